@@ -1,0 +1,121 @@
+"""Postal public-utility delivery of administrative-procedure results (dịch vụ bưu chính công ích)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, request, session
+from flask_login import current_user
+
+__version__ = "0.1.0"
+LOCALES = ("vi", "en")
+
+
+def create_app(config_override: dict[str, Any] | None = None) -> Flask:
+    """Build the application. Nothing connects or reads settings until this is called."""
+    from delivery_service import config, errors, extensions, jobs
+
+    app = Flask(__name__, instance_relative_config=True)
+    settings = config.load(app.instance_path, config_override)
+    app.config.update(settings)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=settings["DATABASE_URL"],
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings["DATABASE_URL"]),
+        MAX_CONTENT_LENGTH=settings["MAX_IMPORT_BYTES"] + 64 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings["ENV"] == "production",
+        WTF_CSRF_TIME_LIMIT=None,
+        API_TITLE="Delivery service API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="/api/v1/docs/assets/",
+        BABEL_TRANSLATION_DIRECTORIES="translations",
+        API_SPEC_OPTIONS={
+            "info": {"description": "Result-delivery orders from one-stop counters. "
+                     "Authenticate with `Authorization: Bearer <token>`."},
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearer": []}],
+        },
+    )
+    if app.config["ENV"] != "production":
+        app.config.setdefault("TESTING", False)
+    _logging(app)
+
+    extensions.db.init_app(app)
+    _sqlite_pragmas(app)
+    import delivery_service.models  # noqa: F401  (register every table)
+
+    extensions.migrate.init_app(app, extensions.db, directory=_migrations_dir(),
+                                render_as_batch=True, compare_type=True)
+    extensions.csrf.init_app(app)
+    extensions.login_manager.init_app(app)
+    extensions.babel.init_app(app, locale_selector=_select_locale)
+    extensions.api.init_app(app)
+    jobs.init_app(app)
+    errors.register(app)
+    _register_blueprints(app)
+
+    @app.get("/health")
+    def health():
+        extensions.db.session.execute(sa.text("SELECT 1"))
+        return {"status": "ok"}
+
+    return app
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 15}}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+
+
+def _sqlite_pragmas(app: Flask) -> None:
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    from delivery_service.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # noqa: ANN001
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=15000")
+        cur.close()
+
+
+def _migrations_dir() -> str:
+    from pathlib import Path
+
+    return str(Path(__file__).parent / "migrations")
+
+
+def _select_locale() -> str:
+    chosen = request.args.get("lang") or session.get("lang")
+    if chosen in LOCALES:
+        return chosen
+    if current_user and getattr(current_user, "is_authenticated", False):
+        return current_user.locale if current_user.locale in LOCALES else "vi"
+    return "vi"
+
+
+def _logging(app: Flask) -> None:
+    if not app.logger.handlers or app.config["ENV"] == "production":
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _register_blueprints(app: Flask) -> None:
+    from delivery_service.api import register as register_api
+    from delivery_service.web import register as register_web
+
+    register_api(app)
+    register_web(app)

@@ -1,0 +1,1 @@
+"""Staff accounts, roles and scopes, and the API clients of counter systems."""

@@ -1,0 +1,82 @@
+"""Users with a role and a scope; API clients whose tokens are kept only as hashes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from delivery_service.db import UTCDateTime, created_at, fk, intpk, str_enum
+from delivery_service.extensions import db
+from delivery_service.orgs.models import Counter
+from delivery_service.units.models import AdminUnit
+
+
+class Role(enum.StrEnum):
+    COUNTER_STAFF = "counter_staff"
+    COURIER = "courier"
+    DISTRICT_OFFICER = "district_officer"
+    ADMIN = "admin"
+
+
+class User(db.Model):
+    """A person who logs in. Scope by role: counter staff their counter, couriers the routes
+    they drive (postal_routes.courier_id), district officers an area unit, admins everything."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(role <> 'counter_staff' OR counter_id IS NOT NULL)"
+            " AND (role <> 'district_officer' OR area_unit_id IS NOT NULL)",
+            name="scope_by_role",
+        ),
+    )
+
+    id: Mapped[intpk]
+    username: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(sa.String(200))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    role: Mapped[Role] = mapped_column(str_enum(Role))
+    counter_id: Mapped[int | None] = mapped_column(fk("counters.id"), index=True)
+    area_unit_id: Mapped[int | None] = mapped_column(fk("admin_units.id"), index=True)
+    locale: Mapped[str] = mapped_column(sa.String(8), default="vi")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[created_at]
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    counter: Mapped[Counter | None] = relationship()
+    area_unit: Mapped[AdminUnit | None] = relationship()
+
+    # Flask-Login protocol
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+class ApiClient(db.Model):
+    """A counter's one-stop software. Only the SHA-256 of its token is stored."""
+
+    __tablename__ = "api_clients"
+
+    id: Mapped[intpk]
+    counter_id: Mapped[int] = mapped_column(fk("counters.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    token_prefix: Mapped[str] = mapped_column(sa.String(16), unique=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[created_at]
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    counter: Mapped[Counter] = relationship()

@@ -1,0 +1,153 @@
+"""Passwords, API tokens and the Actor every service call is made on behalf of."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+
+from delivery_service.accounts.models import ApiClient, Role, User
+from delivery_service.db import utcnow
+from delivery_service.errors import InvalidInput, NotFound
+from delivery_service.extensions import db
+from delivery_service.orgs.models import Counter
+from delivery_service.units.models import AdminUnit
+
+_hasher = PasswordHasher()
+TOKEN_PREFIX = "dsk"
+MIN_PASSWORD = 10
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a staff user, a counter's software, or the system itself."""
+
+    label: str
+    role: Role
+    user_id: int | None = None
+    client_id: int | None = None
+    counter_id: int | None = None
+    area_unit_id: int | None = None
+
+    @classmethod
+    def of_user(cls, user: User) -> Actor:
+        return cls(label=user.username, role=user.role, user_id=user.id, counter_id=user.counter_id,
+                   area_unit_id=user.area_unit_id)
+
+
+SYSTEM = Actor(label="system", role=Role.ADMIN)
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def authenticate(username: str, password: str) -> User | None:
+    """The active user with these credentials, or None (same work whether or not the user exists)."""
+    user = db.session.scalar(sa.select(User).where(User.username == username.strip().lower()))
+    stored = user.password_hash if user else hash_password("dummy-password-for-timing")
+    try:
+        _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or not user.active:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
+    return user
+
+
+def create_user(*, username: str, full_name: str, password: str, role: Role,
+                counter_code: str | None = None, area_code: str | None = None,
+                locale: str = "vi") -> User:
+    """Create a staff account with the scope its role needs."""
+    errors: dict[str, list[str]] = {}
+    username = username.strip().lower()
+    if not username or len(username) > 64:
+        errors["username"] = ["Username must be 1-64 characters."]
+    elif db.session.scalar(sa.select(User.id).where(User.username == username)):
+        errors["username"] = ["This username is taken."]
+    if len(password) < MIN_PASSWORD:
+        errors["password"] = [f"Password must be at least {MIN_PASSWORD} characters."]
+    counter = area = None
+    if role is Role.COUNTER_STAFF:
+        counter = db.session.scalar(sa.select(Counter).where(Counter.code == (counter_code or "")))
+        if counter is None:
+            errors["counter"] = ["Counter staff need an existing counter code."]
+    if role is Role.DISTRICT_OFFICER:
+        today = dt.date.today()
+        area = db.session.scalar(sa.select(AdminUnit).where(
+            AdminUnit.code == (area_code or ""), AdminUnit.valid_from <= today,
+            sa.or_(AdminUnit.valid_to.is_(None), AdminUnit.valid_to >= today)))
+        if area is None:
+            area = db.session.scalar(sa.select(AdminUnit).where(AdminUnit.code == (area_code or ""))
+                                     .order_by(AdminUnit.valid_from.desc()))
+        if area is None:
+            errors["area"] = ["District officers need the code of an administrative unit."]
+    if errors:
+        raise InvalidInput(errors)
+    user = User(username=username, full_name=full_name, password_hash=hash_password(password),
+                role=role, counter_id=counter.id if counter else None,
+                area_unit_id=area.id if area else None, locale=locale)
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def _token_hash(token: str) -> str:
+    # Tokens carry 256 random bits, so a fast hash is safe here and keeps every API call cheap.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_api_client(*, counter_code: str, name: str) -> tuple[ApiClient, str]:
+    """A new API client for a counter; returns it with its token, which is not stored anywhere."""
+    counter = db.session.scalar(sa.select(Counter).where(Counter.code == counter_code))
+    if counter is None:
+        raise NotFound(f"No counter with code {counter_code!r}")
+    prefix = secrets.token_hex(6)
+    token = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    client = ApiClient(counter_id=counter.id, name=name, token_prefix=prefix, token_hash=_token_hash(token))
+    db.session.add(client)
+    db.session.flush()
+    return client, token
+
+
+def revoke_api_client(client_id: int) -> None:
+    client = db.session.get(ApiClient, client_id)
+    if client is None:
+        raise NotFound(f"No API client {client_id}")
+    client.revoked_at = utcnow()
+    current_app.extensions.get("token_cache", {}).clear()
+
+
+def actor_for_token(token: str) -> Actor | None:
+    """The Actor of a valid, unrevoked token; a short per-process cache spares a query per call."""
+    parts = token.split("_")
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+        return None
+    digest = _token_hash(token)
+    cache: dict[str, tuple[float, Actor]] = current_app.extensions.setdefault("token_cache", {})
+    hit = cache.get(digest)
+    if hit and hit[0] > time.monotonic():
+        return hit[1]
+    row = db.session.execute(
+        sa.select(ApiClient.id, ApiClient.name, ApiClient.counter_id, ApiClient.token_hash)
+        .where(ApiClient.token_prefix == parts[1], ApiClient.revoked_at.is_(None))
+    ).first()
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    actor = Actor(label=f"api:{row.name}", role=Role.COUNTER_STAFF, client_id=row.id,
+                  counter_id=row.counter_id)
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[digest] = (time.monotonic() + current_app.config["API_TOKEN_CACHE_SECONDS"], actor)
+    return actor

@@ -1,0 +1,59 @@
+"""The JSON API under /api/v1: bearer-token auth for counter systems, and blueprint registration."""
+
+from __future__ import annotations
+
+from flask import Flask, abort, current_app, g, request
+from flask_login import current_user
+from flask_smorest import Blueprint
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from delivery_service.accounts.services import Actor, actor_for_token
+from delivery_service.extensions import api, csrf
+
+
+def current_actor() -> Actor:
+    """The caller: a counter system by its bearer token, or a logged-in staff user (reads only)."""
+    actor = g.get("actor")
+    if actor is None:
+        abort(401)
+    return actor
+
+
+def _authenticate() -> None:
+    limit = (current_app.config["MAX_IMPORT_BYTES"] + 64 * 1024 if request.mimetype == "multipart/form-data"
+             else current_app.config["MAX_JSON_BYTES"])
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge(f"The body is larger than {limit} bytes.")
+    request.max_content_length = limit
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        g.actor = actor_for_token(header[7:].strip())
+        if g.actor is None:
+            abort(401, "Invalid or revoked token.")
+        return
+    if request.method in ("GET", "HEAD", "OPTIONS") and current_user.is_authenticated:
+        g.actor = Actor.of_user(current_user)
+
+
+def protected(blp: Blueprint) -> Blueprint:
+    """Wire token auth into a blueprint: exempt from CSRF (no cookies are trusted for writes)."""
+    blp.before_request(_authenticate)
+    csrf.exempt(blp)
+    return blp
+
+
+def register(app: Flask) -> None:
+    from swagger_ui_bundle import swagger_ui_path
+
+    from delivery_service.imports.api import blp as imports_blp
+    from delivery_service.orders.api import blp as orders_blp
+    from delivery_service.units.api import blp as units_blp
+
+    for blp in (orders_blp, imports_blp, units_blp):
+        api.register_blueprint(blp, url_prefix="/api/v1" + blp.url_prefix)
+
+    from flask import send_from_directory
+
+    @app.get("/api/v1/docs/assets/<path:filename>")
+    def swagger_assets(filename: str):
+        return send_from_directory(swagger_ui_path, filename, max_age=86400)

@@ -1,0 +1,169 @@
+"""The ``delivery-service`` command: serve, worker, db, units, demo, users, api-clients."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from delivery_service import create_app
+
+
+@click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False,
+             add_default_commands=True)
+def main() -> None:
+    """Postal public-utility delivery service (dịch vụ bưu chính công ích)."""
+
+
+@main.command()
+@click.option("--workers", type=int, default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")),
+              show_default="WEB_CONCURRENCY or 2")
+@click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="HOST or 127.0.0.1")
+@click.option("--dev", is_flag=True, help="Flask's reloading development server instead of gunicorn.")
+def serve(workers: int, host: str, dev: bool) -> None:
+    """Serve the app with gunicorn on $PORT (default 5000)."""
+    port = int(os.environ.get("PORT", "5000"))
+    if dev:
+        create_app().run(host=host, port=port, debug=True)
+        return
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms')
+
+        def load(self):  # noqa: ANN202
+            return create_app()
+
+    Server().run()
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option("--simple", is_flag=True, help="Run jobs in this process instead of forking per job.")
+@with_appcontext
+def worker(burst: bool, simple: bool) -> None:
+    """Run an rq worker for the background jobs (needs REDIS_URL)."""
+    from rq import SimpleWorker, Worker
+
+    from delivery_service.jobs import use_app_for_worker
+
+    queue = current_app.extensions.get("rq_queue")
+    if queue is None:
+        raise click.ClickException("REDIS_URL is not set: jobs run in-process, no worker is needed.")
+    use_app_for_worker(current_app._get_current_object())  # type: ignore[attr-defined]
+    cls = SimpleWorker if simple else Worker
+    cls([queue], connection=queue.connection).work(burst=burst, with_scheduler=not burst)
+
+
+@main.group()
+def units() -> None:
+    """Administrative units."""
+
+
+@units.command("import")
+@click.option("--source", type=click.Choice(["all", "2025", "legacy"]), default="all", show_default=True,
+              help="2025: 34 provinces and communes (from 1 Jul 2025); legacy: 63 provinces with "
+                   "districts (until 30 Jun 2025).")
+@click.option("--province", "provinces", multiple=True, help="Only these province codes (repeatable).")
+@with_appcontext
+def units_import(source: str, provinces: tuple[str, ...]) -> None:
+    """Load units from the vietnamadminunits data package (insert or update)."""
+    from delivery_service.units.services import import_units
+
+    for src in (("2025", "legacy") if source == "all" else (source,)):
+        counts = import_units(src, provinces or None)
+        click.echo(f"{src}: {counts['created']} created, {counts['updated']} updated, "
+                   f"{counts['unchanged']} unchanged")
+
+
+@main.group()
+def demo() -> None:
+    """Demo data."""
+
+
+@demo.command("load")
+@click.option("--password", default="demo-password", show_default=True)
+@with_appcontext
+def demo_load(password: str) -> None:
+    """Counters, post offices, routes and one user of each role in three provinces (idempotent)."""
+    from delivery_service.demo.seed import load
+
+    for line in load(password):
+        click.echo(line)
+
+
+@main.group()
+def users() -> None:
+    """Staff accounts."""
+
+
+@users.command("create")
+@click.option("--role", required=True,
+              type=click.Choice(["counter_staff", "courier", "district_officer", "admin"]))
+@click.option("--username", required=True)
+@click.option("--full-name", required=True)
+@click.option("--counter", "counter_code", help="Counter code (counter staff).")
+@click.option("--area", "area_code", help="Administrative unit code (district officers).")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@with_appcontext
+def users_create(role: str, username: str, full_name: str, counter_code: str | None,
+                 area_code: str | None, password: str) -> None:
+    """Create a staff user."""
+    from delivery_service.accounts.models import Role
+    from delivery_service.accounts.services import create_user
+    from delivery_service.errors import InvalidInput
+    from delivery_service.extensions import db
+
+    try:
+        user = create_user(username=username, full_name=full_name, password=password, role=Role(role),
+                           counter_code=counter_code, area_code=area_code)
+    except InvalidInput as exc:
+        for field, msgs in exc.errors.items():
+            click.echo(f"{field}: {' '.join(msgs)}", err=True)
+        sys.exit(2)
+    db.session.commit()
+    click.echo(f"created user {user.username} ({user.role.value})")
+
+
+@main.group("api-clients")
+def api_clients() -> None:
+    """API clients of counter systems."""
+
+
+@api_clients.command("create")
+@click.option("--counter", "counter_code", required=True)
+@click.option("--name", required=True)
+@with_appcontext
+def api_clients_create(counter_code: str, name: str) -> None:
+    """Create a client and print its token once (only its hash is kept)."""
+    from delivery_service.accounts.services import create_api_client
+    from delivery_service.errors import NotFound
+    from delivery_service.extensions import db
+
+    try:
+        client, token = create_api_client(counter_code=counter_code, name=name)
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"API client {client.id} for counter {counter_code}. Token (shown once):", err=True)
+    click.echo(token)
+
+
+@api_clients.command("revoke")
+@click.argument("client_id", type=int)
+@with_appcontext
+def api_clients_revoke(client_id: int) -> None:
+    """Revoke a client's token."""
+    from delivery_service.accounts.services import revoke_api_client
+    from delivery_service.extensions import db
+
+    revoke_api_client(client_id)
+    db.session.commit()
+    click.echo(f"revoked API client {client_id}")

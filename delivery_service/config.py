@@ -1,0 +1,93 @@
+"""Configuration: defaults, then the environment, then an explicit override; validated once."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "ENV": "development",
+    "DATABASE_URL": None,  # None: a SQLite file in the instance folder
+    "REDIS_URL": None,  # None: background jobs run in-process after commit
+    "SECRET_KEY": None,  # None outside production: generated once and kept in the instance folder
+    # UPU S10 service indicator for the items this service issues (not J, K, S, T or W).
+    "ITEM_ID_PREFIX": "RH",
+    "ITEM_ID_COUNTRY": "VN",
+    # Service level: the delivery target is this many days after the appointment date.
+    "DELIVERY_TARGET_DAYS": 2,
+    "DELIVERY_TARGET_WORKING_DAYS": True,
+    # Request limits.
+    "MAX_JSON_BYTES": 64 * 1024,
+    "MAX_IMPORT_BYTES": 5 * 1024 * 1024,
+    "MAX_IMPORT_ROWS": 5000,
+    "SERVICE_TIMEZONE": "Asia/Ho_Chi_Minh",
+    "BABEL_DEFAULT_LOCALE": "vi",
+    "RQ_QUEUE": "default",
+    "API_TOKEN_CACHE_SECONDS": 30,
+}
+
+_INT_KEYS = {"DELIVERY_TARGET_DAYS", "MAX_JSON_BYTES", "MAX_IMPORT_BYTES", "MAX_IMPORT_ROWS",
+             "API_TOKEN_CACHE_SECONDS"}
+_BOOL_KEYS = {"DELIVERY_TARGET_WORKING_DAYS"}
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used."""
+
+
+def _parse(key: str, raw: str) -> Any:
+    if key in _INT_KEYS:
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{key} must be an integer, got {raw!r}") from exc
+    if key in _BOOL_KEYS:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    return raw
+
+
+def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the settings: defaults, then environment variables, then ``override``."""
+    cfg = dict(DEFAULTS)
+    for key in DEFAULTS:
+        if os.environ.get(key):
+            cfg[key] = _parse(key, os.environ[key])
+    cfg.update(override or {})
+
+    instance = Path(instance_path)
+    if not cfg["DATABASE_URL"]:
+        instance.mkdir(parents=True, exist_ok=True)
+        cfg["DATABASE_URL"] = f"sqlite:///{instance / 'delivery.sqlite3'}"
+    url = cfg["DATABASE_URL"]
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    cfg["DATABASE_URL"] = url
+
+    if not cfg["SECRET_KEY"]:
+        if cfg["ENV"] == "production":
+            raise ConfigError("SECRET_KEY must be set in production")
+        cfg["SECRET_KEY"] = _instance_secret(instance)
+
+    prefix = str(cfg["ITEM_ID_PREFIX"]).upper()
+    if len(prefix) != 2 or not prefix.isalpha() or prefix[0] in "JKSTW":
+        raise ConfigError("ITEM_ID_PREFIX must be two letters not starting with J, K, S, T or W")
+    cfg["ITEM_ID_PREFIX"] = prefix
+    if cfg["DELIVERY_TARGET_DAYS"] < 0:
+        raise ConfigError("DELIVERY_TARGET_DAYS must not be negative")
+    return cfg
+
+
+def _instance_secret(instance: Path) -> str:
+    """A development secret shared by all worker processes of this instance folder."""
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600) if not path.exists() else None
+        if fd is not None:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()

@@ -1,0 +1,82 @@
+"""marshmallow fields shared by the API and the pages: NFC text and Vietnamese phone numbers."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+import phonenumbers
+from marshmallow import ValidationError, fields
+
+_CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn"}
+
+
+class Text(fields.String):
+    """Text stored in Unicode NFC, trimmed and with runs of whitespace collapsed.
+
+    Empty text counts as missing. Control characters are refused.
+    """
+
+    def __init__(self, *args: Any, max_length: int, multiline: bool = False, **kwargs: Any) -> None:
+        self.max_length = max_length
+        self.multiline = multiline
+        kwargs.setdefault("metadata", {})
+        kwargs["metadata"].setdefault("maxLength", max_length)
+        super().__init__(*args, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | None:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        text = unicodedata.normalize("NFC", text)
+        allowed = {"\n", "\t"} if self.multiline else set()
+        if any(unicodedata.category(ch) in _CONTROL and ch not in allowed for ch in text):
+            raise ValidationError("Contains control or invalid characters.")
+        text = text.strip() if self.multiline else " ".join(text.split())
+        if not text:
+            if self.required:
+                raise ValidationError("Must not be empty.")
+            return None
+        if len(text) > self.max_length:
+            raise ValidationError(f"Longer than {self.max_length} characters.")
+        return text
+
+
+class Phone(fields.String):
+    """A Vietnamese phone number (mobile or landline), stored in national form: 0912345678."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {})
+        kwargs["metadata"].setdefault("example", "0912345678")
+        super().__init__(*args, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | None:
+        raw = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not raw:
+            if self.required:
+                raise ValidationError("Must not be empty.")
+            return None
+        return normalise_phone(raw)
+
+
+def normalise_phone(raw: str) -> str:
+    """National form of a valid Vietnamese number, or ValidationError."""
+    if len(raw) > 20:
+        raise ValidationError("Not a valid Vietnamese phone number.")
+    try:
+        number = phonenumbers.parse(raw, "VN")
+    except phonenumbers.NumberParseException:
+        raise ValidationError("Not a valid Vietnamese phone number.") from None
+    if number.country_code != 84 or not phonenumbers.is_valid_number(number):
+        raise ValidationError("Not a valid Vietnamese phone number.")
+    return "0" + str(number.national_number)
+
+
+class IdNumber(fields.String):
+    """A citizen identity card number (CCCD, 12 digits) or an old ID card number (9 digits)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | None:
+        raw = "".join(super()._deserialize(value, attr, data, **kwargs).split())
+        if not raw:
+            return None
+        if not raw.isdigit() or len(raw) not in (9, 12):
+            raise ValidationError("An ID number has 12 digits (CCCD) or 9 digits (old ID card).")
+        return raw

@@ -1,0 +1,1 @@
+"""Batch import of orders from CSV and XLSX files."""

@@ -1,0 +1,98 @@
+"""Background jobs: enqueued only after the transaction that asked for them commits.
+
+With ``REDIS_URL`` set they go to rq and a ``delivery-service worker`` runs them; without it they run
+in-process right after the commit, each in its own app context and transaction.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+from sqlalchemy.orm import Session
+
+from delivery_service.extensions import db
+
+log = logging.getLogger(__name__)
+_PENDING = "pending_jobs"
+_worker_app: Flask | None = None
+
+
+def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600) -> None:
+    """Run ``module:function`` with primitive ``args`` once the current transaction commits."""
+    db.session.info.setdefault(_PENDING, []).append((func_path, args, timeout))
+
+
+def _after_commit(session: Session) -> None:
+    jobs = session.info.pop(_PENDING, None)
+    if not jobs:
+        return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    for func_path, args, timeout in jobs:
+        queue = app.extensions.get("rq_queue")
+        if queue is not None:
+            queue.enqueue(execute, func_path, *args, job_timeout=timeout, result_ttl=3600,
+                          failure_ttl=7 * 86400)
+        else:
+            _run_in_app(app, func_path, args)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def _run_in_app(app: Flask, func_path: str, args: tuple[Any, ...]) -> Any:
+    module, _, name = func_path.partition(":")
+    func = getattr(importlib.import_module(module), name)
+    with app.app_context():  # a fresh app context: a fresh session and transaction
+        try:
+            result = func(*args)
+            db.session.commit()
+            return result
+        except Exception:
+            db.session.rollback()
+            log.exception("job %s failed", func_path)
+            if app.testing:
+                raise
+            return None
+
+
+def execute(func_path: str, *args: Any) -> Any:
+    """The rq entry point: runs a job function inside the worker's app."""
+    global _worker_app
+    if _worker_app is None:
+        from delivery_service import create_app
+
+        _worker_app = create_app()
+    module, _, name = func_path.partition(":")
+    func = getattr(importlib.import_module(module), name)
+    with _worker_app.app_context():
+        try:
+            result = func(*args)
+            db.session.commit()
+            return result
+        except Exception:
+            db.session.rollback()
+            raise
+
+
+def use_app_for_worker(app: Flask) -> None:
+    """Make rq jobs of this process run in ``app`` (the worker command and tests call this)."""
+    global _worker_app
+    _worker_app = app
+
+
+def init_app(app: Flask) -> None:
+    if app.config.get("REDIS_URL"):
+        from redis import Redis
+        from rq import Queue
+
+        connection = Redis.from_url(app.config["REDIS_URL"])
+        app.extensions["redis"] = connection
+        app.extensions["rq_queue"] = Queue(app.config["RQ_QUEUE"], connection=connection)
+    if not sa.event.contains(Session, "after_commit", _after_commit):
+        sa.event.listen(Session, "after_commit", _after_commit)
+        sa.event.listen(Session, "after_soft_rollback", lambda s, prev: _after_rollback(s))

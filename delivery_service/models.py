@@ -1,0 +1,19 @@
+"""Imports every model so that Alembic and the app see the whole schema."""
+
+from delivery_service.accounts.models import ApiClient, Role, User
+from delivery_service.imports.models import ImportBatch, ImportState
+from delivery_service.orders.models import DeliveryOrder, Exemption, ItemSerial, OrderEvent, Payer
+from delivery_service.orgs.models import (
+    Counter,
+    CounterLevel,
+    PostalRoute,
+    PostOffice,
+    route_communes,
+)
+from delivery_service.units.models import AdminUnit, UnitLevel
+
+__all__ = [
+    "AdminUnit", "ApiClient", "Counter", "CounterLevel", "DeliveryOrder", "Exemption", "ImportBatch",
+    "ImportState", "ItemSerial", "OrderEvent", "Payer", "PostOffice", "PostalRoute", "Role", "User",
+    "UnitLevel", "route_communes",
+]

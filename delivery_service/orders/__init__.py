@@ -1,0 +1,1 @@
+"""Delivery orders: intake, item identifiers, the status machine and the event log."""

@@ -1,0 +1,90 @@
+"""/api/v1/orders: intake, lookup and status changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import request
+from flask_smorest import Blueprint
+
+from delivery_service.api import current_actor, protected
+from delivery_service.errors import Forbidden, InvalidInput
+from delivery_service.extensions import db
+from delivery_service.orders import services
+from delivery_service.orders.models import DeliveryOrder
+from delivery_service.orders.schemas import EventIn, EventOut, OrderIn, OrderOut, OrderQuery
+
+blp = protected(Blueprint("orders_api", __name__, url_prefix="/orders",
+                          description="Result-delivery orders"))
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(OrderIn)
+@blp.response(201, OrderOut, description="The new order")
+@blp.alt_response(200, schema=OrderOut, description="A retry: the order stored earlier")
+@blp.alt_response(409, description="The Idempotency-Key was used for another order")
+@blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
+                      "schema": {"type": "string", "maxLength": 128},
+                      "description": "Repeat it on retries; the same key never creates a second order"}])
+def create_order(data: dict[str, Any]):
+    """Create an order (idempotent)."""
+    actor = current_actor()
+    if actor.counter_id is None:
+        raise Forbidden("Only a counter's staff or software can create orders.")
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key.strip()) <= 128:
+        raise InvalidInput({"Idempotency-Key": ["Must be 1-128 characters."]})
+    order, created = services.create_order(actor, data, counter_id=actor.counter_id,
+                                           idempotency_key=key.strip() if key else None)
+    return order, (201 if created else 200), {"Location": f"/api/v1/orders/{order.item_id}"}
+
+
+@blp.route("", methods=["GET"])
+@blp.arguments(OrderQuery, location="query")
+@blp.response(200, OrderOut(many=True))
+@blp.paginate()
+def list_orders(query: dict[str, Any], pagination_parameters):
+    """List the caller's orders, newest first; search by item id, dossier code, phone or name."""
+    actor = current_actor()
+    if query.get("q"):
+        rows = services.search_orders(actor, query["q"], limit=pagination_parameters.page_size)
+        pagination_parameters.item_count = len(rows)
+        return rows
+    if query.get("created_on"):
+        rows = services.orders_created_on(actor, query["created_on"])
+        pagination_parameters.item_count = len(rows)
+        start = pagination_parameters.first_item
+        return rows[start:start + pagination_parameters.page_size]
+    stmt = services.scope(sa.select(DeliveryOrder), actor)
+    pagination_parameters.item_count = db.session.scalar(
+        sa.select(sa.func.count()).select_from(stmt.subquery()))
+    return db.session.scalars(stmt.order_by(DeliveryOrder.id.desc())
+                              .offset(pagination_parameters.first_item)
+                              .limit(pagination_parameters.page_size)).all()
+
+
+@blp.route("/<item_id>", methods=["GET"])
+@blp.response(200, OrderOut)
+def get_order(item_id: str):
+    """One order by its item id."""
+    return services.get_order(current_actor(), item_id)
+
+
+@blp.route("/<item_id>/events", methods=["GET"])
+@blp.response(200, EventOut(many=True))
+def list_events(item_id: str):
+    """The order's status history, oldest first."""
+    return services.get_order(current_actor(), item_id).events
+
+
+@blp.route("/<item_id>/events", methods=["POST"])
+@blp.arguments(EventIn)
+@blp.response(201, EventOut, description="The status changed")
+@blp.alt_response(200, schema=EventOut, description="A replay of an event already stored")
+@blp.alt_response(409, description="The move is impossible from the current status; the reason says why")
+def add_event(data: dict[str, Any], item_id: str):
+    """Change the order's status."""
+    event, created = services.change_status(
+        current_actor(), item_id, data.pop("status"), client_event_id=data.pop("event_id"), **data)
+    return event, (201 if created else 200)

@@ -1,0 +1,153 @@
+"""Delivery orders, their append-only event log, and the item-serial allocator."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from delivery_service.db import ID, UTCDateTime, created_at, fk, intpk, str_enum, utcnow
+from delivery_service.extensions import db
+from delivery_service.orders.status import Direction, Status
+from delivery_service.orgs.models import Counter, PostalRoute
+from delivery_service.units.models import AdminUnit
+
+
+class Payer(enum.StrEnum):
+    CITIZEN = "citizen"
+    AGENCY = "agency"
+
+
+class Exemption(enum.StrEnum):
+    """Postage exemptions of Circular 22/2017/TT-BTTTT, with the share of postage waived."""
+
+    NONE = "none"
+    PRE_1945_REVOLUTIONARY = "pre_1945_revolutionary"
+    HEROIC_MOTHER = "heroic_mother"
+    WAR_HERO = "war_hero"
+    WAR_INVALID = "war_invalid"
+    AGENT_ORANGE = "agent_orange"
+    MARTYR_FAMILY = "martyr_family"
+    POOR_HOUSEHOLD = "poor_household"
+    DISADVANTAGED_AREA = "disadvantaged_area"
+
+    @property
+    def waived_percent(self) -> int:
+        if self is Exemption.NONE:
+            return 0
+        if self in (Exemption.PRE_1945_REVOLUTIONARY, Exemption.HEROIC_MOTHER):
+            return 100
+        return 50
+
+
+class ItemSerial(db.Model):
+    """One row per issued S10 serial. Auto-increment never hands out a number twice."""
+
+    __tablename__ = "item_serials"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[intpk]
+    allocated_at: Mapped[created_at]
+
+
+class DeliveryOrder(db.Model):
+    """One order from a counter: deliver a result, carry a dossier, or both."""
+
+    __tablename__ = "delivery_orders"
+    __table_args__ = (
+        sa.UniqueConstraint("counter_id", "dossier_code", "direction", name="uq_orders_dossier"),
+        sa.UniqueConstraint("counter_id", "idempotency_key", name="uq_orders_idempotency_key"),
+        sa.CheckConstraint("postage_vnd >= 0", name="postage_positive"),
+        sa.CheckConstraint("postage_due_vnd >= 0 AND postage_due_vnd <= postage_vnd", name="postage_due"),
+        sa.CheckConstraint("collect_vnd >= 0", name="collect_positive"),
+        sa.Index("ix_orders_counter_created", "counter_id", "created_at"),
+        sa.Index("ix_orders_phone", "recipient_phone"),
+        sa.Index("ix_orders_dossier_code", "dossier_code"),
+        sa.Index("ix_orders_name_key", "recipient_name_key"),
+        sa.Index("ix_orders_commune_status", "commune_id", "status"),
+        sa.Index("ix_orders_route_status", "route_id", "status"),
+    )
+
+    id: Mapped[intpk]
+    item_id: Mapped[str] = mapped_column(sa.String(13), unique=True)
+    counter_id: Mapped[int] = mapped_column(fk("counters.id"))
+    api_client_id: Mapped[int | None] = mapped_column(fk("api_clients.id"))
+    created_by_id: Mapped[int | None] = mapped_column(fk("users.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(128))
+
+    direction: Mapped[Direction] = mapped_column(str_enum(Direction, 24))
+    status: Mapped[Status] = mapped_column(str_enum(Status, 24), default=Status.CREATED)
+    dossier_code: Mapped[str] = mapped_column(sa.String(64))
+    procedure_code: Mapped[str | None] = mapped_column(sa.String(64))
+    procedure_name: Mapped[str] = mapped_column(sa.String(500))
+    issuing_agency: Mapped[str] = mapped_column(sa.String(255))
+
+    recipient_name: Mapped[str] = mapped_column(sa.String(200))
+    recipient_name_key: Mapped[str] = mapped_column(sa.String(200))  # NFC, case-folded: for search
+    recipient_phone: Mapped[str] = mapped_column(sa.String(16))
+    recipient_id_number: Mapped[str | None] = mapped_column(sa.String(12))
+    authorised_name: Mapped[str | None] = mapped_column(sa.String(200))
+    authorised_phone: Mapped[str | None] = mapped_column(sa.String(16))
+    authorised_id_number: Mapped[str | None] = mapped_column(sa.String(12))
+
+    province_id: Mapped[int] = mapped_column(fk("admin_units.id"))
+    district_id: Mapped[int | None] = mapped_column(fk("admin_units.id"))
+    commune_id: Mapped[int] = mapped_column(fk("admin_units.id"))
+    address_detail: Mapped[str] = mapped_column(sa.String(255))
+
+    postage_vnd: Mapped[int] = mapped_column(default=0)
+    payer: Mapped[Payer] = mapped_column(str_enum(Payer, 16), default=Payer.CITIZEN)
+    exemption: Mapped[Exemption] = mapped_column(str_enum(Exemption), default=Exemption.NONE)
+    postage_due_vnd: Mapped[int] = mapped_column(default=0)
+    collect_vnd: Mapped[int] = mapped_column(default=0)
+
+    appointment_date: Mapped[dt.date | None] = mapped_column(sa.Date)
+    due_date: Mapped[dt.date] = mapped_column(sa.Date, index=True)
+    route_id: Mapped[int | None] = mapped_column(fk("postal_routes.id", ondelete="SET NULL"))
+    note: Mapped[str | None] = mapped_column(sa.String(500))
+    dossier_delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    created_at: Mapped[created_at]
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    counter: Mapped[Counter] = relationship()
+    route: Mapped[PostalRoute | None] = relationship()
+    province: Mapped[AdminUnit] = relationship(foreign_keys=[province_id])
+    district: Mapped[AdminUnit | None] = relationship(foreign_keys=[district_id])
+    commune: Mapped[AdminUnit] = relationship(foreign_keys=[commune_id])
+    events: Mapped[list[OrderEvent]] = relationship(
+        back_populates="order", order_by="OrderEvent.id", viewonly=True
+    )
+
+
+class OrderEvent(db.Model):
+    """One status change. Append-only: the database refuses UPDATE and DELETE (see migrations)."""
+
+    __tablename__ = "order_events"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "actor_user_id IS NOT NULL OR actor_client_id IS NOT NULL OR actor_label = 'system'",
+            name="has_actor",
+        ),
+        sa.Index("ix_order_events_order", "order_id", "id"),
+    )
+
+    id: Mapped[intpk]
+    order_id: Mapped[int] = mapped_column(ID, sa.ForeignKey("delivery_orders.id", ondelete="RESTRICT"))
+    client_event_id: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    status_from: Mapped[Status | None] = mapped_column(str_enum(Status, 24, "status_from"))
+    status_to: Mapped[Status] = mapped_column(str_enum(Status, 24, "status_to"))
+    actor_user_id: Mapped[int | None] = mapped_column(fk("users.id"))
+    actor_client_id: Mapped[int | None] = mapped_column(fk("api_clients.id"))
+    actor_label: Mapped[str] = mapped_column(sa.String(200))
+    device_time: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    server_time: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    latitude: Mapped[float | None]
+    longitude: Mapped[float | None]
+    accuracy_m: Mapped[float | None]
+    reason: Mapped[str | None] = mapped_column(sa.String(64))
+    note: Mapped[str | None] = mapped_column(sa.String(500))
+
+    order: Mapped[DeliveryOrder] = relationship(back_populates="events")

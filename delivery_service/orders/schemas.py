@@ -1,0 +1,174 @@
+"""The order as it crosses the HTTP edge: what may come in, and what goes out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from delivery_service.fields import IdNumber, Phone, Text
+from delivery_service.orders.models import DeliveryOrder, Exemption, OrderEvent, Payer
+from delivery_service.orders.status import Direction, Status
+from delivery_service.units.services import unit_index
+
+MAX_VND = 1_000_000_000
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class RecipientIn(StrictSchema):
+    name = Text(required=True, max_length=200, metadata={"example": "Nguyễn Văn An"})
+    phone = Phone(required=True)
+    id_number = IdNumber(load_default=None, metadata={"description": "CCCD (12 digits)"})
+
+
+class AuthorisedIn(StrictSchema):
+    name = Text(required=True, max_length=200)
+    phone = Phone(load_default=None)
+    id_number = IdNumber(load_default=None)
+
+
+class AddressIn(StrictSchema):
+    province_code = fields.String(required=True, validate=validate.Length(1, 16),
+                                  metadata={"example": "51", "description": "GSO code"})
+    district_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=16),
+                                  metadata={"description": "Only for dates before 1 Jul 2025"})
+    commune_code = fields.String(required=True, validate=validate.Length(1, 16),
+                                 metadata={"example": "21154"})
+    detail = Text(required=True, max_length=255, metadata={"example": "12 Hùng Vương, tổ 3"})
+
+
+class OrderIn(StrictSchema):
+    """A new order."""
+
+    direction = fields.Enum(Direction, by_value=True, required=True)
+    dossier_code = Text(required=True, max_length=64, metadata={"description": "Mã hồ sơ"})
+    procedure_code = Text(load_default=None, max_length=64,
+                          metadata={"example": "1.011442.000.00.00.H38"})
+    procedure_name = Text(required=True, max_length=500)
+    issuing_agency = Text(required=True, max_length=255)
+    recipient = fields.Nested(RecipientIn, required=True)
+    authorised_person = fields.Nested(AuthorisedIn, load_default=None, allow_none=True)
+    address = fields.Nested(AddressIn, required=True)
+    postage_vnd = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, MAX_VND))
+    payer = fields.Enum(Payer, by_value=True, load_default=Payer.CITIZEN)
+    exemption = fields.Enum(Exemption, by_value=True, load_default=Exemption.NONE)
+    collect_vnd = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, MAX_VND),
+                                 metadata={"description": "Fees to collect for the agency"})
+    appointment_date = fields.Date(load_default=None, metadata={"description": "Ngày hẹn trả"})
+    note = Text(load_default=None, max_length=500, multiline=True)
+
+    @validates_schema
+    def _dates(self, data: dict[str, Any], **kwargs: Any) -> None:
+        from delivery_service.orders.services import local_today
+
+        appointment = data.get("appointment_date")
+        if appointment is not None and appointment < local_today():
+            raise ValidationError("The appointment date is in the past.", "appointment_date")
+        if appointment is not None and (appointment - local_today()).days > 366:
+            raise ValidationError("The appointment date is more than a year away.", "appointment_date")
+        if data.get("direction") is Direction.RESULT_TO_CITIZEN and appointment is None:
+            raise ValidationError("Required when delivering a result.", "appointment_date")
+
+
+class UnitRef(Schema):
+    code = fields.String()
+    name = fields.String()
+
+
+class AddressOut(Schema):
+    province = fields.Nested(UnitRef)
+    district = fields.Nested(UnitRef, allow_none=True)
+    commune = fields.Nested(UnitRef)
+    detail = fields.String()
+
+
+class OrderOut(Schema):
+    """An order as the API returns it."""
+
+    item_id = fields.String(metadata={"description": "UPU S10 identifier, e.g. RH000000018VN"})
+    status = fields.Enum(Status, by_value=True)
+    direction = fields.Enum(Direction, by_value=True)
+    dossier_code = fields.String()
+    procedure_code = fields.String(allow_none=True)
+    procedure_name = fields.String()
+    issuing_agency = fields.String()
+    recipient = fields.Method("_recipient")
+    authorised_person = fields.Method("_authorised", allow_none=True)
+    address = fields.Method("_address")
+    postage_vnd = fields.Integer()
+    postage_due_vnd = fields.Integer()
+    payer = fields.Enum(Payer, by_value=True)
+    exemption = fields.Enum(Exemption, by_value=True)
+    collect_vnd = fields.Integer()
+    appointment_date = fields.Date(allow_none=True)
+    due_date = fields.Date()
+    counter_code = fields.Function(lambda o: o.counter.code)
+    route_code = fields.Function(lambda o: o.route.code if o.route_id else None)
+    note = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+    def _recipient(self, o: DeliveryOrder) -> dict[str, Any]:
+        return {"name": o.recipient_name, "phone": o.recipient_phone, "id_number": o.recipient_id_number}
+
+    def _authorised(self, o: DeliveryOrder) -> dict[str, Any] | None:
+        if not o.authorised_name:
+            return None
+        return {"name": o.authorised_name, "phone": o.authorised_phone, "id_number": o.authorised_id_number}
+
+    def _address(self, o: DeliveryOrder) -> dict[str, Any]:
+        units = unit_index(current_app).by_id
+
+        def ref(unit_id: int | None) -> dict[str, str] | None:
+            u = units.get(unit_id) if unit_id else None
+            return {"code": u.code, "name": u.name} if u else None
+
+        return {"province": ref(o.province_id), "district": ref(o.district_id),
+                "commune": ref(o.commune_id), "detail": o.address_detail}
+
+
+class OrderQuery(Schema):
+    q = fields.String(load_default=None, validate=validate.Length(max=200),
+                      metadata={"description": "Item id, dossier code, phone or part of the name"})
+    created_on = fields.Date(load_default=None)
+
+
+class EventIn(StrictSchema):
+    """A status change."""
+
+    status = fields.Enum(Status, by_value=True, required=True)
+    event_id = fields.String(load_default=None, validate=validate.Length(8, 64),
+                             metadata={"description": "Client-generated UUID; a replay is answered 200"})
+    device_time = fields.AwareDateTime(load_default=None)
+    latitude = fields.Float(load_default=None, validate=validate.Range(-90, 90))
+    longitude = fields.Float(load_default=None, validate=validate.Range(-180, 180))
+    accuracy_m = fields.Float(load_default=None, validate=validate.Range(0, 100_000))
+    reason = fields.String(load_default=None, validate=validate.Length(max=64))
+    note = Text(load_default=None, max_length=500, multiline=True)
+
+    @validates_schema
+    def _location(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data.get("latitude") is None) != (data.get("longitude") is None):
+            raise ValidationError("Give both latitude and longitude, or neither.", "latitude")
+
+
+class EventOut(Schema):
+    event_id = fields.String(attribute="client_event_id", allow_none=True)
+    status_from = fields.Enum(Status, by_value=True, allow_none=True)
+    status_to = fields.Enum(Status, by_value=True)
+    actor = fields.String(attribute="actor_label")
+    device_time = fields.DateTime(allow_none=True)
+    server_time = fields.DateTime()
+    latitude = fields.Float(allow_none=True)
+    longitude = fields.Float(allow_none=True)
+    accuracy_m = fields.Float(allow_none=True)
+    reason = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+
+
+__all__ = ["EventIn", "EventOut", "OrderEvent", "OrderIn", "OrderOut", "OrderQuery"]

@@ -1,0 +1,277 @@
+"""Order intake, lookup scoped to the actor, and status changes with their events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from delivery_service.accounts.models import Role
+from delivery_service.accounts.services import Actor
+from delivery_service.db import utcnow
+from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from delivery_service.extensions import db
+from delivery_service.orders import status as machine
+from delivery_service.orders.models import DeliveryOrder, Exemption, ItemSerial, OrderEvent, Payer
+from delivery_service.orders.status import Direction, Status
+from delivery_service.orgs.models import PostalRoute
+from delivery_service.units.models import UnitLevel
+from delivery_service.units.services import resolve_address, unit_index
+from labels import s10
+
+
+def local_today() -> dt.date:
+    """Today's date where the service runs (Vietnam by default)."""
+    return dt.datetime.now(ZoneInfo(current_app.config["SERVICE_TIMEZONE"])).date()
+
+
+def due_date(start: dt.date, days: int, working_days: bool) -> dt.date:
+    """The delivery target: ``days`` (working) days after ``start``."""
+    if not working_days:
+        return start + dt.timedelta(days=days)
+    day = start
+    while days > 0:
+        day += dt.timedelta(days=1)
+        if day.weekday() < 5:
+            days -= 1
+    return day
+
+
+def name_key(name: str) -> str:
+    """The form names are searched by: NFC, case-folded, single spaces."""
+    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
+
+
+def allocate_item_id() -> str:
+    """A new S10 identifier. Serials come from an auto-increment key, so no two processes share one."""
+    serial = db.session.execute(sa.insert(ItemSerial).values(allocated_at=utcnow())
+                                .returning(ItemSerial.id)).scalar_one()
+    cfg = current_app.config
+    if serial > s10.MAX_SERIAL:
+        raise Conflict("The S10 serial range of this service indicator is used up: "
+                       "configure a new ITEM_ID_PREFIX.")
+    return s10.make(cfg["ITEM_ID_PREFIX"], serial, cfg["ITEM_ID_COUNTRY"])
+
+
+def create_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
+                 idempotency_key: str | None = None) -> tuple[DeliveryOrder, bool]:
+    """Store a validated order and its first event; commits.
+
+    Returns ``(order, True)`` for a new order and ``(existing, False)`` for a retry of one already
+    stored (same counter, dossier code and direction, or the same idempotency key), also when two
+    retries race: the database's unique constraints decide, and the loser reads the winner's row.
+    """
+    if actor.role is not Role.ADMIN and actor.counter_id != counter_id:
+        raise Forbidden("You can only create orders for your own counter.")
+    order = build_order(actor, data, counter_id=counter_id, idempotency_key=idempotency_key)
+    try:
+        db.session.add(order)
+        db.session.flush()
+        db.session.add(OrderEvent(order_id=order.id, status_to=Status.CREATED, **_actor_cols(actor)))
+        db.session.commit()
+        return order, True
+    except IntegrityError:
+        db.session.rollback()
+        existing = find_duplicate(counter_id, data["dossier_code"], Direction(data["direction"]),
+                                  idempotency_key)
+        if existing is None:
+            raise
+        if idempotency_key and existing.idempotency_key == idempotency_key and (
+            existing.dossier_code != data["dossier_code"] or existing.direction != data["direction"]
+        ):
+            raise Conflict("This Idempotency-Key was already used for another order "
+                           f"(dossier {existing.dossier_code}, {existing.direction.value}).",
+                           item_id=existing.item_id) from None
+        return existing, False
+
+
+def build_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
+                idempotency_key: str | None = None) -> DeliveryOrder:
+    """Check the cross-field rules of a validated order and build it, with a new item id."""
+    today = local_today()
+    address = data["address"]
+    province, district, commune = resolve_address(
+        address["province_code"], address.get("district_code"), address["commune_code"], today)
+    direction = Direction(data["direction"])
+    appointment = data.get("appointment_date")
+    if appointment is None and direction is Direction.RESULT_TO_CITIZEN:
+        raise InvalidInput({"appointment_date": ["Required when delivering a result."]})
+    cfg = current_app.config
+    exemption = Exemption(data.get("exemption") or Exemption.NONE)
+    postage = data.get("postage_vnd") or 0
+    recipient = data["recipient"]
+    authorised = data.get("authorised_person") or {}
+    return DeliveryOrder(
+        item_id=allocate_item_id(),
+        counter_id=counter_id,
+        api_client_id=actor.client_id,
+        created_by_id=actor.user_id,
+        idempotency_key=idempotency_key,
+        direction=direction,
+        status=Status.CREATED,
+        dossier_code=data["dossier_code"],
+        procedure_code=data.get("procedure_code"),
+        procedure_name=data["procedure_name"],
+        issuing_agency=data["issuing_agency"],
+        recipient_name=recipient["name"],
+        recipient_name_key=name_key(recipient["name"]),
+        recipient_phone=recipient["phone"],
+        recipient_id_number=recipient.get("id_number"),
+        authorised_name=authorised.get("name"),
+        authorised_phone=authorised.get("phone"),
+        authorised_id_number=authorised.get("id_number"),
+        province_id=province.id,
+        district_id=district.id if district else None,
+        commune_id=commune.id,
+        address_detail=address["detail"],
+        postage_vnd=postage,
+        payer=Payer(data.get("payer") or Payer.CITIZEN),
+        exemption=exemption,
+        postage_due_vnd=postage * (100 - exemption.waived_percent) // 100,
+        collect_vnd=data.get("collect_vnd") or 0,
+        appointment_date=appointment,
+        due_date=due_date(appointment or today, cfg["DELIVERY_TARGET_DAYS"],
+                          cfg["DELIVERY_TARGET_WORKING_DAYS"]),
+        note=data.get("note"),
+    )
+
+
+def find_duplicate(counter_id: int, dossier_code: str, direction: Direction,
+                   idempotency_key: str | None) -> DeliveryOrder | None:
+    """The stored order a create call repeats, if any."""
+    conds = [sa.and_(DeliveryOrder.dossier_code == dossier_code, DeliveryOrder.direction == direction)]
+    if idempotency_key:
+        conds.insert(0, DeliveryOrder.idempotency_key == idempotency_key)
+    rows = db.session.scalars(sa.select(DeliveryOrder).where(
+        DeliveryOrder.counter_id == counter_id, sa.or_(*conds))).all()
+    by_key = [o for o in rows if idempotency_key and o.idempotency_key == idempotency_key]
+    return (by_key or rows or [None])[0]
+
+
+def _actor_cols(actor: Actor) -> dict[str, Any]:
+    return {"actor_user_id": actor.user_id, "actor_client_id": actor.client_id, "actor_label": actor.label}
+
+
+# --- reading, always through the actor's scope ----------------------------------------------------
+
+def scope(stmt: sa.Select, actor: Actor) -> sa.Select:
+    """Restrict a select over DeliveryOrder to what ``actor`` may see."""
+    if actor.role is Role.ADMIN:
+        return stmt
+    if actor.role is Role.COUNTER_STAFF:
+        return stmt.where(DeliveryOrder.counter_id == actor.counter_id)
+    if actor.role is Role.COURIER:
+        routes = sa.select(PostalRoute.id).where(PostalRoute.courier_id == actor.user_id)
+        return stmt.where(DeliveryOrder.route_id.in_(routes))
+    if actor.role is Role.DISTRICT_OFFICER and actor.area_unit_id is not None:
+        area = unit_index().by_id.get(actor.area_unit_id)
+        column = {UnitLevel.PROVINCE: DeliveryOrder.province_id,
+                  UnitLevel.DISTRICT: DeliveryOrder.district_id}.get(area.level if area else None,
+                                                                     DeliveryOrder.commune_id)
+        return stmt.where(column == actor.area_unit_id)
+    return stmt.where(sa.false())
+
+
+def get_order(actor: Actor, item_id: str) -> DeliveryOrder:
+    """The order with this item id if the actor may see it; NotFound otherwise (no existence leak)."""
+    order = db.session.scalar(scope(sa.select(DeliveryOrder), actor)
+                              .where(DeliveryOrder.item_id == s10.normalize(item_id)))
+    if order is None:
+        raise NotFound(f"No order {item_id}")
+    return order
+
+
+def search_orders(actor: Actor, query: str, limit: int = 50) -> list[DeliveryOrder]:
+    """Orders whose item id, dossier code or phone equals ``query``, or whose name contains it."""
+    text = unicodedata.normalize("NFC", query).strip()
+    if not text:
+        return []
+    conds = [DeliveryOrder.dossier_code == text, DeliveryOrder.item_id == s10.normalize(text)]
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if digits and len(digits) >= 9 and not any(ch.isalpha() for ch in text):
+        conds.append(DeliveryOrder.recipient_phone == normalise_phone_digits(digits))
+    key = name_key(text)
+    if len(key) >= 2:
+        escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conds.append(DeliveryOrder.recipient_name_key.like(f"%{escaped}%", escape="\\"))
+    stmt = scope(sa.select(DeliveryOrder), actor).where(sa.or_(*conds))
+    return list(db.session.scalars(stmt.order_by(DeliveryOrder.id.desc()).limit(limit)))
+
+
+def normalise_phone_digits(digits: str) -> str:
+    if digits.startswith("84") and len(digits) in (11, 12):
+        return "0" + digits[2:]
+    return digits if digits.startswith("0") else "0" + digits
+
+
+def orders_created_on(actor: Actor, day: dt.date, limit: int = 500) -> list[DeliveryOrder]:
+    """The actor's orders created on ``day`` (local date), newest first."""
+    tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
+    start = dt.datetime.combine(day, dt.time(), tz)
+    end = start + dt.timedelta(days=1)
+    stmt = scope(sa.select(DeliveryOrder), actor).where(
+        DeliveryOrder.created_at >= start, DeliveryOrder.created_at < end)
+    return list(db.session.scalars(stmt.order_by(DeliveryOrder.id.desc()).limit(limit)))
+
+
+# --- status changes --------------------------------------------------------------------------
+
+# Which roles may set which statuses; an admin may set any.
+ROLE_TARGETS: dict[Role, set[Status]] = {
+    Role.COUNTER_STAFF: {Status.CANCELLED},
+    Role.COURIER: {Status.HANDED_TO_COURIER, Status.OUT_FOR_DELIVERY, Status.DELIVERED,
+                   Status.FAILED_ATTEMPT, Status.RETURNED_TO_AGENCY, Status.PICKUP_SCHEDULED,
+                   Status.PICKED_UP, Status.DELIVERED_TO_AGENCY},
+    Role.DISTRICT_OFFICER: set(),
+}
+
+
+def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt.datetime | None = None,
+                  latitude: float | None = None, longitude: float | None = None,
+                  accuracy_m: float | None = None, reason: str | None = None, note: str | None = None,
+                  client_event_id: str | None = None) -> tuple[OrderEvent, bool]:
+    """Move an order to ``target`` and log the event; commits.
+
+    Returns ``(event, True)``, or ``(earlier_event, False)`` when ``client_event_id`` was seen before
+    (a replay). Raises Conflict (409) with the reason when the move is impossible.
+    """
+    if client_event_id:
+        seen = db.session.scalar(sa.select(OrderEvent).where(OrderEvent.client_event_id == client_event_id))
+        if seen is not None:
+            return seen, False
+    if actor.role is not Role.ADMIN and target not in ROLE_TARGETS.get(actor.role, set()):
+        raise Forbidden(f"Your role cannot set the status {target.value}.")
+    # Lock the row, so that two concurrent changes cannot both pass the check on the same status.
+    order = db.session.scalar(scope(sa.select(DeliveryOrder), actor)
+                              .where(DeliveryOrder.item_id == s10.normalize(item_id))
+                              .with_for_update())
+    if order is None:
+        raise NotFound(f"No order {item_id}")
+    try:
+        machine.check(order.direction, order.status, target,
+                      results_started=order.dossier_delivered_at is not None)
+    except machine.TransitionRefused as exc:
+        db.session.rollback()
+        raise Conflict(exc.reason, current_status=order.status.value, requested=target.value) from None
+    event = OrderEvent(order_id=order.id, status_from=order.status, status_to=target,
+                       device_time=device_time, latitude=latitude, longitude=longitude,
+                       accuracy_m=accuracy_m, reason=reason, note=note, client_event_id=client_event_id,
+                       **_actor_cols(actor))
+    order.status = target
+    if target is Status.DELIVERED_TO_AGENCY:
+        order.dossier_delivered_at = utcnow()
+    db.session.add(event)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        seen = db.session.scalar(sa.select(OrderEvent).where(OrderEvent.client_event_id == client_event_id))
+        if seen is None:
+            raise
+        return seen, False
+    return event, True

@@ -1,0 +1,1 @@
+"""The organisations: post offices, one-stop counters and postal delivery routes."""

@@ -1,0 +1,80 @@
+"""Post offices, one-stop counters and the postal routes that cover communes."""
+
+from __future__ import annotations
+
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from delivery_service.db import ID, created_at, fk, intpk, str_enum
+from delivery_service.extensions import db
+from delivery_service.units.models import AdminUnit
+
+
+class CounterLevel(enum.StrEnum):
+    PROVINCE_CENTRE = "province_centre"  # Trung tâm Phục vụ hành chính công tỉnh
+    DISTRICT = "district"  # bộ phận một cửa cấp huyện (until 30 Jun 2025)
+    COMMUNE = "commune"  # bộ phận một cửa cấp xã
+
+
+class PostOffice(db.Model):
+    """A post office (bưu cục) that receives items and runs delivery routes."""
+
+    __tablename__ = "post_offices"
+
+    id: Mapped[intpk]
+    code: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    unit_id: Mapped[int] = mapped_column(fk("admin_units.id"), index=True)
+    address: Mapped[str | None] = mapped_column(sa.String(255))
+    created_at: Mapped[created_at]
+
+    unit: Mapped[AdminUnit] = relationship()
+
+
+class Counter(db.Model):
+    """A one-stop counter (bộ phận một cửa) that sends orders."""
+
+    __tablename__ = "counters"
+
+    id: Mapped[intpk]
+    code: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    level: Mapped[CounterLevel] = mapped_column(str_enum(CounterLevel))
+    unit_id: Mapped[int] = mapped_column(fk("admin_units.id"), index=True)
+    post_office_id: Mapped[int | None] = mapped_column(fk("post_offices.id"), index=True)
+    hotline: Mapped[str | None] = mapped_column(sa.String(32))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[created_at]
+
+    unit: Mapped[AdminUnit] = relationship()
+    post_office: Mapped[PostOffice | None] = relationship()
+
+
+route_communes = sa.Table(
+    "route_communes",
+    db.metadata,
+    sa.Column("route_id", ID, sa.ForeignKey("postal_routes.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("unit_id", ID, sa.ForeignKey("admin_units.id", ondelete="RESTRICT"),
+              primary_key=True),
+    sa.Index("ix_route_communes_unit_id", "unit_id"),
+)
+
+
+class PostalRoute(db.Model):
+    """A postal delivery route (tuyến phát) of a post office: the communes it covers, its courier."""
+
+    __tablename__ = "postal_routes"
+
+    id: Mapped[intpk]
+    code: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    post_office_id: Mapped[int] = mapped_column(fk("post_offices.id"), index=True)
+    courier_id: Mapped[int | None] = mapped_column(fk("users.id", ondelete="SET NULL"), index=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[created_at]
+
+    post_office: Mapped[PostOffice] = relationship()
+    communes: Mapped[list[AdminUnit]] = relationship(secondary=route_communes)

@@ -1,0 +1,1 @@
+"""Label, receipt and manifest rendering. A library: no Flask, no database."""
