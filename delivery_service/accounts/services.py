@@ -131,7 +131,7 @@ def revoke_api_client(client_id: int) -> None:
 
 def actor_for_token(token: str) -> Actor | None:
     """The Actor of a valid, unrevoked token; a short per-process cache spares a query per call."""
-    parts = token.split("_")
+    parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return None
     digest = _token_hash(token)

@@ -1,0 +1,205 @@
+"""Fixtures: every database test runs on SQLite and on PostgreSQL, with the schema built by the
+migrations. Redis tests use the real server. Without a server those tests skip, with the reason;
+with REQUIRE_SERVICES=1 (set by .ci/run) they fail instead."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from delivery_service import create_app
+from delivery_service.extensions import db
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REQUIRE = os.environ.get("REQUIRE_SERVICES") == "1"
+TEST_PROVINCES_2025 = ("51", "42", "48")  # Quảng Ngãi, Hà Tĩnh, Đà Nẵng (with former Quảng Nam)
+TEST_PROVINCES_LEGACY = ("51", "42", "49")
+DEMO_PASSWORD = "demo-password"
+# Tables that tests fill; emptied after each PostgreSQL test (the event log only by TRUNCATE).
+ORDER_TABLES = ("order_events", "delivery_orders", "item_serials", "import_batches")
+ORG_TABLES = ("api_clients", "users", "route_communes", "postal_routes", "counters", "post_offices")
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    msg = f"{what} is not reachable ({exc.__class__.__name__}: {exc}); start it as README shows"
+    if REQUIRE:
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def _base_config(url: str, tmp: Path) -> dict[str, Any]:
+    return {"DATABASE_URL": url, "SECRET_KEY": "test-secret", "TESTING": True, "REDIS_URL": None,
+            "ENV": "test"}
+
+
+def _prepare(app: Flask) -> dict[str, int]:
+    """Migrate, load the test units and the demo organisations; returns id watermarks."""
+    from flask_migrate import upgrade
+
+    from delivery_service.demo.seed import load
+    from delivery_service.units.services import import_units
+
+    with app.app_context():
+        upgrade()
+        import_units("2025", TEST_PROVINCES_2025)
+        import_units("legacy", TEST_PROVINCES_LEGACY)
+        lines = list(load(DEMO_PASSWORD))
+        app.config["DEMO_TOKEN"] = next(l.rsplit(" ", 1)[1] for l in lines if "API token" in l)
+        marks = {}
+        for table in ORG_TABLES:
+            if table != "route_communes":
+                marks[table] = db.session.scalar(sa.text(f"SELECT COALESCE(MAX(id), 0) FROM {table}"))
+        db.session.remove()
+    return marks
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    path = tmp_path_factory.mktemp("sqlite") / "template.sqlite3"
+    app = create_app(_base_config(f"sqlite:///{path}", path.parent))
+    _prepare(app)
+    with app.app_context():
+        db.engine.dispose()
+    return path, app.config["DEMO_TOKEN"]
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[tuple[str, dict[str, int], str]]:
+    name = f"ds_test_{os.getpid()}"
+    try:
+        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        _unavailable("PostgreSQL", exc)
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    app = create_app(_base_config(url, Path("/tmp")))
+    marks = _prepare(app)
+    token = app.config["DEMO_TOKEN"]
+    with app.app_context():
+        db.engine.dispose()
+    yield url, marks, token
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _reset_pg(app: Flask, marks: dict[str, int]) -> None:
+    with app.app_context():
+        db.session.execute(sa.text(f"TRUNCATE {', '.join(ORDER_TABLES)} RESTART IDENTITY CASCADE"))
+        db.session.execute(sa.text(
+            "DELETE FROM route_communes WHERE route_id > :m"), {"m": marks["postal_routes"]})
+        for table in ("api_clients", "users", "postal_routes", "counters", "post_offices"):
+            db.session.execute(sa.text(f"DELETE FROM {table} WHERE id > :m"), {"m": marks[table]})
+        db.session.execute(sa.text("UPDATE postal_routes SET courier_id = (SELECT id FROM users "
+                                   "WHERE username = 'courier') WHERE code = 'QNG-01'"))
+        db.session.execute(sa.text("UPDATE api_clients SET revoked_at = NULL"))
+        db.session.commit()
+        db.session.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def app(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    """An app on a database holding the test units and the demo organisations, and no orders."""
+    overrides = getattr(request, "param", None) or {}
+    marker = request.node.get_closest_marker("config")
+    if marker:
+        overrides = {**overrides, **marker.kwargs}
+    if backend == "sqlite":
+        template, token = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "db.sqlite3"
+        shutil.copy(template, path)
+        app = create_app({**_base_config(f"sqlite:///{path}", tmp_path), **overrides})
+    else:
+        url, marks, token = request.getfixturevalue("pg_database")
+        app = create_app({**_base_config(url, tmp_path), **overrides})
+        _reset_pg(app, marks)
+    app.config["DEMO_TOKEN"] = token
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def token(app: Flask) -> str:
+    """The demo API token of counter QNG-TTHCC."""
+    return app.config["DEMO_TOKEN"]
+
+
+@pytest.fixture
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def redis_url() -> str:
+    from redis import Redis
+
+    try:
+        conn = Redis.from_url(REDIS_URL)
+        conn.ping()
+    except Exception as exc:  # noqa: BLE001
+        _unavailable("Redis", exc)
+    conn.flushdb()
+    conn.close()
+    return REDIS_URL
+
+
+def order_payload(**changes: Any) -> dict[str, Any]:
+    """A valid order for counter QNG-TTHCC; ``changes`` override fields (None removes one)."""
+    import datetime as dt
+
+    body: dict[str, Any] = {
+        "direction": "result_to_citizen",
+        "dossier_code": f"H55.22-{uuid.uuid4().hex[:10]}",
+        "procedure_code": "1.011442.000.00.00.H55",
+        "procedure_name": "Cấp đổi giấy phép lái xe",
+        "issuing_agency": "Sở Xây dựng tỉnh Quảng Ngãi",
+        "recipient": {"name": "Nguyễn Thị Hoa", "phone": "0905123456"},
+        "address": {"province_code": "51", "commune_code": "21025", "detail": "12 Hùng Vương"},
+        "postage_vnd": 26000,
+        "appointment_date": (dt.date.today() + dt.timedelta(days=3)).isoformat(),
+    }
+    for key, value in changes.items():
+        if value is None:
+            body.pop(key, None)
+        else:
+            body[key] = value
+    return body
+
+
+def csrf_token(client: FlaskClient, path: str) -> str:
+    """The CSRF token of the form on ``path``."""
+    html = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
+    assert match, f"no csrf_token on {path}"
+    return match.group(1)
+
+
+def login(client: FlaskClient, username: str, password: str = DEMO_PASSWORD) -> None:
+    token = csrf_token(client, "/login")
+    resp = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+    assert resp.status_code in (302, 303), resp.get_data(as_text=True)[:500]
