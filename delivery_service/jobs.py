@@ -22,8 +22,14 @@ _worker_app: Flask | None = None
 
 
 def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600) -> None:
-    """Run ``module:function`` with primitive ``args`` once the current transaction commits."""
-    db.session.info.setdefault(_PENDING, []).append((func_path, args, timeout))
+    """Run ``module:function`` with primitive ``args`` once the current transaction commits.
+
+    If that transaction rolls back instead, the job is dropped.
+    """
+    session = db.session()
+    if not session.in_transaction():
+        session.begin()
+    session.info.setdefault(_PENDING, []).append((func_path, args, timeout))
 
 
 def _after_commit(session: Session) -> None:
@@ -40,8 +46,10 @@ def _after_commit(session: Session) -> None:
             _run_in_app(app, func_path, args)
 
 
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+def _after_transaction_end(session: Session, transaction) -> None:  # noqa: ANN001
+    # Runs after after_commit on a commit (jobs already taken), and on every rollback.
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
 
 
 def _run_in_app(app: Flask, func_path: str, args: tuple[Any, ...]) -> Any:
@@ -95,4 +103,4 @@ def init_app(app: Flask) -> None:
         app.extensions["rq_queue"] = Queue(app.config["RQ_QUEUE"], connection=connection)
     if not sa.event.contains(Session, "after_commit", _after_commit):
         sa.event.listen(Session, "after_commit", _after_commit)
-        sa.event.listen(Session, "after_soft_rollback", lambda s, prev: _after_rollback(s))
+        sa.event.listen(Session, "after_transaction_end", _after_transaction_end)

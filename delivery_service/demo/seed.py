@@ -66,7 +66,7 @@ def _get_or_add(model, code: str, **values):  # noqa: ANN001, ANN202
     return row
 
 
-def load(password: str) -> Iterator[str]:
+def load(password: str, with_orders: bool = True) -> Iterator[str]:
     """Create what is missing; yields lines to print (log-ins, a new API token)."""
     offices = {code: _get_or_add(PostOffice, code, name=name, unit_id=_unit(unit).id)
                for code, name, unit in POST_OFFICES}
@@ -98,6 +98,8 @@ def load(password: str) -> Iterator[str]:
         db.session.commit()
         yield f"API token for counter {counter.code} (shown once): {token}"
 
+    if not with_orders:
+        return
     staff = db.session.scalar(sa.select(User).where(User.username == "counter"))
     actor = Actor.of_user(staff)
     appointment = local_today() + dt.timedelta(days=1)

@@ -1,0 +1,46 @@
+"""Background jobs run after commit: in-process without Redis, through rq with it."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from rq import SimpleWorker
+
+from delivery_service import create_app, jobs
+from delivery_service.extensions import db
+
+CALLS: list[str] = []
+
+
+def record(text: str) -> None:
+    """A job: writes a row, so the test sees it ran in its own committed transaction."""
+    db.session.execute(sa.text("INSERT INTO item_serials (allocated_at) VALUES (CURRENT_TIMESTAMP)"))
+    CALLS.append(text)
+
+
+def test_in_process_job_runs_only_after_commit(app):
+    CALLS.clear()
+    jobs.enqueue_after_commit("test_jobs:record", "rolled back")
+    db.session.rollback()
+    jobs.enqueue_after_commit("test_jobs:record", "committed")
+    assert CALLS == []
+    db.session.commit()
+    assert CALLS == ["committed"]
+    assert db.session.scalar(sa.text("SELECT COUNT(*) FROM item_serials")) == 1
+
+
+def test_rq_job_goes_through_redis_and_a_worker(app, redis_url):
+    CALLS.clear()
+    rq_app = create_app({"DATABASE_URL": app.config["DATABASE_URL"], "SECRET_KEY": "x", "TESTING": True,
+                         "REDIS_URL": redis_url})
+    with rq_app.app_context():
+        queue = rq_app.extensions["rq_queue"]
+        jobs.enqueue_after_commit("test_jobs:record", "via redis")
+        db.session.commit()
+        assert CALLS == [] and queue.count == 1
+        jobs.use_app_for_worker(rq_app)
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        assert CALLS == ["via redis"] and queue.count == 0
+        assert db.session.scalar(sa.text("SELECT COUNT(*) FROM item_serials")) == 1
+        db.session.remove()
+        db.engine.dispose()
+    rq_app.extensions["redis"].close()
