@@ -95,8 +95,11 @@ def demo_load(password: str) -> None:
     """Counters, post offices, routes and one user of each role in three provinces (idempotent)."""
     from delivery_service.demo.seed import load
 
-    for line in load(password):
-        click.echo(line)
+    try:
+        for line in load(password):
+            click.echo(line)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group()

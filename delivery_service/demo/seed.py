@@ -53,7 +53,7 @@ def _unit(code: str, level: UnitLevel = UnitLevel.COMMUNE) -> AdminUnit:
     unit = db.session.scalar(sa.select(AdminUnit).where(
         AdminUnit.level == level, AdminUnit.code == code, AdminUnit.valid_from == REFORM_DATE))
     if unit is None:
-        raise RuntimeError(f"unit {code} is missing: run `delivery-service units import` first")
+        raise LookupError(f"unit {code} is missing: run `delivery-service units import` first")
     return unit
 
 
