@@ -9,7 +9,8 @@ from flask_wtf import CSRFProtect
 
 from delivery_service.db import Base
 
-db = SQLAlchemy(model_class=Base)
+# Sessions live for one request or job; keeping values after commit spares a reload per response.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -10,6 +10,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from delivery_service.fields import IdNumber, Phone, Text
 from delivery_service.orders.models import DeliveryOrder, Exemption, OrderEvent, Payer
 from delivery_service.orders.status import Direction, Status
+from delivery_service.orgs.services import counter_code, route_code
 from delivery_service.units.services import unit_index
 
 MAX_VND = 1_000_000_000
@@ -107,8 +108,8 @@ class OrderOut(Schema):
     collect_vnd = fields.Integer()
     appointment_date = fields.Date(allow_none=True)
     due_date = fields.Date()
-    counter_code = fields.Function(lambda o: o.counter.code)
-    route_code = fields.Function(lambda o: o.route.code if o.route_id else None)
+    counter_code = fields.Function(lambda o: counter_code(o.counter_id))
+    route_code = fields.Function(lambda o: route_code(o.route_id))
     note = fields.String(allow_none=True)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()

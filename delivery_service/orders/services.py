@@ -259,7 +259,7 @@ def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt
         db.session.rollback()
         raise Conflict(exc.reason, current_status=order.status.value, requested=target.value) from None
     event = OrderEvent(order_id=order.id, status_from=order.status, status_to=target,
-                       device_time=device_time, latitude=latitude, longitude=longitude,
+                       device_time=device_time.astimezone(dt.UTC) if device_time else None, latitude=latitude, longitude=longitude,
                        accuracy_m=accuracy_m, reason=reason, note=note, client_event_id=client_event_id,
                        **_actor_cols(actor))
     order.status = target
