@@ -61,6 +61,15 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     _register_blueprints(app)
 
+    @app.after_request
+    def security_headers(response):  # noqa: ANN001, ANN202
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.path.startswith("/api/") and request.method != "GET":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
     @app.get("/health")
     def health():
         extensions.db.session.execute(sa.text("SELECT 1"))
