@@ -2,8 +2,81 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Response, render_template, request, session, url_for
+from flask_babel import get_locale, gettext, refresh
+from flask_wtf.csrf import CSRFError
+
+from delivery_service import LOCALES
+from delivery_service.extensions import db, login_manager
+
+# Pages show personal data: keep them out of shared caches and other sites' frames.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+}
 
 
 def register(app: Flask) -> None:
-    pass
+    """Wire log-in, the page blueprints, the language switch and the template helpers."""
+    from delivery_service.accounts.models import User
+    from delivery_service.accounts.views import bp as auth_bp
+    from delivery_service.web import display, forms
+    from delivery_service.web.views import bp as counter_bp
+
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None  # the log-in page says why it is shown
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        return user if user is not None and user.active else None
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(counter_bp)
+    app.after_request(_page_headers)
+    display.init_app(app)
+    app.jinja_env.filters.update(translate_message=forms.translate_message, field_label=forms.field_label)
+
+    @app.before_request
+    def remember_language() -> None:
+        refresh()  # the locale is cached on g, which may outlive one request (tests, CLI contexts)
+        lang = request.args.get("lang")
+        if lang in LOCALES and session.get("lang") != lang:
+            session["lang"] = lang
+
+    @app.context_processor
+    def page_helpers() -> dict:
+        return {"language_links": _language_links, "current_locale": lambda: str(get_locale() or "vi")}
+
+    @app.errorhandler(CSRFError)
+    def csrf_refused(exc: CSRFError):
+        message = gettext("The form has expired or was not sent from this site. "
+                          "Go back, reload the page and try again.")
+        return render_template("error.html", code=400, message=message, translated=True), 400
+
+
+def _page_headers(response: Response) -> Response:
+    """Headers for HTML pages; the API (and its Swagger UI, with inline scripts) sets its own."""
+    if response.mimetype != "text/html" or request.path.startswith("/api/"):
+        return response
+    for name, value in PAGE_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _language_links() -> list[tuple[str, str, str]]:
+    """(code, name, url) per language: this page again, in that language."""
+    links = []
+    args = request.args.to_dict()
+    endpoint = request.endpoint  # after a POST, the same address shows the page afresh
+    for code, name in (("vi", "Tiếng Việt"), ("en", "English")):
+        if endpoint and request.view_args is not None:
+            url = url_for(endpoint, **{**request.view_args, **args, "lang": code})
+        else:
+            url = url_for("auth.home", lang=code)
+        links.append((code, name, url))
+    return links

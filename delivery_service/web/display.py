@@ -1,0 +1,154 @@
+"""Human labels for enum values and the Jinja filters that format values for people.
+
+Labels are lazy strings with English msgids; the Vietnamese catalog translates them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from flask import Flask, current_app
+from flask_babel import format_decimal
+from flask_babel import lazy_gettext as _l
+from jinja2 import pass_context
+
+from delivery_service.accounts.models import Role
+from delivery_service.imports.models import ImportState
+from delivery_service.orders.models import Exemption, Payer
+from delivery_service.orders.status import Direction, Status
+
+STATUS = {
+    Status.CREATED: _l("Created"),
+    Status.ASSIGNED: _l("Assigned to a route"),
+    Status.HANDED_TO_COURIER: _l("Handed to the courier"),
+    Status.OUT_FOR_DELIVERY: _l("Out for delivery"),
+    Status.DELIVERED: _l("Delivered"),
+    Status.FAILED_ATTEMPT: _l("Delivery attempt failed"),
+    Status.RETURNED_TO_AGENCY: _l("Returned to the agency"),
+    Status.CANCELLED: _l("Cancelled"),
+    Status.PICKUP_SCHEDULED: _l("Dossier pickup scheduled"),
+    Status.PICKED_UP: _l("Dossier picked up"),
+    Status.DELIVERED_TO_AGENCY: _l("Dossier delivered to the agency"),
+}
+
+DIRECTION = {
+    Direction.RESULT_TO_CITIZEN: _l("Deliver the result"),
+    Direction.DOSSIER_TO_AGENCY: _l("Send the dossier"),
+    Direction.BOTH: _l("Send the dossier and receive the result"),
+}
+
+PAYER = {
+    Payer.CITIZEN: _l("The citizen"),
+    Payer.AGENCY: _l("The agency"),
+}
+
+# Wording of Circular 22/2017/TT-BTTTT on postage exemptions for administrative procedures.
+EXEMPTION = {
+    Exemption.NONE: _l("No exemption"),
+    Exemption.PRE_1945_REVOLUTIONARY: _l("Revolutionary active before 1 January 1945 (free)"),
+    Exemption.HEROIC_MOTHER: _l("Vietnamese Heroic Mother (free)"),
+    Exemption.WAR_HERO: _l("Hero of the People's Armed Forces or Labour Hero of the resistance (half price)"),
+    Exemption.WAR_INVALID: _l("War invalid or person under the same policy (half price)"),
+    Exemption.AGENT_ORANGE: _l("Resistance activist exposed to toxic chemicals (half price)"),
+    Exemption.MARTYR_FAMILY: _l("Relative of a martyr (half price)"),
+    Exemption.POOR_HOUSEHOLD: _l("Poor household (half price)"),
+    Exemption.DISADVANTAGED_AREA: _l("Resident of an extremely disadvantaged area (half price)"),
+}
+
+ROLE = {
+    Role.COUNTER_STAFF: _l("Counter staff"),
+    Role.COURIER: _l("Courier"),
+    Role.DISTRICT_OFFICER: _l("Area officer"),
+    Role.ADMIN: _l("Administrator"),
+}
+
+IMPORT_STATE = {
+    ImportState.PENDING: _l("Waiting to start"),
+    ImportState.RUNNING: _l("Importing"),
+    ImportState.DONE: _l("Finished"),
+    ImportState.FAILED: _l("Failed"),
+}
+
+ROW_STATUS = {
+    "created": _l("Order created"),
+    "existing": _l("Already existed"),
+    "error": _l("Error"),
+}
+
+# A colour family per status for the badge; the text label is always shown beside it.
+STATUS_TONE = {
+    Status.CREATED: "new",
+    Status.ASSIGNED: "progress",
+    Status.HANDED_TO_COURIER: "progress",
+    Status.OUT_FOR_DELIVERY: "progress",
+    Status.PICKUP_SCHEDULED: "progress",
+    Status.PICKED_UP: "progress",
+    Status.DELIVERED: "done",
+    Status.DELIVERED_TO_AGENCY: "done",
+    Status.FAILED_ATTEMPT: "warn",
+    Status.RETURNED_TO_AGENCY: "bad",
+    Status.CANCELLED: "bad",
+}
+
+
+def _label(table: dict, value: object) -> str:
+    if value is None:
+        return ""
+    return str(table.get(value, value))
+
+
+def _local(moment: dt.datetime | None) -> dt.datetime | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(ZoneInfo(current_app.config["SERVICE_TIMEZONE"]))
+
+
+def format_day(day: dt.date | None) -> str:
+    """Dates as Vietnamese offices write them (dd/mm/yyyy), in both languages."""
+    return day.strftime("%d/%m/%Y") if day else ""
+
+
+def format_moment(moment: dt.datetime | None) -> str:
+    """A stored UTC time in the service's time zone."""
+    local = _local(moment)
+    return local.strftime("%d/%m/%Y %H:%M") if local else ""
+
+
+def format_vnd(amount: int | None) -> str:
+    """An amount of đồng with the locale's digit grouping: 26.000 ₫ / 26,000 ₫."""
+    return f"{format_decimal(amount or 0)} ₫"
+
+
+CHOICES = {"direction": DIRECTION, "payer": PAYER, "exemption": EXEMPTION}
+
+
+def choices(kind: str) -> list[tuple[str, str]]:
+    """(value, label) pairs for a select, in the reader's language."""
+    return [(value.value, str(label)) for value, label in CHOICES[kind].items()]
+
+
+def _label_filter(table: dict) -> object:
+    # pass_context keeps Jinja from folding ``"literal"|label`` into the template at compile time,
+    # in whatever language the first reader had.
+    return pass_context(lambda _ctx, value: _label(table, value))
+
+
+def init_app(app: Flask) -> None:
+    """Register the filters and the functions the templates use."""
+    app.jinja_env.filters.update(
+        status_label=_label_filter(STATUS),
+        status_tone=lambda v: STATUS_TONE.get(v, "new"),
+        direction_label=_label_filter(DIRECTION),
+        payer_label=_label_filter(PAYER),
+        exemption_label=_label_filter(EXEMPTION),
+        role_label=_label_filter(ROLE),
+        import_state_label=_label_filter(IMPORT_STATE),
+        row_status_label=_label_filter(ROW_STATUS),
+        day=format_day,
+        moment=format_moment,
+        vnd=format_vnd,
+    )
+    app.jinja_env.globals["choices"] = choices

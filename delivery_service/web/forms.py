@@ -1,0 +1,306 @@
+"""The new-order form: flat HTML fields to the nested OrderIn payload, and errors back to the fields.
+
+Validation stays in ``OrderIn`` and the order service; this module only translates shapes and words.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from marshmallow import ValidationError
+
+from delivery_service.errors import InvalidInput
+from delivery_service.extensions import db
+from delivery_service.orders.models import Exemption, Payer
+from delivery_service.orders.schemas import OrderIn
+from delivery_service.orders.status import Direction
+from delivery_service.orgs.models import Counter
+from delivery_service.units.models import UnitLevel
+from delivery_service.units.services import Unit, resolve_address, unit_index
+
+# form field -> path in the OrderIn payload
+FIELDS: dict[str, tuple[str, ...]] = {
+    "direction": ("direction",),
+    "dossier_code": ("dossier_code",),
+    "procedure_code": ("procedure_code",),
+    "procedure_name": ("procedure_name",),
+    "issuing_agency": ("issuing_agency",),
+    "recipient_name": ("recipient", "name"),
+    "recipient_phone": ("recipient", "phone"),
+    "recipient_id_number": ("recipient", "id_number"),
+    "authorised_name": ("authorised_person", "name"),
+    "authorised_phone": ("authorised_person", "phone"),
+    "authorised_id_number": ("authorised_person", "id_number"),
+    "province_code": ("address", "province_code"),
+    "district_code": ("address", "district_code"),
+    "commune_code": ("address", "commune_code"),
+    "address_detail": ("address", "detail"),
+    "postage_vnd": ("postage_vnd",),
+    "payer": ("payer",),
+    "exemption": ("exemption",),
+    "collect_vnd": ("collect_vnd",),
+    "appointment_date": ("appointment_date",),
+    "note": ("note",),
+}
+_BY_PATH = {path: name for name, path in FIELDS.items()}
+INTEGER_FIELDS = {"postage_vnd", "collect_vnd"}
+ALWAYS_SENT_GROUPS = ("recipient", "address")  # so that their errors name the field, not the group
+FORM = "_form"  # key of errors that belong to no single field
+
+LABELS = {
+    "counter_id": _l("Counter"),
+    "direction": _l("Service"),
+    "dossier_code": _l("Dossier code"),
+    "procedure_code": _l("Procedure code"),
+    "procedure_name": _l("Procedure name"),
+    "issuing_agency": _l("Agency handling the dossier"),
+    "recipient_name": _l("Full name"),
+    "recipient_phone": _l("Phone"),
+    "recipient_id_number": _l("ID number (CCCD)"),
+    "authorised_name": _l("Full name of the authorised person"),
+    "authorised_phone": _l("Phone of the authorised person"),
+    "authorised_id_number": _l("ID number of the authorised person"),
+    "province_code": _l("Province / city"),
+    "district_code": _l("District"),
+    "commune_code": _l("Commune / ward"),
+    "address_detail": _l("House number, street, hamlet"),
+    "postage_vnd": _l("Postage (VND)"),
+    "payer": _l("Postage paid by"),
+    "exemption": _l("Exemption"),
+    "collect_vnd": _l("Fees to collect for the agency (VND)"),
+    "appointment_date": _l("Appointment date"),
+    "note": _l("Note"),
+    "recipient": _l("Recipient"),
+    "authorised_person": _l("Authorised person"),
+    "address": _l("Address"),
+    "file": _l("File"),
+    "line": _l("Line"),
+}
+
+
+def field_label(key: str) -> str:
+    """A person's name for a field key of the form, the API (``recipient.phone``) or an import."""
+    name = key.replace(".", "_")
+    name = {"address_province_code": "province_code", "address_district_code": "district_code",
+            "address_commune_code": "commune_code", "authorised_person_name": "authorised_name",
+            "authorised_person_phone": "authorised_phone",
+            "authorised_person_id_number": "authorised_id_number"}.get(name, name)
+    label = LABELS.get(name)
+    return str(label) if label is not None else key
+
+
+# --- messages from marshmallow, the shared fields and the services, in the reader's language -----
+
+def _fixed(msgid_call: Callable[[], str]) -> Callable[[re.Match[str]], str]:
+    return lambda _m: msgid_call()
+
+
+_MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (re.compile(r"Missing data for required field\.|Must not be empty\.|Field may not be null\."),
+     _fixed(lambda: gettext("This field is required."))),
+    (re.compile(r"Not a valid Vietnamese phone number\."),
+     _fixed(lambda: gettext("Not a valid Vietnamese phone number."))),
+    (re.compile(r"An ID number has 12 digits.*"),
+     _fixed(lambda: gettext("An ID number has 12 digits (CCCD) or 9 digits (old ID card)."))),
+    (re.compile(r"Longer than (\d+) characters\.|Length must be between \d+ and (\d+)\."
+                r"|Longer than maximum length (\d+)\."),
+     lambda m: gettext("At most %(n)s characters.", n=next(g for g in m.groups() if g))),
+    (re.compile(r"Contains control or invalid characters\."),
+     _fixed(lambda: gettext("Contains characters that are not allowed."))),
+    (re.compile(r"Not a valid integer\."), _fixed(lambda: gettext("Enter a whole number of đồng."))),
+    (re.compile(r"Must be greater than or equal to .*"),
+     _fixed(lambda: gettext("The amount must be between 0 and 1,000,000,000 đồng."))),
+    (re.compile(r"Not a valid date\."), _fixed(lambda: gettext("Not a valid date (dd/mm/yyyy)."))),
+    (re.compile(r"Must be one of: .*|Invalid enum .*"),
+     _fixed(lambda: gettext("Choose one of the listed values."))),
+    (re.compile(r"The appointment date is in the past\."),
+     _fixed(lambda: gettext("The appointment date is in the past."))),
+    (re.compile(r"The appointment date is more than a year away\."),
+     _fixed(lambda: gettext("The appointment date is more than a year away."))),
+    (re.compile(r"Required when delivering a result\."),
+     _fixed(lambda: gettext("Required when delivering a result."))),
+    (re.compile(r"Unknown province code '?([^' ]*)'? on .*"),
+     lambda m: gettext("Unknown province code %(code)s.", code=m.group(1))),
+    (re.compile(r"Unknown district code '?([^' ]*)'? on .*"),
+     lambda m: gettext("Unknown district code %(code)s; since 1 July 2025 there are no districts.",
+                       code=m.group(1))),
+    (re.compile(r"Unknown commune code '?([^' ]*)'? on .*"),
+     lambda m: gettext("Unknown commune code %(code)s.", code=m.group(1))),
+    (re.compile(r"Commune (\S+) is not in province (\S+)\."),
+     lambda m: gettext("This commune (%(commune)s) is not in the chosen province (%(province)s).",
+                       commune=m.group(1), province=m.group(2))),
+    (re.compile(r"Commune (\S+) is not in district (\S+)\."),
+     lambda m: gettext("This commune (%(commune)s) is not in the chosen district (%(district)s).",
+                       commune=m.group(1), district=m.group(2))),
+    (re.compile(r"District (\S+) is not in province (\S+)\."),
+     lambda m: gettext("This district (%(district)s) is not in the chosen province (%(province)s).",
+                       district=m.group(1), province=m.group(2))),
+    (re.compile(r"This commune belongs to a district: give district_code\."),
+     _fixed(lambda: gettext("This commune belongs to a district: choose the district."))),
+    (re.compile(r"Unknown field\."), _fixed(lambda: gettext("Unknown field."))),
+]
+
+
+def translate_message(message: str) -> str:
+    """The reader's-language version of a validation message; unknown messages pass unchanged."""
+    text = str(message).strip()
+    for pattern, render in _MESSAGES:
+        match = pattern.fullmatch(text)
+        if match:
+            return render(match)
+    return text
+
+
+def translate_errors(errors: Mapping[str, Any]) -> dict[str, list[str]]:
+    """``{field: [message]}`` with every message translated (nested values are flattened)."""
+    out: dict[str, list[str]] = {}
+    for key, value in _flatten(errors, ()):
+        out.setdefault(key, []).append(translate_message(value))
+    return out
+
+
+def _flatten(errors: Any, path: tuple[str, ...]) -> list[tuple[str, str]]:
+    if isinstance(errors, Mapping):
+        pairs: list[tuple[str, str]] = []
+        for key, value in errors.items():
+            sub = path if key == "_schema" else (*path, str(key))
+            pairs += _flatten(value, sub)
+        return pairs
+    if isinstance(errors, list | tuple):
+        return [pair for item in errors for pair in _flatten(item, path)]
+    name = _BY_PATH.get(path) or (path[-1] if len(path) == 1 and path[-1] in FIELDS else None)
+    if name is None:
+        name = path[0] if len(path) == 1 and path[0] in LABELS else FORM
+    return [(name, str(errors))]
+
+
+# --- form values to payload ----------------------------------------------------------------------
+
+def _integer(raw: str) -> int | str:
+    """Digits, also written with thousands separators (26.000 or 26,000); anything else unchanged."""
+    compact = re.sub(r"[\s.,]", "", raw)
+    return int(compact) if compact.isdigit() and len(compact) <= 12 else raw
+
+
+def form_values(form: Mapping[str, str]) -> dict[str, str]:
+    """The submitted order fields, trimmed, as the form shows them again."""
+    return {name: (form.get(name) or "").strip() for name in FIELDS}
+
+
+def order_payload(values: Mapping[str, str]) -> dict[str, Any]:
+    """The OrderIn payload of the filled fields; empty fields are left out."""
+    payload: dict[str, Any] = {group: {} for group in ALWAYS_SENT_GROUPS}
+    for name, path in FIELDS.items():
+        raw = values.get(name, "")
+        if not raw:
+            continue
+        value: Any = _integer(raw) if name in INTEGER_FIELDS else raw
+        target = payload
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+    return payload
+
+
+def load_order(values: Mapping[str, str],
+               today: dt.date) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
+    """Validate the form with OrderIn: ``(data, {})`` or ``(None, translated errors by field)``.
+
+    When OrderIn refuses the form, the dates and the address are checked too, so that all mistakes
+    show at once.
+    """
+    payload = order_payload(values)
+    try:
+        return OrderIn().load(payload), {}
+    except ValidationError as exc:
+        errors = translate_errors(exc.messages)  # type: ignore[arg-type]
+    # marshmallow skips the cross-field rules (dates) while any field fails: run them on the rest.
+    rest = order_payload({k: v for k, v in values.items() if k not in errors})
+    try:
+        OrderIn().load(rest, partial=True)
+    except ValidationError as exc:
+        for key, messages in translate_errors(exc.messages).items():  # type: ignore[arg-type]
+            if key not in errors:
+                errors[key] = messages
+    if values.get("province_code") and values.get("commune_code") and not (
+        {"province_code", "district_code", "commune_code"} & errors.keys()
+    ):
+        try:
+            resolve_address(values["province_code"], values.get("district_code") or None,
+                            values["commune_code"], today)
+        except InvalidInput as exc:
+            for key, messages in translate_errors(exc.errors).items():
+                errors.setdefault(key, []).extend(messages)
+    return None, errors
+
+
+# --- what the form offers ------------------------------------------------------------------------
+
+@dataclass
+class AddressOptions:
+    """Units to offer in the cascading selects, given what is chosen."""
+
+    provinces: list[Unit]
+    districts: list[Unit] = field(default_factory=list)
+    communes: list[Unit] = field(default_factory=list)
+    province: Unit | None = None
+    district: Unit | None = None
+
+
+def address_options(values: Mapping[str, str], day: dt.date) -> AddressOptions:
+    """Provinces valid on ``day`` and, below the chosen ones, their districts or communes."""
+    index = unit_index()
+    options = AddressOptions(provinces=index.children_of(None, day))
+    province = index.find(UnitLevel.PROVINCE, values.get("province_code") or "", day)
+    if province is None:
+        return options
+    options.province = province
+    children = index.children_of(province.id, day)
+    if children and children[0].level is UnitLevel.DISTRICT:
+        options.districts = children
+        district = index.find(UnitLevel.DISTRICT, values.get("district_code") or "", day)
+        if district is not None and district.parent_id == province.id:
+            options.district = district
+            options.communes = index.children_of(district.id, day)
+    else:
+        options.communes = children
+    return options
+
+
+def province_of(unit_id: int) -> Unit | None:
+    """The province a unit lies in."""
+    by_id = unit_index().by_id
+    unit = by_id.get(unit_id)
+    while unit is not None and unit.parent_id is not None:
+        unit = by_id.get(unit.parent_id)
+    return unit
+
+
+def initial_values(counter: Counter | None, today: dt.date) -> dict[str, str]:
+    """A blank order: the counter's province, delivery of a result, appointment tomorrow."""
+    values = dict.fromkeys(FIELDS, "")
+    province = province_of(counter.unit_id) if counter else None
+    values.update(direction=Direction.RESULT_TO_CITIZEN.value, payer=Payer.CITIZEN.value,
+                  exemption=Exemption.NONE.value, province_code=province.code if province else "",
+                  appointment_date=(today + dt.timedelta(days=1)).isoformat())
+    return values
+
+
+def all_counters() -> list[Counter]:
+    """The active counters an administrator may act for."""
+    return list(db.session.scalars(sa.select(Counter).where(Counter.active.is_(True)).order_by(Counter.code)))
+
+
+def chosen_counter(raw: str | None) -> Counter | None:
+    """The active counter picked in a select, or None."""
+    if not raw or not raw.isdigit():
+        return None
+    counter = db.session.get(Counter, int(raw))
+    return counter if counter is not None and counter.active else None

@@ -1,0 +1,199 @@
+"""The counter desk: scanner search, today's orders, the new-order form, order pages, batch import."""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
+from flask_login import current_user, login_required
+
+from delivery_service.accounts.models import Role
+from delivery_service.accounts.services import Actor
+from delivery_service.errors import InvalidInput, NotFound
+from delivery_service.extensions import db
+from delivery_service.imports.models import ImportState
+from delivery_service.orders.services import (
+    create_order,
+    get_order,
+    local_today,
+    orders_created_on,
+    search_orders,
+)
+from delivery_service.orgs.models import Counter
+from delivery_service.units.services import unit_index
+from delivery_service.web import forms
+from labels import s10
+
+bp = Blueprint("counter", __name__, url_prefix="/counter")
+
+DESK_ROLES = (Role.COUNTER_STAFF, Role.ADMIN)
+
+
+def desk_required(view):  # noqa: ANN001, ANN201
+    """Logged in as counter staff or administrator; other roles get 403."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args: Any, **kwargs: Any):
+        if current_user.role not in DESK_ROLES:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _actor() -> Actor:
+    return Actor.of_user(current_user)
+
+
+def _is_admin() -> bool:
+    return current_user.role is Role.ADMIN
+
+
+@bp.app_template_filter("unit_name")
+def unit_name(unit_id: int | None) -> str:
+    """A unit's name from the in-memory index (no query per table row)."""
+    unit = unit_index().by_id.get(unit_id) if unit_id else None
+    return unit.name if unit else ""
+
+
+@bp.get("")
+@desk_required
+def desk():
+    """Search box for the scanner, and the orders the counter created today."""
+    today = local_today()
+    return render_template("counter/desk.html", orders=orders_created_on(_actor(), today), today=today)
+
+
+@bp.get("/search")
+@desk_required
+def search():
+    """A scanned item id opens its order; other text lists matches by dossier code, phone or name."""
+    query = (request.args.get("q") or "").strip()
+    if not query:
+        return redirect(url_for("counter.desk"))
+    item_id = s10.normalize(query)
+    if s10.is_valid(item_id):
+        try:
+            found = get_order(_actor(), item_id)
+        except NotFound:
+            found = None  # not ours, or not issued: say "nothing found" like any other search
+        if found is not None:
+            return redirect(url_for("counter.order", item_id=found.item_id), code=303)
+    return render_template("counter/search.html", query=query, orders=search_orders(_actor(), query))
+
+
+@bp.route("/orders/new", methods=["GET", "POST"])
+@desk_required
+def new_order():
+    """The order form. Errors come back beside their fields with status 422, values kept."""
+    today = local_today()
+    own_counter: Counter | None = current_user.counter
+    if request.method == "GET":
+        values = forms.initial_values(own_counter, today)
+        return _order_form(values, {}, own_counter.id if own_counter else None)
+
+    values = forms.form_values(request.form)
+    counter = own_counter
+    errors: dict[str, list[str]] = {}
+    if _is_admin():
+        counter = forms.chosen_counter(request.form.get("counter_id"))
+        if counter is None:
+            errors["counter_id"] = [gettext("Choose the counter this order belongs to.")]
+    data, form_errors = forms.load_order(values, today)
+    errors.update(form_errors)
+    if data is not None and counter is not None and not errors:
+        try:
+            order, created = create_order(_actor(), data, counter_id=counter.id)
+        except InvalidInput as exc:
+            db.session.rollback()  # nothing of a refused order may be left in the session
+            errors = forms.translate_errors(exc.errors)
+        else:
+            if created:
+                flash(gettext("Order %(item_id)s created.", item_id=order.item_id), "success")
+            else:
+                flash(gettext("This dossier already has an order at this counter: %(item_id)s. "
+                              "Nothing new was created.", item_id=order.item_id), "warning")
+            return redirect(url_for("counter.order", item_id=order.item_id), code=303)
+    return _order_form(values, errors, counter.id if counter else None, status=422)
+
+
+def _order_form(values: dict[str, str], errors: dict[str, list[str]], counter_id: int | None,
+                status: int = 200):
+    order = ["counter_id", *forms.FIELDS]
+    focus = next((name for name in order if name in errors), "counter_id" if _is_admin() else "dossier_code")
+    return render_template(
+        "counter/order_form.html", values=values, errors=errors, labels=forms.LABELS,
+        units=forms.address_options(values, local_today()), today=local_today(),
+        counters=forms.all_counters() if _is_admin() else [], counter_id=counter_id, focus=focus,
+    ), status
+
+
+@bp.get("/orders/<item_id>")
+@desk_required
+def order(item_id: str):
+    """One order: every field, its status and its history."""
+    found = get_order(_actor(), item_id)
+    if found.item_id != item_id:
+        return redirect(url_for("counter.order", item_id=found.item_id))
+    return render_template("counter/order.html", order=found)
+
+
+# --- batch import --------------------------------------------------------------------------------
+
+@bp.route("/imports/new", methods=["GET", "POST"])
+@desk_required
+def new_import():
+    """Upload a CSV or XLSX file of orders."""
+    from delivery_service.imports.services import start_import
+
+    own_counter: Counter | None = current_user.counter
+    counter_id = own_counter.id if own_counter else None
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        counter = own_counter
+        if _is_admin():
+            counter = forms.chosen_counter(request.form.get("counter_id"))
+            if counter is None:
+                errors["counter_id"] = [gettext("Choose the counter these orders belong to.")]
+            counter_id = counter.id if counter else None
+        upload = request.files.get("file")
+        if upload is None or not upload.filename:
+            errors["file"] = [gettext("Choose a CSV or XLSX file.")]
+        if counter is not None and not errors:
+            try:
+                batch = start_import(_actor(), counter_id=counter.id, filename=upload.filename,
+                                     content=upload.read())
+            except InvalidInput as exc:
+                db.session.rollback()
+                errors = forms.translate_errors(exc.errors)
+            else:
+                return redirect(url_for("counter.import_result", import_id=batch.id), code=303)
+    return render_template(
+        "counter/import_form.html", errors=errors, labels=forms.LABELS,
+        counters=forms.all_counters() if _is_admin() else [], counter_id=counter_id,
+    ), (422 if errors else 200)
+
+
+@bp.get("/imports/template.csv")
+@desk_required
+def import_template():
+    """The template file: the column headers and one example row."""
+    from delivery_service.imports.services import template_csv
+
+    return Response(template_csv(), mimetype="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="mau-nhap-don.csv"'})
+
+
+@bp.get("/imports/<int:import_id>")
+@desk_required
+def import_result(import_id: int):
+    """Totals and per-row results; the page reloads itself every 2 s while the import runs."""
+    from delivery_service.imports.services import get_import
+
+    batch = get_import(_actor(), import_id)
+    running = batch.state in (ImportState.PENDING, ImportState.RUNNING)
+    return render_template("counter/import_result.html", batch=batch, running=running,
+                           field_label=forms.field_label, translate=forms.translate_message)
