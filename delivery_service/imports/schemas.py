@@ -1,0 +1,46 @@
+"""The import batch as it crosses the HTTP edge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import url_for
+from flask_smorest.fields import Upload
+from marshmallow import Schema, fields, validate
+
+from delivery_service.imports.models import ImportBatch, ImportState
+
+
+class ImportUpload(Schema):
+    file = Upload(required=True, metadata={"description": "A .csv (UTF-8) or .xlsx file; see the template"})
+
+
+class RowResult(Schema):
+    line = fields.Integer(metadata={"description": "Line (Excel row) in the file; the header is line 1"})
+    status = fields.String(validate=validate.OneOf(["created", "existing", "error"]))
+    item_id = fields.String(allow_none=True, metadata={"description": "S10 id of the stored order"})
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                         metadata={"description": "Messages by the file's column name; _row: the whole line"})
+
+
+class ImportOut(Schema):
+    """A batch: its state, counts and the result of every row."""
+
+    id = fields.Integer()
+    state = fields.Enum(ImportState, by_value=True,
+                        metadata={"description": "pending → running → done, or failed (see error)"})
+    filename = fields.String()
+    content_type = fields.String(metadata={"description": "csv or xlsx"})
+    total_rows = fields.Integer()
+    created_rows = fields.Integer()
+    existing_rows = fields.Integer(metadata={"description": "Rows whose order was stored before"})
+    error_rows = fields.Integer()
+    error = fields.String(allow_none=True, metadata={"description": "Why a failed import stopped"})
+    created_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    results = fields.Function(lambda b: b.results or [], metadata={"description": "One per non-blank row"})
+    links = fields.Method("_links")
+
+    def _links(self, batch: ImportBatch) -> dict[str, Any]:
+        return {"self": url_for("imports_api.get_import", import_id=batch.id),
+                "template": url_for("imports_api.template")}

@@ -1,0 +1,667 @@
+"""Batch import of orders: the file checks at upload, the job that stores the rows, the template.
+
+A file is refused as a whole (InvalidInput on ``file``) when it cannot be read as a table of orders:
+wrong type or encoding, unknown or missing columns, too big. Otherwise every row is validated on
+its own; good rows are stored, bad rows are reported with the file's line and column names.
+The column set and the rules are documented in docs/import-format.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+import re
+import time
+import unicodedata
+import warnings
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
+
+from delivery_service.accounts.models import ApiClient, Role, User
+from delivery_service.accounts.services import SYSTEM, Actor
+from delivery_service.db import utcnow
+from delivery_service.errors import Forbidden, InvalidInput, NotFound
+from delivery_service.extensions import db
+from delivery_service.imports.models import ImportBatch, ImportState
+from delivery_service.jobs import enqueue_after_commit
+from delivery_service.orders.models import DeliveryOrder, OrderEvent
+from delivery_service.orders.schemas import OrderIn
+from delivery_service.orders.services import build_order, find_duplicate, local_today
+from delivery_service.orders.status import Direction, Status
+from delivery_service.orgs.models import Counter
+from delivery_service.units.models import UnitLevel
+from delivery_service.units.services import CODE_WIDTH, resolve_address
+
+log = logging.getLogger(__name__)
+
+# The columns of an import file, in template order.
+COLUMNS: tuple[str, ...] = (
+    "direction", "dossier_code", "procedure_code", "procedure_name", "issuing_agency",
+    "recipient_name", "recipient_phone", "recipient_id_number",
+    "authorised_name", "authorised_phone", "authorised_id_number",
+    "province_code", "district_code", "commune_code", "address_detail",
+    "postage_vnd", "payer", "exemption", "collect_vnd", "appointment_date", "note",
+)
+# Without these every row would fail, so a file lacking one is refused as a whole.
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    "direction", "dossier_code", "procedure_name", "issuing_agency", "recipient_name", "recipient_phone",
+    "province_code", "commune_code", "address_detail",
+)
+# Vietnamese headers (compared without diacritics, case or punctuation: "Mã hồ sơ" is ma_ho_so).
+ALIASES: dict[str, str] = {
+    "chieu": "direction", "ma_ho_so": "dossier_code", "ma_thu_tuc": "procedure_code",
+    "ten_thu_tuc": "procedure_name", "co_quan_giai_quyet": "issuing_agency",
+    "ten_nguoi_nhan": "recipient_name", "sdt_nguoi_nhan": "recipient_phone",
+    "cccd_nguoi_nhan": "recipient_id_number", "ten_nguoi_duoc_uy_quyen": "authorised_name",
+    "sdt_nguoi_duoc_uy_quyen": "authorised_phone", "cccd_nguoi_duoc_uy_quyen": "authorised_id_number",
+    "ma_tinh": "province_code", "ma_huyen": "district_code", "ma_xa": "commune_code",
+    "dia_chi": "address_detail", "cuoc_phi": "postage_vnd", "nguoi_tra_cuoc": "payer",
+    "mien_giam": "exemption", "thu_ho": "collect_vnd", "ngay_hen_tra": "appointment_date",
+    "ghi_chu": "note",
+}
+# Where a flat column goes in OrderIn's nested structure (the others keep their name at the top).
+NESTED: dict[str, tuple[str, str]] = {
+    "recipient_name": ("recipient", "name"),
+    "recipient_phone": ("recipient", "phone"),
+    "recipient_id_number": ("recipient", "id_number"),
+    "authorised_name": ("authorised_person", "name"),
+    "authorised_phone": ("authorised_person", "phone"),
+    "authorised_id_number": ("authorised_person", "id_number"),
+    "province_code": ("address", "province_code"),
+    "district_code": ("address", "district_code"),
+    "commune_code": ("address", "commune_code"),
+    "address_detail": ("address", "detail"),
+}
+COLUMN_OF_PATH: dict[tuple[str, ...], str] = {
+    **{path: col for col, path in NESTED.items()},
+    **{(col,): col for col in COLUMNS},
+}
+CODE_COLUMNS = {"province_code": UnitLevel.PROVINCE, "district_code": UnitLevel.DISTRICT,
+                "commune_code": UnitLevel.COMMUNE}
+ID_COLUMNS = {"recipient_id_number", "authorised_id_number"}
+MONEY_COLUMNS = {"postage_vnd", "collect_vnd"}
+ENUM_COLUMNS = {"direction", "payer", "exemption"}
+ROW = "_row"  # the error key of a problem that belongs to no single column
+CHUNK_ROWS = 250  # rows per transaction in the job (IMPORT_CHUNK_ROWS in the config overrides it)
+
+CREATED, EXISTING, ERROR = "created", "existing", "error"
+_MONEY = re.compile(r"\d+|\d{1,3}(?:([.,\s])\d{3})(?:\1\d{3})*")
+
+
+def _refuse(*messages: str) -> InvalidInput:
+    return InvalidInput({"file": list(messages)})
+
+
+# --- reading a file into rows -----------------------------------------------------------------
+
+@dataclass
+class Row:
+    line: int  # as the user sees it: the header is line 1 (the Excel row number)
+    values: dict[str, Any]  # canonical column -> raw cell value
+    problem: str | None = None  # a defect of the row as a whole (wrong number of values)
+
+
+@dataclass
+class Table:
+    kind: str
+    headers: dict[str, str]  # canonical column -> the header as written in the file
+    rows: list[Row] = field(default_factory=list)
+
+    def label(self, column: str) -> str:
+        """The name the file uses for ``column``."""
+        return self.headers.get(column, column)
+
+
+def canonical_column(header: str) -> str:
+    """The column a header names: lower case, no diacritics, runs of other characters as ``_``."""
+    text = unicodedata.normalize("NFD", header.strip()).replace("đ", "d").replace("Đ", "D")
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    text = re.sub(r"[^a-z0-9]+", "_", text).strip("_")
+    return ALIASES.get(text, text)
+
+
+def _column_letter(index: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(index + 1)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def detect_kind(filename: str, content: bytes) -> str:
+    """``csv`` or ``xlsx``, by the extension and the first bytes; InvalidInput otherwise."""
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    is_zip = content[:2] == b"PK"
+    is_ole = content[:4] == b"\xd0\xcf\x11\xe0"  # the old binary Excel format (.xls)
+    if ext == "xls" or is_ole:
+        raise _refuse("Old Excel files (.xls) cannot be read: save the sheet as .xlsx or as CSV UTF-8.")
+    if ext == "xlsx":
+        if not is_zip:
+            raise _refuse("This .xlsx file is not an Excel workbook: save it again from Excel as .xlsx.")
+        return "xlsx"
+    if ext == "csv":
+        if is_zip:
+            raise _refuse("This file is an Excel workbook, not CSV: upload it with the .xlsx extension.")
+        return "csv"
+    raise _refuse("Only .csv and .xlsx files can be imported.")
+
+
+def _decode(content: bytes) -> str:
+    if content[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise _refuse("The file is UTF-16 text: in Excel choose Save As, “CSV UTF-8 (Comma delimited)”.")
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        for legacy in ("cp1258", "cp1252"):
+            try:
+                content.decode(legacy)
+            except UnicodeDecodeError:
+                continue
+            raise _refuse("The file is not in UTF-8 (it looks like a Windows code page such as cp1258): "
+                          "in Excel choose Save As, “CSV UTF-8 (Comma delimited)”.") from None
+        raise _refuse(f"The file is not valid UTF-8 text (byte {exc.start + 1}): save it as CSV UTF-8.") \
+            from None
+    if "\x00" in text:
+        raise _refuse("The file contains NUL characters: it is not a CSV text file.")
+    return text
+
+
+def _csv_records(content: bytes) -> Iterator[list[str]]:
+    text = _decode(content)
+    first = text.split("\n", 1)[0]
+    # Excel writes ";" where the list separator is ",", as in Vietnamese regional settings.
+    delimiter = max((",", ";", "\t"), key=first.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    while True:
+        start = reader.line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise _refuse(f"The CSV is malformed in the record starting at line {start} ({exc}): "
+                          "check the quotes (\") there.") from None
+        yield record
+
+
+def _xlsx_records(content: bytes) -> Iterator[list[Any]]:
+    import openpyxl
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # style and extension warnings say nothing about the data
+            book = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except Exception:  # noqa: BLE001  (any defect of an untrusted file means the same to the user)
+        raise _refuse("The file cannot be read as an Excel workbook (.xlsx).") from None
+    try:
+        sheet = book.worksheets[0]
+        sheet.reset_dimensions()  # some writers record a wrong sheet size; read to the real end
+        rows = sheet.iter_rows(values_only=True)
+        while True:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    values = next(rows)
+            except StopIteration:
+                return
+            except Exception:  # noqa: BLE001
+                raise _refuse("The file cannot be read as an Excel workbook (.xlsx).") from None
+            yield list(values)
+    finally:
+        book.close()
+
+
+def read_table(kind: str, content: bytes, max_rows: int | None = None) -> Table:
+    """The header and the non-blank rows of a file; InvalidInput on ``file`` if it is not a table."""
+    with closing(_csv_records(content) if kind == "csv" else _xlsx_records(content)) as records:
+        return _table(kind, records, max_rows)
+
+
+def _table(kind: str, records: Iterator[list[Any]], max_rows: int | None) -> Table:
+    header_cells = next(records, None)
+    if header_cells is None:
+        raise _refuse("The file is empty.")
+    if all(_blank(c) for c in header_cells):
+        raise _refuse("The first line must hold the column names (download the template).")
+    headers: dict[str, str] = {}
+    index: list[str | None] = []  # the column at each position; None under an empty header cell
+    unknown, problems = [], []
+    for cell in header_cells:
+        written = "" if cell is None else str(cell).strip()
+        if not written:
+            index.append(None)
+            continue
+        column = canonical_column(written)
+        if column not in COLUMNS:
+            unknown.append(written)
+        elif column in headers:
+            problems.append(f"The column {column} appears twice ({headers[column]!r} and {written!r}).")
+        headers.setdefault(column, written)
+        index.append(column)
+    if unknown:
+        problems.append(f"Unknown columns: {', '.join(unknown)}. "
+                        f"The columns are: {', '.join(COLUMNS)} (see the template).")
+    missing = [c for c in REQUIRED_COLUMNS if c not in headers]
+    if missing:
+        problems.append(f"Missing required columns: {', '.join(missing)}.")
+    if problems:
+        raise _refuse(*problems)
+
+    table = Table(kind=kind, headers=headers)
+    width = len(index)
+    needed = max(pos for pos, column in enumerate(index) if column) + 1
+    for line, cells in enumerate(records, start=2):
+        if max_rows is not None and line > 2 * max_rows + 1000:
+            # Blank rows cost nothing to compress: stop a small workbook that unpacks into millions.
+            raise _refuse(f"The file has more than {2 * max_rows + 1000} lines, most of them blank.")
+        if all(_blank(c) for c in cells):
+            continue
+        if max_rows is not None and len(table.rows) >= max_rows:
+            raise _refuse(f"The file has more than {max_rows} rows: split it into several files.")
+        row = Row(line=line, values={})
+        if kind == "csv" and not needed <= len(cells) <= width:
+            # A missing or extra separator shifts the values into the wrong columns: refuse the row.
+            row.problem = (f"This line has {len(cells)} values but the header has {width} columns: "
+                           "check the separators and the quotes.")
+        for pos, cell in enumerate(cells):
+            column = index[pos] if pos < width else None
+            if column is not None:
+                row.values[column] = cell
+            elif not _blank(cell) and row.problem is None:
+                row.problem = f"Column {_column_letter(pos)} has a value but no name in the first line."
+        table.rows.append(row)
+    if not table.rows:
+        raise _refuse("The file has a header but no rows of orders.")
+    return table
+
+
+# --- a row to OrderIn's input ------------------------------------------------------------------
+
+def _text(value: Any) -> str | None:
+    """A cell as text: numbers without a spurious ``.0``, dates as ISO dates, blank as None."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value).upper()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    text = str(value)
+    return text if text.strip() else None
+
+
+def _code(value: Any, level: UnitLevel) -> str | None:
+    text = _text(value)
+    if text is None:
+        return None
+    text = text.strip()
+    return text.zfill(CODE_WIDTH[level]) if text.isdigit() else text
+
+
+def _id_number(value: Any) -> str | None:
+    """Spreadsheets drop the leading 0 of ID numbers (every CCCD starts with one): put it back."""
+    text = _text(value)
+    if text is None:
+        return None
+    digits = "".join(text.split())
+    if digits.isdigit() and len(digits) == 8:
+        return digits.zfill(9)
+    if digits.isdigit() and len(digits) in (10, 11):
+        return digits.zfill(12)
+    return text
+
+
+def _money(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if _MONEY.fullmatch(text):
+        return int(re.sub(r"\D", "", text))
+    return text  # OrderIn reports "Not a valid integer."
+
+
+def _date(value: Any) -> str | None:
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    text = _text(value)
+    if text is None:
+        return None
+    text = text.strip()
+    for pattern in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return dt.datetime.strptime(text, pattern).date().isoformat()
+        except ValueError:
+            continue
+    raise ValidationError("Not a valid date.")
+
+
+def row_input(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """OrderIn's nested input from a row's flat cells, and the errors of cells that cannot be read."""
+    flat: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for column, raw in values.items():
+        try:
+            if column in CODE_COLUMNS:
+                value = _code(raw, CODE_COLUMNS[column])
+            elif column in ID_COLUMNS:
+                value = _id_number(raw)
+            elif column in MONEY_COLUMNS:
+                value = None if _blank(raw) else _money(raw)
+            elif column == "appointment_date":
+                value = _date(raw)
+            elif column in ENUM_COLUMNS:
+                value = _text(raw)
+                value = value.strip().lower() if value else None
+            else:
+                value = _text(raw)
+        except ValidationError as exc:
+            errors[column] = list(exc.messages) if isinstance(exc.messages, list) else [str(exc.messages)]
+            continue
+        if value is not None:
+            flat[column] = value
+    data: dict[str, Any] = {"recipient": {}, "address": {}}
+    for column, value in flat.items():
+        if column in NESTED:
+            parent, child = NESTED[column]
+            data.setdefault(parent, {})[child] = value
+        else:
+            data[column] = value
+    return data, errors
+
+
+def column_errors(errors: dict[str, Any]) -> dict[str, list[str]]:
+    """OrderIn's or build_order's errors keyed by the flat column names."""
+    out: dict[str, list[str]] = {}
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, path if key == "_schema" else (*path, str(key)))
+            return
+        column = COLUMN_OF_PATH.get(path) or COLUMN_OF_PATH.get(path[-1:]) or ROW
+        messages = node if isinstance(node, list) else [node]
+        out.setdefault(column, []).extend(str(m) for m in messages)
+
+    walk(errors, ())
+    return out
+
+
+def _merge(into: dict[str, list[str]], more: dict[str, list[str]]) -> None:
+    for key, messages in more.items():
+        known = into.setdefault(key, [])
+        known.extend(m for m in list(messages) if m not in known)
+
+
+def _key_of(values: dict[str, Any]) -> tuple[str, str] | None:
+    """A row's (dossier_code, direction) as OrderIn normalises them; None if either is empty."""
+    dossier, direction = _text(values.get("dossier_code")), _text(values.get("direction"))
+    if not dossier or not direction:
+        return None
+    return " ".join(unicodedata.normalize("NFC", dossier).split()), direction.strip().lower()
+
+
+# --- upload, lookup, template ------------------------------------------------------------------
+
+def _clean_filename(filename: str) -> str:
+    name = unicodedata.normalize("NFC", (filename or "").replace("\\", "/").rsplit("/", 1)[-1])
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    return name[-255:] or "import"
+
+
+def start_import(actor: Actor, *, counter_id: int, filename: str, content: bytes) -> ImportBatch:
+    """Check and store an uploaded file and start its import after the commit; commits.
+
+    Without Redis the import has run when this returns; with Redis the batch is still pending.
+    """
+    if actor.role is not Role.ADMIN and actor.counter_id != counter_id:
+        raise Forbidden("You can only import orders for your own counter.")
+    if db.session.get(Counter, counter_id) is None:
+        raise InvalidInput({"counter_id": ["No such counter."]})
+    cfg = current_app.config
+    if not content:
+        raise _refuse("The file is empty.")
+    if len(content) > cfg["MAX_IMPORT_BYTES"]:
+        limit = cfg["MAX_IMPORT_BYTES"]
+        size = f"{limit / 2**20:g} MB" if limit >= 2**20 else f"{limit:,} bytes"
+        raise _refuse(f"The file is larger than {size}: split it into several files.")
+    name = _clean_filename(filename)
+    kind = detect_kind(name, content)
+    table = read_table(kind, content, cfg["MAX_IMPORT_ROWS"])
+    batch = ImportBatch(counter_id=counter_id, api_client_id=actor.client_id, created_by_id=actor.user_id,
+                        filename=name, content_type=kind, content=content, state=ImportState.PENDING,
+                        total_rows=len(table.rows), results=[])
+    db.session.add(batch)
+    db.session.flush()
+    enqueue_after_commit("delivery_service.imports.services:run_import", batch.id)
+    db.session.commit()
+    db.session.refresh(batch)  # an in-process job has finished it in its own session
+    return batch
+
+
+def get_import(actor: Actor, import_id: int) -> ImportBatch:
+    """The batch if the actor may see it: its own counter's, or any for an admin; NotFound otherwise."""
+    batch = db.session.get(ImportBatch, import_id)
+    if batch is None or (actor.role is not Role.ADMIN and batch.counter_id != actor.counter_id):
+        raise NotFound(f"No import {import_id}")
+    return batch
+
+
+def template_csv() -> bytes:
+    """The import template: UTF-8 with a BOM (so Excel reads the diacritics), header and one example."""
+    appointment = local_today() + dt.timedelta(days=3)
+    example = {
+        "direction": "result_to_citizen",
+        "dossier_code": "000.00.18.H55-261121-0042",
+        "procedure_code": "1.011442.000.00.00.H55",
+        "procedure_name": "Cấp đổi giấy phép lái xe",
+        "issuing_agency": "Sở Xây dựng tỉnh Quảng Ngãi",
+        "recipient_name": "Nguyễn Thị Hoa",
+        "recipient_phone": "0905123456",
+        "recipient_id_number": "",
+        "authorised_name": "",
+        "authorised_phone": "",
+        "authorised_id_number": "",
+        "province_code": "51",
+        "district_code": "",
+        "commune_code": "21025",
+        "address_detail": "12 Hùng Vương, tổ 3",
+        "postage_vnd": "26000",
+        "payer": "citizen",
+        "exemption": "none",
+        "collect_vnd": "0",
+        "appointment_date": appointment.strftime("%d/%m/%Y"),
+        "note": "Gọi trước khi giao",
+    }
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    writer.writerow([example[c] for c in COLUMNS])
+    return out.getvalue().encode("utf-8-sig")
+
+
+# --- the job ------------------------------------------------------------------------------------
+
+def _actor_of(batch: Any) -> Actor:
+    """The actor who uploaded the batch, rebuilt from its ids (jobs take ids, not objects)."""
+    if batch.created_by_id is not None:
+        user = db.session.get(User, batch.created_by_id)
+        if user is not None:
+            return Actor.of_user(user)
+    if batch.api_client_id is not None:
+        client = db.session.get(ApiClient, batch.api_client_id)
+        if client is not None:
+            return Actor(label=f"api:{client.name}", role=Role.COUNTER_STAFF, client_id=client.id,
+                         counter_id=client.counter_id)
+    return SYSTEM
+
+
+class _Run:
+    """One execution of an import job: validates rows and stores them chunk by chunk."""
+
+    def __init__(self, batch: Any, table: Table) -> None:
+        self.batch_id: int = batch.id
+        self.counter_id: int = batch.counter_id
+        self.actor = _actor_of(batch)
+        self.table = table
+        self.schema = OrderIn()
+        self.seen: dict[tuple[str, str], int] = {}  # (dossier_code, direction) -> first line
+        self.results: list[dict[str, Any]] = list(batch.results or [])
+
+    def run(self) -> None:
+        """Process the rows not yet in the results (all of them, unless this re-runs a crashed job)."""
+        done = {r["line"] for r in self.results}
+        chunk_rows = current_app.config.get("IMPORT_CHUNK_ROWS", CHUNK_ROWS)
+        pending: list[tuple[Row, int | None]] = []
+        for row in self.table.rows:
+            key = _key_of(row.values)
+            duplicate_of = self.seen.get(key) if key else None
+            if key and duplicate_of is None:
+                self.seen[key] = row.line
+            if row.line in done:
+                continue
+            pending.append((row, duplicate_of))
+            if len(pending) >= chunk_rows:
+                self._chunk(pending)
+                pending = []
+        if pending:
+            self._chunk(pending)
+
+    def finish(self) -> None:
+        self._save_progress(state=ImportState.DONE, finished_at=utcnow(), error=None)
+        db.session.commit()
+
+    def _validate(self, row: Row, duplicate_of: int | None) -> tuple[dict[str, Any] | None,
+                                                                     dict[str, list[str]]]:
+        """OrderIn's output for a good row, or None; and the row's errors by column."""
+        data, errors = row_input(row.values)
+        if row.problem:
+            errors.setdefault(ROW, []).append(row.problem)
+        loaded: dict[str, Any] | None = None
+        try:
+            loaded = self.schema.load(data)
+        except ValidationError as exc:
+            _merge(errors, column_errors(exc.normalized_messages()))
+            self._check_address(data, errors)
+        if duplicate_of is not None:
+            errors.setdefault("dossier_code", []).append(
+                f"Duplicate of line {duplicate_of} (same dossier_code and direction).")
+        return (None if errors else loaded), errors
+
+    @staticmethod
+    def _check_address(data: dict[str, Any], errors: dict[str, list[str]]) -> None:
+        """Report a wrong address along with the other errors, not only once they are fixed."""
+        address = data.get("address") or {}
+        if any(c in errors for c in CODE_COLUMNS) or not address.get("province_code") \
+                or not address.get("commune_code"):
+            return
+        try:
+            resolve_address(address["province_code"], address.get("district_code"),
+                            address["commune_code"], local_today())
+        except InvalidInput as exc:
+            _merge(errors, column_errors(exc.errors))
+
+    def _chunk(self, rows: list[tuple[Row, int | None]]) -> None:
+        # Write first: SQLite's driver opens its transaction only at a write, and a SAVEPOINT issued
+        # outside one would become the transaction itself and commit at its release.
+        db.session.execute(sa.update(ImportBatch).where(ImportBatch.id == self.batch_id)
+                           .values(state=ImportState.RUNNING)
+                           .execution_options(synchronize_session=False))
+        checked = [(row, *self._validate(row, duplicate_of)) for row, duplicate_of in rows]
+        codes = {data["dossier_code"] for _row, data, _errors in checked if data}
+        stored: dict[tuple[str, Direction], str] = {}
+        if codes:
+            stored = {(code, direction): item_id for code, direction, item_id in db.session.execute(
+                sa.select(DeliveryOrder.dossier_code, DeliveryOrder.direction, DeliveryOrder.item_id)
+                .where(DeliveryOrder.counter_id == self.counter_id, DeliveryOrder.dossier_code.in_(codes)))}
+        for row, data, errors in checked:
+            result: dict[str, Any] = {"line": row.line, "status": ERROR, "item_id": None, "errors": {}}
+            if data is not None:
+                item_id = stored.get((data["dossier_code"], Direction(data["direction"])))
+                if item_id is not None:
+                    result.update(status=EXISTING, item_id=item_id)
+                else:
+                    status, item_id, errors = self._store(row, data)
+                    result.update(status=status, item_id=item_id)
+            result["errors"] = {self.table.label(col): msgs for col, msgs in errors.items()}
+            self.results.append(result)
+        self._save_progress()
+        db.session.commit()
+
+    def _store(self, row: Row, data: dict[str, Any]) -> tuple[str, str | None, dict[str, list[str]]]:
+        """Store one order and its first event under a savepoint: both or neither."""
+        try:
+            with db.session.begin_nested():
+                order = build_order(self.actor, data, counter_id=self.counter_id)
+                db.session.add(order)
+                db.session.flush()
+                db.session.add(OrderEvent(
+                    order_id=order.id, status_to=Status.CREATED, actor_user_id=self.actor.user_id,
+                    actor_client_id=self.actor.client_id, actor_label=self.actor.label,
+                    note=f"Import #{self.batch_id}, line {row.line}"))
+                db.session.flush()
+            return CREATED, order.item_id, {}
+        except InvalidInput as exc:
+            return ERROR, None, column_errors(exc.errors)
+        except IntegrityError:
+            # Stored meanwhile by another request (the unique counter/dossier/direction decides).
+            existing = find_duplicate(self.counter_id, data["dossier_code"], Direction(data["direction"]),
+                                      None)
+            if existing is None:
+                return ERROR, None, {ROW: ["The database refused this row."]}
+            return EXISTING, existing.item_id, {}
+
+    def _save_progress(self, **extra: Any) -> None:
+        counts = {status: sum(1 for r in self.results if r["status"] == status)
+                  for status in (CREATED, EXISTING, ERROR)}
+        db.session.execute(sa.update(ImportBatch).where(ImportBatch.id == self.batch_id).values(
+            results=list(self.results), total_rows=len(self.table.rows), created_rows=counts[CREATED],
+            existing_rows=counts[EXISTING], error_rows=counts[ERROR], **extra,
+        ).execution_options(synchronize_session=False))
+
+
+def run_import(import_id: int) -> None:
+    """The job: import the rows of a stored batch. Idempotent; a re-run resumes after a crash."""
+    batch = db.session.get(ImportBatch, import_id)
+    if batch is None:
+        log.warning("import %s does not exist", import_id)
+        return
+    if batch.state is ImportState.DONE:
+        return
+    started = time.monotonic()
+    try:
+        table = read_table(batch.content_type, batch.content)  # the row limit was checked at upload
+        job = _Run(batch, table)
+        db.session.expunge(batch)  # keep the file's bytes out of the reloads after each commit
+        job.run()
+        job.finish()
+    except Exception as exc:  # noqa: BLE001
+        # The message and the log name the exception only: its text can quote the rows' personal data.
+        db.session.rollback()
+        log.error("import %s failed: %s", import_id, exc.__class__.__name__)
+        message = (exc.errors["file"][0] if isinstance(exc, InvalidInput) and "file" in exc.errors else
+                   f"The import stopped ({exc.__class__.__name__}). The rows reported so far are stored; "
+                   "upload the file again to import the rest (stored rows are reported as existing).")
+        db.session.execute(sa.update(ImportBatch).where(ImportBatch.id == import_id).values(
+            state=ImportState.FAILED, error=message[:500], finished_at=utcnow(),
+        ).execution_options(synchronize_session=False))
+        db.session.commit()
+        return
+    log.info("import %s done: %d rows in %.1f s", import_id, len(table.rows), time.monotonic() - started)
