@@ -55,7 +55,7 @@ def _prepare(app: Flask) -> dict[str, int]:
         import_units("2025", TEST_PROVINCES_2025)
         import_units("legacy", TEST_PROVINCES_LEGACY)
         lines = list(load(DEMO_PASSWORD, with_orders=False))
-        app.config["DEMO_TOKEN"] = next(l.rsplit(" ", 1)[1] for l in lines if "API token" in l)
+        app.config["DEMO_TOKEN"] = next(line.rsplit(" ", 1)[1] for line in lines if "API token" in line)
         marks = {}
         for table in ORG_TABLES:
             if table != "route_communes":
@@ -138,8 +138,18 @@ def app(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
         db.engine.dispose()
 
 
+class IsolatedClient(FlaskClient):
+    """Each request in an app context of its own, as in production: its own ``g`` and db session
+    (the app fixture keeps a context pushed for the test body, which requests would otherwise share)."""
+
+    def open(self, *args: Any, **kwargs: Any):  # noqa: ANN201
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
+    app.test_client_class = IsolatedClient
     return app.test_client()
 
 

@@ -269,4 +269,5 @@ def test_openapi_documents_every_endpoint_and_field(client):
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     page = client.get("/api/v1/docs")
     assert page.status_code == 200 and b"swagger" in page.data.lower()
-    assert client.get("/api/v1/docs/assets/swagger-ui-bundle.js").status_code == 200
+    with client.get("/api/v1/docs/assets/swagger-ui-bundle.js") as asset:
+        assert asset.status_code == 200

@@ -20,6 +20,7 @@ def current_actor() -> Actor:
 
 
 def _authenticate() -> None:
+    g.pop("actor", None)
     limit = (current_app.config["MAX_IMPORT_BYTES"] + 64 * 1024 if request.mimetype == "multipart/form-data"
              else current_app.config["MAX_JSON_BYTES"])
     if request.content_length is not None and request.content_length > limit:

@@ -33,10 +33,10 @@ from delivery_service.errors import Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.imports.models import ImportBatch, ImportState
 from delivery_service.jobs import enqueue_after_commit
-from delivery_service.orders.models import DeliveryOrder, OrderEvent
+from delivery_service.orders.models import DeliveryOrder
 from delivery_service.orders.schemas import OrderIn
-from delivery_service.orders.services import build_order, find_duplicate, local_today
-from delivery_service.orders.status import Direction, Status
+from delivery_service.orders.services import add_order, find_duplicate, local_today
+from delivery_service.orders.status import Direction
 from delivery_service.orgs.models import Counter
 from delivery_service.units.models import UnitLevel
 from delivery_service.units.services import CODE_WIDTH, resolve_address
@@ -609,14 +609,8 @@ class _Run:
         """Store one order and its first event under a savepoint: both or neither."""
         try:
             with db.session.begin_nested():
-                order = build_order(self.actor, data, counter_id=self.counter_id)
-                db.session.add(order)
-                db.session.flush()
-                db.session.add(OrderEvent(
-                    order_id=order.id, status_to=Status.CREATED, actor_user_id=self.actor.user_id,
-                    actor_client_id=self.actor.client_id, actor_label=self.actor.label,
-                    note=f"Import #{self.batch_id}, line {row.line}"))
-                db.session.flush()
+                order = add_order(self.actor, data, counter_id=self.counter_id,
+                                  event_note=f"Import #{self.batch_id}, line {row.line}")
             return CREATED, order.item_id, {}
         except InvalidInput as exc:
             return ERROR, None, column_errors(exc.errors)

@@ -68,11 +68,8 @@ def create_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
     """
     if actor.role is not Role.ADMIN and actor.counter_id != counter_id:
         raise Forbidden("You can only create orders for your own counter.")
-    order = build_order(actor, data, counter_id=counter_id, idempotency_key=idempotency_key)
     try:
-        db.session.add(order)
-        db.session.flush()
-        db.session.add(OrderEvent(order_id=order.id, status_to=Status.CREATED, **_actor_cols(actor)))
+        order = add_order(actor, data, counter_id=counter_id, idempotency_key=idempotency_key)
         db.session.commit()
         return order, True
     except IntegrityError:
@@ -88,6 +85,18 @@ def create_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
                            f"(dossier {existing.dossier_code}, {existing.direction.value}).",
                            item_id=existing.item_id) from None
         return existing, False
+
+
+def add_order(actor: Actor, data: dict[str, Any], *, counter_id: int, idempotency_key: str | None = None,
+              event_note: str | None = None) -> DeliveryOrder:
+    """Add a validated order and its first event to the session, flushed but not committed."""
+    order = build_order(actor, data, counter_id=counter_id, idempotency_key=idempotency_key)
+    db.session.add(order)
+    db.session.flush()
+    db.session.add(OrderEvent(order_id=order.id, status_to=Status.CREATED, note=event_note,
+                              **_actor_cols(actor)))
+    db.session.flush()
+    return order
 
 
 def build_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
@@ -259,7 +268,8 @@ def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt
         db.session.rollback()
         raise Conflict(exc.reason, current_status=order.status.value, requested=target.value) from None
     event = OrderEvent(order_id=order.id, status_from=order.status, status_to=target,
-                       device_time=device_time.astimezone(dt.UTC) if device_time else None, latitude=latitude, longitude=longitude,
+                       device_time=device_time.astimezone(dt.UTC) if device_time else None,
+                       latitude=latitude, longitude=longitude,
                        accuracy_m=accuracy_m, reason=reason, note=note, client_event_id=client_event_id,
                        **_actor_cols(actor))
     order.status = target

@@ -1,10 +1,11 @@
 """One status machine for both directions: results to citizens and dossiers to agencies.
 
-Result leg:  created → assigned → handed_to_courier → out_for_delivery → delivered
-                                                          ↘ failed_attempt → out_for_delivery | returned_to_agency
-Dossier leg: created → assigned → pickup_scheduled → picked_up → delivered_to_agency
-                                        ↘ failed_attempt → pickup_scheduled | cancelled
+Result leg:   created → assigned → handed_to_courier → out_for_delivery → delivered;
+              out_for_delivery → failed_attempt → out_for_delivery (retry) or returned_to_agency.
+Dossier leg:  created → assigned → pickup_scheduled → picked_up → delivered_to_agency;
+              pickup_scheduled → failed_attempt → pickup_scheduled (retry) or cancelled.
 An order in both directions runs the dossier leg first, then the result leg from delivered_to_agency.
+Orders not yet with a courier may be cancelled.
 """
 
 from __future__ import annotations
