@@ -9,7 +9,7 @@ import enum
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from delivery_service.db import fk, intpk
+from delivery_service.db import fk, intpk, str_enum
 from delivery_service.extensions import db
 
 REFORM_DATE = dt.date(2025, 7, 1)
@@ -33,9 +33,7 @@ class AdminUnit(db.Model):
     )
 
     id: Mapped[intpk]
-    level: Mapped[UnitLevel] = mapped_column(
-        sa.Enum(UnitLevel, native_enum=False, length=16, create_constraint=True, values_callable=lambda e: [m.value for m in e])
-    )
+    level: Mapped[UnitLevel] = mapped_column(str_enum(UnitLevel, 16))
     code: Mapped[str] = mapped_column(sa.String(16))
     name: Mapped[str] = mapped_column(sa.String(128))
     kind: Mapped[str] = mapped_column(sa.String(32))  # tỉnh, thành phố, quận, huyện, xã, phường…
