@@ -7,16 +7,15 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from conftest import login
 from flask_babel import force_locale
+from web_helpers import make_user
 
-from delivery_service.accounts.models import Role, User
-from delivery_service.extensions import db
+from delivery_service.accounts.models import Role
 from delivery_service.imports.models import ImportState
 from delivery_service.orders.models import Exemption, Payer
 from delivery_service.orders.status import Direction, Status
@@ -119,9 +118,8 @@ def test_english_switch_is_remembered_and_can_be_undone(client):
 
 
 def test_a_users_own_language_applies_until_they_switch(client):
-    db.session.execute(sa.update(User).where(User.username == "counter").values(locale="en"))
-    db.session.commit()
-    login(client, "counter")
+    make_user("english", counter_code="QNG-TTHCC", locale="en")  # a new user: demo users are shared
+    login(client, "english")
     assert "Today's orders" in client.get("/counter").get_data(as_text=True)
     assert "Đơn hôm nay" in client.get("/counter?lang=vi").get_data(as_text=True)
 

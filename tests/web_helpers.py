@@ -32,10 +32,10 @@ def make_order(counter_code: str = "QNG-TTHCC", **changes: Any) -> DeliveryOrder
     return order
 
 
-def make_user(username: str, role: Role = Role.COUNTER_STAFF,
-              counter_code: str | None = "HTI-DUCTHO") -> None:
+def make_user(username: str, role: Role = Role.COUNTER_STAFF, counter_code: str | None = "HTI-DUCTHO",
+              locale: str = "vi") -> None:
     create_user(username=username, full_name="Nguyễn Thị Thử", password=DEMO_PASSWORD, role=role,
-                counter_code=counter_code)
+                counter_code=counter_code, locale=locale)
     db.session.commit()
 
 

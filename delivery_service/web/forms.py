@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from delivery_service.orders.status import Direction
 from delivery_service.orgs.models import Counter
 from delivery_service.units.models import UnitLevel
 from delivery_service.units.services import Unit, resolve_address, unit_index
+from delivery_service.web.messages import translate_message
 
 # form field -> path in the OrderIn payload
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -96,67 +97,15 @@ def field_label(key: str) -> str:
     return str(label) if label is not None else key
 
 
-# --- messages from marshmallow, the shared fields and the services, in the reader's language -----
-
-def _fixed(msgid_call: Callable[[], str]) -> Callable[[re.Match[str]], str]:
-    return lambda _m: msgid_call()
-
-
-_MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
-    (re.compile(r"Missing data for required field\.|Must not be empty\.|Field may not be null\."),
-     _fixed(lambda: gettext("This field is required."))),
-    (re.compile(r"Not a valid Vietnamese phone number\."),
-     _fixed(lambda: gettext("Not a valid Vietnamese phone number."))),
-    (re.compile(r"An ID number has 12 digits.*"),
-     _fixed(lambda: gettext("An ID number has 12 digits (CCCD) or 9 digits (old ID card)."))),
-    (re.compile(r"Longer than (\d+) characters\.|Length must be between \d+ and (\d+)\."
-                r"|Longer than maximum length (\d+)\."),
-     lambda m: gettext("At most %(n)s characters.", n=next(g for g in m.groups() if g))),
-    (re.compile(r"Contains control or invalid characters\."),
-     _fixed(lambda: gettext("Contains characters that are not allowed."))),
-    (re.compile(r"Not a valid integer\."), _fixed(lambda: gettext("Enter a whole number of đồng."))),
-    (re.compile(r"Must be greater than or equal to .*"),
-     _fixed(lambda: gettext("The amount must be between 0 and 1,000,000,000 đồng."))),
-    (re.compile(r"Not a valid date\."), _fixed(lambda: gettext("Not a valid date (dd/mm/yyyy)."))),
-    (re.compile(r"Must be one of: .*|Invalid enum .*"),
-     _fixed(lambda: gettext("Choose one of the listed values."))),
-    (re.compile(r"The appointment date is in the past\."),
-     _fixed(lambda: gettext("The appointment date is in the past."))),
-    (re.compile(r"The appointment date is more than a year away\."),
-     _fixed(lambda: gettext("The appointment date is more than a year away."))),
-    (re.compile(r"Required when delivering a result\."),
-     _fixed(lambda: gettext("Required when delivering a result."))),
-    (re.compile(r"Unknown province code '?([^' ]*)'? on .*"),
-     lambda m: gettext("Unknown province code %(code)s.", code=m.group(1))),
-    (re.compile(r"Unknown district code '?([^' ]*)'? on .*"),
-     lambda m: gettext("Unknown district code %(code)s; since 1 July 2025 there are no districts.",
-                       code=m.group(1))),
-    (re.compile(r"Unknown commune code '?([^' ]*)'? on .*"),
-     lambda m: gettext("Unknown commune code %(code)s.", code=m.group(1))),
-    (re.compile(r"Commune (\S+) is not in province (\S+)\."),
-     lambda m: gettext("This commune (%(commune)s) is not in the chosen province (%(province)s).",
-                       commune=m.group(1), province=m.group(2))),
-    (re.compile(r"Commune (\S+) is not in district (\S+)\."),
-     lambda m: gettext("This commune (%(commune)s) is not in the chosen district (%(district)s).",
-                       commune=m.group(1), district=m.group(2))),
-    (re.compile(r"District (\S+) is not in province (\S+)\."),
-     lambda m: gettext("This district (%(district)s) is not in the chosen province (%(province)s).",
-                       district=m.group(1), province=m.group(2))),
-    (re.compile(r"This commune belongs to a district: give district_code\."),
-     _fixed(lambda: gettext("This commune belongs to a district: choose the district."))),
-    (re.compile(r"Unknown field\."), _fixed(lambda: gettext("Unknown field."))),
-]
+def column_label(key: str) -> str:
+    """An import file's column as the result page names it: the field's name and the file's header."""
+    if key == "_row":
+        return gettext("Whole row")
+    label = field_label(key)
+    return key if label == key else gettext("%(label)s, column %(column)s", label=label, column=key)
 
 
-def translate_message(message: str) -> str:
-    """The reader's-language version of a validation message; unknown messages pass unchanged."""
-    text = str(message).strip()
-    for pattern, render in _MESSAGES:
-        match = pattern.fullmatch(text)
-        if match:
-            return render(match)
-    return text
-
+# --- errors back to the form's fields ------------------------------------------------------------
 
 def translate_errors(errors: Mapping[str, Any]) -> dict[str, list[str]]:
     """``{field: [message]}`` with every message translated (nested values are flattened)."""

@@ -196,4 +196,4 @@ def import_result(import_id: int):
     batch = get_import(_actor(), import_id)
     running = batch.state in (ImportState.PENDING, ImportState.RUNNING)
     return render_template("counter/import_result.html", batch=batch, running=running,
-                           field_label=forms.field_label, translate=forms.translate_message)
+                           column_label=forms.column_label)

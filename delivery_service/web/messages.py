@@ -1,0 +1,123 @@
+"""Validation messages of marshmallow, the shared fields and the services, in the reader's language.
+
+The services speak English (the API's language); people read these pages in Vietnamese first. Each
+known message is matched as a whole and re-worded through the catalog; unknown ones pass unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from flask_babel import gettext
+
+
+def _fixed(msgid_call: Callable[[], str]) -> Callable[[re.Match[str]], str]:
+    return lambda _m: msgid_call()
+
+
+_MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (re.compile(r"Missing data for required field\.|Must not be empty\.|Field may not be null\."),
+     _fixed(lambda: gettext("This field is required."))),
+    (re.compile(r"Not a valid Vietnamese phone number\."),
+     _fixed(lambda: gettext("Not a valid Vietnamese phone number."))),
+    (re.compile(r"An ID number has 12 digits.*"),
+     _fixed(lambda: gettext("An ID number has 12 digits (CCCD) or 9 digits (old ID card)."))),
+    (re.compile(r"Longer than (\d+) characters\.|Length must be between \d+ and (\d+)\."
+                r"|Longer than maximum length (\d+)\."),
+     lambda m: gettext("At most %(n)s characters.", n=next(g for g in m.groups() if g))),
+    (re.compile(r"Contains control or invalid characters\."),
+     _fixed(lambda: gettext("Contains characters that are not allowed."))),
+    (re.compile(r"Not a valid integer\."), _fixed(lambda: gettext("Enter a whole number of đồng."))),
+    (re.compile(r"Must be greater than or equal to .*"),
+     _fixed(lambda: gettext("The amount must be between 0 and 1,000,000,000 đồng."))),
+    (re.compile(r"Not a valid date\."), _fixed(lambda: gettext("Not a valid date (dd/mm/yyyy)."))),
+    (re.compile(r"Must be one of: .*|Invalid enum .*"),
+     _fixed(lambda: gettext("Choose one of the listed values."))),
+    (re.compile(r"The appointment date is in the past\."),
+     _fixed(lambda: gettext("The appointment date is in the past."))),
+    (re.compile(r"The appointment date is more than a year away\."),
+     _fixed(lambda: gettext("The appointment date is more than a year away."))),
+    (re.compile(r"Required when delivering a result\."),
+     _fixed(lambda: gettext("Required when delivering a result."))),
+    (re.compile(r"Unknown province code '?([^' ]*)'? on .*"),
+     lambda m: gettext("Unknown province code %(code)s.", code=m.group(1))),
+    (re.compile(r"Unknown district code '?([^' ]*)'? on .*"),
+     lambda m: gettext("Unknown district code %(code)s; since 1 July 2025 there are no districts.",
+                       code=m.group(1))),
+    (re.compile(r"Unknown commune code '?([^' ]*)'? on .*"),
+     lambda m: gettext("Unknown commune code %(code)s.", code=m.group(1))),
+    (re.compile(r"Commune (\S+) is not in province (\S+)\."),
+     lambda m: gettext("This commune (%(commune)s) is not in the chosen province (%(province)s).",
+                       commune=m.group(1), province=m.group(2))),
+    (re.compile(r"Commune (\S+) is not in district (\S+)\."),
+     lambda m: gettext("This commune (%(commune)s) is not in the chosen district (%(district)s).",
+                       commune=m.group(1), district=m.group(2))),
+    (re.compile(r"District (\S+) is not in province (\S+)\."),
+     lambda m: gettext("This district (%(district)s) is not in the chosen province (%(province)s).",
+                       district=m.group(1), province=m.group(2))),
+    (re.compile(r"This commune belongs to a district: give district_code\."),
+     _fixed(lambda: gettext("This commune belongs to a district: choose the district."))),
+    (re.compile(r"Unknown field\."), _fixed(lambda: gettext("Unknown field."))),
+    # --- batch import (delivery_service/imports/services.py) ---
+    (re.compile(r"Duplicate of line (\d+) \(same dossier_code and direction\)\."),
+     lambda m: gettext("Same dossier code and service as line %(line)s.", line=m.group(1))),
+    (re.compile(r"This line has (\d+) values but the header has (\d+) columns.*"),
+     lambda m: gettext("This line has %(values)s values but the first line names %(columns)s columns: "
+                       "check the separators and the quotes.", values=m.group(1), columns=m.group(2))),
+    (re.compile(r"Column (\w+) has a value but no name in the first line\."),
+     lambda m: gettext("Column %(column)s has a value but no name in the first line.", column=m.group(1))),
+    (re.compile(r"The database refused this row\."),
+     _fixed(lambda: gettext("The database refused this row."))),
+    (re.compile(r"Old Excel files \(\.xls\) cannot be read.*"),
+     _fixed(lambda: gettext("Old Excel files (.xls) cannot be read: save the sheet as .xlsx or as "
+                            "CSV UTF-8."))),
+    (re.compile(r"This \.xlsx file is not an Excel workbook.*"
+                r"|The file cannot be read as an Excel workbook.*"),
+     _fixed(lambda: gettext("The file cannot be read as an Excel workbook: save it again from Excel "
+                            "as .xlsx."))),
+    (re.compile(r"This file is an Excel workbook, not CSV.*"),
+     _fixed(lambda: gettext("This file is an Excel workbook, not CSV: upload it with the .xlsx "
+                            "extension."))),
+    (re.compile(r"Only \.csv and \.xlsx files can be imported\."),
+     _fixed(lambda: gettext("Only .csv and .xlsx files can be imported."))),
+    (re.compile(r"The file is UTF-16 text.*|The file is not in UTF-8.*|The file is not valid UTF-8.*"),
+     _fixed(lambda: gettext("The file is not in UTF-8: in Excel choose Save As, "
+                            "“CSV UTF-8 (Comma delimited)”."))),
+    (re.compile(r"The file contains NUL characters.*"),
+     _fixed(lambda: gettext("The file contains NUL characters: it is not a CSV text file."))),
+    (re.compile(r"The CSV is malformed in the record starting at line (\d+).*"),
+     lambda m: gettext("The CSV file is malformed from line %(line)s: check the quotes (\") there.",
+                       line=m.group(1))),
+    (re.compile(r"The file is empty\."), _fixed(lambda: gettext("The file is empty."))),
+    (re.compile(r"The first line must hold the column names.*"),
+     _fixed(lambda: gettext("The first line must hold the column names (download the template)."))),
+    (re.compile(r"The column (\w+) appears twice.*"),
+     lambda m: gettext("The column %(column)s appears twice.", column=m.group(1))),
+    (re.compile(r"Unknown columns: (.*?)\. The columns are: .*"),
+     lambda m: gettext("Unknown columns: %(columns)s. Use the column names of the template.",
+                       columns=m.group(1))),
+    (re.compile(r"Missing required columns: (.*)\."),
+     lambda m: gettext("Missing required columns: %(columns)s.", columns=m.group(1))),
+    (re.compile(r"The file has more than (\d+) rows.*"),
+     lambda m: gettext("The file has more than %(rows)s rows: split it into several files.",
+                       rows=m.group(1))),
+    (re.compile(r"The file has a header but no rows of orders\."),
+     _fixed(lambda: gettext("The file has a header but no rows of orders."))),
+    (re.compile(r"The file is larger than (\d+) KB.*"),
+     lambda m: gettext("The file is larger than %(kb)s KB: split it into several files.", kb=m.group(1))),
+    (re.compile(r"No such counter\."), _fixed(lambda: gettext("No such counter."))),
+    (re.compile(r"The import stopped \((\w+)\).*"),
+     _fixed(lambda: gettext("The import stopped. The rows reported so far are stored; upload the file "
+                            "again to import the rest (stored rows are reported as already existing)."))),
+]
+
+
+def translate_message(message: str) -> str:
+    """The reader's-language version of a validation message; unknown messages pass unchanged."""
+    text = str(message).strip()
+    for pattern, render in _MESSAGES:
+        match = pattern.fullmatch(text)
+        if match:
+            return render(match)
+    return text
