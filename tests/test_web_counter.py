@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 from urllib.parse import quote
 
@@ -203,3 +204,12 @@ def test_order_page_shows_every_field_and_the_history(client):
 def test_csrf_token_and_login_helpers_work_on_the_form(client):
     login(client, "counter")
     assert csrf_token(client, "/counter/orders/new")
+
+
+def test_after_a_scan_the_search_box_is_empty_and_focused_for_the_next_one(client):
+    order = make_order()
+    login(client, "counter")
+    for path in (f"/counter/orders/{order.item_id}", "/counter/search?q=RH999999995VN"):
+        html = client.get(path).get_data(as_text=True)
+        box = re.search(r'<input id="q" name="q"[^>]*>', html).group(0)
+        assert 'value=""' in box and "autofocus" in box, path
