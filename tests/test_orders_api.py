@@ -271,3 +271,13 @@ def test_openapi_documents_every_endpoint_and_field(client):
     assert page.status_code == 200 and b"swagger" in page.data.lower()
     with client.get("/api/v1/docs/assets/swagger-ui-bundle.js") as asset:
         assert asset.status_code == 200
+
+
+def test_a_past_date_is_reported_together_with_other_field_errors(client, auth):
+    resp = client.post("/api/v1/orders", headers=auth, json=order_payload(
+        appointment_date="2020-01-01", recipient={"name": "An", "phone": "12345"}))
+    errors = resp.json["errors"]["json"]
+    assert resp.status_code == 422 and set(errors) == {"appointment_date", "recipient"}
+    assert errors["appointment_date"] == ["The appointment date is in the past."]
+    bad_format = client.post("/api/v1/orders", headers=auth, json=order_payload(appointment_date="31/12/2030"))
+    assert bad_format.json["errors"]["json"]["appointment_date"] == ["Not a valid date."]

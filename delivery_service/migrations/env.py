@@ -66,6 +66,14 @@ def run_migrations_offline():
         context.run_migrations()
 
 
+# Indexes that hand-written migrations create on PostgreSQL only; autogenerate must not drop them.
+POSTGRESQL_ONLY_INDEXES = {"ix_orders_name_key_trgm"}
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    return not (type_ == "index" and reflected and name in POSTGRESQL_ONLY_INDEXES)
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -85,6 +93,7 @@ def run_migrations_online():
                 logger.info('No changes in schema detected.')
 
     conf_args = current_app.extensions['migrate'].configure_args
+    conf_args.setdefault("include_object", include_object)
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 

@@ -63,8 +63,8 @@ class OrderIn(StrictSchema):
     appointment_date = fields.Date(load_default=None, metadata={"description": "Ngày hẹn trả"})
     note = Text(load_default=None, max_length=500, multiline=True)
 
-    @validates_schema
-    def _dates(self, data: dict[str, Any], **kwargs: Any) -> None:
+    @validates_schema(skip_on_field_errors=False, pass_original=True)  # past dates show with other errors
+    def _dates(self, data: dict[str, Any], original: Any, **kwargs: Any) -> None:
         from delivery_service.orders.services import local_today
 
         appointment = data.get("appointment_date")
@@ -72,7 +72,8 @@ class OrderIn(StrictSchema):
             raise ValidationError("The appointment date is in the past.", "appointment_date")
         if appointment is not None and (appointment - local_today()).days > 366:
             raise ValidationError("The appointment date is more than a year away.", "appointment_date")
-        if data.get("direction") is Direction.RESULT_TO_CITIZEN and appointment is None:
+        given = isinstance(original, dict) and original.get("appointment_date") not in (None, "")
+        if data.get("direction") is Direction.RESULT_TO_CITIZEN and appointment is None and not given:
             raise ValidationError("Required when delivering a result.", "appointment_date")
 
 

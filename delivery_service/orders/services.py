@@ -72,6 +72,9 @@ def create_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
         order = add_order(actor, data, counter_id=counter_id, idempotency_key=idempotency_key)
         db.session.commit()
         return order, True
+    except InvalidInput:
+        db.session.rollback()
+        raise
     except IntegrityError:
         db.session.rollback()
         existing = find_duplicate(counter_id, data["dossier_code"], Direction(data["direction"]),
