@@ -36,6 +36,8 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL="/api/v1/docs/assets/",
         BABEL_TRANSLATION_DIRECTORIES="translations",
+        RATELIMIT_STORAGE_URI=settings["REDIS_URL"] or "memory://",
+        RATELIMIT_HEADERS_ENABLED=True,
         API_SPEC_OPTIONS={
             "info": {"description": "Result-delivery orders from one-stop counters. "
                      "Authenticate with `Authorization: Bearer <token>`."},
@@ -55,6 +57,7 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
                                 render_as_batch=True, compare_type=True)
     extensions.csrf.init_app(app)
     extensions.login_manager.init_app(app)
+    extensions.limiter.init_app(app)
     extensions.babel.init_app(app, locale_selector=_select_locale)
     extensions.api.init_app(app)
     jobs.init_app(app)

@@ -1,6 +1,8 @@
 """Bare extension singletons, wired to the app in create_app()."""
 
 from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_smorest import Api
@@ -16,3 +18,5 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
 api = Api()
+# Storage: Redis when REDIS_URL is set (shared by all processes), else per-process memory.
+limiter = Limiter(key_func=get_remote_address)

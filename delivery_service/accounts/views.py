@@ -10,7 +10,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from delivery_service.accounts.models import Role
 from delivery_service.accounts.services import authenticate
-from delivery_service.extensions import db
+from delivery_service.extensions import db, limiter
 
 bp = Blueprint("auth", __name__)
 
@@ -31,7 +31,18 @@ def _landing() -> str:
     return url_for("auth.home")
 
 
+def _username_key() -> str:
+    return "login:" + (request.form.get("username") or "").strip().lower()
+
+
+def _failed(response) -> bool:  # noqa: ANN001
+    return response.status_code == 401
+
+
 @bp.route("/login", methods=["GET", "POST"])
+# Failed attempts only: per address, and per account (against guessing from many addresses).
+@limiter.limit("10 per minute", methods=["POST"], deduct_when=_failed)
+@limiter.limit("30 per hour", methods=["POST"], key_func=_username_key, deduct_when=_failed)
 def login():
     """The log-in form; on success, the page asked for or the role's own page."""
     next_url = _safe_next(request.values.get("next"))
