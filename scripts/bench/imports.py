@@ -121,7 +121,8 @@ def main() -> int:
 
     from delivery_service.imports.services import COLUMNS
 
-    table = ["| backend | case | rows | seconds | rows/s | share of bare write |", "|---|---|---|---|---|---|"]
+    table = ["| backend | case | rows | seconds | rows/s | share of bare write |",
+             "|---|---|---|---|---|---|"]
     for backend in args.backends.split(","):
         tmp = Path(tempfile.mkdtemp(prefix="bench-imports-"))
         admin = None
@@ -139,13 +140,14 @@ def main() -> int:
             bare = baseline(app, rows, COLUMNS)
             table.append(f"| {backend} | bare write (baseline) | {args.rows} | {bare:.2f} | "
                          f"{args.rows / bare:,.0f} | 100 % |")
-            for kind, content in (("csv", to_csv(rows, COLUMNS)), ("xlsx", to_xlsx(make_rows(args.rows, COLUMNS),
-                                                                                     COLUMNS))):
+            files = (("csv", to_csv(rows, COLUMNS)), ("xlsx", to_xlsx(make_rows(args.rows, COLUMNS), COLUMNS)))
+            for kind, content in files:
                 secs, counts = run_import(app, token, content, f"bench.{kind}")
                 expected_errors = sum(1 for i in range(args.rows) if i % 50 == 7)
                 assert counts == ("done", args.rows - expected_errors, 0, expected_errors), counts
-                table.append(f"| {backend} | import {kind.upper()} ({len(content) // 1024} KB) | {args.rows} | "
-                             f"{secs:.2f} | {args.rows / secs:,.0f} | {bare / secs * 100:.1f} % |")
+                case = f"import {kind.upper()} ({len(content) // 1024} KB)"
+                table.append(f"| {backend} | {case} | {args.rows} | {secs:.2f} | {args.rows / secs:,.0f} | "
+                             f"{bare / secs * 100:.1f} % |")
             secs, counts = run_import(app, token, to_csv(rows, COLUMNS), "again.csv")
             assert counts[2] == args.rows - sum(1 for i in range(args.rows) if i % 50 == 7), counts
             table.append(f"| {backend} | re-upload, all rows existing | {args.rows} | {secs:.2f} | "
