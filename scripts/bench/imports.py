@@ -140,7 +140,8 @@ def main() -> int:
             bare = baseline(app, rows, COLUMNS)
             table.append(f"| {backend} | bare write (baseline) | {args.rows} | {bare:.2f} | "
                          f"{args.rows / bare:,.0f} | 100 % |")
-            files = (("csv", to_csv(rows, COLUMNS)), ("xlsx", to_xlsx(make_rows(args.rows, COLUMNS), COLUMNS)))
+            xlsx = to_xlsx(make_rows(args.rows, COLUMNS), COLUMNS)
+            files = (("csv", to_csv(rows, COLUMNS)), ("xlsx", xlsx))
             for kind, content in files:
                 secs, counts = run_import(app, token, content, f"bench.{kind}")
                 expected_errors = sum(1 for i in range(args.rows) if i % 50 == 7)
