@@ -34,7 +34,7 @@ from delivery_service.extensions import db
 from delivery_service.imports.models import ImportBatch, ImportState
 from delivery_service.jobs import enqueue_after_commit
 from delivery_service.orders.models import DeliveryOrder
-from delivery_service.orders.schemas import OrderIn
+from delivery_service.orders.schemas import FLAT_FIELDS, OrderIn
 from delivery_service.orders.services import add_order, find_duplicate, local_today
 from delivery_service.orders.status import Direction
 from delivery_service.orgs.models import Counter
@@ -44,13 +44,7 @@ from delivery_service.units.services import CODE_WIDTH, resolve_address
 log = logging.getLogger(__name__)
 
 # The columns of an import file, in template order.
-COLUMNS: tuple[str, ...] = (
-    "direction", "dossier_code", "procedure_code", "procedure_name", "issuing_agency",
-    "recipient_name", "recipient_phone", "recipient_id_number",
-    "authorised_name", "authorised_phone", "authorised_id_number",
-    "province_code", "district_code", "commune_code", "address_detail",
-    "postage_vnd", "payer", "exemption", "collect_vnd", "appointment_date", "note",
-)
+COLUMNS: tuple[str, ...] = tuple(FLAT_FIELDS)
 # Without these every row would fail, so a file lacking one is refused as a whole.
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "direction", "dossier_code", "procedure_name", "issuing_agency", "recipient_name", "recipient_phone",
@@ -69,18 +63,7 @@ ALIASES: dict[str, str] = {
     "ghi_chu": "note",
 }
 # Where a flat column goes in OrderIn's nested structure (the others keep their name at the top).
-NESTED: dict[str, tuple[str, str]] = {
-    "recipient_name": ("recipient", "name"),
-    "recipient_phone": ("recipient", "phone"),
-    "recipient_id_number": ("recipient", "id_number"),
-    "authorised_name": ("authorised_person", "name"),
-    "authorised_phone": ("authorised_person", "phone"),
-    "authorised_id_number": ("authorised_person", "id_number"),
-    "province_code": ("address", "province_code"),
-    "district_code": ("address", "district_code"),
-    "commune_code": ("address", "commune_code"),
-    "address_detail": ("address", "detail"),
-}
+NESTED: dict[str, tuple[str, ...]] = {col: path for col, path in FLAT_FIELDS.items() if len(path) == 2}
 COLUMN_OF_PATH: dict[tuple[str, ...], str] = {
     **{path: col for col, path in NESTED.items()},
     **{(col,): col for col in COLUMNS},

@@ -16,6 +16,33 @@ from delivery_service.units.services import unit_index
 MAX_VND = 1_000_000_000
 
 
+# The order as one flat record (form fields, spreadsheet columns), in display order, mapped to the
+# path of each value in OrderIn's nested structure.
+FLAT_FIELDS: dict[str, tuple[str, ...]] = {
+    "direction": ("direction",),
+    "dossier_code": ("dossier_code",),
+    "procedure_code": ("procedure_code",),
+    "procedure_name": ("procedure_name",),
+    "issuing_agency": ("issuing_agency",),
+    "recipient_name": ("recipient", "name"),
+    "recipient_phone": ("recipient", "phone"),
+    "recipient_id_number": ("recipient", "id_number"),
+    "authorised_name": ("authorised_person", "name"),
+    "authorised_phone": ("authorised_person", "phone"),
+    "authorised_id_number": ("authorised_person", "id_number"),
+    "province_code": ("address", "province_code"),
+    "district_code": ("address", "district_code"),
+    "commune_code": ("address", "commune_code"),
+    "address_detail": ("address", "detail"),
+    "postage_vnd": ("postage_vnd",),
+    "payer": ("payer",),
+    "exemption": ("exemption",),
+    "collect_vnd": ("collect_vnd",),
+    "appointment_date": ("appointment_date",),
+    "note": ("note",),
+}
+
+
 class StrictSchema(Schema):
     class Meta:
         unknown = RAISE

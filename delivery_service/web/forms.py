@@ -19,7 +19,7 @@ from marshmallow import ValidationError
 from delivery_service.errors import InvalidInput
 from delivery_service.extensions import db
 from delivery_service.orders.models import Exemption, Payer
-from delivery_service.orders.schemas import OrderIn
+from delivery_service.orders.schemas import FLAT_FIELDS, OrderIn
 from delivery_service.orders.status import Direction
 from delivery_service.orgs.models import Counter
 from delivery_service.units.models import UnitLevel
@@ -27,29 +27,7 @@ from delivery_service.units.services import Unit, resolve_address, unit_index
 from delivery_service.web.messages import translate_message
 
 # form field -> path in the OrderIn payload
-FIELDS: dict[str, tuple[str, ...]] = {
-    "direction": ("direction",),
-    "dossier_code": ("dossier_code",),
-    "procedure_code": ("procedure_code",),
-    "procedure_name": ("procedure_name",),
-    "issuing_agency": ("issuing_agency",),
-    "recipient_name": ("recipient", "name"),
-    "recipient_phone": ("recipient", "phone"),
-    "recipient_id_number": ("recipient", "id_number"),
-    "authorised_name": ("authorised_person", "name"),
-    "authorised_phone": ("authorised_person", "phone"),
-    "authorised_id_number": ("authorised_person", "id_number"),
-    "province_code": ("address", "province_code"),
-    "district_code": ("address", "district_code"),
-    "commune_code": ("address", "commune_code"),
-    "address_detail": ("address", "detail"),
-    "postage_vnd": ("postage_vnd",),
-    "payer": ("payer",),
-    "exemption": ("exemption",),
-    "collect_vnd": ("collect_vnd",),
-    "appointment_date": ("appointment_date",),
-    "note": ("note",),
-}
+FIELDS = FLAT_FIELDS
 _BY_PATH = {path: name for name, path in FIELDS.items()}
 INTEGER_FIELDS = {"postage_vnd", "collect_vnd"}
 ALWAYS_SENT_GROUPS = ("recipient", "address")  # so that their errors name the field, not the group
