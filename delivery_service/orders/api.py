@@ -20,7 +20,7 @@ blp = protected(Blueprint("orders_api", __name__, url_prefix="/orders",
 
 
 @blp.route("", methods=["POST"])
-@blp.arguments(OrderIn)
+@blp.arguments(OrderIn())  # one instance: building a schema per request costs more than loading
 @blp.response(201, OrderOut, description="The new order")
 @blp.alt_response(200, schema=OrderOut, description="A retry: the order stored earlier")
 @blp.alt_response(409, description="The Idempotency-Key was used for another order")
@@ -79,7 +79,7 @@ def list_events(item_id: str):
 
 
 @blp.route("/<item_id>/events", methods=["POST"])
-@blp.arguments(EventIn)
+@blp.arguments(EventIn())
 @blp.response(201, EventOut, description="The status changed")
 @blp.alt_response(200, schema=EventOut, description="A replay of an event already stored")
 @blp.alt_response(409, description="The move is impossible from the current status; the reason says why")

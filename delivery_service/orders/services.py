@@ -47,10 +47,15 @@ def name_key(name: str) -> str:
     return " ".join(unicodedata.normalize("NFC", name).casefold().split())
 
 
+_INSERT_SERIAL = sa.insert(ItemSerial.__table__).returning(ItemSerial.__table__.c.id)
+_INSERT_ORDER = sa.insert(DeliveryOrder.__table__).returning(DeliveryOrder.__table__.c.id)
+_INSERT_EVENT = sa.insert(OrderEvent.__table__)
+_ORDER_COLUMNS = tuple(c.key for c in DeliveryOrder.__table__.columns if c.key != "id")
+
+
 def allocate_item_id() -> str:
     """A new S10 identifier. Serials come from an auto-increment key, so no two processes share one."""
-    serial = db.session.execute(sa.insert(ItemSerial).values(allocated_at=utcnow())
-                                .returning(ItemSerial.id)).scalar_one()
+    serial = db.session.execute(_INSERT_SERIAL, {"allocated_at": utcnow()}).scalar_one()
     cfg = current_app.config
     if serial > s10.MAX_SERIAL:
         raise Conflict("The S10 serial range of this service indicator is used up: "
@@ -92,19 +97,23 @@ def create_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
 
 def add_order(actor: Actor, data: dict[str, Any], *, counter_id: int, idempotency_key: str | None = None,
               event_note: str | None = None) -> DeliveryOrder:
-    """Add a validated order and its first event to the session, flushed but not committed."""
+    """Write a validated order and its first event in the current transaction, without committing.
+
+    All checks run first; the writes (serial, order, event) come last and go out as plain inserts,
+    so that SQLite's write lock is held for as short a time as possible.
+    """
     order = build_order(actor, data, counter_id=counter_id, idempotency_key=idempotency_key)
-    db.session.add(order)
-    db.session.flush()
-    db.session.add(OrderEvent(order_id=order.id, status_to=Status.CREATED, note=event_note,
-                              **_actor_cols(actor)))
-    db.session.flush()
+    order.item_id = allocate_item_id()
+    order.id = db.session.execute(_INSERT_ORDER, {k: getattr(order, k) for k in _ORDER_COLUMNS}).scalar_one()
+    db.session.execute(_INSERT_EVENT, {"order_id": order.id, "status_from": None, "status_to": Status.CREATED,
+                                       "server_time": order.created_at, "note": event_note,
+                                       **_actor_cols(actor)})
     return order
 
 
 def build_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
                 idempotency_key: str | None = None) -> DeliveryOrder:
-    """Check the cross-field rules of a validated order and build it, with a new item id."""
+    """Check the cross-field rules of a validated order and build it (item id not yet given)."""
     today = local_today()
     address = data["address"]
     province, district, commune = resolve_address(
@@ -118,8 +127,8 @@ def build_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
     postage = data.get("postage_vnd") or 0
     recipient = data["recipient"]
     authorised = data.get("authorised_person") or {}
+    now = utcnow()
     return DeliveryOrder(
-        item_id=allocate_item_id(),
         counter_id=counter_id,
         api_client_id=actor.client_id,
         created_by_id=actor.user_id,
@@ -150,6 +159,8 @@ def build_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
         due_date=due_date(appointment or today, cfg["DELIVERY_TARGET_DAYS"],
                           cfg["DELIVERY_TARGET_WORKING_DAYS"]),
         note=data.get("note"),
+        created_at=now,
+        updated_at=now,
     )
 
 

@@ -43,6 +43,8 @@ def register(app: Flask) -> None:
 
     @app.before_request
     def remember_language() -> None:
+        if request.path.startswith("/api/"):
+            return
         refresh()  # the locale is cached on g, which may outlive one request (tests, CLI contexts)
         lang = request.args.get("lang")
         if lang in LOCALES and session.get("lang") != lang:
