@@ -43,7 +43,10 @@ class Exemption(enum.StrEnum):
 
 
 class ItemSerial(db.Model):
-    """One row per issued S10 serial. Auto-increment never hands out a number twice."""
+    """The source of S10 serials: its auto-increment key never hands out a number twice.
+
+    SQLite writes one row per serial; PostgreSQL draws blocks from the key's sequence (no rows).
+    """
 
     __tablename__ = "item_serials"
     __table_args__ = {"sqlite_autoincrement": True}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import unicodedata
+from collections import deque
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -53,9 +55,27 @@ _INSERT_EVENT = sa.insert(OrderEvent.__table__)
 _ORDER_COLUMNS = tuple(c.key for c in DeliveryOrder.__table__.columns if c.key != "id")
 
 
+# PostgreSQL: serials are drawn from the table's sequence in blocks, one round trip per block.
+# Sequences never hand a number out twice, even when the drawing transaction rolls back.
+_NEXT_SERIALS = sa.text("SELECT nextval(pg_get_serial_sequence('item_serials', 'id')) "
+                        "FROM generate_series(1, :n)")
+SERIAL_BLOCK = 20
+
+
+def _next_serial() -> int:
+    if db.session.get_bind().dialect.name != "postgresql":
+        # SQLite: one row per serial; the write lock keeps processes apart, AUTOINCREMENT never reuses.
+        return db.session.execute(_INSERT_SERIAL, {"allocated_at": utcnow()}).scalar_one()
+    pid, block = current_app.extensions.get("serial_block") or (None, None)
+    if pid != os.getpid() or not block:  # a forked child must never use its parent's numbers
+        block = deque(db.session.execute(_NEXT_SERIALS, {"n": SERIAL_BLOCK}).scalars())
+        current_app.extensions["serial_block"] = (os.getpid(), block)
+    return block.popleft()
+
+
 def allocate_item_id() -> str:
-    """A new S10 identifier. Serials come from an auto-increment key, so no two processes share one."""
-    serial = db.session.execute(_INSERT_SERIAL, {"allocated_at": utcnow()}).scalar_one()
+    """A new S10 identifier; no two processes ever get the same serial."""
+    serial = _next_serial()
     cfg = current_app.config
     if serial > s10.MAX_SERIAL:
         raise Conflict("The S10 serial range of this service indicator is used up: "
