@@ -12,7 +12,7 @@ from delivery_service.errors import Forbidden
 from delivery_service.imports import services
 from delivery_service.imports.schemas import ImportOut, ImportUpload
 
-blp = protected(Blueprint("imports_api", __name__, url_prefix="/imports", description="Batch imports"))
+blp = protected(Blueprint("imports", __name__, url_prefix="/imports", description="Batch imports"))
 
 
 @blp.route("", methods=["POST"])
@@ -27,7 +27,7 @@ def create_import(files: dict[str, Any]):
     upload = files["file"]
     batch = services.start_import(actor, counter_id=actor.counter_id, filename=upload.filename or "",
                                   content=upload.read())
-    return batch, 202, {"Location": url_for("imports_api.get_import", import_id=batch.id)}
+    return batch, 202, {"Location": url_for("imports.get_import", import_id=batch.id)}
 
 
 @blp.route("/template.csv", methods=["GET"])

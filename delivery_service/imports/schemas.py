@@ -42,5 +42,5 @@ class ImportOut(Schema):
     links = fields.Method("_links")
 
     def _links(self, batch: ImportBatch) -> dict[str, Any]:
-        return {"self": url_for("imports_api.get_import", import_id=batch.id),
-                "template": url_for("imports_api.template")}
+        return {"self": url_for("imports.get_import", import_id=batch.id),
+                "template": url_for("imports.template")}

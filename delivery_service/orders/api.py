@@ -15,7 +15,7 @@ from delivery_service.orders import services
 from delivery_service.orders.models import DeliveryOrder
 from delivery_service.orders.schemas import EventIn, EventOut, OrderIn, OrderOut, OrderQuery
 
-blp = protected(Blueprint("orders_api", __name__, url_prefix="/orders",
+blp = protected(Blueprint("orders", __name__, url_prefix="/orders",
                           description="Result-delivery orders"))
 
 

@@ -12,7 +12,7 @@ from delivery_service.api import protected
 from delivery_service.orders.services import local_today
 from delivery_service.units.services import unit_index
 
-blp = protected(Blueprint("units_api", __name__, url_prefix="/units",
+blp = protected(Blueprint("units", __name__, url_prefix="/units",
                           description="Administrative units (provinces, districts, communes)"))
 
 
