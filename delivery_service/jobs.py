@@ -21,15 +21,18 @@ _PENDING = "pending_jobs"
 _worker_app: Flask | None = None
 
 
-def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600) -> None:
+def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600,
+                         on_failure: str | None = None) -> None:
     """Run ``module:function`` with primitive ``args`` once the current transaction commits.
 
-    If that transaction rolls back instead, the job is dropped.
+    If that transaction rolls back instead, the job is dropped. ``on_failure`` (``module:function``,
+    called with the same ``args``) runs when rq gives the job up without the job having handled it:
+    a timeout, or a worker killed mid-job (reported when rq cleans up its abandoned jobs).
     """
     session = db.session()
     if not session.in_transaction():
         session.begin()
-    session.info.setdefault(_PENDING, []).append((func_path, args, timeout))
+    session.info.setdefault(_PENDING, []).append((func_path, args, timeout, on_failure))
 
 
 def _after_commit(session: Session) -> None:
@@ -37,11 +40,14 @@ def _after_commit(session: Session) -> None:
     if not jobs:
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    for func_path, args, timeout in jobs:
+    for func_path, args, timeout, on_failure in jobs:
         queue = app.extensions.get("rq_queue")
         if queue is not None:
+            from rq import Callback
+
             queue.enqueue(execute, func_path, *args, job_timeout=timeout, result_ttl=3600,
-                          failure_ttl=7 * 86400)
+                          failure_ttl=7 * 86400, meta={"on_failure": on_failure},
+                          on_failure=Callback(failed) if on_failure else None)
         else:
             _run_in_app(app, func_path, args)
 
@@ -85,6 +91,16 @@ def execute(func_path: str, *args: Any) -> Any:
         except Exception:
             db.session.rollback()
             raise
+
+
+def failed(job, connection, exc_type, exc_value, traceback) -> None:  # noqa: ANN001
+    """rq's failure callback: runs the job's ``on_failure`` function in the worker's app."""
+    on_failure = (job.meta or {}).get("on_failure")
+    if not on_failure:
+        return
+    _func_path, *args = job.args
+    log.error("job %s failed (%s); running %s", job.id, getattr(exc_type, "__name__", exc_type), on_failure)
+    execute(on_failure, *args)
 
 
 def use_app_for_worker(app: Flask) -> None:

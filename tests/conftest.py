@@ -165,7 +165,8 @@ def auth(token: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def redis_url() -> str:
+def redis_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The test Redis, with a queue of this test's own (so concurrent test runs never share jobs)."""
     from redis import Redis
 
     try:
@@ -173,9 +174,12 @@ def redis_url() -> str:
         conn.ping()
     except Exception as exc:  # noqa: BLE001
         _unavailable("Redis", exc)
-    conn.flushdb()
+    queue = f"test-{uuid.uuid4().hex}"
+    monkeypatch.setenv("RQ_QUEUE", queue)
+    yield REDIS_URL
+    for key in conn.scan_iter(f"rq:*{queue}*"):
+        conn.delete(key)
     conn.close()
-    return REDIS_URL
 
 
 def order_payload(**changes: Any) -> dict[str, Any]:

@@ -44,3 +44,25 @@ def test_rq_job_goes_through_redis_and_a_worker(app, redis_url):
         db.session.remove()
         db.engine.dispose()
     rq_app.extensions["redis"].close()
+
+
+def explode(text: str) -> None:
+    """A job that dies without handling its own failure."""
+    raise SystemExit(f"killed while doing {text}")
+
+
+def test_rq_runs_on_failure_when_a_job_dies(app, redis_url):
+    CALLS.clear()
+    rq_app = create_app({"DATABASE_URL": app.config["DATABASE_URL"], "SECRET_KEY": "x", "TESTING": True,
+                         "REDIS_URL": redis_url})
+    with rq_app.app_context():
+        queue = rq_app.extensions["rq_queue"]
+        jobs.enqueue_after_commit("test_jobs:explode", "an import", on_failure="test_jobs:record")
+        db.session.commit()
+        jobs.use_app_for_worker(rq_app)
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        assert CALLS == ["an import"]  # record() got the failed job's arguments
+        assert db.session.scalar(sa.text("SELECT COUNT(*) FROM item_serials")) == 1
+        db.session.remove()
+        db.engine.dispose()
+    rq_app.extensions["redis"].close()

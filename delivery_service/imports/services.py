@@ -433,7 +433,8 @@ def start_import(actor: Actor, *, counter_id: int, filename: str, content: bytes
                         total_rows=len(table.rows), results=[])
     db.session.add(batch)
     db.session.flush()
-    enqueue_after_commit("delivery_service.imports.services:run_import", batch.id)
+    enqueue_after_commit("delivery_service.imports.services:run_import", batch.id,
+                         on_failure="delivery_service.imports.services:mark_failed")
     db.session.commit()
     db.session.refresh(batch)  # an in-process job has finished it in its own session
     return batch
@@ -612,6 +613,15 @@ class _Run:
             results=list(self.results), total_rows=len(self.table.rows), created_rows=counts[CREATED],
             existing_rows=counts[EXISTING], error_rows=counts[ERROR], **extra,
         ).execution_options(synchronize_session=False))
+
+
+def mark_failed(import_id: int) -> None:
+    """Close a batch whose job died without saying so (killed worker, timeout); no-op once closed."""
+    db.session.execute(sa.update(ImportBatch).where(
+        ImportBatch.id == import_id, ImportBatch.state.in_([ImportState.PENDING, ImportState.RUNNING])
+    ).values(state=ImportState.FAILED, finished_at=utcnow(), error=(
+        "The import was stopped before it finished. The rows reported so far are stored; upload the "
+        "file again to import the rest (stored rows are reported as existing).")))
 
 
 def run_import(import_id: int) -> None:
