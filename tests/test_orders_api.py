@@ -281,3 +281,89 @@ def test_a_past_date_is_reported_together_with_other_field_errors(client, auth):
     assert errors["appointment_date"] == ["The appointment date is in the past."]
     bad_format = client.post("/api/v1/orders", headers=auth, json=order_payload(appointment_date="31/12/2030"))
     assert bad_format.json["errors"]["json"]["appointment_date"] == ["Not a valid date."]
+
+
+def _admin():
+    from delivery_service.accounts.models import Role
+    from delivery_service.accounts.services import Actor
+
+    uid = db.session.scalar(sa.text("SELECT id FROM users WHERE username = 'admin'"))
+    return Actor(label="admin", role=Role.ADMIN, user_id=uid)
+
+
+def test_an_order_in_both_directions_runs_both_legs_to_delivered(client, auth):
+    from delivery_service.orders.services import change_status
+    from delivery_service.orders.status import Status
+
+    item = client.post("/api/v1/orders", json=order_payload(direction="both"), headers=auth).json["item_id"]
+    for st in ["pickup_scheduled", "picked_up", "delivered_to_agency", "assigned", "handed_to_courier",
+               "out_for_delivery", "delivered"]:
+        change_status(_admin(), item, Status(st))
+    body = client.get(f"/api/v1/orders/{item}", headers=auth).json
+    assert body["status"] == "delivered"
+    # once on the result leg, the dossier statuses are gone
+    item2 = client.post("/api/v1/orders", json=order_payload(direction="both"), headers=auth).json["item_id"]
+    for st in ["pickup_scheduled", "picked_up", "delivered_to_agency", "assigned"]:
+        change_status(_admin(), item2, Status(st))
+    from delivery_service.errors import Conflict
+
+    with pytest.raises(Conflict):
+        change_status(_admin(), item2, Status.PICKUP_SCHEDULED)
+
+
+def test_event_ids_are_scoped_and_never_reused_for_another_change(client, auth):
+    mine = client.post("/api/v1/orders", json=order_payload(), headers=auth).json["item_id"]
+    other = other_counter_auth()
+    theirs = client.post("/api/v1/orders", json=order_payload(
+        address={"province_code": "42", "commune_code": "18229", "detail": "Thôn 1"}), headers=other).json["item_id"]
+    secret = {"status": "cancelled", "event_id": "evt-secret-0001", "note": "Lý do riêng"}
+    assert client.post(f"/api/v1/orders/{theirs}/events", json=secret, headers=other).status_code == 201
+    # another counter replaying that event id learns nothing, on its own order or a made-up one
+    assert client.post("/api/v1/orders/RH000000000VN/events", json=secret, headers=auth).status_code == 404
+    reused = client.post(f"/api/v1/orders/{mine}/events", json=secret, headers=auth)
+    assert reused.status_code == 409 and "Lý do" not in reused.get_data(as_text=True)
+    assert client.get(f"/api/v1/orders/{mine}", headers=auth).json["status"] == "created"
+
+
+def test_concurrent_status_changes_let_exactly_one_win(app, client, auth):
+    from delivery_service.errors import Conflict
+    from delivery_service.orders.services import change_status
+    from delivery_service.orders.status import Status
+
+    item = client.post("/api/v1/orders", json=order_payload(), headers=auth).json["item_id"]
+    for st in ["assigned", "handed_to_courier", "out_for_delivery"]:
+        change_status(_admin(), item, Status(st))
+    db.session.remove()
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+    import delivery_service.orders.status as machine_module
+
+    real_check = machine_module.check
+
+    def check_then_wait(*args, **kwargs):  # both requests pass the check before either writes
+        real_check(*args, **kwargs)
+        barrier.wait(timeout=10)
+
+    def change(target: Status) -> None:
+        with app.app_context():
+            try:
+                change_status(_admin(), item, target)
+                outcomes.append("ok")
+            except Conflict:
+                outcomes.append("conflict")
+            finally:
+                db.session.remove()
+
+    machine_module.check = check_then_wait
+    try:
+        threads = [threading.Thread(target=change, args=(t,)) for t in (Status.DELIVERED, Status.FAILED_ATTEMPT)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        machine_module.check = real_check
+    assert sorted(outcomes) == ["conflict", "ok"]
+    froms = db.session.scalars(sa.select(OrderEvent.status_from).join(DeliveryOrder).where(
+        DeliveryOrder.item_id == item, OrderEvent.status_from == "out_for_delivery")).all()
+    assert len(froms) == 1

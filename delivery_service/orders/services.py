@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from delivery_service.accounts.models import Role
 from delivery_service.accounts.services import Actor
@@ -280,42 +281,67 @@ def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt
                   client_event_id: str | None = None) -> tuple[OrderEvent, bool]:
     """Move an order to ``target`` and log the event; commits.
 
-    Returns ``(event, True)``, or ``(earlier_event, False)`` when ``client_event_id`` was seen before
-    (a replay). Raises Conflict (409) with the reason when the move is impossible.
+    Returns ``(event, True)``, or ``(earlier_event, False)`` for a replay: the same ``client_event_id``
+    sent again for the same order and status (an offline phone resending). Raises Conflict (409)
+    with the reason when the move is impossible, when the status changed meanwhile, or when the
+    ``client_event_id`` was used for another change.
     """
-    if client_event_id:
-        seen = db.session.scalar(sa.select(OrderEvent).where(OrderEvent.client_event_id == client_event_id))
-        if seen is not None:
-            return seen, False
     if actor.role is not Role.ADMIN and target not in ROLE_TARGETS.get(actor.role, set()):
         raise Forbidden(f"Your role cannot set the status {target.value}.")
-    # Lock the row, so that two concurrent changes cannot both pass the check on the same status.
     order = db.session.scalar(scope(sa.select(DeliveryOrder), actor)
-                              .where(DeliveryOrder.item_id == s10.normalize(item_id))
-                              .with_for_update())
+                              .where(DeliveryOrder.item_id == s10.normalize(item_id)))
     if order is None:
         raise NotFound(f"No order {item_id}")
+    if client_event_id:
+        replay = _replay(order, target, client_event_id)
+        if replay is not None:
+            return replay, False
     try:
         machine.check(order.direction, order.status, target,
                       results_started=order.dossier_delivered_at is not None)
     except machine.TransitionRefused as exc:
         db.session.rollback()
         raise Conflict(exc.reason, current_status=order.status.value, requested=target.value) from None
+    now = utcnow()
+    changes: dict[str, Any] = {"status": target, "updated_at": now}
+    if target is Status.DELIVERED_TO_AGENCY:
+        changes["dossier_delivered_at"] = now
+    # Compare-and-set: of two concurrent changes from the same status only one updates a row, on
+    # every backend (SQLite ignores SELECT ... FOR UPDATE).
+    moved = db.session.execute(
+        sa.update(DeliveryOrder).where(DeliveryOrder.id == order.id, DeliveryOrder.status == order.status)
+        .values(**changes).execution_options(synchronize_session=False)).rowcount
+    if moved != 1:
+        db.session.rollback()
+        current = db.session.scalar(sa.select(DeliveryOrder.status).where(DeliveryOrder.id == order.id))
+        raise Conflict("The order's status changed meanwhile; reload it and try again.",
+                       current_status=current.value if current else None, requested=target.value)
     event = OrderEvent(order_id=order.id, status_from=order.status, status_to=target,
                        device_time=device_time.astimezone(dt.UTC) if device_time else None,
-                       latitude=latitude, longitude=longitude,
+                       latitude=latitude, longitude=longitude, server_time=now,
                        accuracy_m=accuracy_m, reason=reason, note=note, client_event_id=client_event_id,
                        **_actor_cols(actor))
-    order.status = target
-    if target is Status.DELIVERED_TO_AGENCY:
-        order.dossier_delivered_at = utcnow()
     db.session.add(event)
     try:
         db.session.commit()
-    except IntegrityError:
+    except IntegrityError:  # the same client_event_id committed meanwhile by a concurrent request
         db.session.rollback()
-        seen = db.session.scalar(sa.select(OrderEvent).where(OrderEvent.client_event_id == client_event_id))
-        if seen is None:
+        replay = _replay(order, target, client_event_id) if client_event_id else None
+        if replay is None:
             raise
-        return seen, False
+        return replay, False
+    for key, value in changes.items():  # the session's copy, as committed (no new change to flush)
+        set_committed_value(order, key, value)
     return event, True
+
+
+def _replay(order: DeliveryOrder, target: Status, client_event_id: str) -> OrderEvent | None:
+    """The stored event a request repeats; Conflict if its id was used for a different change."""
+    seen = db.session.scalar(sa.select(OrderEvent).where(OrderEvent.client_event_id == client_event_id))
+    if seen is None:
+        return None
+    if seen.order_id != order.id or seen.status_to is not target:
+        db.session.rollback()
+        raise Conflict("This event_id was already used for another status change; "
+                       "every change needs an event_id of its own.")
+    return seen

@@ -85,24 +85,22 @@ class TransitionRefused(Exception):
         self.current, self.target, self.reason = current, target, reason
 
 
-def _on_dossier_leg(direction: Direction, current: Status, results_started: bool) -> bool:
-    if direction is Direction.DOSSIER_TO_AGENCY:
-        return True
-    return direction is Direction.BOTH and not results_started
-
-
 def allowed_targets(direction: Direction, current: Status, results_started: bool = False) -> set[Status]:
-    """Every status the order may move to next."""
+    """Every status the order may move to next.
+
+    ``results_started``: an order in both directions has delivered its dossier to the agency, so
+    it is on its result leg now.
+    """
     if current in TERMINAL[direction]:
         return set()
     if direction is Direction.RESULT_TO_CITIZEN:
         moves = _RESULT_LEG
     elif direction is Direction.DOSSIER_TO_AGENCY:
         moves = _DOSSIER_LEG
-    elif _on_dossier_leg(direction, current, results_started):
-        moves = _DOSSIER_LEG | _BOTH_HANDOVER
+    elif not (results_started or current is S.DELIVERED_TO_AGENCY):
+        moves = _DOSSIER_LEG
     else:
-        moves = _RESULT_LEG - {(S.CREATED, S.ASSIGNED), (S.CREATED, S.CANCELLED)}
+        moves = (_RESULT_LEG - {(S.CREATED, S.ASSIGNED), (S.CREATED, S.CANCELLED)}) | _BOTH_HANDOVER
     return {to for frm, to in moves if frm is current}
 
 
