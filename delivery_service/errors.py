@@ -80,6 +80,13 @@ def register(app: Flask) -> None:
             return jsonify(body), code
         return render_template("error.html", code=code, message=exc.description), code
 
+    @app.errorhandler(RecursionError)
+    def handle_too_deep(exc: RecursionError):
+        if request.path.startswith("/api/"):  # a body nested deeper than the JSON parser can follow
+            return jsonify({"code": 422, "status": "Unprocessable Entity",
+                            "errors": {"json": {"_schema": ["The body is nested too deeply."]}}}), 422
+        return handle_unexpected(exc)
+
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):
         if current_app.testing and current_app.config.get("PROPAGATE_EXCEPTIONS", True):

@@ -77,6 +77,6 @@ class IdNumber(fields.String):
         raw = "".join(super()._deserialize(value, attr, data, **kwargs).split())
         if not raw:
             return None
-        if not raw.isdigit() or len(raw) not in (9, 12):
+        if not (raw.isascii() and raw.isdigit()) or len(raw) not in (9, 12):
             raise ValidationError("An ID number has 12 digits (CCCD) or 9 digits (old ID card).")
         return raw

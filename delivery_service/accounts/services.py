@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -84,15 +83,18 @@ def create_user(*, username: str, full_name: str, password: str, role: Role,
         if counter is None:
             errors["counter"] = ["Counter staff need an existing counter code."]
     if role is Role.DISTRICT_OFFICER:
-        today = dt.date.today()
+        from delivery_service.orders.services import local_today
+
+        today = local_today()
         area = db.session.scalar(sa.select(AdminUnit).where(
             AdminUnit.code == (area_code or ""), AdminUnit.valid_from <= today,
             sa.or_(AdminUnit.valid_to.is_(None), AdminUnit.valid_to >= today)))
         if area is None:
-            area = db.session.scalar(sa.select(AdminUnit).where(AdminUnit.code == (area_code or ""))
-                                     .order_by(AdminUnit.valid_from.desc()))
-        if area is None:
-            errors["area"] = ["District officers need the code of an administrative unit."]
+            former = db.session.scalar(sa.select(AdminUnit.name).where(AdminUnit.code == (area_code or "")))
+            # Orders carry the units valid on their date; a former unit would match none of today's.
+            errors["area"] = [f"{former} no longer exists (units valid before 1 Jul 2025); give the code of "
+                              "a current province or commune." if former else
+                              "District officers need the code of a current administrative unit."]
     if errors:
         raise InvalidInput(errors)
     user = User(username=username, full_name=full_name, password_hash=hash_password(password),

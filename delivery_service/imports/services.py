@@ -442,7 +442,7 @@ def start_import(actor: Actor, *, counter_id: int, filename: str, content: bytes
 
 def get_import(actor: Actor, import_id: int) -> ImportBatch:
     """The batch if the actor may see it: its own counter's, or any for an admin; NotFound otherwise."""
-    batch = db.session.get(ImportBatch, import_id)
+    batch = db.session.get(ImportBatch, import_id) if 0 < import_id < 2**63 else None
     if batch is None or (actor.role is not Role.ADMIN and batch.counter_id != actor.counter_id):
         raise NotFound(f"No import {import_id}")
     return batch

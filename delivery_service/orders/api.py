@@ -12,9 +12,9 @@ from delivery_service.api import current_actor, protected
 from delivery_service.errors import Forbidden, InvalidInput
 from delivery_service.extensions import db
 from delivery_service.orders import services
-from delivery_service.orders.models import DeliveryOrder
 from delivery_service.orders.schemas import EventIn, EventOut, OrderIn, OrderOut, OrderQuery
 
+MAX_PAGE = 100_000
 blp = protected(Blueprint("orders", __name__, url_prefix="/orders",
                           description="Result-delivery orders"))
 
@@ -33,8 +33,8 @@ def create_order(data: dict[str, Any]):
     if actor.counter_id is None:
         raise Forbidden("Only a counter's staff or software can create orders.")
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key.strip()) <= 128:
-        raise InvalidInput({"Idempotency-Key": ["Must be 1-128 characters."]})
+    if key is not None and not (1 <= len(key.strip()) <= 128 and key.isascii() and key.isprintable()):
+        raise InvalidInput({"Idempotency-Key": ["Must be 1-128 printable ASCII characters."]})
     order, created = services.create_order(actor, data, counter_id=actor.counter_id,
                                            idempotency_key=key.strip() if key else None)
     return order, (201 if created else 200), {"Location": f"/api/v1/orders/{order.item_id}"}
@@ -46,21 +46,12 @@ def create_order(data: dict[str, Any]):
 @blp.paginate()
 def list_orders(query: dict[str, Any], pagination_parameters):
     """List the caller's orders, newest first; search by item id, dossier code, phone or name."""
-    actor = current_actor()
-    if query.get("q"):
-        rows = services.search_orders(actor, query["q"], limit=pagination_parameters.page_size)
-        pagination_parameters.item_count = len(rows)
-        return rows
-    if query.get("created_on"):
-        rows = services.orders_created_on(actor, query["created_on"])
-        pagination_parameters.item_count = len(rows)
-        start = pagination_parameters.first_item
-        return rows[start:start + pagination_parameters.page_size]
-    stmt = services.scope(sa.select(DeliveryOrder), actor)
+    if pagination_parameters.page > MAX_PAGE:
+        raise InvalidInput({"page": [f"Must be at most {MAX_PAGE}."]})
+    stmt = services.find_orders(current_actor(), q=query.get("q"), created_on=query.get("created_on"))
     pagination_parameters.item_count = db.session.scalar(
-        sa.select(sa.func.count()).select_from(stmt.subquery()))
-    return db.session.scalars(stmt.order_by(DeliveryOrder.id.desc())
-                              .offset(pagination_parameters.first_item)
+        sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery()))
+    return db.session.scalars(stmt.offset(pagination_parameters.first_item)
                               .limit(pagination_parameters.page_size)).all()
 
 

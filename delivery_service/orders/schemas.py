@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flask import current_app
@@ -161,23 +162,36 @@ class OrderOut(Schema):
                 "commune": ref(o.commune_id), "detail": o.address_detail}
 
 
+EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2100, 12, 31)
+
+
+def reasonable_time(value: dt.datetime) -> None:
+    """A device clock between 2000 and 2100 (anything else is a broken clock or a probe)."""
+    try:
+        day = value.astimezone(dt.UTC).date()
+    except OverflowError:
+        raise ValidationError("Not a plausible time.") from None
+    if not EARLIEST <= day <= LATEST:
+        raise ValidationError("Not a plausible time.")
+
+
 class OrderQuery(Schema):
-    q = fields.String(load_default=None, validate=validate.Length(max=200),
-                      metadata={"description": "Item id, dossier code, phone or part of the name"})
-    created_on = fields.Date(load_default=None)
+    q = Text(load_default=None, max_length=200,
+             metadata={"description": "Item id, dossier code, phone or part of the name"})
+    created_on = fields.Date(load_default=None, validate=validate.Range(EARLIEST, LATEST))
 
 
 class EventIn(StrictSchema):
     """A status change."""
 
     status = fields.Enum(Status, by_value=True, required=True)
-    event_id = fields.String(load_default=None, validate=validate.Length(8, 64),
+    event_id = Text(load_default=None, max_length=64, validate=validate.Length(min=8),
                              metadata={"description": "Client-generated UUID; a replay is answered 200"})
-    device_time = fields.AwareDateTime(load_default=None)
+    device_time = fields.AwareDateTime(load_default=None, validate=reasonable_time)
     latitude = fields.Float(load_default=None, validate=validate.Range(-90, 90))
     longitude = fields.Float(load_default=None, validate=validate.Range(-180, 180))
     accuracy_m = fields.Float(load_default=None, validate=validate.Range(0, 100_000))
-    reason = fields.String(load_default=None, validate=validate.Length(max=64))
+    reason = Text(load_default=None, max_length=64, metadata={"description": "A failure reason code"})
     note = Text(load_default=None, max_length=500, multiline=True)
 
     @validates_schema

@@ -230,11 +230,23 @@ def get_order(actor: Actor, item_id: str) -> DeliveryOrder:
     return order
 
 
-def search_orders(actor: Actor, query: str, limit: int = 50) -> list[DeliveryOrder]:
-    """Orders whose item id, dossier code or phone equals ``query``, or whose name contains it."""
+def find_orders(actor: Actor, *, q: str | None = None, created_on: dt.date | None = None) -> sa.Select:
+    """A select of the actor's orders, newest first: matching ``q`` (item id, dossier code or phone
+    equal to it, or a name containing it) and/or created on the local date ``created_on``."""
+    stmt = scope(sa.select(DeliveryOrder), actor)
+    if q is not None:
+        stmt = stmt.where(_search_condition(q))
+    if created_on is not None:
+        start = dt.datetime.combine(created_on, dt.time(), ZoneInfo(current_app.config["SERVICE_TIMEZONE"]))
+        stmt = stmt.where(DeliveryOrder.created_at >= start,
+                          DeliveryOrder.created_at < start + dt.timedelta(days=1))
+    return stmt.order_by(DeliveryOrder.id.desc())
+
+
+def _search_condition(query: str) -> sa.ColumnElement[bool]:
     text = unicodedata.normalize("NFC", query).strip()
-    if not text:
-        return []
+    if not text or any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in text):
+        return sa.false()
     conds = [DeliveryOrder.dossier_code == text, DeliveryOrder.item_id == s10.normalize(text)]
     digits = "".join(ch for ch in text if ch.isdigit())
     if digits and len(digits) >= 9 and not any(ch.isalpha() for ch in text):
@@ -243,8 +255,12 @@ def search_orders(actor: Actor, query: str, limit: int = 50) -> list[DeliveryOrd
     if len(key) >= 2:
         escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         conds.append(DeliveryOrder.recipient_name_key.like(f"%{escaped}%", escape="\\"))
-    stmt = scope(sa.select(DeliveryOrder), actor).where(sa.or_(*conds))
-    return list(db.session.scalars(stmt.order_by(DeliveryOrder.id.desc()).limit(limit)))
+    return sa.or_(*conds)
+
+
+def search_orders(actor: Actor, query: str, limit: int = 50) -> list[DeliveryOrder]:
+    """The actor's orders matching ``query`` (see find_orders), newest first."""
+    return list(db.session.scalars(find_orders(actor, q=query).limit(limit)))
 
 
 def normalise_phone_digits(digits: str) -> str:
@@ -255,12 +271,7 @@ def normalise_phone_digits(digits: str) -> str:
 
 def orders_created_on(actor: Actor, day: dt.date, limit: int = 500) -> list[DeliveryOrder]:
     """The actor's orders created on ``day`` (local date), newest first."""
-    tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
-    start = dt.datetime.combine(day, dt.time(), tz)
-    end = start + dt.timedelta(days=1)
-    stmt = scope(sa.select(DeliveryOrder), actor).where(
-        DeliveryOrder.created_at >= start, DeliveryOrder.created_at < end)
-    return list(db.session.scalars(stmt.order_by(DeliveryOrder.id.desc()).limit(limit)))
+    return list(db.session.scalars(find_orders(actor, created_on=day).limit(limit)))
 
 
 # --- status changes --------------------------------------------------------------------------

@@ -73,11 +73,12 @@ def _page_headers(response: Response) -> Response:
 def _language_links() -> list[tuple[str, str, str]]:
     """(code, name, url) per language: this page again, in that language."""
     links = []
-    args = request.args.to_dict()
+    # Query keys starting with "_" are url_for's own options (_anchor, _method, _external…): drop them.
+    args = {k: v for k, v in request.args.items() if not k.startswith("_")}
     endpoint = request.endpoint  # after a POST, the same address shows the page afresh
     for code, name in (("vi", "Tiếng Việt"), ("en", "English")):
         if endpoint and request.view_args is not None:
-            url = url_for(endpoint, **{**request.view_args, **args, "lang": code})
+            url = url_for(endpoint, **{**args, **request.view_args, "lang": code})
         else:
             url = url_for("auth.home", lang=code)
         links.append((code, name, url))
