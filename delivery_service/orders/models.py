@@ -68,7 +68,6 @@ class DeliveryOrder(db.Model):
         sa.Index("ix_orders_counter_created", "counter_id", "created_at"),
         sa.Index("ix_orders_phone", "recipient_phone"),
         sa.Index("ix_orders_dossier_code", "dossier_code"),
-        sa.Index("ix_orders_name_key", "recipient_name_key"),
         sa.Index("ix_orders_commune_status", "commune_id", "status"),
         sa.Index("ix_orders_route_status", "route_id", "status"),
     )
@@ -88,7 +87,8 @@ class DeliveryOrder(db.Model):
     issuing_agency: Mapped[str] = mapped_column(sa.String(255))
 
     recipient_name: Mapped[str] = mapped_column(sa.String(200))
-    recipient_name_key: Mapped[str] = mapped_column(sa.String(200))  # NFC, case-folded: for search
+    # NFC, case-folded: searched with "contains" (a trigram index on PostgreSQL, migration 0002)
+    recipient_name_key: Mapped[str] = mapped_column(sa.String(200))
     recipient_phone: Mapped[str] = mapped_column(sa.String(16))
     recipient_id_number: Mapped[str | None] = mapped_column(sa.String(12))
     authorised_name: Mapped[str | None] = mapped_column(sa.String(200))
