@@ -45,6 +45,7 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
             "security": [{"bearer": []}],
         },
     )
+    app.json.ensure_ascii = False  # Vietnamese stays readable in API answers (UTF-8, not \u escapes)
     if app.config["ENV"] != "production":
         app.config.setdefault("TESTING", False)
     _logging(app)

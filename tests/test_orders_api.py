@@ -367,3 +367,9 @@ def test_concurrent_status_changes_let_exactly_one_win(app, client, auth):
     froms = db.session.scalars(sa.select(OrderEvent.status_from).join(DeliveryOrder).where(
         DeliveryOrder.item_id == item, OrderEvent.status_from == "out_for_delivery")).all()
     assert len(froms) == 1
+
+
+def test_answers_are_utf8_json_with_readable_vietnamese(client, auth):
+    resp = client.post("/api/v1/orders", json=order_payload(), headers=auth)
+    assert "Phường Cẩm Thành".encode() in resp.data and b"\\u" not in resp.data
+    assert resp.mimetype == "application/json"
