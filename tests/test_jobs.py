@@ -66,3 +66,19 @@ def test_rq_runs_on_failure_when_a_job_dies(app, redis_url):
         db.session.remove()
         db.engine.dispose()
     rq_app.extensions["redis"].close()
+
+
+def broken(text: str) -> None:
+    """A job that fails with an ordinary error."""
+    raise RuntimeError(f"no luck with {text}")
+
+
+def test_in_process_failure_runs_on_failure(app):
+    import pytest
+
+    CALLS.clear()
+    jobs.enqueue_after_commit("test_jobs:broken", "a batch", on_failure="test_jobs:record")
+    with pytest.raises(RuntimeError):  # re-raised under TESTING, after on_failure ran
+        db.session.commit()
+    assert CALLS == ["a batch"]
+    assert db.session.scalar(sa.text("SELECT COUNT(*) FROM item_serials")) == 1
