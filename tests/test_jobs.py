@@ -80,5 +80,6 @@ def test_in_process_failure_runs_on_failure(app):
     jobs.enqueue_after_commit("test_jobs:broken", "a batch", on_failure="test_jobs:record")
     with pytest.raises(RuntimeError):  # re-raised under TESTING, after on_failure ran
         db.session.commit()
+    db.session.remove()  # the error surfaced inside commit(); start a new session
     assert CALLS == ["a batch"]
     assert db.session.scalar(sa.text("SELECT COUNT(*) FROM item_serials")) == 1
