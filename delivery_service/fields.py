@@ -27,9 +27,12 @@ class Text(fields.String):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | None:
         text = super()._deserialize(value, attr, data, **kwargs)
         text = unicodedata.normalize("NFC", text)
-        allowed = {"\n", "\t"} if self.multiline else set()
-        if any(unicodedata.category(ch) in _CONTROL and ch not in allowed for ch in text):
-            raise ValidationError("Contains control or invalid characters.")
+        # isprintable() is false for every control character (and for spaces other than " "), so the
+        # per-character check only runs on the rare text that needs it.
+        if not text.isprintable():
+            allowed = {"\n", "\t"} if self.multiline else set()
+            if any(unicodedata.category(ch) in _CONTROL and ch not in allowed for ch in text):
+                raise ValidationError("Contains control or invalid characters.")
         text = text.strip() if self.multiline else " ".join(text.split())
         if not text:
             if self.required:
