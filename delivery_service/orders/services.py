@@ -128,8 +128,7 @@ def add_order(actor: Actor, data: dict[str, Any], *, counter_id: int, idempotenc
     conn = db.session.connection()  # plain Core: the ORM's statement layer costs more than the inserts
     order.id = conn.execute(_INSERT_ORDER, {k: getattr(order, k) for k in _ORDER_COLUMNS}).scalar_one()
     conn.execute(_INSERT_EVENT, {"order_id": order.id, "status_from": None, "status_to": Status.CREATED,
-                                       "server_time": order.created_at, "note": event_note,
-                                       **_actor_cols(actor)})
+                                 "server_time": order.created_at, "note": event_note, **_actor_cols(actor)})
     return order
 
 
