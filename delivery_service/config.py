@@ -7,6 +7,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from labels import s10
+
 DEFAULTS: dict[str, Any] = {
     "ENV": "development",
     "DATABASE_URL": None,  # None: a SQLite file in the instance folder
@@ -72,22 +74,33 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
             raise ConfigError("SECRET_KEY must be set in production")
         cfg["SECRET_KEY"] = _instance_secret(instance)
 
-    prefix = str(cfg["ITEM_ID_PREFIX"]).upper()
-    if len(prefix) != 2 or not prefix.isalpha() or prefix[0] in "JKSTW":
-        raise ConfigError("ITEM_ID_PREFIX must be two letters not starting with J, K, S, T or W")
-    cfg["ITEM_ID_PREFIX"] = prefix
+    cfg["ITEM_ID_PREFIX"] = str(cfg["ITEM_ID_PREFIX"]).upper()
+    cfg["ITEM_ID_COUNTRY"] = str(cfg["ITEM_ID_COUNTRY"]).upper()
+    try:
+        s10.make(cfg["ITEM_ID_PREFIX"], 0, cfg["ITEM_ID_COUNTRY"])
+    except s10.S10Error as exc:
+        raise ConfigError(f"ITEM_ID_PREFIX / ITEM_ID_COUNTRY: {exc}") from None
     if cfg["DELIVERY_TARGET_DAYS"] < 0:
         raise ConfigError("DELIVERY_TARGET_DAYS must not be negative")
     return cfg
 
 
 def _instance_secret(instance: Path) -> str:
-    """A development secret shared by all worker processes of this instance folder."""
+    """A development secret shared by all worker processes of this instance folder.
+
+    Written to a temporary file and linked into place, so that two workers starting together agree
+    on one secret and neither ever reads a half-written file.
+    """
     instance.mkdir(parents=True, exist_ok=True)
     path = instance / "secret_key"
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600) if not path.exists() else None
-        if fd is not None:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(48))
+        tmp = instance / f".secret_key.{os.getpid()}"
+        tmp.write_text(secrets.token_urlsafe(48))
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)  # fails if another process got there first: then theirs is used
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     return path.read_text().strip()

@@ -182,6 +182,21 @@ def redis_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     conn.close()
 
 
+@pytest.fixture
+def rq_app(app: Flask, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+    """A second app on the test database whose jobs go to Redis; rq workers started in this process
+    run jobs in it."""
+    from delivery_service import jobs
+
+    queued = create_app({**_base_config(app.config["DATABASE_URL"], Path("/tmp")), "REDIS_URL": redis_url})
+    monkeypatch.setattr(jobs, "_worker_app", queued)
+    yield queued
+    queued.extensions["redis"].close()
+    with queued.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
 def order_payload(**changes: Any) -> dict[str, Any]:
     """A valid order for counter QNG-TTHCC; ``changes`` override fields (None removes one)."""
     import datetime as dt

@@ -64,13 +64,11 @@ def test_migrations_build_exactly_the_models_schema(app):
     assert result.exit_code == 0, result.output
 
 
-def test_worker_needs_redis_and_drains_the_queue(app, redis_url):
-    from delivery_service import create_app, jobs
+def test_worker_needs_redis_and_drains_the_queue(app, rq_app):
+    from delivery_service import jobs
 
     no_redis = run(app, "worker", "--burst")
     assert no_redis.exit_code != 0 and "REDIS_URL" in no_redis.output
-    rq_app = create_app({"DATABASE_URL": app.config["DATABASE_URL"], "SECRET_KEY": "x", "TESTING": True,
-                         "REDIS_URL": redis_url})
     with rq_app.app_context():
         jobs.enqueue_after_commit("test_jobs:record", "from the worker command")
         db.session.commit()
@@ -78,6 +76,3 @@ def test_worker_needs_redis_and_drains_the_queue(app, redis_url):
         assert result.exit_code == 0, result.output
         assert rq_app.extensions["rq_queue"].count == 0
         assert db.session.scalar(sa.text("SELECT COUNT(*) FROM item_serials")) == 1
-        db.session.remove()
-        db.engine.dispose()
-    rq_app.extensions["redis"].close()

@@ -7,15 +7,12 @@ import datetime as dt
 import io
 import unicodedata
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 from flask.testing import FlaskClient
 
-from delivery_service import create_app
 from delivery_service.extensions import db
 from delivery_service.imports.models import ImportBatch, ImportState
 from delivery_service.imports.services import COLUMNS
@@ -348,19 +345,6 @@ def test_openapi_documents_the_upload(client):
 
 
 # --- with Redis: the upload only queues the job, a worker runs it --------------------------------
-
-@pytest.fixture
-def rq_app(app: Flask, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
-    from delivery_service import jobs
-
-    queued = create_app({"DATABASE_URL": app.config["DATABASE_URL"], "SECRET_KEY": "test-secret",
-                         "TESTING": True, "ENV": "test", "REDIS_URL": redis_url})
-    monkeypatch.setattr(jobs, "_worker_app", queued)
-    yield queued
-    queued.extensions["redis"].close()
-    with queued.app_context():
-        db.engine.dispose()
-
 
 @pytest.mark.redis
 def test_rq_worker_runs_the_import(rq_app, client, auth):

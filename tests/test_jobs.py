@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from rq import SimpleWorker
 
-from delivery_service import create_app, jobs
+from delivery_service import jobs
 from delivery_service.extensions import db
 
 CALLS: list[str] = []
@@ -28,22 +28,16 @@ def test_in_process_job_runs_only_after_commit(app):
     assert db.session.scalar(sa.text("SELECT COUNT(*) FROM item_serials")) == 1
 
 
-def test_rq_job_goes_through_redis_and_a_worker(app, redis_url):
+def test_rq_job_goes_through_redis_and_a_worker(rq_app):
     CALLS.clear()
-    rq_app = create_app({"DATABASE_URL": app.config["DATABASE_URL"], "SECRET_KEY": "x", "TESTING": True,
-                         "REDIS_URL": redis_url})
     with rq_app.app_context():
         queue = rq_app.extensions["rq_queue"]
         jobs.enqueue_after_commit("test_jobs:record", "via redis")
         db.session.commit()
         assert CALLS == [] and queue.count == 1
-        jobs.use_app_for_worker(rq_app)
         SimpleWorker([queue], connection=queue.connection).work(burst=True)
         assert CALLS == ["via redis"] and queue.count == 0
         assert db.session.scalar(sa.text("SELECT COUNT(*) FROM item_serials")) == 1
-        db.session.remove()
-        db.engine.dispose()
-    rq_app.extensions["redis"].close()
 
 
 def explode(text: str) -> None:
@@ -51,21 +45,15 @@ def explode(text: str) -> None:
     raise SystemExit(f"killed while doing {text}")
 
 
-def test_rq_runs_on_failure_when_a_job_dies(app, redis_url):
+def test_rq_runs_on_failure_when_a_job_dies(rq_app):
     CALLS.clear()
-    rq_app = create_app({"DATABASE_URL": app.config["DATABASE_URL"], "SECRET_KEY": "x", "TESTING": True,
-                         "REDIS_URL": redis_url})
     with rq_app.app_context():
         queue = rq_app.extensions["rq_queue"]
         jobs.enqueue_after_commit("test_jobs:explode", "an import", on_failure="test_jobs:record")
         db.session.commit()
-        jobs.use_app_for_worker(rq_app)
         SimpleWorker([queue], connection=queue.connection).work(burst=True)
         assert CALLS == ["an import"]  # record() got the failed job's arguments
         assert db.session.scalar(sa.text("SELECT COUNT(*) FROM item_serials")) == 1
-        db.session.remove()
-        db.engine.dispose()
-    rq_app.extensions["redis"].close()
 
 
 def broken(text: str) -> None:

@@ -10,9 +10,13 @@ import pytest
 import sqlalchemy as sa
 from conftest import order_payload
 
-from delivery_service.accounts.services import create_api_client
+from delivery_service.accounts.models import Role
+from delivery_service.accounts.services import Actor, create_api_client
+from delivery_service.errors import Conflict
 from delivery_service.extensions import db
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
+from delivery_service.orders.services import change_status
+from delivery_service.orders.status import Status
 from labels import s10
 
 
@@ -231,18 +235,11 @@ def test_status_change_and_impossible_transition(client, auth):
     assert [s.value for s in statuses] == ["created", "cancelled"]
 
 
-def test_admin_can_walk_the_whole_result_leg(app, client, auth):
-    from delivery_service.accounts.models import Role
-    from delivery_service.accounts.services import Actor
-    from delivery_service.orders.services import change_status
-
+def test_admin_can_walk_the_whole_result_leg(client, auth):
     item = client.post("/api/v1/orders", json=order_payload(), headers=auth).json["item_id"]
-    admin = Actor(label="admin", role=Role.ADMIN, user_id=db.session.scalar(sa.text(
-        "SELECT id FROM users WHERE username = 'admin'")))
     for st in ["assigned", "handed_to_courier", "out_for_delivery", "failed_attempt", "out_for_delivery",
                "delivered"]:
-        change_status(admin, item, st if not isinstance(st, str) else __import__(
-            "delivery_service.orders.status", fromlist=["Status"]).Status(st))
+        change_status(_admin(), item, Status(st))
     assert client.get(f"/api/v1/orders/{item}", headers=auth).json["status"] == "delivered"
 
 
@@ -283,17 +280,12 @@ def test_a_past_date_is_reported_together_with_other_field_errors(client, auth):
     assert bad_format.json["errors"]["json"]["appointment_date"] == ["Not a valid date."]
 
 
-def _admin():
-    from delivery_service.accounts.models import Role
-    from delivery_service.accounts.services import Actor
-
+def _admin() -> Actor:
     uid = db.session.scalar(sa.text("SELECT id FROM users WHERE username = 'admin'"))
     return Actor(label="admin", role=Role.ADMIN, user_id=uid)
 
 
 def test_an_order_in_both_directions_runs_both_legs_to_delivered(client, auth):
-    from delivery_service.orders.services import change_status
-    from delivery_service.orders.status import Status
 
     item = client.post("/api/v1/orders", json=order_payload(direction="both"), headers=auth).json["item_id"]
     for st in ["pickup_scheduled", "picked_up", "delivered_to_agency", "assigned", "handed_to_courier",
@@ -305,7 +297,6 @@ def test_an_order_in_both_directions_runs_both_legs_to_delivered(client, auth):
     item2 = client.post("/api/v1/orders", json=order_payload(direction="both"), headers=auth).json["item_id"]
     for st in ["pickup_scheduled", "picked_up", "delivered_to_agency", "assigned"]:
         change_status(_admin(), item2, Status(st))
-    from delivery_service.errors import Conflict
 
     with pytest.raises(Conflict):
         change_status(_admin(), item2, Status.PICKUP_SCHEDULED)
@@ -326,9 +317,6 @@ def test_event_ids_are_scoped_and_never_reused_for_another_change(client, auth):
 
 
 def test_concurrent_status_changes_let_exactly_one_win(app, client, auth):
-    from delivery_service.errors import Conflict
-    from delivery_service.orders.services import change_status
-    from delivery_service.orders.status import Status
 
     item = client.post("/api/v1/orders", json=order_payload(), headers=auth).json["item_id"]
     for st in ["assigned", "handed_to_courier", "out_for_delivery"]:

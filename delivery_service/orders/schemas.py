@@ -9,7 +9,7 @@ from flask import current_app
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from delivery_service.fields import IdNumber, Phone, Text
-from delivery_service.orders.models import DeliveryOrder, Exemption, OrderEvent, Payer
+from delivery_service.orders.models import DeliveryOrder, Exemption, Payer
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.services import counter_code, route_code
 from delivery_service.units.services import unit_index
@@ -212,6 +212,3 @@ class EventOut(Schema):
     accuracy_m = fields.Float(allow_none=True)
     reason = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
-
-
-__all__ = ["EventIn", "EventOut", "OrderEvent", "OrderIn", "OrderOut", "OrderQuery"]

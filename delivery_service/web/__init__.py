@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, Response, render_template, request, session, url_for
-from flask_babel import get_locale, gettext, refresh
+from flask_babel import get_locale, gettext
 from flask_wtf.csrf import CSRFError
 
 from delivery_service import LOCALES
@@ -45,7 +45,6 @@ def register(app: Flask) -> None:
     def remember_language() -> None:
         if request.path.startswith("/api/"):
             return
-        refresh()  # the locale is cached on g, which may outlive one request (tests, CLI contexts)
         lang = request.args.get("lang")
         if lang in LOCALES and session.get("lang") != lang:
             session["lang"] = lang
