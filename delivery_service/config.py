@@ -28,11 +28,23 @@ DEFAULTS: dict[str, Any] = {
     "BABEL_DEFAULT_LOCALE": "vi",
     "RQ_QUEUE": "default",
     "API_TOKEN_CACHE_SECONDS": 30,
+    # Geocoding: "offline" (unit centroids refined by couriers' recorded positions, no network),
+    # or a self-hosted "nominatim" / "photon" at GEOCODER_URL (never the public servers in bulk).
+    "GEOCODER": "offline",
+    "GEOCODER_URL": None,
+    "GEOCODER_USER_AGENT": "delivery-service (buu chinh cong ich)",
+    "GEOCODER_MIN_DELAY_S": 1.0,  # between two requests of one process to the geocoding server
+    "GEOCODER_TIMEOUT_S": 5.0,
+    "GEOCODER_CACHE_DAYS": 90,
+    # Stop sequencing: the solver's time budget for one run (None: chosen by the number of stops).
+    "ROUTE_SEQUENCE_TIME_LIMIT_S": None,
 }
 
 _INT_KEYS = {"DELIVERY_TARGET_DAYS", "MAX_JSON_BYTES", "MAX_IMPORT_BYTES", "MAX_IMPORT_ROWS",
-             "API_TOKEN_CACHE_SECONDS"}
+             "API_TOKEN_CACHE_SECONDS", "GEOCODER_CACHE_DAYS"}
+_FLOAT_KEYS = {"GEOCODER_MIN_DELAY_S", "GEOCODER_TIMEOUT_S", "ROUTE_SEQUENCE_TIME_LIMIT_S"}
 _BOOL_KEYS = {"DELIVERY_TARGET_WORKING_DAYS"}
+GEOCODERS = ("offline", "nominatim", "photon")
 
 
 class ConfigError(RuntimeError):
@@ -45,6 +57,11 @@ def _parse(key: str, raw: str) -> Any:
             return int(raw)
         except ValueError as exc:
             raise ConfigError(f"{key} must be an integer, got {raw!r}") from exc
+    if key in _FLOAT_KEYS:
+        try:
+            return float(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{key} must be a number, got {raw!r}") from exc
     if key in _BOOL_KEYS:
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     return raw
@@ -82,6 +99,13 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
         raise ConfigError(f"ITEM_ID_PREFIX / ITEM_ID_COUNTRY: {exc}") from None
     if cfg["DELIVERY_TARGET_DAYS"] < 0:
         raise ConfigError("DELIVERY_TARGET_DAYS must not be negative")
+    if cfg["GEOCODER"] not in GEOCODERS:
+        raise ConfigError(f"GEOCODER must be one of {', '.join(GEOCODERS)}, got {cfg['GEOCODER']!r}")
+    if cfg["GEOCODER"] != "offline" and not cfg["GEOCODER_URL"]:
+        raise ConfigError(f"GEOCODER={cfg['GEOCODER']} needs GEOCODER_URL (your own server's address)")
+    limit = cfg["ROUTE_SEQUENCE_TIME_LIMIT_S"]
+    if limit is not None and not 0 < limit <= 600:
+        raise ConfigError("ROUTE_SEQUENCE_TIME_LIMIT_S must be between 0 and 600 seconds")
     return cfg
 
 
