@@ -1,6 +1,7 @@
 """Imports every model so that Alembic and the app see the whole schema."""
 
 from delivery_service.accounts.models import ApiClient, Role, User
+from delivery_service.geo.models import GeocodeCache, KnownPlace, OrderLocation
 from delivery_service.imports.models import ImportBatch, ImportState
 from delivery_service.orders.models import DeliveryOrder, Exemption, ItemSerial, OrderEvent, Payer
 from delivery_service.orgs.models import (
@@ -14,6 +15,7 @@ from delivery_service.units.models import AdminUnit, UnitLevel
 
 __all__ = [
     "AdminUnit", "ApiClient", "Counter", "CounterLevel", "DeliveryOrder", "Exemption", "ImportBatch",
+    "GeocodeCache", "KnownPlace", "OrderLocation",
     "ImportState", "ItemSerial", "OrderEvent", "Payer", "PostOffice", "PostalRoute", "Role", "User",
     "UnitLevel", "route_communes",
 ]
