@@ -1,4 +1,4 @@
-"""The ``delivery-service`` command: serve, worker, db, units, demo, users, api-clients."""
+"""The ``delivery-service`` command: serve, worker, db, units, geo, demo, users, api-clients."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from delivery_service import create_app
+from delivery_service.geo.cli import geo
 
 
 @click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False,
              add_default_commands=True)
 def main() -> None:
     """Postal public-utility delivery service (dịch vụ bưu chính công ích)."""
+
+
+main.add_command(geo)
 
 
 @main.command()
