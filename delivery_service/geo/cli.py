@@ -19,18 +19,27 @@ def geo() -> None:
 @click.option("--all", "which", flag_value="all", help="Every order (a manually set location is kept).")
 @with_appcontext
 def locate(which: str) -> None:
-    """Locate orders: as rq jobs with REDIS_URL set, otherwise in this process."""
+    """Locate orders: as rq jobs with REDIS_URL set, otherwise here (asking the geocoding server if any)."""
     from flask import current_app
 
     from delivery_service.extensions import db
-    from delivery_service.geo.services import count_by_source, orders_to_locate, request_locations
+    from delivery_service.geo.services import (
+        BATCH,
+        count_by_source,
+        locate_orders,
+        orders_to_locate,
+        request_locations,
+    )
 
     ids = orders_to_locate(which)
-    request_locations(ids)
-    db.session.commit()  # the jobs are enqueued (or, without Redis, run) after this commit
     if current_app.extensions.get("rq_queue") is not None:
+        request_locations(ids)
+        db.session.commit()  # the jobs are enqueued after this commit
         click.echo(f"{len(ids)} orders ({which}): queued for the worker")
         return
+    for start in range(0, len(ids), BATCH):
+        locate_orders(ids[start:start + BATCH])
+        db.session.commit()  # a batch at a time: an interrupted run keeps what it found
     counts = count_by_source()
     summary = ", ".join(f"{n} {source}" for source, n in sorted(counts.items())) or "none"
     click.echo(f"{len(ids)} orders ({which}) located; locations by source: {summary}")

@@ -1,0 +1,416 @@
+"""Where orders are: places learnt from couriers, the geocoding server (cached), unit centroids.
+
+Every coordinate keeps its source and its precision, an approximate radius in metres:
+
+- courier: the accuracy the phone reported, at least 10 m (the courier stands at the gate, not at
+  the door); for a known place, the median accuracy of its fixes;
+- nominatim / photon: by what the server matched (house 25 m, street 150 m, hamlet or village 1 km,
+  see geo.backends.TYPE_PRECISION_M);
+- commune_centroid: 3 km (a commune of the three-level structure averaged ~31 km², a disc of radius
+  ~3.1 km); 5 km for the merged communes valid from 1 Jul 2025 (~100 km², radius ~5.6 km);
+- province_centroid: 30 km.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from statistics import median
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from delivery_service import jobs
+from delivery_service.db import utcnow
+from delivery_service.extensions import db
+from delivery_service.geo.backends import (
+    AddressQuery,
+    Geocoder,
+    GeocoderUnavailable,
+    GeoResult,
+    make_geocoder,
+)
+from delivery_service.geo.models import (
+    ADDRESS_KEY_LENGTH,
+    QUERY_KEY_LENGTH,
+    GeocodeCache,
+    KnownPlace,
+    LocationSource,
+    OrderLocation,
+)
+from delivery_service.orders.models import DeliveryOrder
+from delivery_service.units.models import REFORM_DATE, AdminUnit
+from routes.text import fold
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+COURIER_MIN_PRECISION_M = 10
+COMMUNE_CENTROID_PRECISION_M = 3_000
+MERGED_COMMUNE_CENTROID_PRECISION_M = 5_000
+PROVINCE_CENTROID_PRECISION_M = 30_000
+MAX_FIX_ACCURACY_M = 100.0  # a worse fix is a cell-tower guess, not the doorstep
+MAX_FIX_DISTANCE_M = 50_000.0  # from the commune centroid: farther is a stale or spoofed fix
+MAX_FIX_DISTANCE_PROVINCE_M = 150_000.0  # the same check when only the province centroid is known
+MAX_GEOCODE_DISTANCE_M = 50_000.0  # a server match farther from the commune is a namesake elsewhere
+KEPT_FIXES = 15  # the newest fixes of a known place, whose median is its position
+BATCH = 1_000  # ids per query (IN lists) and per offline job
+SERVER_JOB_SIZE = 200  # ids per job that asks the geocoding server (~4 minutes at 1 request/s)
+JOB = "delivery_service.geo.services:locate_orders"
+CENTROIDS = (LocationSource.COMMUNE_CENTROID, LocationSource.PROVINCE_CENTROID)
+
+
+@dataclass(frozen=True)
+class Location:
+    """An order's position for the run planner."""
+
+    latitude: float
+    longitude: float
+    source: LocationSource
+    precision_m: int
+    estimated: bool  # not stored yet: the centroid stands in until the locating job has run
+    address_key: str
+
+    @property
+    def is_centroid(self) -> bool:
+        """Only the commune or province is known, not the address itself."""
+        return self.source in CENTROIDS
+
+
+@dataclass(frozen=True)
+class _Unit:
+    id: int
+    code: str
+    name: str
+    latitude: float | None
+    longitude: float | None
+    valid_from: dt.date
+
+
+def address_key(commune_code: str, detail: str) -> str:
+    """The key shared by every spelling of one address: commune code, "|", the folded detail."""
+    return f"{commune_code}|{fold(detail)}"[:ADDRESS_KEY_LENGTH]
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres (haversine; plenty for checks at the scale of kilometres)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dlon = math.radians(lon2 - lon1)
+    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dlon / 2) ** 2
+    return 2 * 6_371_008.8 * math.asin(math.sqrt(min(1.0, a)))
+
+
+def get_geocoder(app: Flask | None = None) -> Geocoder:
+    """The app's geocoder, built from its configuration on first use (tests may put another there)."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    geocoder = app.extensions.get("geocoder")
+    if geocoder is None:
+        geocoder = app.extensions.setdefault("geocoder", make_geocoder(app.config))
+    return geocoder
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _units(ids: Iterable[int | None]) -> dict[int, _Unit]:
+    """Code, name and centroid of these units (the unit index carries no coordinates)."""
+    wanted = sorted({i for i in ids if i is not None})
+    units: dict[int, _Unit] = {}
+    for chunk in _chunks(wanted, BATCH):
+        rows = db.session.execute(sa.select(
+            AdminUnit.id, AdminUnit.code, AdminUnit.name, AdminUnit.latitude, AdminUnit.longitude,
+            AdminUnit.valid_from).where(AdminUnit.id.in_(chunk)))
+        units.update((r.id, _Unit(*r)) for r in rows)
+    return units
+
+
+def _orders(ids: Sequence[int]) -> list[sa.Row[Any]]:
+    return list(db.session.execute(sa.select(
+        DeliveryOrder.id, DeliveryOrder.commune_id, DeliveryOrder.district_id, DeliveryOrder.province_id,
+        DeliveryOrder.address_detail).where(DeliveryOrder.id.in_(ids)).order_by(DeliveryOrder.id)))
+
+
+Spot = tuple[float, float, LocationSource, int]  # latitude, longitude, source, precision_m
+
+
+def _centroid(order: sa.Row[Any], units: Mapping[int, _Unit]) -> Spot | None:
+    """The commune centroid, else the province centroid, with their precision."""
+    commune = units.get(order.commune_id)
+    if commune and commune.latitude is not None and commune.longitude is not None:
+        merged = commune.valid_from >= REFORM_DATE
+        precision = MERGED_COMMUNE_CENTROID_PRECISION_M if merged else COMMUNE_CENTROID_PRECISION_M
+        return commune.latitude, commune.longitude, LocationSource.COMMUNE_CENTROID, precision
+    province = units.get(order.province_id)
+    if province and province.latitude is not None and province.longitude is not None:
+        return (province.latitude, province.longitude, LocationSource.PROVINCE_CENTROID,
+                PROVINCE_CENTROID_PRECISION_M)
+    return None
+
+
+def _insert(table: sa.Table) -> Any:
+    """INSERT with the dialect's ON CONFLICT (SQLite and PostgreSQL share the syntax)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def _upsert_locations(rows: list[dict[str, Any]], keep_manual: bool) -> None:
+    if not rows:
+        return
+    table = OrderLocation.__table__
+    stmt = _insert(table)  # type: ignore[arg-type]
+    columns = ("latitude", "longitude", "source", "precision_m", "address_key", "located_at")
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["order_id"], set_={c: stmt.excluded[c] for c in columns},
+        # A location a person set on purpose outranks any computed one.
+        where=(table.c.source != LocationSource.MANUAL) if keep_manual else None)
+    for chunk in _chunks(rows, BATCH):
+        db.session.execute(stmt, list(chunk))
+
+
+class _ServerLookups:
+    """The geocoding server for one job: cached answers first, the server for the rest; after one
+    failure the server is not asked again in this job (a down server must not cost a timeout and two
+    retries per address)."""
+
+    def __init__(self, geocoder: Geocoder, cache_days: int) -> None:
+        self.geocoder = geocoder
+        self.cutoff = utcnow() - dt.timedelta(days=cache_days)
+        self.failed = False
+        self.requests = 0
+
+    def answers(self, queries: Mapping[str, AddressQuery]) -> dict[str, GeoResult | None]:
+        """Answers by query key; a key without an answer (server failed) is missing."""
+        name = self.geocoder.name
+        found: dict[str, GeoResult | None] = {}
+        keys = sorted(queries)
+        for chunk in _chunks(keys, BATCH):
+            rows = db.session.execute(sa.select(
+                GeocodeCache.query_key, GeocodeCache.latitude, GeocodeCache.longitude,
+                GeocodeCache.precision_m, GeocodeCache.label).where(
+                GeocodeCache.backend == name, GeocodeCache.query_key.in_(chunk),
+                GeocodeCache.fetched_at >= self.cutoff))
+            for r in rows:
+                found[r.query_key] = None if r.latitude is None else GeoResult(
+                    r.latitude, r.longitude, LocationSource(name), r.precision_m or 1_000, r.label or "")
+        fresh: list[dict[str, Any]] = []
+        for key in keys:
+            if key in found or self.failed:
+                continue
+            try:
+                self.requests += 1
+                result = self.geocoder.geocode(queries[key])
+            except GeocoderUnavailable as exc:
+                self.failed = True
+                log.warning("geocoder unavailable (%s): the remaining orders of this job get centroids", exc)
+                continue
+            found[key] = result
+            fresh.append({"backend": name, "query_key": key, "fetched_at": utcnow(),
+                          "latitude": result and result.latitude, "longitude": result and result.longitude,
+                          "precision_m": result and result.precision_m, "label": result and result.label})
+        if fresh:  # written after the network calls, so no row stays locked while we wait on the server
+            stmt = _insert(GeocodeCache.__table__)  # type: ignore[arg-type]
+            columns = ("latitude", "longitude", "precision_m", "label", "fetched_at")
+            db.session.execute(stmt.on_conflict_do_update(
+                index_elements=["backend", "query_key"], set_={c: stmt.excluded[c] for c in columns}), fresh)
+        return found
+
+
+def _query(order: sa.Row[Any], units: Mapping[int, _Unit]) -> AddressQuery:
+    district = units.get(order.district_id) if order.district_id else None
+    return AddressQuery(detail=order.address_detail, commune=units[order.commune_id].name,
+                        province=units[order.province_id].name, district=district and district.name)
+
+
+def _locate_batch(ids: Sequence[int], server: _ServerLookups | None) -> Counter[str]:
+    orders = _orders(ids)
+    units = _units(u for o in orders for u in (o.commune_id, o.district_id, o.province_id))
+    keys = {o.id: address_key(units[o.commune_id].code, o.address_detail) for o in orders}
+    known = {r.address_key: r for r in db.session.execute(sa.select(
+        KnownPlace.address_key, KnownPlace.latitude, KnownPlace.longitude, KnownPlace.accuracy_m
+    ).where(KnownPlace.address_key.in_(set(keys.values()))))}
+
+    answers: dict[str, GeoResult | None] = {}
+    queries: dict[int, str] = {}
+    if server is not None:
+        asked = {o.id: _query(o, units) for o in orders if keys[o.id] not in known}
+        queries = {oid: q.key()[:QUERY_KEY_LENGTH] for oid, q in asked.items()}
+        answers = server.answers({queries[oid]: q for oid, q in asked.items()})
+
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    for o in orders:
+        key = keys[o.id]
+        place = known.get(key)
+        centroid = _centroid(o, units)
+        found = answers.get(queries.get(o.id, ""))
+        if place is not None:
+            spot = (place.latitude, place.longitude, LocationSource.COURIER,
+                    max(COURIER_MIN_PRECISION_M, round(place.accuracy_m)))
+        elif found is not None and (centroid is None or distance_m(
+                found.latitude, found.longitude, centroid[0], centroid[1]) <= MAX_GEOCODE_DISTANCE_M):
+            spot = (found.latitude, found.longitude, found.source, found.precision_m)
+        elif centroid is not None:
+            spot = centroid
+        else:
+            continue  # no coordinate at all: the planner leaves the order out
+        rows.append({"order_id": o.id, "latitude": spot[0], "longitude": spot[1], "source": spot[2],
+                     "precision_m": spot[3], "address_key": key, "located_at": now})
+    _upsert_locations(rows, keep_manual=True)
+    return Counter(r["source"].value for r in rows)
+
+
+def locate_orders(order_ids: list[int], use_server: bool = True) -> None:
+    """The job: store each order's best position (idempotent; a manually set location is kept).
+
+    Best first: a place couriers delivered to at the same address, the geocoding server (through its
+    cache; only if configured and ``use_server``), the commune centroid, the province centroid.
+    """
+    geocoder = get_geocoder()
+    server = None
+    if use_server and geocoder.remote:
+        server = _ServerLookups(geocoder, int(current_app.config["GEOCODER_CACHE_DAYS"]))
+    counts: Counter[str] = Counter()
+    ids = sorted(set(order_ids))
+    for chunk in _chunks(ids, BATCH):
+        counts.update(_locate_batch(chunk, server))
+    # Ids and counts only: addresses are personal data.
+    log.info("located %d of %d orders (%s)%s", sum(counts.values()), len(ids),
+             ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+             f"; {server.requests} server requests" if server else "")
+
+
+def request_locations(order_ids: list[int]) -> None:
+    """Locate these orders in jobs that start after the current transaction commits.
+
+    With rq the jobs ask the geocoding server. Without rq they would run inside the request that
+    commits, so they do not ask it (intake never waits on the network): the orders get a courier
+    place or a centroid, and ``delivery-service geo locate --coarse`` refines them later.
+    """
+    ids = sorted(set(order_ids))
+    if not ids:
+        return
+    config = current_app.config
+    use_server = get_geocoder().remote and current_app.extensions.get("rq_queue") is not None
+    size = SERVER_JOB_SIZE if use_server else BATCH
+    for chunk in _chunks(ids, size):
+        timeout = 600
+        if use_server:  # every request may take the spacing plus a whole timeout
+            per_request = float(config["GEOCODER_MIN_DELAY_S"]) + float(config["GEOCODER_TIMEOUT_S"])
+            timeout = int(300 + len(chunk) * per_request)
+        jobs.enqueue_after_commit(JOB, list(chunk), use_server, timeout=timeout)
+
+
+def learn_delivery_point(order_id: int, latitude: float, longitude: float, accuracy_m: float | None) -> None:
+    """Learn from a courier's fix at a successful delivery (the caller commits).
+
+    The fix refines the known place of the order's address and becomes the order's own location.
+    Fixes worse than 100 m, or more than 50 km from the commune, are ignored. A fix without an
+    accuracy counts as a 100 m one.
+    """
+    accuracy = MAX_FIX_ACCURACY_M if accuracy_m is None else float(accuracy_m)
+    if not (math.isfinite(latitude) and math.isfinite(longitude) and -90 <= latitude <= 90
+            and -180 <= longitude <= 180 and 0 <= accuracy <= MAX_FIX_ACCURACY_M):
+        log.info("delivery fix of order %d ignored: unusable or inaccurate", order_id)
+        return
+    order = db.session.execute(sa.select(
+        DeliveryOrder.id, DeliveryOrder.commune_id, DeliveryOrder.province_id, DeliveryOrder.address_detail
+    ).where(DeliveryOrder.id == order_id)).one_or_none()
+    if order is None:
+        return
+    units = _units((order.commune_id, order.province_id))
+    centroid = _centroid(order, units)
+    if centroid is not None:
+        commune_known = centroid[2] is LocationSource.COMMUNE_CENTROID
+        limit = MAX_FIX_DISTANCE_M if commune_known else MAX_FIX_DISTANCE_PROVINCE_M
+        if distance_m(latitude, longitude, centroid[0], centroid[1]) > limit:
+            log.info("delivery fix of order %d ignored: too far from its commune", order_id)
+            return
+    key = address_key(units[order.commune_id].code, order.address_detail)
+    accuracy = max(float(COURIER_MIN_PRECISION_M), accuracy)
+    _learn_place(key, latitude, longitude, accuracy)
+    _upsert_locations([{"order_id": order_id, "latitude": latitude, "longitude": longitude,
+                        "source": LocationSource.COURIER, "precision_m": round(accuracy),
+                        "address_key": key, "located_at": utcnow()}], keep_manual=False)
+
+
+def _learn_place(key: str, latitude: float, longitude: float, accuracy: float) -> None:
+    fix = [round(latitude, 7), round(longitude, 7), round(accuracy, 1)]
+    now = utcnow()
+    # Insert-or-nothing first, so two deliveries to a new address at once cannot collide on the key.
+    created = db.session.execute(_insert(KnownPlace.__table__).values(  # type: ignore[arg-type]
+        address_key=key, latitude=fix[0], longitude=fix[1], samples=1, accuracy_m=fix[2], fixes=[fix],
+        updated_at=now).on_conflict_do_nothing(index_elements=["address_key"]).returning(sa.literal(1)))
+    if created.first() is not None:  # RETURNING, not rowcount: drivers need not count INSERTs
+        return
+    place = db.session.scalars(sa.select(KnownPlace).where(KnownPlace.address_key == key)
+                               .with_for_update().execution_options(populate_existing=True)).one()
+    fixes = [*place.fixes, fix][-KEPT_FIXES:]
+    place.latitude, place.longitude, place.accuracy_m = robust_position(fixes)
+    place.fixes = fixes
+    place.samples += 1
+    place.updated_at = now
+
+
+def robust_position(fixes: Sequence[Sequence[float]]) -> tuple[float, float, float]:
+    """Latitude, longitude and accuracy of a place from its fixes [lat, lon, accuracy_m].
+
+    From three fixes on, the median of each coordinate: one bad fix cannot move it far. With one or
+    two there is no majority, so the more accurate fix stands (the older on a tie).
+    """
+    if len(fixes) <= 2:
+        best = min(fixes, key=lambda f: f[2])
+        return best[0], best[1], max(float(COURIER_MIN_PRECISION_M), best[2])
+    return (median(f[0] for f in fixes), median(f[1] for f in fixes),
+            max(float(COURIER_MIN_PRECISION_M), median(f[2] for f in fixes)))
+
+
+def locations_for(order_ids: list[int]) -> dict[int, Location]:
+    """Each order's position for the run planner: the stored one, else its centroid (``estimated``);
+    orders with no coordinate at all are absent."""
+    found: dict[int, Location] = {}
+    ids = sorted(set(order_ids))
+    for chunk in _chunks(ids, BATCH):
+        stored = db.session.execute(sa.select(
+            OrderLocation.order_id, OrderLocation.latitude, OrderLocation.longitude, OrderLocation.source,
+            OrderLocation.precision_m, OrderLocation.address_key).where(OrderLocation.order_id.in_(chunk)))
+        for r in stored:
+            found[r.order_id] = Location(r.latitude, r.longitude, r.source, r.precision_m,
+                                         estimated=False, address_key=r.address_key)
+        missing = [i for i in chunk if i not in found]
+        if not missing:
+            continue
+        orders = _orders(missing)
+        units = _units(u for o in orders for u in (o.commune_id, o.province_id))
+        for o in orders:
+            centroid = _centroid(o, units)
+            if centroid is not None:
+                key = address_key(units[o.commune_id].code, o.address_detail)
+                found[o.id] = Location(*centroid, estimated=True, address_key=key)
+    return found
+
+
+def orders_to_locate(which: str) -> list[int]:
+    """Ids of the orders ``geo locate`` works on: "missing", "coarse" (missing or centroid) or "all"."""
+    stmt = sa.select(DeliveryOrder.id).order_by(DeliveryOrder.id)
+    if which != "all":
+        stmt = stmt.outerjoin(OrderLocation, OrderLocation.order_id == DeliveryOrder.id)
+        unlocated = OrderLocation.order_id.is_(None)
+        coarse = unlocated | OrderLocation.source.in_(CENTROIDS)
+        stmt = stmt.where(unlocated if which == "missing" else coarse)
+    return list(db.session.scalars(stmt))
+
+
+def count_by_source() -> dict[str, int]:
+    """How many stored locations each source gave."""
+    rows = db.session.execute(sa.select(OrderLocation.source, sa.func.count()).group_by(OrderLocation.source))
+    return {source.value: n for source, n in rows}

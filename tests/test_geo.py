@@ -1,0 +1,379 @@
+"""Geocoding: offline centroids, courier-learnt places, a Nominatim/Photon server (a fake on loopback),
+the cache, the rq job, and what the run planner gets."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from conftest import order_payload
+from fake_geocoder import FakeGeocodingServer
+from flask import Flask
+from rq import SimpleWorker
+
+from delivery_service.cli import main
+from delivery_service.extensions import db
+from delivery_service.geo import services
+from delivery_service.geo.backends import NominatimGeocoder, OfflineGeocoder, make_geocoder
+from delivery_service.geo.models import GeocodeCache, KnownPlace, LocationSource, OrderLocation
+from delivery_service.geo.services import (
+    address_key,
+    distance_m,
+    learn_delivery_point,
+    locate_orders,
+    locations_for,
+    request_locations,
+    robust_position,
+)
+from delivery_service.orders.models import DeliveryOrder
+from delivery_service.units.models import AdminUnit, UnitLevel
+
+COMMUNE = "21025"  # Phường Cẩm Thành, Quảng Ngãi (the demo counter's area)
+NAME, PHONE = "Nguyễn Thị Hoa", "0905123456"
+
+
+@pytest.fixture(autouse=True)
+def empty_geo_tables(app: Flask) -> None:
+    """PostgreSQL keeps tables between tests; the conftest reset only knows the order tables."""
+    db.session.execute(sa.delete(KnownPlace))
+    db.session.execute(sa.delete(GeocodeCache))
+    db.session.commit()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGeocodingServer]:
+    server = FakeGeocodingServer(places={
+        "12 hung vuong": (15.1205, 108.8042, "place", "house"),
+        "duong le loi": (15.1190, 108.8000, "highway", "residential"),
+        "thon xa lam": (16.9000, 106.0000, "place", "hamlet"),  # a namesake 200 km away
+    }).start()
+    yield server
+    server.stop()
+
+
+def use_server(app: Flask, fake: FakeGeocodingServer, kind: str = "nominatim", **config: object) -> None:
+    """Point the app at the fake server; the geocoder is rebuilt from the config on next use."""
+    app.config.update({"GEOCODER": kind, "GEOCODER_URL": fake.url, "GEOCODER_MIN_DELAY_S": 0.01,
+                       "GEOCODER_TIMEOUT_S": 2.0, **config})
+    app.extensions.pop("geocoder", None)
+
+
+def new_order(client, auth, detail: str, commune: str = COMMUNE, province: str = "51") -> int:
+    resp = client.post("/api/v1/orders", headers=auth, json=order_payload(
+        recipient={"name": NAME, "phone": PHONE},
+        address={"province_code": province, "commune_code": commune, "detail": detail}))
+    assert resp.status_code == 201, resp.json
+    db.session.rollback()  # see the request's commit
+    return db.session.scalar(sa.select(DeliveryOrder.id).where(DeliveryOrder.item_id == resp.json["item_id"]))
+
+
+def commune_centre(code: str = COMMUNE) -> tuple[float, float]:
+    unit = db.session.scalars(sa.select(AdminUnit).where(
+        AdminUnit.level == UnitLevel.COMMUNE, AdminUnit.code == code).order_by(AdminUnit.valid_from.desc())).first()
+    assert unit is not None and unit.latitude is not None and unit.longitude is not None
+    return unit.latitude, unit.longitude
+
+
+def stored(order_id: int) -> OrderLocation | None:
+    db.session.expire_all()
+    return db.session.get(OrderLocation, order_id)
+
+
+# --- offline ------------------------------------------------------------------------------------
+
+def test_offline_is_the_default_and_places_an_order_at_its_commune_centroid(app, client, auth, monkeypatch):
+    import geopy.adapters
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the offline geocoder must not touch the network")
+
+    monkeypatch.setattr(geopy.adapters.URLLibAdapter, "get_json", no_network)
+    assert isinstance(services.get_geocoder(), OfflineGeocoder) and not services.get_geocoder().remote
+    order_id = new_order(client, auth, "12 Hùng Vương")
+    locate_orders([order_id])
+    db.session.commit()
+    loc = stored(order_id)
+    assert loc is not None and loc.source is LocationSource.COMMUNE_CENTROID
+    assert (loc.latitude, loc.longitude) == commune_centre()
+    assert loc.precision_m == services.MERGED_COMMUNE_CENTROID_PRECISION_M  # a 2025 commune
+    assert loc.address_key == f"{COMMUNE}|12 hung vuong" and loc.located_at.tzinfo is not None
+
+
+def test_address_key_folds_spelling_variants():
+    assert address_key("21025", "Thôn  Phú-Lộc") == address_key("21025", "thôn phú lộc") == "21025|thon phu loc"
+    assert address_key("21025", "12/3 Đường Lê Lợi") == "21025|12/3 duong le loi"
+    assert address_key("21025", "Thôn Phú Lộc") != address_key("21026", "Thôn Phú Lộc")
+
+
+def test_locate_is_idempotent_and_keeps_a_manual_location(app, client, auth):
+    a, b = new_order(client, auth, "Tổ 3"), new_order(client, auth, "Tổ 4")
+    locate_orders([a, b, a])
+    db.session.commit()
+    locate_orders([a, b])
+    db.session.commit()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OrderLocation)) == 2
+    db.session.execute(sa.update(OrderLocation).where(OrderLocation.order_id == a).values(
+        latitude=15.0, longitude=108.0, source=LocationSource.MANUAL, precision_m=20))
+    db.session.commit()
+    locate_orders([a, b])
+    db.session.commit()
+    manual = stored(a)
+    assert manual.source is LocationSource.MANUAL and (manual.latitude, manual.precision_m) == (15.0, 20)
+
+
+def test_a_batch_costs_a_fixed_number_of_queries_not_one_per_order(app, client, auth):
+    ids = [new_order(client, auth, f"Tổ {n}") for n in range(12)]
+    learn_delivery_point(ids[0], *commune_centre(), 15.0)
+    db.session.commit()
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
+        statements.append(statement)
+
+    engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        locate_orders(ids)
+        db.session.commit()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert len([s for s in statements if not s.startswith(("BEGIN", "COMMIT"))]) <= 5, statements
+    sources = db.session.execute(sa.select(OrderLocation.source, sa.func.count()).group_by(OrderLocation.source))
+    assert dict(sources.all()) == {LocationSource.COURIER: 1, LocationSource.COMMUNE_CENTROID: 11}
+
+
+# --- learning from couriers ---------------------------------------------------------------------
+
+def test_a_delivery_fix_locates_the_next_order_to_the_same_address(app, client, auth):
+    lat, lon = commune_centre()
+    first = new_order(client, auth, "Thôn  Phú-Lộc")
+    learn_delivery_point(first, lat + 0.004, lon + 0.002, 8.0)
+    db.session.commit()
+    mine = stored(first)
+    assert mine.source is LocationSource.COURIER and mine.precision_m == 10  # 8 m reported; 10 m floor
+    second = new_order(client, auth, "thôn phú lộc")
+    elsewhere = new_order(client, auth, "thôn phú lộc 2")
+    locate_orders([second, elsewhere])
+    db.session.commit()
+    loc = stored(second)
+    assert loc.source is LocationSource.COURIER
+    assert distance_m(loc.latitude, loc.longitude, lat + 0.004, lon + 0.002) < 1
+    assert stored(elsewhere).source is LocationSource.COMMUNE_CENTROID
+
+
+def test_inaccurate_and_far_fixes_are_ignored(app, client, auth):
+    lat, lon = commune_centre()
+    order_id = new_order(client, auth, "Thôn Phú Lộc")
+    learn_delivery_point(order_id, lat, lon, 350.0)  # a cell-tower guess
+    learn_delivery_point(order_id, lat + 0.6, lon, 5.0)  # ~67 km away: a stale fix
+    learn_delivery_point(order_id, float("nan"), lon, 5.0)
+    db.session.commit()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(KnownPlace)) == 0
+    assert stored(order_id) is None
+    learn_delivery_point(order_id, lat, lon, None)  # no accuracy reported: taken as 100 m
+    db.session.commit()
+    place = db.session.scalars(sa.select(KnownPlace)).one()
+    assert place.samples == 1 and place.accuracy_m == 100.0
+
+
+def test_one_bad_fix_does_not_move_a_known_place(app, client, auth):
+    lat, lon = commune_centre()
+    ids = [new_order(client, auth, "Thôn Phú Lộc") for _ in range(4)]
+    for order_id, (dlat, acc) in zip(ids, [(0.0, 12.0), (0.0001, 15.0), (0.03, 20.0), (-0.0001, 10.0)],
+                                     strict=True):
+        learn_delivery_point(order_id, lat + dlat, lon, acc)  # the third fix is 3.3 km off
+        db.session.commit()
+    place = db.session.scalars(sa.select(KnownPlace)).one()
+    assert place.samples == 4 and len(place.fixes) == 4
+    assert distance_m(place.latitude, place.longitude, lat, lon) < 20
+    assert robust_position([[1.0, 2.0, 30.0], [5.0, 6.0, 12.0]]) == (5.0, 6.0, 12.0)
+    assert robust_position([[1.0, 2.0, 4.0]]) == (1.0, 2.0, 10.0)
+
+
+# --- the geocoding server ------------------------------------------------------------------------
+
+def test_nominatim_answers_are_used_and_cached(app, client, auth, fake):
+    use_server(app, fake)
+    a = new_order(client, auth, "12 Hùng Vương")
+    b = new_order(client, auth, "12 hùng vương")  # the same address typed differently
+    fake.requests.clear()  # the lead may wire intake to locate; only our calls count
+    locate_orders([a])
+    db.session.commit()
+    locate_orders([b])
+    db.session.commit()
+    assert len(fake.requests) == 1
+    seen = fake.requests[0]
+    assert seen.path == "/search" and seen.user_agent == app.config["GEOCODER_USER_AGENT"]
+    assert "12 Hùng Vương" in seen.query and "Việt Nam" in seen.query
+    for order_id in (a, b):
+        loc = stored(order_id)
+        assert loc.source is LocationSource.NOMINATIM and loc.precision_m == 25
+        assert (loc.latitude, loc.longitude) == (15.1205, 108.8042)
+    row = db.session.scalars(sa.select(GeocodeCache)).one()
+    assert row.backend == "nominatim" and row.label == "place:house" and row.precision_m == 25
+
+
+def test_not_found_is_cached_and_expired_entries_are_refetched(app, client, auth, fake):
+    use_server(app, fake)
+    order_id = new_order(client, auth, "Nhà văn hoá thôn 9")
+    fake.requests.clear()
+    locate_orders([order_id])
+    db.session.commit()
+    locate_orders([order_id])
+    db.session.commit()
+    assert len(fake.requests) == 1
+    assert stored(order_id).source is LocationSource.COMMUNE_CENTROID
+    row = db.session.scalars(sa.select(GeocodeCache)).one()
+    assert row.latitude is None and row.longitude is None
+    app.config["GEOCODER_CACHE_DAYS"] = 0  # every entry is now stale
+    locate_orders([order_id])
+    db.session.commit()
+    assert len(fake.requests) == 2
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(GeocodeCache)) == 1
+
+
+def test_a_namesake_far_away_is_not_taken(app, client, auth, fake):
+    use_server(app, fake)
+    order_id = new_order(client, auth, "Thôn Xá Lam")
+    locate_orders([order_id])
+    db.session.commit()
+    assert stored(order_id).source is LocationSource.COMMUNE_CENTROID
+
+
+def test_server_errors_fall_back_to_the_centroid_and_stop_asking(app, client, auth, fake, caplog):
+    use_server(app, fake)
+    ids = [new_order(client, auth, "12 Hùng Vương"), new_order(client, auth, "Đường Lê Lợi")]
+    fake.status = 500
+    fake.requests.clear()
+    caplog.set_level(logging.DEBUG)
+    locate_orders(ids)
+    db.session.commit()
+    assert len(fake.requests) == 3  # one address, tried three times; the second is not asked
+    assert all(stored(i).source is LocationSource.COMMUNE_CENTROID for i in ids)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(GeocodeCache)) == 0  # nothing cached
+    for private in (NAME, PHONE, "Hùng Vương", "Lê Lợi", "hung vuong"):
+        assert private not in caplog.text
+    fake.status = 200
+    locate_orders(ids)  # the next job asks again
+    db.session.commit()
+    assert stored(ids[1]).source is LocationSource.NOMINATIM and stored(ids[1]).precision_m == 150
+
+
+def test_a_timeout_falls_back_to_the_centroid(app, client, auth, fake):
+    use_server(app, fake, GEOCODER_TIMEOUT_S=0.2)
+    order_id = new_order(client, auth, "12 Hùng Vương")
+    fake.delay_s = 1.0
+    locate_orders([order_id])
+    db.session.commit()
+    assert stored(order_id).source is LocationSource.COMMUNE_CENTROID
+
+
+def test_requests_are_spaced_by_the_rate_limiter(app, client, auth, fake):
+    use_server(app, fake, GEOCODER_MIN_DELAY_S=0.15)
+    geocoder = services.get_geocoder()
+    assert isinstance(geocoder, NominatimGeocoder) and geocoder.limited.min_delay_seconds == 0.15
+    ids = [new_order(client, auth, f"Tổ {n}") for n in range(3)]
+    fake.requests.clear()
+    locate_orders(ids)
+    db.session.commit()
+    times = [r.at for r in fake.requests]
+    assert len(times) == 3 and all(b - a >= 0.14 for a, b in zip(times, times[1:], strict=False))
+
+
+def test_photon_backend(app, client, auth, fake):
+    use_server(app, fake, kind="photon")
+    order_id = new_order(client, auth, "Đường Lê Lợi")
+    fake.requests.clear()
+    locate_orders([order_id])
+    db.session.commit()
+    assert [r.path for r in fake.requests] == ["/api"]
+    loc = stored(order_id)
+    assert loc.source is LocationSource.PHOTON and loc.precision_m == 150
+    assert (loc.latitude, loc.longitude) == (15.119, 108.8)
+
+
+def test_the_factory_follows_the_configuration():
+    config = {"GEOCODER": "nominatim", "GEOCODER_URL": "https://geo.example.vn/nominatim/",
+              "GEOCODER_USER_AGENT": "delivery-service test", "GEOCODER_TIMEOUT_S": 3.0,
+              "GEOCODER_MIN_DELAY_S": 1.0}
+    geocoder = make_geocoder(config)
+    assert geocoder.client.api == "https://geo.example.vn/nominatim/search"
+    assert geocoder.client.headers["User-Agent"] == "delivery-service test"
+    assert isinstance(make_geocoder({"GEOCODER": "offline"}), OfflineGeocoder)
+
+
+# --- for the run planner -------------------------------------------------------------------------
+
+def test_locations_for_falls_back_to_centroids(app, client, auth):
+    located, fresh, bare = (new_order(client, auth, f"Tổ {n}") for n in range(3))
+    locate_orders([located])
+    db.session.commit()
+    lat, lon = commune_centre()
+    # The commune without coordinates: the province centroid; with the province too: no coordinate.
+    commune_id, province_id = db.session.execute(sa.select(DeliveryOrder.commune_id, DeliveryOrder.province_id)
+                                                 .where(DeliveryOrder.id == bare)).one()
+    got = locations_for([located, fresh, 999_999])
+    assert set(got) == {located, fresh}
+    assert not got[located].estimated and got[located].is_centroid
+    assert got[fresh].estimated and got[fresh].source is LocationSource.COMMUNE_CENTROID
+    assert (got[fresh].latitude, got[fresh].longitude) == (lat, lon)
+    assert got[fresh].address_key == f"{COMMUNE}|to 1"
+    # Uncommitted, rolled back below: the units are shared by every test of this database.
+    db.session.execute(sa.update(AdminUnit).where(AdminUnit.id == commune_id).values(latitude=None, longitude=None))
+    province = locations_for([bare])[bare]
+    assert province.source is LocationSource.PROVINCE_CENTROID and province.precision_m == 30_000
+    db.session.execute(sa.update(AdminUnit).where(AdminUnit.id == province_id).values(latitude=None, longitude=None))
+    assert locations_for([bare]) == {}
+    db.session.rollback()
+
+
+# --- jobs ----------------------------------------------------------------------------------------
+
+def test_without_redis_intake_jobs_run_after_commit_and_never_ask_the_server(app, client, auth, fake):
+    use_server(app, fake)
+    order_id = new_order(client, auth, "12 Hùng Vương")
+    fake.requests.clear()
+    request_locations([order_id])
+    assert stored(order_id) is None or stored(order_id).source is LocationSource.COMMUNE_CENTROID
+    db.session.commit()  # the job runs here, in this process
+    assert stored(order_id).source is LocationSource.COMMUNE_CENTROID
+    assert fake.requests == []
+
+
+def test_with_redis_locating_is_queued_and_a_worker_asks_the_server(app, client, auth, fake, rq_app):
+    order_id = new_order(client, auth, "12 Hùng Vương")
+    db.session.execute(sa.delete(OrderLocation))  # whatever intake did, start unlocated
+    db.session.commit()
+    use_server(rq_app, fake)
+    fake.delay_s = 0.5  # a slow server: enqueuing must not wait for it
+    fake.requests.clear()
+    with rq_app.app_context():
+        queue = rq_app.extensions["rq_queue"]
+        request_locations([order_id])
+        db.session.commit()
+        assert queue.count == 1 and fake.requests == []
+        job = queue.jobs[0]
+        assert job.args == (services.JOB, [order_id], True)
+        assert stored(order_id) is None
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        assert queue.count == 0 and len(fake.requests) == 1
+        loc = stored(order_id)
+        assert loc.source is LocationSource.NOMINATIM and loc.precision_m == 25
+
+
+def test_cli_locates_missing_orders_and_reports_counts(app, client, auth):
+    ids = [new_order(client, auth, f"Tổ {n}") for n in range(3)]
+    db.session.execute(sa.delete(OrderLocation))  # whatever intake did, start unlocated
+    db.session.commit()
+    runner = app.test_cli_runner()
+    result = runner.invoke(main, ["geo", "locate"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "3 orders (missing) located" in result.output and "3 commune_centroid" in result.output
+    again = runner.invoke(main, ["geo", "locate", "--missing"], catch_exceptions=False)
+    assert "0 orders (missing)" in again.output
+    coarse = runner.invoke(main, ["geo", "locate", "--coarse"], catch_exceptions=False)
+    assert "3 orders (coarse)" in coarse.output
+    everything = runner.invoke(main, ["geo", "locate", "--all"], catch_exceptions=False)
+    assert f"{len(ids)} orders (all)" in everything.output
