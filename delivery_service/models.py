@@ -11,11 +11,12 @@ from delivery_service.orgs.models import (
     PostOffice,
     route_communes,
 )
+from delivery_service.routing.models import PartKind, RouteDayLoad, RouteRule, RouteRun, RunStop
 from delivery_service.units.models import AdminUnit, UnitLevel
 
 __all__ = [
-    "AdminUnit", "ApiClient", "Counter", "CounterLevel", "DeliveryOrder", "Exemption", "ImportBatch",
-    "GeocodeCache", "KnownPlace", "OrderLocation",
-    "ImportState", "ItemSerial", "OrderEvent", "Payer", "PostOffice", "PostalRoute", "Role", "User",
-    "UnitLevel", "route_communes",
+    "AdminUnit", "ApiClient", "Counter", "CounterLevel", "DeliveryOrder", "Exemption", "GeocodeCache",
+    "ImportBatch", "ImportState", "ItemSerial", "KnownPlace", "OrderEvent", "OrderLocation", "PartKind",
+    "Payer", "PostalRoute", "PostOffice", "Role", "route_communes", "RouteDayLoad", "RouteRule",
+    "RouteRun", "RunStop", "UnitLevel", "User",
 ]

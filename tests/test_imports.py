@@ -121,7 +121,7 @@ def test_csv_stores_good_rows_and_reports_bad_ones(client, auth):
         assert results[line]["errors"] == {column: [message]}, line
     stored = {results[2]["item_id"], results[8]["item_id"]}
     assert all(results[n]["status"] == "created" and results[n]["errors"] == {} for n in (2, 8))
-    assert count(DeliveryOrder) == 2 and count(OrderEvent) == 2
+    assert count(DeliveryOrder) == 2 and count(OrderEvent) == 4  # created, assigned
     assert set(db.session.scalars(sa.select(DeliveryOrder.item_id))) == stored
     assert resp.headers["Location"] == body["links"]["self"] == f"/api/v1/imports/{body['id']}"
     got = client.get(body["links"]["self"], headers=auth)
@@ -226,7 +226,7 @@ def test_uploading_the_same_file_again_creates_nothing(client, auth):
     assert second["id"] != first["id"]
     assert (second["created_rows"], second["existing_rows"], second["error_rows"]) == (0, 2, 1)
     assert [r["item_id"] for r in second["results"]] == [r["item_id"] for r in first["results"]]
-    assert count(DeliveryOrder) == 2 and count(OrderEvent) == 2
+    assert count(DeliveryOrder) == 2 and count(OrderEvent) == 4  # created, assigned
 
 
 def test_duplicate_rows_within_a_file(client, auth):
@@ -331,7 +331,7 @@ def test_rerun_after_a_crash_does_not_duplicate(client, auth):
     assert again["state"] == "done"
     assert [r["status"] for r in again["results"]] == ["created", "created", "error", "existing", "existing"]
     assert [r["item_id"] for r in again["results"]] == [r["item_id"] for r in body["results"]]
-    assert count(DeliveryOrder) == 4 and count(OrderEvent) == 4
+    assert count(DeliveryOrder) == 4 and count(OrderEvent) == 8  # created, assigned
     run_import(body["id"])  # a done batch is left alone
     assert client.get(f"/api/v1/imports/{body['id']}", headers=auth).json == again
 

@@ -36,14 +36,15 @@ def test_create_returns_201_with_valid_s10_item_id(client, auth):
     assert resp.status_code == 201, resp.json
     body = resp.json
     assert s10.is_valid(body["item_id"]) and body["item_id"].startswith("RH")
-    assert body["status"] == "created"
+    assert body["status"] == "assigned"  # placed on the route covering the commune at once
     assert body["address"]["commune"] == {"code": "21025", "name": "Phường Cẩm Thành"}
     assert body["address"]["district"] is None
     assert resp.headers["Location"] == f"/api/v1/orders/{body['item_id']}"
     got = client.get(f"/api/v1/orders/{body['item_id']}", headers=auth)
     assert got.status_code == 200 and got.json["dossier_code"] == body["dossier_code"]
     events = client.get(f"/api/v1/orders/{body['item_id']}/events", headers=auth).json
-    assert [e["status_to"] for e in events] == ["created"] and events[0]["actor"].startswith("api:")
+    assert [e["status_to"] for e in events] == ["created", "assigned"] and events[0]["actor"].startswith("api:")
+    assert events[1]["actor"] == "system" and events[1]["reason"] == "commune"
 
 
 def test_due_date_follows_the_service_level(client, auth, app):
@@ -223,7 +224,7 @@ def test_status_change_and_impossible_transition(client, auth):
               "latitude": 15.12, "longitude": 108.8, "note": "Công dân hủy yêu cầu"}
     done = client.post(f"/api/v1/orders/{item}/events", json=cancel, headers=auth)
     assert done.status_code == 201, done.json
-    assert done.json["status_from"] == "created" and done.json["device_time"].startswith("2026-11-21T01:00")
+    assert done.json["status_from"] == "assigned" and done.json["device_time"].startswith("2026-11-21T01:00")
     replay = client.post(f"/api/v1/orders/{item}/events", json=cancel, headers=auth)
     assert replay.status_code == 200
     again = client.post(f"/api/v1/orders/{item}/events", json={"status": "cancelled"}, headers=auth)
@@ -232,7 +233,7 @@ def test_status_change_and_impossible_transition(client, auth):
     db.session.rollback()
     statuses = db.session.scalars(sa.select(OrderEvent.status_to).join(DeliveryOrder)
                                   .where(DeliveryOrder.item_id == item).order_by(OrderEvent.id)).all()
-    assert [s.value for s in statuses] == ["created", "cancelled"]
+    assert [s.value for s in statuses] == ["created", "assigned", "cancelled"]
 
 
 def test_admin_can_walk_the_whole_result_leg(client, auth):
@@ -313,7 +314,7 @@ def test_event_ids_are_scoped_and_never_reused_for_another_change(client, auth):
     assert client.post("/api/v1/orders/RH000000000VN/events", json=secret, headers=auth).status_code == 404
     reused = client.post(f"/api/v1/orders/{mine}/events", json=secret, headers=auth)
     assert reused.status_code == 409 and "Lý do" not in reused.get_data(as_text=True)
-    assert client.get(f"/api/v1/orders/{mine}", headers=auth).json["status"] == "created"
+    assert client.get(f"/api/v1/orders/{mine}", headers=auth).json["status"] == "assigned"
 
 
 def test_concurrent_status_changes_let_exactly_one_win(app, client, auth):

@@ -38,7 +38,7 @@ def test_odd_list_queries_are_422(client, auth, query):
 def test_odd_events_are_422_and_change_nothing(client, auth, event):
     item = client.post("/api/v1/orders", json=order_payload(), headers=auth).json["item_id"]
     assert client.post(f"/api/v1/orders/{item}/events", json=event, headers=auth).status_code == 422
-    assert client.get(f"/api/v1/orders/{item}", headers=auth).json["status"] == "created"
+    assert client.get(f"/api/v1/orders/{item}", headers=auth).json["status"] == "assigned"
 
 
 def test_huge_import_id_is_404(client, auth):

@@ -70,7 +70,9 @@ def test_each_role_sees_its_own_scope(client, auth):
     ids = [client.post("/api/v1/orders", json=order_payload(), headers=auth).json["item_id"] for _ in range(2)]
     db.session.rollback()
     route_id = db.session.scalar(sa.text("SELECT id FROM postal_routes WHERE code = 'QNG-01'"))
+    other_route = db.session.scalar(sa.text("SELECT id FROM postal_routes WHERE code = 'QNG-02'"))
     db.session.execute(sa.update(DeliveryOrder).where(DeliveryOrder.item_id == ids[0]).values(route_id=route_id))
+    db.session.execute(sa.update(DeliveryOrder).where(DeliveryOrder.item_id == ids[1]).values(route_id=other_route))
     db.session.commit()
 
     def visible(actor: Actor) -> set[str]:

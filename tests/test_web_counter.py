@@ -21,7 +21,7 @@ def test_desk_lists_only_the_counters_own_orders(client):
     login(client, "counter")
     html = client.get("/counter").get_data(as_text=True)
     assert own.item_id in html and "Trần Văn Quầy" in html and "Phường Cẩm Thành" in html
-    assert "Mới tạo" in html and own.dossier_code in html
+    assert "Đã phân tuyến" in html and own.dossier_code in html
     assert other.item_id not in html and "Lê Thị Hà Tĩnh" not in html
     assert client.get(f"/counter/orders/{other.item_id}").status_code == 404
     assert client.get(f"/counter/orders/{own.item_id}").status_code == 200
@@ -196,7 +196,7 @@ def test_order_page_shows_every_field_and_the_history(client):
     for text in (order.item_id, order.dossier_code, "Cấp đổi giấy phép lái xe", "Sở Xây dựng tỉnh Quảng Ngãi",
                  "Nguyễn Thị Hoa", "0905123456", "12 Hùng Vương", "Phường Cẩm Thành", "Tỉnh Quảng Ngãi",
                  "26.000 ₫", "50.000 ₫", "Người dân", "Không miễn, giảm", "Gọi trước khi phát",
-                 "QNG-TTHCC", "Chưa phân tuyến", "Lịch sử xử lý", "system", "Trả kết quả",
+                 "QNG-TTHCC", "QNG-01", "Lịch sử xử lý", "system", "Trả kết quả",
                  order.due_date.strftime("%d/%m/%Y")):
         assert text in html, text
 

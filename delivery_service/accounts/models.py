@@ -10,26 +10,29 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from delivery_service.db import UTCDateTime, created_at, fk, intpk, str_enum
 from delivery_service.extensions import db
-from delivery_service.orgs.models import Counter
+from delivery_service.orgs.models import Counter, PostOffice
 from delivery_service.units.models import AdminUnit
 
 
 class Role(enum.StrEnum):
     COUNTER_STAFF = "counter_staff"
     COURIER = "courier"
+    SUPERVISOR = "supervisor"  # trưởng bưu cục: the routes and orders of one post office
     DISTRICT_OFFICER = "district_officer"
     ADMIN = "admin"
 
 
 class User(db.Model):
     """A person who logs in. Scope by role: counter staff their counter, couriers the routes
-    they drive (postal_routes.courier_id), district officers an area unit, admins everything."""
+    they drive (postal_routes.courier_id), supervisors the routes of their post office, district
+    officers an area unit, admins everything."""
 
     __tablename__ = "users"
     __table_args__ = (
         sa.CheckConstraint(
             "(role <> 'counter_staff' OR counter_id IS NOT NULL)"
-            " AND (role <> 'district_officer' OR area_unit_id IS NOT NULL)",
+            " AND (role <> 'district_officer' OR area_unit_id IS NOT NULL)"
+            " AND (role <> 'supervisor' OR post_office_id IS NOT NULL)",
             name="scope_by_role",
         ),
     )
@@ -41,6 +44,7 @@ class User(db.Model):
     role: Mapped[Role] = mapped_column(str_enum(Role))
     counter_id: Mapped[int | None] = mapped_column(fk("counters.id"), index=True)
     area_unit_id: Mapped[int | None] = mapped_column(fk("admin_units.id"), index=True)
+    post_office_id: Mapped[int | None] = mapped_column(fk("post_offices.id"), index=True)
     locale: Mapped[str] = mapped_column(sa.String(8), default="vi")
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[created_at]
@@ -48,6 +52,7 @@ class User(db.Model):
 
     counter: Mapped[Counter | None] = relationship()
     area_unit: Mapped[AdminUnit | None] = relationship()
+    post_office: Mapped[PostOffice | None] = relationship()
 
     # Flask-Login protocol
     @property

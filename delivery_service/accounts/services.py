@@ -35,11 +35,12 @@ class Actor:
     client_id: int | None = None
     counter_id: int | None = None
     area_unit_id: int | None = None
+    post_office_id: int | None = None
 
     @classmethod
     def of_user(cls, user: User) -> Actor:
         return cls(label=user.username, role=user.role, user_id=user.id, counter_id=user.counter_id,
-                   area_unit_id=user.area_unit_id)
+                   area_unit_id=user.area_unit_id, post_office_id=user.post_office_id)
 
 
 SYSTEM = Actor(label="system", role=Role.ADMIN)

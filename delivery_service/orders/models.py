@@ -70,6 +70,8 @@ class DeliveryOrder(db.Model):
         sa.Index("ix_orders_dossier_code", "dossier_code"),
         sa.Index("ix_orders_commune_status", "commune_id", "status"),
         sa.Index("ix_orders_route_status", "route_id", "status"),
+        sa.Index("ix_orders_route_run_date", "route_id", "run_date"),
+        sa.Index("ix_orders_dispatch", "dispatch"),
     )
 
     id: Mapped[intpk]
@@ -109,6 +111,11 @@ class DeliveryOrder(db.Model):
     appointment_date: Mapped[dt.date | None] = mapped_column(sa.Date)
     due_date: Mapped[dt.date] = mapped_column(sa.Date, index=True)
     route_id: Mapped[int | None] = mapped_column(fk("postal_routes.id", ondelete="SET NULL"))
+    # The day the order is planned on its route's run (capacity counts per route and day).
+    run_date: Mapped[dt.date | None] = mapped_column(sa.Date)
+    # Why a person must dispatch the order (routes.Outcome: unknown_commune, no_rule,
+    # over_capacity); NULL once it is on a route.
+    dispatch: Mapped[str | None] = mapped_column(sa.String(24))
     note: Mapped[str | None] = mapped_column(sa.String(500))
     dossier_delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
@@ -152,5 +159,8 @@ class OrderEvent(db.Model):
     accuracy_m: Mapped[float | None]
     reason: Mapped[str | None] = mapped_column(sa.String(64))
     note: Mapped[str | None] = mapped_column(sa.String(500))
+    # The route the order is on after this event, when the event placed or moved it. No foreign
+    # key: the log is history, and must not stop a route from ever being removed.
+    route_id: Mapped[int | None] = mapped_column(ID)
 
     order: Mapped[DeliveryOrder] = relationship(back_populates="events")

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from delivery_service.accounts.models import Role
-from delivery_service.accounts.services import Actor
+from delivery_service.accounts.services import SYSTEM, Actor
 from delivery_service.db import utcnow
 from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
@@ -123,12 +123,22 @@ def add_order(actor: Actor, data: dict[str, Any], *, counter_id: int, idempotenc
     All checks run first; the writes (serial, order, event) come last and go out as plain inserts,
     so that SQLite's write lock is held for as short a time as possible.
     """
+    from delivery_service.geo.services import request_locations
+    from delivery_service.routing import services as routing
+
     order = build_order(actor, data, counter_id=counter_id, idempotency_key=idempotency_key)
+    placement = routing.place_new_order(order, local_today())
     order.item_id = allocate_item_id()
     conn = db.session.connection()  # plain Core: the ORM's statement layer costs more than the inserts
     order.id = conn.execute(_INSERT_ORDER, {k: getattr(order, k) for k in _ORDER_COLUMNS}).scalar_one()
-    conn.execute(_INSERT_EVENT, {"order_id": order.id, "status_from": None, "status_to": Status.CREATED,
-                                 "server_time": order.created_at, "note": event_note, **_actor_cols(actor)})
+    events = [{"order_id": order.id, "status_from": None, "status_to": Status.CREATED, "reason": None,
+               "route_id": None, "server_time": order.created_at, "note": event_note, **_actor_cols(actor)}]
+    if order.route_id is not None:  # placed automatically: the system's event, with how it matched
+        events.append({**events[0], "status_from": Status.CREATED, "status_to": Status.ASSIGNED,
+                       "reason": placement.outcome.value, "route_id": order.route_id, "note": None,
+                       **_actor_cols(SYSTEM)})
+    conn.execute(_INSERT_EVENT, events)
+    request_locations([order.id])
     return order
 
 
@@ -212,6 +222,10 @@ def scope(stmt: sa.Select, actor: Actor) -> sa.Select:
     if actor.role is Role.COURIER:
         routes = sa.select(PostalRoute.id).where(PostalRoute.courier_id == actor.user_id)
         return stmt.where(DeliveryOrder.route_id.in_(routes))
+    if actor.role is Role.SUPERVISOR:
+        from delivery_service.routing.services import scope_orders
+
+        return scope_orders(stmt, actor)
     if actor.role is Role.DISTRICT_OFFICER and actor.area_unit_id is not None:
         area = unit_index().by_id.get(actor.area_unit_id)
         column = {UnitLevel.PROVINCE: DeliveryOrder.province_id,
@@ -282,6 +296,7 @@ ROLE_TARGETS: dict[Role, set[Status]] = {
     Role.COURIER: {Status.HANDED_TO_COURIER, Status.OUT_FOR_DELIVERY, Status.DELIVERED,
                    Status.FAILED_ATTEMPT, Status.RETURNED_TO_AGENCY, Status.PICKUP_SCHEDULED,
                    Status.PICKED_UP, Status.DELIVERED_TO_AGENCY},
+    Role.SUPERVISOR: {Status.CANCELLED, Status.RETURNED_TO_AGENCY},
     Role.DISTRICT_OFFICER: set(),
 }
 
@@ -327,6 +342,14 @@ def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt
         current = db.session.scalar(sa.select(DeliveryOrder.status).where(DeliveryOrder.id == order.id))
         raise Conflict("The order's status changed meanwhile; reload it and try again.",
                        current_status=current.value if current else None, requested=target.value)
+    if target in (Status.CANCELLED, Status.RETURNED_TO_AGENCY):  # its place on the route is free again
+        from delivery_service.routing.services import release
+
+        release(order.route_id, order.run_date)
+    if target is Status.DELIVERED and latitude is not None and longitude is not None:
+        from delivery_service.geo.services import learn_delivery_point
+
+        learn_delivery_point(order.id, latitude, longitude, accuracy_m)
     event = OrderEvent(order_id=order.id, status_from=order.status, status_to=target,
                        device_time=device_time.astimezone(dt.UTC) if device_time else None,
                        latitude=latitude, longitude=longitude, server_time=now,

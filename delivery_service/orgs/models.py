@@ -28,6 +28,9 @@ class PostOffice(db.Model):
     name: Mapped[str] = mapped_column(sa.String(200))
     unit_id: Mapped[int] = mapped_column(fk("admin_units.id"), index=True)
     address: Mapped[str | None] = mapped_column(sa.String(255))
+    # Where runs start and end; the centroid of its unit when not set.
+    latitude: Mapped[float | None]
+    longitude: Mapped[float | None]
     created_at: Mapped[created_at]
 
     unit: Mapped[AdminUnit] = relationship()
@@ -64,9 +67,16 @@ route_communes = sa.Table(
 
 
 class PostalRoute(db.Model):
-    """A postal delivery route (tuyến phát) of a post office: the communes it covers, its courier."""
+    """A postal delivery route (tuyến phát) of a post office: the communes it covers, its courier.
+
+    Whole communes are in ``route_communes``; parts of communes (hamlets, streets) in ``route_rules``.
+    """
 
     __tablename__ = "postal_routes"
+    __table_args__ = (
+        sa.CheckConstraint("capacity_per_day IS NULL OR capacity_per_day >= 0", name="capacity"),
+        sa.CheckConstraint("backup_route_id IS NULL OR backup_route_id <> id", name="backup_not_self"),
+    )
 
     id: Mapped[intpk]
     code: Mapped[str] = mapped_column(sa.String(32), unique=True)
@@ -74,7 +84,13 @@ class PostalRoute(db.Model):
     post_office_id: Mapped[int] = mapped_column(fk("post_offices.id"), index=True)
     courier_id: Mapped[int | None] = mapped_column(fk("users.id", ondelete="SET NULL"), index=True)
     active: Mapped[bool] = mapped_column(default=True)
+    # Orders a day (None: no limit); beyond it orders overflow to the backup route.
+    capacity_per_day: Mapped[int | None]
+    backup_route_id: Mapped[int | None] = mapped_column(fk("postal_routes.id", ondelete="SET NULL"))
+    # False: an open run, which ends at the last stop instead of back at the post office.
+    return_to_office: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     created_at: Mapped[created_at]
 
     post_office: Mapped[PostOffice] = relationship()
     communes: Mapped[list[AdminUnit]] = relationship(secondary=route_communes)
+    backup: Mapped[PostalRoute | None] = relationship(remote_side="PostalRoute.id")

@@ -1,0 +1,640 @@
+"""Orders onto routes: automatic assignment within capacity, moves by supervisors, route coverage,
+and the sequenced run of a route for a day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.dialects import postgresql, sqlite
+
+import routes
+from delivery_service.accounts.models import Role
+from delivery_service.accounts.services import Actor
+from delivery_service.db import utcnow
+from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from delivery_service.extensions import db
+from delivery_service.orders.models import DeliveryOrder, OrderEvent
+from delivery_service.orders.status import TERMINAL, Status
+from delivery_service.orgs.models import PostalRoute, PostOffice, route_communes
+from delivery_service.routing.models import PartKind, RouteDayLoad, RouteRule, RouteRun, RunStop
+from delivery_service.units.models import UnitLevel
+from delivery_service.units.services import unit_index
+from routes.text import fold
+
+_TABLE_TTL = 30.0  # other processes see coverage edits within this many seconds
+MOVABLE = {Status.CREATED, Status.ASSIGNED, Status.FAILED_ATTEMPT, Status.PICKUP_SCHEDULED}
+OPEN = {Status.CREATED, Status.ASSIGNED, Status.HANDED_TO_COURIER, Status.OUT_FOR_DELIVERY,
+        Status.FAILED_ATTEMPT, Status.PICKUP_SCHEDULED, Status.PICKED_UP}
+
+
+# --- the compiled route table, cached per process -------------------------------------------------
+
+@dataclass(frozen=True)
+class CompiledRoutes:
+    table: routes.RouteTable
+    ids: dict[str, int]  # route code -> id
+    codes: dict[int, str]
+    capacity: dict[int, int | None]
+
+
+def compiled_routes() -> CompiledRoutes:
+    """The active routes as the assignment library sees them (communes by unit id)."""
+    cache = current_app.extensions.get("route_table")
+    if cache is not None and cache[0] > time.monotonic():
+        return cache[1]
+    rows = db.session.execute(sa.select(PostalRoute.id, PostalRoute.code, PostalRoute.capacity_per_day,
+                                        PostalRoute.backup_route_id).where(PostalRoute.active)).all()
+    codes = {r.id: r.code for r in rows}
+    rules: dict[int, list[routes.Rule]] = defaultdict(list)
+    whole = sa.select(route_communes.c.route_id, route_communes.c.unit_id)
+    for route_id, unit_id in db.session.execute(whole):
+        rules[route_id].append(routes.Rule(str(unit_id)))
+    for rule in db.session.scalars(sa.select(RouteRule)):
+        rules[rule.route_id].append(routes.Rule(str(rule.commune_id), routes.RuleKind(rule.kind.value),
+                                                rule.phrase))
+    defs = [routes.RouteDef(r.code, tuple(rules.get(r.id, ())), r.capacity_per_day,
+                            codes.get(r.backup_route_id) if r.backup_route_id else None) for r in rows]
+    compiled = CompiledRoutes(routes.RouteTable.build(defs), {c: i for i, c in codes.items()}, codes,
+                              {r.id: r.capacity_per_day for r in rows})
+    current_app.extensions["route_table"] = (time.monotonic() + _TABLE_TTL, compiled)
+    return compiled
+
+
+def invalidate_routes() -> None:
+    """Forget the compiled routes of this process (after a coverage edit)."""
+    current_app.extensions.pop("route_table", None)
+
+
+# --- capacity: per route and day, reserved atomically --------------------------------------------
+
+def _insert_ignore(table: sa.Table) -> Any:
+    dialect = db.session.get_bind().dialect.name
+    return (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
+
+
+def reserve(route_id: int, day: dt.date, n: int = 1, *, force: bool = False) -> bool:
+    """Take ``n`` places on a route's day if it has room; False (nothing taken) if it has not.
+
+    One conditional UPDATE, so that of two concurrent intakes only one can take the last place.
+    ``force``: count them whatever the capacity (a supervisor's decision).
+    """
+    loads = RouteDayLoad.__table__
+    db.session.execute(_insert_ignore(loads).values(route_id=route_id, day=day, orders=0)
+                       .on_conflict_do_nothing())
+    capacity = sa.select(PostalRoute.capacity_per_day).where(PostalRoute.id == route_id).scalar_subquery()
+    done = db.session.execute(
+        sa.update(loads).where(loads.c.route_id == route_id, loads.c.day == day,
+                               sa.or_(sa.true() if force else capacity.is_(None),
+                                      loads.c.orders + n <= capacity))
+        .values(orders=loads.c.orders + n)).rowcount
+    return done == 1
+
+
+def release(route_id: int | None, day: dt.date | None, n: int = 1) -> None:
+    """Give back places an order no longer takes (moved, cancelled)."""
+    if route_id is None or day is None:
+        return
+    loads = RouteDayLoad.__table__
+    db.session.execute(sa.update(loads).where(loads.c.route_id == route_id, loads.c.day == day)
+                       .values(orders=sa.func.max(loads.c.orders - n, 0) if _is_sqlite()
+                               else sa.func.greatest(loads.c.orders - n, 0)))
+
+
+def _is_sqlite() -> bool:
+    return db.session.get_bind().dialect.name == "sqlite"
+
+
+def day_loads(route_ids: Iterable[int], day: dt.date) -> dict[int, int]:
+    ids = list(route_ids)
+    if not ids:
+        return {}
+    rows = db.session.execute(sa.select(RouteDayLoad.route_id, RouteDayLoad.orders)
+                              .where(RouteDayLoad.route_id.in_(ids), RouteDayLoad.day == day))
+    return {r.route_id: r.orders for r in rows}
+
+
+# --- automatic assignment ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Placement:
+    route_id: int | None
+    outcome: routes.Outcome
+
+
+def plan_day(order_day: dt.date | None, today: dt.date) -> dt.date:
+    """The day an order goes on its route's run: its appointment day, never before today."""
+    return max(order_day or today, today)
+
+
+def place(commune_id: int, detail: str, day: dt.date) -> Placement:
+    """Choose a route for one address on ``day`` and reserve its place (current transaction)."""
+    compiled = compiled_routes()
+    for _attempt in range(5):
+        candidates, _ = compiled.table.match(str(commune_id), detail)
+        ids = _chain_ids(compiled, candidates)
+        load = {compiled.codes[i]: n for i, n in day_loads(ids, day).items()}
+        got = routes.assign(compiled.table, [routes.OrderAddress(0, str(commune_id), detail)], load)[0]
+        if got.route is None:
+            return Placement(None, got.outcome)
+        if reserve(compiled.ids[got.route], day):
+            return Placement(compiled.ids[got.route], got.outcome)
+        # Someone took the last place meanwhile: look again with fresh loads.
+    return Placement(None, routes.Outcome.OVER_CAPACITY)
+
+
+def _chain_ids(compiled: CompiledRoutes, codes: Iterable[str]) -> set[int]:
+    ids: set[int] = set()
+    for code in codes:
+        while code and compiled.ids.get(code) not in ids and code in compiled.table.routes:
+            ids.add(compiled.ids[code])
+            code = compiled.table.routes[code].backup or ""
+    return ids
+
+
+def assign_pending(actor: Actor, day: dt.date | None = None, *, order_ids: Sequence[int] | None = None,
+                   batch: int = 5000) -> dict[str, int]:
+    """Assign every order waiting for a route (or those of ``order_ids``) in bulk; commits per batch.
+
+    Returns counts per outcome. Orders nothing matches stay flagged for manual dispatch.
+    """
+    _require_dispatcher(actor)
+    from delivery_service.orders.services import local_today
+
+    today = local_today()
+    stmt = (sa.select(DeliveryOrder.id, DeliveryOrder.commune_id, DeliveryOrder.address_detail,
+                      DeliveryOrder.appointment_date, DeliveryOrder.status)
+            .where(DeliveryOrder.route_id.is_(None), DeliveryOrder.status.in_([Status.CREATED]))
+            .order_by(DeliveryOrder.id))
+    stmt = scope_orders(stmt, actor)
+    if order_ids is not None:
+        stmt = stmt.where(DeliveryOrder.id.in_(list(order_ids)))
+    rows = db.session.execute(stmt).all()
+    counts: dict[str, int] = defaultdict(int)
+    for start in range(0, len(rows), batch):
+        for outcome, n in _assign_rows(actor, rows[start:start + batch], day, today).items():
+            counts[outcome] += n
+        db.session.commit()
+    return dict(counts)
+
+
+def _assign_rows(actor: Actor, rows: Sequence[Any], day: dt.date | None, today: dt.date) -> dict[str, int]:
+    compiled = compiled_routes()
+    by_day: dict[dt.date, list[Any]] = defaultdict(list)
+    for row in rows:
+        by_day[day or plan_day(row.appointment_date, today)].append(row)
+    now = utcnow()
+    updates: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    counts: dict[str, int] = defaultdict(int)
+    for run_day, day_rows in by_day.items():
+        load = {compiled.codes[i]: n for i, n in day_loads(compiled.codes, run_day).items()}
+        before = dict(load)
+        placed = routes.assign(compiled.table, [routes.OrderAddress(r.id, str(r.commune_id), r.address_detail)
+                                                for r in day_rows], load)
+        taken = {code: load.get(code, 0) - before.get(code, 0) for code in load}
+        for code, n in taken.items():
+            if n and not reserve(compiled.ids[code], run_day, n):
+                # Loads changed under us (a concurrent intake): redo this day one order at a time.
+                return _assign_one_by_one(actor, rows, day, today)
+        for row, got in zip(day_rows, placed, strict=True):
+            counts[got.outcome.value] += 1
+            route_id = compiled.ids[got.route] if got.route else None
+            updates.append({"b_id": row.id, "b_route": route_id, "b_day": run_day if route_id else None,
+                            "b_dispatch": got.outcome.value if route_id is None else None,
+                            "b_status": Status.ASSIGNED if route_id else row.status, "b_now": now})
+            if route_id:
+                events.append(_event(row.id, Status.CREATED, Status.ASSIGNED, actor, got.outcome.value,
+                                     route_id, now))
+    _write_assignments(updates, events)
+    return counts
+
+
+def _assign_one_by_one(actor: Actor, rows: Sequence[Any], day: dt.date | None,
+                       today: dt.date) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    now = utcnow()
+    updates, events = [], []
+    for row in rows:
+        run_day = day or plan_day(row.appointment_date, today)
+        got = place(row.commune_id, row.address_detail, run_day)
+        counts[got.outcome.value] += 1
+        updates.append({"b_id": row.id, "b_route": got.route_id, "b_day": run_day if got.route_id else None,
+                        "b_dispatch": None if got.route_id else got.outcome.value,
+                        "b_status": Status.ASSIGNED if got.route_id else row.status, "b_now": now})
+        if got.route_id:
+            events.append(_event(row.id, Status.CREATED, Status.ASSIGNED, actor, got.outcome.value,
+                                 got.route_id, now))
+    _write_assignments(updates, events)
+    return counts
+
+
+_ASSIGN = (sa.update(DeliveryOrder.__table__)
+           .where(DeliveryOrder.__table__.c.id == sa.bindparam("b_id"),
+                  DeliveryOrder.__table__.c.route_id.is_(None))
+           .values(route_id=sa.bindparam("b_route"), run_date=sa.bindparam("b_day"),
+                   dispatch=sa.bindparam("b_dispatch"), status=sa.bindparam("b_status"),
+                   updated_at=sa.bindparam("b_now")))
+
+
+def _write_assignments(updates: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+    conn = db.session.connection()
+    if updates:
+        conn.execute(_ASSIGN, updates)
+    if events:
+        conn.execute(sa.insert(OrderEvent.__table__), events)
+
+
+def _event(order_id: int, status_from: Status | None, status_to: Status, actor: Actor, reason: str | None,
+           route_id: int | None, now: dt.datetime, note: str | None = None) -> dict[str, Any]:
+    return {"order_id": order_id, "status_from": status_from, "status_to": status_to, "server_time": now,
+            "reason": reason, "route_id": route_id, "note": note, "actor_user_id": actor.user_id,
+            "actor_client_id": actor.client_id, "actor_label": actor.label}
+
+
+# --- scope ---------------------------------------------------------------------------------------
+
+def route_scope(stmt: sa.Select, actor: Actor) -> sa.Select:
+    """Routes whose runs (with recipients' data) ``actor`` may see and work on."""
+    if actor.role is Role.ADMIN:
+        return stmt
+    if actor.role is Role.SUPERVISOR and actor.post_office_id is not None:
+        return stmt.where(PostalRoute.post_office_id == actor.post_office_id)
+    if actor.role is Role.COURIER:
+        return stmt.where(PostalRoute.courier_id == actor.user_id)
+    return stmt.where(sa.false())
+
+
+def can_list_routes(actor: Actor) -> bool:
+    """Coverage (which route serves which commune) holds no personal data: every staff role and
+    counter system may read it."""
+    return True
+
+
+def office_area(office_id: int) -> sa.ColumnElement[bool]:
+    """Orders without a route that a post office's supervisors dispatch: in its own unit, or in a
+    commune one of its routes covers (in whole or in part)."""
+    office = db.session.get(PostOffice, office_id)
+    conds: list[sa.ColumnElement[bool]] = []
+    unit = unit_index().by_id.get(office.unit_id) if office else None
+    if unit is not None:
+        column = {UnitLevel.PROVINCE: DeliveryOrder.province_id,
+                  UnitLevel.DISTRICT: DeliveryOrder.district_id}.get(unit.level, DeliveryOrder.commune_id)
+        conds.append(column == unit.id)
+    office_routes = sa.select(PostalRoute.id).where(PostalRoute.post_office_id == office_id)
+    conds.append(DeliveryOrder.commune_id.in_(
+        sa.select(route_communes.c.unit_id).where(route_communes.c.route_id.in_(office_routes))))
+    conds.append(DeliveryOrder.commune_id.in_(
+        sa.select(RouteRule.commune_id).where(RouteRule.route_id.in_(office_routes))))
+    return sa.or_(*conds)
+
+
+def scope_orders(stmt: sa.Select, actor: Actor) -> sa.Select:
+    """Orders a dispatcher may place: admins all; supervisors their office's routes and area."""
+    if actor.role is Role.ADMIN:
+        return stmt
+    if actor.role is Role.SUPERVISOR and actor.post_office_id is not None:
+        office_routes = sa.select(PostalRoute.id).where(PostalRoute.post_office_id == actor.post_office_id)
+        unrouted = sa.and_(DeliveryOrder.route_id.is_(None), office_area(actor.post_office_id))
+        return stmt.where(sa.or_(DeliveryOrder.route_id.in_(office_routes), unrouted))
+    return stmt.where(sa.false())
+
+
+def _require_dispatcher(actor: Actor) -> None:
+    if actor.role not in (Role.ADMIN, Role.SUPERVISOR):
+        raise Forbidden("Only a post office's supervisor or an administrator can dispatch orders.")
+
+
+def get_route(actor: Actor, code: str, *, for_run: bool = True) -> PostalRoute:
+    """A route by code; for runs and changes, only within the actor's scope (NotFound otherwise)."""
+    stmt = sa.select(PostalRoute).where(PostalRoute.code == code.strip().upper())
+    if for_run:
+        stmt = route_scope(stmt, actor)
+    route = db.session.scalar(stmt)
+    if route is None:
+        raise NotFound(f"No route {code}")
+    return route
+
+
+def list_routes(actor: Actor, *, mine: bool = False) -> list[PostalRoute]:
+    """Routes with their coverage; ``mine``: only those whose runs the actor works on."""
+    stmt = sa.select(PostalRoute).order_by(PostalRoute.code)
+    if mine or actor.role in (Role.COURIER, Role.SUPERVISOR):
+        stmt = route_scope(stmt, actor)
+    return list(db.session.scalars(stmt))
+
+
+def coverage(route_ids: Sequence[int]) -> dict[int, dict[str, list]]:
+    """Each route's whole communes and hamlet/street rules, for display."""
+    out: dict[int, dict[str, list]] = {i: {"communes": [], "rules": []} for i in route_ids}
+    index = unit_index()
+    for route_id, unit_id in db.session.execute(
+            sa.select(route_communes.c.route_id, route_communes.c.unit_id)
+            .where(route_communes.c.route_id.in_(route_ids))):
+        unit = index.by_id.get(unit_id)
+        if unit is not None:
+            out[route_id]["communes"].append(unit)
+    for rule in db.session.scalars(sa.select(RouteRule).where(RouteRule.route_id.in_(route_ids))
+                                   .order_by(RouteRule.id)):
+        out[rule.route_id]["rules"].append(rule)
+    for value in out.values():
+        value["communes"].sort(key=lambda u: u.name)
+    return out
+
+
+# --- moves and coverage edits by supervisors ------------------------------------------------------
+
+def move_order(actor: Actor, item_id: str, route_code: str, *, day: dt.date | None = None,
+               note: str | None = None) -> OrderEvent:
+    """Put an order on another route (or on one for the first time); an event records it. Commits.
+
+    A supervisor may override capacity: moving by hand is how a full day is handled.
+    """
+    _require_dispatcher(actor)
+    from delivery_service.orders.services import local_today
+    from labels import s10
+
+    order = db.session.scalar(scope_orders(sa.select(DeliveryOrder), actor)
+                              .where(DeliveryOrder.item_id == s10.normalize(item_id)))
+    if order is None:
+        raise NotFound(f"No order {item_id}")
+    target = get_route(actor, route_code)
+    if not target.active:
+        raise InvalidInput({"route": [f"Route {target.code} is not active."]})
+    if order.status not in MOVABLE:
+        raise Conflict(f"The order is {order.status.value}: it is with a courier or closed, so it cannot "
+                       "change route now.", current_status=order.status.value)
+    run_day = day or plan_day(order.run_date or order.appointment_date, local_today())
+    if order.route_id == target.id and order.run_date == run_day:
+        raise Conflict(f"The order is already on route {target.code} for {run_day.isoformat()}.")
+    release(order.route_id, order.run_date)
+    reserve(target.id, run_day, force=True)  # a supervisor's move may go beyond capacity
+    new_status = Status.ASSIGNED if order.status is Status.CREATED else order.status
+    now = utcnow()
+    old = order.route_id
+    moved = db.session.execute(
+        sa.update(DeliveryOrder).where(DeliveryOrder.id == order.id, DeliveryOrder.status == order.status,
+                                       _same(DeliveryOrder.route_id, old))
+        .values(route_id=target.id, run_date=run_day, dispatch=None, status=new_status, updated_at=now)
+        .execution_options(synchronize_session=False)).rowcount
+    if moved != 1:
+        db.session.rollback()
+        raise Conflict("The order changed meanwhile; reload it and try again.")
+    from delivery_service.orgs.services import route_code as code_of
+
+    text = f"{code_of(old) or '-'} → {target.code}" + (f": {note}" if note else "")
+    event = OrderEvent(**_event(order.id, order.status, new_status, actor, "moved", target.id, now,
+                                note=text[:500]))
+    db.session.add(event)
+    db.session.commit()
+    return event
+
+
+def _same(column: Any, value: int | None) -> sa.ColumnElement[bool]:
+    return column.is_(None) if value is None else column == value
+
+
+def place_new_order(order: DeliveryOrder, today: dt.date) -> Placement:
+    """Assign a new order (not yet written) in the current transaction: sets route, day, status."""
+    day = plan_day(order.appointment_date, today)
+    got = place(order.commune_id, order.address_detail, day)
+    order.route_id = got.route_id
+    order.run_date = day if got.route_id else None
+    order.dispatch = None if got.route_id else got.outcome.value
+    if got.route_id:
+        order.status = Status.ASSIGNED
+    return got
+
+
+def readdress(order: DeliveryOrder, actor: Actor) -> Placement | None:
+    """After an order's address changed (current transaction): place it again if it may move."""
+    if order.status not in (Status.CREATED, Status.ASSIGNED):
+        return None
+    from delivery_service.orders.services import local_today
+
+    release(order.route_id, order.run_date)
+    day = plan_day(order.run_date or order.appointment_date, local_today())
+    got = place(order.commune_id, order.address_detail, day)
+    old_status = order.status
+    order.route_id, order.run_date = got.route_id, (day if got.route_id else None)
+    order.dispatch = None if got.route_id else got.outcome.value
+    order.status = Status.ASSIGNED if got.route_id else Status.CREATED
+    if order.status is not old_status or got.route_id is not None:
+        if old_status is Status.ASSIGNED and order.status is Status.CREATED:
+            reason = "unassigned"
+        else:
+            reason = got.outcome.value
+        db.session.add(OrderEvent(**_event(order.id, old_status, order.status, actor, reason, got.route_id,
+                                           utcnow())))
+    return got
+
+
+def _clean_phrase(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def set_coverage(actor: Actor, code: str, *, communes: Sequence[int] | None = None,
+                 rules: Sequence[dict[str, Any]] | None = None, capacity: int | None | type = ...,
+                 backup: str | None | type = ..., return_to_office: bool | None = None) -> PostalRoute:
+    """Replace a route's coverage and settings (what is passed); commits. Refuses a route left
+    covering nothing, a backup outside the office or itself, unknown communes."""
+    _require_dispatcher(actor)
+    route = get_route(actor, code)
+    errors: dict[str, list[str]] = {}
+    index = unit_index()
+    today = _today()
+    if communes is not None:
+        bad = [c for c in communes if (u := index.by_id.get(c)) is None or u.level is not UnitLevel.COMMUNE
+               or not u.valid_on(today)]
+        if bad:
+            errors["communes"] = [f"Not a commune in force today: {', '.join(map(str, bad))}."]
+    parsed: list[tuple[int, PartKind, str]] = []
+    for i, rule in enumerate(rules or []):
+        unit = index.by_id.get(rule.get("commune_id"))
+        phrase = _clean_phrase(str(rule.get("phrase") or ""))
+        if unit is None or unit.level is not UnitLevel.COMMUNE:
+            errors.setdefault(f"rules.{i}.commune_id", []).append("Unknown commune.")
+        if rule.get("kind") not in {k.value for k in PartKind}:
+            errors.setdefault(f"rules.{i}.kind", []).append("Must be hamlet or street.")
+        if not fold(phrase) or len(phrase) > 120:
+            errors.setdefault(f"rules.{i}.phrase", []).append(
+                "Give the hamlet or street name (1-120 characters).")
+        if unit is not None and rule.get("kind") in {k.value for k in PartKind} and fold(phrase):
+            parsed.append((unit.id, PartKind(rule["kind"]), phrase))
+    keys = [(c, k, fold(p)) for c, k, p in parsed]
+    if len(set(keys)) != len(keys):
+        errors.setdefault("rules", []).append("The same hamlet or street is listed twice.")
+    if capacity is not ... and capacity is not None and (not isinstance(capacity, int) or capacity < 0):
+        errors["capacity_per_day"] = ["Must be a whole number of orders, 0 or more, or empty for no limit."]
+    backup_route: PostalRoute | None = None
+    if backup is not ... and backup:
+        backup_route = db.session.scalar(
+            sa.select(PostalRoute).where(PostalRoute.code == str(backup).strip().upper()))
+        if backup_route is None or backup_route.id == route.id:
+            errors["backup"] = ["The backup must be another existing route."]
+        elif backup_route.post_office_id != route.post_office_id and actor.role is not Role.ADMIN:
+            errors["backup"] = ["The backup must be a route of the same post office."]
+    final_communes = communes if communes is not None else [u.id for u in route.communes]
+    final_rules = parsed if rules is not None else list(db.session.execute(
+        sa.select(RouteRule.commune_id, RouteRule.kind, RouteRule.phrase)
+        .where(RouteRule.route_id == route.id)))
+    if not final_communes and not final_rules and "communes" not in errors:
+        errors["communes"] = ["A route must cover at least one commune, in whole or in part."]
+    if errors:
+        db.session.rollback()
+        raise InvalidInput(errors)
+    if communes is not None:
+        db.session.execute(sa.delete(route_communes).where(route_communes.c.route_id == route.id))
+        if communes:
+            db.session.execute(sa.insert(route_communes), [{"route_id": route.id, "unit_id": c}
+                                                           for c in dict.fromkeys(communes)])
+    if rules is not None:
+        db.session.execute(sa.delete(RouteRule).where(RouteRule.route_id == route.id))
+        for commune_id, kind, phrase in parsed:
+            db.session.add(RouteRule(route_id=route.id, commune_id=commune_id, kind=kind, phrase=phrase,
+                                     phrase_key=fold(phrase)))
+    if capacity is not ...:
+        route.capacity_per_day = capacity  # type: ignore[assignment]
+    if backup is not ...:
+        route.backup_route_id = backup_route.id if backup_route else None
+    if return_to_office is not None:
+        route.return_to_office = return_to_office
+    db.session.commit()
+    db.session.expire(route)
+    invalidate_routes()
+    return route
+
+
+def _today() -> dt.date:
+    from delivery_service.orders.services import local_today
+
+    return local_today()
+
+
+def dispatch_queue(actor: Actor, limit: int = 500) -> list[DeliveryOrder]:
+    """Orders waiting for a person to choose their route, oldest first."""
+    _require_dispatcher(actor)
+    stmt = scope_orders(sa.select(DeliveryOrder), actor).where(
+        DeliveryOrder.dispatch.is_not(None), DeliveryOrder.route_id.is_(None),
+        DeliveryOrder.status.not_in([Status.CANCELLED]))
+    return list(db.session.scalars(stmt.order_by(DeliveryOrder.id).limit(limit)))
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunView:
+    """A route's run for a day as people see it: stops in order, each with its orders."""
+
+    route: PostalRoute
+    day: dt.date
+    run: RouteRun | None
+    stops: list[dict[str, Any]]  # {"number", "orders": [DeliveryOrder], "leg_m", "cumulative_m", ...}
+    unsequenced: list[DeliveryOrder]  # due on this day but added after the last sequencing
+    done: int
+    total: int
+
+
+def run_orders(route: PostalRoute, day: dt.date) -> list[DeliveryOrder]:
+    """The orders a route's courier visits on ``day``: open orders planned for it or earlier."""
+    return list(db.session.scalars(
+        sa.select(DeliveryOrder).where(DeliveryOrder.route_id == route.id, DeliveryOrder.run_date <= day,
+                                       DeliveryOrder.status.in_(OPEN - {Status.CREATED}))
+        .order_by(DeliveryOrder.id)))
+
+
+def office_point(office: PostOffice) -> tuple[float, float]:
+    if office.latitude is not None and office.longitude is not None:
+        return office.latitude, office.longitude
+    unit = unit_index().by_id.get(office.unit_id)
+    while unit is not None and unit.latitude is None:
+        unit = unit_index().by_id.get(unit.parent_id) if unit.parent_id else None
+    if unit is None:
+        raise Conflict(f"Post office {office.code} has no position: set its latitude and longitude.")
+    return unit.latitude, unit.longitude
+
+
+def sequence_run(actor: Actor, code: str, day: dt.date) -> RouteRun:
+    """(Re)compute the order of a route's stops for ``day`` and store it; commits."""
+    from delivery_service.geo.services import address_key, locations_for
+
+    route = get_route(actor, code)
+    if actor.role is Role.COURIER and route.courier_id != actor.user_id:
+        raise Forbidden("You can only re-sequence your own route.")
+    orders = run_orders(route, day)
+    office = route.post_office
+    depot = office_point(office)
+    locations = locations_for([o.id for o in orders])
+    index = unit_index()
+    inputs = []
+    for o in orders:
+        loc = locations.get(o.id)
+        commune = index.by_id.get(o.commune_id)
+        key = address_key(commune.code if commune else str(o.commune_id), o.address_detail)
+        inputs.append(routes.StopInput(o.id, key, (loc.latitude, loc.longitude) if loc else None,
+                                       estimated=bool(loc is None or loc.estimated)))
+    limit = current_app.config.get("ROUTE_SEQUENCE_TIME_LIMIT_S")
+    plan = routes.plan_run(depot, inputs, return_to_start=route.return_to_office, time_limit_s=limit)
+    now = utcnow()
+    run = _stored_run(route.id, day)
+    values = {"sequenced_at": now, "sequenced_by_id": actor.user_id,
+              "return_to_office": route.return_to_office,
+              "start_latitude": depot[0], "start_longitude": depot[1], "stops": len(plan.stops),
+              "orders": plan.orders, "total_m": plan.total_m, "return_m": plan.return_m}
+    if run is None:
+        run = RouteRun(route_id=route.id, run_date=day, version=1, **values)
+        db.session.add(run)
+        db.session.flush()
+    else:
+        for key, value in values.items():
+            setattr(run, key, value)
+        run.version += 1
+        db.session.execute(sa.delete(RunStop).where(RunStop.run_id == run.id))
+    rows = [{"run_id": run.id, "order_id": key, "stop_no": stop.number, "latitude": stop.point[0],
+             "longitude": stop.point[1], "estimated": stop.estimated, "located": stop.located,
+             "leg_m": stop.leg_m, "cumulative_m": stop.cumulative_m}
+            for stop in plan.stops for key in stop.keys]
+    if rows:
+        db.session.execute(sa.insert(RunStop), rows)
+    db.session.commit()
+    return run
+
+
+def _stored_run(route_id: int, day: dt.date) -> RouteRun | None:
+    stmt = sa.select(RouteRun).where(RouteRun.route_id == route_id, RouteRun.run_date == day)
+    return db.session.scalar(stmt)
+
+
+def get_run(actor: Actor, code: str, day: dt.date) -> RunView:
+    """A route's run for a day: the stored sequence, plus orders due that came after it."""
+    route = get_route(actor, code)
+    run = _stored_run(route.id, day)
+    due = {o.id: o for o in run_orders(route, day)}
+    stops: dict[int, dict[str, Any]] = {}
+    sequenced: set[int] = set()
+    done = 0
+    if run is not None:
+        rows = db.session.execute(
+            sa.select(RunStop, DeliveryOrder).join(DeliveryOrder, DeliveryOrder.id == RunStop.order_id)
+            .where(RunStop.run_id == run.id).order_by(RunStop.stop_no, RunStop.order_id)).all()
+        for stop, order in rows:
+            if order.route_id != route.id:
+                continue  # moved to another route since
+            sequenced.add(order.id)
+            entry = stops.setdefault(stop.stop_no, {
+                "number": stop.stop_no, "orders": [], "leg_m": stop.leg_m, "cumulative_m": stop.cumulative_m,
+                "latitude": stop.latitude, "longitude": stop.longitude, "estimated": stop.estimated,
+                "located": stop.located})
+            entry["orders"].append(order)
+            if order.status in TERMINAL[order.direction]:
+                done += 1
+    unsequenced = [o for i, o in due.items() if i not in sequenced]
+    total = sum(len(s["orders"]) for s in stops.values()) + len(unsequenced)
+    return RunView(route, day, run, [stops[k] for k in sorted(stops)], unsequenced, done, total)
