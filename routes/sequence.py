@@ -254,7 +254,8 @@ def _polish(c: np.ndarray, tour: np.ndarray, neigh: np.ndarray, deadline: float,
         y = neigh[t].ravel()
         px, py = pos[x], pos[y]
         ii = np.concatenate((px, px - 1))
-        jj = np.concatenate((py, py - 1))
+        # second form: y = t[j+1]; y at position 0 means the closing edge, j = n - 1
+        jj = np.concatenate((py, (py - 1) % n))
         ok = (ii >= 0) & (jj > ii + 1) & (jj <= n - 1)
         ii, jj = ii[ok], jj[ok]
         if ii.size:
@@ -331,13 +332,13 @@ def _nearest_neighbour(m: np.ndarray, start: int) -> list[int]:
 
 
 def local_search(m: np.ndarray, order: list[int], closed: bool, deadline: float,
-                 or_opt: bool = True) -> list[int]:
+                 or_opt: bool = True, neighbours: int = _NEIGHBOURS) -> list[int]:
     """``order`` (from its first stop) improved by 2-opt and Or-opt on the true, maybe asymmetric, costs."""
     n = m.shape[0]
     start = order[0]
     c = _augmented(m, start, closed)
     cyc = np.asarray(order if closed else [*order, n], dtype=np.intp)
-    out = _polish(c, cyc, _neighbours(c, _NEIGHBOURS), deadline, or_opt)
+    out = _polish(c, cyc, _neighbours(c, neighbours), deadline, or_opt)
     res = [int(v) for v in out]
     i = res.index(start)
     res = res[i:] + res[:i]
@@ -349,14 +350,14 @@ def local_search(m: np.ndarray, order: list[int], closed: bool, deadline: float,
 
 
 def nn_two_opt(matrix: Any, start: int = 0, return_to_start: bool = True,
-               time_limit_s: float = 60.0, or_opt: bool = True) -> list[int]:
+               time_limit_s: float = 60.0, or_opt: bool = True, neighbours: int = 40) -> list[int]:
     """The floor: a nearest-neighbour tour improved by 2-opt (and Or-opt), for benchmarks and tests."""
     m = _as_matrix(matrix)
     if m.shape[0] == 0:
         return []
     start = _check_start(start, m.shape[0])
     return local_search(m, _nearest_neighbour(m, start), return_to_start, time.monotonic() + time_limit_s,
-                        or_opt)
+                        or_opt, neighbours)
 
 
 # --- the public function ----------------------------------------------------------------------
