@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, abort, current_app, g, request
 from flask_login import current_user
 from flask_smorest import Blueprint
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from delivery_service.accounts.services import Actor, actor_for_token
@@ -32,7 +33,13 @@ def _authenticate() -> None:
         if g.actor is None:
             abort(401, "Invalid or revoked token.")
         return
-    if request.method in ("GET", "HEAD", "OPTIONS") and current_user.is_authenticated:
+    if current_user.is_authenticated:
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            # A logged-in page's script may write, with the page's CSRF token in X-CSRFToken.
+            try:
+                csrf.protect()
+            except CSRFError:
+                abort(403, "Writes with a log-in session need the page's CSRF token (X-CSRFToken).")
         g.actor = Actor.of_user(current_user)
 
 
@@ -49,9 +56,11 @@ def register(app: Flask) -> None:
 
     from delivery_service.imports.api import blp as imports_blp
     from delivery_service.orders.api import blp as orders_blp
+    from delivery_service.routing.api import blp as routes_blp
+    from delivery_service.routing.api import moves as moves_blp
     from delivery_service.units.api import blp as units_blp
 
-    for blp in (orders_blp, imports_blp, units_blp):
+    for blp in (orders_blp, moves_blp, imports_blp, units_blp, routes_blp):
         api.register_blueprint(blp, url_prefix="/api/v1" + blp.url_prefix)
 
     from flask import send_from_directory

@@ -139,6 +139,10 @@ class OrderOut(Schema):
     due_date = fields.Date()
     counter_code = fields.Function(lambda o: counter_code(o.counter_id))
     route_code = fields.Function(lambda o: route_code(o.route_id))
+    run_date = fields.Date(allow_none=True, metadata={
+        "description": "The day it is planned on its route's run"})
+    dispatch = fields.String(allow_none=True, metadata={
+        "description": "Why a person must choose its route: unknown_commune, no_rule or over_capacity"})
     note = fields.String(allow_none=True)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
@@ -212,3 +216,5 @@ class EventOut(Schema):
     accuracy_m = fields.Float(allow_none=True)
     reason = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
+    route_code = fields.Function(lambda e: route_code(e.route_id), metadata={
+        "description": "The route the event placed or moved the order on"})

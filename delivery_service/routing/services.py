@@ -25,7 +25,7 @@ from delivery_service.orders.models import DeliveryOrder, OrderEvent
 from delivery_service.orders.status import TERMINAL, Status
 from delivery_service.orgs.models import PostalRoute, PostOffice, route_communes
 from delivery_service.routing.models import PartKind, RouteDayLoad, RouteRule, RouteRun, RunStop
-from delivery_service.units.models import UnitLevel
+from delivery_service.units.models import AdminUnit, UnitLevel
 from delivery_service.units.services import unit_index
 from routes.text import fold
 
@@ -279,20 +279,20 @@ def can_list_routes(actor: Actor) -> bool:
 
 
 def office_area(office_id: int) -> sa.ColumnElement[bool]:
-    """Orders without a route that a post office's supervisors dispatch: in its own unit, or in a
-    commune one of its routes covers (in whole or in part)."""
+    """Orders without a route that a post office's supervisors may dispatch: those of its province
+    (an order no route matches needs someone in the province to decide), and of any commune one of
+    its routes covers."""
     office = db.session.get(PostOffice, office_id)
     conds: list[sa.ColumnElement[bool]] = []
-    unit = unit_index().by_id.get(office.unit_id) if office else None
+    index = unit_index()
+    unit = index.by_id.get(office.unit_id) if office else None
+    while unit is not None and unit.parent_id is not None:
+        unit = index.by_id.get(unit.parent_id)
     if unit is not None:
-        column = {UnitLevel.PROVINCE: DeliveryOrder.province_id,
-                  UnitLevel.DISTRICT: DeliveryOrder.district_id}.get(unit.level, DeliveryOrder.commune_id)
-        conds.append(column == unit.id)
+        conds.append(DeliveryOrder.province_id == unit.id)
     office_routes = sa.select(PostalRoute.id).where(PostalRoute.post_office_id == office_id)
     conds.append(DeliveryOrder.commune_id.in_(
         sa.select(route_communes.c.unit_id).where(route_communes.c.route_id.in_(office_routes))))
-    conds.append(DeliveryOrder.commune_id.in_(
-        sa.select(RouteRule.commune_id).where(RouteRule.route_id.in_(office_routes))))
     return sa.or_(*conds)
 
 
@@ -362,7 +362,8 @@ def move_order(actor: Actor, item_id: str, route_code: str, *, day: dt.date | No
     from labels import s10
 
     order = db.session.scalar(scope_orders(sa.select(DeliveryOrder), actor)
-                              .where(DeliveryOrder.item_id == s10.normalize(item_id)))
+                              .where(DeliveryOrder.item_id == s10.normalize(item_id))
+                              .execution_options(populate_existing=True))
     if order is None:
         raise NotFound(f"No order {item_id}")
     target = get_route(actor, route_code)
@@ -551,14 +552,18 @@ def run_orders(route: PostalRoute, day: dt.date) -> list[DeliveryOrder]:
 
 
 def office_point(office: PostOffice) -> tuple[float, float]:
+    """Where a post office's runs start: its own position, else the centroid of its unit or above."""
     if office.latitude is not None and office.longitude is not None:
         return office.latitude, office.longitude
-    unit = unit_index().by_id.get(office.unit_id)
-    while unit is not None and unit.latitude is None:
-        unit = unit_index().by_id.get(unit.parent_id) if unit.parent_id else None
-    if unit is None:
-        raise Conflict(f"Post office {office.code} has no position: set its latitude and longitude.")
-    return unit.latitude, unit.longitude
+    unit_id: int | None = office.unit_id
+    while unit_id is not None:
+        unit = db.session.get(AdminUnit, unit_id)
+        if unit is None:
+            break
+        if unit.latitude is not None and unit.longitude is not None:
+            return unit.latitude, unit.longitude
+        unit_id = unit.parent_id
+    raise Conflict(f"Post office {office.code} has no position: set its latitude and longitude.")
 
 
 def sequence_run(actor: Actor, code: str, day: dt.date) -> RouteRun:
@@ -579,7 +584,7 @@ def sequence_run(actor: Actor, code: str, day: dt.date) -> RouteRun:
         commune = index.by_id.get(o.commune_id)
         key = address_key(commune.code if commune else str(o.commune_id), o.address_detail)
         inputs.append(routes.StopInput(o.id, key, (loc.latitude, loc.longitude) if loc else None,
-                                       estimated=bool(loc is None or loc.estimated)))
+                                       estimated=bool(loc is None or loc.estimated or loc.is_centroid)))
     limit = current_app.config.get("ROUTE_SEQUENCE_TIME_LIMIT_S")
     plan = routes.plan_run(depot, inputs, return_to_start=route.return_to_office, time_limit_s=limit)
     now = utcnow()
