@@ -244,9 +244,25 @@ _ASSIGN = (sa.update(DeliveryOrder.__table__)
                    updated_at=sa.bindparam("b_now")))
 
 
+# PostgreSQL: one statement per batch (arrays unnested) instead of a round trip per order.
+_ASSIGN_PG = sa.text("""
+    UPDATE delivery_orders AS o
+       SET route_id = v.route_id, run_date = v.run_date, dispatch = v.dispatch, status = v.status,
+           updated_at = :now
+      FROM unnest(CAST(:ids AS bigint[]), CAST(:routes AS bigint[]), CAST(:days AS date[]),
+                  CAST(:dispatch AS varchar[]), CAST(:status AS varchar[]))
+           AS v(id, route_id, run_date, dispatch, status)
+     WHERE o.id = v.id AND o.route_id IS NULL""")
+
+
 def _write_assignments(updates: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
     conn = db.session.connection()
-    if updates:
+    if updates and conn.dialect.name == "postgresql":
+        conn.execute(_ASSIGN_PG, {
+            "ids": [u["b_id"] for u in updates], "routes": [u["b_route"] for u in updates],
+            "days": [u["b_day"] for u in updates], "dispatch": [u["b_dispatch"] for u in updates],
+            "status": [u["b_status"].value for u in updates], "now": updates[0]["b_now"]})
+    elif updates:
         conn.execute(_ASSIGN, updates)
     if events:
         conn.execute(sa.insert(OrderEvent.__table__), events)
