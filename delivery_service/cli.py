@@ -11,6 +11,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from delivery_service import create_app
 from delivery_service.geo.cli import geo
+from delivery_service.routing.cli import routes as routes_cli
 
 
 @click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False,
@@ -20,6 +21,7 @@ def main() -> None:
 
 
 main.add_command(geo)
+main.add_command(routes_cli)
 
 
 @main.command()
@@ -113,15 +115,16 @@ def users() -> None:
 
 @users.command("create")
 @click.option("--role", required=True,
-              type=click.Choice(["counter_staff", "courier", "district_officer", "admin"]))
+              type=click.Choice(["counter_staff", "courier", "supervisor", "district_officer", "admin"]))
 @click.option("--username", required=True)
 @click.option("--full-name", required=True)
 @click.option("--counter", "counter_code", help="Counter code (counter staff).")
 @click.option("--area", "area_code", help="Administrative unit code (district officers).")
+@click.option("--office", "office_code", help="Post office code (supervisors).")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @with_appcontext
 def users_create(role: str, username: str, full_name: str, counter_code: str | None,
-                 area_code: str | None, password: str) -> None:
+                 area_code: str | None, office_code: str | None, password: str) -> None:
     """Create a staff user."""
     from delivery_service.accounts.models import Role
     from delivery_service.accounts.services import create_user
@@ -130,7 +133,7 @@ def users_create(role: str, username: str, full_name: str, counter_code: str | N
 
     try:
         user = create_user(username=username, full_name=full_name, password=password, role=Role(role),
-                           counter_code=counter_code, area_code=area_code)
+                           counter_code=counter_code, area_code=area_code, post_office_code=office_code)
     except InvalidInput as exc:
         for field, msgs in exc.errors.items():
             click.echo(f"{field}: {' '.join(msgs)}", err=True)

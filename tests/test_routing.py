@@ -254,3 +254,42 @@ def test_api_coverage_and_moves_by_an_admin(client, auth):
     change_status(admin(), body["item_id"], Status.HANDED_TO_COURIER)
     busy = client.post(f"/api/v1/orders/{body['item_id']}/route", json={"route": "QNG-01"}, headers=token)
     assert busy.status_code == 409 and "with a courier" in busy.json["message"]
+
+
+def test_address_change_places_the_order_again(client, auth):
+    body = order(client, auth)
+    assert body["route_code"] == "QNG-01"
+    moved = client.put(f"/api/v1/orders/{body['item_id']}/address", headers=auth, json={
+        "address": {"province_code": "51", "commune_code": "21172", "detail": "Tổ 3"}, "note": "Công dân báo"})
+    assert moved.status_code == 200, moved.json
+    assert moved.json["route_code"] == "QNG-02" and moved.json["address"]["commune"]["code"] == "21172"
+    reasons = [(e.status_from, e.status_to, e.reason) for e in events_of(body["item_id"])][2:]
+    assert reasons == [(Status.ASSIGNED, Status.ASSIGNED, "address_changed"), (Status.ASSIGNED, Status.ASSIGNED, "commune")]
+    unit = uncovered_commune()
+    lost = client.put(f"/api/v1/orders/{body['item_id']}/address", headers=auth,
+                      json={"address": address(unit)}).json
+    assert lost["route_code"] is None and lost["dispatch"] == "unknown_commune" and lost["status"] == "created"
+    bad = client.put(f"/api/v1/orders/{body['item_id']}/address", headers=auth,
+                     json={"address": {"province_code": "51", "commune_code": "00000", "detail": "x"}})
+    assert bad.status_code == 422
+    assert client.get(f"/api/v1/orders/{body['item_id']}", headers=auth).json["dispatch"] == "unknown_commune"
+    loads = dict(db.session.execute(sa.select(PostalRoute.code, RouteDayLoad.orders).join(
+        RouteDayLoad, RouteDayLoad.route_id == PostalRoute.id)).all())
+    assert loads == {"QNG-01": 0, "QNG-02": 0}  # every place taken was given back
+
+
+def test_cli_assigns_waiting_orders_and_prints_a_run_without_personal_data(app, client, auth):
+    body = order(client, auth, address=address(uncovered_commune()))
+    from delivery_service.cli import main
+
+    runner = app.test_cli_runner()
+    result = runner.invoke(main, ["routes", "assign"])
+    assert result.exit_code == 0 and "1 orders looked at: 1 unknown_commune" in result.output
+    day = order(client, auth)["run_date"]
+    result = runner.invoke(main, ["routes", "sequence", "QNG-01", "--date", day])
+    assert result.exit_code == 0, result.output
+    assert "QNG-01" in result.output and "1 stops, 1 orders" in result.output
+    assert "Nguyễn Thị Hoa" not in result.output and "0905123456" not in result.output
+    assert body["item_id"] not in result.output
+    missing = runner.invoke(main, ["routes", "sequence", "NOPE"])
+    assert missing.exit_code != 0 and "No route NOPE" in missing.output

@@ -68,7 +68,7 @@ def authenticate(username: str, password: str) -> User | None:
 
 def create_user(*, username: str, full_name: str, password: str, role: Role,
                 counter_code: str | None = None, area_code: str | None = None,
-                locale: str = "vi") -> User:
+                post_office_code: str | None = None, locale: str = "vi") -> User:
     """Create a staff account with the scope its role needs."""
     errors: dict[str, list[str]] = {}
     username = username.strip().lower()
@@ -96,11 +96,19 @@ def create_user(*, username: str, full_name: str, password: str, role: Role,
             errors["area"] = [f"{former} no longer exists (units valid before 1 Jul 2025); give the code of "
                               "a current province or commune." if former else
                               "District officers need the code of a current administrative unit."]
+    office = None
+    if post_office_code or role is Role.SUPERVISOR:
+        from delivery_service.orgs.models import PostOffice
+
+        office = db.session.scalar(sa.select(PostOffice).where(PostOffice.code == (post_office_code or "")))
+        if office is None:
+            errors["post_office"] = ["Supervisors need the code of an existing post office."]
     if errors:
         raise InvalidInput(errors)
     user = User(username=username, full_name=full_name, password_hash=hash_password(password),
                 role=role, counter_id=counter.id if counter else None,
-                area_unit_id=area.id if area else None, locale=locale)
+                area_unit_id=area.id if area else None, post_office_id=office.id if office else None,
+                locale=locale)
     db.session.add(user)
     db.session.flush()
     return user

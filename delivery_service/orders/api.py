@@ -12,7 +12,7 @@ from delivery_service.api import current_actor, protected
 from delivery_service.errors import Forbidden, InvalidInput
 from delivery_service.extensions import db
 from delivery_service.orders import services
-from delivery_service.orders.schemas import EventIn, EventOut, OrderIn, OrderOut, OrderQuery
+from delivery_service.orders.schemas import AddressChangeIn, EventIn, EventOut, OrderIn, OrderOut, OrderQuery
 
 MAX_PAGE = 100_000
 blp = protected(Blueprint("orders", __name__, url_prefix="/orders",
@@ -79,3 +79,12 @@ def add_event(data: dict[str, Any], item_id: str):
     event, created = services.change_status(
         current_actor(), item_id, data.pop("status"), client_event_id=data.pop("event_id"), **data)
     return event, (201 if created else 200)
+
+
+@blp.route("/<item_id>/address", methods=["PUT"])
+@blp.arguments(AddressChangeIn())
+@blp.response(200, OrderOut, description="The corrected order, placed again on the route covering it")
+@blp.alt_response(409, description="The order is with a courier or closed")
+def change_address(data: dict[str, Any], item_id: str):
+    """Correct the delivery address (the order is re-assigned and re-located)."""
+    return services.change_address(current_actor(), item_id, data["address"], note=data.get("note"))

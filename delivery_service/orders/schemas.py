@@ -105,6 +105,13 @@ class OrderIn(StrictSchema):
             raise ValidationError("Required when delivering a result.", "appointment_date")
 
 
+class AddressChangeIn(StrictSchema):
+    """A corrected delivery address; the order is placed again on the route that covers it."""
+
+    address = fields.Nested(AddressIn, required=True)
+    note = Text(load_default=None, max_length=300)
+
+
 class UnitRef(Schema):
     code = fields.String()
     name = fields.String()

@@ -379,3 +379,41 @@ def _replay(order: DeliveryOrder, target: Status, client_event_id: str) -> Order
         raise Conflict("This event_id was already used for another status change; "
                        "every change needs an event_id of its own.")
     return seen
+
+
+# --- address corrections -------------------------------------------------------------------------
+
+READDRESSABLE = {Status.CREATED, Status.ASSIGNED, Status.FAILED_ATTEMPT, Status.PICKUP_SCHEDULED}
+
+
+def change_address(actor: Actor, item_id: str, address: dict[str, Any], *,
+                   note: str | None = None) -> DeliveryOrder:
+    """Correct an order's delivery address; it is placed again (route, capacity) and located again.
+    An event records it; commits. Counter staff may correct their own counter's orders."""
+    from delivery_service.geo.services import request_locations
+    from delivery_service.routing import services as routing
+
+    if actor.role not in (Role.ADMIN, Role.SUPERVISOR, Role.COUNTER_STAFF):
+        raise Forbidden("Your role cannot change an order's address.")
+    order = db.session.scalar(scope(sa.select(DeliveryOrder), actor)
+                              .where(DeliveryOrder.item_id == s10.normalize(item_id))
+                              .execution_options(populate_existing=True))
+    if order is None:
+        raise NotFound(f"No order {item_id}")
+    if order.status not in READDRESSABLE:
+        raise Conflict(f"The order is {order.status.value}: its address can no longer change.",
+                       current_status=order.status.value)
+    province, district, commune = resolve_address(
+        address["province_code"], address.get("district_code"), address["commune_code"], local_today())
+    before = order.status
+    order.province_id, order.district_id = province.id, district.id if district else None
+    order.commune_id, order.address_detail = commune.id, address["detail"]
+    order.updated_at = now = utcnow()
+    db.session.add(OrderEvent(order_id=order.id, status_from=before, status_to=before, server_time=now,
+                              reason="address_changed", note=note, route_id=order.route_id,
+                              **_actor_cols(actor)))
+    db.session.flush()
+    routing.readdress(order, SYSTEM)
+    request_locations([order.id])
+    db.session.commit()
+    return order
