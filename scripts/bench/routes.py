@@ -16,7 +16,7 @@ best of the row and the wall time, medians over the seeds. Then the published TS
 Targets (the issue): within 0.5 % of the optimum on the TSPLIB instances in ≤ 1 s; on 50–200 stops at
 least as short as OR-Tools GLS 5 s in ≤ 1 s; 1,000 stops in ≤ 10 s.
 
-    .venv/bin/python scripts/bench/routes.py                  # 3 seeds, all sizes: about 6 minutes
+    .venv/bin/python scripts/bench/routes.py              # 3 seeds, all sizes: 7 min + assignment 2 min
     .venv/bin/python scripts/bench/routes.py --quick          # 1 seed, 25–200 stops, no 5 s runs
     .venv/bin/python scripts/bench/routes.py --sizes 50,200 --seeds 2
 
