@@ -317,8 +317,9 @@ def test_locations_for_falls_back_to_centroids(app, client, auth):
                                                  .where(DeliveryOrder.id == bare)).one()
     got = locations_for([located, fresh, 999_999])
     assert set(got) == {located, fresh}
-    assert not got[located].estimated and got[located].is_centroid
-    assert got[fresh].estimated and got[fresh].source is LocationSource.COMMUNE_CENTROID
+    assert got[located].is_centroid
+    assert got[fresh].is_centroid and got[fresh].source is LocationSource.COMMUNE_CENTROID
+    assert stored(fresh).source is LocationSource.COMMUNE_CENTROID  # located on the way, kept
     assert (got[fresh].latitude, got[fresh].longitude) == (lat, lon)
     assert got[fresh].address_key == f"{COMMUNE}|to 1"
     # Uncommitted, rolled back below: the units are shared by every test of this database.
@@ -326,21 +327,23 @@ def test_locations_for_falls_back_to_centroids(app, client, auth):
     province = locations_for([bare])[bare]
     assert province.source is LocationSource.PROVINCE_CENTROID and province.precision_m == 30_000
     db.session.execute(sa.update(AdminUnit).where(AdminUnit.id == province_id).values(latitude=None, longitude=None))
+    db.session.execute(sa.delete(OrderLocation).where(OrderLocation.order_id == bare))  # stored just above
     assert locations_for([bare]) == {}
     db.session.rollback()
 
 
 # --- jobs ----------------------------------------------------------------------------------------
 
-def test_without_redis_intake_jobs_run_after_commit_and_never_ask_the_server(app, client, auth, fake):
+def test_without_redis_intake_queues_nothing_and_planning_locates_offline(app, client, auth, fake):
     use_server(app, fake)
     order_id = new_order(client, auth, "12 Hùng Vương")
-    assert fake.requests == []  # intake itself never asks the server
     request_locations([order_id])
-    assert stored(order_id) is None or stored(order_id).source is LocationSource.COMMUNE_CENTROID
-    db.session.commit()  # the job runs here, in this process
-    assert stored(order_id).source is LocationSource.COMMUNE_CENTROID
-    assert fake.requests == []
+    db.session.commit()
+    assert stored(order_id) is None and fake.requests == []  # intake: one transaction, no network
+    got = locations_for([order_id])  # the run planner locates it, offline, in its own transaction
+    db.session.commit()
+    assert got[order_id].source is LocationSource.COMMUNE_CENTROID
+    assert stored(order_id).source is LocationSource.COMMUNE_CENTROID and fake.requests == []
 
 
 def test_with_redis_locating_is_queued_and_a_worker_asks_the_server(app, client, auth, fake, rq_app):

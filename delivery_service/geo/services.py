@@ -73,7 +73,6 @@ class Location:
     longitude: float
     source: LocationSource
     precision_m: int
-    estimated: bool  # not stored yet: the centroid stands in until the locating job has run
     address_key: str
 
     @property
@@ -290,14 +289,15 @@ def locate_orders(order_ids: list[int], use_server: bool = True) -> None:
 
 
 def request_locations(order_ids: list[int]) -> None:
-    """Locate these orders in jobs that start after the current transaction commits.
+    """Locate these orders in rq jobs that start after the current transaction commits.
 
-    With rq the jobs ask the geocoding server. Without rq they would run inside the request that
-    commits, so they do not ask it (intake never waits on the network): the orders get a courier
-    place or a centroid, and ``delivery-service geo locate --coarse`` refines them later.
+    Without rq nothing happens here: a job would run inside the request that commits, costing intake
+    a second transaction. Such orders are located when a run is first planned (``locations_for``:
+    a courier place or a centroid, no network), and ``delivery-service geo locate --coarse`` asks
+    the geocoding server for them, if one is configured.
     """
     ids = sorted(set(order_ids))
-    if not ids:
+    if not ids or current_app.extensions.get("rq_queue") is None:
         return
     config = current_app.config
     use_server = get_geocoder().remote and current_app.extensions.get("rq_queue") is not None
@@ -375,8 +375,9 @@ def robust_position(fixes: Sequence[Sequence[float]]) -> tuple[float, float, flo
 
 
 def locations_for(order_ids: list[int]) -> dict[int, Location]:
-    """Each order's position for the run planner: the stored one, else its centroid (``estimated``);
-    orders with no coordinate at all are absent."""
+    """Each order's position for the run planner: the stored one, else located now without the
+    network (a courier's known place, else a centroid: ``is_centroid``) and stored in the caller's
+    transaction; orders with no coordinate at all are absent."""
     found: dict[int, Location] = {}
     ids = sorted(set(order_ids))
     for chunk in _chunks(ids, BATCH):
@@ -385,17 +386,18 @@ def locations_for(order_ids: list[int]) -> dict[int, Location]:
             OrderLocation.precision_m, OrderLocation.address_key).where(OrderLocation.order_id.in_(chunk)))
         for r in stored:
             found[r.order_id] = Location(r.latitude, r.longitude, r.source, r.precision_m,
-                                         estimated=False, address_key=r.address_key)
+                                         address_key=r.address_key)
         missing = [i for i in chunk if i not in found]
         if not missing:
             continue
-        orders = _orders(missing)
-        units = _units(u for o in orders for u in (o.commune_id, o.province_id))
-        for o in orders:
-            centroid = _centroid(o, units)
-            if centroid is not None:
-                key = address_key(units[o.commune_id].code, o.address_detail)
-                found[o.id] = Location(*centroid, estimated=True, address_key=key)
+        # Not located yet (no rq, or its job has not run): locate them now, without the network, in
+        # the caller's transaction, so that a courier's known place beats the centroid.
+        _locate_batch(missing, None)
+        columns = (OrderLocation.order_id, OrderLocation.latitude, OrderLocation.longitude,
+                   OrderLocation.source, OrderLocation.precision_m, OrderLocation.address_key)
+        for r in db.session.execute(sa.select(*columns).where(OrderLocation.order_id.in_(missing))):
+            found[r.order_id] = Location(r.latitude, r.longitude, r.source, r.precision_m,
+                                         address_key=r.address_key)
     return found
 
 

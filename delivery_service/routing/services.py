@@ -83,19 +83,21 @@ def _insert_ignore(table: sa.Table) -> Any:
 def reserve(route_id: int, day: dt.date, n: int = 1, *, force: bool = False) -> bool:
     """Take ``n`` places on a route's day if it has room; False (nothing taken) if it has not.
 
-    One conditional UPDATE, so that of two concurrent intakes only one can take the last place.
-    ``force``: count them whatever the capacity (a supervisor's decision).
+    One statement (an upsert whose update is conditional), so that of two concurrent intakes only
+    one can take the last place. ``force``: count them whatever the capacity (a supervisor's move).
     """
     loads = RouteDayLoad.__table__
-    db.session.execute(_insert_ignore(loads).values(route_id=route_id, day=day, orders=0)
-                       .on_conflict_do_nothing())
-    capacity = sa.select(PostalRoute.capacity_per_day).where(PostalRoute.id == route_id).scalar_subquery()
-    done = db.session.execute(
-        sa.update(loads).where(loads.c.route_id == route_id, loads.c.day == day,
-                               sa.or_(sa.true() if force else capacity.is_(None),
-                                      loads.c.orders + n <= capacity))
-        .values(orders=loads.c.orders + n)).rowcount
-    return done == 1
+    if not force:
+        capacity = compiled_routes().capacity.get(route_id)
+        if capacity is not None and n > capacity:
+            return False
+    limit = sa.select(PostalRoute.capacity_per_day).where(PostalRoute.id == route_id).scalar_subquery()
+    stmt = _insert_ignore(loads).values(route_id=route_id, day=day, orders=n)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[loads.c.route_id, loads.c.day], set_={"orders": loads.c.orders + n},
+        where=None if force else sa.or_(limit.is_(None), loads.c.orders + n <= limit))
+    # A row comes back only when it was written (rowcount is not reliable for upserts everywhere).
+    return db.session.execute(stmt.returning(loads.c.orders)).first() is not None
 
 
 def release(route_id: int | None, day: dt.date | None, n: int = 1) -> None:
@@ -140,7 +142,10 @@ def place(commune_id: int, detail: str, day: dt.date) -> Placement:
     for _attempt in range(5):
         candidates, _ = compiled.table.match(str(commune_id), detail)
         ids = _chain_ids(compiled, candidates)
-        load = {compiled.codes[i]: n for i, n in day_loads(ids, day).items()}
+        load: dict[str, int] = {}
+        if len(candidates) > 1 or any(compiled.capacity.get(i) is not None for i in ids):
+            # Loads matter only to choose among several routes or to respect a capacity.
+            load = {compiled.codes[i]: n for i, n in day_loads(ids, day).items()}
         got = routes.assign(compiled.table, [routes.OrderAddress(0, str(commune_id), detail)], load)[0]
         if got.route is None:
             return Placement(None, got.outcome)
@@ -600,7 +605,7 @@ def sequence_run(actor: Actor, code: str, day: dt.date) -> RouteRun:
         commune = index.by_id.get(o.commune_id)
         key = address_key(commune.code if commune else str(o.commune_id), o.address_detail)
         inputs.append(routes.StopInput(o.id, key, (loc.latitude, loc.longitude) if loc else None,
-                                       estimated=bool(loc is None or loc.estimated or loc.is_centroid)))
+                                       estimated=bool(loc is None or loc.is_centroid)))
     limit = current_app.config.get("ROUTE_SEQUENCE_TIME_LIMIT_S")
     plan = routes.plan_run(depot, inputs, return_to_start=route.return_to_office, time_limit_s=limit)
     now = utcnow()
