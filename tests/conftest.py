@@ -29,6 +29,8 @@ DEMO_PASSWORD = "demo-password"
 # Tables that tests fill; emptied after each PostgreSQL test (the event log only by TRUNCATE).
 ORDER_TABLES = ("order_events", "delivery_orders", "item_serials", "import_batches")
 ORG_TABLES = ("api_clients", "users", "route_communes", "postal_routes", "counters", "post_offices")
+# Routing state tests change on the demo routes: restored from a snapshot after each PostgreSQL test.
+ROUTE_SETTINGS = ("id", "courier_id", "capacity_per_day", "backup_route_id", "return_to_office", "active")
 
 
 def _unavailable(what: str, exc: Exception) -> None:
@@ -43,7 +45,7 @@ def _base_config(url: str, tmp: Path) -> dict[str, Any]:
             "ENV": "test"}
 
 
-def _prepare(app: Flask) -> dict[str, int]:
+def _prepare(app: Flask) -> dict[str, Any]:
     """Migrate, load the test units and the demo organisations; returns id watermarks."""
     from flask_migrate import upgrade
 
@@ -56,12 +58,21 @@ def _prepare(app: Flask) -> dict[str, int]:
         import_units("legacy", TEST_PROVINCES_LEGACY)
         lines = list(load(DEMO_PASSWORD, with_orders=False))
         app.config["DEMO_TOKEN"] = next(line.rsplit(" ", 1)[1] for line in lines if "API token" in line)
-        marks = {}
+        marks: dict[str, Any] = {}
         for table in ORG_TABLES:
             if table != "route_communes":
                 marks[table] = db.session.scalar(sa.text(f"SELECT COALESCE(MAX(id), 0) FROM {table}"))
+        marks["snapshot"] = {
+            "route_communes": _rows("SELECT * FROM route_communes"),
+            "route_rules": _rows("SELECT * FROM route_rules"),
+            "postal_routes": _rows(f"SELECT {', '.join(ROUTE_SETTINGS)} FROM postal_routes"),
+        }
         db.session.remove()
     return marks
+
+
+def _rows(sql: str) -> list[dict[str, Any]]:
+    return [dict(row) for row in db.session.execute(sa.text(sql)).mappings()]
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +86,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str
 
 
 @pytest.fixture(scope="session")
-def pg_database() -> Iterator[tuple[str, dict[str, int], str]]:
+def pg_database() -> Iterator[tuple[str, dict[str, Any], str]]:
     name = f"ds_test_{os.getpid()}"
     try:
         admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -96,15 +107,23 @@ def pg_database() -> Iterator[tuple[str, dict[str, int], str]]:
     admin.dispose()
 
 
-def _reset_pg(app: Flask, marks: dict[str, int]) -> None:
+def _reset_pg(app: Flask, marks: dict[str, Any]) -> None:
     with app.app_context():
         db.session.execute(sa.text(f"TRUNCATE {', '.join(ORDER_TABLES)} RESTART IDENTITY CASCADE"))
-        db.session.execute(sa.text(
-            "DELETE FROM route_communes WHERE route_id > :m"), {"m": marks["postal_routes"]})
+        # Runs and day loads only exist with orders; coverage goes back to the demo's.
+        for table in ("route_runs", "route_day_loads", "route_rules", "route_communes"):
+            db.session.execute(sa.text(f"DELETE FROM {table}"))
         for table in ("api_clients", "users", "postal_routes", "counters", "post_offices"):
             db.session.execute(sa.text(f"DELETE FROM {table} WHERE id > :m"), {"m": marks[table]})
-        db.session.execute(sa.text("UPDATE postal_routes SET courier_id = (SELECT id FROM users "
-                                   "WHERE username = 'courier') WHERE code = 'QNG-01'"))
+        snapshot = marks["snapshot"]
+        for table in ("route_communes", "route_rules"):
+            if snapshot[table]:
+                columns = list(snapshot[table][0])
+                db.session.execute(sa.text(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                                           f"({', '.join(':' + c for c in columns)})"), snapshot[table])
+        settings = ", ".join(f"{c} = :{c}" for c in ROUTE_SETTINGS if c != "id")
+        db.session.execute(sa.text(f"UPDATE postal_routes SET {settings} WHERE id = :id"),
+                           snapshot["postal_routes"])
         db.session.execute(sa.text("UPDATE api_clients SET revoked_at = NULL"))
         db.session.commit()
         db.session.remove()

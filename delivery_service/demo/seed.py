@@ -16,7 +16,9 @@ from delivery_service.extensions import db
 from delivery_service.orders.models import DeliveryOrder
 from delivery_service.orders.services import create_order, local_today
 from delivery_service.orgs.models import Counter, CounterLevel, PostalRoute, PostOffice
+from delivery_service.routing.models import PartKind, RouteRule
 from delivery_service.units.models import REFORM_DATE, AdminUnit, UnitLevel
+from routes.text import fold
 
 POST_OFFICES = [
     ("BC-QNG", "Bưu điện tỉnh Quảng Ngãi", "21025"),
@@ -42,6 +44,14 @@ USERS = [
     ("district", "Phạm Thị Huyện", Role.DISTRICT_OFFICER, None, "51"),
     ("admin", "Quản trị hệ thống", Role.ADMIN, None, None),
 ]
+# Trưởng bưu cục: the routes of one post office, and the dispatch of its province's orders.
+SUPERVISORS = [
+    ("supervisor", "Võ Thị Trưởng", "BC-QNG"),
+]
+# Route settings: capacity per day and the backup taking the overflow; a part of a commune (a
+# hamlet of Xã Sơn Tịnh, which no route covers whole) served by QNG-02.
+CAPACITIES = [("QNG-01", 60, "QNG-02")]
+RULES = [("QNG-02", "21220", PartKind.HAMLET, "Thôn Trường Thọ")]
 DEMO_ORDERS = [
     ("DEMO-000001", "Nguyễn Văn An", "0905123456", "21025", "12 Hùng Vương"),
     ("DEMO-000002", "Trần Thị Bình", "0912345678", "21028", "45 Phan Đình Phùng"),
@@ -77,20 +87,35 @@ def load(password: str, with_orders: bool = True) -> Iterator[str]:
         if db.session.scalar(sa.select(User.id).where(User.username == username)) is None:
             create_user(username=username, full_name=full_name, password=password, role=role,
                         counter_code=counter, area_code=area)
+    for username, full_name, po in SUPERVISORS:
+        if db.session.scalar(sa.select(User.id).where(User.username == username)) is None:
+            create_user(username=username, full_name=full_name, password=password, role=Role.SUPERVISOR,
+                        post_office_code=po)
     courier = db.session.scalar(sa.select(User).where(User.username == "courier"))
+    by_code: dict[str, PostalRoute] = {}
     for code, name, po, communes in ROUTES:
-        route = _get_or_add(PostalRoute, code, name=name, post_office_id=offices[po].id)
+        route = by_code[code] = _get_or_add(PostalRoute, code, name=name, post_office_id=offices[po].id)
         if not route.communes:
             route.communes = [_unit(c) for c in communes]
         if code == "QNG-01" and route.courier_id is None:
             route.courier_id = courier.id
+    for code, capacity, backup in CAPACITIES:
+        route = by_code[code]
+        if route.capacity_per_day is None and route.backup_route_id is None:
+            route.capacity_per_day, route.backup_route_id = capacity, by_code[backup].id
+    for code, commune, kind, phrase in RULES:
+        if db.session.scalar(sa.select(RouteRule.id).where(RouteRule.route_id == by_code[code].id)) is None:
+            db.session.add(RouteRule(route_id=by_code[code].id, commune_id=_unit(commune).id, kind=kind,
+                                     phrase=phrase, phrase_key=fold(phrase)))
     db.session.commit()
 
     yield f"Demo log-ins (password: {password}):"
     for username, _full_name, role, counter, area in USERS:
         scope = f"counter {counter}" if counter else f"area {area}" if area else (
             "route QNG-01" if role is Role.COURIER else "everything")
-        yield f"  {username:<9} {role.value:<17} {scope}"
+        yield f"  {username:<10} {role.value:<17} {scope}"
+    for username, _full_name, po in SUPERVISORS:
+        yield f"  {username:<10} {Role.SUPERVISOR.value:<17} post office {po} (its routes, dispatch)"
 
     counter = counters["QNG-TTHCC"]
     if db.session.scalar(sa.select(ApiClient.id).where(ApiClient.name == "demo one-stop system")) is None:

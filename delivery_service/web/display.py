@@ -17,6 +17,8 @@ from delivery_service.accounts.models import Role
 from delivery_service.imports.models import ImportState
 from delivery_service.orders.models import Exemption, Payer
 from delivery_service.orders.status import Direction, Status
+from delivery_service.routing.models import PartKind
+from routes import Outcome
 
 STATUS = {
     Status.CREATED: _l("Created"),
@@ -59,6 +61,7 @@ EXEMPTION = {
 ROLE = {
     Role.COUNTER_STAFF: _l("Counter staff"),
     Role.COURIER: _l("Courier"),
+    Role.SUPERVISOR: _l("Post-office supervisor"),
     Role.DISTRICT_OFFICER: _l("Area officer"),
     Role.ADMIN: _l("Administrator"),
 }
@@ -68,6 +71,19 @@ IMPORT_STATE = {
     ImportState.RUNNING: _l("Importing"),
     ImportState.DONE: _l("Finished"),
     ImportState.FAILED: _l("Failed"),
+}
+
+# Why an order waits for a person to choose its route (DeliveryOrder.dispatch).
+DISPATCH_REASON = {
+    Outcome.UNKNOWN_COMMUNE: _l("No route covers this commune"),
+    Outcome.NO_RULE: _l("Routes cover parts of this commune, but no hamlet or street rule matches "
+                        "the address"),
+    Outcome.OVER_CAPACITY: _l("The route and its backups are full on that day"),
+}
+
+PART_KIND = {
+    PartKind.HAMLET: _l("Hamlet / village / residential group"),
+    PartKind.STREET: _l("Street"),
 }
 
 ROW_STATUS = {
@@ -122,6 +138,18 @@ def format_vnd(amount: int | None) -> str:
     return f"{format_decimal(amount or 0)} ₫"
 
 
+def format_km(metres: float | None) -> str:
+    """A distance in kilometres with one decimal: 12,3 km / 12.3 km."""
+    return f"{format_decimal((metres or 0) / 1000, format='#,##0.0')} km"
+
+
+def format_distance(metres: float | None) -> str:
+    """A short distance: metres below one kilometre (850 m), else kilometres (1,2 km)."""
+    if metres is not None and metres < 1000:
+        return f"{format_decimal(round(metres))} m"
+    return format_km(metres)
+
+
 CHOICES = {"direction": DIRECTION, "payer": PAYER, "exemption": EXEMPTION}
 
 
@@ -147,8 +175,12 @@ def init_app(app: Flask) -> None:
         role_label=_label_filter(ROLE),
         import_state_label=_label_filter(IMPORT_STATE),
         row_status_label=_label_filter(ROW_STATUS),
+        dispatch_label=_label_filter(DISPATCH_REASON),
+        part_kind_label=_label_filter(PART_KIND),
         day=format_day,
         moment=format_moment,
         vnd=format_vnd,
+        km=format_km,
+        distance=format_distance,
     )
     app.jinja_env.globals["choices"] = choices

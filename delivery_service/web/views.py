@@ -22,6 +22,7 @@ from delivery_service.orders.services import (
     search_orders,
 )
 from delivery_service.orgs.models import Counter
+from delivery_service.routing.views import order_stop
 from delivery_service.units.services import unit_index
 from delivery_service.web import forms
 from labels import s10
@@ -138,7 +139,7 @@ def order(item_id: str):
     found = get_order(_actor(), item_id)
     if found.item_id != item_id:
         return redirect(url_for("counter.order", item_id=found.item_id))
-    return render_template("counter/order.html", order=found)
+    return render_template("counter/order.html", order=found, stop=order_stop(found))
 
 
 # --- batch import --------------------------------------------------------------------------------

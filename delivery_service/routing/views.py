@@ -1,0 +1,328 @@
+"""Pages for routes: the office's routes, a route's daily run, orders waiting for dispatch, and the
+coverage editor. Thin: the work is in routing.services; this module shapes forms and messages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from functools import wraps
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
+from flask_login import current_user, login_required
+
+from delivery_service.accounts.models import Role, User
+from delivery_service.accounts.services import Actor
+from delivery_service.errors import Conflict, InvalidInput, NotFound
+from delivery_service.extensions import db
+from delivery_service.orders.models import DeliveryOrder
+from delivery_service.orders.services import local_today
+from delivery_service.orgs.models import PostalRoute
+from delivery_service.routing import services
+from delivery_service.routing.models import PartKind, RouteRun, RunStop
+from delivery_service.units.models import UnitLevel
+from delivery_service.units.services import Unit, unit_index
+from delivery_service.web.forms import province_of
+from delivery_service.web.messages import translate_message
+from routes import Outcome
+from routes.text import fold
+
+bp = Blueprint("routing", __name__, url_prefix="/routes")
+
+DISPATCHERS = (Role.SUPERVISOR, Role.ADMIN)
+RUN_ROLES = (Role.SUPERVISOR, Role.ADMIN, Role.COURIER)
+PLACED = {o.value for o in Outcome if not o.needs_dispatch}
+# Words people may type for the kind of a rule, folded (routes.text.fold).
+KIND_WORDS = {
+    PartKind.HAMLET: {"hamlet", "thon", "xom", "to", "to dan pho", "khu pho", "ap", "ban", "lang", "khoi",
+                      "thon/xom/to"},
+    PartKind.STREET: {"street", "duong", "pho", "duong/pho", "ngo", "hem", "kiet"},
+}
+
+
+def roles_required(*roles: Role):  # noqa: ANN201
+    """Logged in with one of ``roles``; other roles get 403."""
+
+    def decorate(view):  # noqa: ANN001, ANN202
+        @wraps(view)
+        @login_required
+        def wrapped(*args: Any, **kwargs: Any):
+            if current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def _actor() -> Actor:
+    return Actor.of_user(current_user)
+
+
+def _users(ids: Iterable[int | None]) -> dict[int, User]:
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    return {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(wanted)))}
+
+
+def _day(raw: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+# --- the routes of the office --------------------------------------------------------------------
+
+@bp.get("")
+@roles_required(*RUN_ROLES)
+def index():
+    """Routes with their courier, capacity, backup, today's load and coverage; couriers go to their run."""
+    actor = _actor()
+    today = local_today()
+    if actor.role is Role.COURIER:
+        mine = services.list_routes(actor, mine=True)
+        if len(mine) == 1:
+            return redirect(url_for("routing.run", code=mine[0].code))
+        routes = mine
+    else:
+        routes = services.list_routes(actor)
+    ids = [r.id for r in routes]
+    return render_template("routing/index.html", routes=routes, coverage=services.coverage(ids),
+                           loads=services.day_loads(ids, today),
+                           couriers=_users(r.courier_id for r in routes), today=today,
+                           can_edit=actor.role in DISPATCHERS)
+
+
+# --- a route's run on a day -----------------------------------------------------------------------
+
+@bp.get("/<code>/run")
+@roles_required(*RUN_ROLES)
+def run(code: str):
+    """The stops of a route's run in order, for the courier's phone and the supervisor's desk."""
+    today = local_today()
+    day = _day(request.args.get("date"))
+    if day is None:
+        if request.args.get("date"):
+            flash(gettext("Not a valid date; showing today's run."), "warning")
+        day = today
+    view = services.get_run(_actor(), code, day)
+    if view.route.code != code:
+        return redirect(url_for("routing.run", code=view.route.code, date=request.args.get("date")))
+    by_id = view.run.sequenced_by_id if view.run else None
+    by = _users([by_id]).get(by_id) if by_id else None
+    return render_template("routing/run.html", view=view, route=view.route, day=day, today=today,
+                           sequenced_by=by, prev_day=day - dt.timedelta(days=1),
+                           next_day=day + dt.timedelta(days=1), index=unit_index())
+
+
+@bp.post("/<code>/run/sequence")
+@roles_required(*RUN_ROLES)
+def resequence(code: str):
+    """Sequence the run again (orders added since are placed among the stops), then show it."""
+    day = _day(request.form.get("date")) or local_today()
+    try:
+        run = services.sequence_run(_actor(), code, day)
+    except Conflict as exc:
+        db.session.rollback()
+        flash(translate_message(exc.message), "error")
+    else:
+        flash(gettext("The run is sequenced: %(stops)s stops, %(orders)s orders.", stops=run.stops,
+                      orders=run.orders), "success")
+    return redirect(url_for("routing.run", code=code.strip().upper(), date=day.isoformat()), code=303)
+
+
+# --- orders waiting for a person to choose their route --------------------------------------------
+
+@bp.get("/dispatch")
+@roles_required(*DISPATCHERS)
+def dispatch():
+    """Orders nothing placed automatically, with the reason, and a form per order to place it."""
+    actor = _actor()
+    orders = services.dispatch_queue(actor)
+    routes = [r for r in services.list_routes(actor) if r.active]
+    return render_template("routing/dispatch.html", orders=orders, routes=routes)
+
+
+@bp.post("/dispatch/move")
+@roles_required(*DISPATCHERS)
+def move():
+    """Put one order on the chosen route."""
+    item_id = (request.form.get("item_id") or "").strip()
+    code = (request.form.get("route") or "").strip()
+    note = (request.form.get("note") or "").strip() or None
+    back = _safe_back(request.form.get("next")) or url_for("routing.dispatch")
+    if not code:
+        flash(gettext("Choose a route for order %(item_id)s.", item_id=item_id), "error")
+        return redirect(back, code=303)
+    try:
+        services.move_order(_actor(), item_id, code, note=note[:300] if note else None)
+    except InvalidInput as exc:
+        db.session.rollback()
+        flash(" ".join(translate_message(m) for ms in exc.errors.values() for m in ms), "error")
+    except (Conflict, NotFound) as exc:
+        db.session.rollback()
+        flash(translate_message(exc.message), "error")
+    else:
+        flash(gettext("Order %(item_id)s is now on route %(code)s.", item_id=item_id.upper(),
+                      code=code.upper()), "success")
+    return redirect(back, code=303)
+
+
+@bp.post("/dispatch/auto")
+@roles_required(*DISPATCHERS)
+def auto_assign():
+    """Run the automatic assignment again, e.g. after a coverage edit."""
+    counts = services.assign_pending(_actor())
+    placed = sum(n for outcome, n in counts.items() if outcome in PLACED)
+    waiting = sum(counts.values()) - placed
+    flash(gettext("Automatic assignment: %(placed)s orders placed on a route, %(waiting)s still waiting "
+                  "for dispatch.", placed=placed, waiting=waiting), "success" if placed else "info")
+    return redirect(url_for("routing.dispatch"), code=303)
+
+
+def _safe_back(target: str | None) -> str | None:
+    """A page of this blueprint to return to; anything else is ignored."""
+    return target if target and target.startswith("/routes/") and "//" not in target else None
+
+
+# --- coverage editor ------------------------------------------------------------------------------
+
+@bp.route("/<code>/coverage", methods=["GET", "POST"])
+@roles_required(*DISPATCHERS)
+def edit_coverage(code: str):
+    """Communes, hamlet/street rules, capacity, backup and open run of one route."""
+    actor = _actor()
+    route = services.get_route(actor, code)
+    today = local_today()
+    errors: dict[str, list[str]] = {}
+    current = services.coverage([route.id])[route.id]
+    if request.method == "GET":
+        values = {
+            "communes": {u.id for u in current["communes"]},
+            "rules": "\n".join(_rule_line(r.commune_id, r.kind, r.phrase) for r in current["rules"]),
+            "capacity_per_day": "" if route.capacity_per_day is None else str(route.capacity_per_day),
+            "backup": route.backup.code if route.backup else "",
+            "open_run": not route.return_to_office,
+        }
+    else:
+        values = {
+            "communes": {int(v) for v in request.form.getlist("communes") if v.isdigit()},
+            "rules": (request.form.get("rules") or "").strip(),
+            "capacity_per_day": (request.form.get("capacity_per_day") or "").strip(),
+            "backup": (request.form.get("backup") or "").strip(),
+            "open_run": request.form.get("open_run") == "1",
+        }
+        rules, lines = _parse_rules(values["rules"], today)
+        try:
+            services.set_coverage(actor, route.code, communes=sorted(values["communes"]), rules=rules,
+                                  capacity=_capacity(values["capacity_per_day"]),
+                                  backup=values["backup"] or None, return_to_office=not values["open_run"])
+        except InvalidInput as exc:
+            db.session.rollback()
+            errors = _coverage_errors(exc.errors, rules, lines)
+        else:
+            flash(gettext("Route %(code)s saved. Orders already on routes stay where they are; use "
+                          "“Auto-assign again” for the orders waiting for dispatch.", code=route.code),
+                  "success")
+            return redirect(url_for("routing.index"), code=303)
+    return render_template("routing/coverage.html", route=route, values=values, errors=errors,
+                           communes=_commune_choices(route, values["communes"], today),
+                           backups=[r for r in services.list_routes(actor) if r.id != route.id],
+                           kinds=PartKind), (422 if errors else 200)
+
+
+def _rule_line(commune_id: int, kind: PartKind, phrase: str) -> str:
+    unit = unit_index().by_id.get(commune_id)
+    return f"{unit.code if unit else commune_id} | {kind.value} | {phrase}"
+
+
+def _parse_rules(text: str, today: dt.date) -> tuple[list[dict[str, Any]], list[int]]:
+    """Lines ``commune code | hamlet|street | name`` to the service's rules, with each rule's line
+    number. A line that cannot be split becomes a rule with no commune, which the service refuses
+    (so nothing is saved), while it reports every other mistake of the form at the same time."""
+    rules: list[dict[str, Any]] = []
+    lines: list[int] = []
+    index = unit_index()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) != 3:
+            rules.append({"commune_id": None, "kind": "", "phrase": "", "malformed": True})
+        else:
+            commune_code, kind_text, phrase = parts
+            unit = index.find(UnitLevel.COMMUNE, commune_code, today)
+            folded = fold(kind_text)
+            kind = next((k.value for k, words in KIND_WORDS.items() if folded in words), kind_text)
+            rules.append({"commune_id": unit.id if unit else None, "kind": kind, "phrase": phrase})
+        lines.append(number)
+    return rules, lines
+
+
+def _capacity(raw: str) -> int | str | None:
+    """Empty: no limit; digits: a number; anything else goes to the service, which says what is wrong."""
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return raw
+
+
+def _coverage_errors(errors: dict[str, Any], rules: list[dict[str, Any]],
+                     lines: list[int]) -> dict[str, list[str]]:
+    """The service's errors by form field, translated; a rule's errors name its line."""
+    out: dict[str, list[str]] = {}
+    told: set[int] = set()
+    for key, messages in errors.items():
+        texts = [translate_message(m) for m in (messages if isinstance(messages, list) else [messages])]
+        if key.startswith("rules."):
+            i = int(key.split(".")[1])
+            line = lines[i] if i < len(lines) else i + 1
+            if i < len(rules) and rules[i].get("malformed"):
+                if i in told:
+                    continue
+                told.add(i)
+                texts = [gettext("Line %(line)s: write “commune code | hamlet or street | name”.", line=line)]
+            else:
+                texts = [gettext("Line %(line)s: %(message)s", line=line, message=t) for t in texts]
+            key = "rules"
+        out.setdefault(key if key in ("communes", "rules", "capacity_per_day", "backup") else "_form",
+                       []).extend(texts)
+    return out
+
+
+def _commune_choices(route: PostalRoute, chosen: set[int], today: dt.date) -> list[Unit]:
+    """The communes in force in the route's province, and any the route covers elsewhere."""
+    index = unit_index()
+    province = province_of(route.post_office.unit_id)
+    units: dict[int, Unit] = {}
+    queue = index.children_of(province.id, today) if province else []
+    while queue:
+        unit = queue.pop()
+        if unit.level is UnitLevel.COMMUNE:
+            units[unit.id] = unit
+        else:  # communes under districts (before the 2025 reform)
+            queue.extend(index.children_of(unit.id, today))
+    for unit_id in chosen:
+        if unit_id not in units and (unit := index.by_id.get(unit_id)) is not None:
+            units[unit_id] = unit
+    return sorted(units.values(), key=lambda u: (u.id not in chosen, fold(u.name)))
+
+
+# --- the order page: where an order is on its run -------------------------------------------------
+
+def order_stop(order: DeliveryOrder) -> tuple[RouteRun, int] | None:
+    """The run the order is sequenced on (its planned day's) and its stop number, or None."""
+    if order.route_id is None or order.run_date is None:
+        return None
+    row = db.session.execute(
+        sa.select(RouteRun, RunStop.stop_no).join(RunStop, RunStop.run_id == RouteRun.id)
+        .where(RunStop.order_id == order.id, RouteRun.route_id == order.route_id)
+        .order_by(RouteRun.run_date.desc()).limit(1)).first()
+    return (row[0], row[1]) if row else None
