@@ -75,9 +75,24 @@ def invalidate_routes() -> None:
 
 # --- capacity: per route and day, reserved atomically --------------------------------------------
 
-def _insert_ignore(table: sa.Table) -> Any:
-    dialect = db.session.get_bind().dialect.name
-    return (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
+_RESERVE: dict[tuple[str, bool], Any] = {}
+
+
+def _reserve_statement(dialect: str, force: bool) -> Any:
+    """The reservation upsert, built once per dialect (bound values only, so compiled once)."""
+    key = (dialect, force)
+    if key not in _RESERVE:
+        loads = RouteDayLoad.__table__
+        n = sa.bindparam("n", type_=sa.Integer)
+        limit = (sa.select(PostalRoute.capacity_per_day)
+                 .where(PostalRoute.id == sa.bindparam("route_id", type_=sa.Integer)).scalar_subquery())
+        insert = (postgresql.insert(loads) if dialect == "postgresql" else sqlite.insert(loads)).values(
+            route_id=sa.bindparam("route_id"), day=sa.bindparam("day"), orders=n)
+        _RESERVE[key] = insert.on_conflict_do_update(
+            index_elements=[loads.c.route_id, loads.c.day], set_={"orders": loads.c.orders + n},
+            where=None if force else sa.or_(limit.is_(None), loads.c.orders + n <= limit),
+        ).returning(loads.c.orders)
+    return _RESERVE[key]
 
 
 def reserve(route_id: int, day: dt.date, n: int = 1, *, force: bool = False) -> bool:
@@ -86,18 +101,14 @@ def reserve(route_id: int, day: dt.date, n: int = 1, *, force: bool = False) -> 
     One statement (an upsert whose update is conditional), so that of two concurrent intakes only
     one can take the last place. ``force``: count them whatever the capacity (a supervisor's move).
     """
-    loads = RouteDayLoad.__table__
     if not force:
         capacity = compiled_routes().capacity.get(route_id)
         if capacity is not None and n > capacity:
             return False
-    limit = sa.select(PostalRoute.capacity_per_day).where(PostalRoute.id == route_id).scalar_subquery()
-    stmt = _insert_ignore(loads).values(route_id=route_id, day=day, orders=n)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[loads.c.route_id, loads.c.day], set_={"orders": loads.c.orders + n},
-        where=None if force else sa.or_(limit.is_(None), loads.c.orders + n <= limit))
+    conn = db.session.connection()
+    stmt = _reserve_statement(conn.dialect.name, force)
     # A row comes back only when it was written (rowcount is not reliable for upserts everywhere).
-    return db.session.execute(stmt.returning(loads.c.orders)).first() is not None
+    return conn.execute(stmt, {"route_id": route_id, "day": day, "n": n}).first() is not None
 
 
 def release(route_id: int | None, day: dt.date | None, n: int = 1) -> None:
@@ -139,13 +150,20 @@ def plan_day(order_day: dt.date | None, today: dt.date) -> dt.date:
 def place(commune_id: int, detail: str, day: dt.date) -> Placement:
     """Choose a route for one address on ``day`` and reserve its place (current transaction)."""
     compiled = compiled_routes()
-    for _attempt in range(5):
-        candidates, _ = compiled.table.match(str(commune_id), detail)
+    candidates, how = compiled.table.match(str(commune_id), detail)
+    if not candidates:
+        return Placement(None, how)
+    if len(candidates) == 1:
+        # The usual case: try the route, then its backups; each try is one atomic statement.
+        chain = _chain(compiled, candidates[0])
+        for code in chain:
+            if reserve(compiled.ids[code], day):
+                outcome = how if code == candidates[0] else routes.Outcome.OVERFLOW
+                return Placement(compiled.ids[code], outcome)
+        return Placement(None, routes.Outcome.OVER_CAPACITY)
+    for _attempt in range(5):  # several routes share the area: the least loaded takes the order
         ids = _chain_ids(compiled, candidates)
-        load: dict[str, int] = {}
-        if len(candidates) > 1 or any(compiled.capacity.get(i) is not None for i in ids):
-            # Loads matter only to choose among several routes or to respect a capacity.
-            load = {compiled.codes[i]: n for i, n in day_loads(ids, day).items()}
+        load = {compiled.codes[i]: n for i, n in day_loads(ids, day).items()}
         got = routes.assign(compiled.table, [routes.OrderAddress(0, str(commune_id), detail)], load)[0]
         if got.route is None:
             return Placement(None, got.outcome)
@@ -153,6 +171,16 @@ def place(commune_id: int, detail: str, day: dt.date) -> Placement:
             return Placement(compiled.ids[got.route], got.outcome)
         # Someone took the last place meanwhile: look again with fresh loads.
     return Placement(None, routes.Outcome.OVER_CAPACITY)
+
+
+def _chain(compiled: CompiledRoutes, code: str) -> list[str]:
+    """A route and its backups, in order, each once."""
+    chain: list[str] = []
+    current: str | None = code
+    while current and current not in chain and current in compiled.table.routes:
+        chain.append(current)
+        current = compiled.table.routes[current].backup
+    return chain
 
 
 def _chain_ids(compiled: CompiledRoutes, codes: Iterable[str]) -> set[int]:
