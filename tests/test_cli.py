@@ -56,7 +56,7 @@ def test_demo_load_is_idempotent(app):
     second = run(app, "demo", "load")
     assert first.exit_code == 0 and second.exit_code == 0
     assert "admin" in second.output and "API token" not in second.output
-    assert db.session.scalar(sa.text("SELECT COUNT(*) FROM users")) == 4
+    assert db.session.scalar(sa.text("SELECT COUNT(*) FROM users")) == 5  # counter, courier, supervisor, district, admin
 
 
 def test_migrations_build_exactly_the_models_schema(app):
