@@ -125,7 +125,8 @@ def test_concurrent_intakes_never_exceed_capacity(app):
     for t in threads:
         t.join()
     assert sorted(results) == [False] * 5 + [True] * 3
-    assert services.day_loads([route_id], day) == {route_id: 3}
+    stored = db.session.scalar(sa.select(RouteDayLoad.orders).where(RouteDayLoad.route_id == route_id))
+    assert stored == 3
 
 
 def test_hamlet_rules_refine_a_commune(client, auth):
@@ -275,7 +276,7 @@ def test_address_change_places_the_order_again(client, auth):
     assert client.get(f"/api/v1/orders/{body['item_id']}", headers=auth).json["dispatch"] == "unknown_commune"
     loads = dict(db.session.execute(sa.select(PostalRoute.code, RouteDayLoad.orders).join(
         RouteDayLoad, RouteDayLoad.route_id == PostalRoute.id)).all())
-    assert loads == {"QNG-01": 0, "QNG-02": 0}  # every place taken was given back
+    assert loads == {"QNG-01": 0}  # every place taken was given back (QNG-02 has no capacity to count)
 
 
 def test_cli_assigns_waiting_orders_and_prints_a_run_without_personal_data(app, client, auth):
@@ -293,3 +294,14 @@ def test_cli_assigns_waiting_orders_and_prints_a_run_without_personal_data(app, 
     assert body["item_id"] not in result.output
     missing = runner.invoke(main, ["routes", "sequence", "NOPE"])
     assert missing.exit_code != 0 and "No route NOPE" in missing.output
+
+
+def test_setting_a_capacity_counts_the_orders_already_there(client, auth):
+    services.set_coverage(admin(), "QNG-01", capacity=None)
+    first = [order(client, auth) for _ in range(3)]
+    assert {o["route_code"] for o in first} == {"QNG-01"}
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(RouteDayLoad)) == 0  # no limit, no counter
+    services.set_coverage(admin(), "QNG-01", capacity=4, backup="QNG-02")
+    assert [order(client, auth)["route_code"] for _ in range(2)] == ["QNG-01", "QNG-02"]
+    route_id = db.session.scalar(sa.select(PostalRoute.id).where(PostalRoute.code == "QNG-01"))
+    assert services.day_loads([route_id], dt.date.fromisoformat(first[0]["run_date"])) == {route_id: 4}

@@ -95,26 +95,37 @@ def _reserve_statement(dialect: str, force: bool) -> Any:
     return _RESERVE[key]
 
 
+_FULL_FOR = 10.0  # seconds this process skips a route it found full (places only free up rarely)
+
+
 def reserve(route_id: int, day: dt.date, n: int = 1, *, force: bool = False) -> bool:
     """Take ``n`` places on a route's day if it has room; False (nothing taken) if it has not.
 
-    One statement (an upsert whose update is conditional), so that of two concurrent intakes only
-    one can take the last place. ``force``: count them whatever the capacity (a supervisor's move).
+    A route without a capacity needs no reservation (its load is counted from its orders). For one
+    with a capacity: one statement (an upsert whose update is conditional), so that of two
+    concurrent intakes only one can take the last place. ``force``: count them whatever the
+    capacity (a supervisor's move).
     """
-    if not force:
-        capacity = compiled_routes().capacity.get(route_id)
-        if capacity is not None and n > capacity:
-            return False
+    capacity = compiled_routes().capacity.get(route_id)
+    if capacity is None:
+        return True
+    full: dict[tuple[int, dt.date], float] = current_app.extensions.setdefault("routes_full", {})
+    if not force and (n > capacity or full.get((route_id, day), 0.0) > time.monotonic()):
+        return False
     conn = db.session.connection()
     stmt = _reserve_statement(conn.dialect.name, force)
     # A row comes back only when it was written (rowcount is not reliable for upserts everywhere).
-    return conn.execute(stmt, {"route_id": route_id, "day": day, "n": n}).first() is not None
+    taken = conn.execute(stmt, {"route_id": route_id, "day": day, "n": n}).first() is not None
+    if not taken and n == 1:
+        full[(route_id, day)] = time.monotonic() + _FULL_FOR
+    return taken
 
 
 def release(route_id: int | None, day: dt.date | None, n: int = 1) -> None:
     """Give back places an order no longer takes (moved, cancelled)."""
     if route_id is None or day is None:
         return
+    current_app.extensions.get("routes_full", {}).pop((route_id, day), None)
     loads = RouteDayLoad.__table__
     db.session.execute(sa.update(loads).where(loads.c.route_id == route_id, loads.c.day == day)
                        .values(orders=sa.func.max(loads.c.orders - n, 0) if _is_sqlite()
@@ -125,13 +136,36 @@ def _is_sqlite() -> bool:
     return db.session.get_bind().dialect.name == "sqlite"
 
 
+NOT_COUNTED = (Status.CANCELLED, Status.RETURNED_TO_AGENCY)
+
+
 def day_loads(route_ids: Iterable[int], day: dt.date) -> dict[int, int]:
+    """How many orders each route has on ``day``, counted from the orders."""
     ids = list(route_ids)
     if not ids:
         return {}
-    rows = db.session.execute(sa.select(RouteDayLoad.route_id, RouteDayLoad.orders)
-                              .where(RouteDayLoad.route_id.in_(ids), RouteDayLoad.day == day))
-    return {r.route_id: r.orders for r in rows}
+    rows = db.session.execute(
+        sa.select(DeliveryOrder.route_id, sa.func.count())
+        .where(DeliveryOrder.route_id.in_(ids), DeliveryOrder.run_date == day,
+               DeliveryOrder.status.not_in(NOT_COUNTED))
+        .group_by(DeliveryOrder.route_id))
+    return {route_id: n for route_id, n in rows}
+
+
+def recount(route_id: int, from_day: dt.date) -> None:
+    """Rebuild a route's reservations from its orders (when its capacity is set or changed)."""
+    loads = RouteDayLoad.__table__
+    db.session.execute(sa.delete(loads).where(loads.c.route_id == route_id, loads.c.day >= from_day))
+    counts = db.session.execute(
+        sa.select(DeliveryOrder.run_date, sa.func.count())
+        .where(DeliveryOrder.route_id == route_id, DeliveryOrder.run_date >= from_day,
+               DeliveryOrder.status.not_in(NOT_COUNTED))
+        .group_by(DeliveryOrder.run_date)).all()
+    if counts:
+        db.session.execute(sa.insert(loads), [{"route_id": route_id, "day": day, "orders": n}
+                                              for day, n in counts])
+    for key in [k for k in current_app.extensions.get("routes_full", {}) if k[0] == route_id]:
+        current_app.extensions["routes_full"].pop(key, None)
 
 
 # --- automatic assignment ----------------------------------------------------------------------
@@ -550,8 +584,10 @@ def set_coverage(actor: Actor, code: str, *, communes: Sequence[int] | None = No
         for commune_id, kind, phrase in parsed:
             db.session.add(RouteRule(route_id=route.id, commune_id=commune_id, kind=kind, phrase=phrase,
                                      phrase_key=fold(phrase)))
-    if capacity is not ...:
+    if capacity is not ... and capacity != route.capacity_per_day:
         route.capacity_per_day = capacity  # type: ignore[assignment]
+        db.session.flush()
+        recount(route.id, today)
     if backup is not ...:
         route.backup_route_id = backup_route.id if backup_route else None
     if return_to_office is not None:
