@@ -49,7 +49,7 @@ def normalize(text: str) -> str:
 def is_valid(identifier: str) -> bool:
     """True when ``identifier`` is well formed and its check digit is right."""
     m = _PATTERN.match(identifier)
-    return bool(m) and check_digit(m.group(2)) == int(m.group(3))
+    return m is not None and check_digit(m.group(2)) == int(m.group(3))
 
 
 def parse(identifier: str) -> tuple[str, int, str]:

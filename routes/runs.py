@@ -61,11 +61,11 @@ def plan_run(depot: Point, orders: Sequence[StopInput], *, return_to_start: bool
     if not members:
         return RunPlan((), 0.0, 0.0)
     points = [depot] + [_point(depot, group) for group in members]
-    order = sequence_stops(haversine_matrix(points), start=0, return_to_start=return_to_start,
-                           time_limit_s=time_limit_s)
+    sequence = sequence_stops(haversine_matrix(points), start=0, return_to_start=return_to_start,
+                              time_limit_s=time_limit_s)
     stops: list[PlannedStop] = []
     previous, total = depot, 0.0
-    for number, index in enumerate(order[1:], start=1):
+    for number, index in enumerate(sequence[1:], start=1):
         group, point = members[index - 1], points[index]
         leg = geodesic_m(previous, point)
         total += leg
