@@ -1,0 +1,138 @@
+"""What the label library draws: plain, typed data. The service turns its orders into these.
+
+All text is drawn as given after NFC normalisation; captions on the documents are the library's own
+(Vietnamese first, English second). Amounts are whole đồng.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+
+
+class LabelError(ValueError):
+    """Input the label library cannot render; the message says what is wrong."""
+
+
+class LabelSize(enum.StrEnum):
+    """Page sizes of shipping labels. A4 is a sheet of several labels for office printers."""
+
+    L100X150 = "100x150"  # 4x6 in thermal stock, the default
+    L100X100 = "100x100"
+    A6 = "a6"  # 105 x 148 mm
+    A4 = "a4"  # sheet of 100x150-style labels (2 x 2 per page, crop marks)
+
+
+class Service(enum.StrEnum):
+    RESULT_TO_CITIZEN = "result_to_citizen"  # trả kết quả đến tay người dân
+    DOSSIER_TO_AGENCY = "dossier_to_agency"  # chuyển hồ sơ đến cơ quan
+    BOTH = "both"
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """A sender or recipient: a name, address lines (most specific first), an optional phone."""
+
+    name: str
+    address: tuple[str, ...] = ()
+    phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LabelData:
+    """One shipping label (also what a ZPL label is built from)."""
+
+    item_id: str  # UPU S10, e.g. RH000000042VN: printed as Code 128 and in text
+    tracking_url: str  # the QR code carries exactly this
+    service: Service
+    sender: Party  # the agency / one-stop counter
+    recipient: Party
+    dossier_code: str
+    printed_at: dt.datetime  # local time, as printed
+    route_code: str | None = None  # large type; None: "not routed yet"
+    stop_no: int | None = None  # large type beside the route code
+    appointment_date: dt.date | None = None
+    due_date: dt.date | None = None
+    postage_vnd: int = 0  # postage due from the recipient (after exemptions)
+    collect_vnd: int = 0  # amount to collect on delivery (fees collected for the agency)
+    hotline: str | None = None  # complaints hotline, e.g. "1022"
+    procedure_name: str | None = None
+    reprint: int = 0  # 0 for the first print; n: "in lại lần n" is shown
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptData:
+    """The citizen's receipt (biên nhận) for an order registered at a counter."""
+
+    item_id: str
+    tracking_url: str
+    service: Service
+    counter: Party  # where it was registered
+    recipient: Party
+    dossier_code: str
+    procedure_name: str
+    issuing_agency: str
+    created_at: dt.datetime
+    appointment_date: dt.date | None = None
+    due_date: dt.date | None = None
+    postage_vnd: int = 0  # full postage
+    postage_due_vnd: int = 0  # after exemptions
+    exemption: str | None = None  # the exemption in words, if any
+    collect_vnd: int = 0
+    hotline: str | None = None
+
+
+class ManifestKind(enum.StrEnum):
+    COUNTER_TO_COURIER = "counter_to_courier"  # bàn giao từ quầy cho bưu tá (a route's bag)
+    COURIER_TO_AGENCY = "courier_to_agency"  # bàn giao hồ sơ từ bưu tá cho cơ quan
+    COURIER_TO_COUNTER = "courier_to_counter"  # trả lại (returns)
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestLine:
+    item_id: str
+    dossier_code: str
+    recipient_name: str
+    address: str  # one line, e.g. "12 Hùng Vương, Phường Cẩm Thành"
+    postage_vnd: int = 0
+    collect_vnd: int = 0
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestData:
+    """A handover manifest (biên bản giao nhận): one line per item, totals, signature boxes."""
+
+    manifest_id: str  # its own barcode (Code 128), e.g. "BB-QNG01-20261121-0003"
+    kind: ManifestKind
+    giver: Party  # bên giao
+    receiver: Party  # bên nhận
+    created_at: dt.datetime
+    lines: tuple[ManifestLine, ...]
+    route_code: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunSheetStop:
+    stop_no: int
+    lines: tuple[ManifestLine, ...]  # the orders at this stop (one address)
+    phone: str | None = None
+    leg_m: float = 0.0
+    estimated: bool = False  # placed by a commune centroid
+
+
+@dataclass(frozen=True, slots=True)
+class RunSheetData:
+    """A courier's printable run sheet for a day: the stops in order, what to collect and sign."""
+
+    route_code: str
+    route_name: str
+    courier_name: str | None
+    day: dt.date
+    stops: tuple[RunSheetStop, ...]
+    total_m: float
+    printed_at: dt.datetime
+    office: Party | None = None
+    unsequenced: tuple[ManifestLine, ...] = field(default_factory=tuple)
