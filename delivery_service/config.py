@@ -38,10 +38,18 @@ DEFAULTS: dict[str, Any] = {
     "GEOCODER_CACHE_DAYS": 90,
     # Stop sequencing: the solver's time budget for one run (None: chosen by the number of stops).
     "ROUTE_SEQUENCE_TIME_LIMIT_S": None,
+    # Labels: the public address the tracking links on labels and receipts point to
+    # ({base}/t/<item id>), the hotline printed when a counter has none of its own, the printers'
+    # resolution, and the batch size above which a print is rendered in a background job.
+    "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+    "COMPLAINTS_HOTLINE": "1900 545481",
+    "LABEL_DPI": 203,
+    "LABEL_ASYNC_THRESHOLD": 100,
+    "PRINT_FILES_DIR": None,  # None: "prints" in the instance folder; batch files kept for download
 }
 
 _INT_KEYS = {"DELIVERY_TARGET_DAYS", "MAX_JSON_BYTES", "MAX_IMPORT_BYTES", "MAX_IMPORT_ROWS",
-             "API_TOKEN_CACHE_SECONDS", "GEOCODER_CACHE_DAYS"}
+             "API_TOKEN_CACHE_SECONDS", "GEOCODER_CACHE_DAYS", "LABEL_DPI", "LABEL_ASYNC_THRESHOLD"}
 _FLOAT_KEYS = {"GEOCODER_MIN_DELAY_S", "GEOCODER_TIMEOUT_S", "ROUTE_SEQUENCE_TIME_LIMIT_S"}
 _BOOL_KEYS = {"DELIVERY_TARGET_WORKING_DAYS"}
 GEOCODERS = ("offline", "nominatim", "photon")
@@ -103,6 +111,13 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
         raise ConfigError(f"GEOCODER must be one of {', '.join(GEOCODERS)}, got {cfg['GEOCODER']!r}")
     if cfg["GEOCODER"] != "offline" and not cfg["GEOCODER_URL"]:
         raise ConfigError(f"GEOCODER={cfg['GEOCODER']} needs GEOCODER_URL (your own server's address)")
+    if cfg["LABEL_DPI"] not in (203, 300, 600):
+        raise ConfigError("LABEL_DPI must be 203, 300 or 600 (the printers' resolutions)")
+    cfg["PUBLIC_BASE_URL"] = str(cfg["PUBLIC_BASE_URL"]).rstrip("/")
+    if not cfg["PUBLIC_BASE_URL"].startswith(("http://", "https://")):
+        raise ConfigError("PUBLIC_BASE_URL must start with http:// or https://")
+    if not cfg["PRINT_FILES_DIR"]:
+        cfg["PRINT_FILES_DIR"] = str(instance / "prints")
     limit = cfg["ROUTE_SEQUENCE_TIME_LIMIT_S"]
     if limit is not None and not 0 < limit <= 600:
         raise ConfigError("ROUTE_SEQUENCE_TIME_LIMIT_S must be between 0 and 600 seconds")

@@ -18,3 +18,23 @@ ensure_venv() {
     touch "$stamp"
   fi
 }
+
+# Usage: ensure_debian_tools COMMAND:PACKAGE ...   (e.g. pdftoppm:poppler-utils)
+# Installs the Debian packages whose commands are missing, when this user may (root with apt-get).
+# Otherwise says so; the tests that need a missing tool skip with the reason (fail under CI).
+ensure_debian_tools() {
+  local missing=() pair
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing ${missing[*]} (Debian)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null \
+      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive \
+           apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; } \
+      || echo "could not install ${missing[*]}; the tests that need them will say so" >&2
+  else
+    echo "missing ${missing[*]} (install with apt-get); the tests that need them will say so" >&2
+  fi
+}
