@@ -11,10 +11,12 @@ from delivery_service.orgs.models import (
     PostOffice,
     route_communes,
 )
+from delivery_service.printing.models import LabelPrint, Manifest, PrintJob, manifest_items
 from delivery_service.routing.models import PartKind, RouteDayLoad, RouteRule, RouteRun, RunStop
 from delivery_service.units.models import AdminUnit, UnitLevel
 
 __all__ = [
+    "LabelPrint", "Manifest", "PrintJob", "manifest_items",
     "AdminUnit", "ApiClient", "Counter", "CounterLevel", "DeliveryOrder", "Exemption", "GeocodeCache",
     "ImportBatch", "ImportState", "ItemSerial", "KnownPlace", "OrderEvent", "OrderLocation", "PartKind",
     "Payer", "PostalRoute", "PostOffice", "Role", "route_communes", "RouteDayLoad", "RouteRule",

@@ -27,7 +27,7 @@ TEST_PROVINCES_2025 = ("51", "42", "48")  # Quảng Ngãi, Hà Tĩnh, Đà Nẵn
 TEST_PROVINCES_LEGACY = ("51", "42", "49")
 DEMO_PASSWORD = "demo-password"
 # Tables that tests fill; emptied after each PostgreSQL test (the event log only by TRUNCATE).
-ORDER_TABLES = ("order_events", "delivery_orders", "item_serials", "import_batches")
+ORDER_TABLES = ("order_events", "delivery_orders", "item_serials", "import_batches", "print_jobs", "manifests")
 ORG_TABLES = ("api_clients", "users", "route_communes", "postal_routes", "counters", "post_offices")
 # Routing state tests change on the demo routes: restored from a snapshot after each PostgreSQL test.
 ROUTE_SETTINGS = ("id", "courier_id", "capacity_per_day", "backup_route_id", "return_to_office", "active")
@@ -125,6 +125,8 @@ def _reset_pg(app: Flask, marks: dict[str, Any]) -> None:
         db.session.execute(sa.text(f"UPDATE postal_routes SET {settings} WHERE id = :id"),
                            snapshot["postal_routes"])
         db.session.execute(sa.text("UPDATE api_clients SET revoked_at = NULL"))
+        db.session.execute(sa.text("UPDATE counters SET label_format = 'pdf', label_size = '100x150', "
+                                   "label_requires_route = false"))
         db.session.commit()
         db.session.remove()
 

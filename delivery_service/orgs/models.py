@@ -48,6 +48,11 @@ class Counter(db.Model):
     unit_id: Mapped[int] = mapped_column(fk("admin_units.id"), index=True)
     post_office_id: Mapped[int | None] = mapped_column(fk("post_offices.id"), index=True)
     hotline: Mapped[str | None] = mapped_column(sa.String(32))
+    # How this counter prints labels by default (each request may override): pdf or zpl, a size
+    # (100x150, 100x100, a6, a4), and whether an order must be on a route before its label prints.
+    label_format: Mapped[str] = mapped_column(sa.String(8), default="pdf", server_default="pdf")
+    label_size: Mapped[str] = mapped_column(sa.String(16), default="100x150", server_default="100x150")
+    label_requires_route: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[created_at]
 

@@ -1,0 +1,1 @@
+"""Printing: shipping labels (PDF and ZPL), receipts, handover manifests and run sheets."""

@@ -1,0 +1,101 @@
+"""Every label printed, batches rendered in the background, and handover manifests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from delivery_service.db import ID, UTCDateTime, created_at, fk, intpk, str_enum
+from delivery_service.extensions import db
+
+
+class LabelFormat(enum.StrEnum):
+    PDF = "pdf"
+    ZPL = "zpl"
+
+
+class LabelPrint(db.Model):
+    """One print of one order's label: what was on it (route, stop), by whom, in which format."""
+
+    __tablename__ = "label_prints"
+    __table_args__ = (sa.Index("ix_label_prints_order", "order_id", "id"),)
+
+    id: Mapped[intpk]
+    order_id: Mapped[int] = mapped_column(ID, sa.ForeignKey("delivery_orders.id", ondelete="CASCADE"))
+    printed_at: Mapped[created_at]
+    actor_label: Mapped[str] = mapped_column(sa.String(200))
+    user_id: Mapped[int | None] = mapped_column(fk("users.id", ondelete="SET NULL"))
+    client_id: Mapped[int | None] = mapped_column(fk("api_clients.id", ondelete="SET NULL"))
+    format: Mapped[LabelFormat] = mapped_column(str_enum(LabelFormat, 8, "label_format"))
+    size: Mapped[str] = mapped_column(sa.String(16))
+    copy_no: Mapped[int]  # 1 for the first print, 2 for the first reprint…
+    route_id: Mapped[int | None] = mapped_column(ID)  # as printed (no key: history)
+    stop_no: Mapped[int | None]
+    address: Mapped[str] = mapped_column(sa.String(400))  # the address as printed, to show what changed
+
+
+class JobState(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class PrintJob(db.Model):
+    """A big batch of labels rendered by a worker; the file is kept for download."""
+
+    __tablename__ = "print_jobs"
+
+    id: Mapped[intpk]
+    counter_id: Mapped[int | None] = mapped_column(fk("counters.id"), index=True)
+    created_by_id: Mapped[int | None] = mapped_column(fk("users.id", ondelete="SET NULL"))
+    client_id: Mapped[int | None] = mapped_column(fk("api_clients.id", ondelete="SET NULL"))
+    actor_label: Mapped[str] = mapped_column(sa.String(200))
+    format: Mapped[LabelFormat] = mapped_column(str_enum(LabelFormat, 8, "print_job_format"))
+    size: Mapped[str] = mapped_column(sa.String(16))
+    order_ids: Mapped[list[int]] = mapped_column(sa.JSON)
+    state: Mapped[JobState] = mapped_column(str_enum(JobState, 16, "print_job_state"),
+                                            default=JobState.PENDING)
+    total: Mapped[int]
+    done: Mapped[int] = mapped_column(default=0)
+    file_name: Mapped[str | None] = mapped_column(sa.String(255))
+    error: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[created_at]
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ManifestKind(enum.StrEnum):
+    COUNTER_TO_COURIER = "counter_to_courier"
+    COURIER_TO_AGENCY = "courier_to_agency"
+    COURIER_TO_COUNTER = "courier_to_counter"
+
+
+manifest_items = sa.Table(
+    "manifest_items",
+    db.metadata,
+    sa.Column("manifest_id", ID, sa.ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("order_id", ID, sa.ForeignKey("delivery_orders.id", ondelete="RESTRICT"), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+
+
+class Manifest(db.Model):
+    """A handover manifest (biên bản giao nhận) of a batch of items, with its own code."""
+
+    __tablename__ = "manifests"
+
+    id: Mapped[intpk]
+    code: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    kind: Mapped[ManifestKind] = mapped_column(str_enum(ManifestKind, 24, "manifest_kind"))
+    counter_id: Mapped[int | None] = mapped_column(fk("counters.id"), index=True)
+    route_id: Mapped[int | None] = mapped_column(fk("postal_routes.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(fk("users.id", ondelete="SET NULL"))
+    client_id: Mapped[int | None] = mapped_column(fk("api_clients.id", ondelete="SET NULL"))
+    actor_label: Mapped[str] = mapped_column(sa.String(200))
+    note: Mapped[str | None] = mapped_column(sa.String(300))
+    created_at: Mapped[created_at]
+
+    route = relationship("PostalRoute")
