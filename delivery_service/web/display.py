@@ -17,6 +17,7 @@ from delivery_service.accounts.models import Role
 from delivery_service.imports.models import ImportState
 from delivery_service.orders.models import Exemption, Payer
 from delivery_service.orders.status import Direction, Status
+from delivery_service.orgs.services import route_code
 from delivery_service.routing.models import PartKind
 from routes import Outcome
 
@@ -150,6 +151,13 @@ def format_distance(metres: float | None) -> str:
     return format_km(metres)
 
 
+LABEL_SIZE = {
+    "100x150": _l("100 × 150 mm (4 × 6 in)"),
+    "100x100": _l("100 × 100 mm"),
+    "a6": _l("A6 (105 × 148 mm)"),
+    "a4": _l("A4 sheet, 4 labels a page"),
+}
+
 CHOICES = {"direction": DIRECTION, "payer": PAYER, "exemption": EXEMPTION}
 
 
@@ -177,6 +185,8 @@ def init_app(app: Flask) -> None:
         row_status_label=_label_filter(ROW_STATUS),
         dispatch_label=_label_filter(DISPATCH_REASON),
         part_kind_label=_label_filter(PART_KIND),
+        label_size=_label_filter(LABEL_SIZE),
+        route_code_of=route_code,
         day=format_day,
         moment=format_moment,
         vnd=format_vnd,

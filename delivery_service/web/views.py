@@ -139,7 +139,10 @@ def order(item_id: str):
     found = get_order(_actor(), item_id)
     if found.item_id != item_id:
         return redirect(url_for("counter.order", item_id=found.item_id))
-    return render_template("counter/order.html", order=found, stop=order_stop(found))
+    from delivery_service.printing.services import prints_of
+
+    return render_template("counter/order.html", order=found, stop=order_stop(found),
+                           prints=prints_of(_actor(), found.item_id))
 
 
 # --- batch import --------------------------------------------------------------------------------

@@ -1,0 +1,172 @@
+"""/api/v1: labels (one, or batches), receipts, handover manifests and run sheets as files."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Response
+from flask_smorest import Blueprint
+
+from delivery_service.api import current_actor, protected
+from delivery_service.errors import Forbidden
+from delivery_service.printing import services
+from delivery_service.printing.schemas import (
+    BatchIn,
+    LabelPrintOut,
+    LabelQuery,
+    ManifestIn,
+    ManifestOut,
+    PrintJobOut,
+    ReceiptQuery,
+)
+
+orders = protected(
+    Blueprint("order_prints", __name__, url_prefix="/orders", description="Result-delivery orders")
+)
+batches = protected(Blueprint("labels", __name__, url_prefix="/labels", description="Label batches"))
+manifests = protected(
+    Blueprint(
+        "manifests", __name__, url_prefix="/manifests", description="Handover manifests (biên bản giao nhận)"
+    )
+)
+sheets = protected(
+    Blueprint("run_sheets", __name__, url_prefix="/routes", description="Postal delivery routes")
+)
+
+PDF = {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}
+FILE = {**PDF, "application/zpl": {"schema": {"type": "string", "format": "binary"}}}
+
+
+def send(doc: services.Document, *, inline: bool = True) -> Response:
+    disposition = "inline" if inline else "attachment"
+    return Response(
+        doc.content,
+        mimetype=doc.mimetype,
+        headers={
+            "Content-Disposition": f'{disposition}; filename="{doc.filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@orders.route("/<item_id>/label", methods=["GET"])
+@orders.arguments(LabelQuery, location="query")
+@orders.doc(
+    responses={
+        "200": {"description": "The label (recorded as a print)", "content": FILE},
+        "409": {"description": "Cancelled, or not routed where the counter requires it"},
+        "422": {"description": "Unknown format or size"},
+    }
+)
+def label(query: dict[str, Any], item_id: str):
+    """The label of one order: PDF or ZPL, in the counter's size unless another is asked."""
+    return send(services.print_label(current_actor(), item_id, query.get("format"), query.get("size")))
+
+
+@orders.route("/<item_id>/label/prints", methods=["GET"])
+@orders.response(200, LabelPrintOut(many=True))
+def label_prints(item_id: str):
+    """Every print of the order's label, oldest first (a reprint shows the data printed on it)."""
+    return services.prints_of(current_actor(), item_id)
+
+
+@orders.route("/<item_id>/receipt", methods=["GET"])
+@orders.arguments(ReceiptQuery, location="query")
+@orders.doc(responses={"200": {"description": "The citizen's receipt", "content": PDF}})
+def receipt(query: dict[str, Any], item_id: str):
+    """The citizen's receipt (A5 or A4 PDF)."""
+    return send(services.receipt(current_actor(), item_id, query["size"]))
+
+
+@batches.route("/batches", methods=["POST"])
+@batches.arguments(BatchIn())
+@batches.doc(
+    responses={
+        "200": {"description": "A small batch: the file itself", "content": FILE},
+        "202": {"description": "A big batch: the job rendering it (poll it, then get its file)"},
+    }
+)
+def start_batch(data: dict[str, Any]):
+    """Print the chosen orders, or every unprinted one of the counter, as one PDF or ZPL stream."""
+    actor = current_actor()
+    if actor.counter_id is None:
+        raise Forbidden("Batches are printed for a counter: use a counter's token or account.")
+    result = services.start_batch(
+        actor,
+        counter_id=actor.counter_id,
+        item_ids=data.get("item_ids"),
+        fmt=data.get("format"),
+        size=data.get("size"),
+    )
+    if result.document is not None:
+        response = send(result.document, inline=False)
+        response.headers["X-Left-Out"] = str(result.left_out)
+        return response
+    body = PrintJobOut().dump(result.job)
+    return (
+        body,
+        202,
+        {"Location": f"/api/v1/labels/batches/{result.job.id}", "X-Left-Out": str(result.left_out)},
+    )
+
+
+@batches.route("/batches/<int:job_id>", methods=["GET"])
+@batches.response(200, PrintJobOut)
+def get_batch(job_id: int):
+    """A batch being rendered: state and progress."""
+    return services.get_job(current_actor(), job_id)
+
+
+@batches.route("/batches/<int:job_id>/file", methods=["GET"])
+@batches.doc(
+    responses={
+        "200": {"description": "The batch's file", "content": FILE},
+        "409": {"description": "Not rendered yet"},
+    }
+)
+def batch_file(job_id: int):
+    """The file of a finished batch."""
+    return send(services.job_file(current_actor(), job_id), inline=False)
+
+
+@manifests.route("", methods=["POST"])
+@manifests.arguments(ManifestIn())
+@manifests.response(201, ManifestOut)
+def create_manifest(data: dict[str, Any]):
+    """Record a handover of a batch of items (counter → courier, courier → agency or counter)."""
+    manifest = services.create_manifest(
+        current_actor(),
+        kind=data["kind"].value,
+        item_ids=data["item_ids"],
+        route=data.get("route"),
+        note=data.get("note"),
+    )
+    return manifest, 201, {"Location": f"/api/v1/manifests/{manifest.code}.pdf"}
+
+
+@manifests.route("/<code>.pdf", methods=["GET"])
+@manifests.doc(responses={"200": {"description": "The manifest", "content": PDF}})
+def manifest_pdf(code: str):
+    """A manifest as PDF: one line per item, totals, signature boxes, its own barcode."""
+    return send(services.manifest_pdf(current_actor(), code))
+
+
+@sheets.route("/<code>/run/sheet", methods=["GET"])
+@sheets.doc(
+    responses={"200": {"description": "The run sheet", "content": PDF}},
+    parameters=[{"in": "query", "name": "date", "schema": {"type": "string", "format": "date"}}],
+)
+def run_sheet(code: str):
+    """A courier's printable run for a day: stops in order, what to collect and sign."""
+    from flask import request
+
+    from delivery_service.errors import InvalidInput
+    from delivery_service.orders.services import local_today
+
+    raw = request.args.get("date")
+    try:
+        day = dt.date.fromisoformat(raw) if raw else local_today()
+    except ValueError:
+        raise InvalidInput({"date": ["Not a valid date (YYYY-MM-DD)."]}) from None
+    return send(services.run_sheet(current_actor(), code, day))

@@ -1,0 +1,90 @@
+"""Printing at the HTTP edge."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from delivery_service.fields import Text
+from delivery_service.printing.models import JobState, LabelFormat, ManifestKind
+from delivery_service.printing.services import SIZES
+
+FORMAT = fields.String(
+    validate=validate.OneOf([f.value for f in LabelFormat]),
+    load_default=None,
+    metadata={"description": "pdf or zpl (default: the counter's)"},
+)
+SIZE = fields.String(
+    validate=validate.OneOf(list(SIZES)),
+    load_default=None,
+    metadata={"description": "100x150, 100x100, a6 or a4 (default: the counter's)"},
+)
+
+
+class LabelQuery(Schema):
+    class Meta:
+        unknown = RAISE
+
+    format = FORMAT
+    size = SIZE
+
+
+class ReceiptQuery(Schema):
+    class Meta:
+        unknown = RAISE
+
+    size = fields.String(validate=validate.OneOf(["a5", "a4"]), load_default="a5")
+
+
+class BatchIn(Schema):
+    """Print these orders, or every unprinted one of the counter when ``item_ids`` is left out."""
+
+    class Meta:
+        unknown = RAISE
+
+    item_ids = fields.List(fields.String(validate=validate.Length(1, 20)), validate=validate.Length(1, 5000))
+    format = FORMAT
+    size = SIZE
+
+
+class PrintJobOut(Schema):
+    id = fields.Integer()
+    state = fields.Enum(JobState, by_value=True)
+    format = fields.Enum(LabelFormat, by_value=True)
+    size = fields.String()
+    total = fields.Integer()
+    done = fields.Integer()
+    error = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    file = fields.Function(
+        lambda j: f"/api/v1/labels/batches/{j.id}/file" if j.state is JobState.DONE else None
+    )
+
+
+class LabelPrintOut(Schema):
+    printed_at = fields.DateTime()
+    actor = fields.String(attribute="actor_label")
+    format = fields.String(attribute="format.value")
+    size = fields.String()
+    copy_no = fields.Integer()
+    stop_no = fields.Integer(allow_none=True)
+    address = fields.String()
+
+
+class ManifestIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    kind = fields.Enum(ManifestKind, by_value=True, required=True)
+    item_ids = fields.List(
+        fields.String(validate=validate.Length(1, 20)), required=True, validate=validate.Length(1, 1000)
+    )
+    route = fields.String(load_default=None, validate=validate.Length(max=32))
+    note = Text(load_default=None, max_length=300)
+
+
+class ManifestOut(Schema):
+    code = fields.String()
+    kind = fields.Enum(ManifestKind, by_value=True)
+    created_at = fields.DateTime()
+    pdf = fields.Function(lambda m: f"/api/v1/manifests/{m.code}.pdf")

@@ -1,0 +1,527 @@
+"""Orders into the label library's inputs, and the records of what was printed.
+
+Labels, receipts, manifests and run sheets are drawn by the framework-free ``labels`` library; this
+module checks who may print what, turns orders into its dataclasses and keeps the history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+
+import labels
+from delivery_service.accounts.models import Role
+from delivery_service.accounts.services import Actor
+from delivery_service.db import utcnow
+from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from delivery_service.extensions import db
+from delivery_service.jobs import enqueue_after_commit
+from delivery_service.orders.models import DeliveryOrder, Exemption
+from delivery_service.orders.services import get_order, scope
+from delivery_service.orders.status import Status
+from delivery_service.orgs.models import Counter, PostalRoute
+from delivery_service.orgs.services import route_code
+from delivery_service.printing.models import (
+    JobState,
+    LabelFormat,
+    LabelPrint,
+    Manifest,
+    ManifestKind,
+    PrintJob,
+    manifest_items,
+)
+from delivery_service.routing.models import RouteRun, RunStop
+from delivery_service.units.services import unit_index
+from labels import model as lm
+from labels import s10
+
+log = logging.getLogger(__name__)
+SIZES = tuple(s.value for s in lm.LabelSize)
+FORMATS = tuple(f.value for f in LabelFormat)
+MIME = {LabelFormat.PDF: "application/pdf", LabelFormat.ZPL: "application/zpl"}
+MAX_BATCH = 5000
+MAX_MANIFEST = 1000
+CHUNK = 200  # labels rendered and counted at a time in a background job
+
+
+@dataclass(frozen=True)
+class Document:
+    """A rendered file: its bytes, media type and a download name."""
+
+    content: bytes
+    mimetype: str
+    filename: str
+
+
+# --- orders into the library's data ---------------------------------------------------------------
+
+def tracking_url(item_id: str) -> str:
+    return f"{current_app.config['PUBLIC_BASE_URL']}/t/{item_id}"
+
+
+def _local_now() -> dt.datetime:
+    return dt.datetime.now(ZoneInfo(current_app.config["SERVICE_TIMEZONE"]))
+
+
+def address_lines(order: DeliveryOrder) -> tuple[str, ...]:
+    """The full Vietnamese address, most specific first: detail, commune, (district), province."""
+    units = unit_index().by_id
+    names = [units[u].name for u in (order.commune_id, order.district_id, order.province_id)
+             if u is not None and u in units]
+    return (order.address_detail, *names)
+
+
+def _counter_party(counter: Counter) -> lm.Party:
+    units = unit_index().by_id
+    place = units.get(counter.unit_id)
+    lines: list[str] = []
+    unit = place
+    while unit is not None:
+        lines.append(unit.name)
+        unit = units.get(unit.parent_id) if unit.parent_id else None
+    return lm.Party(name=counter.name, address=tuple(lines))
+
+
+def _hotline(counter: Counter) -> str | None:
+    return counter.hotline or current_app.config.get("COMPLAINTS_HOTLINE")
+
+
+def stop_number(order: DeliveryOrder) -> int | None:
+    """The order's stop number on its route's latest sequenced run, if any."""
+    if order.route_id is None:
+        return None
+    return db.session.scalar(
+        sa.select(RunStop.stop_no).join(RouteRun, RouteRun.id == RunStop.run_id)
+        .where(RunStop.order_id == order.id, RouteRun.route_id == order.route_id)
+        .order_by(RouteRun.run_date.desc()).limit(1))
+
+
+def label_data(order: DeliveryOrder, counter: Counter, copy_no: int, now: dt.datetime) -> lm.LabelData:
+    return lm.LabelData(
+        item_id=order.item_id,
+        tracking_url=tracking_url(order.item_id),
+        service=lm.Service(order.direction.value),
+        sender=_counter_party(counter),
+        recipient=lm.Party(order.recipient_name, address_lines(order), order.recipient_phone),
+        dossier_code=order.dossier_code,
+        printed_at=now,
+        route_code=route_code(order.route_id),
+        stop_no=stop_number(order),
+        appointment_date=order.appointment_date,
+        due_date=order.due_date,
+        postage_vnd=order.postage_due_vnd if order.payer.value == "citizen" else 0,
+        collect_vnd=order.collect_vnd,
+        hotline=_hotline(counter),
+        procedure_name=order.procedure_name,
+        reprint=max(copy_no - 1, 0),
+    )
+
+
+# --- checks ----------------------------------------------------------------------------------------
+
+def choose(counter: Counter, fmt: str | None, size: str | None) -> tuple[LabelFormat, str]:
+    """The format and size to print in: the request's, else the counter's defaults; checked."""
+    errors: dict[str, list[str]] = {}
+    fmt = (fmt or counter.label_format or "pdf").lower()
+    size = (size or counter.label_size or "100x150").lower()
+    if fmt not in FORMATS:
+        errors["format"] = [f"Must be one of: {', '.join(FORMATS)}."]
+    if size not in SIZES:
+        errors["size"] = [f"Must be one of: {', '.join(SIZES)}."]
+    elif fmt == "zpl" and size == "a4":
+        errors["size"] = ["ZPL is for label printers: choose 100x150, 100x100 or a6."]
+    if errors:
+        raise InvalidInput(errors)
+    return LabelFormat(fmt), size
+
+
+def refusal(order: DeliveryOrder, counter: Counter) -> str | None:
+    """Why this order cannot be labelled now, or None."""
+    if order.status is Status.CANCELLED:
+        return f"Order {order.item_id} is cancelled: it gets no label."
+    if counter.label_requires_route and order.route_id is None:
+        return (f"Order {order.item_id} is not on a route yet, and this counter prints labels only "
+                "with the route: dispatch it first.")
+    return None
+
+
+def _may_print(actor: Actor) -> None:
+    if actor.role not in (Role.ADMIN, Role.COUNTER_STAFF, Role.SUPERVISOR):
+        raise Forbidden("Your role cannot print labels.")
+
+
+# --- one label ----------------------------------------------------------------------------------
+
+def print_label(actor: Actor, item_id: str, fmt: str | None = None, size: str | None = None) -> Document:
+    """One order's label, recorded as a print (a reprint shows the order's current data); commits."""
+    _may_print(actor)
+    order = get_order(actor, item_id)
+    counter = db.session.get(Counter, order.counter_id)
+    chosen_format, chosen_size = choose(counter, fmt, size)
+    problem = refusal(order, counter)
+    if problem:
+        raise Conflict(problem, status=order.status.value)
+    content = _render([order], counter, chosen_format, chosen_size, actor)
+    db.session.commit()
+    ext = chosen_format.value
+    return Document(content, MIME[chosen_format], f"nhan-{order.item_id}.{ext}")
+
+
+def _render(orders: Sequence[DeliveryOrder], counter: Counter, fmt: LabelFormat, size: str,
+            actor: Actor, on_progress: Any = None) -> bytes:
+    """Render labels and record one print per order (current transaction)."""
+    now = _local_now()
+    copies = _copies([o.id for o in orders])
+    items = [label_data(o, counter, copies.get(o.id, 0) + 1, now) for o in orders]
+    try:
+        if fmt is LabelFormat.ZPL:
+            content = labels.render_zpl(items, lm.LabelSize(size), dpi=current_app.config["LABEL_DPI"])
+        else:
+            content = labels.render_labels(items, lm.LabelSize(size), dpi=current_app.config["LABEL_DPI"])
+    except lm.LabelError as exc:
+        raise InvalidInput({"label": [str(exc)]}) from None
+    db.session.execute(sa.insert(LabelPrint), [{
+        "order_id": o.id, "printed_at": utcnow(), "actor_label": actor.label, "user_id": actor.user_id,
+        "client_id": actor.client_id, "format": fmt, "size": size, "copy_no": copies.get(o.id, 0) + 1,
+        "route_id": o.route_id, "stop_no": item.stop_no, "address": ", ".join(item.recipient.address)[:400],
+    } for o, item in zip(orders, items, strict=True)])
+    return content
+
+
+def _copies(order_ids: Sequence[int]) -> dict[int, int]:
+    """How many times each order's label was printed already."""
+    if not order_ids:
+        return {}
+    rows = db.session.execute(sa.select(LabelPrint.order_id, sa.func.count()).where(
+        LabelPrint.order_id.in_(list(order_ids))).group_by(LabelPrint.order_id))
+    return {order_id: n for order_id, n in rows}
+
+
+def prints_of(actor: Actor, item_id: str) -> list[LabelPrint]:
+    """The order's label prints, oldest first."""
+    order = get_order(actor, item_id)
+    return list(db.session.scalars(sa.select(LabelPrint).where(LabelPrint.order_id == order.id)
+                                   .order_by(LabelPrint.id)))
+
+
+# --- batches ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Either the rendered file (small batches) or the job rendering it (big ones)."""
+
+    document: Document | None
+    job: PrintJob | None
+    left_out: int  # unprinted orders that cannot be labelled (cancelled, not routed where required)
+
+
+def unprinted_orders(actor: Actor, counter_id: int, limit: int = MAX_BATCH) -> list[DeliveryOrder]:
+    """The counter's open orders whose label was never printed, oldest first."""
+    printed = sa.select(LabelPrint.order_id)
+    stmt = (scope(sa.select(DeliveryOrder), actor)
+            .where(DeliveryOrder.counter_id == counter_id, DeliveryOrder.id.not_in(printed),
+                   DeliveryOrder.status.not_in([Status.CANCELLED, Status.DELIVERED, Status.RETURNED_TO_AGENCY,
+                                                Status.DELIVERED_TO_AGENCY]))
+            .order_by(DeliveryOrder.id).limit(limit))
+    return list(db.session.scalars(stmt))
+
+
+def start_batch(actor: Actor, *, counter_id: int, item_ids: Sequence[str] | None = None,
+                fmt: str | None = None, size: str | None = None) -> BatchResult:
+    """Print the chosen orders (or all unprinted ones) as one PDF or ZPL stream; commits.
+
+    Up to LABEL_ASYNC_THRESHOLD labels are rendered now; more go to a background job whose file
+    is kept for download.
+    """
+    _may_print(actor)
+    if actor.role is not Role.ADMIN and actor.counter_id not in (None, counter_id):
+        raise Forbidden("You can only print your own counter's labels.")
+    counter = db.session.get(Counter, counter_id)
+    if counter is None:
+        raise NotFound(f"No counter {counter_id}")
+    chosen_format, chosen_size = choose(counter, fmt, size)
+    left_out = 0
+    if item_ids:
+        orders = _selected(actor, counter_id, item_ids)
+        problems = [p for o in orders if (p := refusal(o, counter))]
+        if problems:
+            raise InvalidInput({"item_ids": problems})
+    else:
+        candidates = unprinted_orders(actor, counter_id)
+        orders = [o for o in candidates if refusal(o, counter) is None]
+        left_out = len(candidates) - len(orders)
+    if not orders:
+        raise InvalidInput({"item_ids": ["There is no label to print: every order of the counter is printed "
+                                         "already, or none can be labelled yet."]})
+    if len(orders) <= current_app.config["LABEL_ASYNC_THRESHOLD"]:
+        content = _render(orders, counter, chosen_format, chosen_size, actor)
+        db.session.commit()
+        stamp = _local_now().strftime("%Y%m%d-%H%M")
+        return BatchResult(Document(content, MIME[chosen_format],
+                                    f"nhan-{counter.code}-{stamp}.{chosen_format.value}"), None, left_out)
+    job = PrintJob(counter_id=counter_id, created_by_id=actor.user_id, client_id=actor.client_id,
+                   actor_label=actor.label, format=chosen_format, size=chosen_size,
+                   order_ids=[o.id for o in orders], total=len(orders))
+    db.session.add(job)
+    db.session.flush()
+    enqueue_after_commit("delivery_service.printing.services:run_print_job", job.id, timeout=1800,
+                         on_failure="delivery_service.printing.services:mark_job_failed")
+    db.session.commit()
+    db.session.refresh(job)  # an in-process job (no Redis) has finished it already
+    return BatchResult(None, job, left_out)
+
+
+def _selected(actor: Actor, counter_id: int, item_ids: Sequence[str]) -> list[DeliveryOrder]:
+    wanted = list(dict.fromkeys(s10.normalize(i) for i in item_ids))
+    if len(wanted) > MAX_BATCH:
+        raise InvalidInput({"item_ids": [f"At most {MAX_BATCH} orders in one batch."]})
+    found = {o.item_id: o for o in db.session.scalars(
+        scope(sa.select(DeliveryOrder), actor).where(DeliveryOrder.item_id.in_(wanted),
+                                                     DeliveryOrder.counter_id == counter_id))}
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise InvalidInput({"item_ids": [f"No such order at this counter: {', '.join(missing[:20])}"]})
+    return [found[i] for i in wanted]
+
+
+def get_job(actor: Actor, job_id: int) -> PrintJob:
+    """A print job the actor may see (their counter's, or any for an admin)."""
+    job = db.session.get(PrintJob, job_id)
+    if job is None or (actor.role is not Role.ADMIN and job.counter_id != actor.counter_id):
+        raise NotFound(f"No print job {job_id}")
+    return job
+
+
+def job_file(actor: Actor, job_id: int) -> Document:
+    job = get_job(actor, job_id)
+    if job.state is not JobState.DONE or not job.file_name:
+        raise Conflict("The file is not ready yet.", state=job.state.value, done=job.done, total=job.total)
+    path = Path(current_app.config["PRINT_FILES_DIR"]) / job.file_name
+    if not path.exists():
+        raise NotFound("The file of this print job is no longer kept; print the batch again.")
+    return Document(path.read_bytes(), MIME[job.format], f"nhan-lo-{job.id}.{job.format.value}")
+
+
+def run_print_job(job_id: int) -> None:
+    """The job: render a big batch in chunks, counting progress, and keep the file. Idempotent."""
+    job = db.session.get(PrintJob, job_id)
+    if job is None or job.state is JobState.DONE:
+        return
+    counter = db.session.get(Counter, job.counter_id)
+    actor = Actor(label=job.actor_label, role=Role.ADMIN, user_id=job.created_by_id, client_id=job.client_id)
+    job.state, job.done = JobState.RUNNING, 0
+    db.session.commit()
+    parts: list[bytes] = []
+    for start in range(0, job.total, CHUNK):
+        ids = job.order_ids[start:start + CHUNK]
+        rows = db.session.scalars(sa.select(DeliveryOrder).where(DeliveryOrder.id.in_(ids)))
+        by_id = {o.id: o for o in rows}
+        orders = [by_id[i] for i in ids if i in by_id and refusal(by_id[i], counter) is None]
+        if orders:
+            parts.append(_render(orders, counter, job.format, job.size, actor))
+        job.done = min(start + CHUNK, job.total)
+        db.session.commit()  # the progress the page shows, and the prints of this chunk
+    content = parts[0] if len(parts) == 1 else _join(parts, job.format)
+    folder = Path(current_app.config["PRINT_FILES_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"job-{job.id}-{secrets.token_hex(8)}.{job.format.value}"
+    tmp = folder / f".{name}.part"
+    tmp.write_bytes(content)
+    tmp.rename(folder / name)
+    job.file_name, job.state, job.finished_at = name, JobState.DONE, utcnow()
+    db.session.commit()
+    log.info("print job %d: %d labels", job.id, job.total)
+
+
+def _join(parts: list[bytes], fmt: LabelFormat) -> bytes:
+    """One file of several rendered chunks: ZPL streams concatenate, PDFs are merged."""
+    if fmt is LabelFormat.ZPL:
+        return b"".join(parts)
+    import io
+
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for part in parts:
+        writer.append(io.BytesIO(part))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def mark_job_failed(job_id: int) -> None:
+    """Close a job whose worker died or timed out."""
+    db.session.execute(sa.update(PrintJob).where(
+        PrintJob.id == job_id, PrintJob.state.in_([JobState.PENDING, JobState.RUNNING])
+    ).values(state=JobState.FAILED, finished_at=utcnow(),
+             error="Rendering stopped before the end; print the batch again."))
+
+
+# --- receipts -------------------------------------------------------------------------------------
+
+EXEMPTION_TEXT = {
+    Exemption.PRE_1945_REVOLUTIONARY: "Người hoạt động cách mạng trước 01/01/1945 (miễn 100 %)",
+    Exemption.HEROIC_MOTHER: "Bà mẹ Việt Nam anh hùng (miễn 100 %)",
+    Exemption.WAR_HERO: "Anh hùng LLVTND, Anh hùng Lao động trong kháng chiến (giảm 50 %)",
+    Exemption.WAR_INVALID: "Thương binh, người hưởng chính sách như thương binh (giảm 50 %)",
+    Exemption.AGENT_ORANGE: "Người hoạt động kháng chiến bị nhiễm chất độc hóa học (giảm 50 %)",
+    Exemption.MARTYR_FAMILY: "Thân nhân liệt sĩ (giảm 50 %)",
+    Exemption.POOR_HOUSEHOLD: "Hộ nghèo (giảm 50 %)",
+    Exemption.DISADVANTAGED_AREA: "Người dân vùng đặc biệt khó khăn (giảm 50 %)",
+}
+
+
+def receipt(actor: Actor, item_id: str, size: str = "a5") -> Document:
+    """The citizen's receipt for an order."""
+    order = get_order(actor, item_id)
+    counter = db.session.get(Counter, order.counter_id)
+    if size not in ("a5", "a4"):
+        raise InvalidInput({"size": ["Must be a5 or a4."]})
+    data = lm.ReceiptData(
+        item_id=order.item_id, tracking_url=tracking_url(order.item_id),
+        service=lm.Service(order.direction.value), counter=_counter_party(counter),
+        recipient=lm.Party(order.recipient_name, address_lines(order), order.recipient_phone),
+        dossier_code=order.dossier_code, procedure_name=order.procedure_name,
+        issuing_agency=order.issuing_agency, created_at=order.created_at.astimezone(
+            ZoneInfo(current_app.config["SERVICE_TIMEZONE"])),
+        appointment_date=order.appointment_date, due_date=order.due_date, postage_vnd=order.postage_vnd,
+        postage_due_vnd=order.postage_due_vnd, exemption=EXEMPTION_TEXT.get(order.exemption),
+        collect_vnd=order.collect_vnd, hotline=_hotline(counter))
+    try:
+        content = labels.render_receipt(data, size=size)
+    except lm.LabelError as exc:
+        raise InvalidInput({"receipt": [str(exc)]}) from None
+    return Document(content, "application/pdf", f"bien-nhan-{order.item_id}.pdf")
+
+
+# --- manifests ------------------------------------------------------------------------------------
+
+def _line(order: DeliveryOrder) -> lm.ManifestLine:
+    lines = address_lines(order)
+    return lm.ManifestLine(item_id=order.item_id, dossier_code=order.dossier_code,
+                               recipient_name=order.recipient_name, address=", ".join(lines[:2]),
+                               postage_vnd=order.postage_due_vnd if order.payer.value == "citizen" else 0,
+                               collect_vnd=order.collect_vnd, note=order.note)
+
+
+def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: str | None = None,
+                    note: str | None = None) -> Manifest:
+    """Record a handover of these items; commits. Counter staff hand their counter's items to a
+    route's courier; couriers hand dossiers to agencies or returns back to the counter."""
+    try:
+        manifest_kind = ManifestKind(kind)
+    except ValueError:
+        kinds = ", ".join(k.value for k in ManifestKind)
+        raise InvalidInput({"kind": [f"Must be one of: {kinds}."]}) from None
+    allowed = {Role.ADMIN: set(ManifestKind), Role.SUPERVISOR: set(ManifestKind),
+               Role.COUNTER_STAFF: {ManifestKind.COUNTER_TO_COURIER},
+               Role.COURIER: {ManifestKind.COURIER_TO_AGENCY, ManifestKind.COURIER_TO_COUNTER}}
+    if manifest_kind not in allowed.get(actor.role, set()):
+        raise Forbidden("Your role cannot make this kind of manifest.")
+    wanted = list(dict.fromkeys(s10.normalize(i) for i in item_ids))
+    if not wanted:
+        raise InvalidInput({"item_ids": ["A manifest needs at least one item."]})
+    if len(wanted) > MAX_MANIFEST:
+        raise InvalidInput({"item_ids": [f"At most {MAX_MANIFEST} items on one manifest."]})
+    found = {o.item_id: o for o in db.session.scalars(scope(sa.select(DeliveryOrder), actor)
+                                                       .where(DeliveryOrder.item_id.in_(wanted)))}
+    missing = [i for i in wanted if i not in found]
+    cancelled = [i for i in wanted if i in found and found[i].status is Status.CANCELLED]
+    errors: dict[str, list[str]] = {}
+    if missing:
+        errors["item_ids"] = [f"No such order: {', '.join(missing[:20])}"]
+    if cancelled:
+        errors.setdefault("item_ids", []).append(f"Cancelled, not handed over: {', '.join(cancelled[:20])}")
+    route_row = None
+    if route:
+        route_row = db.session.scalar(sa.select(PostalRoute).where(PostalRoute.code == route.strip().upper()))
+        if route_row is None:
+            errors["route"] = [f"No route {route}."]
+    if errors:
+        raise InvalidInput(errors)
+    orders = [found[i] for i in wanted]
+    counters = {o.counter_id for o in orders}
+    manifest = Manifest(code="pending", kind=manifest_kind,
+                        counter_id=counters.pop() if len(counters) == 1 else None,
+                        route_id=route_row.id if route_row else None, created_by_id=actor.user_id,
+                        client_id=actor.client_id, actor_label=actor.label, note=note)
+    db.session.add(manifest)
+    db.session.flush()
+    manifest.code = f"BB{_local_now():%y%m%d}{manifest.id:06d}"
+    db.session.execute(sa.insert(manifest_items), [
+        {"manifest_id": manifest.id, "order_id": o.id, "position": n} for n, o in enumerate(orders, start=1)])
+    db.session.commit()
+    return manifest
+
+
+def get_manifest(actor: Actor, code: str) -> Manifest:
+    manifest = db.session.scalar(sa.select(Manifest).where(Manifest.code == code.strip().upper()))
+    if manifest is None or not _may_see_manifest(actor, manifest):
+        raise NotFound(f"No manifest {code}")
+    return manifest
+
+
+def _may_see_manifest(actor: Actor, manifest: Manifest) -> bool:
+    if actor.role is Role.ADMIN or manifest.actor_label == actor.label:
+        return True
+    items = sa.select(manifest_items.c.order_id).where(manifest_items.c.manifest_id == manifest.id)
+    visible = db.session.scalar(sa.select(sa.func.count()).select_from(
+        scope(sa.select(DeliveryOrder.id), actor).where(DeliveryOrder.id.in_(items)).subquery()))
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(manifest_items)
+                              .where(manifest_items.c.manifest_id == manifest.id))
+    return bool(total) and visible == total
+
+
+def manifest_pdf(actor: Actor, code: str) -> Document:
+    """The manifest's PDF (one line per item, totals, signature boxes, its own barcode)."""
+    manifest = get_manifest(actor, code)
+    orders = list(db.session.scalars(
+        sa.select(DeliveryOrder).join(manifest_items, manifest_items.c.order_id == DeliveryOrder.id)
+        .where(manifest_items.c.manifest_id == manifest.id).order_by(manifest_items.c.position)))
+    counter = db.session.get(Counter, manifest.counter_id) if manifest.counter_id else None
+    route = manifest.route
+    courier = lm.Party(f"Bưu tá tuyến {route.code}" if route else "Bưu tá")
+    office = lm.Party(counter.name) if counter else lm.Party("Bưu cục")
+    agency = lm.Party(orders[0].issuing_agency if orders else "Cơ quan")
+    giver, receiver = {
+        ManifestKind.COUNTER_TO_COURIER: (office, courier),
+        ManifestKind.COURIER_TO_AGENCY: (courier, agency),
+        ManifestKind.COURIER_TO_COUNTER: (courier, office),
+    }[manifest.kind]
+    data = lm.ManifestData(
+        manifest_id=manifest.code, kind=lm.ManifestKind(manifest.kind.value), giver=giver,
+        receiver=receiver, created_at=manifest.created_at.astimezone(
+            ZoneInfo(current_app.config["SERVICE_TIMEZONE"])),
+        lines=tuple(_line(o) for o in orders), route_code=route.code if route else None, note=manifest.note)
+    return Document(labels.render_manifest(data), "application/pdf", f"bien-ban-{manifest.code}.pdf")
+
+
+# --- run sheets -----------------------------------------------------------------------------------
+
+def run_sheet(actor: Actor, code: str, day: dt.date) -> Document:
+    """A courier's printable run for a day: the stops in order, what to collect and sign."""
+    from delivery_service.accounts.models import User
+    from delivery_service.routing.services import get_run
+
+    view = get_run(actor, code, day)
+    courier = db.session.get(User, view.route.courier_id) if view.route.courier_id else None
+    stops = tuple(lm.RunSheetStop(
+        stop_no=s["number"], lines=tuple(_line(o) for o in s["orders"]),
+        phone=s["orders"][0].recipient_phone if s["orders"] else None, leg_m=s["leg_m"],
+        estimated=s["estimated"]) for s in view.stops)
+    data = lm.RunSheetData(
+        route_code=view.route.code, route_name=view.route.name,
+        courier_name=courier.full_name if courier else None, day=day, stops=stops,
+        total_m=view.run.total_m if view.run else 0.0, printed_at=_local_now(),
+        office=lm.Party(view.route.post_office.name),
+        unsequenced=tuple(_line(o) for o in view.unsequenced))
+    return Document(labels.render_run_sheet(data), "application/pdf", f"lo-trinh-{view.route.code}-{day}.pdf")

@@ -1,0 +1,154 @@
+"""Staff pages for printing: one order's label and receipt, batches of labels, manifests, run sheets."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
+from flask_login import current_user, login_required
+
+from delivery_service.accounts.services import Actor
+from delivery_service.errors import Conflict, DomainError, InvalidInput
+from delivery_service.extensions import db
+from delivery_service.orders.services import local_today
+from delivery_service.orgs.models import Counter, PostalRoute
+from delivery_service.printing import services
+from delivery_service.printing.models import JobState, ManifestKind
+from delivery_service.web.messages import translate_message
+from delivery_service.web.views import desk_required
+
+bp = Blueprint("printing", __name__)
+
+
+def _actor() -> Actor:
+    return Actor.of_user(current_user)
+
+
+def _send(doc: services.Document, *, inline: bool = True) -> Response:
+    disposition = "inline" if inline else "attachment"
+    return Response(doc.content, mimetype=doc.mimetype, headers={
+        "Content-Disposition": f'{disposition}; filename="{doc.filename}"', "Cache-Control": "no-store"})
+
+
+def _problem(exc: DomainError) -> str:
+    """A refusal in the reader's language, one line."""
+    if isinstance(exc, InvalidInput):
+        return " ".join(translate_message(m) for msgs in exc.errors.values() for m in msgs)
+    return translate_message(str(exc))
+
+
+@bp.get("/counter/orders/<item_id>/label")
+@desk_required
+def label(item_id: str):
+    """The order's label (same query as the API: ?format=pdf|zpl&size=100x150|100x100|a6|a4)."""
+    try:
+        doc = services.print_label(_actor(), item_id, request.args.get("format"), request.args.get("size"))
+    except (Conflict, InvalidInput) as exc:
+        db.session.rollback()
+        flash(_problem(exc), "error")
+        return redirect(url_for("counter.order", item_id=item_id), code=303)
+    return _send(doc)
+
+
+@bp.get("/counter/orders/<item_id>/receipt")
+@desk_required
+def receipt(item_id: str):
+    """The citizen's receipt (?size=a5|a4)."""
+    try:
+        return _send(services.receipt(_actor(), item_id, request.args.get("size", "a5")))
+    except InvalidInput as exc:
+        flash(_problem(exc), "error")
+        return redirect(url_for("counter.order", item_id=item_id), code=303)
+
+
+def _counter() -> Counter:
+    counter_id = request.values.get("counter_id", type=int) if current_user.role.value == "admin" else None
+    counter = db.session.get(Counter, counter_id or current_user.counter_id or 0)
+    if counter is None:
+        abort(404)
+    return counter
+
+
+@bp.route("/counter/labels", methods=["GET", "POST"])
+@desk_required
+def labels_page():
+    """Unprinted labels: print the chosen ones or all, as PDF or ZPL; hand a route's bag over."""
+    counter = _counter()
+    actor = _actor()
+    if request.method == "POST":
+        chosen = request.form.getlist("item_ids") if request.form.get("which") == "selected" else None
+        if chosen is not None and not chosen:
+            flash(gettext("Tick the orders to print first."), "error")
+            return redirect(url_for("printing.labels_page", counter_id=counter.id), code=303)
+        try:
+            result = services.start_batch(actor, counter_id=counter.id, item_ids=chosen,
+                                          fmt=request.form.get("format"), size=request.form.get("size"))
+        except (InvalidInput, Conflict) as exc:
+            db.session.rollback()
+            flash(_problem(exc), "error")
+            return redirect(url_for("printing.labels_page", counter_id=counter.id), code=303)
+        if result.document is not None:
+            return _send(result.document, inline=False)
+        return redirect(url_for("printing.job", job_id=result.job.id), code=303)
+    orders = services.unprinted_orders(actor, counter.id, limit=500)
+    routes = db.session.scalars(sa.select(PostalRoute).where(PostalRoute.active).order_by(PostalRoute.code))
+    return render_template("printing/labels.html", counter=counter, orders=orders, routes=list(routes),
+                           sizes=services.SIZES, formats=services.FORMATS,
+                           threshold=current_app.config["LABEL_ASYNC_THRESHOLD"],
+                           refusals={o.id: services.refusal(o, counter) for o in orders})
+
+
+@bp.get("/counter/labels/jobs/<int:job_id>")
+@desk_required
+def job(job_id: int):
+    """A big batch being rendered: progress (the page refreshes itself), then the download."""
+    found = services.get_job(_actor(), job_id)
+    running = found.state in (JobState.PENDING, JobState.RUNNING)
+    return render_template("printing/job.html", job=found, running=running)
+
+
+@bp.get("/counter/labels/jobs/<int:job_id>/file")
+@desk_required
+def job_file(job_id: int):
+    try:
+        return _send(services.job_file(_actor(), job_id), inline=False)
+    except Conflict as exc:
+        flash(_problem(exc), "error")
+        return redirect(url_for("printing.job", job_id=job_id), code=303)
+
+
+@bp.post("/counter/manifests")
+@desk_required
+def create_manifest():
+    """A handover manifest (counter → the route's courier) of the ticked orders."""
+    items = request.form.getlist("item_ids")
+    try:
+        manifest = services.create_manifest(_actor(), kind=ManifestKind.COUNTER_TO_COURIER.value,
+                                            item_ids=items, route=request.form.get("route") or None,
+                                            note=request.form.get("note") or None)
+    except (InvalidInput, Conflict) as exc:
+        db.session.rollback()
+        flash(_problem(exc), "error")
+        return redirect(url_for("printing.labels_page"), code=303)
+    flash(gettext("Manifest %(code)s recorded.", code=manifest.code), "success")
+    return redirect(url_for("printing.manifest_pdf", code=manifest.code), code=303)
+
+
+@bp.get("/counter/manifests/<code>.pdf")
+@login_required
+def manifest_pdf(code: str):
+    return _send(services.manifest_pdf(_actor(), code))
+
+
+@bp.get("/routes/<code>/run/sheet.pdf")
+@login_required
+def run_sheet(code: str):
+    """The printable run sheet of a route's day (?date=YYYY-MM-DD, default today)."""
+    raw = request.args.get("date")
+    try:
+        day = dt.date.fromisoformat(raw) if raw else local_today()
+    except ValueError:
+        abort(404)
+    return _send(services.run_sheet(_actor(), code, day))
