@@ -134,9 +134,9 @@ def choose(counter: Counter, fmt: str | None, size: str | None) -> tuple[LabelFo
     fmt = (fmt or counter.label_format or "pdf").lower()
     size = (size or counter.label_size or "100x150").lower()
     if fmt not in FORMATS:
-        errors["format"] = [f"Must be one of: {', '.join(FORMATS)}."]
+        errors["format"] = ["Unknown label format: choose pdf or zpl."]
     if size not in SIZES:
-        errors["size"] = [f"Must be one of: {', '.join(SIZES)}."]
+        errors["size"] = ["Unknown label size: choose 100x150, 100x100, a6 or a4."]
     elif fmt == "zpl" and size == "a4":
         errors["size"] = ["ZPL is for label printers: choose 100x150, 100x100 or a6."]
     if errors:
