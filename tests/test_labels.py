@@ -1,0 +1,365 @@
+"""Shipping labels as a person uses them: printed (rasterised by poppler), scanned (zxing-cpp), read."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import os
+import re
+import shutil
+import subprocess
+import unicodedata
+
+import pytest
+import zxingcpp
+from PIL import Image
+from pypdf import PdfReader
+
+from labels import (
+    LabelData,
+    LabelError,
+    LabelSize,
+    Party,
+    Service,
+    layout_label,
+    render_labels,
+    render_zpl,
+    s10,
+)
+from labels.barcodes import MM, default_module_dots
+from labels.fonts import FONT, FONT_BOLD, fit_lines, text_width
+
+NAME = "Nguyễn Thị Hoà"
+LONG_NAME = "Tôn Nữ Hoàng Thị Phương Thảo Nguyễn Trần Bảo Ngọc Khánh Linh Công Tằng Tôn Nữ Diệu Huyền"
+LONG_ADDRESS = (
+    "Tổ dân phố số 14, khu phố Hoà Thuận Đông, đường Nguyễn Thị Minh Khai nối dài",
+    "Phường Điện Ngọc",
+    "Thị xã Điện Bàn",
+    "Tỉnh Quảng Nam (cũ), nay là thành phố Đà Nẵng",
+)
+PAGE_PT = {
+    LabelSize.L100X150: (283.46, 425.20),
+    LabelSize.L100X100: (283.46, 283.46),
+    LabelSize.A6: (297.64, 419.53),
+    LabelSize.A4: (595.28, 841.89),
+}
+
+
+def item(serial: int = 42, **overrides: object) -> LabelData:
+    item_id = s10.make("RH", serial)
+    data: dict[str, object] = dict(
+        item_id=item_id,
+        tracking_url=f"https://tracuu.quangnam.gov.vn/t/{item_id}",
+        service=Service.RESULT_TO_CITIZEN,
+        sender=Party(
+            "Trung tâm Phục vụ hành chính công tỉnh Quảng Nam",
+            ("Số 6 Trần Hưng Đạo", "TP Tam Kỳ"),
+            "0235 3812 345",
+        ),
+        recipient=Party(
+            NAME, ("Thôn Phú Quý", "xã Tam Thanh", "thành phố Tam Kỳ", "tỉnh Quảng Nam"), "0905 123 456"
+        ),
+        dossier_code="000.00.10.H47-261121-0042",
+        printed_at=dt.datetime(2026, 11, 21, 8, 30),
+        route_code="QNG-01",
+        stop_no=12,
+        appointment_date=dt.date(2026, 11, 25),
+        due_date=dt.date(2026, 11, 27),
+        postage_vnd=12_000,
+        collect_vnd=41_000,
+        hotline="1022",
+        procedure_name="Cấp đổi giấy phép lái xe",
+    )
+    data.update(overrides)
+    return LabelData(**data)  # type: ignore[arg-type]
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{name} (poppler-utils) is required but missing")
+        pytest.skip(f"{name} (Debian's poppler-utils) is not installed")
+    return path
+
+
+def rasterise(pdf: bytes, dpi: int, mono: bool, page: int = 1) -> Image.Image:
+    """One page as pdftoppm prints it: 8-bit grey (anti-aliased) or 1-bit like a thermal head."""
+    mode = ["-mono"] if mono else ["-gray"]
+    args = [_tool("pdftoppm"), "-r", str(dpi), "-f", str(page), "-l", str(page), *mode, "-"]
+    out = subprocess.run(args, input=pdf, capture_output=True, check=True).stdout
+    return Image.open(io.BytesIO(out))
+
+
+def pdftotext(pdf: bytes, *extra: str) -> str:
+    args = [_tool("pdftotext"), *extra, "-", "-"]
+    out = subprocess.run(args, input=pdf, capture_output=True, check=True).stdout.decode()
+    return out if extra else " ".join(out.split())  # wrapped lines read as one run of words
+
+
+def decoded(image: Image.Image) -> list[tuple[str, str]]:
+    return sorted((str(b.format), b.text) for b in zxingcpp.read_barcodes(image))
+
+
+# --- scanning --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [LabelSize.L100X150, LabelSize.L100X100, LabelSize.A6])
+@pytest.mark.parametrize("dpi", [203, 300])
+@pytest.mark.parametrize("mono", [False, True], ids=["grey", "1-bit"])
+def test_barcodes_scan_back_exactly(size: LabelSize, dpi: int, mono: bool) -> None:
+    label = item(7)
+    pdf = render_labels([label], size, dpi=dpi)
+    found = decoded(rasterise(pdf, dpi, mono))
+    assert ("Code 128", label.item_id) in found
+    assert ("QR Code", label.tracking_url) in found
+    assert len(found) == 2
+
+
+@pytest.mark.parametrize("dpi", [203, 300])
+def test_a4_sheet_every_label_scans(dpi: int) -> None:
+    labels = [item(i) for i in range(1, 7)]  # a full sheet and half of a second one
+    pdf = render_labels(labels, "a4", dpi=dpi)
+    assert len(PdfReader(io.BytesIO(pdf)).pages) == 2
+    first = decoded(rasterise(pdf, dpi, mono=True, page=1))
+    second = decoded(rasterise(pdf, dpi, mono=False, page=2))
+    codes = {text for fmt, text in first + second if fmt == "Code 128"}
+    links = {text for fmt, text in first + second if fmt == "QR Code"}
+    assert codes == {x.item_id for x in labels}
+    assert links == {x.tracking_url for x in labels}
+
+
+@pytest.mark.parametrize("size", [LabelSize.L100X150, LabelSize.L100X100])
+@pytest.mark.parametrize("dpi", [203, 300])
+def test_bars_are_whole_printer_dots(size: LabelSize, dpi: int) -> None:
+    """Rasterised at the printer's dpi with anti-aliasing, a bar edge between two dots would leave a
+    mid-grey pixel. Every pixel across the symbol is black or white (poppler's anti-aliasing bleeds
+    1/8 of a pixel right of each fill: 223), and the runs are whole multiples of k dots."""
+    label = item(9)
+    image = rasterise(render_labels([label], size, dpi=dpi), dpi, mono=False)
+    code = next(b for b in zxingcpp.read_barcodes(image) if b.format == zxingcpp.BarcodeFormat.Code128)
+    pos = code.position
+    row_y = (pos.top_left.y + pos.bottom_left.y) // 2
+    grey = [image.getpixel((x, row_y)) for x in range(pos.top_left.x - 5, pos.top_right.x + 6)]
+    assert all(v == 0 or v >= 216 for v in grey), sorted(set(grey))
+    row = [v < 128 for v in grey]
+    runs, current = [], 1
+    for a, b in zip(row, row[1:], strict=False):
+        if a == b:
+            current += 1
+        else:
+            runs.append(current)
+            current = 1
+    k = default_module_dots(dpi)
+    assert k * 25.4 / dpi >= 0.25  # the S10 minimum X-dimension
+    elements = runs[1:]  # bars and spaces up to the stop's last bar (the quiet zones are cut off)
+    assert all(r % k == 0 for r in elements), (k, elements)
+    assert {r // k for r in elements} <= {1, 2, 3, 4}  # Code 128 elements are 1–4 modules
+    assert sum(elements) // k == 156  # RH000000093VN: start, 2 + 4 (set C) + 3 characters, check, stop
+
+
+# --- text and pages --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", list(LabelSize))
+def test_page_sizes_are_exact(size: LabelSize) -> None:
+    pdf = render_labels([item(1), item(2)], size)
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        w, h = float(page.mediabox.width), float(page.mediabox.height)
+        assert (round(w, 2), round(h, 2)) == PAGE_PT[size]
+    info = subprocess.run([_tool("pdfinfo"), "-"], input=pdf, capture_output=True, check=True).stdout.decode()
+    assert "Page size:" in info
+
+
+def test_text_has_vietnamese_diacritics_and_every_field() -> None:
+    label = item(reprint=2)
+    text = pdftotext(render_labels([label]))
+    for expected in (
+        NAME,
+        "Thôn Phú Quý, xã Tam Thanh",
+        label.item_id,
+        "QNG-01 · 12",
+        "Người nhận / To",
+        "Trung tâm Phục vụ hành chính công",
+        "TRẢ KẾT QUẢ",
+        "000.00.10.H47-261121-0042",
+        "25/11/2026",
+        "27/11/2026",
+        "12.000 ₫",
+        "THU HỘ / COLLECT 41.000 ₫",
+        "1022",
+        "21/11/2026 08:30",
+        "IN LẠI lần 2",
+        "Cấp đổi giấy phép lái xe",
+    ):
+        assert expected in text, expected
+
+
+def test_nfd_input_is_printed_as_nfc() -> None:
+    nfd = unicodedata.normalize("NFD", "Trần Văn Đức")
+    assert nfd != "Trần Văn Đức"
+    label = item(recipient=Party(nfd, tuple(unicodedata.normalize("NFD", a) for a in LONG_ADDRESS)))
+    text = pdftotext(render_labels([label]))
+    assert "Trần Văn Đức" in text
+    assert "Phường Điện Ngọc" in text
+
+
+def test_route_missing_collect_absent_and_dossier_service() -> None:
+    label = item(
+        route_code=None, stop_no=None, collect_vnd=0, service=Service.DOSSIER_TO_AGENCY, hotline=None
+    )
+    text = pdftotext(render_labels([label], "100x100"))
+    assert "CHƯA PHÂN TUYẾN" in text
+    assert "Không thu hộ" in text and "THU HỘ /" not in text
+    assert "CHUYỂN HỒ SƠ" in text
+
+
+_WORD = re.compile(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>')
+
+
+@pytest.mark.parametrize("size", [LabelSize.L100X150, LabelSize.L100X100, LabelSize.A6])
+def test_long_name_and_address_stay_inside_the_label(size: LabelSize) -> None:
+    label = item(recipient=Party(LONG_NAME, LONG_ADDRESS, "0905 123 456"))
+    lay = layout_label(label, size)
+    pdf = render_labels([label], size)
+    w, h = PAGE_PT[size]
+    margin = lay.static[0].x * MM  # the outer frame
+    words = _WORD.findall(pdftotext(pdf, "-bbox"))
+    assert len(words) > 40
+    for x0, y0, x1, y1, word in words:
+        assert margin <= float(x0) and float(x1) <= w - margin, word
+        assert margin <= float(y0) and float(y1) <= h - margin, word
+    text = pdftotext(pdf)
+    if "recipient name" not in lay.truncated:
+        assert "Diệu Huyền" in text
+    else:  # never cut silently: the label shows "…" and the layout says which field
+        assert "…" in text
+
+
+def test_too_long_text_is_marked_not_silently_cut() -> None:
+    label = item(recipient=Party(NAME, (LONG_ADDRESS[0] * 20,)))
+    lay = layout_label(label, "100x100")
+    assert "recipient address" in lay.truncated
+    assert "…" in pdftotext(render_labels([label], "100x100"))
+
+
+def test_fit_lines_wraps_shrinks_and_reports_truncation() -> None:
+    fit = fit_lines(" ".join(LONG_ADDRESS), FONT, 10, 6, 200, 4)
+    assert not fit.truncated and 6 <= fit.size <= 10 and 1 < len(fit.lines) <= 4
+    assert all(text_width(line, FONT, fit.size) <= 200 for line in fit.lines)
+    short = fit_lines(NAME, FONT_BOLD, 14, 8, 200, 2)
+    assert short == (14, (NAME,), False)
+    cut = fit_lines("x" * 500, FONT, 10, 6, 100, 2)
+    assert cut.truncated and cut.lines[-1].endswith("…") and len(cut.lines) == 2
+    assert all(text_width(line, FONT, cut.size) <= 100 for line in cut.lines)
+    nfd = fit_lines(unicodedata.normalize("NFD", NAME), FONT, 10, 6, 200, 1)
+    assert nfd.lines == (NAME,)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: render_labels([]), "empty"),
+        (lambda: render_labels([item()], "letter"), "unknown label size"),
+        (lambda: render_labels([item()], dpi=150), "150 dpi"),
+        (lambda: render_labels([item(item_id="RH000000042VX0")]), "S10"),
+        (lambda: render_labels([item(item_id="RH000000041VN")]), "S10"),  # wrong check digit
+        (lambda: render_labels([item(tracking_url="")]), "tracking link"),
+        (lambda: render_labels([item(dossier_code="  ")]), "dossier"),
+        (lambda: render_labels([item(dossier_code="X" * 200)]), "dossier code"),
+        (lambda: render_zpl([item()], "a4"), "ZPL is for label printers"),
+        (lambda: render_zpl([item()], "4x6"), "unknown label size"),
+    ],
+)
+def test_label_errors(call: object, message: str) -> None:
+    with pytest.raises(LabelError, match=message):
+        call()  # type: ignore[operator]
+
+
+def test_size_accepts_strings() -> None:
+    assert render_labels([item()], "A6").startswith(b"%PDF")
+
+
+# --- ZPL -------------------------------------------------------------------------------------
+
+
+def _inflate(data: str, per_row: int) -> bytes:
+    """Undo Zebra's ASCII ^GF compression."""
+    rows: list[str] = []
+    row, count = "", 0
+    for ch in data:
+        if "G" <= ch <= "Y":
+            count += ord(ch) - ord("F")
+        elif "g" <= ch <= "z":
+            count += (ord(ch) - ord("f")) * 20
+        elif ch == ",":
+            rows.append(row.ljust(2 * per_row, "0"))
+            row = ""
+        elif ch == "!":
+            rows.append(row.ljust(2 * per_row, "F"))
+            row = ""
+        elif ch == ":":
+            rows.append(rows[-1])
+        else:
+            row += ch * max(count, 1)
+            count = 0
+            if len(row) == 2 * per_row:
+                rows.append(row)
+                row = ""
+    assert row == "", "a row was left unfinished"
+    return bytes.fromhex("".join(rows))
+
+
+@pytest.mark.parametrize("size", [LabelSize.L100X150, LabelSize.L100X100, LabelSize.A6])
+@pytest.mark.parametrize("dpi", [203, 300])
+def test_zpl_is_well_formed(size: LabelSize, dpi: int) -> None:
+    labels = [item(1), item(2, route_code=None)]
+    zpl = render_zpl(labels, size, dpi=dpi).decode("utf-8")
+    assert zpl.count("^XA") == zpl.count("^XZ") == 2
+    assert zpl.index("^XA") < zpl.index("^XZ")
+    assert zpl.count("^CI28") == 2
+    w_mm, h_mm = {LabelSize.L100X150: (100, 150), LabelSize.L100X100: (100, 100), LabelSize.A6: (105, 148)}[
+        size
+    ]
+    assert f"^PW{round(w_mm * dpi / 25.4)}" in zpl and f"^LL{round(h_mm * dpi / 25.4)}" in zpl
+    k = default_module_dots(dpi)
+    for label in labels:
+        assert f"^BY{k}^BCN," in zpl and f"^FD{label.item_id}^FS" in zpl
+        assert f"^FDMA,{label.tracking_url}^FS" in zpl
+    graphics = re.findall(r"\^GFA,(\d+),(\d+),(\d+),([^\^]*)\^FS", zpl)
+    assert len(graphics) > 20
+    inked = 0
+    for total, total2, per_row, data in graphics:
+        bits = _inflate(data, int(per_row))
+        assert len(bits) == int(total) == int(total2)
+        assert int(total) % int(per_row) == 0
+        inked += any(bits)
+    assert inked == len(graphics)  # no blank text block
+
+
+def test_zpl_text_graphic_reads_as_the_name() -> None:
+    """The recipient's name graphic rendered back is not blank and is as wide as the PDF's text."""
+    zpl = render_zpl([item()], dpi=203).decode()
+    lay = layout_label(item(), dpi=203)
+    name = next(p for p in lay.variable if getattr(p, "lines", None) == (NAME,))
+    fo = f"^FO{round(name.x * 203 / 25.4)},{round(name.y * 203 / 25.4)}^GFA"
+    start = zpl.index(fo) + len(fo) - 4
+    total, _, per_row, data = re.match(r"\^GFA,(\d+),(\d+),(\d+),([^\^]*)", zpl[start:]).groups()  # type: ignore[union-attr]
+    bits = _inflate(data, int(per_row))
+    width, height = int(per_row) * 8, int(total) // int(per_row)
+    image = Image.frombytes("1", (width, height), bits)
+    box = image.getbbox()
+    assert box is not None
+    ink_width_mm = (box[2] - box[0]) * 25.4 / 203
+    pdf_width_mm = text_width(NAME, FONT_BOLD, name.size) / MM
+    assert abs(ink_width_mm - pdf_width_mm) < 1.5
+
+
+def test_recipient_name_changed_between_items_is_not_reused() -> None:
+    a, b = item(1), dataclasses.replace(item(2), recipient=Party("Trần Văn Đức"))
+    text = pdftotext(render_labels([a, b]))
+    assert NAME in text and "Trần Văn Đức" in text
