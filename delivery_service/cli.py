@@ -142,6 +142,46 @@ def users_create(role: str, username: str, full_name: str, counter_code: str | N
     click.echo(f"created user {user.username} ({user.role.value})")
 
 
+@main.group()
+def counters() -> None:
+    """One-stop counters."""
+
+
+@counters.command("labels")
+@click.argument("code")
+@click.option("--format", "fmt", type=click.Choice(["pdf", "zpl"]), help="Default label format.")
+@click.option("--size", type=click.Choice(["100x150", "100x100", "a6", "a4"]), help="Default label size.")
+@click.option("--requires-route/--no-requires-route", default=None,
+              help="Print labels only for orders already on a route.")
+@click.option("--hotline", help="Complaints hotline printed on its labels and receipts.")
+@with_appcontext
+def counters_labels(code: str, fmt: str | None, size: str | None, requires_route: bool | None,
+                    hotline: str | None) -> None:
+    """Show or set how a counter prints its labels."""
+    import sqlalchemy as sa
+
+    from delivery_service.extensions import db
+    from delivery_service.orgs.models import Counter
+
+    counter = db.session.scalar(sa.select(Counter).where(Counter.code == code.strip().upper()))
+    if counter is None:
+        raise click.ClickException(f"No counter {code}")
+    if fmt:
+        counter.label_format = fmt
+    if size:
+        counter.label_size = size
+    if requires_route is not None:
+        counter.label_requires_route = requires_route
+    if hotline is not None:
+        counter.hotline = hotline.strip() or None
+    if fmt == "zpl" and counter.label_size == "a4" or size == "a4" and counter.label_format == "zpl":
+        raise click.ClickException("ZPL is for label printers: choose 100x150, 100x100 or a6")
+    db.session.commit()
+    click.echo(f"{counter.code}: {counter.label_format} {counter.label_size}, "
+               f"route required: {'yes' if counter.label_requires_route else 'no'}, "
+               f"hotline: {counter.hotline or current_app.config['COMPLAINTS_HOTLINE']}")
+
+
 @main.group("api-clients")
 def api_clients() -> None:
     """API clients of counter systems."""
