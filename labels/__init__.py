@@ -4,6 +4,7 @@ Typed dataclasses in (labels.model), bytes out, LabelError for input it cannot r
 """
 
 from labels import s10
+from labels.documents import render_manifest, render_receipt, render_run_sheet
 from labels.label import layout_label, render_labels
 from labels.model import (
     LabelData,
@@ -20,9 +21,6 @@ from labels.model import (
 )
 from labels.zpl import render_zpl
 
-# labels.documents (receipts, manifests, run sheets) is exported here once it is committed:
-# from labels.documents import render_manifest, render_receipt, render_run_sheet
-
 __all__ = [
     "LabelData",
     "LabelError",
@@ -37,6 +35,9 @@ __all__ = [
     "Service",
     "layout_label",
     "render_labels",
+    "render_manifest",
+    "render_receipt",
+    "render_run_sheet",
     "render_zpl",
     "s10",
 ]
