@@ -1,0 +1,222 @@
+"""Printing through the service: labels (one, reprints, batches big and small), receipts, manifests
+and run sheets, on both databases; the files are checked with poppler and pypdf."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+
+import pytest
+import sqlalchemy as sa
+from conftest import REQUIRE, login, order_payload
+from pypdf import PdfReader
+
+from delivery_service.extensions import db
+from delivery_service.orgs.models import Counter
+from delivery_service.printing.models import LabelPrint, Manifest, PrintJob
+
+
+def pdf_text(content: bytes) -> str:
+    if shutil.which("pdftotext") is None:
+        if REQUIRE:
+            pytest.fail("pdftotext (poppler-utils) is missing")
+        pytest.skip("pdftotext (poppler-utils) is missing: apt-get install poppler-utils")
+    out = subprocess.run(["pdftotext", "-layout", "-", "-"], input=content, capture_output=True, check=True)
+    return out.stdout.decode()
+
+
+def pages(content: bytes) -> int:
+    return len(PdfReader(io.BytesIO(content)).pages)
+
+
+def new_order(client, auth, **changes) -> str:
+    resp = client.post("/api/v1/orders", json=order_payload(**changes), headers=auth)
+    assert resp.status_code == 201, resp.json
+    return resp.json["item_id"]
+
+
+def prints(item_id: str) -> list[LabelPrint]:
+    from delivery_service.orders.models import DeliveryOrder
+
+    return list(db.session.scalars(sa.select(LabelPrint).join(DeliveryOrder, DeliveryOrder.id == LabelPrint.order_id)
+                                   .where(DeliveryOrder.item_id == item_id).order_by(LabelPrint.id)))
+
+
+def test_one_label_as_pdf_and_zpl_and_every_print_is_recorded(client, auth):
+    item = new_order(client, auth, recipient={"name": "Nguyễn Thị Hoà", "phone": "0905123456"})
+    pdf = client.get(f"/api/v1/orders/{item}/label", headers=auth)
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
+    assert f'filename="nhan-{item}.pdf"' in pdf.headers["Content-Disposition"]
+    box = PdfReader(io.BytesIO(pdf.data)).pages[0].mediabox
+    assert (round(float(box.width), 2), round(float(box.height), 2)) == (283.46, 425.2)  # 100 x 150 mm
+    text = pdf_text(pdf.data)
+    assert "Nguyễn Thị Hoà" in text and item in text and "QNG-01" in text
+    zpl = client.get(f"/api/v1/orders/{item}/label?format=zpl&size=100x100", headers=auth)
+    assert zpl.status_code == 200 and zpl.mimetype == "application/zpl"
+    body = zpl.data.decode()
+    assert body.startswith("^XA") and body.rstrip().endswith("^XZ") and item in body
+    history = client.get(f"/api/v1/orders/{item}/label/prints", headers=auth).json
+    assert [(p["copy_no"], p["format"], p["size"]) for p in history] == [(1, "pdf", "100x150"), (2, "zpl", "100x100")]
+    assert "12 Hùng Vương" in history[0]["address"]
+
+
+def test_a_reprint_after_an_address_change_shows_the_new_address(client, auth):
+    item = new_order(client, auth)
+    assert client.get(f"/api/v1/orders/{item}/label", headers=auth).status_code == 200
+    moved = client.put(f"/api/v1/orders/{item}/address", headers=auth, json={
+        "address": {"province_code": "51", "commune_code": "21172", "detail": "Tổ 7, đường Lê Lợi"}})
+    assert moved.status_code == 200 and moved.json["route_code"] == "QNG-02"
+    again = client.get(f"/api/v1/orders/{item}/label", headers=auth)
+    text = pdf_text(again.data)
+    assert "Tổ 7, đường Lê Lợi" in text and "QNG-02" in text and "12 Hùng Vương" not in text
+    first, second = prints(item)
+    assert (first.copy_no, second.copy_no) == (1, 2)
+    assert "12 Hùng Vương" in first.address and "Tổ 7" in second.address
+
+
+@pytest.mark.parametrize("query,field", [("format=png", "format"), ("size=a3", "size"),
+                                         ("format=zpl&size=a4", "size")])
+def test_unknown_formats_and_sizes_are_422(client, auth, query, field):
+    item = new_order(client, auth)
+    resp = client.get(f"/api/v1/orders/{item}/label?{query}", headers=auth)
+    assert resp.status_code == 422 and field in str(resp.json)
+    assert prints(item) == []
+
+
+def test_cancelled_and_unrouted_orders_get_a_clear_refusal(client, auth):
+    item = new_order(client, auth)
+    assert client.post(f"/api/v1/orders/{item}/events", json={"status": "cancelled"}, headers=auth).status_code == 201
+    refused = client.get(f"/api/v1/orders/{item}/label", headers=auth)
+    assert refused.status_code == 409 and "cancelled" in refused.json["message"]
+    db.session.execute(sa.update(Counter).where(Counter.code == "QNG-TTHCC").values(label_requires_route=True))
+    db.session.commit()
+    lost = new_order(client, auth, address={"province_code": "51", "commune_code": "21250", "detail": "Thôn 2"})
+    refused = client.get(f"/api/v1/orders/{lost}/label", headers=auth)
+    assert refused.status_code == 409 and "not on a route" in refused.json["message"]
+    assert prints(item) == [] and prints(lost) == []
+
+
+def test_small_batches_come_back_at_once(client, auth):
+    items = [new_order(client, auth) for _ in range(3)]
+    cancelled = new_order(client, auth)
+    client.post(f"/api/v1/orders/{cancelled}/events", json={"status": "cancelled"}, headers=auth)
+    resp = client.post("/api/v1/labels/batches", json={}, headers=auth)
+    assert resp.status_code == 200 and resp.mimetype == "application/pdf"
+    assert pages(resp.data) == 3 and resp.headers["X-Left-Out"] == "0"  # cancelled ones are not "unprinted"
+    assert client.post("/api/v1/labels/batches", json={}, headers=auth).status_code == 422  # all printed
+    chosen = client.post("/api/v1/labels/batches", json={"item_ids": items[:2], "format": "zpl"}, headers=auth)
+    assert chosen.status_code == 200 and chosen.data.decode().count("^XA") == 2
+    bad = client.post("/api/v1/labels/batches", json={"item_ids": [cancelled, "RH000000000VN"]}, headers=auth)
+    assert bad.status_code == 422
+
+
+@pytest.mark.config(LABEL_ASYNC_THRESHOLD=2)
+def test_big_batches_run_as_a_job_and_the_file_is_kept(client, auth):
+    for _ in range(5):
+        new_order(client, auth)
+    resp = client.post("/api/v1/labels/batches", json={"size": "a4"}, headers=auth)
+    assert resp.status_code == 202, resp.json
+    job = client.get(resp.headers["Location"], headers=auth).json
+    assert (job["state"], job["done"], job["total"]) == ("done", 5, 5)  # no Redis: it ran after the commit
+    pdf = client.get(job["file"], headers=auth)
+    assert pdf.status_code == 200 and pages(pdf.data) == 2  # A4: four labels a page
+    box = PdfReader(io.BytesIO(pdf.data)).pages[0].mediabox
+    assert (round(float(box.width), 2), round(float(box.height), 2)) == (595.28, 841.89)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(LabelPrint)) == 5
+
+
+@pytest.mark.redis
+@pytest.mark.config(LABEL_ASYNC_THRESHOLD=2)
+def test_big_batches_go_to_rq_and_show_progress(client, auth, rq_app):
+    from rq import SimpleWorker
+
+    ids = [new_order(client, auth) for _ in range(3)]
+    rq_app.config["LABEL_ASYNC_THRESHOLD"] = 2
+    with rq_app.app_context():
+        from delivery_service.accounts.services import actor_for_token
+        from delivery_service.printing.services import get_job, start_batch
+
+        actor = actor_for_token(auth["Authorization"][7:])
+        result = start_batch(actor, counter_id=actor.counter_id, item_ids=ids)
+        assert result.document is None and result.job.state.value == "pending"
+        queue = rq_app.extensions["rq_queue"]
+        assert queue.count == 1
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        db.session.expire_all()
+        job = get_job(actor, result.job.id)
+        assert (job.state.value, job.done) == ("done", 3) and job.file_name
+
+
+def test_manifest_for_a_bag_and_its_refusals(client, auth):
+    items = [new_order(client, auth, recipient={"name": f"Trần Văn Đức {n}", "phone": "0905123456"})
+             for n in range(3)]
+    resp = client.post("/api/v1/manifests", headers=auth, json={
+        "kind": "counter_to_courier", "item_ids": items, "route": "QNG-01", "note": "Túi sáng"})
+    assert resp.status_code == 201, resp.json
+    code = resp.json["code"]
+    assert re.fullmatch(r"BB\d{12}", code)
+    pdf = client.get(f"/api/v1/manifests/{code}.pdf", headers=auth)
+    assert pdf.status_code == 200
+    text = pdf_text(pdf.data)
+    assert code in text and all(i in text for i in items) and "Trần Văn Đức 2" in text
+    empty = client.post("/api/v1/manifests", headers=auth, json={"kind": "counter_to_courier", "item_ids": []})
+    assert empty.status_code == 422
+    courier_kind = client.post("/api/v1/manifests", headers=auth, json={"kind": "courier_to_agency", "item_ids": items})
+    assert courier_kind.status_code == 403
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Manifest)) == 1
+
+
+def test_receipt_and_run_sheet(client, auth):
+    item = new_order(client, auth, recipient={"name": "Lê Thị Ánh", "phone": "0912345678"})
+    receipt = client.get(f"/api/v1/orders/{item}/receipt", headers=auth)
+    assert receipt.status_code == 200
+    box = PdfReader(io.BytesIO(receipt.data)).pages[0].mediabox
+    assert (round(float(box.width), 2), round(float(box.height), 2)) == (419.53, 595.28)  # A5
+    assert "Lê Thị Ánh" in pdf_text(receipt.data)
+    assert client.get(f"/api/v1/orders/{item}/receipt?size=letter", headers=auth).status_code == 422
+    day = client.get(f"/api/v1/orders/{item}", headers=auth).json["run_date"]
+    login(client, "courier")
+    sheet = client.get(f"/api/v1/routes/QNG-01/run/sheet?date={day}")
+    assert sheet.status_code == 200 and "Lê Thị Ánh" in pdf_text(sheet.data)
+    assert client.get(f"/api/v1/routes/QNG-02/run/sheet?date={day}").status_code == 404
+    assert client.get("/api/v1/routes/QNG-01/run/sheet?date=yesterday").status_code == 422
+
+
+def test_pages_print_labels_receipts_batches_and_manifests(client, auth):
+    items = [new_order(client, auth) for _ in range(2)]
+    login(client, "counter")
+    order_page = client.get(f"/counter/orders/{items[0]}").get_data(as_text=True)
+    assert "In nhãn" in order_page and "In biên nhận" in order_page
+    label = client.get(f"/counter/orders/{items[0]}/label?format=pdf&size=a6")
+    assert label.status_code == 200 and label.mimetype == "application/pdf"
+    assert "In lại nhãn" in client.get(f"/counter/orders/{items[0]}").get_data(as_text=True)
+    bad = client.get(f"/counter/orders/{items[0]}/label?size=a3", follow_redirects=True)
+    assert bad.status_code == 200 and "Cỡ nhãn không hợp lệ" in bad.get_data(as_text=True)  # the message, in Vietnamese
+    listing = client.get("/counter/labels").get_data(as_text=True)
+    assert items[1] in listing and items[0] not in listing  # printed already
+    token = re.search(r'name="csrf_token" value="([^"]+)"', listing).group(1)
+    batch = client.post("/counter/labels", data={"csrf_token": token, "which": "all", "format": "pdf",
+                                                 "size": "100x150"})
+    assert batch.status_code == 200 and "attachment" in batch.headers["Content-Disposition"]
+    manifest = client.post("/counter/manifests", data={"csrf_token": token, "item_ids": items, "route": "QNG-01"})
+    assert manifest.status_code == 303 and manifest.headers["Location"].endswith(".pdf")
+    assert client.get(manifest.headers["Location"]).mimetype == "application/pdf"
+    assert client.post("/counter/labels", data={"which": "all"}).status_code == 400  # no CSRF token
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(PrintJob)) == 0
+
+
+def test_cli_sets_a_counters_label_defaults(app, client, auth):
+    from delivery_service.cli import main
+
+    runner = app.test_cli_runner()
+    result = runner.invoke(main, ["counters", "labels", "QNG-TTHCC", "--format", "zpl", "--size", "100x100"])
+    assert result.exit_code == 0 and "zpl 100x100" in result.output
+    item = new_order(client, auth)
+    resp = client.get(f"/api/v1/orders/{item}/label", headers=auth)  # the counter's defaults
+    assert resp.mimetype == "application/zpl" and "^XA" in resp.data.decode()
+    refused = runner.invoke(main, ["counters", "labels", "QNG-TTHCC", "--size", "a4"])
+    assert refused.exit_code != 0 and "ZPL is for label printers" in refused.output
+    assert runner.invoke(main, ["counters", "labels", "NOPE"]).exit_code != 0
