@@ -66,11 +66,18 @@ def _compress_row(row: str) -> str:
     elif row.endswith("FF"):
         row, tail = row.rstrip("F"), "!"
 
-    def run(m: re.Match[str]) -> str:
-        n, ch = len(m.group(0)), m.group(1)
-        return "".join(_count(min(400, n - i)) + ch for i in range(0, n, 400))
+    return _RUN.sub(_run, row) + tail
 
-    return _RUN.sub(run, row) + tail
+
+_COUNTS = [_count(n) for n in range(401)]  # repeat counts, computed once
+
+
+def _run(m: re.Match[str]) -> str:
+    run = m.group(0)
+    n, ch = len(run), run[0]
+    if n <= 400:
+        return _COUNTS[n] + ch
+    return "".join(_COUNTS[min(400, n - i)] + ch for i in range(0, n, 400))
 
 
 def graphic_field(bits: bytes, width_dots: int, height_dots: int) -> str:
@@ -97,8 +104,10 @@ def _font(name: str, size_px: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(FONT_FILES[name]), size_px)
 
 
+@lru_cache(maxsize=2048)
 def _text(t: Text, dpi: int) -> str:
-    """A text block rasterised to one ^GF at its place."""
+    """A text block rasterised to one ^GF at its place (cached: senders, captions and dates repeat
+    from label to label in a batch)."""
     if not t.lines:
         return ""
     pad = _dots(0.8, dpi) if t.inverse else 0
