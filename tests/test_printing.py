@@ -125,6 +125,12 @@ def test_big_batches_run_as_a_job_and_the_file_is_kept(client, auth):
     box = PdfReader(io.BytesIO(pdf.data)).pages[0].mediabox
     assert (round(float(box.width), 2), round(float(box.height), 2)) == (595.28, 841.89)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(LabelPrint)) == 5
+    ids = [p["item_id"] for p in client.get("/api/v1/orders", headers=auth).json]
+    zpl = client.post("/api/v1/labels/batches", json={"item_ids": ids, "format": "zpl"}, headers=auth)
+    assert zpl.status_code == 202
+    done = client.get(zpl.headers["Location"], headers=auth).json
+    stream = client.get(done["file"], headers=auth).data.decode()
+    assert stream.count("^XA") == stream.count("^XZ") == 5 and all(i in stream for i in ids)
 
 
 @pytest.mark.redis

@@ -320,32 +320,35 @@ def run_print_job(job_id: int) -> None:
     actor = Actor(label=job.actor_label, role=Role.ADMIN, user_id=job.created_by_id, client_id=job.client_id)
     job.state, job.done = JobState.RUNNING, 0
     db.session.commit()
-    parts: list[bytes] = []
-    for start in range(0, job.total, CHUNK):
-        ids = job.order_ids[start:start + CHUNK]
-        rows = db.session.scalars(sa.select(DeliveryOrder).where(DeliveryOrder.id.in_(ids)))
-        by_id = {o.id: o for o in rows}
-        orders = [by_id[i] for i in ids if i in by_id and refusal(by_id[i], counter) is None]
-        if orders:
-            parts.append(_render(orders, counter, job.format, job.size, actor))
-        job.done = min(start + CHUNK, job.total)
-        db.session.commit()  # the progress the page shows, and the prints of this chunk
-    content = parts[0] if len(parts) == 1 else _join(parts, job.format)
     folder = Path(current_app.config["PRINT_FILES_DIR"])
     folder.mkdir(parents=True, exist_ok=True)
     name = f"job-{job.id}-{secrets.token_hex(8)}.{job.format.value}"
     tmp = folder / f".{name}.part"
-    tmp.write_bytes(content)
+    parts: list[bytes] = []  # PDF chunks, joined at the end; ZPL goes to the file as it comes
+    with tmp.open("wb") as out:
+        for start in range(0, job.total, CHUNK):
+            ids = job.order_ids[start:start + CHUNK]
+            rows = db.session.scalars(sa.select(DeliveryOrder).where(DeliveryOrder.id.in_(ids)))
+            by_id = {o.id: o for o in rows}
+            orders = [by_id[i] for i in ids if i in by_id and refusal(by_id[i], counter) is None]
+            if orders:
+                chunk = _render(orders, counter, job.format, job.size, actor)
+                if job.format is LabelFormat.ZPL:
+                    out.write(chunk)
+                else:
+                    parts.append(chunk)
+            job.done = min(start + CHUNK, job.total)
+            db.session.commit()  # the progress the page shows, and the prints of this chunk
+        if parts:
+            out.write(parts[0] if len(parts) == 1 else _join(parts))
     tmp.rename(folder / name)
     job.file_name, job.state, job.finished_at = name, JobState.DONE, utcnow()
     db.session.commit()
     log.info("print job %d: %d labels", job.id, job.total)
 
 
-def _join(parts: list[bytes], fmt: LabelFormat) -> bytes:
-    """One file of several rendered chunks: ZPL streams concatenate, PDFs are merged."""
-    if fmt is LabelFormat.ZPL:
-        return b"".join(parts)
+def _join(parts: list[bytes]) -> bytes:
+    """One PDF of several rendered chunks."""
     import io
 
     from pypdf import PdfWriter
