@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Sequence
+import itertools
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from reportlab import rl_config
+from reportlab.pdfbase.pdfdoc import PDFArray, PDFDictionary, PDFName, PDFStream
 from reportlab.pdfgen.canvas import Canvas
 
 from labels import s10
@@ -525,23 +528,25 @@ def _cut_marks(canvas: Canvas) -> None:
     canvas.line(cw * MM, (ch - 3) * MM, cw * MM, (ch + 3) * MM)
 
 
-def _render(layouts: Sequence[Layout], size: LabelSize, dpi: int) -> bytes:
+def _render(layouts: Iterator[Layout], size: LabelSize, dpi: int) -> bytes:
+    """Draw the labels page by page; ``layouts`` is consumed lazily, so memory stays flat."""
     register()
     page_w, page_h = page_size_pt(size)
     buf = io.BytesIO()
     canvas = Canvas(buf, pagesize=(page_w, page_h), pageCompression=1, invariant=1)
     canvas.setTitle("Nhãn bưu gửi / Shipping labels")
     canvas.setCreator("labels (delivery-service)")
-    static = layouts[0].static
+    first = next(layouts)
     canvas.beginForm("static")
-    _draw(canvas, static, 0.0, layouts[0].height * MM, dpi)
+    _draw(canvas, first.static, 0.0, first.height * MM, dpi)
     canvas.endForm()
     per_page = 4 if size is LabelSize.A4 else 1
     cell_w, cell_h = A4_CELL_MM
-    for start in range(0, len(layouts), per_page):
+    pending = itertools.chain([first], layouts)
+    while page := list(itertools.islice(pending, per_page)):
         if size is LabelSize.A4:
             _cut_marks(canvas)
-        for j, lay in enumerate(layouts[start : start + per_page]):
+        for j, lay in enumerate(page):
             ox = (j % 2) * cell_w * MM if per_page > 1 else 0.0
             oy = (j // 2) * cell_h * MM if per_page > 1 else 0.0  # from the top
             top = page_h - oy
@@ -551,8 +556,29 @@ def _render(layouts: Sequence[Layout], size: LabelSize, dpi: int) -> bytes:
             canvas.restoreState()
             _draw(canvas, lay.variable, ox, top, dpi)
         canvas.showPage()
+        _compress_last_page(canvas)
     canvas.save()
     return buf.getvalue()
+
+
+_FLATE = PDFDictionary({"Filter": PDFArray([PDFName("FlateDecode")])})
+
+
+def _compress_last_page(canvas: Canvas) -> None:
+    """Compress the page just finished now rather than at save().
+
+    reportlab keeps every page's content uncompressed (~17 KB a label) until it writes the file, so
+    memory would grow with the batch; compressed it is ~1.5 KB. reportlab leaves a stream alone when
+    its dictionary already names a filter, which is what this relies on (the raster tests check the
+    pages still decode).
+    """
+    page = canvas._doc.Pages.pages[-1]  # noqa: SLF001  (reportlab has no public hook for this)
+    if page.Contents or not page.stream:
+        return
+    raw = page.stream.encode("latin-1") if isinstance(page.stream, str) else page.stream
+    stream = PDFStream(dictionary=PDFDictionary(dict(_FLATE.dict)), content=zlib.compress(raw))
+    stream.__Comment__ = "page stream"
+    page.Contents, page.stream = stream, None
 
 
 def render_labels(
@@ -564,7 +590,7 @@ def render_labels(
     if not items:
         raise LabelError("no labels to print: the batch is empty")
     static, g = _static(size)
-    layouts = [_variable(item, static, g, dpi) for item in items]
+    layouts = (_variable(item, static, g, dpi) for item in items)
     # Both settings are read while drawing: shape checking costs ~20 % and our primitives are built
     # valid; ASCII85 around the compressed streams costs another ~20 % and only makes them larger.
     saved = rl_config.shapeChecking, rl_config.useA85
