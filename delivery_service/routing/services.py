@@ -355,12 +355,6 @@ def route_scope(stmt: sa.Select, actor: Actor) -> sa.Select:
     return stmt.where(sa.false())
 
 
-def can_list_routes(actor: Actor) -> bool:
-    """Coverage (which route serves which commune) holds no personal data: every staff role and
-    counter system may read it."""
-    return True
-
-
 def office_area(office_id: int) -> sa.ColumnElement[bool]:
     """Orders without a route that a post office's supervisors may dispatch: those of its province
     (an order no route matches needs someone in the province to decide), and of any commune one of
