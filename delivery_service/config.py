@@ -46,13 +46,36 @@ DEFAULTS: dict[str, Any] = {
     "LABEL_DPI": 203,
     "LABEL_ASYNC_THRESHOLD": 100,
     "PRINT_FILES_DIR": None,  # None: "prints" in the instance folder; batch files kept for download
+    # The courier app: why a delivery or pickup failed ("code:Vietnamese:English;..." in the
+    # environment), failed attempts before the order goes back to the agency, how long a courier may
+    # correct their own event, proof uploads, how far ahead of the server a device clock may run, the
+    # largest sync batch, and the identity check asked for at delivery (id_last4 | otp | none).
+    "FAILURE_REASONS": (
+        "not_home:Không có người nhận tại nhà:Nobody at home;"
+        "wrong_address:Sai địa chỉ:Wrong address;"
+        "refused:Người nhận từ chối nhận:Refused by the recipient;"
+        "moved:Người nhận đã chuyển đi:Recipient has moved;"
+        "unreachable_by_phone:Không liên lạc được qua điện thoại:Unreachable by phone;"
+        "recipient_absent_authorised_missing:Người nhận vắng, không có giấy ủy quyền:"
+        "Recipient away, no authorisation;"
+        "other:Lý do khác:Other"
+    ),
+    "MAX_FAILED_ATTEMPTS": 3,
+    "CORRECTION_WINDOW_MIN": 30,
+    "MAX_PROOF_BYTES": 2 * 1024 * 1024,
+    "MAX_CLOCK_SKEW_S": 600,
+    "SYNC_MAX_EVENTS": 200,
+    "DELIVERY_ID_CHECK": "id_last4",
 }
 
 _INT_KEYS = {"DELIVERY_TARGET_DAYS", "MAX_JSON_BYTES", "MAX_IMPORT_BYTES", "MAX_IMPORT_ROWS",
-             "API_TOKEN_CACHE_SECONDS", "GEOCODER_CACHE_DAYS", "LABEL_DPI", "LABEL_ASYNC_THRESHOLD"}
+             "API_TOKEN_CACHE_SECONDS", "GEOCODER_CACHE_DAYS", "LABEL_DPI", "LABEL_ASYNC_THRESHOLD",
+             "MAX_FAILED_ATTEMPTS", "CORRECTION_WINDOW_MIN", "MAX_PROOF_BYTES", "MAX_CLOCK_SKEW_S",
+             "SYNC_MAX_EVENTS"}
 _FLOAT_KEYS = {"GEOCODER_MIN_DELAY_S", "GEOCODER_TIMEOUT_S", "ROUTE_SEQUENCE_TIME_LIMIT_S"}
 _BOOL_KEYS = {"DELIVERY_TARGET_WORKING_DAYS"}
 GEOCODERS = ("offline", "nominatim", "photon")
+ID_CHECKS = ("id_last4", "otp", "none")
 
 
 class ConfigError(RuntimeError):
@@ -121,7 +144,53 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
     limit = cfg["ROUTE_SEQUENCE_TIME_LIMIT_S"]
     if limit is not None and not 0 < limit <= 600:
         raise ConfigError("ROUTE_SEQUENCE_TIME_LIMIT_S must be between 0 and 600 seconds")
+    _courier_settings(cfg)
     return cfg
+
+
+def parse_failure_reasons(raw: str | list[dict[str, str]]) -> list[dict[str, str]]:
+    """``code:Vietnamese:English;...`` (or already parsed) -> [{"code", "label", "label_en"}]."""
+    if isinstance(raw, list):
+        items = [(str(r.get("code", "")), str(r.get("label", "")), str(r.get("label_en", ""))) for r in raw]
+    else:
+        items = []
+        for part in str(raw).split(";"):
+            if not part.strip():
+                continue
+            fields = [f.strip() for f in part.split(":")]
+            if len(fields) != 3:
+                raise ConfigError(f"FAILURE_REASONS: {part.strip()!r} must be code:Vietnamese:English")
+            items.append((fields[0], fields[1], fields[2]))
+    reasons: list[dict[str, str]] = []
+    for code, label, label_en in items:
+        if not (code and len(code) <= 64 and code.replace("_", "").isalnum() and code.isascii()):
+            raise ConfigError(f"FAILURE_REASONS: the code {code!r} must be 1-64 letters, digits or _")
+        if not label or not label_en:
+            raise ConfigError(f"FAILURE_REASONS: {code} needs a Vietnamese and an English label")
+        if any(r["code"] == code for r in reasons):
+            raise ConfigError(f"FAILURE_REASONS: {code} is listed twice")
+        reasons.append({"code": code, "label": label, "label_en": label_en})
+    if not reasons:
+        raise ConfigError("FAILURE_REASONS must list at least one reason")
+    return reasons
+
+
+def _courier_settings(cfg: dict[str, Any]) -> None:
+    cfg["FAILURE_REASONS"] = parse_failure_reasons(cfg["FAILURE_REASONS"])
+    if cfg["MAX_FAILED_ATTEMPTS"] < 1:
+        raise ConfigError("MAX_FAILED_ATTEMPTS must be at least 1")
+    if cfg["CORRECTION_WINDOW_MIN"] < 0:
+        raise ConfigError("CORRECTION_WINDOW_MIN must not be negative")
+    if not 1024 <= cfg["MAX_PROOF_BYTES"] <= 20 * 1024 * 1024:
+        raise ConfigError("MAX_PROOF_BYTES must be between 1 KiB and 20 MiB")
+    if cfg["MAX_CLOCK_SKEW_S"] < 0:
+        raise ConfigError("MAX_CLOCK_SKEW_S must not be negative")
+    if not 1 <= cfg["SYNC_MAX_EVENTS"] <= 1000:
+        raise ConfigError("SYNC_MAX_EVENTS must be between 1 and 1000")
+    cfg["DELIVERY_ID_CHECK"] = str(cfg["DELIVERY_ID_CHECK"]).strip().lower()
+    if cfg["DELIVERY_ID_CHECK"] not in ID_CHECKS:
+        raise ConfigError(f"DELIVERY_ID_CHECK must be one of {', '.join(ID_CHECKS)}, "
+                          f"got {cfg['DELIVERY_ID_CHECK']!r}")
 
 
 def _instance_secret(instance: Path) -> str:

@@ -1,6 +1,7 @@
 """Imports every model so that Alembic and the app see the whole schema."""
 
 from delivery_service.accounts.models import ApiClient, Role, User
+from delivery_service.courier.models import DeliveryProof, EventCorrection, ProofFile
 from delivery_service.geo.models import GeocodeCache, KnownPlace, OrderLocation
 from delivery_service.imports.models import ImportBatch, ImportState
 from delivery_service.orders.models import DeliveryOrder, Exemption, ItemSerial, OrderEvent, Payer
@@ -16,6 +17,7 @@ from delivery_service.routing.models import PartKind, RouteDayLoad, RouteRule, R
 from delivery_service.units.models import AdminUnit, UnitLevel
 
 __all__ = [
+    "DeliveryProof", "EventCorrection", "ProofFile",
     "LabelPrint", "Manifest", "PrintJob", "manifest_items",
     "AdminUnit", "ApiClient", "Counter", "CounterLevel", "DeliveryOrder", "Exemption", "GeocodeCache",
     "ImportBatch", "ImportState", "ItemSerial", "KnownPlace", "OrderEvent", "OrderLocation", "PartKind",
