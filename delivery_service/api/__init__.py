@@ -22,8 +22,15 @@ def current_actor() -> Actor:
 
 def _authenticate() -> None:
     g.pop("actor", None)
-    limit = (current_app.config["MAX_IMPORT_BYTES"] + 64 * 1024 if request.mimetype == "multipart/form-data"
-             else current_app.config["MAX_JSON_BYTES"])
+    cfg = current_app.config
+    if request.mimetype == "multipart/form-data":
+        limit = cfg["MAX_IMPORT_BYTES"] + 64 * 1024
+    elif request.path.startswith("/api/v1/courier/files/"):  # a photo or signature as the body
+        limit = cfg["MAX_PROOF_BYTES"]
+    elif request.path.startswith("/api/v1/courier/"):  # a whole offline batch of events
+        limit = max(cfg["MAX_JSON_BYTES"], cfg["SYNC_MAX_EVENTS"] * 2048)
+    else:
+        limit = cfg["MAX_JSON_BYTES"]
     if request.content_length is not None and request.content_length > limit:
         raise RequestEntityTooLarge(f"The body is larger than {limit} bytes.")
     request.max_content_length = limit
@@ -54,6 +61,7 @@ def protected(blp: Blueprint) -> Blueprint:
 def register(app: Flask) -> None:
     from swagger_ui_bundle import swagger_ui_path
 
+    from delivery_service.courier import api as courier
     from delivery_service.imports.api import blp as imports_blp
     from delivery_service.orders.api import blp as orders_blp
     from delivery_service.printing import api as printing
@@ -62,8 +70,9 @@ def register(app: Flask) -> None:
     from delivery_service.units.api import blp as units_blp
 
     for blp in (orders_blp, moves_blp, printing.orders, imports_blp, units_blp, routes_blp, printing.sheets,
-                printing.batches, printing.manifests):
+                printing.batches, printing.manifests, courier.blp, courier.proof):
         api.register_blueprint(blp, url_prefix="/api/v1" + blp.url_prefix)
+    app.register_blueprint(courier.pages)  # the order page's proof images
 
     from flask import send_from_directory
 

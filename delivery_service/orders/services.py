@@ -304,15 +304,23 @@ ROLE_TARGETS: dict[Role, set[Status]] = {
 def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt.datetime | None = None,
                   latitude: float | None = None, longitude: float | None = None,
                   accuracy_m: float | None = None, reason: str | None = None, note: str | None = None,
-                  client_event_id: str | None = None) -> tuple[OrderEvent, bool]:
+                  client_event_id: str | None = None, commit: bool = True,
+                  correction_of: OrderEvent | None = None) -> tuple[OrderEvent, bool]:
     """Move an order to ``target`` and log the event; commits.
 
     Returns ``(event, True)``, or ``(earlier_event, False)`` for a replay: the same ``client_event_id``
     sent again for the same order and status (an offline phone resending). Raises Conflict (409)
     with the reason when the move is impossible, when the status changed meanwhile, or when the
     ``client_event_id`` was used for another change.
+
+    ``commit=False``: flush the event instead, so that the caller writes what belongs with it in the
+    same transaction (the courier app's proof of delivery) and commits. ``correction_of``: undo that
+    event (the caller has checked it may): the order goes back to the event's ``status_from``, which
+    the machine alone would refuse (a delivered order is closed); allowed only while the order is
+    still in the status that event set.
     """
-    if actor.role is not Role.ADMIN and target not in ROLE_TARGETS.get(actor.role, set()):
+    if (correction_of is None and actor.role is not Role.ADMIN
+            and target not in ROLE_TARGETS.get(actor.role, set())):
         raise Forbidden(f"Your role cannot set the status {target.value}.")
     order = db.session.scalar(scope(sa.select(DeliveryOrder), actor)
                               .where(DeliveryOrder.item_id == s10.normalize(item_id)))
@@ -322,12 +330,20 @@ def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt
         replay = _replay(order, target, client_event_id)
         if replay is not None:
             return replay, False
-    try:
-        machine.check(order.direction, order.status, target,
-                      results_started=order.dossier_delivered_at is not None)
-    except machine.TransitionRefused as exc:
-        db.session.rollback()
-        raise Conflict(exc.reason, current_status=order.status.value, requested=target.value) from None
+    if correction_of is not None:
+        if (correction_of.order_id != order.id or order.status is not correction_of.status_to
+                or target is not correction_of.status_from):
+            current = order.status.value
+            db.session.rollback()
+            raise Conflict("The order has changed since that event; it can no longer be corrected.",
+                           current_status=current, requested=target.value)
+    else:
+        try:
+            machine.check(order.direction, order.status, target,
+                          results_started=order.dossier_delivered_at is not None)
+        except machine.TransitionRefused as exc:
+            db.session.rollback()
+            raise Conflict(exc.reason, current_status=order.status.value, requested=target.value) from None
     now = utcnow()
     changes: dict[str, Any] = {"status": target, "updated_at": now}
     if target is Status.DELIVERED_TO_AGENCY:
@@ -356,6 +372,11 @@ def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt
                        accuracy_m=accuracy_m, reason=reason, note=note, client_event_id=client_event_id,
                        **_actor_cols(actor))
     db.session.add(event)
+    if not commit:
+        db.session.flush()  # a duplicate client_event_id raises here, for the caller to handle
+        for key, value in changes.items():
+            set_committed_value(order, key, value)
+        return event, True
     try:
         db.session.commit()
     except IntegrityError:  # the same client_event_id committed meanwhile by a concurrent request

@@ -1,0 +1,684 @@
+"""The courier's side: their run as the app shows it, events from the phone's outbox applied in
+device-time order through the status machine, proof of delivery, photos and signatures, and
+corrections. Logs carry ids and counts only, never names, phones or ID numbers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import undefer
+
+from delivery_service.accounts.models import Role
+from delivery_service.accounts.services import SYSTEM, Actor
+from delivery_service.courier.models import (
+    DeliveryProof,
+    EventCorrection,
+    FileKind,
+    IdCheckKind,
+    IdCheckResult,
+    ProofFile,
+    ProofKind,
+    ReceiverKind,
+)
+from delivery_service.courier.schemas import CourierSyncEventIn
+from delivery_service.db import utcnow
+from delivery_service.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from delivery_service.extensions import db
+from delivery_service.orders import services as orders
+from delivery_service.orders.models import DeliveryOrder, OrderEvent, Payer
+from delivery_service.orders.status import Direction, Status
+from delivery_service.orgs.models import PostalRoute
+from delivery_service.units.services import unit_index
+from labels import s10
+
+log = logging.getLogger(__name__)
+S = Status
+CORRECTION = "correction"
+RETURN_REASON = "max_failed_attempts"
+_EVENT_SCHEMA = CourierSyncEventIn()
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+
+
+class Rejected(Exception):
+    """An event the service refuses: reported back to the phone, never dropped."""
+
+    def __init__(self, code: str, message: str, fields: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.fields = code, message, fields or {}
+
+
+# --- the courier and their routes ----------------------------------------------------------------
+
+def require_courier(actor: Actor) -> None:
+    if actor.role is not Role.COURIER:
+        raise Forbidden("The courier app is for couriers.")
+
+
+def route_ids(actor: Actor) -> list[int]:
+    """The routes the courier drives (PostalRoute.courier_id)."""
+    require_courier(actor)
+    return list(db.session.scalars(sa.select(PostalRoute.id).where(PostalRoute.courier_id == actor.user_id)
+                                   .order_by(PostalRoute.code)))
+
+
+def own_route(actor: Actor) -> PostalRoute:
+    """The courier's route (the first by code if they drive several); NotFound if none."""
+    require_courier(actor)
+    route = db.session.scalar(sa.select(PostalRoute).where(PostalRoute.courier_id == actor.user_id)
+                              .order_by(PostalRoute.code).limit(1))
+    if route is None:
+        raise NotFound("You have no route: ask your supervisor to assign you one.")
+    return route
+
+
+def own_order(actor: Actor, item_id: str) -> DeliveryOrder:
+    """An order on one of the courier's routes (any day); NotFound saying so otherwise."""
+    ids = route_ids(actor)
+    normal = s10.normalize(item_id)
+    order = db.session.scalar(sa.select(DeliveryOrder).where(
+        DeliveryOrder.item_id == normal, DeliveryOrder.route_id.in_(ids or [-1])))
+    if order is None:
+        raise NotFound(f"{normal} is not on your route")
+    return order
+
+
+# --- reading: the run and its orders as the app shows them ---------------------------------------
+
+def on_result_leg(order: DeliveryOrder) -> bool:
+    """True while the order is carrying a result to the citizen (not collecting a dossier)."""
+    if order.direction is Direction.RESULT_TO_CITIZEN:
+        return True
+    if order.direction is Direction.DOSSIER_TO_AGENCY:
+        return False
+    return order.dossier_delivered_at is not None or order.status is S.DELIVERED_TO_AGENCY
+
+
+def actions_for(order: DeliveryOrder) -> list[str]:
+    """What the courier can record next (corrections are added by the caller)."""
+    status = order.status
+    if on_result_leg(order):
+        if status in (S.ASSIGNED, S.DELIVERED_TO_AGENCY):
+            return ["pickup_confirmed"]
+        if status in (S.HANDED_TO_COURIER, S.OUT_FOR_DELIVERY, S.FAILED_ATTEMPT):
+            return ["delivered", "failed_attempt"]
+        return []
+    if status is S.ASSIGNED:
+        return ["pickup_confirmed", "dossier_picked_up", "failed_attempt"]
+    if status in (S.PICKUP_SCHEDULED, S.FAILED_ATTEMPT):
+        return ["dossier_picked_up", "failed_attempt"]
+    return []
+
+
+def to_collect(order: DeliveryOrder) -> int:
+    """What the courier collects from the citizen: fees for the agency, and postage if they pay it."""
+    return order.collect_vnd + (order.postage_due_vnd if order.payer is Payer.CITIZEN else 0)
+
+
+def failed_attempts(order_ids: Iterable[int]) -> dict[int, int]:
+    """Failed attempts per order, corrected ones not counted."""
+    ids = list(order_ids)
+    if not ids:
+        return {}
+    corrected = sa.select(EventCorrection.corrected_event_id).where(EventCorrection.order_id.in_(ids))
+    rows = db.session.execute(
+        sa.select(OrderEvent.order_id, sa.func.count()).where(
+            OrderEvent.order_id.in_(ids), OrderEvent.status_to == S.FAILED_ATTEMPT,
+            sa.or_(OrderEvent.reason.is_(None), OrderEvent.reason != CORRECTION),
+            OrderEvent.id.not_in(corrected))
+        .group_by(OrderEvent.order_id))
+    return {order_id: n for order_id, n in rows}
+
+
+def _last_events(order_ids: Sequence[int]) -> dict[int, OrderEvent]:
+    if not order_ids:
+        return {}
+    latest = (sa.select(sa.func.max(OrderEvent.id)).where(OrderEvent.order_id.in_(order_ids))
+              .group_by(OrderEvent.order_id))
+    return {e.order_id: e for e in db.session.scalars(sa.select(OrderEvent).where(OrderEvent.id.in_(latest)))}
+
+
+def _correctable_until(event: OrderEvent, actor: Actor) -> dt.datetime | None:
+    """When the courier's own last event stops being correctable; None if it is not theirs."""
+    if (event.actor_user_id != actor.user_id or not event.client_event_id or event.reason == CORRECTION
+            or event.status_from is None):
+        return None
+    return event.server_time + dt.timedelta(minutes=current_app.config["CORRECTION_WINDOW_MIN"])
+
+
+def order_json(order: DeliveryOrder, actor: Actor, *, position: tuple[float, float, bool] | None,
+               attempts: int, last: OrderEvent | None, now: dt.datetime) -> dict[str, Any]:
+    """ORDER of docs/courier-api.md."""
+    index = unit_index()
+    commune, province = index.by_id.get(order.commune_id), index.by_id.get(order.province_id)
+    actions = actions_for(order)
+    last_json = None
+    if last is not None:
+        until = _correctable_until(last, actor)
+        if until is not None and until >= now:
+            actions.append("correction")
+        last_json = {"event_id": last.client_event_id, "status": last.status_to.value,
+                     "device_time": last.device_time.isoformat() if last.device_time else None,
+                     "correctable_until": until.isoformat() if until is not None and until >= now else None}
+    authorised = None
+    if order.authorised_name:
+        authorised = {"name": order.authorised_name, "phone": order.authorised_phone}
+    return {
+        "item_id": order.item_id, "status": order.status.value, "direction": order.direction.value,
+        "dossier_code": order.dossier_code, "procedure_name": order.procedure_name,
+        "issuing_agency": order.issuing_agency,
+        "recipient": {"name": order.recipient_name, "phone": order.recipient_phone},
+        "authorised": authorised,
+        "address": {"detail": order.address_detail, "commune": commune.name if commune else None,
+                    "province": province.name if province else None},
+        "latitude": position[0] if position else None, "longitude": position[1] if position else None,
+        "position_estimated": position[2] if position else True,
+        "collect_vnd": order.collect_vnd, "postage_due_vnd": order.postage_due_vnd,
+        "payer": order.payer.value, "to_collect_vnd": to_collect(order),
+        "failed_attempts": attempts, "id_check": current_app.config["DELIVERY_ID_CHECK"],
+        "actions": actions, "last_event": last_json,
+    }
+
+
+def _positions(orders_: Sequence[DeliveryOrder]) -> dict[int, tuple[float, float, bool]]:
+    from delivery_service.geo.services import locations_for
+
+    found = locations_for([o.id for o in orders_])
+    return {i: (loc.latitude, loc.longitude, bool(loc.is_centroid)) for i, loc in found.items()}
+
+
+def _orders_json(orders_: Sequence[DeliveryOrder], actor: Actor,
+                 positions: dict[int, tuple[float, float, bool]]) -> dict[int, dict[str, Any]]:
+    ids = [o.id for o in orders_]
+    attempts, last, now = failed_attempts(ids), _last_events(ids), utcnow()
+    return {o.id: order_json(o, actor, position=positions.get(o.id), attempts=attempts.get(o.id, 0),
+                             last=last.get(o.id), now=now) for o in orders_}
+
+
+def settings() -> dict[str, Any]:
+    cfg = current_app.config
+    return {"max_failed_attempts": cfg["MAX_FAILED_ATTEMPTS"],
+            "correction_window_min": cfg["CORRECTION_WINDOW_MIN"], "max_file_bytes": cfg["MAX_PROOF_BYTES"]}
+
+
+def run_for(actor: Actor, day: dt.date | None = None) -> dict[str, Any]:
+    """The courier's run for ``day`` (today by default), JSON-ready (docs/courier-api.md)."""
+    from delivery_service.routing.services import get_run
+
+    route = own_route(actor)
+    day = day or orders.local_today()
+    view = get_run(actor, route.code, day)
+    positions = {o.id: (stop["latitude"], stop["longitude"], bool(stop["estimated"]))
+                 for stop in view.stops for o in stop["orders"]}
+    if view.unsequenced:
+        positions.update(_positions(view.unsequenced))
+        db.session.commit()  # orders located just now keep their place for the next reader
+    all_orders = [o for stop in view.stops for o in stop["orders"]] + list(view.unsequenced)
+    as_json = _orders_json(all_orders, actor, positions)
+    return {
+        "route": {"code": route.code, "name": route.name}, "date": day.isoformat(),
+        "sequenced": view.run is not None, "done": view.done, "total": view.total,
+        "stops": [{"number": s["number"], "leg_m": s["leg_m"], "estimated": bool(s["estimated"]),
+                   "orders": [as_json[o.id] for o in s["orders"]]} for s in view.stops],
+        "unsequenced": [as_json[o.id] for o in view.unsequenced],
+        "failure_reasons": current_app.config["FAILURE_REASONS"],
+        "settings": settings(),
+    }
+
+
+def order_for(actor: Actor, item_id: str) -> dict[str, Any]:
+    """One ORDER on the courier's route (any day)."""
+    order = own_order(actor, item_id)
+    positions = _positions([order])
+    db.session.commit()
+    return _orders_json([order], actor, positions)[order.id]
+
+
+# --- identity checks -----------------------------------------------------------------------------
+
+def delivery_code(item_id: str) -> str:
+    """The citizen's one-time delivery code: 6 digits, HMAC-SHA256(SECRET_KEY, item id). It can be
+    printed on the receipt or sent by SMS; nothing needs storing, and any worker can check it."""
+    key = current_app.config["SECRET_KEY"].encode()
+    digest = hmac.new(key, f"delivery-code:{s10.normalize(item_id)}".encode(), hashlib.sha256).digest()
+    return f"{int.from_bytes(digest[:8], 'big') % 1_000_000:06d}"
+
+
+def _check_identity(order: DeliveryOrder,
+                    data: dict[str, Any]) -> tuple[IdCheckKind, IdCheckResult, str | None]:
+    check = data.get("id_check")
+    required = current_app.config["DELIVERY_ID_CHECK"]
+    if check is None:
+        if required != IdCheckKind.NONE.value:
+            raise Rejected("invalid", "Check the receiver's identity before handing the result over.",
+                           {"id_check": ["Required: the ID card's last 4 digits, or the one-time code."]})
+        return IdCheckKind.NONE, IdCheckResult.NOT_CHECKED, None
+    value = check["value"].strip()
+    if check["kind"] is IdCheckKind.OTP:
+        if not hmac.compare_digest(value, delivery_code(order.item_id)):
+            raise Rejected("invalid", "The one-time code is wrong: do not hand the result over.",
+                           {"id_check": ["The one-time code does not match the one sent to the citizen."]})
+        return IdCheckKind.OTP, IdCheckResult.OK, None
+    receiver = data["receiver"]["kind"]
+    known = order.recipient_id_number if receiver is ReceiverKind.RECIPIENT else order.authorised_id_number
+    if not known:
+        return IdCheckKind.ID_LAST4, IdCheckResult.NOT_VERIFIABLE, value
+    if not hmac.compare_digest(known[-4:], value):
+        whose = "recipient's" if receiver is ReceiverKind.RECIPIENT else "authorised person's"
+        raise Rejected("invalid", f"The ID card does not match the {whose} ID number on the order: "
+                                  "do not hand the result over.",
+                       {"id_check": ["The last 4 digits do not match the ID number on the order."]})
+    return IdCheckKind.ID_LAST4, IdCheckResult.OK, value
+
+
+# --- writing: the sync batch -------------------------------------------------------------------
+
+def _result(event_id: str | None, result: str, status: str | None = None,
+            error: Rejected | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"event_id": event_id, "result": result, "status": status}
+    if error is not None:
+        body["error"] = {"code": error.code, "message": error.message, "fields": error.fields}
+    return body
+
+
+def sync(actor: Actor, events: Sequence[Any]) -> list[dict[str, Any]]:
+    """Apply a batch from the phone's outbox; one result per event, in the order sent.
+
+    Each event is validated on its own; duplicates (stored earlier, or twice in this batch) are
+    answered ``duplicate`` and never stored again; the others are applied in device-time order, each
+    in a transaction of its own, so a refused one never undoes or stops the others.
+    """
+    ids = route_ids(actor)
+    now = utcnow()
+    skew = dt.timedelta(seconds=current_app.config["MAX_CLOCK_SKEW_S"])
+    results: list[dict[str, Any] | None] = [None] * len(events)
+    first_of: dict[str, int] = {}
+    twins: dict[int, int] = {}
+    todo: list[tuple[int, dict[str, Any]]] = []
+    for i, raw in enumerate(events):
+        event_id = raw.get("event_id") if isinstance(raw, dict) else None
+        event_id = event_id if isinstance(event_id, str) and len(event_id) <= 64 else None
+        if not isinstance(raw, dict):
+            results[i] = _result(None, "rejected",
+                                 error=Rejected("invalid", "An event must be a JSON object."))
+            continue
+        try:
+            data = _EVENT_SCHEMA.load(raw)
+        except ValidationError as exc:
+            fields = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+            results[i] = _result(event_id, "rejected", error=Rejected(
+                "invalid", "The event is incomplete or malformed: " + _summary(fields), fields))
+            continue
+        if data["event_id"] in first_of:
+            twins[i] = first_of[data["event_id"]]
+            continue
+        first_of[data["event_id"]] = i
+        ahead = data["device_time"] - now
+        if ahead > skew:
+            results[i] = _result(data["event_id"], "rejected", error=Rejected(
+                "clock_skew",
+                f"The phone's clock is {int(ahead.total_seconds())} s ahead of the server's (at most "
+                f"{int(skew.total_seconds())} s): set its date and time automatically, then record the event "
+                "again.", {"device_time": ["In the future."]}))
+            continue
+        todo.append((i, data))
+    stored = _stored_events([d["event_id"] for _, d in todo])
+    todo.sort(key=lambda pair: (pair[1]["device_time"], pair[0]))
+    for i, data in todo:
+        seen = stored.get(data["event_id"])
+        if seen is not None:
+            results[i] = _duplicate(data, seen)
+            continue
+        results[i] = _apply(actor, ids, data, now)
+    for i, j in twins.items():  # sent twice in one batch: answered like the first
+        first = results[j] or {}
+        results[i] = dict(first) if first.get("result") == "rejected" else _result(
+            first.get("event_id"), "duplicate", first.get("status"))
+    counts = Counter(r["result"] for r in results if r)
+    log.info("courier sync by user %s: %d events, %d applied, %d duplicate, %d rejected", actor.user_id,
+             len(events), counts["applied"], counts["duplicate"], counts["rejected"])
+    return [r for r in results if r is not None]
+
+
+def _summary(fields: dict[str, Any]) -> str:
+    return ", ".join(sorted(fields)) or "the event"
+
+
+def _stored_events(event_ids: list[str]) -> dict[str, tuple[str, Status]]:
+    """Events already stored: their order's item id and current status, by client event id."""
+    found: dict[str, tuple[str, Status]] = {}
+    for start in range(0, len(event_ids), 500):
+        rows = db.session.execute(
+            sa.select(OrderEvent.client_event_id, DeliveryOrder.item_id, DeliveryOrder.status)
+            .join(DeliveryOrder, DeliveryOrder.id == OrderEvent.order_id)
+            .where(OrderEvent.client_event_id.in_(event_ids[start:start + 500])))
+        for event_id, item_id, status in rows:
+            found[event_id] = (item_id, status)
+    return found
+
+
+def _duplicate(data: dict[str, Any], seen: tuple[str, Status]) -> dict[str, Any]:
+    item_id, status = seen
+    if item_id != s10.normalize(data["item_id"]):
+        return _result(data["event_id"], "rejected", error=Rejected(
+            "invalid", "This event_id was already used for another order; every event needs its own.",
+            {"event_id": ["Already used for another order."]}))
+    return _result(data["event_id"], "duplicate", status.value)
+
+
+def _apply(actor: Actor, route_ids_: list[int], data: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """One event in its own transaction: applied, or rejected with the reason (nothing written)."""
+    event_id = data["event_id"]
+    item_id = s10.normalize(data["item_id"])
+    try:
+        order = db.session.scalar(sa.select(DeliveryOrder).where(
+            DeliveryOrder.item_id == item_id, DeliveryOrder.route_id.in_(route_ids_ or [-1]))
+            .execution_options(populate_existing=True))
+        if order is None:
+            raise Rejected("not_your_route", f"{item_id} is not on your route")
+        if data["action"] == CORRECTION:
+            status = _correct(actor, order, data, now)
+        else:
+            status = _record(actor, order, data)
+        db.session.commit()
+    except Rejected as exc:
+        db.session.rollback()
+        return _result(event_id, "rejected", _current_status(item_id), exc)
+    except (Conflict, Forbidden, NotFound) as exc:  # the status machine, or a concurrent change
+        db.session.rollback()
+        return _result(event_id, "rejected", _current_status(item_id), Rejected("transition", exc.message))
+    except IntegrityError:  # the same event_id stored meanwhile by a concurrent request
+        db.session.rollback()
+        seen = _stored_events([event_id]).get(event_id)
+        if seen is None:
+            raise
+        return _duplicate(data, seen)
+    return _result(event_id, "applied", status.value)
+
+
+def _current_status(item_id: str) -> str | None:
+    status = db.session.scalar(sa.select(DeliveryOrder.status).where(DeliveryOrder.item_id == item_id))
+    return status.value if status else None
+
+
+def _steps(order: DeliveryOrder, action: str) -> list[Status]:
+    """The statuses an action moves the order through; the last one is the courier's event."""
+    status, result_leg = order.status, on_result_leg(order)
+    if action == "pickup_confirmed":
+        return [S.HANDED_TO_COURIER] if result_leg else [S.PICKUP_SCHEDULED]
+    if action in ("delivered", "failed_attempt") and result_leg:
+        target = S.DELIVERED if action == "delivered" else S.FAILED_ATTEMPT
+        # Out for delivery is implied: the courier records what happened at the door.
+        return [S.OUT_FOR_DELIVERY, target] if status in (S.HANDED_TO_COURIER, S.FAILED_ATTEMPT) else [target]
+    if action in ("dossier_picked_up", "failed_attempt") and not result_leg:
+        target = S.PICKED_UP if action == "dossier_picked_up" else S.FAILED_ATTEMPT
+        return [S.PICKUP_SCHEDULED, target] if status in (S.ASSIGNED, S.FAILED_ATTEMPT) else [target]
+    if action == "delivered":
+        return [S.DELIVERED]  # a dossier still to collect: the machine refuses it, with the reason
+    return [S.PICKED_UP]
+
+
+def _record(actor: Actor, order: DeliveryOrder, data: dict[str, Any]) -> Status:
+    action = data["action"]
+    proof: dict[str, Any] | None = None
+    if action == "delivered":
+        kind, result, last4 = _check_identity(order, data)
+        receiver = data["receiver"]
+        default_name = (order.recipient_name if receiver["kind"] is ReceiverKind.RECIPIENT
+                        else order.authorised_name)
+        proof = {"kind": ProofKind.DELIVERED, "receiver_kind": receiver["kind"],
+                 "receiver_name": receiver.get("name") or default_name,
+                 "receiver_relation": receiver.get("relation"), "id_check_kind": kind,
+                 "id_check_result": result, "id_last4": last4,
+                 "amount_collected_vnd": data.get("amount_collected_vnd")}
+    elif action == "dossier_picked_up":
+        proof = {"kind": ProofKind.PICKED_UP, "id_check_kind": IdCheckKind.NONE,
+                 "id_check_result": IdCheckResult.NOT_CHECKED, "documents": data["documents"],
+                 "sealed": data["sealed"], "fees_collected_vnd": data.get("fees_collected_vnd")}
+    where = {"device_time": data["device_time"], "latitude": data.get("latitude"),
+             "longitude": data.get("longitude"), "accuracy_m": data.get("accuracy_m")}
+    steps = _steps(order, action)
+    for step in steps[:-1]:
+        orders.change_status(actor, order.item_id, step, **where, commit=False)
+    reason = data.get("reason") if action == "failed_attempt" else None
+    event, _ = orders.change_status(actor, order.item_id, steps[-1], **where, reason=reason,
+                                    note=data.get("note"), client_event_id=data["event_id"], commit=False)
+    _attach_files(order.id, event.id, data["event_id"], data.get("files") or [])
+    if proof is not None:
+        db.session.add(DeliveryProof(event_id=event.id, order_id=order.id, **proof))
+    status = steps[-1]
+    if action == "failed_attempt":
+        status = _after_failure(order, data)
+    db.session.flush()
+    return status
+
+
+def _attach_files(order_id: int, event_pk: int, client_event_id: str, file_ids: list[str]) -> None:
+    """Files uploaded before their event: attach them now (by their event_id, or listed in the event)."""
+    which = ProofFile.client_event_id == client_event_id
+    if file_ids:
+        which = sa.or_(which, ProofFile.id.in_(file_ids))
+    db.session.execute(sa.update(ProofFile).where(
+        ProofFile.order_id == order_id, ProofFile.attached_event_id.is_(None), which)
+        .values(attached_event_id=event_pk).execution_options(synchronize_session=False))
+
+
+def next_working_day(day: dt.date) -> dt.date:
+    day += dt.timedelta(days=1)
+    while day.weekday() >= 5:
+        day += dt.timedelta(days=1)
+    return day
+
+
+def _local_day(moment: dt.datetime) -> dt.date:
+    return moment.astimezone(ZoneInfo(current_app.config["SERVICE_TIMEZONE"])).date()
+
+
+def _after_failure(order: DeliveryOrder, data: dict[str, Any]) -> Status:
+    """Count the failed attempts: at the limit, the order goes back (the return flow); otherwise it
+    is planned on the next attempt's day."""
+    count = failed_attempts([order.id]).get(order.id, 0)
+    limit = current_app.config["MAX_FAILED_ATTEMPTS"]
+    if count >= limit:
+        target = S.RETURNED_TO_AGENCY if on_result_leg(order) else S.CANCELLED
+        orders.change_status(SYSTEM, order.item_id, target, reason=RETURN_REASON,
+                             note=f"{count} failed attempts (limit {limit})", commit=False)
+        return target
+    today = orders.local_today()
+    day = data.get("next_attempt_date") or next_working_day(max(_local_day(data["device_time"]), today))
+    if day < today:  # replayed days later: the next attempt cannot be in the past
+        day = next_working_day(today)
+    if day > today + dt.timedelta(days=60):
+        raise Rejected("invalid", "The next attempt must be within 60 days.",
+                       {"next_attempt_date": ["More than 60 days ahead."]})
+    _move_to_day(order, day)
+    return S.FAILED_ATTEMPT
+
+
+def _move_to_day(order: DeliveryOrder, day: dt.date) -> None:
+    from delivery_service.routing.services import release, reserve
+
+    if order.route_id is None or order.run_date == day:
+        return
+    release(order.route_id, order.run_date)
+    reserve(order.route_id, day, force=True)  # the courier promised this day: count it whatever the capacity
+    db.session.execute(sa.update(DeliveryOrder).where(DeliveryOrder.id == order.id).values(run_date=day)
+                       .execution_options(synchronize_session=False))
+
+
+def _correct(actor: Actor, order: DeliveryOrder, data: dict[str, Any], now: dt.datetime) -> Status:
+    """A new event taking the order back to where the courier's own event found it."""
+    corrects = data["corrects"]
+    target = db.session.scalar(sa.select(OrderEvent).where(OrderEvent.client_event_id == corrects))
+    if target is None or target.order_id != order.id or target.actor_user_id != actor.user_id:
+        raise Rejected("invalid", f"There is no event {corrects} of yours on {order.item_id} to correct.",
+                       {"corrects": ["Not one of your events on this order."]})
+    if target.reason == CORRECTION or target.status_from is None:
+        raise Rejected("transition", "A correction cannot itself be corrected.")
+    if db.session.get(EventCorrection, target.id) is not None or db.session.scalar(
+            sa.select(EventCorrection.event_id).where(EventCorrection.corrected_event_id == target.id)):
+        raise Rejected("transition", "That event was already corrected.")
+    window = current_app.config["CORRECTION_WINDOW_MIN"]
+    if now > target.server_time + dt.timedelta(minutes=window):
+        raise Rejected("window_closed", f"Events can only be corrected within {window} minutes of reaching "
+                                        "the server; ask your supervisor to correct this one.")
+    note = f"corrects {corrects}" + (f": {data['note']}" if data.get("note") else "")
+    event, _ = orders.change_status(
+        actor, order.item_id, target.status_from, device_time=data["device_time"],
+        latitude=data.get("latitude"), longitude=data.get("longitude"), accuracy_m=data.get("accuracy_m"),
+        reason=CORRECTION, note=note[:500], client_event_id=data["event_id"], commit=False,
+        correction_of=target)
+    db.session.add(EventCorrection(event_id=event.id, corrected_event_id=target.id, order_id=order.id))
+    if target.status_to is S.FAILED_ATTEMPT:  # no failed attempt after all: back on today's run
+        today = orders.local_today()
+        if order.run_date is None or order.run_date > today:
+            _move_to_day(order, today)
+    db.session.flush()
+    return target.status_from
+
+
+# --- files: photos and signatures --------------------------------------------------------------
+
+def sniff_image(body: bytes) -> str | None:
+    """The image type by content (never by the declared header): JPEG, PNG or WebP."""
+    if body[:3] == b"\xff\xd8\xff" and len(body) > 4:
+        return "image/jpeg"
+    if body[:8] == b"\x89PNG\r\n\x1a\n" and body[12:16] == b"IHDR":
+        return "image/png"
+    if body[:4] == b"RIFF" and body[8:12] == b"WEBP" and body[12:15] == b"VP8":
+        return "image/webp"
+    return None
+
+
+def store_file(actor: Actor, file_id: str, *, item_id: str, event_id: str, kind: FileKind,
+               body: bytes) -> tuple[ProofFile, bool]:
+    """Keep a photo or signature; attach it to its event if that has arrived. Returns
+    ``(file, True)`` when stored now, ``(file, False)`` for a replay of the same upload."""
+    order = own_order(actor, item_id)
+    limit = current_app.config["MAX_PROOF_BYTES"]
+    if len(body) > limit:
+        raise PayloadTooLarge(f"The file is larger than {limit} bytes: shrink the photo before sending it.")
+    if not body:
+        raise InvalidInput({"body": ["The file is empty."]}, "The file is empty.")
+    mime = sniff_image(body)
+    if mime is None:
+        raise InvalidInput({"body": ["Not a JPEG, PNG or WebP image (checked by its content)."]},
+                           "Only JPEG, PNG or WebP images are accepted.")
+    digest = hashlib.sha256(body).hexdigest()
+    existing = db.session.get(ProofFile, file_id)
+    if existing is not None:
+        return _replayed(existing, order, digest), False
+    event_pk = db.session.scalar(sa.select(OrderEvent.id).where(
+        OrderEvent.client_event_id == event_id, OrderEvent.order_id == order.id))
+    stored = ProofFile(id=file_id, order_id=order.id, client_event_id=event_id, kind=kind, mime=mime,
+                       size=len(body), sha256=digest, content=body, uploaded_by_id=actor.user_id,
+                       attached_event_id=event_pk)
+    db.session.add(stored)
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same upload, committed meanwhile by a retry
+        db.session.rollback()
+        existing = db.session.get(ProofFile, file_id)
+        if existing is None:
+            raise
+        return _replayed(existing, order, digest), False
+    log.info("proof file %s (%s, %d bytes) for order %d, attached=%s", file_id, kind.value, len(body),
+             order.id, event_pk is not None)
+    return stored, True
+
+
+def _replayed(existing: ProofFile, order: DeliveryOrder, digest: str) -> ProofFile:
+    if existing.order_id != order.id or existing.sha256 != digest:
+        raise Conflict("This file id was already used for another file; every file needs its own uuid.")
+    return existing
+
+
+# --- the back office: proof of delivery ----------------------------------------------------------
+
+def proof_json(order: DeliveryOrder, file_url: Any = None, *, iso: bool = True) -> dict[str, Any]:
+    """What the courier recorded on an order: deliveries and pickups with their proof, failed
+    attempts, corrections, and the files (``file_url(item_id, file_id)`` builds their links).
+    ``iso``: times as ISO 8601 text (JSON); otherwise as datetimes (the order page formats them)."""
+
+    def when(moment: dt.datetime | None) -> Any:
+        return moment.isoformat() if iso and moment is not None else moment
+
+    events = list(db.session.scalars(sa.select(OrderEvent).where(OrderEvent.order_id == order.id)
+                                     .order_by(OrderEvent.id)))
+    proofs = {p.event_id: p for p in db.session.scalars(
+        sa.select(DeliveryProof).where(DeliveryProof.order_id == order.id))}
+    corrections = dict(db.session.execute(
+        sa.select(EventCorrection.corrected_event_id, EventCorrection.event_id)
+        .where(EventCorrection.order_id == order.id)).all())
+    files: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
+    rows = db.session.execute(sa.select(ProofFile.id, ProofFile.kind, ProofFile.mime, ProofFile.size,
+                                        ProofFile.uploaded_at, ProofFile.attached_event_id)
+                              .where(ProofFile.order_id == order.id).order_by(ProofFile.uploaded_at))
+    for r in rows:
+        files[r.attached_event_id].append({
+            "id": r.id, "kind": r.kind.value, "mime": r.mime, "size": r.size,
+            "uploaded_at": when(r.uploaded_at),
+            "url": file_url(order.item_id, r.id) if file_url else None})
+    by_id = {e.id: e for e in events}
+
+    def base(e: OrderEvent) -> dict[str, Any]:
+        fix = None
+        if e.latitude is not None and e.longitude is not None:
+            fix = {"latitude": e.latitude, "longitude": e.longitude, "accuracy_m": e.accuracy_m}
+        corrected_by = by_id.get(corrections.get(e.id, -1))
+        return {"event_id": e.client_event_id, "status": e.status_to.value, "by": e.actor_label,
+                "device_time": when(e.device_time), "server_time": when(e.server_time), "location": fix,
+                "corrected": corrected_by is not None,
+                "corrected_by": corrected_by.client_event_id if corrected_by is not None else None,
+                "files": files.get(e.id, [])}
+
+    deliveries, attempts, corrected = [], [], []
+    for e in events:
+        proof = proofs.get(e.id)
+        if proof is not None:
+            deliveries.append({**base(e), "kind": proof.kind.value,
+                               "receiver": None if proof.receiver_kind is None else {
+                                   "kind": proof.receiver_kind.value, "name": proof.receiver_name,
+                                   "relation": proof.receiver_relation},
+                               "id_check": {"kind": proof.id_check_kind.value,
+                                            "result": proof.id_check_result.value},
+                               "amount_collected_vnd": proof.amount_collected_vnd,
+                               "documents": proof.documents, "sealed": proof.sealed,
+                               "fees_collected_vnd": proof.fees_collected_vnd})
+        elif e.status_to is S.FAILED_ATTEMPT and e.reason != CORRECTION:
+            attempts.append({**base(e), "reason": e.reason, "note": e.note})
+        elif e.reason == CORRECTION:
+            corrected.append({**base(e), "note": e.note})
+        elif files.get(e.id):
+            deliveries.append({**base(e), "kind": None, "receiver": None, "id_check": None})
+    reasons = {r["code"]: r for r in current_app.config["FAILURE_REASONS"]}
+    for a in attempts:
+        reason = reasons.get(a["reason"] or "", {})
+        a["reason_label"], a["reason_label_en"] = reason.get("label"), reason.get("label_en")
+    return {"item_id": order.item_id, "status": order.status.value, "deliveries": deliveries,
+            "failed_attempts": attempts, "corrections": corrected, "waiting_files": files.get(None, [])}
+
+
+def proof_file(order: DeliveryOrder, file_id: str) -> ProofFile:
+    """One file of the order, with its content; NotFound otherwise."""
+    found = db.session.scalar(
+        sa.select(ProofFile).where(ProofFile.id == file_id, ProofFile.order_id == order.id)
+        .options(undefer(ProofFile.content)))
+    if found is None:
+        raise NotFound(f"No file {file_id} on {order.item_id}")
+    return found
