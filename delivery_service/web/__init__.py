@@ -24,6 +24,7 @@ def register(app: Flask) -> None:
     """Wire log-in, the page blueprints, the language switch and the template helpers."""
     from delivery_service.accounts.models import User
     from delivery_service.accounts.views import bp as auth_bp
+    from delivery_service.courier_app.views import bp as courier_app_bp
     from delivery_service.printing.views import bp as printing_bp
     from delivery_service.routing.views import bp as routing_bp
     from delivery_service.web import display, forms
@@ -41,6 +42,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(counter_bp)
     app.register_blueprint(routing_bp)
     app.register_blueprint(printing_bp)
+    app.register_blueprint(courier_app_bp)
     app.after_request(_page_headers)
     display.init_app(app)
     app.jinja_env.filters.update(translate_message=forms.translate_message, field_label=forms.field_label)

@@ -1,0 +1,959 @@
+// The courier app: today's run, scanning, and every record written first to an IndexedDB outbox,
+// then sent to the courier API (docs/courier-api.md). One hand-written module, no build step.
+//
+// Outbox rules (docs/courier-app.md): a record is stored on the phone before anything else happens,
+// with its own event id; files (signature, photo) go up first with their own ids, then the events in
+// batches. applied/duplicate -> removed; rejected -> kept ("parked") and shown on the order;
+// no network or 5xx -> retried later with back-off; any other 4xx on a batch -> parked and shown;
+// 401/403 -> kept, and the courier is asked to log in again.
+
+const API = "/api/v1/courier";
+const STRINGS = JSON.parse(document.getElementById("courier-strings").textContent);
+const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+const LANG = document.documentElement.lang || "vi";
+const BATCH = 50;
+const TIMER_MS = 30000;
+const GEO_WAIT_MS = 2000;
+const PREDICTED = {
+  pickup_confirmed: "handed_to_courier",
+  delivered: "delivered",
+  failed_attempt: "failed_attempt",
+  dossier_picked_up: "picked_up",
+};
+const TONE = {
+  created: "new", assigned: "progress", handed_to_courier: "progress", out_for_delivery: "progress",
+  pickup_scheduled: "progress", picked_up: "progress", delivered: "done", delivered_to_agency: "done",
+  failed_attempt: "warn", returned_to_agency: "bad", cancelled: "bad",
+};
+const FINISHED = new Set(["delivered", "picked_up", "delivered_to_agency", "returned_to_agency", "cancelled"]);
+
+const $ = (sel) => document.querySelector(sel);
+
+function t(key, params = {}) {
+  const text = STRINGS[key] ?? key;
+  return text.replace(/%\((\w+)\)s/g, (_, name) => (params[name] ?? "").toString());
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const money = (vnd) => new Intl.NumberFormat(LANG === "en" ? "en-US" : "vi-VN").format(vnd) + " ₫";
+
+function uuid() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** The device's time as ISO 8601 with its own UTC offset, e.g. 2026-11-21T09:15:02+07:00. */
+function localIso(date = new Date()) {
+  const pad = (n) => String(Math.abs(n)).padStart(2, "0");
+  const off = -date.getTimezoneOffset();
+  const sign = off >= 0 ? "+" : "-";
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:` +
+    `${pad(date.getMinutes())}:${pad(date.getSeconds())}${sign}${pad(Math.trunc(off / 60))}:${pad(off % 60)}`;
+}
+
+const localDay = (date = new Date()) => localIso(date).slice(0, 10);
+
+function tomorrow() {
+  const d = new Date();
+  d.setDate(d.getDate() + 1);
+  return localDay(d);
+}
+
+/** An item id from what was scanned or typed: spaces and dashes dropped, upper case; a tracking link
+ * (…/t/RH000000014VN) gives its item id. */
+export function normaliseCode(raw) {
+  const text = String(raw || "").trim();
+  const last = text.includes("/") ? text.split(/[?#]/)[0].replace(/\/+$/, "").split("/").pop() : text;
+  const code = last.replace(/[\s\-–]/g, "").toUpperCase();
+  return /^[A-Z]{2}\d{9}[A-Z]{2}$/.test(code) ? code : null;
+}
+
+// --- IndexedDB: outbox (events), files (blobs), kv (the saved run) ------------------------------------
+
+const DB_NAME = "courier-app";
+let dbPromise = null;
+
+function openDb() {
+  dbPromise ??= new Promise((resolve, reject) => {
+    const req = indexedDB.open(DB_NAME, 1);
+    req.onupgradeneeded = () => {
+      const db = req.result;
+      db.createObjectStore("outbox", { keyPath: "event_id" });
+      db.createObjectStore("files", { keyPath: "id" });
+      db.createObjectStore("kv", { keyPath: "key" });
+    };
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+  return dbPromise;
+}
+
+async function tx(stores, mode, work) {
+  const db = await openDb();
+  return new Promise((resolve, reject) => {
+    const transaction = db.transaction(stores, mode);
+    let result;
+    Promise.resolve(work(transaction)).then((r) => { result = r; }, reject);
+    transaction.oncomplete = () => resolve(result);
+    transaction.onerror = () => reject(transaction.error);
+    transaction.onabort = () => reject(transaction.error);
+  });
+}
+
+const reqP = (req) => new Promise((resolve, reject) => {
+  req.onsuccess = () => resolve(req.result);
+  req.onerror = () => reject(req.error);
+});
+
+const getAll = (store) => tx([store], "readonly", (x) => reqP(x.objectStore(store).getAll()));
+const getKey = (store, key) => tx([store], "readonly", (x) => reqP(x.objectStore(store).get(key)));
+const putRow = (store, row) => tx([store], "readwrite", (x) => { x.objectStore(store).put(row); });
+const deleteRow = (store, key) => tx([store], "readwrite", (x) => { x.objectStore(store).delete(key); });
+
+// --- state ----------------------------------------------------------------------------------------
+
+const state = {
+  run: null, // the run JSON, as last received from the server (or saved)
+  savedAt: null,
+  outbox: [], // rows of the outbox store
+  files: [],
+  extra: new Map(), // orders opened by a scan that are not on today's run
+  lastSent: null,
+  current: null, // item id in the sheet
+  authLost: false,
+};
+
+function allOrders() {
+  if (!state.run) return [...state.extra.values()];
+  const orders = state.run.stops.flatMap((s) => s.orders).concat(state.run.unsequenced || []);
+  return orders.concat([...state.extra.values()].filter((o) => !orders.some((x) => x.item_id === o.item_id)));
+}
+
+const findOrder = (itemId) => allOrders().find((o) => o.item_id === itemId) || null;
+const onRun = (itemId) => !!state.run && allOrdersOfRun().some((o) => o.item_id === itemId);
+const allOrdersOfRun = () => state.run.stops.flatMap((s) => s.orders).concat(state.run.unsequenced || []);
+const waits = (row) => row.state === "pending" || row.state === "locating";
+const pendingOf = (itemId) => state.outbox.filter((r) => r.item_id === itemId && waits(r));
+const parkedOf = (itemId) => state.outbox.filter((r) => r.item_id === itemId && r.state === "parked");
+
+/** The status the order will have once what waits in the outbox is applied. */
+function effectiveStatus(order) {
+  let status = order.status;
+  for (const row of pendingOf(order.item_id).sort(byDeviceTime)) {
+    status = PREDICTED[row.event.action] ?? status;
+  }
+  return status;
+}
+
+function byDeviceTime(a, b) {
+  return a.event.device_time.localeCompare(b.event.device_time) || a.created - b.created;
+}
+
+function isDone(order) {
+  const status = effectiveStatus(order);
+  if (FINISHED.has(status)) return true;
+  if (status !== "failed_attempt") return false;
+  // a failed attempt counts as done for today when it was made today
+  if (pendingOf(order.item_id).length) return true;
+  return !!(order.last_event && String(order.last_event.device_time || "").slice(0, 10) === localDay());
+}
+
+function actionsOf(order) {
+  const pending = pendingOf(order.item_id);
+  const last = pending.length ? pending.sort(byDeviceTime).at(-1).event : order.last_event;
+  let actions = pending.length ? [] : [...(order.actions || [])];
+  if (pending.length && pending.at(-1).event.action !== "correction") actions = ["correction"];
+  if (!pending.length && last && last.correctable_until && new Date(last.correctable_until) > new Date() &&
+      !actions.includes("correction")) actions.push("correction");
+  if (!pending.length && !last) actions = actions.filter((a) => a !== "correction");
+  return actions;
+}
+
+function lastEventOf(order) {
+  const pending = pendingOf(order.item_id).sort(byDeviceTime);
+  if (pending.length) return { event_id: pending.at(-1).event_id, status: PREDICTED[pending.at(-1).event.action] };
+  return order.last_event;
+}
+
+// --- rendering ------------------------------------------------------------------------------------
+
+function render() {
+  renderHeader();
+  renderRun();
+  renderParked();
+  renderOutbox();
+  if (state.current && $("#sheet").open) renderSheetBody(state.current);
+}
+
+function renderHeader() {
+  const run = state.run;
+  if (!run) return;
+  $("#route-code").textContent = run.route.code;
+  $("#route-name").textContent = run.route.name;
+  const orders = allOrdersOfRun();
+  const done = orders.filter(isDone).length;
+  const total = orders.length;
+  $("#progress").max = total || 1;
+  $("#progress").value = done;
+  $("#progress-text").textContent = `${done} ${t("done")} · ${total - done} ${t("left")}`;
+  $("#progress-text").dataset.done = done;
+  $("#progress-text").dataset.total = total;
+}
+
+function statusBadge(status) {
+  return el("span", { class: `badge badge-${TONE[status] || "new"}`, dataset: { status } }, t(`status_${status}`));
+}
+
+function orderBlock(order) {
+  const status = effectiveStatus(order);
+  const addr = [order.address.detail, order.address.commune, order.address.province].filter(Boolean).join(", ");
+  const links = el("p", { class: "c-links" });
+  if (order.recipient.phone) {
+    links.append(el("a", { class: "btn", href: `tel:${order.recipient.phone}` }, "☎ ", order.recipient.phone));
+  }
+  if (order.latitude != null && order.longitude != null) {
+    const lat = Number(order.latitude).toFixed(6);
+    const lon = Number(order.longitude).toFixed(6);
+    const label = encodeURIComponent(order.recipient.name);
+    links.append(el("a", { class: "btn", href: `geo:${lat},${lon}?q=${lat},${lon}(${label})` }, t("map")));
+  }
+  const due = order.to_collect_vnd || 0;
+  const pending = pendingOf(order.item_id).length;
+  const parked = parkedOf(order.item_id).length;
+  return el("div", { class: "c-order", dataset: { item: order.item_id, status } },
+    el("button", { type: "button", class: "c-open", onclick: () => openSheet(order.item_id) },
+      el("p", { class: "c-name" }, order.recipient.name),
+      el("p", { class: "c-address" }, addr)),
+    order.authorised ? el("p", { class: "muted" }, `${t("authorised")}: ${order.authorised.name}`) : null,
+    links,
+    el("p", { class: "c-collect" }, due ? [`${t("to_collect")}: `, el("strong", {}, money(due))]
+      : el("span", { class: "muted" }, t("nothing_to_collect"))),
+    el("p", { class: "c-meta" }, statusBadge(status), el("span", { class: "item-id" }, order.item_id),
+      pending ? el("span", { class: "c-flag c-flag-pending" }, t("pending_here")) : null,
+      parked ? el("span", { class: "c-flag c-flag-rejected" }, t("rejected")) : null,
+      order.position_estimated ? el("span", { class: "c-mark" }, "≈ " + t("estimated")) : null,
+      order.latitude == null ? el("span", { class: "c-mark" }, t("no_position")) : null),
+  );
+}
+
+function renderRun() {
+  const list = $("#stops");
+  const unseq = $("#unsequenced-list");
+  list.replaceChildren();
+  unseq.replaceChildren();
+  if (!state.run) return;
+  for (const stop of state.run.stops) {
+    const done = stop.orders.every(isDone);
+    list.append(el("li", { class: "stop", dataset: { done: String(done), stop: stop.number } },
+      el("div", { class: "stop-no", "aria-label": t("stop", { number: stop.number }) }, stop.number),
+      el("div", { class: "stop-body" }, stop.orders.map(orderBlock))));
+  }
+  for (const order of state.run.unsequenced || []) unseq.append(el("li", {}, orderBlock(order)));
+  $("#unsequenced").hidden = !(state.run.unsequenced || []).length;
+  if (!allOrdersOfRun().length) note(t("no_orders"));
+}
+
+function note(text, tone = "") {
+  const p = $("#run-note");
+  p.textContent = text || "";
+  p.dataset.tone = tone;
+  p.hidden = !text;
+}
+
+function renderParked() {
+  const parked = state.outbox.filter((r) => r.state === "parked");
+  const badFiles = state.files.filter((f) => f.state === "parked");
+  const list = $("#parked-list");
+  list.replaceChildren();
+  for (const row of parked) {
+    list.append(el("li", { dataset: { event: row.event_id } },
+      el("strong", { class: "item-id" }, row.item_id),
+      el("span", {}, actionLabel(row.event.action)),
+      el("span", { class: "c-flag c-flag-rejected" }, refusal(row.error)),
+      el("button", { type: "button", class: "btn c-tap", onclick: () => dismiss(row.event_id) }, t("dismiss"))));
+  }
+  for (const file of badFiles) {
+    list.append(el("li", {}, el("strong", { class: "item-id" }, file.item_id), el("span", {}, file.kind),
+      el("span", { class: "c-flag c-flag-rejected" }, file.error || t("rejected")),
+      el("button", { type: "button", class: "btn c-tap", onclick: () => dismissFile(file.id) }, t("dismiss"))));
+  }
+  $("#parked").hidden = !(parked.length || badFiles.length);
+}
+
+/** Why a record was refused, in the page's language, with the server's own words after it. */
+function refusal(error) {
+  const known = error?.code && STRINGS[`error_${error.code}`];
+  const detail = error?.message || "";
+  if (!known) return detail || t("rejected");
+  return detail && LANG !== "en" ? `${known} (${detail})` : known === detail || !detail ? known : `${known} ${detail}`;
+}
+
+function actionLabel(action) {
+  const button = document.querySelector(`#sheet-actions [data-action="${action}"]`);
+  return button ? button.textContent : action;
+}
+
+function renderOutbox() {
+  const badge = $("#outbox-badge");
+  const pending = state.outbox.filter(waits).length;
+  const parked = state.outbox.filter((r) => r.state === "parked").length;
+  badge.dataset.pending = pending;
+  badge.dataset.parked = parked;
+  badge.dataset.state = parked ? "parked" : pending ? "pending" : "sent";
+  const parts = [];
+  if (pending) parts.push(t("outbox_pending", { num: pending }));
+  if (parked) parts.push(t("outbox_parked", { num: parked }));
+  badge.textContent = parts.length ? parts.join(" · ") : t("outbox_sent");
+}
+
+async function dismiss(eventId) {
+  await deleteRow("outbox", eventId);
+  await reload();
+}
+
+async function dismissFile(id) {
+  await deleteRow("files", id);
+  await reload();
+}
+
+async function reload() {
+  state.outbox = await getAll("outbox");
+  state.files = (await getAll("files")).map(({ blob, ...rest }) => rest);
+  render();
+}
+
+// --- the order sheet ------------------------------------------------------------------------------
+
+function openSheet(itemId) {
+  state.current = itemId;
+  startPosition(); // a fix may arrive while the form is filled in
+  $("#sheet-title").textContent = itemId;
+  sheetMessage("");
+  for (const form of document.querySelectorAll("#sheet form")) form.hidden = true;
+  renderSheetBody(itemId);
+  const sheet = $("#sheet");
+  if (!sheet.open) sheet.showModal();
+}
+
+function renderSheetBody(itemId) {
+  const order = findOrder(itemId);
+  if (!order) return;
+  const status = effectiveStatus(order);
+  const kv = el("dl", { class: "c-kv" });
+  const row = (k, ...v) => kv.append(el("dt", {}, k), el("dd", {}, ...v));
+  row("", statusBadge(status));
+  row("☺", order.recipient.name, order.recipient.phone ? [" · ", el("a", { href: `tel:${order.recipient.phone}` },
+    order.recipient.phone)] : null);
+  if (order.authorised) row(t("authorised"), order.authorised.name, order.authorised.phone ? ` · ${order.authorised.phone}` : "");
+  row("⌂", [order.address.detail, order.address.commune, order.address.province].filter(Boolean).join(", "));
+  if (order.procedure_name) row("§", order.procedure_name, order.dossier_code ? ` (${order.dossier_code})` : "");
+  if (order.to_collect_vnd) {
+    const parts = [];
+    if (order.collect_vnd) parts.push(`${t("fees_for_agency")} ${money(order.collect_vnd)}`);
+    if (order.to_collect_vnd - (order.collect_vnd || 0) > 0) {
+      parts.push(`${t("postage")} ${money(order.to_collect_vnd - (order.collect_vnd || 0))}`);
+    }
+    row(t("to_collect"), el("strong", {}, money(order.to_collect_vnd)), parts.length ? ` (${parts.join(", ")})` : "");
+  }
+  if (order.failed_attempts) row("", t("failed_attempts", { num: order.failed_attempts }));
+  const last = lastEventOf(order);
+  if (last?.correctable_until) row(t("last_event"), t("correct_until", { time: new Date(last.correctable_until).toLocaleTimeString(LANG) }));
+  for (const p of parkedOf(itemId)) row(t("rejected"), el("span", { class: "c-flag c-flag-rejected" }, refusal(p.error)));
+  if (pendingOf(itemId).length) row("", el("span", { class: "c-flag c-flag-pending" }, t("pending_here")));
+  $("#sheet-body").replaceChildren(kv);
+  const actions = actionsOf(order);
+  for (const button of document.querySelectorAll("#sheet-actions [data-action]")) {
+    button.hidden = !actions.includes(button.dataset.action);
+  }
+}
+
+function sheetMessage(text, tone = "bad") {
+  const p = $("#sheet-msg");
+  p.textContent = text;
+  p.dataset.tone = tone;
+  p.hidden = !text;
+}
+
+function closeSheet() {
+  $("#sheet").close();
+  state.current = null;
+}
+
+function showForm(action) {
+  const order = findOrder(state.current);
+  for (const form of document.querySelectorAll("#sheet form")) form.hidden = form.dataset.form !== action;
+  sheetMessage("");
+  if (action === "pickup_confirmed") {
+    record(order, "pickup_confirmed", {}).then(() => closeSheet());
+    return;
+  }
+  const form = $(`#form-${action}`);
+  form.reset();
+  if (action === "delivered") prepareDelivered(order, form);
+  if (action === "failed_attempt") prepareFailed(form);
+  if (action === "correction") {
+    $("#c-what").textContent = `${t("last_event")}: ${t(`status_${lastEventOf(order)?.status}`)}`;
+  }
+  form.querySelector("input:not([type=hidden]):not([type=radio]), select, textarea")?.focus();
+  form.scrollIntoView({ block: "start" });
+}
+
+function prepareDelivered(order, form) {
+  clearSignature();
+  photo = null;
+  $("#d-photo-preview").hidden = true;
+  const check = order.id_check || "none";
+  $("#d-idkind").hidden = check === "none";
+  if (check !== "none") form.elements.id_kind.value = check;
+  toggleIdCheck(form);
+  form.elements.amount.value = order.to_collect_vnd ?? 0;
+  if (order.authorised) form.elements.receiver_name.value = order.authorised.name;
+  toggleReceiver(form);
+}
+
+function toggleIdCheck(form) {
+  const check = $("#d-idkind").hidden ? "none" : form.elements.id_kind.value;
+  for (const field of form.querySelectorAll("[data-idcheck]")) field.hidden = field.dataset.idcheck !== check;
+}
+
+function toggleReceiver(form) {
+  const authorised = form.elements.receiver_kind.value === "authorised";
+  for (const field of form.querySelectorAll('[data-when="authorised"]')) field.hidden = !authorised;
+}
+
+function prepareFailed(form) {
+  const select = form.elements.reason;
+  const reasons = state.run?.failure_reasons || [];
+  select.replaceChildren(el("option", { value: "" }, "—"),
+    ...reasons.map((r) => el("option", { value: r.code }, LANG === "en" ? (r.label_en || r.label) : r.label)));
+  form.elements.next_attempt_date.value = tomorrow();
+  form.elements.next_attempt_date.min = localDay();
+}
+
+// --- signature and photo --------------------------------------------------------------------------
+
+let signed = false;
+let photo = null; // {blob, type}
+
+function setupSignature() {
+  const canvas = $("#d-sign");
+  const ctx = canvas.getContext("2d");
+  let drawing = false;
+  const point = (e) => {
+    const r = canvas.getBoundingClientRect();
+    return [(e.clientX - r.left) * (canvas.width / r.width), (e.clientY - r.top) * (canvas.height / r.height)];
+  };
+  canvas.addEventListener("pointerdown", (e) => {
+    drawing = true;
+    canvas.setPointerCapture?.(e.pointerId);
+    ctx.lineWidth = 4;
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    ctx.strokeStyle = "#1c2430";
+    ctx.beginPath();
+    ctx.moveTo(...point(e));
+    e.preventDefault();
+  });
+  canvas.addEventListener("pointermove", (e) => {
+    if (!drawing) return;
+    ctx.lineTo(...point(e));
+    ctx.stroke();
+    signed = true;
+    e.preventDefault();
+  });
+  const stop = () => { drawing = false; };
+  canvas.addEventListener("pointerup", stop);
+  canvas.addEventListener("pointercancel", stop);
+  $("#sign-clear").addEventListener("click", clearSignature);
+}
+
+function clearSignature() {
+  const canvas = $("#d-sign");
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  signed = false;
+}
+
+const canvasBlob = (canvas, type, quality) => new Promise((resolve) => canvas.toBlob(resolve, type, quality));
+
+/** A photo shrunk to at most 1280 px on its long side, as JPEG, under the server's size limit. */
+async function shrinkPhoto(file) {
+  const maxBytes = state.run?.settings?.max_file_bytes || 2097152;
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    bitmap = await new Promise((resolve, reject) => {
+      const img = new Image();
+      img.onload = () => resolve(img);
+      img.onerror = reject;
+      img.src = URL.createObjectURL(file);
+    });
+  }
+  const w = bitmap.width;
+  const h = bitmap.height;
+  const scale = Math.min(1, 1280 / Math.max(w, h));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(w * scale);
+  canvas.height = Math.round(h * scale);
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  for (const quality of [0.82, 0.7, 0.55, 0.4]) {
+    const blob = await canvasBlob(canvas, "image/jpeg", quality);
+    if (blob && blob.size <= maxBytes) return blob;
+  }
+  return canvasBlob(canvas, "image/jpeg", 0.3);
+}
+
+// --- position -------------------------------------------------------------------------------------
+
+let lastFix = null;
+let fixWaiters = [];
+
+function startPosition() {
+  if (!("geolocation" in navigator)) return;
+  navigator.geolocation.getCurrentPosition((pos) => {
+    lastFix = { at: Date.now(), latitude: pos.coords.latitude, longitude: pos.coords.longitude,
+      accuracy_m: Math.round(pos.coords.accuracy * 10) / 10 };
+    fixWaiters.forEach((w) => w(lastFix));
+    fixWaiters = [];
+  }, () => {}, { enableHighAccuracy: true, timeout: 5000, maximumAge: 60000 });
+}
+
+/** The freshest position, waiting at most about 2 s for one; null when none: never blocks a record. */
+async function position() {
+  if (lastFix && Date.now() - lastFix.at < 60000) return lastFix;
+  startPosition();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(null), GEO_WAIT_MS);
+    fixWaiters.push((fix) => { clearTimeout(timer); resolve(fix); });
+  });
+}
+
+// --- recording ------------------------------------------------------------------------------------
+
+/** Store one action in the outbox (with its files) at once, show it, add the position if one comes
+ * within about 2 s, then try to send it. */
+async function record(order, action, fields, files = []) {
+  const event = { event_id: uuid(), item_id: order.item_id, action, device_time: localIso(), ...fields };
+  const fileRows = files.map((f) => ({ id: uuid(), item_id: order.item_id, event_id: event.event_id, kind: f.kind,
+    type: f.blob.type, blob: f.blob, state: "pending", created: Date.now() }));
+  if (fileRows.length) event.files = fileRows.map((f) => f.id);
+  // "locating": stored and shown as waiting, but not sent until the position step below is over (a
+  // row left so by a closed app is sent on the next start, without a position).
+  const row = { event_id: event.event_id, item_id: order.item_id, event, state: "locating", created: Date.now() };
+  await tx(["outbox", "files"], "readwrite", (x) => {
+    for (const f of fileRows) x.objectStore("files").put(f);
+    x.objectStore("outbox").put(row);
+  });
+  await reload();
+  flash(navigator.onLine ? "" : t("saved_offline"), "warn");
+  locateAndSend(event.event_id); // not awaited: the sheet closes as soon as the record is stored
+  return event;
+}
+
+async function locateAndSend(eventId) {
+  const fix = await position();
+  await tx(["outbox"], "readwrite", async (x) => {
+    const store = x.objectStore("outbox");
+    const stored = await reqP(store.get(eventId));
+    if (!stored || stored.state !== "locating") return;
+    if (fix) Object.assign(stored.event, { latitude: fix.latitude, longitude: fix.longitude, accuracy_m: fix.accuracy_m });
+    stored.state = "pending";
+    store.put(stored);
+  });
+  await reload();
+  requestBackgroundSync();
+  drain({ force: true });
+}
+
+function flash(text, tone = "") {
+  const p = $("#scan-msg");
+  p.textContent = text;
+  p.dataset.tone = tone;
+  p.hidden = !text;
+}
+
+function number(value) {
+  const n = Number(String(value ?? "").replace(/[^\d]/g, ""));
+  return Number.isFinite(n) ? n : 0;
+}
+
+async function submitDelivered(e) {
+  e.preventDefault();
+  const form = e.target;
+  const order = findOrder(state.current);
+  const kind = form.elements.receiver_kind.value;
+  const receiver = { kind, name: kind === "authorised" ? form.elements.receiver_name.value.trim() : order.recipient.name };
+  if (kind === "authorised") {
+    if (!receiver.name) return sheetMessage(t("need_receiver_name"));
+    receiver.relation = form.elements.relation.value.trim();
+    if (!receiver.relation) return sheetMessage(t("need_relation"));
+  }
+  const fields = { receiver, amount_collected_vnd: number(form.elements.amount.value) };
+  const check = $("#d-idkind").hidden ? "none" : form.elements.id_kind.value;
+  if (check !== "none") {
+    const value = (check === "id_last4" ? form.elements.id_last4.value : form.elements.otp.value).trim();
+    if (!value || (check === "id_last4" && !/^\d{4}$/.test(value))) return sheetMessage(t("need_id_check"));
+    fields.id_check = { kind: check, value };
+  }
+  const files = [];
+  if (signed) files.push({ kind: "signature", blob: await canvasBlob($("#d-sign"), "image/png") });
+  if (photo) files.push({ kind: "photo", blob: photo });
+  if (!files.length) return sheetMessage(t("need_signature_or_photo"));
+  await record(order, "delivered", fields, files);
+  closeSheet();
+}
+
+async function submitFailed(e) {
+  e.preventDefault();
+  const form = e.target;
+  const reason = form.elements.reason.value;
+  if (!reason) return sheetMessage(t("need_reason"));
+  const fields = { reason, note: form.elements.note.value.trim() };
+  if (form.elements.next_attempt_date.value) fields.next_attempt_date = form.elements.next_attempt_date.value;
+  await record(findOrder(state.current), "failed_attempt", fields);
+  closeSheet();
+}
+
+async function submitDossier(e) {
+  e.preventDefault();
+  const form = e.target;
+  const documents = form.elements.documents.value.split("\n").map((s) => s.trim()).filter(Boolean);
+  if (!documents.length) return sheetMessage(t("need_documents"));
+  await record(findOrder(state.current), "dossier_picked_up", {
+    documents, sealed: form.elements.sealed.checked, fees_collected_vnd: number(form.elements.fees.value),
+  });
+  closeSheet();
+}
+
+async function submitCorrection(e) {
+  e.preventDefault();
+  const order = findOrder(state.current);
+  const last = lastEventOf(order);
+  if (!last) return;
+  await record(order, "correction", { corrects: last.event_id, note: e.target.elements.note.value.trim() });
+  closeSheet();
+}
+
+// --- sending: the outbox drain --------------------------------------------------------------------
+
+let draining = null;
+let backoffUntil = 0;
+let failures = 0;
+
+/** Send what waits (files first, then events in batches). One drain at a time. */
+export function drain({ force = false } = {}) {
+  if (draining) return draining;
+  if (!force && Date.now() < backoffUntil) return Promise.resolve();
+  draining = doDrain().finally(() => { draining = null; });
+  return draining;
+}
+
+class Retry extends Error {}
+class AuthLost extends Error {}
+
+function authLost() {
+  state.authLost = true;
+  $("#auth-text").textContent = t("session_expired");
+  $("#auth-banner").hidden = false;
+}
+
+async function send(url, options) {
+  let resp;
+  try {
+    resp = await fetch(url, { credentials: "same-origin", ...options,
+      headers: { "X-CSRFToken": CSRF, Accept: "application/json", ...(options.headers || {}) } });
+  } catch {
+    throw new Retry("network");
+  }
+  if (resp.status === 401 || resp.status === 403) throw new AuthLost(String(resp.status));
+  if (resp.status >= 500 || resp.status === 429 || resp.status === 408) throw new Retry(String(resp.status));
+  if (resp.redirected && resp.url.includes("/login")) throw new AuthLost("login");
+  return resp;
+}
+
+async function message(resp) {
+  try {
+    const body = await resp.json();
+    return body.message || JSON.stringify(body.errors || body);
+  } catch {
+    return `${t("error")} ${resp.status}`;
+  }
+}
+
+async function doDrain() {
+  if (!navigator.onLine) return;
+  let changed = false;
+  try {
+    const files = (await getAll("files")).filter((f) => f.state === "pending").sort((a, b) => a.created - b.created);
+    for (const file of files) {
+      const query = new URLSearchParams({ item_id: file.item_id, event_id: file.event_id, kind: file.kind });
+      const resp = await send(`${API}/files/${file.id}?${query}`, {
+        method: "PUT", body: file.blob, headers: { "Content-Type": file.type || "application/octet-stream" } });
+      if (resp.ok) {
+        await deleteRow("files", file.id);
+      } else {
+        await putRow("files", { ...file, state: "parked", error: await message(resp) });
+      }
+      changed = true;
+    }
+    const waiting = (await getAll("outbox")).filter((r) => r.state === "pending").sort(byDeviceTime);
+    const stuckFiles = new Set((await getAll("files")).filter((f) => f.state === "pending").map((f) => f.event_id));
+    const ready = waiting.filter((r) => !stuckFiles.has(r.event_id));
+    for (let i = 0; i < ready.length; i += BATCH) {
+      const batch = ready.slice(i, i + BATCH);
+      const resp = await send(`${API}/sync`, {
+        method: "POST", body: JSON.stringify({ events: batch.map((r) => r.event) }),
+        headers: { "Content-Type": "application/json" } });
+      changed = true;
+      if (!resp.ok) { // a 4xx on the batch: keep every event and show why
+        const why = await message(resp);
+        for (const row of batch) await putRow("outbox", { ...row, state: "parked", error: { code: String(resp.status), message: why } });
+        continue;
+      }
+      const { results } = await resp.json();
+      const byId = new Map(results.map((r) => [r.event_id, r]));
+      for (const row of batch) {
+        const result = byId.get(row.event_id);
+        if (!result) continue; // not answered: stays pending, sent again next time
+        if (result.result === "applied" || result.result === "duplicate") {
+          await deleteRow("outbox", row.event_id);
+          const order = findOrder(row.item_id);
+          if (order && result.status) order.status = result.status;
+        } else {
+          await putRow("outbox", { ...row, state: "parked", error: result.error || { message: t("rejected") } });
+        }
+      }
+    }
+    failures = 0;
+    backoffUntil = 0;
+    if (state.authLost) {
+      state.authLost = false;
+      $("#auth-banner").hidden = true;
+    }
+  } catch (err) {
+    if (err instanceof AuthLost) {
+      authLost();
+    } else if (err instanceof Retry) {
+      failures += 1;
+      const delay = Math.min(300000, 2000 * 2 ** Math.min(failures, 8)) * (0.75 + Math.random() / 2);
+      backoffUntil = Date.now() + delay;
+    } else {
+      throw err;
+    }
+  } finally {
+    await reload();
+  }
+  if (changed) {
+    state.lastSent = new Date();
+    await loadRun({ quiet: true });
+  }
+}
+
+function requestBackgroundSync() {
+  navigator.serviceWorker?.ready.then((reg) => reg.sync?.register("outbox")).catch(() => {});
+}
+
+// --- the run --------------------------------------------------------------------------------------
+
+async function loadRun({ quiet = false } = {}) {
+  let resp;
+  try {
+    resp = await fetch(`${API}/run`, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  } catch {
+    resp = null;
+  }
+  if (resp && (resp.status === 401 || resp.status === 403 || (resp.redirected && resp.url.includes("/login")))) {
+    authLost();
+    resp = null;
+  }
+  if (resp && resp.status === 404) {
+    note((await message(resp)) || t("no_route"), "warn");
+    return;
+  }
+  if (resp && resp.ok && (resp.headers.get("Content-Type") || "").includes("json")) {
+    const fromCache = resp.headers.get("X-Courier-Cache");
+    state.run = await resp.json();
+    if (!fromCache) {
+      state.savedAt = new Date();
+      await putRow("kv", { key: "run", run: state.run, saved_at: state.savedAt.toISOString() });
+      note("");
+    } else {
+      state.savedAt = new Date(fromCache);
+      note(t("offline_run", { time: state.savedAt.toLocaleString(LANG) }), "warn");
+    }
+    render();
+    return;
+  }
+  const saved = await getKey("kv", "run");
+  if (saved) {
+    state.run = saved.run;
+    state.savedAt = new Date(saved.saved_at);
+    if (!quiet || !navigator.onLine) note(t("offline_run", { time: state.savedAt.toLocaleString(LANG) }), "warn");
+  } else if (!quiet) {
+    note(t("offline_nothing"), "bad");
+  }
+  render();
+}
+
+// --- scanning -------------------------------------------------------------------------------------
+
+async function handleCode(raw) {
+  const itemId = normaliseCode(raw);
+  if (!itemId) return flash(t("bad_code"), "bad");
+  $("#scan-input").value = itemId;
+  const pickup = $("#pickup-mode").checked;
+  let order = findOrder(itemId);
+  if (!order || !onRun(itemId)) {
+    if (!navigator.onLine) return flash(t("not_on_run", { item_id: itemId }), "bad");
+    let resp = null;
+    try {
+      resp = await fetch(`${API}/orders/${encodeURIComponent(itemId)}`, { credentials: "same-origin",
+        headers: { Accept: "application/json" } });
+    } catch { /* offline after all */ }
+    if (!resp) return flash(t("not_on_run", { item_id: itemId }), "bad");
+    if (resp.status === 404) return flash(t("not_on_route", { item_id: itemId }), "bad");
+    if (!resp.ok) return flash(await message(resp), "bad");
+    order = await resp.json();
+    state.extra.set(itemId, order);
+    flash(t("found_other_day", { item_id: itemId }), "warn");
+  } else {
+    flash("");
+  }
+  if (pickup) {
+    if (!actionsOf(order).includes("pickup_confirmed")) {
+      return flash(t("pickup_not_needed", { item_id: itemId, status: t(`status_${effectiveStatus(order)}`) }), "warn");
+    }
+    await record(order, "pickup_confirmed", {});
+    return flash(t("pickup_done", { item_id: itemId }), "ok");
+  }
+  openSheet(itemId);
+}
+
+let stream = null;
+let lastScan = { code: null, at: 0 };
+
+async function startCamera() {
+  const detector = new window.BarcodeDetector({ formats: ["code_128", "qr_code"] });
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+  } catch {
+    return flash(t("camera_error"), "bad");
+  }
+  const video = $("#camera-video");
+  video.srcObject = stream;
+  $("#camera").hidden = false;
+  await video.play().catch(() => {});
+  const tick = async () => {
+    if (!stream) return;
+    try {
+      const codes = await detector.detect(video);
+      const raw = codes[0]?.rawValue;
+      if (raw && (raw !== lastScan.code || Date.now() - lastScan.at > 3000)) {
+        lastScan = { code: raw, at: Date.now() };
+        if (navigator.vibrate) navigator.vibrate(80);
+        if (!$("#pickup-mode").checked) stopCamera(); // a bag is scanned item after item
+        await handleCode(raw);
+      }
+    } catch { /* a frame that could not be read */ }
+    if (stream) setTimeout(tick, 250);
+  };
+  tick();
+}
+
+function stopCamera() {
+  stream?.getTracks().forEach((track) => track.stop());
+  stream = null;
+  $("#camera").hidden = true;
+}
+
+// --- start ----------------------------------------------------------------------------------------
+
+function wire() {
+  $("#scan-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    handleCode($("#scan-input").value);
+  });
+  $("#pickup-mode").addEventListener("change", (e) => flash(e.target.checked ? t("pickup_mode_on") : "", "warn"));
+  if ("BarcodeDetector" in window && navigator.mediaDevices?.getUserMedia) {
+    $("#camera-btn").hidden = false;
+    $("#camera-btn").addEventListener("click", startCamera);
+    $("#camera-close").addEventListener("click", stopCamera);
+  }
+  $("#sheet-close").addEventListener("click", closeSheet);
+  $("#sheet").addEventListener("close", () => { state.current = null; });
+  for (const button of document.querySelectorAll("#sheet-actions [data-action]")) {
+    button.addEventListener("click", () => showForm(button.dataset.action));
+  }
+  const delivered = $("#form-delivered");
+  delivered.addEventListener("submit", submitDelivered);
+  for (const radio of delivered.elements.receiver_kind) radio.addEventListener("change", () => toggleReceiver(delivered));
+  for (const radio of delivered.elements.id_kind) radio.addEventListener("change", () => toggleIdCheck(delivered));
+  $("#form-failed_attempt").addEventListener("submit", submitFailed);
+  $("#form-dossier_picked_up").addEventListener("submit", submitDossier);
+  $("#form-correction").addEventListener("submit", submitCorrection);
+  $("#d-photo").addEventListener("change", async (e) => {
+    const file = e.target.files[0];
+    if (!file) return;
+    photo = await shrinkPhoto(file);
+    const preview = $("#d-photo-preview");
+    if (preview.src) URL.revokeObjectURL(preview.src);
+    preview.src = URL.createObjectURL(photo);
+    preview.hidden = false;
+  });
+  setupSignature();
+  $("#outbox-badge").addEventListener("click", () => drain({ force: true }));
+
+  const netBanner = () => { $("#net-banner").hidden = navigator.onLine; };
+  window.addEventListener("online", () => { netBanner(); failures = 0; drain({ force: true }); });
+  window.addEventListener("offline", netBanner);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") drain({ force: true });
+  });
+  setInterval(() => drain(), TIMER_MS);
+  netBanner();
+
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/courier/sw.js", { scope: "/courier/" }).catch(() => {});
+    navigator.serviceWorker.addEventListener("message", (e) => {
+      if (e.data?.type === "drain") drain({ force: true });
+    });
+  }
+}
+
+async function start() {
+  wire();
+  // rows an earlier session left before their position step: send them as they are
+  for (const row of await getAll("outbox")) {
+    if (row.state === "locating") await putRow("outbox", { ...row, state: "pending" });
+  }
+  await reload();
+  await loadRun();
+  await drain({ force: true });
+}
+
+// For the browser tests and for support: what waits, and a way to send now.
+window.courierApp = { drain: () => drain({ force: true }), outbox: () => getAll("outbox"), normaliseCode };
+
+start();
