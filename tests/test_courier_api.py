@@ -459,3 +459,19 @@ def test_failure_reasons_are_configurable(tmp_path):
     with pytest.raises(config.ConfigError):
         config.load(str(tmp_path), {"DATABASE_URL": "sqlite://", "SECRET_KEY": "x", "DELIVERY_ID_CHECK": "face"})
 
+
+def test_order_page_shows_the_proof(app, client, auth, courier):
+    body, _, photo_id, sign_id = delivered_with_proof(client, auth, courier)
+    item = body["item_id"]
+    staff = app.test_client()  # the counter's staff, on the order page
+    login(staff, "counter")
+    page = staff.get(f"/counter/orders/{item}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Phạm Văn Đức" in html and "chồng" in html and "Không có người nhận tại nhà" in html
+    assert f"/counter/orders/{item}/proof/{sign_id}" in html and "± 8 m" in html
+    img = staff.get(f"/counter/orders/{item}/proof/{photo_id}")
+    assert img.status_code == 200 and img.data == JPEG and img.headers["Cache-Control"].startswith("private")
+    other = new_order(client, auth, address=HTI)
+    assert staff.get(f"/counter/orders/{other['item_id']}/proof/{photo_id}").status_code == 404
+    assert client.get(f"/counter/orders/{item}/proof/{photo_id}").status_code == 403  # the courier
