@@ -1,0 +1,389 @@
+"""Benchmark: courier events through POST /api/v1/courier/sync under gunicorn, next to the intake
+ceiling (the bare app of scripts/bench/bare_app.py) measured in the same run.
+
+For each backend (SQLite file with WAL in a temporary folder; a throwaway PostgreSQL database):
+
+1. prepare the service's database like scripts/bench/intake.py (``db upgrade``, units, ``demo load``;
+   route QNG-01 without a capacity, so that every order lands on the demo courier's route) and the
+   bare app's; serve both with gunicorn (2 sync workers by default);
+2. create the orders through the intake API and have the courier confirm their pickup (sync batches
+   of 200, not measured), then log in as the courier (session cookie + CSRF token, as the app does);
+3. measure ``delivered`` events (receiver, last-4 ID check, position, amount: the full path with the
+   implied out_for_delivery, proof row and learnt position) in batches of 1 and of 20 events, each
+   event a different order, from N keep-alive connections (8) of a Python load generator (threads
+   and http.client: every request carries new event ids and a new order, which wrk would need a
+   stateful Lua script for); after a warm-up of 100 events;
+4. the ceiling: the bare app's one-row POST with wrk (as intake.py measures it), and with the same
+   Python generator (so that the generator's own cost shows);
+5. checks: every event answered ``applied``, and the delivered events in the database equal the
+   events sent; otherwise the figures are marked INVALID and the exit status is 1.
+
+Prints one markdown table (backend | case | events/s | requests/s | p50 ms | p99 ms | share of the
+bare ceiling).
+
+    .venv/bin/python scripts/bench/sync.py                         # both backends, about 3 minutes
+    .venv/bin/python scripts/bench/sync.py --backends sqlite --events 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import intake  # noqa: E402  (servers, databases and wrk, shared with the intake benchmark)
+import openloop  # noqa: E402
+
+HOST = intake.HOST
+SYNC_PATH = "/api/v1/courier/sync"
+
+
+def log(msg: str) -> None:
+    intake.log(msg)
+
+
+# --- a small keep-alive load generator ----------------------------------------------------------
+
+@dataclass
+class Load:
+    requests: int = 0
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    results: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def pct(self, q: float) -> float:
+        xs = sorted(self.latencies_ms)
+        return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))] if xs else float("nan")
+
+
+def drive(port: int, path: str, bodies: list[bytes], headers: dict[str, str], connections: int,
+          count_results: bool = False) -> Load:
+    """POST every body once, from ``connections`` keep-alive connections; closed loop."""
+    load = Load()
+    lock = threading.Lock()
+    queue = iter(bodies)
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(HOST, port, timeout=30)
+        lat: list[float] = []
+        statuses: dict[int, int] = {}
+        results: dict[str, int] = {}
+        while True:
+            with lock:
+                body = next(queue, None)
+            if body is None:
+                break
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            except (OSError, http.client.HTTPException) as exc:
+                with lock:
+                    load.errors.append(repr(exc))
+                conn.close()
+                conn = http.client.HTTPConnection(HOST, port, timeout=30)
+                continue
+            lat.append((time.perf_counter() - t0) * 1000)
+            statuses[resp.status] = statuses.get(resp.status, 0) + 1
+            if count_results and resp.status == 200:
+                for r in json.loads(data)["results"]:
+                    results[r["result"]] = results.get(r["result"], 0) + 1
+        conn.close()
+        with lock:
+            load.latencies_ms.extend(lat)
+            for k, v in statuses.items():
+                load.statuses[k] = load.statuses.get(k, 0) + v
+            for k2, v in results.items():
+                load.results[k2] = load.results.get(k2, 0) + v
+
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    load.seconds = time.perf_counter() - start
+    load.requests = len(load.latencies_ms)
+    return load
+
+
+# --- the courier's session ----------------------------------------------------------------------
+
+def _request(port: int, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+             ) -> tuple[int, dict[str, str], bytes, list[str]]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read(), resp.headers.get_all("Set-Cookie") or []
+    finally:
+        conn.close()
+
+
+def courier_session(port: int, password: str) -> dict[str, str]:
+    """Log in as the demo courier; the headers a page's script sends (cookie and CSRF token). The
+    cookie is handled by hand: ENV=production marks it Secure, which cookie jars keep off http."""
+    from urllib.parse import urlencode
+
+    def cookie_of(set_cookies: list[str], jar: dict[str, str]) -> None:
+        for c in set_cookies:
+            name, _, rest = c.partition("=")
+            jar[name.strip()] = rest.split(";", 1)[0]
+
+    jar: dict[str, str] = {}
+    _, _, page, cookies = _request(port, "GET", "/login")
+    cookie_of(cookies, jar)
+    token = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', page).group(1).decode()
+    form = urlencode({"username": "courier", "password": password, "csrf_token": token}).encode()
+    status, _, _, cookies = _request(port, "POST", "/login", form, {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())})
+    if status not in (302, 303):
+        raise RuntimeError(f"courier log-in answered {status}")
+    cookie_of(cookies, jar)
+    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())}
+    for path in ("/", "/courier/"):
+        _, _, page, _ = _request(port, "GET", path, headers=headers)
+        m = re.search(rb'name="csrf-token" content="([^"]+)"', page) or re.search(
+            rb'name="csrf_token"[^>]*value="([^"]+)"', page)
+        if m:
+            return {**headers, "X-CSRFToken": m.group(1).decode(), "Content-Type": "application/json"}
+    raise RuntimeError("no CSRF token on the courier's pages")
+
+
+# --- events -------------------------------------------------------------------------------------
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def delivered(item_id: str) -> dict[str, Any]:
+    return {"event_id": str(uuid.uuid4()), "item_id": item_id, "action": "delivered", "device_time": _now(),
+            "latitude": 15.1205, "longitude": 108.8044, "accuracy_m": 12.0,
+            "receiver": {"kind": "recipient"}, "id_check": {"kind": "id_last4", "value": "1234"},
+            "amount_collected_vnd": 26000}
+
+
+def batches(events: list[dict[str, Any]], size: int) -> list[bytes]:
+    return [json.dumps({"events": events[i:i + size]}).encode() for i in range(0, len(events), size)]
+
+
+def create_orders(port: int, token: str, n: int, tag: str, connections: int) -> list[str]:
+    appt = intake.appointment_date()
+    bodies = [intake.order_body(f"{tag}-{i}", appt) for i in range(n)]
+    ids: list[str] = []
+    lock = threading.Lock()
+    queue = iter(bodies)
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(HOST, port, timeout=60)
+        while True:
+            with lock:
+                body = next(queue, None)
+            if body is None:
+                break
+            conn.request("POST", "/api/v1/orders", body=body, headers={
+                "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+            resp = conn.getresponse()
+            data = json.loads(resp.read())
+            if resp.status != 201:
+                raise RuntimeError(f"intake answered {resp.status}: {data}")
+            with lock:
+                ids.append(data["item_id"])
+        conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if len(ids) != n:
+        raise RuntimeError(f"created {len(ids)} orders of {n}")
+    return ids
+
+
+def pick_up(port: int, headers: dict[str, str], item_ids: list[str]) -> None:
+    events = [{"event_id": str(uuid.uuid4()), "item_id": i, "action": "pickup_confirmed",
+               "device_time": _now()} for i in item_ids]
+    load = drive(port, SYNC_PATH, batches(events, 200), headers, 2, count_results=True)
+    if load.results.get("applied") != len(item_ids):
+        raise RuntimeError(f"pickup confirmations: {load.results} (statuses {load.statuses})")
+
+
+# --- one backend --------------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    case: str
+    events_per_s: float | None
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    problems: list[str] = field(default_factory=list)
+
+
+def bench_backend(backend: str, args: argparse.Namespace, tmp: Path,
+                  control_flag: list[str]) -> dict[str, Any]:
+    tag = f"s{os.getpid()}"
+    rows: list[Row] = []
+    with contextlib.ExitStack() as cleanup:
+        dbs = intake.make_databases(backend, tmp, args.pg_admin_url, tag, cleanup)
+        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+        env.update(SECRET_KEY="bench-secret-not-for-production", ENV="production", PYTHONUNBUFFERED="1")
+        senv = {**env, "DATABASE_URL": dbs.service_url}
+        benv = {**env, "DATABASE_URL": dbs.bare_url}
+        log(f"{backend}: preparing the databases")
+        intake.cli(["db", "upgrade"], senv)
+        intake.cli(["units", "import", "--province", "51", "--province", "42", "--province", "48"], senv)
+        out = intake.cli(["demo", "load", "--password", args.password], senv)
+        m = re.search(r"API token for counter QNG-TTHCC \(shown once\): (\S+)", out)
+        if m is None:
+            raise RuntimeError("demo load printed no API token (use an empty database)")
+        token = m.group(1)
+        engine = intake.sa.create_engine(dbs.service_url, poolclass=intake.sa.pool.NullPool)
+        with engine.begin() as conn:  # every order on the demo courier's route
+            conn.execute(intake.sa.text("UPDATE postal_routes SET capacity_per_day = NULL, "
+                                        "backup_route_id = NULL WHERE code = 'QNG-01'"))
+        engine.dispose()
+        subprocess.run([sys.executable, str(HERE / "bare_app.py"), "init"], env=benv, check=True, timeout=120)
+        version = intake.db_version(dbs.service_url)
+
+        ports = (openloop.free_port(), openloop.free_port())
+        svc = intake.Server(f"{backend}-service", "delivery_service:create_app()", senv, ports[0],
+                            args.workers, intake.ROOT, tmp, control_flag)
+        cleanup.callback(svc.stop)
+        bare = intake.Server(f"{backend}-bare", "bare_app:create_app()", benv, ports[1], args.workers, HERE,
+                             tmp, control_flag)
+        cleanup.callback(bare.stop)
+        svc.wait_ready()
+        bare.wait_ready()
+
+        sizes = [int(s) for s in args.batch_sizes.split(",")]
+        n_orders = args.warmup_events + args.events * len(sizes)
+        log(f"{backend}: creating {n_orders} orders and confirming their pickup (not measured)")
+        item_ids = create_orders(ports[0], token, n_orders, tag, args.connections)
+        headers = courier_session(ports[0], args.password)
+        pick_up(ports[0], headers, item_ids)
+
+        warm, rest = item_ids[:args.warmup_events], item_ids[args.warmup_events:]
+        drive(ports[0], SYNC_PATH, batches([delivered(i) for i in warm], 1), headers, args.connections)
+        before = intake.count_rows(dbs.service_url, "order_events WHERE status_to = 'delivered'")
+        sent = 0
+        for k, size in enumerate(sizes):
+            chunk = rest[k * args.events:(k + 1) * args.events]
+            events = [delivered(i) for i in chunk]
+            log(f"{backend}: sync, batches of {size}, {len(events)} events, {args.connections} connections")
+            load = drive(ports[0], SYNC_PATH, batches(events, size), headers, args.connections,
+                         count_results=True)
+            sent += len(events)
+            problems = []
+            if load.results.get("applied", 0) != len(events):
+                problems.append(f"results {load.results}")
+            if set(load.statuses) != {200} or load.errors:
+                problems.append(f"statuses {load.statuses}, errors {load.errors[:3]}")
+            row = Row(f"sync, batches of {size}", len(events) / load.seconds, load.requests / load.seconds,
+                      load.pct(50), load.pct(99), problems)
+            log(f"  {row.events_per_s:.0f} events/s, {row.rps:.0f} req/s, p50 {row.p50_ms:.1f} ms, "
+                f"p99 {row.p99_ms:.1f} ms" + (f"  PROBLEM: {problems}" if problems else ""))
+            rows.append(row)
+        stored = intake.count_rows(dbs.service_url, "order_events WHERE status_to = 'delivered'") - before
+        if stored != sent:
+            rows[-1].problems.append(f"delivered events stored {stored} != sent {sent}")
+
+        log(f"{backend}: the ceiling, bare app: wrk {args.duration:g} s, then the Python generator")
+        w = intake.wrk(ports[1], intake.BARE_PATH, "", f"b{tag}", args.duration, args.connections,
+                       min(2, args.connections))
+        non2xx = w["s4xx"] + w["s5xx"] + w["sother"]
+        wrk_problems = [f"{non2xx} non-2xx"] if non2xx else []
+        rows.append(Row("bare ceiling (one-row POST), wrk", None, w["requests"] / (w["duration_us"] / 1e6),
+                        w["p50_us"] / 1000, w["p99_us"] / 1000, wrk_problems))
+        appt = intake.appointment_date()
+        bodies = [intake.order_body(f"{tag}-bare-{i}", appt) for i in range(args.events)]
+        load = drive(ports[1], intake.BARE_PATH, bodies, {"Content-Type": "application/json"},
+                     args.connections)
+        rows.append(Row("bare ceiling (one-row POST), Python generator", None, load.requests / load.seconds,
+                        load.pct(50), load.pct(99),
+                        [] if set(load.statuses) <= {200, 201} else [f"statuses {load.statuses}"]))
+        for s in (svc, bare):
+            if s.proc.poll() is not None:
+                raise RuntimeError(f"{s.name} died during the run:\n{s.log_tail()}")
+    return {"backend": backend, "db_version": version, "rows": rows}
+
+
+def report(results: list[dict[str, Any]], args: argparse.Namespace) -> tuple[str, bool]:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=intake.ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    lines = [f"Result, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}, "
+             f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
+             f"gunicorn {args.workers} sync workers, "
+             f"{args.connections} connections, {args.events} events per case:", "",
+             "| backend | case | events/s | requests/s | p50 ms | p99 ms | share of the bare ceiling (wrk) |",
+             "|---|---|---|---|---|---|---|"]
+    ok = True
+    for res in results:
+        ceiling = next(r.rps for r in res["rows"] if r.case.endswith("wrk"))
+        for r in res["rows"]:
+            ok = ok and not r.problems
+            events = f"{r.events_per_s:,.0f}" if r.events_per_s is not None else "–"
+            share = (f"{r.rps / ceiling:.0%} of requests" + (f", {r.events_per_s / ceiling:.0%} in events"
+                                                               if r.events_per_s is not None else "")
+                     if not r.case.endswith("wrk") else "1 (ceiling)")
+            flag = f" INVALID: {'; '.join(r.problems)}" if r.problems else ""
+            lines.append(f"| {res['backend']} | {r.case}{flag} | {events} | {r.rps:,.0f} | {r.p50_ms:.1f} | "
+                         f"{r.p99_ms:.1f} | {share} |")
+    lines.append("")
+    lines.append("Databases: " + "; ".join(f"{r['backend']}: {r['db_version']}" for r in results))
+    return "\n".join(lines), ok
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite,postgresql")
+    ap.add_argument("--events", type=int, default=2000, help="events per case (default 2000)")
+    ap.add_argument("--batch-sizes", default="1,20", help="events per request, comma-separated (default 1,20)"
+                    )
+    ap.add_argument("--warmup-events", type=int, default=100)
+    ap.add_argument("--duration", type=float, default=8.0, help="seconds of wrk on the bare app (default 8)")
+    ap.add_argument("--connections", type=int, default=8, help="keep-alive connections (default 8)")
+    ap.add_argument("--workers", type=int, default=2, help="gunicorn sync workers, both apps (default 2)")
+    ap.add_argument("--password", default="bench-courier-password")
+    ap.add_argument("--pg-admin-url", default=os.environ.get("BENCH_PG_ADMIN_URL", intake.DEFAULT_PG_ADMIN))
+    args = ap.parse_args()
+    if not intake.shutil.which("wrk"):
+        sys.exit("wrk is not installed (apt-get install -y wrk)")
+    import signal
+
+    signal.signal(signal.SIGTERM, intake._on_term)
+    control_flag = intake.gunicorn_control_flag()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+        for backend in args.backends.split(","):
+            results.append(bench_backend(backend.strip(), args, Path(tmp), control_flag))
+    table, ok = report(results, args)
+    print(table)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
