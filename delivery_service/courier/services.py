@@ -342,7 +342,7 @@ def sync(actor: Actor, events: Sequence[Any]) -> list[dict[str, Any]]:
     for i, data in todo:
         seen = stored.get(data["event_id"])
         if seen is not None:
-            results[i] = _duplicate(data, seen)
+            results[i] = _duplicate(actor, data, seen, ids)
             continue
         results[i] = _apply(actor, ids, data, now)
     for i, j in twins.items():  # sent twice in one batch: answered like the first
@@ -359,21 +359,27 @@ def _summary(fields: dict[str, Any]) -> str:
     return ", ".join(sorted(fields)) or "the event"
 
 
-def _stored_events(event_ids: list[str]) -> dict[str, tuple[str, Status]]:
-    """Events already stored: their order's item id and current status, by client event id."""
-    found: dict[str, tuple[str, Status]] = {}
+def _stored_events(event_ids: list[str]) -> dict[str, tuple[str, Status, int | None, int | None]]:
+    """Events already stored, by client event id: their order's item id, current status and route,
+    and who recorded the event."""
+    found: dict[str, tuple[str, Status, int | None, int | None]] = {}
     for start in range(0, len(event_ids), 500):
         rows = db.session.execute(
-            sa.select(OrderEvent.client_event_id, DeliveryOrder.item_id, DeliveryOrder.status)
+            sa.select(OrderEvent.client_event_id, DeliveryOrder.item_id, DeliveryOrder.status,
+                      OrderEvent.actor_user_id, DeliveryOrder.route_id)
             .join(DeliveryOrder, DeliveryOrder.id == OrderEvent.order_id)
             .where(OrderEvent.client_event_id.in_(event_ids[start:start + 500])))
-        for event_id, item_id, status in rows:
-            found[event_id] = (item_id, status)
+        for event_id, item_id, status, user_id, route_id in rows:
+            found[event_id] = (item_id, status, user_id, route_id)
     return found
 
 
-def _duplicate(data: dict[str, Any], seen: tuple[str, Status]) -> dict[str, Any]:
-    item_id, status = seen
+def _duplicate(actor: Actor, data: dict[str, Any], seen: tuple[str, Status, int | None, int | None],
+               route_ids_: list[int]) -> dict[str, Any]:
+    item_id, status, user_id, route_id = seen
+    if user_id != actor.user_id and route_id not in route_ids_:  # someone else's event id
+        return _result(data["event_id"], "rejected", error=Rejected(
+            "not_your_route", f"{s10.normalize(data['item_id'])} is not on your route"))
     if item_id != s10.normalize(data["item_id"]):
         return _result(data["event_id"], "rejected", error=Rejected(
             "invalid", "This event_id was already used for another order; every event needs its own.",
@@ -398,7 +404,9 @@ def _apply(actor: Actor, route_ids_: list[int], data: dict[str, Any], now: dt.da
         db.session.commit()
     except Rejected as exc:
         db.session.rollback()
-        return _result(event_id, "rejected", _current_status(item_id), exc)
+        # Another route's order: say nothing about it, not even whether it exists.
+        status = None if exc.code == "not_your_route" else _current_status(item_id)
+        return _result(event_id, "rejected", status, exc)
     except (Conflict, Forbidden, NotFound) as exc:  # the status machine, or a concurrent change
         db.session.rollback()
         return _result(event_id, "rejected", _current_status(item_id), Rejected("transition", exc.message))
@@ -407,7 +415,7 @@ def _apply(actor: Actor, route_ids_: list[int], data: dict[str, Any], now: dt.da
         seen = _stored_events([event_id]).get(event_id)
         if seen is None:
             raise
-        return _duplicate(data, seen)
+        return _duplicate(actor, data, seen, route_ids_)
     return _result(event_id, "applied", status.value)
 
 
