@@ -226,3 +226,23 @@ def test_cli_sets_a_counters_label_defaults(app, client, auth):
     refused = runner.invoke(main, ["counters", "labels", "QNG-TTHCC", "--size", "a4"])
     assert refused.exit_code != 0 and "ZPL is for label printers" in refused.output
     assert runner.invoke(main, ["counters", "labels", "NOPE"]).exit_code != 0
+
+
+def test_returned_items_get_their_own_manifest(client, auth):
+    from delivery_service.accounts.services import SYSTEM
+    from delivery_service.orders.services import change_status
+    from delivery_service.orders.status import Status
+
+    items = [new_order(client, auth) for _ in range(2)]
+    for step in (Status.HANDED_TO_COURIER, Status.OUT_FOR_DELIVERY, Status.FAILED_ATTEMPT, Status.RETURNED_TO_AGENCY):
+        change_status(SYSTEM, items[0], step)
+    login(client, "counter")
+    page = client.get("/counter/returns").get_data(as_text=True)
+    assert items[0] in page and items[1] not in page and "Hàng trả lại" in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    made = client.post("/counter/manifests", data={"csrf_token": token, "kind": "courier_to_counter",
+                                                   "item_ids": [items[0]], "route": "QNG-01"})
+    assert made.status_code == 303
+    pdf = client.get(made.headers["Location"])
+    assert pdf.mimetype == "application/pdf" and items[0] in pdf_text(pdf.data)
+    assert items[0] not in client.get("/counter/returns").get_data(as_text=True)  # handed back

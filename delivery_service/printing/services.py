@@ -426,7 +426,7 @@ def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: 
         kinds = ", ".join(k.value for k in ManifestKind)
         raise InvalidInput({"kind": [f"Must be one of: {kinds}."]}) from None
     allowed = {Role.ADMIN: set(ManifestKind), Role.SUPERVISOR: set(ManifestKind),
-               Role.COUNTER_STAFF: {ManifestKind.COUNTER_TO_COURIER},
+               Role.COUNTER_STAFF: {ManifestKind.COUNTER_TO_COURIER, ManifestKind.COURIER_TO_COUNTER},
                Role.COURIER: {ManifestKind.COURIER_TO_AGENCY, ManifestKind.COURIER_TO_COUNTER}}
     if manifest_kind not in allowed.get(actor.role, set()):
         raise Forbidden("Your role cannot make this kind of manifest.")
@@ -464,6 +464,18 @@ def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: 
         {"manifest_id": manifest.id, "order_id": o.id, "position": n} for n, o in enumerate(orders, start=1)])
     db.session.commit()
     return manifest
+
+
+def returned_orders(actor: Actor, counter_id: int, limit: int = 500) -> list[DeliveryOrder]:
+    """The counter's orders sent back after failed attempts and not yet on a return manifest."""
+    on_returns = (sa.select(manifest_items.c.order_id)
+                  .join(Manifest, Manifest.id == manifest_items.c.manifest_id)
+                  .where(Manifest.kind == ManifestKind.COURIER_TO_COUNTER))
+    return list(db.session.scalars(
+        scope(sa.select(DeliveryOrder), actor)
+        .where(DeliveryOrder.counter_id == counter_id, DeliveryOrder.status == Status.RETURNED_TO_AGENCY,
+               DeliveryOrder.id.not_in(on_returns))
+        .order_by(DeliveryOrder.updated_at).limit(limit)))
 
 
 def get_manifest(actor: Actor, code: str) -> Manifest:

@@ -119,19 +119,32 @@ def job_file(job_id: int):
         return redirect(url_for("printing.job", job_id=job_id), code=303)
 
 
+@bp.get("/counter/returns")
+@desk_required
+def returns_page():
+    """Items sent back after failed attempts: the courier hands them over on a return manifest."""
+    counter = _counter()
+    orders = services.returned_orders(_actor(), counter.id)
+    routes = db.session.scalars(sa.select(PostalRoute).where(PostalRoute.active).order_by(PostalRoute.code))
+    return render_template("printing/returns.html", counter=counter, orders=orders, routes=list(routes))
+
+
 @bp.post("/counter/manifests")
 @desk_required
 def create_manifest():
-    """A handover manifest (counter → the route's courier) of the ticked orders."""
+    """A handover manifest of the ticked orders: counter → the route's courier, or (returns) back."""
     items = request.form.getlist("item_ids")
+    returns = request.form.get("kind") == ManifestKind.COURIER_TO_COUNTER.value
+    kind = ManifestKind.COURIER_TO_COUNTER if returns else ManifestKind.COUNTER_TO_COURIER
+    back = "printing.returns_page" if kind is ManifestKind.COURIER_TO_COUNTER else "printing.labels_page"
     try:
-        manifest = services.create_manifest(_actor(), kind=ManifestKind.COUNTER_TO_COURIER.value,
-                                            item_ids=items, route=request.form.get("route") or None,
+        manifest = services.create_manifest(_actor(), kind=kind.value, item_ids=items,
+                                            route=request.form.get("route") or None,
                                             note=request.form.get("note") or None)
     except (InvalidInput, Conflict) as exc:
         db.session.rollback()
         flash(_problem(exc), "error")
-        return redirect(url_for("printing.labels_page"), code=303)
+        return redirect(url_for(back), code=303)
     flash(gettext("Manifest %(code)s recorded.", code=manifest.code), "success")
     return redirect(url_for("printing.manifest_pdf", code=manifest.code), code=303)
 
