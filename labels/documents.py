@@ -466,6 +466,9 @@ def _receipt_story(
         Spacer(1, 2.5 * mm),
         _p(f"Tra cứu / Track: {escape(url)}", st.small),
     ]
+    if data.delivery_code and nfc(data.delivery_code):
+        tail.append(_p(f"<b>Mã nhận hàng / Delivery code: {_t(data.delivery_code)}</b> (đọc cho bưu tá khi "
+                       "nhận kết quả / tell it to the courier when you receive the result)", st.body))
     if data.hotline and nfc(data.hotline):
         tail.append(_p(f"<b>Đường dây nóng / Hotline: {_t(data.hotline)}</b>", st.body))
     tail += [

@@ -81,6 +81,7 @@ class ReceiptData:
     exemption: str | None = None  # the exemption in words, if any
     collect_vnd: int = 0
     hotline: str | None = None
+    delivery_code: str | None = None  # the one-time code the citizen tells the courier at delivery
 
 
 class ManifestKind(enum.StrEnum):

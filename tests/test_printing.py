@@ -180,7 +180,10 @@ def test_receipt_and_run_sheet(client, auth):
     assert receipt.status_code == 200
     box = PdfReader(io.BytesIO(receipt.data)).pages[0].mediabox
     assert (round(float(box.width), 2), round(float(box.height), 2)) == (419.53, 595.28)  # A5
-    assert "Lê Thị Ánh" in pdf_text(receipt.data)
+    text = pdf_text(receipt.data)
+    from delivery_service.courier.services import delivery_code
+
+    assert "Lê Thị Ánh" in text and f"Delivery code: {delivery_code(item)}" in text  # the one-time code
     assert client.get(f"/api/v1/orders/{item}/receipt?size=letter", headers=auth).status_code == 422
     day = client.get(f"/api/v1/orders/{item}", headers=auth).json["run_date"]
     login(client, "courier")

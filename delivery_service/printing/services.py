@@ -21,6 +21,7 @@ from flask import current_app
 import labels
 from delivery_service.accounts.models import Role
 from delivery_service.accounts.services import Actor
+from delivery_service.courier.services import delivery_code
 from delivery_service.db import utcnow
 from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
@@ -398,7 +399,8 @@ def receipt(actor: Actor, item_id: str, size: str = "a5") -> Document:
             ZoneInfo(current_app.config["SERVICE_TIMEZONE"])),
         appointment_date=order.appointment_date, due_date=order.due_date, postage_vnd=order.postage_vnd,
         postage_due_vnd=order.postage_due_vnd, exemption=EXEMPTION_TEXT.get(order.exemption),
-        collect_vnd=order.collect_vnd, hotline=_hotline(counter))
+        collect_vnd=order.collect_vnd, hotline=_hotline(counter),
+        delivery_code=delivery_code(order.item_id) if order.direction.value != "dossier_to_agency" else None)
     try:
         content = labels.render_receipt(data, size=size)
     except lm.LabelError as exc:
