@@ -461,11 +461,14 @@ def _record(actor: Actor, order: DeliveryOrder, data: dict[str, Any]) -> Status:
     where = {"device_time": data["device_time"], "latitude": data.get("latitude"),
              "longitude": data.get("longitude"), "accuracy_m": data.get("accuracy_m")}
     steps = _steps(order, action)
+    # The order was read through the courier's routes and the event id looked up by sync(): neither
+    # is done again for each step.
     for step in steps[:-1]:
-        orders.change_status(actor, order.item_id, step, **where, commit=False)
+        orders.change_status(actor, order.item_id, step, **where, commit=False, order=order)
     reason = data.get("reason") if action == "failed_attempt" else None
     event, _ = orders.change_status(actor, order.item_id, steps[-1], **where, reason=reason,
-                                    note=data.get("note"), client_event_id=data["event_id"], commit=False)
+                                    note=data.get("note"), client_event_id=data["event_id"], commit=False,
+                                    order=order, replay_checked=True)
     _attach_files(order.id, event.id, data["event_id"], data.get("files") or [])
     if proof is not None:
         db.session.add(DeliveryProof(event_id=event.id, order_id=order.id, **proof))

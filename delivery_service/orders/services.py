@@ -305,7 +305,8 @@ def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt
                   latitude: float | None = None, longitude: float | None = None,
                   accuracy_m: float | None = None, reason: str | None = None, note: str | None = None,
                   client_event_id: str | None = None, commit: bool = True,
-                  correction_of: OrderEvent | None = None) -> tuple[OrderEvent, bool]:
+                  correction_of: OrderEvent | None = None, order: DeliveryOrder | None = None,
+                  replay_checked: bool = False) -> tuple[OrderEvent, bool]:
     """Move an order to ``target`` and log the event; commits.
 
     Returns ``(event, True)``, or ``(earlier_event, False)`` for a replay: the same ``client_event_id``
@@ -317,16 +318,19 @@ def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt
     same transaction (the courier app's proof of delivery) and commits. ``correction_of``: undo that
     event (the caller has checked it may): the order goes back to the event's ``status_from``, which
     the machine alone would refuse (a delivered order is closed); allowed only while the order is
-    still in the status that event set.
+    still in the status that event set. ``order``: the order as the caller already read it through
+    the actor's scope (not read again); ``replay_checked``: the caller has looked the
+    ``client_event_id`` up already (a concurrent duplicate still fails on the unique key).
     """
     if (correction_of is None and actor.role is not Role.ADMIN
             and target not in ROLE_TARGETS.get(actor.role, set())):
         raise Forbidden(f"Your role cannot set the status {target.value}.")
-    order = db.session.scalar(scope(sa.select(DeliveryOrder), actor)
-                              .where(DeliveryOrder.item_id == s10.normalize(item_id)))
+    if order is None:
+        order = db.session.scalar(scope(sa.select(DeliveryOrder), actor)
+                                  .where(DeliveryOrder.item_id == s10.normalize(item_id)))
     if order is None:
         raise NotFound(f"No order {item_id}")
-    if client_event_id:
+    if client_event_id and not replay_checked:
         replay = _replay(order, target, client_event_id)
         if replay is not None:
             return replay, False
