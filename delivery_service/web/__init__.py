@@ -27,6 +27,7 @@ def register(app: Flask) -> None:
     from delivery_service.courier_app.views import bp as courier_app_bp
     from delivery_service.printing.views import bp as printing_bp
     from delivery_service.routing.views import bp as routing_bp
+    from delivery_service.tracking.views import bp as tracking_bp
     from delivery_service.web import display, forms
     from delivery_service.web.views import bp as counter_bp
 
@@ -43,6 +44,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(routing_bp)
     app.register_blueprint(printing_bp)
     app.register_blueprint(courier_app_bp)
+    app.register_blueprint(tracking_bp)
     app.after_request(_page_headers)
     display.init_app(app)
     app.jinja_env.filters.update(translate_message=forms.translate_message, field_label=forms.field_label)

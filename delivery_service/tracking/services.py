@@ -1,0 +1,121 @@
+"""Finding an item for a citizen: its code (item id or dossier code) and the last digits of a phone on
+it must both match. What comes back holds no personal data beyond the recipient's initials."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import unicodedata
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import joinedload, selectinload
+
+from delivery_service.courier.services import CORRECTION
+from delivery_service.extensions import db
+from delivery_service.orders.models import DeliveryOrder, OrderEvent
+from delivery_service.orders.status import Direction, Status
+from labels import s10
+
+PHONE_DIGITS = 4
+MAX_CODE_LENGTH = 64
+# A dossier code is unique per counter and direction only; more matches than this are not shown.
+MAX_MATCHES = 20
+
+
+@dataclass(frozen=True)
+class TrackedEvent:
+    """One status change as the citizen sees it: when, which status, and why for a failed attempt."""
+
+    at: dt.datetime
+    status: Status
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class TrackedItem:
+    """What the tracking page shows of one order."""
+
+    item_id: str
+    direction: Direction
+    status: Status
+    counter_name: str
+    recipient_initials: str
+    province_name: str
+    appointment_date: dt.date | None
+    due_date: dt.date
+    events: tuple[TrackedEvent, ...]
+
+
+def clean_code(text: str) -> str:
+    """The code as typed, in a comparable form: compatibility-normalised (full-width letters and
+    digits from a phone keyboard become ASCII), trimmed, at most MAX_CODE_LENGTH characters."""
+    return unicodedata.normalize("NFKC", text or "").strip()[:MAX_CODE_LENGTH]
+
+
+def clean_digits(text: str) -> str | None:
+    """The last digits of a phone as typed (spaces and dots allowed); None unless exactly PHONE_DIGITS."""
+    digits = "".join(ch for ch in unicodedata.normalize("NFKC", text or "") if not ch.isspace() and ch != ".")
+    return digits if len(digits) == PHONE_DIGITS and digits.isascii() and digits.isdigit() else None
+
+
+def item_id_of(code: str) -> str | None:
+    """The S10 item id a code stands for (lower case, spaces and hyphens allowed), or None."""
+    candidate = s10.normalize(clean_code(code))
+    return candidate if s10.is_valid(candidate) else None
+
+
+def initials(name: str) -> str:
+    """The first letter of each word, nothing more: "N. T. H." for "Nguyễn Thị Hoa"."""
+    words = unicodedata.normalize("NFC", name).split()
+    letters = [next((ch for ch in word if ch.isalpha()), "") for word in words]
+    return " ".join(f"{letter.upper()}." for letter in letters if letter)
+
+
+def _phone_ends_with(phone: str | None, digits: str) -> bool:
+    tail = "".join(ch for ch in phone or "" if ch.isdigit())[-PHONE_DIGITS:]
+    # Constant time, and both phones always checked: a wrong guess costs what a right one does.
+    return hmac.compare_digest(tail.rjust(PHONE_DIGITS, "x"), digits)
+
+
+def track(code: str, digits: str) -> list[TrackedItem]:
+    """The orders with this item id or dossier code whose recipient's or authorised person's phone
+    ends with ``digits``, oldest first; an empty list for an unknown code and for wrong digits alike."""
+    text = clean_code(code)
+    if not text or len(digits) != PHONE_DIGITS:
+        return []
+    item_id = item_id_of(text)
+    condition = (DeliveryOrder.item_id == item_id if item_id
+                 else DeliveryOrder.dossier_code.in_({text, text.upper()}))
+    rows = db.session.execute(
+        sa.select(DeliveryOrder.id, DeliveryOrder.recipient_phone, DeliveryOrder.authorised_phone)
+        .where(condition).order_by(DeliveryOrder.id).limit(MAX_MATCHES)).all()
+    ids = [row.id for row in rows
+           if _phone_ends_with(row.recipient_phone, digits) | _phone_ends_with(row.authorised_phone, digits)]
+    if not ids:
+        return []
+    orders = db.session.scalars(
+        sa.select(DeliveryOrder).where(DeliveryOrder.id.in_(ids)).order_by(DeliveryOrder.id)
+        .options(joinedload(DeliveryOrder.counter), joinedload(DeliveryOrder.province),
+                 selectinload(DeliveryOrder.events))).all()
+    return [_tracked(order) for order in orders]
+
+
+def _tracked(order: DeliveryOrder) -> TrackedItem:
+    return TrackedItem(
+        item_id=order.item_id, direction=order.direction, status=order.status,
+        counter_name=order.counter.name, recipient_initials=initials(order.recipient_name),
+        province_name=order.province.name, appointment_date=order.appointment_date,
+        due_date=order.due_date, events=tuple(_event(e) for e in order.events if _shown(e)))
+
+
+def _shown(event: OrderEvent) -> bool:
+    # Events that change nothing a citizen sees (an address corrected, a route swapped) are left out.
+    return event.status_from is not event.status_to
+
+
+def _event(event: OrderEvent) -> TrackedEvent:
+    # Only a failed attempt says why; other reasons are internal (corrections, returns' bookkeeping).
+    failed = event.status_to is Status.FAILED_ATTEMPT and event.reason != CORRECTION
+    reason = event.reason if failed else None
+    return TrackedEvent(at=event.device_time or event.server_time, status=event.status_to, reason=reason)

@@ -1,0 +1,110 @@
+"""The public tracking page (``/t``): no log-in; the item's code and the last digits of a phone on it."""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import Blueprint, Response, current_app, g, render_template, request
+from flask_babel import force_locale, get_locale, gettext
+from flask_wtf.csrf import CSRFError
+
+from delivery_service.extensions import limiter
+from delivery_service.tracking import services
+from delivery_service.web.display import STATUS
+
+bp = Blueprint("tracking", __name__)
+
+# Four digits are 10,000 guesses. Per client address every lookup counts: 10 a minute, 100 a day (a
+# family or a small office behind one address needs a few). Per code only misses count, from all
+# addresses together, so that many addresses cannot share the work of guessing one item's digits;
+# the price is that someone can block an item's page for a day, and its owner can still call the
+# hotline. Constants, not settings, on purpose: config.py belongs to the whole service.
+LIMIT_PER_ADDRESS = "10 per minute;100 per day"
+LIMIT_PER_CODE = "30 per day"
+
+
+def _code_key() -> str:
+    # The code as looked up (item id normalised); hashed so that storage keys stay short.
+    code = services.clean_code(request.form.get("code") or "")
+    code = services.item_id_of(code) or code
+    return "track:" + hashlib.sha256(code.encode()).hexdigest()[:24]
+
+
+def _missed(_response: Response) -> bool:
+    return bool(g.get("tracking_missed"))
+
+
+@bp.after_request
+def _private(response: Response) -> Response:
+    # The answer is for the person who asked: never kept by a shared cache or the browser.
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.get("/t")
+def form():
+    """The empty form: item id or dossier code, and the phone's last digits."""
+    return _form_page(code="")
+
+
+@bp.get("/t/<item_id>")
+def item_form(item_id: str):
+    """The link on labels and receipts: the form with the item id filled in."""
+    return _form_page(code=services.item_id_of(item_id) or services.clean_code(item_id))
+
+
+@bp.post("/t")
+@limiter.limit(LIMIT_PER_ADDRESS)
+@limiter.limit(LIMIT_PER_CODE, key_func=_code_key, deduct_when=_missed)
+def lookup():
+    """The status timeline when the code and the digits match; one neutral answer otherwise."""
+    code = services.clean_code(request.form.get("code") or "")
+    digits = services.clean_digits(request.form.get("phone_last4") or "")
+    errors = {}
+    if not code:
+        errors["code"] = gettext("Enter the item id or the dossier code.")
+    if digits is None:
+        errors["phone_last4"] = gettext("Enter the last 4 digits of the phone number.")
+    if errors:
+        return _form_page(code=code, errors=errors, status=422)
+    items = services.track(code, digits or "")
+    if not items:
+        g.tracking_missed = True
+        return _form_page(code=code, not_found=True)
+    return render_template("tracking/result.html", items=items, status_en=_english_status,
+                           reason_label=_reason_label)
+
+
+@bp.errorhandler(429)
+def too_many(_exc: Exception):
+    """Past the limits: a page that says to wait, in the citizen's language."""
+    return render_template("tracking/limited.html"), 429
+
+
+@bp.errorhandler(CSRFError)
+def csrf_refused(_exc: CSRFError):
+    """A form sent from elsewhere or from an old page: the form again, with what to do."""
+    message = gettext("The form has expired. Please enter the details again.")
+    code = services.clean_code(request.form.get("code") or "")
+    return _form_page(code=code, message=message, status=400)
+
+
+def _form_page(*, code: str, errors: dict[str, str] | None = None, not_found: bool = False,
+               message: str | None = None, status: int = 200):
+    return render_template("tracking/form.html", code=code, errors=errors or {}, not_found=not_found,
+                           message=message, digits=services.PHONE_DIGITS), status
+
+
+def _english_status(status: object) -> str:
+    with force_locale("en"):
+        return str(STATUS.get(status, status))
+
+
+def _reason_label(code: str | None) -> str:
+    """A failed attempt's reason in the reader's language (FAILURE_REASONS), else its code."""
+    if not code:
+        return ""
+    reason = next((r for r in current_app.config["FAILURE_REASONS"] if r["code"] == code), None)
+    if reason is None:
+        return code
+    return reason["label_en"] if str(get_locale() or "vi") == "en" else reason["label"]

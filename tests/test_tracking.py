@@ -1,0 +1,209 @@
+"""The public tracking page: the item's code plus the phone's last digits give the status timeline,
+with no personal data beyond the recipient's initials; one neutral answer otherwise; rate-limited."""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+
+from conftest import csrf_token, order_payload
+from flask.testing import FlaskClient
+from web_helpers import HTI
+
+from delivery_service.accounts.services import SYSTEM
+from delivery_service.orders.services import change_status
+from delivery_service.orders.status import Status
+from delivery_service.tracking.services import initials
+
+NOT_FOUND_VI = "Không tìm thấy bưu gửi với thông tin này"
+NOT_FOUND_EN = "No item was found with this information"
+NOTE = "Gọi trước cho chị Hoa ở nhà số 12"
+
+
+def _order(client: FlaskClient, auth: dict[str, str], **changes) -> dict:
+    resp = client.post("/api/v1/orders", json=order_payload(note=NOTE, **changes), headers=auth)
+    assert resp.status_code == 201, resp.get_json()
+    return resp.get_json()
+
+
+def _to_failed_attempt(item_id: str) -> None:
+    """created (assigned) → with the courier → out → failed (nobody home) → out again."""
+    for target in (Status.ASSIGNED, Status.HANDED_TO_COURIER, Status.OUT_FOR_DELIVERY):
+        if target is Status.ASSIGNED and _status(item_id) is Status.ASSIGNED:
+            continue
+        change_status(SYSTEM, item_id, target, note="Bưu tá Trần Văn Bình, Tổ 3")
+    change_status(SYSTEM, item_id, Status.FAILED_ATTEMPT, reason="not_home", note="Hàng xóm nói đi vắng",
+                  latitude=15.12, longitude=108.8)
+    change_status(SYSTEM, item_id, Status.OUT_FOR_DELIVERY)
+
+
+def _status(item_id: str) -> Status:
+    from delivery_service.orders.services import get_order
+
+    return get_order(SYSTEM, item_id).status
+
+
+def _look_up(client: FlaskClient, code: str, digits: str, *, token: str | None = None, lang: str = "",
+             **kwargs):
+    token = token or csrf_token(client, "/t" + (f"?lang={lang}" if lang else ""))
+    return client.post("/t", data={"code": code, "phone_last4": digits, "csrf_token": token}, **kwargs)
+
+
+def _text(resp) -> str:
+    return resp.get_data(as_text=True)
+
+
+def test_right_digits_show_the_timeline_without_personal_data(client, auth):
+    order = _order(client, auth)
+    _to_failed_attempt(order["item_id"])
+    resp = _look_up(client, order["item_id"], "3456")
+    html = _text(resp)
+    assert resp.status_code == 200
+    assert order["item_id"] in html
+    statuses = ["Mới tạo", "Đã phân tuyến", "Đã giao bưu tá", "Đang phát", "Phát không thành công", "Đang phát"]
+    history = html.split("Lịch sử xử lý", 1)[1]
+    found = re.findall(r"<td>(Mới tạo|Đã phân tuyến|Đã giao bưu tá|Đang phát|Phát không thành công)", history)
+    assert found == statuses
+    assert "Không có người nhận tại nhà" in html  # the reason's label, from FAILURE_REASONS
+    assert "Out for delivery" in html  # the current status, English second
+    assert "N. T. H." in html and "Trả kết quả" in html and "Quảng Ngãi" in html
+    for private in ("Nguyễn Thị Hoa", "Hoa", "0905123456", "0905", "12 Hùng Vương", NOTE, "Trần Văn Bình",
+                    "Hàng xóm", "15.12", "108.8", "Cấp đổi giấy phép lái xe"):
+        assert private not in html, private
+    assert re.search(r"\d{2}/\d{2}/\d{4} \d{2}:\d{2}", history)
+    assert resp.headers["Cache-Control"] == "private, no-store"
+
+
+def test_wrong_digits_and_unknown_item_get_the_same_neutral_answer(client, auth):
+    order = _order(client, auth)
+    token = csrf_token(client, "/t")
+    wrong = _look_up(client, order["item_id"], "9999", token=token)
+    unknown = _look_up(client, "RR123456785VN", "3456", token=token)
+    unknown_dossier = _look_up(client, "H55.22-khong-co", "3456", token=token)
+    assert wrong.status_code == unknown.status_code == unknown_dossier.status_code == 200
+    assert NOT_FOUND_VI in _text(wrong)
+
+    def answer(resp) -> str:  # the page without the code typed back into the form
+        return re.sub(r'(name="code"[^>]*value=")[^"]*', r"\1", _text(resp))
+
+    assert answer(wrong) == answer(unknown) == answer(unknown_dossier)
+    assert "N. T. H." not in _text(wrong) and "Mới tạo" not in _text(wrong)
+
+
+def test_the_authorised_persons_phone_works_too(client, auth):
+    order = _order(client, auth, authorised_person={"name": "Lê Văn Tám", "phone": "0912000777"})
+    html = _text(_look_up(client, order["item_id"], "0777"))
+    assert "N. T. H." in html and "Lê Văn Tám" not in html and "L. V. T." not in html
+
+
+def test_dossier_code_matches_only_orders_whose_phone_ends_with_the_digits(client, auth):
+    dossier = "H55.22-250101-0042"
+    mine = _order(client, auth, dossier_code=dossier)
+    both = _order(client, auth, dossier_code=dossier, direction="dossier_to_agency")
+    other_token = _other_counter_token(client)
+    elsewhere = _order(client, {"Authorization": f"Bearer {other_token}"}, dossier_code=dossier,
+                       recipient={"name": "Phạm Minh Quân", "phone": "0987654321"}, address=HTI)
+    html = _text(_look_up(client, dossier.lower(), "3456"))
+    assert mine["item_id"] in html and both["item_id"] in html and elsewhere["item_id"] not in html
+    assert "Gửi hồ sơ" in html and "Trả kết quả" in html
+    html = _text(_look_up(client, f"  {dossier} ", "4321"))
+    assert elsewhere["item_id"] in html and mine["item_id"] not in html and "P. M. Q." in html
+
+
+def _other_counter_token(client: FlaskClient) -> str:
+    """An API token of another counter (the demo has one token; make a second)."""
+    from delivery_service.accounts.services import create_api_client
+    from delivery_service.extensions import db
+
+    _client, token = create_api_client(name="Phần mềm một cửa Đức Thọ", counter_code="HTI-DUCTHO")
+    db.session.commit()
+    return token
+
+
+def test_item_ids_as_people_type_them(client, auth):
+    item_id = _order(client, auth)["item_id"]
+    token = csrf_token(client, "/t")
+    spaced = f" {item_id[:2].lower()} {item_id[2:6]} {item_id[6:11]}-{item_id[11:].lower()} "
+    full_width = "".join(chr(ord(ch) + 0xFEE0) for ch in item_id)  # a phone keyboard's full-width forms
+    nfd = unicodedata.normalize("NFD", item_id.lower())
+    for typed in (item_id.lower(), spaced, full_width, nfd):
+        html = _text(_look_up(client, typed, "3 456", token=token))
+        assert "N. T. H." in html, typed
+
+
+def test_the_link_on_labels_fills_in_the_item_id(client, auth):
+    item_id = _order(client, auth)["item_id"]
+    resp = client.get(f"/t/{item_id.lower()}")
+    html = _text(resp)
+    assert resp.status_code == 200 and resp.headers["Cache-Control"] == "private, no-store"
+    assert f'value="{item_id}"' in html and 'name="phone_last4"' in html
+    assert "N. T. H." not in html and "Mới tạo" not in html  # nothing shown before the digits
+    assert "/login" not in html and "Quầy tiếp nhận" not in html  # the public layout: no staff menu
+    assert 'name="code" type="text" value=""' in _text(client.get("/t"))
+
+
+def test_malformed_input_asks_again_without_looking_up(client, auth):
+    item_id = _order(client, auth)["item_id"]
+    resp = _look_up(client, item_id, "34")
+    assert resp.status_code == 422 and "4 chữ số cuối" in _text(resp) and NOT_FOUND_VI not in _text(resp)
+    resp = _look_up(client, "   ", "3456")
+    assert resp.status_code == 422 and NOT_FOUND_VI not in _text(resp)
+
+
+def test_the_form_needs_its_csrf_token(client, auth):
+    item_id = _order(client, auth)["item_id"]
+    resp = client.post("/t", data={"code": item_id, "phone_last4": "3456"})
+    assert resp.status_code == 400 and "N. T. H." not in _text(resp)
+    assert 'name="csrf_token"' in _text(resp)  # the form again, ready to send
+    assert "N. T. H." in _text(_look_up(client, item_id, "3456"))
+
+
+def test_lookups_are_limited_per_address_and_the_page_says_so(client, auth):
+    item_id = _order(client, auth)["item_id"]
+    token = csrf_token(client, "/t")
+    codes = [_look_up(client, item_id, "3456" if i % 2 else "0000", token=token).status_code
+             for i in range(11)]
+    assert codes[:10] == [200] * 10 and codes[10] == 429
+    resp = _look_up(client, item_id, "3456", token=token)
+    assert resp.status_code == 429 and "Thử quá nhiều lần" in _text(resp) and "N. T. H." not in _text(resp)
+    assert resp.headers["Cache-Control"] == "private, no-store"
+    other = _look_up(client, item_id, "3456", token=token, environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    assert other.status_code == 200 and "N. T. H." in _text(other)
+
+
+def test_misses_on_one_code_are_limited_across_addresses(client, auth):
+    item_id = _order(client, auth)["item_id"]
+    token = csrf_token(client, "/t")
+    codes = [_look_up(client, item_id, f"{i:04d}", token=token,
+                      environ_base={"REMOTE_ADDR": f"10.0.1.{i}"}).status_code for i in range(31)]
+    assert codes[:30] == [200] * 30 and codes[30] == 429
+    other = _look_up(client, "RR123456785VN", "0000", token=token, environ_base={"REMOTE_ADDR": "10.0.2.1"})
+    assert other.status_code == 200 and NOT_FOUND_VI in _text(other)
+
+
+def test_english_on_request_vietnamese_by_default(client, auth):
+    item_id = _order(client, auth)["item_id"]
+    assert "Tra cứu bưu gửi" in _text(client.get("/t"))
+    html = _text(client.get(f"/t/{item_id}?lang=en"))
+    assert "Track an item" in html and "Last 4 digits of the phone number" in html
+    links = re.findall(r'<a href="([^"]+)" lang="(vi|en)"', html)
+    assert [lang for _url, lang in links] == ["vi", "en"]
+    result = _text(_look_up(client, item_id, "3456"))  # the session remembers English
+    assert "Created" in result and "Deliver the result" in result and "Mới tạo" not in result
+    assert NOT_FOUND_EN in _text(_look_up(client, item_id, "0000"))
+
+
+def test_no_personal_data_in_the_logs(client, auth, caplog):
+    item_id = _order(client, auth)["item_id"]
+    with caplog.at_level(logging.DEBUG):
+        _look_up(client, item_id, "3456")
+        _look_up(client, item_id, "0000")
+    assert "3456" not in caplog.text and "Nguyễn" not in caplog.text
+
+
+def test_initials():
+    assert initials("Nguyễn Thị Hoa") == "N. T. H."
+    assert initials("  đặng   ánh ") == "Đ. Á."
+    assert initials(unicodedata.normalize("NFD", "Đỗ Ông")) == "Đ. Ô."
+    assert initials("") == ""
