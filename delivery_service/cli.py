@@ -217,3 +217,61 @@ def api_clients_revoke(client_id: int) -> None:
     revoke_api_client(client_id)
     db.session.commit()
     click.echo(f"revoked API client {client_id}")
+
+
+@api_clients.command("webhook")
+@click.argument("client_id", type=int)
+@click.option("--url", help="Where to POST the client's counter's status changes (prints a new secret).")
+@click.option("--resume", is_flag=True, help="Lift a pause or a back-off and send what is owed now.")
+@click.option("--disable", is_flag=True, help="Stop sending (what is owed is kept).")
+@with_appcontext
+def api_clients_webhook(client_id: int, url: str | None, resume: bool, disable: bool) -> None:
+    """Set, resume or disable a client's webhook (docs/webhooks.md)."""
+    from delivery_service.errors import InvalidInput, NotFound
+    from delivery_service.extensions import db
+    from delivery_service.webhooks import services
+
+    if sum((url is not None, resume, disable)) != 1:
+        raise click.UsageError("Give one of --url, --resume or --disable.")
+    try:
+        if url is not None:
+            _endpoint, secret = services.set_endpoint(client_id, url)
+            db.session.commit()
+            click.echo(f"Webhook of API client {client_id} set. Signing secret (shown once):", err=True)
+            click.echo(secret)
+        elif resume:
+            services.resume(client_id)
+            db.session.commit()
+            click.echo(f"Webhook of API client {client_id} resumed")
+        else:
+            services.disable(client_id)
+            db.session.commit()
+            click.echo(f"Webhook of API client {client_id} disabled")
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from None
+    except InvalidInput as exc:
+        raise click.ClickException(" ".join(m for msgs in exc.errors.values() for m in msgs)) from None
+
+
+@main.group()
+def webhooks() -> None:
+    """Webhooks to counter systems."""
+
+
+@webhooks.command("dispatch")
+@click.option("--all", "retry_now", is_flag=True, help="Also endpoints waiting out a back-off (not paused).")
+@click.option("--every", type=int, default=0, help="Repeat every N seconds (a sweep next to the worker).")
+@with_appcontext
+def webhooks_dispatch(retry_now: bool, every: int) -> None:
+    """Send every due endpoint what it is owed."""
+    import time
+
+    from delivery_service.webhooks import services
+
+    while True:
+        sent = sum(services.deliver(endpoint_id, force=retry_now).sent
+                   for endpoint_id in services.due_endpoint_ids(include_backoff=retry_now))
+        click.echo(f"{sent} events sent")
+        if every <= 0:
+            return
+        time.sleep(every)

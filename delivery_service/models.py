@@ -15,6 +15,7 @@ from delivery_service.orgs.models import (
 from delivery_service.printing.models import LabelPrint, Manifest, PrintJob, manifest_items
 from delivery_service.routing.models import PartKind, RouteDayLoad, RouteRule, RouteRun, RunStop
 from delivery_service.units.models import AdminUnit, UnitLevel
+from delivery_service.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "DeliveryProof", "EventCorrection", "ProofFile",
@@ -22,5 +23,5 @@ __all__ = [
     "AdminUnit", "ApiClient", "Counter", "CounterLevel", "DeliveryOrder", "Exemption", "GeocodeCache",
     "ImportBatch", "ImportState", "ItemSerial", "KnownPlace", "OrderEvent", "OrderLocation", "PartKind",
     "Payer", "PostalRoute", "PostOffice", "Role", "route_communes", "RouteDayLoad", "RouteRule",
-    "RouteRun", "RunStop", "UnitLevel", "User",
+    "RouteRun", "RunStop", "UnitLevel", "User", "WebhookDelivery", "WebhookEndpoint",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import request
+from flask import request, url_for
 from flask_smorest import Blueprint
 
 from delivery_service.api import current_actor, protected
@@ -13,6 +13,7 @@ from delivery_service.errors import Forbidden, InvalidInput
 from delivery_service.extensions import db
 from delivery_service.orders import services
 from delivery_service.orders.schemas import AddressChangeIn, EventIn, EventOut, OrderIn, OrderOut, OrderQuery
+from delivery_service.webhooks import polling
 
 MAX_PAGE = 100_000
 blp = protected(Blueprint("orders", __name__, url_prefix="/orders",
@@ -48,11 +49,32 @@ def list_orders(query: dict[str, Any], pagination_parameters):
     """List the caller's orders, newest first; search by item id, dossier code, phone or name."""
     if pagination_parameters.page > MAX_PAGE:
         raise InvalidInput({"page": [f"Must be at most {MAX_PAGE}."]})
+    if query.get("updated_since") is not None or query.get("cursor") is not None:
+        return _changed_orders(query, pagination_parameters)
     stmt = services.find_orders(current_actor(), q=query.get("q"), created_on=query.get("created_on"))
     pagination_parameters.item_count = db.session.scalar(
         sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery()))
     return db.session.scalars(stmt.offset(pagination_parameters.first_item)
                               .limit(pagination_parameters.page_size)).all()
+
+
+def _changed_orders(query: dict[str, Any], pagination_parameters):
+    """Keyset mode for polling systems: orders by their latest event, after the cursor.
+
+    The answer's ``X-Next-Cursor`` (also a ``Link: rel="next"``) is where to continue, now or at the
+    next poll; an order changed again later comes again. X-Pagination then describes this page only.
+    """
+    if pagination_parameters.page != 1:
+        raise InvalidInput({"page": ["Use cursor, not page, with updated_since."]})
+    after = polling.decode_cursor(query["cursor"]) if query.get("cursor") else None
+    orders, next_after = polling.changed_orders(
+        current_actor(), after=after, since=query.get("updated_since"), q=query.get("q"),
+        created_on=query.get("created_on"), limit=pagination_parameters.page_size)
+    pagination_parameters.item_count = len(orders)
+    cursor = polling.encode_cursor(next_after)
+    args = {k: v for k, v in request.args.items() if k not in ("cursor", "updated_since", "page")}
+    link = url_for("orders.list_orders", _external=True, **args, cursor=cursor)
+    return orders, 200, {"X-Next-Cursor": cursor, "Link": f'<{link}>; rel="next"'}
 
 
 @blp.route("/<item_id>", methods=["GET"])

@@ -190,6 +190,11 @@ class OrderQuery(Schema):
     q = Text(load_default=None, max_length=200,
              metadata={"description": "Item id, dossier code, phone or part of the name"})
     created_on = fields.Date(load_default=None, validate=validate.Range(EARLIEST, LATEST))
+    updated_since = fields.AwareDateTime(load_default=None, validate=reasonable_time, metadata={
+        "description": "For systems that poll: the orders with a status change at or after this time, "
+                       "oldest change first, paged by `cursor` (not `page`)"})
+    cursor = fields.String(load_default=None, validate=validate.Length(1, 64), metadata={
+        "description": "The X-Next-Cursor of the previous answer: the orders changed since that page"})
 
 
 class EventIn(StrictSchema):
