@@ -8,6 +8,7 @@ cursor, not the trigger, decides what is sent, and ``delivery-service webhooks d
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,13 +33,37 @@ def _before_commit(session: Session) -> None:
     conns = session.info.pop(_CONNS, [])
     if not any([c.info.pop(_FLAG, False) for c in conns if not c.closed]):
         return
+    if not _any_active(session):
+        return
     from delivery_service.jobs import enqueue_after_commit
+
+    enqueue_after_commit("delivery_service.webhooks.jobs:dispatch_due", timeout=300)
+
+
+_ACTIVE_TTL = 10.0  # seconds; a webhook set up meanwhile is reached by the next trigger or the sweep
+
+
+def _any_active(session: Session) -> bool:
+    """Whether any webhook is active, looked up at most every few seconds per process (intake
+    commits should not pay a query for a feature most installations use on few counters)."""
+    from flask import current_app
+
     from delivery_service.webhooks.models import WebhookEndpoint
 
-    if session.scalar(sa.select(WebhookEndpoint.id).where(
-            WebhookEndpoint.active, WebhookEndpoint.paused_at.is_(None)).limit(1)) is None:
-        return
-    enqueue_after_commit("delivery_service.webhooks.jobs:dispatch_due", timeout=300)
+    cache = current_app.extensions.setdefault("webhooks_active", [0.0, False])
+    if cache[0] > time.monotonic():
+        return cache[1]
+    active = session.scalar(sa.select(WebhookEndpoint.id).where(
+        WebhookEndpoint.active, WebhookEndpoint.paused_at.is_(None)).limit(1)) is not None
+    cache[:] = [time.monotonic() + _ACTIVE_TTL, active]
+    return active
+
+
+def forget_active() -> None:
+    """Drop this process's cached answer (after a webhook is set up, resumed or disabled here)."""
+    from flask import current_app
+
+    current_app.extensions.pop("webhooks_active", None)
 
 
 def _after_rollback(session: Session) -> None:

@@ -139,6 +139,7 @@ def set_endpoint(client_id: int, url: str) -> tuple[WebhookEndpoint, str]:
     endpoint.paused_at = endpoint.next_attempt_at = None
     endpoint.consecutive_failures = 0
     db.session.flush()
+    _forget_active()
     return endpoint, secret
 
 
@@ -151,6 +152,7 @@ def resume(client_id: int) -> WebhookEndpoint:
     endpoint.consecutive_failures = 0
     endpoint.active = True
     db.session.flush()
+    _forget_active()
     from delivery_service.jobs import enqueue_after_commit
 
     enqueue_after_commit("delivery_service.webhooks.jobs:dispatch", endpoint.id, timeout=LEASE_S)
@@ -162,6 +164,13 @@ def disable(client_id: int) -> None:
     if endpoint is None:
         raise NotFound(f"API client {client_id} has no webhook")
     endpoint.active = False
+    _forget_active()
+
+
+def _forget_active() -> None:
+    from delivery_service.webhooks.hooks import forget_active
+
+    forget_active()
 
 
 def any_endpoint() -> bool:
