@@ -244,3 +244,32 @@ def test_cli_sets_resumes_and_dispatches(app, client, auth, token, receiver):
     result = runner.invoke(main, ["api-clients", "webhook", str(client_id), "--resume"])
     assert result.exit_code == 0 and services.state(the_endpoint()) == "ok"
     assert len(receiver.events()) == 2
+
+
+def test_admin_page_shows_state_and_resumes(app, client):
+    import re
+
+    from conftest import login
+
+    from delivery_service.accounts.models import ApiClient
+
+    def token(path: str) -> str:
+        html = client.get(path).get_data(as_text=True)
+        return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+    client_id = db.session.scalar(sa.select(ApiClient.id).order_by(ApiClient.id).limit(1))
+    endpoint, _secret = services.set_endpoint(client_id, "http://127.0.0.1:9/hooks")
+    endpoint.paused_at, endpoint.consecutive_failures = utcnow(), 9
+    db.session.commit()
+    login(client, "counter")
+    assert client.get("/admin/webhooks").status_code == 403
+    client.post("/logout", data={"csrf_token": token("/counter")})
+    login(client, "admin")
+    page = client.get("/admin/webhooks").get_data(as_text=True)
+    assert "Tạm dừng" in page and "http://127.0.0.1:9/hooks" in page and "whsec_" not in page
+    assert client.post(f"/admin/webhooks/{client_id}/resume").status_code == 400  # no CSRF token
+    resumed = client.post(f"/admin/webhooks/{client_id}/resume", data={"csrf_token": token("/admin/webhooks")})
+    assert resumed.status_code == 303
+    db.session.expire_all()
+    again = db.session.get(WebhookEndpoint, endpoint.id)
+    assert again.paused_at is None and again.consecutive_failures == 0

@@ -30,6 +30,7 @@ def register(app: Flask) -> None:
     from delivery_service.tracking.views import bp as tracking_bp
     from delivery_service.web import display, forms
     from delivery_service.web.views import bp as counter_bp
+    from delivery_service.webhooks.views import bp as webhooks_bp
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = None  # the log-in page says why it is shown
@@ -42,6 +43,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(counter_bp)
     app.register_blueprint(routing_bp)
+    app.register_blueprint(webhooks_bp)
     app.register_blueprint(printing_bp)
     app.register_blueprint(courier_app_bp)
     app.register_blueprint(tracking_bp)
