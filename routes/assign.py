@@ -135,6 +135,15 @@ class RouteTable:
             codes_.sort()
         return table
 
+    def chain(self, code: str) -> list[str]:
+        """A route and its backups, in the order they take overflow, each once (loops end)."""
+        out: list[str] = []
+        current: str | None = code
+        while current is not None and current not in out and current in self.routes:
+            out.append(current)
+            current = self.routes[current].backup
+        return out
+
     def covers(self, commune: str) -> bool:
         """Whether any route covers any part of ``commune``."""
         return commune in self.whole or commune in self.specific
@@ -190,15 +199,9 @@ def _place(table: RouteTable, order: OrderAddress, load: MutableMapping[str, int
 
 
 def _with_room(table: RouteTable, code: str, load: Mapping[str, int]) -> str | None:
-    """``code`` if it has room, else the first backup down its chain that has (no loops)."""
-    seen: set[str] = set()
-    current: str | None = code
-    while current is not None and current not in seen:
-        seen.add(current)
-        route = table.routes.get(current)
-        if route is None:
-            return None
-        if route.capacity is None or load.get(current, 0) < route.capacity:
+    """``code`` if it has room, else the first backup down its chain that has."""
+    for current in table.chain(code):
+        capacity = table.routes[current].capacity
+        if capacity is None or load.get(current, 0) < capacity:
             return current
-        current = route.backup
     return None

@@ -379,26 +379,23 @@ def locations_for(order_ids: list[int]) -> dict[int, Location]:
     network (a courier's known place, else a centroid: ``is_centroid``) and stored in the caller's
     transaction; orders with no coordinate at all are absent."""
     found: dict[int, Location] = {}
-    ids = sorted(set(order_ids))
-    for chunk in _chunks(ids, BATCH):
-        stored = db.session.execute(sa.select(
-            OrderLocation.order_id, OrderLocation.latitude, OrderLocation.longitude, OrderLocation.source,
-            OrderLocation.precision_m, OrderLocation.address_key).where(OrderLocation.order_id.in_(chunk)))
-        for r in stored:
-            found[r.order_id] = Location(r.latitude, r.longitude, r.source, r.precision_m,
-                                         address_key=r.address_key)
+    for chunk in _chunks(sorted(set(order_ids)), BATCH):
+        found.update(_stored_locations(chunk))
         missing = [i for i in chunk if i not in found]
-        if not missing:
-            continue
-        # Not located yet (no rq, or its job has not run): locate them now, without the network, in
-        # the caller's transaction, so that a courier's known place beats the centroid.
-        _locate_batch(missing, None)
-        columns = (OrderLocation.order_id, OrderLocation.latitude, OrderLocation.longitude,
-                   OrderLocation.source, OrderLocation.precision_m, OrderLocation.address_key)
-        for r in db.session.execute(sa.select(*columns).where(OrderLocation.order_id.in_(missing))):
-            found[r.order_id] = Location(r.latitude, r.longitude, r.source, r.precision_m,
-                                         address_key=r.address_key)
+        if missing:
+            # Not located yet (no rq, or its job has not run): locate them now, without the network,
+            # in the caller's transaction, so that a courier's known place beats the centroid.
+            _locate_batch(missing, None)
+            found.update(_stored_locations(missing))
     return found
+
+
+def _stored_locations(ids: list[int]) -> dict[int, Location]:
+    rows = db.session.execute(sa.select(
+        OrderLocation.order_id, OrderLocation.latitude, OrderLocation.longitude, OrderLocation.source,
+        OrderLocation.precision_m, OrderLocation.address_key).where(OrderLocation.order_id.in_(ids)))
+    return {r.order_id: Location(r.latitude, r.longitude, r.source, r.precision_m, address_key=r.address_key)
+            for r in rows}
 
 
 def orders_to_locate(which: str) -> list[int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from flask import Response
@@ -20,6 +19,7 @@ from delivery_service.printing.schemas import (
     PrintJobOut,
     ReceiptQuery,
 )
+from delivery_service.routing.schemas import RunQuery
 
 orders = protected(
     Blueprint("order_prints", __name__, url_prefix="/orders", description="Result-delivery orders")
@@ -39,6 +39,7 @@ FILE = {**PDF, "application/zpl": {"schema": {"type": "string", "format": "binar
 
 
 def send(doc: services.Document, *, inline: bool = True) -> Response:
+    """A rendered document as the response (the API and the staff pages alike)."""
     disposition = "inline" if inline else "attachment"
     return Response(
         doc.content,
@@ -153,20 +154,10 @@ def manifest_pdf(code: str):
 
 
 @sheets.route("/<code>/run/sheet", methods=["GET"])
-@sheets.doc(
-    responses={"200": {"description": "The run sheet", "content": PDF}},
-    parameters=[{"in": "query", "name": "date", "schema": {"type": "string", "format": "date"}}],
-)
-def run_sheet(code: str):
+@sheets.arguments(RunQuery, location="query")
+@sheets.doc(responses={"200": {"description": "The run sheet", "content": PDF}})
+def run_sheet(query: dict[str, Any], code: str):
     """A courier's printable run for a day: stops in order, what to collect and sign."""
-    from flask import request
-
-    from delivery_service.errors import InvalidInput
     from delivery_service.orders.services import local_today
 
-    raw = request.args.get("date")
-    try:
-        day = dt.date.fromisoformat(raw) if raw else local_today()
-    except ValueError:
-        raise InvalidInput({"date": ["Not a valid date (YYYY-MM-DD)."]}) from None
-    return send(services.run_sheet(current_actor(), code, day))
+    return send(services.run_sheet(current_actor(), code, query.get("date") or local_today()))

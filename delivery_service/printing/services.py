@@ -40,7 +40,7 @@ from delivery_service.printing.models import (
     PrintJob,
     manifest_items,
 )
-from delivery_service.routing.models import RouteRun, RunStop
+from delivery_service.routing.services import sequenced_stops
 from delivery_service.units.services import unit_index
 from labels import model as lm
 from labels import s10
@@ -96,17 +96,8 @@ def _hotline(counter: Counter) -> str | None:
     return counter.hotline or current_app.config.get("COMPLAINTS_HOTLINE")
 
 
-def stop_number(order: DeliveryOrder) -> int | None:
-    """The order's stop number on its route's latest sequenced run, if any."""
-    if order.route_id is None:
-        return None
-    return db.session.scalar(
-        sa.select(RunStop.stop_no).join(RouteRun, RouteRun.id == RunStop.run_id)
-        .where(RunStop.order_id == order.id, RouteRun.route_id == order.route_id)
-        .order_by(RouteRun.run_date.desc()).limit(1))
-
-
-def label_data(order: DeliveryOrder, counter: Counter, copy_no: int, now: dt.datetime) -> lm.LabelData:
+def label_data(order: DeliveryOrder, counter: Counter, copy_no: int, now: dt.datetime,
+               stop_no: int | None) -> lm.LabelData:
     return lm.LabelData(
         item_id=order.item_id,
         tracking_url=tracking_url(order.item_id),
@@ -116,7 +107,7 @@ def label_data(order: DeliveryOrder, counter: Counter, copy_no: int, now: dt.dat
         dossier_code=order.dossier_code,
         printed_at=now,
         route_code=route_code(order.route_id),
-        stop_no=stop_number(order),
+        stop_no=stop_no,
         appointment_date=order.appointment_date,
         due_date=order.due_date,
         postage_vnd=order.postage_due_vnd if order.payer.value == "citizen" else 0,
@@ -182,7 +173,9 @@ def _render(orders: Sequence[DeliveryOrder], counter: Counter, fmt: LabelFormat,
     """Render labels and record one print per order (current transaction)."""
     now = _local_now()
     copies = _copies([o.id for o in orders])
-    items = [label_data(o, counter, copies.get(o.id, 0) + 1, now) for o in orders]
+    stops = sequenced_stops(orders)
+    items = [label_data(o, counter, copies.get(o.id, 0) + 1, now, stops.get(o.id, (None, None))[1])
+             for o in orders]
     try:
         if fmt is LabelFormat.ZPL:
             content = labels.render_zpl(items, lm.LabelSize(size), dpi=current_app.config["LABEL_DPI"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_login import current_user, login_required
 
@@ -15,6 +15,7 @@ from delivery_service.extensions import db
 from delivery_service.orders.services import local_today
 from delivery_service.orgs.models import Counter, PostalRoute
 from delivery_service.printing import services
+from delivery_service.printing.api import send
 from delivery_service.printing.models import JobState, ManifestKind
 from delivery_service.web.messages import translate_message
 from delivery_service.web.views import desk_required
@@ -24,12 +25,6 @@ bp = Blueprint("printing", __name__)
 
 def _actor() -> Actor:
     return Actor.of_user(current_user)
-
-
-def _send(doc: services.Document, *, inline: bool = True) -> Response:
-    disposition = "inline" if inline else "attachment"
-    return Response(doc.content, mimetype=doc.mimetype, headers={
-        "Content-Disposition": f'{disposition}; filename="{doc.filename}"', "Cache-Control": "no-store"})
 
 
 def _problem(exc: DomainError) -> str:
@@ -49,7 +44,7 @@ def label(item_id: str):
         db.session.rollback()
         flash(_problem(exc), "error")
         return redirect(url_for("counter.order", item_id=item_id), code=303)
-    return _send(doc)
+    return send(doc)
 
 
 @bp.get("/counter/orders/<item_id>/receipt")
@@ -57,7 +52,7 @@ def label(item_id: str):
 def receipt(item_id: str):
     """The citizen's receipt (?size=a5|a4)."""
     try:
-        return _send(services.receipt(_actor(), item_id, request.args.get("size", "a5")))
+        return send(services.receipt(_actor(), item_id, request.args.get("size", "a5")))
     except InvalidInput as exc:
         flash(_problem(exc), "error")
         return redirect(url_for("counter.order", item_id=item_id), code=303)
@@ -90,7 +85,7 @@ def labels_page():
             flash(_problem(exc), "error")
             return redirect(url_for("printing.labels_page", counter_id=counter.id), code=303)
         if result.document is not None:
-            return _send(result.document, inline=False)
+            return send(result.document, inline=False)
         return redirect(url_for("printing.job", job_id=result.job.id), code=303)
     orders = services.unprinted_orders(actor, counter.id, limit=500)
     routes = db.session.scalars(sa.select(PostalRoute).where(PostalRoute.active).order_by(PostalRoute.code))
@@ -113,7 +108,7 @@ def job(job_id: int):
 @desk_required
 def job_file(job_id: int):
     try:
-        return _send(services.job_file(_actor(), job_id), inline=False)
+        return send(services.job_file(_actor(), job_id), inline=False)
     except Conflict as exc:
         flash(_problem(exc), "error")
         return redirect(url_for("printing.job", job_id=job_id), code=303)
@@ -152,7 +147,7 @@ def create_manifest():
 @bp.get("/counter/manifests/<code>.pdf")
 @login_required
 def manifest_pdf(code: str):
-    return _send(services.manifest_pdf(_actor(), code))
+    return send(services.manifest_pdf(_actor(), code))
 
 
 @bp.get("/routes/<code>/run/sheet.pdf")
@@ -164,4 +159,4 @@ def run_sheet(code: str):
         day = dt.date.fromisoformat(raw) if raw else local_today()
     except ValueError:
         abort(404)
-    return _send(services.run_sheet(_actor(), code, day))
+    return send(services.run_sheet(_actor(), code, day))

@@ -189,8 +189,7 @@ def place(commune_id: int, detail: str, day: dt.date) -> Placement:
         return Placement(None, how)
     if len(candidates) == 1:
         # The usual case: try the route, then its backups; each try is one atomic statement.
-        chain = _chain(compiled, candidates[0])
-        for code in chain:
+        for code in compiled.table.chain(candidates[0]):
             if reserve(compiled.ids[code], day):
                 outcome = how if code == candidates[0] else routes.Outcome.OVERFLOW
                 return Placement(compiled.ids[code], outcome)
@@ -207,23 +206,8 @@ def place(commune_id: int, detail: str, day: dt.date) -> Placement:
     return Placement(None, routes.Outcome.OVER_CAPACITY)
 
 
-def _chain(compiled: CompiledRoutes, code: str) -> list[str]:
-    """A route and its backups, in order, each once."""
-    chain: list[str] = []
-    current: str | None = code
-    while current and current not in chain and current in compiled.table.routes:
-        chain.append(current)
-        current = compiled.table.routes[current].backup
-    return chain
-
-
 def _chain_ids(compiled: CompiledRoutes, codes: Iterable[str]) -> set[int]:
-    ids: set[int] = set()
-    for code in codes:
-        while code and compiled.ids.get(code) not in ids and code in compiled.table.routes:
-            ids.add(compiled.ids[code])
-            code = compiled.table.routes[code].backup or ""
-    return ids
+    return {compiled.ids[c] for code in codes for c in compiled.table.chain(code)}
 
 
 def assign_pending(actor: Actor, day: dt.date | None = None, *, order_ids: Sequence[int] | None = None,
@@ -257,41 +241,35 @@ def _assign_rows(actor: Actor, rows: Sequence[Any], day: dt.date | None, today: 
     by_day: dict[dt.date, list[Any]] = defaultdict(list)
     for row in rows:
         by_day[day or plan_day(row.appointment_date, today)].append(row)
-    now = utcnow()
-    updates: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
-    counts: dict[str, int] = defaultdict(int)
+    placements: list[tuple[Any, dt.date, Placement]] = []
     for run_day, day_rows in by_day.items():
         load = {compiled.codes[i]: n for i, n in day_loads(compiled.codes, run_day).items()}
         before = dict(load)
         placed = routes.assign(compiled.table, [routes.OrderAddress(r.id, str(r.commune_id), r.address_detail)
                                                 for r in day_rows], load)
-        taken = {code: load.get(code, 0) - before.get(code, 0) for code in load}
-        for code, n in taken.items():
-            if n and not reserve(compiled.ids[code], run_day, n):
-                # Loads changed under us (a concurrent intake): redo this day one order at a time.
-                return _assign_one_by_one(actor, rows, day, today)
-        for row, got in zip(day_rows, placed, strict=True):
-            counts[got.outcome.value] += 1
-            route_id = compiled.ids[got.route] if got.route else None
-            updates.append({"b_id": row.id, "b_route": route_id, "b_day": run_day if route_id else None,
-                            "b_dispatch": got.outcome.value if route_id is None else None,
-                            "b_status": Status.ASSIGNED if route_id else row.status, "b_now": now})
-            if route_id:
-                events.append(_event(row.id, Status.CREATED, Status.ASSIGNED, actor, got.outcome.value,
-                                     route_id, now))
-    _write_assignments(updates, events)
-    return counts
+        taken = [(compiled.ids[code], load[code] - before.get(code, 0)) for code in load]
+        reserved: list[tuple[int, int]] = []
+        for route_id, n in taken:
+            if n and not reserve(route_id, run_day, n):
+                # Loads changed under us (a concurrent intake): give back what this day took and
+                # place its orders one at a time.
+                for got_id, got_n in reserved:
+                    release(got_id, run_day, got_n)
+                placements += [(r, run_day, place(r.commune_id, r.address_detail, run_day)) for r in day_rows]
+                break
+            reserved.append((route_id, n))
+        else:
+            placements += [(r, run_day, Placement(compiled.ids[g.route] if g.route else None, g.outcome))
+                           for r, g in zip(day_rows, placed, strict=True)]
+    return _write_placements(actor, placements)
 
 
-def _assign_one_by_one(actor: Actor, rows: Sequence[Any], day: dt.date | None,
-                       today: dt.date) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
+def _write_placements(actor: Actor, placements: Sequence[tuple[Any, dt.date, Placement]]) -> dict[str, int]:
+    """Write each order's route (or why it waits) and, for the placed ones, their assignment event."""
     now = utcnow()
+    counts: dict[str, int] = defaultdict(int)
     updates, events = [], []
-    for row in rows:
-        run_day = day or plan_day(row.appointment_date, today)
-        got = place(row.commune_id, row.address_detail, run_day)
+    for row, run_day, got in placements:
         counts[got.outcome.value] += 1
         updates.append({"b_id": row.id, "b_route": got.route_id, "b_day": run_day if got.route_id else None,
                         "b_dispatch": None if got.route_id else got.outcome.value,
@@ -300,7 +278,7 @@ def _assign_one_by_one(actor: Actor, rows: Sequence[Any], day: dt.date | None,
             events.append(_event(row.id, Status.CREATED, Status.ASSIGNED, actor, got.outcome.value,
                                  got.route_id, now))
     _write_assignments(updates, events)
-    return counts
+    return dict(counts)
 
 
 _ASSIGN = (sa.update(DeliveryOrder.__table__)
@@ -689,6 +667,20 @@ def sequence_run(actor: Actor, code: str, day: dt.date) -> RouteRun:
         db.session.execute(sa.insert(RunStop), rows)
     db.session.commit()
     return run
+
+
+def sequenced_stops(orders: Sequence[DeliveryOrder]) -> dict[int, tuple[dt.date, int]]:
+    """Each order's place on its route's latest sequenced run, {order id: (run day, stop number)},
+    in one query whatever the number of orders (a label batch asks for hundreds)."""
+    routed = {o.id: o.route_id for o in orders if o.route_id is not None}
+    if not routed:
+        return {}
+    rows = db.session.execute(
+        sa.select(RunStop.order_id, RouteRun.route_id, RouteRun.run_date, RunStop.stop_no)
+        .join(RouteRun, RouteRun.id == RunStop.run_id).where(RunStop.order_id.in_(list(routed)))
+        .order_by(RouteRun.run_date))
+    # Later days come last and win; a run of a route the order has left does not count.
+    return {order_id: (day, stop) for order_id, route_id, day, stop in rows if routed[order_id] == route_id}
 
 
 def _stored_run(route_id: int, day: dt.date) -> RouteRun | None:

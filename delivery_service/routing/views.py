@@ -17,11 +17,10 @@ from delivery_service.accounts.models import Role, User
 from delivery_service.accounts.services import Actor
 from delivery_service.errors import Conflict, InvalidInput, NotFound
 from delivery_service.extensions import db
-from delivery_service.orders.models import DeliveryOrder
 from delivery_service.orders.services import local_today
 from delivery_service.orgs.models import PostalRoute
 from delivery_service.routing import services
-from delivery_service.routing.models import PartKind, RouteRun, RunStop
+from delivery_service.routing.models import PartKind
 from delivery_service.units.models import UnitLevel
 from delivery_service.units.services import Unit, unit_index
 from delivery_service.web.forms import province_of
@@ -313,16 +312,3 @@ def _commune_choices(route: PostalRoute, chosen: set[int], today: dt.date) -> li
         if unit_id not in units and (unit := index.by_id.get(unit_id)) is not None:
             units[unit_id] = unit
     return sorted(units.values(), key=lambda u: (u.id not in chosen, fold(u.name)))
-
-
-# --- the order page: where an order is on its run -------------------------------------------------
-
-def order_stop(order: DeliveryOrder) -> tuple[RouteRun, int] | None:
-    """The run the order is sequenced on (its planned day's) and its stop number, or None."""
-    if order.route_id is None or order.run_date is None:
-        return None
-    row = db.session.execute(
-        sa.select(RouteRun, RunStop.stop_no).join(RunStop, RunStop.run_id == RouteRun.id)
-        .where(RunStop.order_id == order.id, RouteRun.route_id == order.route_id)
-        .order_by(RouteRun.run_date.desc()).limit(1)).first()
-    return (row[0], row[1]) if row else None

@@ -22,7 +22,7 @@ from delivery_service.orders.services import (
     search_orders,
 )
 from delivery_service.orgs.models import Counter
-from delivery_service.routing.views import order_stop
+from delivery_service.routing.services import sequenced_stops
 from delivery_service.units.services import unit_index
 from delivery_service.web import forms
 from labels import s10
@@ -141,7 +141,8 @@ def order(item_id: str):
         return redirect(url_for("counter.order", item_id=found.item_id))
     from delivery_service.printing.services import prints_of
 
-    return render_template("counter/order.html", order=found, stop=order_stop(found),
+    stop = sequenced_stops([found]).get(found.id) if found.run_date else None
+    return render_template("counter/order.html", order=found, stop=stop,
                            prints=prints_of(_actor(), found.item_id))
 
 

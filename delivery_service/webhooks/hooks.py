@@ -33,7 +33,7 @@ def _before_commit(session: Session) -> None:
     conns = session.info.pop(_CONNS, [])
     if not any([c.info.pop(_FLAG, False) for c in conns if not c.closed]):
         return
-    if not _any_active(session):
+    if not _any_active():
         return
     from delivery_service.jobs import enqueue_after_commit
 
@@ -43,18 +43,17 @@ def _before_commit(session: Session) -> None:
 _ACTIVE_TTL = 10.0  # seconds; a webhook set up meanwhile is reached by the next trigger or the sweep
 
 
-def _any_active(session: Session) -> bool:
+def _any_active() -> bool:
     """Whether any webhook is active, looked up at most every few seconds per process (intake
     commits should not pay a query for a feature most installations use on few counters)."""
     from flask import current_app
 
-    from delivery_service.webhooks.models import WebhookEndpoint
+    from delivery_service.webhooks.services import any_endpoint
 
     cache = current_app.extensions.setdefault("webhooks_active", [0.0, False])
     if cache[0] > time.monotonic():
         return cache[1]
-    active = session.scalar(sa.select(WebhookEndpoint.id).where(
-        WebhookEndpoint.active, WebhookEndpoint.paused_at.is_(None)).limit(1)) is not None
+    active = any_endpoint()
     cache[:] = [time.monotonic() + _ACTIVE_TTL, active]
     return active
 
