@@ -305,3 +305,30 @@ def test_setting_a_capacity_counts_the_orders_already_there(client, auth):
     assert [order(client, auth)["route_code"] for _ in range(2)] == ["QNG-01", "QNG-02"]
     route_id = db.session.scalar(sa.select(PostalRoute.id).where(PostalRoute.code == "QNG-01"))
     assert services.day_loads([route_id], dt.date.fromisoformat(first[0]["run_date"])) == {route_id: 4}
+
+
+def test_bulk_assignment_that_loses_a_race_gives_back_what_it_took(client, auth):
+    unit_a, unit_b = _uncovered_communes(2)
+    waiting = [order(client, auth, address=address(u, f"Thôn {i}")) for i, u in enumerate([unit_a] * 3 + [unit_b] * 2)]
+    assert all(o["dispatch"] == "unknown_commune" for o in waiting)
+    services.set_coverage(admin(), "QNG-01", communes=[*_communes_of("QNG-01"), unit_a.id], capacity=10)
+    services.set_coverage(admin(), "QNG-02", communes=[*_communes_of("QNG-02"), unit_b.id], capacity=2)
+    day = dt.date.fromisoformat(waiting[0]["appointment_date"])
+    q2 = db.session.scalar(sa.select(PostalRoute.id).where(PostalRoute.code == "QNG-02"))
+    # Another intake took QNG-02's places after the loads were counted: its reservation fails.
+    db.session.add(RouteDayLoad(route_id=q2, day=max(day, local_today()), orders=2))
+    db.session.commit()
+    counts = services.assign_pending(admin())
+    assert counts == {"commune": 3, "over_capacity": 2}
+    q1 = db.session.scalar(sa.select(PostalRoute.id).where(PostalRoute.code == "QNG-01"))
+    taken = db.session.scalar(sa.select(RouteDayLoad.orders).where(RouteDayLoad.route_id == q1))
+    assert taken == 3  # reserved once, not twice
+
+
+def _uncovered_communes(n: int) -> list[AdminUnit]:
+    covered = sa.select(route_communes.c.unit_id)
+    province = sa.select(AdminUnit.id).where(AdminUnit.level == UnitLevel.PROVINCE, AdminUnit.code == "51",
+                                             AdminUnit.valid_to.is_(None)).scalar_subquery()
+    return list(db.session.scalars(sa.select(AdminUnit).where(
+        AdminUnit.level == UnitLevel.COMMUNE, AdminUnit.parent_id == province, AdminUnit.valid_to.is_(None),
+        AdminUnit.id.not_in(covered)).order_by(AdminUnit.code).limit(n)))
