@@ -66,13 +66,23 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CLOCK_SKEW_S": 600,
     "SYNC_MAX_EVENTS": 200,
     "DELIVERY_ID_CHECK": "id_last4",
+    # Reports: how long a request may spend folding new events into the figures before it shows
+    # them with a note of what is still pending; the colour bands (a rate at or above the first
+    # threshold is green, the second yellow, the third orange, below it red; "rate:g,y,o;..."); when
+    # the weekly PDF reports are built ("DAY HH:MM" in SERVICE_TIMEZONE, the week before that day);
+    # where they are stored (None: "reports" in the instance folder).
+    "REPORT_CATCH_UP_S": 5.0,
+    "REPORT_BANDS": "delivery_rate:0.95,0.90,0.80;on_time_rate:0.90,0.80,0.70;post_share:0.50,0.30,0.10",
+    "REPORT_WEEKLY_SCHEDULE": "FRI 07:00",
+    "REPORT_FILES_DIR": None,
 }
 
 _INT_KEYS = {"DELIVERY_TARGET_DAYS", "MAX_JSON_BYTES", "MAX_IMPORT_BYTES", "MAX_IMPORT_ROWS",
              "API_TOKEN_CACHE_SECONDS", "GEOCODER_CACHE_DAYS", "LABEL_DPI", "LABEL_ASYNC_THRESHOLD",
              "MAX_FAILED_ATTEMPTS", "CORRECTION_WINDOW_MIN", "MAX_PROOF_BYTES", "MAX_CLOCK_SKEW_S",
              "SYNC_MAX_EVENTS"}
-_FLOAT_KEYS = {"GEOCODER_MIN_DELAY_S", "GEOCODER_TIMEOUT_S", "ROUTE_SEQUENCE_TIME_LIMIT_S"}
+_FLOAT_KEYS = {"GEOCODER_MIN_DELAY_S", "GEOCODER_TIMEOUT_S", "ROUTE_SEQUENCE_TIME_LIMIT_S",
+               "REPORT_CATCH_UP_S"}
 _BOOL_KEYS = {"DELIVERY_TARGET_WORKING_DAYS"}
 GEOCODERS = ("offline", "nominatim", "photon")
 ID_CHECKS = ("id_last4", "otp", "none")
@@ -145,7 +155,58 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
     if limit is not None and not 0 < limit <= 600:
         raise ConfigError("ROUTE_SEQUENCE_TIME_LIMIT_S must be between 0 and 600 seconds")
     _courier_settings(cfg)
+    _report_settings(cfg, instance)
     return cfg
+
+
+BAND_RATES = ("delivery_rate", "on_time_rate", "post_share")
+WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+
+
+def parse_bands(raw: str | dict[str, list[float]]) -> dict[str, list[float]]:
+    """``rate:green,yellow,orange;...`` -> {rate: [green, yellow, orange]}, thresholds between 0 and 1,
+    falling; every rate keeps its default unless given."""
+    bands = {} if isinstance(raw, str) else {k: list(v) for k, v in raw.items()}
+    if isinstance(raw, str):
+        for part in raw.split(";"):
+            if not part.strip():
+                continue
+            name, _, values = part.partition(":")
+            try:
+                bands[name.strip()] = [float(v) for v in values.split(",")]
+            except ValueError:
+                raise ConfigError(f"REPORT_BANDS: {part.strip()!r} must be rate:green,yellow,orange"
+                                  ) from None
+    for name, limits in bands.items():
+        if name not in BAND_RATES:
+            raise ConfigError(f"REPORT_BANDS: unknown rate {name!r} (one of {', '.join(BAND_RATES)})")
+        if len(limits) != 3 or not all(0 <= x <= 1 for x in limits) or sorted(limits, reverse=True) != limits:
+            raise ConfigError(f"REPORT_BANDS: {name} needs three falling thresholds between 0 and 1")
+    return bands
+
+
+def parse_schedule(raw: str | tuple[int, int, int]) -> tuple[int, int, int]:
+    """``FRI 07:00`` -> (weekday 0-6 with Monday 0, hour, minute)."""
+    if isinstance(raw, tuple):
+        return raw
+    day, _, clock = str(raw).strip().upper().partition(" ")
+    try:
+        hour, minute = (int(x) for x in clock.split(":"))
+        if day not in WEEKDAYS or not (0 <= hour < 24 and 0 <= minute < 60):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"REPORT_WEEKLY_SCHEDULE must be like 'FRI 07:00', got {raw!r}") from None
+    return WEEKDAYS.index(day), hour, minute
+
+
+def _report_settings(cfg: dict[str, Any], instance: Path) -> None:
+    defaults = parse_bands(DEFAULTS["REPORT_BANDS"])
+    cfg["REPORT_BANDS"] = {**defaults, **parse_bands(cfg["REPORT_BANDS"])}
+    cfg["REPORT_WEEKLY_SCHEDULE"] = parse_schedule(cfg["REPORT_WEEKLY_SCHEDULE"])
+    if not 0 <= cfg["REPORT_CATCH_UP_S"] <= 600:
+        raise ConfigError("REPORT_CATCH_UP_S must be between 0 and 600 seconds")
+    if not cfg["REPORT_FILES_DIR"]:
+        cfg["REPORT_FILES_DIR"] = str(instance / "reports")
 
 
 def parse_failure_reasons(raw: str | list[dict[str, str]]) -> list[dict[str, str]]:

@@ -13,12 +13,25 @@ from delivery_service.orgs.models import (
     route_communes,
 )
 from delivery_service.printing.models import LabelPrint, Manifest, PrintJob, manifest_items
+from delivery_service.reports.models import (
+    CounterDailyTotal,
+    ReportArea,
+    ReportCursor,
+    ReportOrder,
+    ReportUnit,
+    WeeklyReport,
+    report_area_communes,
+    report_days,
+    report_months,
+)
 from delivery_service.routing.models import PartKind, RouteDayLoad, RouteRule, RouteRun, RunStop
 from delivery_service.units.models import AdminUnit, UnitLevel
 from delivery_service.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "DeliveryProof", "EventCorrection", "ProofFile",
+    "CounterDailyTotal", "ReportArea", "ReportCursor", "ReportOrder", "ReportUnit", "WeeklyReport",
+    "report_area_communes", "report_days", "report_months",
     "LabelPrint", "Manifest", "PrintJob", "manifest_items",
     "AdminUnit", "ApiClient", "Counter", "CounterLevel", "DeliveryOrder", "Exemption", "GeocodeCache",
     "ImportBatch", "ImportState", "ItemSerial", "KnownPlace", "OrderEvent", "OrderLocation", "PartKind",

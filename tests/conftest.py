@@ -29,7 +29,8 @@ DEMO_PASSWORD = "demo-password"
 # Tables that tests fill; emptied after each PostgreSQL test (the event log only by TRUNCATE).
 ORDER_TABLES = ("order_events", "delivery_orders", "item_serials", "import_batches", "print_jobs", "manifests",
                 "delivery_proofs", "proof_files", "event_corrections", "webhook_deliveries",
-                "webhook_endpoints")
+                "webhook_endpoints", "report_days", "report_months", "report_orders", "report_cursor",
+                "counter_daily_totals", "weekly_reports", "report_area_communes", "report_areas")
 ORG_TABLES = ("api_clients", "users", "route_communes", "postal_routes", "counters", "post_offices")
 # Routing state tests change on the demo routes: restored from a snapshot after each PostgreSQL test.
 ROUTE_SETTINGS = ("id", "courier_id", "capacity_per_day", "backup_route_id", "return_to_office", "active")

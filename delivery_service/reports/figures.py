@@ -1,0 +1,468 @@
+"""The figures, computed in the database: sums over the rollups, open and overdue orders counted in
+the orders table, grouped by any unit, and scoped to what the actor may see.
+
+A period is a span of local days, both ends included. Whole months inside it are read from
+``report_months`` and the days at its ends from ``report_days``: a year's report reads twelve rows
+per key instead of 365.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+
+from delivery_service.accounts.models import Role, User
+from delivery_service.accounts.services import Actor
+from delivery_service.errors import Forbidden
+from delivery_service.extensions import db
+from delivery_service.orders.models import OPEN_WHERE, DeliveryOrder
+from delivery_service.orders.status import Direction, Status
+from delivery_service.orgs.models import Counter, PostalRoute, PostOffice
+from delivery_service.reports.models import (
+    BINS,
+    HOUR_EDGES,
+    MEASURES,
+    CounterDailyTotal,
+    ReportUnit,
+    report_area_communes,
+    report_days,
+    report_months,
+)
+from delivery_service.units.models import AdminUnit, UnitLevel
+
+READERS = (Role.ADMIN, Role.DISTRICT_OFFICER, Role.SUPERVISOR, Role.COUNTER_STAFF)
+
+
+class Level(enum.StrEnum):
+    PROVINCE = "province"
+    DISTRICT = "district"
+    COMMUNE = "commune"
+    AREA = "area"
+    POST_OFFICE = "post_office"
+    ROUTE = "route"
+    COUNTER = "counter"
+    COURIER = "courier"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Narrow a report to one unit, area, post office, route, counter or courier (ids; None: all)."""
+
+    province: int | None = None
+    district: int | None = None
+    commune: int | None = None
+    area: int | None = None
+    post_office: int | None = None
+    route: int | None = None
+    counter: int | None = None
+    courier: int | None = None
+
+    def items(self) -> list[tuple[str, int]]:
+        return [(f.name, getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) is not None]
+
+
+@dataclass
+class Row:
+    """The figures of one unit (``key`` None: not on any route / no courier / no district)."""
+
+    key: int | None = None
+    label: str = ""
+    code: str | None = None
+    received: int = 0
+    received_results: int = 0
+    delivered: int = 0
+    on_time: int = 0
+    failed_attempts: int = 0
+    returned: int = 0
+    cancelled: int = 0
+    abandoned: int = 0
+    open: int = 0
+    overdue: int = 0
+    results_total: int | None = None  # results the counters handed out in all (their daily totals)
+    histogram: list[int] = field(default_factory=lambda: [0] * BINS)
+
+    @property
+    def closed(self) -> int:
+        """Orders whose delivery ended: delivered, returned, or given up after failed attempts.
+        Cancellations before any attempt are withdrawals, not deliveries that failed."""
+        return self.delivered + self.returned + self.abandoned
+
+    @property
+    def delivery_rate(self) -> float | None:
+        return self.delivered / self.closed if self.closed else None
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return self.on_time / self.delivered if self.delivered else None
+
+    @property
+    def post_share(self) -> float | None:
+        """Results sent by post ÷ all results handed out, where the counters reported their totals."""
+        return self.received_results / self.results_total if self.results_total else None
+
+    @property
+    def median_hours(self) -> float | None:
+        return percentile(self.histogram, 0.5)
+
+    @property
+    def p90_hours(self) -> float | None:
+        return percentile(self.histogram, 0.9)
+
+
+@dataclass
+class Report:
+    level: Level
+    start: dt.date
+    end: dt.date
+    rows: list[Row]
+    total: Row
+    as_of_event: int = 0
+    pending_events: int = 0
+
+
+def percentile(histogram: list[int], p: float) -> float | None:
+    """The p-quantile of handover-to-delivery hours, interpolated inside its histogram bin (exact to
+    the bin: 2 h wide up to 12 h, 12 h up to 2 days, then 1–14 days); None without deliveries. In
+    the open last bin (30 days and more) the bin's lower edge."""
+    n = sum(histogram)
+    if n == 0:
+        return None
+    rank = p * n
+    seen = 0
+    lower = 0.0
+    for i, count in enumerate(histogram):
+        upper = float(HOUR_EDGES[i]) if i < len(HOUR_EDGES) else None
+        if count and seen + count >= rank:
+            if upper is None:
+                return lower
+            return round(lower + (upper - lower) * (rank - seen) / count, 1)
+        seen += count
+        lower = upper if upper is not None else lower
+    return lower
+
+
+# --- periods --------------------------------------------------------------------------------------
+
+Span = tuple[dt.date, dt.date]
+
+
+def split_period(start: dt.date, end: dt.date) -> tuple[list[Span], list[Span]]:
+    """(month ranges, day ranges) covering start..end: whole months as their first days."""
+    if end < start:
+        raise ValueError("end before start")
+    first_full = start if start.day == 1 else _next_month(start)
+    after_last = _next_month(end) if _next_month(end) - dt.timedelta(days=1) == end else end.replace(day=1)
+    if first_full >= after_last:
+        return [], [(start, end)]
+    months = [(first_full, _prev_month(after_last))]
+    days = []
+    if start < first_full:
+        days.append((start, first_full - dt.timedelta(days=1)))
+    if after_last <= end:
+        days.append((after_last, end))
+    return months, days
+
+
+def _next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def _prev_month(first: dt.date) -> dt.date:
+    return (first - dt.timedelta(days=1)).replace(day=1)
+
+
+# --- the query ------------------------------------------------------------------------------------
+
+def _rollup(start: dt.date, end: dt.date) -> sa.Subquery:
+    months, days = split_period(start, end)
+    cols = ["commune_id", "route_id", "counter_id", "courier_id", *MEASURES, *[f"h{i}" for i in range(BINS)]]
+    parts = []
+    for a, b in months:
+        parts.append(sa.select(*[report_months.c[c] for c in cols])
+                     .where(report_months.c.month.between(a, b)))
+    for a, b in days:
+        parts.append(sa.select(*[report_days.c[c] for c in cols]).where(report_days.c.day.between(a, b)))
+    return (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("r")
+
+
+@dataclass
+class _Cols:
+    """The columns a level, a filter or the scope read, for the rollups or the orders table."""
+
+    commune: Any
+    route: Any
+    counter: Any
+    courier: Any
+    unit: Any  # report_units joined on the commune
+    office: Any  # postal_routes.post_office_id of the route
+
+
+def _condition(name: str, value: int, c: _Cols) -> sa.ColumnElement[bool]:
+    if name == "province":
+        return c.unit.province_id == value
+    if name == "district":
+        return c.unit.district_id == value
+    if name == "commune":
+        return c.unit.commune_id == value
+    if name == "area":
+        return c.unit.commune_id.in_(sa.select(report_area_communes.c.unit_id)
+                                     .where(report_area_communes.c.area_id == value))
+    if name == "post_office":
+        return c.office == value
+    if name == "route":
+        return c.route == value
+    if name == "counter":
+        return c.counter == value
+    if name == "courier":
+        return c.courier == value
+    raise ValueError(name)
+
+
+def _key(level: Level, c: _Cols) -> Any:
+    return {Level.PROVINCE: c.unit.province_id, Level.DISTRICT: c.unit.district_id,
+            Level.COMMUNE: c.unit.commune_id, Level.AREA: report_area_communes.c.area_id,
+            Level.POST_OFFICE: c.office, Level.ROUTE: c.route, Level.COUNTER: c.counter,
+            Level.COURIER: c.courier}[level]
+
+
+def scope_conditions(actor: Actor, c: _Cols) -> list[sa.ColumnElement[bool]]:
+    """What the actor may see, as conditions on the rollups or the orders."""
+    if actor.role is Role.ADMIN:
+        return []
+    if actor.role is Role.COUNTER_STAFF:
+        return [c.counter == actor.counter_id]
+    if actor.role is Role.SUPERVISOR:
+        return [c.office == actor.post_office_id]
+    if actor.role is Role.DISTRICT_OFFICER and actor.area_unit_id is not None:
+        area = db.session.get(AdminUnit, actor.area_unit_id)
+        if area is None:
+            return [sa.false()]
+        if area.level is UnitLevel.DISTRICT:
+            return [c.unit.district_id == area.id]
+        from delivery_service.reports.units import successor_communes
+
+        if area.level is UnitLevel.PROVINCE and area.valid_to is None:
+            return [c.unit.province_id == area.id]
+        return [c.unit.commune_id.in_(successor_communes([area.id]))]
+    raise Forbidden("Your role cannot read reports.")
+
+
+def _joined(source: Any, c: _Cols, level: Level) -> Any:
+    stmt = source.join(c.unit, c.unit.unit_id == c.commune)
+    if level is Level.AREA:
+        stmt = stmt.join(report_area_communes, report_area_communes.c.unit_id == c.unit.commune_id)
+    return stmt
+
+
+def figures(actor: Actor, start: dt.date, end: dt.date, level: Level, filters: Filters = Filters(),
+            *, today: dt.date | None = None, catch_up: bool = True) -> Report:
+    """The figures of every unit of ``level`` the actor may see, for the local days start..end."""
+    cursor, last = _prepare(actor, catch_up)
+    today = today or dt.datetime.now(ZoneInfo(current_app.config["SERVICE_TIMEZONE"])).date()
+
+    rows: dict[Any, Row] = {}
+    total = Row(label="")
+    for key, values in _sums(actor, start, end, level, filters):
+        row = rows.setdefault(key, Row(key=key))
+        _add(row, values)
+        _add(total, values)
+    for key, n_open, n_overdue in _open(actor, start, end, level, filters, today):
+        row = rows.setdefault(key, Row(key=key))
+        row.open, row.overdue = n_open, n_overdue
+        total.open += n_open
+        total.overdue += n_overdue
+    if level is Level.COUNTER or actor.role is Role.COUNTER_STAFF or filters.counter is not None:
+        totals = _results_totals(actor, start, end, filters)
+        for row in rows.values():
+            row.results_total = totals.get(row.key) if level is Level.COUNTER else None
+        total.results_total = sum(totals.values()) if totals else None
+    _label(level, list(rows.values()))
+    ordered = sorted(rows.values(), key=lambda r: (r.key is None, r.label))
+    return Report(level, start, end, ordered, total, cursor, max(last - cursor, 0))
+
+
+def _prepare(actor: Actor, catch_up: bool) -> tuple[int, int]:
+    """Check the actor may read reports, fold what the log holds (within the time budget);
+    returns (cursor, last event id)."""
+    from delivery_service.reports.fold import fold, pending
+    from delivery_service.reports.units import ensure_unit_map
+
+    if actor.role not in READERS:
+        raise Forbidden("Your role cannot read reports.")
+    ensure_unit_map()
+    if catch_up:
+        fold(time_budget_s=current_app.config["REPORT_CATCH_UP_S"])
+    return pending()
+
+
+def _add(row: Row, values: dict[str, int]) -> None:
+    for m in MEASURES:
+        setattr(row, m, getattr(row, m) + (values[m] or 0))
+    for i in range(BINS):
+        row.histogram[i] += values[f"h{i}"] or 0
+
+
+def _rollup_cols(r: Any) -> _Cols:
+    unit = sa.orm.aliased(ReportUnit, name="u")
+    office = sa.select(PostalRoute.post_office_id).where(PostalRoute.id == r.c.route_id).scalar_subquery()
+    return _Cols(r.c.commune_id, r.c.route_id, r.c.counter_id, r.c.courier_id, unit, office)
+
+
+def _sums(actor: Actor, start: dt.date, end: dt.date, level: Level,
+          filters: Filters) -> list[tuple[Any, Any]]:
+    r = _rollup(start, end)
+    c = _rollup_cols(r)
+    key = _key(level, c)
+    sums = [sa.func.sum(r.c[m]).label(m) for m in MEASURES] + \
+        [sa.func.sum(r.c[f"h{i}"]).label(f"h{i}") for i in range(BINS)]
+    stmt = (sa.select(key.label("k"), *sums).select_from(_joined(r, c, level))
+            .where(*scope_conditions(actor, c), *[_condition(n, v, c) for n, v in filters.items()])
+            .group_by(key))
+    result = []
+    for row in db.session.execute(stmt).mappings():
+        k = row["k"]
+        result.append((None if k in (0, None) and level in (Level.ROUTE, Level.COURIER, Level.POST_OFFICE)
+                       else k, row))
+    return result
+
+
+def _open(actor: Actor, start: dt.date, end: dt.date, level: Level, filters: Filters,
+          today: dt.date) -> list[tuple[Any, int, int]]:
+    """Orders received in the period and still open now; overdue: past their due date."""
+    o = DeliveryOrder
+    unit = sa.orm.aliased(ReportUnit, name="u")
+    route = sa.orm.aliased(PostalRoute, name="pr")
+    c = _Cols(o.commune_id, sa.func.coalesce(o.route_id, 0), o.counter_id,
+              sa.func.coalesce(route.courier_id, 0), unit, route.post_office_id)
+    key = _key(level, c)
+    tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
+    since = dt.datetime.combine(start, dt.time(), tz)
+    until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tz)
+    source = _joined(o.__table__, c, level).outerjoin(route, route.id == o.route_id)
+    stmt = (sa.select(key.label("k"), sa.func.count().label("n"),
+                      sa.func.sum(sa.case((o.due_date < today, 1), else_=0)).label("late"))
+            .select_from(source)
+            .where(sa.text(OPEN_WHERE.replace("status", "delivery_orders.status")),
+                   sa.not_(sa.and_(o.direction == Direction.DOSSIER_TO_AGENCY,
+                                   o.status == Status.DELIVERED_TO_AGENCY)),
+                   o.created_at >= since, o.created_at < until,
+                   *scope_conditions(actor, c), *[_condition(n, v, c) for n, v in filters.items()])
+            .group_by(key))
+    return [(None if k in (0, None) and level in (Level.ROUTE, Level.COURIER, Level.POST_OFFICE) else k,
+             n, late or 0) for k, n, late in db.session.execute(stmt).all()]
+
+
+def _results_totals(actor: Actor, start: dt.date, end: dt.date, filters: Filters) -> dict[int, int]:
+    t = CounterDailyTotal
+    stmt = (sa.select(t.counter_id, sa.func.sum(t.results_total)).where(t.day.between(start, end))
+            .group_by(t.counter_id))
+    if actor.role is Role.COUNTER_STAFF:
+        stmt = stmt.where(t.counter_id == actor.counter_id)
+    if filters.counter is not None:
+        stmt = stmt.where(t.counter_id == filters.counter)
+    if actor.role is Role.SUPERVISOR:
+        stmt = stmt.where(t.counter_id.in_(
+            sa.select(Counter.id).where(Counter.post_office_id == actor.post_office_id)))
+    if actor.role is Role.DISTRICT_OFFICER:
+        stmt = stmt.where(t.counter_id.in_(_counters_in_area(actor)))
+    return {k: int(v) for k, v in db.session.execute(stmt).all()}
+
+
+def _counters_in_area(actor: Actor) -> list[int]:
+    from delivery_service.reports.units import successor_communes
+
+    communes = set(successor_communes([actor.area_unit_id])) if actor.area_unit_id else set()
+    result = []
+    for cid, unit_id in db.session.execute(sa.select(Counter.id, Counter.unit_id)).all():
+        if unit_id == actor.area_unit_id or set(successor_communes([unit_id])) & communes:
+            result.append(cid)
+    return result
+
+
+def _label(level: Level, rows: list[Row]) -> None:
+    ids = [r.key for r in rows if r.key is not None]
+    names: dict[int, tuple[str, str | None]] = {}
+    if ids:
+        if level in (Level.PROVINCE, Level.DISTRICT, Level.COMMUNE):
+            q = (sa.select(AdminUnit.id, AdminUnit.kind, AdminUnit.name, AdminUnit.code)
+                 .where(AdminUnit.id.in_(ids)))
+            names = {i: (_unit_name(kind, name), code) for i, kind, name, code in db.session.execute(q)}
+        elif level is Level.AREA:
+            from delivery_service.reports.models import ReportArea
+
+            q = sa.select(ReportArea.id, ReportArea.name, ReportArea.code).where(ReportArea.id.in_(ids))
+            names = {i: (n, c) for i, n, c in db.session.execute(q)}
+        elif level is Level.POST_OFFICE:
+            q = sa.select(PostOffice.id, PostOffice.name, PostOffice.code).where(PostOffice.id.in_(ids))
+            names = {i: (n, c) for i, n, c in db.session.execute(q)}
+        elif level is Level.ROUTE:
+            q = sa.select(PostalRoute.id, PostalRoute.name, PostalRoute.code).where(PostalRoute.id.in_(ids))
+            names = {i: (n, c) for i, n, c in db.session.execute(q)}
+        elif level is Level.COUNTER:
+            q = sa.select(Counter.id, Counter.name, Counter.code).where(Counter.id.in_(ids))
+            names = {i: (n, c) for i, n, c in db.session.execute(q)}
+        elif level is Level.COURIER:
+            q = sa.select(User.id, User.full_name, User.username).where(User.id.in_(ids))
+            names = {i: (n, c) for i, n, c in db.session.execute(q)}
+    for row in rows:
+        if row.key is not None:
+            row.label, row.code = names.get(row.key, (f"#{row.key}", None))
+
+
+def _unit_name(kind: str, name: str) -> str:
+    return name if name.lower().startswith(kind.lower()) else f"{kind.capitalize()} {name}"
+
+
+def orders_query(actor: Actor, start: dt.date, end: dt.date, filters: Filters) -> sa.Select:
+    """The orders received in the period within the actor's scope and the filters (drill-down's last
+    step), newest first."""
+    o = DeliveryOrder
+    unit = sa.orm.aliased(ReportUnit, name="u")
+    route = sa.orm.aliased(PostalRoute, name="pr")
+    c = _Cols(o.commune_id, sa.func.coalesce(o.route_id, 0), o.counter_id,
+              sa.func.coalesce(route.courier_id, 0), unit, route.post_office_id)
+    tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
+    since = dt.datetime.combine(start, dt.time(), tz)
+    until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tz)
+    return (sa.select(o).join(unit, unit.unit_id == o.commune_id).outerjoin(route, route.id == o.route_id)
+            .where(o.created_at >= since, o.created_at < until, *scope_conditions(actor, c),
+                   *[_condition(n, v, c) for n, v in filters.items()])
+            .order_by(o.id.desc()))
+
+
+def weekly_trend(actor: Actor, start: dt.date, end: dt.date, filters: Filters = Filters(), *,
+                 catch_up: bool = True) -> list[tuple[dt.date, Row]]:
+    """Per week (Monday first) of the period: the same figures, summed in the database."""
+    _prepare(actor, catch_up)
+    r = report_days
+    unit = sa.orm.aliased(ReportUnit, name="u")
+    office = sa.select(PostalRoute.post_office_id).where(PostalRoute.id == r.c.route_id).scalar_subquery()
+    c = _Cols(r.c.commune_id, r.c.route_id, r.c.counter_id, r.c.courier_id, unit, office)
+    if db.engine.dialect.name == "postgresql":
+        week = sa.cast(sa.func.date_trunc("week", r.c.day), sa.Date)
+    else:
+        week = sa.func.date(r.c.day, "weekday 0", "-6 days")
+    sums = [sa.func.sum(r.c[m]).label(m) for m in MEASURES] + \
+        [sa.func.sum(r.c[f"h{i}"]).label(f"h{i}") for i in range(BINS)]
+    stmt = (sa.select(week.label("week"), *sums).select_from(r.join(unit, unit.unit_id == r.c.commune_id))
+            .where(r.c.day.between(start, end), *scope_conditions(actor, c),
+                   *[_condition(n, v, c) for n, v in filters.items()])
+            .group_by(week).order_by(week))
+    result = []
+    for values in db.session.execute(stmt).mappings():
+        w = values["week"]
+        w = dt.date.fromisoformat(w) if isinstance(w, str) else w
+        row = Row(key=None, label=w.isoformat())
+        _add(row, values)
+        result.append((w, row))
+    return result
+
+
+def with_label(row: Row, label: str) -> Row:
+    return replace(row, label=label)

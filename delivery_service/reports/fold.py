@@ -1,0 +1,272 @@
+"""Folding the event log into the report rollups, exactly once per event.
+
+Each run reads the events after the cursor, in id order and never past the committed horizon (see
+``webhooks.services.committed_horizon``: on PostgreSQL ids are handed out before commit), works out
+what each adds to or takes from the figures, and writes the sums into ``report_days`` and
+``report_months`` in the transaction that moves the cursor. The cursor moves by compare-and-set
+first, so two runs at once cannot both apply the same events: the second finds the cursor moved and
+gives up.
+
+What an event counts for (docs/reports.md):
+- received: the order's creation, on its local day; it follows the order's route until a courier
+  has it (an order moved from route A to B before handover counts on B);
+- delivered (and on time when its local day is on or before the due date), returned, cancelled,
+  abandoned (cancelled after a failed attempt: a pickup given up): the closing event, on its day,
+  with the hours from handover in the histogram; a correction that takes the order back out of
+  the closed status subtracts exactly that;
+- failed attempts: each one on its day; a courier's correction of one subtracts it.
+The day of an event is the local date of the courier's device time when there is one (an offline
+phone's delivery counts on the day it happened), else of the server time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+
+from delivery_service.accounts.models import Role, User
+from delivery_service.courier.models import EventCorrection
+from delivery_service.db import utcnow
+from delivery_service.extensions import db
+from delivery_service.orders.models import DeliveryOrder, OrderEvent
+from delivery_service.orders.status import Direction, Status
+from delivery_service.reports.models import (
+    BINS,
+    COUNTS,
+    HOUR_EDGES,
+    ReportCursor,
+    ReportOrder,
+    report_days,
+    report_months,
+)
+
+log = logging.getLogger(__name__)
+
+BATCH = 5000
+_CLOSING = {"delivered": (Status.DELIVERED, Status.DELIVERED_TO_AGENCY),
+            "returned": (Status.RETURNED_TO_AGENCY,), "cancelled": (Status.CANCELLED,),
+            "abandoned": (Status.CANCELLED,)}
+_STATE_COLUMNS = [c.name for c in ReportOrder.__table__.columns]
+
+Key = tuple[dt.date, int, int, int, int]  # day, commune, route, counter, courier
+
+
+@dataclass
+class _Deltas:
+    rows: dict[Key, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+
+    def add(self, key: Key, measure: str, n: int = 1) -> None:
+        self.rows[key][measure] += n
+
+
+def hours_bin(hours: float) -> int:
+    """The histogram bin of a handover-to-delivery time."""
+    return bisect.bisect_right(HOUR_EDGES, max(hours, 0.0))
+
+
+def pending() -> tuple[int, int]:
+    """(cursor, largest event id): how far the rollups are behind the log (cheap, no lock)."""
+    cursor = db.session.scalar(sa.select(ReportCursor.event_id).where(ReportCursor.id == 1)) or 0
+    last = db.session.scalar(sa.select(sa.func.max(OrderEvent.id))) or 0
+    return cursor, last
+
+
+def fold(max_events: int | None = None, *, time_budget_s: float | None = None) -> int:
+    """Fold the committed events after the cursor; returns how many were folded. Stops after
+    ``max_events`` or once ``time_budget_s`` has passed (at a batch's end)."""
+    from delivery_service.webhooks.services import committed_horizon
+
+    _ensure_cursor()
+    horizon = committed_horizon()
+    if horizon is None:
+        return 0
+    tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
+    started, done = time.monotonic(), 0
+    while max_events is None or done < max_events:
+        cursor = db.session.scalar(sa.select(ReportCursor.event_id).where(ReportCursor.id == 1)) or 0
+        if cursor >= horizon:
+            break
+        limit = BATCH if max_events is None else min(BATCH, max_events - done)
+        rows = db.session.execute(_batch_query(cursor, horizon, limit)).all()
+        if not rows:
+            break
+        upto = rows[-1].id
+        moved = db.session.execute(
+            sa.update(ReportCursor).where(ReportCursor.id == 1, ReportCursor.event_id == cursor)
+            .values(event_id=upto, folded_at=utcnow())).rowcount
+        if moved != 1:  # another run folded these meanwhile
+            db.session.rollback()
+            break
+        _apply(rows, tz)
+        db.session.commit()
+        done += len(rows)
+        if time_budget_s is not None and time.monotonic() - started > time_budget_s:
+            break
+    if done:
+        log.info("reports: folded %d events", done)
+    return done
+
+
+def _ensure_cursor() -> None:
+    if db.session.get(ReportCursor, 1) is None:
+        db.session.execute(_upsert(ReportCursor.__table__, [{"id": 1, "event_id": 0}], ("id",), add=()))
+        db.session.commit()
+
+
+def _batch_query(cursor: int, horizon: int, limit: int) -> sa.Select:
+    e, o = OrderEvent, DeliveryOrder
+    return (sa.select(e.id, e.order_id, e.status_from, e.status_to, e.actor_user_id, e.device_time,
+                      e.server_time, e.route_id, o.commune_id, o.counter_id, o.due_date, o.direction,
+                      EventCorrection.event_id.label("correction"), User.role)
+            .join(o, o.id == e.order_id)
+            .outerjoin(EventCorrection, EventCorrection.event_id == e.id)
+            .outerjoin(User, User.id == e.actor_user_id)
+            .where(e.id > cursor, e.id <= horizon).order_by(e.id).limit(limit))
+
+
+def _apply(rows: list[Any], tz: ZoneInfo) -> None:
+    order_ids = {r.order_id for r in rows}
+    states: dict[int, dict[str, Any]] = {
+        s["order_id"]: dict(s) for s in db.session.execute(
+            sa.select(ReportOrder.__table__).where(ReportOrder.order_id.in_(order_ids))).mappings()}
+    deltas = _Deltas()
+    for r in rows:
+        state = states.get(r.order_id)
+        if state is None:
+            state = states[r.order_id] = _new_state(r.order_id)
+        _event(r, state, deltas, tz)
+    _write(deltas)
+    db.session.execute(_upsert(ReportOrder.__table__, list(states.values()), ("order_id",), add=()))
+
+
+def _new_state(order_id: int) -> dict[str, Any]:
+    state: dict[str, Any] = {c: None for c in _STATE_COLUMNS}
+    state.update(order_id=order_id, route_id=0, handed_result=False, closed_on_time=False,
+                 closed_commune_id=0, closed_route_id=0, closed_counter_id=0, closed_courier_id=0,
+                 failed_commune_id=0, failed_route_id=0, failed_counter_id=0, failed_courier_id=0)
+    return state
+
+
+def _event(r: Any, state: dict[str, Any], deltas: _Deltas, tz: ZoneInfo) -> None:
+    moment: dt.datetime = r.device_time or r.server_time
+    day = moment.astimezone(tz).date()
+    courier = r.actor_user_id if r.role is Role.COURIER else 0
+    results = r.direction is not Direction.DOSSIER_TO_AGENCY
+    to, frm = r.status_to, r.status_from
+
+    if frm is None:  # the order's creation
+        state["received_day"] = day
+        state["route_id"] = r.route_id or 0
+        key = (day, r.commune_id, state["route_id"], r.counter_id, 0)
+        deltas.add(key, "received")
+        if results:
+            deltas.add(key, "received_results")
+        return
+
+    # A route change before handover takes the order's "received" along.
+    if r.route_id and r.route_id != state["route_id"]:
+        if state["received_day"] is not None and state["handed_at"] is None:
+            old = (state["received_day"], r.commune_id, state["route_id"], r.counter_id, 0)
+            new = (state["received_day"], r.commune_id, r.route_id, r.counter_id, 0)
+            for measure in ("received", "received_results") if results else ("received",):
+                deltas.add(old, measure, -1)
+                deltas.add(new, measure)
+        state["route_id"] = r.route_id
+
+    # Leaving a closed status (a courier's correction): take back what closing it added.
+    kind = state["closed_kind"]
+    if kind is not None and frm in _CLOSING[kind]:
+        _close(state, deltas, -1)
+        state.update(closed_kind=None, closed_day=None, closed_bin=None, closed_on_time=False)
+
+    if r.correction is not None and frm is Status.FAILED_ATTEMPT and state["failed_day"] is not None:
+        deltas.add((state["failed_day"], state["failed_commune_id"], state["failed_route_id"],
+                    state["failed_counter_id"], state["failed_courier_id"]), "failed_attempts", -1)
+        state["failed_day"] = None
+    if r.correction is not None and frm in (Status.HANDED_TO_COURIER, Status.PICKED_UP):
+        state.update(handed_at=None, handed_result=False)
+
+    if to is Status.HANDED_TO_COURIER and not state["handed_result"]:
+        state.update(handed_at=moment, handed_result=True)
+    elif to is Status.PICKED_UP and state["handed_at"] is None:
+        state["handed_at"] = moment
+    elif to is Status.FAILED_ATTEMPT:
+        state.update(failed_day=day, failed_commune_id=r.commune_id, failed_route_id=state["route_id"],
+                     failed_counter_id=r.counter_id, failed_courier_id=courier)
+        deltas.add((day, r.commune_id, state["route_id"], r.counter_id, courier), "failed_attempts")
+
+    closing = None
+    if to is Status.DELIVERED or (to is Status.DELIVERED_TO_AGENCY and not results):
+        closing = "delivered"
+    elif to is Status.RETURNED_TO_AGENCY:
+        closing = "returned"
+    elif to is Status.CANCELLED:
+        closing = "abandoned" if frm is Status.FAILED_ATTEMPT else "cancelled"
+    if closing is not None:
+        handed = state["handed_at"]
+        state.update(closed_kind=closing, closed_day=day, closed_commune_id=r.commune_id,
+                     closed_route_id=state["route_id"], closed_counter_id=r.counter_id,
+                     closed_courier_id=courier, closed_on_time=closing == "delivered" and day <= r.due_date,
+                     closed_bin=(hours_bin((moment - handed).total_seconds() / 3600)
+                                 if closing == "delivered" and handed is not None else None))
+        _close(state, deltas, +1)
+
+
+def _close(state: dict[str, Any], deltas: _Deltas, sign: int) -> None:
+    key = (state["closed_day"], state["closed_commune_id"], state["closed_route_id"],
+           state["closed_counter_id"], state["closed_courier_id"])
+    kind = state["closed_kind"]
+    deltas.add(key, kind, sign)
+    if kind == "abandoned":
+        deltas.add(key, "cancelled", sign)
+    if state["closed_on_time"]:
+        deltas.add(key, "on_time", sign)
+    if state["closed_bin"] is not None:
+        deltas.add(key, f"h{state['closed_bin']}", sign)
+
+
+def _write(deltas: _Deltas) -> None:
+    by_day: list[dict[str, Any]] = []
+    by_month: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for (day, commune, route, counter, courier), measures in deltas.rows.items():
+        if not any(measures.values()):
+            continue
+        keys = {"commune_id": commune, "route_id": route, "counter_id": counter, "courier_id": courier}
+        by_day.append({"day": day, **keys, **{c: measures.get(c, 0) for c in COUNTS}})
+        month = by_month[(day.replace(day=1), commune, route, counter, courier)]
+        for m, n in measures.items():
+            month[m] += n
+    if not by_day:
+        return
+    db.session.execute(_upsert(report_days, by_day, ("day", "commune_id", "route_id", "counter_id",
+                                                     "courier_id"), add=COUNTS))
+    months = [{"month": k[0], "commune_id": k[1], "route_id": k[2], "counter_id": k[3], "courier_id": k[4],
+               **{c: v.get(c, 0) for c in COUNTS}} for k, v in by_month.items()]
+    db.session.execute(_upsert(report_months, months, ("month", "commune_id", "route_id", "counter_id",
+                                                       "courier_id"), add=COUNTS))
+
+
+def _upsert(table: sa.Table, rows: list[dict[str, Any]], keys: tuple[str, ...], *,
+            add: tuple[str, ...]) -> Any:
+    """INSERT … ON CONFLICT: ``add`` columns are summed into the existing row, the others replaced."""
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    stmt = insert(table).values(rows)
+    names = [c for c in rows[0] if c not in keys]
+    sets = {c: (table.c[c] + stmt.excluded[c]) if c in add else stmt.excluded[c] for c in names}
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_=sets) if sets else \
+        stmt.on_conflict_do_nothing(index_elements=list(keys))
+
+
+assert BINS == len(HOUR_EDGES) + 1
