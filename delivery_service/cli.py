@@ -11,6 +11,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from delivery_service import create_app
 from delivery_service.geo.cli import geo
+from delivery_service.reports.cli import reports as reports_cli
 from delivery_service.routing.cli import routes as routes_cli
 
 
@@ -22,6 +23,7 @@ def main() -> None:
 
 main.add_command(geo)
 main.add_command(routes_cli)
+main.add_command(reports_cli)
 
 
 @main.command()
@@ -87,6 +89,9 @@ def units_import(source: str, provinces: tuple[str, ...]) -> None:
         counts = import_units(src, provinces or None)
         click.echo(f"{src}: {counts['created']} created, {counts['updated']} updated, "
                    f"{counts['unchanged']} unchanged")
+    from delivery_service.reports.units import rebuild_unit_map
+
+    click.echo(f"reports: {rebuild_unit_map()} communes mapped to the 2025 structure")
 
 
 @main.group()

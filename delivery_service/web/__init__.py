@@ -26,6 +26,9 @@ def register(app: Flask) -> None:
     from delivery_service.accounts.views import bp as auth_bp
     from delivery_service.courier_app.views import bp as courier_app_bp
     from delivery_service.printing.views import bp as printing_bp
+    from delivery_service.reports.totals_views import bp as report_input_bp
+    from delivery_service.reports.views import bp as reports_bp
+    from delivery_service.reports.weekly_views import bp as weekly_reports_bp
     from delivery_service.routing.views import bp as routing_bp
     from delivery_service.tracking.views import bp as tracking_bp
     from delivery_service.web import display, forms
@@ -47,6 +50,9 @@ def register(app: Flask) -> None:
     app.register_blueprint(printing_bp)
     app.register_blueprint(courier_app_bp)
     app.register_blueprint(tracking_bp)
+    app.register_blueprint(reports_bp)
+    app.register_blueprint(weekly_reports_bp)
+    app.register_blueprint(report_input_bp)
     app.after_request(_page_headers)
     display.init_app(app)
     app.jinja_env.filters.update(translate_message=forms.translate_message, field_label=forms.field_label)
