@@ -277,3 +277,50 @@ def test_the_fold_is_exact_once(book, app):
     again = figures(ADMIN, *WEEK, Level.ROUTE, today=TODAY)
     assert counts(first.total) == counts(again.total)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(ReportUnit)) > 0
+
+
+def test_figures_follow_the_real_services(client, auth, app):
+    """Orders through the API and status changes through the order services: the figures see them
+    at once (the read folds what is new), and a correction takes a delivery back."""
+    from conftest import order_payload
+
+    from delivery_service.orders.services import change_status, local_today
+
+    admin = Actor.of_user(db.session.scalar(sa.select(User).where(User.username == "admin")))
+    items = []
+    for _ in range(3):
+        resp = client.post("/api/v1/orders", json=order_payload(), headers=auth)
+        assert resp.status_code == 201, resp.json
+        items.append(resp.json["item_id"])
+    today = local_today()
+    report = figures(ADMIN, today, today, Level.COMMUNE)
+    assert report.total.received == 3 and report.total.open == 3 and report.pending_events == 0
+    for item in items[:2]:
+        for status in (S.HANDED_TO_COURIER, S.OUT_FOR_DELIVERY):
+            change_status(admin, item, status)
+        delivered, _ = change_status(admin, item, S.DELIVERED)
+    # The second delivery was recorded by mistake: corrected back to out for delivery.
+    change_status(admin, items[1], S.OUT_FOR_DELIVERY, correction_of=delivered, commit=False)
+    order = db.session.scalar(sa.select(DeliveryOrder).where(DeliveryOrder.item_id == items[1]))
+    db.session.add(EventCorrection(event_id=db.session.scalar(sa.select(sa.func.max(OrderEvent.id))),
+                                   corrected_event_id=delivered.id, order_id=order.id))
+    db.session.commit()
+    total = figures(ADMIN, today, today, Level.ROUTE).total
+    assert (total.received, total.delivered, total.on_time, total.open) == (3, 1, 1, 2)
+    assert sum(total.histogram) == 1
+
+
+def test_a_background_fold_through_redis(rq_app, token):
+    from conftest import order_payload
+    from rq import SimpleWorker
+
+    with rq_app.app_context():
+        queue = rq_app.extensions["rq_queue"]
+        resp = rq_app.test_client().post("/api/v1/orders", json=order_payload(),
+                                         headers={"Authorization": f"Bearer {token}"})
+        assert resp.status_code == 201
+        assert "delivery_service.reports.fold:fold_job" in [job.args[0] for job in queue.jobs]
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        db.session.remove()
+        cursor, last = folding.pending()
+        assert cursor == last > 0

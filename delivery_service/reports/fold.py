@@ -73,6 +73,30 @@ def hours_bin(hours: float) -> int:
     return bisect.bisect_right(HOUR_EDGES, max(hours, 0.0))
 
 
+FOLD_EVERY_S = 10.0  # a process queues at most one background fold per this many seconds
+
+
+def events_written() -> None:
+    """A commit is writing order events: with Redis, queue a background fold (at most one per
+    process every few seconds; concurrent folds are safe). Without Redis nothing is queued: the
+    figures fold what is new when someone reads them."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if app.extensions.get("rq_queue") is None:
+        return
+    due = app.extensions.get("reports_fold_due", 0.0)
+    if due > time.monotonic():
+        return
+    app.extensions["reports_fold_due"] = time.monotonic() + FOLD_EVERY_S
+    from delivery_service.jobs import enqueue_after_commit
+
+    enqueue_after_commit("delivery_service.reports.fold:fold_job", timeout=1800)
+
+
+def fold_job() -> int:
+    """The background fold (rq): everything committed so far."""
+    return fold()
+
+
 def pending() -> tuple[int, int]:
     """(cursor, largest event id): how far the rollups are behind the log (cheap, no lock)."""
     cursor = db.session.scalar(sa.select(ReportCursor.event_id).where(ReportCursor.id == 1)) or 0

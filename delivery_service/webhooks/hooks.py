@@ -33,6 +33,9 @@ def _before_commit(session: Session) -> None:
     conns = session.info.pop(_CONNS, [])
     if not any([c.info.pop(_FLAG, False) for c in conns if not c.closed]):
         return
+    from delivery_service.reports.fold import events_written
+
+    events_written()  # the report figures fold the same events, in the background with Redis
     if not _any_active():
         return
     from delivery_service.jobs import enqueue_after_commit
