@@ -110,6 +110,9 @@ def fold(max_events: int | None = None, *, time_budget_s: float | None = None) -
     from delivery_service.webhooks.services import committed_horizon
 
     _ensure_cursor()
+    cursor, last = pending()
+    if cursor >= last:  # nothing new: no need to wait for the event writers
+        return 0
     horizon = committed_horizon()
     if horizon is None:
         return 0

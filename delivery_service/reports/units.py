@@ -9,7 +9,10 @@ goes on across 1 Jul 2025 (a reporting area gives an office an exact definition 
 
 from __future__ import annotations
 
+import time
+
 import sqlalchemy as sa
+from flask import current_app
 
 from delivery_service.extensions import db
 from delivery_service.reports.models import ReportUnit
@@ -54,7 +57,12 @@ def rebuild_unit_map() -> int:
 
 
 def ensure_unit_map() -> None:
-    """Build the map when communes were imported since (cheap: two counts)."""
+    """Build the map when communes were imported since (two counts, at most once a minute per
+    process)."""
+    cache = current_app.extensions.setdefault("report_units_checked", [0.0])
+    if cache[0] > time.monotonic():
+        return
+    cache[0] = time.monotonic() + 60
     communes = db.session.scalar(sa.select(sa.func.count()).where(AdminUnit.level == UnitLevel.COMMUNE))
     mapped = db.session.scalar(sa.select(sa.func.count()).select_from(ReportUnit))
     if communes != mapped:
