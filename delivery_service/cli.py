@@ -113,6 +113,18 @@ def demo_load(password: str) -> None:
         raise click.ClickException(str(exc)) from None
 
 
+@demo.command("history")
+@click.option("--weeks", type=click.IntRange(1, 104), default=8, show_default=True)
+@click.option("--per-day", type=click.IntRange(1, 10_000), default=25, show_default=True)
+@with_appcontext
+def demo_history(weeks: int, per_day: int) -> None:
+    """Past orders with their whole history on the demo routes, for the reports (idempotent)."""
+    from delivery_service.demo.history import load_history
+
+    for line in load_history(weeks, per_day):
+        click.echo(line)
+
+
 @main.group()
 def users() -> None:
     """Staff accounts."""

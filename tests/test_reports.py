@@ -324,3 +324,16 @@ def test_a_background_fold_through_redis(rq_app, token):
         db.session.remove()
         cursor, last = folding.pending()
         assert cursor == last > 0
+
+
+def test_demo_history_is_folded_and_loads_once(app):
+    from delivery_service.demo.history import PREFIX, load_history
+
+    lines = list(load_history(weeks=2, per_day=6))
+    assert "demo orders over the past 2 weeks" in lines[-1]
+    assert list(load_history(weeks=2, per_day=6)) == ["demo history already loaded"]
+    made = db.session.scalar(sa.select(sa.func.count()).where(DeliveryOrder.dossier_code.startswith(PREFIX)))
+    today = dt.datetime.now(TZ).date()
+    total = figures(ADMIN, today - dt.timedelta(days=15), today, Level.ROUTE).total
+    assert total.received == made > 0
+    assert total.delivered + total.returned + total.cancelled + total.open == made

@@ -1,0 +1,127 @@
+"""Weeks of past demo orders with their whole event history, so that the reports show something.
+
+Written straight into the orders table and the event log with back-dated times (intake and the
+courier app only ever write "now"). Deterministic (seeded); the orders' dossier codes start with
+``DEMO-H-``, so loading twice adds nothing. Recipient names are invented.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+
+from delivery_service.accounts.models import User
+from delivery_service.extensions import db
+from delivery_service.orders.models import DeliveryOrder, OrderEvent
+from delivery_service.orders.services import allocate_item_id, local_today, name_key
+from delivery_service.orders.status import Direction, Status
+from delivery_service.orgs.models import Counter, PostalRoute, route_communes
+from delivery_service.units.models import AdminUnit
+
+PREFIX = "DEMO-H-"
+NAMES = ("Nguyễn Văn Bình", "Trần Thị Cúc", "Lê Minh Đức", "Phạm Thị Hà", "Hoàng Văn Khoa",
+         "Võ Thị Lan", "Đặng Quốc Minh", "Bùi Thị Ngọc", "Đỗ Văn Phúc", "Huỳnh Thị Quyên")
+S = Status
+
+
+def load_history(weeks: int = 8, per_day: int = 25, seed: int = 2025) -> Iterator[str]:
+    """Orders of the demo counters on their routes over the past ``weeks`` (idempotent)."""
+    if db.session.scalar(sa.select(DeliveryOrder.id).where(DeliveryOrder.dossier_code.startswith(PREFIX))
+                         .limit(1)) is not None:
+        yield "demo history already loaded"
+        return
+    rng = random.Random(seed)
+    tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
+    staff = db.session.scalar(sa.select(User).where(User.username == "supervisor"))
+    plans = []  # (counter, route, commune) the demo routes serve, with the counters of their offices
+    for route in db.session.scalars(sa.select(PostalRoute).where(PostalRoute.active)):
+        counter = db.session.scalar(sa.select(Counter).where(Counter.post_office_id == route.post_office_id))
+        communes = db.session.scalars(sa.select(AdminUnit).join(route_communes,
+                                                                route_communes.c.unit_id == AdminUnit.id)
+                                      .where(route_communes.c.route_id == route.id)).all()
+        if counter is not None and communes:
+            plans.append((counter, route, communes))
+    if not plans or staff is None:
+        yield "no demo routes: run `delivery-service demo load` first"
+        return
+    today = local_today()
+    start = today - dt.timedelta(weeks=weeks)
+    events: list[dict] = []
+    orders = 0
+    day = start
+    while day < today:
+        for _ in range(rng.randint(per_day // 2, per_day * 3 // 2)):
+            counter, route, communes = rng.choice(plans)
+            commune = rng.choice(communes)
+            province = commune
+            while province.parent is not None:
+                province = province.parent
+            created = dt.datetime.combine(day, dt.time(rng.randint(7, 16), rng.randint(0, 59)), tz)
+            due = day + dt.timedelta(days=3)
+            name = rng.choice(NAMES)
+            order = DeliveryOrder(
+                item_id=allocate_item_id(), counter_id=counter.id, direction=Direction.RESULT_TO_CITIZEN,
+                dossier_code=f"{PREFIX}{orders + 1:06d}", procedure_name="Cấp đổi Giấy phép lái xe",
+                issuing_agency="Sở Xây dựng", recipient_name=name, recipient_name_key=name_key(name),
+                recipient_phone=f"09{rng.randint(10_000_000, 99_999_999)}", province_id=province.id,
+                commune_id=commune.id, address_detail=f"{rng.randint(1, 200)} Hùng Vương", due_date=due,
+                route_id=route.id, run_date=day + dt.timedelta(days=1), created_at=created,
+                updated_at=created, status=S.CREATED)
+            db.session.add(order)
+            db.session.flush()
+            orders += 1
+            courier_id = route.courier_id
+            status = _history(rng, order, created, route.id, courier_id, staff.id, today, tz, events)
+            order.status = status
+        day += dt.timedelta(days=1)
+    db.session.flush()
+    db.session.execute(sa.insert(OrderEvent.__table__), events)
+    db.session.commit()
+    yield f"{orders} demo orders over the past {weeks} weeks, with {len(events)} events"
+
+
+def _history(rng: random.Random, order: DeliveryOrder, created: dt.datetime, route_id: int,
+             courier_id: int | None, staff_id: int, today: dt.date, tz: ZoneInfo, out: list[dict]) -> Status:
+    """Append the order's events; returns its final status. Mostly delivered in one or two days,
+    some after a failed attempt or late, a few returned or cancelled; the last days still open."""
+    now = dt.datetime.now(tz)
+
+    def add(frm: Status | None, to: Status, when: dt.datetime, by: int | None,
+            route: int | None = None) -> bool:
+        if when >= now:
+            return False
+        out.append({"order_id": order.id, "status_from": frm, "status_to": to, "server_time": when,
+                    "device_time": when if by == courier_id and by else None, "actor_user_id": by,
+                    "actor_label": "system" if by is None else "demo", "route_id": route})
+        return True
+
+    add(None, S.CREATED, created, None)
+    if not add(S.CREATED, S.ASSIGNED, created + dt.timedelta(minutes=1), None, route_id):
+        return S.CREATED
+    if rng.random() < 0.03:
+        return S.CANCELLED if add(S.ASSIGNED, S.CANCELLED, created + dt.timedelta(hours=3), staff_id) \
+            else S.ASSIGNED
+    handed = dt.datetime.combine(created.date() + dt.timedelta(days=1), dt.time(7, 30), tz)
+    if not add(S.ASSIGNED, S.HANDED_TO_COURIER, handed, courier_id or staff_id):
+        return S.ASSIGNED
+    out_at = handed + dt.timedelta(minutes=30)
+    if not add(S.HANDED_TO_COURIER, S.OUT_FOR_DELIVERY, out_at, courier_id or staff_id):
+        return S.HANDED_TO_COURIER
+    when = out_at + dt.timedelta(hours=rng.uniform(0.5, 9))
+    for attempt in range(3):
+        if rng.random() < (0.88 if attempt == 0 else 0.75):
+            return S.DELIVERED if add(S.OUT_FOR_DELIVERY, S.DELIVERED, when, courier_id or staff_id) \
+                else S.OUT_FOR_DELIVERY
+        if not add(S.OUT_FOR_DELIVERY, S.FAILED_ATTEMPT, when, courier_id or staff_id):
+            return S.OUT_FOR_DELIVERY
+        when += dt.timedelta(days=rng.choice((1, 1, 2, 3)))
+        if attempt < 2 and not add(S.FAILED_ATTEMPT, S.OUT_FOR_DELIVERY, when, courier_id or staff_id):
+            return S.FAILED_ATTEMPT
+        when += dt.timedelta(hours=rng.uniform(0.5, 6))
+    return S.RETURNED_TO_AGENCY if add(S.FAILED_ATTEMPT, S.RETURNED_TO_AGENCY, when, staff_id) \
+        else S.FAILED_ATTEMPT
