@@ -308,6 +308,15 @@ def test_figures_follow_the_real_services(client, auth, app):
     total = figures(ADMIN, today, today, Level.ROUTE).total
     assert (total.received, total.delivered, total.on_time, total.open) == (3, 1, 1, 2)
     assert sum(total.histogram) == 1
+    # The third order's address is corrected to another commune (and route) before handover: it
+    # counts as received there.
+    moved = client.put(f"/api/v1/orders/{items[2]}/address", headers=auth, json={
+        "address": {"province_code": "51", "commune_code": "21172", "detail": "Thôn 3"}})
+    assert moved.status_code == 200, moved.json
+    communes = by_code(figures(ADMIN, today, today, Level.COMMUNE))
+    assert (communes["21025"].received, communes["21172"].received) == (2, 1)
+    routes = by_code(figures(ADMIN, today, today, Level.ROUTE))
+    assert (routes["QNG-01"].received, routes["QNG-02"].received) == (2, 1)
 
 
 def test_a_background_fold_through_redis(rq_app, token):

@@ -177,8 +177,9 @@ def _apply(rows: list[Any], tz: ZoneInfo) -> None:
 
 def _new_state(order_id: int) -> dict[str, Any]:
     state: dict[str, Any] = {c: None for c in _STATE_COLUMNS}
-    state.update(order_id=order_id, route_id=0, handed_result=False, closed_on_time=False,
-                 closed_commune_id=0, closed_route_id=0, closed_counter_id=0, closed_courier_id=0,
+    state.update(order_id=order_id, route_id=0, received_commune_id=0, handed_result=False,
+                 closed_on_time=False, closed_commune_id=0, closed_route_id=0, closed_counter_id=0,
+                 closed_courier_id=0,
                  failed_commune_id=0, failed_route_id=0, failed_counter_id=0, failed_courier_id=0)
     return state
 
@@ -191,23 +192,25 @@ def _event(r: Any, state: dict[str, Any], deltas: _Deltas, tz: ZoneInfo) -> None
     to, frm = r.status_to, r.status_from
 
     if frm is None:  # the order's creation
-        state["received_day"] = day
-        state["route_id"] = r.route_id or 0
+        state.update(received_day=day, received_commune_id=r.commune_id, route_id=r.route_id or 0)
         key = (day, r.commune_id, state["route_id"], r.counter_id, 0)
         deltas.add(key, "received")
         if results:
             deltas.add(key, "received_results")
         return
 
-    # A route change before handover takes the order's "received" along.
-    if r.route_id and r.route_id != state["route_id"]:
-        if state["received_day"] is not None and state["handed_at"] is None:
-            old = (state["received_day"], r.commune_id, state["route_id"], r.counter_id, 0)
-            new = (state["received_day"], r.commune_id, r.route_id, r.counter_id, 0)
-            for measure in ("received", "received_results") if results else ("received",):
-                deltas.add(old, measure, -1)
-                deltas.add(new, measure)
-        state["route_id"] = r.route_id
+    # A move to another route or commune (an address correction) before handover takes the
+    # order's "received" along.
+    route = r.route_id or state["route_id"]
+    if state["received_day"] is not None and state["handed_at"] is None and (
+            route != state["route_id"] or r.commune_id != state["received_commune_id"]):
+        old = (state["received_day"], state["received_commune_id"], state["route_id"], r.counter_id, 0)
+        new = (state["received_day"], r.commune_id, route, r.counter_id, 0)
+        for measure in ("received", "received_results") if results else ("received",):
+            deltas.add(old, measure, -1)
+            deltas.add(new, measure)
+        state["received_commune_id"] = r.commune_id
+    state["route_id"] = route
 
     # Leaving a closed status (a courier's correction): take back what closing it added.
     kind = state["closed_kind"]

@@ -53,6 +53,7 @@ class ReportOrder(db.Model):
     route_id: Mapped[int] = mapped_column(ID, default=0)  # the route its events count for (0: none)
     # The day it was received: its "received" count follows its route until a courier has it.
     received_day: Mapped[dt.date | None] = mapped_column(sa.Date)
+    received_commune_id: Mapped[int] = mapped_column(ID, default=0)  # where it counts as received
     handed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # start of the delivery leg
     handed_result: Mapped[bool] = mapped_column(default=False)  # handed_at is the result leg's
     # The closing event's contribution (delivered, returned, cancelled or abandoned), to undo it.

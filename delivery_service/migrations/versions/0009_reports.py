@@ -89,6 +89,7 @@ def upgrade():
     sa.Column('order_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
     sa.Column('route_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('received_day', sa.Date(), nullable=True),
+    sa.Column('received_commune_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('handed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('handed_result', sa.Boolean(), nullable=False),
     sa.Column('closed_kind', sa.String(length=16), nullable=True),
