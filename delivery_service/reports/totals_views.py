@@ -1,7 +1,224 @@
-"""Counters' daily totals (the form under /counter/totals) and reporting areas (/reports/areas)."""
+"""Counters' daily totals (the form under /counter/totals) and reporting areas (/reports/areas).
+
+Thin: the rules are in reports.inputs; this module turns form fields into its inputs and its English
+messages into the reader's language.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import format_decimal, format_percent, gettext, ngettext
+from flask_login import current_user, login_required
+from marshmallow import ValidationError
+
+from delivery_service.accounts.models import Role
+from delivery_service.accounts.services import Actor
+from delivery_service.errors import Forbidden, InvalidInput, NotFound
+from delivery_service.extensions import db
+from delivery_service.orders.services import local_today
+from delivery_service.reports import inputs
+from delivery_service.reports.schemas import DayTotalIn
+from delivery_service.web.messages import translate_message
 
 bp = Blueprint("report_input", __name__)
+
+
+def roles_required(*roles: Role):  # noqa: ANN201
+    """Logged in with one of ``roles``; other roles get 403."""
+
+    def decorate(view):  # noqa: ANN001, ANN202
+        @wraps(view)
+        @login_required
+        def wrapped(*args: Any, **kwargs: Any):
+            if current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def _actor() -> Actor:
+    return Actor.of_user(current_user)
+
+
+# --- the reports' own messages in the reader's language -------------------------------------------
+
+def _fixed(msgid_call: Callable[[], str]) -> Callable[[re.Match[str]], str]:
+    return lambda _m: msgid_call()
+
+
+_MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (re.compile(re.escape(inputs.DAY_IN_FUTURE)),
+     _fixed(lambda: gettext("The day is in the future: report a day's total once it has begun."))),
+    (re.compile(re.escape(inputs.DAY_TOO_OLD)),
+     _fixed(lambda: gettext("The day is more than %(n)s days ago.", n=inputs.MAX_PAST_DAYS))),
+    (re.compile(re.escape(inputs.TOTAL_RANGE) + "|Not a valid integer\\."),
+     _fixed(lambda: gettext("Enter a whole number from 0 to %(max)s.",
+                            max=format_decimal(inputs.MAX_TOTAL)))),
+    (re.compile(re.escape(inputs.DAY_TWICE)), _fixed(lambda: gettext("This day is given twice."))),
+    (re.compile(r"Use 1-32 letters, digits, dots, dashes or underscores.*"),
+     _fixed(lambda: gettext("Use 1–32 letters without diacritics, digits, dots, dashes or underscores."))),
+    (re.compile(r"An area with code (\S+) exists already\."),
+     lambda m: gettext("An area with code %(code)s exists already.", code=m.group(1))),
+    (re.compile(r"Give at least one commune or former district.*"),
+     _fixed(lambda: gettext("Give at least one commune or former district."))),
+    (re.compile(r"Unknown commune code (\S+) \(2025 structure\)\."),
+     lambda m: gettext("No commune has code %(code)s since 1 July 2025.", code=m.group(1))),
+    (re.compile(r"Unknown commune code (\S+) on \S+\."),
+     lambda m: gettext("No commune had code %(code)s before 1 July 2025.", code=m.group(1))),
+    (re.compile(r"Unknown district code (\S+) on \S+\."),
+     lambda m: gettext("No district had code %(code)s before 1 July 2025.", code=m.group(1))),
+    (re.compile(r"Given twice.*"), _fixed(lambda: gettext("Given twice."))),
+    (re.compile(r"\S+ (\S+) has no communes\."),
+     lambda m: gettext("Unit %(code)s holds no communes.", code=m.group(1))),
+]
+
+
+def say(message: str) -> str:
+    """A message of reports.inputs (or marshmallow's, or another service's) in the reader's language."""
+    for pattern, render in _MESSAGES:
+        match = pattern.fullmatch(message)
+        if match:
+            return render(match)
+    return translate_message(message)
+
+
+def _said(errors: Mapping[str, Any]) -> dict[str, list[str]]:
+    return {key: [say(str(m)) for m in (value if isinstance(value, list) else [value])]
+            for key, value in errors.items()}
+
+
+# --- counters' daily totals ----------------------------------------------------------------------
+
+_DMY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+
+
+def _form_total(values: Mapping[str, str]) -> dict[str, Any]:
+    """The typed day (2025-07-01 or 01/07/2025) and number (1.200 or 1,200 too) as DayTotalIn takes them."""
+    day = values["day"]
+    match = _DMY.fullmatch(day)
+    if match:
+        day = f"{match.group(3)}-{int(match.group(2)):02d}-{int(match.group(1)):02d}"
+    raw = re.sub(r"(?<=\d)[.,\s](?=\d{3}\b)", "", values["results_total"])
+    number: Any = int(raw) if re.fullmatch(r"-?\d{1,9}", raw) else raw
+    return {"day": day, "results_total": number} if raw else {"day": day}
+
+
+@bp.route("/counter/totals", methods=["GET", "POST"])
+@roles_required(Role.COUNTER_STAFF)
+def totals():
+    """The counter's last 14 days: results sent by post beside all the results it handed out (as it
+    reports them here), and the share sent by post. POST saves one day's total."""
+    actor = _actor()
+    today = local_today()
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        values = {name: (request.form.get(name) or "").strip() for name in ("day", "results_total")}
+        try:
+            data = DayTotalIn().load(_form_total(values))
+        except ValidationError as exc:
+            errors = _said(exc.messages)  # type: ignore[arg-type]
+        else:
+            try:
+                total = inputs.DayTotal(data["day"], data["results_total"])
+                saved = inputs.save_total(actor, total, today=today)
+            except InvalidInput as exc:
+                db.session.rollback()
+                errors = _said(exc.errors)
+            else:
+                db.session.commit()
+                flash(gettext("Saved: %(total)s results handed out on %(day)s.",
+                              total=format_decimal(saved.results_total), day=saved.day.strftime("%d/%m/%Y")),
+                      "success")
+                return redirect(url_for("report_input.totals"), code=303)
+    else:
+        values = {"day": request.args.get("day") or today.isoformat(), "results_total": ""}
+    rows = inputs.recent_days(actor, today, current_app.config["SERVICE_TIMEZONE"])
+    if request.method == "GET":
+        chosen = next((r for r in rows if r.day.isoformat() == values["day"]), None)
+        if chosen is not None and chosen.results_total is not None:
+            values["results_total"] = str(chosen.results_total)
+    focus = next((name for name in ("day", "results_total") if name in errors), "results_total")
+    return render_template("reports/totals.html", rows=rows, values=values, errors=errors, today=today,
+                           earliest=today - dt.timedelta(days=inputs.MAX_PAST_DAYS), focus=focus,
+                           percent=_percent), 422 if errors else 200
+
+
+def _percent(share: float | None) -> str:
+    return format_percent(share, format="#,##0.#%") if share is not None else "—"
+
+
+# --- reporting areas -----------------------------------------------------------------------------
+
+AREA_FIELDS = ("code", "name", "units")
+
+
+@bp.get("/reports/areas")
+@roles_required(Role.ADMIN, Role.DISTRICT_OFFICER)
+def areas():
+    """The reporting areas the user may see, each linked to its figures, and a form for a new one."""
+    return _areas_page({name: "" for name in AREA_FIELDS}, {})
+
+
+def _areas_page(values: dict[str, str], errors: dict[str, list[str]], status: int = 200):
+    actor = _actor()
+    focus = next((name for name in AREA_FIELDS if name in errors), "code")
+    return render_template("reports/areas.html", areas=inputs.list_areas(actor), values=values,
+                           errors=errors, focus=focus, owner=current_user.area_unit), status
+
+
+@bp.post("/reports/areas")
+@roles_required(Role.ADMIN, Role.DISTRICT_OFFICER)
+def create_area():
+    """Save a new area from its code, name and the unit codes typed in the text box."""
+    values = {name: (request.form.get(name) or "").strip() for name in AREA_FIELDS}
+    today = local_today()
+    typed = inputs.refs_from_text(values["units"], today)
+    data = inputs.AreaInput(code=values["code"], name=values["name"], units=[ref for _raw, ref in typed])
+    try:
+        area = inputs.create_area(_actor(), data, today=today)
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _areas_page(values, _area_errors(exc.errors, typed), 422)
+    except Forbidden as exc:
+        db.session.rollback()
+        outside = ", ".join(typed[int(i)][0] for i in exc.details.get("units", []))
+        return _areas_page(values, {"units": [gettext(
+            "Outside your area: %(codes)s. Your areas may only hold communes of your own area.",
+            codes=outside)]}, 403)
+    db.session.commit()
+    flash(ngettext("Area %(code)s saved with %(num)d commune.", "Area %(code)s saved with %(num)d communes.",
+                   len(area.communes), code=area.code), "success")
+    return redirect(url_for("report_input.areas"), code=303)
+
+
+def _area_errors(errors: Mapping[str, Any], typed: list[tuple[str, inputs.UnitRef]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, value in errors.items():
+        if key == "units" and isinstance(value, Mapping):
+            out["units"] = [f"{typed[int(i)][0]}: {say(m)}"
+                            for i, messages in value.items() for m in messages]
+        else:
+            out[key] = [say(str(m)) for m in (value if isinstance(value, list) else [value])]
+    return out
+
+
+@bp.post("/reports/areas/<int:area_id>/delete")
+@roles_required(Role.ADMIN, Role.DISTRICT_OFFICER)
+def delete_area(area_id: int):
+    """Delete an area the user may see."""
+    try:
+        inputs.delete_area(_actor(), area_id)
+    except NotFound:
+        abort(404)
+    db.session.commit()
+    flash(gettext("Area deleted."), "success")
+    return redirect(url_for("report_input.areas"), code=303)
