@@ -1,7 +1,99 @@
-"""The stored weekly PDF reports: list and download (pages under /reports/weekly)."""
+"""The stored weekly PDF reports: list and download (pages under /reports/weekly).
+
+Administrators see every report and may build last week's again; a district officer sees the reports
+of the provinces, former districts and reporting areas that lie wholly inside their area; other roles
+see none. A report someone may not read answers 404, like one that does not exist.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import datetime as dt
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import format_decimal, gettext
+from flask_login import current_user, login_required
+
+from delivery_service.accounts.models import Role
+from delivery_service.accounts.services import Actor
+from delivery_service.errors import NotFound
+from delivery_service.extensions import db
+from delivery_service.jobs import enqueue_after_commit
+from delivery_service.reports import weekly
+from delivery_service.reports.jobs import JOB_TIMEOUT
 
 bp = Blueprint("weekly_reports", __name__, url_prefix="/reports/weekly")
+READERS = (Role.ADMIN, Role.DISTRICT_OFFICER)
+WEEKS_SHOWN = 26  # links to the weeks with reports, newest first
+
+
+def _actor() -> Actor:
+    return Actor.of_user(current_user)
+
+
+def _kilobytes(size: int) -> str:
+    return format_decimal(size / 1024, format="#,##0.0")
+
+
+@bp.get("/")
+@login_required
+def index():
+    """The reports of one week (?week=YYYY-MM-DD, any day of it; default the newest), newest first."""
+    actor = _actor()
+    if actor.role not in READERS:
+        abort(403)
+    weeks = weekly.stored_weeks(actor)
+    try:
+        asked = dt.date.fromisoformat(request.args["week"]) if request.args.get("week") else None
+    except ValueError:
+        abort(404)
+    week = weekly.week_of(asked)[0] if asked else (weeks[0] if weeks else None)
+    reports = weekly.stored_reports(actor, week) if week else []
+    last_start, last_end = weekly.last_full_week(weekly.local_today())
+    return render_template(
+        "reports/weekly.html",
+        reports=reports,
+        week=week,
+        weeks=[weekly.week_of(w) for w in weeks[:WEEKS_SHOWN]],
+        kinds={r.id: r.scope.partition(":")[0] for r in reports},
+        kilobytes=_kilobytes,
+        period=weekly.period_words,
+        can_build=actor.role is Role.ADMIN,
+        last_week=(last_start, last_end),
+    )
+
+
+@bp.get("/<int:report_id>.pdf")
+@login_required
+def download(report_id: int):
+    """The stored PDF, as a download."""
+    try:
+        report = weekly.get_report(_actor(), report_id)
+    except NotFound:
+        abort(404)
+    path = weekly.report_path(report)
+    if not path.is_file():
+        abort(404)
+    response = send_file(
+        path, mimetype="application/pdf", as_attachment=True, download_name=weekly.download_name(report)
+    )
+    response.headers["Cache-Control"] = "private"
+    return response
+
+
+@bp.post("/build")
+@login_required
+def build():
+    """Build last week's reports again, in the background (administrators)."""
+    if current_user.role is not Role.ADMIN:
+        abort(403)
+    start, end = weekly.last_full_week(weekly.local_today())
+    enqueue_after_commit("delivery_service.reports.jobs:build_week", start.isoformat(), timeout=JOB_TIMEOUT)
+    db.session.commit()
+    flash(
+        gettext(
+            "The reports of %(period)s are being built; they appear here when done.",
+            period=weekly.period_words(start, end),
+        ),
+        "success",
+    )
+    return redirect(url_for("weekly_reports.index", week=start.isoformat()), code=303)
