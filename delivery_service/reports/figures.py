@@ -422,6 +422,11 @@ def _unit_name(kind: str, name: str) -> str:
 def orders_query(actor: Actor, start: dt.date, end: dt.date, filters: Filters) -> sa.Select:
     """The orders received in the period within the actor's scope and the filters (drill-down's last
     step), newest first."""
+    from delivery_service.reports.units import ensure_unit_map
+
+    if actor.role not in READERS:
+        raise Forbidden("Your role cannot read reports.")
+    ensure_unit_map()
     o = DeliveryOrder
     unit = sa.orm.aliased(ReportUnit, name="u")
     route = sa.orm.aliased(PostalRoute, name="pr")
