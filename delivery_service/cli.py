@@ -66,6 +66,11 @@ def worker(burst: bool, simple: bool) -> None:
     if queue is None:
         raise click.ClickException("REDIS_URL is not set: jobs run in-process, no worker is needed.")
     use_app_for_worker(current_app._get_current_object())  # type: ignore[attr-defined]
+    if not burst:  # the weekly reports' chain of scheduled runs starts with the first worker
+        from delivery_service.reports.jobs import schedule_next
+
+        scheduled = schedule_next()
+        click.echo(f"weekly reports: next run {scheduled.run_at.isoformat()} ({scheduled.job_id})")
     cls = SimpleWorker if simple else Worker
     cls([queue], connection=queue.connection).work(burst=burst, with_scheduler=not burst)
 

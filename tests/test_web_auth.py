@@ -32,11 +32,15 @@ def test_counter_staff_land_on_the_desk(client):
     assert user.last_login_at is not None
 
 
-def test_other_roles_land_on_a_home_page_saying_what_is_coming(client):
+def test_couriers_and_district_officers_land_on_a_home_page_leading_to_their_pages(client):
     login(client, "courier")
     resp = client.get("/")
     assert resp.status_code == 200
-    assert "sẽ sớm có" in resp.get_data(as_text=True)
+    assert 'href="/courier/"' in resp.get_data(as_text=True)
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+    login(client, "district")
+    html = client.get("/").get_data(as_text=True)
+    assert 'href="/reports/"' in html and 'href="/reports/weekly/"' in html
 
 
 def test_wrong_password_and_unknown_user_get_the_same_message(client):

@@ -27,6 +27,9 @@ PREFIX = "DEMO-H-"
 NAMES = ("Nguyễn Văn Bình", "Trần Thị Cúc", "Lê Minh Đức", "Phạm Thị Hà", "Hoàng Văn Khoa",
          "Võ Thị Lan", "Đặng Quốc Minh", "Bùi Thị Ngọc", "Đỗ Văn Phúc", "Huỳnh Thị Quyên")
 S = Status
+# Per route (in id order, cycling): the chance a first attempt succeeds and a retry does, so that the
+# demo's routes land in different colour bands.
+QUALITY = ((0.9, 0.8), (0.7, 0.5), (0.8, 0.7), (0.6, 0.4))
 
 
 def load_history(weeks: int = 8, per_day: int = 25, seed: int = 2025) -> Iterator[str]:
@@ -39,13 +42,14 @@ def load_history(weeks: int = 8, per_day: int = 25, seed: int = 2025) -> Iterato
     tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
     staff = db.session.scalar(sa.select(User).where(User.username == "supervisor"))
     plans = []  # (counter, route, commune) the demo routes serve, with the counters of their offices
-    for route in db.session.scalars(sa.select(PostalRoute).where(PostalRoute.active)):
+    routes = db.session.scalars(sa.select(PostalRoute).where(PostalRoute.active).order_by(PostalRoute.id))
+    for i, route in enumerate(routes):
         counter = db.session.scalar(sa.select(Counter).where(Counter.post_office_id == route.post_office_id))
         communes = db.session.scalars(sa.select(AdminUnit).join(route_communes,
                                                                 route_communes.c.unit_id == AdminUnit.id)
                                       .where(route_communes.c.route_id == route.id)).all()
         if counter is not None and communes:
-            plans.append((counter, route, communes))
+            plans.append((counter, route, communes, QUALITY[i % len(QUALITY)]))
     if not plans or staff is None:
         yield "no demo routes: run `delivery-service demo load` first"
         return
@@ -56,7 +60,7 @@ def load_history(weeks: int = 8, per_day: int = 25, seed: int = 2025) -> Iterato
     day = start
     while day < today:
         for _ in range(rng.randint(per_day // 2, per_day * 3 // 2)):
-            counter, route, communes = rng.choice(plans)
+            counter, route, communes, quality = rng.choice(plans)
             commune = rng.choice(communes)
             province = commune
             while province.parent is not None:
@@ -76,7 +80,7 @@ def load_history(weeks: int = 8, per_day: int = 25, seed: int = 2025) -> Iterato
             db.session.flush()
             orders += 1
             courier_id = route.courier_id
-            status = _history(rng, order, created, route.id, courier_id, staff.id, today, tz, events)
+            status = _history(rng, order, created, route.id, courier_id, staff.id, quality, tz, events)
             order.status = status
         day += dt.timedelta(days=1)
     db.session.flush()
@@ -86,7 +90,8 @@ def load_history(weeks: int = 8, per_day: int = 25, seed: int = 2025) -> Iterato
 
 
 def _history(rng: random.Random, order: DeliveryOrder, created: dt.datetime, route_id: int,
-             courier_id: int | None, staff_id: int, today: dt.date, tz: ZoneInfo, out: list[dict]) -> Status:
+             courier_id: int | None, staff_id: int, quality: tuple[float, float], tz: ZoneInfo,
+             out: list[dict]) -> Status:
     """Append the order's events; returns its final status. Mostly delivered in one or two days,
     some after a failed attempt or late, a few returned or cancelled; the last days still open."""
     now = dt.datetime.now(tz)
@@ -114,7 +119,7 @@ def _history(rng: random.Random, order: DeliveryOrder, created: dt.datetime, rou
         return S.HANDED_TO_COURIER
     when = out_at + dt.timedelta(hours=rng.uniform(0.5, 9))
     for attempt in range(3):
-        if rng.random() < (0.88 if attempt == 0 else 0.75):
+        if rng.random() < quality[0 if attempt == 0 else 1]:
             return S.DELIVERED if add(S.OUT_FOR_DELIVERY, S.DELIVERED, when, courier_id or staff_id) \
                 else S.OUT_FOR_DELIVERY
         if not add(S.OUT_FOR_DELIVERY, S.FAILED_ATTEMPT, when, courier_id or staff_id):

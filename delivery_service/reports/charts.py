@@ -18,23 +18,15 @@ import matplotlib as mpl
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-# Bands of a rate, best first: the thresholds of app.config["REPORT_BANDS"] are their lower limits.
-BANDS = ("green", "yellow", "orange", "red")
+from delivery_service.reports.bands import LABELS, colour
+
 BAND_COLOURS = {"green": "#1f7a3a", "yellow": "#c99700", "orange": "#d9650b", "red": "#a52a2a"}
-BAND_NAMES_VI = {"green": "Tốt", "yellow": "Khá", "orange": "Cần chú ý", "red": "Kém"}
+BAND_NAMES_VI = {name: vi for name, (vi, _en) in LABELS.items()}
 UNIT_LIMIT = 30  # bars in the chart by unit; more would not be readable
 RECEIVED_COLOUR, DELIVERED_COLOUR, RATE_COLOUR = "#9db9d8", "#0b4f8a", "#f3b41b"
 
 
-def band(value: float | None, limits: Sequence[float]) -> str | None:
-    """The band of a rate: green from the first limit up, yellow from the second, orange from the
-    third, red below it; None without a rate."""
-    if value is None:
-        return None
-    for name, limit in zip(BANDS, limits, strict=False):
-        if value >= limit:
-            return name
-    return "red"
+band = colour  # the band of a rate (reports.bands)
 
 
 @dataclass(frozen=True)

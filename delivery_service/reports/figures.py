@@ -192,7 +192,7 @@ def _rollup(start: dt.date, end: dt.date) -> sa.Subquery:
 
 
 @dataclass
-class _Cols:
+class Cols:
     """The columns a level, a filter or the scope read, for the rollups or the orders table."""
 
     commune: Any
@@ -203,7 +203,7 @@ class _Cols:
     office: Any  # postal_routes.post_office_id of the route
 
 
-def _condition(name: str, value: int, c: _Cols) -> sa.ColumnElement[bool]:
+def _condition(name: str, value: int, c: Cols) -> sa.ColumnElement[bool]:
     if name == "province":
         return c.unit.province_id == value
     if name == "district":
@@ -224,14 +224,14 @@ def _condition(name: str, value: int, c: _Cols) -> sa.ColumnElement[bool]:
     raise ValueError(name)
 
 
-def _key(level: Level, c: _Cols) -> Any:
+def _key(level: Level, c: Cols) -> Any:
     return {Level.PROVINCE: c.unit.province_id, Level.DISTRICT: c.unit.district_id,
             Level.COMMUNE: c.unit.commune_id, Level.AREA: report_area_communes.c.area_id,
             Level.POST_OFFICE: c.office, Level.ROUTE: c.route, Level.COUNTER: c.counter,
             Level.COURIER: c.courier}[level]
 
 
-def scope_conditions(actor: Actor, c: _Cols) -> list[sa.ColumnElement[bool]]:
+def scope_conditions(actor: Actor, c: Cols) -> list[sa.ColumnElement[bool]]:
     """What the actor may see, as conditions on the rollups or the orders."""
     if actor.role is Role.ADMIN:
         return []
@@ -253,7 +253,7 @@ def scope_conditions(actor: Actor, c: _Cols) -> list[sa.ColumnElement[bool]]:
     raise Forbidden("Your role cannot read reports.")
 
 
-def _joined(source: Any, c: _Cols, level: Level) -> Any:
+def _joined(source: Any, c: Cols, level: Level) -> Any:
     stmt = source.join(c.unit, c.unit.unit_id == c.commune)
     if level is Level.AREA:
         stmt = stmt.join(report_area_communes, report_area_communes.c.unit_id == c.unit.commune_id)
@@ -308,10 +308,10 @@ def _add(row: Row, values: dict[str, int]) -> None:
         row.histogram[i] += values[f"h{i}"] or 0
 
 
-def _rollup_cols(r: Any) -> _Cols:
+def _rollup_cols(r: Any) -> Cols:
     unit = sa.orm.aliased(ReportUnit, name="u")
     office = sa.select(PostalRoute.post_office_id).where(PostalRoute.id == r.c.route_id).scalar_subquery()
-    return _Cols(r.c.commune_id, r.c.route_id, r.c.counter_id, r.c.courier_id, unit, office)
+    return Cols(r.c.commune_id, r.c.route_id, r.c.counter_id, r.c.courier_id, unit, office)
 
 
 def _sums(actor: Actor, start: dt.date, end: dt.date, level: Level,
@@ -338,7 +338,7 @@ def _open(actor: Actor, start: dt.date, end: dt.date, level: Level, filters: Fil
     o = DeliveryOrder
     unit = sa.orm.aliased(ReportUnit, name="u")
     route = sa.orm.aliased(PostalRoute, name="pr")
-    c = _Cols(o.commune_id, sa.func.coalesce(o.route_id, 0), o.counter_id,
+    c = Cols(o.commune_id, sa.func.coalesce(o.route_id, 0), o.counter_id,
               sa.func.coalesce(route.courier_id, 0), unit, route.post_office_id)
     key = _key(level, c)
     tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
@@ -392,7 +392,7 @@ def _label(level: Level, rows: list[Row]) -> None:
         if level in (Level.PROVINCE, Level.DISTRICT, Level.COMMUNE):
             q = (sa.select(AdminUnit.id, AdminUnit.kind, AdminUnit.name, AdminUnit.code)
                  .where(AdminUnit.id.in_(ids)))
-            names = {i: (_unit_name(kind, name), code) for i, kind, name, code in db.session.execute(q)}
+            names = {i: (unit_name(kind, name), code) for i, kind, name, code in db.session.execute(q)}
         elif level is Level.AREA:
             from delivery_service.reports.models import ReportArea
 
@@ -415,7 +415,7 @@ def _label(level: Level, rows: list[Row]) -> None:
             row.label, row.code = names.get(row.key, (f"#{row.key}", None))
 
 
-def _unit_name(kind: str, name: str) -> str:
+def unit_name(kind: str, name: str) -> str:
     return name if name.lower().startswith(kind.lower()) else f"{kind.capitalize()} {name}"
 
 
@@ -430,7 +430,7 @@ def orders_query(actor: Actor, start: dt.date, end: dt.date, filters: Filters) -
     o = DeliveryOrder
     unit = sa.orm.aliased(ReportUnit, name="u")
     route = sa.orm.aliased(PostalRoute, name="pr")
-    c = _Cols(o.commune_id, sa.func.coalesce(o.route_id, 0), o.counter_id,
+    c = Cols(o.commune_id, sa.func.coalesce(o.route_id, 0), o.counter_id,
               sa.func.coalesce(route.courier_id, 0), unit, route.post_office_id)
     tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
     since = dt.datetime.combine(start, dt.time(), tz)
@@ -448,7 +448,7 @@ def weekly_trend(actor: Actor, start: dt.date, end: dt.date, filters: Filters = 
     r = report_days
     unit = sa.orm.aliased(ReportUnit, name="u")
     office = sa.select(PostalRoute.post_office_id).where(PostalRoute.id == r.c.route_id).scalar_subquery()
-    c = _Cols(r.c.commune_id, r.c.route_id, r.c.counter_id, r.c.courier_id, unit, office)
+    c = Cols(r.c.commune_id, r.c.route_id, r.c.counter_id, r.c.courier_id, unit, office)
     if db.engine.dialect.name == "postgresql":
         week = sa.cast(sa.func.date_trunc("week", r.c.day), sa.Date)
     else:

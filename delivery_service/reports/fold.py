@@ -145,7 +145,7 @@ def fold(max_events: int | None = None, *, time_budget_s: float | None = None) -
 
 def _ensure_cursor() -> None:
     if db.session.get(ReportCursor, 1) is None:
-        db.session.execute(_upsert(ReportCursor.__table__, [{"id": 1, "event_id": 0}], ("id",), add=()))
+        db.session.execute(upsert(ReportCursor.__table__, [{"id": 1, "event_id": 0}], ("id",), add=()))
         db.session.commit()
 
 
@@ -172,7 +172,7 @@ def _apply(rows: list[Any], tz: ZoneInfo) -> None:
             state = states[r.order_id] = _new_state(r.order_id)
         _event(r, state, deltas, tz)
     _write(deltas)
-    db.session.execute(_upsert(ReportOrder.__table__, list(states.values()), ("order_id",), add=()))
+    db.session.execute(upsert(ReportOrder.__table__, list(states.values()), ("order_id",), add=()))
 
 
 def _new_state(order_id: int) -> dict[str, Any]:
@@ -277,15 +277,15 @@ def _write(deltas: _Deltas) -> None:
             month[m] += n
     if not by_day:
         return
-    db.session.execute(_upsert(report_days, by_day, ("day", "commune_id", "route_id", "counter_id",
+    db.session.execute(upsert(report_days, by_day, ("day", "commune_id", "route_id", "counter_id",
                                                      "courier_id"), add=COUNTS))
     months = [{"month": k[0], "commune_id": k[1], "route_id": k[2], "counter_id": k[3], "courier_id": k[4],
                **{c: v.get(c, 0) for c in COUNTS}} for k, v in by_month.items()]
-    db.session.execute(_upsert(report_months, months, ("month", "commune_id", "route_id", "counter_id",
+    db.session.execute(upsert(report_months, months, ("month", "commune_id", "route_id", "counter_id",
                                                        "courier_id"), add=COUNTS))
 
 
-def _upsert(table: sa.Table, rows: list[dict[str, Any]], keys: tuple[str, ...], *,
+def upsert(table: sa.Table, rows: list[dict[str, Any]], keys: tuple[str, ...], *,
             add: tuple[str, ...]) -> Any:
     """INSERT … ON CONFLICT: ``add`` columns are summed into the existing row, the others replaced."""
     if db.engine.dialect.name == "postgresql":

@@ -119,13 +119,13 @@ def save_totals(actor: Actor, totals: Sequence[DayTotal], *, today: dt.date) -> 
 def _store(actor: Actor, counter_id: int, totals: Sequence[DayTotal]) -> None:
     # One INSERT … ON CONFLICT (the primary key): two writers of the same day never make two rows,
     # the later one's value and author win.
-    from delivery_service.reports.fold import _upsert
+    from delivery_service.reports.fold import upsert
 
     now = utcnow()
     rows = [{"counter_id": counter_id, "day": t.day, "results_total": t.results_total,
              "reported_by_user_id": actor.user_id, "reported_by_client_id": actor.client_id,
              "updated_at": now} for t in totals]
-    db.session.execute(_upsert(CounterDailyTotal.__table__, rows, ("counter_id", "day"), add=()))
+    db.session.execute(upsert(CounterDailyTotal.__table__, rows, ("counter_id", "day"), add=()))
     log.info("counter %s reported daily totals for %d day(s)", counter_id, len(rows))
 
 

@@ -61,6 +61,7 @@ from delivery_service.web.views import DESK_ROLES
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
 MAX_DAYS = 366
+TREND_WEEKS = 8  # the trend chart shows at least this many weeks, ending with the period's
 ORDERS_PER_PAGE = 50
 FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
 MAX_ID = 2**53
@@ -413,11 +414,15 @@ def stylesheet():
 @bp.get("/chart/trend.svg")
 @readers_required
 def trend_chart():
-    """Received, delivered and the delivery rate per week of the period (SVG)."""
+    """Received, delivered and the delivery rate per week of the period, and of the weeks before
+    it when it is shorter than TREND_WEEKS (a trend needs a few weeks to say anything) (SVG)."""
     q = _query_or_400()
-    weeks = [charts.Week(start, row.received, row.delivered, row.delivery_rate)
-             for start, row in weekly_trend(_actor(), q.start, q.end, q.filters)]
-    return Response(charts.trend_svg(weeks, _period_vi(q)), mimetype="image/svg+xml", headers=SVG_HEADERS)
+    monday = q.end - dt.timedelta(days=q.end.weekday())
+    start = min(q.start, monday - dt.timedelta(weeks=TREND_WEEKS - 1))
+    weeks = [charts.Week(week, row.received, row.delivered, row.delivery_rate)
+             for week, row in weekly_trend(_actor(), start, q.end, q.filters)]
+    subtitle = f"{format_day(start)} – {format_day(q.end)}"
+    return Response(charts.trend_svg(weeks, subtitle), mimetype="image/svg+xml", headers=SVG_HEADERS)
 
 
 @bp.get("/chart/units.svg")

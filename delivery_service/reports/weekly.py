@@ -39,14 +39,15 @@ from delivery_service.accounts.services import SYSTEM, Actor
 from delivery_service.db import utcnow
 from delivery_service.errors import InvalidInput, NotFound
 from delivery_service.extensions import db
+from delivery_service.reports import bands
 from delivery_service.reports.figures import (
+    Cols,
     Filters,
     Level,
     Row,
-    _Cols,
-    _unit_name,
     figures,
     scope_conditions,
+    unit_name,
     weekly_trend,
 )
 from delivery_service.reports.models import (
@@ -65,13 +66,7 @@ SERVICE_EN = "Weekly report · public postal delivery of administrative results 
 
 # --- colour bands ---------------------------------------------------------------------------------
 
-BANDS = ("green", "yellow", "orange", "red")
-BAND_LABELS = {
-    "green": ("Tốt", "Good"),
-    "yellow": ("Khá", "Fair"),
-    "orange": ("Cần chú ý", "Watch"),
-    "red": ("Kém", "Poor"),
-}
+BAND_LABELS = bands.LABELS
 # Light tints behind a dark text label: readable on screen, and in grey on a black-and-white printer.
 BAND_TINTS = {"green": "#c8e6c9", "yellow": "#fff59d", "orange": "#ffcc80", "red": "#ef9a9a"}
 
@@ -85,10 +80,8 @@ class Band(NamedTuple):
 def classify(value: float | None, limits: Sequence[float]) -> Band | None:
     """The band of a rate given its three falling thresholds (green, yellow, orange: lower limits;
     below the last, red); None without a rate."""
-    if value is None:
-        return None
-    colour = next((name for name, limit in zip(BANDS, limits, strict=False) if value >= limit), "red")
-    return Band(colour, *BAND_LABELS[colour])
+    name = bands.colour(value, limits)
+    return None if name is None else Band(name, *BAND_LABELS[name])
 
 
 def band(rate_name: str, value: float | None) -> Band | None:
@@ -166,11 +159,11 @@ def scope_name(scope: Scope) -> str:
     if scope.kind == "province":
         if unit is None or unit.level is not UnitLevel.PROVINCE or unit.valid_to is not None:
             raise NotFound(f"No current province {scope.id}")
-        return _unit_name(unit.kind, unit.name)
+        return unit_name(unit.kind, unit.name)
     if unit is None or unit.level is not UnitLevel.DISTRICT:
         raise NotFound(f"No district {scope.id}")
-    name = _unit_name(unit.kind, unit.name) + (" (cũ)" if unit.valid_to is not None else "")
-    return f"{name}, {_unit_name(unit.parent.kind, unit.parent.name)}" if unit.parent else name
+    name = unit_name(unit.kind, unit.name) + (" (cũ)" if unit.valid_to is not None else "")
+    return f"{name}, {unit_name(unit.parent.kind, unit.parent.name)}" if unit.parent else name
 
 
 def scopes_with_figures(start: dt.date, end: dt.date) -> list[Scope]:
@@ -773,7 +766,7 @@ def visible_scopes(actor: Actor) -> set[str] | None:
 
     ensure_unit_map()
     u = aliased(ReportUnit, name="u")
-    inside = sa.and_(sa.true(), *scope_conditions(actor, _Cols(None, None, None, None, u, None)))
+    inside = sa.and_(sa.true(), *scope_conditions(actor, Cols(None, None, None, None, u, None)))
     outside = sa.func.sum(sa.case((inside, 0), else_=1))
     provinces = db.session.scalars(sa.select(u.province_id).group_by(u.province_id).having(outside == 0))
     districts = db.session.scalars(
