@@ -84,8 +84,10 @@ def test_wrong_digits_and_unknown_item_get_the_same_neutral_answer(client, auth)
     assert wrong.status_code == unknown.status_code == unknown_dossier.status_code == 200
     assert NOT_FOUND_VI in _text(wrong)
 
-    def answer(resp) -> str:  # the page without the code typed back into the form
-        return re.sub(r'(name="code"[^>]*value=")[^"]*', r"\1", _text(resp))
+    def answer(resp) -> str:  # the page without the code typed back into the form, nor the CSRF
+        # token (signed with a timestamp: two requests a second apart get different ones)
+        page = re.sub(r'(name="code"[^>]*value=")[^"]*', r"\1", _text(resp))
+        return re.sub(r'(name="csrf_token"[^>]*value=")[^"]*', r"\1", page)
 
     assert answer(wrong) == answer(unknown) == answer(unknown_dossier)
     assert "N. T. H." not in _text(wrong) and "Mới tạo" not in _text(wrong)
