@@ -173,7 +173,7 @@ def upgrade():
     with op.batch_alter_table('report_area_communes', schema=None) as batch_op:
         batch_op.create_index('ix_report_area_communes_unit_id', ['unit_id'], unique=False)
 
-    op.create_index('ix_orders_open_created', 'delivery_orders', ['created_at'], unique=False, postgresql_where=sa.text("status NOT IN ('delivered', 'returned_to_agency', 'cancelled')"), sqlite_where=sa.text("status NOT IN ('delivered', 'returned_to_agency', 'cancelled')"))
+    op.create_index('ix_orders_open_created', 'delivery_orders', ['created_at', 'commune_id', 'route_id', 'counter_id', 'due_date', 'status', 'direction'], unique=False, postgresql_where=sa.text("status NOT IN ('delivered', 'returned_to_agency', 'cancelled')"), sqlite_where=sa.text("status NOT IN ('delivered', 'returned_to_agency', 'cancelled')"))
 
 
 
