@@ -298,6 +298,10 @@ def _prepare(actor: Actor, catch_up: bool) -> tuple[int, int]:
     ensure_unit_map()
     if catch_up:
         fold(time_budget_s=current_app.config["REPORT_CATCH_UP_S"])
+    if db.engine.dialect.name == "postgresql":
+        # PostgreSQL's JIT compiles the report's many sums for longer than they take to run (the
+        # bench: 1.85 s with it, 1.31 s without, at 10 M orders); for this transaction only.
+        db.session.execute(sa.text("SET LOCAL jit = off"))
     return pending()
 
 
