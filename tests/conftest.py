@@ -29,7 +29,7 @@ DEMO_PASSWORD = "demo-password"
 # Tables that tests fill; emptied after each PostgreSQL test (the event log only by TRUNCATE).
 ORDER_TABLES = ("order_events", "delivery_orders", "item_serials", "import_batches", "print_jobs", "manifests",
                 "delivery_proofs", "proof_files", "event_corrections", "webhook_deliveries",
-                "webhook_endpoints", "report_days", "report_months", "report_orders", "report_cursor",
+                "webhook_endpoints", "report_days", "report_weeks", "report_months", "report_orders", "report_cursor",
                 "counter_daily_totals", "weekly_reports", "report_area_communes", "report_areas")
 ORG_TABLES = ("api_clients", "users", "route_communes", "postal_routes", "counters", "post_offices")
 # Routing state tests change on the demo routes: restored from a snapshot after each PostgreSQL test.

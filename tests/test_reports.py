@@ -346,3 +346,14 @@ def test_demo_history_is_folded_and_loads_once(app):
     total = figures(ADMIN, today - dt.timedelta(days=15), today, Level.ROUTE).total
     assert total.received == made > 0
     assert total.delivered + total.returned + total.cancelled + total.open == made
+
+
+def test_the_weekly_trend_reads_whole_weeks_and_days_alike(book):
+    # 4 Mar (Wednesday) .. 20 Mar: days 4-8 by day; the week of 9 Mar whole; 16-20 by day.
+    weeks = dict(weekly_trend(ADMIN, dt.date(2026, 3, 4), dt.date(2026, 3, 20)))
+    by_days = figures(ADMIN, dt.date(2026, 3, 4), dt.date(2026, 3, 8), Level.ROUTE, today=TODAY).total
+    assert list(weeks) == [dt.date(2026, 3, 2)]
+    assert (weeks[dt.date(2026, 3, 2)].received, weeks[dt.date(2026, 3, 2)].delivered) == (
+        by_days.received, by_days.delivered) == (3, 1)
+    whole = dict(weekly_trend(ADMIN, dt.date(2026, 3, 2), dt.date(2026, 3, 8)))
+    assert whole[dt.date(2026, 3, 2)].received == 7

@@ -33,6 +33,7 @@ from delivery_service.reports.models import (
     report_area_communes,
     report_days,
     report_months,
+    report_weeks,
 )
 from delivery_service.units.models import AdminUnit, UnitLevel
 
@@ -449,20 +450,34 @@ def weekly_trend(actor: Actor, start: dt.date, end: dt.date, filters: Filters = 
                  catch_up: bool = True) -> list[tuple[dt.date, Row]]:
     """Per week (Monday first) of the period: the same figures, summed in the database."""
     _prepare(actor, catch_up)
-    r = report_days
+    cols = ["commune_id", "route_id", "counter_id", "courier_id", *MEASURES, *[f"h{i}" for i in range(BINS)]]
+    first_monday = start + dt.timedelta(days=-start.weekday() % 7)
+    last_monday = end - dt.timedelta(days=(end.weekday() + 1) % 7 + 6)  # of the last whole week
+    parts = []
+    if first_monday <= last_monday:  # whole weeks from report_weeks, the days at either end by day
+        parts.append(sa.select(report_weeks.c.week.label("week"), *[report_weeks.c[c] for c in cols])
+                     .where(report_weeks.c.week.between(first_monday, last_monday)))
+        edges = [(start, first_monday - dt.timedelta(days=1)), (last_monday + dt.timedelta(days=7), end)]
+    else:
+        edges = [(start, end)]
+    d = report_days
+    if db.engine.dialect.name == "postgresql":
+        monday = sa.cast(sa.func.date_trunc("week", d.c.day), sa.Date)
+    else:
+        monday = sa.func.date(d.c.day, "weekday 0", "-6 days")
+    for a, b in edges:
+        if a <= b:
+            parts.append(sa.select(monday.label("week"), *[d.c[c] for c in cols])
+                         .where(d.c.day.between(a, b)))
+    r = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("r")
     unit = sa.orm.aliased(ReportUnit, name="u")
     office = sa.select(PostalRoute.post_office_id).where(PostalRoute.id == r.c.route_id).scalar_subquery()
     c = Cols(r.c.commune_id, r.c.route_id, r.c.counter_id, r.c.courier_id, unit, office)
-    if db.engine.dialect.name == "postgresql":
-        week = sa.cast(sa.func.date_trunc("week", r.c.day), sa.Date)
-    else:
-        week = sa.func.date(r.c.day, "weekday 0", "-6 days")
     sums = [sa.func.sum(r.c[m]).label(m) for m in MEASURES] + \
         [sa.func.sum(r.c[f"h{i}"]).label(f"h{i}") for i in range(BINS)]
-    stmt = (sa.select(week.label("week"), *sums).select_from(r.join(unit, unit.unit_id == r.c.commune_id))
-            .where(r.c.day.between(start, end), *scope_conditions(actor, c),
-                   *[_condition(n, v, c) for n, v in filters.items()])
-            .group_by(week).order_by(week))
+    stmt = (sa.select(r.c.week, *sums).select_from(r.join(unit, unit.unit_id == r.c.commune_id))
+            .where(*scope_conditions(actor, c), *[_condition(n, v, c) for n, v in filters.items()])
+            .group_by(r.c.week).order_by(r.c.week))
     result = []
     for values in db.session.execute(stmt).mappings():
         w = values["week"]

@@ -47,6 +47,7 @@ from delivery_service.reports.models import (
     ReportOrder,
     report_days,
     report_months,
+    report_weeks,
 )
 
 log = logging.getLogger(__name__)
@@ -265,24 +266,21 @@ def _close(state: dict[str, Any], deltas: _Deltas, sign: int) -> None:
 
 
 def _write(deltas: _Deltas) -> None:
-    by_day: list[dict[str, Any]] = []
-    by_month: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for (day, commune, route, counter, courier), measures in deltas.rows.items():
-        if not any(measures.values()):
-            continue
-        keys = {"commune_id": commune, "route_id": route, "counter_id": counter, "courier_id": courier}
-        by_day.append({"day": day, **keys, **{c: measures.get(c, 0) for c in COUNTS}})
-        month = by_month[(day.replace(day=1), commune, route, counter, courier)]
-        for m, n in measures.items():
-            month[m] += n
-    if not by_day:
-        return
-    db.session.execute(upsert(report_days, by_day, ("day", "commune_id", "route_id", "counter_id",
-                                                     "courier_id"), add=COUNTS))
-    months = [{"month": k[0], "commune_id": k[1], "route_id": k[2], "counter_id": k[3], "courier_id": k[4],
-               **{c: v.get(c, 0) for c in COUNTS}} for k, v in by_month.items()]
-    db.session.execute(upsert(report_months, months, ("month", "commune_id", "route_id", "counter_id",
-                                                       "courier_id"), add=COUNTS))
+    """Add the deltas to the day, week and month rollups."""
+    keys = ("commune_id", "route_id", "counter_id", "courier_id")
+    periods = ((report_days, lambda d: d), (report_weeks, lambda d: d - dt.timedelta(days=d.weekday())),
+               (report_months, lambda d: d.replace(day=1)))
+    for table, start_of in periods:
+        sums: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for (day, *key), measures in deltas.rows.items():
+            row = sums[(start_of(day), *key)]
+            for m, n in measures.items():
+                row[m] += n
+        period = table.c[0].name
+        rows = [{period: k[0], **dict(zip(keys, k[1:], strict=True)), **{c: v.get(c, 0) for c in COUNTS}}
+                for k, v in sums.items() if any(v.values())]
+        if rows:
+            db.session.execute(upsert(table, rows, (period, *keys), add=COUNTS))
 
 
 def upsert(table: sa.Table, rows: list[dict[str, Any]], keys: tuple[str, ...], *,

@@ -39,6 +39,9 @@ def _rollup_columns() -> list[sa.Column]:
 # One row per local day (Asia/Ho_Chi_Minh) and per commune, route, counter and courier.
 report_days = sa.Table("report_days", db.metadata, sa.Column("day", sa.Date, primary_key=True),
                        *_rollup_columns())
+# The same by week (``week`` is its Monday), for the weekly trend.
+report_weeks = sa.Table("report_weeks", db.metadata, sa.Column("week", sa.Date, primary_key=True),
+                        *_rollup_columns())
 # The same by month (``month`` is its first day): a year's report reads twelve of these per key.
 report_months = sa.Table("report_months", db.metadata, sa.Column("month", sa.Date, primary_key=True),
                          *_rollup_columns())

@@ -1,4 +1,4 @@
-"""Reports: report_days and report_months (rollups kept exact by folding the event log),
+"""Reports: report_days, report_weeks and report_months (rollups kept exact by folding the event log),
 report_orders and report_cursor (the fold's memory), report_units (every commune's place across the
 2025 reform), report_areas (+ communes), counter_daily_totals, weekly_reports; and a partial index of
 open orders by creation time.
@@ -84,6 +84,37 @@ def upgrade():
     sa.Column('h13', sa.Integer(), server_default='0', nullable=False),
     sa.Column('h14', sa.Integer(), server_default='0', nullable=False),
     sa.PrimaryKeyConstraint('month', 'commune_id', 'route_id', 'counter_id', 'courier_id', name=op.f('pk_report_months'))
+    )
+    op.create_table('report_weeks',
+    sa.Column('week', sa.Date(), nullable=False),
+    sa.Column('commune_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('route_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('counter_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('courier_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('received', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('received_results', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('delivered', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('on_time', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('failed_attempts', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('returned', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('cancelled', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('abandoned', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('h0', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('h1', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('h2', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('h3', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('h4', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('h5', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('h6', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('h7', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('h8', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('h9', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('h10', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('h11', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('h12', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('h13', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('h14', sa.Integer(), server_default='0', nullable=False),
+    sa.PrimaryKeyConstraint('week', 'commune_id', 'route_id', 'counter_id', 'courier_id', name=op.f('pk_report_weeks'))
     )
     op.create_table('report_orders',
     sa.Column('order_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
@@ -198,5 +229,6 @@ def downgrade():
     op.drop_table('weekly_reports')
     op.drop_table('report_orders')
     op.drop_table('report_months')
+    op.drop_table('report_weeks')
     op.drop_table('report_days')
     op.drop_table('report_cursor')
