@@ -146,7 +146,7 @@ def fold(max_events: int | None = None, *, time_budget_s: float | None = None) -
 
 def _ensure_cursor() -> None:
     if db.session.get(ReportCursor, 1) is None:
-        db.session.execute(upsert(ReportCursor.__table__, [{"id": 1, "event_id": 0}], ("id",), add=()))
+        upsert(ReportCursor.__table__, [{"id": 1, "event_id": 0}], ("id",), add=())
         db.session.commit()
 
 
@@ -173,7 +173,7 @@ def _apply(rows: list[Any], tz: ZoneInfo) -> None:
             state = states[r.order_id] = _new_state(r.order_id)
         _event(r, state, deltas, tz)
     _write(deltas)
-    db.session.execute(upsert(ReportOrder.__table__, list(states.values()), ("order_id",), add=()))
+    upsert(ReportOrder.__table__, list(states.values()), ("order_id",), add=())
 
 
 def _new_state(order_id: int) -> dict[str, Any]:
@@ -280,21 +280,26 @@ def _write(deltas: _Deltas) -> None:
         rows = [{period: k[0], **dict(zip(keys, k[1:], strict=True)), **{c: v.get(c, 0) for c in COUNTS}}
                 for k, v in sums.items() if any(v.values())]
         if rows:
-            db.session.execute(upsert(table, rows, (period, *keys), add=COUNTS))
+            upsert(table, rows, (period, *keys), add=COUNTS)
 
 
 def upsert(table: sa.Table, rows: list[dict[str, Any]], keys: tuple[str, ...], *,
-            add: tuple[str, ...]) -> Any:
-    """INSERT … ON CONFLICT: ``add`` columns are summed into the existing row, the others replaced."""
+           add: tuple[str, ...]) -> None:
+    """INSERT … ON CONFLICT for ``rows`` (all with the same columns): ``add`` columns are summed into
+    the existing row, the others replaced. One statement executed with the list of rows, which the
+    driver sends in batches (a statement built with the rows inside it is compiled anew each time:
+    the bench measured 10x fewer events folded per second)."""
+    if not rows:
+        return
     if db.engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    stmt = insert(table).values(rows)
+    stmt = insert(table)
     names = [c for c in rows[0] if c not in keys]
     sets = {c: (table.c[c] + stmt.excluded[c]) if c in add else stmt.excluded[c] for c in names}
-    return stmt.on_conflict_do_update(index_elements=list(keys), set_=sets) if sets else \
-        stmt.on_conflict_do_nothing(index_elements=list(keys))
+    db.session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=sets) if sets else
+                       stmt.on_conflict_do_nothing(index_elements=list(keys)), rows)
 
 
 assert BINS == len(HOUR_EDGES) + 1

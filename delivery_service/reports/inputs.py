@@ -125,7 +125,7 @@ def _store(actor: Actor, counter_id: int, totals: Sequence[DayTotal]) -> None:
     rows = [{"counter_id": counter_id, "day": t.day, "results_total": t.results_total,
              "reported_by_user_id": actor.user_id, "reported_by_client_id": actor.client_id,
              "updated_at": now} for t in totals]
-    db.session.execute(upsert(CounterDailyTotal.__table__, rows, ("counter_id", "day"), add=()))
+    upsert(CounterDailyTotal.__table__, rows, ("counter_id", "day"), add=())
     log.info("counter %s reported daily totals for %d day(s)", counter_id, len(rows))
 
 
