@@ -9,7 +9,6 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext
 from flask_login import current_user, login_required
 
-from delivery_service.accounts.services import Actor
 from delivery_service.errors import Conflict, DomainError, InvalidInput
 from delivery_service.extensions import db
 from delivery_service.orders.services import local_today
@@ -17,14 +16,11 @@ from delivery_service.orgs.models import Counter, PostalRoute
 from delivery_service.printing import services
 from delivery_service.printing.api import send
 from delivery_service.printing.models import JobState, ManifestKind
+from delivery_service.web.access import page_actor
 from delivery_service.web.messages import translate_message
 from delivery_service.web.views import desk_required
 
 bp = Blueprint("printing", __name__)
-
-
-def _actor() -> Actor:
-    return Actor.of_user(current_user)
 
 
 def _problem(exc: DomainError) -> str:
@@ -39,7 +35,8 @@ def _problem(exc: DomainError) -> str:
 def label(item_id: str):
     """The order's label (same query as the API: ?format=pdf|zpl&size=100x150|100x100|a6|a4)."""
     try:
-        doc = services.print_label(_actor(), item_id, request.args.get("format"), request.args.get("size"))
+        doc = services.print_label(page_actor(), item_id, request.args.get("format"),
+                                   request.args.get("size"))
     except (Conflict, InvalidInput) as exc:
         db.session.rollback()
         flash(_problem(exc), "error")
@@ -52,7 +49,7 @@ def label(item_id: str):
 def receipt(item_id: str):
     """The citizen's receipt (?size=a5|a4)."""
     try:
-        return send(services.receipt(_actor(), item_id, request.args.get("size", "a5")))
+        return send(services.receipt(page_actor(), item_id, request.args.get("size", "a5")))
     except InvalidInput as exc:
         flash(_problem(exc), "error")
         return redirect(url_for("counter.order", item_id=item_id), code=303)
@@ -71,7 +68,7 @@ def _counter() -> Counter:
 def labels_page():
     """Unprinted labels: print the chosen ones or all, as PDF or ZPL; hand a route's bag over."""
     counter = _counter()
-    actor = _actor()
+    actor = page_actor()
     if request.method == "POST":
         chosen = request.form.getlist("item_ids") if request.form.get("which") == "selected" else None
         if chosen is not None and not chosen:
@@ -99,7 +96,7 @@ def labels_page():
 @desk_required
 def job(job_id: int):
     """A big batch being rendered: progress (the page refreshes itself), then the download."""
-    found = services.get_job(_actor(), job_id)
+    found = services.get_job(page_actor(), job_id)
     running = found.state in (JobState.PENDING, JobState.RUNNING)
     return render_template("printing/job.html", job=found, running=running)
 
@@ -108,7 +105,7 @@ def job(job_id: int):
 @desk_required
 def job_file(job_id: int):
     try:
-        return send(services.job_file(_actor(), job_id), inline=False)
+        return send(services.job_file(page_actor(), job_id), inline=False)
     except Conflict as exc:
         flash(_problem(exc), "error")
         return redirect(url_for("printing.job", job_id=job_id), code=303)
@@ -119,7 +116,7 @@ def job_file(job_id: int):
 def returns_page():
     """Items sent back after failed attempts: the courier hands them over on a return manifest."""
     counter = _counter()
-    orders = services.returned_orders(_actor(), counter.id)
+    orders = services.returned_orders(page_actor(), counter.id)
     routes = db.session.scalars(sa.select(PostalRoute).where(PostalRoute.active).order_by(PostalRoute.code))
     return render_template("printing/returns.html", counter=counter, orders=orders, routes=list(routes))
 
@@ -133,7 +130,7 @@ def create_manifest():
     kind = ManifestKind.COURIER_TO_COUNTER if returns else ManifestKind.COUNTER_TO_COURIER
     back = "printing.returns_page" if kind is ManifestKind.COURIER_TO_COUNTER else "printing.labels_page"
     try:
-        manifest = services.create_manifest(_actor(), kind=kind.value, item_ids=items,
+        manifest = services.create_manifest(page_actor(), kind=kind.value, item_ids=items,
                                             route=request.form.get("route") or None,
                                             note=request.form.get("note") or None)
     except (InvalidInput, Conflict) as exc:
@@ -147,7 +144,7 @@ def create_manifest():
 @bp.get("/counter/manifests/<code>.pdf")
 @login_required
 def manifest_pdf(code: str):
-    return send(services.manifest_pdf(_actor(), code))
+    return send(services.manifest_pdf(page_actor(), code))
 
 
 @bp.get("/routes/<code>/run/sheet.pdf")
@@ -159,4 +156,4 @@ def run_sheet(code: str):
         day = dt.date.fromisoformat(raw) if raw else local_today()
     except ValueError:
         abort(404)
-    return send(services.run_sheet(_actor(), code, day))
+    return send(services.run_sheet(page_actor(), code, day))

@@ -9,44 +9,23 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping
-from functools import wraps
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import format_decimal, format_percent, gettext, ngettext
-from flask_login import current_user, login_required
+from flask_login import current_user
 from marshmallow import ValidationError
 
 from delivery_service.accounts.models import Role
-from delivery_service.accounts.services import Actor
 from delivery_service.errors import Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.orders.services import local_today
 from delivery_service.reports import inputs
 from delivery_service.reports.schemas import DayTotalIn
+from delivery_service.web.access import page_actor, roles_required
 from delivery_service.web.messages import translate_message
 
 bp = Blueprint("report_input", __name__)
-
-
-def roles_required(*roles: Role):  # noqa: ANN201
-    """Logged in with one of ``roles``; other roles get 403."""
-
-    def decorate(view):  # noqa: ANN001, ANN202
-        @wraps(view)
-        @login_required
-        def wrapped(*args: Any, **kwargs: Any):
-            if current_user.role not in roles:
-                abort(403)
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return decorate
-
-
-def _actor() -> Actor:
-    return Actor.of_user(current_user)
 
 
 # --- the reports' own messages in the reader's language -------------------------------------------
@@ -117,7 +96,7 @@ def _form_total(values: Mapping[str, str]) -> dict[str, Any]:
 def totals():
     """The counter's last 14 days: results sent by post beside all the results it handed out (as it
     reports them here), and the share sent by post. POST saves one day's total."""
-    actor = _actor()
+    actor = page_actor()
     today = local_today()
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
@@ -169,7 +148,7 @@ def areas():
 
 
 def _areas_page(values: dict[str, str], errors: dict[str, list[str]], status: int = 200):
-    actor = _actor()
+    actor = page_actor()
     focus = next((name for name in AREA_FIELDS if name in errors), "code")
     return render_template("reports/areas.html", areas=inputs.list_areas(actor), values=values,
                            errors=errors, focus=focus, owner=current_user.area_unit), status
@@ -184,7 +163,7 @@ def create_area():
     typed = inputs.refs_from_text(values["units"], today)
     data = inputs.AreaInput(code=values["code"], name=values["name"], units=[ref for _raw, ref in typed])
     try:
-        area = inputs.create_area(_actor(), data, today=today)
+        area = inputs.create_area(page_actor(), data, today=today)
     except InvalidInput as exc:
         db.session.rollback()
         return _areas_page(values, _area_errors(exc.errors, typed), 422)
@@ -216,7 +195,7 @@ def _area_errors(errors: Mapping[str, Any], typed: list[tuple[str, inputs.UnitRe
 def delete_area(area_id: int):
     """Delete an area the user may see."""
     try:
-        inputs.delete_area(_actor(), area_id)
+        inputs.delete_area(page_actor(), area_id)
     except NotFound:
         abort(404)
     db.session.commit()

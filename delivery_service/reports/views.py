@@ -12,7 +12,6 @@ import datetime as dt
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
-from functools import wraps
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,7 +28,7 @@ from flask import (
 )
 from flask_babel import force_locale, format_decimal, format_percent, gettext, ngettext
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required
+from flask_login import current_user
 from marshmallow import EXCLUDE, Schema, ValidationError, validate
 from marshmallow import fields as mf
 
@@ -55,6 +54,7 @@ from delivery_service.reports.figures import (
 from delivery_service.reports.models import ReportArea
 from delivery_service.reports.units import ensure_unit_map
 from delivery_service.units.services import unit_index
+from delivery_service.web.access import page_actor, roles_required
 from delivery_service.web.display import format_day, format_moment
 from delivery_service.web.views import DESK_ROLES
 
@@ -93,17 +93,7 @@ SVG_HEADERS = {"Cache-Control": "private, max-age=60", "X-Content-Type-Options":
 FILE_HEADERS = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
 
 
-def readers_required(view):  # noqa: ANN001, ANN201
-    """Logged in with a role that may read reports (figures.READERS); other roles get 403."""
-
-    @wraps(view)
-    @login_required
-    def wrapped(*args: Any, **kwargs: Any):
-        if current_user.role not in READERS:
-            abort(403)
-        return view(*args, **kwargs)
-
-    return wrapped
+readers_required = roles_required(*READERS)  # figures.READERS
 
 
 # --- the query string -----------------------------------------------------------------------------
@@ -221,10 +211,6 @@ def _bad_query(exc: BadQuery, template: str, endpoint: str):
 
 # --- names and links ------------------------------------------------------------------------------
 
-def _actor() -> Actor:
-    return Actor.of_user(current_user)
-
-
 def unit_label(kind: str, name: str) -> str:
     """"Xã Tịnh Khê" from its kind and name, whichever way the name was stored."""
     return name if name.lower().startswith(kind.lower()) else f"{kind.capitalize()} {name}"
@@ -304,7 +290,7 @@ def _common(q: Query, today: dt.date, endpoint: str, form: dict[str, str] | None
     form = form or {"start": q.start.isoformat(), "end": q.end.isoformat()}
     return {"q": q, "today": today, "endpoint": endpoint, "form": form,
             "periods": _periods(q, today, endpoint),
-            "levels": LEVELS, "scope": scope_label(_actor()), "crumbs": _crumbs(q, endpoint),
+            "levels": LEVELS, "scope": scope_label(page_actor()), "crumbs": _crumbs(q, endpoint),
             "clear_filters": url_for(endpoint, **q.args(page=None, **dict.fromkeys(FILTERS))),
             "fmt_count": format_decimal,
             "fmt_rate": fmt_rate, "fmt_hours": fmt_hours, "band_of": band_of, "band_tones": BAND_TONES,
@@ -341,7 +327,7 @@ def index():
         q = _query()
     except BadQuery as exc:
         return _bad_query(exc, "reports/dashboard.html", "reports.index")
-    report = figures(_actor(), q.start, q.end, q.level, q.filters)
+    report = figures(page_actor(), q.start, q.end, q.level, q.filters)
     rates = [r for r in report.rows if r.delivery_rate is not None]
     return render_template(
         "reports/dashboard.html", report=report, errors=[],
@@ -369,7 +355,7 @@ def orders():
         q = _query()
     except BadQuery as exc:
         return _bad_query(exc, "reports/orders.html", "reports.orders")
-    stmt = _orders(_actor(), q)
+    stmt = _orders(page_actor(), q)
     total = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery()))
     pages = max(1, math.ceil(total / ORDERS_PER_PAGE))
     page_stmt = stmt.limit(ORDERS_PER_PAGE).offset((q.page - 1) * ORDERS_PER_PAGE)
@@ -420,7 +406,7 @@ def trend_chart():
     monday = q.end - dt.timedelta(days=q.end.weekday())
     start = min(q.start, monday - dt.timedelta(weeks=TREND_WEEKS - 1))
     weeks = [charts.Week(week, row.received, row.delivered, row.delivery_rate)
-             for week, row in weekly_trend(_actor(), start, q.end, q.filters)]
+             for week, row in weekly_trend(page_actor(), start, q.end, q.filters)]
     subtitle = f"{format_day(start)} – {format_day(q.end)}"
     return Response(charts.trend_svg(weeks, subtitle), mimetype="image/svg+xml", headers=SVG_HEADERS)
 
@@ -430,7 +416,7 @@ def trend_chart():
 def units_chart():
     """The delivery rate of each unit of the level, coloured by band (SVG)."""
     q = _query_or_400()
-    report = figures(_actor(), q.start, q.end, q.level, q.filters)
+    report = figures(page_actor(), q.start, q.end, q.level, q.filters)
     limits = current_app.config["REPORT_BANDS"]["delivery_rate"]
     with force_locale("vi"):  # the images are Vietnamese for everyone
         bars = [charts.Bar(row_label(q.level, row), row.delivery_rate,
@@ -457,7 +443,7 @@ def _period_vi(q: Query) -> str:
 def export(fmt: str):
     """The dashboard's table as CSV or Excel, with a header saying the period and the scope."""
     q = _query_or_400()
-    actor = _actor()
+    actor = page_actor()
     report = figures(actor, q.start, q.end, q.level, q.filters)
     header = _file_header(q, actor) + [
         (_l("Figures as of event no."), str(report.as_of_event)),
@@ -482,7 +468,7 @@ def export(fmt: str):
 def orders_export():
     """The drill-down's orders as CSV (every page), streamed; no personal data."""
     q = _query_or_400()
-    actor = _actor()
+    actor = page_actor()
     stmt = _orders(actor, q).execution_options(yield_per=1000)
     body = exports.orders_csv(_file_header(q, actor, level=False), order_lines(stmt, local_today()))
     name = exports.filename("don", q.start, q.end, "csv")

@@ -11,23 +11,19 @@ import datetime as dt
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import format_decimal, gettext
-from flask_login import current_user, login_required
+from flask_login import login_required
 
 from delivery_service.accounts.models import Role
-from delivery_service.accounts.services import Actor
 from delivery_service.errors import NotFound
 from delivery_service.extensions import db
 from delivery_service.jobs import enqueue_after_commit
 from delivery_service.reports import weekly
 from delivery_service.reports.jobs import JOB_TIMEOUT
+from delivery_service.web.access import page_actor, roles_required
 
 bp = Blueprint("weekly_reports", __name__, url_prefix="/reports/weekly")
 READERS = (Role.ADMIN, Role.DISTRICT_OFFICER)
 WEEKS_SHOWN = 26  # links to the weeks with reports, newest first
-
-
-def _actor() -> Actor:
-    return Actor.of_user(current_user)
 
 
 def _kilobytes(size: int) -> str:
@@ -35,12 +31,10 @@ def _kilobytes(size: int) -> str:
 
 
 @bp.get("/")
-@login_required
+@roles_required(*READERS)
 def index():
     """The reports of one week (?week=YYYY-MM-DD, any day of it; default the newest), newest first."""
-    actor = _actor()
-    if actor.role not in READERS:
-        abort(403)
+    actor = page_actor()
     weeks = weekly.stored_weeks(actor)
     try:
         asked = dt.date.fromisoformat(request.args["week"]) if request.args.get("week") else None
@@ -67,7 +61,7 @@ def index():
 def download(report_id: int):
     """The stored PDF, as a download."""
     try:
-        report = weekly.get_report(_actor(), report_id)
+        report = weekly.get_report(page_actor(), report_id)
     except NotFound:
         abort(404)
     path = weekly.report_path(report)
@@ -81,11 +75,9 @@ def download(report_id: int):
 
 
 @bp.post("/build")
-@login_required
+@roles_required(Role.ADMIN)
 def build():
     """Build last week's reports again, in the background (administrators)."""
-    if current_user.role is not Role.ADMIN:
-        abort(403)
     start, end = weekly.last_full_week(weekly.local_today())
     enqueue_after_commit("delivery_service.reports.jobs:build_week", start.isoformat(), timeout=JOB_TIMEOUT)
     db.session.commit()

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from functools import wraps
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
-from flask_login import current_user, login_required
 
 from delivery_service.accounts.models import Role, User
-from delivery_service.accounts.services import Actor
 from delivery_service.errors import Conflict, InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.orders.services import local_today
@@ -23,6 +20,7 @@ from delivery_service.routing import services
 from delivery_service.routing.models import PartKind
 from delivery_service.units.models import UnitLevel
 from delivery_service.units.services import Unit, unit_index
+from delivery_service.web.access import page_actor, roles_required
 from delivery_service.web.forms import province_of
 from delivery_service.web.messages import translate_message
 from routes import Outcome
@@ -39,26 +37,6 @@ KIND_WORDS = {
                       "thon/xom/to"},
     PartKind.STREET: {"street", "duong", "pho", "duong/pho", "ngo", "hem", "kiet"},
 }
-
-
-def roles_required(*roles: Role):  # noqa: ANN201
-    """Logged in with one of ``roles``; other roles get 403."""
-
-    def decorate(view):  # noqa: ANN001, ANN202
-        @wraps(view)
-        @login_required
-        def wrapped(*args: Any, **kwargs: Any):
-            if current_user.role not in roles:
-                abort(403)
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return decorate
-
-
-def _actor() -> Actor:
-    return Actor.of_user(current_user)
 
 
 def _users(ids: Iterable[int | None]) -> dict[int, User]:
@@ -81,7 +59,7 @@ def _day(raw: str | None) -> dt.date | None:
 @roles_required(*RUN_ROLES)
 def index():
     """Routes with their courier, capacity, backup, today's load and coverage; couriers go to their run."""
-    actor = _actor()
+    actor = page_actor()
     today = local_today()
     if actor.role is Role.COURIER:
         mine = services.list_routes(actor, mine=True)
@@ -109,7 +87,7 @@ def run(code: str):
         if request.args.get("date"):
             flash(gettext("Not a valid date; showing today's run."), "warning")
         day = today
-    view = services.get_run(_actor(), code, day)
+    view = services.get_run(page_actor(), code, day)
     if view.route.code != code:
         return redirect(url_for("routing.run", code=view.route.code, date=request.args.get("date")))
     by_id = view.run.sequenced_by_id if view.run else None
@@ -125,7 +103,7 @@ def resequence(code: str):
     """Sequence the run again (orders added since are placed among the stops), then show it."""
     day = _day(request.form.get("date")) or local_today()
     try:
-        run = services.sequence_run(_actor(), code, day)
+        run = services.sequence_run(page_actor(), code, day)
     except Conflict as exc:
         db.session.rollback()
         flash(translate_message(exc.message), "error")
@@ -141,7 +119,7 @@ def resequence(code: str):
 @roles_required(*DISPATCHERS)
 def dispatch():
     """Orders nothing placed automatically, with the reason, and a form per order to place it."""
-    actor = _actor()
+    actor = page_actor()
     orders = services.dispatch_queue(actor)
     routes = [r for r in services.list_routes(actor) if r.active]
     return render_template("routing/dispatch.html", orders=orders, routes=routes)
@@ -159,7 +137,7 @@ def move():
         flash(gettext("Choose a route for order %(item_id)s.", item_id=item_id), "error")
         return redirect(back, code=303)
     try:
-        services.move_order(_actor(), item_id, code, note=note[:300] if note else None)
+        services.move_order(page_actor(), item_id, code, note=note[:300] if note else None)
     except InvalidInput as exc:
         db.session.rollback()
         flash(" ".join(translate_message(m) for ms in exc.errors.values() for m in ms), "error")
@@ -176,7 +154,7 @@ def move():
 @roles_required(*DISPATCHERS)
 def auto_assign():
     """Run the automatic assignment again, e.g. after a coverage edit."""
-    counts = services.assign_pending(_actor())
+    counts = services.assign_pending(page_actor())
     placed = sum(n for outcome, n in counts.items() if outcome in PLACED)
     waiting = sum(counts.values()) - placed
     flash(gettext("Automatic assignment: %(placed)s orders placed on a route, %(waiting)s still waiting "
@@ -195,7 +173,7 @@ def _safe_back(target: str | None) -> str | None:
 @roles_required(*DISPATCHERS)
 def edit_coverage(code: str):
     """Communes, hamlet/street rules, capacity, backup and open run of one route."""
-    actor = _actor()
+    actor = page_actor()
     route = services.get_route(actor, code)
     today = local_today()
     errors: dict[str, list[str]] = {}

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from functools import wraps
-from typing import Any
-
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from delivery_service.accounts.models import Role
-from delivery_service.accounts.services import Actor
 from delivery_service.errors import InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.imports.models import ImportState
@@ -25,6 +21,7 @@ from delivery_service.orgs.models import Counter
 from delivery_service.routing.services import sequenced_stops
 from delivery_service.units.services import unit_index
 from delivery_service.web import forms
+from delivery_service.web.access import page_actor, roles_required
 from labels import s10
 
 bp = Blueprint("counter", __name__, url_prefix="/counter")
@@ -32,21 +29,7 @@ bp = Blueprint("counter", __name__, url_prefix="/counter")
 DESK_ROLES = (Role.COUNTER_STAFF, Role.ADMIN)
 
 
-def desk_required(view):  # noqa: ANN001, ANN201
-    """Logged in as counter staff or administrator; other roles get 403."""
-
-    @wraps(view)
-    @login_required
-    def wrapped(*args: Any, **kwargs: Any):
-        if current_user.role not in DESK_ROLES:
-            abort(403)
-        return view(*args, **kwargs)
-
-    return wrapped
-
-
-def _actor() -> Actor:
-    return Actor.of_user(current_user)
+desk_required = roles_required(*DESK_ROLES)
 
 
 def _is_admin() -> bool:
@@ -65,7 +48,7 @@ def unit_name(unit_id: int | None) -> str:
 def desk():
     """Search box for the scanner, and the orders the counter created today."""
     today = local_today()
-    return render_template("counter/desk.html", orders=orders_created_on(_actor(), today), today=today)
+    return render_template("counter/desk.html", orders=orders_created_on(page_actor(), today), today=today)
 
 
 @bp.get("/search")
@@ -78,12 +61,12 @@ def search():
     item_id = s10.normalize(query)
     if s10.is_valid(item_id):
         try:
-            found = get_order(_actor(), item_id)
+            found = get_order(page_actor(), item_id)
         except NotFound:
             found = None  # not ours, or not issued: say "nothing found" like any other search
         if found is not None:
             return redirect(url_for("counter.order", item_id=found.item_id), code=303)
-    return render_template("counter/search.html", query=query, orders=search_orders(_actor(), query))
+    return render_template("counter/search.html", query=query, orders=search_orders(page_actor(), query))
 
 
 @bp.route("/orders/new", methods=["GET", "POST"])
@@ -107,7 +90,7 @@ def new_order():
     errors.update(form_errors)
     if data is not None and counter is not None and not errors:
         try:
-            order, created = create_order(_actor(), data, counter_id=counter.id)
+            order, created = create_order(page_actor(), data, counter_id=counter.id)
         except InvalidInput as exc:
             db.session.rollback()  # nothing of a refused order may be left in the session
             errors = forms.translate_errors(exc.errors)
@@ -136,14 +119,14 @@ def _order_form(values: dict[str, str], errors: dict[str, list[str]], counter_id
 @desk_required
 def order(item_id: str):
     """One order: every field, its status and its history."""
-    found = get_order(_actor(), item_id)
+    found = get_order(page_actor(), item_id)
     if found.item_id != item_id:
         return redirect(url_for("counter.order", item_id=found.item_id))
     from delivery_service.printing.services import prints_of
 
     stop = sequenced_stops([found]).get(found.id) if found.run_date else None
     return render_template("counter/order.html", order=found, stop=stop,
-                           prints=prints_of(_actor(), found.item_id))
+                           prints=prints_of(page_actor(), found.item_id))
 
 
 # --- batch import --------------------------------------------------------------------------------
@@ -169,7 +152,7 @@ def new_import():
             errors["file"] = [gettext("Choose a CSV or XLSX file.")]
         if counter is not None and not errors:
             try:
-                batch = start_import(_actor(), counter_id=counter.id, filename=upload.filename,
+                batch = start_import(page_actor(), counter_id=counter.id, filename=upload.filename,
                                      content=upload.read())
             except InvalidInput as exc:
                 db.session.rollback()
@@ -198,7 +181,7 @@ def import_result(import_id: int):
     """Totals and per-row results; the page reloads itself every 2 s while the import runs."""
     from delivery_service.imports.services import get_import
 
-    batch = get_import(_actor(), import_id)
+    batch = get_import(page_actor(), import_id)
     running = batch.state in (ImportState.PENDING, ImportState.RUNNING)
     return render_template("counter/import_result.html", batch=batch, running=running,
                            column_label=forms.column_label)

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-from functools import wraps
-from typing import Any
-
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext
-from flask_login import current_user, login_required
 
 from delivery_service.accounts.models import Role
 from delivery_service.errors import NotFound
 from delivery_service.extensions import db
+from delivery_service.web.access import roles_required
 from delivery_service.webhooks import services
 
 bp = Blueprint("webhooks", __name__, url_prefix="/admin/webhooks")
 
 
-def admin_required(view):  # noqa: ANN001, ANN201
-    """Logged in as an administrator; other roles get 403."""
-
-    @wraps(view)
-    @login_required
-    def wrapped(*args: Any, **kwargs: Any):
-        if current_user.role is not Role.ADMIN:
-            abort(403)
-        return view(*args, **kwargs)
-
-    return wrapped
+admin_required = roles_required(Role.ADMIN)
 
 
 @bp.get("")
