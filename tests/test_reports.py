@@ -357,3 +357,16 @@ def test_the_weekly_trend_reads_whole_weeks_and_days_alike(book):
         by_days.received, by_days.delivered) == (3, 1)
     whole = dict(weekly_trend(ADMIN, dt.date(2026, 3, 2), dt.date(2026, 3, 8)))
     assert whole[dt.date(2026, 3, 2)].received == 7
+
+
+def test_counters_totals_follow_the_officers_area(book):
+    from delivery_service.reports.models import CounterDailyTotal
+
+    db.session.add(CounterDailyTotal(counter_id=book.counter.id, day=dt.date(2026, 3, 3), results_total=20))
+    db.session.commit()
+    officer = Actor.of_user(db.session.scalar(sa.select(User).where(User.username == "district")))
+    mine = by_code(figures(officer, *WEEK, Level.COUNTER, today=TODAY))
+    assert mine["QNG-TTHCC"].results_total == 20
+    assert mine["QNG-TTHCC"].post_share == pytest.approx(7 / 20)  # 7 results received by post
+    elsewhere = Actor(label="x", role=Role.DISTRICT_OFFICER, area_unit_id=unit("42", level=UnitLevel.PROVINCE).id)
+    assert figures(elsewhere, *WEEK, Level.COUNTER, today=TODAY).total.results_total is None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.models import Counter, PostalRoute, PostOffice
 from delivery_service.reports.models import (
     BINS,
+    HISTOGRAM,
     HOUR_EDGES,
     MEASURES,
     CounterDailyTotal,
@@ -180,16 +181,31 @@ def _prev_month(first: dt.date) -> dt.date:
 
 # --- the query ------------------------------------------------------------------------------------
 
+ROLLUP_COLUMNS = ("commune_id", "route_id", "counter_id", "courier_id", *MEASURES, *HISTOGRAM)
+# The partial index of open orders' own predicate, written as it is (with the table named: the
+# queries join other tables), so that the planner can use the index.
+_OPEN = sa.text(OPEN_WHERE.replace("status", "delivery_orders.status"))
+# Levels whose key 0 (no route, no courier) is shown as "none".
+_ZERO_IS_NONE = (Level.ROUTE, Level.COURIER, Level.POST_OFFICE)
+
+
 def _rollup(start: dt.date, end: dt.date) -> sa.Subquery:
     months, days = split_period(start, end)
-    cols = ["commune_id", "route_id", "counter_id", "courier_id", *MEASURES, *[f"h{i}" for i in range(BINS)]]
-    parts = []
-    for a, b in months:
-        parts.append(sa.select(*[report_months.c[c] for c in cols])
-                     .where(report_months.c.month.between(a, b)))
-    for a, b in days:
-        parts.append(sa.select(*[report_days.c[c] for c in cols]).where(report_days.c.day.between(a, b)))
+    parts = [_select(report_months, report_months.c.month.between(a, b)) for a, b in months]
+    parts += [_select(report_days, report_days.c.day.between(a, b)) for a, b in days]
+    return _union(parts)
+
+
+def _select(table: sa.Table, when: sa.ColumnElement[bool], *extra: Any) -> sa.Select:
+    return sa.select(*extra, *[table.c[c] for c in ROLLUP_COLUMNS]).where(when)
+
+
+def _union(parts: list[sa.Select]) -> sa.Subquery:
     return (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("r")
+
+
+def _sum_columns(r: sa.Subquery) -> list[Any]:
+    return [sa.func.sum(r.c[m]).label(m) for m in (*MEASURES, *HISTOGRAM)]
 
 
 @dataclass
@@ -203,26 +219,41 @@ class Cols:
     unit: Any  # report_units joined on the commune
     office: Any  # postal_routes.post_office_id of the route
 
+    @classmethod
+    def of_rollup(cls, r: sa.Subquery) -> Cols:
+        office = (sa.select(PostalRoute.post_office_id).where(PostalRoute.id == r.c.route_id)
+                  .scalar_subquery())
+        return cls(r.c.commune_id, r.c.route_id, r.c.counter_id, r.c.courier_id,
+                   sa.orm.aliased(ReportUnit, name="u"), office)
+
+
+def _order_columns() -> tuple[Cols, Any]:
+    """Cols over the orders table, and the route they join (for its courier and post office)."""
+    o = DeliveryOrder
+    route = sa.orm.aliased(PostalRoute, name="pr")
+    return Cols(o.commune_id, sa.func.coalesce(o.route_id, 0), o.counter_id,
+                sa.func.coalesce(route.courier_id, 0), sa.orm.aliased(ReportUnit, name="u"),
+                route.post_office_id), route
+
+
+def _received_between(start: dt.date, end: dt.date) -> list[sa.ColumnElement[bool]]:
+    tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
+    since = dt.datetime.combine(start, dt.time(), tz)
+    until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tz)
+    return [DeliveryOrder.created_at >= since, DeliveryOrder.created_at < until]
+
 
 def _condition(name: str, value: int, c: Cols) -> sa.ColumnElement[bool]:
-    if name == "province":
-        return c.unit.province_id == value
-    if name == "district":
-        return c.unit.district_id == value
-    if name == "commune":
-        return c.unit.commune_id == value
     if name == "area":
         return c.unit.commune_id.in_(sa.select(report_area_communes.c.unit_id)
                                      .where(report_area_communes.c.area_id == value))
-    if name == "post_office":
-        return c.office == value
-    if name == "route":
-        return c.route == value
-    if name == "counter":
-        return c.counter == value
-    if name == "courier":
-        return c.courier == value
-    raise ValueError(name)
+    column = {"province": c.unit.province_id, "district": c.unit.district_id, "commune": c.unit.commune_id,
+              "post_office": c.office, "route": c.route, "counter": c.counter, "courier": c.courier}[name]
+    return column == value
+
+
+def _where(actor: Actor, filters: Filters, c: Cols) -> list[sa.ColumnElement[bool]]:
+    return [*scope_conditions(actor, c), *[_condition(n, v, c) for n, v in filters.items()]]
 
 
 def _key(level: Level, c: Cols) -> Any:
@@ -230,6 +261,10 @@ def _key(level: Level, c: Cols) -> Any:
             Level.COMMUNE: c.unit.commune_id, Level.AREA: report_area_communes.c.area_id,
             Level.POST_OFFICE: c.office, Level.ROUTE: c.route, Level.COUNTER: c.counter,
             Level.COURIER: c.courier}[level]
+
+
+def _shown_key(level: Level, key: Any) -> Any:
+    return None if key in (0, None) and level in _ZERO_IS_NONE else key
 
 
 def scope_conditions(actor: Actor, c: Cols) -> list[sa.ColumnElement[bool]]:
@@ -246,10 +281,10 @@ def scope_conditions(actor: Actor, c: Cols) -> list[sa.ColumnElement[bool]]:
             return [sa.false()]
         if area.level is UnitLevel.DISTRICT:
             return [c.unit.district_id == area.id]
-        from delivery_service.reports.units import successor_communes
-
         if area.level is UnitLevel.PROVINCE and area.valid_to is None:
             return [c.unit.province_id == area.id]
+        from delivery_service.reports.units import successor_communes
+
         return [c.unit.commune_id.in_(successor_communes([area.id]))]
     raise Forbidden("Your role cannot read reports.")
 
@@ -264,16 +299,16 @@ def _joined(source: Any, c: Cols, level: Level) -> Any:
 def figures(actor: Actor, start: dt.date, end: dt.date, level: Level, filters: Filters = Filters(),
             *, today: dt.date | None = None, catch_up: bool = True) -> Report:
     """The figures of every unit of ``level`` the actor may see, for the local days start..end."""
-    cursor, last = _prepare(actor, catch_up)
-    today = today or dt.datetime.now(ZoneInfo(current_app.config["SERVICE_TIMEZONE"])).date()
+    from delivery_service.orders.services import local_today
 
+    cursor, last = _prepare(actor, catch_up)
     rows: dict[Any, Row] = {}
     total = Row(label="")
     for key, values in _sums(actor, start, end, level, filters):
         row = rows.setdefault(key, Row(key=key))
         _add(row, values)
         _add(total, values)
-    for key, n_open, n_overdue in _open(actor, start, end, level, filters, today):
+    for key, n_open, n_overdue in _open(actor, start, end, level, filters, today or local_today()):
         row = rows.setdefault(key, Row(key=key))
         row.open, row.overdue = n_open, n_overdue
         total.open += n_open
@@ -292,11 +327,8 @@ def _prepare(actor: Actor, catch_up: bool) -> tuple[int, int]:
     """Check the actor may read reports, fold what the log holds (within the time budget);
     returns (cursor, last event id)."""
     from delivery_service.reports.fold import fold, pending
-    from delivery_service.reports.units import ensure_unit_map
 
-    if actor.role not in READERS:
-        raise Forbidden("Your role cannot read reports.")
-    ensure_unit_map()
+    _check(actor)
     if catch_up:
         fold(time_budget_s=current_app.config["REPORT_CATCH_UP_S"])
     if db.engine.dialect.name == "postgresql":
@@ -306,61 +338,46 @@ def _prepare(actor: Actor, catch_up: bool) -> tuple[int, int]:
     return pending()
 
 
-def _add(row: Row, values: dict[str, int]) -> None:
+def _check(actor: Actor) -> None:
+    """The actor may read reports, and the unit map is there to read them by."""
+    from delivery_service.reports.units import ensure_unit_map
+
+    if actor.role not in READERS:
+        raise Forbidden("Your role cannot read reports.")
+    ensure_unit_map()
+
+
+def _add(row: Row, values: Any) -> None:
     for m in MEASURES:
         setattr(row, m, getattr(row, m) + (values[m] or 0))
-    for i in range(BINS):
-        row.histogram[i] += values[f"h{i}"] or 0
-
-
-def _rollup_cols(r: Any) -> Cols:
-    unit = sa.orm.aliased(ReportUnit, name="u")
-    office = sa.select(PostalRoute.post_office_id).where(PostalRoute.id == r.c.route_id).scalar_subquery()
-    return Cols(r.c.commune_id, r.c.route_id, r.c.counter_id, r.c.courier_id, unit, office)
+    for i, h in enumerate(HISTOGRAM):
+        row.histogram[i] += values[h] or 0
 
 
 def _sums(actor: Actor, start: dt.date, end: dt.date, level: Level,
           filters: Filters) -> list[tuple[Any, Any]]:
     r = _rollup(start, end)
-    c = _rollup_cols(r)
+    c = Cols.of_rollup(r)
     key = _key(level, c)
-    sums = [sa.func.sum(r.c[m]).label(m) for m in MEASURES] + \
-        [sa.func.sum(r.c[f"h{i}"]).label(f"h{i}") for i in range(BINS)]
-    stmt = (sa.select(key.label("k"), *sums).select_from(_joined(r, c, level))
-            .where(*scope_conditions(actor, c), *[_condition(n, v, c) for n, v in filters.items()])
-            .group_by(key))
-    result = []
-    for row in db.session.execute(stmt).mappings():
-        k = row["k"]
-        result.append((None if k in (0, None) and level in (Level.ROUTE, Level.COURIER, Level.POST_OFFICE)
-                       else k, row))
-    return result
+    stmt = (sa.select(key.label("k"), *_sum_columns(r)).select_from(_joined(r, c, level))
+            .where(*_where(actor, filters, c)).group_by(key))
+    return [(_shown_key(level, row["k"]), row) for row in db.session.execute(stmt).mappings()]
 
 
 def _open(actor: Actor, start: dt.date, end: dt.date, level: Level, filters: Filters,
           today: dt.date) -> list[tuple[Any, int, int]]:
     """Orders received in the period and still open now; overdue: past their due date."""
     o = DeliveryOrder
-    unit = sa.orm.aliased(ReportUnit, name="u")
-    route = sa.orm.aliased(PostalRoute, name="pr")
-    c = Cols(o.commune_id, sa.func.coalesce(o.route_id, 0), o.counter_id,
-              sa.func.coalesce(route.courier_id, 0), unit, route.post_office_id)
+    c, route = _order_columns()
     key = _key(level, c)
-    tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
-    since = dt.datetime.combine(start, dt.time(), tz)
-    until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tz)
-    source = _joined(o.__table__, c, level).outerjoin(route, route.id == o.route_id)
     stmt = (sa.select(key.label("k"), sa.func.count().label("n"),
                       sa.func.sum(sa.case((o.due_date < today, 1), else_=0)).label("late"))
-            .select_from(source)
-            .where(sa.text(OPEN_WHERE.replace("status", "delivery_orders.status")),
-                   sa.not_(sa.and_(o.direction == Direction.DOSSIER_TO_AGENCY,
-                                   o.status == Status.DELIVERED_TO_AGENCY)),
-                   o.created_at >= since, o.created_at < until,
-                   *scope_conditions(actor, c), *[_condition(n, v, c) for n, v in filters.items()])
+            .select_from(_joined(o.__table__, c, level).outerjoin(route, route.id == o.route_id))
+            .where(_OPEN, sa.not_(sa.and_(o.direction == Direction.DOSSIER_TO_AGENCY,
+                                          o.status == Status.DELIVERED_TO_AGENCY)),
+                   *_received_between(start, end), *_where(actor, filters, c))
             .group_by(key))
-    return [(None if k in (0, None) and level in (Level.ROUTE, Level.COURIER, Level.POST_OFFICE) else k,
-             n, late or 0) for k, n, late in db.session.execute(stmt).all()]
+    return [(_shown_key(level, k), n, late or 0) for k, n, late in db.session.execute(stmt).all()]
 
 
 def _results_totals(actor: Actor, start: dt.date, end: dt.date, filters: Filters) -> dict[int, int]:
@@ -379,42 +396,36 @@ def _results_totals(actor: Actor, start: dt.date, end: dt.date, filters: Filters
     return {k: int(v) for k, v in db.session.execute(stmt).all()}
 
 
-def _counters_in_area(actor: Actor) -> list[int]:
+def _counters_in_area(actor: Actor) -> sa.Select:
+    """The counters placed in the officer's area: their own unit is the area, or a commune that
+    counts for it (one query, where each counter used to cost one)."""
     from delivery_service.reports.units import successor_communes
 
-    communes = set(successor_communes([actor.area_unit_id])) if actor.area_unit_id else set()
-    result = []
-    for cid, unit_id in db.session.execute(sa.select(Counter.id, Counter.unit_id)).all():
-        if unit_id == actor.area_unit_id or set(successor_communes([unit_id])) & communes:
-            result.append(cid)
-    return result
+    communes = successor_communes([actor.area_unit_id]) if actor.area_unit_id else []
+    inside = sa.select(ReportUnit.unit_id).where(ReportUnit.commune_id.in_(communes))
+    return sa.select(Counter.id).where(sa.or_(Counter.unit_id == actor.area_unit_id,
+                                              Counter.unit_id.in_(inside)))
 
 
 def _label(level: Level, rows: list[Row]) -> None:
-    ids = [r.key for r in rows if r.key is not None]
-    names: dict[int, tuple[str, str | None]] = {}
-    if ids:
-        if level in (Level.PROVINCE, Level.DISTRICT, Level.COMMUNE):
-            q = (sa.select(AdminUnit.id, AdminUnit.kind, AdminUnit.name, AdminUnit.code)
-                 .where(AdminUnit.id.in_(ids)))
-            names = {i: (unit_name(kind, name), code) for i, kind, name, code in db.session.execute(q)}
-        elif level is Level.AREA:
-            from delivery_service.reports.models import ReportArea
+    """Each row's name and code, read in one query per report."""
+    from delivery_service.reports.models import ReportArea
 
-            q = sa.select(ReportArea.id, ReportArea.name, ReportArea.code).where(ReportArea.id.in_(ids))
-            names = {i: (n, c) for i, n, c in db.session.execute(q)}
-        elif level is Level.POST_OFFICE:
-            q = sa.select(PostOffice.id, PostOffice.name, PostOffice.code).where(PostOffice.id.in_(ids))
-            names = {i: (n, c) for i, n, c in db.session.execute(q)}
-        elif level is Level.ROUTE:
-            q = sa.select(PostalRoute.id, PostalRoute.name, PostalRoute.code).where(PostalRoute.id.in_(ids))
-            names = {i: (n, c) for i, n, c in db.session.execute(q)}
-        elif level is Level.COUNTER:
-            q = sa.select(Counter.id, Counter.name, Counter.code).where(Counter.id.in_(ids))
-            names = {i: (n, c) for i, n, c in db.session.execute(q)}
-        elif level is Level.COURIER:
-            q = sa.select(User.id, User.full_name, User.username).where(User.id.in_(ids))
-            names = {i: (n, c) for i, n, c in db.session.execute(q)}
+    ids = [r.key for r in rows if r.key is not None]
+    if not ids:
+        return
+    if level in (Level.PROVINCE, Level.DISTRICT, Level.COMMUNE):
+        q = (sa.select(AdminUnit.id, AdminUnit.kind, AdminUnit.name, AdminUnit.code)
+             .where(AdminUnit.id.in_(ids)))
+        names = {i: (unit_name(kind, name), code) for i, kind, name, code in db.session.execute(q)}
+    else:
+        model, name, code = {Level.AREA: (ReportArea, ReportArea.name, ReportArea.code),
+                             Level.POST_OFFICE: (PostOffice, PostOffice.name, PostOffice.code),
+                             Level.ROUTE: (PostalRoute, PostalRoute.name, PostalRoute.code),
+                             Level.COUNTER: (Counter, Counter.name, Counter.code),
+                             Level.COURIER: (User, User.full_name, User.username)}[level]
+        q = sa.select(model.id, name, code).where(model.id.in_(ids))
+        names = {i: (n, c) for i, n, c in db.session.execute(q)}
     for row in rows:
         if row.key is not None:
             row.label, row.code = names.get(row.key, (f"#{row.key}", None))
@@ -427,57 +438,37 @@ def unit_name(kind: str, name: str) -> str:
 def orders_query(actor: Actor, start: dt.date, end: dt.date, filters: Filters) -> sa.Select:
     """The orders received in the period within the actor's scope and the filters (drill-down's last
     step), newest first."""
-    from delivery_service.reports.units import ensure_unit_map
-
-    if actor.role not in READERS:
-        raise Forbidden("Your role cannot read reports.")
-    ensure_unit_map()
+    _check(actor)
     o = DeliveryOrder
-    unit = sa.orm.aliased(ReportUnit, name="u")
-    route = sa.orm.aliased(PostalRoute, name="pr")
-    c = Cols(o.commune_id, sa.func.coalesce(o.route_id, 0), o.counter_id,
-              sa.func.coalesce(route.courier_id, 0), unit, route.post_office_id)
-    tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
-    since = dt.datetime.combine(start, dt.time(), tz)
-    until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tz)
-    return (sa.select(o).join(unit, unit.unit_id == o.commune_id).outerjoin(route, route.id == o.route_id)
-            .where(o.created_at >= since, o.created_at < until, *scope_conditions(actor, c),
-                   *[_condition(n, v, c) for n, v in filters.items()])
+    c, route = _order_columns()
+    return (sa.select(o).join(c.unit, c.unit.unit_id == o.commune_id).outerjoin(route, route.id == o.route_id)
+            .where(*_received_between(start, end), *_where(actor, filters, c))
             .order_by(o.id.desc()))
 
 
 def weekly_trend(actor: Actor, start: dt.date, end: dt.date, filters: Filters = Filters(), *,
                  catch_up: bool = True) -> list[tuple[dt.date, Row]]:
-    """Per week (Monday first) of the period: the same figures, summed in the database."""
+    """Per week (Monday first) of the period: the same figures, summed in the database. Whole weeks
+    are read from ``report_weeks``, the days at either end from ``report_days``."""
     _prepare(actor, catch_up)
-    cols = ["commune_id", "route_id", "counter_id", "courier_id", *MEASURES, *[f"h{i}" for i in range(BINS)]]
     first_monday = start + dt.timedelta(days=-start.weekday() % 7)
     last_monday = end - dt.timedelta(days=(end.weekday() + 1) % 7 + 6)  # of the last whole week
-    parts = []
-    if first_monday <= last_monday:  # whole weeks from report_weeks, the days at either end by day
-        parts.append(sa.select(report_weeks.c.week.label("week"), *[report_weeks.c[c] for c in cols])
-                     .where(report_weeks.c.week.between(first_monday, last_monday)))
+    parts, edges = [], [(start, end)]
+    if first_monday <= last_monday:
+        w = report_weeks
+        parts.append(_select(w, w.c.week.between(first_monday, last_monday), w.c.week.label("week")))
         edges = [(start, first_monday - dt.timedelta(days=1)), (last_monday + dt.timedelta(days=7), end)]
-    else:
-        edges = [(start, end)]
     d = report_days
     if db.engine.dialect.name == "postgresql":
         monday = sa.cast(sa.func.date_trunc("week", d.c.day), sa.Date)
     else:
         monday = sa.func.date(d.c.day, "weekday 0", "-6 days")
-    for a, b in edges:
-        if a <= b:
-            parts.append(sa.select(monday.label("week"), *[d.c[c] for c in cols])
-                         .where(d.c.day.between(a, b)))
-    r = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("r")
-    unit = sa.orm.aliased(ReportUnit, name="u")
-    office = sa.select(PostalRoute.post_office_id).where(PostalRoute.id == r.c.route_id).scalar_subquery()
-    c = Cols(r.c.commune_id, r.c.route_id, r.c.counter_id, r.c.courier_id, unit, office)
-    sums = [sa.func.sum(r.c[m]).label(m) for m in MEASURES] + \
-        [sa.func.sum(r.c[f"h{i}"]).label(f"h{i}") for i in range(BINS)]
-    stmt = (sa.select(r.c.week, *sums).select_from(r.join(unit, unit.unit_id == r.c.commune_id))
-            .where(*scope_conditions(actor, c), *[_condition(n, v, c) for n, v in filters.items()])
-            .group_by(r.c.week).order_by(r.c.week))
+    parts += [_select(d, d.c.day.between(a, b), monday.label("week")) for a, b in edges if a <= b]
+    r = _union(parts)
+    c = Cols.of_rollup(r)
+    stmt = (sa.select(r.c.week, *_sum_columns(r))
+            .select_from(r.join(c.unit, c.unit.unit_id == r.c.commune_id))
+            .where(*_where(actor, filters, c)).group_by(r.c.week).order_by(r.c.week))
     result = []
     for values in db.session.execute(stmt).mappings():
         w = values["week"]
@@ -486,7 +477,3 @@ def weekly_trend(actor: Actor, start: dt.date, end: dt.date, filters: Filters = 
         _add(row, values)
         result.append((w, row))
     return result
-
-
-def with_label(row: Row, label: str) -> Row:
-    return replace(row, label=label)
