@@ -40,7 +40,6 @@ from delivery_service.extensions import db
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
 from delivery_service.orders.status import Direction, Status
 from delivery_service.reports.models import (
-    BINS,
     COUNTS,
     HOUR_EDGES,
     ReportCursor,
@@ -56,7 +55,8 @@ BATCH = 5000
 _CLOSING = {"delivered": (Status.DELIVERED, Status.DELIVERED_TO_AGENCY),
             "returned": (Status.RETURNED_TO_AGENCY,), "cancelled": (Status.CANCELLED,),
             "abandoned": (Status.CANCELLED,)}
-_STATE_COLUMNS = [c.name for c in ReportOrder.__table__.columns]
+# What the fold knows of an order it meets first: the model's defaults (0: no route, no courier).
+_NEW_STATE = {c.name: c.default.arg if c.default is not None else None for c in ReportOrder.__table__.columns}
 
 Key = tuple[dt.date, int, int, int, int]  # day, commune, route, counter, courier
 
@@ -98,11 +98,13 @@ def fold_job() -> int:
     return fold()
 
 
+def _cursor() -> int:
+    return db.session.scalar(sa.select(ReportCursor.event_id).where(ReportCursor.id == 1)) or 0
+
+
 def pending() -> tuple[int, int]:
     """(cursor, largest event id): how far the rollups are behind the log (cheap, no lock)."""
-    cursor = db.session.scalar(sa.select(ReportCursor.event_id).where(ReportCursor.id == 1)) or 0
-    last = db.session.scalar(sa.select(sa.func.max(OrderEvent.id))) or 0
-    return cursor, last
+    return _cursor(), db.session.scalar(sa.select(sa.func.max(OrderEvent.id))) or 0
 
 
 def fold(max_events: int | None = None, *, time_budget_s: float | None = None) -> int:
@@ -110,17 +112,17 @@ def fold(max_events: int | None = None, *, time_budget_s: float | None = None) -
     ``max_events`` or once ``time_budget_s`` has passed (at a batch's end)."""
     from delivery_service.webhooks.services import committed_horizon
 
-    _ensure_cursor()
     cursor, last = pending()
     if cursor >= last:  # nothing new: no need to wait for the event writers
         return 0
+    _ensure_cursor()
     horizon = committed_horizon()
     if horizon is None:
         return 0
     tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
     started, done = time.monotonic(), 0
     while max_events is None or done < max_events:
-        cursor = db.session.scalar(sa.select(ReportCursor.event_id).where(ReportCursor.id == 1)) or 0
+        cursor = _cursor()
         if cursor >= horizon:
             break
         limit = BATCH if max_events is None else min(BATCH, max_events - done)
@@ -177,12 +179,7 @@ def _apply(rows: list[Any], tz: ZoneInfo) -> None:
 
 
 def _new_state(order_id: int) -> dict[str, Any]:
-    state: dict[str, Any] = {c: None for c in _STATE_COLUMNS}
-    state.update(order_id=order_id, route_id=0, received_commune_id=0, handed_result=False,
-                 closed_on_time=False, closed_commune_id=0, closed_route_id=0, closed_counter_id=0,
-                 closed_courier_id=0,
-                 failed_commune_id=0, failed_route_id=0, failed_counter_id=0, failed_courier_id=0)
-    return state
+    return {**_NEW_STATE, "order_id": order_id}
 
 
 def _event(r: Any, state: dict[str, Any], deltas: _Deltas, tz: ZoneInfo) -> None:
@@ -301,5 +298,3 @@ def upsert(table: sa.Table, rows: list[dict[str, Any]], keys: tuple[str, ...], *
     db.session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=sets) if sets else
                        stmt.on_conflict_do_nothing(index_elements=list(keys)), rows)
 
-
-assert BINS == len(HOUR_EDGES) + 1

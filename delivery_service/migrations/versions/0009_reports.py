@@ -15,6 +15,23 @@ down_revision = '0008'
 branch_labels = None
 depends_on = None
 
+ID = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
+KEYS = ('commune_id', 'route_id', 'counter_id', 'courier_id')
+# Counts as they were in this revision: the measures, then 15 bins of handover-to-delivery hours.
+COUNTS = ('received', 'received_results', 'delivered', 'on_time', 'failed_attempts', 'returned', 'cancelled',
+          'abandoned', *(f'h{i}' for i in range(15)))
+
+
+def _rollup_table(name, period):
+    """report_days, report_weeks or report_months: one row per period and key, every count 0 at first."""
+    op.create_table(name,
+    sa.Column(period, sa.Date(), nullable=False),
+    *[sa.Column(k, ID, nullable=False) for k in KEYS],
+    *[sa.Column(c, sa.Integer(), server_default='0', nullable=False) for c in COUNTS],
+    sa.PrimaryKeyConstraint(period, *KEYS, name=op.f(f'pk_{name}'))
+    )
+
+
 
 def upgrade():
     op.create_table('report_cursor',
@@ -23,99 +40,9 @@ def upgrade():
     sa.Column('folded_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_report_cursor'))
     )
-    op.create_table('report_days',
-    sa.Column('day', sa.Date(), nullable=False),
-    sa.Column('commune_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('route_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('counter_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('courier_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('received', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('received_results', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('delivered', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('on_time', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('failed_attempts', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('returned', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('cancelled', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('abandoned', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h0', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h1', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h2', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h3', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h4', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h5', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h6', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h7', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h8', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h9', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h10', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h11', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h12', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h13', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h14', sa.Integer(), server_default='0', nullable=False),
-    sa.PrimaryKeyConstraint('day', 'commune_id', 'route_id', 'counter_id', 'courier_id', name=op.f('pk_report_days'))
-    )
-    op.create_table('report_months',
-    sa.Column('month', sa.Date(), nullable=False),
-    sa.Column('commune_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('route_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('counter_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('courier_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('received', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('received_results', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('delivered', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('on_time', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('failed_attempts', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('returned', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('cancelled', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('abandoned', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h0', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h1', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h2', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h3', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h4', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h5', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h6', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h7', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h8', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h9', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h10', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h11', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h12', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h13', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h14', sa.Integer(), server_default='0', nullable=False),
-    sa.PrimaryKeyConstraint('month', 'commune_id', 'route_id', 'counter_id', 'courier_id', name=op.f('pk_report_months'))
-    )
-    op.create_table('report_weeks',
-    sa.Column('week', sa.Date(), nullable=False),
-    sa.Column('commune_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('route_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('counter_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('courier_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('received', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('received_results', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('delivered', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('on_time', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('failed_attempts', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('returned', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('cancelled', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('abandoned', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h0', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h1', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h2', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h3', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h4', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h5', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h6', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h7', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h8', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h9', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h10', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h11', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h12', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h13', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('h14', sa.Integer(), server_default='0', nullable=False),
-    sa.PrimaryKeyConstraint('week', 'commune_id', 'route_id', 'counter_id', 'courier_id', name=op.f('pk_report_weeks'))
-    )
+    _rollup_table('report_days', 'day')
+    _rollup_table('report_months', 'month')
+    _rollup_table('report_weeks', 'week')
     op.create_table('report_orders',
     sa.Column('order_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
     sa.Column('route_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
