@@ -39,6 +39,7 @@ from delivery_service.accounts.services import SYSTEM, Actor
 from delivery_service.db import utcnow
 from delivery_service.errors import InvalidInput, NotFound
 from delivery_service.extensions import db
+from delivery_service.orders.services import local_today
 from delivery_service.reports import bands
 from delivery_service.reports.figures import (
     Cols,
@@ -50,6 +51,7 @@ from delivery_service.reports.figures import (
     unit_name,
     weekly_trend,
 )
+from delivery_service.reports.fold import fold, upsert
 from delivery_service.reports.models import (
     ReportArea,
     ReportUnit,
@@ -57,7 +59,9 @@ from delivery_service.reports.models import (
     report_area_communes,
     report_days,
 )
+from delivery_service.reports.units import ensure_unit_map
 from delivery_service.units.models import AdminUnit, UnitLevel
+from delivery_service.web.display import format_day
 from labels.fonts import FONT, FONT_BOLD, nfc, register
 
 TREND_WEEKS = 8
@@ -66,7 +70,6 @@ SERVICE_EN = "Weekly report · public postal delivery of administrative results 
 
 # --- colour bands ---------------------------------------------------------------------------------
 
-BAND_LABELS = bands.LABELS
 # Light tints behind a dark text label: readable on screen, and in grey on a black-and-white printer.
 BAND_TINTS = {"green": "#c8e6c9", "yellow": "#fff59d", "orange": "#ffcc80", "red": "#ef9a9a"}
 
@@ -77,20 +80,20 @@ class Band(NamedTuple):
     label_en: str
 
 
+def _labelled(colour: str | None) -> Band | None:
+    return None if colour is None else Band(colour, *bands.LABELS[colour])
+
+
 def classify(value: float | None, limits: Sequence[float]) -> Band | None:
-    """The band of a rate given its three falling thresholds (green, yellow, orange: lower limits;
-    below the last, red); None without a rate."""
-    name = bands.colour(value, limits)
-    return None if name is None else Band(name, *BAND_LABELS[name])
+    """The band of a rate given its three falling thresholds (``bands.colour``) with its labels;
+    None without a rate."""
+    return _labelled(bands.colour(value, limits))
 
 
 def band(rate_name: str, value: float | None) -> Band | None:
     """(colour, Vietnamese label, English label) of a rate (delivery_rate, on_time_rate, post_share)
-    by the configured thresholds (REPORT_BANDS); None without a rate. The dashboard uses the same."""
-    limits = current_app.config["REPORT_BANDS"].get(rate_name)
-    if limits is None:
-        raise ValueError(f"no colour bands for {rate_name!r}")
-    return classify(value, limits)
+    by the configured thresholds (``bands.colour_of``, as the dashboard); None without a rate."""
+    return _labelled(bands.colour_of(rate_name, value))
 
 
 # --- scopes ---------------------------------------------------------------------------------------
@@ -168,24 +171,17 @@ def scope_name(scope: Scope) -> str:
 
 def scopes_with_figures(start: dt.date, end: dt.date) -> list[Scope]:
     """The scopes built for a week: every province and former district with any figures in it (one
-    query over the day rollups each), every reporting area, and the whole service."""
-    from delivery_service.reports.units import ensure_unit_map
-
+    query over the day rollups for both), every reporting area, and the whole service."""
     ensure_unit_map()
     days = (
         sa.select(report_days.c.commune_id).where(report_days.c.day.between(start, end)).distinct().subquery()
     )
     u = ReportUnit
-    provinces = db.session.scalars(
-        sa.select(u.province_id).join(days, days.c.commune_id == u.unit_id).distinct().order_by(u.province_id)
-    )
-    districts = db.session.scalars(
-        sa.select(u.district_id)
-        .join(days, days.c.commune_id == u.unit_id)
-        .where(u.district_id.is_not(None))
-        .distinct()
-        .order_by(u.district_id)
-    )
+    pairs = db.session.execute(
+        sa.select(u.province_id, u.district_id).join(days, days.c.commune_id == u.unit_id).distinct()
+    ).all()
+    provinces = sorted({p for p, _d in pairs})
+    districts = sorted({d for _p, d in pairs if d is not None})
     areas = db.session.scalars(sa.select(ReportArea.id).order_by(ReportArea.id))
     return (
         [Scope("all")]
@@ -209,15 +205,10 @@ def last_full_week(day: dt.date) -> tuple[dt.date, dt.date]:
     return week_of(day - dt.timedelta(days=day.weekday() + 1))
 
 
-def local_today() -> dt.date:
-    return dt.datetime.now(ZoneInfo(current_app.config["SERVICE_TIMEZONE"])).date()
-
-
 def period_words(start: dt.date, end: dt.date) -> str:
     """16/11–22/11/2026 (or 28/12/2026–03/01/2027 across a year's end)."""
-    if start.year == end.year:
-        return f"{start:%d/%m}–{end:%d/%m/%Y}"
-    return f"{start:%d/%m/%Y}–{end:%d/%m/%Y}"
+    first = f"{start:%d/%m}" if start.year == end.year else format_day(start)
+    return f"{first}–{format_day(end)}"
 
 
 # --- the document's data --------------------------------------------------------------------------
@@ -444,11 +435,14 @@ def _headline(data: WeeklyData, st: dict[str, ParagraphStyle], width: float) -> 
         rows.append(
             [Paragraph(_inline(vi, en), st["cell"]), Paragraph(integer(getattr(t, attr)), st["num_bold"]), ""]
         )
-    colour_rows: list[tuple[int, str]] = []
-    for rate, vi, en in (
+    rates = [
         ("delivery_rate", "Tỷ lệ phát thành công", "Delivery rate"),
         ("on_time_rate", "Tỷ lệ đúng hạn", "On-time rate"),
-    ):
+    ]
+    if t.post_share is not None:  # only where counters' totals apply
+        rates.append(("post_share", "Tỷ lệ trả kết quả qua bưu chính", "Share of results sent by post"))
+    colour_rows: list[tuple[int, str]] = []
+    for rate, vi, en in rates:
         value = getattr(t, rate)
         found = classify(value, data.bands[rate])
         rows.append(
@@ -460,35 +454,11 @@ def _headline(data: WeeklyData, st: dict[str, ParagraphStyle], width: float) -> 
         )
         if found:
             colour_rows.append((len(rows) - 1, found.colour))
-    if t.post_share is not None:
-        found = classify(t.post_share, data.bands["post_share"])
-        rows.append(
-            [
-                Paragraph(
-                    _inline("Tỷ lệ trả kết quả qua bưu chính", "Share of results sent by post"), st["cell"]
-                ),
-                Paragraph(percent(t.post_share), st["num_bold"]),
-                Paragraph(_inline(found.label_vi, found.label_en) if found else "—", st["cell"]),
-            ]
-        )
-        if found:
-            colour_rows.append((len(rows) - 1, found.colour))
-    rows.append(
-        [
-            Paragraph(_inline("Thời gian phát: trung vị", "Delivery time: median"), st["cell"]),
-            Paragraph(hours(t.median_hours), st["num_bold"]),
-            "",
-        ]
-    )
-    rows.append(
-        [
-            Paragraph(
-                _inline("Thời gian phát: 90 % đơn trong vòng", "Delivery time: 90th percentile"), st["cell"]
-            ),
-            Paragraph(hours(t.p90_hours), st["num_bold"]),
-            "",
-        ]
-    )
+    for value, vi, en in (
+        (t.median_hours, "Thời gian phát: trung vị", "Delivery time: median"),
+        (t.p90_hours, "Thời gian phát: 90 % đơn trong vòng", "Delivery time: 90th percentile"),
+    ):
+        rows.append([Paragraph(_inline(vi, en), st["cell"]), Paragraph(hours(value), st["num_bold"]), ""])
     style = _grid() + [("BACKGROUND", (2, r), (2, r), colors.HexColor(BAND_TINTS[c])) for r, c in colour_rows]
     return Table(rows, colWidths=[width * 0.6, width * 0.17, width * 0.23], style=style, hAlign="LEFT")
 
@@ -575,7 +545,8 @@ def render_pdf(data: WeeklyData) -> bytes:
     out = io.BytesIO()
     margin = 15 * mm
     width = A4[0] - 2 * margin
-    footer = f"{data.title} · lập / built {data.built_at:%d/%m/%Y %H:%M}"
+    built = f"{data.built_at:%d/%m/%Y %H:%M}"
+    footer = f"{data.title} · lập / built {built}"
 
     def furniture(canv: Canvas, doc: SimpleDocTemplate) -> None:
         canv.saveState()
@@ -602,14 +573,14 @@ def render_pdf(data: WeeklyData) -> bytes:
     story: list[Any] = [
         Paragraph(_t(data.title), st["title"]),
         Paragraph(
-            _t(f"{SERVICE_EN} · {kind_en} · {data.start:%d/%m/%Y}–{data.end:%d/%m/%Y}"), st["subtitle"]
+            _t(f"{SERVICE_EN} · {kind_en} · {format_day(data.start)}–{format_day(data.end)}"), st["subtitle"]
         ),
         Spacer(1, 2 * mm),
         Paragraph(
             _t(
-                f"Phạm vi / Scope: {kind_vi} / {kind_en}. Kỳ báo cáo / Period: thứ Hai {data.start:%d/%m/%Y}"
-                f" – Chủ nhật {data.end:%d/%m/%Y} (Monday to Sunday). Đơn đang xử lý tính đến ngày / Open "
-                f"orders as of {data.today:%d/%m/%Y}. Lập lúc / Built {data.built_at:%d/%m/%Y %H:%M}."
+                f"Phạm vi / Scope: {kind_vi} / {kind_en}. Kỳ báo cáo / Period: thứ Hai "
+                f"{format_day(data.start)} – Chủ nhật {format_day(data.end)} (Monday to Sunday). Đơn đang "
+                f"xử lý tính đến ngày / Open orders as of {format_day(data.today)}. Lập lúc / Built {built}."
             ),
             st["body"],
         ),
@@ -685,20 +656,6 @@ def _write_atomically(path: Path, content: bytes) -> None:
         raise
 
 
-def _upsert(values: dict[str, Any]) -> None:
-    if db.engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    stmt = insert(WeeklyReport.__table__).values(values)
-    keep = ("period_start", "scope")
-    db.session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=list(keep), set_={k: stmt.excluded[k] for k in values if k not in keep}
-        )
-    )
-
-
 def build_weekly(
     scope: str,
     period_start: dt.date,
@@ -714,17 +671,16 @@ def build_weekly(
     content = render_pdf(data)
     name = file_name(parsed, period_start)
     _write_atomically(files_dir() / name, content)
-    _upsert(
-        {
-            "period_start": period_start,
-            "period_end": period_end,
-            "scope": str(parsed),
-            "title": data.title[:300],
-            "file_name": name,
-            "size_bytes": len(content),
-            "created_at": utcnow(),
-        }
-    )
+    row = {
+        "period_start": period_start,
+        "period_end": period_end,
+        "scope": str(parsed),
+        "title": data.title[:300],
+        "file_name": name,
+        "size_bytes": len(content),
+        "created_at": utcnow(),
+    }
+    upsert(WeeklyReport.__table__, [row], ("period_start", "scope"), add=())
     return db.session.scalars(
         sa.select(WeeklyReport)
         .where(WeeklyReport.period_start == period_start, WeeklyReport.scope == str(parsed))
@@ -741,8 +697,6 @@ def build_scopes(
 ) -> list[WeeklyReport]:
     """Fold what the log holds, then build every scope of the week (``scopes_with_figures``), each
     committed as it is done: a failure keeps the reports built before it, and a rerun replaces them."""
-    from delivery_service.reports.fold import fold
-
     fold()
     built = []
     for scope in scopes if scopes is not None else scopes_with_figures(period_start, period_end):
@@ -762,8 +716,6 @@ def visible_scopes(actor: Actor) -> set[str] | None:
         return None
     if actor.role is not Role.DISTRICT_OFFICER or actor.area_unit_id is None:
         return set()
-    from delivery_service.reports.units import ensure_unit_map
-
     ensure_unit_map()
     u = aliased(ReportUnit, name="u")
     inside = sa.and_(sa.true(), *scope_conditions(actor, Cols(None, None, None, None, u, None)))
@@ -786,34 +738,36 @@ def visible_scopes(actor: Actor) -> set[str] | None:
     )
 
 
-def _visible(stmt: sa.Select, actor: Actor) -> sa.Select:
+def _visible(stmt: sa.Select, scopes: set[str] | None) -> sa.Select:
+    """``stmt`` narrowed to the reports of ``scopes`` (``visible_scopes``; None: every one)."""
+    if scopes is None:
+        return stmt
+    return stmt.where(WeeklyReport.scope.in_(sorted(scopes)) if scopes else sa.false())
+
+
+def stored_listing(
+    actor: Actor, week: dt.date | None = None
+) -> tuple[list[dt.date], dt.date | None, list[WeeklyReport]]:
+    """What the list page shows, with the actor's scopes worked out once: the weeks (their Mondays)
+    with reports the actor may read, newest first; the week shown (the one holding ``week``, else
+    the newest); and its reports the actor may read: the whole service, provinces, districts and
+    areas, each by title."""
     scopes = visible_scopes(actor)
-    return (
-        stmt
-        if scopes is None
-        else stmt.where(WeeklyReport.scope.in_(sorted(scopes)) if scopes else sa.false())
-    )
-
-
-def stored_weeks(actor: Actor) -> list[dt.date]:
-    """The weeks (their Mondays) with reports the actor may read, newest first."""
-    stmt = sa.select(WeeklyReport.period_start).distinct().order_by(WeeklyReport.period_start.desc())
-    return list(db.session.scalars(_visible(stmt, actor)))
-
-
-def stored_reports(actor: Actor, week: dt.date | None = None) -> list[WeeklyReport]:
-    """Stored reports the actor may read (of one week, or all), newest week first, then the whole
-    service, provinces, districts and areas by title."""
+    weeks_stmt = sa.select(WeeklyReport.period_start).distinct().order_by(WeeklyReport.period_start.desc())
+    weeks = list(db.session.scalars(_visible(weeks_stmt, scopes)))
+    shown = week_of(week)[0] if week else (weeks[0] if weeks else None)
+    if shown is None:
+        return weeks, None, []
     kind = sa.case(
         (WeeklyReport.scope == "all", 0),
         (WeeklyReport.scope.like("province:%"), 1),
         (WeeklyReport.scope.like("district:%"), 2),
         else_=3,
     )
-    stmt = sa.select(WeeklyReport).order_by(WeeklyReport.period_start.desc(), kind, WeeklyReport.title)
-    if week is not None:
-        stmt = stmt.where(WeeklyReport.period_start == week)
-    return list(db.session.scalars(_visible(stmt, actor)))
+    stmt = (
+        sa.select(WeeklyReport).where(WeeklyReport.period_start == shown).order_by(kind, WeeklyReport.title)
+    )
+    return weeks, shown, list(db.session.scalars(_visible(stmt, scopes)))
 
 
 def get_report(actor: Actor, report_id: int) -> WeeklyReport:

@@ -14,9 +14,9 @@ from flask_babel import format_decimal, gettext
 from flask_login import login_required
 
 from delivery_service.accounts.models import Role
-from delivery_service.errors import NotFound
 from delivery_service.extensions import db
 from delivery_service.jobs import enqueue_after_commit
+from delivery_service.orders.services import local_today
 from delivery_service.reports import weekly
 from delivery_service.reports.jobs import JOB_TIMEOUT
 from delivery_service.web.access import page_actor, roles_required
@@ -35,35 +35,29 @@ def _kilobytes(size: int) -> str:
 def index():
     """The reports of one week (?week=YYYY-MM-DD, any day of it; default the newest), newest first."""
     actor = page_actor()
-    weeks = weekly.stored_weeks(actor)
     try:
         asked = dt.date.fromisoformat(request.args["week"]) if request.args.get("week") else None
     except ValueError:
         abort(404)
-    week = weekly.week_of(asked)[0] if asked else (weeks[0] if weeks else None)
-    reports = weekly.stored_reports(actor, week) if week else []
-    last_start, last_end = weekly.last_full_week(weekly.local_today())
+    weeks, week, reports = weekly.stored_listing(actor, asked)
     return render_template(
         "reports/weekly.html",
         reports=reports,
         week=week,
         weeks=[weekly.week_of(w) for w in weeks[:WEEKS_SHOWN]],
-        kinds={r.id: r.scope.partition(":")[0] for r in reports},
         kilobytes=_kilobytes,
         period=weekly.period_words,
         can_build=actor.role is Role.ADMIN,
-        last_week=(last_start, last_end),
+        last_week=weekly.last_full_week(local_today()),
     )
 
 
 @bp.get("/<int:report_id>.pdf")
 @login_required
 def download(report_id: int):
-    """The stored PDF, as a download."""
-    try:
-        report = weekly.get_report(page_actor(), report_id)
-    except NotFound:
-        abort(404)
+    """The stored PDF, as a download (a report the reader may not see: NotFound, a 404 like a
+    missing one)."""
+    report = weekly.get_report(page_actor(), report_id)
     path = weekly.report_path(report)
     if not path.is_file():
         abort(404)
@@ -78,7 +72,7 @@ def download(report_id: int):
 @roles_required(Role.ADMIN)
 def build():
     """Build last week's reports again, in the background (administrators)."""
-    start, end = weekly.last_full_week(weekly.local_today())
+    start, end = weekly.last_full_week(local_today())
     enqueue_after_commit("delivery_service.reports.jobs:build_week", start.isoformat(), timeout=JOB_TIMEOUT)
     db.session.commit()
     flash(
