@@ -20,7 +20,7 @@ from delivery_service.accounts.models import Role
 from delivery_service.accounts.services import create_user
 from delivery_service.extensions import db
 from delivery_service.orders.services import local_today
-from delivery_service.reports import charts, exports, views
+from delivery_service.reports import bands, charts, exports, views
 from delivery_service.reports import fold as folding
 from delivery_service.reports.figures import Level, figures
 from delivery_service.units.models import UnitLevel
@@ -305,9 +305,9 @@ def test_charts_are_small_svg_without_pyplot(client):
 
 def test_bands_and_the_units_chart_cut_at_30():
     limits = (0.95, 0.90, 0.80)
-    assert [charts.band(v, limits) for v in (1.0, 0.95, 0.9, 0.85, 0.8, 0.79, None)] == \
+    assert [bands.colour(v, limits) for v in (1.0, 0.95, 0.9, 0.85, 0.8, 0.79, None)] == \
         ["green", "green", "yellow", "orange", "orange", "red", None]
-    bars = [charts.Bar(f"Tuyến số {i:02d}", i / 40, charts.band(i / 40, limits)) for i in range(41)]
+    bars = [charts.Bar(f"Tuyến số {i:02d}", i / 40, bands.colour(i / 40, limits)) for i in range(41)]
     svg = charts.units_svg(bars).decode()
     assert "30 đơn vị có tỷ lệ thấp nhất trên tổng số 41" in svg
     assert "Tuyến số 29" in svg and "Tuyến số 30" not in svg  # the lowest rates are kept

@@ -13,6 +13,15 @@ LABELS = {"green": ("Tốt", "Good"), "yellow": ("Khá", "Fair"), "orange": ("C�
           "red": ("Kém", "Poor")}
 
 
+def label(name: str) -> str:
+    """A band's name in the reader's language."""
+    from flask_babel import get_locale
+
+    vi, en = LABELS[name]
+    locale = get_locale()
+    return en if locale is not None and locale.language == "en" else vi
+
+
 def colour(value: float | None, limits: Sequence[float]) -> str | None:
     """The band of a rate given its three falling thresholds (lower limits of green, yellow and
     orange; below the last, red); None without a rate."""

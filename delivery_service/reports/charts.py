@@ -18,7 +18,7 @@ import matplotlib as mpl
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from delivery_service.reports.bands import LABELS, colour
+from delivery_service.reports.bands import LABELS
 
 BAND_COLOURS = {"green": "#1f7a3a", "yellow": "#c99700", "orange": "#d9650b", "red": "#a52a2a"}
 BAND_NAMES_VI = {name: vi for name, (vi, _en) in LABELS.items()}
@@ -26,7 +26,6 @@ UNIT_LIMIT = 30  # bars in the chart by unit; more would not be readable
 RECEIVED_COLOUR, DELIVERED_COLOUR, RATE_COLOUR = "#9db9d8", "#0b4f8a", "#f3b41b"
 
 
-band = colour  # the band of a rate (reports.bands)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import xlsxwriter
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 
-from delivery_service.reports.charts import band
+from delivery_service.reports.bands import LABELS, colour
 from delivery_service.reports.figures import Report, Row
 from delivery_service.web.display import STATUS
 
@@ -58,7 +58,6 @@ COLUMNS = (
     Column("post_share_band", _l("Share by post band"), "band", "post_share"),
 )
 
-BAND_LABELS = {"green": _l("Good"), "yellow": _l("Fair"), "orange": _l("Watch"), "red": _l("Poor")}
 TOTAL = _l("Total")
 
 
@@ -78,8 +77,8 @@ def filename(level: str, start: dt.date, end: dt.date, ext: str, what: str = "ba
 
 def _value(row: Row, col: Column, bands: Mapping[str, Sequence[float]]) -> Any:
     if col.kind == "band":
-        name = band(getattr(row, col.rate), bands[col.rate]) if col.rate in bands else None
-        return bilingual(BAND_LABELS[name]) if name else None
+        name = colour(getattr(row, col.rate), bands[col.rate]) if col.rate in bands else None
+        return " / ".join(LABELS[name]) if name else None
     return getattr(row, col.key)
 
 

@@ -13,7 +13,6 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import (
@@ -34,13 +33,16 @@ from marshmallow import fields as mf
 
 from delivery_service.accounts.models import Role, User
 from delivery_service.accounts.services import Actor
+from delivery_service.db import utcnow
 from delivery_service.extensions import db
 from delivery_service.orders.models import DeliveryOrder
 from delivery_service.orders.services import local_today
-from delivery_service.orders.status import Direction, Status
+from delivery_service.orders.status import TERMINAL
 from delivery_service.orgs.models import Counter, PostalRoute, PostOffice
 from delivery_service.orgs.services import route_code
 from delivery_service.reports import charts, exports
+from delivery_service.reports.bands import colour_of
+from delivery_service.reports.bands import label as band_label
 from delivery_service.reports.figures import (
     READERS,
     Filters,
@@ -49,10 +51,10 @@ from delivery_service.reports.figures import (
     Row,
     figures,
     orders_query,
+    unit_name,
     weekly_trend,
 )
 from delivery_service.reports.models import ReportArea
-from delivery_service.reports.units import ensure_unit_map
 from delivery_service.units.services import unit_index
 from delivery_service.web.access import page_actor, roles_required
 from delivery_service.web.display import format_day, format_moment
@@ -211,14 +213,9 @@ def _bad_query(exc: BadQuery, template: str, endpoint: str):
 
 # --- names and links ------------------------------------------------------------------------------
 
-def unit_label(kind: str, name: str) -> str:
-    """"Xã Tịnh Khê" from its kind and name, whichever way the name was stored."""
-    return name if name.lower().startswith(kind.lower()) else f"{kind.capitalize()} {name}"
-
-
 def _admin_unit(unit_id: int | None) -> str | None:
     unit = unit_index().by_id.get(unit_id) if unit_id else None
-    return unit_label(unit.kind, unit.name) if unit else None
+    return unit_name(unit.kind, unit.name) if unit else None
 
 
 def _name(name: str, value: int) -> str:
@@ -293,8 +290,8 @@ def _common(q: Query, today: dt.date, endpoint: str, form: dict[str, str] | None
             "levels": LEVELS, "scope": scope_label(page_actor()), "crumbs": _crumbs(q, endpoint),
             "clear_filters": url_for(endpoint, **q.args(page=None, **dict.fromkeys(FILTERS))),
             "fmt_count": format_decimal,
-            "fmt_rate": fmt_rate, "fmt_hours": fmt_hours, "band_of": band_of, "band_tones": BAND_TONES,
-            "band_labels": exports.BAND_LABELS}
+            "fmt_rate": fmt_rate, "fmt_hours": fmt_hours, "band_of": colour_of, "band_tones": BAND_TONES,
+            "band_label": band_label}
 
 
 # --- formatting for the page -----------------------------------------------------------------------
@@ -310,11 +307,6 @@ def fmt_hours(hours: float | None) -> str:
     if hours < 48:
         return gettext("%(num)s h", num=format_decimal(hours, "#,##0.0"))
     return gettext("%(num)s days", num=format_decimal(hours / 24, "#,##0.0"))
-
-
-def band_of(rate: str, value: float | None) -> str | None:
-    limits = current_app.config["REPORT_BANDS"].get(rate)
-    return charts.band(value, limits) if limits else None
 
 
 # --- pages ----------------------------------------------------------------------------------------
@@ -355,7 +347,7 @@ def orders():
         q = _query()
     except BadQuery as exc:
         return _bad_query(exc, "reports/orders.html", "reports.orders")
-    stmt = _orders(page_actor(), q)
+    stmt = orders_query(page_actor(), q.start, q.end, q.filters)
     total = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery()))
     pages = max(1, math.ceil(total / ORDERS_PER_PAGE))
     page_stmt = stmt.limit(ORDERS_PER_PAGE).offset((q.page - 1) * ORDERS_PER_PAGE)
@@ -368,21 +360,13 @@ def orders():
         **_common(q, local_today(), "reports.orders"))
 
 
-def _orders(actor: Actor, q: Query) -> sa.Select:
-    # The query joins the communes' report map: make sure it is there, as figures() does.
-    ensure_unit_map()
-    return orders_query(actor, q.start, q.end, q.filters)
-
-
 def order_lines(stmt: sa.Select, today: dt.date) -> Iterator[exports.OrderLine]:
     """The orders of ``stmt`` as list lines: only the columns shown are read (no recipient data)."""
     o = DeliveryOrder
     cols = stmt.with_only_columns(o.item_id, o.status, o.direction, o.commune_id, o.route_id, o.created_at,
                                   o.due_date, maintain_column_froms=False)
-    closed = (Status.DELIVERED, Status.RETURNED_TO_AGENCY, Status.CANCELLED)
     for item_id, status, direction, commune_id, route_id, created_at, due in db.session.execute(cols):
-        done = status in closed or (direction is Direction.DOSSIER_TO_AGENCY
-                                    and status is Status.DELIVERED_TO_AGENCY)
+        done = status in TERMINAL[direction]
         yield exports.OrderLine(item_id=item_id, status=status, commune=_admin_unit(commune_id) or "",
                                 route=route_code(route_id) or "", received_at=format_moment(created_at),
                                 due_date=due, overdue=not done and due is not None and due < today)
@@ -417,10 +401,9 @@ def units_chart():
     """The delivery rate of each unit of the level, coloured by band (SVG)."""
     q = _query_or_400()
     report = figures(page_actor(), q.start, q.end, q.level, q.filters)
-    limits = current_app.config["REPORT_BANDS"]["delivery_rate"]
     with force_locale("vi"):  # the images are Vietnamese for everyone
         bars = [charts.Bar(row_label(q.level, row), row.delivery_rate,
-                           charts.band(row.delivery_rate, limits) or "red")
+                           colour_of("delivery_rate", row.delivery_rate))
                 for row in report.rows if row.delivery_rate is not None]
     return Response(charts.units_svg(bars, _period_vi(q)), mimetype="image/svg+xml", headers=SVG_HEADERS)
 
@@ -469,7 +452,7 @@ def orders_export():
     """The drill-down's orders as CSV (every page), streamed; no personal data."""
     q = _query_or_400()
     actor = page_actor()
-    stmt = _orders(actor, q).execution_options(yield_per=1000)
+    stmt = orders_query(actor, q.start, q.end, q.filters).execution_options(yield_per=1000)
     body = exports.orders_csv(_file_header(q, actor, level=False), order_lines(stmt, local_today()))
     name = exports.filename("don", q.start, q.end, "csv")
     return Response(stream_with_context(body), mimetype="text/csv; charset=utf-8",
@@ -477,7 +460,6 @@ def orders_export():
 
 
 def _file_header(q: Query, actor: Actor, level: bool = True) -> list[tuple[Any, str]]:
-    tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
     own = scope_label(actor)
     scope = [own if isinstance(own, str) else exports.bilingual(own)]
     scope += [f"{exports.bilingual(LEVELS[Level(name)])}: {_name(name, value)}"
@@ -489,7 +471,7 @@ def _file_header(q: Query, actor: Actor, level: bool = True) -> list[tuple[Any, 
     if level:
         lines.append((_l("Units by"), exports.bilingual(LEVELS[q.level])))
     lines += [(_l("Scope"), "; ".join(scope)),
-              (_l("Exported at"), dt.datetime.now(tz).strftime("%d/%m/%Y %H:%M"))]
+              (_l("Exported at"), format_moment(utcnow()))]
     return lines
 
 
