@@ -163,3 +163,15 @@ class WeeklyReport(db.Model):
     file_name: Mapped[str] = mapped_column(sa.String(255))  # under REPORT_FILES_DIR
     size_bytes: Mapped[int]
     created_at: Mapped[created_at]
+
+
+def _events_written() -> None:
+    from delivery_service.reports.fold import events_written
+
+    events_written()  # with Redis, a background fold of the new events
+
+
+# Subscribed with the models, which every app imports (as webhooks do).
+from delivery_service.orders import watch  # noqa: E402
+
+watch.subscribe(_events_written)

@@ -66,7 +66,8 @@ class WebhookDelivery(db.Model):
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-# The commit hook that queues deliveries: installed with the models, which every app imports.
+# The commit hook that queues deliveries: subscribed with the models, which every app imports.
+from delivery_service.orders import watch  # noqa: E402
 from delivery_service.webhooks import hooks  # noqa: E402
 
-hooks.install()
+watch.subscribe(hooks.events_written)
