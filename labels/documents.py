@@ -162,7 +162,29 @@ def _p(markup: str, style: ParagraphStyle) -> Paragraph:
 # barcodes inside platypus
 
 
-class _Code128(Flowable):
+class _Symbol(Flowable):
+    """A barcode of fixed size drawn in page coordinates: the symbols put their bars and modules on
+    the printer's dot grid of the coordinates they are given, and platypus only translates."""
+
+    width: float
+    height: float
+
+    def wrap(self, avail_width: float, avail_height: float) -> tuple[float, float]:
+        return self.width, self.height
+
+    def draw(self) -> None:
+        canv = self.canv
+        ax, ay = canv.absolutePosition(0.0, 0.0)
+        canv.saveState()
+        canv.translate(-ax, -ay)
+        self.paint(canv, ax, ay)
+        canv.restoreState()
+
+    def paint(self, canv: Canvas, x: float, y: float) -> None:
+        raise NotImplementedError
+
+
+class _Code128(_Symbol):
     """A Code 128 symbol with its quiet zones in the flow, its bars on the printer's dot grid."""
 
     def __init__(
@@ -179,23 +201,12 @@ class _Code128(Flowable):
         self.width = modules * self.module_dots * dot + dot  # one dot for the snap to the grid
         self.height = barcodes.mm_to_pt(height_mm)
 
-    def wrap(self, avail_width: float, avail_height: float) -> tuple[float, float]:
-        return self.width, self.height
-
-    def draw(self) -> None:
-        # draw_code128 puts the bars on the dot grid of the coordinates it is given: hand it page
-        # coordinates, not the cell's (platypus only translates).
-        canv = self.canv
-        ax, ay = canv.absolutePosition(0.0, 0.0)
-        canv.saveState()
-        canv.translate(-ax, -ay)
-        barcodes.draw_code128(
-            canv, ax, ay, self.value, dpi=self.dpi, module_dots=self.module_dots, height_mm=self.height_mm
-        )
-        canv.restoreState()
+    def paint(self, canv: Canvas, x: float, y: float) -> None:
+        barcodes.draw_code128(canv, x, y, self.value, dpi=self.dpi, module_dots=self.module_dots,
+                              height_mm=self.height_mm)
 
 
-class _QR(Flowable):
+class _QR(_Symbol):
     """A QR code whose symbol is at most ``size_mm``, with a 4-module quiet zone around it."""
 
     def __init__(self, data: str, size_mm: float, *, dpi: int, align: str = "CENTER") -> None:
@@ -208,16 +219,8 @@ class _QR(Flowable):
         self.quiet = 4 * barcodes.mm_to_pt(size_mm) / n
         self.width = self.height = barcodes.mm_to_pt(size_mm) + 2 * self.quiet
 
-    def wrap(self, avail_width: float, avail_height: float) -> tuple[float, float]:
-        return self.width, self.height
-
-    def draw(self) -> None:
-        canv = self.canv
-        ax, ay = canv.absolutePosition(0.0, 0.0)
-        canv.saveState()
-        canv.translate(-ax, -ay)
-        barcodes.draw_qr(canv, ax + self.quiet, ay + self.quiet, self.size_mm, self.data, dpi=self.dpi)
-        canv.restoreState()
+    def paint(self, canv: Canvas, x: float, y: float) -> None:
+        barcodes.draw_qr(canv, x + self.quiet, y + self.quiet, self.size_mm, self.data, dpi=self.dpi)
 
 
 def _compact_dots(dpi: int) -> int:
