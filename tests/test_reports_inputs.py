@@ -10,6 +10,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 from conftest import DEMO_PASSWORD, csrf_token, login, order_payload
+from flask_babel import force_locale
 
 from delivery_service.accounts.models import Role, User
 from delivery_service.accounts.services import Actor, create_api_client, create_user, hash_password
@@ -22,6 +23,7 @@ from delivery_service.reports.figures import Filters, Level, figures
 from delivery_service.reports.fold import fold
 from delivery_service.reports.models import CounterDailyTotal, ReportArea, ReportUnit, report_area_communes
 from delivery_service.units.models import REFORM_DATE, AdminUnit, UnitLevel
+from delivery_service.web.messages import translate_message
 
 ADMIN = Actor(label="admin", role=Role.ADMIN)
 TOTALS = "/api/v1/reports/counter-totals"
@@ -494,10 +496,11 @@ def test_areas_page_creates_lists_links_and_deletes(client):
                                                "name": "TP Quảng Ngãi (cũ)", "units": "522\n21172, cũ:21019"})
     assert resp.status_code == 303, resp.get_data(as_text=True)
     area = db.session.scalar(sa.select(ReportArea))
-    assert area_communes(area.id) == successors_of_522() | {unit("21172").id}
+    expected = successors_of_522() | {unit("21172").id}
+    assert area_communes(area.id) == expected
     html = client.get("/reports/areas").get_data(as_text=True)
     assert f'href="/reports/?level=commune&amp;area={area.id}"' in html and "TP Quảng Ngãi (cũ)" in html
-    assert "Đã lưu khu vực TPQNG-CU gồm 6 xã / phường." in html
+    assert f"Đã lưu khu vực TPQNG-CU gồm {len(expected)} xã / phường." in html
 
     resp = client.post("/reports/areas", data={"csrf_token": token, "code": "TPQNG-CU", "name": "",
                                                "units": "21025 99999 21025"})
@@ -529,3 +532,37 @@ def test_areas_page_refuses_without_csrf_and_in_english(client):
     resp = client.post("/reports/areas", data={"csrf_token": token, "code": "A", "name": "A", "units": "522 12345"})
     assert resp.status_code == 422 and "12345: No commune has code 12345 since 1 July 2025." in resp.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(ReportArea)) == 0
+
+
+def test_areas_page_names_each_unknown_former_code(client):
+    login(client, "admin")
+    token = csrf_token(client, "/reports/areas")
+    resp = client.post("/reports/areas", data={"csrf_token": token, "code": "X", "name": "X", "units": "999 cũ:99999"})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert "999: Trước ngày 1/7/2025 không có quận / huyện nào mang mã 999." in html
+    assert "cũ:99999: Trước ngày 1/7/2025 không có xã / phường nào mang mã 99999." in html
+
+
+def test_units_resolve_to_the_2025_communes_they_count_for(app):
+    refs = [inputs.UnitRef(UnitLevel.DISTRICT, "522", inputs.LAST_LEGACY_DAY),
+            inputs.UnitRef(UnitLevel.COMMUNE, "21172"),
+            inputs.UnitRef(UnitLevel.COMMUNE, "21019", inputs.LAST_LEGACY_DAY)]
+    assert inputs.resolve_units(refs, today()) == ([successors_of_522(), {unit("21172").id}, {unit("21025").id}], {})
+
+
+@pytest.mark.parametrize(("english", "vietnamese"), [
+    (inputs.DAY_IN_FUTURE, "Ngày này chưa đến: chỉ báo tổng số của một ngày khi ngày đó đã bắt đầu."),
+    (inputs.DAY_TOO_OLD, "Ngày này đã cách đây hơn 400 ngày."),
+    (inputs.TOTAL_RANGE, "Nhập một số nguyên từ 0 đến 1.000.000."),
+    (inputs.DAY_TWICE, "Ngày này được nhập hai lần."),
+    ("Given twice (also item 1).", "Đã nhập hai lần."),
+    ("District 522 has no communes.", "Đơn vị 522 không có xã / phường nào."),
+    ("Unknown district code 999 on 2025-06-30.", "Trước ngày 1/7/2025 không có quận / huyện nào mang mã 999."),
+    # An address's code is quoted (units.services.resolve_address): the addresses' own wording.
+    ("Unknown district code '999' on 2026-01-01. Since 1 Jul 2025 there is no district level: leave "
+     "district_code empty.", "Không có quận / huyện mã 999; từ ngày 01/7/2025 không còn cấp huyện."),
+])
+def test_report_messages_are_in_the_shared_table(app, english, vietnamese):
+    with app.test_request_context(), force_locale("vi"):
+        assert translate_message(english) == vietnamese

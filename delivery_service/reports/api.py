@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from delivery_service.api import current_actor, protected
 from delivery_service.extensions import db
+from delivery_service.orders.services import local_today
 from delivery_service.reports import inputs
 from delivery_service.reports.schemas import (
     AreaIn,
@@ -25,12 +26,6 @@ blp = protected(Blueprint("reports_api", __name__, url_prefix="/reports",
                           description="Report figures, counters' daily totals, reporting areas"))
 
 
-def _today() -> dt.date:
-    from delivery_service.orders.services import local_today
-
-    return local_today()
-
-
 # --- counters' daily totals ----------------------------------------------------------------------
 
 @blp.route("/counter-totals", methods=["GET"])
@@ -39,7 +34,7 @@ def _today() -> dt.date:
 @blp.alt_response(403, description="Not a counter's staff or software")
 def list_counter_totals(query: dict[str, Any]):
     """The daily totals the caller's counter reported, oldest first (at most 366 days)."""
-    end = query["to"] or _today()
+    end = query["to"] or local_today()
     start = query["from_"] or end - dt.timedelta(days=30)
     return inputs.list_totals(current_actor(), start, end)
 
@@ -56,7 +51,7 @@ def put_counter_total(path: dict[str, Any], data: dict[str, Any], day: str):
     again replaces the value, and records who reported it and when.
     """
     total = inputs.save_total(current_actor(), inputs.DayTotal(path["day"], data["results_total"]),
-                              today=_today())
+                              today=local_today())
     db.session.commit()
     return total
 
@@ -72,7 +67,7 @@ def put_counter_totals(data: list[dict[str, Any]]):
     are keyed by position in the list).
     """
     totals = [inputs.DayTotal(item["day"], item["results_total"]) for item in data]
-    stored = inputs.save_totals(current_actor(), totals, today=_today())
+    stored = inputs.save_totals(current_actor(), totals, today=local_today())
     db.session.commit()
     return stored
 
@@ -101,7 +96,7 @@ def create_area(data: dict[str, Any]):
     Units are 2025 communes, or former communes and districts (before 1 Jul 2025), which are stored as
     the 2025 communes they count for. A district officer's area must lie inside their own area.
     """
-    area = inputs.create_area(current_actor(), area_input(data), today=_today())
+    area = inputs.create_area(current_actor(), area_input(data), today=local_today())
     db.session.commit()
     return area, 201, {"Location": f"/api/v1/reports/areas/{area.id}"}
 
@@ -121,7 +116,7 @@ def get_area(area_id: int):
 @blp.alt_response(404, description="No such area, or not inside the officer's area")
 def update_area(data: dict[str, Any], area_id: int):
     """Replace an area's code, name and communes."""
-    area = inputs.update_area(current_actor(), area_id, area_input(data), today=_today())
+    area = inputs.update_area(current_actor(), area_id, area_input(data), today=local_today())
     db.session.commit()
     return area
 

@@ -26,9 +26,11 @@ from delivery_service.errors import Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.orders.models import DeliveryOrder
 from delivery_service.orders.status import Direction
+from delivery_service.reports.fold import upsert
 from delivery_service.reports.models import CounterDailyTotal, ReportArea, ReportUnit, report_area_communes
+from delivery_service.reports.units import ensure_unit_map, successor_communes
 from delivery_service.units.models import REFORM_DATE, AdminUnit, UnitLevel
-from delivery_service.units.services import CODE_WIDTH, unit_index
+from delivery_service.units.services import CODE_WIDTH, UnitIndex, _norm_code, unit_index
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ PAGE_DAYS = 14  # days the counter's page shows
 LAST_LEGACY_DAY = REFORM_DATE - dt.timedelta(days=1)
 RESULT_DIRECTIONS = (Direction.RESULT_TO_CITIZEN, Direction.BOTH)
 
-# Messages the pages translate (delivery_service/reports/totals_views.py).
+# Messages the pages translate (the reports' part of delivery_service/web/messages.py).
 DAY_IN_FUTURE = "The day is in the future."
 DAY_TOO_OLD = f"The day is more than {MAX_PAST_DAYS} days ago."
 TOTAL_RANGE = f"Must be a whole number from 0 to {MAX_TOTAL}."
@@ -102,12 +104,12 @@ def save_totals(actor: Actor, totals: Sequence[DayTotal], *, today: dt.date) -> 
     if len(totals) > MAX_DAYS:
         raise InvalidInput({"_schema": [f"At most {MAX_DAYS} days at once."]})
     errors: dict[str, dict[str, list[str]]] = {}
-    first: dict[dt.date, int] = {}
+    seen: set[dt.date] = set()
     for i, total in enumerate(totals):
         item = _total_errors(total, today)
-        if total.day in first:
+        if total.day in seen:
             item.setdefault("day", []).append(DAY_TWICE)
-        first.setdefault(total.day, i)
+        seen.add(total.day)
         if item:
             errors[str(i)] = item
     if errors:
@@ -119,8 +121,6 @@ def save_totals(actor: Actor, totals: Sequence[DayTotal], *, today: dt.date) -> 
 def _store(actor: Actor, counter_id: int, totals: Sequence[DayTotal]) -> None:
     # One INSERT … ON CONFLICT (the primary key): two writers of the same day never make two rows,
     # the later one's value and author win.
-    from delivery_service.reports.fold import upsert
-
     now = utcnow()
     rows = [{"counter_id": counter_id, "day": t.day, "results_total": t.results_total,
              "reported_by_user_id": actor.user_id, "reported_by_client_id": actor.client_id,
@@ -243,8 +243,6 @@ def _check_area_actor(actor: Actor) -> None:
 def allowed_communes(actor: Actor) -> set[int] | None:
     """The 2025 communes an actor's areas may hold (None: any). The same rule as the figures' scope
     (figures.scope_conditions): a district officer's unit and every 2025 commune that counts for it."""
-    from delivery_service.reports.units import successor_communes
-
     _check_area_actor(actor)
     if actor.role is Role.ADMIN:
         return None
@@ -285,15 +283,11 @@ def get_area(actor: Actor, area_id: int) -> ReportArea:
 
 def resolve_units(refs: Sequence[UnitRef], today: dt.date) -> tuple[list[set[int]], dict[str, list[str]]]:
     """The 2025 communes each reference counts for, and errors by position ("3": [...])."""
-    from delivery_service.reports.units import ensure_unit_map, successor_communes
-
     index = unit_index()
     errors: dict[str, list[str]] = {}
-    found: list[int | None] = []
-    seen: dict[int, int] = {}
+    seen: dict[int, int] = {}  # unit -> its position
     for i, ref in enumerate(refs):
         unit, problem = _find(index, ref, today)
-        found.append(unit)
         if problem:
             errors[str(i)] = [problem]
         elif unit in seen:
@@ -302,22 +296,32 @@ def resolve_units(refs: Sequence[UnitRef], today: dt.date) -> tuple[list[set[int
             seen[unit] = i
     if errors:
         return [], errors
+    # Each unit (in the order of refs) with the units below it (a former district: its communes), all
+    # mapped to 2025 communes in one query.
+    below = {unit: _and_below(index, unit) for unit in seen}
     ensure_unit_map()
     communes = dict(db.session.execute(sa.select(ReportUnit.unit_id, ReportUnit.commune_id)
-                                       .where(ReportUnit.unit_id.in_([u for u in found if u]))).all())
+                                       .where(ReportUnit.unit_id.in_(set().union(*below.values())))).all())
     result = []
-    for i, (ref, unit) in enumerate(zip(refs, found, strict=True)):
-        ids = {communes[unit]} if unit in communes else set(successor_communes([unit]))
+    for i, (ref, unit) in enumerate(zip(refs, below, strict=True)):
+        ids = {communes[u] for u in below[unit] if u in communes}
         if not ids:
             errors[str(i)] = [f"{ref.level.value.capitalize()} {ref.code} has no communes."]
         result.append(ids)
     return result, errors
 
 
-def _find(index, ref: UnitRef, today: dt.date) -> tuple[int | None, str | None]:  # noqa: ANN001
-    code = ref.code.strip()
-    if code.isdigit():
-        code = code.zfill(CODE_WIDTH[ref.level])
+def _and_below(index: UnitIndex, unit_id: int) -> set[int]:
+    """A unit and every unit below it, at any depth."""
+    ids, frontier = {unit_id}, [unit_id]
+    while frontier:
+        frontier = [child.id for parent in frontier for child in index.children.get(parent, ())]
+        ids.update(frontier)
+    return ids
+
+
+def _find(index: UnitIndex, ref: UnitRef, today: dt.date) -> tuple[int | None, str | None]:
+    code = _norm_code(ref.code, ref.level) or ""
     if ref.level not in (UnitLevel.COMMUNE, UnitLevel.DISTRICT):
         return None, "Give communes or former districts."
     if ref.on is None:
@@ -443,7 +447,7 @@ def refs_from_text(text: str, today: dt.date) -> list[tuple[str, UnitRef]]:
         if token.isdigit() and len(token) <= CODE_WIDTH[UnitLevel.DISTRICT]:
             result.append((raw, UnitRef(UnitLevel.DISTRICT, token, LAST_LEGACY_DAY)))
             continue
-        code = token.zfill(CODE_WIDTH[UnitLevel.COMMUNE]) if token.isdigit() else token
+        code = _norm_code(token, UnitLevel.COMMUNE) or ""
         if not legacy and index.find(UnitLevel.COMMUNE, code, today) is None \
                 and index.find(UnitLevel.COMMUNE, code, LAST_LEGACY_DAY) is not None:
             legacy = True

@@ -5,16 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from delivery_service.fields import Text
+from delivery_service.orders.schemas import StrictSchema
 from delivery_service.reports import inputs
 from delivery_service.units.models import REFORM_DATE, UnitLevel
-
-
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE
+from delivery_service.units.services import unit_index
 
 
 def reportable_day(day: dt.date) -> None:
@@ -47,31 +44,25 @@ class TotalIn(StrictSchema):
 
 
 class DayTotalIn(StrictSchema):
-    """One day's total in a bulk write."""
+    """One day's total in a bulk write. An empty list and a day given twice are refused by the service
+    (inputs.save_totals), with the same errors."""
 
     day = fields.Date(required=True, validate=reportable_day)
     results_total = _results_total(required=True)
 
     @pre_load(pass_collection=True)
     def _at_most(self, data: Any, many: bool, **kwargs: Any) -> Any:
+        # Before loading each item: a list too long is refused whole.
         if many and isinstance(data, list) and len(data) > inputs.MAX_DAYS:
             raise ValidationError(f"At most {inputs.MAX_DAYS} days at once.")
-        if many and isinstance(data, list) and not data:
-            raise ValidationError("Give at least one day.")
         return data
 
-    @validates_schema(pass_collection=True)
-    def _once_each(self, data: Any, many: bool, **kwargs: Any) -> None:
-        if not many:
-            return
-        seen: set[dt.date] = set()
-        twice = {}
-        for i, item in enumerate(data):
-            if item["day"] in seen:
-                twice[i] = {"day": [inputs.DAY_TWICE]}
-            seen.add(item["day"])
-        if twice:
-            raise ValidationError(twice)
+
+class DayTotalForm(DayTotalIn):
+    """One day's total as the counter's page takes it: a total that is not a whole number hears the
+    range, as one out of it does."""
+
+    results_total = _results_total(required=True, error_messages={"invalid": inputs.TOTAL_RANGE})
 
 
 class TotalsQuery(Schema):
@@ -133,7 +124,6 @@ class AreaIn(StrictSchema):
                               {"level": "commune", "code": "21028"}]})
 
 
-
 def area_input(data: dict[str, Any]) -> inputs.AreaInput:
     """AreaIn's loaded data as the service takes it."""
     refs = [inputs.UnitRef(UnitLevel(u["level"]), u["code"],
@@ -165,8 +155,6 @@ class AreaOut(Schema):
                                 metadata={"description": "The area's figures per commune"})
 
     def _owner(self, area: Any) -> dict[str, Any] | None:
-        from delivery_service.extensions import db
-        from delivery_service.units.models import AdminUnit
-
-        unit = db.session.get(AdminUnit, area.owner_unit_id) if area.owner_unit_id else None
+        # From the unit index: a list of areas costs no query per owner.
+        unit = unit_index().by_id.get(area.owner_unit_id) if area.owner_unit_id else None
         return OwnerOut().dump(unit) if unit else None

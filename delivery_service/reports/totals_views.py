@@ -1,18 +1,19 @@
 """Counters' daily totals (the form under /counter/totals) and reporting areas (/reports/areas).
 
-Thin: the rules are in reports.inputs; this module turns form fields into its inputs and its English
-messages into the reader's language.
+Thin: the rules are in reports.inputs; this module turns form fields into its inputs, and its English
+messages into the reader's language through the shared table (web.messages).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import format_decimal, format_percent, gettext, ngettext
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from marshmallow import ValidationError
 
@@ -21,67 +22,28 @@ from delivery_service.errors import Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.orders.services import local_today
 from delivery_service.reports import inputs
-from delivery_service.reports.schemas import DayTotalIn
+from delivery_service.reports.schemas import DayTotalForm
 from delivery_service.web.access import page_actor, roles_required
 from delivery_service.web.messages import translate_message
 
 bp = Blueprint("report_input", __name__)
 
 
-# --- the reports' own messages in the reader's language -------------------------------------------
-
-def _fixed(msgid_call: Callable[[], str]) -> Callable[[re.Match[str]], str]:
-    return lambda _m: msgid_call()
-
-
-_MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
-    (re.compile(re.escape(inputs.DAY_IN_FUTURE)),
-     _fixed(lambda: gettext("The day is in the future: report a day's total once it has begun."))),
-    (re.compile(re.escape(inputs.DAY_TOO_OLD)),
-     _fixed(lambda: gettext("The day is more than %(n)s days ago.", n=inputs.MAX_PAST_DAYS))),
-    (re.compile(re.escape(inputs.TOTAL_RANGE) + "|Not a valid integer\\."),
-     _fixed(lambda: gettext("Enter a whole number from 0 to %(max)s.",
-                            max=format_decimal(inputs.MAX_TOTAL)))),
-    (re.compile(re.escape(inputs.DAY_TWICE)), _fixed(lambda: gettext("This day is given twice."))),
-    (re.compile(r"Use 1-32 letters, digits, dots, dashes or underscores.*"),
-     _fixed(lambda: gettext("Use 1–32 letters without diacritics, digits, dots, dashes or underscores."))),
-    (re.compile(r"An area with code (\S+) exists already\."),
-     lambda m: gettext("An area with code %(code)s exists already.", code=m.group(1))),
-    (re.compile(r"Give at least one commune or former district.*"),
-     _fixed(lambda: gettext("Give at least one commune or former district."))),
-    (re.compile(r"Unknown commune code (\S+) \(2025 structure\)\."),
-     lambda m: gettext("No commune has code %(code)s since 1 July 2025.", code=m.group(1))),
-    (re.compile(r"Unknown commune code (\S+) on \S+\."),
-     lambda m: gettext("No commune had code %(code)s before 1 July 2025.", code=m.group(1))),
-    (re.compile(r"Unknown district code (\S+) on \S+\."),
-     lambda m: gettext("No district had code %(code)s before 1 July 2025.", code=m.group(1))),
-    (re.compile(r"Given twice.*"), _fixed(lambda: gettext("Given twice."))),
-    (re.compile(r"\S+ (\S+) has no communes\."),
-     lambda m: gettext("Unit %(code)s holds no communes.", code=m.group(1))),
-]
-
-
-def say(message: str) -> str:
-    """A message of reports.inputs (or marshmallow's, or another service's) in the reader's language."""
-    for pattern, render in _MESSAGES:
-        match = pattern.fullmatch(message)
-        if match:
-            return render(match)
-    return translate_message(message)
-
-
 def _said(errors: Mapping[str, Any]) -> dict[str, list[str]]:
-    return {key: [say(str(m)) for m in (value if isinstance(value, list) else [value])]
+    """Errors by field, each message in the reader's language (the shared table of web.messages)."""
+    return {key: [translate_message(m) for m in (value if isinstance(value, list) else [value])]
             for key, value in errors.items()}
 
 
 # --- counters' daily totals ----------------------------------------------------------------------
 
 _DMY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+TOTAL_LABELS = {"day": _l("Day"), "results_total": _l("Results handed out that day (all, by post or not)")}
 
 
 def _form_total(values: Mapping[str, str]) -> dict[str, Any]:
-    """The typed day (2025-07-01 or 01/07/2025) and number (1.200 or 1,200 too) as DayTotalIn takes them."""
+    """The typed day (2025-07-01 or 01/07/2025) and number (1.200 or 1,200 too) as DayTotalForm takes
+    them."""
     day = values["day"]
     match = _DMY.fullmatch(day)
     if match:
@@ -100,24 +62,21 @@ def totals():
     today = local_today()
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
-        values = {name: (request.form.get(name) or "").strip() for name in ("day", "results_total")}
+        values = {name: (request.form.get(name) or "").strip() for name in TOTAL_LABELS}
         try:
-            data = DayTotalIn().load(_form_total(values))
+            data = DayTotalForm().load(_form_total(values))
+            saved = inputs.save_total(actor, inputs.DayTotal(data["day"], data["results_total"]), today=today)
         except ValidationError as exc:
             errors = _said(exc.messages)  # type: ignore[arg-type]
+        except InvalidInput as exc:
+            db.session.rollback()
+            errors = _said(exc.errors)
         else:
-            try:
-                total = inputs.DayTotal(data["day"], data["results_total"])
-                saved = inputs.save_total(actor, total, today=today)
-            except InvalidInput as exc:
-                db.session.rollback()
-                errors = _said(exc.errors)
-            else:
-                db.session.commit()
-                flash(gettext("Saved: %(total)s results handed out on %(day)s.",
-                              total=format_decimal(saved.results_total), day=saved.day.strftime("%d/%m/%Y")),
-                      "success")
-                return redirect(url_for("report_input.totals"), code=303)
+            db.session.commit()
+            flash(gettext("Saved: %(total)s results handed out on %(day)s.",
+                          total=format_decimal(saved.results_total), day=saved.day.strftime("%d/%m/%Y")),
+                  "success")
+            return redirect(url_for("report_input.totals"), code=303)
     else:
         values = {"day": request.args.get("day") or today.isoformat(), "results_total": ""}
     rows = inputs.recent_days(actor, today, current_app.config["SERVICE_TIMEZONE"])
@@ -125,9 +84,10 @@ def totals():
         chosen = next((r for r in rows if r.day.isoformat() == values["day"]), None)
         if chosen is not None and chosen.results_total is not None:
             values["results_total"] = str(chosen.results_total)
-    focus = next((name for name in ("day", "results_total") if name in errors), "results_total")
-    return render_template("reports/totals.html", rows=rows, values=values, errors=errors, today=today,
-                           earliest=today - dt.timedelta(days=inputs.MAX_PAST_DAYS), focus=focus,
+    focus = next((name for name in TOTAL_LABELS if name in errors), "results_total")
+    return render_template("reports/totals.html", rows=rows, values=values, errors=errors,
+                           labels=TOTAL_LABELS, focus=focus, today=today,
+                           earliest=today - dt.timedelta(days=inputs.MAX_PAST_DAYS),
                            percent=_percent), 422 if errors else 200
 
 
@@ -137,28 +97,29 @@ def _percent(share: float | None) -> str:
 
 # --- reporting areas -----------------------------------------------------------------------------
 
-AREA_FIELDS = ("code", "name", "units")
+AREA_LABELS = {"code": _l("Code"), "name": _l("Name"), "units": _l("Codes of communes or former districts")}
 
 
 @bp.get("/reports/areas")
 @roles_required(Role.ADMIN, Role.DISTRICT_OFFICER)
 def areas():
     """The reporting areas the user may see, each linked to its figures, and a form for a new one."""
-    return _areas_page({name: "" for name in AREA_FIELDS}, {})
+    return _areas_page({name: "" for name in AREA_LABELS}, {})
 
 
 def _areas_page(values: dict[str, str], errors: dict[str, list[str]], status: int = 200):
     actor = page_actor()
-    focus = next((name for name in AREA_FIELDS if name in errors), "code")
+    focus = next((name for name in AREA_LABELS if name in errors), "code")
     return render_template("reports/areas.html", areas=inputs.list_areas(actor), values=values,
-                           errors=errors, focus=focus, owner=current_user.area_unit), status
+                           errors=errors, labels=AREA_LABELS, focus=focus,
+                           owner=current_user.area_unit), status
 
 
 @bp.post("/reports/areas")
 @roles_required(Role.ADMIN, Role.DISTRICT_OFFICER)
 def create_area():
     """Save a new area from its code, name and the unit codes typed in the text box."""
-    values = {name: (request.form.get(name) or "").strip() for name in AREA_FIELDS}
+    values = {name: (request.form.get(name) or "").strip() for name in AREA_LABELS}
     today = local_today()
     typed = inputs.refs_from_text(values["units"], today)
     data = inputs.AreaInput(code=values["code"], name=values["name"], units=[ref for _raw, ref in typed])
@@ -180,14 +141,12 @@ def create_area():
 
 
 def _area_errors(errors: Mapping[str, Any], typed: list[tuple[str, inputs.UnitRef]]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for key, value in errors.items():
-        if key == "units" and isinstance(value, Mapping):
-            out["units"] = [f"{typed[int(i)][0]}: {say(m)}"
-                            for i, messages in value.items() for m in messages]
-        else:
-            out[key] = [say(str(m)) for m in (value if isinstance(value, list) else [value])]
-    return out
+    """Like _said; the units' errors by position come back beside the code typed there."""
+    units = errors.get("units")
+    if not isinstance(units, Mapping):
+        return _said(errors)
+    return {**_said({k: v for k, v in errors.items() if k != "units"}),
+            "units": [f"{typed[int(i)][0]}: {translate_message(m)}" for i, ms in units.items() for m in ms]}
 
 
 @bp.post("/reports/areas/<int:area_id>/delete")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from flask_babel import gettext
+from flask_babel import format_decimal, gettext
 
 
 def _fixed(msgid_call: Callable[[], str]) -> Callable[[re.Match[str]], str]:
@@ -66,6 +66,31 @@ _MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
      _fixed(lambda: gettext("The appointment date is more than a year away."))),
     (re.compile(r"Required when delivering a result\."),
      _fixed(lambda: gettext("Required when delivering a result."))),
+    # --- reports: counters' daily totals and reporting areas (delivery_service/reports/inputs.py);
+    # before the addresses' "Unknown … code '…' on …", which quote the code ---
+    (re.compile(r"The day is in the future\."),
+     _fixed(lambda: gettext("The day is in the future: report a day's total once it has begun."))),
+    (re.compile(r"The day is more than (\d+) days ago\."),
+     lambda m: gettext("The day is more than %(n)s days ago.", n=m.group(1))),
+    (re.compile(r"Must be a whole number from 0 to (\d+)\."),
+     lambda m: gettext("Enter a whole number from 0 to %(max)s.", max=format_decimal(int(m.group(1))))),
+    (re.compile(r"This day is given twice\."), _fixed(lambda: gettext("This day is given twice."))),
+    (re.compile(r"Use 1-32 letters, digits, dots, dashes or underscores.*"),
+     _fixed(lambda: gettext("Use 1–32 letters without diacritics, digits, dots, dashes or underscores."))),
+    (re.compile(r"An area with code (\S+) exists already\."),
+     lambda m: gettext("An area with code %(code)s exists already.", code=m.group(1))),
+    (re.compile(r"Give at least one commune or former district.*"),
+     _fixed(lambda: gettext("Give at least one commune or former district."))),
+    (re.compile(r"Unknown commune code (\S+) \(2025 structure\)\."),
+     lambda m: gettext("No commune has code %(code)s since 1 July 2025.", code=m.group(1))),
+    (re.compile(r"Unknown commune code ([^'\s]+) on \S+\."),
+     lambda m: gettext("No commune had code %(code)s before 1 July 2025.", code=m.group(1))),
+    (re.compile(r"Unknown district code ([^'\s]+) on \S+\."),
+     lambda m: gettext("No district had code %(code)s before 1 July 2025.", code=m.group(1))),
+    (re.compile(r"Given twice \(also item \d+\)\."), _fixed(lambda: gettext("Given twice."))),
+    (re.compile(r"(?:Commune|District) (\S+) has no communes\."),
+     lambda m: gettext("Unit %(code)s holds no communes.", code=m.group(1))),
+    # --- addresses (delivery_service/units/services.py) ---
     (re.compile(r"Unknown province code '?([^' ]*)'? on .*"),
      lambda m: gettext("Unknown province code %(code)s.", code=m.group(1))),
     (re.compile(r"Unknown district code '?([^' ]*)'? on .*"),
