@@ -12,7 +12,6 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
@@ -36,6 +35,7 @@ from delivery_service.courier.schemas import CourierSyncEventIn
 from delivery_service.db import utcnow
 from delivery_service.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
+from delivery_service.localtime import local_moment
 from delivery_service.orders import services as orders
 from delivery_service.orders.models import DeliveryOrder, OrderEvent, Payer
 from delivery_service.orders.status import Direction, Status
@@ -496,10 +496,6 @@ def next_working_day(day: dt.date) -> dt.date:
     return day
 
 
-def _local_day(moment: dt.datetime) -> dt.date:
-    return moment.astimezone(ZoneInfo(current_app.config["SERVICE_TIMEZONE"])).date()
-
-
 def _after_failure(order: DeliveryOrder, data: dict[str, Any]) -> Status:
     """Count the failed attempts: at the limit, the order goes back (the return flow); otherwise it
     is planned on the next attempt's day."""
@@ -511,7 +507,8 @@ def _after_failure(order: DeliveryOrder, data: dict[str, Any]) -> Status:
                              note=f"{count} failed attempts (limit {limit})", commit=False)
         return target
     today = orders.local_today()
-    day = data.get("next_attempt_date") or next_working_day(max(_local_day(data["device_time"]), today))
+    happened = local_moment(data["device_time"]).date()
+    day = data.get("next_attempt_date") or next_working_day(max(happened, today))
     if day < today:  # replayed days later: the next attempt cannot be in the past
         day = next_working_day(today)
     if day > today + dt.timedelta(days=60):

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app
 
 from delivery_service.accounts.models import User
 from delivery_service.extensions import db
+from delivery_service.localtime import service_timezone
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
 from delivery_service.orders.services import allocate_item_id, local_today, name_key
 from delivery_service.orders.status import Direction, Status
@@ -39,7 +39,7 @@ def load_history(weeks: int = 8, per_day: int = 25, seed: int = 2025) -> Iterato
         yield "demo history already loaded"
         return
     rng = random.Random(seed)
-    tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
+    tz = service_timezone()
     staff = db.session.scalar(sa.select(User).where(User.username == "supervisor"))
     plans = []  # (counter, route, commune) the demo routes serve, with the counters of their offices
     routes = db.session.scalars(sa.select(PostalRoute).where(PostalRoute.active).order_by(PostalRoute.id))

@@ -7,7 +7,6 @@ import os
 import unicodedata
 from collections import deque
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
@@ -19,6 +18,7 @@ from delivery_service.accounts.services import SYSTEM, Actor
 from delivery_service.db import utcnow
 from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
+from delivery_service.localtime import day_start, local_today  # noqa: F401  (local_today: many import it from here)
 from delivery_service.orders import status as machine
 from delivery_service.orders.models import DeliveryOrder, Exemption, ItemSerial, OrderEvent, Payer
 from delivery_service.orders.status import Direction, Status
@@ -26,11 +26,6 @@ from delivery_service.orgs.models import PostalRoute
 from delivery_service.units.models import UnitLevel
 from delivery_service.units.services import resolve_address, unit_index
 from labels import s10
-
-
-def local_today() -> dt.date:
-    """Today's date where the service runs (Vietnam by default)."""
-    return dt.datetime.now(ZoneInfo(current_app.config["SERVICE_TIMEZONE"])).date()
 
 
 def due_date(start: dt.date, days: int, working_days: bool) -> dt.date:
@@ -251,7 +246,7 @@ def find_orders(actor: Actor, *, q: str | None = None, created_on: dt.date | Non
     if q is not None:
         stmt = stmt.where(_search_condition(q))
     if created_on is not None:
-        start = dt.datetime.combine(created_on, dt.time(), ZoneInfo(current_app.config["SERVICE_TIMEZONE"]))
+        start = day_start(created_on)
         stmt = stmt.where(DeliveryOrder.created_at >= start,
                           DeliveryOrder.created_at < start + dt.timedelta(days=1))
     return stmt.order_by(DeliveryOrder.id.desc())

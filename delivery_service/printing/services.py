@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
@@ -26,6 +25,7 @@ from delivery_service.db import utcnow
 from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.jobs import enqueue_after_commit
+from delivery_service.localtime import local_moment, local_now
 from delivery_service.orders.models import DeliveryOrder, Exemption
 from delivery_service.orders.services import get_order, scope
 from delivery_service.orders.status import Status
@@ -67,10 +67,6 @@ class Document:
 
 def tracking_url(item_id: str) -> str:
     return f"{current_app.config['PUBLIC_BASE_URL']}/t/{item_id}"
-
-
-def _local_now() -> dt.datetime:
-    return dt.datetime.now(ZoneInfo(current_app.config["SERVICE_TIMEZONE"]))
 
 
 def address_lines(order: DeliveryOrder) -> tuple[str, ...]:
@@ -171,7 +167,7 @@ def print_label(actor: Actor, item_id: str, fmt: str | None = None, size: str | 
 def _render(orders: Sequence[DeliveryOrder], counter: Counter, fmt: LabelFormat, size: str,
             actor: Actor, on_progress: Any = None) -> bytes:
     """Render labels and record one print per order (current transaction)."""
-    now = _local_now()
+    now = local_now()
     copies = _copies([o.id for o in orders])
     stops = sequenced_stops(orders)
     items = [label_data(o, counter, copies.get(o.id, 0) + 1, now, stops.get(o.id, (None, None))[1])
@@ -259,7 +255,7 @@ def start_batch(actor: Actor, *, counter_id: int, item_ids: Sequence[str] | None
     if len(orders) <= current_app.config["LABEL_ASYNC_THRESHOLD"]:
         content = _render(orders, counter, chosen_format, chosen_size, actor)
         db.session.commit()
-        stamp = _local_now().strftime("%Y%m%d-%H%M")
+        stamp = local_now().strftime("%Y%m%d-%H%M")
         return BatchResult(Document(content, MIME[chosen_format],
                                     f"nhan-{counter.code}-{stamp}.{chosen_format.value}"), None, left_out)
     job = PrintJob(counter_id=counter_id, created_by_id=actor.user_id, client_id=actor.client_id,
@@ -388,8 +384,7 @@ def receipt(actor: Actor, item_id: str, size: str = "a5") -> Document:
         service=lm.Service(order.direction.value), counter=_counter_party(counter),
         recipient=lm.Party(order.recipient_name, address_lines(order), order.recipient_phone),
         dossier_code=order.dossier_code, procedure_name=order.procedure_name,
-        issuing_agency=order.issuing_agency, created_at=order.created_at.astimezone(
-            ZoneInfo(current_app.config["SERVICE_TIMEZONE"])),
+        issuing_agency=order.issuing_agency, created_at=local_moment(order.created_at),
         appointment_date=order.appointment_date, due_date=order.due_date, postage_vnd=order.postage_vnd,
         postage_due_vnd=order.postage_due_vnd, exemption=EXEMPTION_TEXT.get(order.exemption),
         collect_vnd=order.collect_vnd, hotline=_hotline(counter),
@@ -454,7 +449,7 @@ def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: 
                         client_id=actor.client_id, actor_label=actor.label, note=note)
     db.session.add(manifest)
     db.session.flush()
-    manifest.code = f"BB{_local_now():%y%m%d}{manifest.id:06d}"
+    manifest.code = f"BB{local_now():%y%m%d}{manifest.id:06d}"
     db.session.execute(sa.insert(manifest_items), [
         {"manifest_id": manifest.id, "order_id": o.id, "position": n} for n, o in enumerate(orders, start=1)])
     db.session.commit()
@@ -509,8 +504,7 @@ def manifest_pdf(actor: Actor, code: str) -> Document:
     }[manifest.kind]
     data = lm.ManifestData(
         manifest_id=manifest.code, kind=lm.ManifestKind(manifest.kind.value), giver=giver,
-        receiver=receiver, created_at=manifest.created_at.astimezone(
-            ZoneInfo(current_app.config["SERVICE_TIMEZONE"])),
+        receiver=receiver, created_at=local_moment(manifest.created_at),
         lines=tuple(_line(o) for o in orders), route_code=route.code if route else None, note=manifest.note)
     return Document(labels.render_manifest(data), "application/pdf", f"bien-ban-{manifest.code}.pdf")
 
@@ -531,7 +525,7 @@ def run_sheet(actor: Actor, code: str, day: dt.date) -> Document:
     data = lm.RunSheetData(
         route_code=view.route.code, route_name=view.route.name,
         courier_name=courier.full_name if courier else None, day=day, stops=stops,
-        total_m=view.run.total_m if view.run else 0.0, printed_at=_local_now(),
+        total_m=view.run.total_m if view.run else 0.0, printed_at=local_now(),
         office=lm.Party(view.route.post_office.name),
         unsequenced=tuple(_line(o) for o in view.unsequenced))
     return Document(labels.render_run_sheet(data), "application/pdf", f"lo-trinh-{view.route.code}-{day}.pdf")

@@ -12,7 +12,6 @@ import datetime as dt
 import enum
 from dataclasses import dataclass, field, fields
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
@@ -21,6 +20,7 @@ from delivery_service.accounts.models import Role, User
 from delivery_service.accounts.services import Actor
 from delivery_service.errors import Forbidden
 from delivery_service.extensions import db
+from delivery_service.localtime import day_start, local_today
 from delivery_service.orders.models import OPEN_WHERE, DeliveryOrder
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.models import Counter, PostalRoute, PostOffice
@@ -237,10 +237,8 @@ def _order_columns() -> tuple[Cols, Any]:
 
 
 def _received_between(start: dt.date, end: dt.date) -> list[sa.ColumnElement[bool]]:
-    tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
-    since = dt.datetime.combine(start, dt.time(), tz)
-    until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tz)
-    return [DeliveryOrder.created_at >= since, DeliveryOrder.created_at < until]
+    return [DeliveryOrder.created_at >= day_start(start),
+            DeliveryOrder.created_at < day_start(end + dt.timedelta(days=1))]
 
 
 def _condition(name: str, value: int, c: Cols) -> sa.ColumnElement[bool]:
@@ -299,8 +297,6 @@ def _joined(source: Any, c: Cols, level: Level) -> Any:
 def figures(actor: Actor, start: dt.date, end: dt.date, level: Level, filters: Filters = Filters(),
             *, today: dt.date | None = None, catch_up: bool = True) -> Report:
     """The figures of every unit of ``level`` the actor may see, for the local days start..end."""
-    from delivery_service.orders.services import local_today
-
     cursor, last = _prepare(actor, catch_up)
     rows: dict[Any, Row] = {}
     total = Row(label="")

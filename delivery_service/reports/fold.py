@@ -37,6 +37,7 @@ from delivery_service.accounts.models import Role, User
 from delivery_service.courier.models import EventCorrection
 from delivery_service.db import utcnow
 from delivery_service.extensions import db
+from delivery_service.localtime import service_timezone
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
 from delivery_service.orders.status import Direction, Status
 from delivery_service.reports.models import (
@@ -119,7 +120,7 @@ def fold(max_events: int | None = None, *, time_budget_s: float | None = None) -
     horizon = committed_horizon()
     if horizon is None:
         return 0
-    tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
+    tz = service_timezone()
     started, done = time.monotonic(), 0
     while max_events is None or done < max_events:
         cursor = _cursor()

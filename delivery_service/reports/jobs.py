@@ -18,6 +18,7 @@ from flask import current_app
 
 from delivery_service.db import utcnow
 from delivery_service.errors import Conflict
+from delivery_service.localtime import service_timezone
 from delivery_service.reports.weekly import build_scopes, last_full_week, week_of
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,6 @@ def build_week(period_start_iso: str) -> int:
     built = build_scopes(start, end)
     log.info("weekly reports %s..%s: %d built", start, end, len(built))
     return len(built)
-
-
-def _timezone() -> ZoneInfo:
-    return ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
 
 
 def next_run(now: dt.datetime, schedule: tuple[int, int, int], tz: ZoneInfo) -> dt.datetime:
@@ -73,7 +70,7 @@ def schedule_next(now: dt.datetime | None = None) -> Scheduled:
 
     from delivery_service.jobs import execute
 
-    run_at = next_run(now or utcnow(), current_app.config["REPORT_WEEKLY_SCHEDULE"], _timezone())
+    run_at = next_run(now or utcnow(), current_app.config["REPORT_WEEKLY_SCHEDULE"], service_timezone())
     ident = job_id(queue.name, run_at.date())
     week = last_full_week(run_at.date())
     # Two callers at once both find no job and both enqueue: under the same id that is still one job
@@ -101,7 +98,7 @@ def run_scheduled(run_day_iso: str) -> int:
     run_day = dt.date.fromisoformat(run_day_iso)
     if current_app.extensions.get("rq_queue") is not None:
         _weekday, hour, minute = current_app.config["REPORT_WEEKLY_SCHEDULE"]
-        this_run = dt.datetime.combine(run_day, dt.time(hour, minute), _timezone())
+        this_run = dt.datetime.combine(run_day, dt.time(hour, minute), service_timezone())
         schedule_next(max(utcnow(), this_run))
     start, _end = last_full_week(run_day)
     return build_week(start.isoformat())

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 from xml.sax.saxutils import escape
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
@@ -39,6 +38,7 @@ from delivery_service.accounts.services import SYSTEM, Actor
 from delivery_service.db import utcnow
 from delivery_service.errors import InvalidInput, NotFound
 from delivery_service.extensions import db
+from delivery_service.localtime import local_now
 from delivery_service.orders.services import local_today
 from delivery_service.reports import bands
 from delivery_service.reports.figures import (
@@ -253,13 +253,12 @@ def gather(
         (week, found.get(week, Row(label=week.isoformat())))
         for week in (trend_start + dt.timedelta(weeks=i) for i in range(TREND_WEEKS))
     ]
-    tz = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
     return WeeklyData(
         title=f"{SERVICE} — {name} — {period_words(start, end)}",
         scope_kind=scope.kind,
         start=start,
         end=end,
-        built_at=dt.datetime.now(tz),
+        built_at=local_now(),
         today=today,
         total=report.total,
         level=scope.level,

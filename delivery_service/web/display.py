@@ -6,15 +6,15 @@ Labels are lazy strings with English msgids; the Vietnamese catalog translates t
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app
+from flask import Flask
 from flask_babel import format_decimal
 from flask_babel import lazy_gettext as _l
 from jinja2 import pass_context
 
 from delivery_service.accounts.models import Role
 from delivery_service.imports.models import ImportState
+from delivery_service.localtime import local_moment
 from delivery_service.orders.models import Exemption, Payer
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.services import route_code
@@ -120,7 +120,7 @@ def _local(moment: dt.datetime | None) -> dt.datetime | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(ZoneInfo(current_app.config["SERVICE_TIMEZONE"]))
+    return local_moment(moment)
 
 
 def format_day(day: dt.date | None) -> str:
