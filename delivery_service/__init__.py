@@ -16,6 +16,7 @@ LOCALES = ("vi", "en")
 def create_app(config_override: dict[str, Any] | None = None) -> Flask:
     """Build the application. Nothing connects or reads settings until this is called."""
     from delivery_service import config, errors, extensions, jobs
+    from delivery_service.api import guards
 
     app = Flask(__name__, instance_relative_config=True)
     settings = config.load(app.instance_path, config_override)
@@ -64,6 +65,7 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
     extensions.api.init_app(app)
     jobs.init_app(app)
     errors.register(app)
+    guards.init_app(app)  # before the blueprints: their <int:…> rules take its bounded converter
     _register_blueprints(app)
 
     @app.after_request
@@ -109,10 +111,20 @@ def _engine_options(url: str) -> dict[str, Any]:
 def _sqlite_pragmas(app: Flask) -> None:
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         return
+    from pathlib import Path
+
     from delivery_service.extensions import db
 
     with app.app_context():
         engine = db.engine
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _make_folder(_dialect, _record, cargs, _cparams):  # noqa: ANN001, ANN202
+        # The database's folder (instance/ by default) is made when it is first opened, so that a
+        # command that never opens it (``--help``) writes nothing.
+        database = engine.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # noqa: ANN001

@@ -34,6 +34,7 @@ main.add_command(reports_cli)
 def serve(workers: int, host: str, dev: bool) -> None:
     """Serve the app with gunicorn on $PORT (default 5000)."""
     port = int(os.environ.get("PORT", "5000"))
+    _keep_development_secret()
     if dev:
         create_app().run(host=host, port=port, debug=True)
         return
@@ -50,6 +51,16 @@ def serve(workers: int, host: str, dev: bool) -> None:
             return create_app()
 
     Server().run()
+
+
+def _keep_development_secret() -> None:
+    """Without SECRET_KEY (development), keep one in the instance folder before the workers start, so
+    that they share it and log-ins survive a restart (loading the settings alone writes nothing)."""
+    from delivery_service import config
+
+    app = create_app()
+    if not os.environ.get("SECRET_KEY") and app.config["ENV"] != "production":
+        config.keep_instance_secret(app.instance_path)
 
 
 @main.command()

@@ -117,8 +117,7 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
     cfg.update(override or {})
 
     instance = Path(instance_path)
-    if not cfg["DATABASE_URL"]:
-        instance.mkdir(parents=True, exist_ok=True)
+    if not cfg["DATABASE_URL"]:  # the folder is made when the database is first opened, not here
         cfg["DATABASE_URL"] = f"sqlite:///{instance / 'delivery.sqlite3'}"
     url = cfg["DATABASE_URL"]
     if url.startswith("postgres://"):
@@ -130,7 +129,10 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
     if not cfg["SECRET_KEY"]:
         if cfg["ENV"] == "production":
             raise ConfigError("SECRET_KEY must be set in production")
-        cfg["SECRET_KEY"] = _instance_secret(instance)
+        # Loading the settings writes nothing (``delivery-service --help`` must not): the secret kept
+        # in the instance folder is read if there is one, else this process gets a passing one;
+        # ``serve`` keeps one (keep_instance_secret) before its workers start.
+        cfg["SECRET_KEY"] = read_instance_secret(instance) or secrets.token_urlsafe(48)
 
     cfg["ITEM_ID_PREFIX"] = str(cfg["ITEM_ID_PREFIX"]).upper()
     cfg["ITEM_ID_COUNTRY"] = str(cfg["ITEM_ID_COUNTRY"]).upper()
@@ -254,12 +256,21 @@ def _courier_settings(cfg: dict[str, Any]) -> None:
                           f"got {cfg['DELIVERY_ID_CHECK']!r}")
 
 
-def _instance_secret(instance: Path) -> str:
-    """A development secret shared by all worker processes of this instance folder.
+def read_instance_secret(instance: Path) -> str | None:
+    """The development secret kept in the instance folder, if one was kept."""
+    try:
+        return (instance / "secret_key").read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def keep_instance_secret(instance_path: str) -> str:
+    """A development secret shared by all worker processes of this instance folder, kept there.
 
     Written to a temporary file and linked into place, so that two workers starting together agree
     on one secret and neither ever reads a half-written file.
     """
+    instance = Path(instance_path)
     instance.mkdir(parents=True, exist_ok=True)
     path = instance / "secret_key"
     if not path.exists():

@@ -10,6 +10,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
 from delivery_service.db import Base
+from delivery_service.errors import ErrorOut
 
 # Sessions live for one request or job; keeping values after commit spares a reload per response.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
@@ -17,6 +18,12 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
-api = Api()
+
+
+class _Api(Api):
+    ERROR_SCHEMA = ErrorOut  # the one error shape of errors.error_body, documented on every operation
+
+
+api = _Api()
 # Storage: Redis when REDIS_URL is set (shared by all processes), else per-process memory.
 limiter = Limiter(key_func=get_remote_address)

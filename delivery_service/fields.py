@@ -1,12 +1,15 @@
-"""marshmallow fields shared by the API and the pages: NFC text and Vietnamese phone numbers."""
+"""marshmallow fields shared by the API and the pages: NFC text, Vietnamese phone numbers, days."""
 
 from __future__ import annotations
 
+import datetime as dt
 import unicodedata
 from typing import Any
 
 import phonenumbers
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, validate
+
+from delivery_service.errors import coded
 
 _CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn"}
 
@@ -32,14 +35,14 @@ class Text(fields.String):
         if not text.isprintable():
             allowed = {"\n", "\t"} if self.multiline else set()
             if any(unicodedata.category(ch) in _CONTROL and ch not in allowed for ch in text):
-                raise ValidationError("Contains control or invalid characters.")
+                raise ValidationError(coded("invalid_characters", "Contains control or invalid characters."))
         text = text.strip() if self.multiline else " ".join(text.split())
         if not text:
             if self.required:
-                raise ValidationError("Must not be empty.")
+                raise ValidationError(coded("required", "Must not be empty."))
             return None
         if len(text) > self.max_length:
-            raise ValidationError(f"Longer than {self.max_length} characters.")
+            raise ValidationError(coded("too_long", f"Longer than {self.max_length} characters."))
         return text
 
 
@@ -55,7 +58,7 @@ class Phone(fields.String):
         raw = super()._deserialize(value, attr, data, **kwargs).strip()
         if not raw:
             if self.required:
-                raise ValidationError("Must not be empty.")
+                raise ValidationError(coded("required", "Must not be empty."))
             return None
         return normalise_phone(raw)
 
@@ -63,13 +66,13 @@ class Phone(fields.String):
 def normalise_phone(raw: str) -> str:
     """National form of a valid Vietnamese number, or ValidationError."""
     if len(raw) > 20:
-        raise ValidationError("Not a valid Vietnamese phone number.")
+        raise ValidationError(coded("invalid_phone", "Not a valid Vietnamese phone number."))
     try:
         number = phonenumbers.parse(raw, "VN")
     except phonenumbers.NumberParseException:
-        raise ValidationError("Not a valid Vietnamese phone number.") from None
+        raise ValidationError(coded("invalid_phone", "Not a valid Vietnamese phone number.")) from None
     if number.country_code != 84 or not phonenumbers.is_valid_number(number):
-        raise ValidationError("Not a valid Vietnamese phone number.")
+        raise ValidationError(coded("invalid_phone", "Not a valid Vietnamese phone number."))
     return "0" + str(number.national_number)
 
 
@@ -81,5 +84,20 @@ class IdNumber(fields.String):
         if not raw:
             return None
         if not (raw.isascii() and raw.isdigit()) or len(raw) not in (9, 12):
-            raise ValidationError("An ID number has 12 digits (CCCD) or 9 digits (old ID card).")
+            raise ValidationError(coded("invalid_id_number",
+                                          "An ID number has 12 digits (CCCD) or 9 digits (old ID card)."))
         return raw
+
+
+# Days the service takes: anything else is a typo or a probe, and day arithmetic near year 1 or 9999
+# (a default span before or after it) would overflow.
+EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2100, 12, 31)
+_DAY_RANGE = validate.Range(EARLIEST, LATEST)
+
+
+class Day(fields.Date):
+    """A calendar day (YYYY-MM-DD) from EARLIEST to LATEST; the field's own validators come after."""
+
+    def __init__(self, *args: Any, validate: Any = None, **kwargs: Any) -> None:  # noqa: A002
+        own = [] if validate is None else list(validate) if isinstance(validate, list | tuple) else [validate]
+        super().__init__(*args, validate=[_DAY_RANGE, *own], **kwargs)

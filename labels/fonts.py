@@ -8,13 +8,16 @@ Public API (also used by ``labels.documents``)::
     text_width(text, font, size) -> float     # points (reportlab stringWidth; registers first)
     fit_lines(text, font, max_size, min_size, width, max_lines, *, step=0.5) -> Fit
         Fit(size: float, lines: tuple[str, ...], truncated: bool)   # a NamedTuple
+    fit_line(text, font, max_size, min_size, width, *, step=0.5) -> Fit    # one line, cut anywhere
 
 ``fit_lines`` wraps on words (a word longer than the width is broken between characters), keeps
 explicit newlines, and shrinks the size from ``max_size`` down to ``min_size`` in ``step`` points
 until the text fits in ``max_lines`` lines of ``width`` points. When even ``min_size`` does not fit,
 the last line ends with "…" and ``truncated`` is True: text is never cut silently. Callers show the
 mark (the label prints a "(…)" hint and tests assert on it); identifiers must never be truncated,
-so callers raise :class:`labels.model.LabelError` for those instead.
+so callers raise :class:`labels.model.LabelError` for those instead. ``fit_line`` is for running
+heads and feet: the text on one line, shrunk, then cut between characters (not before a long word)
+with "…".
 
 The fonts are vendored (labels/fonts/, DejaVu 2.37 from Debian's fonts-dejavu-core, licence in
 LICENSE-DejaVu.txt): a fresh checkout needs no system fonts. DejaVu has every Vietnamese letter
@@ -159,3 +162,30 @@ def fit_lines(
         last = last[:-1]
     kept[-1] = last.rstrip() + ELLIPSIS
     return Fit(size, tuple(kept), True)
+
+
+def fit_line(
+    text: str, font: str, max_size: float, min_size: float, width: float, *, step: float = 0.5
+) -> Fit:
+    """``text`` on one line of ``width`` points: the largest size from ``max_size`` down to
+    ``min_size`` at which it fits, else at ``min_size`` cut between characters and ending with "…"."""
+    if width <= 0 or min_size <= 0 or max_size < min_size:
+        raise ValueError("fit_line needs width > 0 and 0 < min_size <= max_size")
+    register()
+    text = " ".join(nfc(text).split())
+    if not text:
+        return Fit(max_size, (), False)
+    natural = stringWidth(text, font, 1.0)
+    size = max_size
+    while natural * size > width and size > min_size:
+        size = max(min_size, size - step)
+    if natural * size <= width:
+        return Fit(size, (text,), False)
+    lo, hi = 0, len(text)  # the longest prefix that fits with the ellipsis: binary search
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if stringWidth(text[:mid].rstrip() + ELLIPSIS, font, size) <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    return Fit(size, (text[:lo].rstrip() + ELLIPSIS,), True)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +14,7 @@ from delivery_service import config
 
 
 def _secret(instance: str, queue: multiprocessing.Queue) -> None:
+    config.keep_instance_secret(instance)
     queue.put(config.load(instance, {"DATABASE_URL": "sqlite://"})["SECRET_KEY"])
 
 
@@ -24,6 +29,26 @@ def test_workers_starting_together_share_one_secret(tmp_path):
         p.join(timeout=30)
     assert len(secrets) == 1 and len(secrets.pop()) > 40
     assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no temporary files left
+
+
+def test_loading_the_settings_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    instance = tmp_path / "instance"
+    cfg = config.load(str(instance), {})
+    assert cfg["SECRET_KEY"] and cfg["DATABASE_URL"].endswith("instance/delivery.sqlite3")
+    assert not instance.exists()  # no folder, no secret_key: made when serving or opening the database
+    config.keep_instance_secret(str(instance))
+    assert config.load(str(instance), {})["SECRET_KEY"] == (instance / "secret_key").read_text().strip()
+
+
+def test_commands_write_nothing_into_the_working_directory(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATABASE_URL")}
+    for args in (["--help"], ["db", "--help"], ["users", "--help"]):
+        done = subprocess.run([str(Path(sys.executable).parent / "delivery-service"), *args], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("override", [{"ITEM_ID_PREFIX": "SA"}, {"ITEM_ID_PREFIX": "R1"},

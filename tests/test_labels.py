@@ -363,3 +363,75 @@ def test_recipient_name_changed_between_items_is_not_reused() -> None:
     a, b = item(1), dataclasses.replace(item(2), recipient=Party("Trần Văn Đức"))
     text = pdftotext(render_labels([a, b]))
     assert NAME in text and "Trần Văn Đức" in text
+
+
+# --- every text at the most the API accepts ---------------------------------------------------
+
+MAX_TEXTS = {  # orders.schemas.OrderIn: names 200, address detail 255, procedure 500
+    "spaced": {
+        "name": ("Tôn Nữ Hoàng Thị Phương Thảo " * 8)[:200].strip(),
+        "address": ("Tổ dân phố 14, khu phố Hoà Thuận Đông, đường Nguyễn Thị Minh Khai " * 4)[:255].strip(),
+        "procedure": ("Cấp giấy chứng nhận quyền sử dụng đất, quyền sở hữu nhà ở " * 9)[:500].strip(),
+    },
+    "unbroken": {"name": ("Nguyễn" * 34)[:200], "address": ("Hẻm" * 90)[:255], "procedure": ("Cấp" * 170)[:500]},
+}
+DOSSIER_28 = "000.00.16.H38-261121-0001-AB"  # the longest every size prints whole (issue 13: longer)
+
+
+def max_item(kind: str, dossier_code: str = DOSSIER_28) -> LabelData:
+    texts = MAX_TEXTS[kind]
+    return item(
+        9,
+        sender=Party(texts["name"], (texts["address"], "Phường Điện Ngọc", "Thành phố Đà Nẵng"), "0235 3812 345"),
+        recipient=Party(texts["name"], (texts["address"], "Phường Điện Ngọc", "Thành phố Đà Nẵng"), "0905123456"),
+        dossier_code=dossier_code,
+        procedure_name=texts["procedure"],
+        route_code="QNG-01",
+        stop_no=9999,
+        postage_vnd=1_000_000_000,
+        collect_vnd=1_000_000_000,
+        reprint=99,
+    )
+
+
+@pytest.mark.parametrize("kind", MAX_TEXTS)
+@pytest.mark.parametrize("size", list(LabelSize))
+def test_labels_of_maximum_size_fit_or_say_what_they_cut(size: LabelSize, kind: str) -> None:
+    label = max_item(kind)
+    lay = layout_label(label, size)
+    pdf = render_labels([label], size)
+    text = " ".join(pdftotext(pdf).split())
+    flat = "".join(text.split())
+    fields = {"recipient name": label.recipient.name, "procedure": label.procedure_name or ""}
+    for field_name, value in fields.items():  # whole, or marked "…" and named in the layout
+        assert "".join(value.split()) in flat or field_name in lay.truncated, field_name
+    assert lay.truncated and "…" in text
+    assert DOSSIER_28 in text and label.item_id in text and "1.000.000.000 ₫" in text
+    found = decoded(rasterise(pdf, 203, mono=True))
+    assert ("Code 128", label.item_id) in found and ("QR Code", label.tracking_url) in found
+    if size is not LabelSize.A4:
+        w, h = PAGE_PT[size]
+        margin = lay.static[0].x * MM
+        for x0, y0, x1, y1, word in _WORD.findall(pdftotext(pdf, "-bbox")):
+            assert margin <= float(x0) and float(x1) <= w - margin, word
+            assert margin <= float(y0) and float(y1) <= h - margin, word
+        zpl = render_zpl([label], size).decode()
+        assert zpl.count("^XA") == zpl.count("^XZ") == 1 and f"^FD{label.item_id}^FS" in zpl
+
+
+def test_a_dossier_code_too_long_for_the_label_is_refused_not_cut() -> None:
+    """64 characters (the API's maximum) do not fit: LabelError, which the service answers with 422."""
+    with pytest.raises(LabelError, match="dossier code .* too long to print whole"):
+        render_labels([max_item("spaced", ("000.00.16.H38-261121-0001 " * 3)[:64].strip())])
+
+
+def test_fit_line_shrinks_then_cuts_between_characters() -> None:
+    from labels.fonts import fit_line
+
+    assert fit_line(NAME, FONT, 8, 6, 200) == (8, (NAME,), False)
+    shrunk = fit_line(LONG_NAME, FONT, 8, 5, 250)
+    assert not shrunk.truncated and shrunk.size < 8 and text_width(LONG_NAME, FONT, shrunk.size) <= 250
+    head = "Báo cáo tuần — " + "Khuvựcbáocáo" * 20  # a long word after a short prefix is cut, not dropped
+    cut = fit_line(head, FONT, 6.5, 5, 300)
+    assert cut.truncated and cut.lines[0].startswith("Báo cáo tuần — Khuvực") and cut.lines[0].endswith("…")
+    assert text_width(cut.lines[0], FONT, cut.size) <= 300 < text_width(cut.lines[0] + "x", FONT, cut.size)

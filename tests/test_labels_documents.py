@@ -4,6 +4,7 @@ with REQUIRE_SERVICES=1 they fail instead."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import re
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from labels import s10
 from labels.documents import render_manifest, render_receipt, render_run_sheet
 from labels.model import (
     LabelError,
@@ -395,9 +397,10 @@ def test_manifest_spans_pages_with_header_totals_and_signatures(manifest_pdf: Pa
     pages = len(sizes)
     for page in range(1, pages + 1):
         out = text(manifest_pdf, page)
-        assert "Mã bưu gửi" in out and "Dossier code" in out and "STT" in out, (
-            f"header missing on page {page}"
-        )
+        if re.search(r"RR\d{9}VN", out):  # a page of items (the signatures may end on a page of their own)
+            assert "Mã bưu gửi" in out and "Dossier code" in out and "STT" in out, (
+                f"header missing on page {page}"
+            )
         assert f"Page {page} of {pages}" in out
         assert "BB-QNG01-20261121-0003" in out
     first, last = text(manifest_pdf, 1), text(manifest_pdf, pages)
@@ -416,7 +419,7 @@ def test_manifest_spans_pages_with_header_totals_and_signatures(manifest_pdf: Pa
     # 45 items; postage 45 x 26.000; collect 23 x 50.000
     assert re.search(r"Number of items\s+45\b", last)
     assert "1.170.000 ₫" in last and "1.150.000 ₫" in last
-    assert re.search(r"Total: 45\b", last)
+    assert re.search(r"Total: 45\b", everything)
     assert words_outside(manifest_pdf) == []
 
 
@@ -496,3 +499,201 @@ def test_long_run_sheet_repeats_its_header(tmp: Path) -> None:
         out = text(pdf, page)
         assert "Ký nhận" in out and f"Page {page} of {pages}" in out
     assert words_outside(pdf) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# documents of any size: a stop of many orders, every text at the API's maximum length
+
+
+def stop_data(n: int, **line_changes: Any) -> RunSheetData:
+    """Stop 1 (one order), stop 2 (``n`` orders at one apartment block), stop 3 (one order)."""
+    block = "Chung cư Hoàng Anh Gia Lai, 12 Hùng Vương, Phường Cẩm Thành"
+    lines = tuple(
+        ManifestLine(
+            item_id=s10.make("RR", i),
+            dossier_code=f"H38-{i:04d}",
+            recipient_name=f"Người nhận số {i}",
+            address=block,
+            postage_vnd=26_000,
+            collect_vnd=10_000 if i % 2 else 0,
+            **line_changes,
+        )
+        for i in range(1, n + 3)
+    )
+    return RunSheetData(
+        "QNG01",
+        "Tuyến 1",
+        "Phạm Văn Đức",
+        dt.date(2026, 11, 22),
+        (
+            RunSheetStop(1, lines[:1], leg_m=300.0),
+            RunSheetStop(2, lines[1 : n + 1], phone="0905 000 002", leg_m=800.0),
+            RunSheetStop(3, lines[n + 1 :], leg_m=500.0),
+        ),
+        10_000.0,
+        dt.datetime(2026, 11, 22, 6, 45),
+    )
+
+
+@pytest.mark.parametrize("n", [50, 200])
+def test_a_stop_of_many_orders_flows_over_pages(tmp: Path, n: int) -> None:
+    """One row per order: a stop of 13 or more orders used to be one row taller than a page."""
+    data = stop_data(n)
+    pdf = write(tmp, f"run-stop-{n}.pdf", render_run_sheet(data))
+    pages = len(page_sizes(pdf))
+    assert pages >= 1 + n // 20
+    out = text(pdf)
+    ids = [line.item_id for stop in data.stops for line in stop.lines]
+    positions = [out.find(item_id) for item_id in ids]
+    assert -1 not in positions and positions == sorted(positions)  # every order, in stop order
+    # the stop's following rows say which stop they continue, on every page they reach
+    assert flat(out).count("(tiếp/cont.)") == n - 1
+    for page in range(1, pages + 1):
+        on_page = text(pdf, page)
+        assert "Ký nhận" in on_page and f"Page {page} of {pages}" in on_page
+        if 1 < page < pages:  # the first row under the repeated header carries the stop's number
+            assert "Signature2(tiếp/cont.)" in flat(on_page)
+    whole = 26_000 * n + 10_000 * sum(1 for i in range(2, n + 2) if i % 2)
+    assert f"Cả điểm 2 / Whole stop: {whole:,} ₫".replace(",", ".") in " ".join(out.split())
+    assert words_outside(pdf) == []
+    if n == 50:  # the barcodes on a page in the middle of the stop scan
+        found = scan(pdf, dpi=203, mode="mono", page=2)
+        assert found and {value for _format, value in found} <= set(ids[1 : n + 1])
+
+
+# Every free text at the most the API accepts (orders.schemas.OrderIn), with and without spaces.
+SPACED = {
+    "name": ("Tôn Nữ Hoàng Thị Phương Thảo " * 8)[:200].strip(),
+    "address": ("Tổ dân phố 14, khu phố Hoà Thuận Đông, đường Nguyễn Thị Minh Khai " * 4)[:255].strip()
+    + ", Phường Điện Ngọc",
+    "dossier": ("000.00.16.H38-261121-0001 " * 3)[:64].strip(),
+    "procedure": ("Cấp giấy chứng nhận quyền sử dụng đất, quyền sở hữu nhà ở " * 9)[:500].strip(),
+    "agency": ("Văn phòng Đăng ký đất đai tỉnh Quảng Ngãi " * 7)[:255].strip(),
+}
+UNBROKEN = {
+    "name": ("Nguyễn" * 34)[:200],
+    "address": ("Hẻm" * 90)[:255] + ", Phường Điện Ngọc",
+    "dossier": ("H38-" * 16)[:64],
+    "procedure": ("Cấp" * 170)[:500],
+    "agency": ("Sở" * 130)[:255],
+}
+NOTES = {
+    "words": ("Gọi trước khi đến, cổng xanh, nhà thứ ba " * 13)[:500].strip(),
+    "word": ("Gọi" * 170)[:500],
+    "lines": "\n".join(["Ghi chú"] * 63)[:500],
+    "blank lines": "đầu" + "\n" * 494 + "cuối",
+}
+TEXTS = {"spaced": SPACED, "unbroken": UNBROKEN}
+
+
+def max_line(i: int, texts: dict[str, str], note: str) -> ManifestLine:
+    return ManifestLine(
+        item_id=s10.make("RR", i),
+        dossier_code=texts["dossier"],
+        recipient_name=texts["name"],
+        address=texts["address"],
+        postage_vnd=1_000_000_000,  # OrderIn's MAX_VND
+        collect_vnd=1_000_000_000,
+        note=note,
+    )
+
+
+def assert_all_there(out: str, texts: dict[str, str], *fields: str) -> None:
+    """Nothing cut: each text is in the PDF whole (read without the blanks where it wraps)."""
+    for name in fields:
+        assert flat(texts[name]) in flat(out), name
+
+
+@pytest.mark.parametrize("size", ["a5", "a4"])
+@pytest.mark.parametrize("kind", TEXTS)
+def test_receipt_of_maximum_size(tmp: Path, size: str, kind: str) -> None:
+    texts = TEXTS[kind]
+    data = receipt_data(
+        counter=Party(texts["agency"][:200], (texts["address"], "Tỉnh Quảng Ngãi"), "0255 3822 222"),
+        recipient=Party(texts["name"], (texts["address"], "Tỉnh Quảng Ngãi"), "0905 123 456"),
+        dossier_code=texts["dossier"],
+        procedure_name=texts["procedure"],
+        issuing_agency=texts["agency"],
+        postage_vnd=1_000_000_000,
+        postage_due_vnd=1_000_000_000,
+        collect_vnd=1_000_000_000,
+        delivery_code="123456",
+    )
+    pdf = write(tmp, f"receipt-max-{size}-{kind}.pdf", render_receipt(data, size))
+    pages = len(page_sizes(pdf))
+    assert pages <= 2 and words_outside(pdf) == []
+    out = text(pdf)
+    assert_all_there(out, texts, "name", "address", "dossier", "procedure", "agency")
+    assert "2.000.000.000 ₫" in out  # postage due + collect
+    if pages == 2:
+        assert "Page 2 of 2" in out
+    assert sorted(scan(pdf, dpi=300, mode="grey")) == [("Code128", "RR123456785VN"), ("QRCode", TRACKING)]
+
+
+@pytest.mark.parametrize("note", NOTES)
+@pytest.mark.parametrize("kind", TEXTS)
+def test_manifest_of_maximum_size(tmp: Path, kind: str, note: str) -> None:
+    texts, n = TEXTS[kind], 40
+    data = ManifestData(
+        manifest_id="BB261122000001",
+        kind=ManifestKind.COURIER_TO_AGENCY,
+        giver=Party(texts["name"], (texts["address"],)),
+        receiver=Party(texts["agency"]),
+        created_at=dt.datetime(2026, 11, 22, 14, 5),
+        lines=tuple(max_line(i, texts, NOTES[note]) for i in range(1, n + 1)),
+        route_code="QNG-01",
+        note=("Túi sáng, niêm phong đỏ " * 13)[:300],
+    )
+    pdf = write(tmp, f"manifest-max-{kind}-{note}.pdf", render_manifest(data))
+    pages = len(page_sizes(pdf))
+    assert pages <= n // 2 + 1  # at least two items a page: a note no longer makes an item a page tall
+    assert words_outside(pdf) == []
+    out = text(pdf)
+    for line in data.lines:
+        assert line.item_id in out
+    assert_all_there(text(pdf, 1), texts, "name", "address", "dossier")
+    lines_of_note = [part.strip() for part in NOTES[note].split("\n") if part.strip()]
+    assert flat(" · ".join(lines_of_note)) in flat(text(pdf, 1))  # the note, its breaks as " · "
+    assert "1.000.000.000" in out and f"Total: {n}" in out
+    assert "BÊN NHẬN / RECEIVER" in text(pdf, pages)
+
+
+@pytest.mark.parametrize("note", NOTES)
+@pytest.mark.parametrize("kind", TEXTS)
+def test_run_sheet_of_maximum_size(tmp: Path, kind: str, note: str) -> None:
+    texts = TEXTS[kind]
+    lines = tuple(max_line(i, texts, NOTES[note]) for i in range(1, 51))
+    data = RunSheetData(
+        "QNG-01",
+        texts["name"],
+        texts["name"],
+        dt.date(2026, 11, 22),
+        (RunSheetStop(1, lines[:45], phone="0905 123 456", leg_m=1200.0, estimated=True),),
+        10_000.0,
+        dt.datetime(2026, 11, 22, 6, 45),
+        office=Party(texts["agency"][:200], (texts["address"],), "0255 3822 222"),
+        unsequenced=lines[45:],
+    )
+    pdf = write(tmp, f"run-max-{kind}-{note}.pdf", render_run_sheet(data))
+    pages = len(page_sizes(pdf))
+    assert 1 < pages <= 50
+    assert words_outside(pdf) == []
+    out = text(pdf)
+    positions = [out.find(line.item_id) for line in lines]
+    assert -1 not in positions and positions == sorted(positions)
+    assert_all_there(text(pdf, 1), texts, "name", "address", "dossier")
+    lines_of_note = [part.strip() for part in NOTES[note].split("\n") if part.strip()]
+    assert flat(" · ".join(lines_of_note)) in flat(out)
+    assert f"Page {pages} of {pages}" in text(pdf, pages)
+
+
+def test_a_block_taller_than_a_page_is_a_label_error() -> None:
+    """What the API cannot send (a name of 30,000 characters) is refused with a clear message."""
+    data = stop_data(1, note=None)
+    giant = ManifestLine("RR000000014VN", "H38", "Tên " * 7_500, "12 Hùng Vương")
+    with pytest.raises(LabelError, match="too long to lay out.*shorten"):
+        render_run_sheet(dataclasses.replace(data, unsequenced=(giant,)))
+    with pytest.raises(LabelError, match="too long to lay out"):
+        render_manifest(dataclasses.replace(manifest_data(1), lines=(giant,)))
+    with pytest.raises(LabelError, match="manifest id .* too long"):
+        render_manifest(dataclasses.replace(manifest_data(1), manifest_id="BB" + "0" * 80))

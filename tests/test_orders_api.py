@@ -76,7 +76,8 @@ def test_idempotency_key_returns_existing_and_refuses_reuse_for_another_order(cl
     first = client.post("/api/v1/orders", json=order_payload(), headers=key)
     retry = client.post("/api/v1/orders", json=order_payload(), headers=key)  # new dossier, same key
     assert first.status_code == 201
-    assert retry.status_code == 409 and retry.json["item_id"] == first.json["item_id"]
+    assert retry.status_code == 422 and retry.json["item_id"] == first.json["item_id"]
+    assert retry.json["error"] == "idempotency_key_reused"
     assert count_orders() == 1
 
 
@@ -126,10 +127,10 @@ def test_racing_retries_create_one_order(app, auth):
     ({"postage_vnd": "26000"}, ("postage_vnd",)),
     ({"procedure_name": None}, ("procedure_name",)),
     ({"unexpected": 1}, ("unexpected",)),
-    ({"address": {"province_code": "51", "commune_code": "18229", "detail": "x"}}, ("commune_code",)),
-    ({"address": {"province_code": "99", "commune_code": "21025", "detail": "x"}}, ("province_code",)),
+    ({"address": {"province_code": "51", "commune_code": "18229", "detail": "x"}}, ("address", "commune_code")),
+    ({"address": {"province_code": "99", "commune_code": "21025", "detail": "x"}}, ("address", "province_code")),
     ({"address": {"province_code": "51", "district_code": "522", "commune_code": "21025", "detail": "x"}},
-     ("district_code",)),
+     ("address", "district_code")),
     ({"recipient": {"name": "An\x00", "phone": "0905123456"}}, ("recipient", "name")),
 ])
 def test_bad_input_gets_422_per_field_and_stores_nothing(client, auth, change, field):

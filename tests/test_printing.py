@@ -3,6 +3,7 @@ and run sheets, on both databases; the files are checked with poppler and pypdf.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import shutil
@@ -249,3 +250,109 @@ def test_returned_items_get_their_own_manifest(client, auth):
     pdf = client.get(made.headers["Location"])
     assert pdf.mimetype == "application/pdf" and items[0] in pdf_text(pdf.data)
     assert items[0] not in client.get("/counter/returns").get_data(as_text=True)  # handed back
+
+
+# --- documents of any size ---------------------------------------------------------------------
+
+# Every free text at the most OrderIn accepts: names 200, address detail 255, procedure 500, agency
+# 255, dossier code 64, and a note of 500 characters broken over many lines.
+MAX_NAME = ("Tôn Nữ Hoàng Thị Phương Thảo " * 8)[:200].strip()
+MAX_DETAIL = ("Chung cư Hoàng Anh Gia Lai, block B, tầng 12, " * 6)[:255].strip()
+MAX_NOTE = "\n".join(["Gọi trước khi đến"] * 28)[:500]
+
+
+def max_order(client, auth) -> str:
+    import uuid
+
+    return new_order(
+        client, auth,
+        dossier_code=(uuid.uuid4().hex + "-000.00.16.H38-261121-0001" * 2)[:64],
+        procedure_name=("Cấp giấy chứng nhận quyền sử dụng đất, quyền sở hữu nhà ở " * 9)[:500].strip(),
+        issuing_agency=("Văn phòng Đăng ký đất đai tỉnh Quảng Ngãi " * 7)[:255].strip(),
+        recipient={"name": MAX_NAME, "phone": "0905123456"},
+        address={"province_code": "51", "commune_code": "21025", "detail": MAX_DETAIL},
+        postage_vnd=1_000_000_000, collect_vnd=1_000_000_000, note=MAX_NOTE,
+    )
+
+
+def test_fifty_orders_at_one_address_every_document_prints_or_is_refused_with_422(client, auth):
+    """A stop of 50 orders (one apartment block) used to answer the run sheet with 500: its single
+    table row was taller than a page. Every text is at its maximum length too."""
+    items = [max_order(client, auth) for _ in range(50)]
+    receipt = client.get(f"/api/v1/orders/{items[0]}/receipt", headers=auth)
+    assert receipt.status_code == 200 and MAX_NAME in " ".join(pdf_text(receipt.data).split())
+    label = client.get(f"/api/v1/orders/{items[0]}/label", headers=auth)  # a 64-character dossier code
+    assert label.status_code == 422 and "too long to print whole" in str(label.json)  # issue 13 lifts this
+    made = client.post("/api/v1/manifests", headers=auth, json={
+        "kind": "counter_to_courier", "item_ids": items, "route": "QNG-01", "note": ("Túi sáng " * 40)[:300]})
+    assert made.status_code == 201, made.json
+    manifest = client.get(f"/api/v1/manifests/{made.json['code']}.pdf", headers=auth)
+    assert manifest.status_code == 200 and pages(manifest.data) > 1
+    assert all(i in pdf_text(manifest.data) for i in items)
+
+    from delivery_service.accounts.models import User
+    from delivery_service.accounts.services import Actor
+    from delivery_service.routing.services import get_run, sequence_run
+
+    day = dt.date.fromisoformat(client.get(f"/api/v1/orders/{items[0]}", headers=auth).json["run_date"])
+    courier = Actor.of_user(db.session.scalar(sa.select(User).where(User.username == "courier")))
+    sequence_run(courier, "QNG-01", day)
+    assert [len(s["orders"]) for s in get_run(courier, "QNG-01", day).stops] == [50]  # one stop
+    login(client, "courier")
+    sheet = client.get(f"/api/v1/routes/QNG-01/run/sheet?date={day}")
+    assert sheet.status_code == 200, sheet.data[:300]
+    assert pages(sheet.data) > 1
+    text = pdf_text(sheet.data)
+    assert all(i in text for i in items)
+    assert text.count("(tiếp") == 49  # the stop's 49 following rows say "(tiếp / cont.)"
+
+
+@pytest.mark.parametrize("document", ["run_sheet", "manifest"])
+def test_a_document_the_library_cannot_lay_out_is_422_not_500(client, auth, monkeypatch, document):
+    import labels
+
+    def refuse(*args, **kwargs):
+        raise labels.LabelError("a text is too long to lay out")
+
+    monkeypatch.setattr(labels, f"render_{document}", refuse)
+    item = new_order(client, auth)
+    if document == "manifest":
+        code = client.post("/api/v1/manifests", headers=auth, json={
+            "kind": "counter_to_courier", "item_ids": [item], "route": "QNG-01"}).json["code"]
+        resp = client.get(f"/api/v1/manifests/{code}.pdf", headers=auth)
+    else:
+        day = client.get(f"/api/v1/orders/{item}", headers=auth).json["run_date"]
+        login(client, "courier")
+        resp = client.get(f"/api/v1/routes/QNG-01/run/sheet?date={day}")
+    assert resp.status_code == 422
+    assert "cannot be printed" in resp.json["message"] and "too long to lay out" in str(resp.json)
+
+
+def test_weekly_report_of_maximum_size_lays_out():
+    """The weekly PDF (reports.weekly.render_pdf, reportlab too) with 400 units whose names are 200
+    characters without a space, an area name of 200 and figures in the billions."""
+    from delivery_service.reports.figures import Level, Row
+    from delivery_service.reports.weekly import WeeklyData, render_pdf
+
+    area = ("Khuvựcbáocáo" * 17)[:200]
+    big = dict(received=10**9, delivered=10**9, on_time=10**9, failed_attempts=10**9, returned=10**9,
+               open=10**9, overdue=10**9)
+    rows = [Row(key=i, label=("Phường" * 34)[:200], code=f"{i:05d}", **big) for i in range(400)]
+    total = Row(label="total", **{k: v * 400 for k, v in big.items()})
+    data = WeeklyData(
+        title=f"Báo cáo tuần dịch vụ BCCI — {area} — 16/11–22/11/2026", scope_kind="area",
+        start=dt.date(2026, 11, 16), end=dt.date(2026, 11, 22), built_at=dt.datetime(2026, 11, 27, 7, 0),
+        today=dt.date(2026, 11, 27), total=total, level=Level.COMMUNE, rows=rows,
+        trend=[(dt.date(2026, 11, 16) - dt.timedelta(weeks=7 - i), total) for i in range(8)],
+        bands={"delivery_rate": [0.95, 0.9, 0.8], "on_time_rate": [0.95, 0.9, 0.8], "post_share": [0.5, 0.3, 0.1]},
+        pending_events=10**6)
+    pdf = render_pdf(data)
+    count = pages(pdf)
+    assert count > 5
+    text = pdf_text(pdf)
+    bbox = subprocess.run(["pdftotext", "-bbox", "-", "-"], input=pdf, capture_output=True, check=True).stdout
+    words = re.findall(r'<word xMin="([\d.-]+)" yMin="[\d.-]+" xMax="([\d.-]+)"', bbox.decode())
+    assert words and all(30 <= float(x0) and float(x1) <= 595.28 - 30 for x0, x1 in words)  # in the margins
+    assert "00399" in text and "400.000.000.000" in text
+    footer = [line for line in text.splitlines() if f"Page {count}" in line][-1]
+    assert "…" in footer  # the footer's title is cut to its line, marked, not run off the page

@@ -6,7 +6,7 @@ from flask import Flask, abort, current_app, g, request
 from flask_login import current_user
 from flask_smorest import Blueprint
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from delivery_service.accounts.services import Actor, actor_for_token
 from delivery_service.extensions import api, csrf, limiter
@@ -20,23 +20,78 @@ def current_actor() -> Actor:
     return actor
 
 
+# What each part of the API takes as a body (anything else with a body is 415); JSON everywhere else.
+# (a proof image is checked by its content; a phone that sends no type is not refused for that)
+_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "application/octet-stream", ""})
+_BODY_TYPES: tuple[tuple[str, frozenset[str]], ...] = (
+    ("/api/v1/courier/files/", _IMAGE_TYPES),  # a photo or signature as the body
+    ("/api/v1/imports", frozenset({"multipart/form-data"})),
+)
+_JSON = frozenset({"application/json"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def body_limit() -> int:
+    """The largest body this request may carry, in bytes (limits are the MAX_*_BYTES settings)."""
+    cfg = current_app.config
+    path = request.path
+    if not path.startswith("/api/") or request.mimetype == "multipart/form-data":
+        return cfg["MAX_IMPORT_BYTES"] + 64 * 1024  # the pages' forms, and file uploads
+    if path.startswith("/api/v1/courier/files/"):
+        return cfg["MAX_PROOF_BYTES"]
+    if path.startswith("/api/v1/courier/"):  # a whole offline batch of events
+        return max(cfg["MAX_JSON_BYTES"], cfg["SYNC_MAX_EVENTS"] * 2048)
+    return cfg["MAX_JSON_BYTES"]
+
+
+def enforce_body_limit() -> None:
+    """Refuse (413) a body over the limit, however it is sized, before anything parses it.
+
+    A body sized by Content-Length is checked by its header. A chunked one (no Content-Length) is
+    read here: Werkzeug stops reading such a stream at ``max_content_length`` without an error, so
+    an over-long body would be cut at the limit and its first part parsed and stored. Reading one
+    byte past the limit tells the two apart; the body read is kept for the parsers.
+    """
+    if request.method not in _BODY_METHODS:
+        return
+    limit = body_limit()
+    if request.content_length is not None:
+        if request.content_length > limit:
+            raise RequestEntityTooLarge(f"The body is larger than {limit} bytes.")
+    elif "wsgi.input_terminated" in request.environ:  # a server that de-chunks (gunicorn, werkzeug)
+        request.max_content_length = limit + 1
+        if len(request.get_data(cache=True)) > limit:
+            raise RequestEntityTooLarge(f"The body is larger than {limit} bytes.")
+    request.max_content_length = limit
+
+
+def _check_content_type() -> None:
+    """415 for a body the operation cannot take (instead of "missing field" for every field)."""
+    if request.method not in _BODY_METHODS:
+        return
+    if not (request.content_length or (request.content_length is None and request.get_data(cache=True))):
+        return  # no body: the operation's own checks say what is missing
+    allowed = next((types for prefix, types in _BODY_TYPES if request.path.startswith(prefix)), _JSON)
+    mimetype = request.mimetype
+    if mimetype in allowed or (allowed is _JSON and mimetype.startswith("application/")
+                               and mimetype.endswith("+json")):
+        return
+    raise UnsupportedMediaType(f"Send the body as {' or '.join(sorted(allowed))}"
+                               f"{'' if not mimetype else f', not {mimetype}'}.")
+
+
+def bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (the scheme in any case, RFC 9110)."""
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 def _authenticate() -> None:
     g.pop("actor", None)
-    cfg = current_app.config
-    if request.mimetype == "multipart/form-data":
-        limit = cfg["MAX_IMPORT_BYTES"] + 64 * 1024
-    elif request.path.startswith("/api/v1/courier/files/"):  # a photo or signature as the body
-        limit = cfg["MAX_PROOF_BYTES"]
-    elif request.path.startswith("/api/v1/courier/"):  # a whole offline batch of events
-        limit = max(cfg["MAX_JSON_BYTES"], cfg["SYNC_MAX_EVENTS"] * 2048)
-    else:
-        limit = cfg["MAX_JSON_BYTES"]
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestEntityTooLarge(f"The body is larger than {limit} bytes.")
-    request.max_content_length = limit
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        g.actor = actor_for_token(header[7:].strip())
+    _check_content_type()
+    token = bearer_token()
+    if token is not None:
+        g.actor = actor_for_token(token)
         if g.actor is None:
             abort(401, "Invalid or revoked token.")
         return
@@ -59,6 +114,8 @@ def protected(blp: Blueprint) -> Blueprint:
 
 
 def register(app: Flask) -> None:
+    # pages and API alike, first of all (CSRFProtect's own hook reads the form)
+    app.before_request_funcs.setdefault(None, []).insert(0, enforce_body_limit)
     from swagger_ui_bundle import swagger_ui_path
 
     from delivery_service.courier import api as courier
@@ -76,6 +133,10 @@ def register(app: Flask) -> None:
     app.register_blueprint(courier.pages)  # the order page's proof images
 
     from flask import send_from_directory
+
+    from delivery_service.orders.api import document
+
+    document(api.spec.components.schemas)
 
     @app.get("/api/v1/docs/assets/<path:filename>")
     def swagger_assets(filename: str):

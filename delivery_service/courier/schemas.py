@@ -8,8 +8,8 @@ from flask import current_app
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from delivery_service.courier.models import FileKind, IdCheckKind, ReceiverKind
-from delivery_service.fields import Text
-from delivery_service.orders.schemas import EARLIEST, LATEST, MAX_VND, reasonable_time
+from delivery_service.fields import Day, Text
+from delivery_service.orders.schemas import MAX_VND, reasonable_time
 
 ACTIONS = ("pickup_confirmed", "delivered", "failed_attempt", "dossier_picked_up", "correction")
 CLIENT_ID = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,63}$",
@@ -68,7 +68,7 @@ class CourierSyncEventIn(Tolerant):
     amount_collected_vnd = fields.Integer(load_default=None, strict=True, validate=validate.Range(0, MAX_VND))
     reason = fields.String(load_default=None, validate=validate.Length(1, 64))
     note = Text(load_default=None, max_length=500, multiline=True)
-    next_attempt_date = fields.Date(load_default=None, validate=validate.Range(EARLIEST, LATEST))
+    next_attempt_date = Day(load_default=None)
     documents = fields.List(Text(max_length=200, required=True), load_default=None,
                             validate=validate.Length(max=50))
     sealed = fields.Boolean(load_default=None)
@@ -143,7 +143,7 @@ class CourierFileOut(Schema):
 
 
 class CourierRunQuery(Schema):
-    date = fields.Date(load_default=None, validate=validate.Range(EARLIEST, LATEST))
+    date = Day(load_default=None)
 
 
 class CourierRunOut(Schema):

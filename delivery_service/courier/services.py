@@ -404,19 +404,32 @@ def _apply(actor: Actor, route_ids_: list[int], data: dict[str, Any], now: dt.da
         db.session.commit()
     except Rejected as exc:
         db.session.rollback()
+        if (raced := _stored_meanwhile(actor, data, route_ids_)) is not None:
+            return raced
         # Another route's order: say nothing about it, not even whether it exists.
         status = None if exc.code == "not_your_route" else _current_status(item_id)
         return _result(event_id, "rejected", status, exc)
     except (Conflict, Forbidden, NotFound) as exc:  # the status machine, or a concurrent change
         db.session.rollback()
+        if (raced := _stored_meanwhile(actor, data, route_ids_)) is not None:
+            return raced
         return _result(event_id, "rejected", _current_status(item_id), Rejected("transition", exc.message))
     except IntegrityError:  # the same event_id stored meanwhile by a concurrent request
         db.session.rollback()
-        seen = _stored_events([event_id]).get(event_id)
-        if seen is None:
+        if (raced := _stored_meanwhile(actor, data, route_ids_)) is None:
             raise
-        return _duplicate(actor, data, seen, route_ids_)
+        return raced
     return _result(event_id, "applied", status.value)
+
+
+def _stored_meanwhile(actor: Actor, data: dict[str, Any], route_ids_: list[int]) -> dict[str, Any] | None:
+    """After a refusal (rolled back): the answer for an event a concurrent copy of the batch stored
+    meanwhile, or None. The copy that got in first moved the order on, so this one failed the status
+    machine (it read the moved order), the compare-and-set (PostgreSQL: its UPDATE waited on the row
+    lock until the winner committed), a correction's "already corrected" check, or the unique event
+    id; the winner's event is visible now, in a new transaction, and this copy is its replay."""
+    seen = _stored_events([data["event_id"]]).get(data["event_id"])
+    return None if seen is None else _duplicate(actor, data, seen, route_ids_)
 
 
 def _current_status(item_id: str) -> str | None:
@@ -546,11 +559,12 @@ def _correct(actor: Actor, order: DeliveryOrder, data: dict[str, Any], now: dt.d
         raise Rejected("window_closed", f"Events can only be corrected within {window} minutes of reaching "
                                         "the server; ask your supervisor to correct this one.")
     note = f"corrects {corrects}" + (f": {data['note']}" if data.get("note") else "")
+    # sync() looked the event id up; a copy storing it meanwhile fails on the unique key (_apply).
     event, _ = orders.change_status(
         actor, order.item_id, target.status_from, device_time=data["device_time"],
         latitude=data.get("latitude"), longitude=data.get("longitude"), accuracy_m=data.get("accuracy_m"),
         reason=CORRECTION, note=note[:500], client_event_id=data["event_id"], commit=False,
-        correction_of=target)
+        correction_of=target, order=order, replay_checked=True)
     db.session.add(EventCorrection(event_id=event.id, corrected_event_id=target.id, order_id=order.id))
     if target.status_to is S.FAILED_ATTEMPT:  # no failed attempt after all: back on today's run
         today = orders.local_today()

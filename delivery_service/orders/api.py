@@ -9,10 +9,11 @@ from flask import request, url_for
 from flask_smorest import Blueprint
 
 from delivery_service.api import current_actor, protected
-from delivery_service.errors import Forbidden, InvalidInput
+from delivery_service.errors import ErrorOut, Forbidden, InvalidInput, coded
 from delivery_service.extensions import db
 from delivery_service.orders import services
 from delivery_service.orders.schemas import AddressChangeIn, EventIn, EventOut, OrderIn, OrderOut, OrderQuery
+from delivery_service.orders.status import Direction
 from delivery_service.webhooks import polling
 
 MAX_PAGE = 100_000
@@ -23,11 +24,15 @@ blp = protected(Blueprint("orders", __name__, url_prefix="/orders",
 @blp.route("", methods=["POST"])
 @blp.arguments(OrderIn())  # one instance: building a schema per request costs more than loading
 @blp.response(201, OrderOut, description="The new order")
-@blp.alt_response(200, schema=OrderOut, description="A retry: the order stored earlier")
-@blp.alt_response(409, description="The Idempotency-Key was used for another order")
+@blp.alt_response(200, schema=OrderOut, description="A retry: the order stored earlier, by the same body")
+@blp.alt_response(409, schema=ErrorOut, description="The dossier already has an order, created with "
+                  "another body (`error`: `dossier_exists`, `item_id` names it)")
+@blp.alt_response(422, schema=ErrorOut, description="Invalid input, or the Idempotency-Key was used "
+                  "with another body (`error`: `idempotency_key_reused`, `item_id` names the order)")
 @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
-                      "schema": {"type": "string", "maxLength": 128},
-                      "description": "Repeat it on retries; the same key never creates a second order"}])
+                      "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+                      "description": "Repeat it, with the same body, on retries: the same key never "
+                                     "creates a second order, and is bound to the body it first came with"}])
 def create_order(data: dict[str, Any]):
     """Create an order (idempotent)."""
     actor = current_actor()
@@ -35,10 +40,23 @@ def create_order(data: dict[str, Any]):
         raise Forbidden("Only a counter's staff or software can create orders.")
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (1 <= len(key.strip()) <= 128 and key.isascii() and key.isprintable()):
-        raise InvalidInput({"Idempotency-Key": ["Must be 1-128 printable ASCII characters."]})
+        raise InvalidInput({"Idempotency-Key": [coded("invalid_format",
+                                                      "Must be 1-128 printable ASCII characters.")]},
+                           location="headers")
     order, created = services.create_order(actor, data, counter_id=actor.counter_id,
-                                           idempotency_key=key.strip() if key else None)
+                                           idempotency_key=key.strip() if key else None,
+                                           digest=services.request_digest(data))
     return order, (201 if created else 200), {"Location": f"/api/v1/orders/{order.item_id}"}
+
+
+def document(components: dict[str, Any]) -> None:
+    """Say in the OpenAPI document which fields each direction requires (OrderIn's cross-field rule)."""
+    components["OrderIn"]["oneOf"] = [
+        {"title": "result_to_citizen", "required": ["appointment_date"],
+         "properties": {"direction": {"enum": [Direction.RESULT_TO_CITIZEN.value]}}},
+        {"title": "dossier_to_agency or both",
+         "properties": {"direction": {"enum": [Direction.DOSSIER_TO_AGENCY.value, Direction.BOTH.value]}}},
+    ]
 
 
 @blp.route("", methods=["GET"])
@@ -48,7 +66,8 @@ def create_order(data: dict[str, Any]):
 def list_orders(query: dict[str, Any], pagination_parameters):
     """List the caller's orders, newest first; search by item id, dossier code, phone or name."""
     if pagination_parameters.page > MAX_PAGE:
-        raise InvalidInput({"page": [f"Must be at most {MAX_PAGE}."]})
+        raise InvalidInput({"page": [coded("out_of_range", f"Must be at most {MAX_PAGE}.")]},
+                           location="query")
     if query.get("updated_since") is not None or query.get("cursor") is not None:
         return _changed_orders(query, pagination_parameters)
     stmt = services.find_orders(current_actor(), q=query.get("q"), created_on=query.get("created_on"))
@@ -65,7 +84,8 @@ def _changed_orders(query: dict[str, Any], pagination_parameters):
     next poll; an order changed again later comes again. X-Pagination then describes this page only.
     """
     if pagination_parameters.page != 1:
-        raise InvalidInput({"page": ["Use cursor, not page, with updated_since."]})
+        raise InvalidInput({"page": [coded("invalid", "Use cursor, not page, with updated_since.")]},
+                           location="query")
     after = polling.decode_cursor(query["cursor"]) if query.get("cursor") else None
     orders, next_after = polling.changed_orders(
         current_actor(), after=after, since=query.get("updated_since"), q=query.get("q"),

@@ -88,6 +88,8 @@ class DeliveryOrder(db.Model):
     api_client_id: Mapped[int | None] = mapped_column(fk("api_clients.id"))
     created_by_id: Mapped[int | None] = mapped_column(fk("users.id"))
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(128))
+    # SHA-256 of the create call's validated body: a retry must repeat it (orders.services.request_digest)
+    request_digest: Mapped[str | None] = mapped_column(sa.String(64))
 
     direction: Mapped[Direction] = mapped_column(str_enum(Direction, 24))
     status: Mapped[Status] = mapped_column(str_enum(Status, 24), default=Status.CREATED)

@@ -8,7 +8,7 @@ from typing import Any
 from flask import current_app
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from delivery_service.fields import IdNumber, Phone, Text
+from delivery_service.fields import EARLIEST, LATEST, Day, IdNumber, Phone, Text
 from delivery_service.orders.models import DeliveryOrder, Exemption, Payer
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.services import counter_code, route_code
@@ -173,9 +173,6 @@ class OrderOut(Schema):
                 "commune": ref(o.commune_id), "detail": o.address_detail}
 
 
-EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2100, 12, 31)
-
-
 def reasonable_time(value: dt.datetime) -> None:
     """A device clock between 2000 and 2100 (anything else is a broken clock or a probe)."""
     try:
@@ -189,7 +186,7 @@ def reasonable_time(value: dt.datetime) -> None:
 class OrderQuery(Schema):
     q = Text(load_default=None, max_length=200,
              metadata={"description": "Item id, dossier code, phone or part of the name"})
-    created_on = fields.Date(load_default=None, validate=validate.Range(EARLIEST, LATEST))
+    created_on = Day(load_default=None)
     updated_since = fields.AwareDateTime(load_default=None, validate=reasonable_time, metadata={
         "description": "For systems that poll: the orders with a status change at or after this time, "
                        "oldest change first, paged by `cursor` (not `page`)"})
@@ -197,11 +194,22 @@ class OrderQuery(Schema):
         "description": "The X-Next-Cursor of the previous answer: the orders changed since that page"})
 
 
+class ClientEventId(Text):
+    """A client's id for its event. Blank is refused, not taken as missing: the client means an id,
+    and without one a replay would be applied twice."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if text is None:
+            raise ValidationError("Must not be blank; leave event_id out to send none.")
+        return text
+
+
 class EventIn(StrictSchema):
     """A status change."""
 
     status = fields.Enum(Status, by_value=True, required=True)
-    event_id = Text(load_default=None, max_length=64, validate=validate.Length(min=8),
+    event_id = ClientEventId(load_default=None, max_length=64, validate=validate.Length(min=8),
                              metadata={"description": "Client-generated UUID; a replay is answered 200"})
     device_time = fields.AwareDateTime(load_default=None, validate=reasonable_time)
     latitude = fields.Float(load_default=None, validate=validate.Range(-90, 90))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
+import hashlib
+import json
 import os
 import unicodedata
 from collections import deque
@@ -16,7 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from delivery_service.accounts.models import Role
 from delivery_service.accounts.services import SYSTEM, Actor
 from delivery_service.db import utcnow
-from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound, coded
 from delivery_service.extensions import db
 from delivery_service.localtime import day_start, local_today  # noqa: F401  (local_today: many import it from here)
 from delivery_service.orders import status as machine
@@ -80,17 +83,20 @@ def allocate_item_id() -> str:
 
 
 def create_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
-                 idempotency_key: str | None = None) -> tuple[DeliveryOrder, bool]:
+                 idempotency_key: str | None = None, digest: str | None = None) -> tuple[DeliveryOrder, bool]:
     """Store a validated order and its first event; commits.
 
     Returns ``(order, True)`` for a new order and ``(existing, False)`` for a retry of one already
     stored (same counter, dossier code and direction, or the same idempotency key), also when two
     retries race: the database's unique constraints decide, and the loser reads the winner's row.
+    ``digest`` (``request_digest(data)``, given by the API) binds the stored order to the body that
+    created it: a retry with another body is refused (see ``check_retry``), never answered with the
+    stored order.
     """
     if actor.role is not Role.ADMIN and actor.counter_id != counter_id:
         raise Forbidden("You can only create orders for your own counter.")
     try:
-        order = add_order(actor, data, counter_id=counter_id, idempotency_key=idempotency_key)
+        order = add_order(actor, data, counter_id=counter_id, idempotency_key=idempotency_key, digest=digest)
         db.session.commit()
         return order, True
     except InvalidInput:
@@ -102,17 +108,53 @@ def create_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
                                   idempotency_key)
         if existing is None:
             raise
-        if idempotency_key and existing.idempotency_key == idempotency_key and (
-            existing.dossier_code != data["dossier_code"] or existing.direction != data["direction"]
-        ):
-            raise Conflict("This Idempotency-Key was already used for another order "
-                           f"(dossier {existing.dossier_code}, {existing.direction.value}).",
-                           item_id=existing.item_id) from None
+        check_retry(existing, data, idempotency_key=idempotency_key, digest=digest)
         return existing, False
 
 
+def request_digest(data: dict[str, Any]) -> str:
+    """SHA-256 of a validated create call's body in one canonical form (keys sorted, enums by value,
+    dates in ISO form): two bodies that mean the same order have the same digest."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, enum.Enum):
+            return value.value
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        raise TypeError(f"{type(value).__name__} in an order's data")
+
+    canonical = json.dumps(data, sort_keys=True, default=plain, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_retry(existing: DeliveryOrder, data: dict[str, Any], *, idempotency_key: str | None,
+                digest: str | None) -> None:
+    """Refuse a create call that repeats a stored order's key or dossier with another body.
+
+    The same Idempotency-Key with another body is 422 ``idempotency_key_reused`` (as payment APIs and
+    the IETF Idempotency-Key draft do); the same dossier and direction with another body is 409
+    ``dossier_exists``. Both name the stored order. Orders stored before digests were kept (NULL)
+    are compared by dossier code and direction only.
+    """
+    known = digest is not None and existing.request_digest is not None
+    if idempotency_key and existing.idempotency_key == idempotency_key:
+        same = (existing.request_digest == digest if known else
+                existing.dossier_code == data["dossier_code"] and existing.direction == data["direction"])
+        if not same:
+            message = (f"This Idempotency-Key was already used for order {existing.item_id} (dossier "
+                       f"{existing.dossier_code}) with another body: a retry must repeat the first "
+                       "request exactly; a new order needs a new key.")
+            raise InvalidInput({"Idempotency-Key": [coded("idempotency_key_reused", message)]}, message,
+                               location="headers", error="idempotency_key_reused", item_id=existing.item_id)
+    elif known and existing.request_digest != digest:
+        raise Conflict(f"Dossier {existing.dossier_code} already has order {existing.item_id} "
+                       f"({existing.direction.value}), created with other data. Correct that order "
+                       "(address, cancel) instead of sending it again.",
+                       error="dossier_exists", item_id=existing.item_id)
+
+
 def add_order(actor: Actor, data: dict[str, Any], *, counter_id: int, idempotency_key: str | None = None,
-              event_note: str | None = None) -> DeliveryOrder:
+              event_note: str | None = None, digest: str | None = None) -> DeliveryOrder:
     """Write a validated order and its first event in the current transaction, without committing.
 
     All checks run first; the writes (serial, order, event) come last and go out as plain inserts,
@@ -122,6 +164,7 @@ def add_order(actor: Actor, data: dict[str, Any], *, counter_id: int, idempotenc
     from delivery_service.routing import services as routing
 
     order = build_order(actor, data, counter_id=counter_id, idempotency_key=idempotency_key)
+    order.request_digest = digest
     placement = routing.place_new_order(order, local_today())
     order.item_id = allocate_item_id()
     conn = db.session.connection()  # plain Core: the ORM's statement layer costs more than the inserts
@@ -142,12 +185,11 @@ def build_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
     """Check the cross-field rules of a validated order and build it (item id not yet given)."""
     today = local_today()
     address = data["address"]
-    province, district, commune = resolve_address(
-        address["province_code"], address.get("district_code"), address["commune_code"], today)
+    province, district, commune = resolve_order_address(address, today)
     direction = Direction(data["direction"])
     appointment = data.get("appointment_date")
     if appointment is None and direction is Direction.RESULT_TO_CITIZEN:
-        raise InvalidInput({"appointment_date": ["Required when delivering a result."]})
+        raise InvalidInput({"appointment_date": [coded("required", "Required when delivering a result.")]})
     cfg = current_app.config
     exemption = Exemption(data.get("exemption") or Exemption.NONE)
     postage = data.get("postage_vnd") or 0
@@ -188,6 +230,15 @@ def build_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
         created_at=now,
         updated_at=now,
     )
+
+
+def resolve_order_address(address: dict[str, Any], day: dt.date) -> tuple[Any, Any, Any]:
+    """The address's units on ``day``; InvalidInput with each wrong code under ``address``."""
+    try:
+        return resolve_address(address["province_code"], address.get("district_code"),
+                               address["commune_code"], day)
+    except InvalidInput as exc:
+        raise InvalidInput({"address": exc.errors}) from None
 
 
 def find_duplicate(counter_id: int, dossier_code: str, direction: Direction,
@@ -305,9 +356,10 @@ def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt
     """Move an order to ``target`` and log the event; commits.
 
     Returns ``(event, True)``, or ``(earlier_event, False)`` for a replay: the same ``client_event_id``
-    sent again for the same order and status (an offline phone resending). Raises Conflict (409)
-    with the reason when the move is impossible, when the status changed meanwhile, or when the
-    ``client_event_id`` was used for another change.
+    sent again for the same order and status (an offline phone resending), also by a copy that ran
+    at the same time and lost the race to store it. Raises Conflict (409) with the reason when the
+    move is impossible, when the status changed meanwhile, or when the ``client_event_id`` was used
+    for another change.
 
     ``commit=False``: flush the event instead, so that the caller writes what belongs with it in the
     same transaction (the courier app's proof of delivery) and commits. ``correction_of``: undo that
@@ -315,8 +367,15 @@ def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt
     the machine alone would refuse (a delivered order is closed); allowed only while the order is
     still in the status that event set. ``order``: the order as the caller already read it through
     the actor's scope (not read again); ``replay_checked``: the caller has looked the
-    ``client_event_id`` up already (a concurrent duplicate still fails on the unique key).
+    ``client_event_id`` up already (a concurrent duplicate still fails on the unique key). With
+    ``commit=False`` or ``replay_checked`` a lost race raises Conflict after rolling back: the caller
+    owns the transaction, so it looks the event up again itself.
     """
+    # A racing copy of this request (same client_event_id) that got in first moved the status, so
+    # this one fails the machine's check or the compare-and-set below; after the rollback the winner's
+    # event is visible (PostgreSQL: the UPDATE waited on the row lock until the winner committed;
+    # SQLite: writes are serialised), and the request is answered as its replay.
+    replay_after_race = bool(client_event_id) and commit and not replay_checked
     if (correction_of is None and actor.role is not Role.ADMIN
             and target not in ROLE_TARGETS.get(actor.role, set())):
         raise Forbidden(f"Your role cannot set the status {target.value}.")
@@ -342,6 +401,9 @@ def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt
                           results_started=order.dossier_delivered_at is not None)
         except machine.TransitionRefused as exc:
             db.session.rollback()
+            replay = _replay(order, target, client_event_id) if replay_after_race else None
+            if replay is not None:
+                return replay, False
             raise Conflict(exc.reason, current_status=order.status.value, requested=target.value) from None
     now = utcnow()
     changes: dict[str, Any] = {"status": target, "updated_at": now}
@@ -354,6 +416,9 @@ def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt
         .values(**changes).execution_options(synchronize_session=False)).rowcount
     if moved != 1:
         db.session.rollback()
+        replay = _replay(order, target, client_event_id) if replay_after_race else None
+        if replay is not None:
+            return replay, False
         current = db.session.scalar(sa.select(DeliveryOrder.status).where(DeliveryOrder.id == order.id))
         raise Conflict("The order's status changed meanwhile; reload it and try again.",
                        current_status=current.value if current else None, requested=target.value)
@@ -423,8 +488,7 @@ def change_address(actor: Actor, item_id: str, address: dict[str, Any], *,
     if order.status not in READDRESSABLE:
         raise Conflict(f"The order is {order.status.value}: its address can no longer change.",
                        current_status=order.status.value)
-    province, district, commune = resolve_address(
-        address["province_code"], address.get("district_code"), address["commune_code"], local_today())
+    province, district, commune = resolve_order_address(address, local_today())
     before = order.status
     order.province_id, order.district_id = province.id, district.id if district else None
     order.commune_id, order.address_detail = commune.id, address["detail"]

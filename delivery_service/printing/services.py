@@ -157,7 +157,7 @@ def print_label(actor: Actor, item_id: str, fmt: str | None = None, size: str | 
     chosen_format, chosen_size = choose(counter, fmt, size)
     problem = refusal(order, counter)
     if problem:
-        raise Conflict(problem, status=order.status.value)
+        raise Conflict(problem, current_status=order.status.value)
     content = _render([order], counter, chosen_format, chosen_size, actor)
     db.session.commit()
     ext = chosen_format.value
@@ -506,7 +506,11 @@ def manifest_pdf(actor: Actor, code: str) -> Document:
         manifest_id=manifest.code, kind=lm.ManifestKind(manifest.kind.value), giver=giver,
         receiver=receiver, created_at=local_moment(manifest.created_at),
         lines=tuple(_line(o) for o in orders), route_code=route.code if route else None, note=manifest.note)
-    return Document(labels.render_manifest(data), "application/pdf", f"bien-ban-{manifest.code}.pdf")
+    try:
+        content = labels.render_manifest(data)
+    except lm.LabelError as exc:
+        raise InvalidInput({"manifest": [str(exc)]}, "The manifest cannot be printed") from None
+    return Document(content, "application/pdf", f"bien-ban-{manifest.code}.pdf")
 
 
 # --- run sheets -----------------------------------------------------------------------------------
@@ -528,4 +532,8 @@ def run_sheet(actor: Actor, code: str, day: dt.date) -> Document:
         total_m=view.run.total_m if view.run else 0.0, printed_at=local_now(),
         office=lm.Party(view.route.post_office.name),
         unsequenced=tuple(_line(o) for o in view.unsequenced))
-    return Document(labels.render_run_sheet(data), "application/pdf", f"lo-trinh-{view.route.code}-{day}.pdf")
+    try:
+        content = labels.render_run_sheet(data)
+    except lm.LabelError as exc:
+        raise InvalidInput({"run_sheet": [str(exc)]}, "The run sheet cannot be printed") from None
+    return Document(content, "application/pdf", f"lo-trinh-{view.route.code}-{day}.pdf")

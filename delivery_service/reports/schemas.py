@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
-from delivery_service.fields import Text
+from delivery_service.fields import Day, Text
 from delivery_service.orders.schemas import StrictSchema
 from delivery_service.reports import inputs
 from delivery_service.units.models import REFORM_DATE, UnitLevel
@@ -32,7 +32,7 @@ def _results_total(**kwargs: Any) -> fields.Integer:
 # --- counters' daily totals ----------------------------------------------------------------------
 
 class DayPath(Schema):
-    day = fields.Date(required=True, validate=reportable_day,
+    day = Day(required=True, validate=reportable_day,
                       metadata={"description": "The local day (YYYY-MM-DD): not in the future, at most "
                                                f"{inputs.MAX_PAST_DAYS} days ago"})
 
@@ -47,7 +47,7 @@ class DayTotalIn(StrictSchema):
     """One day's total in a bulk write. An empty list and a day given twice are refused by the service
     (inputs.save_totals), with the same errors."""
 
-    day = fields.Date(required=True, validate=reportable_day)
+    day = Day(required=True, validate=reportable_day)
     results_total = _results_total(required=True)
 
     @pre_load(pass_collection=True)
@@ -66,9 +66,9 @@ class DayTotalForm(DayTotalIn):
 
 
 class TotalsQuery(Schema):
-    from_ = fields.Date(data_key="from", load_default=None,
+    from_ = Day(data_key="from", load_default=None,
                         metadata={"description": "First day (default: 30 days before `to`)"})
-    to = fields.Date(load_default=None, metadata={"description": "Last day (default: today)"})
+    to = Day(load_default=None, metadata={"description": "Last day (default: today)"})
 
     @validates_schema
     def _span(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -101,7 +101,7 @@ class UnitRefIn(StrictSchema):
     code = fields.String(required=True, validate=validate.Length(1, 16), metadata={"example": "522"})
     legacy = fields.Boolean(load_default=False,
                             metadata={"description": "The code as it was on 30 Jun 2025 (or on `on`)"})
-    on = fields.Date(load_default=None, metadata={
+    on = Day(load_default=None, metadata={
         "description": "Legacy codes: the day the code was valid, before 1 Jul 2025 (default 30 Jun 2025)"})
 
     @validates_schema

@@ -62,7 +62,7 @@ from delivery_service.reports.models import (
 from delivery_service.reports.units import ensure_unit_map
 from delivery_service.units.models import AdminUnit, UnitLevel
 from delivery_service.web.display import format_day
-from labels.fonts import FONT, FONT_BOLD, nfc, register
+from labels.fonts import FONT, FONT_BOLD, fit_line, nfc, register, text_width
 
 TREND_WEEKS = 8
 SERVICE = "Báo cáo tuần dịch vụ BCCI"
@@ -347,6 +347,22 @@ def _grid(header_rows: int = 1) -> list[tuple[Any, ...]]:
     ]
 
 
+CELL_PADDING = 5.0  # LEFTPADDING + RIGHTPADDING of _grid
+
+
+def _figure(n: int | None, style: ParagraphStyle, width: float) -> Paragraph:
+    """A count on one line of its column (``width`` points): in smaller type when it is long, rather
+    than broken over two lines (a province's year, or a service-wide total, runs into millions)."""
+    text = integer(n)
+    room = width - CELL_PADDING
+    natural = text_width(text, style.fontName, 1.0)
+    if natural * style.fontSize <= room:
+        return Paragraph(text, style)
+    size = max(4.5, room / natural)
+    smaller = ParagraphStyle(f"{style.name}-{size:.2f}", parent=style, fontSize=size, leading=size * 1.25)
+    return Paragraph(text, smaller)
+
+
 def _rate_cell(
     value: float | None, limits: Sequence[float], st: dict[str, ParagraphStyle], bold: bool = False
 ) -> tuple[Paragraph, str | None]:
@@ -431,9 +447,8 @@ def _headline(data: WeeklyData, st: dict[str, ParagraphStyle], width: float) -> 
         ]
     ]
     for attr, vi, en in HEADLINE:
-        rows.append(
-            [Paragraph(_inline(vi, en), st["cell"]), Paragraph(integer(getattr(t, attr)), st["num_bold"]), ""]
-        )
+        figure = _figure(getattr(t, attr), st["num_bold"], width * 0.17)
+        rows.append([Paragraph(_inline(vi, en), st["cell"]), figure, ""])
     rates = [
         ("delivery_rate", "Tỷ lệ phát thành công", "Delivery rate"),
         ("on_time_rate", "Tỷ lệ đúng hạn", "On-time rate"),
@@ -475,6 +490,9 @@ def _units(data: WeeklyData, st: dict[str, ParagraphStyle], width: float) -> Tab
         Paragraph(_both("Tỷ lệ phát", "Delivery rate"), st["head_num"]),
         Paragraph(_both("Tỷ lệ đúng hạn", "On-time rate"), st["head_num"]),
     ]
+    unit_w = width * 0.27
+    rate_w = width * 0.1
+    num_w = (width - unit_w - 2 * rate_w) / len(UNIT_COLUMNS)
     rows: list[list[Any]] = [head]
     style = _grid()
     for i, row in enumerate([*data.rows, data.total], start=1):
@@ -482,7 +500,7 @@ def _units(data: WeeklyData, st: dict[str, ParagraphStyle], width: float) -> Tab
         label = "Tổng cộng / Total" if is_total else _unit_label(row)
         line: list[Any] = [Paragraph(_t(label), st["cell_bold" if is_total else "cell"])]
         line += [
-            Paragraph(integer(getattr(row, a)), st["num_bold" if is_total else "num"])
+            _figure(getattr(row, a), st["num_bold" if is_total else "num"], num_w)
             for a, _v, _e in UNIT_COLUMNS
         ]
         for col, rate in ((8, "delivery_rate"), (9, "on_time_rate")):
@@ -492,9 +510,6 @@ def _units(data: WeeklyData, st: dict[str, ParagraphStyle], width: float) -> Tab
                 style.append(("BACKGROUND", (col, i), (col, i), colors.HexColor(BAND_TINTS[colour])))
         rows.append(line)
     style.append(("LINEABOVE", (0, len(rows) - 1), (-1, len(rows) - 1), 1.0, INK))
-    unit_w = width * 0.27
-    rate_w = width * 0.1
-    num_w = (width - unit_w - 2 * rate_w) / len(UNIT_COLUMNS)
     return Table(
         rows,
         colWidths=[unit_w] + [num_w] * len(UNIT_COLUMNS) + [rate_w] * 2,
@@ -516,6 +531,8 @@ def _trend(data: WeeklyData, st: dict[str, ParagraphStyle], width: float) -> Tab
             ("Tỷ lệ đúng hạn", "On-time rate"),
         )
     ]
+    first = width * 0.28
+    num_w = (width - first) / 6
     rows: list[list[Any]] = [head]
     style = _grid()
     for i, (week, row) in enumerate(data.trend, start=1):
@@ -526,16 +543,15 @@ def _trend(data: WeeklyData, st: dict[str, ParagraphStyle], width: float) -> Tab
                 Paragraph(
                     period_words(week, week + dt.timedelta(days=6)), st["cell_bold" if bold else "cell"]
                 ),
-                Paragraph(integer(row.received), num),
-                Paragraph(integer(row.delivered), num),
-                Paragraph(integer(row.on_time), num),
-                Paragraph(integer(row.returned), num),
+                _figure(row.received, num, num_w),
+                _figure(row.delivered, num, num_w),
+                _figure(row.on_time, num, num_w),
+                _figure(row.returned, num, num_w),
                 Paragraph(percent(row.delivery_rate), num),
                 Paragraph(percent(row.on_time_rate), num),
             ]
         )
-    first = width * 0.28
-    return Table(rows, colWidths=[first] + [(width - first) / 6] * 6, style=style, hAlign="LEFT")
+    return Table(rows, colWidths=[first] + [num_w] * 6, style=style, hAlign="LEFT")
 
 
 def render_pdf(data: WeeklyData) -> bytes:
@@ -548,11 +564,16 @@ def render_pdf(data: WeeklyData) -> bytes:
     footer = f"{data.title} · lập / built {built}"
 
     def furniture(canv: Canvas, doc: SimpleDocTemplate) -> None:
+        page = f"Trang {doc.page} · Page {doc.page}"
+        # the title holds the scope's name (an area's may be 200 characters): one line, "…" if cut
+        room = width - text_width(page, FONT, 6.5) - 6 * mm
+        fit = fit_line(footer, FONT, 6.5, 5.0, room)
         canv.saveState()
-        canv.setFont(FONT, 6.5)
         canv.setFillColor(GREY)
-        canv.drawString(margin, 8 * mm, nfc(footer)[:150])
-        canv.drawRightString(A4[0] - margin, 8 * mm, f"Trang {doc.page} · Page {doc.page}")
+        canv.setFont(FONT, fit.size)
+        canv.drawString(margin, 8 * mm, fit.lines[0] if fit.lines else "")
+        canv.setFont(FONT, 6.5)
+        canv.drawRightString(A4[0] - margin, 8 * mm, page)
         canv.restoreState()
 
     doc = SimpleDocTemplate(

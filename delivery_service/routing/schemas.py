@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from delivery_service.fields import Text
+from delivery_service.fields import Day, Text
 from delivery_service.orders.schemas import OrderOut
 from delivery_service.orgs.services import route_code
 from delivery_service.routing.models import PartKind
@@ -98,12 +98,12 @@ class MoveIn(Schema):
     route = fields.String(
         required=True, validate=validate.Length(1, 32), metadata={"description": "Route code"}
     )
-    date = fields.Date(load_default=None, metadata={"description": "Day of the run (default: as planned)"})
+    date = Day(load_default=None, metadata={"description": "Day of the run (default: as planned)"})
     note = Text(load_default=None, max_length=300)
 
 
 class RunQuery(Schema):
-    date = fields.Date(load_default=None, metadata={"description": "Day of the run (default: today)"})
+    date = Day(load_default=None, metadata={"description": "Day of the run (default: today)"})
 
 
 class StopOrder(OrderOut):
@@ -160,4 +160,4 @@ class AssignIn(Schema):
     class Meta:
         unknown = RAISE
 
-    date = fields.Date(load_default=None, metadata={"description": "Run day (default: each order's own)"})
+    date = Day(load_default=None, metadata={"description": "Run day (default: each order's own)"})

@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from delivery_service.api import protected
+from delivery_service.fields import Day
 from delivery_service.orders.services import local_today
 from delivery_service.units.services import unit_index
 
@@ -18,7 +19,7 @@ blp = protected(Blueprint("units", __name__, url_prefix="/units",
 
 class UnitQuery(Schema):
     parent = fields.Integer(load_default=None, metadata={"description": "Parent unit id; none: provinces"})
-    on = fields.Date(load_default=None, metadata={"description": "Date the units must be valid on"})
+    on = Day(load_default=None, metadata={"description": "Date the units must be valid on"})
 
 
 class UnitOut(Schema):

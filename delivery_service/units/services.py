@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from delivery_service.errors import InvalidInput
+from delivery_service.errors import InvalidInput, coded
 from delivery_service.extensions import db
 from delivery_service.units.models import REFORM_DATE, AdminUnit, UnitLevel
 
@@ -187,12 +187,17 @@ def resolve_address(province_code: str, district_code: str | None, commune_code:
     """The province, district and commune valid on ``day``; InvalidInput names each wrong field."""
     index = unit_index()
     errors: dict[str, list[str]] = {}
+
+    def wrong(field: str, code: str, message: str) -> None:
+        errors[field] = [coded(code, message)]
+
     pcode = _norm_code(province_code, UnitLevel.PROVINCE)
     dcode = _norm_code(district_code, UnitLevel.DISTRICT)
     ccode = _norm_code(commune_code, UnitLevel.COMMUNE)
     province = index.find(UnitLevel.PROVINCE, pcode or "", day)
     if province is None:
-        errors["province_code"] = [f"Unknown province code {province_code!r} on {day.isoformat()}."]
+        wrong("province_code", "unknown_unit",
+              f"Unknown province code {province_code!r} on {day.isoformat()}.")
     district = None
     if dcode is not None:
         district = index.find(UnitLevel.DISTRICT, dcode, day)
@@ -200,23 +205,25 @@ def resolve_address(province_code: str, district_code: str | None, commune_code:
             msg = f"Unknown district code {district_code!r} on {day.isoformat()}."
             if day >= REFORM_DATE:
                 msg += " Since 1 Jul 2025 there is no district level: leave district_code empty."
-            errors["district_code"] = [msg]
+            wrong("district_code", "unknown_unit", msg)
         elif province and district.parent_id != province.id:
-            errors["district_code"] = [f"District {dcode} is not in province {pcode}."]
+            wrong("district_code", "unit_mismatch", f"District {dcode} is not in province {pcode}.")
     commune = index.find(UnitLevel.COMMUNE, ccode or "", day)
     if commune is None:
-        errors["commune_code"] = [f"Unknown commune code {commune_code!r} on {day.isoformat()}."]
+        wrong("commune_code", "unknown_unit",
+              f"Unknown commune code {commune_code!r} on {day.isoformat()}.")
     elif district is not None and commune.parent_id != district.id:
-        errors["commune_code"] = [f"Commune {ccode} is not in district {dcode}."]
+        wrong("commune_code", "unit_mismatch", f"Commune {ccode} is not in district {dcode}.")
     elif province is not None and district is None:
         parent = index.by_id.get(commune.parent_id) if commune.parent_id else None
         if parent is not None and parent.level is UnitLevel.DISTRICT:
             if "district_code" not in errors:
-                errors["district_code"] = ["This commune belongs to a district: give district_code."]
+                wrong("district_code", "required",
+                      "This commune belongs to a district: give district_code.")
             if parent.parent_id != province.id:
-                errors["commune_code"] = [f"Commune {ccode} is not in province {pcode}."]
+                wrong("commune_code", "unit_mismatch", f"Commune {ccode} is not in province {pcode}.")
         elif commune.parent_id != province.id:
-            errors["commune_code"] = [f"Commune {ccode} is not in province {pcode}."]
+            wrong("commune_code", "unit_mismatch", f"Commune {ccode} is not in province {pcode}.")
     if errors:
         raise InvalidInput(errors)
     assert province is not None and commune is not None
