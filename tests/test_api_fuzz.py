@@ -228,8 +228,9 @@ def _run(schema: Any) -> Figures:
                 figures.by_phase[event.phase.value] += 1
                 status = interaction.response.status_code if interaction.response is not None else 0
                 figures.server_errors += status >= 500
-                if 200 <= status < 300:
-                    figures.reached.add(recorder.cases[case_id].value.operation.label)
+                operation = recorder.cases[case_id].value.operation
+                if 200 <= status < 300 and interaction.request.method == operation.method.upper():
+                    figures.reached.add(operation.label)
             for checks in recorder.checks.values():
                 for check in checks:
                     if check.failure_info is None:

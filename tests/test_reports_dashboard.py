@@ -234,7 +234,7 @@ def read_csv(body: bytes) -> tuple[list[list[str]], list[str], list[list[str]]]:
 def test_csv_export_matches_the_figures(client):
     login(client, "admin")
     resp = client.get(f"/reports/export.csv?{PERIOD}&level=route")
-    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    assert resp.status_code == 200 and resp.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert 'filename="bao-cao-route-2026-03-02-2026-03-08.csv"' in resp.headers["Content-Disposition"]
     header, titles, rows = read_csv(resp.data)
     assert ["Kỳ báo cáo / Period", "02/03/2026 – 08/03/2026"] in header
@@ -253,7 +253,7 @@ def test_csv_export_matches_the_figures(client):
     assert total[0] == "Tổng cộng / Total" and int(total[2]) == report.total.received == 7
 
     resp = client.get(f"/reports/orders.csv?{PERIOD}&route={route('QNG-01').id}")
-    assert resp.status_code == 200
+    assert resp.status_code == 200 and resp.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert 'filename="bao-cao-don-2026-03-02-2026-03-08.csv"' in resp.headers["Content-Disposition"]
     header, titles, rows = read_csv(resp.data)
     assert titles[0] == "Số hiệu bưu gửi / Item ID" and len(rows) == 5

@@ -439,7 +439,8 @@ def export(fmt: str):
 
     name = exports.filename(q.level.value, q.start, q.end, fmt)
     if fmt == "csv":
-        body, mimetype = exports.report_csv(report, header, bands, label_of), "text/csv; charset=utf-8"
+        # (Werkzeug adds "; charset=utf-8" to text types itself: naming it here sent it twice)
+        body, mimetype = exports.report_csv(report, header, bands, label_of), "text/csv"
     else:
         body = exports.report_xlsx(report, header, bands, label_of)
         mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -455,7 +456,7 @@ def orders_export():
     stmt = orders_query(actor, q.start, q.end, q.filters).execution_options(yield_per=1000)
     body = exports.orders_csv(_file_header(q, actor, level=False), order_lines(stmt, local_today()))
     name = exports.filename("don", q.start, q.end, "csv")
-    return Response(stream_with_context(body), mimetype="text/csv; charset=utf-8",
+    return Response(stream_with_context(body), mimetype="text/csv",
                     headers={**FILE_HEADERS, **_attachment(name)})
 
 
