@@ -15,7 +15,7 @@ LOCALES = ("vi", "en")
 
 def create_app(config_override: dict[str, Any] | None = None) -> Flask:
     """Build the application. Nothing connects or reads settings until this is called."""
-    from delivery_service import config, errors, extensions, jobs
+    from delivery_service import config, errors, extensions, jobs, ratelimits
     from delivery_service.api import guards
 
     app = Flask(__name__, instance_relative_config=True)
@@ -37,7 +37,12 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL="/api/v1/docs/assets/",
         BABEL_TRANSLATION_DIRECTORIES="translations",
-        RATELIMIT_STORAGE_URI=settings["REDIS_URL"] or "memory://",
+        RATELIMIT_STORAGE_URI=settings["REDIS_URL"] or f"{ratelimits.SCHEME}://",
+        # A stopped or frozen Redis costs a log-in at most 0.3 s before the limiter falls back
+        # (extensions.limiter); redis-py does not retry on this client. Redis answers in well under a
+        # millisecond, so a longer wait is a fault; a log-in already spends 0.1-0.3 s on argon2.
+        RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 0.3, "socket_timeout": 0.3}
+        if settings["REDIS_URL"] else {},
         RATELIMIT_HEADERS_ENABLED=True,
         API_SPEC_OPTIONS={
             "info": {"description": "Result-delivery orders from one-stop counters. "
@@ -60,7 +65,7 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
     extensions.csrf.init_app(app)
     extensions.login_manager.init_app(app)
     extensions.limiter.init_app(app)
-    _limiter_skips_api(app)
+    _trust_proxies(app, settings["TRUSTED_PROXIES"])
     extensions.babel.init_app(app, locale_selector=_select_locale)
     extensions.api.init_app(app)
     jobs.init_app(app)
@@ -83,22 +88,26 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
         extensions.db.session.execute(sa.text("SELECT 1"))
         return {"status": "ok"}
 
+    @app.get("/ready")
+    def ready():
+        # Whether this node should get traffic: the database (migrated), Redis when configured, and
+        # background jobs not piling up. /health stays "the process is alive".
+        ok, body = jobs.readiness(app)
+        return body, 200 if ok else 503
+
     return app
 
 
-def _limiter_skips_api(app: Flask) -> None:
-    """Flask-Limiter checks every request against its limits (a fifth of an order's CPU here); the API
-    has none, so its requests skip the check. Limits set with ``@limiter.limit`` on pages still apply."""
-    from delivery_service.extensions import limiter
+def _trust_proxies(app: Flask, proxies: int) -> None:
+    """Behind ``proxies`` reverse proxies, the client's address (for the rate limits, the access log
+    and ``request.remote_addr``) and scheme are the ones the nearest proxies put in X-Forwarded-For
+    and X-Forwarded-Proto; anything a client wrote further left in those headers is ignored. The
+    Host header is not taken from X-Forwarded-Host: links citizens get use PUBLIC_BASE_URL, and a
+    proxy that does not set that header would let a client choose the host. With 0 nothing changes."""
+    if proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
 
-    check = limiter._check_request_limit
-    hooks = app.before_request_funcs.setdefault(None, [])
-
-    def check_pages() -> None:
-        if not request.path.startswith("/api/"):
-            check()
-
-    hooks[:] = [check_pages if hook == check else hook for hook in hooks]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
 
 
 def _engine_options(url: str) -> dict[str, Any]:

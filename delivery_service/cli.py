@@ -44,11 +44,24 @@ def serve(workers: int, host: str, dev: bool) -> None:
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
+            self.cfg.set("post_worker_init", post_worker_init)
             self.cfg.set("accesslog", "-")
             self.cfg.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms')
+            # gunicorn's control socket (for gunicornc) is one path per user by default: a second
+            # serve on the machine took it over, and removed it when it stopped. One per address
+            # and port instead, in gunicorn's own directory ($XDG_RUNTIME_DIR or ~/.gunicorn).
+            self.cfg.set("control_socket", os.path.join(os.path.dirname(self.cfg.control_socket),
+                                                        f"delivery-service-{host}-{port}.ctl"))
 
         def load(self):  # noqa: ANN202
             return create_app()
+
+    def post_worker_init(worker) -> None:  # noqa: ANN001
+        # Each gunicorn worker runs (or, with Redis, relays) background jobs in a thread of its own,
+        # from its start: retries and due jobs run with no traffic.
+        from delivery_service.jobs import runner
+
+        runner(worker.wsgi)
 
     Server().run()
 
@@ -68,22 +81,21 @@ def _keep_development_secret() -> None:
 @click.option("--simple", is_flag=True, help="Run jobs in this process instead of forking per job.")
 @with_appcontext
 def worker(burst: bool, simple: bool) -> None:
-    """Run an rq worker for the background jobs (needs REDIS_URL)."""
-    from rq import SimpleWorker, Worker
+    """Run an rq worker for the background jobs (needs REDIS_URL); it outlives Redis outages."""
+    from delivery_service.jobs import run_worker
 
-    from delivery_service.jobs import use_app_for_worker
-
-    queue = current_app.extensions.get("rq_queue")
-    if queue is None:
+    if current_app.extensions.get("rq_queue") is None:
         raise click.ClickException("REDIS_URL is not set: jobs run in-process, no worker is needed.")
-    use_app_for_worker(current_app._get_current_object())  # type: ignore[attr-defined]
-    if not burst:  # the weekly reports' chain of scheduled runs starts with the first worker
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def schedule_weekly() -> None:  # the weekly reports' chain of scheduled runs starts with a worker
         from delivery_service.reports.jobs import schedule_next
 
-        scheduled = schedule_next()
+        with app.app_context():
+            scheduled = schedule_next()
         click.echo(f"weekly reports: next run {scheduled.run_at.isoformat()} ({scheduled.job_id})")
-    cls = SimpleWorker if simple else Worker
-    cls([queue], connection=queue.connection).work(burst=burst, with_scheduler=not burst)
+
+    run_worker(app, burst=burst, simple=simple, on_connect=None if burst else schedule_weekly)
 
 
 @main.group()
@@ -296,15 +308,24 @@ def webhooks() -> None:
 @click.option("--every", type=int, default=0, help="Repeat every N seconds (a sweep next to the worker).")
 @with_appcontext
 def webhooks_dispatch(retry_now: bool, every: int) -> None:
-    """Send every due endpoint what it is owed."""
+    """Send every due endpoint what it is owed; one line per endpoint says what happened.
+
+    Exits with status 1 when a delivery failed (the reason is printed; it is retried on schedule).
+    """
     import time
 
     from delivery_service.webhooks import services
 
     while True:
-        sent = sum(services.deliver(endpoint_id, force=retry_now).sent
-                   for endpoint_id in services.due_endpoint_ids(include_backoff=retry_now))
-        click.echo(f"{sent} events sent")
+        reports = services.dispatch_due(force=retry_now, every_endpoint=True)
+        for report in reports:
+            click.echo(f"webhook of API client {report.client_id} (endpoint {report.endpoint_id}): "
+                       f"{report.describe()}")
+        if not reports:
+            click.echo("no webhooks are set (api-clients webhook ID --url URL)")
+        failed = sum(r.failed for r in reports)
         if every <= 0:
+            if failed:
+                raise click.ClickException(f"{failed} of {len(reports)} webhook deliveries failed")
             return
         time.sleep(every)

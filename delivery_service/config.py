@@ -13,6 +13,10 @@ DEFAULTS: dict[str, Any] = {
     "ENV": "development",
     "DATABASE_URL": None,  # None: a SQLite file in the instance folder
     "REDIS_URL": None,  # None: background jobs run in-process after commit
+    # Reverse proxies in front of the service (nginx, a load balancer) whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed: rate limits and logs then see the client's address. 0: none,
+    # the headers are ignored, so a client cannot choose the address it is counted under.
+    "TRUSTED_PROXIES": 0,
     "SECRET_KEY": None,  # None outside production: generated once and kept in the instance folder
     # UPU S10 service indicator for the items this service issues (not J, K, S, T or W).
     "ITEM_ID_PREFIX": "RH",
@@ -27,6 +31,20 @@ DEFAULTS: dict[str, Any] = {
     "SERVICE_TIMEZONE": "Asia/Ho_Chi_Minh",
     "BABEL_DEFAULT_LOCALE": "vi",
     "RQ_QUEUE": "default",
+    # Background jobs (jobs.py, outbox.py). JOBS_INLINE: run what a commit queued right after that
+    # commit, in the committing thread (the tests; never in production: a request would wait for its
+    # jobs). Otherwise a runner thread per web process runs them (no Redis) or hands them to rq, waking
+    # after each commit and polling every JOBS_POLL_S. A job's claim is a lease of JOBS_LEASE_S, kept
+    # alive while it runs; a lapsed lease means its process died: retried up to JOBS_MAX_ATTEMPTS in
+    # all. REDIS_TIMEOUT_S bounds every Redis call a request or the relay makes (a stopped or frozen
+    # Redis costs that, then the job waits in the outbox). /ready fails when the oldest job owed has
+    # waited more than JOBS_BACKLOG_MAX_AGE_S.
+    "JOBS_INLINE": False,
+    "JOBS_POLL_S": 2.0,
+    "JOBS_LEASE_S": 30,
+    "JOBS_MAX_ATTEMPTS": 3,
+    "JOBS_BACKLOG_MAX_AGE_S": 300,
+    "REDIS_TIMEOUT_S": 0.5,
     "API_TOKEN_CACHE_SECONDS": 30,
     # Geocoding: "offline" (unit centroids refined by couriers' recorded positions, no network),
     # or a self-hosted "nominatim" / "photon" at GEOCODER_URL (never the public servers in bulk).
@@ -75,15 +93,23 @@ DEFAULTS: dict[str, Any] = {
     "REPORT_BANDS": "delivery_rate:0.95,0.90,0.80;on_time_rate:0.90,0.80,0.70;post_share:0.50,0.30,0.10",
     "REPORT_WEEKLY_SCHEDULE": "FRI 07:00",
     "REPORT_FILES_DIR": None,
+    # Webhooks (docs/webhooks.md): seconds to wait after the 1st, 2nd, ... consecutive failure (the
+    # last repeats; an endpoint is paused once its failures span more than a day), and how long one
+    # request may take to connect and then to answer: a hanging receiver holds a sender this long.
+    "WEBHOOK_RETRY_SCHEDULE": "60,300,1800,7200,21600",
+    "WEBHOOK_CONNECT_TIMEOUT_S": 3.0,
+    "WEBHOOK_READ_TIMEOUT_S": 5.0,
 }
 
 _INT_KEYS = {"DELIVERY_TARGET_DAYS", "MAX_JSON_BYTES", "MAX_IMPORT_BYTES", "MAX_IMPORT_ROWS",
              "API_TOKEN_CACHE_SECONDS", "GEOCODER_CACHE_DAYS", "LABEL_DPI", "LABEL_ASYNC_THRESHOLD",
              "MAX_FAILED_ATTEMPTS", "CORRECTION_WINDOW_MIN", "MAX_PROOF_BYTES", "MAX_CLOCK_SKEW_S",
-             "SYNC_MAX_EVENTS"}
-_FLOAT_KEYS = {"GEOCODER_MIN_DELAY_S", "GEOCODER_TIMEOUT_S", "ROUTE_SEQUENCE_TIME_LIMIT_S",
-               "REPORT_CATCH_UP_S"}
-_BOOL_KEYS = {"DELIVERY_TARGET_WORKING_DAYS"}
+             "SYNC_MAX_EVENTS", "TRUSTED_PROXIES",
+             "JOBS_LEASE_S", "JOBS_MAX_ATTEMPTS", "JOBS_BACKLOG_MAX_AGE_S"}
+_FLOAT_KEYS = {"JOBS_POLL_S", "REDIS_TIMEOUT_S", "GEOCODER_MIN_DELAY_S", "GEOCODER_TIMEOUT_S",
+               "ROUTE_SEQUENCE_TIME_LIMIT_S",
+               "REPORT_CATCH_UP_S", "WEBHOOK_CONNECT_TIMEOUT_S", "WEBHOOK_READ_TIMEOUT_S"}
+_BOOL_KEYS = {"DELIVERY_TARGET_WORKING_DAYS", "JOBS_INLINE"}
 GEOCODERS = ("offline", "nominatim", "photon")
 ID_CHECKS = ("id_last4", "otp", "none")
 
@@ -140,6 +166,8 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
         s10.make(cfg["ITEM_ID_PREFIX"], 0, cfg["ITEM_ID_COUNTRY"])
     except s10.S10Error as exc:
         raise ConfigError(f"ITEM_ID_PREFIX / ITEM_ID_COUNTRY: {exc}") from None
+    if not 0 <= cfg["TRUSTED_PROXIES"] <= 5:
+        raise ConfigError("TRUSTED_PROXIES must be between 0 and 5 (the proxies in front of the service)")
     if cfg["DELIVERY_TARGET_DAYS"] < 0:
         raise ConfigError("DELIVERY_TARGET_DAYS must not be negative")
     if cfg["GEOCODER"] not in GEOCODERS:
@@ -158,7 +186,34 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
         raise ConfigError("ROUTE_SEQUENCE_TIME_LIMIT_S must be between 0 and 600 seconds")
     _courier_settings(cfg)
     _report_settings(cfg, instance)
+    _webhook_settings(cfg)
     return cfg
+
+
+def parse_retry_schedule(raw: str | tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """``60,300,1800`` -> (60, 300, 1800): whole seconds, each from 1 s to 1 day, not falling."""
+    if isinstance(raw, str):
+        try:
+            values = tuple(int(v) for v in raw.split(",") if v.strip())
+        except ValueError:
+            raise ConfigError(f"WEBHOOK_RETRY_SCHEDULE must be seconds like '60,300,1800', got {raw!r}"
+                              ) from None
+    else:
+        values = tuple(raw)
+    if not values or len(values) > 50:
+        raise ConfigError("WEBHOOK_RETRY_SCHEDULE needs 1 to 50 delays")
+    if not all(isinstance(v, int) and 1 <= v <= 86400 for v in values):
+        raise ConfigError("WEBHOOK_RETRY_SCHEDULE: each delay must be whole seconds from 1 to 86400")
+    if list(values) != sorted(values):
+        raise ConfigError("WEBHOOK_RETRY_SCHEDULE: the delays must not fall (a back-off)")
+    return values
+
+
+def _webhook_settings(cfg: dict[str, Any]) -> None:
+    cfg["WEBHOOK_RETRY_SCHEDULE"] = parse_retry_schedule(cfg["WEBHOOK_RETRY_SCHEDULE"])
+    for key in ("WEBHOOK_CONNECT_TIMEOUT_S", "WEBHOOK_READ_TIMEOUT_S"):
+        if not 0 < cfg[key] <= 30:  # both together stay within a sender's 2-minute hold on its endpoint
+            raise ConfigError(f"{key} must be more than 0 and at most 30 seconds")
 
 
 BAND_RATES = ("delivery_rate", "on_time_rate", "post_share")

@@ -1,62 +1,87 @@
-"""Background jobs: enqueued only after the transaction that asked for them commits.
+"""Background jobs: recorded in the job outbox in the transaction that asks for them, run after it commits.
 
-With ``REDIS_URL`` set they go to rq and a ``delivery-service worker`` runs them; without it they run
-in-process right after the commit, each in its own app context and transaction.
+``enqueue_after_commit`` inserts an outbox row (outbox.py) in the caller's transaction: a rollback
+drops it, a commit makes it a durable promise. After the commit a runner thread of this process wakes:
+with ``REDIS_URL`` it relays due rows to rq (short timeouts; when Redis is down or slow the rows wait
+and the relay tries again every few seconds) and a ``delivery-service worker`` runs them; without it
+the runner runs them itself. Either way no request waits for a job or for Redis, and the outbox row,
+claimed by compare-and-set, decides that each job runs once whatever rq or the processes do.
+With ``JOBS_INLINE`` (the tests) the runner's work is done synchronously right after the commit.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import logging
+import os
+import threading
+import time
+import weakref
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
+from delivery_service import outbox
+from delivery_service.db import utcnow
 from delivery_service.extensions import db
 
 log = logging.getLogger(__name__)
-_PENDING = "pending_jobs"
+_PENDING = "outbox_rows_added"
 _worker_app: Flask | None = None
+HAND_LEASE_S = 300  # a handed row not started by then is handed again (Redis may have lost it)
+WORKER_MAINTENANCE_S = 30  # rq's registry clean-up and scheduler restart, instead of every 10 minutes
+# Jobs that nobody waits for: they go to the background queue, behind nothing a person waits for.
+BACKGROUND = frozenset({
+    "delivery_service.webhooks.jobs:dispatch",
+    "delivery_service.webhooks.jobs:dispatch_due",
+    "delivery_service.reports.fold:fold_job",
+    "delivery_service.geo.services:locate_orders",
+})
 
 
-def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600,
-                         on_failure: str | None = None) -> None:
-    """Run ``module:function`` with primitive ``args`` once the current transaction commits.
+def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_failure: str | None = None,
+                         queue: str | None = None, dedupe_key: str | None = None,
+                         delay_s: float = 0.0, merge_limit: int | None = None) -> None:
+    """Run ``module:function`` with JSON-able ``args`` once, after the current transaction commits.
 
     If that transaction rolls back instead, the job is dropped. ``on_failure`` (``module:function``,
-    called with the same ``args``) runs when rq gives the job up without the job having handled it:
-    a timeout, or a worker killed mid-job (reported when rq cleans up its abandoned jobs).
+    called with the same ``args``) runs when the job raised, timed out, or its process died on the
+    last attempt. ``queue``: "interactive" or "background" (default: by ``BACKGROUND``).
+    ``dedupe_key``: coalesce with a run of the same key that has not started yet (cursor jobs whose
+    one run covers every commit before it). ``merge_limit``: with ``dedupe_key``, ``args[0]`` is a
+    list of ids merged into the waiting run's, up to that many. ``delay_s``: not before this many
+    seconds (retries).
     """
     session = db.session()
     if not session.in_transaction():
         session.begin()
-    session.info.setdefault(_PENDING, []).append((func_path, args, timeout, on_failure))
+    queue = queue or ("background" if func_path in BACKGROUND else "interactive")
+    outbox.add(session.connection(), func_path, list(args), queue=queue, timeout_s=timeout,
+               on_failure=on_failure, dedupe_key=dedupe_key,
+               due_at=utcnow() + dt.timedelta(seconds=delay_s), merge_limit=merge_limit)
+    session.info[_PENDING] = True
 
 
 def _after_commit(session: Session) -> None:
-    jobs = session.info.pop(_PENDING, None)
-    if not jobs:
+    if not session.info.pop(_PENDING, False):
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    for func_path, args, timeout, on_failure in jobs:
-        queue = app.extensions.get("rq_queue")
-        if queue is not None:
-            from rq import Callback
-
-            queue.enqueue(execute, func_path, *args, job_timeout=timeout, result_ttl=3600,
-                          failure_ttl=7 * 86400, meta={"on_failure": on_failure},
-                          on_failure=Callback(failed) if on_failure else None)
-        else:
-            _run_in_app(app, func_path, args, on_failure)
+    if app.config["JOBS_INLINE"]:
+        drain(app)
+    else:
+        runner(app).wake()
 
 
 def _after_transaction_end(session: Session, transaction) -> None:  # noqa: ANN001
-    # Runs after after_commit on a commit (jobs already taken), and on every rollback.
+    # On a rollback the rows went with the transaction; nothing to wake for.
     if transaction.parent is None:
         session.info.pop(_PENDING, None)
 
+
+# Running a job -------------------------------------------------------------------------------------
 
 def _call(app: Flask, func_path: str, args: tuple[Any, ...]) -> Any:
     """Run ``module:function`` in a fresh app context of ``app``: its own session and transaction."""
@@ -67,38 +92,268 @@ def _call(app: Flask, func_path: str, args: tuple[Any, ...]) -> Any:
             result = func(*args)
             db.session.commit()
             return result
-        except Exception:
+        except BaseException:
             db.session.rollback()
             raise
+        finally:
+            # A forking worker's main process must hold no connection its children could inherit.
+            db.session.remove()
 
 
-def _run_in_app(app: Flask, func_path: str, args: tuple[Any, ...], on_failure: str | None) -> Any:
+def _engine(app: Flask) -> sa.Engine:
+    with app.app_context():
+        return db.engine
+
+
+class _Heartbeat(threading.Thread):
+    """Keeps a running row's lease alive while its job runs; when the process dies, the lease lapses
+    and another process retries the job or fails it (within JOBS_LEASE_S plus one poll)."""
+
+    def __init__(self, app: Flask, row: outbox.Row) -> None:
+        super().__init__(name=f"outbox-heartbeat-{row.id}", daemon=True)
+        self.engine = _engine(app)
+        self.row = row
+        self.lease_s = int(app.config["JOBS_LEASE_S"])
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.lease_s / 3):
+            try:
+                with self.engine.begin() as conn:
+                    if not outbox.renew(conn, self.row, utcnow(), self.lease_s):
+                        return
+            except Exception as exc:  # noqa: BLE001 (a missed beat only shortens the lease)
+                log.warning("job %s: lease not renewed (%s)", self.row.id, exc.__class__.__name__)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def _run_row(app: Flask, row: outbox.Row, *, reraise: bool) -> Any:
+    """Run a claimed row, then record how it ended; ``on_failure`` runs when it raised."""
+    beat = _Heartbeat(app, row)
+    beat.start()
     try:
-        return _call(app, func_path, args)
-    except Exception as exc:
+        result = _call(app, row.func_path, row.args)
+    except (Exception, SystemExit) as exc:
+        beat.stop()
         # The exception's class only: its text may quote the job's data (names, phones).
-        log.error("job %s failed: %s", func_path, exc.__class__.__name__)
-        if on_failure:
-            _call(app, on_failure, args)
-        if app.testing:
+        log.error("job %s (%s) failed: %s", row.id, row.func_path, exc.__class__.__name__)
+        with _engine(app).begin() as conn:
+            outbox.finish(conn, row, utcnow(), error=exc.__class__.__name__)
+        _on_failure(app, row)
+        if reraise:
             raise
         return None
+    beat.stop()
+    with _engine(app).begin() as conn:
+        outbox.finish(conn, row, utcnow())
+    return result
 
+
+def _on_failure(app: Flask, row: outbox.Row) -> None:
+    if not row.on_failure:
+        return
+    try:
+        _call(app, row.on_failure, row.args)
+    except Exception as exc:  # noqa: BLE001
+        log.error("on_failure %s of job %s failed: %s", row.on_failure, row.id, exc.__class__.__name__)
+
+
+def _sweep_abandoned(app: Flask, queue: str | None = None) -> dict[str, int]:
+    """Rows whose running process died (lease lapsed): retried, or failed with on_failure called."""
+    engine = _engine(app)
+    counts: dict[str, int] = {}
+    now = utcnow()
+    with engine.connect() as conn:
+        rows = outbox.due(conn, now, states=("running",), queue=queue)
+    for row in rows:
+        try:
+            with engine.begin() as conn:
+                outcome = outbox.give_up_or_retry(conn, row, now, int(app.config["JOBS_MAX_ATTEMPTS"]))
+        except sa.exc.IntegrityError:  # a coalesced run was queued meanwhile: next sweep
+            continue
+        if outcome:
+            log.warning("job %s (%s) abandoned by its process: %s", row.id, row.func_path, outcome)
+            counts[outcome] = counts.get(outcome, 0) + 1
+            if outcome == "failed":
+                _on_failure(app, row)
+    return counts
+
+
+def run_due(app: Flask, queue: str | None = None, *, reraise: bool = False, limit: int = 1000) -> int:
+    """Run the due rows of ``queue`` (both when None) in this thread; returns how many ran."""
+    engine = _engine(app)
+    lease = int(app.config["JOBS_LEASE_S"])
+    ran = 0
+    _sweep_abandoned(app, queue)
+    while ran < limit:
+        with engine.connect() as conn:
+            rows = outbox.due(conn, utcnow(), states=("pending",), queue=queue, limit=20)
+        if not rows:
+            break
+        for row in rows:
+            with engine.begin() as conn:
+                claimed = outbox.claim(conn, row.id, None, utcnow(), lease)
+            if claimed is not None:
+                ran += 1
+                _run_row(app, claimed, reraise=reraise)
+    return ran
+
+
+# Relaying to rq ------------------------------------------------------------------------------------
+
+def queue_names(app: Flask) -> dict[str, str]:
+    """The rq queue of each outbox queue; a worker listens to them in this order (interactive first)."""
+    return {"interactive": app.config["RQ_QUEUE"], "background": f"{app.config['RQ_QUEUE']}-background"}
+
+
+def short_redis(app: Flask) -> Any:
+    """A Redis client whose every call gives up after REDIS_TIMEOUT_S, without retrying: for the
+    relay and /ready, where a stopped or frozen Redis must cost a bounded, short time."""
+    from redis import Redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    timeout = float(app.config["REDIS_TIMEOUT_S"])
+    return Redis.from_url(app.config["REDIS_URL"], socket_timeout=timeout, socket_connect_timeout=timeout,
+                          retry=Retry(NoBackoff(), 0))
+
+
+def relay(app: Flask, connection: Any | None = None) -> dict[str, int]:
+    """Hand due outbox rows to rq (and sweep abandoned ones). Handing twice is harmless: the rq job id
+    is the row's id and attempt, and a job whose row is already taken does nothing."""
+    from redis.exceptions import RedisError
+    from rq import Queue
+
+    counts = _sweep_abandoned(app)
+    engine = _engine(app)
+    connection = connection or app.extensions.setdefault("relay_redis", short_redis(app))
+    queues = {key: Queue(name, connection=connection) for key, name in queue_names(app).items()}
+    with engine.connect() as conn:
+        rows = outbox.due(conn, utcnow(), states=("pending", "handed"), limit=500)
+    for row in rows:
+        try:
+            queues[row.queue].enqueue(
+                execute, row.func_path, *row.args, job_id=f"outbox-{row.id}-{row.attempt}",
+                job_timeout=row.timeout_s, result_ttl=3600, failure_ttl=7 * 86400,
+                meta={"outbox_id": row.id, "attempt": row.attempt},
+                description=f"{row.func_path} (outbox {row.id})")
+        except RedisError as exc:
+            # Redis is down or slow: the rows wait, the next pass (a commit or the poll) tries again.
+            log.warning("relay: Redis unavailable (%s); %d jobs wait in the outbox", exc.__class__.__name__,
+                        len(rows))
+            counts["waiting"] = len(rows)
+            break
+        with engine.begin() as conn:
+            outbox.mark_handed(conn, row, utcnow(), HAND_LEASE_S)
+        counts["handed"] = counts.get("handed", 0) + 1
+    return counts
+
+
+def drain(app: Flask) -> None:
+    """Do the runner's work now, in this thread (JOBS_INLINE; tests re-raise job errors)."""
+    if app.config.get("REDIS_URL"):
+        relay(app)
+    else:
+        run_due(app, reraise=app.testing)
+
+
+# The runner: a thread per process ------------------------------------------------------------------
+
+class Runner:
+    """This process's background work: without Redis, one thread per queue runs due rows (so a label
+    batch never waits behind a slow webhook receiver); with Redis, one thread relays rows to rq. They
+    wake after each commit that queued a job and every JOBS_POLL_S (retries and due rows with no
+    other traffic). Several processes may run one: rows are claimed by compare-and-set."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.poll_s = float(app.config["JOBS_POLL_S"])
+        self.wakeups = {key: threading.Event() for key in outbox.QUEUES}
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.pid = os.getpid()
+
+    def start(self) -> Runner:
+        if self.app.config.get("REDIS_URL"):
+            targets = {"relay": lambda: relay(self.app)}
+        else:
+            targets = {key: (lambda key=key: run_due(self.app, key)) for key in outbox.QUEUES}
+        for name, work in targets.items():
+            event = self.wakeups.get(name, self.wakeups["interactive"])
+            thread = threading.Thread(target=self._loop, args=(work, event), name=f"jobs-{name}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        return self
+
+    def _loop(self, work: Any, event: threading.Event) -> None:
+        while not self.stopping.is_set():
+            try:
+                work()
+            except Exception:  # noqa: BLE001 (the database may be down: try again at the next poll)
+                log.exception("jobs runner: pass failed")
+            event.wait(self.poll_s)
+            event.clear()
+
+    def wake(self) -> None:
+        for event in self.wakeups.values():
+            event.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        self.wake()
+        for thread in self.threads:
+            thread.join(timeout)
+
+
+_runner_lock = threading.Lock()
+
+
+def runner(app: Flask) -> Runner:
+    """This process's runner for ``app``, started on first use (a forked process starts its own)."""
+    with _runner_lock:
+        current = app.extensions.get("jobs_runner")
+        if current is None or current.pid != os.getpid():
+            current = app.extensions["jobs_runner"] = Runner(app).start()
+        return current
+
+
+def stop_runner(app: Flask) -> None:
+    current = app.extensions.pop("jobs_runner", None)
+    if current is not None:
+        current.stop()
+
+
+# rq: the worker side -------------------------------------------------------------------------------
 
 def execute(func_path: str, *args: Any) -> Any:
-    """The rq entry point: runs a job function inside the worker's app."""
+    """The rq entry point: runs a job function inside the worker's app. An outbox job (its row id in
+    the rq job's meta) runs only if it can claim its row, and records how it ended there."""
     global _worker_app
     if _worker_app is None:
         from delivery_service import create_app
 
         _worker_app = create_app()
-    return _call(_worker_app, func_path, args)
+    from rq import get_current_job
+
+    job = get_current_job()
+    meta = (job.meta or {}) if job is not None else {}
+    if "outbox_id" not in meta:  # scheduled directly on rq (weekly reports, webhook retries)
+        return _call(_worker_app, func_path, args)
+    with _engine(_worker_app).begin() as conn:
+        row = outbox.claim(conn, meta["outbox_id"], meta["attempt"], utcnow(),
+                           int(_worker_app.config["JOBS_LEASE_S"]))
+    if row is None:
+        log.info("job %s: already run or running elsewhere; nothing to do", meta["outbox_id"])
+        return None
+    return _run_row(_worker_app, row, reraise=True)
 
 
 def failed(job, connection, exc_type, exc_value, traceback) -> None:  # noqa: ANN001
-    """rq's failure callback: runs the job's ``on_failure`` function in the worker's app."""
+    """rq's failure callback for jobs enqueued on rq directly with ``meta["on_failure"]``."""
     on_failure = (job.meta or {}).get("on_failure")
-    if not on_failure:
+    if not on_failure or "outbox_id" in (job.meta or {}):
         return
     _func_path, *args = job.args
     log.error("job %s failed (%s); running %s", job.id, getattr(exc_type, "__name__", exc_type), on_failure)
@@ -111,6 +366,65 @@ def use_app_for_worker(app: Flask) -> None:
     _worker_app = app
 
 
+def run_worker(app: Flask, *, burst: bool = False, simple: bool = False, on_connect: Any = None) -> None:
+    """The ``delivery-service worker`` loop: rq's worker on both queues (interactive first), supervised
+    so that a Redis outage, idle or mid-job, never ends it: rq's ``work()`` returns (or raises) on a
+    connection error; this starts a new one when Redis answers again, and with it rq's scheduler. A
+    relay thread hands the outbox's waiting rows over meanwhile. ``on_connect`` runs at each start."""
+    from redis import Redis
+    from redis.exceptions import RedisError
+    from rq import Queue, SimpleWorker, Worker
+
+    use_app_for_worker(app)
+    stop = threading.Event()
+
+    class _Stoppable:
+        def request_stop(self, signum, frame):  # noqa: ANN001, ANN202
+            stop.set()  # rq's own SIGINT/SIGTERM handling (warm shut-down) goes on as usual
+            return super().request_stop(signum, frame)  # type: ignore[misc]
+
+    cls = type("DeliveryWorker", (_Stoppable, SimpleWorker if simple else Worker), {})
+    # No socket timeout: rq's blocking dequeue waits longer than any short one. Connecting is bounded.
+    connection = Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=2, health_check_interval=30)
+    queues = [Queue(name, connection=connection) for name in queue_names(app).values()]
+    relay_runner = None if burst else runner(app)
+    delay = 1.0
+    try:
+        while not stop.is_set():
+            try:
+                relay(app)  # rows that waited for Redis go first to rq (a no-op when nothing waits)
+                if on_connect is not None:
+                    on_connect()
+                worker = cls(queues, connection=connection, maintenance_interval=WORKER_MAINTENANCE_S)
+                worker.work(burst=burst, with_scheduler=not burst)
+                if burst:
+                    return
+                delay = 1.0
+            except RedisError as exc:
+                log.error("worker: Redis unavailable (%s); retrying in %.0f s", exc.__class__.__name__, delay)
+            if stop.is_set():
+                return
+            stop.wait(delay)
+            delay = min(delay * 2, 30.0)
+    finally:
+        if relay_runner is not None:
+            stop_runner(app)
+        connection.close()
+
+
+# Fork safety ---------------------------------------------------------------------------------------
+
+_engines: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+
+
+def _dispose_in_child() -> None:
+    # A forked child (rq's work-horse, a gunicorn worker) must not use its parent's pooled database
+    # connections: two processes on one connection corrupt its protocol state (seen as
+    # DuplicatePreparedStatement). close=False leaves the parent's connections alone.
+    for engine in list(_engines):
+        engine.dispose(close=False)
+
+
 def init_app(app: Flask) -> None:
     if app.config.get("REDIS_URL"):
         from redis import Redis
@@ -118,7 +432,70 @@ def init_app(app: Flask) -> None:
 
         connection = Redis.from_url(app.config["REDIS_URL"])
         app.extensions["redis"] = connection
-        app.extensions["rq_queue"] = Queue(app.config["RQ_QUEUE"], connection=connection)
+        names = queue_names(app)
+        app.extensions["rq_queues"] = {key: Queue(name, connection=connection) for key, name in names.items()}
+        app.extensions["rq_queue"] = app.extensions["rq_queues"]["interactive"]
+    _engines.add(_engine(app))
     if not sa.event.contains(Session, "after_commit", _after_commit):
         sa.event.listen(Session, "after_commit", _after_commit)
         sa.event.listen(Session, "after_transaction_end", _after_transaction_end)
+        os.register_at_fork(after_in_child=_dispose_in_child)
+
+
+def readiness(app: Flask) -> tuple[bool, dict[str, Any]]:
+    """What /ready reports: the database, its migrations, Redis (when configured), the outbox backlog."""
+    checks: dict[str, Any] = {}
+    reasons: list[str] = []
+    engine = _engine(app)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+            current = set(conn.scalars(sa.text("SELECT version_num FROM alembic_version")))
+            heads = _migration_heads(app)
+            checks["migrations"] = {"current": sorted(current), "head": sorted(heads)}
+            if current != heads:
+                reasons.append("database migrations are not at head")
+            checks["outbox"] = outbox.backlog(conn, utcnow())
+            if checks["outbox"]["oldest_due_s"] > int(app.config["JOBS_BACKLOG_MAX_AGE_S"]):
+                reasons.append("background jobs are waiting too long")
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["database"] = exc.__class__.__name__
+        reasons.append("database unreachable")
+    if app.config.get("REDIS_URL"):
+        client = app.extensions.setdefault("ready_redis", short_redis(app))
+        try:
+            client.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["redis"] = exc.__class__.__name__
+            reasons.append("redis unreachable")
+    return not reasons, {"status": "ready" if not reasons else "not ready", "reasons": reasons, **checks}
+
+
+def _migration_heads(app: Flask) -> set[str]:
+    heads = app.extensions.get("migration_heads")
+    if heads is None:
+        from alembic.script import ScriptDirectory
+
+        with app.app_context():
+            config = app.extensions["migrate"].migrate.get_config()
+        heads = app.extensions["migration_heads"] = set(ScriptDirectory.from_config(config).get_heads())
+    return heads
+
+
+def wait_idle(app: Flask, timeout: float = 30.0) -> bool:
+    """Until no job is owed or running (tests, and the CLI before exiting); False on timeout."""
+    engine = _engine(app)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            open_rows = conn.scalar(sa.select(sa.func.count()).select_from(outbox.T)
+                                    .where(outbox.T.c.state.in_(("pending", "handed", "running"))))
+        if not open_rows:
+            return True
+        runner_ = app.extensions.get("jobs_runner")
+        if runner_ is not None:
+            runner_.wake()
+        time.sleep(0.05)
+    return False

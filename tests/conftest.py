@@ -30,7 +30,8 @@ DEMO_PASSWORD = "demo-password"
 ORDER_TABLES = ("order_events", "delivery_orders", "item_serials", "import_batches", "print_jobs", "manifests",
                 "delivery_proofs", "proof_files", "event_corrections", "webhook_deliveries",
                 "webhook_endpoints", "report_days", "report_weeks", "report_months", "report_orders", "report_cursor",
-                "counter_daily_totals", "weekly_reports", "report_area_communes", "report_areas")
+                "counter_daily_totals", "weekly_reports", "report_area_communes", "report_areas", "rate_limit_counters",
+                "job_outbox")
 ORG_TABLES = ("api_clients", "users", "route_communes", "postal_routes", "counters", "post_offices")
 # Routing state tests change on the demo routes: restored from a snapshot after each PostgreSQL test.
 ROUTE_SETTINGS = ("id", "courier_id", "capacity_per_day", "backup_route_id", "return_to_office", "active")
@@ -45,7 +46,7 @@ def _unavailable(what: str, exc: Exception) -> None:
 
 def _base_config(url: str, tmp: Path) -> dict[str, Any]:
     return {"DATABASE_URL": url, "SECRET_KEY": "test-secret", "TESTING": True, "REDIS_URL": None,
-            "ENV": "test"}
+            "ENV": "test", "JOBS_INLINE": True}
 
 
 def _prepare(app: Flask) -> dict[str, Any]:

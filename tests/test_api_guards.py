@@ -141,3 +141,9 @@ def test_pages_too(client):
     login(client, "counter")
     assert client.get("/counter/orders/RH%00").status_code == 404
     assert client.get("/counter?q=a%00b").status_code == 422
+
+
+@pytest.mark.parametrize("parent", [BIG, "1" + "0" * 30, "0", "-1"])
+def test_integers_beyond_64_bits_in_a_query_are_422(client, auth, parent):
+    resp = client.get("/api/v1/units", query_string={"parent": parent}, headers=auth)
+    assert resp.status_code == 422 and "parent" in resp.json["errors"]["query"]

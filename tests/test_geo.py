@@ -365,7 +365,7 @@ def test_with_redis_locating_is_queued_and_a_worker_asks_the_server(app, client,
     fake.delay_s = 0.5  # a slow server: enqueuing must not wait for it
     fake.requests.clear()
     with rq_app.app_context():
-        queue = rq_app.extensions["rq_queue"]
+        queue = rq_app.extensions["rq_queues"]["background"]  # geocoding: nobody waits for it
         request_locations([order_id])
         db.session.commit()
         assert queue.count == 1 and fake.requests == []

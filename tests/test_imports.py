@@ -321,9 +321,11 @@ def test_rerun_after_a_crash_does_not_duplicate(client, auth):
 
     body = upload(client, auth, to_csv([row(), row(), row(recipient_phone="x"), row(), row()])).json
     assert body["created_rows"] == 4
-    # As if the worker died after storing every row but before recording the last chunks' results.
+    # As if the worker died after storing every row but before recording the last chunks' results
+    # (its last heartbeat two minutes ago: a batch whose run still beats is left to that run).
     db.session.execute(sa.update(ImportBatch).where(ImportBatch.id == body["id"]).values(
-        state=ImportState.RUNNING, results=body["results"][:2], finished_at=None))
+        state=ImportState.RUNNING, results=body["results"][:2], finished_at=None,
+        heartbeat_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2)))
     db.session.commit()
     run_import(body["id"])
     db.session.commit()

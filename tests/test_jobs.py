@@ -71,3 +71,157 @@ def test_in_process_failure_runs_on_failure(app):
     db.session.remove()  # the error surfaced inside commit(); start a new session
     assert CALLS == ["a batch"]
     assert db.session.scalar(sa.text("SELECT COUNT(*) FROM item_serials")) == 1
+
+
+# The outbox ----------------------------------------------------------------------------------------
+
+import datetime as dt  # noqa: E402
+
+import pytest  # noqa: E402
+
+from delivery_service import outbox  # noqa: E402
+from delivery_service.db import utcnow  # noqa: E402
+
+
+def rows() -> list[dict]:
+    return [dict(r) for r in db.session.execute(sa.select(outbox.T).order_by(outbox.T.c.id)).mappings()]
+
+
+def test_a_job_is_an_outbox_row_of_the_same_transaction(app):
+    CALLS.clear()
+    jobs.enqueue_after_commit("test_jobs:record", "kept")
+    db.session.rollback()
+    assert rows() == []  # rolled back with the work that asked for it
+    jobs.enqueue_after_commit("test_jobs:record", "kept")
+    db.session.commit()
+    [row] = rows()
+    assert (row["state"], row["attempt"], row["queue"], row["args"]) == ("done", 1, "interactive", ["kept"])
+    assert CALLS == ["kept"]
+
+
+def test_coalesced_jobs_queue_one_run_per_burst(app):
+    # 50 commits asking for the same cursor job (not yet due, so nothing runs meanwhile): one row.
+    for _ in range(50):
+        jobs.enqueue_after_commit("test_jobs:record", "fold", dedupe_key="test:fold", delay_s=3600)
+        db.session.commit()
+    jobs.enqueue_after_commit("test_jobs:record", "other", dedupe_key="test:other", delay_s=3600)
+    db.session.commit()
+    waiting = rows()
+    assert [(r["dedupe_key"], r["requests"], r["state"]) for r in waiting] == [
+        ("test:fold", 50, "pending"), ("test:other", 1, "pending")]
+    # An earlier due time wins, so the run is not delayed by the first request's delay.
+    jobs.enqueue_after_commit("test_jobs:record", "fold", dedupe_key="test:fold")
+    db.session.commit()
+    assert rows()[0]["state"] == "done" and rows()[0]["requests"] == 51
+
+
+def test_an_abandoned_job_is_retried_then_failed_with_its_reason(app):
+    """A lapsed lease means the process running the job died: run again, then give up."""
+    CALLS.clear()
+    app.config["JOBS_MAX_ATTEMPTS"] = 2
+    past = utcnow() - dt.timedelta(seconds=5)
+    with db.engine.begin() as conn:
+        for text in ("retry me", "give up"):
+            conn.execute(outbox.T.insert().values(
+                func_path="test_jobs:record", args=[text], queue="interactive", state="running",
+                timeout_s=60, on_failure="test_jobs:record", attempt=1 if text == "retry me" else 2,
+                requests=1, created_at=past, due_at=past, claimed_until=past))
+    assert jobs.run_due(app) == 1
+    db.session.remove()
+    done, failed = rows()
+    assert (done["state"], done["attempt"], done["error"]) == ("done", 2, None)
+    assert failed["state"] == "failed" and failed["error"].startswith("abandoned")
+    assert sorted(CALLS) == ["give up", "retry me"]  # the retry ran; the given-up one's on_failure ran
+
+
+def test_a_live_lease_is_not_taken_by_another_process(app):
+    future = utcnow() + dt.timedelta(seconds=60)
+    with db.engine.begin() as conn:
+        conn.execute(outbox.T.insert().values(
+            func_path="test_jobs:record", args=["busy"], queue="interactive", state="running", timeout_s=60,
+            attempt=1, requests=1, created_at=utcnow(), due_at=utcnow(), claimed_until=future))
+        row_id = conn.scalar(sa.select(sa.func.max(outbox.T.c.id)))
+        assert outbox.claim(conn, row_id, None, utcnow(), 30) is None
+        assert outbox.claim(conn, row_id, 1, utcnow(), 30) is None
+    assert jobs.run_due(app) == 0
+
+
+@pytest.mark.config(JOBS_INLINE=False, JOBS_POLL_S=0.2)
+def test_without_redis_a_background_thread_runs_jobs_not_the_request(app, client, auth):
+    """The embedded default: the request commits and answers; the process's runner runs the job."""
+    from conftest import order_payload
+
+    CALLS.clear()
+    jobs.enqueue_after_commit("test_jobs:slow", "after the answer")
+    started = time.monotonic()
+    db.session.commit()
+    assert time.monotonic() - started < 0.5 and CALLS == []  # not in the committing thread
+    try:
+        assert jobs.wait_idle(app, 20)
+        assert CALLS == ["after the answer"]
+        resp = client.post("/api/v1/orders", json=order_payload(), headers=auth)
+        assert resp.status_code == 201
+        assert jobs.wait_idle(app, 20)
+        assert {r["state"] for r in rows()} == {"done"}
+    finally:
+        jobs.stop_runner(app)
+
+
+def slow(text: str) -> None:
+    time.sleep(0.5)
+    record(text)
+
+
+import time  # noqa: E402
+
+
+def test_ready_reports_database_migrations_and_backlog(app, client):
+    resp = client.get("/ready")
+    assert resp.status_code == 200, resp.json
+    assert resp.json["database"] == "ok" and resp.json["outbox"] == {"due": 0, "oldest_due_s": 0.0}
+    assert resp.json["migrations"]["current"] == resp.json["migrations"]["head"]
+    long_ago = utcnow() - dt.timedelta(hours=1)
+    with db.engine.begin() as conn:
+        conn.execute(outbox.T.insert().values(
+            func_path="test_jobs:record", args=["stuck"], queue="background", state="pending", timeout_s=60,
+            attempt=1, requests=1, created_at=long_ago, due_at=long_ago))
+    resp = client.get("/ready")
+    assert resp.status_code == 503
+    assert resp.json["reasons"] == ["background jobs are waiting too long"]
+    assert resp.json["outbox"]["due"] == 1 and resp.json["outbox"]["oldest_due_s"] >= 3600
+    assert client.get("/health").status_code == 200
+
+
+def test_ready_says_when_redis_is_down(app, client):
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens there
+    started = time.monotonic()
+    resp = client.get("/ready")
+    assert time.monotonic() - started < 2
+    assert resp.status_code == 503 and resp.json["reasons"] == ["redis unreachable"]
+
+
+def test_background_jobs_have_their_own_rq_queue(rq_app):
+    CALLS.clear()
+    with rq_app.app_context():
+        queues = rq_app.extensions["rq_queues"]
+        jobs.enqueue_after_commit("test_jobs:record", "a label batch")
+        jobs.enqueue_after_commit("test_jobs:record", "a webhook run", queue="background")
+        db.session.commit()
+        assert (queues["interactive"].count, queues["background"].count) == (1, 1)
+        assert queues["background"].name == queues["interactive"].name + "-background"
+        # Handing a row again (Redis lost it, or a relay raced) runs nothing twice.
+        job = queues["interactive"].jobs[0]
+        queues["interactive"].enqueue_job(job)
+        SimpleWorker([queues["interactive"], queues["background"]], connection=queues["interactive"].connection
+                     ).work(burst=True)
+        assert CALLS == ["a label batch", "a webhook run"]  # interactive first, each once
+        assert {r["state"] for r in rows()} == {"done"}
+
+
+def test_jobs_over_ids_merge_into_the_waiting_one_up_to_a_size(app):
+    for order_id in range(1, 8):
+        jobs.enqueue_after_commit("test_jobs:record_ids", [order_id], "x", dedupe_key="test:ids", merge_limit=3,
+                                  delay_s=3600)
+        db.session.commit()
+    assert [(r["args"], r["requests"], r["dedupe_key"]) for r in rows()] == [
+        ([[1, 2, 3], "x"], 3, None), ([[4, 5, 6], "x"], 3, None), ([[7], "x"], 1, "test:ids")]

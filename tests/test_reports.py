@@ -324,7 +324,7 @@ def test_a_background_fold_through_redis(rq_app, token):
     from rq import SimpleWorker
 
     with rq_app.app_context():
-        queue = rq_app.extensions["rq_queue"]
+        queue = rq_app.extensions["rq_queues"]["background"]  # the fold: nobody waits for it
         resp = rq_app.test_client().post("/api/v1/orders", json=order_payload(),
                                          headers={"Authorization": f"Bearer {token}"})
         assert resp.status_code == 201

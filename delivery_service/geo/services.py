@@ -302,12 +302,15 @@ def request_locations(order_ids: list[int]) -> None:
     config = current_app.config
     use_server = get_geocoder().remote and current_app.extensions.get("rq_queue") is not None
     size = SERVER_JOB_SIZE if use_server else BATCH
+    timeout = 600
+    if use_server:  # every request may take the spacing plus a whole timeout
+        per_request = float(config["GEOCODER_MIN_DELAY_S"]) + float(config["GEOCODER_TIMEOUT_S"])
+        timeout = int(300 + size * per_request)
     for chunk in _chunks(ids, size):
-        timeout = 600
-        if use_server:  # every request may take the spacing plus a whole timeout
-            per_request = float(config["GEOCODER_MIN_DELAY_S"]) + float(config["GEOCODER_TIMEOUT_S"])
-            timeout = int(300 + len(chunk) * per_request)
-        jobs.enqueue_after_commit(JOB, list(chunk), use_server, timeout=timeout)
+        # Merged into the job still waiting, up to a job's size: a burst of intake commits (one order
+        # each) queues a job per `size` orders, not one per order.
+        jobs.enqueue_after_commit(JOB, list(chunk), use_server, timeout=timeout, queue="background",
+                                  dedupe_key=f"geo:locate:{use_server}", merge_limit=size)
 
 
 def learn_delivery_point(order_id: int, latitude: float, longitude: float, accuracy_m: float | None) -> None:

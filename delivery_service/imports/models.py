@@ -9,8 +9,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from delivery_service.db import UTCDateTime, created_at, fk, intpk, str_enum
+from delivery_service.db import UTCDateTime, created_at, fk, intpk, str_enum, utcnow
 from delivery_service.extensions import db
+
+# A running import writes its heartbeat at each chunk of rows (about a second); past this, its
+# process is taken for dead (imports.services.sweep_stalled).
+STALL_AFTER = dt.timedelta(minutes=1)
 
 
 class ImportState(enum.StrEnum):
@@ -41,3 +45,36 @@ class ImportBatch(db.Model):
     error: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[created_at]
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # As print_jobs: the run holding the batch writes heartbeat_at at each chunk; ``runner`` is its
+    # token, ``attempts`` the times the batch was queued (imports.services.sweep_stalled).
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    runner: Mapped[str | None] = mapped_column(sa.String(32))
+    attempts: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    @property
+    def stalled(self) -> bool:
+        """Running, but no sign of life for longer than the sweeper waits: its process has died."""
+        return self.state is ImportState.RUNNING and self.last_sign < utcnow() - STALL_AFTER
+
+    @property
+    def last_sign(self) -> dt.datetime:
+        """The last sign of life of the batch's run: its heartbeat, else its creation."""
+        return self.heartbeat_at or self.created_at
+
+    @property
+    def failure_kind(self) -> str | None:
+        """Why a failed batch stopped, for the page: "stalled" (its process died, given up after
+        retries), "stopped" (the job ended early on an error), "file" (the file could not be read)."""
+        if self.state is not ImportState.FAILED:
+            return None
+        error = self.error or ""
+        if error.startswith(STALLED_PREFIX):
+            return "stalled"
+        if error.startswith(STOPPED_PREFIX):
+            return "stopped"
+        return "file"
+
+
+# The beginnings of the English reasons services write into ``error`` (the API shows them as they are).
+STALLED_PREFIX = "The import's process stopped"
+STOPPED_PREFIX = "The import stopped"

@@ -38,6 +38,11 @@ class ImportOut(Schema):
     error = fields.String(allow_none=True, metadata={"description": "Why a failed import stopped"})
     created_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)
+    heartbeat_at = fields.DateTime(allow_none=True, metadata={
+        "description": "Last sign of life of the run importing it; a running import silent for over a "
+                       "minute has lost its process and is queued again (it resumes after the last "
+                       "stored chunk) or failed with its counts"})
+    attempts = fields.Integer(metadata={"description": "How many times the import was queued"})
     results = fields.Function(lambda b: b.results or [], metadata={"description": "One per non-blank row"})
     links = fields.Method("_links")
 

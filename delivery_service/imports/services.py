@@ -13,6 +13,7 @@ import datetime as dt
 import io
 import logging
 import re
+import secrets
 import time
 import unicodedata
 import warnings
@@ -31,7 +32,13 @@ from delivery_service.accounts.services import SYSTEM, Actor
 from delivery_service.db import utcnow
 from delivery_service.errors import Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
-from delivery_service.imports.models import ImportBatch, ImportState
+from delivery_service.imports.models import (
+    STALL_AFTER,
+    STALLED_PREFIX,
+    STOPPED_PREFIX,
+    ImportBatch,
+    ImportState,
+)
 from delivery_service.jobs import enqueue_after_commit
 from delivery_service.orders.models import DeliveryOrder
 from delivery_service.orders.schemas import FLAT_FIELDS, OrderIn
@@ -433,8 +440,7 @@ def start_import(actor: Actor, *, counter_id: int, filename: str, content: bytes
                         total_rows=len(table.rows), results=[])
     db.session.add(batch)
     db.session.flush()
-    enqueue_after_commit("delivery_service.imports.services:run_import", batch.id,
-                         on_failure="delivery_service.imports.services:mark_failed")
+    enqueue_after_commit(RUN_IMPORT, batch.id, 1, on_failure=ON_FAILURE)
     db.session.commit()
     db.session.refresh(batch)  # an in-process job has finished it in its own session
     return batch
@@ -497,11 +503,16 @@ def _actor_of(batch: Any) -> Actor:
     return SYSTEM
 
 
+class _Superseded(Exception):
+    """The run no longer holds its batch: the sweeper gave it to another run, or closed it."""
+
+
 class _Run:
     """One execution of an import job: validates rows and stores them chunk by chunk."""
 
-    def __init__(self, batch: Any, table: Table) -> None:
+    def __init__(self, batch: Any, table: Table, runner: str) -> None:
         self.batch_id: int = batch.id
+        self.runner = runner
         self.counter_id: int = batch.counter_id
         self.actor = _actor_of(batch)
         self.table = table
@@ -531,6 +542,15 @@ class _Run:
     def finish(self) -> None:
         self._save_progress(state=ImportState.DONE, finished_at=utcnow(), error=None)
         db.session.commit()
+
+    def _beat(self) -> None:
+        """The heartbeat of the run holding the batch; _Superseded once another run holds it."""
+        beat = db.session.execute(sa.update(ImportBatch).where(
+            ImportBatch.id == self.batch_id, ImportBatch.runner == self.runner,
+            ImportBatch.state == ImportState.RUNNING,
+        ).values(heartbeat_at=utcnow()).execution_options(synchronize_session=False))
+        if beat.rowcount != 1:
+            raise _Superseded
 
     def _validate(self, row: Row, duplicate_of: int | None) -> tuple[dict[str, Any] | None,
                                                                      dict[str, list[str]]]:
@@ -564,10 +584,9 @@ class _Run:
 
     def _chunk(self, rows: list[tuple[Row, int | None]]) -> None:
         # Write first: SQLite's driver opens its transaction only at a write, and a SAVEPOINT issued
-        # outside one would become the transaction itself and commit at its release.
-        db.session.execute(sa.update(ImportBatch).where(ImportBatch.id == self.batch_id)
-                           .values(state=ImportState.RUNNING)
-                           .execution_options(synchronize_session=False))
+        # outside one would become the transaction itself and commit at its release. On PostgreSQL
+        # the write also locks the batch's row until the chunk commits: a sweeper waits for it.
+        self._beat()
         checked = [(row, *self._validate(row, duplicate_of)) for row, duplicate_of in rows]
         codes = {data["dossier_code"] for _row, data, _errors in checked if data}
         stored: dict[tuple[str, Direction], str] = {}
@@ -607,48 +626,162 @@ class _Run:
             return EXISTING, existing.item_id, {}
 
     def _save_progress(self, **extra: Any) -> None:
+        """The results so far with the chunk's rows (same transaction); _Superseded if not ours."""
         counts = {status: sum(1 for r in self.results if r["status"] == status)
                   for status in (CREATED, EXISTING, ERROR)}
-        db.session.execute(sa.update(ImportBatch).where(ImportBatch.id == self.batch_id).values(
+        saved = db.session.execute(sa.update(ImportBatch).where(
+            ImportBatch.id == self.batch_id, ImportBatch.runner == self.runner,
+            ImportBatch.state == ImportState.RUNNING,
+        ).values(
             results=list(self.results), total_rows=len(self.table.rows), created_rows=counts[CREATED],
-            existing_rows=counts[EXISTING], error_rows=counts[ERROR], **extra,
+            existing_rows=counts[EXISTING], error_rows=counts[ERROR], heartbeat_at=utcnow(), **extra,
         ).execution_options(synchronize_session=False))
+        if saved.rowcount != 1:
+            raise _Superseded
 
 
-def mark_failed(import_id: int) -> None:
-    """Close a batch whose job died without saying so (killed worker, timeout); no-op once closed."""
-    db.session.execute(sa.update(ImportBatch).where(
-        ImportBatch.id == import_id, ImportBatch.state.in_([ImportState.PENDING, ImportState.RUNNING])
-    ).values(state=ImportState.FAILED, finished_at=utcnow(), error=(
-        "The import was stopped before it finished. The rows reported so far are stored; upload the "
-        "file again to import the rest (stored rows are reported as existing).")))
+RUN_IMPORT = "delivery_service.imports.services:run_import"
+ON_FAILURE = "delivery_service.imports.services:mark_failed"
+MAX_ATTEMPTS = 3  # times a batch is queued before the sweeper gives up on it
 
 
-def run_import(import_id: int) -> None:
-    """The job: import the rows of a stored batch. Idempotent; a re-run resumes after a crash."""
-    batch = db.session.get(ImportBatch, import_id)
-    if batch is None:
+def _stopped(import_id: int, reason: str) -> str:
+    """The failure message with the batch's committed counts (exact: rows and results commit together)."""
+    row = db.session.execute(sa.select(
+        ImportBatch.total_rows, ImportBatch.created_rows, ImportBatch.existing_rows, ImportBatch.error_rows,
+    ).where(ImportBatch.id == import_id)).one()
+    total, created, existing, errors = row
+    done = created + existing + errors
+    return (f"{reason} after {done} of {total} rows: {created} created, {existing} existing, {errors} with "
+            "errors. These are stored; upload the file again to import the rest (stored rows are reported as "
+            "existing).")[:500]
+
+
+def mark_failed(import_id: int, attempt: int | None = None) -> None:
+    """The jobs' ``on_failure``: close a batch whose job died without saying so (killed worker,
+    timeout), with its exact counts. No-op once closed, or when the sweeper has queued the batch
+    again since (``attempt`` older than the batch's)."""
+    stmt = sa.update(ImportBatch).where(
+        ImportBatch.id == import_id, ImportBatch.state.in_([ImportState.PENDING, ImportState.RUNNING]))
+    if attempt is not None:
+        stmt = stmt.where(ImportBatch.attempts == attempt)
+    if db.session.scalar(sa.select(ImportBatch.id).where(ImportBatch.id == import_id)) is None:
+        return
+    db.session.execute(stmt.values(
+        state=ImportState.FAILED, finished_at=utcnow(),
+        error=_stopped(import_id, f"{STOPPED_PREFIX} before it finished (its job was given up: a timeout "
+                                  "or a killed worker)"),
+    ).execution_options(synchronize_session=False))
+
+
+def _claim(import_id: int, attempt: int | None, now: dt.datetime) -> str | None:
+    """Take the batch for this run (commits): a pending one, or a running one whose run died, or
+    (a re-run by hand, ``attempt`` None) a failed one. ``attempt`` (given by queued runs) must match
+    the batch's: a run queued before the sweeper requeued the batch does nothing. The run's token,
+    or None when there is nothing to do."""
+    runner = secrets.token_hex(8)
+    dead = sa.func.coalesce(ImportBatch.heartbeat_at, ImportBatch.created_at) < now - STALL_AFTER
+    claimable = sa.or_(ImportBatch.state == ImportState.PENDING,
+                       sa.and_(ImportBatch.state == ImportState.RUNNING, dead))
+    stmt = sa.update(ImportBatch).where(ImportBatch.id == import_id)
+    if attempt is None:
+        claimable = sa.or_(claimable, ImportBatch.state == ImportState.FAILED)
+    else:
+        stmt = stmt.where(ImportBatch.attempts == attempt)
+    taken = db.session.execute(stmt.where(claimable).values(
+        state=ImportState.RUNNING, runner=runner, heartbeat_at=now, error=None, finished_at=None,
+    ).execution_options(synchronize_session=False))
+    db.session.commit()
+    return runner if taken.rowcount == 1 else None
+
+
+def run_import(import_id: int, attempt: int | None = None) -> None:
+    """The job: import the rows of a stored batch. Idempotent; a re-run resumes after a crash.
+
+    Each chunk of rows commits with its results, so a run that dies loses only its current chunk
+    (rolled back whole); the next run goes on from the first row without a result. A done batch, or
+    one a live run holds, is left alone.
+    """
+    if db.session.scalar(sa.select(ImportBatch.id).where(ImportBatch.id == import_id)) is None:
         log.warning("import %s does not exist", import_id)
         return
-    if batch.state is ImportState.DONE:
+    runner = _claim(import_id, attempt, utcnow())
+    if runner is None:
         return
+    batch = db.session.get(ImportBatch, import_id)
     started = time.monotonic()
     try:
         table = read_table(batch.content_type, batch.content)  # the row limit was checked at upload
-        job = _Run(batch, table)
+        job = _Run(batch, table, runner)
         db.session.expunge(batch)  # keep the file's bytes out of the reloads after each commit
         job.run()
         job.finish()
+    except _Superseded:
+        db.session.rollback()
+        log.warning("import %s: taken over by another run; this one stopped", import_id)
+        return
     except Exception as exc:  # noqa: BLE001
         # The message and the log name the exception only: its text can quote the rows' personal data.
         db.session.rollback()
         log.error("import %s failed: %s", import_id, exc.__class__.__name__)
         message = (exc.errors["file"][0] if isinstance(exc, InvalidInput) and "file" in exc.errors else
-                   f"The import stopped ({exc.__class__.__name__}). The rows reported so far are stored; "
-                   "upload the file again to import the rest (stored rows are reported as existing).")
-        db.session.execute(sa.update(ImportBatch).where(ImportBatch.id == import_id).values(
-            state=ImportState.FAILED, error=message[:500], finished_at=utcnow(),
-        ).execution_options(synchronize_session=False))
+                   _stopped(import_id, f"{STOPPED_PREFIX} ({exc.__class__.__name__})"))
+        db.session.execute(sa.update(ImportBatch).where(
+            ImportBatch.id == import_id, ImportBatch.runner == runner,
+            ImportBatch.state == ImportState.RUNNING,
+        ).values(state=ImportState.FAILED, error=message[:500], finished_at=utcnow())
+         .execution_options(synchronize_session=False))
         db.session.commit()
         return
     log.info("import %s done: %d rows in %.1f s", import_id, len(table.rows), time.monotonic() - started)
+
+
+def sweep_stalled(now: dt.datetime, *, stale_after: dt.timedelta = STALL_AFTER,
+                  max_attempts: int = MAX_ATTEMPTS,
+                  pending_after: dt.timedelta | None = None) -> dict[str, list[int]]:
+    """Requeue, or fail, the imports whose run died; commits. For a periodic caller.
+
+    A RUNNING batch whose heartbeat is older than ``stale_after`` lost its process (killed, out of
+    memory): it is queued again (it resumes after the last committed chunk) while it has been
+    queued fewer than ``max_attempts`` times, and failed with its exact counts otherwise. With
+    ``pending_after``, a PENDING batch untouched that long (its queue entry lost) is queued again too.
+    Safe to run in several processes at once. Returns ``{"requeued": [...], "failed": [...]}``.
+    """
+    stale = sa.and_(ImportBatch.state == ImportState.RUNNING,
+                    sa.func.coalesce(ImportBatch.heartbeat_at, ImportBatch.created_at) < now - stale_after)
+    if pending_after is not None:
+        stale = sa.or_(stale, sa.and_(ImportBatch.state == ImportState.PENDING, sa.func.coalesce(
+            ImportBatch.heartbeat_at, ImportBatch.created_at) < now - pending_after))
+    found = db.session.execute(
+        sa.select(ImportBatch.id, ImportBatch.attempts, ImportBatch.state, ImportBatch.runner)
+        .where(stale).order_by(ImportBatch.id)).all()
+    db.session.rollback()
+    outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
+    for import_id, attempts, state, runner in found:
+        same = [ImportBatch.id == import_id, ImportBatch.state == state, ImportBatch.attempts == attempts,
+                ImportBatch.runner.is_(None) if runner is None else ImportBatch.runner == runner, stale]
+        # PostgreSQL: a row locked by a run in the middle of a chunk belongs to a live process; skip
+        # it rather than wait (SQLite has no row locks and ignores this).
+        locked = sa.select(ImportBatch.id).where(*same).with_for_update(skip_locked=True)
+        if db.session.scalar(locked) is None:
+            db.session.rollback()
+            continue
+        if attempts < max_attempts:
+            moved = db.session.execute(sa.update(ImportBatch).where(*same).values(
+                state=ImportState.PENDING, attempts=attempts + 1, runner=None, heartbeat_at=now,
+            ).execution_options(synchronize_session=False))
+            if moved.rowcount == 1:
+                enqueue_after_commit(RUN_IMPORT, import_id, attempts + 1, on_failure=ON_FAILURE)
+                outcome["requeued"].append(import_id)
+        else:
+            moved = db.session.execute(sa.update(ImportBatch).where(*same).values(
+                state=ImportState.FAILED, finished_at=now,
+                error=_stopped(import_id, f"{STALLED_PREFIX} {attempts} times (killed or out of memory)"),
+            ).execution_options(synchronize_session=False))
+            if moved.rowcount == 1:
+                outcome["failed"].append(import_id)
+        db.session.commit()  # one batch at a time: without Redis the requeued import runs right here
+        if moved.rowcount == 1:
+            log.warning("import %d stalled (attempt %d): %s", import_id, attempts,
+                        "requeued" if attempts < max_attempts else "failed")
+    return outcome

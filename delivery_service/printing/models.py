@@ -8,8 +8,12 @@ import enum
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from delivery_service.db import ID, UTCDateTime, created_at, fk, intpk, str_enum
+from delivery_service.db import ID, UTCDateTime, created_at, fk, intpk, str_enum, utcnow
 from delivery_service.extensions import db
+
+# A running job writes its heartbeat at each chunk (a chunk takes about a second); past this, its
+# process is taken for dead.
+STALL_AFTER = dt.timedelta(minutes=1)
 
 
 class LabelFormat(enum.StrEnum):
@@ -21,7 +25,8 @@ class LabelPrint(db.Model):
     """One print of one order's label: what was on it (route, stop), by whom, in which format."""
 
     __tablename__ = "label_prints"
-    __table_args__ = (sa.Index("ix_label_prints_order", "order_id", "id"),)
+    __table_args__ = (sa.Index("ix_label_prints_order", "order_id", "id"),
+                      sa.Index("uq_label_prints_job_order", "print_job_id", "order_id", unique=True))
 
     id: Mapped[intpk]
     order_id: Mapped[int] = mapped_column(ID, sa.ForeignKey("delivery_orders.id", ondelete="CASCADE"))
@@ -35,6 +40,8 @@ class LabelPrint(db.Model):
     route_id: Mapped[int | None] = mapped_column(ID)  # as printed (no key: history)
     stop_no: Mapped[int | None]
     address: Mapped[str] = mapped_column(sa.String(400))  # the address as printed, to show what changed
+    # The batch it was printed in (no key: history); written with the batch's file, once per order.
+    print_job_id: Mapped[int | None] = mapped_column(ID)
 
 
 class JobState(enum.StrEnum):
@@ -65,6 +72,36 @@ class PrintJob(db.Model):
     error: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[created_at]
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The run holding the job writes heartbeat_at at each chunk; a RUNNING job whose heartbeat is
+    # older than a minute lost its process (killed, out of memory) and is requeued or failed by
+    # printing.services.sweep_stalled. ``runner`` is that run's token, ``attempts`` the times queued.
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    runner: Mapped[str | None] = mapped_column(sa.String(32))
+    attempts: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    @property
+    def stalled(self) -> bool:
+        """Running, but no sign of life for longer than the sweeper waits: its process has died."""
+        return job_stalled(self.state is JobState.RUNNING, self.heartbeat_at or self.created_at)
+
+    @property
+    def failure_kind(self) -> str | None:
+        """Why a failed job stopped, for the page: "stalled" (its process died and the retries ran
+        out) or "stopped" (rendering ended early: an error, a timeout, a killed worker)."""
+        if self.state is not JobState.FAILED:
+            return None
+        return "stalled" if (self.error or "").startswith(STALLED_PREFIX) else "stopped"
+
+
+# The beginning of the English reason sweep_stalled writes into ``error`` (the API shows it as is).
+STALLED_PREFIX = "The batch's process stopped"
+
+
+def job_stalled(running: bool, last_sign: dt.datetime | None, now: dt.datetime | None = None) -> bool:
+    """Whether a running job's last sign of life (heartbeat, else creation) is older than STALL_AFTER."""
+    if not running:
+        return False
+    return last_sign is None or last_sign < (now or utcnow()) - STALL_AFTER
 
 
 class ManifestKind(enum.StrEnum):

@@ -56,6 +56,10 @@ class PrintJobOut(Schema):
     error = fields.String(allow_none=True)
     created_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)
+    heartbeat_at = fields.DateTime(allow_none=True, metadata={
+        "description": "Last sign of life of the run rendering it; a running job silent for over a minute "
+                       "has lost its process and is queued again or failed"})
+    attempts = fields.Integer(metadata={"description": "How many times the job was queued"})
     file = fields.Function(
         lambda j: f"/api/v1/labels/batches/{j.id}/file" if j.state is JobState.DONE else None
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from delivery_service.orders.status import Status
 from delivery_service.orgs.models import Counter, PostalRoute
 from delivery_service.orgs.services import route_code
 from delivery_service.printing.models import (
+    STALL_AFTER,
+    STALLED_PREFIX,
     JobState,
     LabelFormat,
     LabelPrint,
@@ -51,7 +54,11 @@ FORMATS = tuple(f.value for f in LabelFormat)
 MIME = {LabelFormat.PDF: "application/pdf", LabelFormat.ZPL: "application/zpl"}
 MAX_BATCH = 5000
 MAX_MANIFEST = 1000
-CHUNK = 200  # labels rendered and counted at a time in a background job
+CHUNK = 200  # labels rendered and counted at a time in a background job (LABEL_CHUNK overrides)
+JOB_TIMEOUT = 1800
+RUN_JOB = "delivery_service.printing.services:run_print_job"
+ON_FAILURE = "delivery_service.printing.services:mark_job_failed"
+MAX_ATTEMPTS = 3  # times a print job is queued before the sweeper gives up on it
 
 
 @dataclass(frozen=True)
@@ -165,10 +172,19 @@ def print_label(actor: Actor, item_id: str, fmt: str | None = None, size: str | 
 
 
 def _render(orders: Sequence[DeliveryOrder], counter: Counter, fmt: LabelFormat, size: str,
-            actor: Actor, on_progress: Any = None) -> bytes:
+            actor: Actor) -> bytes:
     """Render labels and record one print per order (current transaction)."""
+    content, records = _render_labels(orders, counter, fmt, size, actor, _copies([o.id for o in orders]))
+    db.session.execute(sa.insert(LabelPrint), records)
+    return content
+
+
+def _render_labels(orders: Sequence[DeliveryOrder], counter: Counter, fmt: LabelFormat, size: str,
+                   actor: Actor, copies: dict[int, int],
+                   job_id: int | None = None) -> tuple[bytes, list[dict[str, Any]]]:
+    """The labels' bytes and the print records to write once the labels reach the person: at once
+    for a download, with the batch's file for a background job."""
     now = local_now()
-    copies = _copies([o.id for o in orders])
     stops = sequenced_stops(orders)
     items = [label_data(o, counter, copies.get(o.id, 0) + 1, now, stops.get(o.id, (None, None))[1])
              for o in orders]
@@ -179,12 +195,13 @@ def _render(orders: Sequence[DeliveryOrder], counter: Counter, fmt: LabelFormat,
             content = labels.render_labels(items, lm.LabelSize(size), dpi=current_app.config["LABEL_DPI"])
     except lm.LabelError as exc:
         raise InvalidInput({"label": [str(exc)]}) from None
-    db.session.execute(sa.insert(LabelPrint), [{
+    records = [{
         "order_id": o.id, "printed_at": utcnow(), "actor_label": actor.label, "user_id": actor.user_id,
         "client_id": actor.client_id, "format": fmt, "size": size, "copy_no": copies.get(o.id, 0) + 1,
         "route_id": o.route_id, "stop_no": item.stop_no, "address": ", ".join(item.recipient.address)[:400],
-    } for o, item in zip(orders, items, strict=True)])
-    return content
+        "print_job_id": job_id,
+    } for o, item in zip(orders, items, strict=True)]
+    return content, records
 
 
 def _copies(order_ids: Sequence[int]) -> dict[int, int]:
@@ -263,8 +280,7 @@ def start_batch(actor: Actor, *, counter_id: int, item_ids: Sequence[str] | None
                    order_ids=[o.id for o in orders], total=len(orders))
     db.session.add(job)
     db.session.flush()
-    enqueue_after_commit("delivery_service.printing.services:run_print_job", job.id, timeout=1800,
-                         on_failure="delivery_service.printing.services:mark_job_failed")
+    enqueue_after_commit(RUN_JOB, job.id, 1, timeout=JOB_TIMEOUT, on_failure=ON_FAILURE)
     db.session.commit()
     db.session.refresh(job)  # an in-process job (no Redis) has finished it already
     return BatchResult(None, job, left_out)
@@ -301,40 +317,116 @@ def job_file(actor: Actor, job_id: int) -> Document:
     return Document(path.read_bytes(), MIME[job.format], f"nhan-lo-{job.id}.{job.format.value}")
 
 
-def run_print_job(job_id: int) -> None:
-    """The job: render a big batch in chunks, counting progress, and keep the file. Idempotent."""
-    job = db.session.get(PrintJob, job_id)
-    if job is None or job.state is JobState.DONE:
-        return
-    counter = db.session.get(Counter, job.counter_id)
-    actor = Actor(label=job.actor_label, role=Role.ADMIN, user_id=job.created_by_id, client_id=job.client_id)
-    job.state, job.done = JobState.RUNNING, 0
+class _Superseded(Exception):
+    """The run no longer holds its job: the sweeper gave it to another run, or closed it."""
+
+
+def _claim(job_id: int, attempt: int | None, now: dt.datetime) -> str | None:
+    """Take the job for this run (commits): a pending job, or a running one whose run died.
+
+    ``attempt`` (given by queued runs) must match the job's: a run queued before the sweeper
+    requeued the job does nothing. Returns the run's token, or None when there is nothing to do.
+    """
+    runner = secrets.token_hex(8)
+    dead = sa.func.coalesce(PrintJob.heartbeat_at, PrintJob.created_at) < now - STALL_AFTER
+    claimable = sa.or_(PrintJob.state == JobState.PENDING, sa.and_(PrintJob.state == JobState.RUNNING, dead))
+    stmt = sa.update(PrintJob).where(PrintJob.id == job_id, claimable)
+    if attempt is not None:
+        stmt = stmt.where(PrintJob.attempts == attempt)
+    taken = db.session.execute(stmt.values(state=JobState.RUNNING, runner=runner, heartbeat_at=now, done=0,
+                                           error=None).execution_options(synchronize_session=False))
     db.session.commit()
+    return runner if taken.rowcount == 1 else None
+
+
+def _beat(job_id: int, runner: str, **values: Any) -> None:
+    """Write the heartbeat (and progress) of the run holding the job; _Superseded if it lost it."""
+    beat = db.session.execute(sa.update(PrintJob).where(
+        PrintJob.id == job_id, PrintJob.runner == runner, PrintJob.state == JobState.RUNNING,
+    ).values(heartbeat_at=utcnow(), **values).execution_options(synchronize_session=False))
+    if beat.rowcount != 1:
+        raise _Superseded
+
+
+def run_print_job(job_id: int, attempt: int | None = None) -> None:
+    """The job: render a big batch in chunks, counting progress, and keep the file. Idempotent.
+
+    The prints are recorded in the transaction that marks the job done with its file: a run that
+    dies records nothing, and the orders stay on the unprinted list. A re-run starts again from the
+    first label (a partial file is dropped); a done or failed job, or one a live run holds, is left
+    alone.
+    """
+    runner = _claim(job_id, attempt, utcnow())
+    if runner is None:
+        return
+    job = db.session.get(PrintJob, job_id)
     folder = Path(current_app.config["PRINT_FILES_DIR"])
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"job-{job.id}-{secrets.token_hex(8)}.{job.format.value}"
+    for stale in folder.glob(f".job-{job.id}-*.part"):  # left by a run that died
+        stale.unlink(missing_ok=True)
+    name = f"job-{job.id}-{runner}.{job.format.value}"
     tmp = folder / f".{name}.part"
+    try:
+        records = _render_job(job, runner, tmp)
+        _beat(job.id, runner)  # still ours: publish the file, then record it with the prints
+        tmp.rename(folder / name)
+        if records:
+            db.session.execute(sa.insert(LabelPrint), records)
+        _beat(job.id, runner, file_name=name, state=JobState.DONE, finished_at=utcnow(), done=job.total)
+        db.session.commit()
+    except _Superseded:
+        db.session.rollback()
+        tmp.unlink(missing_ok=True)
+        (folder / name).unlink(missing_ok=True)
+        log.warning("print job %d: taken over by another run; this one stopped", job_id)
+        return
+    except Exception as exc:
+        db.session.rollback()
+        tmp.unlink(missing_ok=True)
+        (folder / name).unlink(missing_ok=True)
+        log.error("print job %d failed: %s", job_id, exc.__class__.__name__)
+        db.session.execute(sa.update(PrintJob).where(
+            PrintJob.id == job_id, PrintJob.runner == runner, PrintJob.state == JobState.RUNNING,
+        ).values(state=JobState.FAILED, finished_at=utcnow(),
+                 error=f"Rendering stopped ({exc.__class__.__name__}); no label of this batch is recorded as "
+                       "printed: print the batch again."[:500]))
+        db.session.commit()
+        return
+    except BaseException:  # SystemExit, KeyboardInterrupt: the process is going; the sweeper follows up
+        tmp.unlink(missing_ok=True)
+        raise
+    log.info("print job %d: %d labels", job_id, job.total)
+
+
+def _render_job(job: PrintJob, runner: str, tmp: Path) -> list[dict[str, Any]]:
+    """Render the job's labels into ``tmp`` chunk by chunk, beating; the print records to write."""
+    counter = db.session.get(Counter, job.counter_id)
+    actor = Actor(label=job.actor_label, role=Role.ADMIN, user_id=job.created_by_id, client_id=job.client_id)
+    chunk_size = current_app.config.get("LABEL_CHUNK", CHUNK)
+    order_ids, total, fmt, size, job_id = list(job.order_ids), job.total, job.format, job.size, job.id
+    copies = _copies(order_ids)
+    records: list[dict[str, Any]] = []
     parts: list[bytes] = []  # PDF chunks, joined at the end; ZPL goes to the file as it comes
     with tmp.open("wb") as out:
-        for start in range(0, job.total, CHUNK):
-            ids = job.order_ids[start:start + CHUNK]
+        for start in range(0, total, chunk_size):
+            ids = order_ids[start:start + chunk_size]
             rows = db.session.scalars(sa.select(DeliveryOrder).where(DeliveryOrder.id.in_(ids)))
             by_id = {o.id: o for o in rows}
             orders = [by_id[i] for i in ids if i in by_id and refusal(by_id[i], counter) is None]
             if orders:
-                chunk = _render(orders, counter, job.format, job.size, actor)
-                if job.format is LabelFormat.ZPL:
+                chunk, chunk_records = _render_labels(orders, counter, fmt, size, actor, copies, job_id)
+                records.extend(chunk_records)
+                if fmt is LabelFormat.ZPL:
                     out.write(chunk)
                 else:
                     parts.append(chunk)
-            job.done = min(start + CHUNK, job.total)
-            db.session.commit()  # the progress the page shows, and the prints of this chunk
+            _beat(job_id, runner, done=min(start + chunk_size, total))
+            db.session.commit()  # the progress the page shows (no print is recorded before the file exists)
         if parts:
             out.write(parts[0] if len(parts) == 1 else _join(parts))
-    tmp.rename(folder / name)
-    job.file_name, job.state, job.finished_at = name, JobState.DONE, utcnow()
-    db.session.commit()
-    log.info("print job %d: %d labels", job.id, job.total)
+        out.flush()
+        os.fsync(out.fileno())
+    return records
 
 
 def _join(parts: list[bytes]) -> bytes:
@@ -351,12 +443,73 @@ def _join(parts: list[bytes]) -> bytes:
     return out.getvalue()
 
 
-def mark_job_failed(job_id: int) -> None:
-    """Close a job whose worker died or timed out."""
-    db.session.execute(sa.update(PrintJob).where(
-        PrintJob.id == job_id, PrintJob.state.in_([JobState.PENDING, JobState.RUNNING])
-    ).values(state=JobState.FAILED, finished_at=utcnow(),
-             error="Rendering stopped before the end; print the batch again."))
+def mark_job_failed(job_id: int, attempt: int | None = None) -> None:
+    """The jobs' ``on_failure``: close a job whose run died or timed out (rq gave it up).
+
+    No-op once the job is closed, or when the sweeper has queued it again since (``attempt`` older
+    than the job's). The orders keep no print: they are on the unprinted list again.
+    """
+    stmt = sa.update(PrintJob).where(PrintJob.id == job_id,
+                                     PrintJob.state.in_([JobState.PENDING, JobState.RUNNING]))
+    if attempt is not None:
+        stmt = stmt.where(PrintJob.attempts == attempt)
+    db.session.execute(stmt.values(state=JobState.FAILED, finished_at=utcnow(),
+                                   error="Rendering stopped before the end; print the batch again.")
+                       .execution_options(synchronize_session=False))
+
+
+def sweep_stalled(now: dt.datetime, *, stale_after: dt.timedelta = STALL_AFTER,
+                  max_attempts: int = MAX_ATTEMPTS,
+                  pending_after: dt.timedelta | None = None) -> dict[str, list[int]]:
+    """Requeue, or fail, the print jobs whose run died; commits. For a periodic caller.
+
+    A RUNNING job whose heartbeat is older than ``stale_after`` lost its process (killed, out of
+    memory): it is queued again (from the first label; nothing of it was recorded) while it has
+    been queued fewer than ``max_attempts`` times, and failed with the reason otherwise. With
+    ``pending_after``, a PENDING job untouched that long (its queue entry lost) is queued again too.
+    Safe to run in several processes at once: each job is moved by one conditional UPDATE.
+    Returns the ids: ``{"requeued": [...], "failed": [...]}``.
+    """
+    stale = sa.and_(PrintJob.state == JobState.RUNNING,
+                    sa.func.coalesce(PrintJob.heartbeat_at, PrintJob.created_at) < now - stale_after)
+    if pending_after is not None:
+        stale = sa.or_(stale, sa.and_(PrintJob.state == JobState.PENDING, sa.func.coalesce(
+            PrintJob.heartbeat_at, PrintJob.created_at) < now - pending_after))
+    found = db.session.execute(sa.select(PrintJob.id, PrintJob.attempts, PrintJob.state, PrintJob.runner)
+                               .where(stale).order_by(PrintJob.id)).all()
+    db.session.rollback()
+    outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
+    for job_id, attempts, state, runner in found:
+        same = [PrintJob.id == job_id, PrintJob.state == state, PrintJob.attempts == attempts,
+                PrintJob.runner.is_(None) if runner is None else PrintJob.runner == runner, stale]
+        # PostgreSQL: a row locked by a run in the middle of a chunk belongs to a live process; skip
+        # it rather than wait (SQLite has no row locks and ignores this).
+        locked = sa.select(PrintJob.id).where(*same).with_for_update(skip_locked=True)
+        if db.session.scalar(locked) is None:
+            db.session.rollback()
+            continue
+        if attempts < max_attempts:
+            moved = db.session.execute(sa.update(PrintJob).where(*same).values(
+                state=JobState.PENDING, attempts=attempts + 1, runner=None, heartbeat_at=now, done=0,
+            ).execution_options(synchronize_session=False))
+            if moved.rowcount == 1:
+                enqueue_after_commit(RUN_JOB, job_id, attempts + 1, timeout=JOB_TIMEOUT,
+                                     on_failure=ON_FAILURE)
+                outcome["requeued"].append(job_id)
+        else:
+            moved = db.session.execute(sa.update(PrintJob).where(*same).values(
+                state=JobState.FAILED, finished_at=now,
+                error=f"{STALLED_PREFIX} {attempts} times (killed or out of memory); no label of this "
+                      "batch is recorded as printed: print the batch again, in smaller batches if it keeps "
+                      "stopping.",
+            ).execution_options(synchronize_session=False))
+            if moved.rowcount == 1:
+                outcome["failed"].append(job_id)
+        db.session.commit()  # one job at a time: without Redis the requeued job runs right here
+        if moved.rowcount == 1:
+            log.warning("print job %d stalled (attempt %d): %s", job_id, attempts,
+                        "requeued" if attempts < max_attempts else "failed")
+    return outcome
 
 
 # --- receipts -------------------------------------------------------------------------------------

@@ -91,7 +91,9 @@ def events_written() -> None:
     app.extensions["reports_fold_due"] = time.monotonic() + FOLD_EVERY_S
     from delivery_service.jobs import enqueue_after_commit
 
-    enqueue_after_commit("delivery_service.reports.fold:fold_job", timeout=1800)
+    # Coalesced: a waiting fold folds whatever is committed when it starts.
+    enqueue_after_commit("delivery_service.reports.fold:fold_job", timeout=1800, queue="background",
+                         dedupe_key="reports:fold")
 
 
 def fold_job() -> int:

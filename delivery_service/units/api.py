@@ -6,9 +6,10 @@ import datetime as dt
 from typing import Any
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from delivery_service.api import protected
+from delivery_service.api.guards import INT64_MAX
 from delivery_service.fields import Day
 from delivery_service.orders.services import local_today
 from delivery_service.units.services import unit_index
@@ -18,7 +19,8 @@ blp = protected(Blueprint("units", __name__, url_prefix="/units",
 
 
 class UnitQuery(Schema):
-    parent = fields.Integer(load_default=None, metadata={"description": "Parent unit id; none: provinces"})
+    parent = fields.Integer(load_default=None, validate=validate.Range(1, INT64_MAX),
+                            metadata={"description": "Parent unit id; none: provinces"})
     on = Day(load_default=None, metadata={"description": "Date the units must be valid on"})
 
 

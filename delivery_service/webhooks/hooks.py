@@ -15,7 +15,10 @@ def events_written() -> None:
         return
     from delivery_service.jobs import enqueue_after_commit
 
-    enqueue_after_commit("delivery_service.webhooks.jobs:dispatch_due", timeout=300)
+    # Coalesced: one waiting run covers every commit before it starts (the cursor decides what is
+    # sent), so a burst of intake queues one dispatch, not one per order.
+    enqueue_after_commit("delivery_service.webhooks.jobs:dispatch_due", timeout=300, queue="background",
+                         dedupe_key="webhooks:dispatch_due")
 
 
 _ACTIVE_TTL = 10.0  # seconds; a webhook set up meanwhile is reached by the next trigger or the sweep

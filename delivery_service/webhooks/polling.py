@@ -32,7 +32,7 @@ def decode_cursor(cursor: str) -> int:
             return int(value)
     except (ValueError, UnicodeDecodeError):
         pass
-    raise InvalidInput({"cursor": ["Not a cursor this service gave out."]})
+    raise InvalidInput({"cursor": ["Not a cursor this service gave out."]}, location="query")
 
 
 def changed_orders(actor: Actor, *, after: int | None, since: dt.datetime | None, q: str | None = None,

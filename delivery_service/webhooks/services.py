@@ -12,21 +12,31 @@ Design (docs/webhooks.md):
   moment when no transaction was inserting events (``LOCK TABLE order_events IN SHARE MODE`` waits
   for those writers, with a 2 s lock timeout, and is released at once). SQLite serialises writers,
   so its ids commit in order and the horizon is simply the largest id.
-- A failed request is retried after 1 min, 5 min, 30 min, 2 h, then every 6 h; the ninth consecutive
-  failure (about 26.6 h after the first) pauses the endpoint until an admin resumes it.
+- A failed request is retried on WEBHOOK_RETRY_SCHEDULE (by default after 1 min, 5 min, 30 min, 2 h,
+  then every 6 h); the failure whose retries span more than a day (the ninth, about 26.6 h after the
+  first, by default) pauses the endpoint until an admin resumes it.
+- Duplicates: each attempt is recorded (a delivery row with no outcome yet) before its request, and
+  its answer and the cursor's move are one transaction after it, retried on a fresh connection. A
+  batch whose answer was never recorded is sent again as it was, with the same ``X-Webhook-Delivery``
+  and the next ``X-Webhook-Attempt``; an answer recorded as 2xx is never sent again.
+- Nothing waits for the next commit: ``dispatch_due`` (the background runner without Redis, rq's
+  scheduled retries with it, ``webhooks dispatch`` by hand) sends whatever is due.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import secrets
+import socket
+import ssl
+import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -45,20 +55,40 @@ from delivery_service.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger(__name__)
 
-# Seconds to wait after the n-th consecutive failure (the last value repeats).
-BACKOFF_S = (60, 5 * 60, 30 * 60, 2 * 3600, 6 * 3600)
-MAX_FAILURES = 9  # 1 + 5 + 30 min + 2 h + 4 x 6 h: paused after ~26.6 h of trying (more than a day)
+# The defaults of WEBHOOK_RETRY_SCHEDULE and the timeouts (config.py), for code run outside an app.
+DEFAULT_RETRY_SCHEDULE = (60, 5 * 60, 30 * 60, 2 * 3600, 6 * 3600)
+GIVE_UP_AFTER_S = 24 * 3600  # failures spanning more than this (by the schedule) pause the endpoint
 BATCH_SIZE = 100  # events per request
 MAX_BATCHES_PER_RUN = 20  # then the job hands over (another run is queued) instead of holding a worker
-TIMEOUT_S = 10.0
 LEASE_S = 120  # a run holds its endpoint this long at most (a crashed worker's hold expires)
+RECORD_TRIES = 4  # recording an answer (and moving the cursor) is retried on a fresh connection
+NO_OUTCOME = "no outcome recorded"  # a delivery row's error until its answer is recorded
 SIGNATURE_HEADER = "X-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Webhook-Timestamp"
+ATTEMPT_HEADER = "X-Webhook-Attempt"
+DELIVERY_HEADER = "X-Webhook-Delivery"
 
 
-def backoff(failures: int) -> dt.timedelta:
+def retry_schedule() -> tuple[int, ...]:
+    """WEBHOOK_RETRY_SCHEDULE: seconds to wait after the 1st, 2nd, ... failure (the last repeats)."""
+    return tuple(current_app.config.get("WEBHOOK_RETRY_SCHEDULE") or DEFAULT_RETRY_SCHEDULE)
+
+
+def backoff(failures: int, schedule: tuple[int, ...] | None = None) -> dt.timedelta:
     """How long to wait after ``failures`` consecutive failures (1 → 1 min, 2 → 5 min, ...)."""
-    return dt.timedelta(seconds=BACKOFF_S[min(max(failures, 1), len(BACKOFF_S)) - 1])
+    schedule = schedule or retry_schedule()
+    return dt.timedelta(seconds=schedule[min(max(failures, 1), len(schedule)) - 1])
+
+
+def max_failures(schedule: tuple[int, ...] | None = None) -> int:
+    """The consecutive failure that pauses an endpoint: the first one whose retries so far span more
+    than a day (the ninth, about 26.6 h after the first, with the default schedule)."""
+    schedule = schedule or retry_schedule()
+    failures, waited = 1, 0.0
+    while waited < GIVE_UP_AFTER_S:
+        waited += backoff(failures, schedule).total_seconds()
+        failures += 1
+    return failures
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -84,32 +114,73 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str, *, max_age_
 @dataclass(frozen=True)
 class Response:
     status_code: int | None
-    error: str | None = None
+    error: str | None = None  # why it failed, for people: "HTTP 503", "timeout", "connection refused"
 
 
 class Transport(Protocol):
-    def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Response: ...
+    def post(self, url: str, body: bytes, headers: dict[str, str], connect_timeout: float,
+             read_timeout: float) -> Response: ...
 
 
-class UrllibTransport:
-    """POST with the standard library; any 2xx is success. Errors keep their class and status only
-    (a response body or an exception's text could quote anything)."""
+class HttpTransport:
+    """POST with the standard library's http.client; any 2xx is success.
 
-    def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
-        req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    Connecting gets ``connect_timeout``; the answer's status line and headers then get
+    ``read_timeout`` in all (a watchdog shuts the socket, so a receiver trickling bytes cannot stretch
+    it). The answer's body is never read. Errors keep a short reason only: a response body or an
+    exception's text could quote anything.
+    """
+
+    def post(self, url: str, body: bytes, headers: dict[str, str], connect_timeout: float,
+             read_timeout: float) -> Response:
+        parts = urlsplit(url)
+        cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        conn = cls(parts.hostname or "", parts.port, timeout=connect_timeout)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        fired = threading.Event()
+        watchdog: threading.Timer | None = None
+        phase = "connect"
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (http/https checked)
-                return Response(resp.status)
-        except urllib.error.HTTPError as exc:
-            return Response(exc.code, f"HTTP {exc.code}")
-        except (OSError, ValueError) as exc:  # URLError, timeouts, refused connections
-            reason = getattr(exc, "reason", None)
-            name = reason.__class__.__name__ if isinstance(reason, BaseException) else exc.__class__.__name__
-            return Response(None, name[:200])
+            conn.connect()
+            phase = "read"
+            sock = conn.sock
+            sock.settimeout(read_timeout)
+            watchdog = threading.Timer(read_timeout, _shut, (sock, fired))
+            watchdog.daemon = True
+            watchdog.start()
+            conn.request("POST", path, body=body, headers=headers)
+            status = conn.getresponse().status
+        except (OSError, http.client.HTTPException) as exc:
+            return Response(None, "timeout" if fired.is_set() else _reason(exc, phase))
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            conn.close()
+        return Response(status, None if 200 <= status < 300 else f"HTTP {status}")
+
+
+def _shut(sock: socket.socket, fired: threading.Event) -> None:
+    fired.set()
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _reason(exc: BaseException, phase: str) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout" if phase == "read" else "timeout (connect)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError | http.client.RemoteDisconnected | BrokenPipeError):
+        return "connection closed without an answer"
+    if isinstance(exc, socket.gaierror):
+        return "unknown host"
+    if isinstance(exc, ssl.SSLError):
+        return "TLS error"
+    return exc.__class__.__name__[:200]
 
 
 def transport() -> Transport:
-    return current_app.extensions.get("webhook_transport") or UrllibTransport()
+    return current_app.extensions.get("webhook_transport") or HttpTransport()
 
 
 # --- endpoints -----------------------------------------------------------------------------------------
@@ -233,15 +304,6 @@ def committed_horizon() -> int | None:
         return None
 
 
-def due_endpoint_ids(*, include_backoff: bool = False) -> list[int]:
-    """Active, unpaused endpoints (those waiting out a back-off only with ``include_backoff``)."""
-    stmt = sa.select(WebhookEndpoint.id).where(WebhookEndpoint.active, WebhookEndpoint.paused_at.is_(None))
-    if not include_backoff:
-        stmt = stmt.where(sa.or_(WebhookEndpoint.next_attempt_at.is_(None),
-                                 WebhookEndpoint.next_attempt_at <= utcnow()))
-    return list(db.session.scalars(stmt.order_by(WebhookEndpoint.id)))
-
-
 def _claim(endpoint_id: int, now: dt.datetime, force: bool) -> bool:
     """Take the endpoint for this run (compare-and-set, so on every backend only one run holds it)."""
     cond = [WebhookEndpoint.id == endpoint_id, WebhookEndpoint.active, WebhookEndpoint.paused_at.is_(None),
@@ -267,87 +329,246 @@ def _payload(event: OrderEvent, item_id: str, dossier_code: str) -> dict[str, An
 
 
 @dataclass
-class RunResult:
-    sent: int = 0
+class Report:
+    """What one run did for one endpoint (``outcome`` below; ``reason`` when it failed)."""
+
+    endpoint_id: int
+    client_id: int
+    # sent | nothing | more | failed | error | not_due | paused | disabled | revoked | held | busy
+    outcome: str = "nothing"
+    events: int = 0
     requests: int = 0
-    outcome: str = "idle"  # idle | skipped | delivered | failed | paused | busy | more
+    reason: str | None = None
+    next_attempt_at: dt.datetime | None = None
+    paused: bool = False  # this run's failure paused the endpoint
+
+    @property
+    def failed(self) -> bool:
+        """A request failed or the run could not finish (``webhooks dispatch`` exits non-zero)."""
+        return self.outcome in ("failed", "error")
+
+    def describe(self) -> str:
+        """One line for people, e.g. ``failed: timeout; next attempt at 2026-12-04 23:50:00 UTC``."""
+        def at(moment: dt.datetime | None) -> str:
+            return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "?"
+
+        sent = (f"sent {self.events} event{'s' * (self.events != 1)} in {self.requests} "
+                f"request{'s' * (self.requests != 1)}")
+        if self.outcome == "sent":
+            return sent
+        if self.outcome == "more":
+            return f"{sent}; more is owed: another run continues"
+        if self.outcome == "failed":
+            then = "paused (resume with api-clients webhook ID --resume)" if self.paused else \
+                f"next attempt at {at(self.next_attempt_at)}"
+            before = f" after {sent}" if self.events else ""
+            return f"failed: {self.reason}{before}; {then}"
+        return {
+            "nothing": "nothing to send",
+            "error": f"error: {self.reason} (nothing lost: the events stay owed)",
+            "not_due": f"not due until {at(self.next_attempt_at)} (backing off after a failure)",
+            "paused": "paused (resume with api-clients webhook ID --resume)",
+            "disabled": "disabled",
+            "revoked": "its API client is revoked",
+            "held": "another run is sending to it now",
+            "busy": "the event log was busy (writers held it over 2 s); tried again in a minute",
+        }.get(self.outcome, self.outcome)
 
 
-def deliver(endpoint_id: int, *, force: bool = False) -> RunResult:
+@dataclass
+class _Batch:
+    events: list[dict[str, Any]]
+    delivery_row: int
+    attempt: int
+    key: str  # X-Webhook-Delivery: the same for every attempt of this batch
+    url: str
+    secret: str
+
+
+def dispatch_due(now: dt.datetime | None = None, *, force: bool = False,
+                 every_endpoint: bool = False) -> list[Report]:
+    """Deliver what is owed to every endpoint that is due at ``now`` (default: the current time),
+    retries included; returns a report per endpoint it looked at.
+
+    The background runner without Redis calls this every few seconds: it costs one query when nothing
+    is due. ``force``: ignore back-off timers (never a pause). ``every_endpoint``: report on every
+    endpoint, also those not due, paused, disabled or up to date (``webhooks dispatch``).
+    """
+    now = now or utcnow()
+    stmt = sa.select(WebhookEndpoint.id, WebhookEndpoint.api_client_id)
+    if not every_endpoint:
+        newest = sa.select(sa.func.coalesce(sa.func.max(OrderEvent.id), 0)).scalar_subquery()
+        stmt = stmt.where(
+            WebhookEndpoint.active, WebhookEndpoint.paused_at.is_(None),
+            sa.or_(WebhookEndpoint.locked_until.is_(None), WebhookEndpoint.locked_until < now),
+            # something was logged after the cursor (maybe for another counter: the run then moves
+            # the cursor past it, so this stays a cheap look at the newest id)
+            WebhookEndpoint.cursor_event_id < newest)
+        if not force:
+            stmt = stmt.where(sa.or_(WebhookEndpoint.next_attempt_at.is_(None),
+                                     WebhookEndpoint.next_attempt_at <= now))
+    endpoints = db.session.execute(stmt.order_by(WebhookEndpoint.id)).all()
+    db.session.commit()
+    reports = []
+    for endpoint_id, client_id in endpoints:
+        try:
+            reports.append(deliver(endpoint_id, force=force, now=now))
+        except Exception as exc:  # noqa: BLE001 (one endpoint's trouble must not stop the others)
+            _drop_connection()
+            log.error("webhook endpoint %s: run failed (%s)", endpoint_id, exc.__class__.__name__)
+            reports.append(Report(endpoint_id, client_id, "error", reason=exc.__class__.__name__))
+    return reports
+
+
+def deliver(endpoint_id: int, *, force: bool = False, now: dt.datetime | None = None) -> Report:
     """Send the endpoint what it is owed, batch after batch, until it is up to date or a request
     fails. ``force``: ignore the back-off timer (not a pause). Never raises for the receiver's
     failures: they are logged, counted and scheduled."""
-    result = RunResult()
-    now = utcnow()
+    now = now or utcnow()
+    endpoint = db.session.get(WebhookEndpoint, endpoint_id, populate_existing=True)
+    if endpoint is None:
+        return Report(endpoint_id, 0, "disabled")
+    report = Report(endpoint_id, endpoint.api_client_id, next_attempt_at=endpoint.next_attempt_at)
+    due = force or endpoint.next_attempt_at is None or endpoint.next_attempt_at <= now
+    report.outcome = ("disabled" if not endpoint.active else "paused" if endpoint.paused_at is not None
+                      else "not_due" if not due else "nothing")
+    if report.outcome != "nothing":
+        db.session.commit()
+        return report
     if not _claim(endpoint_id, now, force):
-        result.outcome = "skipped"
-        return result
+        report.outcome = "held"
+        return report
+    started = time.monotonic()
+    per_request = _timeouts()[0] + _timeouts()[1] + 1
     try:
         for _ in range(MAX_BATCHES_PER_RUN):
-            horizon = committed_horizon()
-            if horizon is None:
-                result.outcome = "busy"
-                _schedule(endpoint_id, dt.timedelta(seconds=60))
-                return result
-            endpoint = db.session.get(WebhookEndpoint, endpoint_id, populate_existing=True)
-            assert endpoint is not None
-            client = db.session.get(ApiClient, endpoint.api_client_id, populate_existing=True)
-            if client is None or client.revoked_at is not None:
-                result.outcome = "skipped"
-                return result
-            rows = db.session.execute(_owed(endpoint.cursor_event_id, client.counter_id)
-                                      .where(OrderEvent.id <= horizon).limit(BATCH_SIZE)).all()
-            if not rows:
-                if result.requests == 0:
-                    result.outcome = "idle"
-                return result
-            events = [_payload(e, item_id, dossier) for e, item_id, dossier in rows]
-            url, secret, attempt = endpoint.url, endpoint.secret, endpoint.consecutive_failures + 1
-            db.session.commit()  # no transaction stays open during the request
-            ok = _post(endpoint_id, url, secret, events, attempt)
-            result.requests += 1
+            if time.monotonic() - started + per_request > LEASE_S - 10:
+                break  # the hold would lapse during the next request: hand over
+            batch = _next_batch(endpoint_id, report)
+            if batch is None:
+                return report
+            ok, reason = _send(endpoint_id, batch)
+            report.requests += 1
             if not ok:
                 endpoint = db.session.get(WebhookEndpoint, endpoint_id, populate_existing=True)
-                result.outcome = "paused" if endpoint is not None and endpoint.paused_at else "failed"
-                return result
-            result.sent += len(events)
-            result.outcome = "delivered"
-        result.outcome = "more"
+                assert endpoint is not None
+                report.outcome, report.reason = "failed", reason
+                report.paused = endpoint.paused_at is not None
+                report.next_attempt_at = endpoint.next_attempt_at
+                db.session.commit()
+                return report
+            report.events += len(batch.events)
+            report.outcome = "sent"
+        report.outcome = "more"
         _schedule(endpoint_id, dt.timedelta(0))
-        return result
+        return report
     finally:
-        db.session.rollback()
+        with contextlib.suppress(Exception):
+            db.session.rollback()
         db.session.execute(sa.update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
                            .values(locked_until=None).execution_options(synchronize_session=False))
         db.session.commit()
 
 
-def _post(endpoint_id: int, url: str, secret: str, events: list[dict[str, Any]], attempt: int) -> bool:
-    body = json.dumps({"events": events}, ensure_ascii=False, separators=(",", ":")).encode()
-    timestamp = int(time.time())
-    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "delivery-service-webhooks",
-               TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(secret, timestamp, body),
-               "X-Webhook-Attempt": str(attempt)}
-    started = time.monotonic()
-    resp = transport().post(url, body, headers, float(current_app.config.get("WEBHOOK_TIMEOUT_S", TIMEOUT_S)))
-    duration_ms = int((time.monotonic() - started) * 1000)
-    ok = resp.status_code is not None and 200 <= resp.status_code < 300
-    now = utcnow()
+def _next_batch(endpoint_id: int, report: Report) -> _Batch | None:
+    """The batch to send next, recorded first as a delivery with no outcome (so that an attempt whose
+    answer is never recorded still counts); None when there is nothing (``report`` says why)."""
+    horizon = committed_horizon()
+    if horizon is None:
+        report.outcome = "busy"
+        _schedule(endpoint_id, dt.timedelta(seconds=60))
+        return None
     endpoint = db.session.get(WebhookEndpoint, endpoint_id, populate_existing=True)
     assert endpoint is not None
-    db.session.add(WebhookDelivery(endpoint_id=endpoint_id, first_event_id=events[0]["event_id"],
-                                   last_event_id=events[-1]["event_id"], event_count=len(events),
-                                   attempt=attempt, status_code=resp.status_code,
-                                   error=None if ok else (resp.error or f"HTTP {resp.status_code}"),
-                                   duration_ms=duration_ms, created_at=now))
+    client = db.session.get(ApiClient, endpoint.api_client_id, populate_existing=True)
+    if client is None or client.revoked_at is not None:
+        report.outcome = "revoked"
+        return None
+    # A batch already tried and not acknowledged is sent again as it was: the same events, the same
+    # delivery key, the next attempt number (also when its answer was lost or never recorded).
+    previous = db.session.scalar(
+        sa.select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id,
+                                         WebhookDelivery.last_event_id > endpoint.cursor_event_id)
+        .order_by(WebhookDelivery.id.desc()).limit(1))
+    owed = _owed(endpoint.cursor_event_id, client.counter_id)
+    rows = []
+    if previous is not None:
+        rows = db.session.execute(owed.where(OrderEvent.id <= previous.last_event_id).limit(BATCH_SIZE)).all()
+    attempt = previous.attempt + 1 if rows and previous is not None else 1
+    if not rows:
+        rows = db.session.execute(owed.where(OrderEvent.id <= horizon).limit(BATCH_SIZE)).all()
+    if not rows:
+        if endpoint.cursor_event_id < horizon:  # only other counters' events: skip past them
+            endpoint.cursor_event_id = horizon
+        db.session.commit()
+        return None
+    events = [_payload(e, item_id, dossier) for e, item_id, dossier in rows]
+    delivery = WebhookDelivery(endpoint_id=endpoint_id, first_event_id=events[0]["event_id"],
+                               last_event_id=events[-1]["event_id"], event_count=len(events),
+                               attempt=attempt, status_code=None, error=NO_OUTCOME, duration_ms=0,
+                               created_at=utcnow())
+    db.session.add(delivery)
+    # Until the answer is recorded, this attempt counts as failed for the back-off: a run that dies
+    # mid-request is retried when this is due, not at once and not never.
+    endpoint.next_attempt_at = utcnow() + backoff(endpoint.consecutive_failures + 1)
+    db.session.flush()
+    batch = _Batch(events, delivery.id, attempt,
+                   f"{endpoint_id}.{events[0]['event_id']}.{events[-1]['event_id']}",
+                   endpoint.url, endpoint.secret)
+    db.session.commit()  # no transaction stays open during the request
+    return batch
+
+
+def _timeouts() -> tuple[float, float]:
+    cfg = current_app.config
+    return float(cfg.get("WEBHOOK_CONNECT_TIMEOUT_S") or 3.0), float(cfg.get("WEBHOOK_READ_TIMEOUT_S") or 5.0)
+
+
+def _send(endpoint_id: int, batch: _Batch) -> tuple[bool, str | None]:
+    body = json.dumps({"events": batch.events}, ensure_ascii=False, separators=(",", ":")).encode()
+    timestamp = int(time.time())
+    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "delivery-service-webhooks",
+               TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(batch.secret, timestamp, body),
+               ATTEMPT_HEADER: str(batch.attempt), DELIVERY_HEADER: batch.key}
+    started = time.monotonic()
+    resp = transport().post(batch.url, body, headers, *_timeouts())
+    duration_ms = int((time.monotonic() - started) * 1000)
+    ok = resp.status_code is not None and 200 <= resp.status_code < 300
+    reason = None if ok else (resp.error or f"HTTP {resp.status_code}")
+    for attempt in range(RECORD_TRIES):
+        try:
+            _record(endpoint_id, batch, resp.status_code, reason, duration_ms)
+            return ok, reason
+        except sa.exc.DBAPIError as exc:
+            # The answer is in hand: try hard to record it (a re-send is only a duplicate), each time
+            # on a fresh connection in case this one is broken (terminated, or shared by a fork).
+            _drop_connection()
+            log.warning("webhook endpoint %s: recording delivery %s failed (%s), try %s of %s", endpoint_id,
+                        batch.delivery_row, exc.__class__.__name__, attempt + 1, RECORD_TRIES)
+            if attempt + 1 == RECORD_TRIES:
+                raise
+            time.sleep(0.1 * 3**attempt)
+    raise AssertionError("unreachable")
+
+
+def _record(endpoint_id: int, batch: _Batch, status_code: int | None, reason: str | None,
+            duration_ms: int) -> None:
+    """The answer and, for a 2xx, the cursor's move: one transaction."""
+    ok = reason is None
+    now = utcnow()
+    endpoint = db.session.get(WebhookEndpoint, endpoint_id, populate_existing=True,
+                              with_for_update=db.engine.dialect.name == "postgresql")
+    delivery = db.session.get(WebhookDelivery, batch.delivery_row, populate_existing=True)
+    assert endpoint is not None and delivery is not None
+    delivery.status_code, delivery.error, delivery.duration_ms = status_code, reason, duration_ms
     if ok:
-        endpoint.cursor_event_id = events[-1]["event_id"]
+        endpoint.cursor_event_id = max(endpoint.cursor_event_id, batch.events[-1]["event_id"])
         endpoint.consecutive_failures = 0
         endpoint.next_attempt_at = None
         db.session.commit()
-        return True
+        return
     endpoint.consecutive_failures += 1
-    if endpoint.consecutive_failures >= MAX_FAILURES:
+    if endpoint.consecutive_failures >= max_failures():
         endpoint.paused_at = now
         endpoint.next_attempt_at = None
         log.warning("webhook endpoint %s paused after %s failures", endpoint_id,
@@ -355,21 +576,37 @@ def _post(endpoint_id: int, url: str, secret: str, events: list[dict[str, Any]],
     else:
         delay = backoff(endpoint.consecutive_failures)
         endpoint.next_attempt_at = now + delay
-        log.info("webhook endpoint %s failed (%s); next attempt in %s s", endpoint_id,
-                 resp.status_code or resp.error, int(delay.total_seconds()))
+        log.info("webhook endpoint %s failed (%s); next attempt in %s s", endpoint_id, reason,
+                 int(delay.total_seconds()))
     db.session.commit()
     if endpoint.paused_at is None:
         _schedule(endpoint_id, backoff(endpoint.consecutive_failures))
-    return False
+
+
+def _drop_connection() -> None:
+    """Roll back and throw the session's connection away: the next statement gets a fresh one."""
+    with contextlib.suppress(Exception):
+        if db.session.in_transaction():
+            db.session.connection().invalidate()
+    with contextlib.suppress(Exception):
+        db.session.rollback()
 
 
 def _schedule(endpoint_id: int, delay: dt.timedelta) -> None:
-    """With rq, run the endpoint again after ``delay`` (the worker's scheduler); without it the next
-    event's commit or ``delivery-service webhooks dispatch`` picks the endpoint up when it is due."""
-    queue = current_app.extensions.get("rq_queue")
+    """With rq, run the endpoint again after ``delay`` (the worker's scheduler). Never fails: if Redis
+    cannot take the job, or loses it, the endpoint's ``next_attempt_at`` stays in the database and
+    the next ``dispatch_due`` (the background runner's sweep, or ``webhooks dispatch``) sends it."""
+    queues = current_app.extensions.get("rq_queues") or {}
+    queue = queues.get("background") or current_app.extensions.get("rq_queue")
     if queue is None:
         return
+    from redis.exceptions import RedisError
+
     from delivery_service.jobs import execute
 
-    queue.enqueue_in(delay, execute, "delivery_service.webhooks.jobs:dispatch", endpoint_id,
-                     job_timeout=LEASE_S + 60, result_ttl=3600, failure_ttl=7 * 86400)
+    try:
+        queue.enqueue_in(delay, execute, "delivery_service.webhooks.jobs:dispatch", endpoint_id,
+                         job_timeout=LEASE_S + 60, result_ttl=3600, failure_ttl=7 * 86400)
+    except (RedisError, OSError) as exc:
+        log.warning("webhook endpoint %s: retry not scheduled in Redis (%s); the sweep will send it",
+                    endpoint_id, exc.__class__.__name__)

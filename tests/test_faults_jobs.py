@@ -1,0 +1,236 @@
+"""Faults around background jobs (issue 12): Redis stopped and frozen under load, the rq worker and its
+job process killed mid-job, the database's connections terminated. Each test prints and asserts its
+figures: requests, errors, jobs owed, jobs done, duplicates. Redis is a private server of the test's
+own (redis_server.py), never the shared one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import _base_config, order_payload
+from flask import Flask
+from redis_server import RedisServer, redis_server  # noqa: F401 (the fixture)
+from rq import Queue, SimpleWorker
+
+from delivery_service import create_app, jobs, outbox
+from delivery_service.extensions import db
+from delivery_service.orders.models import DeliveryOrder
+
+TESTS = Path(__file__).parent
+CLI = Path(sys.executable).parent / "delivery-service"
+
+
+@pytest.fixture
+def fault_app(app: Flask, redis_server: RedisServer, tmp_path: Path) -> Iterator[Flask]:  # noqa: F811
+    """An app on the test database whose jobs go through the private Redis, in the real mode: a runner
+    thread relays them after commit (JOBS_INLINE off); leases of 2 s so that deaths show quickly."""
+    from conftest import IsolatedClient
+
+    faulty = create_app({**_base_config(app.config["DATABASE_URL"], tmp_path), "REDIS_URL": redis_server.url,
+                         "RQ_QUEUE": f"fault-{uuid.uuid4().hex[:8]}", "JOBS_INLINE": False, "JOBS_POLL_S": 0.2,
+                         "JOBS_LEASE_S": 2})
+    faulty.config["DEMO_TOKEN"] = app.config["DEMO_TOKEN"]
+    faulty.test_client_class = IsolatedClient
+    yield faulty
+    jobs.stop_runner(faulty)
+    faulty.extensions["redis"].close()
+    with faulty.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def figures(app: Flask) -> dict[str, int]:
+    with app.app_context():
+        states = dict(db.session.execute(sa.select(outbox.T.c.state, sa.func.count()).group_by(outbox.T.c.state)).all())
+        retried = db.session.scalar(sa.select(sa.func.count()).where(outbox.T.c.attempt > 1))
+        db.session.remove()
+    return {**states, "owed": sum(states.values()), "retried": retried}
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def post_orders(app: Flask, n: int) -> tuple[list[float], int, list[str]]:
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {app.config['DEMO_TOKEN']}"}
+    times, errors, codes = [], 0, []
+    for _ in range(n):
+        body = order_payload()
+        started = time.monotonic()
+        resp = client.post("/api/v1/orders", json=body, headers=headers)
+        times.append(time.monotonic() - started)
+        errors += resp.status_code != 201
+        codes.append(body["dossier_code"])
+    return times, errors, codes
+
+
+def stored(app: Flask, codes: list[str]) -> int:
+    with app.app_context():
+        n = db.session.scalar(sa.select(sa.func.count()).where(DeliveryOrder.dossier_code.in_(codes)))
+        db.session.remove()
+    return n
+
+
+class BurstWorker(SimpleWorker):
+    """An in-process worker without rq's command channel: its pub/sub thread only serves
+    `rq` commands (stop a job), and waiting for it to notice the end of a burst took a minute."""
+
+    def subscribe(self) -> None:
+        pass
+
+    def unsubscribe(self) -> None:
+        pass
+
+
+def drain_with_worker(app: Flask) -> None:
+    """Wait until the relay handed everything, then run the queues with an in-process worker."""
+    wait_for(lambda: figures(app).get("pending", 0) == 0, 20, "the relay to hand the waiting jobs")
+    jobs.use_app_for_worker(app)
+    queues = [Queue(name, connection=app.extensions["redis"]) for name in jobs.queue_names(app).values()]
+    BurstWorker(queues, connection=app.extensions["redis"]).work(burst=True)
+
+
+def test_redis_stopped_under_load_answers_every_write_and_runs_every_job_once(fault_app, redis_server):  # noqa: F811
+    redis_server.stop()
+    times, errors, codes = post_orders(fault_app, 40)
+    waiting = figures(fault_app)
+    print(f"\nRedis stopped: 40 requests, {errors} errors, max {max(times):.3f} s, "
+          f"total {sum(times):.1f} s; owed {waiting}")
+    assert errors == 0 and max(times) < 1.0
+    assert stored(fault_app, codes) == 40 and len(set(codes)) == 40
+    assert waiting["owed"] == waiting.get("pending", 0) > 0  # nothing lost, nothing handed meanwhile
+    redis_server.start()
+    drain_with_worker(fault_app)
+    done = figures(fault_app)
+    print(f"after Redis came back: {done}")
+    assert done["owed"] == waiting["owed"] == done.get("done") and done["retried"] == 0
+
+
+def test_redis_frozen_costs_no_request_a_wait(fault_app, redis_server):  # noqa: F811
+    with redis_server.frozen():
+        times, errors, codes = post_orders(fault_app, 20)
+        time.sleep(1)  # the relay meets the frozen server meanwhile
+    print(f"\nRedis frozen: 20 requests, {errors} errors, max {max(times):.3f} s")
+    assert errors == 0 and max(times) < 1.0 and stored(fault_app, codes) == 20
+    drain_with_worker(fault_app)
+    done = figures(fault_app)
+    print(f"after Redis thawed: {done}")
+    assert done["owed"] == done.get("done") and done["retried"] == 0
+
+
+# A real `delivery-service worker` killed mid-job -----------------------------------------------------
+
+def slow_job(marker_dir: str) -> None:
+    """A job that says where it runs, takes its time, then writes once (a kill before that writes
+    nothing, so the item_serials rows count the completed runs)."""
+    Path(marker_dir, f"horse-{os.getpid()}").write_text(str(os.getpid()))
+    time.sleep(3)
+    db.session.execute(sa.text("INSERT INTO item_serials (allocated_at) VALUES (CURRENT_TIMESTAMP)"))
+
+
+def start_worker(app: Flask, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": app.config["REDIS_URL"],
+           "RQ_QUEUE": app.config["RQ_QUEUE"], "SECRET_KEY": "test-secret", "JOBS_LEASE_S": "2",
+           "JOBS_POLL_S": "0.2", "PYTHONPATH": str(TESTS)}
+    with log.open("ab") as out:  # read when a test fails
+        return subprocess.Popen([str(CLI), "worker"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def horses(marker_dir: Path) -> list[int]:
+    return [int(p.read_text()) for p in marker_dir.glob("horse-*")]
+
+
+@pytest.mark.parametrize("kill", ["worker_and_job", "job_only"])
+def test_a_job_whose_process_dies_is_run_again_once(fault_app, tmp_path, kill):
+    marker = tmp_path / "markers"
+    marker.mkdir()
+    with fault_app.app_context():
+        jobs.enqueue_after_commit("test_faults_jobs:slow_job", str(marker))
+        db.session.commit()
+    log = tmp_path / "worker.log"
+    print(f"\nworker log: {log}")
+    first = start_worker(fault_app, log)
+    second = None
+    try:
+        wait_for(lambda: horses(marker), 30, "the job to start in a work-horse")
+        [horse] = horses(marker)
+        os.kill(horse, signal.SIGKILL)  # what the out-of-memory killer does
+        if kill == "worker_and_job":
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait(10)
+            second = start_worker(fault_app, log)
+        # The lease lapses (2 s); a relay retries the job and a worker runs it to the end.
+        wait_for(lambda: figures(fault_app).get("done", 0) == 1, 45, "the retried job to finish")
+        with fault_app.app_context():
+            completed = db.session.scalar(sa.text("SELECT COUNT(*) FROM item_serials"))
+            db.session.remove()
+        # Forked job processes after the clean-up: intake's follow-up jobs (geocoding, the fold) run.
+        times, errors, codes = post_orders(fault_app, 5)
+        wait_for(lambda: figures(fault_app).get("done", 0) == figures(fault_app)["owed"], 60, "every job")
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)  # its leftovers are the next test's clean-up
+                proc.wait(15)
+    result = figures(fault_app)
+    print(f"\n{kill} killed: job runs started {len(horses(marker))}, completed {completed}; "
+          f"then 5 requests, {errors} errors; outbox {result}")
+    assert completed == 1  # once: the killed run wrote nothing, the retry wrote once
+    assert len(horses(marker)) == 2 and errors == 0 and stored(fault_app, codes) == 5
+    assert result.get("failed", 0) == 0 and result["retried"] == 1 and result["done"] == result["owed"]
+
+
+def test_terminated_database_connections_then_jobs_still_run(app, backend, tmp_path):
+    """Without Redis (the embedded default): the runner thread's and the requests' pooled connections
+    are killed by the server; the next requests and jobs reconnect."""
+    if backend != "postgresql":
+        pytest.skip("pg_terminate_backend is PostgreSQL's")
+    from conftest import IsolatedClient
+
+    embedded = create_app({**_base_config(app.config["DATABASE_URL"], tmp_path), "JOBS_INLINE": False,
+                           "JOBS_POLL_S": 0.2})
+    embedded.config["DEMO_TOKEN"] = app.config["DEMO_TOKEN"]
+    embedded.test_client_class = IsolatedClient
+    try:
+        _, errors_before, codes = post_orders(embedded, 5)
+        with embedded.app_context():
+            jobs.enqueue_after_commit("test_jobs:record", "before")
+            db.session.commit()
+        assert jobs.wait_idle(embedded, 20)
+        admin = sa.create_engine(app.config["DATABASE_URL"], isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            killed = conn.scalar(sa.text(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        admin.dispose()
+        _, errors_after, more = post_orders(embedded, 10)
+        with embedded.app_context():
+            jobs.enqueue_after_commit("test_jobs:record", "after")
+            db.session.commit()
+        assert jobs.wait_idle(embedded, 20)
+        result = figures(embedded)
+        print(f"\n{killed} connections terminated; 15 requests, {errors_before + errors_after} errors; "
+              f"outbox {result}")
+        assert killed > 0 and errors_before == errors_after == 0 and stored(embedded, codes + more) == 15
+        assert result.get("failed", 0) == 0 and result["done"] == result["owed"]
+    finally:
+        jobs.stop_runner(embedded)
+        with embedded.app_context():
+            db.session.remove()
+            db.engine.dispose()
