@@ -43,6 +43,10 @@ DEFAULTS: dict[str, Any] = {
     "JOBS_POLL_S": 2.0,
     "JOBS_LEASE_S": 30,
     "JOBS_MAX_ATTEMPTS": 3,
+    "JOBS_HAND_LEASE_S": 60,  # a job handed to rq and not started by then is checked: lost? hand again
+    "JOBS_WORKER_MAINTENANCE_S": 30,  # rq's clean-up and scheduler restart in `delivery-service worker`
+    # every process's runner sweeps stalled label batches and imports and sends due webhook retries
+    "JOBS_MAINTENANCE_S": 15.0,
     "JOBS_BACKLOG_MAX_AGE_S": 300,
     "REDIS_TIMEOUT_S": 0.5,
     "API_TOKEN_CACHE_SECONDS": 30,
@@ -105,8 +109,10 @@ _INT_KEYS = {"DELIVERY_TARGET_DAYS", "MAX_JSON_BYTES", "MAX_IMPORT_BYTES", "MAX_
              "API_TOKEN_CACHE_SECONDS", "GEOCODER_CACHE_DAYS", "LABEL_DPI", "LABEL_ASYNC_THRESHOLD",
              "MAX_FAILED_ATTEMPTS", "CORRECTION_WINDOW_MIN", "MAX_PROOF_BYTES", "MAX_CLOCK_SKEW_S",
              "SYNC_MAX_EVENTS", "TRUSTED_PROXIES",
-             "JOBS_LEASE_S", "JOBS_MAX_ATTEMPTS", "JOBS_BACKLOG_MAX_AGE_S"}
-_FLOAT_KEYS = {"JOBS_POLL_S", "REDIS_TIMEOUT_S", "GEOCODER_MIN_DELAY_S", "GEOCODER_TIMEOUT_S",
+             "JOBS_LEASE_S", "JOBS_MAX_ATTEMPTS", "JOBS_HAND_LEASE_S", "JOBS_WORKER_MAINTENANCE_S",
+             "JOBS_BACKLOG_MAX_AGE_S"}
+_FLOAT_KEYS = {"JOBS_POLL_S", "JOBS_MAINTENANCE_S",
+               "REDIS_TIMEOUT_S", "GEOCODER_MIN_DELAY_S", "GEOCODER_TIMEOUT_S",
                "ROUTE_SEQUENCE_TIME_LIMIT_S",
                "REPORT_CATCH_UP_S", "WEBHOOK_CONNECT_TIMEOUT_S", "WEBHOOK_READ_TIMEOUT_S"}
 _BOOL_KEYS = {"DELIVERY_TARGET_WORKING_DAYS", "JOBS_INLINE"}
@@ -168,6 +174,9 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
         raise ConfigError(f"ITEM_ID_PREFIX / ITEM_ID_COUNTRY: {exc}") from None
     if not 0 <= cfg["TRUSTED_PROXIES"] <= 5:
         raise ConfigError("TRUSTED_PROXIES must be between 0 and 5 (the proxies in front of the service)")
+    for key, low, high in (("JOBS_POLL_S", 0.1, 60), ("JOBS_MAINTENANCE_S", 1, 3600)):
+        if not low <= cfg[key] <= high:
+            raise ConfigError(f"{key} must be between {low} and {high} seconds")
     if cfg["DELIVERY_TARGET_DAYS"] < 0:
         raise ConfigError("DELIVERY_TARGET_DAYS must not be negative")
     if cfg["GEOCODER"] not in GEOCODERS:

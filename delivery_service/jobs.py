@@ -31,8 +31,6 @@ from delivery_service.extensions import db
 log = logging.getLogger(__name__)
 _PENDING = "outbox_rows_added"
 _worker_app: Flask | None = None
-HAND_LEASE_S = 300  # a handed row not started by then is handed again (Redis may have lost it)
-WORKER_MAINTENANCE_S = 30  # rq's registry clean-up and scheduler restart, instead of every 10 minutes
 # Jobs that nobody waits for: they go to the background queue, behind nothing a person waits for.
 BACKGROUND = frozenset({
     "delivery_service.webhooks.jobs:dispatch",
@@ -225,6 +223,7 @@ def relay(app: Flask, connection: Any | None = None) -> dict[str, int]:
     is the row's id and attempt, and a job whose row is already taken does nothing."""
     from redis.exceptions import RedisError
     from rq import Queue
+    from rq.job import Job
 
     counts = _sweep_abandoned(app)
     engine = _engine(app)
@@ -232,10 +231,18 @@ def relay(app: Flask, connection: Any | None = None) -> dict[str, int]:
     queues = {key: Queue(name, connection=connection) for key, name in queue_names(app).items()}
     with engine.connect() as conn:
         rows = outbox.due(conn, utcnow(), states=("pending", "handed"), limit=500)
+    hand_lease = int(app.config["JOBS_HAND_LEASE_S"])
     for row in rows:
+        job_id = f"outbox-{row.id}-{row.attempt}"
         try:
+            # A handed row not started yet: still in rq (a long queue) or lost with Redis's data
+            # (a restart without persistence). Only a lost one is handed again.
+            if row.state == "handed" and Job.exists(job_id, connection=connection):
+                with engine.begin() as conn:
+                    outbox.mark_handed(conn, row, utcnow(), hand_lease)
+                continue
             queues[row.queue].enqueue(
-                execute, row.func_path, *row.args, job_id=f"outbox-{row.id}-{row.attempt}",
+                execute, row.func_path, *row.args, job_id=job_id,
                 job_timeout=row.timeout_s, result_ttl=3600, failure_ttl=7 * 86400,
                 meta={"outbox_id": row.id, "attempt": row.attempt},
                 description=f"{row.func_path} (outbox {row.id})")
@@ -246,7 +253,7 @@ def relay(app: Flask, connection: Any | None = None) -> dict[str, int]:
             counts["waiting"] = len(rows)
             break
         with engine.begin() as conn:
-            outbox.mark_handed(conn, row, utcnow(), HAND_LEASE_S)
+            outbox.mark_handed(conn, row, utcnow(), hand_lease)
         counts["handed"] = counts.get("handed", 0) + 1
     return counts
 
@@ -257,6 +264,51 @@ def drain(app: Flask) -> None:
         relay(app)
     else:
         run_due(app, reraise=app.testing)
+
+
+# Maintenance: what must happen with no other traffic ------------------------------------------------
+
+# Sweepers of jobs that keep their own heartbeat (label batches, imports): ``sweep(now)`` queues again,
+# or fails with its reason, a job whose process died (its heartbeat is over a minute old).
+SWEEPERS = ("delivery_service.printing.services:sweep_stalled",
+            "delivery_service.imports.services:sweep_stalled")
+
+
+def maintain(app: Flask) -> dict[str, Any]:
+    """One maintenance pass, run by every process's runner every JOBS_MAINTENANCE_S (several processes
+    at once are safe: the sweepers and webhook runs claim what they take by compare-and-set).
+
+    Stalled label batches and imports are swept; webhook retries that came due are sent (without
+    Redis, here, in this background thread; with Redis, one coalesced run is queued for a worker), so
+    that nothing owed waits for some later commit.
+    """
+    from delivery_service.webhooks import services as webhooks
+
+    done: dict[str, Any] = {}
+    now = utcnow()
+    with app.app_context():
+        for path in SWEEPERS:
+            module, _, name = path.partition(":")
+            try:
+                result = getattr(importlib.import_module(module), name)(now)
+                done[module.rsplit(".", 2)[-2]] = {k: len(v) for k, v in result.items()}
+            except Exception:  # noqa: BLE001 (the database may be down: the next pass tries again)
+                db.session.rollback()
+                log.exception("maintenance: %s failed", path)
+        try:
+            if app.config.get("REDIS_URL"):
+                if webhooks.due_endpoints(now):
+                    enqueue_after_commit("delivery_service.webhooks.jobs:dispatch_due", timeout=300,
+                                         queue="background", dedupe_key="webhooks:dispatch_due")
+                    db.session.commit()
+                    done["webhooks"] = "queued"
+            else:
+                done["webhooks"] = [r.outcome for r in webhooks.dispatch_due(now)]
+        except Exception:  # noqa: BLE001
+            db.session.rollback()
+            log.exception("maintenance: webhook retries failed")
+        db.session.remove()
+    return done
 
 
 # The runner: a thread per process ------------------------------------------------------------------
@@ -272,6 +324,7 @@ class Runner:
         self.poll_s = float(app.config["JOBS_POLL_S"])
         self.wakeups = {key: threading.Event() for key in outbox.QUEUES}
         self.stopping = threading.Event()
+        self.maintenance_wakeup = threading.Event()  # set only to stop (commits don't need a pass)
         self.threads: list[threading.Thread] = []
         self.pid = os.getpid()
 
@@ -282,18 +335,25 @@ class Runner:
             targets = {key: (lambda key=key: run_due(self.app, key)) for key in outbox.QUEUES}
         for name, work in targets.items():
             event = self.wakeups.get(name, self.wakeups["interactive"])
-            thread = threading.Thread(target=self._loop, args=(work, event), name=f"jobs-{name}", daemon=True)
-            thread.start()
-            self.threads.append(thread)
+            self._thread(name, work, event, self.poll_s)
+        # its own thread: a webhook receiver that hangs never holds up the jobs
+        self._thread("maintenance", lambda: maintain(self.app), self.maintenance_wakeup,
+                     float(self.app.config["JOBS_MAINTENANCE_S"]))
         return self
 
-    def _loop(self, work: Any, event: threading.Event) -> None:
+    def _thread(self, name: str, work: Any, event: threading.Event, every_s: float) -> None:
+        thread = threading.Thread(target=self._loop, args=(work, event, every_s), name=f"jobs-{name}",
+                                  daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _loop(self, work: Any, event: threading.Event, every_s: float) -> None:
         while not self.stopping.is_set():
             try:
                 work()
             except Exception:  # noqa: BLE001 (the database may be down: try again at the next poll)
                 log.exception("jobs runner: pass failed")
-            event.wait(self.poll_s)
+            event.wait(every_s)
             event.clear()
 
     def wake(self) -> None:
@@ -303,6 +363,7 @@ class Runner:
     def stop(self, timeout: float = 5.0) -> None:
         self.stopping.set()
         self.wake()
+        self.maintenance_wakeup.set()
         for thread in self.threads:
             thread.join(timeout)
 
@@ -395,7 +456,10 @@ def run_worker(app: Flask, *, burst: bool = False, simple: bool = False, on_conn
                 relay(app)  # rows that waited for Redis go first to rq (a no-op when nothing waits)
                 if on_connect is not None:
                     on_connect()
-                worker = cls(queues, connection=connection, maintenance_interval=WORKER_MAINTENANCE_S)
+                # rq's registry clean-up and scheduler restart every JOBS_WORKER_MAINTENANCE_S, not
+                # every 10 minutes: a scheduler lost in a Redis blip comes back within that.
+                worker = cls(queues, connection=connection,
+                             maintenance_interval=int(app.config["JOBS_WORKER_MAINTENANCE_S"]))
                 worker.work(burst=burst, with_scheduler=not burst)
                 if burst:
                     return

@@ -20,6 +20,7 @@ from conftest import _base_config, order_payload
 from flask import Flask
 from redis_server import RedisServer, redis_server  # noqa: F401 (the fixture)
 from rq import Queue, SimpleWorker
+from test_webhooks import Receiver
 
 from delivery_service import create_app, jobs, outbox
 from delivery_service.extensions import db
@@ -114,6 +115,7 @@ def test_redis_stopped_under_load_answers_every_write_and_runs_every_job_once(fa
     assert errors == 0 and max(times) < 1.0
     assert stored(fault_app, codes) == 40 and len(set(codes)) == 40
     assert waiting["owed"] == waiting.get("pending", 0) > 0  # nothing lost, nothing handed meanwhile
+    assert waiting["owed"] <= 3  # batched: one geocoding job for the 40 orders, one fold
     redis_server.start()
     drain_with_worker(fault_app)
     done = figures(fault_app)
@@ -146,7 +148,8 @@ def slow_job(marker_dir: str) -> None:
 def start_worker(app: Flask, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": app.config["REDIS_URL"],
            "RQ_QUEUE": app.config["RQ_QUEUE"], "SECRET_KEY": "test-secret", "JOBS_LEASE_S": "2",
-           "JOBS_POLL_S": "0.2", "PYTHONPATH": str(TESTS)}
+           "JOBS_POLL_S": "0.2", "JOBS_HAND_LEASE_S": "1", "JOBS_WORKER_MAINTENANCE_S": "3",
+           "PYTHONPATH": str(TESTS)}
     with log.open("ab") as out:  # read when a test fails
         return subprocess.Popen([str(CLI), "worker"], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -156,8 +159,22 @@ def horses(marker_dir: Path) -> list[int]:
     return [int(p.read_text()) for p in marker_dir.glob("horse-*")]
 
 
+@pytest.fixture
+def receiver(fault_app: Flask) -> Iterator[Receiver]:
+    """A counter system's webhook receiver, set as the demo client's endpoint."""
+    from delivery_service.accounts.services import actor_for_token
+    from delivery_service.webhooks import services
+
+    server = Receiver()
+    with fault_app.app_context():
+        services.set_endpoint(actor_for_token(fault_app.config["DEMO_TOKEN"]).client_id, server.url)
+        db.session.commit()
+    yield server
+    server.close()
+
+
 @pytest.mark.parametrize("kill", ["worker_and_job", "job_only"])
-def test_a_job_whose_process_dies_is_run_again_once(fault_app, tmp_path, kill):
+def test_a_job_whose_process_dies_is_run_again_once(fault_app, tmp_path, kill, receiver):
     marker = tmp_path / "markers"
     marker.mkdir()
     with fault_app.app_context():
@@ -180,20 +197,72 @@ def test_a_job_whose_process_dies_is_run_again_once(fault_app, tmp_path, kill):
         with fault_app.app_context():
             completed = db.session.scalar(sa.text("SELECT COUNT(*) FROM item_serials"))
             db.session.remove()
-        # Forked job processes after the clean-up: intake's follow-up jobs (geocoding, the fold) run.
+        # Forked job processes after the clean-up: intake's follow-up jobs (geocoding, the fold,
+        # webhooks) run, and the webhook's cursor moves: every event is delivered once.
         times, errors, codes = post_orders(fault_app, 5)
         wait_for(lambda: figures(fault_app).get("done", 0) == figures(fault_app)["owed"], 60, "every job")
+        wait_for(lambda: len(receiver.events()) >= 10, 30, "the webhook deliveries")
+        time.sleep(1)  # a duplicate would come now
     finally:
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)  # its leftovers are the next test's clean-up
                 proc.wait(15)
     result = figures(fault_app)
+    events = [e["event_id"] for e in receiver.events()]
     print(f"\n{kill} killed: job runs started {len(horses(marker))}, completed {completed}; "
-          f"then 5 requests, {errors} errors; outbox {result}")
+          f"then 5 requests, {errors} errors; outbox {result}; webhook events {len(events)}, "
+          f"duplicates {len(events) - len(set(events))}")
+    assert len(events) == 10 and len(set(events)) == 10  # created + assigned of 5 orders, each once
     assert completed == 1  # once: the killed run wrote nothing, the retry wrote once
     assert len(horses(marker)) == 2 and errors == 0 and stored(fault_app, codes) == 5
     assert result.get("failed", 0) == 0 and result["retried"] == 1 and result["done"] == result["owed"]
+
+
+def test_the_worker_rides_out_redis_restarts_idle_and_mid_job(fault_app, redis_server, tmp_path):  # noqa: F811
+    """Redis restarted (its data lost) while the worker idles, then while a job runs: the worker stays
+    up, the job ends once, jobs lost with Redis are handed again, rq's scheduler is back."""
+    from redis import Redis
+    from rq.scheduler import RQScheduler
+
+    fault_app.config["JOBS_HAND_LEASE_S"] = 1
+    marker = tmp_path / "markers"
+    marker.mkdir()
+    log = tmp_path / "worker.log"
+    print(f"\nworker log: {log}")
+    worker = start_worker(fault_app, log)
+    lock = RQScheduler.get_locking_key(jobs.queue_names(fault_app)["interactive"])
+    probe = Redis.from_url(redis_server.url, socket_timeout=1)
+    try:
+        wait_for(lambda: probe.exists(lock), 30, "rq's scheduler")
+        redis_server.restart()  # idle
+        with fault_app.app_context():
+            jobs.enqueue_after_commit("test_faults_jobs:slow_job", str(marker))
+            db.session.commit()
+        wait_for(lambda: horses(marker), 30, "the job to start after the idle restart")
+        redis_server.stop()  # mid-job
+        time.sleep(2)
+        redis_server.start()
+        wait_for(lambda: figures(fault_app).get("done", 0) == 1, 45, "the job to end")
+        with fault_app.app_context():
+            jobs.enqueue_after_commit("test_jobs:record", "after the restarts")
+            db.session.commit()
+        wait_for(lambda: figures(fault_app).get("done", 0) == 2, 30, "a job queued after the restarts")
+        wait_for(lambda: probe.exists(lock), 30, "rq's scheduler to come back")
+        alive = worker.poll() is None
+    finally:
+        probe.close()
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(15)
+    result = figures(fault_app)
+    with fault_app.app_context():
+        completed = db.session.scalar(sa.text("SELECT COUNT(*) FROM item_serials"))
+        db.session.remove()
+    print(f"Redis restarted twice: worker alive {alive}; slow job runs started {len(horses(marker))}; "
+          f"rows written {completed}; outbox {result}")
+    assert alive and result["done"] == result["owed"] == 2 and result.get("failed", 0) == 0
+    assert completed == 2  # the slow job once, the later job once
 
 
 def test_terminated_database_connections_then_jobs_still_run(app, backend, tmp_path):

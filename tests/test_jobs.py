@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+
+import pytest
 import sqlalchemy as sa
 from rq import SimpleWorker
 
-from delivery_service import jobs
+from delivery_service import jobs, outbox
+from delivery_service.db import utcnow
 from delivery_service.extensions import db
 
 CALLS: list[str] = []
@@ -62,8 +67,6 @@ def broken(text: str) -> None:
 
 
 def test_in_process_failure_runs_on_failure(app):
-    import pytest
-
     CALLS.clear()
     jobs.enqueue_after_commit("test_jobs:broken", "a batch", on_failure="test_jobs:record")
     with pytest.raises(RuntimeError):  # re-raised under TESTING, after on_failure ran
@@ -75,12 +78,6 @@ def test_in_process_failure_runs_on_failure(app):
 
 # The outbox ----------------------------------------------------------------------------------------
 
-import datetime as dt  # noqa: E402
-
-import pytest  # noqa: E402
-
-from delivery_service import outbox  # noqa: E402
-from delivery_service.db import utcnow  # noqa: E402
 
 
 def rows() -> list[dict]:
@@ -172,8 +169,6 @@ def slow(text: str) -> None:
     record(text)
 
 
-import time  # noqa: E402
-
 
 def test_ready_reports_database_migrations_and_backlog(app, client):
     resp = client.get("/ready")
@@ -219,6 +214,7 @@ def test_background_jobs_have_their_own_rq_queue(rq_app):
 
 
 def test_jobs_over_ids_merge_into_the_waiting_one_up_to_a_size(app):
+    # Not due within the test: the function is never called, only the rows are looked at.
     for order_id in range(1, 8):
         jobs.enqueue_after_commit("test_jobs:record_ids", [order_id], "x", dedupe_key="test:ids", merge_limit=3,
                                   delay_s=3600)

@@ -537,3 +537,21 @@ def test_admin_page_shows_state_and_resumes(app, client):
     db.session.expire_all()
     again = db.session.get(WebhookEndpoint, endpoint.id)
     assert again.paused_at is None and again.consecutive_failures == 0
+
+
+@pytest.mark.config(JOBS_INLINE=False, JOBS_POLL_S=0.2, JOBS_MAINTENANCE_S=1, WEBHOOK_RETRY_SCHEDULE="1")
+def test_the_background_runner_sends_a_due_retry_by_itself(app, client, auth, endpoint, receiver):
+    """Without Redis and with no other traffic, the process's runner (its maintenance pass) sends the
+    retry when it is due; the request that wrote the event never waited for the receiver."""
+    from delivery_service import jobs
+
+    receiver.fail = 1
+    try:
+        new_order(client, auth)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(receiver.events()) < 2:
+            time.sleep(0.1)
+    finally:
+        jobs.stop_runner(app)
+    assert [r["headers"]["X-Webhook-Attempt"] for r in receiver.requests] == ["1", "2"]
+    assert len(receiver.events()) == 2

@@ -385,16 +385,10 @@ class _Batch:
     secret: str
 
 
-def dispatch_due(now: dt.datetime | None = None, *, force: bool = False,
-                 every_endpoint: bool = False) -> list[Report]:
-    """Deliver what is owed to every endpoint that is due at ``now`` (default: the current time),
-    retries included; returns a report per endpoint it looked at.
-
-    The background runner without Redis calls this every few seconds: it costs one query when nothing
-    is due. ``force``: ignore back-off timers (never a pause). ``every_endpoint``: report on every
-    endpoint, also those not due, paused, disabled or up to date (``webhooks dispatch``).
-    """
-    now = now or utcnow()
+def due_endpoints(now: dt.datetime, *, force: bool = False,
+                  every_endpoint: bool = False) -> list[tuple[int, int]]:
+    """(endpoint id, API client id) of the endpoints with something owed and due at ``now``; one
+    cheap query (the background runner asks every few seconds). See dispatch_due for the flags."""
     stmt = sa.select(WebhookEndpoint.id, WebhookEndpoint.api_client_id)
     if not every_endpoint:
         newest = sa.select(sa.func.coalesce(sa.func.max(OrderEvent.id), 0)).scalar_subquery()
@@ -409,6 +403,20 @@ def dispatch_due(now: dt.datetime | None = None, *, force: bool = False,
                                      WebhookEndpoint.next_attempt_at <= now))
     endpoints = db.session.execute(stmt.order_by(WebhookEndpoint.id)).all()
     db.session.commit()
+    return [(endpoint_id, client_id) for endpoint_id, client_id in endpoints]
+
+
+def dispatch_due(now: dt.datetime | None = None, *, force: bool = False,
+                 every_endpoint: bool = False) -> list[Report]:
+    """Deliver what is owed to every endpoint that is due at ``now`` (default: the current time),
+    retries included; returns a report per endpoint it looked at.
+
+    The background runner without Redis calls this every few seconds: it costs one query when nothing
+    is due. ``force``: ignore back-off timers (never a pause). ``every_endpoint``: report on every
+    endpoint, also those not due, paused, disabled or up to date (``webhooks dispatch``).
+    """
+    now = now or utcnow()
+    endpoints = due_endpoints(now, force=force, every_endpoint=every_endpoint)
     reports = []
     for endpoint_id, client_id in endpoints:
         try:
