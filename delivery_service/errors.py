@@ -22,6 +22,7 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Flask, current_app, jsonify, render_template, request
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 
@@ -92,11 +93,12 @@ class Conflict(DomainError):
     error = "conflict"
 
 
+_STORAGE_FULL = re.compile(r"database or disk is full|No space left on device|could not extend file", re.I)
 HTTP_ERRORS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
                411: "length_required", 413: "payload_too_large", 414: "uri_too_long",
                415: "unsupported_media_type", 422: "invalid_input", 428: "precondition_required",
-               429: "rate_limited", 500: "internal_error", 503: "unavailable"}
+               429: "rate_limited", 500: "internal_error", 503: "unavailable", 507: "storage_full"}
 
 
 # --- the codes of marshmallow's own messages, read from its classes (never typed by hand) -----------
@@ -256,6 +258,25 @@ def register(app: Flask) -> None:
             return jsonify(error_body(422, errors={"json": {"_schema": [
                 coded("malformed_body", "The body is nested too deeply.")]}})), 422
         return handle_unexpected(exc)
+
+    @app.errorhandler(sa_exc.OperationalError)
+    def handle_storage(exc: sa_exc.OperationalError):
+        # A full disk (SQLite: "database or disk is full"; PostgreSQL: "No space left on device") is
+        # the operator's to fix, and the client's to retry later: the transaction rolled back whole.
+        if not _STORAGE_FULL.search(str(exc.orig)):
+            return handle_unexpected(exc)
+        from delivery_service.extensions import db
+
+        db.session.rollback()
+        current_app.logger.error("storage full on %s %s: answered 503", request.method, request.path)
+        message = "The service's storage is full; nothing was stored. Try again later."
+        if _wants_json():
+            response = jsonify(error_body(503, message=message, error="storage_full"))
+            response.status_code = 503
+        else:
+            response = app.make_response((render_template("error.html", code=503, message=message), 503))
+        response.headers["Retry-After"] = "60"
+        return response
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):

@@ -69,8 +69,9 @@ def _after_commit(session: Session) -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if app.config["JOBS_INLINE"]:
         drain(app)
-    else:
+    elif not app.extensions.get("jobs_no_runner"):
         runner(app).wake()
+    # (an rq worker's processes start no runner thread: its rq loop relays; see run_worker)
 
 
 def _after_transaction_end(session: Session, transaction) -> None:  # noqa: ANN001
@@ -396,6 +397,7 @@ def execute(func_path: str, *args: Any) -> Any:
         from delivery_service import create_app
 
         _worker_app = create_app()
+        _worker_app.extensions["jobs_no_runner"] = True  # a work-horse: the worker's loop relays
     from rq import get_current_job
 
     job = get_current_job()
@@ -430,13 +432,15 @@ def use_app_for_worker(app: Flask) -> None:
 def run_worker(app: Flask, *, burst: bool = False, simple: bool = False, on_connect: Any = None) -> None:
     """The ``delivery-service worker`` loop: rq's worker on both queues (interactive first), supervised
     so that a Redis outage, idle or mid-job, never ends it: rq's ``work()`` returns (or raises) on a
-    connection error; this starts a new one when Redis answers again, and with it rq's scheduler. A
-    relay thread hands the outbox's waiting rows over meanwhile. ``on_connect`` runs at each start."""
+    connection error; this starts a new one when Redis answers again, and with it rq's scheduler. The
+    outbox's waiting rows are handed over at each start and with rq's maintenance (every
+    JOBS_WORKER_MAINTENANCE_S), as is the maintenance pass. ``on_connect`` runs at each start."""
     from redis import Redis
     from redis.exceptions import RedisError
     from rq import Queue, SimpleWorker, Worker
 
     use_app_for_worker(app)
+    app.extensions["jobs_no_runner"] = True  # no threads in a process that forks work-horses
     stop = threading.Event()
 
     class _Stoppable:
@@ -444,11 +448,21 @@ def run_worker(app: Flask, *, burst: bool = False, simple: bool = False, on_conn
             stop.set()  # rq's own SIGINT/SIGTERM handling (warm shut-down) goes on as usual
             return super().request_stop(signum, frame)  # type: ignore[misc]
 
+        def run_maintenance_tasks(self):  # noqa: ANN202
+            # The relay and the maintenance pass run here, in rq's main loop between jobs, not in
+            # threads: a thread busy with the database or a lock while rq forks a work-horse could
+            # leave the child waiting on it for good (seen once under load: a job hung).
+            super().run_maintenance_tasks()  # type: ignore[misc]
+            for work in (relay, maintain):
+                try:
+                    work(app)
+                except Exception:  # noqa: BLE001 (Redis or the database may be down: next time)
+                    log.exception("worker: %s failed", work.__name__)
+
     cls = type("DeliveryWorker", (_Stoppable, SimpleWorker if simple else Worker), {})
     # No socket timeout: rq's blocking dequeue waits longer than any short one. Connecting is bounded.
     connection = Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=2, health_check_interval=30)
     queues = [Queue(name, connection=connection) for name in queue_names(app).values()]
-    relay_runner = None if burst else runner(app)
     delay = 1.0
     try:
         while not stop.is_set():
@@ -471,8 +485,6 @@ def run_worker(app: Flask, *, burst: bool = False, simple: bool = False, on_conn
             stop.wait(delay)
             delay = min(delay * 2, 30.0)
     finally:
-        if relay_runner is not None:
-            stop_runner(app)
         connection.close()
 
 
@@ -494,7 +506,9 @@ def init_app(app: Flask) -> None:
         from redis import Redis
         from rq import Queue
 
-        connection = Redis.from_url(app.config["REDIS_URL"])
+        # Bounded: a frozen Redis must not hold a background thread (a webhook retry's enqueue_in, the
+        # weekly schedule) for good; rq's worker has a connection of its own (run_worker).
+        connection = Redis.from_url(app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2)
         app.extensions["redis"] = connection
         names = queue_names(app)
         app.extensions["rq_queues"] = {key: Queue(name, connection=connection) for key, name in names.items()}

@@ -5,6 +5,7 @@ own (redis_server.py), never the shared one."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import _base_config, order_payload
 from flask import Flask
+from pypdf import PdfReader
 from redis_server import RedisServer, redis_server  # noqa: F401 (the fixture)
 from rq import Queue, SimpleWorker
 from test_webhooks import Receiver
@@ -38,7 +40,7 @@ def fault_app(app: Flask, redis_server: RedisServer, tmp_path: Path) -> Iterator
 
     faulty = create_app({**_base_config(app.config["DATABASE_URL"], tmp_path), "REDIS_URL": redis_server.url,
                          "RQ_QUEUE": f"fault-{uuid.uuid4().hex[:8]}", "JOBS_INLINE": False, "JOBS_POLL_S": 0.2,
-                         "JOBS_LEASE_S": 2})
+                         "JOBS_LEASE_S": 2, "LABEL_ASYNC_THRESHOLD": 2})
     faulty.config["DEMO_TOKEN"] = app.config["DEMO_TOKEN"]
     faulty.test_client_class = IsolatedClient
     yield faulty
@@ -202,6 +204,15 @@ def test_a_job_whose_process_dies_is_run_again_once(fault_app, tmp_path, kill, r
         times, errors, codes = post_orders(fault_app, 5)
         wait_for(lambda: figures(fault_app).get("done", 0) == figures(fault_app)["owed"], 60, "every job")
         wait_for(lambda: len(receiver.events()) >= 10, 30, "the webhook deliveries")
+        # ... and a label batch (a job a person waits for) of the 5 orders renders in a forked job
+        client = fault_app.test_client()
+        auth = {"Authorization": f"Bearer {fault_app.config['DEMO_TOKEN']}"}
+        batch = client.post("/api/v1/labels/batches", json={}, headers=auth)
+        assert batch.status_code == 202, batch.json
+        job_url = f"/api/v1/labels/batches/{batch.json['id']}"
+        wait_for(lambda: client.get(job_url, headers=auth).json["state"] == "done", 60, "the label batch")
+        printed = client.get(job_url, headers=auth).json
+        pdf = client.get(printed["file"], headers=auth)
         time.sleep(1)  # a duplicate would come now
     finally:
         for proc in (first, second):
@@ -214,6 +225,8 @@ def test_a_job_whose_process_dies_is_run_again_once(fault_app, tmp_path, kill, r
           f"then 5 requests, {errors} errors; outbox {result}; webhook events {len(events)}, "
           f"duplicates {len(events) - len(set(events))}")
     assert len(events) == 10 and len(set(events)) == 10  # created + assigned of 5 orders, each once
+    assert (printed["total"], printed["done"], pdf.status_code) == (5, 5, 200)
+    assert len(PdfReader(io.BytesIO(pdf.data)).pages) == 5  # one label per order, once
     assert completed == 1  # once: the killed run wrote nothing, the retry wrote once
     assert len(horses(marker)) == 2 and errors == 0 and stored(fault_app, codes) == 5
     assert result.get("failed", 0) == 0 and result["retried"] == 1 and result["done"] == result["owed"]
