@@ -109,6 +109,8 @@ def drain_with_worker(app: Flask) -> None:
 
 
 def test_redis_stopped_under_load_answers_every_write_and_runs_every_job_once(fault_app, redis_server):  # noqa: F811
+    from test_imports import row, to_csv
+
     redis_server.stop()
     times, errors, codes = post_orders(fault_app, 40)
     waiting = figures(fault_app)
@@ -118,11 +120,27 @@ def test_redis_stopped_under_load_answers_every_write_and_runs_every_job_once(fa
     assert stored(fault_app, codes) == 40 and len(set(codes)) == 40
     assert waiting["owed"] == waiting.get("pending", 0) > 0  # nothing lost, nothing handed meanwhile
     assert waiting["owed"] <= 3  # batched: one geocoding job for the 40 orders, one fold
+    # ... and what people start meanwhile: a cancel, a label batch, an import (all answered at once)
+    client = fault_app.test_client()
+    auth = {"Authorization": f"Bearer {fault_app.config['DEMO_TOKEN']}"}
+    item_id = client.get("/api/v1/orders?page_size=1", headers=auth).json[0]["item_id"]
+    cancel = client.post(f"/api/v1/orders/{item_id}/events", json={"status": "cancelled"}, headers=auth)
+    batch = client.post("/api/v1/labels/batches", json={}, headers=auth)
+    upload = client.post("/api/v1/imports", headers=auth, data={
+        "file": (io.BytesIO(to_csv([row() for _ in range(30)])), "orders.csv")})
+    assert (cancel.status_code, batch.status_code, upload.status_code) == (201, 202, 202)
+    owed = figures(fault_app)
+    assert owed["owed"] == owed.get("pending", 0) <= waiting["owed"] + 2  # + the batch and the import
     redis_server.start()
     drain_with_worker(fault_app)
     done = figures(fault_app)
     print(f"after Redis came back: {done}")
-    assert done["owed"] == waiting["owed"] == done.get("done") and done["retried"] == 0
+    assert done["owed"] == done.get("done") and done["retried"] == 0
+    batch_now = client.get(f"/api/v1/labels/batches/{batch.json['id']}", headers=auth).json
+    import_now = client.get(f"/api/v1/imports/{upload.json['id']}", headers=auth).json
+    assert (batch_now["state"], batch_now["done"], batch_now["total"]) == ("done", 39, 39)
+    assert (import_now["state"], import_now["created_rows"]) == ("done", 30)
+    assert stored(fault_app, codes) == 40
 
 
 def test_redis_frozen_costs_no_request_a_wait(fault_app, redis_server):  # noqa: F811
@@ -278,11 +296,10 @@ def test_the_worker_rides_out_redis_restarts_idle_and_mid_job(fault_app, redis_s
     assert completed == 2  # the slow job once, the later job once
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # pg_terminate_backend is PostgreSQL's
 def test_terminated_database_connections_then_jobs_still_run(app, backend, tmp_path):
     """Without Redis (the embedded default): the runner thread's and the requests' pooled connections
     are killed by the server; the next requests and jobs reconnect."""
-    if backend != "postgresql":
-        pytest.skip("pg_terminate_backend is PostgreSQL's")
     from conftest import IsolatedClient
 
     embedded = create_app({**_base_config(app.config["DATABASE_URL"], tmp_path), "JOBS_INLINE": False,
