@@ -248,6 +248,9 @@ def test_two_serves_start_with_their_own_control_sockets_and_share_the_limits(sq
     try:
         for port, proc, log in zip(ports, procs, logs, strict=True):
             _wait_up(f"http://127.0.0.1:{port}", proc, log)
+        deadline = time.monotonic() + 20  # gunicorn opens its control socket in a thread of its own
+        while time.monotonic() < deadline and len(list(runtime.glob("*.ctl"))) < len(ports):
+            time.sleep(0.1)
         sockets = sorted(p.name for p in runtime.iterdir())
         assert sockets == sorted(f"delivery-service-127.0.0.1-{port}.ctl" for port in ports), sockets
         assert all((runtime / name).is_socket() for name in sockets)
