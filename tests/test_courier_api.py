@@ -8,14 +8,15 @@ import datetime as dt
 import logging
 import re
 import uuid
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 from conftest import login, order_payload
 
-from delivery_service import config
+from delivery_service import config, localtime
 from delivery_service.courier.models import DeliveryProof, EventCorrection, ProofFile
-from delivery_service.courier.services import delivery_code
+from delivery_service.courier.services import delivery_code, next_working_day
 from delivery_service.extensions import db
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
 
@@ -101,11 +102,12 @@ def test_run_has_the_contracts_shape(client, auth, courier):
     assert all(r["label"] and r["label_en"] for r in body["failure_reasons"])
     assert body["settings"] == {"max_failed_attempts": 3, "correction_window_min": 30, "max_file_bytes": 2097152}
     order = next(o for o in body["unsequenced"] if o["item_id"] == a["item_id"])
-    assert set(order) == {"item_id", "status", "direction", "dossier_code", "procedure_name", "issuing_agency",
+    assert set(order) == {"item_id", "status", "direction", "leg", "dossier_code", "procedure_name", "issuing_agency",
                           "recipient", "authorised", "address", "latitude", "longitude", "position_estimated",
                           "collect_vnd", "postage_due_vnd", "payer", "to_collect_vnd", "failed_attempts",
                           "id_check", "actions", "last_event"}
     assert order["status"] == "assigned" and order["actions"] == ["pickup_confirmed"]
+    assert order["leg"] == "result" and body["timezone"] == "Asia/Ho_Chi_Minh"
     assert order["authorised"] == {"name": "Trần Thị Cúc", "phone": "0905999888"}
     assert order["address"]["detail"] == "12 Hùng Vương" and order["address"]["commune"]
     assert order["to_collect_vnd"] == 15000 + 26000 and order["payer"] == "citizen"
@@ -226,6 +228,37 @@ def test_failed_attempt_moves_the_order_to_the_next_attempts_run(client, auth, c
     bad = event(body["item_id"], "failed_attempt", reason="aliens")
     [refused] = sync(client, courier, bad)
     assert refused["error"]["code"] == "invalid" and "reason" in refused["error"]["fields"]
+
+
+def last_at(clock: str) -> dt.datetime:
+    """The latest moment at ``clock`` (HH:MM) in Vietnam that is not in the future."""
+    real = dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh"))
+    hour, minute = map(int, clock.split(":"))
+    moment = real.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return moment if moment <= real - dt.timedelta(seconds=30) else moment - dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize("clock", ["00:30", "06:59"])
+def test_days_are_the_services_days_between_midnight_and_seven(client, auth, courier, monkeypatch, clock):
+    """At 00:30 and 06:59 in Vietnam (17:30 and 23:59 UTC the day before) every day is Vietnam's."""
+    moment = last_at(clock)
+    day = moment.date()
+    monkeypatch.setattr(localtime, "local_now", lambda: moment)  # the service's clock
+    body = handed(client, auth, courier)
+    ev = event(body["item_id"], "failed_attempt", reason="not_home")
+    ev["device_time"] = moment.astimezone(dt.UTC).isoformat()  # a phone may send any offset
+    [result] = sync(client, courier, ev)
+    assert result["result"] == "applied", result
+    run = client.get("/api/v1/courier/run").json
+    assert (run["date"], run["timezone"]) == (day.isoformat(), "Asia/Ho_Chi_Minh")
+    order = client.get(f"/api/v1/courier/orders/{body['item_id']}").json
+    assert order["last_event"]["device_time"] == f"{day.isoformat()}T{clock}:00+07:00"
+    assert order["last_event"]["status_from"] == "out_for_delivery"
+    assert order["last_event"]["correctable_until"].endswith("+07:00")
+    assert order["leg"] == "result"
+    # no next attempt given: the next working day after the day of the attempt, in Vietnam
+    run_date = db.session.scalar(sa.select(DeliveryOrder.run_date).where(DeliveryOrder.item_id == body["item_id"]))
+    assert run_date == next_working_day(day)
 
 
 def test_the_last_allowed_failed_attempt_returns_the_order_to_the_agency(client, auth, courier):

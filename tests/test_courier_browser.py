@@ -2,10 +2,14 @@
 the service running in a thread on the test database (SQLite and PostgreSQL).
 
 Log in, open the run, deliver one order with a drawn signature; go offline, fail one and deliver
-another; come back online and check that the server holds exactly those events, once each."""
+another; come back online and check that the server holds exactly those events, once each. Offline,
+a pickup is followed by a delivery or a failed attempt, sent in order when the network is back. With
+the phone's and the server's clocks at 00:30 and 06:59 in Vietnam, and the phone set to Vietnam's or
+UTC's zone, "today" is the service's day."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import threading
@@ -13,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -20,6 +25,7 @@ from conftest import DEMO_PASSWORD, REQUIRE, order_payload
 from flask import Flask
 from web_helpers import make_order
 
+from delivery_service import localtime
 from delivery_service.accounts.models import User
 from delivery_service.accounts.services import Actor
 from delivery_service.extensions import db
@@ -73,8 +79,9 @@ def live_server(app: Flask) -> Iterator[str]:
     thread.join(5)
 
 
-def _todays_run() -> list[str]:
-    """Four orders on route QNG-01 for today, handed to its courier, sequenced; their item ids."""
+def _todays_run(*, handed: bool = True) -> list[str]:
+    """Four orders on route QNG-01 for today, handed to its courier (or still to pick up at the office),
+    sequenced; their item ids."""
     today = local_today()
     admin = Actor.of_user(db.session.scalar(sa.select(User).where(User.username == "admin")))
     items = []
@@ -82,7 +89,8 @@ def _todays_run() -> list[str]:
         order = make_order(recipient={"name": name, "phone": "0905123456", "id_number": id_number},
                            address={**order_payload()["address"], "detail": detail},
                            appointment_date=today.isoformat(), collect_vnd=15000)
-        change_status(admin, order.item_id, Status.HANDED_TO_COURIER)
+        if handed:
+            change_status(admin, order.item_id, Status.HANDED_TO_COURIER)
         items.append(order.item_id)
     sequence_run(admin, "QNG-01", today)
     db.session.remove()
@@ -100,11 +108,11 @@ def _events(item_ids: list[str]) -> list[tuple[str, str, str | None]]:
     return [(item, Status(status).value, event_id) for item, status, event_id in rows]
 
 
-def _phone(browser: Any) -> Any:
+def _phone(browser: Any, timezone_id: str = "Asia/Ho_Chi_Minh") -> Any:
     """A browser context like a courier's phone: 360x740, touch, Vietnamese, Vietnam's time, a GPS fix."""
     return browser.new_context(
         viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True, has_touch=True,
-        locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh", permissions=["geolocation"],
+        locale="vi-VN", timezone_id=timezone_id, permissions=["geolocation"],
         geolocation={"latitude": 15.1205, "longitude": 108.7923, "accuracy": 12})
 
 
@@ -312,6 +320,138 @@ def test_scans_and_refused_records(app, live_server, browser):
         page.locator("#parked-list button").click()
         page.wait_for_selector('#outbox-badge[data-state="sent"]')
         assert page.locator("#parked").is_hidden()
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+# --- offline chains: pickup, then delivery or failed attempt, all before any sync -------------------
+
+def _pick_up(page: Any, item_id: str) -> None:
+    _open(page, item_id)
+    visible = page.locator("#sheet-actions [data-action]:visible")
+    assert visible.evaluate_all("bs => bs.map(b => b.dataset.action)") == ["pickup_confirmed"]
+    page.locator('#sheet-actions [data-action="pickup_confirmed"]').click()
+    page.wait_for_selector("#sheet[open]", state="detached")
+
+
+def _actions(page: Any, item_id: str) -> list[str]:
+    _open(page, item_id)
+    found = page.locator("#sheet-actions [data-action]:visible").evaluate_all("bs => bs.map(b => b.dataset.action)")
+    page.click("#sheet-close")
+    return found
+
+
+def test_offline_pickup_then_delivery_or_failure_sent_in_order(app, live_server, browser):
+    a, b, _c, _d = _todays_run(handed=False)
+    context = _phone(browser)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # offline, fetches fail by design ("Failed to load resource"); anything else (a CSP violation) counts
+    page.on("console", lambda m: errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+    sent: list[dict[str, Any]] = []
+    page.on("request", lambda r: sent.extend(r.post_data_json["events"])
+            if r.method == "POST" and r.url.endswith("/api/v1/courier/sync") else None)
+    try:
+        _log_in(page, live_server)
+        page.wait_for_selector(f'.c-order[data-item="{a}"][data-status="assigned"]')
+        assert _order_box(page, a).locator(".c-leg").text_content() == "Trả kết quả"
+        _wait(page, "navigator.serviceWorker.controller !== null")
+        context.set_offline(True)
+        page.wait_for_selector("#net-banner:not([hidden])")
+
+        # pick up, then deliver; pick up, then fail: four records, none sent
+        _pick_up(page, a)
+        assert _order_box(page, a).get_attribute("data-status") == "handed_to_courier"
+        assert _actions(page, a) == ["delivered", "failed_attempt", "correction"]
+        _deliver(page, a, PEOPLE[0][2])
+        _pick_up(page, b)
+        _fail(page, b)
+        assert _badge(page)["pending"] == "4"
+        assert _order_box(page, a).get_attribute("data-status") == "delivered"
+        assert _order_box(page, b).get_attribute("data-status") == "failed_attempt"
+        assert page.locator("#progress-text").get_attribute("data-done") == "2"
+        assert sent == []
+        page.reload()  # the chain is worked out again from the outbox, with no network
+        page.wait_for_selector(f'.c-order[data-item="{a}"][data-status="delivered"]')
+        assert _order_box(page, b).get_attribute("data-status") == "failed_attempt"
+        assert _actions(page, b) == ["delivered", "failed_attempt", "correction"]
+
+        # back online: sent in device-time order, applied in that order
+        context.set_offline(False)
+        page.wait_for_selector('#outbox-badge[data-state="sent"][data-pending="0"]', timeout=20000)
+        assert [(e["item_id"], e["action"]) for e in sent] == [
+            (a, "pickup_confirmed"), (a, "delivered"), (b, "pickup_confirmed"), (b, "failed_attempt")]
+        events = _events([a, b])
+        for item, chain in ((a, ["handed_to_courier", "out_for_delivery", "delivered"]),
+                            (b, ["handed_to_courier", "out_for_delivery", "failed_attempt"])):
+            assert [s for i, s, _ in events if i == item][-3:] == chain
+            ids = [e for i, _s, e in events if i == item and e]
+            assert ids == [e["event_id"] for e in sent if e["item_id"] == item]
+        page.wait_for_selector(f'.c-order[data-item="{a}"][data-status="delivered"] .badge[data-status="delivered"]')
+        assert _order_box(page, b).get_attribute("data-status") == "failed_attempt"
+        assert page.locator("#progress-text").get_attribute("data-done") == "2"
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+# --- the service's day, whatever the phone's zone ------------------------------------------------
+
+def _last(clock: str) -> dt.datetime:
+    """The latest moment at ``clock`` (HH:MM) in Vietnam that is not in the future."""
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    real = dt.datetime.now(zone)
+    hour, minute = map(int, clock.split(":"))
+    moment = real.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return moment if moment <= real - dt.timedelta(seconds=30) else moment - dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize("zone", ["Asia/Ho_Chi_Minh", "UTC"])
+@pytest.mark.parametrize("clock", ["00:30", "06:59"])
+def test_a_failed_attempt_after_midnight_counts_as_done_today(app, live_server, browser, monkeypatch, clock, zone):
+    moment = _last(clock)
+    monkeypatch.setattr(localtime, "local_now", lambda: moment)  # the server's clock (day decisions)
+    day = moment.date()
+    _a, b, _c, d = _todays_run()
+    context = _phone(browser, timezone_id=zone)
+    page = context.new_page()
+    page.clock.set_fixed_time(moment)  # the phone's clock
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sent: list[dict[str, Any]] = []
+    page.on("request", lambda r: sent.extend(r.post_data_json["events"])
+            if r.method == "POST" and r.url.endswith("/api/v1/courier/sync") else None)
+    try:
+        _log_in(page, live_server)
+        page.wait_for_selector(f'.c-order[data-item="{d}"]')
+        assert page.locator("#progress-text").get_attribute("data-done") == "0"
+        _open(page, b)
+        page.locator('#sheet-actions [data-action="failed_attempt"]').click()
+        form = page.locator("#form-failed_attempt")
+        assert form.locator("#f-next").input_value() == (day + dt.timedelta(days=1)).isoformat()
+        assert form.locator("#f-next").get_attribute("min") == day.isoformat()
+        page.click("#sheet-close")
+        _fail(page, b)
+        page.wait_for_selector('#outbox-badge[data-state="sent"][data-pending="0"]', timeout=20000)
+        assert sent[0]["device_time"] == f"{day.isoformat()}T{clock}:00+07:00"
+        # the run as read again from the server after the sync: the attempt was made today
+        _wait(page, "document.querySelector('#progress-text').dataset.done === '1'")
+        assert page.locator("#progress-text").text_content() == "1 đã xong · 3 còn lại"
+        page.reload()
+        page.wait_for_selector(f'.c-order[data-item="{b}"][data-status="failed_attempt"]')
+        assert page.locator("#progress-text").get_attribute("data-done") == "1"
+        last = page.evaluate("""async (item) => {
+            const r = await fetch('/api/v1/courier/orders/' + item);
+            return (await r.json()).last_event;
+        }""", b)
+        assert last["device_time"] == f"{day.isoformat()}T{clock}:00+07:00", last
+        db.session.remove()
+        run_date = db.session.scalar(sa.select(DeliveryOrder.run_date).where(DeliveryOrder.item_id == b))
+        db.session.remove()
+        assert run_date == day + dt.timedelta(days=1)
         assert not errors, errors
     finally:
         context.close()

@@ -151,6 +151,7 @@ class CourierRunOut(Schema):
 
     route = fields.Dict()
     date = fields.String()
+    timezone = fields.String(metadata={"description": "The service's time zone: days are decided in it"})
     sequenced = fields.Boolean()
     done = fields.Integer()
     total = fields.Integer()

@@ -126,7 +126,10 @@ def actions_for(order: DeliveryOrder) -> list[str]:
 
 
 def to_collect(order: DeliveryOrder) -> int:
-    """What the courier collects from the citizen: fees for the agency, and postage if they pay it."""
+    """What the courier collects from the citizen: fees for the agency, and postage if they pay it.
+
+    The one rule for the phone, the label and the run sheet:
+    ``collect_vnd + (postage_due_vnd if payer is Payer.CITIZEN else 0)``."""
     return order.collect_vnd + (order.postage_due_vnd if order.payer is Payer.CITIZEN else 0)
 
 
@@ -172,14 +175,19 @@ def order_json(order: DeliveryOrder, actor: Actor, *, position: tuple[float, flo
         until = _correctable_until(last, actor)
         if until is not None and until >= now:
             actions.append("correction")
+        # Times in the service's zone (+07:00): the app decides "today" by the service's day, never
+        # by UTC's or the phone's.
         last_json = {"event_id": last.client_event_id, "status": last.status_to.value,
-                     "device_time": last.device_time.isoformat() if last.device_time else None,
-                     "correctable_until": until.isoformat() if until is not None and until >= now else None}
+                     "status_from": last.status_from.value if last.status_from is not None else None,
+                     "device_time": local_moment(last.device_time).isoformat() if last.device_time else None,
+                     "correctable_until": (local_moment(until).isoformat()
+                                           if until is not None and until >= now else None)}
     authorised = None
     if order.authorised_name:
         authorised = {"name": order.authorised_name, "phone": order.authorised_phone}
     return {
         "item_id": order.item_id, "status": order.status.value, "direction": order.direction.value,
+        "leg": "result" if on_result_leg(order) else "dossier",
         "dossier_code": order.dossier_code, "procedure_name": order.procedure_name,
         "issuing_agency": order.issuing_agency,
         "recipient": {"name": order.recipient_name, "phone": order.recipient_phone},
@@ -232,6 +240,7 @@ def run_for(actor: Actor, day: dt.date | None = None) -> dict[str, Any]:
     as_json = _orders_json(all_orders, actor, positions)
     return {
         "route": {"code": route.code, "name": route.name}, "date": day.isoformat(),
+        "timezone": current_app.config["SERVICE_TIMEZONE"],
         "sequenced": view.run is not None, "done": view.done, "total": view.total,
         "stops": [{"number": s["number"], "leg_m": s["leg_m"], "estimated": bool(s["estimated"]),
                    "orders": [as_json[o.id] for o in s["orders"]]} for s in view.stops],

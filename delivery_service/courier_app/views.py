@@ -82,6 +82,11 @@ def js_strings() -> dict[str, str]:
         "correct_until": gettext("Can be corrected until %(time)s"),
         "last_event": gettext("Last record"),
         "fees_for_agency": gettext("fees for the agency"),
+        # what the stop is for: the courier brings a result, or collects a dossier
+        "leg_result": gettext("Deliver the result"),
+        "leg_dossier": gettext("Pick up the dossier"),
+        "file_photo": gettext("Photo"),
+        "file_signature": gettext("Signature"),
         "postage": gettext("postage"),
         "failed_attempts": gettext("Failed attempts: %(num)s"),
         "error": gettext("Error"),

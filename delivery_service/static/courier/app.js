@@ -14,12 +14,6 @@ const LANG = document.documentElement.lang || "vi";
 const BATCH = 50;
 const TIMER_MS = 30000;
 const GEO_WAIT_MS = 2000;
-const PREDICTED = {
-  pickup_confirmed: "handed_to_courier",
-  delivered: "delivered",
-  failed_attempt: "failed_attempt",
-  dossier_picked_up: "picked_up",
-};
 const TONE = {
   created: "new", assigned: "progress", handed_to_courier: "progress", out_for_delivery: "progress",
   pickup_scheduled: "progress", picked_up: "progress", delivered: "done", delivered_to_agency: "done",
@@ -62,22 +56,45 @@ function uuid() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-/** The device's time as ISO 8601 with its own UTC offset, e.g. 2026-11-21T09:15:02+07:00. */
+// Days are the service's days (SERVICE_TIMEZONE, Asia/Ho_Chi_Minh), never the phone's or UTC's: a
+// courier whose phone is set to another zone, or who works between 00:00 and 07:00, still sees
+// "today" as the post office does.
+const ZONE = document.querySelector('meta[name="service-timezone"]')?.content || "Asia/Ho_Chi_Minh";
+const ZONE_PARTS = new Intl.DateTimeFormat("en-US", {
+  timeZone: ZONE, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+  hour: "2-digit", minute: "2-digit", second: "2-digit",
+});
+
+/** Wall-clock fields of a moment in the service's zone, and the zone's offset then (minutes). */
+function zoned(date) {
+  const p = Object.fromEntries(ZONE_PARTS.formatToParts(date).map((x) => [x.type, x.value]));
+  const [y, mo, d, h, mi, sec] = [p.year, p.month, p.day, p.hour, p.minute, p.second].map(Number);
+  const wall = Date.UTC(y, mo - 1, d, h % 24, mi, sec);
+  return { y, mo, d, h: h % 24, mi, sec, offset: Math.round((wall - Math.floor(date.getTime() / 1000) * 1000) / 60000) };
+}
+
+/** A moment as ISO 8601 in the service's zone, e.g. 2026-11-21T09:15:02+07:00 (the phone's clock,
+ * the service's offset). */
 function localIso(date = new Date()) {
+  const z = zoned(date);
   const pad = (n) => String(Math.abs(n)).padStart(2, "0");
-  const off = -date.getTimezoneOffset();
-  const sign = off >= 0 ? "+" : "-";
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:` +
-    `${pad(date.getMinutes())}:${pad(date.getSeconds())}${sign}${pad(Math.trunc(off / 60))}:${pad(off % 60)}`;
+  const sign = z.offset >= 0 ? "+" : "-";
+  return `${z.y}-${pad(z.mo)}-${pad(z.d)}T${pad(z.h)}:${pad(z.mi)}:${pad(z.sec)}` +
+    `${sign}${pad(Math.trunc(z.offset / 60))}:${pad(z.offset % 60)}`;
 }
 
-const localDay = (date = new Date()) => localIso(date).slice(0, 10);
+/** The service's date (YYYY-MM-DD) of a moment (a Date or an ISO text with an offset). */
+const localDay = (when = new Date()) => localIso(when instanceof Date ? when : new Date(when)).slice(0, 10);
 
+/** The service's day after today. */
 function tomorrow() {
-  const d = new Date();
-  d.setDate(d.getDate() + 1);
-  return localDay(d);
+  const [y, m, d] = localDay().split("-").map(Number);
+  return new Date(Date.UTC(y, m - 1, d + 1)).toISOString().slice(0, 10);
 }
+
+/** A moment shown to people in the service's zone. */
+const showTime = (when) => new Date(when).toLocaleTimeString(LANG, { timeZone: ZONE, hour: "2-digit", minute: "2-digit" });
+const showMoment = (when) => new Date(when).toLocaleString(LANG, { timeZone: ZONE });
 
 /** An item id from what was scanned or typed: spaces and dashes dropped, upper case; a tracking link
  * (…/t/RH000000014VN) gives its item id. */
@@ -156,43 +173,105 @@ const waits = (row) => row.state === "pending" || row.state === "locating";
 const pendingOf = (itemId) => state.outbox.filter((r) => r.item_id === itemId && waits(r));
 const parkedOf = (itemId) => state.outbox.filter((r) => r.item_id === itemId && r.state === "parked");
 
-/** The status the order will have once what waits in the outbox is applied. */
-function effectiveStatus(order) {
-  let status = order.status;
-  for (const row of pendingOf(order.item_id).sort(byDeviceTime)) {
-    status = PREDICTED[row.event.action] ?? status;
+/** Which leg the order is on: "result" (carrying a result to the citizen) or "dossier" (collecting one). */
+const legOf = (order) => order.leg ?? (order.direction === "result_to_citizen" ? "result" : "dossier");
+
+/** What the courier can record next on an order in this status (courier.services.actions_for). */
+function nextActions(status, leg) {
+  if (leg === "result") {
+    if (status === "assigned" || status === "delivered_to_agency") return ["pickup_confirmed"];
+    if (["handed_to_courier", "out_for_delivery", "failed_attempt"].includes(status)) return ["delivered", "failed_attempt"];
+    return [];
   }
-  return status;
+  if (status === "assigned") return ["pickup_confirmed", "dossier_picked_up", "failed_attempt"];
+  if (status === "pickup_scheduled" || status === "failed_attempt") return ["dossier_picked_up", "failed_attempt"];
+  return [];
+}
+
+/** The status an action leads to (the server's status machine, courier.services._steps). */
+function target(action, leg) {
+  if (action === "pickup_confirmed") return leg === "result" ? "handed_to_courier" : "pickup_scheduled";
+  return { delivered: "delivered", failed_attempt: "failed_attempt", dossier_picked_up: "picked_up" }[action] ?? null;
 }
 
 function byDeviceTime(a, b) {
-  return a.event.device_time.localeCompare(b.event.device_time) || a.created - b.created;
+  return (Date.parse(a.event.device_time) - Date.parse(b.event.device_time)) || a.created - b.created;
 }
 
+/** The order as it will be once what waits in the outbox is applied, in device-time order, as the
+ * server will apply it: status, failed attempts, the last record and whether it can be corrected.
+ * So a pickup recorded offline is followed, still offline, by a delivery or a failed attempt. */
+function predict(order) {
+  const leg = legOf(order);
+  const limit = state.run?.settings?.max_failed_attempts ?? Infinity;
+  let status = order.status;
+  let attempts = order.failed_attempts || 0;
+  let last = order.last_event || null;
+  let correctable = (order.actions || []).includes("correction") &&
+    !!(last?.correctable_until && new Date(last.correctable_until) > new Date());
+  let pending = false;
+  const steps = new Map(); // event id -> {from, to} of the records on the phone
+  for (const row of pendingOf(order.item_id).sort(byDeviceTime)) {
+    const { action } = row.event;
+    if (action === "correction") {
+      const corrected = steps.get(row.event.corrects) ??
+        (last && last.event_id === row.event.corrects ? { from: last.status_from, to: last.status } : null);
+      if (!correctable || !corrected?.from || !last || last.event_id !== row.event.corrects) continue; // refused
+      if (corrected.to === "failed_attempt") attempts = Math.max(0, attempts - 1);
+      last = { event_id: row.event_id, status: corrected.from, status_from: status, device_time: row.event.device_time };
+      status = corrected.from;
+      correctable = false;
+      pending = true;
+      continue;
+    }
+    if (!nextActions(status, leg).includes(action)) continue; // the server will refuse it: no change
+    let to = target(action, leg);
+    if (action === "failed_attempt") {
+      attempts += 1;
+      if (attempts >= limit) to = leg === "result" ? "returned_to_agency" : "cancelled";
+    }
+    steps.set(row.event_id, { from: status, to });
+    last = { event_id: row.event_id, status: to, status_from: status, device_time: row.event.device_time };
+    correctable = to === target(action, leg); // not after the system's return
+    status = to;
+    pending = true;
+  }
+  return { status, attempts, last, correctable, pending };
+}
+
+const effectiveStatus = (order) => predict(order).status;
+
 function isDone(order) {
-  const status = effectiveStatus(order);
+  const { status, last, pending } = predict(order);
   if (FINISHED.has(status)) return true;
   if (status !== "failed_attempt") return false;
-  // a failed attempt counts as done for today when it was made today
-  if (pendingOf(order.item_id).length) return true;
-  return !!(order.last_event && String(order.last_event.device_time || "").slice(0, 10) === localDay());
+  // a failed attempt counts as done for today when it was made today (the service's day)
+  if (pending) return true;
+  return !!(last?.device_time && localDay(last.device_time) === localDay());
 }
 
 function actionsOf(order) {
-  const pending = pendingOf(order.item_id);
-  const last = pending.length ? pending.sort(byDeviceTime).at(-1).event : order.last_event;
-  let actions = pending.length ? [] : [...(order.actions || [])];
-  if (pending.length && pending.at(-1).event.action !== "correction") actions = ["correction"];
-  if (!pending.length && last && last.correctable_until && new Date(last.correctable_until) > new Date() &&
-      !actions.includes("correction")) actions.push("correction");
-  if (!pending.length && !last) actions = actions.filter((a) => a !== "correction");
-  return actions;
+  const p = predict(order);
+  if (!p.pending) {
+    const actions = (order.actions || []).filter((a) => a !== "correction");
+    return p.correctable ? actions.concat("correction") : actions;
+  }
+  const actions = nextActions(p.status, legOf(order));
+  return p.correctable ? actions.concat("correction") : actions;
 }
 
-function lastEventOf(order) {
-  const pending = pendingOf(order.item_id).sort(byDeviceTime);
-  if (pending.length) return { event_id: pending.at(-1).event_id, status: PREDICTED[pending.at(-1).event.action] };
-  return order.last_event;
+const lastEventOf = (order) => predict(order).last;
+
+/** After the server applied an event: the order as it now is, until the run is read again. */
+function applied(order, row, status, now) {
+  const from = order.status;
+  order.status = status;
+  if (now && row.event.action === "failed_attempt") order.failed_attempts = (order.failed_attempts || 0) + 1;
+  const own = row.event.action !== "correction" && status === target(row.event.action, legOf(order));
+  const windowMin = state.run?.settings?.correction_window_min ?? 0;
+  order.last_event = { event_id: row.event_id, status, status_from: from, device_time: row.event.device_time,
+    correctable_until: own ? new Date(Date.now() + windowMin * 60000).toISOString() : null };
+  order.actions = nextActions(status, legOf(order)).concat(own && windowMin ? ["correction"] : []);
 }
 
 // --- rendering ------------------------------------------------------------------------------------
@@ -248,7 +327,9 @@ function orderBlock(order) {
     links,
     el("p", { class: "c-collect" }, due ? [`${t("to_collect")}: `, el("strong", {}, money(due))]
       : el("span", { class: "muted" }, t("nothing_to_collect"))),
-    el("p", { class: "c-meta" }, statusBadge(status), el("span", { class: "item-id" }, order.item_id),
+    el("p", { class: "c-meta" }, statusBadge(status),
+      el("span", { class: `c-leg c-leg-${legOf(order)}`, dataset: { leg: legOf(order) } }, t(`leg_${legOf(order)}`)),
+      el("span", { class: "item-id" }, order.item_id),
       pending ? el("span", { class: "c-flag c-flag-pending" }, t("pending_here")) : null,
       parked ? el("span", { class: "c-flag c-flag-rejected" }, t("rejected")) : null,
       order.position_estimated ? el("span", { class: "c-mark" }, "≈ " + t("estimated")) : null,
@@ -289,24 +370,28 @@ function renderParked() {
     list.append(el("li", { dataset: { event: row.event_id } },
       el("strong", { class: "item-id" }, row.item_id),
       el("span", {}, actionLabel(row.event.action)),
-      el("span", { class: "c-flag c-flag-rejected" }, refusal(row.error)),
+      refusalFlag(row.error),
       el("button", { type: "button", class: "btn c-tap", onclick: () => dismiss(row.event_id) }, t("dismiss"))));
   }
   for (const file of badFiles) {
-    list.append(el("li", {}, el("strong", { class: "item-id" }, file.item_id), el("span", {}, file.kind),
-      el("span", { class: "c-flag c-flag-rejected" }, file.error || t("rejected")),
+    list.append(el("li", {}, el("strong", { class: "item-id" }, file.item_id), el("span", {}, t(`file_${file.kind}`)),
+      refusalFlag({ message: file.error }),
       el("button", { type: "button", class: "btn c-tap", onclick: () => dismissFile(file.id) }, t("dismiss"))));
   }
   $("#parked").hidden = !(parked.length || badFiles.length);
 }
 
-/** Why a record was refused, in the page's language, with the server's own words after it. */
+/** Why a record was refused, in the page's language. The server's own message is in English: it is
+ * shown after the reason on the English page, and kept as the tooltip on the Vietnamese one. */
 function refusal(error) {
   const known = error?.code && STRINGS[`error_${error.code}`];
   const detail = error?.message || "";
+  if (LANG !== "en") return known || t("rejected");
   if (!known) return detail || t("rejected");
-  return detail && LANG !== "en" ? `${known} (${detail})` : known === detail || !detail ? known : `${known} ${detail}`;
+  return known === detail || !detail ? known : `${known} ${detail}`;
 }
+
+const refusalFlag = (error) => el("span", { class: "c-flag c-flag-rejected", title: error?.message || null }, refusal(error));
 
 function actionLabel(action) {
   const button = document.querySelector(`#sheet-actions [data-action="${action}"]`);
@@ -375,10 +460,11 @@ function renderSheetBody(itemId) {
     }
     row(t("to_collect"), el("strong", {}, money(order.to_collect_vnd)), parts.length ? ` (${parts.join(", ")})` : "");
   }
-  if (order.failed_attempts) row("", t("failed_attempts", { num: order.failed_attempts }));
+  const attempts = predict(order).attempts;
+  if (attempts) row("", t("failed_attempts", { num: attempts }));
   const last = lastEventOf(order);
-  if (last?.correctable_until) row(t("last_event"), t("correct_until", { time: new Date(last.correctable_until).toLocaleTimeString(LANG) }));
-  for (const p of parkedOf(itemId)) row(t("rejected"), el("span", { class: "c-flag c-flag-rejected" }, refusal(p.error)));
+  if (last?.correctable_until) row(t("last_event"), t("correct_until", { time: showTime(last.correctable_until) }));
+  for (const p of parkedOf(itemId)) row(t("rejected"), refusalFlag(p.error));
   if (pendingOf(itemId).length) row("", el("span", { class: "c-flag c-flag-pending" }, t("pending_here")));
   $("#sheet-body").replaceChildren(kv);
   const actions = actionsOf(order);
@@ -718,9 +804,17 @@ async function doDrain() {
       }
       changed = true;
     }
-    const waiting = (await getAll("outbox")).filter((r) => r.state === "pending").sort(byDeviceTime);
+    // Events go in device-time order; an order's later records wait behind an earlier one that
+    // cannot go yet (still looking for a position, or its files not uploaded), so that a delivery
+    // never reaches the server before the pickup it follows.
+    const rows = (await getAll("outbox")).filter(waits).sort(byDeviceTime);
     const stuckFiles = new Set((await getAll("files")).filter((f) => f.state === "pending").map((f) => f.event_id));
-    const ready = waiting.filter((r) => !stuckFiles.has(r.event_id));
+    const held = new Set();
+    const ready = [];
+    for (const row of rows) {
+      if (held.has(row.item_id) || row.state !== "pending" || stuckFiles.has(row.event_id)) held.add(row.item_id);
+      else ready.push(row);
+    }
     for (let i = 0; i < ready.length; i += BATCH) {
       const batch = ready.slice(i, i + BATCH);
       const resp = await send(`${API}/sync`, {
@@ -740,7 +834,7 @@ async function doDrain() {
         if (result.result === "applied" || result.result === "duplicate") {
           await deleteRow("outbox", row.event_id);
           const order = findOrder(row.item_id);
-          if (order && result.status) order.status = result.status;
+          if (order && result.status) applied(order, row, result.status, result.result === "applied");
         } else {
           await putRow("outbox", { ...row, state: "parked", error: result.error || { message: t("rejected") } });
         }
@@ -801,7 +895,7 @@ async function loadRun({ quiet = false } = {}) {
       note("");
     } else {
       state.savedAt = new Date(fromCache);
-      note(t("offline_run", { time: state.savedAt.toLocaleString(LANG) }), "warn");
+      note(t("offline_run", { time: showMoment(state.savedAt) }), "warn");
     }
     render();
     return;
@@ -810,7 +904,7 @@ async function loadRun({ quiet = false } = {}) {
   if (saved) {
     state.run = saved.run;
     state.savedAt = new Date(saved.saved_at);
-    if (!quiet || !navigator.onLine) note(t("offline_run", { time: state.savedAt.toLocaleString(LANG) }), "warn");
+    if (!quiet || !navigator.onLine) note(t("offline_run", { time: showMoment(state.savedAt) }), "warn");
   } else if (!quiet) {
     note(t("offline_nothing"), "bad");
   }
