@@ -63,7 +63,8 @@ DEFAULTS: dict[str, Any] = {
     # Labels: the public address the tracking links on labels and receipts point to
     # ({base}/t/<item id>), the hotline printed when a counter has none of its own, the printers'
     # resolution, and the batch size above which a print is rendered in a background job.
-    "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+    # None: the address each request reached the service at (delivery_service.tracking.links).
+    "PUBLIC_BASE_URL": None,
     "COMPLAINTS_HOTLINE": "1900 545481",
     "LABEL_DPI": 203,
     "LABEL_ASYNC_THRESHOLD": 100,
@@ -185,8 +186,8 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
         raise ConfigError(f"GEOCODER={cfg['GEOCODER']} needs GEOCODER_URL (your own server's address)")
     if cfg["LABEL_DPI"] not in (203, 300, 600):
         raise ConfigError("LABEL_DPI must be 203, 300 or 600 (the printers' resolutions)")
-    cfg["PUBLIC_BASE_URL"] = str(cfg["PUBLIC_BASE_URL"]).rstrip("/")
-    if not cfg["PUBLIC_BASE_URL"].startswith(("http://", "https://")):
+    cfg["PUBLIC_BASE_URL"] = str(cfg["PUBLIC_BASE_URL"] or "").rstrip("/") or None
+    if cfg["PUBLIC_BASE_URL"] and not cfg["PUBLIC_BASE_URL"].startswith(("http://", "https://")):
         raise ConfigError("PUBLIC_BASE_URL must start with http:// or https://")
     if not cfg["PRINT_FILES_DIR"]:
         cfg["PRINT_FILES_DIR"] = str(instance / "prints")

@@ -34,13 +34,14 @@ from reportlab.pdfgen.canvas import Canvas
 
 from labels import s10
 from labels.barcodes import MM, code128_modules, default_module_dots, draw_code128, draw_qr
-from labels.fonts import FONT, FONT_BOLD, fit_lines, nfc, register
+from labels.fonts import FONT, FONT_BOLD, Fit, fit_lines, nfc, register
 from labels.model import LabelData, LabelError, LabelSize, Service
 
 SUPPORTED_DPI = (203, 300, 600)
 PT = 25.4 / 72.0  # millimetres per point
 LEADING = 1.18
 ASCENT = 0.93  # DejaVu's ascender as a fraction of the size: the baseline below a line's top
+MARKS = 0.16  # how far stacked marks (Ẫ Ỗ) rise above a line's top, as a fraction of the size
 
 # Page sizes in millimetres; A4 holds four A6-sized cells (2 x 2 of 105 x 148.5 mm, exactly A4).
 SIZES_MM: dict[LabelSize, tuple[float, float]] = {
@@ -155,6 +156,8 @@ class _Geometry:
     recipient: float
     sender: float
     compact: bool
+    extra: float = 0.0  # height the dossier code's row borrows from the recipient's section
+
 
     @property
     def inner(self) -> float:
@@ -170,7 +173,7 @@ class _Geometry:
 
     @property
     def y_sender(self) -> float:
-        return self.y_recipient + self.recipient
+        return self.y_recipient + self.recipient - self.extra
 
     @property
     def y_details(self) -> float:
@@ -182,13 +185,18 @@ class _Geometry:
 
     @property
     def qr(self) -> float:
-        return min(30.0, self.details - 6.0, self.inner * 0.3)
+        return min(30.0, self.details - self.extra - self.row - 6.0, self.inner * 0.3)
+
+    @property
+    def row(self) -> float:
+        """Height of a details row: the rows plus the collect bar share the details section."""
+        return (self.details - self.extra - 1.5 - (5.0 if self.compact else 7.0)) / len(_DETAIL_CAPTIONS)
 
 
-def _geometry(width: float, height: float, margin: float) -> _Geometry:
+def _geometry(width: float, height: float, margin: float, extra: float = 0.0) -> _Geometry:
     if height - 2 * margin >= 125:
-        return _Geometry(width, height, margin, 19.0, 15.0, 24.0, 38.0, 18.0, False)
-    return _Geometry(width, height, margin, 13.0, 12.5, 19.5, 26.0, 12.0, True)
+        return _Geometry(width, height, margin, 19.0, 15.0, 24.0, 38.0, 18.0, False, extra)
+    return _Geometry(width, height, margin, 13.0, 12.5, 19.5, 26.0, 12.0, True, extra)
 
 
 def coerce_size(size: LabelSize | str) -> LabelSize:
@@ -229,15 +237,32 @@ def _money(vnd: int) -> str:
     return f"{vnd:,}".replace(",", ".") + " ₫"
 
 
+def _weight(grams: int) -> str:
+    if grams < 1000:
+        return f"{grams} g"
+    return f"{grams / 1000:.3f}".rstrip("0").rstrip(".").replace(".", ",") + " kg"
+
+
+def _postage(item: LabelData) -> str:
+    """Postage due (the courier collects it), paid, or free; and the weight when known."""
+    if item.postage_vnd > 0:  # short words: an amount is never cut ("Cước / Postage" is the caption)
+        text = f"Thu {_money(item.postage_vnd)}"
+    elif item.postage_paid_vnd > 0:
+        text = f"Đã trả {_money(item.postage_paid_vnd)}"
+    else:
+        text = "Miễn cước"
+    return text + (f" · {_weight(item.weight_g)}" if item.weight_g else "")
+
+
 def _date(d: dt.date | None) -> str:
     return d.strftime("%d/%m/%Y") if d else "—"
 
 
-@lru_cache(maxsize=32)
-def _static(size: LabelSize) -> tuple[tuple[Primitive, ...], _Geometry]:
-    """Frames and captions: the same on every label of ``size``."""
+@lru_cache(maxsize=64)
+def _static(size: LabelSize, extra: float = 0.0) -> tuple[tuple[Primitive, ...], _Geometry]:
+    """Frames and captions: the same on every label of ``size`` whose dossier code takes ``extra``."""
     w, h, m = _label_box(size)
-    g = _geometry(w, h, m)
+    g = _geometry(w, h, m, extra)
     cap = 6.0 if g.compact else 6.5
     x0, inner = m, g.inner
     out: list[Primitive] = [Frame(m, m, inner, h - 2 * m, 0.4)]
@@ -247,7 +272,9 @@ def _static(size: LabelSize) -> tuple[tuple[Primitive, ...], _Geometry]:
     out.append(Text(x0 + 1.5, g.y_recipient + 0.8, inner - 3, FONT, cap, ("Người nhận / To",)))
     out.append(Text(x0 + 1.5, g.y_sender + 0.8, inner - 3, FONT, cap, ("Người gửi / From",)))
     qr_x = m + inner - g.qr - 2.0
-    out.append(Text(qr_x - 2, g.y_details + 0.8, g.qr + 4, FONT, cap - 0.5, ("Tra cứu / Track",), "center"))
+    # The dossier code's row spans the width; the QR sits under it, beside the other rows.
+    qr_y = _detail_y(g, 1) - 0.2
+    out.append(Text(qr_x - 2, qr_y, g.qr + 4, FONT, cap - 0.5, ("Tra cứu / Track",), "center"))
     for i, caption in enumerate(_DETAIL_CAPTIONS):
         width = _detail_caption_w(g) - 1.0
         fit = fit_lines(caption, FONT, _detail_size(g), 4.5, width / PT, 1)
@@ -271,8 +298,7 @@ def _detail_size(g: _Geometry) -> float:
 
 
 def _detail_row(g: _Geometry) -> float:
-    """Height of a details row: the rows plus the collect bar share the details section."""
-    return (g.details - 1.5 - _collect_h(g)) / len(_DETAIL_CAPTIONS)
+    return g.row
 
 
 def _collect_h(g: _Geometry) -> float:
@@ -280,7 +306,7 @@ def _collect_h(g: _Geometry) -> float:
 
 
 def _detail_y(g: _Geometry, i: int) -> float:
-    return g.y_details + 1.0 + i * _detail_row(g)
+    return g.y_details + 1.0 + i * _detail_row(g) + (g.extra if i > 0 else 0.0)
 
 
 def _detail_caption_w(g: _Geometry) -> float:
@@ -291,8 +317,41 @@ def layout_label(item: LabelData, size: LabelSize | str = LabelSize.L100X150, *,
     """Validate ``item`` and lay it out for ``size`` at ``dpi``."""
     size = coerce_size(size)
     check_dpi(dpi)
-    static, g = _static(size)
-    return _variable(item, static, g, dpi)
+    return _layout(item, size, dpi)
+
+
+DOSSIER_MIN_PT = 7.0  # identifiers are never shrunk below this, nor cut: they wrap
+DOSSIER_MAX_CHARS = 64  # what intake accepts (orders.schemas.OrderIn): every size prints it whole
+
+
+def _dossier_fit(item: LabelData, g: _Geometry) -> Fit:
+    """The dossier code whole, at 7 pt or more, on as many lines as it needs in its column."""
+    code = nfc(item.dossier_code)
+    if len(code) > DOSSIER_MAX_CHARS:
+        raise LabelError(f"{item.item_id}: the dossier code is longer than {DOSSIER_MAX_CHARS} characters")
+    top = max(_detail_size(g), DOSSIER_MIN_PT)
+    width = _value_w(g) / PT
+    for lines in range(1, 5):
+        fit = fit_lines(code, FONT_BOLD, top, DOSSIER_MIN_PT, width, lines)
+        if not fit.truncated:
+            return fit
+    raise LabelError(f"{item.item_id}: the dossier code {item.dossier_code!r} is too long to print whole")
+
+
+def _layout(item: LabelData, size: LabelSize, dpi: int) -> Layout:
+    _check(item)
+    g0 = _static(size)[1]
+    fit = _dossier_fit(item, g0)
+    need = len(fit.lines) * fit.size * LEADING * PT + 0.3
+    extra = max(0.0, need - _detail_row(g0))
+    extra = round(-(-extra // 0.5) * 0.5, 1)  # to half millimetres: few static variants to cache
+    static, g = _static(size, extra)
+    return _variable(item, static, g, dpi, fit)
+
+
+def _value_w(g: _Geometry) -> float:
+    """Width of the dossier code's row: from the captions to the frame (the QR is below it)."""
+    return g.inner - 3.0 - _detail_caption_w(g)
 
 
 def _check(item: LabelData) -> None:
@@ -307,12 +366,27 @@ def _check(item: LabelData) -> None:
         raise LabelError(f"{item.item_id}: the recipient has no name")
     if not nfc(item.dossier_code):
         raise LabelError(f"{item.item_id}: the dossier code is empty")
-    if item.postage_vnd < 0 or item.collect_vnd < 0 or item.reprint < 0:
+    if min(item.postage_vnd, item.collect_vnd, item.postage_paid_vnd, item.reprint) < 0:
         raise LabelError(f"{item.item_id}: amounts and the reprint count cannot be negative")
+    if item.weight_g is not None and item.weight_g <= 0:
+        raise LabelError(f"{item.item_id}: the weight must be a positive number of grams")
 
 
-def _variable(item: LabelData, static: tuple[Primitive, ...], g: _Geometry, dpi: int) -> Layout:
-    _check(item)
+def _roomiest(text: str, font: str, sizes: tuple[float, float], width: float, room: float) -> Fit:
+    """``text`` at the largest size whose lines fit ``room`` mm (names use the room they have)."""
+    best = fit_lines(text, font, sizes[0], sizes[1], width, 1)
+    for lines in range(2, 7):
+        fit = fit_lines(text, font, sizes[0], sizes[1], width, lines)
+        if len(fit.lines) * fit.size * LEADING * PT > room:
+            break
+        if (best.truncated, -best.size) > (fit.truncated, -fit.size):
+            best = fit
+    return best
+
+
+def _variable(
+    item: LabelData, static: tuple[Primitive, ...], g: _Geometry, dpi: int, dossier: Fit
+) -> Layout:
     m, inner = g.margin, g.inner
     out: list[Primitive] = []
     truncated: list[str] = []
@@ -380,8 +454,15 @@ def _variable(item: LabelData, static: tuple[Primitive, ...], g: _Geometry, dpi:
     # Recipient: name, phone, full address (wrap, then shrink).
     rec = item.recipient
     y = g.y_recipient + 1.0 + cap_mm
-    name_sizes, name_lines = ((11.0, 7.0), 2) if g.compact else ((14.0, 8.0), 2)
-    y += text("recipient name", rec.name, m + 1.5, y, inner - 3, FONT_BOLD, name_sizes, name_lines).height
+    name_sizes = (11.0, 7.0) if g.compact else (14.0, 8.0)
+    phone_h = 9.0 * LEADING * PT if rec.phone else 0.0
+    name_room = g.y_sender - 0.8 - y - phone_h - 2 * 6.0 * LEADING * PT  # two address lines stay
+    name_fit = _roomiest(rec.name, FONT_BOLD, name_sizes, (inner - 3) / PT, name_room)
+    if name_fit.truncated:
+        truncated.append("recipient name")
+    name_block = Text(m + 1.5, y, inner - 3, FONT_BOLD, name_fit.size, name_fit.lines)
+    out.append(name_block)
+    y += name_block.height
     if rec.phone:
         y += text("recipient phone", f"ĐT / Tel: {rec.phone}", m + 1.5, y, inner - 3, FONT, (9.0, 6.5)).height
     room = g.y_sender - 0.8 - y
@@ -396,41 +477,50 @@ def _variable(item: LabelData, static: tuple[Primitive, ...], g: _Geometry, dpi:
         truncated.append("recipient address")
     out.append(Text(m + 1.5, y, inner - 3, FONT, fit.size, fit.lines))
 
-    # Sender: the agency or counter, its address and phone.
+    # Sender: the counter (or, on the dossier leg, the citizen), its address and phone, and the
+    # agency deciding the procedure (on its own line where the section has room).
     snd = item.sender
     y = g.y_sender + 1.0 + cap_mm
     y += text("sender name", snd.name, m + 1.5, y, inner - 3, FONT_BOLD, (8.5, 6.0)).height
     parts = [", ".join(nfc(a) for a in snd.address if nfc(a))]
-    if snd.phone:
-        parts.append(f"ĐT {snd.phone}")
-    text(
+    if snd.phone and nfc(snd.phone):
+        parts.append(f"ĐT / Tel {nfc(snd.phone)}")
+    agency = nfc(item.issuing_agency or "")
+    if agency and agency in (nfc(snd.name), nfc(item.recipient.name)):
+        agency = ""  # already printed as the sender or the recipient
+    if agency and g.compact:
+        parts.append(f"CQ / Agency: {agency}")
+        agency = ""
+    y += text(
         "sender address",
-        " · ".join(p for p in parts if p),
+        " · ".join(p for p in parts if p) or "—",
         m + 1.5,
         y,
         inner - 3,
         FONT,
         (7.0, 5.5),
         1 if g.compact else 2,
-    )
+    ).height
+    if agency:
+        text("issuing agency", f"Cơ quan / Agency: {agency}", m + 1.5, y, inner - 3, FONT, (7.0, 5.5))
 
     # Details: captions are static; values at the same rows. The QR sits to the right.
     qr_x = m + inner - g.qr - 2.0
-    out.append(Qr(qr_x, g.y_details + 1.0 + cap_mm, g.qr, item.tracking_url.strip()))
+    out.append(Qr(qr_x, _detail_y(g, 1) + cap_mm, g.qr, item.tracking_url.strip()))
     vx = m + 1.5 + _detail_caption_w(g)
     vw = qr_x - 2.5 - vx
     ds = _detail_size(g)
     dates_printed = item.printed_at.strftime("%d/%m/%Y %H:%M")
+    out.append(Text(vx, _detail_y(g, 0), _value_w(g), FONT_BOLD, dossier.size, dossier.lines))
     values = (
-        ("dossier code", nfc(item.dossier_code), FONT_BOLD, True),
         ("procedure", nfc(item.procedure_name or "") or "—", FONT, False),
         ("appointment date", _date(item.appointment_date), FONT, False),
         ("due date", _date(item.due_date), FONT_BOLD if item.due_date else FONT, False),
-        ("postage", _money(item.postage_vnd), FONT, False),
+        ("postage", _postage(item), FONT_BOLD if item.postage_vnd else FONT, False),
         ("hotline", nfc(item.hotline or "") or "—", FONT_BOLD, False),
         ("printed at", dates_printed, FONT, False),
     )
-    for i, (name, value, font, ident) in enumerate(values):
+    for i, (name, value, font, ident) in enumerate(values, start=1):
         text(name, value, vx, _detail_y(g, i), vw, font, (ds, 5.0), identifier=ident)
     cy = g.height - m - _collect_h(g) - 0.5
     cw = qr_x - 2.5 - (m + 1.5)
@@ -485,22 +575,22 @@ def _draw(canvas: Canvas, prims: Sequence[Primitive], ox: float, top: float, dpi
             draw_qr(canvas, ox + p.x * MM, top - (p.y + p.size) * MM, p.size, p.data, dpi=dpi)
 
 
+def inverse_box(t: Text) -> tuple[float, float, float, float]:
+    """(x, y, width, height) in mm of the black box behind inverse text: 0.8 mm around the lines and
+    room above the first for marks stacked on capitals (the Ộ of "THU HỘ"), which rise above it."""
+    pad = 0.8
+    marks = t.size * MARKS * PT
+    return t.x - pad, t.y - pad / 2 - marks, t.width + 2 * pad, t.height + pad + marks
+
+
 def _draw_text(canvas: Canvas, t: Text, ox: float, top: float) -> None:
     if not t.lines:
         return
-    line = t.line_mm * MM
     x0 = ox + t.x * MM
     y0 = top - t.y * MM
     if t.inverse:
-        pad = 0.8 * MM
-        canvas.rect(
-            x0 - pad,
-            y0 - len(t.lines) * line - pad * 0.5,
-            t.width * MM + 2 * pad,
-            len(t.lines) * line + pad,
-            0,
-            1,
-        )
+        bx, by, bw, bh = inverse_box(t)
+        canvas.rect(ox + bx * MM, top - (by + bh) * MM, bw * MM, bh * MM, 0, 1)
         canvas.setFillGray(1)
     canvas.setFont(t.font, t.size)
     for i, s in enumerate(t.lines):
@@ -537,9 +627,7 @@ def _render(layouts: Iterator[Layout], size: LabelSize, dpi: int) -> bytes:
     canvas.setTitle("Nhãn bưu gửi / Shipping labels")
     canvas.setCreator("labels (delivery-service)")
     first = next(layouts)
-    canvas.beginForm("static")
-    _draw(canvas, first.static, 0.0, first.height * MM, dpi)
-    canvas.endForm()
+    forms: dict[tuple[Primitive, ...], str] = {}  # a form per static part (a long dossier code moves rows)
     per_page = 4 if size is LabelSize.A4 else 1
     cell_w, cell_h = A4_CELL_MM
     pending = itertools.chain([first], layouts)
@@ -550,9 +638,15 @@ def _render(layouts: Iterator[Layout], size: LabelSize, dpi: int) -> bytes:
             ox = (j % 2) * cell_w * MM if per_page > 1 else 0.0
             oy = (j // 2) * cell_h * MM if per_page > 1 else 0.0  # from the top
             top = page_h - oy
+            name = forms.get(lay.static)
+            if name is None:
+                name = forms[lay.static] = f"static{len(forms)}"
+                canvas.beginForm(name)
+                _draw(canvas, lay.static, 0.0, lay.height * MM, dpi)
+                canvas.endForm()
             canvas.saveState()
             canvas.translate(ox, top - lay.height * MM)
-            canvas.doForm("static")
+            canvas.doForm(name)
             canvas.restoreState()
             _draw(canvas, lay.variable, ox, top, dpi)
         canvas.showPage()
@@ -589,8 +683,7 @@ def render_labels(
     check_dpi(dpi)
     if not items:
         raise LabelError("no labels to print: the batch is empty")
-    static, g = _static(size)
-    layouts = (_variable(item, static, g, dpi) for item in items)
+    layouts = (_layout(item, size, dpi) for item in items)
     # Both settings are read while drawing: shape checking costs ~20 % and our primitives are built
     # valid; ASCII85 around the compressed streams costs another ~20 % and only makes them larger.
     saved = rl_config.shapeChecking, rl_config.useA85

@@ -54,11 +54,17 @@ class LabelData:
     stop_no: int | None = None  # large type beside the route code
     appointment_date: dt.date | None = None
     due_date: dt.date | None = None
-    postage_vnd: int = 0  # postage due from the recipient (after exemptions)
-    collect_vnd: int = 0  # amount to collect on delivery (fees collected for the agency)
+    postage_vnd: int = 0  # postage the courier collects (after exemptions): "thu / due"
+    # What the courier collects on this leg, everything included (fees for the agency and postage
+    # due): the same figure as the run sheet and the courier app (the service computes it once).
+    collect_vnd: int = 0
     hotline: str | None = None  # complaints hotline, e.g. "1022"
     procedure_name: str | None = None
     reprint: int = 0  # 0 for the first print; n: "in lại lần n" is shown
+    postage_paid_vnd: int = 0  # postage already paid (at the counter or by the agency): "đã trả / paid"
+    weight_g: int | None = None  # whole grams, if weighed
+    issuing_agency: str | None = None  # the agency deciding the procedure, printed with the sender
+    pickup: bool = False  # the courier picks the item up from the sender (the dossier leg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,7 @@ class ManifestLine:
     postage_vnd: int = 0
     collect_vnd: int = 0
     note: str | None = None
+    pickup: bool = False  # on a run sheet: the courier picks a dossier up here rather than delivers
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,7 +81,10 @@ def _item_cell(line: ManifestLine, st: Styles, dpi: int) -> list[Flowable]:
     """An order's Code 128 (when it fits the column) over its id, dossier code and note."""
     avail = RUN_COLUMNS_MM[1] * mm - 2 * CELL_PAD
     item_id = identifier(line.item_id, "item id")
-    cell: list[Flowable] = []
+    # Pickups and deliveries look different at a glance: the courier takes a dossier away from one
+    # and hands a result over at the other.
+    leg = "<b>▲ LẤY HỒ SƠ / PICK UP</b>" if line.pickup else "▼ GIAO / DELIVER"
+    cell: list[Flowable] = [para(leg, st.cell)]
     code = Code128(item_id, dpi=dpi, height_mm=BARCODE_HEIGHT_MM, module_dots=compact_dots(dpi), align="LEFT")
     if code.width <= avail:
         cell.append(code)

@@ -26,7 +26,7 @@ from functools import lru_cache
 from PIL import Image, ImageDraw, ImageFont
 
 from labels.barcodes import code128_modules, qr_matrix
-from labels.fonts import FONT_FILES
+from labels.fonts import FONT_FILES, text_width
 from labels.label import (
     ASCENT,
     PT,
@@ -38,6 +38,7 @@ from labels.label import (
     Text,
     check_dpi,
     coerce_size,
+    inverse_box,
     layout_label,
 )
 from labels.model import LabelData, LabelError, LabelSize
@@ -100,8 +101,80 @@ def graphic_field(bits: bytes, width_dots: int, height_dots: int) -> str:
 
 
 @lru_cache(maxsize=64)
-def _font(name: str, size_px: int) -> ImageFont.FreeTypeFont:
+def _font(name: str, size_px: float) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(FONT_FILES[name]), size_px)
+
+
+# The 134 precomposed Vietnamese letters (67 lower-case, 67 upper-case): the marks they stack above
+# capitals (Ầ Ẫ Ỗ) and below the baseline (ỵ Ặ) decide how much room a line needs.
+_LOWER = "àáảãạăằắẳẵặâầấẩẫậèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵđ"
+VIETNAMESE_LETTERS = _LOWER + _LOWER.upper()
+
+
+@lru_cache(maxsize=64)
+def _extents(name: str, size_px: float) -> tuple[int, int, int]:
+    """(above, below, side) dots the ink of any letter (Vietnamese, Latin, digits, ₫…) can reach
+    from its baseline and beyond its advance, with a dot to spare: a line's bitmap is that tall."""
+    font = _font(name, size_px)
+    ascent, descent = font.getmetrics()
+    above, below, side = math.ceil(ascent), math.ceil(descent), 0
+    for ch in VIETNAMESE_LETTERS + "Ågjpqy|()[]{}/₫…·—":
+        left, top, right, bottom = font.getbbox(ch, anchor="ls")
+        above, below = max(above, math.ceil(-top)), max(below, math.ceil(bottom))
+        side = max(side, math.ceil(-left), math.ceil(right - font.getlength(ch)))
+    return above + 1, below + 1, side + 1
+
+
+def text_bitmap(t: Text, dpi: int) -> tuple[int, int, Image.Image]:
+    """``t`` rasterised at ``dpi``: (x, y) of its top-left dot on the label and the 1-bit image.
+
+    The image holds each line's full ascent, descent and stacked marks (plus a dot) and the glyphs'
+    side bearings, so no mark is cut; baselines sit exactly where the PDF puts them. Graphics only
+    add ink on a printer, so blocks whose empty margins overlap do not erase each other.
+    """
+    # The exact size, not rounded to whole pixels: lines as wide as the PDF's that fit_lines measured.
+    size_px = round(t.size * dpi / 72, 2)
+    font = _font(t.font, size_px)
+    above, below, side = _extents(t.font, size_px)
+    scale = dpi / 25.4
+    pad = _dots(0.8, dpi) if t.inverse else 0
+    left = _dots(t.x, dpi) - pad - side
+    width = _dots(t.width, dpi) + 2 * (pad + side)
+    first = (t.y + t.size * ASCENT * PT) * scale  # the first baseline, in dots from the label's top
+    last = first + (len(t.lines) - 1) * t.line_mm * scale
+    top, bottom = math.floor(first - above), math.ceil(last + below)
+    box = (0, 0, 0, 0)
+    if t.inverse:  # the black box, as tall as the PDF's (labels.label.inverse_box)
+        bx, by, bw, bh = inverse_box(t)
+        box_top, box_bottom = math.floor(by * scale), math.ceil((by + bh) * scale)
+        top, bottom = min(top, box_top), max(bottom, box_bottom)
+        box = (side, box_top - top, width - side - 1, box_bottom - top - 1)
+    ink = 0 if t.inverse else 1  # 1 is a printed dot; inverse text is the paper showing through
+    image = Image.new("1", (width, bottom - top), 0)
+    draw = ImageDraw.Draw(image)
+    if t.inverse:
+        draw.rectangle(box, fill=1)
+    for i, s in enumerate(t.lines):
+        baseline = first + i * t.line_mm * scale - top
+        # Each character at the PDF's advance (reportlab's metrics, unhinted): Pillow's hinted
+        # advances are whole pixels and a long line would drift up to 1.5 % wider or narrower.
+        advances = [text_width(ch, t.font, t.size) * dpi / 72 for ch in s]
+        length = sum(advances)
+        if t.align == "right":
+            x = width - side - pad - length
+        elif t.align == "center":
+            x = (width - length) / 2
+        else:
+            x = side + pad
+        for ch, advance in zip(s, advances, strict=True):
+            if not ch.isspace():
+                draw.text((x, baseline), ch, font=font, fill=ink, anchor="ls")
+            x += advance
+    # A label starts at dot 0: what would lie left of or above it is cut off, not shifted.
+    crop_x, crop_y = max(0, -left), max(0, -top)
+    if crop_x or crop_y:
+        image = image.crop((crop_x, crop_y, image.width, image.height))
+    return left + crop_x, top + crop_y, image
 
 
 @lru_cache(maxsize=2048)
@@ -110,26 +183,8 @@ def _text(t: Text, dpi: int) -> str:
     from label to label in a batch)."""
     if not t.lines:
         return ""
-    pad = _dots(0.8, dpi) if t.inverse else 0
-    width = _dots(t.width, dpi) + 2 * pad
-    line = t.line_mm * dpi / 25.4
-    height = math.ceil(line * len(t.lines)) + pad
-    ink, paper = (0, 1) if t.inverse else (1, 0)
-    image = Image.new("1", (width, height), paper)
-    draw = ImageDraw.Draw(image)
-    font = _font(t.font, max(1, round(t.size * dpi / 72)))
-    for i, s in enumerate(t.lines):
-        baseline = pad // 2 + (i * t.line_mm + t.size * ASCENT * PT) * dpi / 25.4
-        length = font.getlength(s)
-        if t.align == "right":
-            x = width - pad - length
-        elif t.align == "center":
-            x = (width - length) / 2
-        else:
-            x = pad
-        draw.text((x, baseline), s, font=font, fill=ink, anchor="ls")
-    x0, y0 = _dots(t.x, dpi) - pad, _dots(t.y, dpi) - pad // 2
-    return f"^FO{max(0, x0)},{max(0, y0)}{graphic_field(image.tobytes(), width, height)}^FS\n"
+    x, y, image = text_bitmap(t, dpi)
+    return f"^FO{x},{y}{graphic_field(image.tobytes(), image.width, image.height)}^FS\n"
 
 
 def _primitive(p: Primitive, dpi: int) -> str:

@@ -2,6 +2,7 @@
 # Usage: ensure_venv [extras]   (reinstalls only when pyproject.toml changed)
 ensure_venv() {
   local extras="${1:-}" py="${PYTHON:-python3}"
+  ensure_icu_headers
   if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     echo "Python 3.11 or newer is needed (found: $("$py" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2
     exit 1
@@ -36,5 +37,23 @@ ensure_debian_tools() {
       || echo "could not install ${missing[*]}; the tests that need them will say so" >&2
   else
     echo "missing ${missing[*]} (install with apt-get); the tests that need them will say so" >&2
+  fi
+}
+
+# PyICU (Vietnamese collation) has no wheels on PyPI: pip builds it against the system's ICU, which
+# needs Debian's libicu-dev, pkg-config and a C++ compiler. Installed here when missing and allowed.
+ensure_icu_headers() {
+  if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists icu-i18n 2>/dev/null \
+     && command -v g++ >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing libicu-dev pkg-config g++ (Debian; to build PyICU)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libicu-dev pkg-config g++ >/dev/null \
+      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive \
+           apt-get install -y --no-install-recommends libicu-dev pkg-config g++ >/dev/null; } \
+      || echo "could not install libicu-dev; PyICU will not build" >&2
+  else
+    echo "PyICU needs ICU's headers: install libicu-dev, pkg-config and g++ (Debian/Ubuntu)" >&2
   fi
 }

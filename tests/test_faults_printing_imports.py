@@ -139,9 +139,9 @@ def kept_files(app) -> list[str]:
 
 
 def unprinted_on_page(client, items: list[str]) -> set[str]:
-    """The item ids of ``items`` that the counter's "labels to print" page offers (logged in)."""
+    """The item ids of ``items`` that the counter's labels page lists as not printed (logged in)."""
     html = client.get("/counter/labels").get_data(as_text=True)
-    return {i for i in items if i in html}
+    return {i for i in items if f'data-item="{i}" data-printed="0"' in html}
 
 
 SETTINGS = {"LABEL_ASYNC_THRESHOLD": 3, "LABEL_CHUNK": 4}

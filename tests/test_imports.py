@@ -197,9 +197,9 @@ def test_wrong_number_of_values_is_a_row_error(client, auth):
     results = by_line(body)
     assert results[2]["status"] == "created"
     assert results[3]["errors"]["_row"] == [
-        "This line has 22 values but the header has 21 columns: check the separators and the quotes."]
+        "This line has 23 values but the header has 22 columns: check the separators and the quotes."]
     assert results[4]["errors"]["_row"] == [
-        "This line has 12 values but the header has 21 columns: check the separators and the quotes."]
+        "This line has 12 values but the header has 22 columns: check the separators and the quotes."]
     assert count(DeliveryOrder) == 1
 
 
@@ -216,7 +216,7 @@ def test_value_in_a_column_without_a_name(client, auth):
     results = by_line(body)
     assert [results[n]["status"] for n in (2, 3, 4)] == ["created", "error", "error"]
     assert results[3]["errors"] == {"_row": ["Column D has a value but no name in the first line."]}
-    assert results[4]["errors"] == {"_row": ["Column X has a value but no name in the first line."]}
+    assert results[4]["errors"] == {"_row": ["Column Y has a value but no name in the first line."]}  # 22 columns + 2
 
 
 def test_uploading_the_same_file_again_creates_nothing(client, auth):
@@ -363,3 +363,13 @@ def test_rq_worker_runs_the_import(rq_app, client, auth):
     assert body["state"] == "done"
     assert (body["created_rows"], body["error_rows"]) == (2, 1)
     assert count(DeliveryOrder) == 2
+
+
+def test_weight_column_in_grams(client, auth):
+    """The optional weight (khối lượng, whole grams 1..30000) is read like an amount and kept."""
+    content = to_csv([row(weight_g="1.250"), row(weight_g=""), row(weight_g="40000")])
+    results = by_line(upload(client, auth, content).json)
+    assert [results[n]["status"] for n in (2, 3, 4)] == ["created", "created", "error"]
+    assert "weight_g" in results[4]["errors"]
+    weights = sorted(w is None and -1 or w for w in db.session.scalars(sa.select(DeliveryOrder.weight_g)))
+    assert weights == [-1, 1250]

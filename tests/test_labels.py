@@ -29,6 +29,7 @@ from labels import (
 )
 from labels.barcodes import MM, default_module_dots
 from labels.fonts import FONT, FONT_BOLD, fit_lines, text_width
+from labels.label import Text
 
 NAME = "Nguyễn Thị Hoà"
 LONG_NAME = "Tôn Nữ Hoàng Thị Phương Thảo Nguyễn Trần Bảo Ngọc Khánh Linh Công Tằng Tôn Nữ Diệu Huyền"
@@ -270,7 +271,8 @@ def test_fit_lines_wraps_shrinks_and_reports_truncation() -> None:
         (lambda: render_labels([item(item_id="RH000000041VN")]), "S10"),  # wrong check digit
         (lambda: render_labels([item(tracking_url="")]), "tracking link"),
         (lambda: render_labels([item(dossier_code="  ")]), "dossier"),
-        (lambda: render_labels([item(dossier_code="X" * 200)]), "dossier code"),
+        (lambda: render_labels([item(dossier_code="X" * 65)]), "dossier code is longer than 64"),
+        (lambda: render_labels([item(weight_g=0)]), "weight"),
         (lambda: render_zpl([item()], "a4"), "ZPL is for label printers"),
         (lambda: render_zpl([item()], "4x6"), "unknown label size"),
     ],
@@ -346,7 +348,10 @@ def test_zpl_text_graphic_reads_as_the_name() -> None:
     zpl = render_zpl([item()], dpi=203).decode()
     lay = layout_label(item(), dpi=203)
     name = next(p for p in lay.variable if getattr(p, "lines", None) == (NAME,))
-    fo = f"^FO{round(name.x * 203 / 25.4)},{round(name.y * 203 / 25.4)}^GFA"
+    from labels.zpl import text_bitmap
+
+    x, y, _ = text_bitmap(name, 203)  # type: ignore[arg-type]
+    fo = f"^FO{x},{y}^GFA"
     start = zpl.index(fo) + len(fo) - 4
     total, _, per_row, data = re.match(r"\^GFA,(\d+),(\d+),(\d+),([^\^]*)", zpl[start:]).groups()  # type: ignore[union-attr]
     bits = _inflate(data, int(per_row))
@@ -419,10 +424,20 @@ def test_labels_of_maximum_size_fit_or_say_what_they_cut(size: LabelSize, kind: 
         assert zpl.count("^XA") == zpl.count("^XZ") == 1 and f"^FD{label.item_id}^FS" in zpl
 
 
-def test_a_dossier_code_too_long_for_the_label_is_refused_not_cut() -> None:
-    """64 characters (the API's maximum) do not fit: LabelError, which the service answers with 422."""
-    with pytest.raises(LabelError, match="dossier code .* too long to print whole"):
-        render_labels([max_item("spaced", ("000.00.16.H38-261121-0001 " * 3)[:64].strip())])
+@pytest.mark.parametrize("size", list(LabelSize))
+def test_a_dossier_code_of_the_most_intake_accepts_prints_whole_and_legible(size: LabelSize) -> None:
+    """Issue 13: 64 characters (the API's maximum) used to be refused with 422 from 29 on; now the
+    code wraps, at 7 pt or more, and every character is on the label, in the PDF and in the ZPL."""
+    code = ("000.00.16.H38-261121-0001 " * 3)[:64].strip()
+    label = max_item("spaced", code)
+    lay = layout_label(label, size)
+    block = next(p for p in lay.variable if isinstance(p, Text) and "".join(p.lines).startswith("000.00"))
+    assert "".join(block.lines).replace(" ", "") == code.replace(" ", "") and block.size >= 7.0
+    assert "dossier code" not in lay.truncated
+    flat = "".join(pdftotext(render_labels([label], size)).split())
+    assert code.replace(" ", "") in flat
+    if size is not LabelSize.A4:
+        assert render_zpl([label], size).count(b"^XA") == 1
 
 
 def test_fit_line_shrinks_then_cuts_between_characters() -> None:
@@ -435,3 +450,77 @@ def test_fit_line_shrinks_then_cuts_between_characters() -> None:
     cut = fit_line(head, FONT, 6.5, 5, 300)
     assert cut.truncated and cut.lines[0].startswith("Báo cáo tuần — Khuvực") and cut.lines[0].endswith("…")
     assert text_width(cut.lines[0], FONT, cut.size) <= 300 < text_width(cut.lines[0] + "x", FONT, cut.size)
+
+
+# --- property: whatever intake accepts prints, on every size -----------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+WIDE = "WẪMỖỮĐ"  # the widest letters of the fonts, with stacked marks
+_letters = st.sampled_from(WIDE + "ầẫỗữỹ iIl.-")
+
+
+def _text_of(max_len: int, min_len: int = 1) -> st.SearchStrategy[str]:
+    worst = st.integers(min_len, max_len).flatmap(lambda n: st.sampled_from(WIDE).map(lambda c: c * n))
+    mixed = st.text(_letters, min_size=min_len, max_size=max_len).filter(lambda s: s.strip())
+    return st.one_of(st.just(WIDE[0] * max_len), worst, mixed)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    size=st.sampled_from(list(LabelSize)),
+    name=_text_of(200),
+    detail=_text_of(255),
+    agency=_text_of(255),
+    procedure=_text_of(500),
+    dossier=st.one_of(st.just("W" * 64), st.just("Ẫ" * 64), _text_of(64)),
+    service=st.sampled_from(list(Service)),
+)
+def test_every_value_intake_accepts_prints_on_every_size(
+    size: LabelSize, name: str, detail: str, agency: str, procedure: str, dossier: str, service: Service
+) -> None:
+    """OrderIn's limits (names 200, address detail 255, agency 255, procedure 500, dossier code 64)
+    with the widest letters and no spaces: the label lays out, identifiers whole at 7 pt or more,
+    every text block inside the frame and clear of the others, free text wrapped, shrunk or "…"."""
+    label = item(
+        3,
+        service=service,
+        sender=Party(name, (detail, "Phường Điện Ngọc", "Thành phố Đà Nẵng"), "0235 3812 345"),
+        recipient=Party(name, (detail, "Phường Điện Ngọc", "Thành phố Đà Nẵng"), "0905123456"),
+        issuing_agency=agency,
+        dossier_code=dossier,
+        procedure_name=procedure,
+        weight_g=30_000,
+        postage_vnd=1_000_000_000,
+        collect_vnd=1_000_000_000,
+        reprint=99,
+    )
+    lay = layout_label(label, size)
+    assert set(lay.truncated) <= {"recipient name", "recipient address", "sender name", "sender address",
+                                  "issuing agency", "procedure", "service", "collect"}
+    frame = lay.static[0]
+    texts = [p for p in lay.variable if isinstance(p, Text) and p.lines]
+    code = next(t for t in texts if "".join(t.lines) == nfc_(dossier).replace(" ", "") or
+                " ".join(t.lines) == nfc_(dossier))
+    assert code.size >= 7.0
+    ident = next(t for t in texts if t.lines == (label.item_id,))
+    assert ident.size >= 7.0
+    for t in texts:
+        assert frame.x - 0.01 <= t.x and t.x + t.width <= frame.x + frame.width + 0.01, t
+        assert frame.y - 0.01 <= t.y and t.y + t.height <= frame.y + frame.height + 0.01, t
+        for s in t.lines:
+            assert text_width(s, t.font, t.size) <= t.width / 25.4 * 72 + 0.01, (s, t)
+    for i, a in enumerate(texts):
+        for b in texts[i + 1 :]:
+            gap = 0.4  # the leading under a line's ink (18 % of 6.5 pt): boxes may touch there
+            apart = (a.y + a.height <= b.y + gap or b.y + b.height <= a.y + gap
+                     or a.x + a.width <= b.x or b.x + b.width <= a.x)
+            assert apart, (a, b)
+    render_labels([label], size)
+    if size is not LabelSize.A4:
+        render_zpl([label], size)
+
+
+def nfc_(s: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", s).split())

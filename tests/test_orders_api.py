@@ -363,3 +363,14 @@ def test_answers_are_utf8_json_with_readable_vietnamese(client, auth):
     resp = client.post("/api/v1/orders", json=order_payload(), headers=auth)
     assert "Phường Cẩm Thành".encode() in resp.data and b"\\u" not in resp.data
     assert resp.mimetype == "application/json"
+
+
+def test_weight_is_optional_whole_grams_up_to_30_kg(client, auth):
+    """Issue 13: the label shows the weight when the counter weighed the item (migration 0014)."""
+    made = client.post("/api/v1/orders", json=order_payload(weight_g=250), headers=auth)
+    assert made.status_code == 201 and made.json["weight_g"] == 250
+    none = client.post("/api/v1/orders", json=order_payload(), headers=auth)
+    assert none.status_code == 201 and none.json["weight_g"] is None
+    for bad in (0, 30_001, 1.5, "250"):
+        resp = client.post("/api/v1/orders", json=order_payload(weight_g=bad), headers=auth)
+        assert resp.status_code == 422 and "weight_g" in str(resp.json), bad

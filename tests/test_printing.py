@@ -205,7 +205,9 @@ def test_pages_print_labels_receipts_batches_and_manifests(client, auth):
     bad = client.get(f"/counter/orders/{items[0]}/label?size=a3", follow_redirects=True)
     assert bad.status_code == 200 and "Cỡ nhãn không hợp lệ" in bad.get_data(as_text=True)  # the message, in Vietnamese
     listing = client.get("/counter/labels").get_data(as_text=True)
-    assert items[1] in listing and items[0] not in listing  # printed already
+    # every item not handed over yet is listed, printed or not, and says which
+    assert f'data-item="{items[0]}" data-printed="1"' in listing
+    assert f'data-item="{items[1]}" data-printed="0"' in listing
     token = re.search(r'name="csrf_token" value="([^"]+)"', listing).group(1)
     batch = client.post("/counter/labels", data={"csrf_token": token, "which": "all", "format": "pdf",
                                                  "size": "100x150"})
@@ -282,7 +284,11 @@ def test_fifty_orders_at_one_address_every_document_prints_or_is_refused_with_42
     receipt = client.get(f"/api/v1/orders/{items[0]}/receipt", headers=auth)
     assert receipt.status_code == 200 and MAX_NAME in " ".join(pdf_text(receipt.data).split())
     label = client.get(f"/api/v1/orders/{items[0]}/label", headers=auth)  # a 64-character dossier code
-    assert label.status_code == 422 and "too long to print whole" in str(label.json)  # issue 13 lifts this
+    assert label.status_code == 200  # issue 13: printed whole (wrapped, >= 7 pt) instead of refused
+    dossier = client.get(f"/api/v1/orders/{items[0]}", headers=auth).json["dossier_code"]
+    assert dossier in "".join(pdf_text(label.data).split())
+    zpl = client.get(f"/api/v1/orders/{items[0]}/label?format=zpl", headers=auth)
+    assert zpl.status_code == 200 and zpl.data.count(b"^XA") == 1
     made = client.post("/api/v1/manifests", headers=auth, json={
         "kind": "counter_to_courier", "item_ids": items, "route": "QNG-01", "note": ("Túi sáng " * 40)[:300]})
     assert made.status_code == 201, made.json
@@ -356,3 +362,29 @@ def test_weekly_report_of_maximum_size_lays_out():
     assert "00399" in text and "400.000.000.000" in text
     footer = [line for line in text.splitlines() if f"Page {count}" in line][-1]
     assert "…" in footer  # the footer's title is cut to its line, marked, not run off the page
+
+
+def test_the_dossier_leg_is_printed_the_right_way_round_and_collects_what_the_phone_says(client, auth):
+    """Issue 13: on the dossier leg the citizen sends and the agency receives; the label's amount to
+    collect is the courier app's (fees + postage due), on the label and on the run sheet; weight prints."""
+    from delivery_service.courier.services import to_collect
+    from delivery_service.orders.models import DeliveryOrder
+
+    item = new_order(client, auth, direction="dossier_to_agency", appointment_date=None, weight_g=1250,
+                     recipient={"name": "Trần Thị Kiều Oanh", "phone": "0905123456"},
+                     issuing_agency="Sở Tư pháp tỉnh Quảng Ngãi", postage_vnd=26000, collect_vnd=0)
+    label = client.get(f"/api/v1/orders/{item}/label", headers=auth)
+    assert label.status_code == 200
+    text = " ".join(pdf_text(label.data).split())
+    to, sender = text.index("Người nhận / To"), text.index("Người gửi / From")
+    assert "Sở Tư pháp tỉnh Quảng Ngãi" in text[to:sender]  # the agency receives
+    assert "Trần Thị Kiều Oanh" in text[sender:]  # the citizen sends
+    order = db.session.scalar(sa.select(DeliveryOrder).where(DeliveryOrder.item_id == item))
+    assert to_collect(order) == 26000 and "THU HỘ / COLLECT 26.000 ₫" in text  # not "Không thu hộ"
+    assert "1,25 kg" in text and "Thu 26.000 ₫" in text
+
+    result = new_order(client, auth, postage_vnd=26000, payer="agency", collect_vnd=15000)
+    text = " ".join(pdf_text(client.get(f"/api/v1/orders/{result}/label", headers=auth).data).split())
+    to, sender = text.index("Người nhận / To"), text.index("Người gửi / From")
+    assert "Nguyễn Thị Hoa" in text[to:sender] and "Sở Xây dựng tỉnh Quảng Ngãi" in text[sender:]
+    assert "THU HỘ / COLLECT 15.000 ₫" in text and "Đã trả 26.000 ₫" in text

@@ -410,6 +410,9 @@ def test_admin_builds_last_week_from_the_page(app, client, files):
     assert "all" in stored
     page = client.get(resp.headers["Location"]).get_data(as_text=True)
     assert "Toàn bộ dịch vụ" in page
+    # the reports are listed: the page says they are built, not "being built", and stops refreshing
+    assert "Đã lập xong báo cáo kỳ" in page
+    assert "Đang lập" not in page and 'http-equiv="refresh"' not in page
     _logout(client)
     login(client, "district")
     token = csrf_token(client, "/reports/weekly/")

@@ -66,7 +66,8 @@ def test_right_digits_show_the_timeline_without_personal_data(client, auth):
     found = re.findall(r"<td>(Mới tạo|Đã phân tuyến|Đã giao bưu tá|Đang phát|Phát không thành công)", history)
     assert found == statuses
     assert "Không có người nhận tại nhà" in html  # the reason's label, from FAILURE_REASONS
-    assert "Out for delivery" in html  # the current status, English second
+    # Vietnamese only: no English under the statuses unless English is chosen
+    assert "Out for delivery" not in html and "Nobody at home" not in html and '<span class="muted" lang="en">' not in html
     assert "N. T. H." in html and "Trả kết quả" in html and "Quảng Ngãi" in html
     for private in ("Nguyễn Thị Hoa", "Hoa", "0905123456", "0905", "12 Hùng Vương", NOTE, "Trần Văn Bình",
                     "Hàng xóm", "15.12", "108.8", "Cấp đổi giấy phép lái xe"):
@@ -193,6 +194,10 @@ def test_english_on_request_vietnamese_by_default(client, auth):
     assert [lang for _url, lang in links] == ["vi", "en"]
     result = _text(_look_up(client, item_id, "3456"))  # the session remembers English
     assert "Created" in result and "Deliver the result" in result and "Mới tạo" not in result
+    _to_failed_attempt(item_id)
+    result = _text(_look_up(client, item_id, "3456"))
+    assert "Nobody at home" in result and "Delivery attempt failed" in result
+    assert "Không có người nhận tại nhà" not in result and "Phát không thành công" not in result
     assert NOT_FOUND_EN in _text(_look_up(client, item_id, "0000"))
 
 

@@ -7,6 +7,7 @@ import re
 import unicodedata
 from urllib.parse import quote
 
+import pytest
 import sqlalchemy as sa
 from conftest import csrf_token, login
 from web_helpers import HTI, field_error, field_value, form_data, make_order, make_user, order_count
@@ -123,6 +124,16 @@ def test_missing_required_fields_are_named(client):
     assert field_error(html, "postage_vnd") == "Hãy nhập số tiền nguyên (đồng)."
 
 
+@pytest.mark.parametrize("typed", ["-5", "-26.000", "− 1", "2.000.000.000", "99999999999999999"])
+def test_postage_out_of_range_says_the_range_not_whole_number(client, typed):
+    login(client, "counter")
+    before = order_count()
+    resp = client.post("/counter/orders/new", data=form_data(client, postage_vnd=typed))
+    assert resp.status_code == 422
+    assert field_error(resp.get_data(as_text=True), "postage_vnd") == "Số tiền phải từ 0 đến 1.000.000.000 đồng."
+    assert order_count() == before
+
+
 def test_authorised_person_needs_a_name_when_any_of_it_is_given(client):
     login(client, "counter")
     resp = client.post("/counter/orders/new", data=form_data(client, authorised_phone="0912345678"))
@@ -196,7 +207,7 @@ def test_order_page_shows_every_field_and_the_history(client):
     for text in (order.item_id, order.dossier_code, "Cấp đổi giấy phép lái xe", "Sở Xây dựng tỉnh Quảng Ngãi",
                  "Nguyễn Thị Hoa", "0905123456", "12 Hùng Vương", "Phường Cẩm Thành", "Tỉnh Quảng Ngãi",
                  "26.000 ₫", "50.000 ₫", "Người dân", "Không miễn, giảm", "Gọi trước khi phát",
-                 "QNG-TTHCC", "QNG-01", "Lịch sử xử lý", "system", "Trả kết quả",
+                 "QNG-TTHCC", "QNG-01", "Lịch sử xử lý", "Hệ thống (tự động)", "Trả kết quả",
                  order.due_date.strftime("%d/%m/%Y")):
         assert text in html, text
 

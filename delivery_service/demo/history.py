@@ -2,7 +2,8 @@
 
 Written straight into the orders table and the event log with back-dated times (intake and the
 courier app only ever write "now"). Deterministic (seeded); the orders' dossier codes start with
-``DEMO-H-``, so loading twice adds nothing. Recipient names are invented.
+``DEMO-H-``, so loading twice adds nothing. Recipients and addresses are invented (demo.people): a
+few hundred distinct names; each result order has its appointment date.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from delivery_service.accounts.models import User
+from delivery_service.demo.people import person_name, street_address
 from delivery_service.extensions import db
 from delivery_service.localtime import service_timezone
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
@@ -22,10 +24,15 @@ from delivery_service.orders.services import allocate_item_id, local_today, name
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.models import Counter, PostalRoute, route_communes
 from delivery_service.units.models import AdminUnit
+from delivery_service.vietnamese import search_key
 
 PREFIX = "DEMO-H-"
-NAMES = ("Nguyễn Văn Bình", "Trần Thị Cúc", "Lê Minh Đức", "Phạm Thị Hà", "Hoàng Văn Khoa",
-         "Võ Thị Lan", "Đặng Quốc Minh", "Bùi Thị Ngọc", "Đỗ Văn Phúc", "Huỳnh Thị Quyên")
+PROCEDURES = (("Cấp đổi Giấy phép lái xe", "Sở Xây dựng"),
+              ("Cấp lại Giấy chứng nhận quyền sử dụng đất", "Văn phòng đăng ký đất đai"),
+              ("Cấp Phiếu lý lịch tư pháp", "Sở Tư pháp"),
+              ("Cấp bản sao trích lục khai sinh", "Ủy ban nhân dân cấp xã"),
+              ("Cấp Giấy phép xây dựng nhà ở riêng lẻ", "Ủy ban nhân dân cấp xã"),
+              ("Đăng ký hộ kinh doanh", "Ủy ban nhân dân cấp xã"))
 S = Status
 # Per route (in id order, cycling): the chance a first attempt succeeds and a retry does, so that the
 # demo's routes land in different colour bands.
@@ -67,13 +74,17 @@ def load_history(weeks: int = 8, per_day: int = 25, seed: int = 2025) -> Iterato
                 province = province.parent
             created = dt.datetime.combine(day, dt.time(rng.randint(7, 16), rng.randint(0, 59)), tz)
             due = day + dt.timedelta(days=3)
-            name = rng.choice(NAMES)
+            appointment = day + dt.timedelta(days=rng.choice((1, 2, 2, 3)))  # the result's promised day
+            name = person_name(rng)
+            procedure, agency = rng.choice(PROCEDURES)
             order = DeliveryOrder(
                 item_id=allocate_item_id(), counter_id=counter.id, direction=Direction.RESULT_TO_CITIZEN,
-                dossier_code=f"{PREFIX}{orders + 1:06d}", procedure_name="Cấp đổi Giấy phép lái xe",
-                issuing_agency="Sở Xây dựng", recipient_name=name, recipient_name_key=name_key(name),
+                dossier_code=f"{PREFIX}{orders + 1:06d}", procedure_name=procedure,
+                issuing_agency=agency, recipient_name=name, recipient_name_key=name_key(name),
+                recipient_search_key=search_key(name),
                 recipient_phone=f"09{rng.randint(10_000_000, 99_999_999)}", province_id=province.id,
-                commune_id=commune.id, address_detail=f"{rng.randint(1, 200)} Hùng Vương", due_date=due,
+                commune_id=commune.id, address_detail=street_address(rng), due_date=due,
+                appointment_date=appointment,
                 route_id=route.id, run_date=day + dt.timedelta(days=1), created_at=created,
                 updated_at=created, status=S.CREATED)
             db.session.add(order)

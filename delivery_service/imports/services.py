@@ -67,6 +67,7 @@ ALIASES: dict[str, str] = {
     "ma_tinh": "province_code", "ma_huyen": "district_code", "ma_xa": "commune_code",
     "dia_chi": "address_detail", "cuoc_phi": "postage_vnd", "nguoi_tra_cuoc": "payer",
     "mien_giam": "exemption", "thu_ho": "collect_vnd", "ngay_hen_tra": "appointment_date",
+    "khoi_luong": "weight_g", "khoi_luong_g": "weight_g", "trong_luong": "weight_g",
     "ghi_chu": "note",
 }
 # Where a flat column goes in OrderIn's nested structure (the others keep their name at the top).
@@ -78,7 +79,7 @@ COLUMN_OF_PATH: dict[tuple[str, ...], str] = {
 CODE_COLUMNS = {"province_code": UnitLevel.PROVINCE, "district_code": UnitLevel.DISTRICT,
                 "commune_code": UnitLevel.COMMUNE}
 ID_COLUMNS = {"recipient_id_number", "authorised_id_number"}
-MONEY_COLUMNS = {"postage_vnd", "collect_vnd"}
+MONEY_COLUMNS = {"postage_vnd", "collect_vnd", "weight_g"}  # whole numbers, "1.200" read as 1200
 ENUM_COLUMNS = {"direction", "payer", "exemption"}
 ROW = "_row"  # the error key of a problem that belongs to no single column
 CHUNK_ROWS = 250  # rows per transaction in the job (IMPORT_CHUNK_ROWS in the config overrides it)
@@ -477,6 +478,7 @@ def template_csv() -> bytes:
         "payer": "citizen",
         "exemption": "none",
         "collect_vnd": "0",
+        "weight_g": "250",
         "appointment_date": appointment.strftime("%d/%m/%Y"),
         "note": "Gọi trước khi giao",
     }

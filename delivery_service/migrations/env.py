@@ -67,7 +67,7 @@ def run_migrations_offline():
 
 
 # Indexes that hand-written migrations create on PostgreSQL only; autogenerate must not drop them.
-POSTGRESQL_ONLY_INDEXES = {"ix_orders_name_key_trgm"}
+POSTGRESQL_ONLY_INDEXES = {"ix_orders_name_key_trgm", "ix_orders_search_key_trgm"}
 
 
 def include_object(obj, name, type_, reflected, compare_to):

@@ -13,6 +13,7 @@ from delivery_service.extensions import db
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.models import Counter, PostalRoute
 from delivery_service.units.models import AdminUnit
+from delivery_service.vietnamese import search_key
 
 
 class Payer(enum.StrEnum):
@@ -68,6 +69,7 @@ class DeliveryOrder(db.Model):
         sa.CheckConstraint("postage_vnd >= 0", name="postage_positive"),
         sa.CheckConstraint("postage_due_vnd >= 0 AND postage_due_vnd <= postage_vnd", name="postage_due"),
         sa.CheckConstraint("collect_vnd >= 0", name="collect_positive"),
+        sa.CheckConstraint("weight_g IS NULL OR (weight_g >= 1 AND weight_g <= 30000)", name="weight_range"),
         sa.Index("ix_orders_counter_created", "counter_id", "created_at"),
         sa.Index("ix_orders_phone", "recipient_phone"),
         sa.Index("ix_orders_dossier_code", "dossier_code"),
@@ -101,6 +103,9 @@ class DeliveryOrder(db.Model):
     recipient_name: Mapped[str] = mapped_column(sa.String(200))
     # NFC, case-folded: searched with "contains" (a trigram index on PostgreSQL, migration 0002)
     recipient_name_key: Mapped[str] = mapped_column(sa.String(200))
+    # Lower case without diacritics (vietnamese.search_key): "anh tuyet" finds "Ánh Tuyết" (migration 0015)
+    recipient_search_key: Mapped[str] = mapped_column(
+        sa.String(200), default=lambda ctx: search_key(ctx.get_current_parameters().get("recipient_name")))
     recipient_phone: Mapped[str] = mapped_column(sa.String(16))
     recipient_id_number: Mapped[str | None] = mapped_column(sa.String(12))
     authorised_name: Mapped[str | None] = mapped_column(sa.String(200))
@@ -117,6 +122,7 @@ class DeliveryOrder(db.Model):
     exemption: Mapped[Exemption] = mapped_column(str_enum(Exemption), default=Exemption.NONE)
     postage_due_vnd: Mapped[int] = mapped_column(default=0)
     collect_vnd: Mapped[int] = mapped_column(default=0)
+    weight_g: Mapped[int | None]  # optional, whole grams (1..30000), printed on the label (migration 0014)
 
     appointment_date: Mapped[dt.date | None] = mapped_column(sa.Date)
     due_date: Mapped[dt.date] = mapped_column(sa.Date, index=True)

@@ -15,6 +15,7 @@ from delivery_service.orgs.services import counter_code, route_code
 from delivery_service.units.services import unit_index
 
 MAX_VND = 1_000_000_000
+MAX_WEIGHT_G = 30_000  # 30 kg, the heaviest parcel the post accepts at a counter
 
 
 # The order as one flat record (form fields, spreadsheet columns), in display order, mapped to the
@@ -39,6 +40,7 @@ FLAT_FIELDS: dict[str, tuple[str, ...]] = {
     "payer": ("payer",),
     "exemption": ("exemption",),
     "collect_vnd": ("collect_vnd",),
+    "weight_g": ("weight_g",),
     "appointment_date": ("appointment_date",),
     "note": ("note",),
 }
@@ -89,6 +91,9 @@ class OrderIn(StrictSchema):
     collect_vnd = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, MAX_VND),
                                  metadata={"description": "Fees to collect for the agency"})
     appointment_date = fields.Date(load_default=None, metadata={"description": "Ngày hẹn trả"})
+    weight_g = fields.Integer(load_default=None, allow_none=True, strict=True,
+                              validate=validate.Range(1, MAX_WEIGHT_G),
+                              metadata={"description": "Khối lượng: whole grams, printed on the label"})
     note = Text(load_default=None, max_length=500, multiline=True)
 
     @validates_schema(skip_on_field_errors=False, pass_original=True)  # past dates show with other errors
@@ -142,6 +147,7 @@ class OrderOut(Schema):
     payer = fields.Enum(Payer, by_value=True)
     exemption = fields.Enum(Exemption, by_value=True)
     collect_vnd = fields.Integer()
+    weight_g = fields.Integer(allow_none=True)
     appointment_date = fields.Date(allow_none=True)
     due_date = fields.Date()
     counter_code = fields.Function(lambda o: counter_code(o.counter_id))

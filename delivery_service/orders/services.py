@@ -9,6 +9,7 @@ import json
 import os
 import unicodedata
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +29,7 @@ from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.models import PostalRoute
 from delivery_service.units.models import UnitLevel
 from delivery_service.units.services import resolve_address, unit_index
+from delivery_service.vietnamese import search_key
 from labels import s10
 
 
@@ -209,6 +211,7 @@ def build_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
         issuing_agency=data["issuing_agency"],
         recipient_name=recipient["name"],
         recipient_name_key=name_key(recipient["name"]),
+        recipient_search_key=search_key(recipient["name"]),
         recipient_phone=recipient["phone"],
         recipient_id_number=recipient.get("id_number"),
         authorised_name=authorised.get("name"),
@@ -223,6 +226,7 @@ def build_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
         exemption=exemption,
         postage_due_vnd=postage * (100 - exemption.waived_percent) // 100,
         collect_vnd=data.get("collect_vnd") or 0,
+        weight_g=data.get("weight_g"),
         appointment_date=appointment,
         due_date=due_date(appointment or today, cfg["DELIVERY_TARGET_DAYS"],
                           cfg["DELIVERY_TARGET_WORKING_DAYS"]),
@@ -311,16 +315,34 @@ def _search_condition(query: str) -> sa.ColumnElement[bool]:
     digits = "".join(ch for ch in text if ch.isdigit())
     if digits and len(digits) >= 9 and not any(ch.isalpha() for ch in text):
         conds.append(DeliveryOrder.recipient_phone == normalise_phone_digits(digits))
-    key = name_key(text)
+    key = search_key(text)  # case and diacritics ignored: "anh tuyet" finds "Ánh Tuyết"
     if len(key) >= 2:
         escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conds.append(DeliveryOrder.recipient_name_key.like(f"%{escaped}%", escape="\\"))
+        conds.append(DeliveryOrder.recipient_search_key.like(f"%{escaped}%", escape="\\"))
     return sa.or_(*conds)
 
 
-def search_orders(actor: Actor, query: str, limit: int = 50) -> list[DeliveryOrder]:
-    """The actor's orders matching ``query`` (see find_orders), newest first."""
-    return list(db.session.scalars(find_orders(actor, q=query).limit(limit)))
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of a search: its orders, the number of all matches, and the page's place."""
+
+    orders: list[DeliveryOrder]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def search_orders(actor: Actor, query: str, *, page: int = 1, per_page: int = 50) -> SearchPage:
+    """The actor's orders matching ``query`` (see find_orders), newest first, one page of them."""
+    stmt = find_orders(actor, q=query)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    page = max(1, min(page, max(1, -(-total // per_page))))
+    orders = list(db.session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)))
+    return SearchPage(orders, total, page, per_page)
 
 
 def normalise_phone_digits(digits: str) -> str:

@@ -78,6 +78,9 @@ class PrintJob(db.Model):
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     runner: Mapped[str | None] = mapped_column(sa.String(32))
     attempts: Mapped[int] = mapped_column(default=1, server_default="1")
+    # The address the asking request reached the service at: the labels' tracking links when
+    # PUBLIC_BASE_URL is not set (tracking.links; migration 0015)
+    public_base_url: Mapped[str | None] = mapped_column(sa.String(255))
 
     @property
     def stalled(self) -> bool:

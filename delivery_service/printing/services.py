@@ -21,15 +21,15 @@ from flask import current_app
 import labels
 from delivery_service.accounts.models import Role
 from delivery_service.accounts.services import Actor
-from delivery_service.courier.services import delivery_code
+from delivery_service.courier.services import delivery_code, on_result_leg, to_collect
 from delivery_service.db import utcnow
 from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.jobs import enqueue_after_commit
 from delivery_service.localtime import local_moment, local_now
-from delivery_service.orders.models import DeliveryOrder, Exemption
+from delivery_service.orders.models import DeliveryOrder, Exemption, OrderEvent
 from delivery_service.orders.services import get_order, scope
-from delivery_service.orders.status import Status
+from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.models import Counter, PostalRoute
 from delivery_service.orgs.services import route_code
 from delivery_service.printing.models import (
@@ -44,6 +44,7 @@ from delivery_service.printing.models import (
     manifest_items,
 )
 from delivery_service.routing.services import sequenced_stops
+from delivery_service.tracking import links
 from delivery_service.units.services import unit_index
 from labels import model as lm
 from labels import s10
@@ -73,7 +74,7 @@ class Document:
 # --- orders into the library's data ---------------------------------------------------------------
 
 def tracking_url(item_id: str) -> str:
-    return f"{current_app.config['PUBLIC_BASE_URL']}/t/{item_id}"
+    return links.tracking_url(item_id)
 
 
 def address_lines(order: DeliveryOrder) -> tuple[str, ...]:
@@ -84,15 +85,23 @@ def address_lines(order: DeliveryOrder) -> tuple[str, ...]:
     return (order.address_detail, *names)
 
 
-def _counter_party(counter: Counter) -> lm.Party:
+def _counter_lines(counter: Counter) -> tuple[str, ...]:
     units = unit_index().by_id
-    place = units.get(counter.unit_id)
     lines: list[str] = []
-    unit = place
+    unit = units.get(counter.unit_id)
     while unit is not None:
         lines.append(unit.name)
         unit = units.get(unit.parent_id) if unit.parent_id else None
-    return lm.Party(name=counter.name, address=tuple(lines))
+    return tuple(lines)
+
+
+def _counter_party(counter: Counter) -> lm.Party:
+    return lm.Party(name=counter.name, address=_counter_lines(counter), phone=_hotline(counter))
+
+
+def postage_to_collect(order: DeliveryOrder) -> int:
+    """The postage part of what the courier collects (courier.services.to_collect is the one rule)."""
+    return to_collect(order) - order.collect_vnd
 
 
 def _hotline(counter: Counter) -> str | None:
@@ -101,20 +110,35 @@ def _hotline(counter: Counter) -> str | None:
 
 def label_data(order: DeliveryOrder, counter: Counter, copy_no: int, now: dt.datetime,
                stop_no: int | None) -> lm.LabelData:
+    """The label of the order's current leg. On the dossier leg (dossier_to_agency, and both until
+    the dossier reaches the agency) the citizen sends and the agency, through the counter, receives."""
+    citizen = lm.Party(order.recipient_name, address_lines(order), order.recipient_phone)
+    pickup = not on_result_leg(order)
+    if pickup:
+        sender = citizen
+        agency_at = (counter.name, *_counter_lines(counter))  # the counter takes it in for the agency
+        recipient = lm.Party(order.issuing_agency, agency_at, _hotline(counter))
+    else:
+        sender, recipient = _counter_party(counter), citizen
+    postage = postage_to_collect(order)
     return lm.LabelData(
         item_id=order.item_id,
         tracking_url=tracking_url(order.item_id),
         service=lm.Service(order.direction.value),
-        sender=_counter_party(counter),
-        recipient=lm.Party(order.recipient_name, address_lines(order), order.recipient_phone),
+        sender=sender,
+        recipient=recipient,
+        pickup=pickup,
+        issuing_agency=order.issuing_agency,
+        weight_g=order.weight_g,
+        postage_paid_vnd=order.postage_due_vnd if not postage else 0,
         dossier_code=order.dossier_code,
         printed_at=now,
         route_code=route_code(order.route_id),
         stop_no=stop_no,
         appointment_date=order.appointment_date,
         due_date=order.due_date,
-        postage_vnd=order.postage_due_vnd if order.payer.value == "citizen" else 0,
-        collect_vnd=order.collect_vnd,
+        postage_vnd=postage,
+        collect_vnd=to_collect(order),  # the courier app's figure, and the run sheet's
         hotline=_hotline(counter),
         procedure_name=order.procedure_name,
         reprint=max(copy_no - 1, 0),
@@ -277,7 +301,8 @@ def start_batch(actor: Actor, *, counter_id: int, item_ids: Sequence[str] | None
                                     f"nhan-{counter.code}-{stamp}.{chosen_format.value}"), None, left_out)
     job = PrintJob(counter_id=counter_id, created_by_id=actor.user_id, client_id=actor.client_id,
                    actor_label=actor.label, format=chosen_format, size=chosen_size,
-                   order_ids=[o.id for o in orders], total=len(orders))
+                   order_ids=[o.id for o in orders], total=len(orders),
+                   public_base_url=links.public_base_url())  # the worker prints the asker's links
     db.session.add(job)
     db.session.flush()
     enqueue_after_commit(RUN_JOB, job.id, 1, timeout=JOB_TIMEOUT, on_failure=ON_FAILURE)
@@ -401,6 +426,7 @@ def run_print_job(job_id: int, attempt: int | None = None) -> None:
 def _render_job(job: PrintJob, runner: str, tmp: Path) -> list[dict[str, Any]]:
     """Render the job's labels into ``tmp`` chunk by chunk, beating; the print records to write."""
     counter = db.session.get(Counter, job.counter_id)
+    links.use_base_url(job.public_base_url)
     actor = Actor(label=job.actor_label, role=Role.ADMIN, user_id=job.created_by_id, client_id=job.client_id)
     chunk_size = current_app.config.get("LABEL_CHUNK", CHUNK)
     order_ids, total, fmt, size, job_id = list(job.order_ids), job.total, job.format, job.size, job.id
@@ -555,8 +581,8 @@ def _line(order: DeliveryOrder) -> lm.ManifestLine:
     lines = address_lines(order)
     return lm.ManifestLine(item_id=order.item_id, dossier_code=order.dossier_code,
                                recipient_name=order.recipient_name, address=", ".join(lines[:2]),
-                               postage_vnd=order.postage_due_vnd if order.payer.value == "citizen" else 0,
-                               collect_vnd=order.collect_vnd, note=order.note)
+                               postage_vnd=postage_to_collect(order), collect_vnd=order.collect_vnd,
+                               note=order.note, pickup=not on_result_leg(order))
 
 
 def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: str | None = None,
@@ -607,6 +633,43 @@ def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: 
         {"manifest_id": manifest.id, "order_id": o.id, "position": n} for n, o in enumerate(orders, start=1)])
     db.session.commit()
     return manifest
+
+
+@dataclass(frozen=True)
+class AwaitingHandover:
+    """An item the counter still holds: whether its label was printed, and its latest manifest."""
+
+    order: DeliveryOrder
+    printed: bool
+    manifest_code: str | None
+
+
+def awaiting_handover(actor: Actor, counter_id: int, limit: int = 500) -> list[AwaitingHandover]:
+    """The counter's items not yet handed to a courier, printed or not, oldest first: results before
+    the handover (created or assigned), and results of both-direction orders back from the agency."""
+    result_leg = sa.or_(
+        sa.and_(DeliveryOrder.direction == Direction.RESULT_TO_CITIZEN,
+                DeliveryOrder.status.in_([Status.CREATED, Status.ASSIGNED])),
+        sa.and_(DeliveryOrder.direction == Direction.BOTH,
+                DeliveryOrder.status == Status.DELIVERED_TO_AGENCY))
+    both_back = sa.exists().where(OrderEvent.order_id == DeliveryOrder.id,
+                                  OrderEvent.status_to == Status.DELIVERED_TO_AGENCY)
+    both_result = sa.and_(DeliveryOrder.direction == Direction.BOTH, DeliveryOrder.status == Status.ASSIGNED,
+                          both_back)
+    orders = list(db.session.scalars(
+        scope(sa.select(DeliveryOrder), actor)
+        .where(DeliveryOrder.counter_id == counter_id, sa.or_(result_leg, both_result))
+        .order_by(DeliveryOrder.id).limit(limit)))
+    ids = [o.id for o in orders]
+    printed = set(db.session.scalars(sa.select(LabelPrint.order_id).where(LabelPrint.order_id.in_(ids))))
+    latest: dict[int, str] = {}
+    for order_id, code in db.session.execute(
+            sa.select(manifest_items.c.order_id, Manifest.code)
+            .join(Manifest, Manifest.id == manifest_items.c.manifest_id)
+            .where(manifest_items.c.order_id.in_(ids), Manifest.kind == ManifestKind.COUNTER_TO_COURIER)
+            .order_by(Manifest.id)):
+        latest[order_id] = code
+    return [AwaitingHandover(o, o.id in printed, latest.get(o.id)) for o in orders]
 
 
 def returned_orders(actor: Actor, counter_id: int, limit: int = 500) -> list[DeliveryOrder]:

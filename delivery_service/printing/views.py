@@ -66,7 +66,8 @@ def _counter() -> Counter:
 @bp.route("/counter/labels", methods=["GET", "POST"])
 @desk_required
 def labels_page():
-    """Unprinted labels: print the chosen ones or all, as PDF or ZPL; hand a route's bag over."""
+    """Items not yet handed over, printed or not: print the chosen labels or all unprinted ones, as PDF
+    or ZPL; hand the ticked items over to a route's courier on a manifest."""
     counter = _counter()
     actor = page_actor()
     if request.method == "POST":
@@ -84,12 +85,13 @@ def labels_page():
         if result.document is not None:
             return send(result.document, inline=False)
         return redirect(url_for("printing.job", job_id=result.job.id), code=303)
-    orders = services.unprinted_orders(actor, counter.id, limit=500)
+    rows = services.awaiting_handover(actor, counter.id, limit=500)
     routes = db.session.scalars(sa.select(PostalRoute).where(PostalRoute.active).order_by(PostalRoute.code))
-    return render_template("printing/labels.html", counter=counter, orders=orders, routes=list(routes),
+    return render_template("printing/labels.html", counter=counter, rows=rows, routes=list(routes),
+                           unprinted=sum(not r.printed for r in rows),
                            sizes=services.SIZES, formats=services.FORMATS,
                            threshold=current_app.config["LABEL_ASYNC_THRESHOLD"],
-                           refusals={o.id: services.refusal(o, counter) for o in orders})
+                           refusals={r.order.id: services.refusal(r.order, counter) for r in rows})
 
 
 @bp.get("/counter/labels/jobs/<int:job_id>")

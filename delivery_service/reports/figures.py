@@ -37,6 +37,7 @@ from delivery_service.reports.models import (
     report_weeks,
 )
 from delivery_service.units.models import AdminUnit, UnitLevel
+from delivery_service.vietnamese import sort_key
 
 READERS = (Role.ADMIN, Role.DISTRICT_OFFICER, Role.SUPERVISOR, Role.COUNTER_STAFF)
 
@@ -315,7 +316,7 @@ def figures(actor: Actor, start: dt.date, end: dt.date, level: Level, filters: F
             row.results_total = totals.get(row.key) if level is Level.COUNTER else None
         total.results_total = sum(totals.values()) if totals else None
     _label(level, list(rows.values()))
-    ordered = sorted(rows.values(), key=lambda r: (r.key is None, r.label))
+    ordered = sorted(rows.values(), key=lambda r: (r.key is None, sort_key(str(r.label))))
     return Report(level, start, end, ordered, total, cursor, max(last - cursor, 0))
 
 

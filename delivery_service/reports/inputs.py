@@ -31,6 +31,7 @@ from delivery_service.reports.models import CounterDailyTotal, ReportArea, Repor
 from delivery_service.reports.units import ensure_unit_map, successor_communes
 from delivery_service.units.models import REFORM_DATE, AdminUnit, UnitLevel
 from delivery_service.units.services import CODE_WIDTH, UnitIndex, _norm_code, unit_index
+from delivery_service.vietnamese import sorted_vi
 
 log = logging.getLogger(__name__)
 
@@ -408,9 +409,9 @@ def _checked(data: AreaInput, allowed: set[int] | None, today: dt.date,
             raise Forbidden("Some of these units lie outside your area: a district officer's areas hold "
                             "only communes of their own area.", units=outside)
     ids = set().union(*per_ref)
-    # In the order the relationship reads them (by name), so that the answer is the same as a GET.
-    return code, name, list(db.session.scalars(sa.select(AdminUnit).where(AdminUnit.id.in_(ids))
-                                               .order_by(AdminUnit.name)))
+    # In Vietnamese order, as a GET answers them (reports.schemas.AreaOut) and the pages show them.
+    return code, name, sorted_vi(db.session.scalars(sa.select(AdminUnit).where(AdminUnit.id.in_(ids))),
+                                 key=lambda u: u.name)
 
 
 def _code_taken(code: str, exclude: int | None) -> bool:

@@ -12,6 +12,7 @@ from delivery_service.orders.schemas import StrictSchema
 from delivery_service.reports import inputs
 from delivery_service.units.models import REFORM_DATE, UnitLevel
 from delivery_service.units.services import unit_index
+from delivery_service.vietnamese import sorted_vi
 
 
 def reportable_day(day: dt.date) -> None:
@@ -143,13 +144,21 @@ class OwnerOut(Schema):
     name = fields.String()
 
 
+class _UnitsInVietnameseOrder(fields.List):
+    """Units dumped in Vietnamese order (vietnamese.sort_key), as every list people read."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        ordered = None if value is None else sorted_vi(value, key=lambda u: u.name)
+        return super()._serialize(ordered, attr, obj, **kwargs)
+
+
 class AreaOut(Schema):
     id = fields.Integer()
     code = fields.String()
     name = fields.String()
     owner_unit = fields.Method("_owner", allow_none=True, metadata={
         "description": "The unit whose district officers own it (null: the whole service's)"})
-    communes = fields.List(fields.Nested(CommuneOut), metadata={"description": "2025 communes"})
+    communes = _UnitsInVietnameseOrder(fields.Nested(CommuneOut), metadata={"description": "2025 communes"})
     created_at = fields.DateTime()
     dashboard = fields.Function(lambda a: f"/reports/?level=commune&area={a.id}",
                                 metadata={"description": "The area's figures per commune"})

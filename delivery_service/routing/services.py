@@ -27,6 +27,7 @@ from delivery_service.orgs.models import PostalRoute, PostOffice, route_communes
 from delivery_service.routing.models import PartKind, RouteDayLoad, RouteRule, RouteRun, RunStop
 from delivery_service.units.models import AdminUnit, UnitLevel
 from delivery_service.units.services import unit_index
+from delivery_service.vietnamese import sort_key
 from routes.text import fold
 
 _TABLE_TTL = 30.0  # other processes see coverage edits within this many seconds
@@ -400,7 +401,7 @@ def coverage(route_ids: Sequence[int]) -> dict[int, dict[str, list]]:
                                    .order_by(RouteRule.id)):
         out[rule.route_id]["rules"].append(rule)
     for value in out.values():
-        value["communes"].sort(key=lambda u: u.name)
+        value["communes"].sort(key=lambda u: sort_key(u.name))
     return out
 
 

@@ -20,6 +20,7 @@ from delivery_service.routing import services
 from delivery_service.routing.models import PartKind
 from delivery_service.units.models import UnitLevel
 from delivery_service.units.services import Unit, unit_index
+from delivery_service.vietnamese import sort_key
 from delivery_service.web.access import page_actor, roles_required
 from delivery_service.web.forms import province_of
 from delivery_service.web.messages import translate_message
@@ -289,4 +290,4 @@ def _commune_choices(route: PostalRoute, chosen: set[int], today: dt.date) -> li
     for unit_id in chosen:
         if unit_id not in units and (unit := index.by_id.get(unit_id)) is not None:
             units[unit_id] = unit
-    return sorted(units.values(), key=lambda u: (u.id not in chosen, fold(u.name)))
+    return sorted(units.values(), key=lambda u: (u.id not in chosen, sort_key(u.name)))

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, Response, current_app, g, render_template, request
-from flask_babel import force_locale, get_locale, gettext
+from flask import Blueprint, Response, g, render_template, request
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
 
 from delivery_service.extensions import limiter
 from delivery_service.tracking import services
-from delivery_service.web.display import STATUS
 
 bp = Blueprint("tracking", __name__)
 
@@ -71,8 +70,7 @@ def lookup():
     if not items:
         g.tracking_missed = True
         return _form_page(code=code, not_found=True)
-    return render_template("tracking/result.html", items=items, status_en=_english_status,
-                           reason_label=_reason_label)
+    return render_template("tracking/result.html", items=items)
 
 
 @bp.errorhandler(429)
@@ -93,18 +91,3 @@ def _form_page(*, code: str, errors: dict[str, str] | None = None, not_found: bo
                message: str | None = None, status: int = 200):
     return render_template("tracking/form.html", code=code, errors=errors or {}, not_found=not_found,
                            message=message, digits=services.PHONE_DIGITS), status
-
-
-def _english_status(status: object) -> str:
-    with force_locale("en"):
-        return str(STATUS.get(status, status))
-
-
-def _reason_label(code: str | None) -> str:
-    """A failed attempt's reason in the reader's language (FAILURE_REASONS), else its code."""
-    if not code:
-        return ""
-    reason = next((r for r in current_app.config["FAILURE_REASONS"] if r["code"] == code), None)
-    if reason is None:
-        return code
-    return reason["label_en"] if str(get_locale() or "vi") == "en" else reason["label"]

@@ -14,6 +14,7 @@ from flask import Flask, current_app
 from delivery_service.errors import InvalidInput, coded
 from delivery_service.extensions import db
 from delivery_service.units.models import REFORM_DATE, AdminUnit, UnitLevel
+from delivery_service.vietnamese import sort_key
 
 LEGACY_VALID_FROM = dt.date(2008, 8, 1)  # Hà Tây joined Hà Nội: the 63-province structure begins
 LEGACY_VALID_TO = REFORM_DATE - dt.timedelta(days=1)
@@ -141,7 +142,7 @@ class UnitIndex:
             self.by_code.setdefault((u.level, u.code), []).append(u)
             self.children.setdefault(u.parent_id, []).append(u)
         for kids in self.children.values():
-            kids.sort(key=lambda u: u.name)
+            kids.sort(key=lambda u: sort_key(u.name))  # Vietnamese order, on every page and in the API
         self.expires = time.monotonic() + ttl
 
     def find(self, level: UnitLevel, code: str, day: dt.date) -> Unit | None:

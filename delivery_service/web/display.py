@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Flask
-from flask_babel import format_decimal
+import sqlalchemy as sa
+from flask import Flask, current_app, g
+from flask_babel import format_decimal, get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from jinja2 import pass_context
 
-from delivery_service.accounts.models import Role
+from delivery_service.accounts.models import Role, User
+from delivery_service.extensions import db
 from delivery_service.imports.models import ImportState
 from delivery_service.localtime import local_moment
 from delivery_service.orders.models import Exemption, Payer
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.services import route_code
 from delivery_service.routing.models import PartKind
+from delivery_service.vietnamese import sorted_vi
 from routes import Outcome
 
 STATUS = {
@@ -80,6 +83,23 @@ DISPATCH_REASON = {
     Outcome.NO_RULE: _l("Routes cover parts of this commune, but no hamlet or street rule matches "
                         "the address"),
     Outcome.OVER_CAPACITY: _l("The route and its backups are full on that day"),
+}
+
+# Why an event happened (OrderEvent.reason), other than a failed attempt's reason (FAILURE_REASONS).
+EVENT_REASON = {
+    Outcome.COMMUNE.value: _l("Placed by the route covering the whole commune"),
+    Outcome.HAMLET.value: _l("Placed by a hamlet rule"),
+    Outcome.STREET.value: _l("Placed by a street rule"),
+    Outcome.OVERFLOW.value: _l("The route was full: placed on its backup route"),
+    Outcome.UNKNOWN_COMMUNE.value: _l("No route covers this commune"),
+    Outcome.NO_RULE.value: _l("Routes cover parts of this commune, but no hamlet or street rule matches "
+                              "the address"),
+    Outcome.OVER_CAPACITY.value: _l("The route and its backups are full on that day"),
+    "moved": _l("Moved to another route"),
+    "unassigned": _l("Taken off its route"),
+    "address_changed": _l("Address changed"),
+    "correction": _l("Correction of the courier's last record"),
+    "max_failed_attempts": _l("Too many failed attempts: returned to the agency"),
 }
 
 PART_KIND = {
@@ -166,6 +186,49 @@ def choices(kind: str) -> list[tuple[str, str]]:
     return [(value.value, str(label)) for value, label in CHOICES[kind].items()]
 
 
+def failure_reason_label(code: str | None) -> str:
+    """A failed attempt's reason (FAILURE_REASONS) in the reader's language, else its code."""
+    if not code:
+        return ""
+    reason = next((r for r in current_app.config["FAILURE_REASONS"] if r["code"] == code), None)
+    if reason is None:
+        return code
+    return reason["label_en"] if str(get_locale() or "vi") == "en" else reason["label"]
+
+
+def event_reason_label(code: str | None) -> str:
+    """Why an event happened, in the reader's language: a failure reason, a routing reason, or the code."""
+    if not code:
+        return ""
+    if code in EVENT_REASON:
+        return str(EVENT_REASON[code])
+    return failure_reason_label(code)
+
+
+SYSTEM_ACTOR = _l("System (automatic)")
+
+
+def actor_name(label: str | None) -> str:
+    """Who did something, as people know them: a user's full name, "System", or the API client's name.
+
+    Events and prints keep the actor's account name (accounts.services.Actor.label); the full names
+    of one page are read in one query per request.
+    """
+    if not label:
+        return ""
+    if label == "system":
+        return str(SYSTEM_ACTOR)
+    if label.startswith("api:"):
+        return gettext("%(name)s (API)", name=label[4:])
+    names: dict[str, str] | None = g.get("_actor_names")
+    if names is None:
+        names = g._actor_names = {}
+    if label not in names:
+        full = db.session.scalar(sa.select(User.full_name).where(User.username == label))
+        names[label] = full or label
+    return names[label]
+
+
 def _label_filter(table: dict) -> object:
     # pass_context keeps Jinja from folding ``"literal"|label`` into the template at compile time,
     # in whatever language the first reader had.
@@ -186,7 +249,11 @@ def init_app(app: Flask) -> None:
         dispatch_label=_label_filter(DISPATCH_REASON),
         part_kind_label=_label_filter(PART_KIND),
         label_size=_label_filter(LABEL_SIZE),
+        event_reason=pass_context(lambda _ctx, code: event_reason_label(code)),
+        failure_reason=pass_context(lambda _ctx, code: failure_reason_label(code)),
+        actor=pass_context(lambda _ctx, label: actor_name(label)),
         route_code_of=route_code,
+        vi_sorted=lambda items, attribute="name": sorted_vi(items, key=lambda x: getattr(x, attribute)),
         day=format_day,
         moment=format_moment,
         vnd=format_vnd,

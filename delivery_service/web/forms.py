@@ -111,9 +111,13 @@ def _flatten(errors: Any, path: tuple[str, ...]) -> list[tuple[str, str]]:
 # --- form values to payload ----------------------------------------------------------------------
 
 def _integer(raw: str) -> int | str:
-    """Digits, also written with thousands separators (26.000 or 26,000); anything else unchanged."""
+    """Digits, also written with thousands separators (26.000 or 26,000), with a sign (a negative amount
+    is a number out of range, not "not a number"); anything else unchanged."""
     compact = re.sub(r"[\s.,]", "", raw)
-    return int(compact) if compact.isdigit() and len(compact) <= 12 else raw
+    sign, digits = (compact[0], compact[1:]) if compact[:1] in ("-", "−", "+") else ("", compact)
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 30):
+        return raw
+    return -int(digits) if sign in ("-", "−") else int(digits)
 
 
 def form_values(form: Mapping[str, str]) -> dict[str, str]:

@@ -51,6 +51,9 @@ def desk():
     return render_template("counter/desk.html", orders=orders_created_on(page_actor(), today), today=today)
 
 
+SEARCH_PAGE_SIZE = 50
+
+
 @bp.get("/search")
 @desk_required
 def search():
@@ -66,7 +69,9 @@ def search():
             found = None  # not ours, or not issued: say "nothing found" like any other search
         if found is not None:
             return redirect(url_for("counter.order", item_id=found.item_id), code=303)
-    return render_template("counter/search.html", query=query, orders=search_orders(page_actor(), query))
+    page = request.args.get("page", 1, type=int) or 1
+    found_page = search_orders(page_actor(), query, page=page, per_page=SEARCH_PAGE_SIZE)
+    return render_template("counter/search.html", query=query, result=found_page, orders=found_page.orders)
 
 
 @bp.route("/orders/new", methods=["GET", "POST"])
