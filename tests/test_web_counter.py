@@ -134,6 +134,21 @@ def test_postage_out_of_range_says_the_range_not_whole_number(client, typed):
     assert order_count() == before
 
 
+def test_the_weight_is_taken_from_the_form_and_checked_in_grams(client):
+    login(client, "counter")
+    before = order_count()
+    for typed in ("0", "30001", "1,5kg"):
+        resp = client.post("/counter/orders/new", data=form_data(client, weight_g=typed))
+        assert resp.status_code == 422
+        assert field_error(resp.get_data(as_text=True), "weight_g") == (
+            "Nhập khối lượng bằng số gam nguyên, từ 1 đến 30.000.")
+    assert order_count() == before
+    resp = client.post("/counter/orders/new", data=form_data(client, weight_g="1.250"))
+    assert resp.status_code == 303
+    db.session.rollback()
+    assert db.session.scalar(sa.select(DeliveryOrder.weight_g).order_by(DeliveryOrder.id.desc()).limit(1)) == 1250
+
+
 def test_authorised_person_needs_a_name_when_any_of_it_is_given(client):
     login(client, "counter")
     resp = client.post("/counter/orders/new", data=form_data(client, authorised_phone="0912345678"))

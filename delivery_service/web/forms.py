@@ -29,7 +29,7 @@ from delivery_service.web.messages import translate_message
 # form field -> path in the OrderIn payload
 FIELDS = FLAT_FIELDS
 _BY_PATH = {path: name for name, path in FIELDS.items()}
-INTEGER_FIELDS = {"postage_vnd", "collect_vnd"}
+INTEGER_FIELDS = {"postage_vnd", "collect_vnd", "weight_g"}
 ALWAYS_SENT_GROUPS = ("recipient", "address")  # so that their errors name the field, not the group
 FORM = "_form"  # key of errors that belong to no single field
 
@@ -54,6 +54,7 @@ LABELS = {
     "payer": _l("Postage paid by"),
     "exemption": _l("Exemption"),
     "collect_vnd": _l("Fees to collect for the agency (VND)"),
+    "weight_g": _l("Weight (grams)"),
     "appointment_date": _l("Appointment date"),
     "note": _l("Note"),
     "recipient": _l("Recipient"),
@@ -152,6 +153,8 @@ def load_order(values: Mapping[str, str],
         return OrderIn().load(payload), {}
     except ValidationError as exc:
         errors = translate_errors(exc.messages)  # type: ignore[arg-type]
+        if "weight_g" in errors:  # the generic number messages speak of đồng
+            errors["weight_g"] = [gettext("Enter the weight in whole grams, from 1 to 30,000.")]
     # marshmallow skips the cross-field rules (dates) while any field fails: run them on the rest.
     rest = order_payload({k: v for k, v in values.items() if k not in errors})
     try:
