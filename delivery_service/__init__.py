@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,7 +14,7 @@ LOCALES = ("vi", "en")
 
 def create_app(config_override: dict[str, Any] | None = None) -> Flask:
     """Build the application. Nothing connects or reads settings until this is called."""
-    from delivery_service import config, errors, extensions, jobs, ratelimits
+    from delivery_service import config, errors, extensions, jobs, logs, metrics, ratelimits
     from delivery_service.api import guards
 
     app = Flask(__name__, instance_relative_config=True)
@@ -54,7 +53,8 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False  # Vietnamese stays readable in API answers (UTF-8, not \u escapes)
     if app.config["ENV"] != "production":
         app.config.setdefault("TESTING", False)
-    _logging(app)
+    logs.init_app(app)
+    metrics.init_app(app)
 
     extensions.db.init_app(app)
     _sqlite_pragmas(app)
@@ -90,9 +90,10 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
 
     @app.get("/ready")
     def ready():
-        # Whether this node should get traffic: the database (migrated), Redis when configured, and
-        # background jobs not piling up. /health stays "the process is alive".
-        ok, body = jobs.readiness(app)
+        # Whether the service is fit: the database (migrated), Redis when configured, and background
+        # jobs not piling up; ?scope=node: whether this node should get traffic (jobs.readiness).
+        # /health stays "the process is alive".
+        ok, body = jobs.readiness(app, node=request.args.get("scope") == "node")
         return body, 200 if ok else 503
 
     return app
@@ -158,11 +159,6 @@ def _select_locale() -> str:
     if current_user and getattr(current_user, "is_authenticated", False):
         return current_user.locale if current_user.locale in LOCALES else "vi"
     return "vi"
-
-
-def _logging(app: Flask) -> None:
-    if not app.logger.handlers or app.config["ENV"] == "production":
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 
 import click
 from flask import current_app
@@ -34,6 +36,7 @@ main.add_command(reports_cli)
 def serve(workers: int, host: str, dev: bool) -> None:
     """Serve the app with gunicorn on $PORT (default 5000)."""
     port = int(os.environ.get("PORT", "5000"))
+    metrics_dir = _metrics_dir()  # before anything imports prometheus_client
     _keep_development_secret()
     if dev:
         create_app().run(host=host, port=port, debug=True)
@@ -45,8 +48,9 @@ def serve(workers: int, host: str, dev: bool) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("post_worker_init", post_worker_init)
+            self.cfg.set("child_exit", child_exit)
             self.cfg.set("accesslog", "-")
-            self.cfg.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms')
+            self.cfg.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms %({x-request-id}o)s')
             # gunicorn's control socket (for gunicornc) is one path per user by default: a second
             # serve on the machine took it over, and removed it when it stopped. One per address
             # and port instead, in gunicorn's own directory ($XDG_RUNTIME_DIR or ~/.gunicorn).
@@ -63,7 +67,29 @@ def serve(workers: int, host: str, dev: bool) -> None:
 
         runner(worker.wsgi)
 
-    Server().run()
+    def child_exit(server, worker) -> None:  # noqa: ANN001
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, metrics_dir)
+
+    master = os.getpid()
+    try:
+        Server().run()
+    finally:
+        if os.getpid() == master:  # a worker's exit unwinds through here too (gunicorn forks in run)
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_dir() -> str:
+    """A fresh, empty directory for the workers' metrics (prometheus-client's multiprocess mode): the
+    operator's PROMETHEUS_MULTIPROC_DIR emptied, else a new temporary one for this serve."""
+    from delivery_service.metrics import MULTIPROC_ENV
+
+    path = os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="delivery-service-metrics-")
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+    os.environ[MULTIPROC_ENV] = path
+    return path
 
 
 def _keep_development_secret() -> None:
@@ -329,3 +355,49 @@ def webhooks_dispatch(retry_now: bool, every: int) -> None:
                 raise click.ClickException(f"{failed} of {len(reports)} webhook deliveries failed")
             return
         time.sleep(every)
+
+
+@main.command("backup")
+@click.option("--to", "to_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the archive (default: backups in the instance folder).")
+@with_appcontext
+def backup_command(to_dir: str | None) -> None:
+    """Back up the database and the stored files into one .tar (safe while the service runs).
+
+    Prints the archive's path on the last line (docs/operations.md, Backups).
+    """
+    from pathlib import Path
+
+    from delivery_service import backup
+
+    folder = Path(to_dir) if to_dir else Path(current_app.instance_path) / "backups"
+    try:
+        archive, manifest = backup.backup(folder)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    counts = manifest["counts"]
+    click.echo(f"{manifest['backend']} database at revision {manifest['schema_revision']}: "
+               + ", ".join(f"{v} {k}" for k, v in counts.items()), err=True)
+    for missing in manifest["files_missing"]:
+        click.echo(f"warning: {missing} is named in the database but was not on disk", err=True)
+    click.echo(str(archive))
+
+
+@main.command("restore")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace the contents of a database that is not empty.")
+@with_appcontext
+def restore_command(archive: str, force: bool) -> None:
+    """Restore a backup archive into a fresh database (DATABASE_URL) and the file folders."""
+    from pathlib import Path
+
+    from delivery_service import backup
+
+    try:
+        done = backup.restore(Path(archive), force=force)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored the {done.backend} backup of {done.created_at} (schema revision {done.revision})")
+    click.echo("database: " + ", ".join(f"{v} {k}" for k, v in done.counts.items()))
+    click.echo("files: " + (", ".join(f"{v} {k}" for k, v in done.files.items()) or "none"))
+    click.echo("the restore matches the manifest; run `delivery-service db upgrade` if this code is newer")

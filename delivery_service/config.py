@@ -104,6 +104,10 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_RETRY_SCHEDULE": "60,300,1800,7200,21600",
     "WEBHOOK_CONNECT_TIMEOUT_S": 3.0,
     "WEBHOOK_READ_TIMEOUT_S": 5.0,
+    # Operations: /metrics answers loopback, or a request with "Authorization: Bearer METRICS_TOKEN"
+    # (None: loopback only). Logs as JSON lines or text (None: json in production, text otherwise).
+    "METRICS_TOKEN": None,
+    "LOG_FORMAT": None,
 }
 
 _INT_KEYS = {"DELIVERY_TARGET_DAYS", "MAX_JSON_BYTES", "MAX_IMPORT_BYTES", "MAX_IMPORT_ROWS",

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
-from delivery_service import outbox
+from delivery_service import metrics, outbox
 from delivery_service.db import utcnow
 from delivery_service.extensions import db
 
@@ -138,6 +138,7 @@ def _run_row(app: Flask, row: outbox.Row, *, reraise: bool) -> Any:
         beat.stop()
         # The exception's class only: its text may quote the job's data (names, phones).
         log.error("job %s (%s) failed: %s", row.id, row.func_path, exc.__class__.__name__)
+        metrics.job_failed(row.queue)
         with _engine(app).begin() as conn:
             outbox.finish(conn, row, utcnow(), error=exc.__class__.__name__)
         _on_failure(app, row)
@@ -520,10 +521,16 @@ def init_app(app: Flask) -> None:
         os.register_at_fork(after_in_child=_dispose_in_child)
 
 
-def readiness(app: Flask) -> tuple[bool, dict[str, Any]]:
-    """What /ready reports: the database, its migrations, Redis (when configured), the outbox backlog."""
+def readiness(app: Flask, *, node: bool = False) -> tuple[bool, dict[str, Any]]:
+    """What /ready reports: the database, its migrations, Redis (when configured), the outbox backlog.
+
+    ``node`` (``/ready?scope=node``, for a load balancer's health check): only what makes this node
+    unfit while another may be fine (its database connection, its code ahead of the schema) fails;
+    Redis and the backlog are shared by every node, and the nodes keep answering without them, so they
+    are reported under ``warnings``: else one Redis outage or a stopped worker takes every node out."""
     checks: dict[str, Any] = {}
     reasons: list[str] = []
+    shared: list[str] = []
     engine = _engine(app)
     try:
         with engine.connect() as conn:
@@ -535,7 +542,7 @@ def readiness(app: Flask) -> tuple[bool, dict[str, Any]]:
                 reasons.append("database migrations are not at head")
             checks["outbox"] = outbox.backlog(conn, utcnow())
             if checks["outbox"]["oldest_due_s"] > int(app.config["JOBS_BACKLOG_MAX_AGE_S"]):
-                reasons.append("background jobs are waiting too long")
+                (shared if node else reasons).append("background jobs are waiting too long")
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["database"] = exc.__class__.__name__
@@ -547,7 +554,9 @@ def readiness(app: Flask) -> tuple[bool, dict[str, Any]]:
             checks["redis"] = "ok"
         except Exception as exc:  # noqa: BLE001
             checks["redis"] = exc.__class__.__name__
-            reasons.append("redis unreachable")
+            (shared if node else reasons).append("redis unreachable")
+    if shared:
+        checks["warnings"] = shared
     return not reasons, {"status": "ready" if not reasons else "not ready", "reasons": reasons, **checks}
 
 

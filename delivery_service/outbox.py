@@ -255,3 +255,34 @@ def backlog(conn: sa.Connection, now: dt.datetime) -> dict[str, Any]:
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=dt.UTC)
     return {"due": row[0], "oldest_due_s": round((now - oldest).total_seconds(), 1) if oldest else 0.0}
+
+
+# --- the administrators' page (/admin/jobs) ----------------------------------------------------------
+
+def overview(conn: sa.Connection, now: dt.datetime, limit: int = 200) -> dict[str, Any]:
+    """Rows by state and queue, the oldest due, and the latest failed rows (newest first)."""
+    counts = {(state, queue): n for state, queue, n in conn.execute(
+        sa.select(T.c.state, T.c.queue, sa.func.count()).group_by(T.c.state, T.c.queue))}
+    failed = conn.execute(sa.select(T.c.id, T.c.func_path, T.c.args, T.c.queue, T.c.error, T.c.attempt,
+                                    T.c.created_at, T.c.finished_at)
+                          .where(T.c.state == "failed").order_by(T.c.id.desc()).limit(limit)).mappings().all()
+    return {"counts": counts, "backlog": backlog(conn, now), "failed": failed}
+
+
+def retry_failed(conn: sa.Connection, row_id: int, now: dt.datetime) -> str | None:
+    """A failed row owed again from its first attempt: "retried", "covered" (a waiting row with its
+    dedupe key already covers it; it is superseded) or None (no such failed row)."""
+    key = conn.scalar(sa.select(T.c.dedupe_key).where(T.c.id == row_id, T.c.state == "failed"))
+    failed_row = sa.and_(T.c.id == row_id, T.c.state == "failed")
+    waiting = sa.select(T.c.id).where(T.c.dedupe_key == key, T.c.state.in_(WAITING))
+    if key is not None and conn.scalar(waiting) is not None:
+        result = conn.execute(T.update().where(failed_row).values(state="superseded"))
+        return "covered" if result.rowcount == 1 else None
+    result = conn.execute(T.update().where(failed_row).values(
+        state="pending", attempt=1, due_at=now, claimed_until=None, finished_at=None, error=None))
+    return "retried" if result.rowcount == 1 else None
+
+
+def delete_failed(conn: sa.Connection, row_id: int) -> bool:
+    """Remove a failed row (given up for good)."""
+    return conn.execute(T.delete().where(T.c.id == row_id, T.c.state == "failed")).rowcount == 1

@@ -44,11 +44,26 @@ def fault_app(app: Flask, redis_server: RedisServer, tmp_path: Path) -> Iterator
     faulty.config["DEMO_TOKEN"] = app.config["DEMO_TOKEN"]
     faulty.test_client_class = IsolatedClient
     yield faulty
+    _kill_leftovers(faulty.config["RQ_QUEUE"])
     jobs.stop_runner(faulty)
     faulty.extensions["redis"].close()
     with faulty.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+def _kill_leftovers(queue: str) -> None:
+    """Kill every process of this test's queue still alive: rq's work-horses start sessions of their
+    own, so killing a worker's process group can leave one behind."""
+    mark = f"RQ_QUEUE={queue}".encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if mark in (proc / "environ").read_bytes().split(b"\0"):
+                os.kill(int(proc.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
 
 
 def figures(app: Flask) -> dict[str, int]:

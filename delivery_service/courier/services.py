@@ -19,6 +19,7 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
 
+from delivery_service import metrics
 from delivery_service.accounts.models import Role
 from delivery_service.accounts.services import SYSTEM, Actor
 from delivery_service.courier.models import (
@@ -428,6 +429,7 @@ def _apply(actor: Actor, route_ids_: list[int], data: dict[str, Any], now: dt.da
         if (raced := _stored_meanwhile(actor, data, route_ids_)) is None:
             raise
         return raced
+    metrics.courier_event_applied(status.value)
     return _result(event_id, "applied", status.value)
 
 

@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
+from delivery_service import metrics
 from delivery_service.accounts.models import Role
 from delivery_service.accounts.services import SYSTEM, Actor
 from delivery_service.db import utcnow
@@ -100,6 +101,7 @@ def create_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
     try:
         order = add_order(actor, data, counter_id=counter_id, idempotency_key=idempotency_key, digest=digest)
         db.session.commit()
+        metrics.order_created()
         return order, True
     except InvalidInput:
         db.session.rollback()

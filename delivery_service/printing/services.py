@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 import labels
+from delivery_service import metrics
 from delivery_service.accounts.models import Role
 from delivery_service.accounts.services import Actor
 from delivery_service.courier.services import delivery_code, on_result_leg, to_collect
@@ -200,6 +201,7 @@ def _render(orders: Sequence[DeliveryOrder], counter: Counter, fmt: LabelFormat,
     """Render labels and record one print per order (current transaction)."""
     content, records = _render_labels(orders, counter, fmt, size, actor, _copies([o.id for o in orders]))
     db.session.execute(sa.insert(LabelPrint), records)
+    metrics.labels_rendered(fmt.value, len(orders))
     return content
 
 

@@ -32,6 +32,7 @@ def register(app: Flask) -> None:
     from delivery_service.routing.views import bp as routing_bp
     from delivery_service.tracking.views import bp as tracking_bp
     from delivery_service.web import display, forms
+    from delivery_service.web.jobs_views import bp as admin_jobs_bp
     from delivery_service.web.views import bp as counter_bp
     from delivery_service.webhooks.views import bp as webhooks_bp
 
@@ -47,6 +48,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(counter_bp)
     app.register_blueprint(routing_bp)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(admin_jobs_bp)
     app.register_blueprint(printing_bp)
     app.register_blueprint(courier_app_bp)
     app.register_blueprint(tracking_bp)

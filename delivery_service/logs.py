@@ -1,0 +1,75 @@
+"""Logs: JSON lines (production) or text, each line of a request carrying its request id.
+
+The id is the client's or proxy's ``X-Request-ID`` when it is a short token, else a new one; it is
+sent back in the answer's ``X-Request-ID``. Lines never carry names, phones, ID digits or addresses:
+the request line below has the Flask endpoint and status, not the path or query (a search for a phone
+number is in the query), and the services log ids and counts only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, has_request_context, request
+
+FORMATS = ("json", "text")
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+log = logging.getLogger("delivery_service.requests")
+
+
+class RequestIdFilter(logging.Filter):
+    """Put the current request's id (or "-") on every record that passes a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        return True
+
+
+def init_app(app: Flask) -> None:
+    """Configure the root handlers once, then give every request an id."""
+    fmt = app.config.get("LOG_FORMAT") or ("json" if app.config["ENV"] == "production" else "text")
+    if fmt not in FORMATS:
+        raise ValueError(f"LOG_FORMAT must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    root = logging.getLogger()
+    if not root.handlers or app.config["ENV"] == "production":
+        logging.basicConfig(level=logging.INFO)
+    for handler in root.handlers:  # ours (basicConfig's); a test runner's keep their format
+        if type(handler) is logging.StreamHandler:
+            _configure(handler, fmt)
+        elif not any(isinstance(f, RequestIdFilter) for f in handler.filters):
+            handler.addFilter(RequestIdFilter())
+
+    @app.before_request
+    def _request_id() -> None:
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _VALID_ID.match(given) else uuid.uuid4().hex
+        g.log_started = time.perf_counter()
+
+    @app.after_request
+    def _send_id(response: Response) -> Response:
+        if "request_id" in g:
+            response.headers["X-Request-ID"] = g.request_id
+            endpoint = request.endpoint or "unmatched"
+            log.info("request %s %s %s", request.method, endpoint, response.status_code,
+                     extra={"endpoint": request.endpoint, "method": request.method,
+                            "status": response.status_code,
+                            "duration_ms": round((time.perf_counter() - g.pop("log_started")) * 1000, 1)})
+        return response
+
+
+def _configure(handler: logging.Handler, fmt: str) -> None:
+    """Give ``handler`` the request id filter and the ``fmt`` ("json" or "text") formatter."""
+    if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
+        handler.addFilter(RequestIdFilter())
+    if fmt == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+                                           rename_fields={"levelname": "level", "name": "logger"}))
+    else:
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"))

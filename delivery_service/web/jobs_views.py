@@ -1,0 +1,52 @@
+"""The administrators' page of background jobs: the outbox by state and queue, and the failed jobs
+with retry and delete."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext
+
+from delivery_service import outbox
+from delivery_service.accounts.models import Role
+from delivery_service.db import utcnow
+from delivery_service.extensions import db
+from delivery_service.web.access import roles_required
+
+bp = Blueprint("admin_jobs", __name__, url_prefix="/admin/jobs")
+
+admin_required = roles_required(Role.ADMIN)
+
+
+@bp.get("")
+@admin_required
+def index():
+    """Jobs by state and queue, the oldest one owed, and the failed ones."""
+    view = outbox.overview(db.session.connection(), utcnow())
+    db.session.rollback()
+    return render_template("admin/jobs.html", states=outbox.STATES, queues=outbox.QUEUES, **view)
+
+
+@bp.post("/<int:job_id>/retry")
+@admin_required
+def retry(job_id: int):
+    """Owe a failed job again, from its first attempt."""
+    outcome = outbox.retry_failed(db.session.connection(), job_id, utcnow())
+    if outcome is None:
+        abort(404)
+    db.session.commit()
+    if outcome == "covered":
+        flash(gettext("A waiting run of this job already covers it: nothing more to retry."), "success")
+    else:
+        flash(gettext("Job %(id)s will run again.", id=job_id), "success")
+    return redirect(url_for("admin_jobs.index"), code=303)
+
+
+@bp.post("/<int:job_id>/delete")
+@admin_required
+def delete(job_id: int):
+    """Give up a failed job for good."""
+    if not outbox.delete_failed(db.session.connection(), job_id):
+        abort(404)
+    db.session.commit()
+    flash(gettext("Job %(id)s deleted.", id=job_id), "success")
+    return redirect(url_for("admin_jobs.index"), code=303)
