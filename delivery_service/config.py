@@ -50,6 +50,11 @@ DEFAULTS: dict[str, Any] = {
     "JOBS_BACKLOG_MAX_AGE_S": 300,
     "REDIS_TIMEOUT_S": 0.5,
     "API_TOKEN_CACHE_SECONDS": 30,
+    # A log-in session ends after this many minutes without a request.
+    "SESSION_IDLE_MINUTES": 30,
+    # Roles that must log in with a second factor (TOTP), comma-separated: e.g. "admin,district_officer".
+    # Empty: two-factor log-in is optional for everybody.
+    "TOTP_REQUIRED_ROLES": "",
     # Geocoding: "offline" (unit centroids refined by couriers' recorded positions, no network),
     # or a self-hosted "nominatim" / "photon" at GEOCODER_URL (never the public servers in bulk).
     "GEOCODER": "offline",
@@ -113,7 +118,7 @@ DEFAULTS: dict[str, Any] = {
 _INT_KEYS = {"DELIVERY_TARGET_DAYS", "MAX_JSON_BYTES", "MAX_IMPORT_BYTES", "MAX_IMPORT_ROWS",
              "API_TOKEN_CACHE_SECONDS", "GEOCODER_CACHE_DAYS", "LABEL_DPI", "LABEL_ASYNC_THRESHOLD",
              "MAX_FAILED_ATTEMPTS", "CORRECTION_WINDOW_MIN", "MAX_PROOF_BYTES", "MAX_CLOCK_SKEW_S",
-             "SYNC_MAX_EVENTS", "TRUSTED_PROXIES",
+             "SYNC_MAX_EVENTS", "TRUSTED_PROXIES", "SESSION_IDLE_MINUTES",
              "JOBS_LEASE_S", "JOBS_MAX_ATTEMPTS", "JOBS_HAND_LEASE_S", "JOBS_WORKER_MAINTENANCE_S",
              "JOBS_BACKLOG_MAX_AGE_S"}
 _FLOAT_KEYS = {"JOBS_POLL_S", "JOBS_MAINTENANCE_S",

@@ -31,7 +31,7 @@ ORDER_TABLES = ("order_events", "delivery_orders", "item_serials", "import_batch
                 "delivery_proofs", "proof_files", "event_corrections", "webhook_deliveries",
                 "webhook_endpoints", "report_days", "report_weeks", "report_months", "report_orders", "report_cursor",
                 "counter_daily_totals", "weekly_reports", "report_area_communes", "report_areas", "rate_limit_counters",
-                "job_outbox", "order_locations", "known_places", "geocode_cache")
+                "job_outbox", "order_locations", "known_places", "geocode_cache", "audit_events")
 ORG_TABLES = ("api_clients", "users", "route_communes", "postal_routes", "counters", "post_offices")
 # Routing state tests change on the demo routes: restored from a snapshot after each PostgreSQL test.
 ROUTE_SETTINGS = ("id", "courier_id", "capacity_per_day", "backup_route_id", "return_to_office", "active")

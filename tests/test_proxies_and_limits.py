@@ -200,7 +200,9 @@ def test_redis_stopped_or_frozen_log_in_and_tracking_answer_at_once(redis_app, r
             slow.append(took)
         # Still limited meanwhile, in this process's memory.
         assert codes == [200] * 10 + [429], (fault, codes)
-        assert max(slow) < 1.0, (fault, slow)
+        # A log-in costs its argon2 check (0.3-0.6 s on two busy cores) plus at most a short Redis
+        # timeout (0.3 s) per limit before the memory fallback: bounded, against 5 s and a 500 before.
+        assert max(slow) < 2.0, (fault, slow)
         if fault == "stopped":
             redis_server.start()
         else:

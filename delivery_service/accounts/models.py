@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -49,6 +50,16 @@ class User(db.Model):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[created_at]
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Kept in the session at log-in; bumped at log-out and password change, so that a copied
+    # session cookie stops working (the cookie is signed, not stored: this is its server side).
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Two-factor log-in (TOTP, RFC 6238): the shared secret (base32), when it was confirmed, the
+    # last time step accepted (a code is good once), and the argon2 hashes of unused recovery codes.
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    totp_enabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None]
+    recovery_code_hashes: Mapped[list[str] | None] = mapped_column(sa.JSON)
 
     counter: Mapped[Counter | None] = relationship()
     area_unit: Mapped[AdminUnit | None] = relationship()
@@ -85,3 +96,22 @@ class ApiClient(db.Model):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     counter: Mapped[Counter] = relationship()
+
+
+class AuditEvent(db.Model):
+    """Who did what, when, from where: log-ins, failures, log-outs, password and account changes.
+    Never passwords, tokens or the personal data of citizens (before/after hold field values of
+    staff accounts and settings only)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[intpk]
+    at: Mapped[created_at] = mapped_column(index=True)
+    actor_user_id: Mapped[int | None] = mapped_column(fk("users.id", ondelete="SET NULL"), index=True)
+    actor_label: Mapped[str] = mapped_column(sa.String(100))
+    action: Mapped[str] = mapped_column(sa.String(64), index=True)
+    object_type: Mapped[str | None] = mapped_column(sa.String(64))
+    object_id: Mapped[str | None] = mapped_column(sa.String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    ip: Mapped[str | None] = mapped_column(sa.String(45))

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import gzip
 import hashlib
 import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from importlib import resources
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 
-from delivery_service.accounts.models import ApiClient, Role, User
+from delivery_service.accounts.models import ApiClient, AuditEvent, Role, User
 from delivery_service.db import utcnow
 from delivery_service.errors import InvalidInput, NotFound
 from delivery_service.extensions import db
@@ -50,6 +55,76 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    # Django's list (BSD-3-Clause): the 19,640 most common passwords of Royce Williams' compilation
+    # of leaked password lists, lower case. Only those of MIN_PASSWORD characters or more matter.
+    data = resources.files("delivery_service.accounts").joinpath("common-passwords.txt.gz").read_bytes()
+    words = gzip.decompress(data).decode().split()
+    return frozenset(w for w in words if len(w) >= MIN_PASSWORD)
+
+
+def password_problems(password: str, username: str) -> list[str]:
+    """Why this password may not be used (English; the pages translate them), empty if it may."""
+    problems = []
+    if len(password) < MIN_PASSWORD:
+        problems.append(f"Password must be at least {MIN_PASSWORD} characters.")
+    lowered = password.strip().lower()
+    name = username.strip().lower()
+    # The username itself, reversed, or with a few characters around it ("nguyenvan123").
+    if name and (lowered == name[::-1] or (name in lowered and len(lowered) - len(name) <= 3)):
+        problems.append("Password must not be the username.")
+    if lowered in _common_passwords():
+        problems.append("This password is one of the most common passwords; choose another.")
+    return problems
+
+
+def record(action: str, *, actor: Actor | None = None, actor_label: str | None = None,
+           object_type: str | None = None, object_id: object = None, before: dict[str, Any] | None = None,
+           after: dict[str, Any] | None = None, ip: str | None = None) -> AuditEvent:
+    """Add an audit event to the session (committed with the change it records). Callers pass
+    field values of staff accounts or settings only: never passwords, tokens or citizens' data."""
+    event = AuditEvent(action=action, actor_user_id=actor.user_id if actor else None,
+                       actor_label=(actor_label or (actor.label if actor else "anonymous"))[:100],
+                       object_type=object_type, object_id=None if object_id is None else str(object_id)[:64],
+                       before=before, after=after, ip=(ip or None) and ip[:45])
+    db.session.add(event)
+    return event
+
+
+def verify_password(user: User, password: str) -> bool:
+    try:
+        return _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def change_password(user: User, *, current: str, new: str, repeat: str) -> None:
+    """Change a user's own password; other sessions of this user end (the session version moves)."""
+    errors: dict[str, list[str]] = {}
+    try:
+        _hasher.verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError):
+        errors["current_password"] = ["The current password is wrong."]
+    if new != repeat:
+        errors["repeat_password"] = ["The two new passwords differ."]
+    problems = password_problems(new, user.username)
+    if new and new == current:
+        problems.append("The new password must differ from the current one.")
+    if problems:
+        errors["new_password"] = problems
+    if errors:
+        raise InvalidInput(errors)
+    user.password_hash = hash_password(new)
+    user.password_changed_at = utcnow()
+    user.session_version += 1
+
+
+def end_sessions(user: User) -> None:
+    """Make every session cookie issued to this user so far invalid."""
+    user.session_version += 1
+
+
 def authenticate(username: str, password: str) -> User | None:
     """The active user with these credentials, or None (same work whether or not the user exists)."""
     user = db.session.scalar(sa.select(User).where(User.username == username.strip().lower()))
@@ -76,8 +151,9 @@ def create_user(*, username: str, full_name: str, password: str, role: Role,
         errors["username"] = ["Username must be 1-64 characters."]
     elif db.session.scalar(sa.select(User.id).where(User.username == username)):
         errors["username"] = ["This username is taken."]
-    if len(password) < MIN_PASSWORD:
-        errors["password"] = [f"Password must be at least {MIN_PASSWORD} characters."]
+    problems = password_problems(password, username)
+    if problems:
+        errors["password"] = problems
     counter = area = None
     if role is Role.COUNTER_STAFF:
         counter = db.session.scalar(sa.select(Counter).where(Counter.code == (counter_code or "")))
@@ -162,3 +238,82 @@ def actor_for_token(token: str) -> Actor | None:
         cache.clear()
     cache[digest] = (time.monotonic() + current_app.config["API_TOKEN_CACHE_SECONDS"], actor)
     return actor
+
+
+# --- two-factor log-in (TOTP) -------------------------------------------------------------------
+
+TOTP_ISSUER = "Buu chinh cong ich"
+RECOVERY_CODES = 10
+
+
+def totp_required(user: User) -> bool:
+    """Whether TOTP_REQUIRED_ROLES makes a second factor compulsory for this user's role."""
+    roles = {r.strip() for r in (current_app.config.get("TOTP_REQUIRED_ROLES") or "").split(",")}
+    return user.role.value in roles
+
+
+def new_totp_secret() -> str:
+    import pyotp
+
+    return pyotp.random_base32()
+
+
+def totp_uri(secret: str, username: str) -> str:
+    """The otpauth:// address an authenticator app reads from the QR code."""
+    import pyotp
+
+    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=TOTP_ISSUER)
+
+
+def _totp_step(secret: str, code: str, last_step: int | None) -> int | None:
+    """The time step a code belongs to (now, or one step either side for clock drift), if it is valid
+    and newer than the last one accepted."""
+    import pyotp
+
+    code = "".join(code.split())
+    if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret)
+    now = time.time()
+    for offset in (0, -1, 1):
+        step = totp.timecode(dt.datetime.fromtimestamp(now + offset * totp.interval, dt.UTC))
+        if (last_step is None or step > last_step) and hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def enable_totp(user: User, secret: str, code: str) -> list[str]:
+    """Turn two-factor log-in on once the user shows a code of the new secret; returns the recovery
+    codes, which are shown once and kept only as hashes."""
+    step = _totp_step(secret, code, None)
+    if step is None:
+        raise InvalidInput({"code": ["The code is wrong or too old."]})
+    codes = ["-".join(secrets.token_hex(2) for _ in range(3)) for _ in range(RECOVERY_CODES)]
+    user.totp_secret = secret
+    user.totp_enabled_at = utcnow()
+    user.totp_last_step = step
+    user.recovery_code_hashes = [hash_password(c) for c in codes]
+    return codes
+
+
+def disable_totp(user: User) -> None:
+    user.totp_secret = user.totp_enabled_at = user.totp_last_step = user.recovery_code_hashes = None
+
+
+def verify_second_factor(user: User, code: str) -> str | None:
+    """'totp' or 'recovery' when the code is good (a recovery code is then spent), else None."""
+    if not user.totp_secret:
+        return None
+    step = _totp_step(user.totp_secret, code, user.totp_last_step)
+    if step is not None:
+        user.totp_last_step = step
+        return "totp"
+    typed = "".join(code.split()).lower()
+    for stored in user.recovery_code_hashes or []:
+        try:
+            _hasher.verify(stored, typed)
+        except (VerificationError, InvalidHashError):
+            continue
+        user.recovery_code_hashes = [h for h in user.recovery_code_hashes if h != stored]
+        return "recovery"
+    return None
