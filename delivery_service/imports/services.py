@@ -741,49 +741,14 @@ def run_import(import_id: int, attempt: int | None = None) -> None:
 def sweep_stalled(now: dt.datetime, *, stale_after: dt.timedelta = STALL_AFTER,
                   max_attempts: int = MAX_ATTEMPTS,
                   pending_after: dt.timedelta | None = None) -> dict[str, list[int]]:
-    """Requeue, or fail, the imports whose run died; commits. For a periodic caller.
+    """Requeue (to resume after the last committed chunk), or fail with the exact counts, the imports
+    whose run died (stalled.sweep); commits. For a periodic caller."""
+    from delivery_service import stalled
 
-    A RUNNING batch whose heartbeat is older than ``stale_after`` lost its process (killed, out of
-    memory): it is queued again (it resumes after the last committed chunk) while it has been
-    queued fewer than ``max_attempts`` times, and failed with its exact counts otherwise. With
-    ``pending_after``, a PENDING batch untouched that long (its queue entry lost) is queued again too.
-    Safe to run in several processes at once. Returns ``{"requeued": [...], "failed": [...]}``.
-    """
-    stale = sa.and_(ImportBatch.state == ImportState.RUNNING,
-                    sa.func.coalesce(ImportBatch.heartbeat_at, ImportBatch.created_at) < now - stale_after)
-    if pending_after is not None:
-        stale = sa.or_(stale, sa.and_(ImportBatch.state == ImportState.PENDING, sa.func.coalesce(
-            ImportBatch.heartbeat_at, ImportBatch.created_at) < now - pending_after))
-    found = db.session.execute(
-        sa.select(ImportBatch.id, ImportBatch.attempts, ImportBatch.state, ImportBatch.runner)
-        .where(stale).order_by(ImportBatch.id)).all()
-    db.session.rollback()
-    outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
-    for import_id, attempts, state, runner in found:
-        same = [ImportBatch.id == import_id, ImportBatch.state == state, ImportBatch.attempts == attempts,
-                ImportBatch.runner.is_(None) if runner is None else ImportBatch.runner == runner, stale]
-        # PostgreSQL: a row locked by a run in the middle of a chunk belongs to a live process; skip
-        # it rather than wait (SQLite has no row locks and ignores this).
-        locked = sa.select(ImportBatch.id).where(*same).with_for_update(skip_locked=True)
-        if db.session.scalar(locked) is None:
-            db.session.rollback()
-            continue
-        if attempts < max_attempts:
-            moved = db.session.execute(sa.update(ImportBatch).where(*same).values(
-                state=ImportState.PENDING, attempts=attempts + 1, runner=None, heartbeat_at=now,
-            ).execution_options(synchronize_session=False))
-            if moved.rowcount == 1:
-                enqueue_after_commit(RUN_IMPORT, import_id, attempts + 1, on_failure=ON_FAILURE)
-                outcome["requeued"].append(import_id)
-        else:
-            moved = db.session.execute(sa.update(ImportBatch).where(*same).values(
-                state=ImportState.FAILED, finished_at=now,
-                error=_stopped(import_id, f"{STALLED_PREFIX} {attempts} times (killed or out of memory)"),
-            ).execution_options(synchronize_session=False))
-            if moved.rowcount == 1:
-                outcome["failed"].append(import_id)
-        db.session.commit()  # one batch at a time: without Redis the requeued import runs right here
-        if moved.rowcount == 1:
-            log.warning("import %d stalled (attempt %d): %s", import_id, attempts,
-                        "requeued" if attempts < max_attempts else "failed")
-    return outcome
+    return stalled.sweep(
+        ImportBatch, ImportState, now, stale_after=stale_after, max_attempts=max_attempts,
+        pending_after=pending_after,
+        requeue=lambda import_id, attempt: enqueue_after_commit(RUN_IMPORT, import_id, attempt,
+                                                                on_failure=ON_FAILURE),
+        failed_error=lambda import_id, attempts: _stopped(
+            import_id, f"{STALLED_PREFIX} {attempts} times (killed or out of memory)"))

@@ -489,55 +489,18 @@ def mark_job_failed(job_id: int, attempt: int | None = None) -> None:
 def sweep_stalled(now: dt.datetime, *, stale_after: dt.timedelta = STALL_AFTER,
                   max_attempts: int = MAX_ATTEMPTS,
                   pending_after: dt.timedelta | None = None) -> dict[str, list[int]]:
-    """Requeue, or fail, the print jobs whose run died; commits. For a periodic caller.
+    """Requeue (from the first label: nothing of it was recorded), or fail with the reason, the print
+    jobs whose run died (stalled.sweep); commits. For a periodic caller."""
+    from delivery_service import stalled
 
-    A RUNNING job whose heartbeat is older than ``stale_after`` lost its process (killed, out of
-    memory): it is queued again (from the first label; nothing of it was recorded) while it has
-    been queued fewer than ``max_attempts`` times, and failed with the reason otherwise. With
-    ``pending_after``, a PENDING job untouched that long (its queue entry lost) is queued again too.
-    Safe to run in several processes at once: each job is moved by one conditional UPDATE.
-    Returns the ids: ``{"requeued": [...], "failed": [...]}``.
-    """
-    stale = sa.and_(PrintJob.state == JobState.RUNNING,
-                    sa.func.coalesce(PrintJob.heartbeat_at, PrintJob.created_at) < now - stale_after)
-    if pending_after is not None:
-        stale = sa.or_(stale, sa.and_(PrintJob.state == JobState.PENDING, sa.func.coalesce(
-            PrintJob.heartbeat_at, PrintJob.created_at) < now - pending_after))
-    found = db.session.execute(sa.select(PrintJob.id, PrintJob.attempts, PrintJob.state, PrintJob.runner)
-                               .where(stale).order_by(PrintJob.id)).all()
-    db.session.rollback()
-    outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
-    for job_id, attempts, state, runner in found:
-        same = [PrintJob.id == job_id, PrintJob.state == state, PrintJob.attempts == attempts,
-                PrintJob.runner.is_(None) if runner is None else PrintJob.runner == runner, stale]
-        # PostgreSQL: a row locked by a run in the middle of a chunk belongs to a live process; skip
-        # it rather than wait (SQLite has no row locks and ignores this).
-        locked = sa.select(PrintJob.id).where(*same).with_for_update(skip_locked=True)
-        if db.session.scalar(locked) is None:
-            db.session.rollback()
-            continue
-        if attempts < max_attempts:
-            moved = db.session.execute(sa.update(PrintJob).where(*same).values(
-                state=JobState.PENDING, attempts=attempts + 1, runner=None, heartbeat_at=now, done=0,
-            ).execution_options(synchronize_session=False))
-            if moved.rowcount == 1:
-                enqueue_after_commit(RUN_JOB, job_id, attempts + 1, timeout=JOB_TIMEOUT,
-                                     on_failure=ON_FAILURE)
-                outcome["requeued"].append(job_id)
-        else:
-            moved = db.session.execute(sa.update(PrintJob).where(*same).values(
-                state=JobState.FAILED, finished_at=now,
-                error=f"{STALLED_PREFIX} {attempts} times (killed or out of memory); no label of this "
-                      "batch is recorded as printed: print the batch again, in smaller batches if it keeps "
-                      "stopping.",
-            ).execution_options(synchronize_session=False))
-            if moved.rowcount == 1:
-                outcome["failed"].append(job_id)
-        db.session.commit()  # one job at a time: without Redis the requeued job runs right here
-        if moved.rowcount == 1:
-            log.warning("print job %d stalled (attempt %d): %s", job_id, attempts,
-                        "requeued" if attempts < max_attempts else "failed")
-    return outcome
+    return stalled.sweep(
+        PrintJob, JobState, now, stale_after=stale_after, max_attempts=max_attempts,
+        pending_after=pending_after, reset={"done": 0},
+        requeue=lambda job_id, attempt: enqueue_after_commit(RUN_JOB, job_id, attempt, timeout=JOB_TIMEOUT,
+                                                             on_failure=ON_FAILURE),
+        failed_error=lambda _job_id, attempts: (
+            f"{STALLED_PREFIX} {attempts} times (killed or out of memory); no label of this batch is "
+            "recorded as printed: print the batch again, in smaller batches if it keeps stopping."))
 
 
 # --- receipts -------------------------------------------------------------------------------------
