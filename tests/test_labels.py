@@ -454,7 +454,7 @@ def test_fit_line_shrinks_then_cuts_between_characters() -> None:
 
 # --- property: whatever intake accepts prints, on every size -----------------------------------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, assume, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 WIDE = "WẪMỖỮĐ"  # the widest letters of the fonts, with stacked marks
@@ -468,13 +468,15 @@ def _text_of(max_len: int, min_len: int = 1) -> st.SearchStrategy[str]:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(size=LabelSize.L100X100, name="W" * 64, detail="W", agency="W", procedure="W",
+         dossier="I" * 10 + "M" * 34, service=Service.RESULT_TO_CITIZEN)  # CI's failure (not a code)
 @given(
     size=st.sampled_from(list(LabelSize)),
     name=_text_of(200),
     detail=_text_of(255),
     agency=_text_of(255),
     procedure=_text_of(500),
-    dossier=st.one_of(st.just("W" * 64), st.just("Ẫ" * 64), _text_of(64)),
+    dossier=st.one_of(*(st.just(c * 64) for c in WIDE), _text_of(64)),
     service=st.sampled_from(list(Service)),
 )
 def test_every_value_intake_accepts_prints_on_every_size(
@@ -497,6 +499,7 @@ def test_every_value_intake_accepts_prints_on_every_size(
         reprint=99,
     )
     lay = layout_label(label, size)
+    assume(nfc_(name) != nfc_(dossier))  # otherwise the name's text could be taken for the code's
     assert set(lay.truncated) <= {"recipient name", "recipient address", "sender name", "sender address",
                                   "issuing agency", "procedure", "service", "collect"}
     frame = lay.static[0]
