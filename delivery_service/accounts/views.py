@@ -286,6 +286,14 @@ def check_session():  # noqa: ANN201
         return
     if now - seen >= 15:  # spare a new cookie on every single request
         session[LAST_SEEN] = now
+    if (current_user.must_change_password and request.endpoint not in SETUP_ENDPOINTS
+            and not request.path.startswith("/api/")):
+        # An administrator set this password: the user chooses their own before anything else.
+        from delivery_service.admin import tr
+
+        flash(tr("Quản trị viên đã đặt mật khẩu tạm: hãy chọn mật khẩu mới để tiếp tục.",
+                 "An administrator set a temporary password: choose a new one to go on."), "info")
+        return redirect(url_for("auth.password"))
     if (current_user.totp_enabled_at is None and totp_required(current_user)
             and request.endpoint not in SETUP_ENDPOINTS and not request.path.startswith("/api/")):
         flash(gettext("Your role needs two-factor log-in: set it up to go on."), "info")

@@ -1,3 +1,40 @@
 """Administration pages: what an IT officer runs from the browser instead of `delivery-service`
 commands. An admin with no area sees everything; an admin whose ``area_unit_id`` is a province (a
 province admin) sees and changes only what lies in that province (see ``scope``)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from flask_babel import get_locale
+
+
+class Section(NamedTuple):
+    """One entry of the /admin/ index: shown only when its endpoint exists in the running app."""
+
+    endpoint: str
+    label_vi: str
+    label_en: str
+    national_only: bool
+
+
+# (endpoint, Vietnamese label, English label, national admins only). Sections built in other modules
+# are listed here up front; the index skips those whose endpoint is not registered.
+SECTIONS: list[Section] = [
+    Section("admin_users.index", "Người dùng", "Users", False),
+    Section("admin_orgs.counters", "Quầy một cửa", "One-stop counters", False),
+    Section("admin_orgs.offices", "Bưu cục", "Post offices", False),
+    Section("admin_orgs.routes", "Tuyến phát", "Postal routes", False),
+    Section("admin_clients.index", "Phần mềm kết nối (API)", "API clients", False),
+    Section("admin_rules.index", "Quy tắc nghiệp vụ", "Business rules", True),
+    Section("admin_privacy.index", "Dữ liệu cá nhân", "Personal data", True),
+    Section("webhooks.index", "Webhook", "Webhooks", True),
+    Section("admin_jobs.index", "Tác vụ nền", "Background jobs", True),
+    Section("admin_audit.index", "Nhật ký kiểm tra", "Audit log", False),
+]
+
+
+def tr(vi: str, en: str) -> str:
+    """The text in the reader's language (Vietnamese unless English was chosen). The administration
+    pages carry their texts in both languages here rather than in the shared message catalogue."""
+    return en if str(get_locale() or "vi") == "en" else vi

@@ -30,3 +30,52 @@ def units_in_province(province: AdminUnit) -> sa.Select[tuple[int]]:
     below = sa.select(AdminUnit.id).where(AdminUnit.parent_id == province.id)
     return sa.select(AdminUnit.id).where(
         sa.or_(AdminUnit.id == province.id, AdminUnit.id.in_(below), AdminUnit.parent_id.in_(below)))
+
+
+# --- users (admin-users work) --------------------------------------------------------------------
+
+def users_in_province(province: AdminUnit) -> sa.ColumnElement[bool]:
+    """Users whose scope lies in ``province``: counter staff by their counter's unit, supervisors
+    (and couriers with a home post office) by the office's unit, district officers and province
+    admins by their area, couriers by the post office of the routes they drive."""
+    from delivery_service.orgs.models import Counter, PostalRoute, PostOffice
+
+    units = units_in_province(province)
+    offices = sa.select(PostOffice.id).where(PostOffice.unit_id.in_(units))
+    return sa.or_(
+        User.counter_id.in_(sa.select(Counter.id).where(Counter.unit_id.in_(units))),
+        User.post_office_id.in_(offices),
+        User.area_unit_id.in_(units),
+        User.id.in_(sa.select(PostalRoute.courier_id).where(PostalRoute.post_office_id.in_(offices))),
+    )
+
+
+def scope_users(stmt: sa.Select, admin: User) -> sa.Select:
+    """``stmt`` (over User) limited to the users ``admin`` may see and change."""
+    province = province_of(admin)
+    return stmt if province is None else stmt.where(users_in_province(province))
+
+
+def unit_in_province(unit_id: int | None, province: AdminUnit) -> bool:
+    if unit_id is None:
+        return False
+    return db.session.scalar(sa.select(sa.literal(True)).where(
+        sa.literal(unit_id).in_(units_in_province(province)))) is not None
+
+
+def national_admin_required(view):  # noqa: ANN001, ANN201
+    """Logged in as an admin with no province (pages over the whole country's data: jobs, webhooks,
+    business rules); province admins and other roles get 403."""
+    from functools import wraps
+
+    from flask import abort
+    from flask_login import current_user, login_required
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        if current_user.role is not Role.ADMIN or province_of(current_user) is not None:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped

@@ -6,11 +6,21 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import abort
+from flask import abort, request
 from flask_login import current_user, login_required
 
 from delivery_service.accounts.models import Role
-from delivery_service.accounts.services import Actor
+from delivery_service.accounts.services import Actor, effective_role
+
+
+def administering() -> bool:
+    """On an administration page (/admin/…), where a province admin acts as an admin of their
+    province; elsewhere they act as their province's officer (accounts.services.effective_role)."""
+    return (request.blueprint or "").startswith("admin") or request.blueprint == "webhooks"
+
+
+def current_role() -> Role:
+    return effective_role(current_user, administering=administering())
 
 
 def roles_required(*roles: Role) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -20,7 +30,7 @@ def roles_required(*roles: Role) -> Callable[[Callable[..., Any]], Callable[...,
         @wraps(view)
         @login_required
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            if current_user.role not in roles:
+            if current_role() not in roles:
                 abort(403)
             return view(*args, **kwargs)
 
@@ -31,4 +41,4 @@ def roles_required(*roles: Role) -> Callable[[Callable[..., Any]], Callable[...,
 
 def page_actor() -> Actor:
     """The logged-in user, as the services take them."""
-    return Actor.of_user(current_user)
+    return Actor.of_user(current_user, administering=administering())

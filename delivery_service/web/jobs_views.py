@@ -7,14 +7,14 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext
 
 from delivery_service import outbox
-from delivery_service.accounts.models import Role
+from delivery_service.admin.scope import national_admin_required
 from delivery_service.db import utcnow
 from delivery_service.extensions import db
-from delivery_service.web.access import roles_required
 
 bp = Blueprint("admin_jobs", __name__, url_prefix="/admin/jobs")
 
-admin_required = roles_required(Role.ADMIN)
+# The whole country's data: national administrators only (province admins get 403).
+admin_required = national_admin_required
 
 
 @bp.get("")

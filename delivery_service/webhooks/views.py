@@ -5,16 +5,16 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext
 
-from delivery_service.accounts.models import Role
+from delivery_service.admin.scope import national_admin_required
 from delivery_service.errors import NotFound
 from delivery_service.extensions import db
-from delivery_service.web.access import roles_required
 from delivery_service.webhooks import services
 
 bp = Blueprint("webhooks", __name__, url_prefix="/admin/webhooks")
 
 
-admin_required = roles_required(Role.ADMIN)
+# The whole country's data: national administrators only (province admins get 403).
+admin_required = national_admin_required
 
 
 @bp.get("")

@@ -1,0 +1,102 @@
+"""The audit log: who changed what and when, searched by administrators (/admin/audit)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, render_template, request
+from flask_login import current_user
+
+from delivery_service.accounts.models import Role, User
+from delivery_service.admin import tr
+from delivery_service.admin import user_services as svc
+from delivery_service.extensions import db
+from delivery_service.web.access import roles_required
+
+bp = Blueprint("admin_audit", __name__, url_prefix="/admin/audit")
+
+# action: (Vietnamese, English). Actions recorded by other modules show their code when not here.
+ACTIONS = {
+    "login": ("Đăng nhập", "Log-in"),
+    "login_failed": ("Đăng nhập thất bại", "Failed log-in"),
+    "logout": ("Đăng xuất", "Log-out"),
+    "password_change": ("Đổi mật khẩu", "Password changed"),
+    "password_change_failed": ("Đổi mật khẩu thất bại", "Failed password change"),
+    "totp_enabled": ("Bật xác thực hai lớp", "Two-factor log-in on"),
+    "totp_disabled": ("Tắt xác thực hai lớp", "Two-factor log-in off"),
+    "user.create": ("Tạo tài khoản", "Account created"),
+    "user.update": ("Sửa tài khoản", "Account changed"),
+    "user.deactivate": ("Khoá tài khoản", "Account deactivated"),
+    "user.reactivate": ("Mở lại tài khoản", "Account reactivated"),
+    "user.password_reset": ("Đặt lại mật khẩu", "Password reset"),
+    "user.unlock": ("Mở khoá đăng nhập", "Log-in unlocked"),
+}
+FIELDS = {
+    "username": ("Tên đăng nhập", "User name"),
+    "full_name": ("Họ và tên", "Full name"),
+    "role": ("Vai trò", "Role"),
+    "counter": ("Quầy", "Counter"),
+    "post_office": ("Bưu cục", "Post office"),
+    "area_unit": ("Địa bàn", "Area"),
+    "active": ("Đang hoạt động", "Active"),
+    "must_change_password": ("Phải đổi mật khẩu", "Must change password"),
+    "password": ("Mật khẩu", "Password"),
+    "locked": ("Bị khoá đăng nhập", "Log-in locked"),
+    "second_factor": ("Lớp xác thực thứ hai", "Second factor"),
+}
+
+
+def action_label(action: str) -> str:
+    names = ACTIONS.get(action)
+    return tr(*names) if names else action
+
+
+def field_label(field: str) -> str:
+    names = FIELDS.get(field)
+    return tr(*names) if names else field
+
+
+def value_label(field: str, value: object) -> str:
+    """A before/after value as people read it: yes/no, a role's name, a dash for nothing."""
+    from delivery_service.web.display import ROLE
+
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return tr("Có", "Yes") if value else tr("Không", "No")
+    if field == "role":
+        try:
+            return str(ROLE[Role(value)])
+        except ValueError:
+            return str(value)
+    if field == "password":
+        return {"generated": tr("tạo tự động", "generated"),
+                "set by administrator": tr("quản trị viên đặt", "set by an administrator"),
+                }.get(str(value), "…")
+    return str(value)
+
+
+def _date(raw: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat((raw or "").strip())
+    except ValueError:
+        return None
+
+
+@bp.get("")
+@roles_required(Role.ADMIN)
+def index():
+    """Audit events, newest first: actor, action, object, dates (local days)."""
+    args = {k: (request.args.get(k) or "").strip()[:64]
+            for k in ("actor", "action", "object_type", "object_id")}
+    date_from, date_to = _date(request.args.get("from")), _date(request.args.get("to"))
+    page_no = int(request.args["page"]) if (request.args.get("page") or "").isdigit() else 1
+    me = db.session.get(User, current_user.id)
+    page = svc.search_audit(me, date_from=date_from, date_to=date_to, page=page_no, **args)
+    actions = sorted(set(svc.known_actions()) | set(ACTIONS), key=action_label)
+    query = {**args, "from": date_from.isoformat() if date_from else "",
+             "to": date_to.isoformat() if date_to else ""}
+    users = svc.usernames([e.object_id for e in page.rows if e.object_type == "user"])
+    return render_template("admin/audit.html", page=page, query=query, actions=actions, users=users,
+                           action_label=action_label, field_label=field_label, value_label=value_label,
+                           changes=svc.changes)
