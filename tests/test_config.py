@@ -62,3 +62,14 @@ def test_bad_settings_stop_the_start(tmp_path, monkeypatch, override):
 def test_prefix_is_upper_cased(tmp_path):
     cfg = config.load(str(tmp_path), {"DATABASE_URL": "sqlite://", "ITEM_ID_PREFIX": "rr", "SECRET_KEY": "x"})
     assert cfg["ITEM_ID_PREFIX"] == "RR"
+
+
+def test_business_rules_check_interval_is_seconds_up_to_a_minute(tmp_path, monkeypatch):
+    base = {"DATABASE_URL": "sqlite://", "SECRET_KEY": "x"}
+    assert config.load(str(tmp_path), base)["RULES_CHECK_S"] == 1.0
+    monkeypatch.setenv("RULES_CHECK_S", "0.5")
+    assert config.load(str(tmp_path), base)["RULES_CHECK_S"] == 0.5
+    for bad in ("soon", "-1", "61"):
+        monkeypatch.setenv("RULES_CHECK_S", bad)
+        with pytest.raises(config.ConfigError):
+            config.load(str(tmp_path), base)

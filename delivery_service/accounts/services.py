@@ -43,9 +43,22 @@ class Actor:
     post_office_id: int | None = None
 
     @classmethod
-    def of_user(cls, user: User) -> Actor:
-        return cls(label=user.username, role=user.role, user_id=user.id, counter_id=user.counter_id,
-                   area_unit_id=user.area_unit_id, post_office_id=user.post_office_id)
+    def of_user(cls, user: User, *, administering: bool = False) -> Actor:
+        """The user as the services take them. A province admin (an admin with an area) administers
+        their province on the administration pages (``administering``); everywhere else they read
+        their province's orders and figures as its officer would, and the operational pages (desk,
+        routes, printing) are not theirs."""
+        return cls(label=user.username, role=effective_role(user, administering=administering),
+                   user_id=user.id, counter_id=user.counter_id, area_unit_id=user.area_unit_id,
+                   post_office_id=user.post_office_id)
+
+
+def effective_role(user: User, *, administering: bool = False) -> Role:
+    """``user.role``, except that a province admin acts as a district officer of their province
+    outside the administration pages (so that no national query reaches them there)."""
+    if user.role is Role.ADMIN and user.area_unit_id is not None and not administering:
+        return Role.DISTRICT_OFFICER
+    return user.role
 
 
 SYSTEM = Actor(label="system", role=Role.ADMIN)
@@ -117,6 +130,7 @@ def change_password(user: User, *, current: str, new: str, repeat: str) -> None:
         raise InvalidInput(errors)
     user.password_hash = hash_password(new)
     user.password_changed_at = utcnow()
+    user.must_change_password = False
     user.session_version += 1
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flask import current_app
+from delivery_service import rules
 
 BANDS = ("green", "yellow", "orange", "red")
 LABELS = {"green": ("Tốt", "Good"), "yellow": ("Khá", "Fair"), "orange": ("Cần chú ý", "Watch"),
@@ -32,7 +32,7 @@ def colour(value: float | None, limits: Sequence[float]) -> str | None:
 
 def colour_of(rate_name: str, value: float | None) -> str | None:
     """The band of ``rate_name`` (delivery_rate, on_time_rate, post_share) by REPORT_BANDS."""
-    limits = current_app.config["REPORT_BANDS"].get(rate_name)
+    limits = rules.current().report_bands.get(rate_name)
     if limits is None:
         raise ValueError(f"no colour bands for {rate_name!r}")
     return colour(value, limits)

@@ -33,6 +33,7 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table
 from sqlalchemy.orm import aliased
 
+from delivery_service import rules
 from delivery_service.accounts.models import Role
 from delivery_service.accounts.services import SYSTEM, Actor
 from delivery_service.db import utcnow
@@ -264,7 +265,7 @@ def gather(
         level=scope.level,
         rows=report.rows,
         trend=trend,
-        bands=dict(current_app.config["REPORT_BANDS"]),
+        bands={k: list(v) for k, v in rules.current().report_bands.items()},
         pending_events=report.pending_events,
     )
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
-from flask import Flask, current_app, g
+from flask import Flask, g
 from flask_babel import format_decimal, get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from jinja2 import pass_context
 
+from delivery_service import rules
 from delivery_service.accounts.models import Role, User
 from delivery_service.extensions import db
 from delivery_service.imports.models import ImportState
@@ -190,10 +191,10 @@ def failure_reason_label(code: str | None) -> str:
     """A failed attempt's reason (FAILURE_REASONS) in the reader's language, else its code."""
     if not code:
         return ""
-    reason = next((r for r in current_app.config["FAILURE_REASONS"] if r["code"] == code), None)
+    reason = rules.current().reason(code)
     if reason is None:
         return code
-    return reason["label_en"] if str(get_locale() or "vi") == "en" else reason["label"]
+    return reason.label_en if str(get_locale() or "vi") == "en" else reason.label
 
 
 def event_reason_label(code: str | None) -> str:

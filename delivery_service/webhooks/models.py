@@ -40,6 +40,10 @@ class WebhookEndpoint(db.Model):
     # A dispatcher holds the endpoint until this time, so that two never send the same events.
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[created_at]
+    # A rotation's overlap: until ``previous_secret_until`` requests are signed with both secrets
+    # (docs/webhooks.md, Rotating the secret), so that the receiver can switch without a miss.
+    previous_secret: Mapped[str | None] = mapped_column(sa.String(128))
+    previous_secret_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     api_client: Mapped[ApiClient] = relationship()
 

@@ -64,6 +64,9 @@ LEASE_S = 120  # a run holds its endpoint this long at most (a crashed worker's 
 RECORD_TRIES = 4  # recording an answer (and moving the cursor) is retried on a fresh connection
 NO_OUTCOME = "no outcome recorded"  # a delivery row's error until its answer is recorded
 SIGNATURE_HEADER = "X-Webhook-Signature"
+# Every valid signature, space-separated: the new secret's first, then during a rotation's overlap
+# the previous secret's (SIGNATURE_HEADER then carries the previous secret's, as before the rotation).
+SIGNATURES_HEADER = "X-Webhook-Signatures"
 TIMESTAMP_HEADER = "X-Webhook-Timestamp"
 ATTEMPT_HEADER = "X-Webhook-Attempt"
 DELIVERY_HEADER = "X-Webhook-Delivery"
@@ -106,7 +109,9 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str, *, max_age_
         return False
     if abs((time.time() if now is None else now) - ts) > max_age_s:
         return False
-    return hmac.compare_digest(sign(secret, ts, body), signature)
+    expected = sign(secret, ts, body)
+    # One signature, or the space-separated list of X-Webhook-Signatures: any may match.
+    return any([hmac.compare_digest(expected, s) for s in (signature or "").split()])
 
 
 # --- transport ---------------------------------------------------------------------------------------
@@ -207,11 +212,46 @@ def set_endpoint(client_id: int, url: str) -> tuple[WebhookEndpoint, str]:
         endpoint = WebhookEndpoint(api_client_id=client_id, cursor_event_id=start, consecutive_failures=0)
         db.session.add(endpoint)
     endpoint.url, endpoint.secret, endpoint.active = url, secret, True
+    endpoint.previous_secret = endpoint.previous_secret_until = None
     endpoint.paused_at = endpoint.next_attempt_at = None
     endpoint.consecutive_failures = 0
     db.session.flush()
     _forget_active()
     return endpoint, secret
+
+
+def rotate_secret(client_id: int, overlap: dt.timedelta) -> tuple[WebhookEndpoint, str]:
+    """A new signing secret (returned, shown once); until ``overlap`` has passed, requests are signed
+    with the old one too, so that the receiver can switch without refusing a delivery."""
+    endpoint = db.session.scalar(sa.select(WebhookEndpoint).where(WebhookEndpoint.api_client_id == client_id))
+    if endpoint is None:
+        raise NotFound(f"API client {client_id} has no webhook")
+    if not dt.timedelta(0) <= overlap <= dt.timedelta(days=30):
+        raise InvalidInput({"overlap_hours": ["Từ 0 đến 720 giờ. / From 0 to 720 hours."]})
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    endpoint.previous_secret = endpoint.secret if overlap else None
+    endpoint.previous_secret_until = utcnow() + overlap if overlap else None
+    endpoint.secret = secret
+    db.session.flush()
+    return endpoint, secret
+
+
+def _previous_secret(endpoint: WebhookEndpoint, now: dt.datetime | None = None) -> str | None:
+    """The rotated-out secret while its overlap lasts."""
+    until = endpoint.previous_secret_until
+    if endpoint.previous_secret and until is not None and (now or utcnow()) < until:
+        return endpoint.previous_secret
+    return None
+
+
+def signature_headers(secret: str, previous: str | None, timestamp: int, body: bytes) -> dict[str, str]:
+    """X-Webhook-Signature (the secret the receiver had before a rotation, while the overlap lasts)
+    and X-Webhook-Signatures (every valid one, the new secret's first)."""
+    new = sign(secret, timestamp, body)
+    if previous is None:
+        return {SIGNATURE_HEADER: new, SIGNATURES_HEADER: new}
+    old = sign(previous, timestamp, body)
+    return {SIGNATURE_HEADER: old, SIGNATURES_HEADER: f"{new} {old}"}
 
 
 def resume(client_id: int) -> WebhookEndpoint:
@@ -383,6 +423,7 @@ class _Batch:
     key: str  # X-Webhook-Delivery: the same for every attempt of this batch
     url: str
     secret: str
+    previous_secret: str | None = None  # during a rotation's overlap: requests are signed with both
 
 
 def due_endpoints(now: dt.datetime, *, force: bool = False,
@@ -522,7 +563,7 @@ def _next_batch(endpoint_id: int, report: Report) -> _Batch | None:
     db.session.flush()
     batch = _Batch(events, delivery.id, attempt,
                    f"{endpoint_id}.{events[0]['event_id']}.{events[-1]['event_id']}",
-                   endpoint.url, endpoint.secret)
+                   endpoint.url, endpoint.secret, _previous_secret(endpoint))
     db.session.commit()  # no transaction stays open during the request
     return batch
 
@@ -536,8 +577,9 @@ def _send(endpoint_id: int, batch: _Batch) -> tuple[bool, str | None]:
     body = json.dumps({"events": batch.events}, ensure_ascii=False, separators=(",", ":")).encode()
     timestamp = int(time.time())
     headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "delivery-service-webhooks",
-               TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(batch.secret, timestamp, body),
-               ATTEMPT_HEADER: str(batch.attempt), DELIVERY_HEADER: batch.key}
+               TIMESTAMP_HEADER: str(timestamp), ATTEMPT_HEADER: str(batch.attempt),
+               DELIVERY_HEADER: batch.key}
+    headers.update(signature_headers(batch.secret, batch.previous_secret, timestamp, body))
     started = time.monotonic()
     resp = transport().post(batch.url, body, headers, *_timeouts())
     duration_ms = int((time.monotonic() - started) * 1000)

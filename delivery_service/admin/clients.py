@@ -1,0 +1,193 @@
+"""Administration of API clients (the counters' one-stop software): create with the token shown
+once, revoke, and their webhook: address, pause and resume, the signing secret's rotation with an
+overlap. The delivery log stays on the webhooks page (webhooks.index)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from delivery_service.accounts.models import ApiClient, Role, User
+from delivery_service.admin import org_services as svc
+from delivery_service.admin.scope import province_of
+from delivery_service.errors import InvalidInput, NotFound
+from delivery_service.extensions import db
+from delivery_service.web.access import roles_required
+from delivery_service.webhooks import services as webhooks
+from delivery_service.webhooks.models import WebhookEndpoint
+
+bp = Blueprint("admin_clients", __name__, url_prefix="/admin/clients")
+admin_required = roles_required(Role.ADMIN)
+LABELS = {
+    "name": "Tên hệ thống / System name",
+    "counter": "Bộ phận một cửa / Counter",
+    "url": "Địa chỉ webhook / Webhook URL",
+    "overlap_hours": "Thời gian chồng lấn (giờ) / Overlap (hours)",
+}
+
+
+def _admin() -> User:
+    return current_user._get_current_object()  # type: ignore[attr-defined,no-any-return]
+
+
+def _client(client_id: int) -> ApiClient:
+    try:
+        return svc.get_client(_admin(), client_id)
+    except NotFound:
+        abort(404)
+
+
+def _index(
+    values: dict[str, Any] | None = None,
+    errors: dict[str, Any] | None = None,
+    client_errors: dict[int, dict[str, Any]] | None = None,
+    status: int = 200,
+):  # noqa: ANN202
+    admin = _admin()
+    clients = db.session.scalars(svc.clients_query(admin)).all()
+    endpoints = {
+        e.api_client_id: e
+        for e in db.session.scalars(
+            sa.select(WebhookEndpoint).where(WebhookEndpoint.api_client_id.in_([c.id for c in clients]))
+        )
+    }
+    counters = [("", "—")] + [
+        (c.code, f"{c.code} · {c.name}") for c in db.session.scalars(svc.counters_query(admin)) if c.active
+    ]
+    return render_template(
+        "admin/clients.html",
+        clients=clients,
+        endpoints=endpoints,
+        state=webhooks.state,
+        counters=counters,
+        values=values or {},
+        errors=errors or {},
+        labels=LABELS,
+        focus=None,
+        client_errors=client_errors or {},
+        province=province_of(admin),
+    ), status
+
+
+@bp.get("")
+@admin_required
+def index():
+    return _index()
+
+
+@bp.post("")
+@admin_required
+def create():
+    try:
+        client, token = svc.create_client(_admin(), request.form, ip=request.remote_addr)
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _index(request.form.to_dict(), exc.errors, status=422)
+    db.session.commit()
+    # The token is in this page only: never stored, logged, flashed or put in the session.
+    return render_template(
+        "admin/clients_secret.html", client=client, token=token, secret=None, province=province_of(_admin())
+    )
+
+
+@bp.post("/<int:client_id>/revoke")
+@admin_required
+def revoke(client_id: int):
+    client = _client(client_id)
+    svc.revoke_client(_admin(), client, ip=request.remote_addr)
+    db.session.commit()
+    flash(
+        f"Đã thu hồi khóa API của {client.name}: các lệnh gọi bằng khóa này bị từ chối. / "
+        f"{client.name}'s token is revoked: calls with it are refused.",
+        "success",
+    )
+    return redirect(url_for("admin_clients.index"), code=303)
+
+
+@bp.post("/<int:client_id>/webhook")
+@admin_required
+def set_webhook(client_id: int):
+    client = _client(client_id)
+    try:
+        secret = svc.set_webhook(_admin(), client, request.form.get("url", ""), ip=request.remote_addr)
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _index(
+            client_errors={client.id: {"values": request.form.to_dict(), "errors": exc.errors}}, status=422
+        )
+    db.session.commit()
+    return render_template(
+        "admin/clients_secret.html",
+        client=client,
+        token=None,
+        secret=secret,
+        until=None,
+        province=province_of(_admin()),
+    )
+
+
+@bp.post("/<int:client_id>/webhook/clear")
+@admin_required
+def clear_webhook(client_id: int):
+    client = _client(client_id)
+    svc.clear_webhook(_admin(), client, ip=request.remote_addr)
+    db.session.commit()
+    flash(f"Đã xóa webhook của {client.name}. / {client.name}'s webhook is removed.", "success")
+    return redirect(url_for("admin_clients.index"), code=303)
+
+
+@bp.post("/<int:client_id>/webhook/pause")
+@admin_required
+def pause_webhook(client_id: int):
+    return _pause(client_id, True)
+
+
+@bp.post("/<int:client_id>/webhook/resume")
+@admin_required
+def resume_webhook(client_id: int):
+    return _pause(client_id, False)
+
+
+def _pause(client_id: int, pause: bool):  # noqa: ANN202
+    client = _client(client_id)
+    try:
+        svc.pause_webhook(_admin(), client, pause, ip=request.remote_addr)
+    except NotFound:
+        abort(404)
+    db.session.commit()
+    flash(
+        "Đã tạm dừng webhook; các sự kiện được giữ lại. / Webhook paused; its events are kept."
+        if pause
+        else "Đã tiếp tục webhook: gửi các sự kiện còn nợ. / Webhook resumed: what is owed is being sent.",
+        "success",
+    )
+    return redirect(url_for("admin_clients.index"), code=303)
+
+
+@bp.post("/<int:client_id>/webhook/rotate")
+@admin_required
+def rotate_secret(client_id: int):
+    client = _client(client_id)
+    try:
+        secret, until = svc.rotate_webhook_secret(
+            _admin(), client, request.form.get("overlap_hours", ""), ip=request.remote_addr
+        )
+    except NotFound:
+        abort(404)
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _index(
+            client_errors={client.id: {"values": request.form.to_dict(), "errors": exc.errors}}, status=422
+        )
+    db.session.commit()
+    return render_template(
+        "admin/clients_secret.html",
+        client=client,
+        token=None,
+        secret=secret,
+        until=until,
+        province=province_of(_admin()),
+    )

@@ -1,0 +1,593 @@
+"""Counters, post offices, postal routes and API clients as an admin changes them in the browser.
+
+Every function takes the admin (a User: national, or limited to a province by ``scope``) and the
+form's fields as strings; bad input raises InvalidInput with a message per field (Vietnamese, then
+English) and changes nothing. Every change is an audit event with the fields before and after
+(never a token or a signing secret). The caller commits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from delivery_service.accounts.models import ApiClient, Role, User
+from delivery_service.accounts.services import Actor, create_api_client, record, revoke_api_client
+from delivery_service.admin.scope import province_of, units_in_province
+from delivery_service.errors import InvalidInput, NotFound
+from delivery_service.extensions import db
+from delivery_service.localtime import local_today
+from delivery_service.orgs.models import Counter, CounterLevel, PostalRoute, PostOffice
+from delivery_service.units.models import AdminUnit
+
+LABEL_FORMATS = ("pdf", "zpl")
+LABEL_SIZES = ("100x150", "100x100", "a6", "a4")
+CODE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,31}$")
+HOTLINE = re.compile(r"^[0-9 .+()-]{3,32}$")
+COUNTER_FIELDS = (
+    "code",
+    "name",
+    "level",
+    "unit",
+    "post_office",
+    "hotline",
+    "label_format",
+    "label_size",
+    "label_requires_route",
+    "active",
+)
+OFFICE_FIELDS = ("code", "name", "unit", "address", "latitude", "longitude")
+ROUTE_FIELDS = (
+    "code",
+    "name",
+    "post_office",
+    "courier",
+    "capacity_per_day",
+    "backup",
+    "active",
+    "return_to_office",
+)
+
+
+class Errors(dict[str, list[str]]):
+    def add(self, field: str, vi: str, en: str) -> None:
+        self.setdefault(field, []).append(f"{vi} / {en}")
+
+
+def _text(value: Any) -> str:
+    return unicodedata.normalize("NFC", " ".join(str(value or "").split()))
+
+
+def _flag(value: Any) -> bool:
+    return str(value or "").strip().lower() in {"1", "true", "on", "yes", "y"}
+
+
+def _actor(admin: User) -> Actor:
+    return Actor.of_user(admin, administering=True)
+
+
+# --- scope ------------------------------------------------------------------------------------------
+
+
+def _unit_filter(column: Any, admin: User) -> Any:
+    province = province_of(admin)
+    return sa.true() if province is None else column.in_(units_in_province(province))
+
+
+def counters_query(admin: User) -> sa.Select:
+    return sa.select(Counter).where(_unit_filter(Counter.unit_id, admin)).order_by(Counter.code)
+
+
+def offices_query(admin: User) -> sa.Select:
+    return sa.select(PostOffice).where(_unit_filter(PostOffice.unit_id, admin)).order_by(PostOffice.code)
+
+
+def routes_query(admin: User) -> sa.Select:
+    return (
+        sa.select(PostalRoute)
+        .join(PostOffice, PostOffice.id == PostalRoute.post_office_id)
+        .where(_unit_filter(PostOffice.unit_id, admin))
+        .order_by(PostalRoute.code)
+    )
+
+
+def clients_query(admin: User) -> sa.Select:
+    return (
+        sa.select(ApiClient)
+        .join(Counter, Counter.id == ApiClient.counter_id)
+        .where(_unit_filter(Counter.unit_id, admin))
+        .order_by(ApiClient.id)
+    )
+
+
+def _one(query: sa.Select, model: Any, row_id: int, what: str) -> Any:
+    row = db.session.scalar(query.where(model.id == row_id))
+    if row is None:  # another province's row is as absent as a missing one
+        raise NotFound(f"No {what} {row_id}")
+    return row
+
+
+def get_counter(admin: User, counter_id: int) -> Counter:
+    return _one(counters_query(admin), Counter, counter_id, "counter")
+
+
+def get_office(admin: User, office_id: int) -> PostOffice:
+    return _one(offices_query(admin), PostOffice, office_id, "post office")
+
+
+def get_route(admin: User, route_id: int) -> PostalRoute:
+    return _one(routes_query(admin), PostalRoute, route_id, "route")
+
+
+def get_client(admin: User, client_id: int) -> ApiClient:
+    return _one(clients_query(admin), ApiClient, client_id, "API client")
+
+
+def _current_unit(admin: User, code: str, errors: Errors, field: str = "unit") -> AdminUnit | None:
+    today = local_today()
+    unit = db.session.scalar(
+        sa.select(AdminUnit).where(
+            AdminUnit.code == code,
+            AdminUnit.valid_from <= today,
+            sa.or_(AdminUnit.valid_to.is_(None), AdminUnit.valid_to >= today),
+        )
+    )
+    if unit is None:
+        errors.add(
+            field,
+            "Không có đơn vị hành chính hiện hành với mã này.",
+            "No administrative unit in force today has this code.",
+        )
+        return None
+    province = province_of(admin)
+    if (
+        province is not None
+        and db.session.scalar(
+            sa.select(AdminUnit.id).where(
+                AdminUnit.id == unit.id, AdminUnit.id.in_(units_in_province(province))
+            )
+        )
+        is None
+    ):
+        errors.add(field, "Đơn vị này nằm ngoài tỉnh của bạn.", "This unit is outside your province.")
+        return None
+    return unit
+
+
+def _code(model: Any, form: Mapping[str, Any], errors: Errors) -> str:
+    code = _text(form.get("code")).upper()
+    if not CODE.match(code):
+        errors.add(
+            "code",
+            "Mã gồm 1-32 chữ in hoa, số, dấu - _ hoặc .",
+            "The code is 1-32 capital letters, digits, -, _ or .",
+        )
+    elif db.session.scalar(sa.select(model.id).where(model.code == code)) is not None:
+        errors.add("code", "Mã này đã được dùng.", "This code is already used.")
+    return code
+
+
+def _name(form: Mapping[str, Any], errors: Errors) -> str:
+    name = _text(form.get("name"))
+    if not 1 <= len(name) <= 200:
+        errors.add("name", "Nhập tên (tối đa 200 ký tự).", "Enter a name (at most 200 characters).")
+    return name
+
+
+def _fields(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The audited values of a row (codes for the rows it points to)."""
+    out: dict[str, Any] = {}
+    for name in names:
+        if name == "unit":
+            out[name] = row.unit.code if row.unit_id else None
+        elif name == "post_office":
+            out[name] = row.post_office.code if row.post_office_id else None
+        elif name == "courier":
+            out[name] = db.session.get(User, row.courier_id).username if row.courier_id else None
+        elif name == "backup":
+            out[name] = row.backup.code if row.backup_route_id else None
+        elif name == "level":
+            out[name] = row.level.value
+        else:
+            value = getattr(row, name)
+            out[name] = value
+    return out
+
+
+def _audit(
+    admin: User,
+    action: str,
+    kind: str,
+    row: Any,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    ip: str | None,
+) -> None:
+    if before is not None:
+        changed = [k for k in after if before.get(k) != after.get(k)]
+        if not changed:
+            return
+        before, after = {k: before[k] for k in changed}, {k: after[k] for k in changed}
+    record(action, actor=_actor(admin), object_type=kind, object_id=row.id, before=before, after=after, ip=ip)
+
+
+# --- counters ---------------------------------------------------------------------------------------
+
+
+def save_counter(
+    admin: User, counter: Counter | None, form: Mapping[str, Any], *, ip: str | None = None
+) -> Counter:
+    """Create (``counter`` None) or change a counter: its code is given once and never changes."""
+    errors = Errors()
+    code = _code(Counter, form, errors) if counter is None else counter.code
+    name = _name(form, errors)
+    level = str(form.get("level") or "")
+    if level not in {lv.value for lv in CounterLevel}:
+        errors.add("level", "Chọn cấp của bộ phận một cửa.", "Choose the counter's level.")
+    unit = _current_unit(admin, _text(form.get("unit")), errors)
+    office = None
+    office_code = _text(form.get("post_office")).upper()
+    if office_code:
+        office = db.session.scalar(offices_query(admin).where(PostOffice.code == office_code))
+        if office is None:
+            errors.add(
+                "post_office",
+                "Không có bưu cục này (trong phạm vi của bạn).",
+                "No such post office (within your scope).",
+            )
+    hotline = _text(form.get("hotline")) or None
+    if hotline and not HOTLINE.match(hotline):
+        errors.add(
+            "hotline",
+            "Số đường dây nóng chỉ gồm chữ số (3-32 ký tự).",
+            "A hotline is digits (3-32 characters).",
+        )
+    fmt, size = str(form.get("label_format") or "pdf"), str(form.get("label_size") or "100x150")
+    if fmt not in LABEL_FORMATS:
+        errors.add("label_format", "Chọn PDF hoặc ZPL.", "Choose PDF or ZPL.")
+    if size not in LABEL_SIZES:
+        errors.add("label_size", "Chọn một khổ nhãn.", "Choose a label size.")
+    elif fmt == "zpl" and size == "a4":
+        errors.add(
+            "label_size",
+            "ZPL dành cho máy in nhãn: chọn 100x150, 100x100 hoặc A6.",
+            "ZPL is for label printers: choose 100x150, 100x100 or a6.",
+        )
+    if errors:
+        raise InvalidInput(errors)
+    assert unit is not None
+    before = None if counter is None else _fields(counter, COUNTER_FIELDS)
+    if counter is None:
+        counter = Counter(code=code)
+        db.session.add(counter)
+    counter.name, counter.level, counter.unit_id = name, CounterLevel(level), unit.id
+    counter.post_office_id = office.id if office else None
+    counter.hotline, counter.label_format, counter.label_size = hotline, fmt, size
+    counter.label_requires_route = _flag(form.get("label_requires_route"))
+    counter.active = _flag(form.get("active")) if before is not None else True
+    db.session.flush()
+    db.session.refresh(counter)
+    _audit(
+        admin,
+        "counter.create" if before is None else "counter.update",
+        "counter",
+        counter,
+        before,
+        _fields(counter, COUNTER_FIELDS),
+        ip,
+    )
+    return counter
+
+
+# --- post offices -----------------------------------------------------------------------------------
+
+
+def save_office(
+    admin: User, office: PostOffice | None, form: Mapping[str, Any], *, ip: str | None = None
+) -> PostOffice:
+    errors = Errors()
+    code = _code(PostOffice, form, errors) if office is None else office.code
+    name = _name(form, errors)
+    unit = _current_unit(admin, _text(form.get("unit")), errors)
+    address = _text(form.get("address")) or None
+    if address and len(address) > 255:
+        errors.add("address", "Địa chỉ tối đa 255 ký tự.", "The address is at most 255 characters.")
+    coords: dict[str, float | None] = {}
+    for field, limit in (("latitude", 90), ("longitude", 180)):
+        raw = str(form.get(field) or "").strip().replace(",", ".")
+        try:
+            coords[field] = float(raw) if raw else None
+        except ValueError:
+            coords[field] = None
+            errors.add(field, "Nhập một số thập phân.", "Enter a decimal number.")
+            continue
+        value = coords[field]
+        if value is not None and not -limit <= value <= limit:
+            errors.add(field, f"Từ -{limit} đến {limit}.", f"From -{limit} to {limit}.")
+    if (coords["latitude"] is None) != (coords["longitude"] is None) and "latitude" not in errors:
+        errors.add(
+            "latitude",
+            "Nhập cả vĩ độ và kinh độ, hoặc để trống cả hai.",
+            "Give both latitude and longitude, or neither.",
+        )
+    if errors:
+        raise InvalidInput(errors)
+    assert unit is not None
+    before = None if office is None else _fields(office, OFFICE_FIELDS)
+    if office is None:
+        office = PostOffice(code=code)
+        db.session.add(office)
+    office.name, office.unit_id, office.address = name, unit.id, address
+    office.latitude, office.longitude = coords["latitude"], coords["longitude"]
+    db.session.flush()
+    db.session.refresh(office)
+    _audit(
+        admin,
+        "post_office.create" if before is None else "post_office.update",
+        "post_office",
+        office,
+        before,
+        _fields(office, OFFICE_FIELDS),
+        ip,
+    )
+    return office
+
+
+# --- postal routes ----------------------------------------------------------------------------------
+
+
+def couriers_for(admin: User, office: PostOffice | None) -> list[User]:
+    """The couriers a route of ``office`` may have: those of the office, and those of no office who
+    drive no route outside the admin's scope (a province admin never lists another province's)."""
+    visible = sa.select(PostOffice.id).where(_unit_filter(PostOffice.unit_id, admin))
+    elsewhere = sa.exists().where(
+        PostalRoute.courier_id == User.id, PostalRoute.post_office_id.not_in(visible)
+    )
+    own = User.post_office_id == office.id if office is not None else User.post_office_id.in_(visible)
+    stmt = (
+        sa.select(User)
+        .where(User.role == Role.COURIER, User.active)
+        .where(sa.or_(own, sa.and_(User.post_office_id.is_(None), ~elsewhere)))
+        .order_by(User.username)
+    )
+    return list(db.session.scalars(stmt))
+
+
+def save_route(
+    admin: User, route: PostalRoute | None, form: Mapping[str, Any], *, ip: str | None = None
+) -> PostalRoute:
+    """Create or change a route's settings; its communes are edited on the coverage page."""
+    from delivery_service.routing.services import invalidate_routes, recount
+
+    errors = Errors()
+    code = _code(PostalRoute, form, errors) if route is None else route.code
+    name = _name(form, errors)
+    office = db.session.scalar(
+        offices_query(admin).where(PostOffice.code == _text(form.get("post_office")).upper())
+    )
+    if office is None:
+        errors.add(
+            "post_office",
+            "Chọn một bưu cục (trong phạm vi của bạn).",
+            "Choose a post office (within your scope).",
+        )
+    courier = None
+    username = _text(form.get("courier")).lower()
+    if username:
+        courier = next((u for u in couriers_for(admin, office) if u.username == username), None)
+        if courier is None:
+            errors.add("courier", "Chọn một bưu tá của bưu cục này.", "Choose a courier of this post office.")
+    capacity: int | None = None
+    raw = str(form.get("capacity_per_day") or "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) > 100_000:
+            errors.add(
+                "capacity_per_day",
+                "Số đơn mỗi ngày: số nguyên từ 0, hoặc để trống (không giới hạn).",
+                "Orders a day: a whole number from 0, or empty for no limit.",
+            )
+        else:
+            capacity = int(raw)
+    backup = None
+    backup_code = _text(form.get("backup")).upper()
+    if backup_code:
+        backup = db.session.scalar(routes_query(admin).where(PostalRoute.code == backup_code))
+        if backup is None or backup_code == code:
+            errors.add(
+                "backup",
+                "Tuyến dự phòng phải là một tuyến khác đang có.",
+                "The backup must be another existing route.",
+            )
+        elif route is not None and _loops(route.id, backup):
+            errors.add(
+                "backup",
+                "Tuyến dự phòng này dẫn vòng về chính tuyến này.",
+                "This backup's chain of backups leads back to this route.",
+            )
+    if errors:
+        raise InvalidInput(errors)
+    assert office is not None
+    before = None if route is None else _fields(route, ROUTE_FIELDS)
+    if route is None:
+        route = PostalRoute(code=code)
+        db.session.add(route)
+    old_capacity = route.capacity_per_day
+    route.name, route.post_office_id = name, office.id
+    route.courier_id = courier.id if courier else None
+    route.capacity_per_day, route.backup_route_id = capacity, backup.id if backup else None
+    route.active = _flag(form.get("active")) if before is not None else True
+    route.return_to_office = _flag(form.get("return_to_office"))
+    db.session.flush()
+    db.session.refresh(route)
+    if before is not None and capacity != old_capacity:
+        recount(route.id, local_today())
+    _audit(
+        admin,
+        "route.create" if before is None else "route.update",
+        "route",
+        route,
+        before,
+        _fields(route, ROUTE_FIELDS),
+        ip,
+    )
+    invalidate_routes()
+    return route
+
+
+def _loops(route_id: int, backup: PostalRoute) -> bool:
+    """Whether following ``backup`` and its backups comes back to ``route_id``. The assignment stops
+    at a loop (routes.assign chain), but a loop only hides which route takes the overflow."""
+    seen: set[int] = set()
+    current: int | None = backup.id
+    while current is not None and current not in seen:
+        if current == route_id:
+            return True
+        seen.add(current)
+        current = db.session.scalar(sa.select(PostalRoute.backup_route_id).where(PostalRoute.id == current))
+    return False
+
+
+# --- API clients ------------------------------------------------------------------------------------
+
+
+def _client_fields(client: ApiClient) -> dict[str, Any]:
+    from delivery_service.webhooks.models import WebhookEndpoint
+
+    endpoint = db.session.scalar(sa.select(WebhookEndpoint).where(WebhookEndpoint.api_client_id == client.id))
+    return {
+        "name": client.name,
+        "counter": client.counter.code,
+        "token_prefix": client.token_prefix,
+        "revoked": client.revoked_at is not None,
+        "webhook_url": endpoint.url if endpoint else None,
+        "webhook_active": endpoint.active if endpoint else None,
+    }
+
+
+def create_client(admin: User, form: Mapping[str, Any], *, ip: str | None = None) -> tuple[ApiClient, str]:
+    """A new API client; returns it and its token (shown once; only its hash is stored)."""
+    errors = Errors()
+    name = _name(form, errors)
+    counter = db.session.scalar(
+        counters_query(admin).where(Counter.code == _text(form.get("counter")).upper())
+    )
+    if counter is None:
+        errors.add(
+            "counter",
+            "Chọn một bộ phận một cửa (trong phạm vi của bạn).",
+            "Choose a counter (within your scope).",
+        )
+    if errors:
+        raise InvalidInput(errors)
+    assert counter is not None
+    client, token = create_api_client(counter_code=counter.code, name=name)
+    _audit(admin, "api_client.create", "api_client", client, None, _client_fields(client), ip)
+    return client, token
+
+
+def revoke_client(admin: User, client: ApiClient, *, ip: str | None = None) -> None:
+    if client.revoked_at is not None:
+        return
+    before = _client_fields(client)
+    revoke_api_client(client.id)
+    from delivery_service.webhooks import services as webhooks
+
+    if before["webhook_active"]:
+        webhooks.disable(client.id)  # a revoked client's system is sent nothing more
+    db.session.flush()
+    _audit(admin, "api_client.revoke", "api_client", client, before, _client_fields(client), ip)
+
+
+def set_webhook(admin: User, client: ApiClient, url: str, *, ip: str | None = None) -> str:
+    """Set or change the webhook address; returns the new signing secret (shown once)."""
+    from delivery_service.webhooks import services as webhooks
+
+    if client.revoked_at is not None:
+        raise InvalidInput({"url": ["Khóa API này đã bị thu hồi. / This API client is revoked."]})
+    before = _client_fields(client)
+    try:
+        _endpoint, secret = webhooks.set_endpoint(client.id, url)
+    except InvalidInput:
+        raise InvalidInput(
+            {
+                "url": [
+                    "Nhập địa chỉ http:// hoặc https:// (tối đa 500 ký tự). / "
+                    "Must be an http:// or https:// address of at most 500 characters."
+                ]
+            }
+        ) from None
+    _audit(admin, "webhook.update", "api_client", client, before, _client_fields(client), ip)
+    return secret
+
+
+def clear_webhook(admin: User, client: ApiClient, *, ip: str | None = None) -> None:
+    """Remove the webhook (and its delivery log): nothing more is sent; polling still works."""
+    from delivery_service.webhooks import services as webhooks
+    from delivery_service.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+    endpoint = db.session.scalar(sa.select(WebhookEndpoint).where(WebhookEndpoint.api_client_id == client.id))
+    if endpoint is None:
+        return
+    before = _client_fields(client)
+    db.session.execute(sa.delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id))
+    db.session.delete(endpoint)
+    db.session.flush()
+    webhooks._forget_active()
+    _audit(admin, "webhook.clear", "api_client", client, before, _client_fields(client), ip)
+
+
+def pause_webhook(admin: User, client: ApiClient, pause: bool, *, ip: str | None = None) -> None:
+    from delivery_service.webhooks import services as webhooks
+
+    before = _client_fields(client)
+    if pause:
+        webhooks.disable(client.id)
+    else:
+        webhooks.resume(client.id)
+    db.session.flush()
+    _audit(
+        admin,
+        "webhook.pause" if pause else "webhook.resume",
+        "api_client",
+        client,
+        before,
+        _client_fields(client),
+        ip,
+    )
+
+
+def rotate_webhook_secret(
+    admin: User, client: ApiClient, overlap_hours: str, *, ip: str | None = None
+) -> tuple[str, dt.datetime | None]:
+    """A new signing secret (returned, shown once) and until when the old one still signs too."""
+    from delivery_service.webhooks import services as webhooks
+
+    raw = str(overlap_hours or "").strip()
+    if not raw.isdigit() or int(raw) > 720:
+        raise InvalidInput({"overlap_hours": ["Số giờ từ 0 đến 720. / Hours from 0 to 720."]})
+    from delivery_service.webhooks.models import WebhookEndpoint
+
+    ongoing = db.session.scalar(
+        sa.select(WebhookEndpoint.previous_secret_until).where(WebhookEndpoint.api_client_id == client.id)
+    )
+    endpoint, secret = webhooks.rotate_secret(client.id, dt.timedelta(hours=int(raw)))
+    record(
+        "webhook.rotate_secret",
+        actor=_actor(admin),
+        object_type="api_client",
+        object_id=client.id,
+        # when the previous rotation's overlap ended (the secrets themselves are never recorded)
+        before={"old_secret_valid_until": ongoing.isoformat() if ongoing else None},
+        after={
+            "overlap_hours": int(raw),
+            "old_secret_valid_until": endpoint.previous_secret_until.isoformat()
+            if endpoint.previous_secret_until
+            else None,
+        },
+        ip=ip,
+    )
+    return secret, endpoint.previous_secret_until
