@@ -13,6 +13,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from delivery_service import create_app
 from delivery_service.geo.cli import geo
+from delivery_service.privacy.cli import privacy as privacy_cli
 from delivery_service.reports.cli import reports as reports_cli
 from delivery_service.routing.cli import routes as routes_cli
 
@@ -26,6 +27,7 @@ def main() -> None:
 main.add_command(geo)
 main.add_command(routes_cli)
 main.add_command(reports_cli)
+main.add_command(privacy_cli)
 
 
 @main.command()

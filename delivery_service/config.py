@@ -94,6 +94,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CLOCK_SKEW_S": 600,
     "SYNC_MAX_EVENTS": 200,
     "DELIVERY_ID_CHECK": "id_last4",
+    # The business rules above (failure reasons, service level, attempts, correction window, identity
+    # check, colour bands) are defaults: an admin's saved values win (docs/settings.md). Each process
+    # checks for a saved change at most this often (seconds).
+    "RULES_CHECK_S": 1.0,
     # Reports: how long a request may spend folding new events into the figures before it shows
     # them with a note of what is still pending; the colour bands (a rate at or above the first
     # threshold is green, the second yellow, the third orange, below it red; "rate:g,y,o;..."); when
@@ -113,6 +117,10 @@ DEFAULTS: dict[str, Any] = {
     # (None: loopback only). Logs as JSON lines or text (None: json in production, text otherwise).
     "METRICS_TOKEN": None,
     "LOG_FORMAT": None,
+    # Personal data (docs/privacy.md): days after an order is closed (its last event) before the
+    # recipient's name, phone, ID digits, address detail, signatures and photos are erased. 365: the
+    # complaints and audits of a closed delivery fit in a year.
+    "PERSONAL_DATA_RETENTION_DAYS": 365,
 }
 
 _INT_KEYS = {"DELIVERY_TARGET_DAYS", "MAX_JSON_BYTES", "MAX_IMPORT_BYTES", "MAX_IMPORT_ROWS",
@@ -120,8 +128,8 @@ _INT_KEYS = {"DELIVERY_TARGET_DAYS", "MAX_JSON_BYTES", "MAX_IMPORT_BYTES", "MAX_
              "MAX_FAILED_ATTEMPTS", "CORRECTION_WINDOW_MIN", "MAX_PROOF_BYTES", "MAX_CLOCK_SKEW_S",
              "SYNC_MAX_EVENTS", "TRUSTED_PROXIES", "SESSION_IDLE_MINUTES",
              "JOBS_LEASE_S", "JOBS_MAX_ATTEMPTS", "JOBS_HAND_LEASE_S", "JOBS_WORKER_MAINTENANCE_S",
-             "JOBS_BACKLOG_MAX_AGE_S"}
-_FLOAT_KEYS = {"JOBS_POLL_S", "JOBS_MAINTENANCE_S",
+             "JOBS_BACKLOG_MAX_AGE_S", "PERSONAL_DATA_RETENTION_DAYS"}
+_FLOAT_KEYS = {"JOBS_POLL_S", "JOBS_MAINTENANCE_S", "RULES_CHECK_S",
                "REDIS_TIMEOUT_S", "GEOCODER_MIN_DELAY_S", "GEOCODER_TIMEOUT_S",
                "ROUTE_SEQUENCE_TIME_LIMIT_S",
                "REPORT_CATCH_UP_S", "WEBHOOK_CONNECT_TIMEOUT_S", "WEBHOOK_READ_TIMEOUT_S"}
@@ -184,7 +192,8 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
         raise ConfigError(f"ITEM_ID_PREFIX / ITEM_ID_COUNTRY: {exc}") from None
     if not 0 <= cfg["TRUSTED_PROXIES"] <= 5:
         raise ConfigError("TRUSTED_PROXIES must be between 0 and 5 (the proxies in front of the service)")
-    for key, low, high in (("JOBS_POLL_S", 0.1, 60), ("JOBS_MAINTENANCE_S", 1, 3600)):
+    for key, low, high in (("JOBS_POLL_S", 0.1, 60), ("JOBS_MAINTENANCE_S", 1, 3600),
+                           ("RULES_CHECK_S", 0, 60)):
         if not low <= cfg[key] <= high:
             raise ConfigError(f"{key} must be between {low} and {high} seconds")
     if cfg["DELIVERY_TARGET_DAYS"] < 0:
@@ -203,6 +212,8 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
     limit = cfg["ROUTE_SEQUENCE_TIME_LIMIT_S"]
     if limit is not None and not 0 < limit <= 600:
         raise ConfigError("ROUTE_SEQUENCE_TIME_LIMIT_S must be between 0 and 600 seconds")
+    if not 30 <= cfg["PERSONAL_DATA_RETENTION_DAYS"] <= 3650:
+        raise ConfigError("PERSONAL_DATA_RETENTION_DAYS must be between 30 and 3650 days")
     _courier_settings(cfg)
     _report_settings(cfg, instance)
     _webhook_settings(cfg)

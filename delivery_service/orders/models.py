@@ -57,6 +57,7 @@ class ItemSerial(db.Model):
 
 
 OPEN_WHERE = "status NOT IN ('delivered', 'returned_to_agency', 'cancelled')"
+NOT_ERASED_WHERE = "personal_data_erased_at IS NULL"
 
 
 class DeliveryOrder(db.Model):
@@ -82,6 +83,9 @@ class DeliveryOrder(db.Model):
         sa.Index("ix_orders_open_created", "created_at", "commune_id", "route_id", "counter_id", "due_date",
                  "status", "direction",
                  postgresql_where=sa.text(OPEN_WHERE), sqlite_where=sa.text(OPEN_WHERE)),
+        # The daily erasure of personal data (privacy.erasure; migration 0019).
+        sa.Index("ix_orders_not_erased", "updated_at", postgresql_where=sa.text(NOT_ERASED_WHERE),
+                 sqlite_where=sa.text(NOT_ERASED_WHERE)),
     )
 
     id: Mapped[intpk]
@@ -134,6 +138,8 @@ class DeliveryOrder(db.Model):
     dispatch: Mapped[str | None] = mapped_column(sa.String(24))
     note: Mapped[str | None] = mapped_column(sa.String(500))
     dossier_delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # When the recipient's personal data was erased after the retention period (privacy.erasure)
+    personal_data_erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     created_at: Mapped[created_at]
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

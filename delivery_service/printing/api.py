@@ -19,6 +19,7 @@ from delivery_service.printing.schemas import (
     PrintJobOut,
     ReceiptQuery,
 )
+from delivery_service.privacy import access
 from delivery_service.routing.schemas import RunQuery
 
 orders = protected(
@@ -62,7 +63,9 @@ def send(doc: services.Document, *, inline: bool = True) -> Response:
 )
 def label(query: dict[str, Any], item_id: str):
     """The label of one order: PDF or ZPL, in the counter's size unless another is asked."""
-    return send(services.print_label(current_actor(), item_id, query.get("format"), query.get("size")))
+    doc = services.print_label(current_actor(), item_id, query.get("format"), query.get("size"))
+    access.opened(current_actor(), "label", orders=access.by_item(item_id))
+    return send(doc)
 
 
 @orders.route("/<item_id>/label/prints", methods=["GET"])
@@ -77,7 +80,9 @@ def label_prints(item_id: str):
 @orders.doc(responses={"200": {"description": "The citizen's receipt", "content": PDF}})
 def receipt(query: dict[str, Any], item_id: str):
     """The citizen's receipt (A5 or A4 PDF)."""
-    return send(services.receipt(current_actor(), item_id, query["size"]))
+    doc = services.receipt(current_actor(), item_id, query["size"])
+    access.opened(current_actor(), "receipt", orders=access.by_item(item_id))
+    return send(doc)
 
 
 @batches.route("/batches", methods=["POST"])
@@ -128,7 +133,9 @@ def get_batch(job_id: int):
 )
 def batch_file(job_id: int):
     """The file of a finished batch."""
-    return send(services.job_file(current_actor(), job_id), inline=False)
+    doc = services.job_file(current_actor(), job_id)
+    access.opened(current_actor(), "label_batch", orders=access.of_print_job(job_id))
+    return send(doc, inline=False)
 
 
 @manifests.route("", methods=["POST"])
@@ -150,7 +157,9 @@ def create_manifest(data: dict[str, Any]):
 @manifests.doc(responses={"200": {"description": "The manifest", "content": PDF}})
 def manifest_pdf(code: str):
     """A manifest as PDF: one line per item, totals, signature boxes, its own barcode."""
-    return send(services.manifest_pdf(current_actor(), code))
+    doc = services.manifest_pdf(current_actor(), code)
+    access.opened(current_actor(), "manifest", orders=access.of_manifest(code))
+    return send(doc)
 
 
 @sheets.route("/<code>/run/sheet", methods=["GET"])
@@ -160,4 +169,7 @@ def run_sheet(query: dict[str, Any], code: str):
     """A courier's printable run for a day: stops in order, what to collect and sign."""
     from delivery_service.orders.services import local_today
 
-    return send(services.run_sheet(current_actor(), code, query.get("date") or local_today()))
+    day = query.get("date") or local_today()
+    doc = services.run_sheet(current_actor(), code, day)
+    access.opened(current_actor(), "run_sheet", orders=access.of_run(code, day))
+    return send(doc)

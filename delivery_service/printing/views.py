@@ -16,6 +16,7 @@ from delivery_service.orgs.models import Counter, PostalRoute
 from delivery_service.printing import services
 from delivery_service.printing.api import send
 from delivery_service.printing.models import JobState, ManifestKind
+from delivery_service.privacy import access
 from delivery_service.web.access import page_actor
 from delivery_service.web.messages import translate_message
 from delivery_service.web.views import desk_required
@@ -41,6 +42,7 @@ def label(item_id: str):
         db.session.rollback()
         flash(_problem(exc), "error")
         return redirect(url_for("counter.order", item_id=item_id), code=303)
+    access.opened(page_actor(), "label", orders=access.by_item(item_id))
     return send(doc)
 
 
@@ -49,7 +51,9 @@ def label(item_id: str):
 def receipt(item_id: str):
     """The citizen's receipt (?size=a5|a4)."""
     try:
-        return send(services.receipt(page_actor(), item_id, request.args.get("size", "a5")))
+        doc = services.receipt(page_actor(), item_id, request.args.get("size", "a5"))
+        access.opened(page_actor(), "receipt", orders=access.by_item(item_id))
+        return send(doc)
     except InvalidInput as exc:
         flash(_problem(exc), "error")
         return redirect(url_for("counter.order", item_id=item_id), code=303)
@@ -107,7 +111,9 @@ def job(job_id: int):
 @desk_required
 def job_file(job_id: int):
     try:
-        return send(services.job_file(page_actor(), job_id), inline=False)
+        doc = services.job_file(page_actor(), job_id)
+        access.opened(page_actor(), "label_batch", orders=access.of_print_job(job_id))
+        return send(doc, inline=False)
     except Conflict as exc:
         flash(_problem(exc), "error")
         return redirect(url_for("printing.job", job_id=job_id), code=303)
@@ -146,7 +152,9 @@ def create_manifest():
 @bp.get("/counter/manifests/<code>.pdf")
 @login_required
 def manifest_pdf(code: str):
-    return send(services.manifest_pdf(page_actor(), code))
+    doc = services.manifest_pdf(page_actor(), code)
+    access.opened(page_actor(), "manifest", orders=access.of_manifest(code))
+    return send(doc)
 
 
 @bp.get("/routes/<code>/run/sheet.pdf")
@@ -158,4 +166,6 @@ def run_sheet(code: str):
         day = dt.date.fromisoformat(raw) if raw else local_today()
     except ValueError:
         abort(404)
-    return send(services.run_sheet(page_actor(), code, day))
+    doc = services.run_sheet(page_actor(), code, day)
+    access.opened(page_actor(), "run_sheet", orders=access.of_run(code, day))
+    return send(doc)

@@ -18,6 +18,7 @@ from delivery_service.orders.services import (
     search_orders,
 )
 from delivery_service.orgs.models import Counter
+from delivery_service.privacy import access
 from delivery_service.routing.services import sequenced_stops
 from delivery_service.units.services import unit_index
 from delivery_service.web import forms
@@ -130,6 +131,7 @@ def order(item_id: str):
     from delivery_service.printing.services import prints_of
 
     stop = sequenced_stops([found]).get(found.id) if found.run_date else None
+    access.opened(page_actor(), "order_page", order_ids=[found.id])
     return render_template("counter/order.html", order=found, stop=stop,
                            prints=prints_of(page_actor(), found.item_id))
 
