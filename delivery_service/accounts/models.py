@@ -54,6 +54,9 @@ class User(db.Model):
     # session cookie stops working (the cookie is signed, not stored: this is its server side).
     session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Set when an administrator creates the account or resets its password: every page sends the
+    # user to /account/password until they choose their own.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # Two-factor log-in (TOTP, RFC 6238): the shared secret (base32), when it was confirmed, the
     # last time step accepted (a code is good once), and the argon2 hashes of unused recovery codes.
     totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
@@ -94,6 +97,9 @@ class ApiClient(db.Model):
     token_hash: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[created_at]
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The unit whose figures it may read (GET /api/v1/reports/figures), as a district officer of it;
+    # None: its counter's (reports.figures_api).
+    report_unit_id: Mapped[int | None] = mapped_column(fk("admin_units.id"))
 
     counter: Mapped[Counter] = relationship()
 

@@ -1,0 +1,1 @@
+"""Addresses as people write them: an offline parser to unit codes, and its API."""

@@ -1,0 +1,155 @@
+// A pasted address fills the counter form's address: POST /api/v1/addresses/parse (same origin,
+// the clerk's session with the form's CSRF token) reads the province, commune and detail; this
+// script selects them in the cascading selects of units.js and fills an empty detail field. When
+// the reader is not sure it offers its ranked candidates as buttons and selects nothing itself.
+// Without this script the box stays hidden and the selects work as before.
+
+function option(select, code) {
+  return [...select.options].find((o) => o.value === code);
+}
+
+function fillSelect(select, units, placeholderText) {
+  select.replaceChildren(new Option(placeholderText, ""));
+  for (const unit of units) {
+    const o = new Option(unit.name, unit.code);
+    o.dataset.id = String(unit.id);
+    select.add(o);
+  }
+}
+
+function label(reading) {
+  return [reading.commune, reading.district, reading.province]
+    .filter((u) => u)
+    .map((u) => u.name)
+    .join(", ");
+}
+
+function setup(box) {
+  const form = box.closest("form");
+  const unitsBox = form.querySelector("[data-units]");
+  const unitsUrl = unitsBox.dataset.unitsUrl;
+  const choose = unitsBox.dataset.placeholder;
+  const province = form.querySelector('[data-unit="province"]');
+  const district = form.querySelector('[data-unit="district"]');
+  const commune = form.querySelector('[data-unit="commune"]');
+  const districtField = form.querySelector('[data-unit-field="district"]');
+  const detail = form.querySelector("#f-address_detail");
+  const csrf = form.querySelector('input[name="csrf_token"]').value;
+  const input = box.querySelector("[data-address-text]");
+  const button = box.querySelector("[data-address-read]");
+  const status = box.querySelector("[data-address-status]");
+  const choices = box.querySelector("[data-address-choices]");
+  const text = box.dataset;
+  let latest = 0; // answers to older requests are dropped
+
+  async function children(parentId) {
+    const resp = await fetch(`${unitsUrl}?parent=${encodeURIComponent(parentId)}`, {
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+    });
+    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    return resp.json();
+  }
+
+  // Select a reading's units in the form; false when the form's lists do not have them.
+  async function apply(reading) {
+    if (!reading.province || !reading.commune) return false;
+    const p = option(province, reading.province.code);
+    if (!p) return false;
+    province.value = p.value;
+    let units = await children(p.dataset.id);
+    if (units.length && units[0].level === "district") {
+      if (!reading.district) return false;
+      districtField.hidden = false;
+      district.required = true;
+      fillSelect(district, units, choose);
+      const d = option(district, reading.district.code);
+      if (!d) return false;
+      district.value = d.value;
+      units = await children(d.dataset.id);
+    } else {
+      districtField.hidden = true;
+      district.required = false;
+      fillSelect(district, [], choose);
+    }
+    fillSelect(commune, units, choose);
+    const c = option(commune, reading.commune.code);
+    if (!c) return false;
+    commune.value = c.value;
+    return true;
+  }
+
+  function say(message) {
+    status.textContent = message;
+  }
+
+  function offer(candidates) {
+    choices.replaceChildren();
+    for (const reading of candidates) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "btn btn-quiet";
+      b.textContent = label(reading);
+      b.addEventListener("click", async () => {
+        if (await apply(reading)) {
+          choices.hidden = true;
+          say(text.sure);
+          commune.focus();
+        }
+      });
+      choices.append(b);
+    }
+    choices.hidden = candidates.length === 0;
+  }
+
+  async function read() {
+    const line = input.value.trim();
+    if (!line) return;
+    const ticket = ++latest;
+    button.disabled = true;
+    choices.hidden = true;
+    try {
+      const resp = await fetch(box.dataset.parseUrl, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf },
+        credentials: "same-origin",
+        body: JSON.stringify({ text: line }),
+      });
+      if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+      const answer = await resp.json();
+      if (ticket !== latest) return;
+      if (answer.sure && (await apply(answer))) {
+        if (!detail.value.trim() && answer.detail) detail.value = answer.detail;
+        const former = answer.written ? ` ${text.former} ${label(answer.written)}.` : "";
+        say(text.sure + former);
+        return;
+      }
+      // Not sure: the current readings with a commune, the reader's best first.
+      const seen = new Set();
+      const readings = [answer, ...answer.candidates].filter((r) => {
+        if (!r.commune || r.legacy || seen.has(r.commune.id)) return false;
+        seen.add(r.commune.id);
+        return true;
+      });
+      if (readings.length && !detail.value.trim() && answer.detail) detail.value = answer.detail;
+      say(readings.length ? text.unsure : text.none);
+      offer(readings.slice(0, 5));
+    } catch (err) {
+      if (ticket === latest) say(text.failed);
+    } finally {
+      if (ticket === latest) button.disabled = false;
+    }
+  }
+
+  button.addEventListener("click", read);
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault(); // not the form's submit
+      read();
+    }
+  });
+  input.addEventListener("paste", () => setTimeout(read, 0));
+  box.hidden = false;
+}
+
+for (const box of document.querySelectorAll("[data-address-paste]")) setup(box);
