@@ -1,0 +1,63 @@
+"""The supervisor's plan of a post office's day: the proposed plan next to the commune rule, and accept.
+
+Thin: the work is in routing.plan. GET computes a proposal (locks come as ``lock`` query values, order
+ids the supervisor keeps on their route); POST accept applies exactly the assignment the page showed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+from delivery_service.accounts.models import Role
+from delivery_service.errors import InvalidInput
+from delivery_service.extensions import db
+from delivery_service.routing import plan as planning
+from delivery_service.units.services import unit_index
+from delivery_service.web.access import page_actor, roles_required
+
+bp = Blueprint("routing_plan", __name__, url_prefix="/routing/plan")
+
+
+def _day(raw: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        abort(404)
+
+
+@bp.get("/<int:office_id>/<day>")
+@roles_required(Role.SUPERVISOR, Role.ADMIN)
+def show(office_id: int, day: str):
+    """Kế hoạch ngày của bưu cục / The post office's day plan."""
+    date = _day(day)
+    locked = [int(x) for x in request.args.getlist("lock") if x.isdigit()]
+    result = planning.build_plan(page_actor(), office_id, date, locked=locked)
+    return render_template("routing/plan.html", plan=result, day=date, index=unit_index(),
+                           prev_day=date - dt.timedelta(days=1), next_day=date + dt.timedelta(days=1))
+
+
+@bp.post("/<int:office_id>/<day>/accept")
+@roles_required(Role.SUPERVISOR, Role.ADMIN)
+def accept(office_id: int, day: str):
+    """Apply the plan shown: move the orders, re-sequence the runs."""
+    date = _day(day)
+    back = url_for("routing_plan.show", office_id=office_id, day=date.isoformat())
+    try:
+        assignment = planning.parse_assignment(request.form.get("assignment", ""))
+        done = planning.accept_plan(page_actor(), office_id, date, assignment)
+    except InvalidInput as exc:
+        db.session.rollback()
+        flash("Không nhận được kế hoạch / The plan was not accepted: "
+              + " ".join(m for ms in exc.errors.values() for m in ms), "error")
+        return redirect(back, code=303)
+    message = (f"Đã nhận kế hoạch: chuyển {done.moved} bưu gửi, sắp lại {len(done.resequenced)} lộ trình / "
+               f"Plan accepted: {done.moved} orders moved, {len(done.resequenced)} runs re-sequenced")
+    if done.resequenced:
+        message += f" ({', '.join(done.resequenced)})"
+    flash(message + ".", "success")
+    if done.skipped:
+        flash("Không chuyển được (đã thay đổi) / Not moved (changed meanwhile): " + ", ".join(done.skipped),
+              "warning")
+    return redirect(back, code=303)
