@@ -38,10 +38,14 @@ ORDER_TABLES = ("order_events", "delivery_orders", "item_serials", "import_batch
                 "delivery_proofs", "proof_files", "event_corrections", "webhook_deliveries",
                 "webhook_endpoints", "report_days", "report_weeks", "report_months", "report_orders", "report_cursor",
                 "counter_daily_totals", "weekly_reports", "report_area_communes", "report_areas", "rate_limit_counters",
-                "job_outbox", "order_locations", "known_places", "geocode_cache", "audit_events")
+                "job_outbox", "order_locations", "known_places", "geocode_cache", "audit_events",
+                "business_rules", "personal_data_access", "privacy_runs")
 ORG_TABLES = ("api_clients", "users", "route_communes", "postal_routes", "counters", "post_offices")
 # Routing state tests change on the demo routes: restored from a snapshot after each PostgreSQL test.
 ROUTE_SETTINGS = ("id", "courier_id", "capacity_per_day", "backup_route_id", "return_to_office", "active")
+# The demo accounts' settings that the administration tests change: restored the same way.
+USER_SETTINGS = ("id", "full_name", "role", "counter_id", "area_unit_id", "post_office_id", "active",
+                 "password_hash", "session_version", "must_change_password")
 
 
 def _unavailable(what: str, exc: Exception) -> None:
@@ -77,6 +81,7 @@ def _prepare(app: Flask) -> dict[str, Any]:
             "route_communes": _rows("SELECT * FROM route_communes"),
             "route_rules": _rows("SELECT * FROM route_rules"),
             "postal_routes": _rows(f"SELECT {', '.join(ROUTE_SETTINGS)} FROM postal_routes"),
+            "users": _rows(f"SELECT {', '.join(USER_SETTINGS)} FROM users"),
         }
         db.session.remove()
     return marks
@@ -135,6 +140,8 @@ def _reset_pg(app: Flask, marks: dict[str, Any]) -> None:
         settings = ", ".join(f"{c} = :{c}" for c in ROUTE_SETTINGS if c != "id")
         db.session.execute(sa.text(f"UPDATE postal_routes SET {settings} WHERE id = :id"),
                            snapshot["postal_routes"])
+        accounts = ", ".join(f"{c} = :{c}" for c in USER_SETTINGS if c != "id")
+        db.session.execute(sa.text(f"UPDATE users SET {accounts} WHERE id = :id"), snapshot["users"])
         db.session.execute(sa.text("UPDATE api_clients SET revoked_at = NULL"))
         db.session.execute(sa.text("UPDATE counters SET label_format = 'pdf', label_size = '100x150', "
                                    "label_requires_route = false"))

@@ -28,6 +28,7 @@ from delivery_service.accounts.models import User
 from delivery_service.accounts.services import Actor
 from delivery_service.extensions import db
 from delivery_service.orders.services import local_today
+from delivery_service.orgs.models import PostalRoute
 from delivery_service.printing import services as printing
 from delivery_service.printing.models import Manifest, PrintJob, manifest_items
 from delivery_service.reports import weekly
@@ -74,6 +75,14 @@ def _actor(username: str) -> Actor:
     return Actor.of_user(db.session.scalar(sa.select(User).where(User.username == username)))
 
 
+def _office_of(route_code: str) -> int:
+    return db.session.scalar(sa.select(PostalRoute.post_office_id).where(PostalRoute.code == route_code))
+
+
+def _user_id(username: str) -> int:
+    return db.session.scalar(sa.select(User.id).where(User.username == username))
+
+
 def _demo(app: Flask) -> dict[str, Any]:
     """Orders (printed and not), a print job, an import, a sequenced run, a week of weekly reports."""
     today = local_today()
@@ -115,7 +124,12 @@ def _pages(app: Flask, demo: dict[str, Any]) -> list[str]:
         "printing.job": f"/counter/labels/jobs/{demo['job_id']}",
         "routing.run": "/routes/QNG-01/run",
         "routing.edit_coverage": "/routes/QNG-01/coverage",
+        "routing_plan.show": f"/routing/plan/{_office_of('QNG-01')}/{local_today().isoformat()}",
         "tracking.item_form": f"/t/{item}",
+        "admin_orgs.counter_edit": "/admin/counters/1", "admin_orgs.office_edit": "/admin/offices/1",
+        "admin_orgs.route_edit": "/admin/routes/1",
+        "admin_users.show": f"/admin/users/{_user_id('counter')}",
+        "admin_users.edit": f"/admin/users/{_user_id('counter')}/edit",
     }
     pages = []
     for rule in app.url_map.iter_rules():

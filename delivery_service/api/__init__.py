@@ -123,13 +123,18 @@ def register(app: Flask) -> None:
     from delivery_service.orders.api import blp as orders_blp
     from delivery_service.printing import api as printing
     from delivery_service.reports.api import blp as reports_blp
+    from delivery_service.reports.figures_api import blp as figures_blp
     from delivery_service.routing.api import blp as routes_blp
     from delivery_service.routing.api import moves as moves_blp
     from delivery_service.units.api import blp as units_blp
 
     for blp in (orders_blp, moves_blp, printing.orders, imports_blp, units_blp, routes_blp, printing.sheets,
-                printing.batches, printing.manifests, courier.blp, courier.proof, reports_blp):
+                printing.batches, printing.manifests, courier.blp, courier.proof, reports_blp,
+                figures_blp):
         api.register_blueprint(blp, url_prefix="/api/v1" + blp.url_prefix)
+    from delivery_service.addresses.api import blp as addresses_blp
+
+    api.register_blueprint(addresses_blp, url_prefix="/api/v1" + addresses_blp.url_prefix)
     app.register_blueprint(courier.pages)  # the order page's proof images
 
     from flask import send_from_directory

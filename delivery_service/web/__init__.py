@@ -24,11 +24,19 @@ def register(app: Flask) -> None:
     """Wire log-in, the page blueprints, the language switch and the template helpers."""
     from delivery_service.accounts.models import User
     from delivery_service.accounts.views import bp as auth_bp
+    from delivery_service.admin.audit import bp as admin_audit_bp
+    from delivery_service.admin.clients import bp as admin_clients_bp
+    from delivery_service.admin.orgs import bp as admin_orgs_bp
+    from delivery_service.admin.privacy import bp as admin_privacy_bp
+    from delivery_service.admin.rules import bp as admin_rules_bp
+    from delivery_service.admin.users import bp as admin_users_bp
+    from delivery_service.admin.views import bp as admin_bp
     from delivery_service.courier_app.views import bp as courier_app_bp
     from delivery_service.printing.views import bp as printing_bp
     from delivery_service.reports.totals_views import bp as report_input_bp
     from delivery_service.reports.views import bp as reports_bp
     from delivery_service.reports.weekly_views import bp as weekly_reports_bp
+    from delivery_service.routing.plan_views import bp as routing_plan_bp
     from delivery_service.routing.views import bp as routing_bp
     from delivery_service.tracking.views import bp as tracking_bp
     from delivery_service.web import display, forms
@@ -47,8 +55,16 @@ def register(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(counter_bp)
     app.register_blueprint(routing_bp)
+    app.register_blueprint(routing_plan_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(admin_jobs_bp)
+    app.register_blueprint(admin_orgs_bp)
+    app.register_blueprint(admin_clients_bp)
+    app.register_blueprint(admin_rules_bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(admin_users_bp)
+    app.register_blueprint(admin_audit_bp)
+    app.register_blueprint(admin_privacy_bp)
     app.register_blueprint(printing_bp)
     app.register_blueprint(courier_app_bp)
     app.register_blueprint(tracking_bp)
