@@ -455,3 +455,28 @@ def test_a_saved_service_level_sets_new_orders_due_dates(client, auth):
     resp = client.post("/api/v1/orders", json=body, headers=auth)
     order = db.session.scalar(sa.select(DeliveryOrder).where(DeliveryOrder.item_id == resp.json["item_id"]))
     assert (order.due_date - order.appointment_date).days == 10
+
+
+def test_reporting_scope_of_an_api_client_is_set_on_its_page_within_the_admins_province(app, client):
+    login(client, "admin")
+    client_id, token = _new_client(client, counter="HTI-DUCTHO")
+    resp = _post(client, f"/admin/clients/{client_id}/report-scope", "/admin/clients", unit="42")
+    assert resp.status_code == 303
+    assert db.session.get(ApiClient, client_id).report_unit.code == "42"
+    [event] = _events("api_client.report_scope")
+    assert event.after["report_unit_id"] == db.session.get(ApiClient, client_id).report_unit_id
+    resp = _post(client, f"/admin/clients/{client_id}/report-scope", "/admin/clients", unit="nowhere")
+    assert resp.status_code == 422 and _error(resp.get_data(as_text=True), f"unit-{client_id}")
+    db.session.expire_all()
+    assert db.session.get(ApiClient, client_id).report_unit.code == "42"  # unchanged
+    # a province admin (Hà Tĩnh) may not point their client at Quảng Ngãi
+    client = app.test_client()
+    _province_admin(client)
+    resp = _post(client, f"/admin/clients/{client_id}/report-scope", "/admin/clients", unit="51")
+    assert resp.status_code == 422 and "tỉnh của bạn" in resp.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(ApiClient, client_id).report_unit.code == "42"
+    resp = _post(client, f"/admin/clients/{client_id}/report-scope", "/admin/clients", unit="")
+    assert resp.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(ApiClient, client_id).report_unit_id is None

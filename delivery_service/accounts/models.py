@@ -102,6 +102,7 @@ class ApiClient(db.Model):
     report_unit_id: Mapped[int | None] = mapped_column(fk("admin_units.id"))
 
     counter: Mapped[Counter] = relationship()
+    report_unit: Mapped[AdminUnit | None] = relationship()
 
 
 class AuditEvent(db.Model):

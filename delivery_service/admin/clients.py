@@ -11,10 +11,13 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from delivery_service.accounts.models import ApiClient, Role, User
+from delivery_service.accounts.services import Actor
 from delivery_service.admin import org_services as svc
-from delivery_service.admin.scope import province_of
+from delivery_service.admin.scope import province_of, unit_in_province
 from delivery_service.errors import InvalidInput, NotFound
 from delivery_service.extensions import db
+from delivery_service.localtime import local_today
+from delivery_service.reports import figures_api
 from delivery_service.web.access import roles_required
 from delivery_service.webhooks import services as webhooks
 from delivery_service.webhooks.models import WebhookEndpoint
@@ -26,6 +29,7 @@ LABELS = {
     "counter": "Bộ phận một cửa / Counter",
     "url": "Địa chỉ webhook / Webhook URL",
     "overlap_hours": "Thời gian chồng lấn (giờ) / Overlap (hours)",
+    "unit": "Đơn vị được xem số liệu / Unit whose figures it reads",
 }
 
 
@@ -164,6 +168,32 @@ def _pause(client_id: int, pause: bool):  # noqa: ANN202
         else "Đã tiếp tục webhook: gửi các sự kiện còn nợ. / Webhook resumed: what is owed is being sent.",
         "success",
     )
+    return redirect(url_for("admin_clients.index"), code=303)
+
+
+@bp.post("/<int:client_id>/report-scope")
+@admin_required
+def set_report_scope(client_id: int):
+    """The unit whose figures the client reads from GET /api/v1/reports/figures (blank: its counter's);
+    a province admin may only give a unit of their province."""
+    client = _client(client_id)
+    admin = _admin()
+    code = request.form.get("unit", "").strip() or None
+    try:
+        figures_api.set_report_scope(Actor.of_user(admin, administering=True), client.id, code,
+                                     today=local_today(), ip=request.remote_addr)
+        province = province_of(admin)
+        if province is not None and client.report_unit_id is not None \
+                and not unit_in_province(client.report_unit_id, province):
+            raise InvalidInput({"unit": ["Đơn vị không thuộc tỉnh của bạn. / "
+                                         "The unit is not in your province."]})
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _index(
+            client_errors={client.id: {"values": request.form.to_dict(), "errors": exc.errors}}, status=422
+        )
+    db.session.commit()
+    flash("Đã lưu phạm vi số liệu. / The reporting scope is saved.", "success")
     return redirect(url_for("admin_clients.index"), code=303)
 
 
