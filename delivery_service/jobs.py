@@ -273,7 +273,9 @@ def drain(app: Flask) -> None:
 # Sweepers of jobs that keep their own heartbeat (label batches, imports): ``sweep(now)`` queues again,
 # or fails with its reason, a job whose process died (its heartbeat is over a minute old).
 SWEEPERS = ("delivery_service.printing.services:sweep_stalled",
-            "delivery_service.imports.services:sweep_stalled")
+            "delivery_service.imports.services:sweep_stalled",
+            # (not a sweeper: queues the day's erasure of personal data once across all nodes)
+            "delivery_service.privacy.jobs:schedule_daily")
 
 
 def maintain(app: Flask) -> dict[str, Any]:

@@ -58,9 +58,9 @@ def order_created(channel: str = "single") -> None:
     _m().orders_created.labels(channel).inc()
 
 
-def courier_event_applied(status: str) -> None:
-    """A courier's event was applied and committed."""
-    _m().courier_events.labels(status).inc()
+def courier_event_applied(status: str, count: int = 1) -> None:
+    """``count`` courier events were applied and committed, leading to ``status``."""
+    _m().courier_events.labels(status).inc(count)
 
 
 def labels_rendered(fmt: str, count: int = 1) -> None:

@@ -317,6 +317,23 @@ def test_events_are_applied_in_device_time_order(client, auth, courier):
         "handed_to_courier", "out_for_delivery", "delivered"]
 
 
+def test_a_batch_stores_every_event_with_its_proof_and_learns_the_positions(client, auth, courier):
+    from delivery_service.geo.models import OrderLocation
+
+    a, b = new_order(client, auth), handed(client, auth, courier)
+    batch = [delivered(a["item_id"], -10, latitude=15.1205, longitude=108.8044, accuracy_m=12.0),
+             event(a["item_id"], "pickup_confirmed", -100), delivered(b["item_id"], -50)]
+    assert [r["status"] for r in sync(client, courier, *batch)] == ["delivered", "handed_to_courier", "delivered"]
+    assert [e.status_to.value for e in events_of(a["item_id"])[-3:]] == [
+        "handed_to_courier", "out_for_delivery", "delivered"]
+    proofs = db.session.execute(sa.select(DeliveryProof.event_id, DeliveryProof.order_id)).all()
+    assert {p.event_id for p in proofs} == {events_of(a["item_id"])[-1].id, events_of(b["item_id"])[-1].id}
+    # The position of a's delivery became its location; b sent none.
+    spot = db.session.scalar(sa.select(OrderLocation).join(DeliveryOrder, DeliveryOrder.id == OrderLocation.order_id)
+                             .where(DeliveryOrder.item_id == a["item_id"]))
+    assert spot is not None and spot.source.value == "courier" and (spot.latitude, spot.longitude) == (15.1205, 108.8044)
+
+
 def test_a_refused_event_is_reported_and_the_others_applied(client, auth, courier):
     a, b = new_order(client, auth), handed(client, auth, courier)
     too_early = delivered(a["item_id"])  # not picked up at the office yet

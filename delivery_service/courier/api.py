@@ -24,6 +24,7 @@ from delivery_service.courier.schemas import (
 )
 from delivery_service.errors import InvalidInput
 from delivery_service.orders.services import get_order
+from delivery_service.privacy import access
 
 blp = protected(Blueprint("courier_api", __name__, url_prefix="/courier",
                           description="The courier app: run, offline sync, photos and signatures"))
@@ -50,7 +51,7 @@ def order(item_id: str):
 
 
 @blp.route("/sync", methods=["POST"])
-@blp.arguments(CourierSyncIn)
+@blp.arguments(CourierSyncIn())  # one instance: building a schema per request costs more than loading
 @blp.response(200, CourierSyncOut, description="One result per event, in the order sent")
 def sync(data: dict[str, Any]):
     """Apply events from the phone's outbox: de-duplicated by event_id, applied in device-time order."""
@@ -87,14 +88,19 @@ def _api_file_url(item_id: str, file_id: str) -> str:
 @proof.response(200, description="Deliveries and pickups with their proof, failed attempts, corrections")
 def order_proof(item_id: str):
     """Proof of delivery: receiver, identity check (never the ID number), amounts, location, times, files."""
-    return services.proof_json(get_order(current_actor(), item_id), _api_file_url)
+    order = get_order(current_actor(), item_id)
+    access.opened(current_actor(), "proof", order_ids=[order.id])
+    return services.proof_json(order, _api_file_url)
 
 
 @proof.route("/<item_id>/proof/files/<file_id>", methods=["GET"])
 @proof.response(200, description="The image")
 def order_proof_file(item_id: str, file_id: str):
     """One photo or signature of the order's proof."""
-    return _image(services.proof_file(get_order(current_actor(), item_id), file_id.lower()))
+    order = get_order(current_actor(), item_id)
+    found = services.proof_file(order, file_id.lower())
+    access.opened(current_actor(), "proof_file", order_ids=[order.id])
+    return _image(found)
 
 
 def _image(found: ProofFile) -> Response:
@@ -111,7 +117,10 @@ def proof_image(item_id: str, file_id: str):
 
     if current_user.role not in DESK_ROLES:
         abort(403)
-    return _image(services.proof_file(get_order(Actor.of_user(current_user), item_id), file_id.lower()))
+    order = get_order(Actor.of_user(current_user), item_id)
+    found = services.proof_file(order, file_id.lower())
+    access.opened(Actor.of_user(current_user), "proof_file", order_ids=[order.id])
+    return _image(found)
 
 
 @pages.app_template_global("proof_of_order")

@@ -7,6 +7,7 @@ from typing import Any
 from flask import current_app
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from delivery_service import rules
 from delivery_service.courier.models import FileKind, IdCheckKind, ReceiverKind
 from delivery_service.fields import Day, Text
 from delivery_service.orders.schemas import MAX_VND, reasonable_time
@@ -85,7 +86,7 @@ class CourierSyncEventIn(Tolerant):
         if action == "delivered" and data.get("receiver") is None:
             errors["receiver"] = ["Say who received it: the recipient, or an authorised person."]
         if action == "failed_attempt":
-            codes = [r["code"] for r in current_app.config["FAILURE_REASONS"]]
+            codes = [r["code"] for r in rules.current().reasons]
             if not data.get("reason"):
                 errors["reason"] = ["Choose why the attempt failed."]
             elif data["reason"] not in codes:

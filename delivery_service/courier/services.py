@@ -11,15 +11,17 @@ import logging
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 from marshmallow import ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import undefer
+from sqlalchemy.orm.attributes import set_committed_value
 
-from delivery_service import metrics
+from delivery_service import metrics, rules
 from delivery_service.accounts.models import Role
 from delivery_service.accounts.services import SYSTEM, Actor
 from delivery_service.courier.models import (
@@ -38,6 +40,7 @@ from delivery_service.errors import Conflict, DomainError, Forbidden, InvalidInp
 from delivery_service.extensions import db
 from delivery_service.localtime import local_moment
 from delivery_service.orders import services as orders
+from delivery_service.orders import status as machine
 from delivery_service.orders.models import DeliveryOrder, OrderEvent, Payer
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.models import PostalRoute
@@ -74,8 +77,12 @@ def require_courier(actor: Actor) -> None:
 def route_ids(actor: Actor) -> list[int]:
     """The routes the courier drives (PostalRoute.courier_id)."""
     require_courier(actor)
-    return list(db.session.scalars(sa.select(PostalRoute.id).where(PostalRoute.courier_id == actor.user_id)
-                                   .order_by(PostalRoute.code)))
+    return list(db.session.connection().scalars(_ROUTE_IDS, {"b_user": actor.user_id}))
+
+
+_ROUTES = PostalRoute.__table__
+_ROUTE_IDS = (sa.select(_ROUTES.c.id).where(_ROUTES.c.courier_id == sa.bindparam("b_user"))
+              .order_by(_ROUTES.c.code))
 
 
 def own_route(actor: Actor) -> PostalRoute:
@@ -162,7 +169,7 @@ def _correctable_until(event: OrderEvent, actor: Actor) -> dt.datetime | None:
     if (event.actor_user_id != actor.user_id or not event.client_event_id or event.reason == CORRECTION
             or event.status_from is None):
         return None
-    return event.server_time + dt.timedelta(minutes=current_app.config["CORRECTION_WINDOW_MIN"])
+    return event.server_time + dt.timedelta(minutes=rules.current().correction_window_min)
 
 
 def order_json(order: DeliveryOrder, actor: Actor, *, position: tuple[float, float, bool] | None,
@@ -199,7 +206,7 @@ def order_json(order: DeliveryOrder, actor: Actor, *, position: tuple[float, flo
         "position_estimated": position[2] if position else True,
         "collect_vnd": order.collect_vnd, "postage_due_vnd": order.postage_due_vnd,
         "payer": order.payer.value, "to_collect_vnd": to_collect(order),
-        "failed_attempts": attempts, "id_check": current_app.config["DELIVERY_ID_CHECK"],
+        "failed_attempts": attempts, "id_check": rules.current().delivery_id_check,
         "actions": actions, "last_event": last_json,
     }
 
@@ -220,9 +227,9 @@ def _orders_json(orders_: Sequence[DeliveryOrder], actor: Actor,
 
 
 def settings() -> dict[str, Any]:
-    cfg = current_app.config
-    return {"max_failed_attempts": cfg["MAX_FAILED_ATTEMPTS"],
-            "correction_window_min": cfg["CORRECTION_WINDOW_MIN"], "max_file_bytes": cfg["MAX_PROOF_BYTES"]}
+    cfg, rule = current_app.config, rules.current()
+    return {"max_failed_attempts": rule.max_failed_attempts,
+            "correction_window_min": rule.correction_window_min, "max_file_bytes": cfg["MAX_PROOF_BYTES"]}
 
 
 def run_for(actor: Actor, day: dt.date | None = None) -> dict[str, Any]:
@@ -246,7 +253,7 @@ def run_for(actor: Actor, day: dt.date | None = None) -> dict[str, Any]:
         "stops": [{"number": s["number"], "leg_m": s["leg_m"], "estimated": bool(s["estimated"]),
                    "orders": [as_json[o.id] for o in s["orders"]]} for s in view.stops],
         "unsequenced": [as_json[o.id] for o in view.unsequenced],
-        "failure_reasons": current_app.config["FAILURE_REASONS"],
+        "failure_reasons": rules.current().reasons,
         "settings": settings(),
     }
 
@@ -272,7 +279,7 @@ def delivery_code(item_id: str) -> str:
 def _check_identity(order: DeliveryOrder,
                     data: dict[str, Any]) -> tuple[IdCheckKind, IdCheckResult, str | None]:
     check = data.get("id_check")
-    required = current_app.config["DELIVERY_ID_CHECK"]
+    required = rules.current().delivery_id_check
     if check is None:
         if required != IdCheckKind.NONE.value:
             raise Rejected("invalid", "Check the receiver's identity before handing the result over.",
@@ -310,8 +317,11 @@ def sync(actor: Actor, events: Sequence[Any]) -> list[dict[str, Any]]:
     """Apply a batch from the phone's outbox; one result per event, in the order sent.
 
     Each event is validated on its own; duplicates (stored earlier, or twice in this batch) are
-    answered ``duplicate`` and never stored again; the others are applied in device-time order, each
-    in a transaction of its own, so a refused one never undoes or stops the others.
+    answered ``duplicate`` and never stored again; the others are applied in device-time order.
+    Pickups and deliveries that the status machine, the identity check and the proof accept are
+    planned in memory and written together, in one transaction (``_apply_together``); every other
+    event, and any the plan would refuse or that meets a concurrent change, is applied in a
+    transaction of its own (``_apply``), so a refused one never undoes or stops the others.
     """
     ids = route_ids(actor)
     now = utcnow()
@@ -349,11 +359,14 @@ def sync(actor: Actor, events: Sequence[Any]) -> list[dict[str, Any]]:
         todo.append((i, data))
     stored = _stored_events([d["event_id"] for _, d in todo])
     todo.sort(key=lambda pair: (pair[1]["device_time"], pair[0]))
+    fresh: list[tuple[int, dict[str, Any]]] = []
     for i, data in todo:
         seen = stored.get(data["event_id"])
         if seen is not None:
             results[i] = _duplicate(actor, data, seen, ids)
-            continue
+        else:
+            fresh.append((i, data))
+    for i, data in _apply_together(actor, ids, fresh, now, results):
         results[i] = _apply(actor, ids, data, now)
     for i, j in twins.items():  # sent twice in one batch: answered like the first
         first = results[j] or {}
@@ -369,17 +382,24 @@ def _summary(fields: dict[str, Any]) -> str:
     return ", ".join(sorted(fields)) or "the event"
 
 
+_STORED = (sa.select(OrderEvent.__table__.c.client_event_id, DeliveryOrder.__table__.c.item_id,
+                     DeliveryOrder.__table__.c.status, OrderEvent.__table__.c.actor_user_id,
+                     DeliveryOrder.__table__.c.route_id)
+           .join_from(OrderEvent.__table__, DeliveryOrder.__table__,
+                      DeliveryOrder.__table__.c.id == OrderEvent.__table__.c.order_id)
+           .where(OrderEvent.__table__.c.client_event_id.in_(sa.bindparam("b_ids", expanding=True))))
+
+
 def _stored_events(event_ids: list[str]) -> dict[str, tuple[str, Status, int | None, int | None]]:
     """Events already stored, by client event id: their order's item id, current status and route,
     and who recorded the event."""
     found: dict[str, tuple[str, Status, int | None, int | None]] = {}
+    if not event_ids:
+        return found
+    conn = db.session.connection()  # plain Core: no ORM statement layer for a look-up by key
     for start in range(0, len(event_ids), 500):
-        rows = db.session.execute(
-            sa.select(OrderEvent.client_event_id, DeliveryOrder.item_id, DeliveryOrder.status,
-                      OrderEvent.actor_user_id, DeliveryOrder.route_id)
-            .join(DeliveryOrder, DeliveryOrder.id == OrderEvent.order_id)
-            .where(OrderEvent.client_event_id.in_(event_ids[start:start + 500])))
-        for event_id, item_id, status, user_id, route_id in rows:
+        for event_id, item_id, status, user_id, route_id in conn.execute(
+                _STORED, {"b_ids": event_ids[start:start + 500]}):
             found[event_id] = (item_id, status, user_id, route_id)
     return found
 
@@ -448,6 +468,160 @@ def _current_status(item_id: str) -> str | None:
     return status.value if status else None
 
 
+# --- writing many events at once -----------------------------------------------------------------
+
+# Actions whose whole effect can be planned from the order alone: status steps, proof, learnt position.
+# Failed attempts (attempt counts, the next day's capacity) and corrections go one by one.
+_TOGETHER = frozenset({"pickup_confirmed", "delivered", "dossier_picked_up"})
+_EVENTS = OrderEvent.__table__
+_INSERT_EVENTS = sa.insert(_EVENTS)  # executemany; the courier's own rows are found by their event id
+_EVENT_IDS = sa.select(_EVENTS.c.client_event_id, _EVENTS.c.id).where(
+    _EVENTS.c.client_event_id.in_(sa.bindparam("b_ids", expanding=True)))
+_INSERT_PROOFS = sa.insert(DeliveryProof.__table__)
+_ORDERS = DeliveryOrder.__table__
+# Compare-and-set, one row per order (executemany): the status the plan started from, to its last one.
+_MOVE_ORDERS = (sa.update(_ORDERS)
+                .where(_ORDERS.c.id == sa.bindparam("b_id"), _ORDERS.c.status == sa.bindparam("b_from"))
+                .values(status=sa.bindparam("b_to"), updated_at=sa.bindparam("b_at")))
+
+
+class _Raced(Exception):
+    """The database is not as the plan read it (a concurrent change): apply the events one by one."""
+
+
+@dataclass
+class _Plan:
+    """What a batch writes: event rows in device-time order, and the events applied with their status."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    applied: list[tuple[int, dict[str, Any], DeliveryOrder, Status]] = field(default_factory=list)
+    proofs: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (applied index, values)
+    moves: dict[int, tuple[DeliveryOrder, Status]] = field(default_factory=dict)  # order id: (order, from)
+
+
+Todo = list[tuple[int, dict[str, Any]]]  # (index in the batch, validated event)
+
+
+def _apply_together(actor: Actor, route_ids_: list[int], fresh: Todo, now: dt.datetime,
+                    results: list[dict[str, Any] | None]) -> Todo:
+    """Apply the pickups and deliveries of ``fresh`` (in device-time order) in one transaction, with
+    set-based writes: the orders read once, one compare-and-set UPDATE per order, the events, proofs
+    and file links inserted together. Fills ``results`` for them and returns the events left to
+    ``_apply``: other actions, every later event of their orders, and any the plan refuses (``_apply``
+    says why, with the same words). When the database has moved meanwhile (a concurrent copy of the
+    batch, another writer), nothing of the plan is kept and every event is left to ``_apply``."""
+    if not fresh or all(data["action"] not in _TOGETHER for _, data in fresh):
+        return fresh
+    found = {o.item_id: o for o in db.session.scalars(sa.select(DeliveryOrder).where(
+        DeliveryOrder.item_id.in_({s10.normalize(d["item_id"]) for _, d in fresh}),
+        DeliveryOrder.route_id.in_(route_ids_ or [-1])).execution_options(populate_existing=True))}
+    plan, careful, blocked = _Plan(), [], set()
+    for i, data in fresh:
+        order = found.get(s10.normalize(data["item_id"]))
+        if order is not None and order.id not in blocked and data["action"] in _TOGETHER:
+            before = order.status
+            try:
+                _plan_event(actor, order, i, data, now, plan)
+            except (Rejected, machine.TransitionRefused):
+                pass
+            else:
+                plan.moves.setdefault(order.id, (order, before))
+                continue
+        careful.append((i, data))
+        if order is not None:
+            blocked.add(order.id)  # its later events follow it one by one, in order
+    if not plan.applied:
+        return careful
+    try:
+        _write_plan(plan, now)
+        db.session.commit()
+    except (_Raced, IntegrityError, OperationalError):  # OperationalError: a deadlock, on PostgreSQL
+        db.session.rollback()
+        return fresh
+    statuses: Counter[str] = Counter()
+    for i, data, order, status in plan.applied:
+        set_committed_value(order, "updated_at", now)
+        results[i] = _result(data["event_id"], "applied", status.value)
+        statuses[status.value] += 1
+    for status_value, n in statuses.items():
+        metrics.courier_event_applied(status_value, n)
+    return careful
+
+
+def _plan_event(actor: Actor, order: DeliveryOrder, i: int, data: dict[str, Any], now: dt.datetime,
+                plan: _Plan) -> None:
+    """Check one event against the order as planned so far and add its rows to ``plan``; raises
+    (nothing added) when the status machine or the identity check refuses it."""
+    steps = _steps(order, data["action"])
+    status, results_started = order.status, order.dossier_delivered_at is not None
+    for step in steps:
+        if step not in orders.ROLE_TARGETS[Role.COURIER]:
+            raise Rejected("transition", f"Your role cannot set the status {step.value}.")
+        machine.check(order.direction, status, step, results_started=results_started)
+        status = step
+    proof = _proof(order, data)
+    device_time = data["device_time"].astimezone(dt.UTC)
+    common = {"order_id": order.id, "device_time": device_time, "latitude": data.get("latitude"),
+              "longitude": data.get("longitude"), "accuracy_m": data.get("accuracy_m"), "server_time": now,
+              "reason": None, "route_id": None, **orders._actor_cols(actor)}
+    previous = order.status
+    for step in steps:
+        plan.events.append({**common, "status_from": previous, "status_to": step, "note": None,
+                            "client_event_id": None})
+        previous = step
+    plan.events[-1].update(note=data.get("note"), client_event_id=data["event_id"])
+    plan.applied.append((i, data, order, steps[-1]))
+    if proof is not None:
+        plan.proofs.append((len(plan.applied) - 1, {"order_id": order.id, **proof}))
+    set_committed_value(order, "status", steps[-1])  # as the next event of this order finds it
+
+
+def _write_plan(plan: _Plan, now: dt.datetime) -> None:
+    from delivery_service.geo.services import learn_delivery_point
+
+    conn = db.session.connection()
+    # Orders by id: two batches moving the same orders lock them in the same order (no deadlock).
+    moves = [{"b_id": oid, "b_from": before, "b_to": order.status, "b_at": now}
+             for oid, (order, before) in sorted(plan.moves.items())]
+    if conn.execute(_MOVE_ORDERS, moves).rowcount != len(moves):
+        raise _Raced()
+    conn.execute(_INSERT_EVENTS, plan.events)
+    wanted = {"b_ids": [data["event_id"] for _, data, *_ in plan.applied]}
+    pks: dict[str, int] = {r.client_event_id: r.id for r in conn.execute(_EVENT_IDS, wanted)}
+    by_kind: dict[ProofKind, list[dict[str, Any]]] = defaultdict(list)  # same columns in each executemany
+    for k, values in plan.proofs:
+        by_kind[values["kind"]].append({**values, "event_id": pks[plan.applied[k][1]["event_id"]]})
+    for rows in by_kind.values():
+        conn.execute(_INSERT_PROOFS, rows)
+    _attach_files_together(conn, [(o.id, data, pks[data["event_id"]]) for _, data, o, _ in plan.applied])
+    for _, data, order, status in plan.applied:  # what the couriers' positions teach, as one by one
+        if status is S.DELIVERED and None not in (data.get("latitude"), data.get("longitude")):
+            learn_delivery_point(order.id, data["latitude"], data["longitude"], data.get("accuracy_m"))
+
+
+def _attach_files_together(conn: sa.Connection, applied: list[tuple[int, dict[str, Any], int]]) -> None:
+    """``_attach_files`` for many events: one look-up, and an update only for the files found."""
+    event_ids = [data["event_id"] for _, data, _ in applied]
+    listed = [f for _, data, _ in applied for f in data.get("files") or []]
+    which: sa.ColumnElement[bool] = ProofFile.client_event_id.in_(event_ids)
+    if listed:
+        which = sa.or_(which, ProofFile.id.in_(listed))
+    waiting = conn.execute(sa.select(ProofFile.id, ProofFile.order_id, ProofFile.client_event_id).where(
+        ProofFile.order_id.in_({order_id for order_id, _, _ in applied}),
+        ProofFile.attached_event_id.is_(None), which)).all()
+    links = []
+    for f in waiting:
+        for order_id, data, event_pk in applied:  # the first event that claims it, as one by one would
+            claims = f.client_event_id == data["event_id"] or f.id in (data.get("files") or [])
+            if f.order_id == order_id and claims:
+                links.append({"b_file": f.id, "b_event": event_pk})
+                break
+    if links:
+        files = ProofFile.__table__
+        conn.execute(files.update().where(files.c.id == sa.bindparam("b_file"))
+                     .values(attached_event_id=sa.bindparam("b_event")), links)
+
+
 def _steps(order: DeliveryOrder, action: str) -> list[Status]:
     """The statuses an action moves the order through; the last one is the courier's event."""
     status, result_leg = order.status, on_result_leg(order)
@@ -465,7 +639,9 @@ def _steps(order: DeliveryOrder, action: str) -> list[Status]:
     return [S.PICKED_UP]
 
 
-def _record(actor: Actor, order: DeliveryOrder, data: dict[str, Any]) -> Status:
+def _proof(order: DeliveryOrder, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The proof row's values for a delivery or a dossier pickup (None for other actions); raises
+    Rejected when the identity check fails."""
     action = data["action"]
     proof: dict[str, Any] | None = None
     if action == "delivered":
@@ -482,6 +658,12 @@ def _record(actor: Actor, order: DeliveryOrder, data: dict[str, Any]) -> Status:
         proof = {"kind": ProofKind.PICKED_UP, "id_check_kind": IdCheckKind.NONE,
                  "id_check_result": IdCheckResult.NOT_CHECKED, "documents": data["documents"],
                  "sealed": data["sealed"], "fees_collected_vnd": data.get("fees_collected_vnd")}
+    return proof
+
+
+def _record(actor: Actor, order: DeliveryOrder, data: dict[str, Any]) -> Status:
+    action = data["action"]
+    proof = _proof(order, data)
     where = {"device_time": data["device_time"], "latitude": data.get("latitude"),
              "longitude": data.get("longitude"), "accuracy_m": data.get("accuracy_m")}
     steps = _steps(order, action)
@@ -524,7 +706,7 @@ def _after_failure(order: DeliveryOrder, data: dict[str, Any]) -> Status:
     """Count the failed attempts: at the limit, the order goes back (the return flow); otherwise it
     is planned on the next attempt's day."""
     count = failed_attempts([order.id]).get(order.id, 0)
-    limit = current_app.config["MAX_FAILED_ATTEMPTS"]
+    limit = rules.current().max_failed_attempts
     if count >= limit:
         target = S.RETURNED_TO_AGENCY if on_result_leg(order) else S.CANCELLED
         orders.change_status(SYSTEM, order.item_id, target, reason=RETURN_REASON,
@@ -565,7 +747,7 @@ def _correct(actor: Actor, order: DeliveryOrder, data: dict[str, Any], now: dt.d
     if db.session.get(EventCorrection, target.id) is not None or db.session.scalar(
             sa.select(EventCorrection.event_id).where(EventCorrection.corrected_event_id == target.id)):
         raise Rejected("transition", "That event was already corrected.")
-    window = current_app.config["CORRECTION_WINDOW_MIN"]
+    window = rules.current().correction_window_min
     if now > target.server_time + dt.timedelta(minutes=window):
         raise Rejected("window_closed", f"Events can only be corrected within {window} minutes of reaching "
                                         "the server; ask your supervisor to correct this one.")
@@ -699,7 +881,7 @@ def proof_json(order: DeliveryOrder, file_url: Any = None, *, iso: bool = True) 
             corrected.append({**base(e), "note": e.note})
         elif files.get(e.id):
             deliveries.append({**base(e), "kind": None, "receiver": None, "id_check": None})
-    reasons = {r["code"]: r for r in current_app.config["FAILURE_REASONS"]}
+    reasons = {r.code: r.as_dict() for r in rules.current().failure_reasons}
     for a in attempts:
         reason = reasons.get(a["reason"] or "", {})
         a["reason_label"], a["reason_label_en"] = reason.get("label"), reason.get("label_en")

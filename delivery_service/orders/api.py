@@ -14,6 +14,7 @@ from delivery_service.extensions import db
 from delivery_service.orders import services
 from delivery_service.orders.schemas import AddressChangeIn, EventIn, EventOut, OrderIn, OrderOut, OrderQuery
 from delivery_service.orders.status import Direction
+from delivery_service.privacy import access
 from delivery_service.webhooks import polling
 
 MAX_PAGE = 100_000
@@ -101,7 +102,9 @@ def _changed_orders(query: dict[str, Any], pagination_parameters):
 @blp.response(200, OrderOut)
 def get_order(item_id: str):
     """One order by its item id."""
-    return services.get_order(current_actor(), item_id)
+    order = services.get_order(current_actor(), item_id)
+    access.opened(current_actor(), "api_order", order_ids=[order.id])
+    return order
 
 
 @blp.route("/<item_id>/events", methods=["GET"])

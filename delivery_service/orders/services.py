@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from delivery_service import metrics
+from delivery_service import metrics, rules
 from delivery_service.accounts.models import Role
 from delivery_service.accounts.services import SYSTEM, Actor
 from delivery_service.db import utcnow
@@ -194,7 +194,6 @@ def build_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
     appointment = data.get("appointment_date")
     if appointment is None and direction is Direction.RESULT_TO_CITIZEN:
         raise InvalidInput({"appointment_date": [coded("required", "Required when delivering a result.")]})
-    cfg = current_app.config
     exemption = Exemption(data.get("exemption") or Exemption.NONE)
     postage = data.get("postage_vnd") or 0
     recipient = data["recipient"]
@@ -230,8 +229,8 @@ def build_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
         collect_vnd=data.get("collect_vnd") or 0,
         weight_g=data.get("weight_g"),
         appointment_date=appointment,
-        due_date=due_date(appointment or today, cfg["DELIVERY_TARGET_DAYS"],
-                          cfg["DELIVERY_TARGET_WORKING_DAYS"]),
+        due_date=due_date(appointment or today, (rule := rules.current()).delivery_target_days,
+                          rule.delivery_target_working_days),
         note=data.get("note"),
         created_at=now,
         updated_at=now,

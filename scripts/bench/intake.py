@@ -65,7 +65,9 @@ HOST = "127.0.0.1"
 SERVICE_PATH = "/api/v1/orders"
 BARE_PATH = "/orders"
 LUA = HERE / "orders.lua"
-THROUGHPUT_TARGET = 0.50  # intake throughput / bare ceiling
+# intake throughput / bare ceiling, per backend (issue 15): with routing, the event log, webhooks and the
+# report fold on
+THROUGHPUT_TARGETS = {"sqlite": 0.60, "postgresql": 0.65}
 P99_TARGET_MS = 50.0  # p99 at half load
 DEFAULT_PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -459,11 +461,12 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace,
                      f"1 |")
         lines.append(f"| {b} | load generator floor (trivial server, same rate) | {fl.rps:.0f} | "
                      f"{fl.p50_ms:.1f} | {fl.p99_ms:.1f} | – |")
-        ok_t, ok_l = ratio >= THROUGHPUT_TARGET, sh.p99_ms < P99_TARGET_MS
+        target = THROUGHPUT_TARGETS.get(b, 0.60)
+        ok_t, ok_l = ratio >= target, sh.p99_ms < P99_TARGET_MS
         problems = [f"{r.target} {r.kind}: {', '.join(r.problems)}" for r in runs if r.problems]
         valid &= not problems
         verdicts.append(f"- {b}: intake throughput {ratio:.0%} of the bare ceiling (median of the rounds' "
-                        f"ratios; {s_rps:.0f} vs {b_rps:.0f} req/s; target ≥ {THROUGHPUT_TARGET:.0%}): "
+                        f"ratios; {s_rps:.0f} vs {b_rps:.0f} req/s; target ≥ {target:.0%}): "
                         f"**{'PASS' if ok_t else 'FAIL'}**")
         verdicts.append(f"- {b}: p99 at half load ({rate:g} req/s) {sh.p99_ms:.1f} ms (target < "
                         f"{P99_TARGET_MS:g} ms): **{'PASS' if ok_l else 'FAIL'}**")

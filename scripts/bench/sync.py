@@ -13,13 +13,22 @@ For each backend (SQLite file with WAL in a temporary folder; a throwaway Postgr
    event a different order, from N keep-alive connections (8) of a Python load generator (threads
    and http.client: every request carries new event ids and a new order, which wrk would need a
    stateful Lua script for); after a warm-up of 100 events;
-4. the ceiling: the bare app's one-row POST with wrk (as intake.py measures it), and with the same
-   Python generator (so that the generator's own cost shows);
-5. checks: every event answered ``applied``, and the delivered events in the database equal the
-   events sent; otherwise the figures are marked INVALID and the exit status is 1.
+   Each order has an address of its own (house numbers), as on a real run. Each case's clock runs
+   until the job outbox has nothing owed, so that work deferred to the background would not be
+   left out of the rate;
+4. one event a request at half load: an open loop at half the batches-of-1 rate (each request due
+   at its slot, latency from the slot, as intake.py's half-load rows);
+5. in the same run, the service's own intake (``POST /api/v1/orders``) with the same Python
+   generator and with wrk (as intake.py measures it): the targets are sync events/s ≥ intake
+   orders/s for batches of 1 and ≥ 2× for batches of 20, against the same generator's figure;
+6. the ceiling: the bare app's one-row POST with wrk, and with the same Python generator (so that
+   the generator's own cost shows);
+7. checks: every event answered ``applied``, and the delivered events in the database equal the
+   events sent; orders added equal the 201s; otherwise the figures are marked INVALID and the exit
+   status is 1.
 
-Prints one markdown table (backend | case | events/s | requests/s | p50 ms | p99 ms | share of the
-bare ceiling).
+Prints one markdown table (backend | case | events/s | requests/s | p50 ms | p99 ms | against intake
+| share of the bare ceiling).
 
     .venv/bin/python scripts/bench/sync.py                         # both backends, about 3 minutes
     .venv/bin/python scripts/bench/sync.py --backends sqlite --events 1000
@@ -161,9 +170,11 @@ def courier_session(port: int, password: str) -> dict[str, str]:
     if status not in (302, 303):
         raise RuntimeError(f"courier log-in answered {status}")
     cookie_of(cookies, jar)
-    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())}
     for path in ("/", "/courier/"):
-        _, _, page, _ = _request(port, "GET", path, headers=headers)
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())}
+        _, _, page, cookies = _request(port, "GET", path, headers=headers)
+        cookie_of(cookies, jar)  # the page's CSRF token lives in the session it sets
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())}
         m = re.search(rb'name="csrf-token" content="([^"]+)"', page) or re.search(
             rb'name="csrf_token"[^>]*value="([^"]+)"', page)
         if m:
@@ -190,7 +201,11 @@ def batches(events: list[dict[str, Any]], size: int) -> list[bytes]:
 
 def create_orders(port: int, token: str, n: int, tag: str, connections: int) -> list[str]:
     appt = intake.appointment_date()
-    bodies = [intake.order_body(f"{tag}-{i}", appt) for i in range(n)]
+    # Each order at an address of its own, as on a real run: the learnt place of one address is a row
+    # that every delivery there updates (one hot row for all the events would measure its lock).
+    street = "12 Hùng Vương".encode()
+    bodies = [intake.order_body(f"{tag}-{i}", appt).replace(street, f"{i} Hùng Vương".encode())
+              for i in range(n)]
     ids: list[str] = []
     lock = threading.Lock()
     queue = iter(bodies)
@@ -240,6 +255,19 @@ class Row:
     p50_ms: float
     p99_ms: float
     problems: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+def open_jobs(url: str) -> int:
+    return intake.count_rows(url, "job_outbox WHERE state IN ('pending', 'handed', 'running')")
+
+
+def wait_for_jobs(url: str, timeout: float = 120.0) -> float:
+    """Seconds until the job outbox has nothing owed or running (the background half of the events)."""
+    start = time.perf_counter()
+    while open_jobs(url) and time.perf_counter() - start < timeout:
+        time.sleep(0.1)
+    return time.perf_counter() - start
 
 
 def bench_backend(backend: str, args: argparse.Namespace, tmp: Path,
@@ -279,7 +307,7 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path,
         bare.wait_ready()
 
         sizes = [int(s) for s in args.batch_sizes.split(",")]
-        n_orders = args.warmup_events + args.events * len(sizes)
+        n_orders = args.warmup_events + args.events * len(sizes) + args.half_events
         log(f"{backend}: creating {n_orders} orders and confirming their pickup (not measured)")
         item_ids = create_orders(ports[0], token, n_orders, tag, args.connections)
         headers = courier_session(ports[0], args.password)
@@ -287,28 +315,78 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path,
 
         warm, rest = item_ids[:args.warmup_events], item_ids[args.warmup_events:]
         drive(ports[0], SYNC_PATH, batches([delivered(i) for i in warm], 1), headers, args.connections)
+        wait_for_jobs(dbs.service_url)
         before = intake.count_rows(dbs.service_url, "order_events WHERE status_to = 'delivered'")
         sent = 0
+        single_rate = None
         for k, size in enumerate(sizes):
             chunk = rest[k * args.events:(k + 1) * args.events]
             events = [delivered(i) for i in chunk]
             log(f"{backend}: sync, batches of {size}, {len(events)} events, {args.connections} connections")
             load = drive(ports[0], SYNC_PATH, batches(events, size), headers, args.connections,
                          count_results=True)
+            drain = wait_for_jobs(dbs.service_url)
             sent += len(events)
             problems = []
             if load.results.get("applied", 0) != len(events):
                 problems.append(f"results {load.results}")
             if set(load.statuses) != {200} or load.errors:
                 problems.append(f"statuses {load.statuses}, errors {load.errors[:3]}")
-            row = Row(f"sync, batches of {size}", len(events) / load.seconds, load.requests / load.seconds,
-                      load.pct(50), load.pct(99), problems)
+            if open_jobs(dbs.service_url):
+                problems.append("background jobs still owed after 120 s")
+            seconds = load.seconds + drain
+            row = Row(f"sync, batches of {size}", len(events) / seconds, load.requests / seconds,
+                      load.pct(50), load.pct(99), problems,
+                      f"requests {load.seconds:.1f} s + background {drain:.1f} s")
             log(f"  {row.events_per_s:.0f} events/s, {row.rps:.0f} req/s, p50 {row.p50_ms:.1f} ms, "
-                f"p99 {row.p99_ms:.1f} ms" + (f"  PROBLEM: {problems}" if problems else ""))
+                f"p99 {row.p99_ms:.1f} ms, {row.note}" + (f"  PROBLEM: {problems}" if problems else ""))
             rows.append(row)
+            if size == 1:
+                single_rate = row.events_per_s
+        half_ids = rest[len(sizes) * args.events:]
+        if single_rate and half_ids:
+            rate = min(round(single_rate / 2, 1), len(half_ids) / args.half_duration)
+            log(f"{backend}: sync, one event a request, open loop at {rate:g} req/s, {args.half_duration:g}s")
+            port = ports[0]
+            half_events = [delivered(i) for i in half_ids]
+            res = openloop.run(port, rate, args.half_duration, lambda i: openloop.http_request(
+                "POST", SYNC_PATH, port, batches([half_events[i]], 1)[0], headers))
+            drain = wait_for_jobs(dbs.service_url)
+            answered = res.statuses.get(200, 0)
+            sent += answered
+            problems = [] if set(res.statuses) == {200} and not res.errors and not res.dropped else [
+                f"statuses {dict(res.statuses)}, errors {dict(res.errors)}, dropped {res.dropped}"]
+            rows.append(Row(f"sync, batches of 1, half load (open loop at {rate:g} req/s)", res.achieved_rate,
+                            res.achieved_rate, res.pct_ms(50), res.pct_ms(99), problems,
+                            f"generator lag p99 {res.lag_ms(99):.1f} ms; background {drain:.1f} s after"))
+            log(f"  p50 {res.pct_ms(50):.1f} ms, p99 {res.pct_ms(99):.1f} ms")
         stored = intake.count_rows(dbs.service_url, "order_events WHERE status_to = 'delivered'") - before
         if stored != sent:
-            rows[-1].problems.append(f"delivered events stored {stored} != sent {sent}")
+            rows[-1].problems.append(f"delivered events stored {stored} != answered {sent}")
+
+        log(f"{backend}: intake in the same run: the Python generator ({args.events} orders), then wrk "
+            f"{args.duration:g} s")
+        orders_before = intake.count_rows(dbs.service_url, "delivery_orders")
+        appt = intake.appointment_date()
+        bodies = [intake.order_body(f"{tag}-in-{i}", appt) for i in range(args.events)]
+        load = drive(ports[0], intake.SERVICE_PATH, bodies, {"Content-Type": "application/json",
+                                                              "Authorization": f"Bearer {token}"},
+                     args.connections)
+        added = intake.count_rows(dbs.service_url, "delivery_orders") - orders_before
+        problems = [] if set(load.statuses) == {201} and added == args.events else [
+            f"statuses {load.statuses}, orders added {added}"]
+        rows.append(Row("intake (POST /api/v1/orders), Python generator", None, load.requests / load.seconds,
+                        load.pct(50), load.pct(99), problems))
+        orders_before = intake.count_rows(dbs.service_url, "delivery_orders")
+        w = intake.wrk(ports[0], intake.SERVICE_PATH, token, f"i{tag}", args.duration, args.connections,
+                       min(2, args.connections))
+        added = intake.count_rows(dbs.service_url, "delivery_orders") - orders_before
+        non2xx = w["s4xx"] + w["s5xx"] + w["sother"]
+        problems = [f"{non2xx} non-2xx"] if non2xx else []
+        if not w["s201"] <= added <= w["s201"] + args.connections:
+            problems.append(f"orders added {added} != 201s {w['s201']}")
+        rows.append(Row("intake (POST /api/v1/orders), wrk", None, w["requests"] / (w["duration_us"] / 1e6),
+                        w["p50_us"] / 1000, w["p99_us"] / 1000, problems))
 
         log(f"{backend}: the ceiling, bare app: wrk {args.duration:g} s, then the Python generator")
         w = intake.wrk(ports[1], intake.BARE_PATH, "", f"b{tag}", args.duration, args.connections,
@@ -337,20 +415,41 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> tuple[str
              f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
              f"gunicorn {args.workers} sync workers, "
              f"{args.connections} connections, {args.events} events per case:", "",
-             "| backend | case | events/s | requests/s | p50 ms | p99 ms | share of the bare ceiling (wrk) |",
-             "|---|---|---|---|---|---|---|"]
+             "| backend | case | events/s | requests/s | p50 ms | p99 ms | events/s ÷ intake orders/s "
+             "(Python generator / wrk) | share of the bare ceiling (wrk) |",
+             "|---|---|---|---|---|---|---|---|"]
     ok = True
+    verdicts = []
     for res in results:
-        ceiling = next(r.rps for r in res["rows"] if r.case.endswith("wrk"))
+        by_case = {r.case: r for r in res["rows"]}
+        ceiling = by_case["bare ceiling (one-row POST), wrk"].rps
+        intake_py = by_case["intake (POST /api/v1/orders), Python generator"].rps
+        intake_wrk = by_case["intake (POST /api/v1/orders), wrk"].rps
         for r in res["rows"]:
             ok = ok and not r.problems
             events = f"{r.events_per_s:,.0f}" if r.events_per_s is not None else "–"
             share = (f"{r.rps / ceiling:.0%} of requests" + (f", {r.events_per_s / ceiling:.0%} in events"
                                                                if r.events_per_s is not None else "")
-                     if not r.case.endswith("wrk") else "1 (ceiling)")
+                     if r.case != "bare ceiling (one-row POST), wrk" else "1 (ceiling)")
+            against = (f"{r.events_per_s / intake_py:.2f} / {r.events_per_s / intake_wrk:.2f}"
+                       if r.events_per_s is not None and "half load" not in r.case else "–")
             flag = f" INVALID: {'; '.join(r.problems)}" if r.problems else ""
-            lines.append(f"| {res['backend']} | {r.case}{flag} | {events} | {r.rps:,.0f} | {r.p50_ms:.1f} | "
-                         f"{r.p99_ms:.1f} | {share} |")
+            note = f" ({r.note})" if r.note else ""
+            lines.append(f"| {res['backend']} | {r.case}{note}{flag} | {events} | {r.rps:,.0f} | "
+                         f"{r.p50_ms:.1f} | {r.p99_ms:.1f} | {against} | {share} |")
+        for size, target in (("1", 1.0), ("20", 2.0)):
+            r = by_case.get(f"sync, batches of {size}")
+            if r is not None:
+                ratio = r.events_per_s / intake_py
+                verdicts.append(f"- {res['backend']}: batches of {size}: {r.events_per_s:,.0f} events/s, "
+                                f"{ratio:.2f}× intake's {intake_py:,.0f} orders/s (same generator; target ≥ "
+                                f"{target:g}×): **{'PASS' if ratio >= target else 'FAIL'}**")
+        half = next((r for r in res["rows"] if "half load" in r.case), None)
+        if half is not None:
+            verdicts.append(f"- {res['backend']}: one event a request at half load: p50 {half.p50_ms:.1f} ms "
+                            f"(target ≤ 10 ms): **{'PASS' if half.p50_ms <= 10 else 'FAIL'}**")
+    lines.append("")
+    lines.extend(verdicts)
     lines.append("")
     lines.append("Databases: " + "; ".join(f"{r['backend']}: {r['db_version']}" for r in results))
     return "\n".join(lines), ok
@@ -364,6 +463,10 @@ def main() -> int:
     ap.add_argument("--batch-sizes", default="1,20", help="events per request, comma-separated (default 1,20)"
                     )
     ap.add_argument("--warmup-events", type=int, default=100)
+    ap.add_argument("--half-events", type=int, default=1000,
+                    help="orders kept for the half-load case (default 1000)")
+    ap.add_argument("--half-duration", type=float, default=6.0,
+                    help="seconds of the half-load case (default 6)")
     ap.add_argument("--duration", type=float, default=8.0, help="seconds of wrk on the bare app (default 8)")
     ap.add_argument("--connections", type=int, default=8, help="keep-alive connections (default 8)")
     ap.add_argument("--workers", type=int, default=2, help="gunicorn sync workers, both apps (default 2)")
