@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from labels.barcodes import code128_modules, qr_matrix
@@ -91,13 +92,61 @@ def graphic_field(bits: bytes, width_dots: int, height_dots: int) -> str:
     total = per_row * height_dots
     if len(bits) != total:
         raise ValueError(f"bitmap of {len(bits)} bytes, expected {total} for {width_dots}x{height_dots}")
+    if total == 0 or 2 * per_row > 400:
+        return f"^GFA,{total},{total},{per_row},{_compress_rows(bits, per_row, height_dots)}"
+    return f"^GFA,{total},{total},{per_row},{_compress_fast(bits, per_row, height_dots)}"
+
+
+def _compress_rows(bits: bytes, per_row: int, height_dots: int) -> str:
+    """The compression row by row with regular expressions (any width)."""
     hexed = bits.hex().upper()
     rows, previous = [], None
     for r in range(height_dots):
         row = hexed[r * 2 * per_row : (r + 1) * 2 * per_row]
         rows.append(":" if row == previous else _compress_row(row))
         previous = row
-    return f"^GFA,{total},{total},{per_row},{''.join(rows)}"
+    return "".join(rows)
+
+
+_HEX = "0123456789ABCDEF"
+# a run of n (1..400) of one hex digit d, at index n * 16 + d: "d", or its repeat count and "d"
+_TOKENS = np.array([""] * 16 + [(_COUNTS[n] if n > 1 else "") + d for n in range(1, 401) for d in _HEX],
+                   dtype=object)
+_ENDS = np.array(["", ",", "!", ":"], dtype=object)
+
+
+def _compress_fast(bits: bytes, per_row: int, height: int) -> str:
+    """The same string as :func:`_compress_rows`, with the runs found by numpy (rows of at most 400
+    hex digits, so that no run needs two repeat counts): a text block in tens of microseconds."""
+    width = 2 * per_row
+    raw = np.frombuffer(bits, dtype=np.uint8).reshape(height, per_row)
+    nib = np.empty((height, width), dtype=np.uint8)
+    nib[:, 0::2] = raw >> 4
+    nib[:, 1::2] = raw & 15
+    same = np.zeros(height, dtype=bool)
+    same[1:] = (raw[1:] == raw[:-1]).all(axis=1)
+    # how much of each row is written out: up to its last digit that is not a trailing 0 (rows
+    # ending "00") or F (rows ending "FF"); the rest is said by the row's end mark
+    nonzero = nib != 0
+    blank = ~nonzero.any(axis=1)
+    zeros_end = (nib[:, -1] == 0) & (nib[:, -2] == 0)
+    ones_end = ~zeros_end & (nib[:, -1] == 15) & (nib[:, -2] == 15)
+    last_ink = width - np.argmax(nonzero[:, ::-1], axis=1)
+    last_gap = width - np.argmax(nib[:, ::-1] != 15, axis=1)
+    last_gap[(nib == 15).all(axis=1)] = 0
+    stop = np.where(zeros_end, last_ink, np.where(ones_end, last_gap, width))
+    stop[same | blank] = 0
+    end = np.where(zeros_end | blank, 1, np.where(ones_end, 2, 0))
+    end[same] = 3
+    starts = np.arange(width) < stop[:, None]
+    starts[:, 1:] &= nib[:, 1:] != nib[:, :-1]
+    flat = np.flatnonzero(starts)
+    rows = flat // width
+    run_end = np.minimum(np.append(flat[1:], height * width), rows * width + stop[rows])
+    tokens = _TOKENS[(run_end - flat) * 16 + nib.ravel()[flat]]
+    # each row's end mark after its runs (np.insert keeps marks at one position in row order)
+    pieces = np.insert(tokens, np.cumsum(np.bincount(rows, minlength=height)), _ENDS[end])
+    return "".join(pieces.tolist())
 
 
 @lru_cache(maxsize=64)
@@ -123,6 +172,37 @@ def _extents(name: str, size_px: float) -> tuple[int, int, int]:
         above, below = max(above, math.ceil(-top)), max(below, math.ceil(bottom))
         side = max(side, math.ceil(-left), math.ceil(right - font.getlength(ch)))
     return above + 1, below + 1, side + 1
+
+
+@lru_cache(maxsize=16)
+def _advances(name: str, size: float) -> Callable[[str], float]:
+    """``text_width`` of single characters in ``name`` at ``size``, cached (a batch's labels draw
+    the same few hundred characters again and again)."""
+
+    @lru_cache(maxsize=1024)
+    def width(ch: str) -> float:
+        return text_width(ch, name, size)
+
+    return width
+
+
+def _split64(v: float) -> tuple[int, int]:
+    """``v`` as whole dots and 64ths of a dot (what ImageDraw.text passes FreeType, rounded)."""
+    frac, whole = math.modf(v)
+    n = round(frac * 64)
+    if n in (64, -64):
+        return int(whole) + n // 64, 0
+    return int(whole), n
+
+
+@lru_cache(maxsize=16384)
+def _glyph(font: ImageFont.FreeTypeFont, ch: str, x64: int, y64: int,
+           ink: int) -> tuple[object, tuple[int, int]]:
+    """The 1-bit mask of ``ch`` anchored at its baseline, its origin ``x64``/64 and ``y64``/64 of a
+    dot right and down of a whole dot (FreeType places outlines in 64ths of a pixel), and the
+    offset to paste it at: what ``ImageDraw.text`` renders for one character, rendered once per
+    batch instead of once per label. Bounded, so memory stays flat over long batches."""
+    return font.getmask2(ch, "1", anchor="ls", ink=ink, start=(x64 / 64, y64 / 64))
 
 
 def text_bitmap(t: Text, dpi: int) -> tuple[int, int, Image.Image]:
@@ -154,11 +234,13 @@ def text_bitmap(t: Text, dpi: int) -> tuple[int, int, Image.Image]:
     draw = ImageDraw.Draw(image)
     if t.inverse:
         draw.rectangle(box, fill=1)
+    im = draw.draw  # Pillow's drawing core: glyph masks are pasted as ImageDraw.text pastes them
+    widths = _advances(t.font, t.size)
     for i, s in enumerate(t.lines):
         baseline = first + i * t.line_mm * scale - top
         # Each character at the PDF's advance (reportlab's metrics, unhinted): Pillow's hinted
         # advances are whole pixels and a long line would drift up to 1.5 % wider or narrower.
-        advances = [text_width(ch, t.font, t.size) * dpi / 72 for ch in s]
+        advances = [widths(ch) * dpi / 72 for ch in s]
         length = sum(advances)
         if t.align == "right":
             x = width - side - pad - length
@@ -166,9 +248,12 @@ def text_bitmap(t: Text, dpi: int) -> tuple[int, int, Image.Image]:
             x = (width - length) / 2
         else:
             x = side + pad
+        y_int, y64 = _split64(baseline)
         for ch, advance in zip(s, advances, strict=True):
             if not ch.isspace():
-                draw.text((x, baseline), ch, font=font, fill=ink, anchor="ls")
+                x_int, x64 = _split64(x)
+                mask, (dx, dy) = _glyph(font, ch, x64, y64, ink)
+                im.draw_bitmap((x_int + dx, y_int + dy), mask, ink)
             x += advance
     # A label starts at dot 0: what would lie left of or above it is cut off, not shifted.
     crop_x, crop_y = max(0, -left), max(0, -top)
@@ -203,10 +288,25 @@ def _primitive(p: Primitive, dpi: int) -> str:
         h = _dots(p.height, dpi)
         return f"^FO{x},{_dots(p.y, dpi)}^BY{k}^BCN,{h},N,N,N,A^FD{p.value}^FS\n"
     if isinstance(p, Qr):
-        n = len(qr_matrix(p.data))
+        n = _qr_modules(p.data.translate(_QR_CLASSES))
         magnification = max(1, min(10, _dots(p.size, dpi) // n))
         return f"^FO{_dots(p.x, dpi)},{_dots(p.y, dpi)}^BQN,2,{magnification}^FDMA,{p.data}^FS\n"
     raise TypeError(f"unknown primitive {p!r}")
+
+
+# QR's segment modes see only whether a character is a digit, in the alphanumeric set or another
+# byte: data with the same classes in the same order gets the same symbol size.
+_QR_CLASSES = str.maketrans({**{c: "0" for c in "0123456789"},
+                             **{c: "A" for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"},
+                             **{chr(c): "b" for c in range(128) if chr(c) not in
+                                "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"}})
+
+
+@lru_cache(maxsize=256)
+def _qr_modules(classes: str) -> int:
+    """Modules a side of the QR code of any data whose characters fall in ``classes`` (the same
+    symbol version; encoding it costs about as much as the rest of a label)."""
+    return len(qr_matrix(classes))
 
 
 @lru_cache(maxsize=16)
@@ -224,11 +324,10 @@ def render_zpl(
         raise LabelError("ZPL is for label printers: choose 100x150, 100x100 or a6")
     if not items:
         raise LabelError("no labels to print: the batch is empty")
-    out: list[str] = []
+    out = bytearray()  # each label encoded as it is done: the batch is held once, as bytes
     for item in items:
         lay = layout_label(item, size, dpi=dpi)
-        out.append(f"^XA\n^CI28\n^PW{_dots(lay.width, dpi)}\n^LL{_dots(lay.height, dpi)}\n^LH0,0\n")
-        out.append(_static(size, dpi, lay.static))
-        out.extend(_primitive(p, dpi) for p in lay.variable)
-        out.append("^XZ\n")
-    return "".join(out).encode("utf-8")
+        parts = [f"^XA\n^CI28\n^PW{_dots(lay.width, dpi)}\n^LL{_dots(lay.height, dpi)}\n^LH0,0\n",
+                 _static(size, dpi, lay.static), *(_primitive(p, dpi) for p in lay.variable), "^XZ\n"]
+        out += "".join(parts).encode("utf-8")
+    return bytes(out)

@@ -138,9 +138,11 @@ class RouteTable:
     def chain(self, code: str) -> list[str]:
         """A route and its backups, in the order they take overflow, each once (loops end)."""
         out: list[str] = []
+        seen: set[str] = set()
         current: str | None = code
-        while current is not None and current not in out and current in self.routes:
+        while current is not None and current not in seen and current in self.routes:
             out.append(current)
+            seen.add(current)
             current = self.routes[current].backup
         return out
 
@@ -182,26 +184,55 @@ def assign(table: RouteTable, orders: Sequence[OrderAddress],
     the least loaded one takes the order (ties by code), which spreads a shared area evenly.
     """
     load = load if load is not None else defaultdict(int)
-    return [_place(table, order, load) for order in orders]
+    backups = _Backups(table, load)
+    return [_place(table, order, load, backups) for order in orders]
 
 
-def _place(table: RouteTable, order: OrderAddress, load: MutableMapping[str, int]) -> Assignment:
+def _place(table: RouteTable, order: OrderAddress, load: MutableMapping[str, int],
+           backups: _Backups) -> Assignment:
     candidates, how = table.match(order.commune, order.detail)
     if not candidates:
         return Assignment(order.key, None, how)
     primary = min(candidates, key=lambda code: (load.get(code, 0), code)) if len(candidates) > 1 \
         else candidates[0]
-    route = _with_room(table, primary, load)
+    route = backups.with_room(primary)
     if route is None:
         return Assignment(order.key, None, Outcome.OVER_CAPACITY, matched=primary)
     load[route] = load.get(route, 0) + 1
     return Assignment(order.key, route, how if route == primary else Outcome.OVERFLOW, matched=primary)
 
 
-def _with_room(table: RouteTable, code: str, load: Mapping[str, int]) -> str | None:
-    """``code`` if it has room, else the first backup down its chain that has."""
-    for current in table.chain(code):
-        capacity = table.routes[current].capacity
-        if capacity is None or load.get(current, 0) < capacity:
-            return current
-    return None
+class _Backups:
+    """The first route with room down a backup chain, for one call of :func:`assign`.
+
+    Loads only grow during a call, so a full route stays full: each walk leaves, on the full routes
+    it passed, a pointer to where it found room (``skip``), and marks routes whose whole chain is
+    full (``dead``). A walk therefore steps over each full route about once per call, however long
+    or cyclic the chains are, instead of rebuilding the chain for every order.
+    """
+
+    __slots__ = ("dead", "load", "routes", "skip")
+
+    def __init__(self, table: RouteTable, load: Mapping[str, int]) -> None:
+        self.routes = table.routes
+        self.load = load
+        self.skip: dict[str, str] = {}
+        self.dead: set[str] = set()
+
+    def with_room(self, code: str) -> str | None:
+        """``code`` if it has room, else the first backup down its chain that has (None: all full)."""
+        routes, load, skip, dead = self.routes, self.load, self.skip, self.dead
+        full: list[str] = []
+        seen: set[str] = set()
+        current: str | None = code
+        while current is not None and current in routes and current not in seen and current not in dead:
+            capacity = routes[current].capacity
+            if capacity is None or load.get(current, 0) < capacity:
+                for passed in full:  # everything between them and ``current`` is full
+                    skip[passed] = current
+                return current
+            full.append(current)
+            seen.add(current)
+            current = skip.get(current) or routes[current].backup
+        dead.update(full)  # every route reachable from these is full
+        return None

@@ -373,3 +373,29 @@ def test_weight_column_in_grams(client, auth):
     assert "weight_g" in results[4]["errors"]
     weights = sorted(w is None and -1 or w for w in db.session.scalars(sa.select(DeliveryOrder.weight_g)))
     assert weights == [-1, 1250]
+
+
+@pytest.mark.config(IMPORT_CHUNK_ROWS=4)
+def test_a_row_the_database_refuses_undoes_only_that_row(client, auth, monkeypatch):
+    """A chunk is stored under one savepoint; when the database refuses a row (here: its dossier is
+    written twice, as a concurrent request storing it meanwhile would), the chunk is stored again
+    row by row and only that row is reported."""
+    from delivery_service.imports import services
+    from delivery_service.orders.services import add_order
+
+    rows = [row() for _ in range(6)]
+    clash = rows[2]["dossier_code"]
+
+    def add_twice(actor, data, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        if data["dossier_code"] == clash:
+            add_order(actor, data, **kwargs)
+        return add_order(actor, data, **kwargs)
+
+    monkeypatch.setattr(services, "add_order", add_twice)
+    body = upload(client, auth, to_csv(rows)).json
+    assert (body["state"], body["created_rows"], body["error_rows"]) == ("done", 5, 1)
+    results = by_line(body)
+    assert results[4] == {"line": 4, "status": "error", "item_id": None,
+                          "errors": {"_row": ["The database refused this row."]}}
+    assert count(DeliveryOrder) == 5 and count(OrderEvent) == 10
+    assert clash not in set(db.session.scalars(sa.select(DeliveryOrder.dossier_code)))

@@ -317,3 +317,34 @@ def test_bands_and_the_units_chart_cut_at_30():
 def test_exported_text_never_runs_as_a_formula():
     assert exports.safe_text("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
     assert exports.safe_text("Xã Tịnh Khê") == "Xã Tịnh Khê"
+
+
+@pytest.mark.usefixtures("book")
+def test_the_page_and_its_charts_follow_a_new_event(client, request):
+    """The page, its table and both charts are reused while nothing changes (figures(memo=True), the
+    rows' HTML, the drawings), and show a new delivery as soon as it is folded."""
+    from test_reports import S, at
+
+    data = request.getfixturevalue("book")
+    login(client, "admin")
+    path = f"/reports/?{PERIOD}&level=district"
+    charts_of = {name: f"/reports/chart/{name}.svg?{PERIOD}&level=district" for name in ("units", "trend")}
+    before = rows_by_code(page(client, path))
+    drawn = {name: client.get(url).data for name, url in charts_of.items()}
+    assert rows_by_code(page(client, path)) == before
+    assert {name: client.get(url).data for name, url in charts_of.items()} == drawn
+    received, delivered = (int(x) for x in before["522"]["cells"][1:3])
+
+    o = data.order(unit("21028"), at("2026-03-06"), "2026-03-20")
+    data.event(o, S.CREATED, S.ASSIGNED, at("2026-03-06", "09:01"), by=None, route_id=route("QNG-01").id)
+    data.event(o, S.ASSIGNED, S.HANDED_TO_COURIER, at("2026-03-07", "08:00"))
+    data.event(o, S.HANDED_TO_COURIER, S.OUT_FOR_DELIVERY, at("2026-03-07", "08:30"))
+    data.event(o, S.OUT_FOR_DELIVERY, S.DELIVERED, at("2026-03-07", "10:00"))
+    db.session.commit()
+
+    after = rows_by_code(page(client, path))
+    assert after["522"]["cells"][1:3] == [str(received + 1), str(delivered + 1)]
+    assert after["total"]["cells"][1:3] == [str(int(before["total"]["cells"][1]) + 1),
+                                            str(int(before["total"]["cells"][2]) + 1)]
+    for name, url in charts_of.items():
+        assert client.get(url).data != drawn[name], name

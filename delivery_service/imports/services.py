@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import logging
 import re
@@ -441,10 +442,25 @@ def start_import(actor: Actor, *, counter_id: int, filename: str, content: bytes
                         total_rows=len(table.rows), results=[])
     db.session.add(batch)
     db.session.flush()
+    _PARSED.clear()  # at most the last upload's rows are kept
+    _PARSED[batch.id] = (hashlib.sha256(content).digest(), table)
     enqueue_after_commit(RUN_IMPORT, batch.id, 1, on_failure=ON_FAILURE)
     db.session.commit()
     db.session.refresh(batch)  # an in-process job has finished it in its own session
     return batch
+
+
+# The rows of the last upload, parsed: when this process runs its job (no Redis) the file is not
+# read a second time. batch id -> (SHA-256 of the file, its table).
+_PARSED: dict[int, tuple[bytes, Table]] = {}
+
+
+def _parsed(batch: Any) -> Table:
+    """The batch's rows: from the upload in this process if it kept them, else read from its file."""
+    kept = _PARSED.pop(batch.id, None)
+    if kept is not None and kept[0] == hashlib.sha256(batch.content).digest():
+        return kept[1]
+    return read_table(batch.content_type, batch.content)  # the row limit was checked at upload
 
 
 def get_import(actor: Actor, import_id: int) -> ImportBatch:
@@ -596,22 +612,47 @@ class _Run:
             stored = {(code, direction): item_id for code, direction, item_id in db.session.execute(
                 sa.select(DeliveryOrder.dossier_code, DeliveryOrder.direction, DeliveryOrder.item_id)
                 .where(DeliveryOrder.counter_id == self.counter_id, DeliveryOrder.dossier_code.in_(codes)))}
-        for row, data, errors in checked:
+        new = [(i, row, data) for i, (row, data, _errors) in enumerate(checked) if data is not None
+               and (data["dossier_code"], Direction(data["direction"])) not in stored]
+        outcomes = self._store_all(new)
+        for i, (row, data, errors) in enumerate(checked):
             result: dict[str, Any] = {"line": row.line, "status": ERROR, "item_id": None, "errors": {}}
             if data is not None:
                 item_id = stored.get((data["dossier_code"], Direction(data["direction"])))
                 if item_id is not None:
                     result.update(status=EXISTING, item_id=item_id)
                 else:
-                    status, item_id, errors = self._store(row, data)
+                    status, item_id, errors = outcomes[i]
                     result.update(status=status, item_id=item_id)
             result["errors"] = {self.table.label(col): msgs for col, msgs in errors.items()}
             self.results.append(result)
         self._save_progress()
         db.session.commit()
 
-    def _store(self, row: Row, data: dict[str, Any]) -> tuple[str, str | None, dict[str, list[str]]]:
-        """Store one order and its first event under a savepoint: both or neither."""
+    def _store_all(self, rows: list[tuple[int, Row, dict[str, Any]]]) -> dict[int, tuple[str, str | None,
+                                                                                       dict[str, list[str]]]]:
+        """Store the chunk's new rows under one savepoint; should the database refuse one of them
+        (another request stored the same dossier meanwhile), undo the chunk's writes and store its
+        rows again one savepoint each, so that only that row is reported. A savepoint per row costs
+        more than the row's own inserts; ``add_order`` raises InvalidInput before it writes anything,
+        so a row it refuses needs none."""
+        try:
+            with db.session.begin_nested():
+                return {i: self._store(row, data, savepoint=False) for i, row, data in rows}
+        except IntegrityError:
+            return {i: self._store(row, data) for i, row, data in rows}
+
+    def _store(self, row: Row, data: dict[str, Any], *,
+               savepoint: bool = True) -> tuple[str, str | None, dict[str, list[str]]]:
+        """Store one order and its first event, both or neither: under a savepoint of its own, or
+        (``savepoint`` False) under the chunk's, which an IntegrityError then leaves to undo."""
+        if not savepoint:
+            try:
+                order = add_order(self.actor, data, counter_id=self.counter_id,
+                                  event_note=f"Import #{self.batch_id}, line {row.line}")
+            except InvalidInput as exc:
+                return ERROR, None, column_errors(exc.errors)
+            return CREATED, order.item_id, {}
         try:
             with db.session.begin_nested():
                 order = add_order(self.actor, data, counter_id=self.counter_id,
@@ -713,7 +754,7 @@ def run_import(import_id: int, attempt: int | None = None) -> None:
     batch = db.session.get(ImportBatch, import_id)
     started = time.monotonic()
     try:
-        table = read_table(batch.content_type, batch.content)  # the row limit was checked at upload
+        table = _parsed(batch)
         job = _Run(batch, table, runner)
         db.session.expunge(batch)  # keep the file's bytes out of the reloads after each commit
         job.run()

@@ -13,6 +13,7 @@ import datetime as dt
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import matplotlib as mpl
 from matplotlib.figure import Figure
@@ -53,7 +54,27 @@ def percent_vi(value: float) -> str:
 
 
 def trend_svg(weeks: Sequence[Week], subtitle: str = "") -> bytes:
-    """Received and delivered orders per week (bars) and the delivery rate (line, right axis)."""
+    """Received and delivered orders per week (bars) and the delivery rate (line, right axis).
+
+    Drawn once per distinct input in a process (``DRAWINGS`` kept): the drawing is a function of
+    the figures, and matplotlib takes 100–400 ms where the figures take a few."""
+    return _trend_svg(tuple(weeks), subtitle)
+
+
+def units_svg(bars: Sequence[Bar], subtitle: str = "") -> bytes:
+    """Delivery rate by unit as horizontal bars coloured by band, the rate and the band's name
+    written at each bar's end (the colour is never the only sign). The ``UNIT_LIMIT`` lowest rates
+    are shown when there are more, and the title says so. Cached as ``trend_svg`` is, by what is
+    drawn: a change among the units not shown leaves the drawing as it was."""
+    shown = tuple(sorted(bars, key=lambda b: (b.rate, b.label))[:UNIT_LIMIT])
+    return _units_svg(shown, len(bars), subtitle)
+
+
+DRAWINGS = 32  # charts kept per process, each a few tens of kilobytes
+
+
+@lru_cache(maxsize=DRAWINGS)
+def _trend_svg(weeks: tuple[Week, ...], subtitle: str) -> bytes:
     fig = Figure(figsize=(8, 3.6))
     ax = fig.add_subplot()
     ax.set_title("Xu hướng theo tuần" + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
@@ -95,14 +116,12 @@ def trend_svg(weeks: Sequence[Week], subtitle: str = "") -> bytes:
     return _svg(fig)
 
 
-def units_svg(bars: Sequence[Bar], subtitle: str = "") -> bytes:
-    """Delivery rate by unit as horizontal bars coloured by band, the rate and the band's name
-    written at each bar's end (the colour is never the only sign). The ``UNIT_LIMIT`` lowest rates
-    are shown when there are more, and the title says so."""
-    shown = sorted(bars, key=lambda b: (b.rate, b.label))[:UNIT_LIMIT]
+@lru_cache(maxsize=DRAWINGS)
+def _units_svg(lowest: tuple[Bar, ...], total: int, subtitle: str) -> bytes:
+    shown = list(lowest)
     title = "Tỷ lệ phát thành công theo đơn vị"
-    if len(bars) > len(shown):
-        title += f"\n{len(shown)} đơn vị có tỷ lệ thấp nhất trên tổng số {len(bars)}"
+    if total > len(shown):
+        title += f"\n{len(shown)} đơn vị có tỷ lệ thấp nhất trên tổng số {total}"
     elif subtitle:
         title += f"\n{subtitle}"
     fig = Figure(figsize=(8, 1.4 + 0.32 * max(len(shown), 3)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import threading
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -127,6 +128,8 @@ class Report:
     total: Row
     as_of_event: int = 0
     pending_events: int = 0
+    # HTML the pages rendered from this report, by what else it depends on (views.index)
+    rendered: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def percentile(histogram: list[int], p: float) -> float | None:
@@ -182,7 +185,8 @@ def _prev_month(first: dt.date) -> dt.date:
 
 # --- the query ------------------------------------------------------------------------------------
 
-ROLLUP_COLUMNS = ("commune_id", "route_id", "counter_id", "courier_id", *MEASURES, *HISTOGRAM)
+KEY_COLUMNS = ("commune_id", "route_id", "counter_id", "courier_id")
+ROLLUP_COLUMNS = (*KEY_COLUMNS, *MEASURES, *HISTOGRAM)
 # The partial index of open orders' own predicate, written as it is (with the table named: the
 # queries join other tables), so that the planner can use the index.
 _OPEN = sa.text(OPEN_WHERE.replace("status", "delivery_orders.status"))
@@ -197,16 +201,17 @@ def _rollup(start: dt.date, end: dt.date) -> sa.Subquery:
     return _union(parts)
 
 
-def _select(table: sa.Table, when: sa.ColumnElement[bool], *extra: Any) -> sa.Select:
-    return sa.select(*extra, *[table.c[c] for c in ROLLUP_COLUMNS]).where(when)
+def _select(table: sa.Table, when: sa.ColumnElement[bool], *extra: Any,
+            columns: tuple[str, ...] = ROLLUP_COLUMNS) -> sa.Select:
+    return sa.select(*extra, *[table.c[c] for c in columns]).where(when)
 
 
 def _union(parts: list[sa.Select]) -> sa.Subquery:
     return (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("r")
 
 
-def _sum_columns(r: sa.Subquery) -> list[Any]:
-    return [sa.func.sum(r.c[m]).label(m) for m in (*MEASURES, *HISTOGRAM)]
+def _sum_columns(r: sa.Subquery, counts: tuple[str, ...] = (*MEASURES, *HISTOGRAM)) -> list[Any]:
+    return [sa.func.sum(r.c[m]).label(m) for m in counts]
 
 
 @dataclass
@@ -295,17 +300,77 @@ def _joined(source: Any, c: Cols, level: Level) -> Any:
     return stmt
 
 
+# --- the figures a process computed last, while nothing they count has changed ------------------
+
+MEMO_ENTRIES = 32  # reports (and trends) kept per process; a district's page is about 100 KB of rows
+
+
+def _memo_key(kind: str, actor: Actor, cursor: int, last: int, *args: Any) -> tuple[Any, ...]:
+    """What a memoised result depends on: the database, the actor's scope, the arguments, and the
+    state of everything counted. The rollups change only when the fold moves ``cursor``; open and
+    overdue orders change only with an event (``last``, the newest event id) or with the day."""
+    scope = (actor.role, actor.user_id, actor.client_id, actor.counter_id, actor.area_unit_id,
+             actor.post_office_id)
+    return (kind, str(db.engine.url), scope, cursor, last, *args)
+
+
+_MEMO_LEVELS = frozenset({Level.PROVINCE, Level.DISTRICT, Level.COMMUNE})
+
+
+def _memo_allowed(actor: Actor, filters: Filters, level: Level | None = None) -> bool:
+    """Only reports that administrative units alone group and scope: routes, couriers, post offices,
+    areas and a supervisor's scope can change in the settings without an event, and the counters'
+    daily totals are typed in without one."""
+    unit_filters = filters.area is None and filters.post_office is None and filters.route is None \
+        and filters.counter is None and filters.courier is None
+    return unit_filters and actor.role in (Role.ADMIN, Role.DISTRICT_OFFICER) \
+        and (level is None or level in _MEMO_LEVELS)
+
+
+def _memo() -> dict[tuple[Any, ...], Any]:
+    return current_app.extensions.setdefault("report_memo", {})
+
+
+_MEMO_LOCK = threading.Lock()  # a process's request threads share its memo
+
+
+def _remember(key: tuple[Any, ...], value: Any) -> Any:
+    with _MEMO_LOCK:
+        memo = _memo()
+        memo[key] = value
+        while len(memo) > MEMO_ENTRIES:
+            memo.pop(next(iter(memo)))  # the oldest first
+    return value
+
+
 def figures(actor: Actor, start: dt.date, end: dt.date, level: Level, filters: Filters = Filters(),
-            *, today: dt.date | None = None, catch_up: bool = True) -> Report:
-    """The figures of every unit of ``level`` the actor may see, for the local days start..end."""
+            *, today: dt.date | None = None, catch_up: bool = True, memo: bool = False) -> Report:
+    """The figures of every unit of ``level`` the actor may see, for the local days start..end.
+
+    ``memo``: reuse the report this process computed for the same arguments while no event has been
+    written or folded since and the day is the same (the dashboard page and its units chart ask for
+    the same report one after the other). The report returned then is shared: read it, do not change
+    it. Only reports by administrative unit are reused (see ``_memo_allowed``)."""
     cursor, last = _prepare(actor, catch_up)
+    today = today or local_today()
+    if not memo or not _memo_allowed(actor, filters, level):
+        return _figures(actor, start, end, level, filters, today, cursor, last)
+    key = _memo_key("figures", actor, cursor, last, start, end, level, filters, today)
+    found = _memo().get(key)
+    if found is not None:
+        return found
+    return _remember(key, _figures(actor, start, end, level, filters, today, cursor, last))
+
+
+def _figures(actor: Actor, start: dt.date, end: dt.date, level: Level, filters: Filters, today: dt.date,
+             cursor: int, last: int) -> Report:
     rows: dict[Any, Row] = {}
     total = Row(label="")
     for key, values in _sums(actor, start, end, level, filters):
         row = rows.setdefault(key, Row(key=key))
         _add(row, values)
         _add(total, values)
-    for key, n_open, n_overdue in _open(actor, start, end, level, filters, today or local_today()):
+    for key, n_open, n_overdue in _open(actor, start, end, level, filters, today):
         row = rows.setdefault(key, Row(key=key))
         row.open, row.overdue = n_open, n_overdue
         total.open += n_open
@@ -344,11 +409,14 @@ def _check(actor: Actor) -> None:
     ensure_unit_map()
 
 
-def _add(row: Row, values: Any) -> None:
+def _add(row: Row, values: Any, counts: tuple[str, ...] | None = None) -> None:
+    """Add ``values`` (a result row of sums) to ``row``: every count, or only ``counts``."""
     for m in MEASURES:
-        setattr(row, m, getattr(row, m) + (values[m] or 0))
+        if counts is None or m in counts:
+            setattr(row, m, getattr(row, m) + (values[m] or 0))
     for i, h in enumerate(HISTOGRAM):
-        row.histogram[i] += values[h] or 0
+        if counts is None or h in counts:
+            row.histogram[i] += values[h] or 0
 
 
 def _sums(actor: Actor, start: dt.date, end: dt.date, level: Level,
@@ -443,27 +511,48 @@ def orders_query(actor: Actor, start: dt.date, end: dt.date, filters: Filters) -
             .order_by(o.id.desc()))
 
 
+CHART_MEASURES = ("received", "delivered", "returned", "abandoned")  # the trend chart's: counts and rate
+
+
 def weekly_trend(actor: Actor, start: dt.date, end: dt.date, filters: Filters = Filters(), *,
-                 catch_up: bool = True) -> list[tuple[dt.date, Row]]:
+                 catch_up: bool = True, memo: bool = False,
+                 measures: tuple[str, ...] | None = None) -> list[tuple[dt.date, Row]]:
     """Per week (Monday first) of the period: the same figures, summed in the database. Whole weeks
-    are read from ``report_weeks``, the days at either end from ``report_days``."""
-    _prepare(actor, catch_up)
+    are read from ``report_weeks``, the days at either end from ``report_days``. ``measures``: only
+    these are summed (the others stay 0, the histogram empty); all when None. ``memo`` as for
+    :func:`figures` (the trend reads only the rollups: it changes only when the fold moves)."""
+    cursor, _last = _prepare(actor, catch_up)
+    counts = (*MEASURES, *HISTOGRAM) if measures is None else tuple(measures)
+    if not memo or not _memo_allowed(actor, filters):
+        return _weekly_trend(actor, start, end, filters, counts)
+    key = _memo_key("trend", actor, cursor, 0, start, end, filters, counts)
+    found = _memo().get(key)
+    if found is not None:
+        return found
+    return _remember(key, _weekly_trend(actor, start, end, filters, counts))
+
+
+def _weekly_trend(actor: Actor, start: dt.date, end: dt.date, filters: Filters,
+                  counts: tuple[str, ...]) -> list[tuple[dt.date, Row]]:
+    columns = (*KEY_COLUMNS, *counts)
     first_monday = start + dt.timedelta(days=-start.weekday() % 7)
     last_monday = end - dt.timedelta(days=(end.weekday() + 1) % 7 + 6)  # of the last whole week
     parts, edges = [], [(start, end)]
     if first_monday <= last_monday:
         w = report_weeks
-        parts.append(_select(w, w.c.week.between(first_monday, last_monday), w.c.week.label("week")))
+        parts.append(_select(w, w.c.week.between(first_monday, last_monday), w.c.week.label("week"),
+                             columns=columns))
         edges = [(start, first_monday - dt.timedelta(days=1)), (last_monday + dt.timedelta(days=7), end)]
     d = report_days
     if db.engine.dialect.name == "postgresql":
         monday = sa.cast(sa.func.date_trunc("week", d.c.day), sa.Date)
     else:
         monday = sa.func.date(d.c.day, "weekday 0", "-6 days")
-    parts += [_select(d, d.c.day.between(a, b), monday.label("week")) for a, b in edges if a <= b]
+    parts += [_select(d, d.c.day.between(a, b), monday.label("week"), columns=columns)
+              for a, b in edges if a <= b]
     r = _union(parts)
     c = Cols.of_rollup(r)
-    stmt = (sa.select(r.c.week, *_sum_columns(r))
+    stmt = (sa.select(r.c.week, *_sum_columns(r, counts))
             .select_from(r.join(c.unit, c.unit.unit_id == r.c.commune_id))
             .where(*_where(actor, filters, c)).group_by(r.c.week).order_by(r.c.week))
     result = []
@@ -471,6 +560,6 @@ def weekly_trend(actor: Actor, start: dt.date, end: dt.date, filters: Filters = 
         w = values["week"]
         w = dt.date.fromisoformat(w) if isinstance(w, str) else w
         row = Row(key=None, label=w.isoformat())
-        _add(row, values)
+        _add(row, values, counts)
         result.append((w, row))
     return result

@@ -12,6 +12,7 @@ import datetime as dt
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,18 +20,19 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     render_template,
     request,
     stream_with_context,
     url_for,
 )
-from flask_babel import force_locale, format_decimal, format_percent, gettext, ngettext
+from flask_babel import force_locale, format_decimal, format_percent, get_locale, gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import Markup
 from marshmallow import EXCLUDE, Schema, ValidationError, validate
 from marshmallow import fields as mf
 
+from delivery_service import rules
 from delivery_service.accounts.models import Role, User
 from delivery_service.accounts.services import Actor
 from delivery_service.db import utcnow
@@ -44,6 +46,7 @@ from delivery_service.reports import charts, exports
 from delivery_service.reports.bands import colour_of
 from delivery_service.reports.bands import label as band_label
 from delivery_service.reports.figures import (
+    CHART_MEASURES,
     READERS,
     Filters,
     Level,
@@ -319,15 +322,35 @@ def index():
         q = _query()
     except BadQuery as exc:
         return _bad_query(exc, "reports/dashboard.html", "reports.index")
-    report = figures(page_actor(), q.start, q.end, q.level, q.filters)
+    report = figures(page_actor(), q.start, q.end, q.level, q.filters, memo=True)
     rates = [r for r in report.rows if r.delivery_rate is not None]
+    common = _common(q, local_today(), "reports.index")
+    show_share = any(r.post_share is not None for r in [*report.rows, report.total])
     return render_template(
-        "reports/dashboard.html", report=report, errors=[],
-        rows=[(row, row_label(q.level, row), drill_url(q, row)) for row in report.rows],
+        "reports/dashboard.html", report=report, errors=[], rows=report.rows,
+        rows_html=_rows_html(report, q, show_share, common),
         chart_cut=len(rates) > charts.UNIT_LIMIT, charted=len(rates),
-        chart_limit=charts.UNIT_LIMIT, show_share=any(r.post_share is not None
-                                                      for r in [*report.rows, report.total]),
-        pending_note=_pending_note(report), **_common(q, local_today(), "reports.index"))
+        chart_limit=charts.UNIT_LIMIT, show_share=show_share,
+        pending_note=_pending_note(report), **common)
+
+
+def _rows_html(report: Report, q: Query, show_share: bool, common: dict[str, Any]) -> Markup:
+    """The table's rows, rendered once per report, language, query and colour bands: a report
+    reused by ``figures(memo=True)`` keeps its rows' HTML (hundreds of rows of formatted numbers
+    and links cost as much to render as the figures cost to compute)."""
+    bands = rules.current().report_bands
+    key = (str(get_locale()), tuple(sorted(q.args().items())), show_share,
+           tuple(sorted((name, tuple(limits)) for name, limits in bands.items())))
+    html = report.rendered.get(key)
+    if html is None:
+        rows = [(row, row_label(q.level, row), drill_url(q, row)) for row in report.rows]
+        # hundreds of rows format the same few values again and again: each formatted once
+        formatters = {name: lru_cache(maxsize=None)(common[name])
+                      for name in ("fmt_count", "fmt_rate", "fmt_hours", "band_of", "band_label")}
+        html = report.rendered[key] = Markup(render_template("reports/_rows.html", rows=rows,
+                                                             show_share=show_share,
+                                                             **{**common, **formatters}))
+    return html
 
 
 def _pending_note(report: Report) -> str | None:
@@ -390,7 +413,8 @@ def trend_chart():
     monday = q.end - dt.timedelta(days=q.end.weekday())
     start = min(q.start, monday - dt.timedelta(weeks=TREND_WEEKS - 1))
     weeks = [charts.Week(week, row.received, row.delivered, row.delivery_rate)
-             for week, row in weekly_trend(page_actor(), start, q.end, q.filters)]
+             for week, row in weekly_trend(page_actor(), start, q.end, q.filters, memo=True,
+                                              measures=CHART_MEASURES)]
     subtitle = f"{format_day(start)} – {format_day(q.end)}"
     return Response(charts.trend_svg(weeks, subtitle), mimetype="image/svg+xml", headers=SVG_HEADERS)
 
@@ -400,7 +424,7 @@ def trend_chart():
 def units_chart():
     """The delivery rate of each unit of the level, coloured by band (SVG)."""
     q = _query_or_400()
-    report = figures(page_actor(), q.start, q.end, q.level, q.filters)
+    report = figures(page_actor(), q.start, q.end, q.level, q.filters, memo=True)
     with force_locale("vi"):  # the images are Vietnamese for everyone
         bars = [charts.Bar(row_label(q.level, row), row.delivery_rate,
                            colour_of("delivery_rate", row.delivery_rate))
@@ -432,7 +456,7 @@ def export(fmt: str):
         (_l("Figures as of event no."), str(report.as_of_event)),
         (_l("Events still being counted"), str(report.pending_events)),
     ]
-    bands = current_app.config["REPORT_BANDS"]
+    bands = rules.current().report_bands
 
     def label_of(row: Row) -> str:
         return exports.bilingual(NO_UNIT.get(q.level, _l("Unknown"))) if row.key is None else row.label

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -38,8 +39,35 @@ BARE_PG = sa.text("UPDATE delivery_orders AS o SET route_id = :route, status = '
 HAMLETS = ("Thôn 1", "Thôn 2", "Thôn Phú Lộc", "Xóm Đông", "Tổ 5", "Khu phố 3")
 
 
-def library_case(n: int, seed: int = 1) -> tuple[float, float]:
-    """Seconds for routes.assign on ``n`` orders, and for the bare dictionary look-up."""
+def run_line() -> str:
+    """When and on what this ran: the UTC time, the commit (and whether the tree had uncommitted
+    changes), the load average. Printed above the table, and copied with it into docs/benchmarks.md."""
+    import os
+    import subprocess
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+
+    commit = git("rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
+    dirty = " with uncommitted changes" if git("diff-index", "--quiet", "HEAD", "--").returncode else ""
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}{dirty}, "
+            f"{os.cpu_count()} CPUs, load average {load}.")
+
+
+def _median_time(fn, repeat: int) -> tuple[float, object]:  # noqa: ANN001
+    """Median seconds of ``repeat`` calls of ``fn()``, and the last result."""
+    times, out = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), out
+
+
+def library_cases(n: int, seed: int = 1, repeat: int = 3) -> list[tuple[str, float, float, str]]:
+    """(case, seconds for routes.assign on ``n`` orders, seconds for the bare dictionary look-up of the
+    same orders, what was checked) for three tables; medians of ``repeat`` runs each."""
     rng = random.Random(seed)
     communes = [str(10_000 + i) for i in range(3_321)]
     defs, whole = [], {}
@@ -52,18 +80,37 @@ def library_case(n: int, seed: int = 1) -> tuple[float, float]:
                                     backup=f"R{(r + 1) % 1000:04d}"))
         for c in mine:
             whole.setdefault(c, f"R{r:04d}")
-    table = routes.RouteTable.build(defs)
+    province = routes.RouteTable.build(defs)
     orders = [routes.OrderAddress(i, rng.choice(communes), f"{i} {rng.choice(HAMLETS)}, xã X")
               for i in range(n)]
-    started = time.perf_counter()
-    placed = routes.assign(table, orders, defaultdict(int))
-    lib = time.perf_counter() - started
-    assert len(placed) == n
-    started = time.perf_counter()
-    bare = [whole.get(o.commune) for o in orders]
-    base = time.perf_counter() - started
-    assert len(bare) == n
-    return lib, base
+    # one commune whose route heads a 1,000-route chain (no loop), every route room for n / 1,000
+    cap = max(1, n // 1000)
+    chain = routes.RouteTable.build([
+        routes.RouteDef(f"L{r:04d}", (routes.Rule(communes[r]),), capacity=cap,
+                        backup=f"L{r + 1:04d}" if r < 999 else None) for r in range(1000)])
+    # a 1,000-route backup cycle with room for half the orders: the second half walks the whole loop
+    cycle = routes.RouteTable.build([
+        routes.RouteDef(f"C{r:04d}", (routes.Rule(communes[r]),), capacity=max(1, cap // 2),
+                        backup=f"C{(r + 1) % 1000:04d}") for r in range(1000)])
+    one_commune = [routes.OrderAddress(i, communes[0], "") for i in range(n)]
+    first = {communes[0]: "X"}
+
+    out = []
+    for case, table, batch, bare_map, check in (
+            ("province table: 1,000 routes, a third with hamlet rules, one backup cycle", province, orders,
+             whole, lambda placed: len(placed) == n),
+            ("one 1,000-route backup chain, every order to its head, all placed", chain, one_commune, first,
+             lambda placed: sum(a.route is not None for a in placed) == min(n, cap * 1000)
+             and placed[-1].route == f"L{(min(n, cap * 1000) - 1) // cap:04d}"),
+            ("a 1,000-route backup cycle with room for half: the rest go round it", cycle, one_commune, first,
+             lambda placed: sum(a.route is None for a in placed) == n - min(n, max(1, cap // 2) * 1000))):
+        lib, placed = _median_time(lambda t=table, b=batch: routes.assign(t, b, defaultdict(int)), repeat)
+        assert check(placed), case
+        base, looked = _median_time(lambda m=bare_map, b=batch: [m.get(o.commune) for o in b], repeat)
+        assert len(looked) == n
+        done = sum(a.route is not None for a in placed)
+        out.append((case, lib, base, f"{done:,} placed, {n - done:,} to dispatch"))
+    return out
 
 
 def prepare(url: str):  # noqa: ANN201
@@ -129,6 +176,8 @@ def _fill(app, n: int) -> None:  # noqa: ANN001
 
 
 def main(argv: list[str] | None = None) -> int:
+    print(run_line())
+    print()
     print(run_assignment_bench(argv))
     return 0
 
@@ -137,14 +186,14 @@ def run_assignment_bench(argv: list[str] | None = None) -> str:
     """The assignment tables as markdown (called by scripts/bench/routes.py too)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=100_000)
-    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--backends", default="sqlite,postgresql", help="'' for the library cases only")
     args = parser.parse_args(argv or [])
-    lib, base = library_case(args.orders)
     out = ["| case | orders | seconds | orders/s | baseline (same run) | baseline orders/s |",
-           "|---|---|---|---|---|---|",
-           f"| routes.assign (library) | {args.orders:,} | {lib:.2f} | {args.orders / lib:,.0f} "
-           f"| dict look-up commune → route | {args.orders / base:,.0f} |"]
-    for backend in args.backends.split(","):
+           "|---|---|---|---|---|---|"]
+    for case, lib, base, done in library_cases(args.orders):
+        out.append(f"| routes.assign, {case} ({done}) | {args.orders:,} | {lib:.3f} | "
+                   f"{args.orders / lib:,.0f} | dict look-up commune → route | {args.orders / base:,.0f} |")
+    for backend in filter(None, args.backends.split(",")):
         seconds, bare, counts = _database(backend, args.orders)
         placed = sum(v for k, v in counts.items() if k not in ("unknown_commune", "no_rule", "over_capacity"))
         out.append(f"| assign_pending ({backend}) | {args.orders:,} ({placed:,} placed) | {seconds:.2f} "

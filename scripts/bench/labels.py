@@ -2,7 +2,12 @@
 
 Cases: 1 label in a fresh process (time to the first bytes, imports and fonts included), 1 label
 in a warm process, 100 and 1,000 labels in one PDF in one process, 1,000 labels with 2 worker
-processes (each renders half), and ZPL. Peak memory is ru_maxrss of the process that rendered.
+processes (each renders half), and the same for ZPL. Every case runs in a process of its own and is
+warmed with a label of another batch, so no case finds the timed labels' texts cached; the 1,000-label
+cases alternate between the renderers for ``--rounds`` rounds (median). Peak memory is ru_maxrss of
+the process that rendered. Every output is verified: as many pages (PDF) or ^XA…^XZ labels (ZPL) as
+labels asked for, and the first, middle and last label's Code 128 and QR decoded by zxing-cpp from
+poppler's (PDF) or zplkit's (ZPL) rendering.
 The baseline is the label of docs/BASELINES.md: reportlab's QrCodeWidget + code128 + ~12 lines of
 DejaVu text + the route in large type, drawn per label with nothing shared.
 
@@ -20,7 +25,26 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# Run as a script, Python puts scripts/bench/ first on the path, where this file would shadow the
+# ``labels`` package: take it out, and put the project's root first.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
+
+
+def run_line() -> str:
+    """When and on what this ran: the UTC time, the commit (and whether the tree had uncommitted
+    changes), the load average. Printed above the table, and copied with it into docs/benchmarks.md."""
+    import os
+    import subprocess
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+
+    commit = git("rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
+    dirty = " with uncommitted changes" if git("diff-index", "--quiet", "HEAD", "--").returncode else ""
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}{dirty}, "
+            f"{os.cpu_count()} CPUs, load average {load}.")
 
 
 def sample(i: int):  # noqa: ANN201 - imported lazily so a fresh process measures the imports
@@ -95,73 +119,149 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(kind: str, n: int, offset: int = 0) -> tuple[float, int, float]:
-    """Render ``n`` labels of ``kind`` in this process: (seconds, bytes, peak MB)."""
+def verify(kind: str, out: bytes, items: list) -> str:  # noqa: ANN001
+    """Check that ``out`` holds ``len(items)`` labels and that the first, middle and last scan back
+    (their Code 128 and QR decoded by zxing-cpp from poppler's or zplkit's rendering at 203 dpi).
+    Raises AssertionError; returns what was checked."""
+    import io
+
+    import zxingcpp
+    from PIL import Image
+
+    n = len(items)
+    picks = sorted({0, n // 2, n - 1})
+    if kind == "zpl":
+        import zplkit
+
+        text = out.decode("utf-8")
+        blocks = text.split("^XZ")[:-1]
+        assert len(blocks) == n and text.count("^XA") == n, (len(blocks), n)
+        sample = "".join(blocks[i] + "^XZ\n" for i in picks).encode()
+        doc = zplkit.render(sample, zplkit.Options(width=800, height=1200, dpi=203))
+        images = [Image.open(io.BytesIO(lab.png())).convert("L") for lab in doc.labels]
+    else:
+        import pypdf
+
+        pages = len(pypdf.PdfReader(io.BytesIO(out)).pages)
+        assert pages == n, (pages, n)
+        images = []
+        for i in picks:
+            args = ["pdftoppm", "-r", "203", "-f", str(i + 1), "-l", str(i + 1), "-gray", "-png", "-"]
+            png = subprocess.run(args, input=out, capture_output=True, check=True).stdout
+            images.append(Image.open(io.BytesIO(png)))
+    assert len(images) == len(picks)
+    for i, image in zip(picks, images, strict=True):
+        found = {(str(b.format), b.text) for b in zxingcpp.read_barcodes(image)}
+        want = {("Code 128", items[i].item_id), ("QR Code", items[i].tracking_url)}
+        assert want <= found, (kind, i, found)
+    return f"{n} labels, {len(picks)} decoded"
+
+
+def run(kind: str, n: int, offset: int = 0) -> tuple[float, int, float, str]:
+    """Render ``n`` labels of ``kind`` in this process: (seconds, bytes, peak MB, what was verified).
+
+    One warm-up label first (fonts registered, modules imported), from another batch than the one
+    timed, so that no cache holds the timed labels' texts already."""
     from labels import render_labels, render_zpl
 
-    items = [sample(offset + i + 1) for i in range(n)]
     fn = {"labels": render_labels, "naive": naive, "zpl": render_zpl}[kind]
-    fn(items[:1])  # warm: fonts registered, caches filled
+    fn([sample(10_000_000 + offset)])
+    items = [sample(offset + i + 1) for i in range(n)]
     t = time.perf_counter()
     out = fn(items)
-    return time.perf_counter() - t, len(out), _maxrss_mb()
+    elapsed, mb = time.perf_counter() - t, _maxrss_mb()
+    return elapsed, len(out), mb, verify(kind, out, items)
 
 
-def _child(args: tuple[str, int, int]) -> tuple[float, int, float]:
+def _child(args: tuple[str, int, int]) -> tuple[float, int, float, str]:
     return run(*args)
 
 
-def in_fresh_process(kind: str, n: int) -> tuple[float, int, float]:
+def in_fresh_process(kind: str, n: int) -> tuple[float, int, float, str]:
     """Time to the first bytes in a new interpreter, imports and font loading included."""
     code = (
         f"import time,resource,sys; t=time.perf_counter(); sys.path.insert(0, {str(ROOT)!r});"
-        "from scripts.bench.labels import sample, naive; from labels import render_labels;"
-        f"b=(render_labels if {kind!r}=='labels' else naive)([sample(i+1) for i in range({n})]);"
-        "print(time.perf_counter()-t, len(b), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)"
+        "from labels import render_labels, render_zpl;"
+        "import importlib.util as u; s=u.spec_from_file_location('b', sys.argv[1]); b=u.module_from_spec(s);"
+        "s.loader.exec_module(b); items=[b.sample(i+1) for i in range(" + str(n) + ")];"
+        f"out={{'labels': render_labels, 'zpl': render_zpl, 'naive': b.naive}}[{kind!r}](items);"
+        "e=time.perf_counter()-t; mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024;"
+        f"print(e, len(out), mb, b.verify({kind!r}, out, items).replace(' ', '_'))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    s, size, mb = out.split()
-    return float(s), int(size), float(mb)
+    args = [sys.executable, "-c", code, __file__]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    s, size, mb, checked = out.split()
+    return float(s), int(size), float(mb), checked.replace("_", " ")
 
 
-def two_workers(kind: str, n: int) -> tuple[float, int, float]:
+def two_workers(kind: str, n: int) -> tuple[float, int, float, str]:
     ctx = mp.get_context("spawn")
     with ctx.Pool(2) as pool:
-        pool.map(_child, [(kind, 1, 0), (kind, 1, 0)])  # start both interpreters before timing
+        # start both interpreters before timing
+        pool.map(_child, [(kind, 1, 5_000_000), (kind, 1, 6_000_000)])
         t = time.perf_counter()
         parts = pool.map(_child, [(kind, n // 2, 0), (kind, n - n // 2, n // 2)])
         elapsed = time.perf_counter() - t
-    return elapsed, sum(p[1] for p in parts), max(p[2] for p in parts)
+    return elapsed, sum(p[1] for p in parts), max(p[2] for p in parts), " + ".join(p[3] for p in parts)
 
 
-def main() -> None:
-    rows: list[tuple[str, str, str]] = []
-
-    def row(case: str, kind: str, n: int, result: tuple[float, int, float]) -> None:
-        seconds, size, mb = result
-        rate = f"{n / seconds:,.1f} | {seconds * 1000:,.1f} ms"
-        rows.append((case, kind, f"| {rate} | {size // n:,} | {mb:.0f} MB |"))
-
-    for kind in ("labels", "naive"):
-        row("1 label, fresh process (incl. imports)", kind, 1, in_fresh_process(kind, 1))
-        ctx = mp.get_context("spawn")
-        for n in (1, 100, 1000):
-            with ctx.Pool(1) as pool:  # each case in its own process so peak memory is its own
-                row(f"{n:,} label{'s' if n > 1 else ''}, one process", kind, n, pool.apply(run, (kind, n)))
-        row("1,000 labels, 2 processes", kind, 1000, two_workers(kind, 1000))
+def one_process(kind: str, n: int, offset: int) -> tuple[float, int, float, str]:
+    """``n`` labels in a process of their own, so that peak memory and caches are this case's alone."""
     with mp.get_context("spawn").Pool(1) as pool:
-        for n in (1, 100, 1000):
-            row(f"{n:,} label{'s' if n > 1 else ''}, one process", "zpl", n, pool.apply(run, ("zpl", n)))
+        return pool.apply(run, (kind, n, offset))
+
+
+def main() -> int:
+    import argparse
+    import statistics
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the 1,000-label cases (median)")
+    args = parser.parse_args()
+    rows: list[tuple[str, str, str]] = []
+    rates: dict[str, list[float]] = {}
+
+    def row(case: str, kind: str, n: int, result: tuple[float, int, float, str]) -> None:
+        seconds, size, mb, checked = result
+        rate = f"{n / seconds:,.1f} | {seconds * 1000:,.1f} ms"
+        rows.append((case, kind, f"| {rate} | {size // n:,} | {mb:.0f} MB | {checked} |"))
+
+    kinds = ("labels", "naive", "zpl")
+    for kind in kinds:
+        row("1 label, fresh process (incl. imports)", kind, 1, in_fresh_process(kind, 1))
+        for n in (1, 100):
+            row(f"{n:,} label{'s' if n > 1 else ''}, one process", kind, n, one_process(kind, n, 0))
+    # the 1,000-label cases alternate between the renderers, each round in new processes
+    thousand: dict[str, list[tuple[float, int, float, str]]] = {k: [] for k in kinds}
+    for r in range(args.rounds):
+        for kind in kinds:
+            thousand[kind].append(one_process(kind, 1000, 1000 * r))
+    for kind in kinds:
+        runs = sorted(thousand[kind])
+        rates[kind] = [1000 / x[0] for x in runs]
+        mid = runs[len(runs) // 2]
+        row(f"1,000 labels, one process, median of {len(runs)} (range {min(rates[kind]):,.0f}–"
+            f"{max(rates[kind]):,.0f}/s)", kind, 1000, (mid[0], mid[1], max(x[2] for x in runs), mid[3]))
+    for kind in kinds:
+        row("1,000 labels, 2 processes", kind, 1000, two_workers(kind, 1000))
     names = {
         "labels": "labels.render_labels (PDF)",
         "naive": "naive reportlab (BASELINES)",
         "zpl": "labels.render_zpl",
     }
-    print("| case | renderer | labels/s | time | bytes/label | peak memory |")
-    print("|---|---|---|---|---|---|")
+    print(run_line())
+    print()
+    print("| case | renderer | labels/s | time | bytes/label | peak memory | verified |")
+    print("|---|---|---|---|---|---|---|")
     for case, kind, rest in rows:
         print(f"| {case} | {names[kind]} {rest}")
+    ratio = [z / p for z, p in zip(rates["zpl"], rates["labels"], strict=True)]
+    print()
+    print(f"- ZPL ÷ PDF labels/s, 1,000 labels, per round: {', '.join(f'{x:.2f}' for x in ratio)}; "
+          f"median {statistics.median(ratio):.2f} (target ≥ 1): "
+          f"**{'PASS' if statistics.median(ratio) >= 1 else 'FAIL'}**")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -73,8 +73,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(ROOT))
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-GEN_VERSION = 4  # bump when the generated data or their set-up change: --keep then rebuilds (4: report_weeks
-#                 vacuumed and analyzed too; PostgreSQL's autovacuum is off here, so it had no statistics)
+GEN_VERSION = 5  # bump when the generated data or their set-up change: --keep then rebuilds (4: report_weeks
+#                 vacuumed and analyzed too; PostgreSQL's autovacuum is off here, so it had no statistics;
+#                 5: orders get recipient_search_key, NOT NULL since migration 0015)
 SEED = 2026
 PASSWORD = "bench-password"
 YEAR = (dt.date(2026, 1, 1), dt.date(2026, 12, 31))
@@ -87,7 +88,8 @@ D26 = (dt.date(2026, 1, 1) - EPOCH).days
 D25 = (dt.date(2025, 1, 1) - EPOCH).days
 ORDER_COLUMNS = (
     "id", "item_id", "counter_id", "direction", "status", "dossier_code", "procedure_name",
-    "issuing_agency", "recipient_name", "recipient_name_key", "recipient_phone", "province_id",
+    "issuing_agency", "recipient_name", "recipient_name_key", "recipient_search_key", "recipient_phone",
+    "province_id",
     "district_id", "commune_id", "address_detail", "postage_vnd", "payer", "exemption",
     "postage_due_vnd", "collect_vnd", "appointment_date", "due_date", "route_id", "run_date", "dispatch",
     "created_at", "updated_at")
@@ -221,7 +223,7 @@ SELECT i, 'BR' || {d.pad('i', 9)} || 'VN', p.counter_id, 'result_to_citizen', st
   CASE i % 3 WHEN 0 THEN 'Cấp đổi giấy phép lái xe' WHEN 1 THEN 'Cấp phiếu lý lịch tư pháp'
              ELSE 'Đăng ký khai sinh' END,
   CASE i % 3 WHEN 0 THEN 'Sở Xây dựng' WHEN 1 THEN 'Sở Tư pháp' ELSE 'UBND xã' END,
-  'Người nhận thử ' || (i % 5000), 'người nhận thử ' || (i % 5000),
+  'Người nhận thử ' || (i % 5000), 'người nhận thử ' || (i % 5000), 'nguoi nhan thu ' || (i % 5000),
   '09' || {d.pad('(i * 7919) % 100000000', 8)},
   p.province_id, p.district_id, p.commune_id, 'Số ' || (1 + i % 200) || ' đường Thử Nghiệm',
   26000, 'citizen', 'none', 26000, 0,
@@ -853,6 +855,17 @@ def logged_in(app):  # noqa: ANN001, ANN201
     return client
 
 
+def forget(app) -> None:  # noqa: ANN001
+    """Drop what the service keeps of figures it computed and charts it drew (as a new event does)."""
+    from delivery_service.reports import charts
+
+    app.extensions.pop("report_memo", None)
+    for name in ("_trend_svg", "_units_svg"):
+        cached = getattr(charts, name, None)
+        if cached is not None:
+            cached.cache_clear()
+
+
 def get(app, client, path: str) -> Callable[[], Any]:  # noqa: ANN001
     """GET ``path``, each request in an app context of its own (as tests/conftest.py's client does)."""
     def run() -> int:
@@ -971,6 +984,20 @@ def measure(target: Target, n: int, rounds: int,
         for chart in ("units", "trend"):
             report_cases.append((f"its {chart} chart GET /reports/chart/{chart}.svg?…",
                                  get(app, client, f"/reports/chart/{chart}.svg?{query}")))
+        visit = [get(app, client, p) for p in (page_path, f"/reports/chart/units.svg?{query}",
+                                               f"/reports/chart/trend.svg?{query}")]
+
+        def page_and_charts(cold: bool) -> Callable[[], Any]:
+            def run() -> int:
+                if cold:  # as after a new event: nothing computed or drawn for these figures yet
+                    forget(app)
+                return sum(fn() for fn in visit)
+            return run
+
+        report_cases.append(("page + both charts as a browser loads them, figures unchanged since the "
+                             "last view", page_and_charts(False)))
+        report_cases.append(("page + both charts, figures changed since the last view (nothing reused)",
+                             page_and_charts(True)))
     cases = baselines + report_cases
 
     samples: dict[str, list[float]] = defaultdict(list)
