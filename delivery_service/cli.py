@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -107,13 +108,30 @@ def _keep_development_secret() -> None:
 @main.command()
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option("--simple", is_flag=True, help="Run jobs in this process instead of forking per job.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535),
+              default=lambda: int(os.environ.get("WORKER_METRICS_PORT", "0")),
+              show_default="WORKER_METRICS_PORT or 0 (off)",
+              help="Serve this worker's metrics (its jobs' label renders and failures) at "
+                   "http://METRICS_HOST:PORT/metrics for Prometheus.")
+@click.option("--metrics-host", default=lambda: os.environ.get("WORKER_METRICS_HOST", "127.0.0.1"),
+              show_default="WORKER_METRICS_HOST or 127.0.0.1")
 @with_appcontext
-def worker(burst: bool, simple: bool) -> None:
+def worker(burst: bool, simple: bool, metrics_port: int, metrics_host: str) -> None:
     """Run an rq worker for the background jobs (needs REDIS_URL); it outlives Redis outages."""
     from delivery_service.jobs import run_worker
 
     if current_app.extensions.get("rq_queue") is None:
         raise click.ClickException("REDIS_URL is not set: jobs run in-process, no worker is needed.")
+    if metrics_port:
+        # A directory of its own (never the web nodes'), made before prometheus_client is imported:
+        # the job processes forked from this one write there, and the scrape sums them.
+        from delivery_service.metrics import MULTIPROC_ENV, serve_worker_metrics
+
+        metrics_dir = tempfile.mkdtemp(prefix="delivery-service-worker-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
+        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
+        serve_worker_metrics(metrics_host, metrics_port)
+        click.echo(f"worker metrics on http://{metrics_host}:{metrics_port}/metrics")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def schedule_weekly() -> None:  # the weekly reports' chain of scheduled runs starts with a worker

@@ -133,6 +133,18 @@ def scrape() -> Response:
     return Response(body, mimetype=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 
 
+def serve_worker_metrics(host: str, port: int) -> None:
+    """The rq worker's metrics, summed over its job processes, from a thread of the worker (the
+    multiprocess directory is set by the caller first). What the database holds is left to the web
+    nodes' scrape, so that the two never count it twice."""
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    _m()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    start_http_server(port, addr=host, registry=registry)
+
+
 class DatabaseCollector:
     """Jobs and webhooks as the database has them now (read at each scrape)."""
 

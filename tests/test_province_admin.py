@@ -60,7 +60,15 @@ def test_outside_the_admin_pages_a_province_admin_reads_as_the_provinces_officer
 def test_a_province_admins_pages_and_api_session(app: Flask, client, orders):
     _province_admin("51")
     login(client, "qt.51")
-    assert client.get("/admin/").status_code == 200
+    index = client.get("/admin/")
+    assert index.status_code == 200
+    links = index.get_data(as_text=True)
+    for shown in ("/admin/users", "/admin/counters", "/admin/clients", "/admin/settings", "/admin/privacy",
+                  "/admin/audit"):
+        assert f'href="{shown}' in links, shown
+    for national in ("/admin/jobs", "/admin/webhooks"):
+        assert f'href="{national}' not in links, national
+        assert client.get(national).status_code == 403, national
     assert client.get("/admin/users").status_code == 200
     # the operational pages are not theirs
     for path in ("/counter", "/counter/orders/new", "/routes", "/counter/labels"):

@@ -26,9 +26,10 @@ SECTIONS: list[Section] = [
     Section("admin_orgs.offices", "Bưu cục", "Post offices", False),
     Section("admin_orgs.routes", "Tuyến phát", "Postal routes", False),
     Section("admin_clients.index", "Phần mềm kết nối (API)", "API clients", False),
-    Section("admin_rules.index", "Quy tắc nghiệp vụ", "Business rules", True),
-    Section("admin_privacy.index", "Dữ liệu cá nhân", "Personal data", True),
+    Section("admin_rules.index", "Quy tắc nghiệp vụ", "Business rules", False),  # read-only for a province
+    Section("admin_privacy.index", "Dữ liệu cá nhân", "Personal data", False),
     Section("webhooks.index", "Webhook", "Webhooks", True),
+    Section("admin_notifications.index", "Tin nhắn cho công dân", "Citizen notifications", True),
     Section("admin_jobs.index", "Tác vụ nền", "Background jobs", True),
     Section("admin_audit.index", "Nhật ký kiểm tra", "Audit log", False),
 ]
