@@ -166,7 +166,9 @@ def error_details(errors: dict[str, Any]) -> list[dict[str, str]]:
     out = []
     for path, message in walk(errors, ()):
         location, field = (path[0], ".".join(path[1:])) if path else ("json", "")
-        out.append({"location": location, "field": field, "code": code_of(message), "message": str(message)})
+        entry = {"location": location, "field": field, "code": code_of(message), "message": str(message)}
+        entry.update(getattr(message, "extra", None) or {})  # e.g. an address's candidates
+        out.append(entry)
     return out
 
 
@@ -194,6 +196,9 @@ class ErrorDetailOut(ma.Schema):
     code = ma.fields.String(metadata={"description": "Stable machine-readable code, e.g. required, "
                                                      "too_long, unknown_unit, invalid_phone"})
     message = ma.fields.String(metadata={"description": "The message in English"})
+    candidates = ma.fields.List(ma.fields.Dict(), metadata={
+        "description": "With ambiguous_address (address.text): the ranked readings of the text, each "
+                       "{province, district, commune: {code, name} or null, score, legacy}"})
 
 
 class ErrorOut(ma.Schema):

@@ -43,7 +43,7 @@ from delivery_service.imports.models import (
 from delivery_service.jobs import enqueue_after_commit
 from delivery_service.orders.models import DeliveryOrder
 from delivery_service.orders.schemas import FLAT_FIELDS, OrderIn
-from delivery_service.orders.services import add_order, find_duplicate, local_today
+from delivery_service.orders.services import add_order, find_duplicate, local_today, read_order_address
 from delivery_service.orders.status import Direction
 from delivery_service.orgs.models import Counter
 from delivery_service.units.models import UnitLevel
@@ -58,6 +58,13 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "direction", "dossier_code", "procedure_name", "issuing_agency", "recipient_name", "recipient_phone",
     "province_code", "commune_code", "address_detail",
 )
+CODE_REQUIRED = ("province_code", "commune_code", "address_detail")  # the address as codes
+# Instead of the code columns: the address in one column (read by the address parser), or the units'
+# names. Not in the template; a file with "dia_chi" (address_detail) but neither codes nor names
+# has the whole address there, and that column is read as address_text.
+ADDRESS_COLUMNS: tuple[str, ...] = ("address_text", "province_name", "district_name", "commune_name")
+KNOWN_COLUMNS = frozenset(COLUMNS + ADDRESS_COLUMNS)
+NAME_COLUMNS = ("commune_name", "district_name", "province_name")  # in the order an address is written
 # Vietnamese headers (compared without diacritics, case or punctuation: "Mã hồ sơ" is ma_ho_so).
 ALIASES: dict[str, str] = {
     "chieu": "direction", "ma_ho_so": "dossier_code", "ma_thu_tuc": "procedure_code",
@@ -70,9 +77,14 @@ ALIASES: dict[str, str] = {
     "mien_giam": "exemption", "thu_ho": "collect_vnd", "ngay_hen_tra": "appointment_date",
     "khoi_luong": "weight_g", "khoi_luong_g": "weight_g", "trong_luong": "weight_g",
     "ghi_chu": "note",
+    "address": "address_text", "full_address": "address_text", "dia_chi_day_du": "address_text",
+    "ten_tinh": "province_name", "tinh": "province_name", "tinh_thanh_pho": "province_name",
+    "ten_huyen": "district_name", "huyen": "district_name", "quan_huyen": "district_name",
+    "ten_xa": "commune_name", "xa": "commune_name", "xa_phuong": "commune_name", "phuong_xa": "commune_name",
 }
 # Where a flat column goes in OrderIn's nested structure (the others keep their name at the top).
 NESTED: dict[str, tuple[str, ...]] = {col: path for col, path in FLAT_FIELDS.items() if len(path) == 2}
+NESTED["address_text"] = ("address", "text")
 COLUMN_OF_PATH: dict[tuple[str, ...], str] = {
     **{path: col for col, path in NESTED.items()},
     **{(col,): col for col in COLUMNS},
@@ -235,7 +247,7 @@ def _table(kind: str, records: Iterator[list[Any]], max_rows: int | None) -> Tab
             index.append(None)
             continue
         column = canonical_column(written)
-        if column not in COLUMNS:
+        if column not in KNOWN_COLUMNS:
             unknown.append(written)
         elif column in headers:
             problems.append(f"The column {column} appears twice ({headers[column]!r} and {written!r}).")
@@ -244,12 +256,31 @@ def _table(kind: str, records: Iterator[list[Any]], max_rows: int | None) -> Tab
     if unknown:
         problems.append(f"Unknown columns: {', '.join(unknown)}. "
                         f"The columns are: {', '.join(COLUMNS)} (see the template).")
-    missing = [c for c in REQUIRED_COLUMNS if c not in headers]
+    if "address_detail" in headers and not {"address_text", "province_code", "commune_code",
+                                            "province_name", "commune_name"} & headers.keys():
+        headers["address_text"] = headers.pop("address_detail")  # the whole address in one column
+        index = ["address_text" if c == "address_detail" else c for c in index]
+    address_form = ("address_text",) if "address_text" in headers else (
+        ("province_name", "commune_name", "address_detail") if "province_name" in headers
+        or "commune_name" in headers else CODE_REQUIRED)
+    missing = [c for c in REQUIRED_COLUMNS if c not in headers and (c not in CODE_REQUIRED
+                                                                     or c in address_form)]
+    missing += [c for c in address_form if c not in headers and c not in missing]
     if missing:
-        problems.append(f"Missing required columns: {', '.join(missing)}.")
+        problems.append(f"Missing required columns: {', '.join(missing)}."
+                        + (" (Or the address in one column: address_text / dia_chi_day_du.)"
+                           if set(missing) & set(address_form) else ""))
     if problems:
         raise _refuse(*problems)
 
+    # Where the messages about a row's address are shown, in a file without the code columns: under
+    # the address column, or the names (an unclear reading under the commune's name).
+    labels = (dict.fromkeys(CODE_REQUIRED, "address_text") if address_form == ("address_text",) else
+              {"province_code": "province_name", "commune_code": "commune_name",
+               "address_text": "commune_name"} if address_form != CODE_REQUIRED else {})
+    for column, shown in labels.items():
+        if shown in headers:
+            headers.setdefault(column, headers[shown])
     table = Table(kind=kind, headers=headers)
     width = len(index)
     needed = max(pos for pos, column in enumerate(index) if column) + 1
@@ -369,6 +400,9 @@ def row_input(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[st
             continue
         if value is not None:
             flat[column] = value
+    if "province_name" in flat or "commune_name" in flat or "district_name" in flat:
+        names = ", ".join(flat.pop(c) for c in NAME_COLUMNS if c in flat)
+        flat.setdefault("address_text", names)  # read like a written address
     data: dict[str, Any] = {"recipient": {}, "address": {}}
     for column, value in flat.items():
         if column in NESTED:
@@ -591,6 +625,13 @@ class _Run:
     def _check_address(data: dict[str, Any], errors: dict[str, list[str]]) -> None:
         """Report a wrong address along with the other errors, not only once they are fixed."""
         address = data.get("address") or {}
+        if address.get("text"):  # only rows written as text are read by the parser
+            if "address_text" not in errors and not any(c in address for c in CODE_COLUMNS):
+                try:
+                    read_order_address(address, local_today())
+                except InvalidInput as exc:
+                    _merge(errors, column_errors(exc.errors))
+            return
         if any(c in errors for c in CODE_COLUMNS) or not address.get("province_code") \
                 or not address.get("commune_code"):
             return

@@ -8,6 +8,7 @@ from typing import Any
 from flask import current_app
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from delivery_service.errors import coded
 from delivery_service.fields import EARLIEST, LATEST, Day, IdNumber, Phone, Text
 from delivery_service.orders.models import DeliveryOrder, Exemption, Payer
 from delivery_service.orders.status import Direction, Status
@@ -63,14 +64,53 @@ class AuthorisedIn(StrictSchema):
     id_number = IdNumber(load_default=None)
 
 
+ADDRESS_TEXT_MAX = 500
+_REQUIRED = "Missing data for required field."
+
+
 class AddressIn(StrictSchema):
-    province_code = fields.String(required=True, validate=validate.Length(1, 16),
-                                  metadata={"example": "51", "description": "GSO code"})
+    """GSO codes (province_code, commune_code, detail), or the address as written (``text``)."""
+
+    province_code = fields.String(validate=validate.Length(1, 16), metadata={
+        "example": "51", "description": "GSO code (required unless `text` is given)"})
     district_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=16),
                                   metadata={"description": "Only for dates before 1 Jul 2025"})
-    commune_code = fields.String(required=True, validate=validate.Length(1, 16),
-                                 metadata={"example": "21154"})
-    detail = Text(required=True, max_length=255, metadata={"example": "12 Hùng Vương, tổ 3"})
+    commune_code = fields.String(validate=validate.Length(1, 16), metadata={
+        "example": "21154", "description": "GSO code (required unless `text` is given)"})
+    detail = Text(max_length=255, metadata={
+        "example": "12 Hùng Vương, tổ 3",
+        "description": "House number, street, hamlet (required with the codes; with `text`, what "
+                       "remains of the text once the units are read is used when it is left out)"})
+    text = Text(max_length=ADDRESS_TEXT_MAX, multiline=True, metadata={
+        "example": "Số 12 Hùng Vương, P. Cẩm Thành, TP. Quảng Ngãi",
+        "description": "Instead of the codes: the address as written (full names, abbreviations, "
+                       "without diacritics, pre-reform units). Read on the day of the order; when the "
+                       "reading is not sure the answer is 422 at `address.text` with the candidates"})
+
+    @validates_schema
+    def _one_form(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """Exactly one form: the codes, or the text."""
+        codes = [k for k in ("province_code", "district_code", "commune_code") if data.get(k)]
+        if data.get("text") is not None:
+            if codes:
+                raise ValidationError(coded("address_forms", "Nhập địa chỉ dạng mã hoặc dạng chữ, không "
+                                            "cả hai. / Give the address either as codes (province_code, "
+                                            "commune_code) or as text, not both."))
+            return
+        if "text" in data and not codes:  # empty text counts as missing (Text's rule)
+            raise ValidationError(coded("required", "Must not be empty."), "text")
+        if kwargs.get("partial"):
+            return
+        errors: dict[str, list[Any]] = {}
+        for k in ("province_code", "commune_code", "detail"):
+            if data.get(k) is None:
+                errors[k] = [coded("required", _REQUIRED if k not in data else "Must not be empty.")]
+        if not codes:
+            errors["_schema"] = [coded("address_forms", "Nhập mã tỉnh, mã xã và số nhà, đường, hoặc cả "
+                                       "địa chỉ dạng chữ. / Give the address as codes (province_code, "
+                                       "commune_code, detail) or as text.")]
+        if errors:
+            raise ValidationError(errors)
 
 
 class OrderIn(StrictSchema):
@@ -84,7 +124,9 @@ class OrderIn(StrictSchema):
     issuing_agency = Text(required=True, max_length=255)
     recipient = fields.Nested(RecipientIn, required=True)
     authorised_person = fields.Nested(AuthorisedIn, load_default=None, allow_none=True)
-    address = fields.Nested(AddressIn, required=True)
+    address = fields.Nested(AddressIn, required=True, metadata={
+        "description": "GSO codes, or the address as written in `text` (not both)",
+        "example": {"text": "Số 12 Hùng Vương, P. Cẩm Thành, TP. Quảng Ngãi"}})
     postage_vnd = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, MAX_VND))
     payer = fields.Enum(Payer, by_value=True, load_default=Payer.CITIZEN)
     exemption = fields.Enum(Exemption, by_value=True, load_default=Exemption.NONE)

@@ -21,7 +21,7 @@ from delivery_service import metrics, rules
 from delivery_service.accounts.models import Role
 from delivery_service.accounts.services import SYSTEM, Actor
 from delivery_service.db import utcnow
-from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound, coded
+from delivery_service.errors import Conflict, Forbidden, InvalidInput, Message, NotFound, coded
 from delivery_service.extensions import db
 from delivery_service.localtime import day_start, local_today  # noqa: F401  (local_today: many import it from here)
 from delivery_service.orders import status as machine
@@ -189,7 +189,7 @@ def build_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
     """Check the cross-field rules of a validated order and build it (item id not yet given)."""
     today = local_today()
     address = data["address"]
-    province, district, commune = resolve_order_address(address, today)
+    province, district, commune, detail = read_order_address(address, today)
     direction = Direction(data["direction"])
     appointment = data.get("appointment_date")
     if appointment is None and direction is Direction.RESULT_TO_CITIZEN:
@@ -221,7 +221,7 @@ def build_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
         province_id=province.id,
         district_id=district.id if district else None,
         commune_id=commune.id,
-        address_detail=address["detail"],
+        address_detail=detail,
         postage_vnd=postage,
         payer=Payer(data.get("payer") or Payer.CITIZEN),
         exemption=exemption,
@@ -244,6 +244,73 @@ def resolve_order_address(address: dict[str, Any], day: dt.date) -> tuple[Any, A
                                address["commune_code"], day)
     except InvalidInput as exc:
         raise InvalidInput({"address": exc.errors}) from None
+
+
+class AddressCandidates(Message):
+    """The message of an address text read without certainty; ``extra`` (the ranked candidates)
+    goes into the error's entry in ``details``."""
+
+    extra: dict[str, Any]
+
+
+def read_order_address(address: dict[str, Any], day: dt.date) -> tuple[Any, Any, Any, str]:
+    """The units and the detail of a validated address (codes, or ``text`` read by the parser on
+    ``day``); InvalidInput under ``address`` otherwise. The codes never reach the parser."""
+    if address.get("text") is None:
+        return (*resolve_order_address(address, day), address["detail"])
+    from delivery_service.addresses.api import address_parser  # it imports this module
+
+    result = address_parser().parse(address["text"], day)
+    if not result.sure or result.province is None or result.commune is None:
+        raise InvalidInput({"address": {"text": [address_candidates(result.candidates, day)]}})
+    province, district, commune = resolve_order_address({
+        "province_code": result.province.code, "commune_code": result.commune.code,
+        "district_code": result.district.code if result.district is not None else None}, day)
+    detail = address.get("detail") or result.detail
+    if not detail:
+        raise InvalidInput({"address": {"detail": [coded(
+            "required", "The text names no house number, street or hamlet: give them in detail.")]}})
+    if len(detail) > ADDRESS_DETAIL_MAX:
+        raise InvalidInput({"address": {"detail": [coded(
+            "too_long", f"What the text gives besides the units is longer than {ADDRESS_DETAIL_MAX} "
+                        "characters: give the house number, street and hamlet in detail.")]}})
+    return province, district, commune, detail
+
+
+ADDRESS_DETAIL_MAX = 255  # AddressIn.detail's limit
+
+
+def address_candidates(candidates: list[Any], day: dt.date) -> AddressCandidates:
+    """The per-field message of an unclear address text, with the candidates (codes, names, score);
+    a candidate of a structure that ended before ``day`` also names the commune that succeeded it."""
+    from delivery_service.units.succession import successors
+
+    index = unit_index()
+
+    def ref(unit: Any) -> dict[str, str] | None:
+        return {"code": unit.code, "name": unit.name} if unit is not None else None
+
+    def successor(c: Any) -> Any:
+        code = successors().get(c.commune.code) if c.legacy and c.commune is not None else None
+        return index.find(UnitLevel.COMMUNE, code, day) if code else None
+
+    def label(c: Any) -> str:
+        names = [u.name for u in (c.commune, c.district, c.province) if u is not None]
+        codes = "/".join(u.code for u in (c.province, c.district, c.commune) if u is not None)
+        after = successor(c)
+        return f"{', '.join(names)} ({codes}{f' → {after.name} {after.code}' if after else ''})"
+
+    if candidates:
+        shown = "; ".join(label(c) for c in candidates)
+        text = f"Không rõ địa chỉ, có phải: {shown}? / Ambiguous address: did you mean {shown}?"
+    else:
+        text = ("Không đọc được xã / phường và tỉnh / thành phố trong địa chỉ. / "
+                "Address not recognised: write the commune (ward) and the province.")
+    message = AddressCandidates("ambiguous_address" if candidates else "unknown_address", text)
+    message.extra = {"candidates": [
+        {"province": ref(c.province), "district": ref(c.district), "commune": ref(c.commune),
+         "score": c.score, "legacy": c.legacy, "successor": ref(successor(c))} for c in candidates]}
+    return message
 
 
 def find_duplicate(counter_id: int, dossier_code: str, direction: Direction,
@@ -511,10 +578,10 @@ def change_address(actor: Actor, item_id: str, address: dict[str, Any], *,
     if order.status not in READDRESSABLE:
         raise Conflict(f"The order is {order.status.value}: its address can no longer change.",
                        current_status=order.status.value)
-    province, district, commune = resolve_order_address(address, local_today())
+    province, district, commune, detail = read_order_address(address, local_today())
     before = order.status
     order.province_id, order.district_id = province.id, district.id if district else None
-    order.commune_id, order.address_detail = commune.id, address["detail"]
+    order.commune_id, order.address_detail = commune.id, detail
     order.updated_at = now = utcnow()
     db.session.add(OrderEvent(order_id=order.id, status_from=before, status_to=before, server_time=now,
                               reason="address_changed", note=note, route_id=order.route_id,
