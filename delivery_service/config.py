@@ -121,6 +121,22 @@ DEFAULTS: dict[str, Any] = {
     # recipient's name, phone, ID digits, address detail, signatures and photos are erased. 365: the
     # complaints and audits of a closed delivery fit in a year.
     "PERSONAL_DATA_RETENTION_DAYS": 365,
+    # Citizen notifications (docs/notifications.md): NOTIFY_PROVIDER log (the default: a log line per
+    # message, no number, no text) | sms (a brand-name SMS gateway's JSON API) | zns (Zalo ZNS
+    # template messages); quiet hours in SERVICE_TIMEZONE ("" for none); retries after the 1st, 2nd, ...
+    # failure (then the message is failed). NOTIFY_INBOUND_SECRET: the provider's replies ("TU CHOI").
+    "NOTIFY_ENABLED": True,
+    "NOTIFY_PROVIDER": "log",
+    "NOTIFY_SMS_URL": None,
+    "NOTIFY_SMS_API_KEY": None,
+    "NOTIFY_SMS_BRANDNAME": "BUUDIEN",
+    "NOTIFY_SMS_UNICODE": False,
+    "NOTIFY_ZNS_URL": "https://business.openapi.zalo.me/message/template",
+    "NOTIFY_ZNS_ACCESS_TOKEN": None,
+    "NOTIFY_INBOUND_SECRET": None,
+    "NOTIFY_QUIET_HOURS": "21:00-07:00",
+    "NOTIFY_RETRY_SCHEDULE": "60,300,1800,7200",
+    "NOTIFY_TIMEOUT_S": 5.0,
 }
 
 _INT_KEYS = {"DELIVERY_TARGET_DAYS", "MAX_JSON_BYTES", "MAX_IMPORT_BYTES", "MAX_IMPORT_ROWS",
@@ -217,7 +233,47 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
     _courier_settings(cfg)
     _report_settings(cfg, instance)
     _webhook_settings(cfg)
+    _notify_settings(cfg)
     return cfg
+
+
+def _notify_settings(cfg: dict[str, Any]) -> None:
+    from delivery_service.notifications.texts import parse_quiet_hours
+
+    if cfg["NOTIFY_PROVIDER"] not in ("log", "sms", "zns"):
+        raise ConfigError(f"NOTIFY_PROVIDER must be log, sms or zns, got {cfg['NOTIFY_PROVIDER']!r}")
+    for key, needs in (("sms", ("NOTIFY_SMS_URL", "NOTIFY_SMS_API_KEY")), ("zns", ("NOTIFY_ZNS_URL",
+                                                                                  "NOTIFY_ZNS_ACCESS_TOKEN"))):
+        if cfg["NOTIFY_PROVIDER"] == key:
+            for name in needs:
+                if not cfg[name]:
+                    raise ConfigError(f"NOTIFY_PROVIDER={key} needs {name}")
+            url = str(cfg[needs[0]])
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"{needs[0]} must start with http:// or https://")
+    for key in ("NOTIFY_ENABLED", "NOTIFY_SMS_UNICODE"):
+        if isinstance(cfg[key], str):
+            cfg[key] = cfg[key].strip().lower() in {"1", "true", "yes", "on"}
+    if not 0 < float(cfg["NOTIFY_TIMEOUT_S"]) <= 30:
+        raise ConfigError("NOTIFY_TIMEOUT_S must be more than 0 and at most 30 seconds")
+    cfg["NOTIFY_TIMEOUT_S"] = float(cfg["NOTIFY_TIMEOUT_S"])
+    raw = cfg["NOTIFY_QUIET_HOURS"]
+    if not isinstance(raw, tuple):
+        cfg["NOTIFY_QUIET_HOURS_TEXT"] = str(raw or "").strip()
+        try:
+            cfg["NOTIFY_QUIET_HOURS"] = parse_quiet_hours(raw)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    schedule = cfg["NOTIFY_RETRY_SCHEDULE"]
+    try:
+        values = tuple(int(x) for x in str(schedule).replace(" ", "").split(",") if x) \
+            if not isinstance(schedule, tuple | list) else tuple(int(x) for x in schedule)
+    except ValueError:
+        raise ConfigError(f"NOTIFY_RETRY_SCHEDULE must be seconds like '60,300,1800', "
+                          f"got {schedule!r}") from None
+    if not 0 <= len(values) <= 20 or any(not 1 <= v <= 86400 for v in values):
+        raise ConfigError("NOTIFY_RETRY_SCHEDULE: up to 20 delays of 1 to 86400 seconds")
+    cfg["NOTIFY_RETRY_SCHEDULE"] = values
 
 
 def parse_retry_schedule(raw: str | tuple[int, ...] | list[int]) -> tuple[int, ...]:

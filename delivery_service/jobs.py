@@ -274,6 +274,7 @@ def drain(app: Flask) -> None:
 # or fails with its reason, a job whose process died (its heartbeat is over a minute old).
 SWEEPERS = ("delivery_service.printing.services:sweep_stalled",
             "delivery_service.imports.services:sweep_stalled",
+            "delivery_service.notifications.jobs:sweep",  # citizen notifications: scan the log, send due
             # (not a sweeper: queues the day's erasure of personal data once across all nodes)
             "delivery_service.privacy.jobs:schedule_daily")
 

@@ -26,12 +26,14 @@ def register(app: Flask) -> None:
     from delivery_service.accounts.views import bp as auth_bp
     from delivery_service.admin.audit import bp as admin_audit_bp
     from delivery_service.admin.clients import bp as admin_clients_bp
+    from delivery_service.admin.notifications import bp as admin_notifications_bp
     from delivery_service.admin.orgs import bp as admin_orgs_bp
     from delivery_service.admin.privacy import bp as admin_privacy_bp
     from delivery_service.admin.rules import bp as admin_rules_bp
     from delivery_service.admin.users import bp as admin_users_bp
     from delivery_service.admin.views import bp as admin_bp
     from delivery_service.courier_app.views import bp as courier_app_bp
+    from delivery_service.notifications.views import bp as notifications_bp
     from delivery_service.printing.views import bp as printing_bp
     from delivery_service.reports.totals_views import bp as report_input_bp
     from delivery_service.reports.views import bp as reports_bp
@@ -68,6 +70,8 @@ def register(app: Flask) -> None:
     app.register_blueprint(printing_bp)
     app.register_blueprint(courier_app_bp)
     app.register_blueprint(tracking_bp)
+    app.register_blueprint(admin_notifications_bp)
+    app.register_blueprint(notifications_bp)  # /t/optout/<token> and the provider's inbound replies
     app.register_blueprint(reports_bp)
     app.register_blueprint(weekly_reports_bp)
     app.register_blueprint(report_input_bp)

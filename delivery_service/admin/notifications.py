@@ -1,0 +1,76 @@
+"""Citizen notifications for national admins: the message templates per event kind (validated
+placeholders, a preview with a sample order, every save an audit event) and the latest messages with
+their state, phone numbers masked to the last 3 digits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+
+from delivery_service.admin.scope import national_admin_required
+from delivery_service.errors import InvalidInput
+from delivery_service.extensions import db
+from delivery_service.notifications import services, texts
+from delivery_service.web.access import page_actor
+
+bp = Blueprint("admin_notifications", __name__, url_prefix="/admin/notifications")
+
+
+def _preview(text: str) -> dict[str, Any] | None:
+    try:
+        checked = texts.check_template(text)
+    except texts.TemplateError:
+        return None
+    rendered = texts.render(checked, texts.SAMPLE)
+    plain = texts.gsm_text(rendered)
+    return {"text": rendered, "chars": len(rendered), "segments": texts.ucs2_segments(rendered),
+            "plain": plain, "plain_chars": texts.gsm_length(plain),
+            "cut": plain != texts.strip_diacritics(rendered).strip()}
+
+
+def _page(typed: dict[str, dict[str, str]] | None = None,
+          errors: dict[str, dict[str, list[str]]] | None = None, status: int = 200):
+    typed, errors = typed or {}, errors or {}
+    rows = []
+    for kind, row in services.templates().items():
+        values = typed.get(kind) or {"text": row.text if row else texts.DEFAULT_TEMPLATES[kind],
+                                     "zns_template_id": (row.zns_template_id if row else "") or ""}
+        rows.append({"kind": kind, "label": texts.KIND_LABELS[kind], "values": values, "row": row,
+                     "errors": errors.get(kind, {}), "preview": _preview(values["text"])})
+    cfg = current_app.config
+    return render_template("admin/notifications.html", rows=rows, recent=services.recent(),
+                           placeholders=texts.PLACEHOLDERS, provider=cfg["NOTIFY_PROVIDER"],
+                           unicode=cfg["NOTIFY_SMS_UNICODE"], quiet=cfg.get("NOTIFY_QUIET_HOURS_TEXT") or "",
+                           enabled=cfg["NOTIFY_ENABLED"]), status
+
+
+@bp.get("")
+@national_admin_required
+def index():
+    return _page()
+
+
+@bp.post("/<kind>")
+@national_admin_required
+def save(kind: str):
+    """Save the kind's template, or (``action=preview``) show the typed text rendered, saving nothing."""
+    if kind not in texts.KINDS:
+        return _page(status=404)
+    typed = {"text": request.form.get("text", ""), "zns_template_id": request.form.get("zns_template_id", "")}
+    if request.form.get("action") == "preview":
+        errors = {}
+        try:
+            texts.check_template(typed["text"])
+        except texts.TemplateError as exc:
+            errors = {kind: {"text": [str(exc)]}}
+        return _page({kind: typed}, errors, 422 if errors else 200)
+    try:
+        services.save_template(page_actor(), kind, typed["text"], typed["zns_template_id"],
+                               ip=request.remote_addr)
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _page({kind: typed}, {kind: {k: [str(m) for m in v] for k, v in exc.errors.items()}}, 422)
+    db.session.commit()
+    flash("Đã lưu mẫu tin nhắn. / The template was saved.", "success")
+    return redirect(url_for("admin_notifications.index") + f"#tpl-{kind}", 303)
