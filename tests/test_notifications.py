@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,6 +47,7 @@ class Receiver:
         self.fail = 0
         self.status = 200
         self.answer: dict[str, Any] = {"id": "gw-1"}
+        self.delay = 0.0  # seconds before answering (a slow provider)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,6 +57,7 @@ class Receiver:
                 receiver.fail -= 1 if failing else 0
                 status = 500 if failing else receiver.status
                 receiver.requests.append({"headers": dict(self.headers), "body": body, "status": status})
+                time.sleep(receiver.delay)
                 raw = json.dumps(receiver.answer if status < 300 else {"error": "boom"}).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -225,6 +228,10 @@ def test_opt_out_by_signed_link_stops_messages(app, client, receiver):
     to_delivery(order)  # handed: created before the opt-out, refused when it is sent
     token = services.optout_token(PHONE)
     assert token and PHONE not in token
+    # the citizen finds the link on the tracking page, after proving the phone's last 4 digits
+    tracked = client.post("/t", data={"code": order.item_id, "phone_last4": PHONE[-4:],
+                                      "csrf_token": csrf_token(client, "/t")}).get_data(as_text=True)
+    assert f'href="/t/optout/{token}"' in tracked and "Không nhận tin nhắn" in tracked
     page = client.get(f"/t/optout/{token}")
     assert page.status_code == 200 and "Xác nhận ngừng nhận tin / Confirm" in page.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(NotificationOptOut)) == 0  # GET changes nothing
@@ -415,3 +422,28 @@ def test_out_for_delivery_gives_the_eta_window_of_a_sequenced_run(app, receiver)
     run()
     assert messages(order.id)[-1].params["eta"] == "07:30-08:30"
     assert "du kien 07:30-08:30" in receiver.ok[-1]["text"]
+
+
+def test_two_senders_at_once_send_a_message_once_while_the_provider_is_slow(app, receiver):
+    """Two nodes' maintenance passes meet while the provider takes its time: the claim's lease holds
+    through the request, so the second sender finds nothing to send."""
+    order = make_order()
+    to_delivery(order)
+    services.scan()
+    db.session.remove()
+    receiver.delay = 1.0
+    outcomes: list[dict[str, int]] = []
+
+    def send() -> None:
+        with app.app_context():
+            outcomes.append(services.send_due())
+            db.session.remove()
+
+    senders = [threading.Thread(target=send) for _ in range(2)]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join(30)
+    assert len(receiver.requests) == 1, receiver.requests
+    assert sorted(sum(o.values()) for o in outcomes) == [0, 1]
+    assert [m.state for m in messages(order.id)] == ["sent"]

@@ -398,25 +398,26 @@ def _send(message_id: int, now: dt.datetime) -> str:
     message = db.session.get(NotificationMessage, message_id, populate_existing=True)
     assert message is not None
     order = db.session.get(DeliveryOrder, message.order_id)
-    message.locked_until = None
+    # The claim's lease stays on while the provider is asked (no transaction is open then): another
+    # sender passing meanwhile must not take the message too. Every outcome below ends the lease.
     if order is None or order.personal_data_erased_at is not None:
-        message.state = "skipped"
+        message.state, message.locked_until = "skipped", None
         db.session.commit()
         return "skipped"
     hashed = phone_hash(order.recipient_phone)
     number = e164(order.recipient_phone)
     if hashed is None or number is None:
-        message.state, message.last_error = "skipped", "no valid phone number"
+        message.state, message.last_error, message.locked_until = "skipped", "no valid phone number", None
         db.session.commit()
         return "skipped"
     if is_opted_out(hashed):
-        message.state = "opted_out"
+        message.state, message.locked_until = "opted_out", None
         db.session.commit()
         log.info("notification %s (%s): not sent, the number opted out", message.id, message.kind)
         return "opted_out"
     later = quiet_until(now)
     if later is not None:
-        message.state, message.due_at = "deferred", later
+        message.state, message.due_at, message.locked_until = "deferred", later, None
         db.session.commit()
         return "deferred"
     sender = provider()
@@ -427,6 +428,7 @@ def _send(message_id: int, now: dt.datetime) -> str:
     assert message is not None
     message.attempts += 1
     message.provider = sender.name
+    message.locked_until = None
     if result.ok:
         message.state, message.sent_at, message.provider_ref = "sent", utcnow(), result.ref
         message.last_error = None

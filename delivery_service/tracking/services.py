@@ -45,6 +45,7 @@ class TrackedItem:
     appointment_date: dt.date | None
     due_date: dt.date
     events: tuple[TrackedEvent, ...]
+    optout_token: str | None = None  # stops text messages to the phone the citizen proved (notifications)
 
 
 def clean_code(text: str) -> str:
@@ -98,11 +99,16 @@ def track(code: str, digits: str) -> list[TrackedItem]:
         sa.select(DeliveryOrder).where(DeliveryOrder.id.in_(ids)).order_by(DeliveryOrder.id)
         .options(joinedload(DeliveryOrder.counter), joinedload(DeliveryOrder.province),
                  selectinload(DeliveryOrder.events))).all()
-    return [_tracked(order) for order in orders]
+    return [_tracked(order, digits) for order in orders]
 
 
-def _tracked(order: DeliveryOrder) -> TrackedItem:
+def _tracked(order: DeliveryOrder, digits: str) -> TrackedItem:
+    from delivery_service.notifications.services import optout_token
+
+    phone = next((p for p in (order.recipient_phone, order.authorised_phone)
+                  if _phone_ends_with(p, digits)), None)
     return TrackedItem(
+        optout_token=optout_token(phone) if phone else None,
         item_id=order.item_id, direction=order.direction, status=order.status,
         counter_name=order.counter.name, recipient_initials=initials(order.recipient_name),
         province_name=order.province.name, appointment_date=order.appointment_date,
