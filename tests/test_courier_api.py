@@ -21,6 +21,7 @@ from delivery_service.extensions import db
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
 
 HTI = {"province_code": "42", "commune_code": "18229", "detail": "Xóm 4"}
+QNG = {"province_code": "51", "commune_code": "21025"}  # the demo route's commune
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 200 + b"\xff\xd9"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 100
 ID_NUMBER = "051090001234"
@@ -526,3 +527,58 @@ def test_order_page_shows_the_proof(app, client, auth, courier):
     other = new_order(client, auth, address=HTI)
     assert staff.get(f"/counter/orders/{other['item_id']}/proof/{photo_id}").status_code == 404
     assert client.get(f"/counter/orders/{item}/proof/{photo_id}").status_code == 403  # the courier
+
+
+def test_a_batch_learns_the_same_positions_as_the_same_events_one_by_one(client, auth, courier):
+    from delivery_service.geo.models import KnownPlace, OrderLocation
+
+    # Per address: the fixes (latitude offset, accuracy; None: no position sent). "Thôn 1" is known
+    # before (one delivery earlier) and gets 16 more fixes: only the newest 15 are kept.
+    plan = {"Thôn 1": [(0.0001 * (n % 5), 10.0 + n) for n in range(16)],
+            "Thôn 2": [(0.0, 12.0), (0.03, 8.0), (-0.0002, 20.0)],  # the 3.3 km fix loses the median
+            "Thôn 3": [(0.0003, None)],  # no accuracy: counted as 100 m
+            "Thôn 4": [(0.0, 350.0), None]}  # a cell-tower guess (ignored), then no position at all
+
+    def scenario(prefix: str, one_by_one: bool) -> tuple[dict, list]:
+        first = new_order(client, auth, address={**QNG, "detail": f"{prefix} Thôn 1"})
+        sync(client, courier, event(first["item_id"], "pickup_confirmed", -900),
+             delivered(first["item_id"], -800, latitude=15.1205, longitude=108.8044, accuracy_m=14.0))
+        bodies, events = [], []
+        for detail, fixes in plan.items():
+            for fix in fixes:
+                body = new_order(client, auth, address={**QNG, "detail": f"{prefix} {detail}"})
+                bodies.append(body)
+                where = {} if fix is None else {"latitude": 15.1205 + fix[0], "longitude": 108.8044,
+                                                **({} if fix[1] is None else {"accuracy_m": fix[1]})}
+                events.append(delivered(body["item_id"], -400 + len(events), **where))
+        sync(client, courier, *[event(b["item_id"], "pickup_confirmed", -600) for b in bodies])
+        if one_by_one:
+            results = [r for ev in events for r in sync(client, courier, ev)]
+        else:
+            results = sync(client, courier, *reversed(events))  # applied in device-time order all the same
+        assert {r["result"] for r in results} == {"applied"}, results
+        places = {p.address_key.split("|", 1)[1].removeprefix(prefix.lower() + " "):
+                  (p.latitude, p.longitude, p.accuracy_m, p.samples, p.fixes)
+                  for p in db.session.scalars(sa.select(KnownPlace).where(
+                      KnownPlace.address_key.like(f"%|{prefix.lower()} %")))}
+        located = []
+        for body in bodies:
+            loc = db.session.scalar(sa.select(OrderLocation).join(
+                DeliveryOrder, DeliveryOrder.id == OrderLocation.order_id)
+                .where(DeliveryOrder.item_id == body["item_id"]))
+            located.append(loc and (loc.latitude, loc.longitude, loc.source.value, loc.precision_m,
+                                    loc.address_key.split("|", 1)[1].removeprefix(prefix.lower() + " ")))
+        return places, located
+
+    db.session.execute(sa.delete(KnownPlace).where(  # PostgreSQL keeps this table between tests
+        sa.or_(KnownPlace.address_key.like("%|aa %"), KnownPlace.address_key.like("%|bb %"))))
+    db.session.commit()
+    single = scenario("Aa", one_by_one=True)
+    batch = scenario("Bb", one_by_one=False)
+    assert batch == single
+    places, located = batch
+    assert set(places) == {"thon 1", "thon 2", "thon 3"}
+    assert places["thon 1"][3] == 17 and len(places["thon 1"][4]) == 15  # samples; the newest 15 fixes
+    assert places["thon 2"][3] == 3 and abs(places["thon 2"][0] - 15.1205) < 0.001  # the median
+    assert places["thon 3"][2:4] == (100.0, 1)
+    assert {loc and loc[2] for loc in located[-2:]} <= {None, "commune_centroid"}  # nothing learnt

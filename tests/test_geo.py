@@ -23,6 +23,7 @@ from delivery_service.geo.services import (
     address_key,
     distance_m,
     learn_delivery_point,
+    learn_delivery_points,
     locate_orders,
     locations_for,
     request_locations,
@@ -191,6 +192,30 @@ def test_one_bad_fix_does_not_move_a_known_place(app, client, auth):
     assert distance_m(place.latitude, place.longitude, lat, lon) < 20
     assert robust_position([[1.0, 2.0, 30.0], [5.0, 6.0, 12.0]]) == (5.0, 6.0, 12.0)
     assert robust_position([[1.0, 2.0, 4.0]]) == (1.0, 2.0, 10.0)
+
+
+def test_fixes_learnt_together_cost_a_fixed_number_of_statements(app, client, auth):
+    lat, lon = commune_centre()
+    ids = [new_order(client, auth, f"Tổ {n % 6}") for n in range(18)]
+    learn_delivery_points([(ids[n], lat, lon, 12.0) for n in range(3)])  # Tổ 0, 1 and 2 become known
+    db.session.commit()
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        learn_delivery_points([(order_id, lat + 0.0001 * n, lon, 10.0 + n) for n, order_id in enumerate(ids[3:])])
+        db.session.commit()
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    # The orders with their units; the new places; the known ones locked, then updated; the locations.
+    assert len([s for s in statements if not s.startswith(("BEGIN", "COMMIT"))]) <= 5, statements
+    places = {p.address_key: p.samples for p in db.session.scalars(sa.select(KnownPlace))}
+    assert places == {f"{COMMUNE}|to {n}": 3 for n in range(6)}  # 1 + 2 known before, 3 new
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OrderLocation).where(
+        OrderLocation.source == LocationSource.COURIER)) == 18
 
 
 # --- the geocoding server ------------------------------------------------------------------------

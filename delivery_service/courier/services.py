@@ -474,15 +474,21 @@ def _current_status(item_id: str) -> str | None:
 # Failed attempts (attempt counts, the next day's capacity) and corrections go one by one.
 _TOGETHER = frozenset({"pickup_confirmed", "delivered", "dossier_picked_up"})
 _EVENTS = OrderEvent.__table__
-_INSERT_EVENTS = sa.insert(_EVENTS)  # executemany; the courier's own rows are found by their event id
-_EVENT_IDS = sa.select(_EVENTS.c.client_event_id, _EVENTS.c.id).where(
-    _EVENTS.c.client_event_id.in_(sa.bindparam("b_ids", expanding=True)))
+# executemany with RETURNING (one INSERT of many VALUES): the courier's own rows by their event id.
+_INSERT_EVENTS = sa.insert(_EVENTS).returning(_EVENTS.c.client_event_id, _EVENTS.c.id)
 _INSERT_PROOFS = sa.insert(DeliveryProof.__table__)
 _ORDERS = DeliveryOrder.__table__
 # Compare-and-set, one row per order (executemany): the status the plan started from, to its last one.
 _MOVE_ORDERS = (sa.update(_ORDERS)
                 .where(_ORDERS.c.id == sa.bindparam("b_id"), _ORDERS.c.status == sa.bindparam("b_from"))
                 .values(status=sa.bindparam("b_to"), updated_at=sa.bindparam("b_at")))
+
+
+# The batch's orders on the courier's routes, read fresh (built once: no per-request statement building).
+_BATCH_ORDERS = (sa.select(DeliveryOrder).where(
+    DeliveryOrder.item_id.in_(sa.bindparam("b_items", expanding=True)),
+    DeliveryOrder.route_id.in_(sa.bindparam("b_routes", expanding=True)))
+    .execution_options(populate_existing=True))
 
 
 class _Raced(Exception):
@@ -512,9 +518,8 @@ def _apply_together(actor: Actor, route_ids_: list[int], fresh: Todo, now: dt.da
     batch, another writer), nothing of the plan is kept and every event is left to ``_apply``."""
     if not fresh or all(data["action"] not in _TOGETHER for _, data in fresh):
         return fresh
-    found = {o.item_id: o for o in db.session.scalars(sa.select(DeliveryOrder).where(
-        DeliveryOrder.item_id.in_({s10.normalize(d["item_id"]) for _, d in fresh}),
-        DeliveryOrder.route_id.in_(route_ids_ or [-1])).execution_options(populate_existing=True))}
+    found = {o.item_id: o for o in db.session.scalars(_BATCH_ORDERS, {
+        "b_items": sorted({s10.normalize(d["item_id"]) for _, d in fresh}), "b_routes": route_ids_ or [-1]})}
     plan, careful, blocked = _Plan(), [], set()
     for i, data in fresh:
         order = found.get(s10.normalize(data["item_id"]))
@@ -577,7 +582,7 @@ def _plan_event(actor: Actor, order: DeliveryOrder, i: int, data: dict[str, Any]
 
 
 def _write_plan(plan: _Plan, now: dt.datetime) -> None:
-    from delivery_service.geo.services import learn_delivery_point
+    from delivery_service.geo.services import learn_delivery_points
 
     conn = db.session.connection()
     # Orders by id: two batches moving the same orders lock them in the same order (no deadlock).
@@ -585,30 +590,38 @@ def _write_plan(plan: _Plan, now: dt.datetime) -> None:
              for oid, (order, before) in sorted(plan.moves.items())]
     if conn.execute(_MOVE_ORDERS, moves).rowcount != len(moves):
         raise _Raced()
-    conn.execute(_INSERT_EVENTS, plan.events)
-    wanted = {"b_ids": [data["event_id"] for _, data, *_ in plan.applied]}
-    pks: dict[str, int] = {r.client_event_id: r.id for r in conn.execute(_EVENT_IDS, wanted)}
+    pks: dict[str, int] = {r.client_event_id: r.id for r in conn.execute(_INSERT_EVENTS, plan.events)
+                           if r.client_event_id is not None}
     by_kind: dict[ProofKind, list[dict[str, Any]]] = defaultdict(list)  # same columns in each executemany
     for k, values in plan.proofs:
         by_kind[values["kind"]].append({**values, "event_id": pks[plan.applied[k][1]["event_id"]]})
     for rows in by_kind.values():
         conn.execute(_INSERT_PROOFS, rows)
     _attach_files_together(conn, [(o.id, data, pks[data["event_id"]]) for _, data, o, _ in plan.applied])
-    for _, data, order, status in plan.applied:  # what the couriers' positions teach, as one by one
-        if status is S.DELIVERED and None not in (data.get("latitude"), data.get("longitude")):
-            learn_delivery_point(order.id, data["latitude"], data["longitude"], data.get("accuracy_m"))
+    # What the couriers' positions teach, in device-time order, as one by one would: one pass.
+    learn_delivery_points([(order.id, data["latitude"], data["longitude"], data.get("accuracy_m"))
+                           for _, data, order, status in plan.applied if status is S.DELIVERED
+                           and None not in (data.get("latitude"), data.get("longitude"))])
+
+
+_FILES = ProofFile.__table__
+# Files uploaded before their event, unattached: named by the event's id, or listed by the event.
+_WAITING_FILES = sa.select(_FILES.c.id, _FILES.c.order_id, _FILES.c.client_event_id).where(
+    _FILES.c.order_id.in_(sa.bindparam("b_orders", expanding=True)), _FILES.c.attached_event_id.is_(None),
+    _FILES.c.client_event_id.in_(sa.bindparam("b_events", expanding=True)))
+_WAITING_FILES_LISTED = sa.select(_FILES.c.id, _FILES.c.order_id, _FILES.c.client_event_id).where(
+    _FILES.c.order_id.in_(sa.bindparam("b_orders", expanding=True)), _FILES.c.attached_event_id.is_(None),
+    sa.or_(_FILES.c.client_event_id.in_(sa.bindparam("b_events", expanding=True)),
+           _FILES.c.id.in_(sa.bindparam("b_files", expanding=True))))
 
 
 def _attach_files_together(conn: sa.Connection, applied: list[tuple[int, dict[str, Any], int]]) -> None:
     """``_attach_files`` for many events: one look-up, and an update only for the files found."""
     event_ids = [data["event_id"] for _, data, _ in applied]
     listed = [f for _, data, _ in applied for f in data.get("files") or []]
-    which: sa.ColumnElement[bool] = ProofFile.client_event_id.in_(event_ids)
-    if listed:
-        which = sa.or_(which, ProofFile.id.in_(listed))
-    waiting = conn.execute(sa.select(ProofFile.id, ProofFile.order_id, ProofFile.client_event_id).where(
-        ProofFile.order_id.in_({order_id for order_id, _, _ in applied}),
-        ProofFile.attached_event_id.is_(None), which)).all()
+    waiting = conn.execute(_WAITING_FILES_LISTED if listed else _WAITING_FILES, {
+        "b_orders": sorted({order_id for order_id, _, _ in applied}), "b_events": event_ids,
+        "b_files": listed}).all()
     links = []
     for f in waiting:
         for order_id, data, event_pk in applied:  # the first event that claims it, as one by one would

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, current_app
+from sqlalchemy.orm import aliased
 
 from delivery_service import jobs
 from delivery_service.db import utcnow
@@ -162,16 +163,35 @@ def _insert(table: sa.Table) -> Any:
     return insert(table)
 
 
+_PLACES = KnownPlace.__table__
+_STATEMENTS: dict[tuple[str, str], Any] = {}  # (dialect, which): built once, so compiled once
+
+
+def _statement(which: str) -> Any:
+    """The upserts of this module for the session's dialect, built on first use (an ON CONFLICT
+    statement built per call is compiled per call: SQLAlchemy's cache does not recognise it)."""
+    dialect = db.session.get_bind().dialect.name
+    stmt = _STATEMENTS.get((dialect, which))
+    if stmt is not None:
+        return stmt
+    if which == "new_places":  # insert-or-nothing, returning the keys inserted
+        stmt = _insert(_PLACES).on_conflict_do_nothing(index_elements=["address_key"]).returning(
+            _PLACES.c.address_key)
+    else:  # "locations" or "locations_keep_manual"
+        table = OrderLocation.__table__
+        stmt = _insert(table)  # type: ignore[arg-type]
+        columns = ("latitude", "longitude", "source", "precision_m", "address_key", "located_at")
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["order_id"], set_={c: stmt.excluded[c] for c in columns},
+            # A location a person set on purpose outranks any computed one.
+            where=(table.c.source != LocationSource.MANUAL) if which == "locations_keep_manual" else None)
+    return _STATEMENTS.setdefault((dialect, which), stmt)
+
+
 def _upsert_locations(rows: list[dict[str, Any]], keep_manual: bool) -> None:
     if not rows:
         return
-    table = OrderLocation.__table__
-    stmt = _insert(table)  # type: ignore[arg-type]
-    columns = ("latitude", "longitude", "source", "precision_m", "address_key", "located_at")
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["order_id"], set_={c: stmt.excluded[c] for c in columns},
-        # A location a person set on purpose outranks any computed one.
-        where=(table.c.source != LocationSource.MANUAL) if keep_manual else None)
+    stmt = _statement("locations_keep_manual" if keep_manual else "locations")
     for chunk in _chunks(rows, BATCH):
         db.session.execute(stmt, list(chunk))
 
@@ -313,55 +333,125 @@ def request_locations(order_ids: list[int]) -> None:
                                   dedupe_key=f"geo:locate:{use_server}", merge_limit=size)
 
 
+Fix = tuple[int, float, float, float | None]  # order id, latitude, longitude, accuracy_m (or None)
+
+_COMMUNE = aliased(AdminUnit)
+_PROVINCE = aliased(AdminUnit)
+# The orders of a batch of fixes with their commune and province (code, name, centroid): one query.
+_FIX_ORDERS = (
+    sa.select(DeliveryOrder.id, DeliveryOrder.commune_id, DeliveryOrder.province_id,
+              DeliveryOrder.address_detail,
+              _COMMUNE.code, _COMMUNE.name, _COMMUNE.latitude, _COMMUNE.longitude, _COMMUNE.valid_from,
+              _PROVINCE.code.label("p_code"), _PROVINCE.name.label("p_name"),
+              _PROVINCE.latitude.label("p_latitude"), _PROVINCE.longitude.label("p_longitude"),
+              _PROVINCE.valid_from.label("p_valid_from"))
+    .join(_COMMUNE, _COMMUNE.id == DeliveryOrder.commune_id)
+    .outerjoin(_PROVINCE, _PROVINCE.id == DeliveryOrder.province_id)
+    .where(DeliveryOrder.id.in_(sa.bindparam("b_ids", expanding=True))))
+_LOCK_PLACES = (sa.select(_PLACES.c.id, _PLACES.c.address_key, _PLACES.c.samples, _PLACES.c.fixes)
+                .where(_PLACES.c.address_key.in_(sa.bindparam("b_keys", expanding=True)))
+                .order_by(_PLACES.c.address_key).with_for_update())
+_UPDATE_PLACES = (sa.update(_PLACES).where(_PLACES.c.id == sa.bindparam("b_id"))
+                  .values(latitude=sa.bindparam("b_latitude"), longitude=sa.bindparam("b_longitude"),
+                          accuracy_m=sa.bindparam("b_accuracy"), fixes=sa.bindparam("b_fixes"),
+                          samples=sa.bindparam("b_samples"), updated_at=sa.bindparam("b_at")))
+
+
 def learn_delivery_point(order_id: int, latitude: float, longitude: float, accuracy_m: float | None) -> None:
-    """Learn from a courier's fix at a successful delivery (the caller commits).
+    """Learn from one courier's fix at a successful delivery: ``learn_delivery_points`` for one."""
+    learn_delivery_points([(order_id, latitude, longitude, accuracy_m)])
 
-    The fix refines the known place of the order's address and becomes the order's own location.
-    Fixes worse than 100 m, or more than 50 km from the commune, are ignored. A fix without an
-    accuracy counts as a 100 m one.
+
+def learn_delivery_points(fixes: Sequence[Fix]) -> None:
+    """Learn from couriers' fixes at successful deliveries, in the order given (the caller commits).
+
+    Each fix refines the known place of its order's address and becomes the order's own location,
+    exactly as if the fixes were learnt one after the other. Fixes worse than 100 m, or more than
+    50 km from the commune, are ignored. A fix without an accuracy counts as a 100 m one.
+
+    Set-based: one query reads the orders with their units, one INSERT … ON CONFLICT DO NOTHING
+    creates the places not known yet with their fixes of this batch, the places that already existed
+    are locked (``FOR UPDATE``, by key) and updated in one executemany, and the orders' locations are
+    upserted in one statement: 3 statements for a batch of new addresses, 5 with known ones.
     """
-    accuracy = MAX_FIX_ACCURACY_M if accuracy_m is None else float(accuracy_m)
-    if not (math.isfinite(latitude) and math.isfinite(longitude) and -90 <= latitude <= 90
-            and -180 <= longitude <= 180 and 0 <= accuracy <= MAX_FIX_ACCURACY_M):
-        log.info("delivery fix of order %d ignored: unusable or inaccurate", order_id)
+    usable: list[tuple[int, float, float, float]] = []
+    for order_id, latitude, longitude, accuracy_m in fixes:
+        accuracy = MAX_FIX_ACCURACY_M if accuracy_m is None else float(accuracy_m)
+        if not (math.isfinite(latitude) and math.isfinite(longitude) and -90 <= latitude <= 90
+                and -180 <= longitude <= 180 and 0 <= accuracy <= MAX_FIX_ACCURACY_M):
+            log.info("delivery fix of order %d ignored: unusable or inaccurate", order_id)
+            continue
+        usable.append((order_id, latitude, longitude, accuracy))
+    if not usable:
         return
-    order = db.session.execute(sa.select(
-        DeliveryOrder.id, DeliveryOrder.commune_id, DeliveryOrder.province_id, DeliveryOrder.address_detail
-    ).where(DeliveryOrder.id == order_id)).one_or_none()
-    if order is None:
-        return
-    units = _units((order.commune_id, order.province_id))
-    centroid = _centroid(order, units)
-    if centroid is not None:
-        commune_known = centroid[2] is LocationSource.COMMUNE_CENTROID
-        limit = MAX_FIX_DISTANCE_M if commune_known else MAX_FIX_DISTANCE_PROVINCE_M
-        if distance_m(latitude, longitude, centroid[0], centroid[1]) > limit:
-            log.info("delivery fix of order %d ignored: too far from its commune", order_id)
-            return
-    key = address_key(units[order.commune_id].code, order.address_detail)
-    accuracy = max(float(COURIER_MIN_PRECISION_M), accuracy)
-    _learn_place(key, latitude, longitude, accuracy)
-    _upsert_locations([{"order_id": order_id, "latitude": latitude, "longitude": longitude,
-                        "source": LocationSource.COURIER, "precision_m": round(accuracy),
-                        "address_key": key, "located_at": utcnow()}], keep_manual=False)
-
-
-def _learn_place(key: str, latitude: float, longitude: float, accuracy: float) -> None:
-    fix = [round(latitude, 7), round(longitude, 7), round(accuracy, 1)]
+    orders: dict[int, Any] = {}
+    conn = db.session.connection()
+    wanted = sorted({f[0] for f in usable})
+    for chunk in _chunks(wanted, BATCH):
+        orders.update((r.id, r) for r in conn.execute(_FIX_ORDERS, {"b_ids": list(chunk)}))
+    by_key: dict[str, list[list[float]]] = {}  # the accepted fixes of each address, in order
+    locations: dict[int, dict[str, Any]] = {}  # the last accepted fix of each order
     now = utcnow()
-    # Insert-or-nothing first, so two deliveries to a new address at once cannot collide on the key.
-    created = db.session.execute(_insert(KnownPlace.__table__).values(  # type: ignore[arg-type]
-        address_key=key, latitude=fix[0], longitude=fix[1], samples=1, accuracy_m=fix[2], fixes=[fix],
-        updated_at=now).on_conflict_do_nothing(index_elements=["address_key"]).returning(sa.literal(1)))
-    if created.first() is not None:  # RETURNING, not rowcount: drivers need not count INSERTs
+    for order_id, latitude, longitude, accuracy in usable:
+        order = orders.get(order_id)
+        if order is None:
+            continue
+        units = {order.commune_id: _Unit(order.commune_id, order.code, order.name, order.latitude,
+                                         order.longitude, order.valid_from)}
+        if order.p_code is not None:
+            units[order.province_id] = _Unit(order.province_id, order.p_code, order.p_name, order.p_latitude,
+                                             order.p_longitude, order.p_valid_from)
+        centroid = _centroid(order, units)
+        if centroid is not None:
+            commune_known = centroid[2] is LocationSource.COMMUNE_CENTROID
+            limit = MAX_FIX_DISTANCE_M if commune_known else MAX_FIX_DISTANCE_PROVINCE_M
+            if distance_m(latitude, longitude, centroid[0], centroid[1]) > limit:
+                log.info("delivery fix of order %d ignored: too far from its commune", order_id)
+                continue
+        key = address_key(order.code, order.address_detail)
+        accuracy = max(float(COURIER_MIN_PRECISION_M), accuracy)
+        by_key.setdefault(key, []).append([round(latitude, 7), round(longitude, 7), round(accuracy, 1)])
+        locations.pop(order_id, None)  # the same order twice: its last fix, as one by one
+        locations[order_id] = {"order_id": order_id, "latitude": latitude, "longitude": longitude,
+                               "source": LocationSource.COURIER, "precision_m": round(accuracy),
+                               "address_key": key, "located_at": now}
+    if not by_key:
         return
-    place = db.session.scalars(sa.select(KnownPlace).where(KnownPlace.address_key == key)
-                               .with_for_update().execution_options(populate_existing=True)).one()
-    fixes = [*place.fixes, fix][-KEPT_FIXES:]
-    place.latitude, place.longitude, place.accuracy_m = robust_position(fixes)
-    place.fixes = fixes
-    place.samples += 1
-    place.updated_at = now
+    _learn_places(by_key, now)
+    _upsert_locations(list(locations.values()), keep_manual=False)
+
+
+def _learn_places(by_key: Mapping[str, list[list[float]]], now: dt.datetime) -> None:
+    """Add each key's new fixes to its known place (created if none): the newest ``KEPT_FIXES`` are
+    kept and the position is their ``robust_position``, whatever the batching."""
+    keys = sorted(by_key)  # keys in order: two batches wait on each other's rows in the same order
+    new_rows = []
+    for key in keys:
+        kept = by_key[key][-KEPT_FIXES:]
+        latitude, longitude, accuracy = robust_position(kept)
+        new_rows.append({"address_key": key, "latitude": latitude, "longitude": longitude,
+                         "samples": len(by_key[key]), "accuracy_m": accuracy, "fixes": kept,
+                         "updated_at": now})
+    # Insert-or-nothing first, so two deliveries to a new address at once cannot collide on the key.
+    # RETURNING, not rowcount: drivers need not count INSERTs.
+    created: set[str] = set()
+    conn = db.session.connection()
+    for rows in _chunks(new_rows, BATCH):
+        if len(rows) == 1:
+            created.update(conn.execute(_statement("new_places"), rows[0]).scalars())
+        else:  # executemany with RETURNING: one INSERT of many VALUES ("insertmanyvalues")
+            created.update(conn.execute(_statement("new_places"), list(rows)).scalars())
+    known = [key for key in keys if key not in created]
+    updates = []
+    for chunk in _chunks(known, BATCH):
+        for place in conn.execute(_LOCK_PLACES, {"b_keys": list(chunk)}):
+            fixes = [*place.fixes, *by_key[place.address_key]][-KEPT_FIXES:]
+            latitude, longitude, accuracy = robust_position(fixes)
+            updates.append({"b_id": place.id, "b_latitude": latitude, "b_longitude": longitude,
+                            "b_accuracy": accuracy, "b_fixes": fixes,
+                            "b_samples": place.samples + len(by_key[place.address_key]), "b_at": now})
+    if updates:
+        conn.execute(_UPDATE_PLACES, updates)
 
 
 def robust_position(fixes: Sequence[Sequence[float]]) -> tuple[float, float, float]:
