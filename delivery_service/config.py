@@ -230,11 +230,27 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
         raise ConfigError("ROUTE_SEQUENCE_TIME_LIMIT_S must be between 0 and 600 seconds")
     if not 30 <= cfg["PERSONAL_DATA_RETENTION_DAYS"] <= 3650:
         raise ConfigError("PERSONAL_DATA_RETENTION_DAYS must be between 30 and 3650 days")
+    if not 1 <= cfg["SESSION_IDLE_MINUTES"] <= 24 * 60:
+        raise ConfigError("SESSION_IDLE_MINUTES must be between 1 and 1440 minutes")
+    _totp_roles(cfg)
     _courier_settings(cfg)
     _report_settings(cfg, instance)
     _webhook_settings(cfg)
     _notify_settings(cfg)
     return cfg
+
+
+def _totp_roles(cfg: dict[str, Any]) -> None:
+    """TOTP_REQUIRED_ROLES: role names, comma-separated; a misspelt one would silently require
+    nothing of anybody, so it stops the start."""
+    from delivery_service.accounts.models import Role
+
+    names = [r.strip() for r in str(cfg["TOTP_REQUIRED_ROLES"] or "").split(",") if r.strip()]
+    unknown = [n for n in names if n not in {r.value for r in Role}]
+    if unknown:
+        raise ConfigError(f"TOTP_REQUIRED_ROLES: unknown role(s) {', '.join(unknown)} "
+                          f"(one of {', '.join(r.value for r in Role)})")
+    cfg["TOTP_REQUIRED_ROLES"] = ",".join(names)
 
 
 def _notify_settings(cfg: dict[str, Any]) -> None:

@@ -53,9 +53,10 @@ def _m() -> Any:
 
 # --- hooks (one line each where they are called) -----------------------------------------------------
 
-def order_created(channel: str = "single") -> None:
-    """A new order was committed."""
-    _m().orders_created.labels(channel).inc()
+def order_created(channel: str = "single", count: int = 1) -> None:
+    """``count`` new orders were committed (``channel``: single, import)."""
+    if count:
+        _m().orders_created.labels(channel).inc(count)
 
 
 def courier_event_applied(status: str, count: int = 1) -> None:

@@ -52,11 +52,18 @@ def test_commands_write_nothing_into_the_working_directory(tmp_path):
 
 
 @pytest.mark.parametrize("override", [{"ITEM_ID_PREFIX": "SA"}, {"ITEM_ID_PREFIX": "R1"},
-                                      {"ITEM_ID_COUNTRY": "VNM"}, {"ENV": "production"}])
+                                      {"ITEM_ID_COUNTRY": "VNM"}, {"ENV": "production"},
+                                      {"TOTP_REQUIRED_ROLES": "admin,district"},
+                                      {"SESSION_IDLE_MINUTES": 0}, {"SESSION_IDLE_MINUTES": 2000}])
 def test_bad_settings_stop_the_start(tmp_path, monkeypatch, override):
     monkeypatch.delenv("SECRET_KEY", raising=False)
     with pytest.raises(config.ConfigError):
         config.load(str(tmp_path), {"DATABASE_URL": "sqlite://", **override})
+
+
+def test_totp_roles_are_role_names(tmp_path):
+    cfg = config.load(str(tmp_path), {"DATABASE_URL": "sqlite://", "TOTP_REQUIRED_ROLES": " admin, district_officer "})
+    assert cfg["TOTP_REQUIRED_ROLES"] == "admin,district_officer"
 
 
 def test_prefix_is_upper_cased(tmp_path):

@@ -220,3 +220,16 @@ def test_log_format_is_checked():
 
     with pytest.raises(ValueError, match="LOG_FORMAT"):
         create_app({"DATABASE_URL": "sqlite://", "SECRET_KEY": "x", "ENV": "test", "LOG_FORMAT": "xml"})
+
+
+def test_imported_orders_are_counted_by_their_channel(client, auth):
+    from test_imports import BAD_ROWS, row, to_csv, upload
+
+    before = _scrape(client)
+    rows = [row(), row(**BAD_ROWS[0][0]), row(dossier_code="H55.22-250101-0777")]
+    body = upload(client, auth, to_csv(rows)).json
+    assert (body["created_rows"], body["error_rows"]) == (2, 1)
+    assert upload(client, auth, to_csv(rows)).json["existing_rows"] == 2  # the same file again: none new
+    after = _scrape(client)
+    assert _value(after, "delivery_orders_created_total", channel="import") \
+        - _value(before, "delivery_orders_created_total", channel="import") == 2

@@ -28,6 +28,7 @@ from flask import current_app
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 
+from delivery_service import metrics
 from delivery_service.accounts.models import ApiClient, Role, User
 from delivery_service.accounts.services import SYSTEM, Actor
 from delivery_service.db import utcnow
@@ -669,6 +670,7 @@ class _Run:
             self.results.append(result)
         self._save_progress()
         db.session.commit()
+        metrics.order_created("import", sum(1 for outcome in outcomes.values() if outcome[0] == CREATED))
 
     def _store_all(self, rows: list[tuple[int, Row, dict[str, Any]]]) -> dict[int, tuple[str, str | None,
                                                                                        dict[str, list[str]]]]:
