@@ -119,7 +119,7 @@ def test_run_has_the_contracts_shape(client, auth, courier):
     body = client.get(f"/api/v1/courier/run?date={day}").json
     assert body["sequenced"] is True and body["unsequenced"] == []
     assert sorted(o["item_id"] for s in body["stops"] for o in s["orders"]) == sorted([a["item_id"], b["item_id"]])
-    assert {"number", "leg_m", "estimated", "orders"} == set(body["stops"][0])
+    assert {"number", "leg_m", "estimated", "eta", "orders"} == set(body["stops"][0])
     # One order by its item id; another route's label says so.
     one = client.get(f"/api/v1/courier/orders/{a['item_id'].lower()}")
     assert one.status_code == 200 and one.json["item_id"] == a["item_id"]

@@ -234,6 +234,7 @@ def settings() -> dict[str, Any]:
 
 def run_for(actor: Actor, day: dt.date | None = None) -> dict[str, Any]:
     """The courier's run for ``day`` (today by default), JSON-ready (docs/courier-api.md)."""
+    from delivery_service.routing.eta import stop_etas
     from delivery_service.routing.services import get_run
 
     route = own_route(actor)
@@ -246,11 +247,13 @@ def run_for(actor: Actor, day: dt.date | None = None) -> dict[str, Any]:
         db.session.commit()  # orders located just now keep their place for the next reader
     all_orders = [o for stop in view.stops for o in stop["orders"]] + list(view.unsequenced)
     as_json = _orders_json(all_orders, actor, positions)
+    etas = stop_etas(view.run) if view.run is not None else {}
     return {
         "route": {"code": route.code, "name": route.name}, "date": day.isoformat(),
         "timezone": current_app.config["SERVICE_TIMEZONE"],
         "sequenced": view.run is not None, "done": view.done, "total": view.total,
         "stops": [{"number": s["number"], "leg_m": s["leg_m"], "estimated": bool(s["estimated"]),
+                   "eta": etas[s["number"]].as_json() if s["number"] in etas else None,
                    "orders": [as_json[o.id] for o in s["orders"]]} for s in view.stops],
         "unsequenced": [as_json[o.id] for o in view.unsequenced],
         "failure_reasons": rules.current().reasons,

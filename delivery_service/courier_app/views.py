@@ -45,6 +45,8 @@ def js_strings() -> dict[str, str]:
         "done": gettext("done"),
         "left": gettext("left"),
         "stop": gettext("Stop %(number)s"),
+        "eta": gettext("Expected %(window)s"),
+        "visited": gettext("Visited at %(time)s"),
         "map": gettext("Map"),
         "to_collect": gettext("To collect"),
         "nothing_to_collect": gettext("Nothing to collect"),

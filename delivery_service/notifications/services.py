@@ -198,31 +198,12 @@ def save_template(actor: Any, kind: str, text: str, zns_template_id: str | None,
 # --- what a message says -----------------------------------------------------------------------------------
 
 def _eta(order: DeliveryOrder, event: OrderEvent) -> str | None:
-    """The hour window of the order's stop on today's sequenced run (shift start + road time + the
-    stops before it), "09:30-10:30"; None when the run was not sequenced."""
-    from delivery_service.routing import plan
-    from delivery_service.routing.models import RouteRun, RunStop
+    """The window of the order's stop on its sequenced run, "09:30-10:30" (routing.eta: the one ETA
+    rule); None when the run was not sequenced."""
+    from delivery_service.routing.eta import order_eta
 
-    if order.route_id is None or order.run_date is None:
-        return None
-    row = db.session.execute(
-        sa.select(RunStop.stop_no, RunStop.cumulative_m).join(RouteRun, RouteRun.id == RunStop.run_id)
-        .where(RunStop.order_id == order.id, RouteRun.route_id == order.route_id,
-               RouteRun.run_date == order.run_date)).first()
-    if row is None:
-        return None
-    stop_no, metres = row
-    speed = float(plan.setting("PLAN_SPEED_KMH")) / 3.6
-    seconds = (plan._clock(plan.setting("PLAN_SHIFT_START"))
-               + metres * float(plan.setting("PLAN_DETOUR_FACTOR"))
-               / speed + max(stop_no - 1, 0) * int(plan.setting("PLAN_SERVICE_S")))
-    start = int(seconds // 1800) * 1800  # to the half hour before, then an hour's window
-    end = start + 3600
-
-    def clock(s: int) -> str:
-        return f"{min(s // 3600, 23):02d}:{s % 3600 // 60:02d}"
-
-    return f"{clock(start)}-{clock(end)}"
+    eta = order_eta(order)
+    return eta.label(dash="-", pad=True) if eta else None
 
 
 def _values(order: DeliveryOrder, event: OrderEvent, kind: str) -> dict[str, Any]:

@@ -46,6 +46,7 @@ class TrackedItem:
     due_date: dt.date
     events: tuple[TrackedEvent, ...]
     optout_token: str | None = None  # stops text messages to the phone the citizen proved (notifications)
+    eta: str | None = None  # "9:00–10:00": the window of today's sequenced run, shown on the run's day only
 
 
 def clean_code(text: str) -> str:
@@ -108,11 +109,26 @@ def _tracked(order: DeliveryOrder, digits: str) -> TrackedItem:
     phone = next((p for p in (order.recipient_phone, order.authorised_phone)
                   if _phone_ends_with(p, digits)), None)
     return TrackedItem(
-        optout_token=optout_token(phone) if phone else None,
+        optout_token=optout_token(phone) if phone else None, eta=_eta_today(order),
         item_id=order.item_id, direction=order.direction, status=order.status,
         counter_name=order.counter.name, recipient_initials=initials(order.recipient_name),
         province_name=order.province.name, appointment_date=order.appointment_date,
         due_date=order.due_date, events=tuple(_event(e) for e in order.events if _shown(e)))
+
+
+# Statuses in which the courier is still to come: the order is on a run, not yet visited.
+_AWAITED = {Status.ASSIGNED, Status.HANDED_TO_COURIER, Status.OUT_FOR_DELIVERY, Status.PICKUP_SCHEDULED}
+
+
+def _eta_today(order: DeliveryOrder) -> str | None:
+    """The arrival window when the order is awaited on today's (local) sequenced run; else None."""
+    from delivery_service.localtime import local_today
+    from delivery_service.routing.eta import order_eta
+
+    if order.status not in _AWAITED or order.run_date != local_today():
+        return None
+    eta = order_eta(order)
+    return eta.label() if eta is not None and not eta.visited else None
 
 
 def _shown(event: OrderEvent) -> bool:

@@ -337,6 +337,14 @@ function orderBlock(order) {
   );
 }
 
+// The stop's arrival window from the server (recomputed from the visits synced so far).
+function etaLine(stop) {
+  if (!stop.eta) return null;
+  const text = stop.eta.visited ? t("visited", { time: stop.eta.estimate.slice(11, 16) })
+    : t("eta", { window: stop.eta.label });
+  return el("p", { class: "c-eta muted", dataset: { from: stop.eta.from, to: stop.eta.to } }, text);
+}
+
 function renderRun() {
   const list = $("#stops");
   const unseq = $("#unsequenced-list");
@@ -347,7 +355,7 @@ function renderRun() {
     const done = stop.orders.every(isDone);
     list.append(el("li", { class: "stop", dataset: { done: String(done), stop: stop.number } },
       el("div", { class: "stop-no", "aria-label": t("stop", { number: stop.number }) }, stop.number),
-      el("div", { class: "stop-body" }, stop.orders.map(orderBlock))));
+      el("div", { class: "stop-body" }, etaLine(stop), stop.orders.map(orderBlock))));
   }
   for (const order of state.run.unsequenced || []) unseq.append(el("li", {}, orderBlock(order)));
   $("#unsequenced").hidden = !(state.run.unsequenced || []).length;
