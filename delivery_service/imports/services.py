@@ -77,7 +77,7 @@ ALIASES: dict[str, str] = {
     "dia_chi": "address_detail", "cuoc_phi": "postage_vnd", "nguoi_tra_cuoc": "payer",
     "mien_giam": "exemption", "thu_ho": "collect_vnd", "ngay_hen_tra": "appointment_date",
     "khoi_luong": "weight_g", "khoi_luong_g": "weight_g", "trong_luong": "weight_g",
-    "ghi_chu": "note",
+    "ghi_chu": "note", "khung_gio": "delivery_window", "khung_gio_giao": "delivery_window",
     "address": "address_text", "full_address": "address_text", "dia_chi_day_du": "address_text",
     "ten_tinh": "province_name", "tinh": "province_name", "tinh_thanh_pho": "province_name",
     "ten_huyen": "district_name", "huyen": "district_name", "quan_huyen": "district_name",
@@ -531,6 +531,7 @@ def template_csv() -> bytes:
         "collect_vnd": "0",
         "weight_g": "250",
         "appointment_date": appointment.strftime("%d/%m/%Y"),
+        "delivery_window": "sáng",
         "note": "Gọi trước khi giao",
     }
     out = io.StringIO()

@@ -71,6 +71,9 @@ class DeliveryOrder(db.Model):
         sa.CheckConstraint("postage_due_vnd >= 0 AND postage_due_vnd <= postage_vnd", name="postage_due"),
         sa.CheckConstraint("collect_vnd >= 0", name="collect_positive"),
         sa.CheckConstraint("weight_g IS NULL OR (weight_g >= 1 AND weight_g <= 30000)", name="weight_range"),
+        sa.CheckConstraint("(window_from_min IS NULL AND window_to_min IS NULL) OR (window_from_min >= 360 "
+                           "AND window_to_min <= 1260 AND window_to_min - window_from_min >= 30)",
+                           name="window_range"),
         sa.Index("ix_orders_counter_created", "counter_id", "created_at"),
         sa.Index("ix_orders_phone", "recipient_phone"),
         sa.Index("ix_orders_dossier_code", "dossier_code"),
@@ -129,6 +132,9 @@ class DeliveryOrder(db.Model):
     weight_g: Mapped[int | None]  # optional, whole grams (1..30000), printed on the label (migration 0014)
 
     appointment_date: Mapped[dt.date | None] = mapped_column(sa.Date)
+    # The delivery window (migration 0022): minutes after local midnight, both or neither.
+    window_from_min: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    window_to_min: Mapped[int | None] = mapped_column(sa.SmallInteger)
     due_date: Mapped[dt.date] = mapped_column(sa.Date, index=True)
     route_id: Mapped[int | None] = mapped_column(fk("postal_routes.id", ondelete="SET NULL"))
     # The day the order is planned on its route's run (capacity counts per route and day).
@@ -152,6 +158,18 @@ class DeliveryOrder(db.Model):
     events: Mapped[list[OrderEvent]] = relationship(
         back_populates="order", order_by="OrderEvent.id", viewonly=True
     )
+
+
+def hhmm(minutes: int) -> str:
+    """Minutes after midnight as "HH:MM"."""
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def window_text(order: DeliveryOrder) -> str | None:
+    """An order's delivery window as "08:00–12:00", or None."""
+    if order.window_from_min is None or order.window_to_min is None:
+        return None
+    return f"{hhmm(order.window_from_min)}–{hhmm(order.window_to_min)}"
 
 
 class OrderEvent(db.Model):

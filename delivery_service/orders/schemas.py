@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from typing import Any
 
 from flask import current_app
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from delivery_service.errors import coded
 from delivery_service.fields import EARLIEST, LATEST, Day, IdNumber, Phone, Text
-from delivery_service.orders.models import DeliveryOrder, Exemption, Payer
+from delivery_service.orders.models import DeliveryOrder, Exemption, Payer, hhmm
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.services import counter_code, route_code
 from delivery_service.units.services import unit_index
@@ -43,8 +45,81 @@ FLAT_FIELDS: dict[str, tuple[str, ...]] = {
     "collect_vnd": ("collect_vnd",),
     "weight_g": ("weight_g",),
     "appointment_date": ("appointment_date",),
+    "delivery_window": ("delivery_window",),
     "note": ("note",),
 }
+
+
+# The delivery window (appointment time of day), in minutes after local midnight.
+WINDOWS: dict[str, tuple[int, int]] = {"morning": (8 * 60, 12 * 60), "afternoon": (13 * 60 + 30, 17 * 60)}
+WINDOW_NAMES = {"morning": "morning", "sang": "morning", "buoi_sang": "morning",
+                "afternoon": "afternoon", "chieu": "afternoon", "buoi_chieu": "afternoon"}
+WINDOW_EARLIEST, WINDOW_LATEST, WINDOW_SHORTEST = 6 * 60, 21 * 60, 30
+_HHMM = re.compile(r"([01]?\d|2[0-3])\s*[:hH.]\s*([0-5]\d)|([01]?\d|2[0-3])\s*[hH]")
+_WINDOW_ERROR = ('Give "morning" (08:00–12:00), "afternoon" (13:30–17:00) or {"from": "HH:MM", '
+                 '"to": "HH:MM"} between 06:00 and 21:00, at least 30 minutes long.')
+
+
+def _minutes(text: Any) -> int | None:
+    if not isinstance(text, str):
+        return None
+    m = _HHMM.fullmatch(text.strip())
+    if m is None:
+        return None
+    return int(m.group(1)) * 60 + int(m.group(2)) if m.group(1) else int(m.group(3)) * 60
+
+
+def window_key(text: str) -> str:
+    """A window's name without diacritics, case or spaces: "Sáng" is "sang"."""
+    plain = unicodedata.normalize("NFD", text.strip()).replace("đ", "d").replace("Đ", "D")
+    plain = "".join(ch for ch in plain if not unicodedata.combining(ch)).lower()
+    return re.sub(r"[^a-z0-9]+", "_", plain).strip("_")
+
+
+def parse_window(value: Any) -> tuple[int, int]:
+    """A delivery window as (from, to) minutes: "morning"/"sáng", "afternoon"/"chiều", "08:00-10:00"
+    or {"from": "08:00", "to": "10:00"}. Raises ValidationError (per key for the mapping form)."""
+    if isinstance(value, str):
+        name = WINDOW_NAMES.get(window_key(value))
+        if name is not None:
+            return WINDOWS[name]
+        parts = re.split(r"\s*[-–—]\s*|\s+(?:to|đến|den)\s+", value.strip())
+        if len(parts) != 2:
+            raise ValidationError(_WINDOW_ERROR)
+        start, end = _minutes(parts[0]), _minutes(parts[1])
+        if start is None or end is None:
+            raise ValidationError(_WINDOW_ERROR)
+    elif isinstance(value, dict):
+        errors: dict[str, list[str]] = {}
+        unknown = set(value) - {"from", "to"}
+        for key in sorted(unknown):
+            errors[key] = ["Unknown field."]
+        got = {k: _minutes(value.get(k)) for k in ("from", "to")}
+        for key, minutes in got.items():
+            if minutes is None:
+                errors[key] = ['Missing data for required field.' if key not in value else
+                               'Not a valid time: give "HH:MM".']
+        if errors:
+            raise ValidationError(errors)
+        start, end = got["from"], got["to"]
+        assert start is not None and end is not None
+    else:
+        raise ValidationError(_WINDOW_ERROR)
+    if start < WINDOW_EARLIEST or end > WINDOW_LATEST:
+        raise ValidationError("The window must lie between 06:00 and 21:00.")
+    if end - start < WINDOW_SHORTEST:
+        raise ValidationError("The window must end at least 30 minutes after it starts.")
+    return start, end
+
+
+class DeliveryWindow(fields.Field):
+    """An optional delivery window, loaded as {"from": minutes, "to": minutes} after local midnight."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, int] | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        start, end = parse_window(value)
+        return {"from": start, "to": end}
 
 
 class StrictSchema(Schema):
@@ -136,7 +211,18 @@ class OrderIn(StrictSchema):
     weight_g = fields.Integer(load_default=None, allow_none=True, strict=True,
                               validate=validate.Range(1, MAX_WEIGHT_G),
                               metadata={"description": "Khối lượng: whole grams, printed on the label"})
+    delivery_window = DeliveryWindow(allow_none=True, metadata={
+        "description": 'Khung giờ giao: "morning" (08:00–12:00), "afternoon" (13:30–17:00) or '
+                       '{"from": "HH:MM", "to": "HH:MM"} (06:00–21:00, at least 30 min; local time)',
+        "example": "morning"})
     note = Text(load_default=None, max_length=500, multiline=True)
+
+    @post_load
+    def _no_window(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        # No window is no key: the request digests of orders without one stay as they were.
+        if data.get("delivery_window", 0) is None:
+            del data["delivery_window"]
+        return data
 
     @validates_schema(skip_on_field_errors=False, pass_original=True)  # past dates show with other errors
     def _dates(self, data: dict[str, Any], original: Any, **kwargs: Any) -> None:
@@ -191,6 +277,8 @@ class OrderOut(Schema):
     collect_vnd = fields.Integer()
     weight_g = fields.Integer(allow_none=True)
     appointment_date = fields.Date(allow_none=True)
+    delivery_window = fields.Method("_window", allow_none=True, metadata={
+        "description": 'Khung giờ giao: {"from": "HH:MM", "to": "HH:MM"} (local time), or null'})
     due_date = fields.Date()
     counter_code = fields.Function(lambda o: counter_code(o.counter_id))
     route_code = fields.Function(lambda o: route_code(o.route_id))
@@ -201,6 +289,11 @@ class OrderOut(Schema):
     note = fields.String(allow_none=True)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
+
+    def _window(self, o: DeliveryOrder) -> dict[str, str] | None:
+        if o.window_from_min is None or o.window_to_min is None:
+            return None
+        return {"from": hhmm(o.window_from_min), "to": hhmm(o.window_to_min)}
 
     def _recipient(self, o: DeliveryOrder) -> dict[str, Any]:
         return {"name": o.recipient_name, "phone": o.recipient_phone, "id_number": o.recipient_id_number}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -61,6 +61,32 @@ def _clock(text: str) -> int:
 
 
 @dataclass
+class LateStop:
+    """A stop whose delivery window the run cannot keep: its orders, the window and the arrival."""
+
+    orders: list[DeliveryOrder]
+    window: tuple[int, int]  # seconds after local midnight
+    arrival_s: int  # when the courier gets there on this run
+
+    @property
+    def window_text(self) -> str:
+        return f"{_hhmm(self.window[0])}–{_hhmm(self.window[1])}"
+
+    @property
+    def arrival_text(self) -> str:
+        return _hhmm(self.arrival_s)
+
+    @property
+    def late_min(self) -> int:
+        return -(-(self.arrival_s - self.window[1]) // 60)
+
+
+def _hhmm(seconds: int) -> str:
+    minutes = seconds // 60
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+@dataclass
 class CourierDay:
     """One courier's day under one assignment: what the supervisor compares."""
 
@@ -73,6 +99,8 @@ class CourierDay:
     late: int = 0
     overtime_min: float = 0.0
     capacity: int | None = None
+    late_stops: list[LateStop] = field(default_factory=list)
+    arrivals: dict[int, int] = field(default_factory=dict)  # order id -> start of service (s after midnight)
 
     @property
     def over_capacity(self) -> bool:
@@ -104,6 +132,11 @@ class DayPlan:
         return {"orders": sum(r.orders for r in rows), "distance_m": sum(r.distance_m for r in rows),
                 "hours": sum(r.hours for r in rows), "late": sum(r.late for r in rows),
                 "overtime_min": sum(r.overtime_min for r in rows)}
+
+    @property
+    def late_stops(self) -> list[tuple[CourierDay, LateStop]]:
+        """The proposed plan's stops whose window cannot be kept, by courier: shown, never hidden."""
+        return [(r, stop) for r in self.proposed for stop in r.late_stops]
 
     @property
     def assignment_text(self) -> str:
@@ -144,6 +177,14 @@ class _Stop:
     point: tuple[float, float]
     route_id: int  # the route it is on today
     lock: int | None  # the route it must stay on
+    window: tuple[int, int] | None = None  # the orders' delivery window, seconds after local midnight
+
+
+def _window(order: DeliveryOrder) -> tuple[int, int] | None:
+    """An order's delivery window in seconds after local midnight (the clock of the shift), or None."""
+    if order.window_from_min is None or order.window_to_min is None:
+        return None
+    return order.window_from_min * 60, order.window_to_min * 60
 
 
 def _stops(orders: Sequence[DeliveryOrder], depot: tuple[float, float], locked: set[int]) -> list[_Stop]:
@@ -157,28 +198,42 @@ def _stops(orders: Sequence[DeliveryOrder], depot: tuple[float, float], locked: 
         commune = index.by_id.get(o.commune_id)
         key = address_key(commune.code if commune else str(o.commune_id), o.address_detail)
         lock = o.route_id if (o.id in locked or o.status not in services.MOVABLE) else None
-        # orders at one address move together, except that a lock never drags another order along
-        gkey = (key, lock, o.route_id if lock is not None else 0)
+        window = _window(o)
+        # orders at one address move together, except that a lock never drags another order along,
+        # and orders with other delivery windows are other stops (at the same place)
+        gkey = (key, lock, o.route_id if lock is not None else 0, window)
         loc = locations.get(o.id)
         point = (loc.latitude, loc.longitude) if loc else depot
-        stop = groups.setdefault(gkey, _Stop([], point, o.route_id, lock))
+        stop = groups.setdefault(gkey, _Stop([], point, o.route_id, lock, window))
         stop.orders.append(o)
     return list(groups.values())
 
 
-def _stats(order: Sequence[int], dist: np.ndarray, dur: np.ndarray, shift: tuple[int, int],
-           service: int) -> tuple[float, float, int, float]:
-    """Distance (m), hours, late stops and overtime (min) of a closed run visiting ``order`` (indices
-    into the matrices, 0 is the office) from the start of the shift."""
+def _stats(order: Sequence[int], dist: np.ndarray, dur: np.ndarray, shift: tuple[int, int], service: int,
+           windows: Sequence[tuple[int, int] | None] = ()
+           ) -> tuple[float, float, list[tuple[int, int]], float, list[int]]:
+    """Distance (m), hours, late stops (node, arrival), overtime (min) and each node's service start of a
+    closed run visiting ``order`` (indices into the matrices, 0 is the office) from the start of the
+    shift. ``windows``: per node (0 the office), the delivery window; the courier waits for a window's
+    start and is late after its end."""
     t, prev, d = shift[0], 0, 0.0
+    late: list[tuple[int, int]] = []
+    arrivals: list[int] = []
     for node in order:
         d += float(dist[prev, node])
-        t += int(dur[prev, node]) + service
+        t += int(dur[prev, node])
+        window = windows[node] if node < len(windows) else None
+        if window is not None:
+            if t > window[1]:
+                late.append((node, t))
+            t = max(t, window[0])
+        arrivals.append(t)  # the start of service, after any wait for the window
+        t += service
         prev = node
     if order:
         d += float(dist[prev, 0])
         t += int(dur[prev, 0])
-    return d, (t - shift[0]) / 3600, 0, max(0, t - shift[1]) / 60
+    return d, (t - shift[0]) / 3600, late, max(0, t - shift[1]) / 60, arrivals
 
 
 def build_plan(actor: Actor, office_id: int, day: dt.date, *, locked: Iterable[int] = (),
@@ -200,6 +255,7 @@ def build_plan(actor: Actor, office_id: int, day: dt.date, *, locked: Iterable[i
     points = [depot] + [s.point for s in stops]
     dist = haversine_matrix(points) * detour
     dur = np.rint(dist / speed)
+    windows: list[tuple[int, int] | None] = [None] + [s.window for s in stops]
 
     def day_of(route: PostalRoute, members: list[int], *, in_order: bool = False) -> CourierDay:
         """``members`` (stop indices) as one run: in that order, or sequenced as sequence_run would."""
@@ -208,17 +264,21 @@ def build_plan(actor: Actor, office_id: int, day: dt.date, *, locked: Iterable[i
             visit = nodes[1:]
         else:
             visit = [nodes[k] for k in sequence_stops(dist[np.ix_(nodes, nodes)])[1:]]
-        d, hours, late, over = _stats(visit, dist, dur, shift, service)
+        d, hours, late, over, arrived = _stats(visit, dist, dur, shift, service, windows)
         count = sum(len(stops[i].orders) for i in members)
-        return CourierDay(route, couriers.get(route.courier_id or 0), count,
-                          len(members), d, hours, late, over, route.capacity_per_day)
+        late_stops = [LateStop(stops[node - 1].orders, windows[node] or (0, 0), arrival)
+                      for node, arrival in late]
+        arrivals = {o.id: when for node, when in zip(visit, arrived, strict=True)
+                    for o in stops[node - 1].orders}
+        return CourierDay(route, couriers.get(route.courier_id or 0), count, len(members), d, hours,
+                          len(late), over, route.capacity_per_day, late_stops, arrivals)
 
     current = [day_of(r, [i for i, s in enumerate(stops) if s.route_id == r.id]) for r in routes]
     if not routes:
         return DayPlan(office, day, [], [], [], {}, set(), 0, 0.0, detour)
     territory = _territories([r.id for r in routes])
     vindex = {r.id: k for k, r in enumerate(routes)}
-    clients = [VrpClient(key=i, demand=len(s.orders), service_s=service,
+    clients = [VrpClient(key=i, demand=len(s.orders), service_s=service, window=s.window,
                          locked_to=vindex[s.lock] if s.lock is not None else None,
                          territory=frozenset(vindex[r] for r in territory.get(s.orders[0].commune_id, ())))
                for i, s in enumerate(stops)]

@@ -29,6 +29,10 @@ from delivery_service.web.messages import translate_message
 # form field -> path in the OrderIn payload
 FIELDS = FLAT_FIELDS
 _BY_PATH = {path: name for name, path in FIELDS.items()}
+# The delivery window: a select (none, morning, afternoon, custom) and, for custom, two time inputs.
+WINDOW_FIELDS = ("window_from", "window_to")
+_BY_PATH[("delivery_window", "from")] = "window_from"
+_BY_PATH[("delivery_window", "to")] = "window_to"
 INTEGER_FIELDS = {"postage_vnd", "collect_vnd", "weight_g"}
 ALWAYS_SENT_GROUPS = ("recipient", "address")  # so that their errors name the field, not the group
 FORM = "_form"  # key of errors that belong to no single field
@@ -56,6 +60,9 @@ LABELS = {
     "collect_vnd": _l("Fees to collect for the agency (VND)"),
     "weight_g": _l("Weight (grams)"),
     "appointment_date": _l("Appointment date"),
+    "delivery_window": "Khung giờ giao / Delivery window",
+    "window_from": "Từ giờ / From",
+    "window_to": "Đến giờ / To",
     "note": _l("Note"),
     "recipient": _l("Recipient"),
     "authorised_person": _l("Authorised person"),
@@ -123,7 +130,7 @@ def _integer(raw: str) -> int | str:
 
 def form_values(form: Mapping[str, str]) -> dict[str, str]:
     """The submitted order fields, trimmed, as the form shows them again."""
-    return {name: (form.get(name) or "").strip() for name in FIELDS}
+    return {name: (form.get(name) or "").strip() for name in (*FIELDS, *WINDOW_FIELDS)}
 
 
 def order_payload(values: Mapping[str, str]) -> dict[str, Any]:
@@ -134,11 +141,18 @@ def order_payload(values: Mapping[str, str]) -> dict[str, Any]:
         if not raw:
             continue
         value: Any = _integer(raw) if name in INTEGER_FIELDS else raw
+        if name == "delivery_window" and raw == "custom":
+            value = {"from": values.get("window_from", ""), "to": values.get("window_to", "")}
         target = payload
         for part in path[:-1]:
             target = target.setdefault(part, {})
         target[path[-1]] = value
     return payload
+
+
+WINDOW_MESSAGE = ("Chọn buổi sáng, buổi chiều, hoặc giờ từ–đến trong khoảng 06:00–21:00, dài ít nhất "
+                  "30 phút. / Choose morning, afternoon, or a from–to time between 06:00 and 21:00, at least "
+                  "30 minutes long.")
 
 
 def load_order(values: Mapping[str, str],
@@ -155,6 +169,11 @@ def load_order(values: Mapping[str, str],
         errors = translate_errors(exc.messages)  # type: ignore[arg-type]
         if "weight_g" in errors:  # the generic number messages speak of đồng
             errors["weight_g"] = [gettext("Enter the weight in whole grams, from 1 to 30,000.")]
+        if "delivery_window" in errors:
+            errors["delivery_window"] = [WINDOW_MESSAGE]
+        for name in WINDOW_FIELDS:
+            if name in errors:
+                errors[name] = ["Nhập giờ dạng HH:MM. / Enter a time as HH:MM."]
     # marshmallow skips the cross-field rules (dates) while any field fails: run them on the rest.
     rest = order_payload({k: v for k, v in values.items() if k not in errors})
     try:
