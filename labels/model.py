@@ -106,6 +106,7 @@ class ManifestLine:
     collect_vnd: int = 0
     note: str | None = None
     pickup: bool = False  # on a run sheet: the courier picks a dossier up here rather than delivers
+    window: str | None = None  # on a run sheet: the citizen's delivery window, e.g. "08:00–12:00"
 
 
 @dataclass(frozen=True, slots=True)

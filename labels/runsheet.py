@@ -90,6 +90,8 @@ def _item_cell(line: ManifestLine, st: Styles, dpi: int) -> list[Flowable]:
         cell.append(code)
     cell.append(para(f"<b>{escape(item_id)}</b>", st.cell))
     cell.append(para(f"Hồ sơ / Dossier: {esc(line.dossier_code)}", st.cell))
+    if line.window:
+        cell.append(para(f"<b>Hẹn giờ / Window: {escape(line.window)}</b>", st.cell))
     note = one_line(line.note)
     if note:
         cell.append(para(f"Ghi chú / Note: {escape(note)}", st.cell))

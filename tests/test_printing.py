@@ -190,6 +190,7 @@ def test_receipt_and_run_sheet(client, auth):
     login(client, "courier")
     sheet = client.get(f"/api/v1/routes/QNG-01/run/sheet?date={day}")
     assert sheet.status_code == 200 and "Lê Thị Ánh" in pdf_text(sheet.data)
+    assert "Hẹn giờ" not in pdf_text(sheet.data)  # no window asked for
     assert client.get(f"/api/v1/routes/QNG-02/run/sheet?date={day}").status_code == 404
     assert client.get("/api/v1/routes/QNG-01/run/sheet?date=yesterday").status_code == 422
 
@@ -388,3 +389,12 @@ def test_the_dossier_leg_is_printed_the_right_way_round_and_collects_what_the_ph
     to, sender = text.index("Người nhận / To"), text.index("Người gửi / From")
     assert "Nguyễn Thị Hoa" in text[to:sender] and "Sở Xây dựng tỉnh Quảng Ngãi" in text[sender:]
     assert "THU HỘ / COLLECT 15.000 ₫" in text and "Đã trả 26.000 ₫" in text
+
+
+def test_the_run_sheet_shows_a_delivery_window(client, auth):
+    item = new_order(client, auth, recipient={"name": "Trần Văn Hẹn", "phone": "0912345679"},
+                     delivery_window="morning")
+    day = client.get(f"/api/v1/orders/{item}", headers=auth).json["run_date"]
+    login(client, "courier")
+    text = pdf_text(client.get(f"/api/v1/routes/QNG-01/run/sheet?date={day}").data)
+    assert "Trần Văn Hẹn" in text and "Hẹn giờ / Window: 08:00–12:00" in text

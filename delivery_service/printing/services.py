@@ -28,7 +28,7 @@ from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.jobs import enqueue_after_commit
 from delivery_service.localtime import local_moment, local_now
-from delivery_service.orders.models import DeliveryOrder, Exemption, OrderEvent
+from delivery_service.orders.models import DeliveryOrder, Exemption, OrderEvent, hhmm
 from delivery_service.orders.services import get_order, scope
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.models import Counter, PostalRoute
@@ -547,7 +547,13 @@ def _line(order: DeliveryOrder) -> lm.ManifestLine:
     return lm.ManifestLine(item_id=order.item_id, dossier_code=order.dossier_code,
                                recipient_name=order.recipient_name, address=", ".join(lines[:2]),
                                postage_vnd=postage_to_collect(order), collect_vnd=order.collect_vnd,
-                               note=order.note, pickup=not on_result_leg(order))
+                               note=order.note, pickup=not on_result_leg(order), window=_window(order))
+
+
+def _window(order: DeliveryOrder) -> str | None:
+    if order.window_from_min is None or order.window_to_min is None:
+        return None
+    return f"{hhmm(order.window_from_min)}–{hhmm(order.window_to_min)}"
 
 
 def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: str | None = None,
