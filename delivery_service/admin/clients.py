@@ -76,6 +76,19 @@ def _index(
     ), status
 
 
+def _refused(client: ApiClient, exc: InvalidInput):  # noqa: ANN202
+    """The list again, 422, with the client's form as typed and its errors (nothing was changed)."""
+    db.session.rollback()
+    return _index(client_errors={client.id: {"values": request.form.to_dict(), "errors": exc.errors}},
+                  status=422)
+
+
+def _secret_page(client: ApiClient, secret: str, until: Any):  # noqa: ANN202
+    """The new webhook signing secret, shown once."""
+    return render_template("admin/clients_secret.html", client=client, token=None, secret=secret, until=until,
+                           province=province_of(_admin()))
+
+
 @bp.get("")
 @admin_required
 def index():
@@ -118,19 +131,9 @@ def set_webhook(client_id: int):
     try:
         secret = svc.set_webhook(_admin(), client, request.form.get("url", ""), ip=request.remote_addr)
     except InvalidInput as exc:
-        db.session.rollback()
-        return _index(
-            client_errors={client.id: {"values": request.form.to_dict(), "errors": exc.errors}}, status=422
-        )
+        return _refused(client, exc)
     db.session.commit()
-    return render_template(
-        "admin/clients_secret.html",
-        client=client,
-        token=None,
-        secret=secret,
-        until=None,
-        province=province_of(_admin()),
-    )
+    return _secret_page(client, secret, None)
 
 
 @bp.post("/<int:client_id>/webhook/clear")
@@ -188,10 +191,7 @@ def set_report_scope(client_id: int):
             raise InvalidInput({"unit": ["Đơn vị không thuộc tỉnh của bạn. / "
                                          "The unit is not in your province."]})
     except InvalidInput as exc:
-        db.session.rollback()
-        return _index(
-            client_errors={client.id: {"values": request.form.to_dict(), "errors": exc.errors}}, status=422
-        )
+        return _refused(client, exc)
     db.session.commit()
     flash("Đã lưu phạm vi số liệu. / The reporting scope is saved.", "success")
     return redirect(url_for("admin_clients.index"), code=303)
@@ -208,16 +208,6 @@ def rotate_secret(client_id: int):
     except NotFound:
         abort(404)
     except InvalidInput as exc:
-        db.session.rollback()
-        return _index(
-            client_errors={client.id: {"values": request.form.to_dict(), "errors": exc.errors}}, status=422
-        )
+        return _refused(client, exc)
     db.session.commit()
-    return render_template(
-        "admin/clients_secret.html",
-        client=client,
-        token=None,
-        secret=secret,
-        until=until,
-        province=province_of(_admin()),
-    )
+    return _secret_page(client, secret, until)
