@@ -4,6 +4,7 @@ scheme in any case, and the OpenAPI document saying which fields each direction 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import threading
@@ -196,6 +197,34 @@ def test_field_errors_are_at_the_fields_path_with_codes(client, auth):
                                                          "code": "unknown_unit", "message": ""}
 
 
+def _days_from_today(days: int) -> str:
+    from delivery_service.localtime import local_today
+
+    return (local_today() + dt.timedelta(days=days)).isoformat()
+
+
+@pytest.mark.parametrize(("changes", "field", "code"), [
+    ({"appointment_date": None}, "appointment_date", "required"),
+    ({"appointment_date": "past"}, "appointment_date", "date_in_past"),
+    ({"appointment_date": "far"}, "appointment_date", "out_of_range"),
+    ({"appointment_date": "2026-02-30"}, "appointment_date", "invalid_date"),
+])
+def test_each_date_rule_has_its_own_code(client, auth, changes, field, code):
+    """Counter software acts on the code, never on the English text: each rule has one of its own."""
+    value = {"past": _days_from_today(-1), "far": _days_from_today(400)}.get(changes[field], changes[field])
+    resp = client.post("/api/v1/orders", headers=auth, json=order_payload(**{field: value}))
+    assert resp.status_code == 422, resp.json
+    assert [(d["field"], d["code"]) for d in resp.json["details"]] == [(field, code)]
+
+
+def test_a_blank_event_id_has_the_required_code(client, auth):
+    item = client.post("/api/v1/orders", headers=auth, json=order_payload()).json["item_id"]
+    resp = client.post(f"/api/v1/orders/{item}/events", json={"status": "cancelled", "event_id": " "},
+                       headers=auth)
+    assert resp.status_code == 422
+    assert [(d["field"], d["code"]) for d in resp.json["details"]] == [("event_id", "required")]
+
+
 def test_every_error_has_the_same_shape(client, auth):
     answers = {
         401: client.get("/api/v1/orders"),
@@ -246,6 +275,8 @@ def test_openapi_says_which_fields_each_direction_requires_and_documents_errors(
     variants = {v["title"]: v for v in order_in["oneOf"]}
     assert variants["result_to_citizen"]["required"] == ["appointment_date"]
     assert variants["result_to_citizen"]["properties"]["direction"]["enum"] == ["result_to_citizen"]
+    # null is refused for a result order (422), so the document must not allow it there
+    assert variants["result_to_citizen"]["properties"]["appointment_date"] == {"type": "string", "format": "date"}
     assert "required" not in variants["dossier_to_agency or both"]
     error = spec["components"]["schemas"]["ErrorOut"]
     assert {"code", "status", "error", "errors", "details"} <= set(error["properties"])

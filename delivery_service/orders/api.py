@@ -54,7 +54,8 @@ def document(components: dict[str, Any]) -> None:
     """Say in the OpenAPI document which fields each direction requires (OrderIn's cross-field rule)."""
     components["OrderIn"]["oneOf"] = [
         {"title": "result_to_citizen", "required": ["appointment_date"],
-         "properties": {"direction": {"enum": [Direction.RESULT_TO_CITIZEN.value]}}},
+         "properties": {"direction": {"enum": [Direction.RESULT_TO_CITIZEN.value]},
+                        "appointment_date": {"type": "string", "format": "date"}}},  # a date, never null
         {"title": "dossier_to_agency or both",
          "properties": {"direction": {"enum": [Direction.DOSSIER_TO_AGENCY.value, Direction.BOTH.value]}}},
     ]

@@ -230,12 +230,14 @@ class OrderIn(StrictSchema):
 
         appointment = data.get("appointment_date")
         if appointment is not None and appointment < local_today():
-            raise ValidationError("The appointment date is in the past.", "appointment_date")
+            raise ValidationError(coded("date_in_past", "The appointment date is in the past."),
+                                  "appointment_date")
         if appointment is not None and (appointment - local_today()).days > 366:
-            raise ValidationError("The appointment date is more than a year away.", "appointment_date")
+            raise ValidationError(coded("out_of_range", "The appointment date is more than a year away."),
+                                  "appointment_date")
         given = isinstance(original, dict) and original.get("appointment_date") not in (None, "")
         if data.get("direction") is Direction.RESULT_TO_CITIZEN and appointment is None and not given:
-            raise ValidationError("Required when delivering a result.", "appointment_date")
+            raise ValidationError(coded("required", "Required when delivering a result."), "appointment_date")
 
 
 class AddressChangeIn(StrictSchema):
@@ -342,7 +344,7 @@ class ClientEventId(Text):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         if text is None:
-            raise ValidationError("Must not be blank; leave event_id out to send none.")
+            raise ValidationError(coded("required", "Must not be blank; leave event_id out to send none."))
         return text
 
 
