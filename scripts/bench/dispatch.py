@@ -48,9 +48,10 @@ from routes.vrp import Instance, Problem, Vehicle, VrpClient, read_instance, sol
 DATA = ROOT / "tests" / "data" / "vrp" / "bench"
 # name -> best known cost in the instance's convention. Solomon: DIMACS 2021 VRPTW challenge BKS
 # (distance only, one-decimal truncation); X: proven optima (Uchoa et al. 2017, CVRPLIB).
-BKS = {"C101": 827.3, "R101": 1637.7, "RC201": 1261.8, "X-n101-k25": 27591.0, "X-n125-k30": 55539.0}
-FILES = {"C101": "C101.txt", "R101": "R101.txt", "RC201": "RC201.txt", "X-n101-k25": "X-n101-k25.vrp",
-         "X-n125-k30": "X-n125-k30.vrp"}
+BKS = {"C101": 827.3, "R101": 1637.7, "RC101": 1619.8, "C201": 589.1, "R201": 1143.2, "RC201": 1261.8,
+       "X-n101-k25": 27591.0, "X-n125-k30": 55539.0}
+FILES = {**{name: f"{name}.txt" for name in ("C101", "R101", "RC101", "C201", "R201", "RC201")},
+         "X-n101-k25": "X-n101-k25.vrp", "X-n125-k30": "X-n125-k30.vrp"}
 
 
 def log(msg: str) -> None:
