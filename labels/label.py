@@ -34,7 +34,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from labels import s10
 from labels.barcodes import MM, code128_modules, default_module_dots, draw_code128, draw_qr
-from labels.fonts import FONT, FONT_BOLD, Fit, fit_lines, nfc, register
+from labels.fonts import ELLIPSIS, FONT, FONT_BOLD, Fit, fit_lines, nfc, register
 from labels.model import LabelData, LabelError, LabelSize, Service
 
 SUPPORTED_DPI = (203, 300, 600)
@@ -301,6 +301,11 @@ def _detail_row(g: _Geometry) -> float:
     return g.row
 
 
+def _shows(part: str, value: str, width_mm: float, max_lines: int) -> bool:
+    """Whether ``part`` prints whole when ``value`` is fitted as the sender's address line(s)."""
+    return part in " ".join(fit_lines(value, FONT, 7.0, 5.5, width_mm / PT, max_lines).lines)
+
+
 def _collect_h(g: _Geometry) -> float:
     return 5.0 if g.compact else 7.0
 
@@ -482,25 +487,30 @@ def _variable(
     snd = item.sender
     y = g.y_sender + 1.0 + cap_mm
     y += text("sender name", snd.name, m + 1.5, y, inner - 3, FONT_BOLD, (8.5, 6.0)).height
-    parts = [", ".join(nfc(a) for a in snd.address if nfc(a))]
-    if snd.phone and nfc(snd.phone):
-        parts.append(f"ĐT / Tel {nfc(snd.phone)}")
+    address = ", ".join(nfc(a) for a in snd.address if nfc(a))
+    phone = f"ĐT / Tel {nfc(snd.phone)}" if snd.phone and nfc(snd.phone) else ""
     agency = nfc(item.issuing_agency or "")
     if agency and agency in (nfc(snd.name), nfc(item.recipient.name)):
         agency = ""  # already printed as the sender or the recipient
+    tail = ""
     if agency and g.compact:
-        parts.append(f"CQ / Agency: {agency}")
+        tail = f"CQ / Agency: {agency}"
         agency = ""
-    y += text(
-        "sender address",
-        " · ".join(p for p in parts if p) or "—",
-        m + 1.5,
-        y,
-        inner - 3,
-        FONT,
-        (7.0, 5.5),
-        1 if g.compact else 2,
-    ).height
+    address_lines = 1 if g.compact else 2
+    value = " · ".join(p for p in (address, phone, tail) if p) or "—"
+    if phone and address and not _shows(phone, value, inner - 3, address_lines):
+        # The phone is never cut (on the dossier leg it is the citizen's): a long address before it
+        # is shortened, ending with "…", and the field is reported as cut.
+        def cut(k: int) -> str:
+            return " · ".join(p for p in (address[:k].rstrip(" ,") + ELLIPSIS, phone, tail) if p)
+
+        lo, hi = 0, len(address) - 1
+        while lo < hi:  # the longest start of the address that leaves the phone whole
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if _shows(phone, cut(mid), inner - 3, address_lines) else (lo, mid - 1)
+        value = cut(lo)
+        truncated.append("sender address")
+    y += text("sender address", value, m + 1.5, y, inner - 3, FONT, (7.0, 5.5), address_lines).height
     if agency:
         text("issuing agency", f"Cơ quan / Agency: {agency}", m + 1.5, y, inner - 3, FONT, (7.0, 5.5))
 
@@ -536,6 +546,7 @@ def _variable(
             1,
             "left",
             True,
+            identifier=True,  # an amount is never cut: LabelError rather than "…"
         )
     else:
         text("collect", "Không thu hộ / Nothing to collect", m + 1.5, cy + 1.0, cw, FONT, (ds, 5.5))

@@ -480,3 +480,21 @@ def test_reporting_scope_of_an_api_client_is_set_on_its_page_within_the_admins_p
     assert resp.status_code == 303
     db.session.expire_all()
     assert db.session.get(ApiClient, client_id).report_unit_id is None
+
+
+def test_the_courier_choice_on_a_route_is_in_vietnamese_order_of_full_names(client):
+    """Couriers by full name with ICU's Vietnamese collation (Đ after D, before E), not by account name."""
+    for username, full_name in (("a.vinh", "Võ Văn Vĩnh"), ("b.dung", "Đỗ Thị Dung"), ("c.an", "An Văn Bình"),
+                                ("d.em", "Ê Văn Em"), ("e.duc", "Dương Minh Đức")):
+        create_user(username=username, full_name=full_name, password=DEMO_PASSWORD, role=Role.COURIER,
+                    post_office_code="BC-QNG")
+    db.session.commit()
+    login(client, "admin")
+    html = client.get("/admin/routes/new").get_data(as_text=True)
+    select = re.search(r'<select[^>]*name="courier".*?</select>', html, re.S).group(0)
+    names = re.findall(r'<option value="[^"]+"[^>]*>([^<(]+) \(', select)
+    mine = [n for n in names if n in {"Võ Văn Vĩnh", "Đỗ Thị Dung", "An Văn Bình", "Ê Văn Em", "Dương Minh Đức"}]
+    assert mine == ["An Văn Bình", "Dương Minh Đức", "Đỗ Thị Dung", "Ê Văn Em", "Võ Văn Vĩnh"], names
+    from delivery_service.vietnamese import sort_key
+
+    assert names == sorted(names, key=sort_key)  # the demo couriers too

@@ -4,6 +4,7 @@ the pages, as a national admin and as a province admin, on SQLite and PostgreSQL
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 import sqlalchemy as sa
@@ -335,6 +336,17 @@ def test_audit_log_is_searchable_and_scoped_to_the_province(client, app: Flask):
     tomorrow = today + dt.timedelta(days=1)
     assert "<tr data-action" not in client.get(f"/admin/audit?from={tomorrow}").get_data(as_text=True)
     assert "Phải đổi mật khẩu" in html  # the before/after of the fields
+    # People by their full names (the account name small beside them), object types in Vietnamese
+    created = client.get("/admin/audit?action=user.create").get_data(as_text=True)
+    row = re.search(r'<tr data-action="user.create".*?</tr>', created, re.S).group(0)
+    actor_cell = re.search(r'<td class="actor">(.*?)</td>', row, re.S).group(1)
+    assert actor_cell.startswith("Quản trị hệ thống") and "<code>admin</code>" in actor_cell
+    object_cell = re.search(r'<td class="object" title="user">(.*?)</td>', row, re.S).group(1)
+    assert "Người dùng Nguyễn Văn Mới" in object_cell and "<code>nv.moi</code>" in object_cell
+    assert ">Tạo tài khoản<" in row and "<code>user</code>" not in row
+    assert '<option value="user" >Người dùng</option>' in created or '<option value="user">Người dùng</option>' in created
+    by_name = client.get("/admin/audit?actor=quan tri he thong&action=user.create").get_data(as_text=True)
+    assert by_name.count("<tr data-action") == 1  # found by the full name shown, without diacritics
 
     province = app.test_client()
     login(province, "qt.qng")
@@ -369,4 +381,5 @@ def test_pages_read_in_english_after_the_switch(client, app: Flask):
     assert "<h1>Users" in html and "Người dùng" not in html and "Must change password" in html
     audit = client.get("/admin/audit").get_data(as_text=True)
     assert "Password reset" in audit and "Must change password" in audit and "Đặt lại mật khẩu" not in audit
+    assert "User " in audit and "Người dùng" not in audit  # the object type in English too
     assert "Administration" in client.get("/admin/").get_data(as_text=True)

@@ -280,6 +280,14 @@ def test_the_last_allowed_failed_attempt_returns_the_order_to_the_agency(client,
 def test_dossier_pickup_with_documents_seal_and_fees(client, auth, courier):
     body = new_order(client, auth, direction="dossier_to_agency", appointment_date=None)
     assert body["status"] == "assigned"
+    # the app is told this stop is a pickup (shown as "Lấy hồ sơ"), what it may record, what to collect
+    order = client.get(f"/api/v1/courier/orders/{body['item_id']}").json
+    assert (order["leg"], order["direction"]) == ("dossier", "dossier_to_agency")
+    assert order["actions"] == ["pickup_confirmed", "dossier_picked_up", "failed_attempt"]
+    assert order["to_collect_vnd"] == 26000 and order["payer"] == "citizen"
+    run = client.get(f"/api/v1/courier/run?date={body['run_date']}").json
+    listed = [o for s in run["stops"] for o in s["orders"]] + run["unsequenced"]
+    assert [o["leg"] for o in listed if o["item_id"] == body["item_id"]] == ["dossier"]
     ev = event(body["item_id"], "dossier_picked_up", documents=["Tờ khai", "CCCD bản sao"], sealed=True,
                fees_collected_vnd=30000)
     incomplete = event(body["item_id"], "dossier_picked_up", 1, documents=[])
@@ -290,6 +298,7 @@ def test_dossier_pickup_with_documents_seal_and_fees(client, auth, courier):
     proof = db.session.scalar(sa.select(DeliveryProof))
     assert (proof.kind.value, proof.documents, proof.sealed, proof.fees_collected_vnd) == (
         "picked_up", ["Tờ khai", "CCCD bản sao"], True, 30000)
+    assert client.get(f"/api/v1/courier/orders/{body['item_id']}").json["leg"] == "dossier"  # on its way to the agency
 
 
 # --- sync: batches -------------------------------------------------------------------------------

@@ -46,6 +46,10 @@ def test_the_shell_for_a_courier(client):
                                    html, re.S).group(1))
     assert strings["outbox_pending"] == "chờ gửi: %(num)s" and strings["outbox_sent"] == "đã gửi"
     assert strings["status_delivered"] == "Đã phát"
+    # each stop says what it is for (app.js: t(`leg_${order.leg}`)): a pickup or a delivery
+    assert (strings["leg_dossier"], strings["leg_result"]) == ("Lấy hồ sơ", "Trả kết quả")
+    script = (STATIC / "courier" / "app.js").read_text(encoding="utf-8")
+    assert "order.leg ??" in script and "t(`leg_${legOf(order)}`)" in script
     # the regions the script fills in, and a photo input that opens the camera
     for part in ('id="stops"', 'id="scan-input"', 'id="outbox-badge"', 'id="sheet"', 'id="d-sign"',
                  'capture="environment"', 'accept="image/*"'):

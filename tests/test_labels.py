@@ -232,10 +232,51 @@ def test_long_name_and_address_stay_inside_the_label(size: LabelSize) -> None:
         assert margin <= float(x0) and float(x1) <= w - margin, word
         assert margin <= float(y0) and float(y1) <= h - margin, word
     text = pdftotext(pdf)
-    if "recipient name" not in lay.truncated:
-        assert "Diệu Huyền" in text
-    else:  # never cut silently: the label shows "…" and the layout says which field
-        assert "…" in text
+    name = next(p for p in lay.variable if isinstance(p, Text) and p.lines and "Tôn Nữ Hoàng" in p.lines[0])
+    # the section has room for this name (intake accepts it): whole, never ended with "…"
+    assert "recipient name" not in lay.truncated, lay.truncated
+    assert " ".join(name.lines) == LONG_NAME and LONG_NAME in text and "…" not in " ".join(name.lines)
+    if size is not LabelSize.L100X100:  # the tall sections: four lines at the largest size
+        assert (len(name.lines), name.size) == (4, 14.0), name
+
+
+SENDER_ADDRESSES = {
+    "short": ("Số 6 Trần Hưng Đạo", "TP Tam Kỳ"),
+    "long": LONG_ADDRESS,
+    "most intake accepts": (("Tổ dân phố 14, khu phố Hoà Thuận Đông, đường Nguyễn Thị Minh Khai " * 4)[:255].strip(),
+                            "Phường Điện Ngọc", "Thành phố Đà Nẵng"),
+}
+
+
+@pytest.mark.parametrize("address", SENDER_ADDRESSES)
+@pytest.mark.parametrize("size", list(LabelSize))
+def test_the_sender_phone_prints_on_every_size(size: LabelSize, address: str) -> None:
+    """The sender's phone (the counter's, or the citizen's on the dossier leg) prints whole after
+    "Người gửi / From" on every size, in the PDF and the ZPL; a long address before it is cut instead."""
+    phone = "ĐT / Tel 0235 3812 345"
+    label = item(sender=Party("Trung tâm Phục vụ hành chính công tỉnh Quảng Nam", SENDER_ADDRESSES[address],
+                              "0235 3812 345"), issuing_agency="Sở Tài nguyên và Môi trường tỉnh Quảng Nam")
+    text = pdftotext(render_labels([label], size))
+    assert phone in text[text.index("Người gửi / From"):text.index("Mã hồ sơ")], text
+    lay = layout_label(label, size)
+    (block,) = [p for p in lay.variable if isinstance(p, Text) and phone in " ".join(p.lines)]
+    if address == "short" and size is not LabelSize.L100X100:  # (100x100 adds the agency to this line)
+        assert "sender address" not in lay.truncated
+    if size is LabelSize.A4:
+        return  # no ZPL for office sheets
+    from labels.zpl import text_bitmap
+
+    x, y, _ = text_bitmap(block, 203)
+    assert f"^FO{x},{y}^GFA" in render_zpl([label], size, dpi=203).decode()  # the block is drawn
+
+
+def test_the_sender_phone_of_a_citizen_on_the_dossier_leg_prints_whole() -> None:
+    citizen = Party("Trần Thị Kiều Oanh", SENDER_ADDRESSES["most intake accepts"], "0905 123 456")
+    for size in list(LabelSize):
+        label = item(service=Service.DOSSIER_TO_AGENCY, sender=citizen, pickup=True)
+        text = pdftotext(render_labels([label], size))
+        assert "ĐT / Tel 0905 123 456" in text[text.index("Người gửi / From"):], size
+        assert "sender address" in layout_label(label, size).truncated  # the address gives way, marked "…"
 
 
 def test_too_long_text_is_marked_not_silently_cut() -> None:
@@ -501,7 +542,7 @@ def test_every_value_intake_accepts_prints_on_every_size(
     lay = layout_label(label, size)
     assume(nfc_(name) != nfc_(dossier))  # otherwise the name's text could be taken for the code's
     assert set(lay.truncated) <= {"recipient name", "recipient address", "sender name", "sender address",
-                                  "issuing agency", "procedure", "service", "collect"}
+                                  "issuing agency", "procedure", "service"}  # never an amount
     frame = lay.static[0]
     texts = [p for p in lay.variable if isinstance(p, Text) and p.lines]
     code = next(t for t in texts if "".join(t.lines) == nfc_(dossier).replace(" ", "") or
@@ -520,6 +561,8 @@ def test_every_value_intake_accepts_prints_on_every_size(
             apart = (a.y + a.height <= b.y + gap or b.y + b.height <= a.y + gap
                      or a.x + a.width <= b.x or b.x + b.width <= a.x)
             assert apart, (a, b)
+    shown = [" ".join(t.lines) for t in texts]
+    assert "THU HỘ / COLLECT 1.000.000.000 ₫" in shown and "ĐT / Tel 0235 3812 345" in " ".join(shown)
     render_labels([label], size)
     if size is not LabelSize.A4:
         render_zpl([label], size)

@@ -368,7 +368,17 @@ def test_admin_edits_a_template_and_the_next_message_uses_it(app, client, receiv
     assert receiver.ok[-1]["text"].startswith(f"Buu dien: da trao {order.item_id} tan tay. Hotline ")
     html = client.get("/admin/notifications").get_data(as_text=True)
     assert "*******456" in html and PHONE not in html and NAME not in html
-    assert re.search(r"<td>sent</td>", html)
+    # kinds and states in Vietnamese (the code in data- and title attributes), times in Vietnam's zone
+    sent = db.session.scalars(sa.select(NotificationMessage).where(NotificationMessage.state == "sent")
+                              .order_by(NotificationMessage.id.desc())).first()
+    row = re.search(rf'<tr class="msg-sent" data-kind="delivered" data-state="sent">\s*<td>{sent.id}</td>.*?</tr>',
+                    html, re.S).group(0)
+    assert '<td title="delivered">Đã phát</td>' in row and '<td title="sent">Đã gửi</td>' in row
+    local = sent.due_at.astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%d/%m/%Y %H:%M")
+    assert f">{local}</time>" in row and "(UTC)" not in html
+    assert not re.search(r"<td>(sent|pending|delivered|failed_attempt)</td>", html)
+    english = client.get("/admin/notifications?lang=en").get_data(as_text=True)
+    assert '<td title="delivered">Delivered</td>' in english and '<td title="sent">Sent</td>' in english
 
 
 def test_no_phone_or_name_in_logs(app, receiver, caplog):

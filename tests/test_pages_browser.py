@@ -1,13 +1,13 @@
 """Every staff page in a real browser, as each role, under the app's own Content-Security-Policy.
 
 Playwright drives Debian's chromium at a phone's width (360 px) against the service running in a
-thread on the SQLite test database (the pages are the same on PostgreSQL; the API tests cover both).
-The pages come from the app's url_map: every GET rule without arguments, and the rules with
-arguments filled with ids of demo data made here (an order, a route's run and coverage, a print
-job, an import, a week of weekly reports). A page fails on any console error, CSP violation,
-failed or refused request of its own, or when it is wider than the 360 px viewport. The manifest
-flow of /counter/labels is clicked through: tick two items (one printed, one not), print the
-handover manifest, get a PDF.
+thread on the test database, SQLite and PostgreSQL. The pages come from the app's url_map: every GET
+rule without arguments, and the rules with arguments filled with ids of demo data made here (an
+order, a route's run and coverage, a print job, an import, a week of weekly reports, a citizen's
+opt-out link), plus a search that lists several orders over two pages. A page fails on any console
+error, CSP violation, failed or refused request of its own, or when it is wider than the 360 px
+viewport; a page that answers 5xx fails without being opened. The manifest flow of /counter/labels
+is clicked through: tick two items (one printed, one not), print the handover manifest, get a PDF.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from web_helpers import make_order
 from delivery_service.accounts.models import User
 from delivery_service.accounts.services import Actor
 from delivery_service.extensions import db
+from delivery_service.notifications.services import optout_token
 from delivery_service.orders.services import local_today
 from delivery_service.orgs.models import PostalRoute
 from delivery_service.printing import services as printing
@@ -34,8 +35,12 @@ from delivery_service.printing.models import Manifest, PrintJob, manifest_items
 from delivery_service.reports import weekly
 from delivery_service.reports.models import WeeklyReport
 from delivery_service.routing.services import sequence_run
+from delivery_service.web import views as web_views
 
 ROLES = ("counter", "courier", "supervisor", "district", "admin")
+# Search result pages (no diacritics typed, two pages at SEARCH_PAGE_SIZE 2) and what each must list.
+SEARCHES = {"/counter/search?q=nguyen": ("Nguyễn", 'rel="next"'),
+            "/counter/search?q=nguyen&page=2": ("Nguyễn", 'rel="prev"')}
 WIDTH = 360
 # Rules that are not pages: files, feeds and the API (its own tests cover it).
 NOT_PAGES = ("/api/", "/static/", "/health", "/ready", "/courier/sw.js", "/courier/manifest.webmanifest",
@@ -90,6 +95,10 @@ def _demo(app: Flask) -> dict[str, Any]:
                          dossier_code=f"H55.22-PAGES-{n:04d}", appointment_date=today.isoformat())
               for n, name in enumerate(["Nguyễn Thị Hoa", "Trần Văn Bình", "Lê Thị Cúc", "Phạm Minh Đức"])]
     items = [o.item_id for o in orders]
+    for n, name in enumerate(["Nguyễn Văn An", "Nguyễn Thị Bích Ngọc"]):  # a search with two pages
+        make_order(recipient={"name": name, "phone": "0905123457"}, dossier_code=f"H55.22-SEARCH-{n}",
+                   appointment_date=today.isoformat())
+    optout = optout_token("0905123456")
     counter_staff = _actor("counter")
     printing.print_label(counter_staff, items[0])
     db.session.commit()
@@ -112,7 +121,7 @@ def _demo(app: Flask) -> dict[str, Any]:
     assert imported.status_code == 202, imported.get_data(as_text=True)
     db.session.remove()
     return {"items": items, "unprinted": items[1], "job_id": job.id, "import_id": imported.json["id"],
-            "week": week_start, "report_id": db.session.scalar(sa.select(WeeklyReport.id))}
+            "week": week_start, "report_id": db.session.scalar(sa.select(WeeklyReport.id)), "optout": optout}
 
 
 def _pages(app: Flask, demo: dict[str, Any]) -> list[str]:
@@ -130,6 +139,7 @@ def _pages(app: Flask, demo: dict[str, Any]) -> list[str]:
         "admin_orgs.route_edit": "/admin/routes/1",
         "admin_users.show": f"/admin/users/{_user_id('counter')}",
         "admin_users.edit": f"/admin/users/{_user_id('counter')}/edit",
+        "notifications.optout_form": f"/t/optout/{demo['optout']}",
     }
     pages = []
     for rule in app.url_map.iter_rules():
@@ -141,7 +151,7 @@ def _pages(app: Flask, demo: dict[str, Any]) -> list[str]:
             pages.append(filled[rule.endpoint])
     pages += [f"/reports/weekly/?week={week}", f"/routes/QNG-01/run?date={local_today().isoformat()}",
               "/reports/orders?level=province&unit=51", f"/counter/search?q={item}",
-              "/reports/?view=routes"]
+              "/reports/?view=routes", *SEARCHES]
     return sorted(set(pages))
 
 
@@ -193,10 +203,11 @@ def _walk(page: Any, watch: Watch, origin: str, path: str) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_every_page_of_every_role_works_under_the_csp_at_360_px(app, live_server, browser):  # noqa: F811
+def test_every_page_of_every_role_works_under_the_csp_at_360_px(app, live_server, browser, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(web_views, "SEARCH_PAGE_SIZE", 2)  # three "Nguyễn": two pages of results
     demo = _demo(app)
     pages = _pages(app, demo)
+    shows = {**SEARCHES, f"/t/optout/{demo['optout']}": ("Xác nhận ngừng nhận tin / Confirm",)}
     failures: dict[str, list[str]] = {}
     walked: dict[str, list[str]] = {}
     for role in ROLES:
@@ -211,10 +222,15 @@ def test_every_page_of_every_role_works_under_the_csp_at_360_px(app, live_server
             walked[role] = []
             for path in pages:
                 response = context.request.get(live_server + path, max_redirects=0)
+                if response.status >= 500:
+                    failures[f"{role} {path}"] = [f"HTTP {response.status}: {response.text()[:300]}"]
+                    continue
                 if response.status != 200 or not response.headers.get("content-type", "").startswith("text/html"):
                     continue  # not this role's page (403, 404, a redirect to log in) or not a page
                 walked[role].append(path)
                 problems = _walk(page, watch, live_server, path)
+                html = page.content()
+                problems += [f"does not show {part!r}" for part in shows.get(path, ()) if part not in html]
                 if problems:
                     failures[f"{role} {path}"] = problems
         finally:
@@ -224,6 +240,7 @@ def test_every_page_of_every_role_works_under_the_csp_at_360_px(app, live_server
         print(f"  {role} ({len(paths)}): {' '.join(paths)}")
     assert walked["counter"] and "/counter/labels" in walked["counter"]
     assert "/reports/weekly/" in walked["district"] and "/routes" in walked["supervisor"]
+    assert set(SEARCHES) <= set(walked["counter"]) and f"/t/optout/{demo['optout']}" in walked["counter"]
     assert not failures, "\n".join(f"{where}: {problem}" for where, problems in failures.items()
                                    for problem in problems)
 

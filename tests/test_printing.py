@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 import sqlalchemy as sa
-from conftest import REQUIRE, login, order_payload
+from conftest import REQUIRE, csrf_token, login, order_payload
 from pypdf import PdfReader
 
 from delivery_service.extensions import db
@@ -398,3 +398,63 @@ def test_the_run_sheet_shows_a_delivery_window(client, auth):
     login(client, "courier")
     text = pdf_text(client.get(f"/api/v1/routes/QNG-01/run/sheet?date={day}").data)
     assert "Trần Văn Hẹn" in text and "Hẹn giờ / Window: 08:00–12:00" in text
+
+
+def _money(text: str) -> list[int]:
+    return [int(m.replace(".", "")) for m in re.findall(r"(\d{1,3}(?:\.\d{3})*) ₫", text)]
+
+
+def test_the_run_sheet_marks_the_pickup_and_collects_what_the_label_and_the_phone_say(client, auth):
+    """Issue 13 (audit G1): on one run, a dossier pickup and a result delivery; the run sheet marks the
+    pickup '▲ LẤY HỒ SƠ / PICK UP' and the delivery '▼ GIAO / DELIVER', and for each order the amount
+    to collect is the same on its label, on the run sheet and on the courier's phone."""
+    dossier = new_order(client, auth, direction="dossier_to_agency", appointment_date=None,
+                        recipient={"name": "Trần Thị Kiều Oanh", "phone": "0905123456"},
+                        address={"province_code": "51", "commune_code": "21025", "detail": "3 Lê Lợi"},
+                        postage_vnd=26000, collect_vnd=0)
+    day = client.get(f"/api/v1/orders/{dossier}", headers=auth).json["run_date"]
+    result = new_order(client, auth, recipient={"name": "Lê Văn Giao", "phone": "0905123457"},
+                       address={"province_code": "51", "commune_code": "21025", "detail": "88 Quang Trung"},
+                       postage_vnd=26000, payer="citizen", collect_vnd=15000, appointment_date=day)
+    assert client.get(f"/api/v1/orders/{result}", headers=auth).json["run_date"] == day
+    label_amount = {}
+    for item in (dossier, result):
+        text = " ".join(pdf_text(client.get(f"/api/v1/orders/{item}/label", headers=auth).data).split())
+        found = re.search(r"THU HỘ / COLLECT (\S+) ₫", text)
+        assert found, text
+        label_amount[item] = int(found.group(1).replace(".", ""))
+    assert label_amount == {dossier: 26000, result: 41000}
+
+    login(client, "courier")
+    run = client.get(f"/api/v1/courier/run?date={day}")
+    assert run.status_code == 200, run.json
+    orders = [o for s in run.json["stops"] for o in s["orders"]] + run.json["unsequenced"]
+    phone = {o["item_id"]: o for o in orders}
+    assert phone[dossier]["leg"] == "dossier" and phone[result]["leg"] == "result"
+    assert {item: phone[item]["to_collect_vnd"] for item in (dossier, result)} == label_amount
+
+    def sheet_rows() -> tuple[dict[str, tuple[str, int]], int]:
+        """Each item's leg mark and amount to collect on the run sheet, and the sheet's total."""
+        sheet = client.get(f"/api/v1/routes/QNG-01/run/sheet?date={day}")
+        assert sheet.status_code == 200
+        text = pdf_text(sheet.data)
+        marks = list(re.finditer(r"▲ LẤY HỒ SƠ / PICK UP|▼ GIAO / DELIVER", text))
+        rows = {}
+        for mark, end in zip(marks, [*marks[1:], None], strict=True):
+            chunk = text[mark.start():end.start() if end else text.index("Lộ trình / Run sheet", mark.start())]
+            (item,) = re.findall(r"RH\d{9}VN", chunk)
+            total = re.search(r"Tổng / Total\s+(?:\S+\s+)*?([\d.]+) ₫", chunk)
+            amounts = _money(chunk)
+            rows[item] = (mark.group(0), int(total.group(1).replace(".", "")) if total else amounts[-1])
+        whole = re.search(r"Tổng tiền thu / Total to collect\s+([\d.]+) ₫", text)
+        return rows, int(whole.group(1).replace(".", ""))
+
+    expected = {dossier: ("▲ LẤY HỒ SƠ / PICK UP", label_amount[dossier]),
+                result: ("▼ GIAO / DELIVER", label_amount[result])}
+    assert sheet_rows() == (expected, 26000 + 41000)  # unsequenced: the orders are listed after the stops
+    headers = {"X-CSRFToken": csrf_token(client, "/courier/")}
+    assert client.post(f"/api/v1/routes/QNG-01/run/sequence?date={day}", headers=headers).status_code == 200
+    assert sheet_rows() == (expected, 26000 + 41000)  # and in their stops once sequenced
+    run = client.get(f"/api/v1/courier/run?date={day}").json
+    phone = {o["item_id"]: (o["leg"], o["to_collect_vnd"]) for s in run["stops"] for o in s["orders"]}
+    assert phone == {dossier: ("dossier", 26000), result: ("result", 41000)}

@@ -425,3 +425,33 @@ def test_the_list_page_in_english(app, client, ids, files):
     page = client.get("/reports/weekly/?lang=en&week=2026-03-04").get_data(as_text=True)
     assert "Weekly reports" in page and "Download PDF" in page and "Former district" in page
     assert client.get("/reports/weekly/?week=nope").status_code == 404
+
+
+def test_the_list_is_in_vietnamese_alphabetical_order(app, client, files):
+    """Reports of a week by kind (whole service, provinces, districts, areas), then by title with ICU's
+    Vietnamese collation: "Tỉnh Điện Biên" after "Tỉnh Đắk Lắk" and before "Tỉnh Vĩnh Long" (a byte
+    order puts Đ after V)."""
+    start, end = dt.date(2026, 3, 2), dt.date(2026, 3, 8)
+    names = ["Tỉnh Vĩnh Long", "Tỉnh Điện Biên", "Tỉnh An Giang", "Tỉnh Đắk Lắk", "Tỉnh Ê Đê"]
+    for n, name in enumerate(names):
+        db.session.add(WeeklyReport(period_start=start, period_end=end, scope=f"province:{9000 + n}",
+                                    title=f"{weekly.SERVICE} — {name} — {weekly.period_words(start, end)}",
+                                    file_name=f"weekly-test-{n}.pdf", size_bytes=1))
+    db.session.add(WeeklyReport(period_start=start, period_end=end, scope="all", file_name="weekly-test-all.pdf",
+                                title=f"{weekly.SERVICE} — Toàn bộ dịch vụ — {weekly.period_words(start, end)}",
+                                size_bytes=1))
+    db.session.add(WeeklyReport(period_start=start, period_end=end, scope="district:9100", size_bytes=1,
+                                title=f"{weekly.SERVICE} — An Nhơn (huyện cũ) — {weekly.period_words(start, end)}",
+                                file_name="weekly-test-d.pdf"))
+    db.session.commit()
+    expected = ["Toàn bộ dịch vụ", "Tỉnh An Giang", "Tỉnh Đắk Lắk", "Tỉnh Điện Biên", "Tỉnh Ê Đê",
+                "Tỉnh Vĩnh Long", "An Nhơn (huyện cũ)"]
+    from delivery_service.accounts.services import Actor
+
+    admin = db.session.scalar(sa.select(User).where(User.username == "admin"))
+    _weeks, _shown, reports = weekly.stored_listing(Actor.of_user(admin), start)
+    assert [r.title.split(" — ")[1] for r in reports] == expected
+    login(client, "admin")
+    page = client.get(f"/reports/weekly/?week={start.isoformat()}").get_data(as_text=True)
+    shown = [t.split(" — ")[1] for t in re.findall(r"<td>([^<]* — [^<]* — [^<]*)</td>", page)]
+    assert shown == expected

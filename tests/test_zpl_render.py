@@ -175,12 +175,13 @@ def test_no_ink_touches_the_edge_of_any_graphic_on_a_label() -> None:
                     assert not _edges(image, p.inverse), (p.lines, size, dpi)
 
 
+@pytest.mark.parametrize("size", [8.0, 5.5], ids=["8pt", "5.5pt"])  # 5.5 pt: the smallest caption (100x100)
 @pytest.mark.parametrize("dpi", [203, 300])
 @pytest.mark.parametrize("font", [FONT, FONT_BOLD])
-def test_every_vietnamese_letter_prints_as_in_the_pdf(dpi: int, font: str) -> None:
-    """Each of the 134 letters in its own cell, at a caption's size and a name's: the ZPL rendering's
-    ink and the PDF's cover each other, so no mark is missing from either."""
-    size, cols, cell = (8.0, 14, 7.0)
+def test_every_vietnamese_letter_prints_as_in_the_pdf(dpi: int, font: str, size: float) -> None:
+    """Each of the 134 letters in its own cell, at a caption's size and at the smallest: the ZPL
+    rendering's ink and the PDF's cover each other, so no mark is missing from either."""
+    cols, cell = 14, 7.0
     texts = [
         Text(3 + (i % cols) * cell, 3 + (i // cols) * cell, cell - 2, font, size, (ch,))
         for i, ch in enumerate(VIETNAMESE_LETTERS)
@@ -188,10 +189,15 @@ def test_every_vietnamese_letter_prints_as_in_the_pdf(dpi: int, font: str) -> No
     rows = -(-len(texts) // cols)
     [(pdf, zp)] = texts_both_ways([texts], 6 + cols * cell, 6 + rows * cell, dpi)
     step = cell * dpi / 25.4
+    # At 5.5 pt and 203 dpi a stroke is one dot wide, so the two rasterisers' one-dot disagreement
+    # (U's right stem) leaves it unmatched within one dot; the shapes are compared within two. The ink
+    # must still reach as high and as low within 2 dots: taking 5 dots off the room above the text
+    # (the defect) fails 7 to 30 letters at 5.5 pt in each font and dpi.
+    r = 1 if size >= 8.0 else 2
     for i, ch in enumerate(VIETNAMESE_LETTERS):
         x0, y0 = round((1 + (i % cols) * cell) * dpi / 25.4), round((1 + (i // cols) * cell) * dpi / 25.4)
         a, b = pdf[y0 : y0 + round(step), x0 : x0 + round(step)], zp[y0 : y0 + round(step), x0 : x0 + round(step)]
-        assert same_print(a, b), (ch, ink_box(a), ink_box(b), unmatched(a, b), unmatched(b, a))
+        assert same_print(a, b, r), (ch, ink_box(a), ink_box(b), unmatched(a, b, r), unmatched(b, a, r))
 
 
 def test_names_and_service_print_as_in_the_pdf() -> None:

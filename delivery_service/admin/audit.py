@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import sqlalchemy as sa
 from flask import Blueprint, render_template, request
 from flask_login import current_user
 
@@ -11,6 +12,7 @@ from delivery_service.accounts.models import Role, User
 from delivery_service.admin import tr
 from delivery_service.admin import user_services as svc
 from delivery_service.extensions import db
+from delivery_service.vietnamese import sorted_vi
 from delivery_service.web.access import roles_required
 
 bp = Blueprint("admin_audit", __name__, url_prefix="/admin/audit")
@@ -30,6 +32,35 @@ ACTIONS = {
     "user.reactivate": ("Mở lại tài khoản", "Account reactivated"),
     "user.password_reset": ("Đặt lại mật khẩu", "Password reset"),
     "user.unlock": ("Mở khoá đăng nhập", "Log-in unlocked"),
+    "counter.create": ("Tạo quầy một cửa", "Counter created"),
+    "counter.update": ("Sửa quầy một cửa", "Counter changed"),
+    "post_office.create": ("Tạo bưu cục", "Post office created"),
+    "post_office.update": ("Sửa bưu cục", "Post office changed"),
+    "route.create": ("Tạo tuyến phát", "Route created"),
+    "route.update": ("Sửa tuyến phát", "Route changed"),
+    "api_client.create": ("Tạo phần mềm kết nối", "API client created"),
+    "api_client.revoke": ("Thu hồi phần mềm kết nối", "API client revoked"),
+    "api_client.report_scope": ("Đổi phạm vi báo cáo của phần mềm kết nối",
+                                "API client's report scope changed"),
+    "webhook.update": ("Sửa webhook", "Webhook changed"),
+    "webhook.clear": ("Xoá webhook", "Webhook removed"),
+    "webhook.pause": ("Tạm dừng webhook", "Webhook paused"),
+    "webhook.resume": ("Chạy lại webhook", "Webhook resumed"),
+    "webhook.rotate_secret": ("Đổi khoá ký webhook", "Webhook secret rotated"),
+    "settings.update": ("Sửa quy tắc nghiệp vụ", "Business rules changed"),
+    "notification_template.update": ("Sửa mẫu tin nhắn", "Message template changed"),
+    "privacy.citizen_export": ("Trích xuất dữ liệu của công dân", "Citizen's data exported"),
+}
+# object_type: (Vietnamese, English). The code stays in the row's title and data-object.
+OBJECT_TYPES = {
+    "user": ("Người dùng", "User"),
+    "counter": ("Quầy một cửa", "Counter"),
+    "post_office": ("Bưu cục", "Post office"),
+    "route": ("Tuyến phát", "Postal route"),
+    "api_client": ("Phần mềm kết nối (API)", "API client"),
+    "notification_template": ("Mẫu tin nhắn", "Message template"),
+    "business_rules": ("Quy tắc nghiệp vụ", "Business rules"),
+    "privacy_export": ("Trích xuất dữ liệu cá nhân", "Personal data export"),
 }
 FIELDS = {
     "username": ("Tên đăng nhập", "User name"),
@@ -49,6 +80,22 @@ FIELDS = {
 def action_label(action: str) -> str:
     names = ACTIONS.get(action)
     return tr(*names) if names else action
+
+
+def object_label(object_type: str | None) -> str:
+    if not object_type:
+        return ""
+    names = OBJECT_TYPES.get(object_type)
+    return tr(*names) if names else object_type
+
+
+def _people(object_ids: list[str | None]) -> dict[str, tuple[str, str]]:
+    """(user name, full name) of the users an audit page names, by id as the events store it."""
+    ids = {int(i) for i in object_ids if i and i.isdigit()}
+    if not ids:
+        return {}
+    return {str(uid): (name, full or name) for uid, name, full in db.session.execute(
+        sa.select(User.id, User.username, User.full_name).where(User.id.in_(ids)))}
 
 
 def field_label(field: str) -> str:
@@ -93,10 +140,12 @@ def index():
     page_no = int(request.args["page"]) if (request.args.get("page") or "").isdigit() else 1
     me = db.session.get(User, current_user.id)
     page = svc.search_audit(me, date_from=date_from, date_to=date_to, page=page_no, **args)
-    actions = sorted(set(svc.known_actions()) | set(ACTIONS), key=action_label)
+    actions = sorted_vi(set(svc.known_actions()) | set(ACTIONS), key=action_label)
     query = {**args, "from": date_from.isoformat() if date_from else "",
              "to": date_to.isoformat() if date_to else ""}
-    users = svc.usernames([e.object_id for e in page.rows if e.object_type == "user"])
+    users = _people([e.object_id for e in page.rows if e.object_type == "user"])
+    object_types = sorted_vi(set(OBJECT_TYPES) | set(svc.known_object_types()), key=object_label)
     return render_template("admin/audit.html", page=page, query=query, actions=actions, users=users,
+                           object_types=object_types, object_label=object_label,
                            action_label=action_label, field_label=field_label, value_label=value_label,
                            changes=svc.changes)

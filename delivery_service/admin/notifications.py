@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
+from delivery_service.admin import tr
 from delivery_service.admin.scope import national_admin_required
 from delivery_service.errors import InvalidInput
 from delivery_service.extensions import db
@@ -15,6 +16,27 @@ from delivery_service.notifications import services, texts
 from delivery_service.web.access import page_actor
 
 bp = Blueprint("admin_notifications", __name__, url_prefix="/admin/notifications")
+
+# A message's state (notifications.models.NotificationMessage.state): (Vietnamese, English).
+STATE_LABELS = {
+    "pending": ("Chờ gửi", "Waiting to be sent"),
+    "deferred": ("Hoãn (giờ yên lặng)", "Deferred (quiet hours)"),
+    "sent": ("Đã gửi", "Sent"),
+    "failed": ("Gửi không được", "Failed"),
+    "opted_out": ("Đã từ chối nhận tin", "Opted out"),
+    "skipped": ("Bỏ qua (không có số hợp lệ)", "Skipped (no valid number)"),
+}
+
+
+def kind_label(kind: str) -> str:
+    """The event a message is about, in the reader's language (its code when unknown)."""
+    names = texts.KIND_LABELS.get(kind)
+    return tr(*names) if names else kind
+
+
+def state_label(state: str) -> str:
+    names = STATE_LABELS.get(state)
+    return tr(*names) if names else state
 
 
 def _preview(text: str) -> dict[str, Any] | None:
@@ -42,7 +64,8 @@ def _page(typed: dict[str, dict[str, str]] | None = None,
     return render_template("admin/notifications.html", rows=rows, recent=services.recent(),
                            placeholders=texts.PLACEHOLDERS, provider=cfg["NOTIFY_PROVIDER"],
                            unicode=cfg["NOTIFY_SMS_UNICODE"], quiet=cfg.get("NOTIFY_QUIET_HOURS_TEXT") or "",
-                           enabled=cfg["NOTIFY_ENABLED"]), status
+                           enabled=cfg["NOTIFY_ENABLED"], kind_label=kind_label,
+                           state_label=state_label), status
 
 
 @bp.get("")

@@ -23,6 +23,7 @@ from delivery_service.extensions import db
 from delivery_service.localtime import local_today
 from delivery_service.orgs.models import Counter, CounterLevel, PostalRoute, PostOffice
 from delivery_service.units.models import AdminUnit
+from delivery_service.vietnamese import sort_key
 
 LABEL_FORMATS = ("pdf", "zpl")
 LABEL_SIZES = ("100x150", "100x100", "a6", "a4")
@@ -352,9 +353,9 @@ def couriers_for(admin: User, office: PostOffice | None) -> list[User]:
         sa.select(User)
         .where(User.role == Role.COURIER, User.active)
         .where(sa.or_(own, sa.and_(User.post_office_id.is_(None), ~elsewhere)))
-        .order_by(User.username)
     )
-    return list(db.session.scalars(stmt))
+    # by full name in Vietnamese alphabetical order (ICU), as the people are shown
+    return sorted(db.session.scalars(stmt), key=lambda u: (sort_key(u.full_name or u.username), u.username))
 
 
 def save_route(

@@ -388,8 +388,13 @@ def search_audit(admin: User, *, actor: str = "", action: str = "", object_type:
     sees the events whose actor or object (a user) lies in their province."""
     stmt = sa.select(AuditEvent)
     if actor.strip():
-        stmt = stmt.where(sa.func.lower(AuditEvent.actor_label).contains(actor.strip().lower(),
-                                                                         autoescape=True))
+        # the account name as recorded, or the full name the page shows (without diacritics or case)
+        wanted = search_key(actor)
+        named = [uid for uid, full in db.session.execute(sa.select(User.id, User.full_name))
+                 if wanted and wanted in search_key(full)]
+        stmt = stmt.where(sa.or_(
+            sa.func.lower(AuditEvent.actor_label).contains(actor.strip().lower(), autoescape=True),
+            AuditEvent.actor_user_id.in_(named)))
     if action.strip():
         stmt = stmt.where(AuditEvent.action == action.strip())
     if object_type.strip():
@@ -415,13 +420,9 @@ def search_audit(admin: User, *, actor: str = "", action: str = "", object_type:
     return Page(rows, total, page, per_page)
 
 
-def usernames(object_ids: list[str | None]) -> dict[str, str]:
-    """User names of the users an audit page names, by id as the events store it."""
-    ids = {int(i) for i in object_ids if i and i.isdigit()}
-    if not ids:
-        return {}
-    return {str(uid): name for uid, name in db.session.execute(
-        sa.select(User.id, User.username).where(User.id.in_(ids)))}
+def known_object_types() -> list[str]:
+    """The kinds of object recorded so far, for the search form."""
+    return sorted(t for t in db.session.scalars(sa.select(AuditEvent.object_type).distinct()) if t)
 
 
 def known_actions() -> list[str]:

@@ -62,6 +62,7 @@ from delivery_service.reports.models import (
 )
 from delivery_service.reports.units import ensure_unit_map
 from delivery_service.units.models import AdminUnit, UnitLevel
+from delivery_service.vietnamese import sort_key
 from delivery_service.web.display import format_day
 from labels.fonts import FONT, FONT_BOLD, fit_line, nfc, register, text_width
 
@@ -779,16 +780,12 @@ def stored_listing(
     shown = week_of(week)[0] if week else (weeks[0] if weeks else None)
     if shown is None:
         return weeks, None, []
-    kind = sa.case(
-        (WeeklyReport.scope == "all", 0),
-        (WeeklyReport.scope.like("province:%"), 1),
-        (WeeklyReport.scope.like("district:%"), 2),
-        else_=3,
-    )
-    stmt = (
-        sa.select(WeeklyReport).where(WeeklyReport.period_start == shown).order_by(kind, WeeklyReport.title)
-    )
-    return weeks, shown, list(db.session.scalars(_visible(stmt, scopes)))
+    stmt = sa.select(WeeklyReport).where(WeeklyReport.period_start == shown)
+    kind = {"all": 0, "province": 1, "district": 2}
+    # titles in Vietnamese alphabetical order (ICU), not the database's byte or locale order
+    reports = sorted(db.session.scalars(_visible(stmt, scopes)),
+                     key=lambda r: (kind.get(r.scope.split(":", 1)[0], 3), sort_key(r.title), r.id))
+    return weeks, shown, reports
 
 
 def get_report(actor: Actor, report_id: int) -> WeeklyReport:
