@@ -326,7 +326,7 @@ def sync(actor: Actor, events: Sequence[Any]) -> list[dict[str, Any]]:
     event, and any the plan would refuse or that meets a concurrent change, is applied in a
     transaction of its own (``_apply``), so a refused one never undoes or stops the others.
     """
-    ids = route_ids(actor)
+    require_courier(actor)
     now = utcnow()
     skew = dt.timedelta(seconds=current_app.config["MAX_CLOCK_SKEW_S"])
     results: list[dict[str, Any] | None] = [None] * len(events)
@@ -360,17 +360,20 @@ def sync(actor: Actor, events: Sequence[Any]) -> list[dict[str, Any]]:
                 "again.", {"device_time": ["In the future."]}))
             continue
         todo.append((i, data))
-    stored = _stored_events([d["event_id"] for _, d in todo])
+    found, stored = _batch_orders(actor, todo)
     todo.sort(key=lambda pair: (pair[1]["device_time"], pair[0]))
     fresh: list[tuple[int, dict[str, Any]]] = []
     for i, data in todo:
         seen = stored.get(data["event_id"])
         if seen is not None:
-            results[i] = _duplicate(actor, data, seen, ids)
+            results[i] = _duplicate(actor, data, seen, [])
         else:
             fresh.append((i, data))
-    for i, data in _apply_together(actor, ids, fresh, now, results):
-        results[i] = _apply(actor, ids, data, now)
+    careful = _apply_together(actor, fresh, now, results, found)
+    if careful:
+        ids = route_ids(actor)
+        for i, data in careful:
+            results[i] = _apply(actor, ids, data, now)
     for i, j in twins.items():  # sent twice in one batch: answered like the first
         first = results[j] or {}
         results[i] = dict(first) if first.get("result") == "rejected" else _result(
@@ -487,11 +490,38 @@ _MOVE_ORDERS = (sa.update(_ORDERS)
                 .values(status=sa.bindparam("b_to"), updated_at=sa.bindparam("b_at")))
 
 
-# The batch's orders on the courier's routes, read fresh (built once: no per-request statement building).
-_BATCH_ORDERS = (sa.select(DeliveryOrder).where(
-    DeliveryOrder.item_id.in_(sa.bindparam("b_items", expanding=True)),
-    DeliveryOrder.route_id.in_(sa.bindparam("b_routes", expanding=True)))
+# The batch's orders on the courier's routes, read fresh, each with the batch's event ids already stored
+# on it (a phone's replays): one round trip for what took three (the courier's routes, the stored
+# events, the orders). Built once: no per-request statement building.
+_BATCH_ORDERS = (
+    sa.select(DeliveryOrder, OrderEvent.__table__.c.client_event_id)
+    .outerjoin(OrderEvent.__table__, sa.and_(
+        OrderEvent.__table__.c.order_id == DeliveryOrder.id,
+        OrderEvent.__table__.c.client_event_id.in_(sa.bindparam("b_events", expanding=True))))
+    .where(DeliveryOrder.item_id.in_(sa.bindparam("b_items", expanding=True)),
+           DeliveryOrder.route_id.in_(_ROUTE_IDS.with_only_columns(_ROUTES.c.id).order_by(None)
+                                      .scalar_subquery()))
     .execution_options(populate_existing=True))
+
+
+def _batch_orders(actor: Actor, todo: Todo) -> tuple[dict[str, DeliveryOrder],
+                                                     dict[str, tuple[str, Status, int | None, int | None]]]:
+    """The batch's orders on the courier's routes by item id, and the batch's events already stored on
+    them (as ``_stored_events`` gives them; recorded on the courier's own route, so never someone
+    else's). An event id stored on another order is not seen here: writing it again breaks the unique
+    event id, and the event goes one by one (``_apply``), which answers it as ``_stored_events`` would."""
+    if not todo:
+        return {}, {}
+    found: dict[str, DeliveryOrder] = {}
+    stored: dict[str, tuple[str, Status, int | None, int | None]] = {}
+    rows = db.session.execute(_BATCH_ORDERS, {
+        "b_items": sorted({s10.normalize(d["item_id"]) for _, d in todo}),
+        "b_events": [d["event_id"] for _, d in todo], "b_user": actor.user_id})
+    for order, event_id in rows:
+        found[order.item_id] = order
+        if event_id is not None:
+            stored[event_id] = (order.item_id, order.status, actor.user_id, order.route_id)
+    return found, stored
 
 
 class _Raced(Exception):
@@ -511,8 +541,8 @@ class _Plan:
 Todo = list[tuple[int, dict[str, Any]]]  # (index in the batch, validated event)
 
 
-def _apply_together(actor: Actor, route_ids_: list[int], fresh: Todo, now: dt.datetime,
-                    results: list[dict[str, Any] | None]) -> Todo:
+def _apply_together(actor: Actor, fresh: Todo, now: dt.datetime, results: list[dict[str, Any] | None],
+                    found: dict[str, DeliveryOrder]) -> Todo:
     """Apply the pickups and deliveries of ``fresh`` (in device-time order) in one transaction, with
     set-based writes: the orders read once, one compare-and-set UPDATE per order, the events, proofs
     and file links inserted together. Fills ``results`` for them and returns the events left to
@@ -521,8 +551,6 @@ def _apply_together(actor: Actor, route_ids_: list[int], fresh: Todo, now: dt.da
     batch, another writer), nothing of the plan is kept and every event is left to ``_apply``."""
     if not fresh or all(data["action"] not in _TOGETHER for _, data in fresh):
         return fresh
-    found = {o.item_id: o for o in db.session.scalars(_BATCH_ORDERS, {
-        "b_items": sorted({s10.normalize(d["item_id"]) for _, d in fresh}), "b_routes": route_ids_ or [-1]})}
     plan, careful, blocked = _Plan(), [], set()
     for i, data in fresh:
         order = found.get(s10.normalize(data["item_id"]))
