@@ -285,22 +285,89 @@ def test_xlsx_export_matches_the_figures(client):
     assert total[0].value == "Tổng cộng / Total" and total[2].value == report.total.received == 7
 
 
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def svg_of(body: bytes) -> ET.Element:
+    root = ET.fromstring(body)  # well-formed XML, or this raises
+    assert root.tag == f"{SVG}svg" and root.get("role") == "img"
+    assert root.find(f"{SVG}title").text and root.find(f"{SVG}desc").text
+    return root
+
+
+def marks(root: ET.Element, tag: str, kind: str) -> list[ET.Element]:
+    return [e for e in root.iter(f"{SVG}{tag}") if e.get("class") == kind]
+
+
+def no_matplotlib() -> bool:
+    return not any(name == "matplotlib" or name.startswith("matplotlib.") for name in sys.modules)
+
+
 @pytest.mark.usefixtures("book")
-def test_charts_are_small_svg_without_pyplot(client):
+def test_charts_are_small_svg_drawn_from_the_figures(client):
     login(client, "admin")
     for name, text in (("units", QNG01), ("trend", "Xu hướng theo tuần")):
         resp = client.get(f"/reports/chart/{name}.svg?{PERIOD}&level=route")
         assert resp.status_code == 200 and resp.mimetype == "image/svg+xml"
         assert resp.headers["Cache-Control"].startswith("private")
-        root = ET.fromstring(resp.data)
-        assert root.tag == "{http://www.w3.org/2000/svg}svg"
-        body = resp.get_data(as_text=True)
-        assert text in body and "DejaVuSans-" not in body  # text as text: no embedded glyphs
-        assert len(resp.data) < 80_000
-    assert "Kém" in client.get(f"/reports/chart/units.svg?{PERIOD}&level=route").get_data(as_text=True)
+        svg_of(resp.data)
+        assert text in resp.get_data(as_text=True) and len(resp.data) < 80_000
+
+    # The units chart: one bar per route, lowest rate on top, its length the rate, the band's colour
+    # and its name written beside it (QNG-01: 2 delivered of 3 closed; QNG-02: 1 of 1).
+    root = svg_of(client.get(f"/reports/chart/units.svg?{PERIOD}&level=route").data)
+    bars = marks(root, "rect", "unit")
+    assert [(b.get("data-band"), round(float(b.get("data-rate")), 4)) for b in bars] == [
+        ("red", 0.6667), ("green", 1.0)]
+    assert float(bars[0].get("y")) < float(bars[1].get("y"))
+    widths = [float(b.get("width")) for b in bars]
+    assert widths[0] / widths[1] == pytest.approx(2 / 3, abs=0.01)
+    assert bars[0].get("fill") == charts.BAND_COLOURS["red"] and QNG01 in bars[0].find(f"{SVG}title").text
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert "66,7 % · Kém" in texts and "100,0 % · Tốt" in texts and "50 %" in texts
+
+    # The trend: eight weeks up to the period's, the period's week with its 7 received and 3
+    # delivered (test_reports.test_weekly_trend), bar heights in proportion, the rate as a point.
+    root = svg_of(client.get(f"/reports/chart/trend.svg?{PERIOD}&level=route").data)
+    received = {b.get("data-week"): b for b in marks(root, "rect", "received")}
+    delivered = {b.get("data-week"): b for b in marks(root, "rect", "delivered")}
+    assert received["2026-03-02"].get("data-value") == "7" and delivered["2026-03-02"].get("data-value") == "3"
+    assert float(delivered["2026-03-02"].get("height")) / float(received["2026-03-02"].get("height")) == \
+        pytest.approx(3 / 7, abs=0.01)
+    points = marks(root, "circle", "rate")
+    assert [(p.get("data-week"), round(float(p.get("data-rate")), 2)) for p in points] == [("2026-03-02", 0.75)]
+    assert "Tuần từ 02/03/2026: tiếp nhận 7, đã phát 3, tỷ lệ 75,0 %." in root.find(f"{SVG}desc").text
+
     html = page(client, f"/reports/?{PERIOD}&level=route")
     assert "/reports/chart/units.svg?" in html and "/reports/chart/trend.svg?" in html
-    assert "matplotlib.pyplot" not in sys.modules
+    assert no_matplotlib()
+
+
+def test_the_charts_draw_what_they_are_given():
+    weeks = [charts.Week(dt.date(2026, 1, 5) + dt.timedelta(weeks=i), 1000 * (i + 1), 900 * (i + 1),
+                         0.9 if i != 3 else None) for i in range(30)]
+    root = svg_of(charts.trend_svg(weeks, "05/01/2026 – 27/07/2026"))
+    heights = [float(b.get("height")) for b in marks(root, "rect", "received")]
+    assert len(heights) == 30 and heights[29] / heights[0] == pytest.approx(30, rel=0.01)
+    assert len(marks(root, "circle", "rate")) == 29  # a week without a closed delivery has no rate
+    polyline = next(root.iter(f"{SVG}polyline"))
+    assert len(polyline.get("points").split()) == 29
+    ticks = [t.text for t in root.iter(f"{SVG}text")]
+    assert "30.000" in ticks and "100 %" in ticks  # Vietnamese grouping, the rate axis
+    assert charts.nice_ticks(22_000) == [0, 5_000, 10_000, 15_000, 20_000, 25_000]
+    assert charts.nice_ticks(7) == [0, 2, 4, 6, 8] and charts.nice_ticks(0) == [0, 1]
+    assert charts.nice_ticks(1) == [0, 1] and charts.nice_ticks(13) == [0, 5, 10, 15]
+
+    # Names from the database are escaped; nothing to draw says so.
+    odd = charts.Bar('Xã <b>"A&B"</b>', 0.5, "red")
+    root = svg_of(charts.units_svg([odd]))
+    assert 'Xã <b>"A&B"</b>' in [t.text for t in root.iter(f"{SVG}text")]
+    assert "Chưa có đơn nào" in charts.units_svg([]).decode()
+    assert "Không có số liệu" in charts.trend_svg([]).decode()
+    svg_of(charts.units_svg([])), svg_of(charts.trend_svg([]))
+    # A changed figure changes the drawing.
+    assert charts.trend_svg(weeks[:8]) != charts.trend_svg([*weeks[:7], charts.Week(weeks[7].start, 8001, 7200, 0.9)])
+    assert no_matplotlib()
 
 
 def test_bands_and_the_units_chart_cut_at_30():
@@ -311,7 +378,31 @@ def test_bands_and_the_units_chart_cut_at_30():
     svg = charts.units_svg(bars).decode()
     assert "30 đơn vị có tỷ lệ thấp nhất trên tổng số 41" in svg
     assert "Tuyến số 29" in svg and "Tuyến số 30" not in svg  # the lowest rates are kept
-    assert "matplotlib.pyplot" not in sys.modules
+    assert len(marks(svg_of(svg.encode()), "rect", "unit")) == 30
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_table_formats_write_what_babel_writes(app, lang):
+    """The table's cells are formatted without Babel (views.TableFormats): the same text."""
+    import random
+
+    from flask_babel import force_locale, format_decimal, format_percent
+
+    rng = random.Random(15)
+    rates = [0.0, 0.0005, 0.00049, 0.6665, 0.66666, 0.99949, 0.9995, 1.0, 12.3456, 123.4565, None]
+    rates += [rng.random() for _ in range(2000)] + [rng.randint(0, 3000) / rng.randint(1, 3000) for _ in range(2000)]
+    hours = [0.0, 0.05, 0.15, 0.25, 8.0, 47.95, 47.99, 48.0, 66.6, 1234.25, None]
+    hours += [round(rng.uniform(0, 1000), rng.choice((1, 2, 3))) for _ in range(2000)]
+    with app.test_request_context(f"/?lang={lang}"), force_locale(lang):
+        f = views.TableFormats({"delivery_rate": (0.95, 0.9, 0.8)})
+        for n in (0, 5, 999, 1000, 123456, 10**9):
+            assert f.count(n) == format_decimal(n)
+        for v in rates:
+            assert f.rate(v) == ("—" if v is None else format_percent(v, "#,##0.0%")) == views.fmt_rate(v)
+        for h in hours:
+            assert f.hours(h) == views.fmt_hours(h)
+        assert f.rate_cell("delivery_rate", 0.5).startswith('<td class="rate band band-red">50')
+        assert f.rate_cell("delivery_rate", None) == '<td class="rate">—</td>'
 
 
 def test_exported_text_never_runs_as_a_formula():
@@ -348,3 +439,7 @@ def test_the_page_and_its_charts_follow_a_new_event(client, request):
                                             str(int(before["total"]["cells"][2]) + 1)]
     for name, url in charts_of.items():
         assert client.get(url).data != drawn[name], name
+    week = {b.get("data-week"): b.get("data-value") for b in marks(svg_of(drawn["trend"]), "rect", "received")}
+    now = {b.get("data-week"): b.get("data-value") for b in
+           marks(svg_of(client.get(charts_of["trend"]).data), "rect", "received")}
+    assert int(now["2026-03-02"]) == int(week["2026-03-02"]) + 1

@@ -210,7 +210,7 @@ def _union(parts: list[sa.Select]) -> sa.Subquery:
     return (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("r")
 
 
-def _sum_columns(r: sa.Subquery, counts: tuple[str, ...] = (*MEASURES, *HISTOGRAM)) -> list[Any]:
+def _sum_columns(r: sa.Subquery | sa.Table, counts: tuple[str, ...] = (*MEASURES, *HISTOGRAM)) -> list[Any]:
     return [sa.func.sum(r.c[m]).label(m) for m in counts]
 
 
@@ -226,7 +226,7 @@ class Cols:
     office: Any  # postal_routes.post_office_id of the route
 
     @classmethod
-    def of_rollup(cls, r: sa.Subquery) -> Cols:
+    def of_rollup(cls, r: sa.Subquery | sa.Table) -> Cols:
         office = (sa.select(PostalRoute.post_office_id).where(PostalRoute.id == r.c.route_id)
                   .scalar_subquery())
         return cls(r.c.commune_id, r.c.route_id, r.c.counter_id, r.c.courier_id,
@@ -534,32 +534,48 @@ def weekly_trend(actor: Actor, start: dt.date, end: dt.date, filters: Filters = 
 
 def _weekly_trend(actor: Actor, start: dt.date, end: dt.date, filters: Filters,
                   counts: tuple[str, ...]) -> list[tuple[dt.date, Row]]:
-    columns = (*KEY_COLUMNS, *counts)
     first_monday = start + dt.timedelta(days=-start.weekday() % 7)
     last_monday = end - dt.timedelta(days=(end.weekday() + 1) % 7 + 6)  # of the last whole week
-    parts, edges = [], [(start, end)]
+    d = report_days
+    pg = db.engine.dialect.name == "postgresql"
+    monday = sa.cast(sa.func.date_trunc("week", d.c.day), sa.Date) if pg else sa.func.date(
+        d.c.day, "weekday 0", "-6 days")
+    spans: list[tuple[sa.Table, Any, sa.ColumnElement[bool]]] = []
+    edges = [(start, end)]
     if first_monday <= last_monday:
         w = report_weeks
-        parts.append(_select(w, w.c.week.between(first_monday, last_monday), w.c.week.label("week"),
-                             columns=columns))
+        spans.append((w, w.c.week, w.c.week.between(first_monday, last_monday)))
         edges = [(start, first_monday - dt.timedelta(days=1)), (last_monday + dt.timedelta(days=7), end)]
-    d = report_days
-    if db.engine.dialect.name == "postgresql":
-        monday = sa.cast(sa.func.date_trunc("week", d.c.day), sa.Date)
+    spans += [(d, monday, d.c.day.between(a, b)) for a, b in edges if a <= b]
+    if pg:
+        # One union of the rows, joined and summed once: PostgreSQL scans it in parallel.
+        columns = (*KEY_COLUMNS, *counts)
+        r = _union([_select(table, when, week.label("week"), columns=columns) for table, week, when in spans])
+        c = Cols.of_rollup(r)
+        stmt = (sa.select(r.c.week, *_sum_columns(r, counts))
+                .select_from(r.join(c.unit, c.unit.unit_id == r.c.commune_id))
+                .where(*_where(actor, filters, c)).group_by(r.c.week).order_by(r.c.week))
     else:
-        monday = sa.func.date(d.c.day, "weekday 0", "-6 days")
-    parts += [_select(d, d.c.day.between(a, b), monday.label("week"), columns=columns)
-              for a, b in edges if a <= b]
-    r = _union(parts)
-    c = Cols.of_rollup(r)
-    stmt = (sa.select(r.c.week, *_sum_columns(r, counts))
-            .select_from(r.join(c.unit, c.unit.unit_id == r.c.commune_id))
-            .where(*_where(actor, filters, c)).group_by(r.c.week).order_by(r.c.week))
+        # SQLite would materialise that union (hundreds of thousands of rows) before joining it:
+        # each part sums its own rows per week instead, in its primary key's order, and the weeks
+        # that straddle two parts are added up here.
+        r = _union([_weekly_part(actor, filters, counts, *span) for span in spans])
+        sums = [sa.cast(sa.func.sum(r.c[m]), sa.BigInteger).label(m) for m in counts]
+        stmt = sa.select(r.c.week, *sums).group_by(r.c.week).order_by(r.c.week)
     result = []
     for values in db.session.execute(stmt).mappings():
-        w = values["week"]
-        w = dt.date.fromisoformat(w) if isinstance(w, str) else w
-        row = Row(key=None, label=w.isoformat())
+        week = values["week"]
+        week = dt.date.fromisoformat(week) if isinstance(week, str) else week
+        row = Row(key=None, label=week.isoformat())
         _add(row, values, counts)
-        result.append((w, row))
+        result.append((week, row))
     return result
+
+
+def _weekly_part(actor: Actor, filters: Filters, counts: tuple[str, ...], table: sa.Table, week: Any,
+                 when: sa.ColumnElement[bool]) -> sa.Select:
+    """One rollup's sums per week within the actor's scope and the filters."""
+    c = Cols.of_rollup(table)
+    return (sa.select(week.label("week"), *_sum_columns(table, counts))
+            .select_from(table.join(c.unit, c.unit.unit_id == table.c.commune_id))
+            .where(when, *_where(actor, filters, c)).group_by(week))
