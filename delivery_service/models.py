@@ -3,7 +3,7 @@
 from delivery_service.accounts.models import ApiClient, Role, User
 from delivery_service.courier.models import DeliveryProof, EventCorrection, ProofFile
 from delivery_service.geo.models import GeocodeCache, KnownPlace, OrderLocation
-from delivery_service.imports.models import ImportBatch, ImportState
+from delivery_service.imports.models import ImportBatch, ImportRow, ImportState
 from delivery_service.orders.models import DeliveryOrder, Exemption, ItemSerial, OrderEvent, Payer
 from delivery_service.orgs.models import (
     Counter,
@@ -34,7 +34,7 @@ __all__ = [
     "report_area_communes", "report_days", "report_months",
     "LabelPrint", "Manifest", "PrintJob", "manifest_items",
     "AdminUnit", "ApiClient", "Counter", "CounterLevel", "DeliveryOrder", "Exemption", "GeocodeCache",
-    "ImportBatch", "ImportState", "ItemSerial", "KnownPlace", "OrderEvent", "OrderLocation", "PartKind",
-    "Payer", "PostalRoute", "PostOffice", "Role", "route_communes", "RouteDayLoad", "RouteRule",
+    "ImportBatch", "ImportRow", "ImportState", "ItemSerial", "KnownPlace", "OrderEvent", "OrderLocation",
+    "PartKind", "Payer", "PostalRoute", "PostOffice", "Role", "route_communes", "RouteDayLoad", "RouteRule",
     "RouteRun", "RunStop", "UnitLevel", "User", "WebhookDelivery", "WebhookEndpoint",
 ]

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from delivery_service.extensions import db
-from delivery_service.imports.models import ImportBatch, ImportState
+from delivery_service.imports.models import ImportBatch, ImportRow, ImportState
 from delivery_service.imports.services import COLUMNS
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
 
@@ -325,8 +325,9 @@ def test_rerun_after_a_crash_does_not_duplicate(client, auth):
     assert body["created_rows"] == 4
     # As if the worker died after storing every row but before recording the last chunks' results
     # (its last heartbeat two minutes ago: a batch whose run still beats is left to that run).
+    db.session.execute(sa.delete(ImportRow).where(ImportRow.batch_id == body["id"], ImportRow.line > 3))
     db.session.execute(sa.update(ImportBatch).where(ImportBatch.id == body["id"]).values(
-        state=ImportState.RUNNING, results=body["results"][:2], finished_at=None,
+        state=ImportState.RUNNING, created_rows=2, existing_rows=0, error_rows=0, finished_at=None,
         heartbeat_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2)))
     db.session.commit()
     run_import(body["id"])
@@ -383,7 +384,7 @@ def test_a_row_the_database_refuses_undoes_only_that_row(client, auth, monkeypat
     written twice, as a concurrent request storing it meanwhile would), the chunk is stored again
     row by row and only that row is reported."""
     from delivery_service.imports import services
-    from delivery_service.orders.services import add_order
+    from delivery_service.orders.services import add_order, add_orders
 
     rows = [row() for _ in range(6)]
     clash = rows[2]["dossier_code"]
@@ -393,7 +394,12 @@ def test_a_row_the_database_refuses_undoes_only_that_row(client, auth, monkeypat
             add_order(actor, data, **kwargs)
         return add_order(actor, data, **kwargs)
 
+    def add_all_twice(actor, items, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        # The chunk's bulk write with its clashing row written twice: the chunk is refused as a whole.
+        return add_orders(actor, items + [i for i in items if i[0]["dossier_code"] == clash], **kwargs)
+
     monkeypatch.setattr(services, "add_order", add_twice)
+    monkeypatch.setattr(services, "add_orders", add_all_twice)
     body = upload(client, auth, to_csv(rows)).json
     assert (body["state"], body["created_rows"], body["error_rows"]) == ("done", 5, 1)
     results = by_line(body)
@@ -401,3 +407,118 @@ def test_a_row_the_database_refuses_undoes_only_that_row(client, auth, monkeypat
                           "errors": {"_row": ["The database refused this row."]}}
     assert count(DeliveryOrder) == 5 and count(OrderEvent) == 10
     assert clash not in set(db.session.scalars(sa.select(DeliveryOrder.dossier_code)))
+
+
+# --- the bulk path: the same outcome as OrderIn and add_order, row by row --------------------------
+
+def _variants() -> list[dict[str, Any]]:
+    """Rows that OrderIn accepts and rows it refuses, in the forms files hold them."""
+    later = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    return [
+        row(), row(appointment_date=later), row(recipient_phone=" 0905 123 456 "), row(recipient_phone="+84905123456"),
+        row(recipient_phone="84905123456"), row(recipient_phone="0205123456"), row(recipient_phone="0123456789"),
+        row(recipient_phone="12345"), row(recipient_phone="0905123456789"), row(recipient_phone="00905123456"),
+        row(recipient_name="  Nguyễn   Văn\tAn "), row(recipient_name="Nguye\u0302\u0303n"), row(recipient_name="x" * 201),
+        row(recipient_name="a\u0007b"), row(note="dòng 1\ndòng 2"), row(note="Gọi trước"), row(procedure_code=""),
+        row(recipient_id_number="012345678901"), row(recipient_id_number="12345"), row(recipient_id_number="0123 4567 8901"),
+        row(authorised_name="Trần Văn Bình", authorised_phone="0912345678", authorised_id_number="012345678"),
+        row(authorised_phone="0912345678"), row(authorised_name="Trần Văn Bình", authorised_phone="xyz"),
+        row(postage_vnd="1.200"), row(postage_vnd="-5"), row(postage_vnd="2000000000"), row(postage_vnd="abc"),
+        row(weight_g="0"), row(weight_g="30000"), row(weight_g="30001"), row(collect_vnd="15000"),
+        row(payer="agency"), row(payer="nobody"), row(exemption="full"), row(exemption="bogus"),
+        row(direction="dossier_to_agency", appointment_date=""), row(direction="result_to_citizen", appointment_date=""),
+        row(direction="both"), row(direction="sideways"), row(appointment_date="2001-01-01"),
+        row(appointment_date=(dt.date.today() + dt.timedelta(days=400)).isoformat()),
+        row(appointment_date="31/02/2030"), row(appointment_date=dt.date.today().strftime("%d/%m/%Y")),
+        row(delivery_window="sáng"), row(delivery_window="08:00-10:00"), row(delivery_window="05:00-06:00"),
+        row(delivery_window="whenever"), row(district_code="212"), row(province_code="5" * 17),
+        row(commune_code=""), row(address_detail=""), row(address_detail="x" * 256), row(dossier_code="x" * 65),
+        row(province_code="", commune_code="", address_detail="12 Hùng Vương, Cẩm Thành, Quảng Ngãi"),
+        row(issuing_agency=""), row(procedure_name="   "),
+    ]
+
+
+def test_the_fast_validation_gives_orderin_output_or_leaves_the_row_to_it(app):
+    from marshmallow import ValidationError
+
+    from delivery_service.imports.services import fast_load, row_input
+    from delivery_service.orders.schemas import OrderIn
+    from delivery_service.orders.services import local_today
+
+    schema, fast_rows = OrderIn(), 0
+    for values in _variants():
+        data, errors = row_input(values)
+        if errors:
+            continue
+        try:
+            expected = schema.load(data)
+        except ValidationError:
+            expected = None
+        got = fast_load(data, local_today())
+        assert got is None or got == expected, (values, got, expected)
+        fast_rows += got is not None
+    assert fast_rows >= 15  # the usual rows do take the fast path
+
+
+def test_the_fast_phone_check_agrees_with_the_phone_field():
+    import random
+
+    from marshmallow import ValidationError
+
+    from delivery_service.fields import normalise_phone
+    from delivery_service.imports.services import fast_phone
+
+    rng = random.Random(15)
+    numbers = [f"0{p}{rng.randrange(10**7):07d}" for p in range(10, 100) for _ in range(3)]
+    numbers += [f"0{rng.randrange(10**9):09d}" for _ in range(300)] + ["0905123456", "+84905123456", "0205123456"]
+    for number in numbers:
+        try:
+            expected = normalise_phone(number)
+        except ValidationError:
+            expected = None
+        assert fast_phone(number) == expected, number
+
+
+def test_imported_rows_take_route_places_as_one_by_one_intake(client, auth):
+    """As tests/test_routing.py::test_capacity_overflows_to_the_backup_then_to_dispatch, in one chunk."""
+    from delivery_service.accounts.models import Role
+    from delivery_service.accounts.services import Actor
+    from delivery_service.orgs.models import PostalRoute
+    from delivery_service.routing import services as routing
+    from delivery_service.routing.models import RouteDayLoad
+
+    admin = Actor(label="admin", role=Role.ADMIN)
+    routing.set_coverage(admin, "QNG-01", capacity=2, backup="QNG-02")
+    routing.set_coverage(admin, "QNG-02", capacity=1)
+    body = upload(client, auth, to_csv([row() for _ in range(5)])).json
+    orders = [db.session.scalar(sa.select(DeliveryOrder).where(DeliveryOrder.item_id == r["item_id"]))
+              for r in body["results"]]
+    codes = dict(db.session.execute(sa.select(PostalRoute.id, PostalRoute.code)).all())
+    assert [(codes.get(o.route_id), o.dispatch) for o in orders] == [
+        ("QNG-01", None), ("QNG-01", None), ("QNG-02", None), (None, "over_capacity"), (None, "over_capacity")]
+    reasons = [db.session.scalars(sa.select(OrderEvent.reason).where(OrderEvent.order_id == o.id)
+                                  .order_by(OrderEvent.id)).all() for o in orders]
+    assert reasons == [[None, "commune"], [None, "commune"], [None, "overflow"], [None], [None]]
+    loads = dict(db.session.execute(sa.select(PostalRoute.code, RouteDayLoad.orders).join(
+        RouteDayLoad, RouteDayLoad.route_id == PostalRoute.id)).all())
+    assert loads == {"QNG-01": 2, "QNG-02": 1}
+
+
+@pytest.mark.config(IMPORT_CHUNK_ROWS=3)
+def test_events_serials_and_results_of_chunks(client, auth):
+    """Every stored row has its S10 id, its created (and assigned) event with the import's note, in
+    the rows' order; the results are read a page at a time."""
+    body = upload(client, auth, to_csv([row() for _ in range(7)] + [row(recipient_phone="1")])).json
+    assert (body["created_rows"], body["error_rows"]) == (7, 1)
+    orders = db.session.scalars(sa.select(DeliveryOrder).order_by(DeliveryOrder.id)).all()
+    assert [o.item_id for o in orders] == [r["item_id"] for r in body["results"][:7]]
+    assert sorted(o.item_id[2:11] for o in orders) == [o.item_id[2:11] for o in orders]  # serials in line order
+    notes = db.session.scalars(sa.select(OrderEvent.note).where(OrderEvent.note.is_not(None))
+                               .order_by(OrderEvent.id)).all()
+    assert notes == [f"Import #{body['id']}, line {line}" for line in range(2, 9)]
+    page = client.get(f"/api/v1/imports/{body['id']}?results_offset=2&results_limit=3", headers=auth).json
+    assert [r["line"] for r in page["results"]] == [4, 5, 6]
+    assert page["links"]["next_results"].endswith("results_offset=5&results_limit=3")
+    last = client.get(page["links"]["next_results"], headers=auth).json
+    assert [r["line"] for r in last["results"]] == [7, 8, 9] and "next_results" not in last["links"]
+    assert client.get(f"/api/v1/imports/{body['id']}?results_limit=0", headers=auth).status_code == 422

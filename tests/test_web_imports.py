@@ -94,8 +94,7 @@ def test_imports_of_another_counter_are_not_found(client):
 
 def test_a_running_import_page_refreshes_itself(client):
     batch = ImportBatch(counter_id=counter_id("QNG-TTHCC"), filename="lon.csv", content_type="csv",
-                        content=b"x", state=ImportState.RUNNING, total_rows=900, created_rows=250,
-                        results=[])
+                        content=b"x", state=ImportState.RUNNING, total_rows=900, created_rows=250)
     db.session.add(batch)
     db.session.commit()
     login(client, "counter")
@@ -112,3 +111,18 @@ def test_admin_chooses_the_counter_of_an_import(client):
     assert "Hãy chọn quầy tiếp nhận các đơn này." in resp.get_data(as_text=True)
     resp = _upload(client, _template(client), counter_id=str(counter_id("QNG-TTHCC")))
     assert resp.status_code == 303
+
+
+def test_a_long_import_shows_its_results_a_page_at_a_time(client):
+    login(client, "counter")
+    header, example = _template(client).decode("utf-8-sig").splitlines()[:2]
+    rows = [example.replace("000.00.18.H55-261121-0042", f"H55-PAGE-{i}") for i in range(502)]
+    rows[501] = rows[501].replace("0905123456", "12345")
+    resp = _upload(client, "\r\n".join([header, *rows]).encode())
+    assert resp.status_code == 303
+    first = client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert first.count('<tr class="') == 500 and "Trang 1 / 2." in first and "?page=2" in first
+    second = client.get(resp.headers["Location"] + "?page=2").get_data(as_text=True)
+    assert second.count('<tr class="') == 2 and "Trang 2 / 2." in second and 'rel="prev"' in second
+    assert '<td>503</td>' in second and "row-error" in second
+    assert client.get(resp.headers["Location"] + "?page=99").get_data(as_text=True).count('<tr class="') == 2

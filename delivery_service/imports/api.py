@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, url_for
+from flask import Response, current_app, url_for
 from flask_smorest import Blueprint
 
 from delivery_service.api import current_actor, protected
 from delivery_service.errors import Forbidden
 from delivery_service.imports import services
-from delivery_service.imports.schemas import ImportOut, ImportUpload
+from delivery_service.imports.schemas import ImportOut, ImportQuery, ImportUpload
 
 blp = protected(Blueprint("imports", __name__, url_prefix="/imports", description="Batch imports"))
 
@@ -40,7 +40,17 @@ def template():
 
 
 @blp.route("/<int:import_id>", methods=["GET"])
+@blp.arguments(ImportQuery, location="query")
 @blp.response(200, ImportOut)
-def get_import(import_id: int):
-    """A batch with its per-row results."""
-    return services.get_import(current_actor(), import_id)
+def get_import(query: dict[str, Any], import_id: int):
+    """A batch with its per-row results (all of them for a file within MAX_IMPORT_ROWS; else a page,
+    and links.next_results names the next)."""
+    batch = services.get_import(current_actor(), import_id)
+    offset = query["results_offset"]
+    limit = query["results_limit"] or current_app.config["MAX_IMPORT_ROWS"]
+    shown = batch.result_rows(offset=offset, limit=limit + 1)
+    if len(shown) > limit:
+        shown = shown[:limit]
+        batch.results_following = {"results_offset": offset + limit, "results_limit": limit}
+    batch.results_shown = shown
+    return batch

@@ -35,13 +35,12 @@ class ImportBatch(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(fk("users.id"))
     filename: Mapped[str] = mapped_column(sa.String(255))
     content_type: Mapped[str] = mapped_column(sa.String(16))  # csv | xlsx
-    content: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)  # read only by the job
     state: Mapped[ImportState] = mapped_column(str_enum(ImportState, 16), default=ImportState.PENDING)
     total_rows: Mapped[int] = mapped_column(default=0)
     created_rows: Mapped[int] = mapped_column(default=0)
     existing_rows: Mapped[int] = mapped_column(default=0)
     error_rows: Mapped[int] = mapped_column(default=0)
-    results: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
     error: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[created_at]
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -50,6 +49,15 @@ class ImportBatch(db.Model):
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     runner: Mapped[str | None] = mapped_column(sa.String(32))
     attempts: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        """Every row's result so far, in the file's order (read from import_rows; see result_rows)."""
+        return result_page(self.id)
+
+    def result_rows(self, *, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """``limit`` of the rows' results from the ``offset``-th, in the file's order."""
+        return result_page(self.id, offset=offset, limit=limit)
 
     @property
     def stalled(self) -> bool:
@@ -73,6 +81,32 @@ class ImportBatch(db.Model):
         if error.startswith(STOPPED_PREFIX):
             return "stopped"
         return "file"
+
+
+class ImportRow(db.Model):
+    """The result of one row of a batch, written with the chunk that handled it (one insert per
+    chunk: the work stays linear in the rows, and memory flat, however long the file)."""
+
+    __tablename__ = "import_rows"
+
+    batch_id: Mapped[int] = mapped_column(fk("import_batches.id", ondelete="CASCADE"), primary_key=True)
+    line: Mapped[int] = mapped_column(primary_key=True)  # the file's line (Excel row); the header is 1
+    status: Mapped[str] = mapped_column(sa.String(16))  # created | existing | error
+    item_id: Mapped[str | None] = mapped_column(sa.String(13))
+    errors: Mapped[dict[str, list[str]] | None] = mapped_column(sa.JSON)  # by the file's column name
+
+
+def result_page(batch_id: int, *, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+    """A batch's row results in line order (``limit`` of them from the ``offset``-th)."""
+    rows = ImportRow.__table__
+    stmt = (sa.select(rows.c.line, rows.c.status, rows.c.item_id, rows.c.errors)
+            .where(rows.c.batch_id == batch_id).order_by(rows.c.line))
+    if offset:
+        stmt = stmt.offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [{"line": line, "status": st, "item_id": item_id, "errors": errors or {}}
+            for line, st, item_id, errors in db.session.execute(stmt)]
 
 
 # The beginnings of the English reasons services write into ``error`` (the API shows them as they are).

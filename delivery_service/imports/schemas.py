@@ -15,6 +15,14 @@ class ImportUpload(Schema):
     file = Upload(required=True, metadata={"description": "A .csv (UTF-8) or .xlsx file; see the template"})
 
 
+class ImportQuery(Schema):
+    results_offset = fields.Integer(load_default=0, validate=validate.Range(0, 2**31), metadata={
+        "description": "Skip this many row results (in line order)"})
+    results_limit = fields.Integer(load_default=None, validate=validate.Range(1, 100_000), metadata={
+        "description": "At most this many row results (default: the import's row limit, "
+                       "MAX_IMPORT_ROWS: every row of a file within it)"})
+
+
 class RowResult(Schema):
     line = fields.Integer(metadata={"description": "Line (Excel row) in the file; the header is line 1"})
     status = fields.String(validate=validate.OneOf(["created", "existing", "error"]))
@@ -43,9 +51,15 @@ class ImportOut(Schema):
                        "minute has lost its process and is queued again (it resumes after the last "
                        "stored chunk) or failed with its counts"})
     attempts = fields.Integer(metadata={"description": "How many times the import was queued"})
-    results = fields.Function(lambda b: b.results or [], metadata={"description": "One per non-blank row"})
+    results = fields.Function(lambda b: b.results_shown if hasattr(b, "results_shown") else b.results,
+                              metadata={"description": "One per non-blank row, in line order (a page: "
+                                                       "see results_offset, results_limit, links)"})
     links = fields.Method("_links")
 
     def _links(self, batch: ImportBatch) -> dict[str, Any]:
-        return {"self": url_for("imports.get_import", import_id=batch.id),
-                "template": url_for("imports.template")}
+        links = {"self": url_for("imports.get_import", import_id=batch.id),
+                 "template": url_for("imports.template")}
+        following = getattr(batch, "results_following", None)
+        if following is not None:  # more results than this answer holds
+            links["next_results"] = url_for("imports.get_import", import_id=batch.id, **following)
+        return links

@@ -14,13 +14,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from delivery_service import metrics, rules
 from delivery_service.accounts.models import Role
 from delivery_service.accounts.services import SYSTEM, Actor
-from delivery_service.db import utcnow
+from delivery_service.db import UTCDateTime, utcnow
 from delivery_service.errors import Conflict, Forbidden, InvalidInput, Message, NotFound, coded
 from delivery_service.extensions import db
 from delivery_service.localtime import day_start, local_today  # noqa: F401  (local_today: many import it from here)
@@ -187,9 +188,18 @@ def add_order(actor: Actor, data: dict[str, Any], *, counter_id: int, idempotenc
 def build_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
                 idempotency_key: str | None = None) -> DeliveryOrder:
     """Check the cross-field rules of a validated order and build it (item id not yet given)."""
-    today = local_today()
+    return DeliveryOrder(**order_values(actor, data, counter_id=counter_id, idempotency_key=idempotency_key))
+
+
+def order_values(actor: Actor, data: dict[str, Any], *, counter_id: int, idempotency_key: str | None = None,
+                 today: dt.date | None = None, rule: Any = None,
+                 read_address: Any = None) -> dict[str, Any]:
+    """``build_order``'s checks and the new order's columns as a dict (``add_orders`` writes many at
+    once). ``today``, ``rule`` and ``read_address`` (a cached ``read_order_address``) let a batch
+    look them up once."""
+    today = today or local_today()
     address = data["address"]
-    province, district, commune, detail = read_order_address(address, today)
+    province, district, commune, detail = (read_address or read_order_address)(address, today)
     direction = Direction(data["direction"])
     appointment = data.get("appointment_date")
     if appointment is None and direction is Direction.RESULT_TO_CITIZEN:
@@ -198,8 +208,9 @@ def build_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
     postage = data.get("postage_vnd") or 0
     recipient = data["recipient"]
     authorised = data.get("authorised_person") or {}
+    rule = rule or rules.current()
     now = utcnow()
-    return DeliveryOrder(
+    return dict(
         counter_id=counter_id,
         api_client_id=actor.client_id,
         created_by_id=actor.user_id,
@@ -231,12 +242,188 @@ def build_order(actor: Actor, data: dict[str, Any], *, counter_id: int,
         appointment_date=appointment,
         window_from_min=(window := data.get("delivery_window") or {}).get("from"),
         window_to_min=window.get("to"),
-        due_date=due_date(appointment or today, (rule := rules.current()).delivery_target_days,
-                          rule.delivery_target_working_days),
+        due_date=due_date(appointment or today, rule.delivery_target_days, rule.delivery_target_working_days),
         note=data.get("note"),
         created_at=now,
         updated_at=now,
     )
+
+
+# --- many orders at once (imports) ---------------------------------------------------------------
+
+def insert_many(table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same keys) in the current transaction, the fastest way each
+    database has, the values converted by the columns' types as SQLAlchemy would: SQLite, the
+    driver's executemany (one prepared statement run per row, in C); PostgreSQL, ``COPY … FROM STDIN``
+    (psycopg formats the rows in C; an executemany sends one INSERT per row, and the server's work
+    per statement is most of the cost). SQLAlchemy's own executemany costs more per row than these.
+
+    Neither is an ``Insert`` statement of SQLAlchemy: order events, which the event log's watchers
+    (orders.watch) must see written, go through one (SQLite: executemany; PostgreSQL:
+    ``_unnest_insert``). A refused row raises IntegrityError.
+    """
+    if not rows:
+        return
+    conn = db.session.connection()
+    if table.name == "order_events":
+        if conn.dialect.name == "postgresql":
+            conn.execute(*_unnest_insert(table, rows))
+        else:
+            conn.execute(sa.insert(table), rows)
+        return
+    keys = list(rows[0])
+    processors = [table.c[k].type._cached_bind_processor(conn.dialect) for k in keys]  # noqa: SLF001
+    values = ([value if proc is None or value is None else proc(value)
+               for value, proc in zip([row[k] for k in keys], processors, strict=True)] for row in rows)
+    quote = conn.dialect.identifier_preparer.quote
+    columns = ", ".join(quote(table.c[k].name) for k in keys)
+    raw = conn.connection.dbapi_connection
+    if conn.dialect.name == "postgresql":
+        statement = f"COPY {quote(table.name)} ({columns}) FROM STDIN"
+        try:
+            with raw.cursor() as cursor, cursor.copy(statement) as copy:
+                for row_values in values:
+                    copy.write_row(row_values)
+        except raw.IntegrityError as exc:  # as SQLAlchemy would raise it, for the callers' handlers
+            raise IntegrityError(statement, None, exc) from exc
+        return
+    statement = f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({', '.join('?' * len(keys))})"
+    cursor = raw.cursor()
+    try:
+        cursor.executemany(statement, values)
+    except conn.dialect.loaded_dbapi.IntegrityError as exc:
+        raise IntegrityError(statement, None, exc) from exc
+    finally:
+        cursor.close()
+
+
+def _unnest_insert(table: sa.Table, rows: list[dict[str, Any]]) -> tuple[Any, dict[str, Any]]:
+    """PostgreSQL: ``INSERT … SELECT * FROM unnest(array, array, …)``, one typed array per column:
+    one statement (a SQLAlchemy ``Insert``, which orders.watch sees) for any number of rows."""
+    keys = tuple(rows[0])
+    stmt = _UNNEST.get((table.name, keys))
+    if stmt is None:
+        columns = [table.c[k] for k in keys]
+        arrays = [sa.cast(sa.bindparam(f"a{i}", type_=postgresql.ARRAY(c.type)), postgresql.ARRAY(c.type))
+                  for i, c in enumerate(columns)]
+        names = [f"c{i}" for i in range(len(keys))]
+        source = sa.func.unnest(*arrays).table_valued(*names).render_derived()
+        stmt = _UNNEST[(table.name, keys)] = sa.insert(table).from_select(
+            columns, sa.select(*[source.c[name] for name in names]))
+    return stmt, {f"a{i}": [row[k] for row in rows] for i, k in enumerate(keys)}
+
+
+_UNNEST: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+
+_NEXT_ORDER_IDS = sa.text("SELECT nextval(pg_get_serial_sequence('delivery_orders', 'id')) "
+                          "FROM generate_series(1, :n)")
+# SQLite: the new orders' ids, by their (unique) item ids: an executemany with RETURNING in the rows' order
+# would go row by row on SQLite.
+_ORDER_IDS = sa.select(DeliveryOrder.__table__.c.item_id, DeliveryOrder.__table__.c.id).where(
+    DeliveryOrder.__table__.c.item_id.in_(sa.bindparam("item_ids", expanding=True)))
+
+
+# SQLite: n rows of item_serials in one statement (compiled once, whatever n).
+_INSERT_SERIALS = sa.text(
+    "INSERT INTO item_serials (allocated_at) "
+    "SELECT :at FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :n) "
+    "SELECT i FROM n) RETURNING id").bindparams(sa.bindparam("at", type_=UTCDateTime))
+
+
+def allocate_item_ids(n: int) -> list[str]:
+    """``n`` new S10 identifiers in one statement (the serials of ``allocate_item_id``)."""
+    if n <= 0:
+        return []
+    if db.session.get_bind().dialect.name == "postgresql":
+        serials = sorted(db.session.execute(_NEXT_SERIALS, {"n": n}).scalars())
+    else:
+        serials = sorted(db.session.connection().execute(_INSERT_SERIALS, {"n": n, "at": utcnow()}).scalars())
+    cfg = current_app.config
+    if serials[-1] > s10.MAX_SERIAL:
+        raise Conflict("The S10 serial range of this service indicator is used up: "
+                       "configure a new ITEM_ID_PREFIX.")
+    prefix, country = cfg["ITEM_ID_PREFIX"], cfg["ITEM_ID_COUNTRY"]
+    return [s10.make(prefix, serial, country) for serial in serials]
+
+
+def add_orders(actor: Actor, items: list[tuple[dict[str, Any], str | None]], *,
+               counter_id: int) -> list[str | InvalidInput]:
+    """Write many validated orders (``(data, event_note)`` each) and their first events in the current
+    transaction, without committing; per item its new item id, or the InvalidInput ``add_order``
+    would have raised for it (nothing written for that one).
+
+    The same orders, events, serials, route places and follow-up effects as ``add_order`` called for
+    each item in turn (webhooks, report figures and notifications follow the event log), written
+    with one statement per table: the serials, the orders, the events, a capacity upsert per route
+    and day. Raises IntegrityError (an order stored meanwhile by another request) or
+    ``routing.bulk.PlacementRaced`` (a route's capacity taken meanwhile): the caller rolls back to
+    before the call and stores the items one by one.
+    """
+    from delivery_service.geo.services import request_locations
+    from delivery_service.routing.bulk import place_new_orders
+
+    today = local_today()
+    rule = rules.current()
+    units: dict[tuple[Any, ...], Any] = {}
+
+    def read_address(address: dict[str, Any], day: dt.date) -> tuple[Any, Any, Any, str]:
+        if address.get("text") is not None:
+            return read_order_address(address, day)
+        key = (address["province_code"], address.get("district_code"), address["commune_code"])
+        got = units.get(key)
+        if got is None:
+            try:
+                got = units[key] = resolve_order_address(address, day)
+            except InvalidInput as exc:
+                got = units[key] = exc
+        if isinstance(got, InvalidInput):
+            raise InvalidInput(got.errors)
+        return (*got, address["detail"])
+
+    out: list[str | InvalidInput] = []
+    rows: list[dict[str, Any]] = []
+    notes: list[str | None] = []
+    for data, note in items:
+        try:
+            values = order_values(actor, data, counter_id=counter_id, today=today, rule=rule,
+                                  read_address=read_address)
+        except InvalidInput as exc:
+            out.append(exc)
+            continue
+        out.append("")
+        rows.append({k: values.get(k) for k in _ORDER_COLUMNS})
+        notes.append(note)
+    if not rows:
+        return out
+    placements = place_new_orders(rows, today)
+    item_ids = allocate_item_ids(len(rows))
+    for row, item_id in zip(rows, item_ids, strict=True):
+        row["item_id"] = item_id
+    conn = db.session.connection()
+    if conn.dialect.name == "postgresql":  # the ids from the key's sequence, as its default draws them
+        ids = sorted(conn.execute(_NEXT_ORDER_IDS, {"n": len(rows)}).scalars())
+        for row, order_id in zip(rows, ids, strict=True):
+            row["id"] = order_id
+        insert_many(DeliveryOrder.__table__, rows)
+    else:
+        insert_many(DeliveryOrder.__table__, rows)
+        id_of = dict(conn.execute(_ORDER_IDS, {"item_ids": item_ids}).all())
+        ids = [id_of[item_id] for item_id in item_ids]
+    user_cols, system_cols = _actor_cols(actor), _actor_cols(SYSTEM)
+    events: list[dict[str, Any]] = []
+    for row, order_id, note, placement in zip(rows, ids, notes, placements, strict=True):
+        created = {"order_id": order_id, "status_from": None, "status_to": Status.CREATED, "reason": None,
+                   "route_id": None, "server_time": row["created_at"], "note": note, **user_cols}
+        events.append(created)
+        if row["route_id"] is not None:
+            events.append({**created, "status_from": Status.CREATED, "status_to": Status.ASSIGNED,
+                           "reason": placement.outcome.value, "route_id": row["route_id"], "note": None,
+                           **system_cols})
+    insert_many(OrderEvent.__table__, events)
+    request_locations(ids)
+    stored = iter(item_ids)
+    return [next(stored) if result == "" else result for result in out]
 
 
 def resolve_order_address(address: dict[str, Any], day: dt.date) -> tuple[Any, Any, Any]:

@@ -1,11 +1,14 @@
 """Batch import: rows per second of a 5,000-row CSV and XLSX file, on SQLite and PostgreSQL.
 
-Each import runs through the service (``start_import``: parse, validate every row with the API's
-schema, resolve units, allocate S10 ids, store order + event under a savepoint per row). The baseline,
-measured in the same run on the same database, is the bare write of the same rows: SQLAlchemy Core
-``executemany`` into a plain 21-column table, 250 rows per commit (the import's chunk size).
+Each import runs through the service (``start_import``: parse, validate every row, resolve units,
+place the orders on routes, allocate S10 ids, store the orders, their events and the rows' results,
+a chunk of 250 rows at a time with one statement per table). The baseline, measured in the same run
+on the same database, is the bare write of the same rows: SQLAlchemy Core ``executemany`` into a plain
+21-column table, 250 rows per commit (the import's chunk size). ``--big N`` adds an import of N rows
+(and of N/10, to compare) in a process of its own each, with that process's memory before and at its
+peak and the times the batch's progress was saved.
 
-    .venv/bin/python scripts/bench/imports.py [--rows 5000] [--backends sqlite,postgresql]
+    .venv/bin/python scripts/bench/imports.py [--rows 5000] [--backends sqlite,postgresql] [--big 100000]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -87,6 +91,12 @@ def to_xlsx(rows: list[dict[str, str]], columns: tuple[str, ...]) -> bytes:
     return buf.getvalue()
 
 
+def app_config(url: str) -> dict[str, object]:
+    # The big files are over the default limits (5,000 rows, 5 MB).
+    return {"DATABASE_URL": url, "SECRET_KEY": "bench", "JOBS_INLINE": True, "MAX_IMPORT_ROWS": 1_000_000,
+            "MAX_IMPORT_BYTES": 1 << 30}
+
+
 def prepare(url: str):  # noqa: ANN201
     from flask_migrate import upgrade
 
@@ -96,7 +106,7 @@ def prepare(url: str):  # noqa: ANN201
 
     # JOBS_INLINE: the import job, and the follow-up jobs its chunks queue, run before start_import
     # returns, so that the time measured is all the work the file causes.
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "JOBS_INLINE": True})
+    app = create_app(app_config(url))
     with app.app_context():
         upgrade()
         import_units("2025", ["51", "42", "48"])
@@ -161,14 +171,106 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def child(url: str, token: str, path: str) -> None:
+    """Import the CSV file at ``path`` in this process: the upload (checks, the file stored), then
+    its job, timed together; print as JSON what they cost, the memory of each apart."""
+    import json
+
+    from delivery_service import create_app
+    from delivery_service.accounts.services import actor_for_token
+    from delivery_service.extensions import db
+    from delivery_service.imports import services
+
+    app = create_app(app_config(url))
+    content = Path(path).read_bytes()
+    saves: list[float] = []  # the process's memory at each save of the batch's progress
+    save = services._Run._save_progress  # noqa: SLF001
+
+    def counted(self, **extra):  # noqa: ANN001, ANN003, ANN202
+        saves.append(_rss_mb())
+        return save(self, **extra)
+
+    services._Run._save_progress = counted  # noqa: SLF001
+    with app.app_context():  # warm: the first import loads the units, the routes, the schema
+        run_import(app, token, to_csv(make_rows(50, COLUMNS_), COLUMNS_), "warm.csv")
+    saves.clear()
+    queued: list[tuple[object, ...]] = []
+    enqueue = services.enqueue_after_commit
+    services.enqueue_after_commit = lambda *a, **kw: queued.append(a)  # the job is run below
+    peak = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:  # the process's resident memory, every 20 ms
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], _rss_mb())
+
+    orders0, _ = stored_counts(app)
+    before = _rss_mb()
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    with app.app_context():
+        actor = actor_for_token(token)
+        started = time.perf_counter()
+        import_id = services.start_import(actor, counter_id=actor.counter_id, filename="big.csv",
+                                          content=content).id
+        db.session.remove()
+        upload_peak, peak[0] = max(peak[0], _rss_mb()), 0.0
+        services.enqueue_after_commit = enqueue
+        services.run_import(import_id, 1)
+        secs = time.perf_counter() - started
+        job_peak = max(peak[0], _rss_mb())
+        batch = services.get_import(actor, import_id)
+        counts = (batch.state.value, batch.created_rows, batch.existing_rows, batch.error_rows)
+        db.session.remove()
+    done.set()
+    sampler.join()
+    orders1, _ = stored_counts(app)
+    print(json.dumps({"secs": secs, "counts": counts, "stored": orders1 - orders0, "rss_before": before,
+                      "upload_peak": upload_peak, "job_peak": job_peak, "saves": len(saves),
+                      "first_save": saves[0] if saves else 0, "last_save": saves[-1] if saves else 0,
+                      "size": len(content)}))
+
+
+COLUMNS_: tuple[str, ...] = ()
+
+
+def big_import(url: str, token: str, rows: int) -> dict[str, object]:
+    import json
+    import subprocess
+
+    path = Path(tempfile.mkdtemp(prefix="bench-imports-big-")) / "big.csv"
+    path.write_bytes(to_csv(make_rows(rows, COLUMNS_), COLUMNS_))
+    out = subprocess.run([sys.executable, __file__, "--child", url, token, str(path)], capture_output=True,
+                         text=True, check=True)
+    path.unlink()
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--repeat", type=int, default=3, help="imports of each file kind (median)")
+    parser.add_argument("--big", type=int, default=0, help="also import a file of this many rows (and a "
+                        "tenth of it) in a process of its own each, with its memory")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     from delivery_service.imports.services import COLUMNS
+
+    global COLUMNS_  # noqa: PLW0603
+    COLUMNS_ = COLUMNS
+    if args.child:
+        child(*args.child)
+        return 0
+    big_table = ["| backend | rows | file | seconds | rows/s | progress saved | memory: before, upload's "
+                 "peak, job's peak, at the first and last save | checked |",
+                 "|---|---|---|---|---|---|---|---|"]
 
     table = ["| backend | case | rows | seconds (median) | range | rows/s | share of bare write | checked |",
              "|---|---|---|---|---|---|---|---|"]
@@ -217,6 +319,17 @@ def main() -> int:
             assert stored_counts(app)[0] == orders0 + args.rows - bad
             table.append(f"| {backend} | re-upload, all rows existing | {args.rows} | {secs:.2f} | – | "
                          f"{args.rows / secs:,.0f} | {bare / secs * 100:.1f} % | 0 stored |")
+            for n in ([args.big // 10, args.big] if args.big else []):
+                got = big_import(url, token, n)
+                bad_n = sum(1 for i in range(n) if i % 50 == 7)
+                assert got["counts"] == ["done", n - bad_n, 0, bad_n], got
+                assert got["stored"] == n - bad_n, got
+                big_table.append(
+                    f"| {backend} | {n:,} | {got['size'] / 2**20:.1f} MB CSV | {got['secs']:.1f} | "
+                    f"{n / got['secs']:,.0f} | {got['saves']} times | {got['rss_before']:.0f}, "
+                    f"{got['upload_peak']:.0f}, {got['job_peak']:.0f}, {got['first_save']:.0f} → "
+                    f"{got['last_save']:.0f} MB | "
+                    f"{n - bad_n:,} orders stored, {bad_n:,} rows refused |")
             from delivery_service.extensions import db
 
             with app.app_context():
@@ -231,6 +344,9 @@ def main() -> int:
     print()
     print("\n".join(table))
     print(f"\npeak memory of the benchmark process: {_peak_mb():.0f} MB")
+    if args.big:
+        print()
+        print("\n".join(big_table))
     return 0
 
 
