@@ -42,7 +42,8 @@ BACKGROUND = frozenset({
 
 def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_failure: str | None = None,
                          queue: str | None = None, dedupe_key: str | None = None,
-                         delay_s: float = 0.0, merge_limit: int | None = None) -> None:
+                         delay_s: float = 0.0, merge_limit: int | None = None,
+                         coalesce_s: float | None = None) -> None:
     """Run ``module:function`` with JSON-able ``args`` once, after the current transaction commits.
 
     If that transaction rolls back instead, the job is dropped. ``on_failure`` (``module:function``,
@@ -51,16 +52,46 @@ def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_fail
     ``dedupe_key``: coalesce with a run of the same key that has not started yet (cursor jobs whose
     one run covers every commit before it). ``merge_limit``: with ``dedupe_key``, ``args[0]`` is a
     list of ids merged into the waiting run's, up to that many. ``delay_s``: not before this many
-    seconds (retries).
+    seconds (retries). ``coalesce_s`` (background jobs with a ``dedupe_key``; default
+    JOBS_COALESCE_S): at most one run of the key starts per that many seconds in this process (see
+    ``_coalesce_delay``); 0 asks for a run now.
     """
     session = db.session()
     if not session.in_transaction():
         session.begin()
     queue = queue or ("background" if func_path in BACKGROUND else "interactive")
+    if dedupe_key is not None and queue == "background" and not delay_s:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        if coalesce_s is None:
+            coalesce_s = 0.0 if app.config["JOBS_INLINE"] else float(app.config["JOBS_COALESCE_S"])
+        delay_s = _coalesce_delay(app, dedupe_key, coalesce_s)
     outbox.add(session.connection(), func_path, list(args), queue=queue, timeout_s=timeout,
                on_failure=on_failure, dedupe_key=dedupe_key,
                due_at=utcnow() + dt.timedelta(seconds=delay_s), merge_limit=merge_limit)
     session.info[_PENDING] = True
+
+
+_coalesce_lock = threading.Lock()
+
+
+def _coalesce_delay(app: Flask, key: str, every_s: float, now: float | None = None) -> float:
+    """How long a coalesced job of ``key`` asked for now should wait: runs start on this process's
+    slots ``every_s`` apart. The first request after a quiet spell runs at once; a request while that
+    run may have started waits for the next slot (joining whatever waits for it), so a burst of
+    commits of any size queues about one run per ``every_s``, each covering every commit before it."""
+    if every_s <= 0:
+        return 0.0
+    now = time.monotonic() if now is None else now
+    with _coalesce_lock:
+        slots = app.extensions.setdefault("jobs_coalesce_slots", {})
+        last = slots.get(key)
+        if last is None or now >= last + every_s:
+            slots[key] = now  # quiet: a run now
+            return 0.0
+        if now < last:  # the next slot is taken already: join it
+            return last - now
+        slots[key] = last + every_s  # the slot's run may be running: the next one
+        return last + every_s - now
 
 
 def _after_commit(session: Session) -> None:
@@ -270,45 +301,48 @@ def drain(app: Flask) -> None:
 
 # Maintenance: what must happen with no other traffic ------------------------------------------------
 
-# Sweepers of jobs that keep their own heartbeat (label batches, imports): ``sweep(now)`` queues again,
-# or fails with its reason, a job whose process died (its heartbeat is over a minute old).
+# Sweepers of jobs that keep their own heartbeat (label batches, imports): ``sweep(now, stale_after=…)``
+# queues again, or fails with its reason, a job whose process died (no heartbeat for JOBS_STALL_S).
 SWEEPERS = ("delivery_service.printing.services:sweep_stalled",
             "delivery_service.imports.services:sweep_stalled",
             "delivery_service.notifications.jobs:sweep",  # citizen notifications: scan the log, send due
             # (not a sweeper: queues the day's erasure of personal data once across all nodes)
             "delivery_service.privacy.jobs:schedule_daily")
+HEARTBEAT_SWEEPERS = frozenset(SWEEPERS[:2])
 
 
 def maintain(app: Flask) -> dict[str, Any]:
     """One maintenance pass, run by every process's runner every JOBS_MAINTENANCE_S (several processes
     at once are safe: the sweepers and webhook runs claim what they take by compare-and-set).
 
-    Stalled label batches and imports are swept; webhook retries that came due are sent (without
-    Redis, here, in this background thread; with Redis, one coalesced run is queued for a worker), so
-    that nothing owed waits for some later commit.
+    Stalled label batches and imports (no heartbeat for JOBS_STALL_S) are swept; for webhook retries
+    that came due one coalesced run is queued (run by a worker with Redis, by this process's
+    background runner thread without), so that nothing owed waits for some later commit, and a slow
+    receiver never holds up the sweeps of the next pass.
     """
     from delivery_service.webhooks import services as webhooks
 
     done: dict[str, Any] = {}
     now = utcnow()
+    stall = {"stale_after": dt.timedelta(seconds=int(app.config["JOBS_STALL_S"]))}
     with app.app_context():
         for path in SWEEPERS:
             module, _, name = path.partition(":")
             try:
-                result = getattr(importlib.import_module(module), name)(now)
+                sweep = getattr(importlib.import_module(module), name)
+                result = sweep(now, **stall) if path in HEARTBEAT_SWEEPERS else sweep(now)
                 done[module.rsplit(".", 2)[-2]] = {k: len(v) for k, v in result.items()}
             except Exception:  # noqa: BLE001 (the database may be down: the next pass tries again)
                 db.session.rollback()
                 log.exception("maintenance: %s failed", path)
         try:
-            if app.config.get("REDIS_URL"):
-                if webhooks.due_endpoints(now):
-                    enqueue_after_commit("delivery_service.webhooks.jobs:dispatch_due", timeout=300,
-                                         queue="background", dedupe_key="webhooks:dispatch_due")
-                    db.session.commit()
-                    done["webhooks"] = "queued"
-            else:
-                done["webhooks"] = [r.outcome for r in webhooks.dispatch_due(now)]
+            if webhooks.due_endpoints(now):
+                # Coalesced like the commits' runs ("due" includes events owed and not being sent:
+                # a pass during a burst joins the waiting run rather than adding one).
+                enqueue_after_commit("delivery_service.webhooks.jobs:dispatch_due", timeout=300,
+                                     queue="background", dedupe_key="webhooks:dispatch_due")
+                db.session.commit()
+                done["webhooks"] = "queued"
         except Exception:  # noqa: BLE001
             db.session.rollback()
             log.exception("maintenance: webhook retries failed")
@@ -433,24 +467,38 @@ def use_app_for_worker(app: Flask) -> None:
     _worker_app = app
 
 
-def run_worker(app: Flask, *, burst: bool = False, simple: bool = False, on_connect: Any = None) -> None:
-    """The ``delivery-service worker`` loop: rq's worker on both queues (interactive first), supervised
+def run_worker(app: Flask, *, burst: bool = False, simple: bool = False, on_connect: Any = None,
+               queues: tuple[str, ...] = outbox.QUEUES) -> None:
+    """The ``delivery-service worker`` loop: rq's worker on ``queues`` (by default both, interactive
+    first; a worker per queue keeps label batches and imports clear of long background jobs), supervised
     so that a Redis outage, idle or mid-job, never ends it: rq's ``work()`` returns (or raises) on a
     connection error; this starts a new one when Redis answers again, and with it rq's scheduler. The
     outbox's waiting rows are handed over at each start and with rq's maintenance (every
-    JOBS_WORKER_MAINTENANCE_S), as is the maintenance pass. ``on_connect`` runs at each start."""
+    JOBS_WORKER_MAINTENANCE_S, idle or not), as is the maintenance pass. ``on_connect`` runs at each
+    start."""
     from redis import Redis
     from redis.exceptions import RedisError
     from rq import Queue, SimpleWorker, Worker
 
+    unknown = set(queues) - set(outbox.QUEUES)
+    if unknown or not queues:
+        raise ValueError(f"unknown queues {sorted(unknown)}: choose from {', '.join(outbox.QUEUES)}")
     use_app_for_worker(app)
     app.extensions["jobs_no_runner"] = True  # no threads in a process that forks work-horses
     stop = threading.Event()
+    every_s = int(app.config["JOBS_WORKER_MAINTENANCE_S"])
 
     class _Stoppable:
         def request_stop(self, signum, frame):  # noqa: ANN001, ANN202
             stop.set()  # rq's own SIGINT/SIGTERM handling (warm shut-down) goes on as usual
             return super().request_stop(signum, frame)  # type: ignore[misc]
+
+        @property
+        def dequeue_timeout(self) -> int:
+            # rq's idle worker blocks on Redis for worker_ttl - 15 s (405 s) and runs its maintenance
+            # only between those waits: bounded by ours, the maintenance pass (stalled label batches
+            # and imports, webhook retries) runs every JOBS_WORKER_MAINTENANCE_S when idle too.
+            return max(1, min(super().dequeue_timeout, every_s))  # type: ignore[misc]
 
         def run_maintenance_tasks(self):  # noqa: ANN202
             # The relay and the maintenance pass run here, in rq's main loop between jobs, not in
@@ -466,7 +514,8 @@ def run_worker(app: Flask, *, burst: bool = False, simple: bool = False, on_conn
     cls = type("DeliveryWorker", (_Stoppable, SimpleWorker if simple else Worker), {})
     # No socket timeout: rq's blocking dequeue waits longer than any short one. Connecting is bounded.
     connection = Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=2, health_check_interval=30)
-    queues = [Queue(name, connection=connection) for name in queue_names(app).values()]
+    names = queue_names(app)
+    rq_queues = [Queue(names[key], connection=connection) for key in outbox.QUEUES if key in queues]
     delay = 1.0
     try:
         while not stop.is_set():
@@ -476,8 +525,8 @@ def run_worker(app: Flask, *, burst: bool = False, simple: bool = False, on_conn
                     on_connect()
                 # rq's registry clean-up and scheduler restart every JOBS_WORKER_MAINTENANCE_S, not
                 # every 10 minutes: a scheduler lost in a Redis blip comes back within that.
-                worker = cls(queues, connection=connection,
-                             maintenance_interval=int(app.config["JOBS_WORKER_MAINTENANCE_S"]))
+                worker = cls(rq_queues, connection=connection,
+                             maintenance_interval=every_s)
                 worker.work(burst=burst, with_scheduler=not burst)
                 if burst:
                     return
@@ -517,6 +566,11 @@ def init_app(app: Flask) -> None:
         names = queue_names(app)
         app.extensions["rq_queues"] = {key: Queue(name, connection=connection) for key, name in names.items()}
         app.extensions["rq_queue"] = app.extensions["rq_queues"]["interactive"]
+        # The rate limits' storage is Redis too (create_app); while it fails, count in the database,
+        # shared by every process, not per process (the limiter was set up just before this).
+        from delivery_service import extensions, ratelimits
+
+        ratelimits.fall_back_to_database(extensions.limiter)
     _engines.add(_engine(app))
     if not sa.event.contains(Session, "after_commit", _after_commit):
         sa.event.listen(Session, "after_commit", _after_commit)

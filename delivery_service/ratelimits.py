@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import Any
 
 import sqlalchemy as sa
 from limits.storage import Storage
@@ -122,3 +123,17 @@ class DatabaseStorage(Storage):
         """Forget one key's counter."""
         with self._engine().begin() as conn:
             conn.execute(sa.delete(rate_limit_counters).where(rate_limit_counters.c.key == _key(key)))
+
+
+def fall_back_to_database(limiter: Any) -> None:
+    """With Redis as the limiter's storage: while Redis fails, count in the database (shared by every
+    process and node on it) instead of Flask-Limiter's per-process memory, where each gunicorn worker
+    would grant the whole allowance again. Call after ``limiter.init_app`` (which sets the memory
+    fallback); the limiter still goes back to Redis by itself once it answers."""
+    from limits.strategies import STRATEGIES
+
+    if not getattr(limiter, "_in_memory_fallback_enabled", False):
+        return
+    storage = DatabaseStorage()
+    limiter._fallback_storage = storage
+    limiter._fallback_limiter = STRATEGIES[limiter._strategy or "fixed-window"](storage)

@@ -155,6 +155,22 @@ def prints_dir(app, tmp_path: Path) -> Path:
 
 # --- label batches --------------------------------------------------------------------------------
 
+@pytest.mark.config(**SETTINGS, JOBS_STALL_S=3)
+def test_a_long_step_without_chunks_keeps_the_batch_beating(app, client, auth, monkeypatch, prints_dir):
+    """Joining thousands of pages into one PDF writes no chunk's heartbeat: a thread beats meanwhile
+    (every third of JOBS_STALL_S), so the sweeper never takes that live run for a dead one."""
+    new_orders(client, auth, 4)
+    job_id = pending_job(client, auth, monkeypatch)
+    runner = printing._claim(job_id, 1, utcnow())
+    first = job(job_id).heartbeat_at
+    db.session.rollback()
+    with printing._beating(job_id, runner):
+        time.sleep(2.5)
+    beat = job(job_id).heartbeat_at
+    assert beat >= first + dt.timedelta(seconds=1.5)
+    assert printing.sweep_stalled(beat + dt.timedelta(seconds=2), stale_after=dt.timedelta(seconds=3)) == {
+        "requeued": [], "failed": []}
+
 @pytest.mark.config(**SETTINGS)
 def test_a_killed_batch_records_no_print_and_the_sweeper_reruns_it_to_one_file(app, client, auth, monkeypatch,
                                                                                prints_dir, tmp_path):

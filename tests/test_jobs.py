@@ -16,6 +16,17 @@ from delivery_service.extensions import db
 CALLS: list[str] = []
 
 
+class BurstWorker(SimpleWorker):
+    """An in-process rq worker without rq's command channel: its pub/sub thread only serves `rq`
+    commands (stop a job), and waiting for it to notice the end of a burst once took a minute."""
+
+    def subscribe(self) -> None:
+        pass
+
+    def unsubscribe(self) -> None:
+        pass
+
+
 def record(text: str) -> None:
     """A job: writes a row, so the test sees it ran in its own committed transaction."""
     db.session.execute(sa.text("INSERT INTO item_serials (allocated_at) VALUES (CURRENT_TIMESTAMP)"))
@@ -40,7 +51,7 @@ def test_rq_job_goes_through_redis_and_a_worker(rq_app):
         jobs.enqueue_after_commit("test_jobs:record", "via redis")
         db.session.commit()
         assert CALLS == [] and queue.count == 1
-        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        BurstWorker([queue], connection=queue.connection).work(burst=True)
         assert CALLS == ["via redis"] and queue.count == 0
         assert db.session.scalar(sa.text("SELECT COUNT(*) FROM item_serials")) == 1
 
@@ -56,7 +67,7 @@ def test_rq_runs_on_failure_when_a_job_dies(rq_app):
         queue = rq_app.extensions["rq_queue"]
         jobs.enqueue_after_commit("test_jobs:explode", "an import", on_failure="test_jobs:record")
         db.session.commit()
-        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        BurstWorker([queue], connection=queue.connection).work(burst=True)
         assert CALLS == ["an import"]  # record() got the failed job's arguments
         assert db.session.scalar(sa.text("SELECT COUNT(*) FROM item_serials")) == 1
 
@@ -211,8 +222,8 @@ def test_background_jobs_have_their_own_rq_queue(rq_app):
         # Handing a row again (Redis lost it, or a relay raced) runs nothing twice.
         job = queues["interactive"].jobs[0]
         queues["interactive"].enqueue_job(job)
-        SimpleWorker([queues["interactive"], queues["background"]], connection=queues["interactive"].connection
-                     ).work(burst=True)
+        BurstWorker([queues["interactive"], queues["background"]], connection=queues["interactive"].connection
+                    ).work(burst=True)
         assert CALLS == ["a label batch", "a webhook run"]  # interactive first, each once
         assert {r["state"] for r in rows()} == {"done"}
 
@@ -225,3 +236,82 @@ def test_jobs_over_ids_merge_into_the_waiting_one_up_to_a_size(app):
         db.session.commit()
     assert [(r["args"], r["requests"], r["dedupe_key"]) for r in rows()] == [
         ([[1, 2, 3], "x"], 3, None), ([[4, 5, 6], "x"], 3, None), ([[7], "x"], 1, "test:ids")]
+
+
+def test_a_burst_of_coalesced_jobs_starts_about_one_run_per_coalesce_period(app):
+    """JOBS_COALESCE_S: the first request after a quiet spell runs at once; while that run may be
+    going, the next waits for the next slot and every request meanwhile joins it."""
+    clock, delays = 1000.0, []
+    for step in (0, 0.1, 0.1, 5, 4.7, 0.3, 0.1, 30):  # seconds between requests
+        clock += step
+        delays.append(round(jobs._coalesce_delay(app, "test:burst", 10.0, clock), 1))
+    # run at 0; slot 10 (joined until then); at 10.0 the slot may run: slot 20; after a quiet spell: now
+    assert delays == [0.0, 9.9, 9.8, 4.8, 0.1, 9.8, 9.7, 0.0]
+    assert jobs._coalesce_delay(app, "test:other", 10.0, clock) == 0.0  # each key its own slots
+    assert jobs._coalesce_delay(app, "test:burst", 0) == 0.0
+
+
+@pytest.mark.config(JOBS_INLINE=False, JOBS_COALESCE_S=10)
+def test_coalesced_background_jobs_wait_for_their_slot_and_a_due_retry_does_not(app):
+    app.extensions["jobs_no_runner"] = True  # the rows are only looked at
+    try:
+        for _ in range(3):
+            jobs.enqueue_after_commit("test_jobs:record", "run", queue="background", dedupe_key="test:slot")
+            db.session.commit()
+        [row] = rows()
+        assert row["requests"] == 3 and row["due_at"] <= utcnow()  # the first request's: at once
+        with db.engine.begin() as conn:  # that run starts; the next commits wait for the next slot
+            conn.execute(outbox.T.update().values(state="running"))
+        jobs.enqueue_after_commit("test_jobs:record", "run", queue="background", dedupe_key="test:slot")
+        db.session.commit()
+        waiting = rows()[1]
+        assert waiting["state"] == "pending" and 8 < (waiting["due_at"] - utcnow()).total_seconds() <= 10
+        # coalesce_s=0 asks for a run now: the waiting run goes at once.
+        jobs.enqueue_after_commit("test_jobs:record", "run", queue="background", dedupe_key="test:slot",
+                                  coalesce_s=0)
+        db.session.commit()
+        assert rows()[1]["due_at"] <= utcnow() and rows()[1]["requests"] == 2
+    finally:
+        app.extensions.pop("jobs_no_runner", None)
+
+
+def test_the_default_settings_end_a_dead_job_within_a_minute():
+    """A label batch or an import whose process died is requeued or failed by the first maintenance
+    pass after JOBS_STALL_S without a heartbeat; web processes pass every JOBS_MAINTENANCE_S, workers
+    every JOBS_WORKER_MAINTENANCE_S (idle too): under a minute either way. A heartbeat comes with
+    each chunk (200 labels, 250 rows: seconds), far inside JOBS_STALL_S. An outbox job's process
+    death shows when its lease (JOBS_LEASE_S, renewed every third of it) lapses, at the next relay
+    or runner poll (JOBS_POLL_S)."""
+    from delivery_service.config import DEFAULTS
+
+    sweep = max(DEFAULTS["JOBS_MAINTENANCE_S"], DEFAULTS["JOBS_WORKER_MAINTENANCE_S"])
+    assert DEFAULTS["JOBS_STALL_S"] + sweep < 60
+    assert DEFAULTS["JOBS_LEASE_S"] + DEFAULTS["JOBS_POLL_S"] < 60
+
+
+def test_maintenance_passes_the_stall_setting_and_queues_webhook_runs(app, monkeypatch):
+    """maintain(): the heartbeat sweepers get JOBS_STALL_S; due webhook retries become one queued
+    background run (never sent in the maintenance thread itself, where a slow receiver would hold
+    up the next sweeps)."""
+    from delivery_service.imports import services as imports
+    from delivery_service.printing import services as printing
+    from delivery_service.webhooks import services as webhooks
+
+    seen = []
+    for module in (printing, imports):
+        monkeypatch.setattr(module, "sweep_stalled", lambda now, **kw: seen.append(kw) or {"requeued": []})
+    monkeypatch.setattr(webhooks, "due_endpoints", lambda now: [1])
+    monkeypatch.setattr(webhooks, "dispatch_due", lambda *a, **kw: pytest.fail("sent in the maintenance pass"))
+    app.config["JOBS_STALL_S"] = 7
+    app.extensions["jobs_no_runner"] = True
+    app.config["JOBS_INLINE"] = False
+    try:
+        done = jobs.maintain(app)
+    finally:
+        app.config["JOBS_INLINE"] = True
+        app.extensions.pop("jobs_no_runner", None)
+    assert seen == [{"stale_after": dt.timedelta(seconds=7)}] * 2
+    assert done["webhooks"] == "queued"
+    assert [(r["func_path"], r["queue"], r["state"]) for r in rows()
+            if r["dedupe_key"] == "webhooks:dispatch_due"] == [
+        ("delivery_service.webhooks.jobs:dispatch_due", "background", "pending")]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import sqlalchemy as sa
 from conftest import DEMO_PASSWORD, _base_config, csrf_token
 from flask import Flask
 from flask.testing import FlaskClient
@@ -24,7 +25,7 @@ from redis_server import RedisServer, free_port, redis_server  # noqa: F401  (th
 
 from delivery_service import create_app
 from delivery_service.extensions import db
-from delivery_service.ratelimits import MAX_KEY, DatabaseStorage
+from delivery_service.ratelimits import MAX_KEY, DatabaseStorage, rate_limit_counters
 
 UNKNOWN = "RR123456785VN"  # a valid item id no order has: every look-up is an answered miss
 VENV_BIN = Path(sys.executable).parent
@@ -198,8 +199,14 @@ def test_redis_stopped_or_frozen_log_in_and_tracking_answer_at_once(redis_app, r
             code, took = _timed(lambda: _look_up(client, token, environ_base=addr))  # noqa: B023
             codes.append(code)
             slow.append(took)
-        # Still limited meanwhile, in this process's memory.
+        # Still limited meanwhile, in the database (shared by every process and node on it), not
+        # in this process's memory where each gunicorn worker would grant the allowance again.
         assert codes == [200] * 10 + [429], (fault, codes)
+        with redis_app.app_context():
+            counted = db.session.execute(sa.select(rate_limit_counters.c.key, rate_limit_counters.c.count)).all()
+            db.session.remove()
+        mine = [count for key, count in counted if f"/10.3.{net}.1/" in key]
+        assert mine and max(mine) >= 10, (fault, counted)
         # A log-in costs its argon2 check (0.3-0.6 s on two busy cores) plus at most a short Redis
         # timeout (0.3 s) per limit before the memory fallback: bounded, against 5 s and a 500 before.
         assert max(slow) < 2.0, (fault, slow)
@@ -209,7 +216,8 @@ def test_redis_stopped_or_frozen_log_in_and_tracking_answer_at_once(redis_app, r
             redis_server.thaw()
         back = _wait_for_redis_limits(client, redis_server, net)
         assert back < 20
-        print(f"Redis {fault}: slowest log-in/look-up {max(slow):.3f} s, "  # noqa: T201
+        print(f"Redis {fault}: look-ups {codes.count(200)}x200 then {codes.count(429)}x429, counted in the "  # noqa: T201
+              f"database ({max(mine)}); slowest log-in/look-up {max(slow):.3f} s, "
               f"median {sorted(slow)[len(slow) // 2]:.3f} s; back on Redis after {back:.1f} s")
 
 

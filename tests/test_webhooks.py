@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import order_payload
-from rq import SimpleWorker
+from test_jobs import BurstWorker
 
 from delivery_service.accounts.services import actor_for_token
 from delivery_service.cli import main
@@ -393,7 +393,7 @@ def test_through_redis_and_an_rq_worker(rq_app, endpoint, receiver, token):
         jobs.drain(rq_app)  # the outbox's rows handed to rq (the runner thread does this in a server)
         assert receiver.requests == []  # queued, not sent in the request
         queues = list(rq_app.extensions["rq_queues"].values())
-        SimpleWorker(queues, connection=queues[0].connection).work(burst=True)
+        BurstWorker(queues, connection=queues[0].connection).work(burst=True)
         db.session.remove()
     assert [e["status_to"] for e in receiver.events()] == ["created", "assigned"]
 
@@ -555,3 +555,34 @@ def test_the_background_runner_sends_a_due_retry_by_itself(app, client, auth, en
         jobs.stop_runner(app)
     assert [r["headers"]["X-Webhook-Attempt"] for r in receiver.requests] == ["1", "2"]
     assert len(receiver.events()) == 2
+
+
+@pytest.mark.config(JOBS_INLINE=False, JOBS_POLL_S=0.2, WEBHOOK_CONNECT_TIMEOUT_S=1, WEBHOOK_READ_TIMEOUT_S=3)
+def test_without_redis_a_hanging_receiver_slows_no_order_post(app, client, auth, token):
+    """The embedded default: a receiver that accepts the connection and never answers. The first
+    order's delivery hangs in the background runner; orders posted meanwhile answer at once."""
+    from delivery_service import jobs
+
+    hanging = Receiver(hang=True)
+    services.set_endpoint(actor_for_token(token).client_id, hanging.url)
+    db.session.commit()
+    times = []
+    try:
+        new_order(client, auth)  # its delivery hangs (this app's first request also sets things up)
+        deadline = time.monotonic() + 10
+        while not hanging.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert hanging.requests, "the background runner never tried the receiver"
+        for _ in range(5):  # while that delivery hangs
+            started = time.monotonic()
+            new_order(client, auth)
+            times.append(time.monotonic() - started)
+    finally:
+        hanging.close()
+        jobs.stop_runner(app)
+    print(f"\nhanging receiver, no Redis: 5 order POSTs while a delivery hangs: "
+          f"{', '.join(f'{t:.3f}' for t in times)} s; "
+          f"receiver requests {len(hanging.requests)} (none answered)")
+    # Sent inside the request, a POST would wait for the receiver's read timeout (5 s); half of it
+    # leaves room for a loaded machine without letting a hung delivery through.
+    assert max(times) < app.config["WEBHOOK_READ_TIMEOUT_S"] / 2

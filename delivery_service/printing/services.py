@@ -6,11 +6,13 @@ module checks who may print what, turns orders into its dataclasses and keeps th
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import secrets
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -451,10 +453,37 @@ def _render_job(job: PrintJob, runner: str, tmp: Path) -> list[dict[str, Any]]:
             _beat(job_id, runner, done=min(start + chunk_size, total))
             db.session.commit()  # the progress the page shows (no print is recorded before the file exists)
         if parts:
-            out.write(parts[0] if len(parts) == 1 else _join(parts))
+            with _beating(job_id, runner):  # joining thousands of pages takes a while: no chunk beats
+                out.write(parts[0] if len(parts) == 1 else _join(parts))
         out.flush()
         os.fsync(out.fileno())
     return records
+
+
+@contextlib.contextmanager
+def _beating(job_id: int, runner: str) -> Iterator[None]:
+    """Heartbeats from a thread while one long step runs (every third of JOBS_STALL_S), so that the
+    sweeper does not take a live run for a dead one; the thread dies with the process, as it should."""
+    engine, every_s = db.engine, max(1.0, int(current_app.config["JOBS_STALL_S"]) / 3)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every_s):
+            try:
+                with engine.begin() as conn:
+                    conn.execute(sa.update(PrintJob).where(
+                        PrintJob.id == job_id, PrintJob.runner == runner, PrintJob.state == JobState.RUNNING,
+                    ).values(heartbeat_at=utcnow()))
+            except Exception as exc:  # noqa: BLE001 (a missed beat only brings the sweep closer)
+                log.warning("print job %d: heartbeat not written (%s)", job_id, exc.__class__.__name__)
+
+    thread = threading.Thread(target=beat, name=f"print-job-{job_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 def _join(parts: list[bytes]) -> bytes:
