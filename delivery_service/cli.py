@@ -1,4 +1,4 @@
-"""The ``delivery-service`` command: serve, worker, db, units, geo, demo, users, api-clients."""
+"""The ``delivery-service`` command: serve, worker, db, units, geo, roads, demo, users, api-clients."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from delivery_service import create_app
 from delivery_service.geo.cli import geo
 from delivery_service.privacy.cli import privacy as privacy_cli
 from delivery_service.reports.cli import reports as reports_cli
+from delivery_service.roads.cli import roads as roads_cli
 from delivery_service.routing.cli import routes as routes_cli
 
 
@@ -27,6 +28,7 @@ def main() -> None:
 
 main.add_command(geo)
 main.add_command(routes_cli)
+main.add_command(roads_cli)
 main.add_command(reports_cli)
 main.add_command(privacy_cli)
 
@@ -108,6 +110,11 @@ def _keep_development_secret() -> None:
 @main.command()
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option("--simple", is_flag=True, help="Run jobs in this process instead of forking per job.")
+@click.option("--queues", "queue_set", type=click.Choice(["interactive", "background", "all"]), default="all",
+              show_default=True,
+              help="The jobs to run: interactive (label batches, imports: people wait for them), "
+                   "background (webhooks, geocoding, report folds), or all (interactive first). Run "
+                   "one worker per queue so that a long background job never holds up a label batch.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535),
               default=lambda: int(os.environ.get("WORKER_METRICS_PORT", "0")),
               show_default="WORKER_METRICS_PORT or 0 (off)",
@@ -116,7 +123,7 @@ def _keep_development_secret() -> None:
 @click.option("--metrics-host", default=lambda: os.environ.get("WORKER_METRICS_HOST", "127.0.0.1"),
               show_default="WORKER_METRICS_HOST or 127.0.0.1")
 @with_appcontext
-def worker(burst: bool, simple: bool, metrics_port: int, metrics_host: str) -> None:
+def worker(burst: bool, simple: bool, queue_set: str, metrics_port: int, metrics_host: str) -> None:
     """Run an rq worker for the background jobs (needs REDIS_URL); it outlives Redis outages."""
     from delivery_service.jobs import run_worker
 
@@ -141,7 +148,10 @@ def worker(burst: bool, simple: bool, metrics_port: int, metrics_host: str) -> N
             scheduled = schedule_next()
         click.echo(f"weekly reports: next run {scheduled.run_at.isoformat()} ({scheduled.job_id})")
 
-    run_worker(app, burst=burst, simple=simple, on_connect=None if burst else schedule_weekly)
+    queues = ("interactive", "background") if queue_set == "all" else (queue_set,)
+    click.echo(f"worker on the {' and '.join(queues)} queue{'s' if len(queues) > 1 else ''}")
+    run_worker(app, burst=burst, simple=simple, queues=queues,
+               on_connect=None if burst else schedule_weekly)
 
 
 @main.group()

@@ -44,9 +44,18 @@ DEFAULTS: dict[str, Any] = {
     "JOBS_LEASE_S": 30,
     "JOBS_MAX_ATTEMPTS": 3,
     "JOBS_HAND_LEASE_S": 60,  # a job handed to rq and not started by then is checked: lost? hand again
-    "JOBS_WORKER_MAINTENANCE_S": 30,  # rq's clean-up and scheduler restart in `delivery-service worker`
+    # rq's clean-up, scheduler restart and the maintenance pass in `delivery-service worker`
+    "JOBS_WORKER_MAINTENANCE_S": 20,
     # every process's runner sweeps stalled label batches and imports and sends due webhook retries
     "JOBS_MAINTENANCE_S": 15.0,
+    # A label batch or an import whose heartbeat (one per chunk) is older than JOBS_STALL_S lost its
+    # process: the next maintenance pass requeues or fails it, so it ends within JOBS_STALL_S plus
+    # one pass (at most 30 + 20 s by default: under a minute, whichever process died).
+    "JOBS_STALL_S": 30,
+    # Follow-up jobs that coalesce (webhook runs, geocoding, the report fold): while a run of one kind
+    # started less than JOBS_COALESCE_S ago, the next waits until then and takes every commit
+    # meanwhile, so a burst queues about one run per kind per JOBS_COALESCE_S (0: no wait).
+    "JOBS_COALESCE_S": 10.0,
     "JOBS_BACKLOG_MAX_AGE_S": 300,
     "REDIS_TIMEOUT_S": 0.5,
     "API_TOKEN_CACHE_SECONDS": 30,
@@ -65,6 +74,12 @@ DEFAULTS: dict[str, Any] = {
     "GEOCODER_CACHE_DAYS": 90,
     # Stop sequencing: the solver's time budget for one run (None: chosen by the number of stops).
     "ROUTE_SEQUENCE_TIME_LIMIT_S": None,
+    # Road distances (docs/routing.md): the graph `delivery-service roads build FILE.osm.pbf` makes
+    # (None: "roads" in the instance folder); a matrix comes from it when every point lies within
+    # ROADS_SNAP_M metres of one of its roads, else from straight lines times ROADS_DETOUR_FACTOR.
+    "ROADS_DIR": None,
+    "ROADS_SNAP_M": 500.0,
+    "ROADS_DETOUR_FACTOR": 1.3,
     # Labels: the public address the tracking links on labels and receipts point to
     # ({base}/t/<item id>), the hotline printed when a counter has none of its own, the printers'
     # resolution, and the batch size above which a print is rendered in a background job.
@@ -144,10 +159,10 @@ _INT_KEYS = {"DELIVERY_TARGET_DAYS", "MAX_JSON_BYTES", "MAX_IMPORT_BYTES", "MAX_
              "MAX_FAILED_ATTEMPTS", "CORRECTION_WINDOW_MIN", "MAX_PROOF_BYTES", "MAX_CLOCK_SKEW_S",
              "SYNC_MAX_EVENTS", "TRUSTED_PROXIES", "SESSION_IDLE_MINUTES",
              "JOBS_LEASE_S", "JOBS_MAX_ATTEMPTS", "JOBS_HAND_LEASE_S", "JOBS_WORKER_MAINTENANCE_S",
-             "JOBS_BACKLOG_MAX_AGE_S", "PERSONAL_DATA_RETENTION_DAYS"}
-_FLOAT_KEYS = {"JOBS_POLL_S", "JOBS_MAINTENANCE_S", "RULES_CHECK_S",
+             "JOBS_BACKLOG_MAX_AGE_S", "PERSONAL_DATA_RETENTION_DAYS", "JOBS_STALL_S"}
+_FLOAT_KEYS = {"JOBS_POLL_S", "JOBS_MAINTENANCE_S", "JOBS_COALESCE_S", "RULES_CHECK_S",
                "REDIS_TIMEOUT_S", "GEOCODER_MIN_DELAY_S", "GEOCODER_TIMEOUT_S",
-               "ROUTE_SEQUENCE_TIME_LIMIT_S",
+               "ROUTE_SEQUENCE_TIME_LIMIT_S", "ROADS_SNAP_M", "ROADS_DETOUR_FACTOR",
                "REPORT_CATCH_UP_S", "WEBHOOK_CONNECT_TIMEOUT_S", "WEBHOOK_READ_TIMEOUT_S"}
 _BOOL_KEYS = {"DELIVERY_TARGET_WORKING_DAYS", "JOBS_INLINE"}
 GEOCODERS = ("offline", "nominatim", "photon")
@@ -209,7 +224,7 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
     if not 0 <= cfg["TRUSTED_PROXIES"] <= 5:
         raise ConfigError("TRUSTED_PROXIES must be between 0 and 5 (the proxies in front of the service)")
     for key, low, high in (("JOBS_POLL_S", 0.1, 60), ("JOBS_MAINTENANCE_S", 1, 3600),
-                           ("RULES_CHECK_S", 0, 60)):
+                           ("RULES_CHECK_S", 0, 60), ("JOBS_STALL_S", 2, 3600), ("JOBS_COALESCE_S", 0, 300)):
         if not low <= cfg[key] <= high:
             raise ConfigError(f"{key} must be between {low} and {high} seconds")
     if cfg["DELIVERY_TARGET_DAYS"] < 0:
@@ -225,6 +240,12 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
         raise ConfigError("PUBLIC_BASE_URL must start with http:// or https://")
     if not cfg["PRINT_FILES_DIR"]:
         cfg["PRINT_FILES_DIR"] = str(instance / "prints")
+    if not cfg["ROADS_DIR"]:
+        cfg["ROADS_DIR"] = str(instance / "roads")
+    if not 1.0 <= float(cfg["ROADS_DETOUR_FACTOR"]) <= 3.0:
+        raise ConfigError("ROADS_DETOUR_FACTOR must be between 1.0 and 3.0 (road over straight line)")
+    if not 10 <= float(cfg["ROADS_SNAP_M"]) <= 5000:
+        raise ConfigError("ROADS_SNAP_M must be between 10 and 5000 metres")
     limit = cfg["ROUTE_SEQUENCE_TIME_LIMIT_S"]
     if limit is not None and not 0 < limit <= 600:
         raise ConfigError("ROUTE_SEQUENCE_TIME_LIMIT_S must be between 0 and 600 seconds")

@@ -16,11 +16,11 @@ from routes.assign import (
 )
 from routes.distance import geodesic_m, haversine_matrix
 from routes.errors import InvalidMatrix, InvalidRoute, RoutesError
-from routes.runs import PlannedStop, RunPlan, StopInput, plan_run
+from routes.runs import PlannedStop, RunPlan, StopInput, Timing, plan_run
 from routes.sequence import sequence_stops, tour_length
 
 __all__ = [
     "Assignment", "InvalidMatrix", "InvalidRoute", "OrderAddress", "Outcome", "PlannedStop", "RouteDef",
-    "RouteTable", "RoutesError", "Rule", "RuleKind", "RunPlan", "StopInput", "assign", "geodesic_m",
+    "RouteTable", "RoutesError", "Rule", "RuleKind", "RunPlan", "StopInput", "Timing", "assign", "geodesic_m",
     "haversine_matrix", "plan_run", "sequence_stops", "tour_length",
 ]

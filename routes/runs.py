@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from routes.distance import geodesic_m, haversine_matrix
 from routes.sequence import sequence_stops
@@ -23,6 +26,19 @@ class StopInput:
     group: Hashable
     point: Point | None
     estimated: bool = False
+    window: tuple[int, int] | None = None  # the appointment, seconds after local midnight (see Timing)
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """The clock of a run with appointment windows: the courier sets out at ``start_s`` (seconds after
+    local midnight), works until ``end_s``, spends ``service_s`` at each stop and covers a metre of the
+    matrix in ``s_per_m`` seconds."""
+
+    start_s: int
+    end_s: int
+    service_s: int
+    s_per_m: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +64,20 @@ class RunPlan:
 
 
 def plan_run(depot: Point, orders: Sequence[StopInput], *, return_to_start: bool = True,
-             time_limit_s: float | None = None) -> RunPlan:
-    """Group ``orders`` into stops and sequence them from ``depot``; an empty run is an empty plan.
+             time_limit_s: float | None = None, start: Point | None = None,
+             measure: Callable[[list[Point]], Any] | None = None,
+             timing: Timing | Callable[[], Timing] | None = None) -> RunPlan:
+    """Group ``orders`` into stops and sequence them; an empty run is an empty plan.
 
-    The order is chosen on a haversine matrix (at most 0.5 % off within a province); the distances
-    shown to people are WGS84 geodesics.
+    The run starts at ``start`` (a courier re-sequenced during the day: their last known position),
+    by default at ``depot``, and, when ``return_to_start``, ends at ``depot`` (the post office) either
+    way. ``measure(points)`` gives the distances between points (an n × n matrix in metres, e.g. along
+    the roads) or None; without one, or when it gives None, the order is chosen on a haversine matrix
+    (at most 0.5 % off within a province) and the distances shown to people are WGS84 geodesics.
+    With ``timing`` and appointment windows on some stops (orders of one stop share a window: give
+    orders with different windows different groups), the order keeps the windows where it can: a
+    one-courier vehicle routing problem (``routes.vrp``) instead of the shortest tour. ``timing`` may
+    be a function, called after ``measure`` (the pace may depend on what the matrix was measured on).
     """
     groups: dict[Hashable, list[StopInput]] = {}
     for order in orders:
@@ -60,22 +85,58 @@ def plan_run(depot: Point, orders: Sequence[StopInput], *, return_to_start: bool
     members = list(groups.values())
     if not members:
         return RunPlan((), 0.0, 0.0)
-    points = [depot] + [_point(depot, group) for group in members]
-    sequence = sequence_stops(haversine_matrix(points), start=0, return_to_start=return_to_start,
-                              time_limit_s=time_limit_s)
+    points = [start or depot] + [_point(depot, group) for group in members]
+    away = start is not None and return_to_start  # ends elsewhere than it starts: the office is a point more
+    full = points + [depot] if away else points
+    measured = measure(full) if measure is not None else None
+    matrix = np.asarray(measured if measured is not None else haversine_matrix(full), dtype=float)
+    cost = matrix
+    if away:  # "back to the start" costs the way to the office: the closed tour of the solver is the run
+        cost = matrix[:-1, :-1].copy()
+        cost[:, 0] = matrix[:-1, -1]
+    windows = [next((o.window for o in group if o.window is not None), None) for group in members]
+    if timing is not None and any(windows):
+        clock = timing() if callable(timing) else timing
+        sequence = _keeping_windows(cost, windows, clock, return_to_start, time_limit_s)
+    else:
+        sequence = sequence_stops(cost, start=0, return_to_start=return_to_start, time_limit_s=time_limit_s)
+
+    def leg(i: int, j: int) -> float:
+        return float(matrix[i, j]) if measured is not None else geodesic_m(full[i], full[j])
+
     stops: list[PlannedStop] = []
-    previous, total = depot, 0.0
+    previous, total = 0, 0.0
     for number, index in enumerate(sequence[1:], start=1):
-        group, point = members[index - 1], points[index]
-        leg = geodesic_m(previous, point)
-        total += leg
+        group = members[index - 1]
+        length = leg(previous, index)
+        total += length
         stops.append(PlannedStop(
-            number=number, keys=tuple(o.key for o in group), point=point,
+            number=number, keys=tuple(o.key for o in group), point=points[index],
             estimated=any(o.estimated or o.point is None for o in group),
-            located=any(o.point is not None for o in group), leg_m=leg, cumulative_m=total))
-        previous = point
-    back = geodesic_m(previous, depot) if return_to_start else 0.0
+            located=any(o.point is not None for o in group), leg_m=length, cumulative_m=total))
+        previous = index
+    back = leg(previous, len(full) - 1 if away else 0) if return_to_start else 0.0
     return RunPlan(tuple(stops), back, total + back)
+
+
+def _keeping_windows(cost: np.ndarray, windows: list[tuple[int, int] | None], timing: Timing, closed: bool,
+                     time_limit_s: float | None) -> list[int]:
+    """The stops' order (0 first) of one courier with windows: PyVRP on the distances, durations at the
+    courier's pace. An open run ends at its last stop: the way back costs nothing."""
+    from routes.vrp import Problem, Vehicle, VrpClient, solve
+
+    dist = np.rint(cost).astype(np.int64)
+    if not closed:
+        dist[:, 0] = 0
+    dur = np.rint(dist * timing.s_per_m).astype(np.int64)
+    clients = [VrpClient(key=i, service_s=timing.service_s, window=w) for i, w in enumerate(windows)]
+    vehicle = Vehicle(key=0, shift=(timing.start_s, max(timing.end_s, timing.start_s)),
+                      max_overtime_s=24 * 3600)  # the run is never refused for a long day: it is shown
+    budget = time_limit_s if time_limit_s is not None else min(5.0, 0.2 + 0.01 * len(clients))
+    plan = solve(Problem(clients, [vehicle], dist, dur), seconds=budget, seed=0)
+    order = [0] + [v.client + 1 for v in plan.routes[0].visits]
+    missing = [i for i in range(1, len(windows) + 1) if i not in set(order)]
+    return order + missing  # (every client is served by the one vehicle; kept whole whatever happens)
 
 
 def _point(depot: Point, group: list[StopInput]) -> Point:

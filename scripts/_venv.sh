@@ -1,14 +1,17 @@
 # Sourced by scripts/run and scripts/test: make .venv if missing and install the project into it.
 # Usage: ensure_venv [extras]   (reinstalls only when pyproject.toml changed)
+# Python 3.12 or newer is needed (the routing engine's wheels, pyvalhalla, are cp312-abi3). It is
+# found by find_python; a .venv made by an older Python is made again.
 ensure_venv() {
-  local extras="${1:-}" py="${PYTHON:-python3}"
+  local extras="${1:-}" py
   ensure_icu_headers
-  if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-    echo "Python 3.11 or newer is needed (found: $("$py" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2
-    exit 1
+  py="$(find_python)" || exit 1
+  if [ -x .venv/bin/python ] && ! _python_ok .venv/bin/python; then
+    echo "== .venv has $(.venv/bin/python --version 2>&1); making it again with $("$py" --version 2>&1)"
+    rm -rf .venv
   fi
   if [ ! -x .venv/bin/python ]; then
-    echo "== creating .venv"
+    echo "== creating .venv with $py ($("$py" --version 2>&1))"
     "$py" -m venv .venv
   fi
   local stamp=".venv/.installed${extras:+-$extras}"
@@ -18,6 +21,45 @@ ensure_venv() {
     .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
     touch "$stamp"
   fi
+}
+
+# True when "$1" runs and is Python 3.12 or newer (a pyenv shim for a version not selected fails
+# to run: it is skipped, not trusted by its name).
+_python_ok() {
+  "$1" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1
+}
+
+# Prints the Python to make .venv with: $PYTHON if set (and then only it), else the first that runs
+# and is >= 3.12 of python3.12, python3.13, python3.14, python3 on PATH, pyenv's installed versions
+# (oldest first: 3.12 is the version CI runs), and /usr/bin/python3.1x, /usr/local/bin/python3.1x.
+# Says what to install when there is none.
+find_python() {
+  local candidate root
+  if [ -n "${PYTHON:-}" ]; then
+    if _python_ok "$PYTHON"; then echo "$PYTHON"; return 0; fi
+    echo "PYTHON=$PYTHON is not a working Python 3.12 or newer ($("$PYTHON" --version 2>&1 | head -n1))" >&2
+    return 1
+  fi
+  local candidates=(python3.12 python3.13 python3.14 python3)
+  root="$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")"
+  # 3.12 first (the tested one), then newer; then the system's
+  for candidate in $(ls -d "$root"/versions/3.1[2-9]*/bin/python 2>/dev/null | sort -V) \
+                   /usr/local/bin/python3.1[2-9] /usr/bin/python3.1[2-9]; do
+    candidates+=("$candidate")
+  done
+  for candidate in "${candidates[@]}"; do
+    if command -v "$candidate" >/dev/null 2>&1 && _python_ok "$candidate"; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  {
+    echo "Python 3.12 or newer is needed and none was found (tried: python3.12, python3.13, python3.14,"
+    echo "python3 on PATH, $root/versions/3.1x, /usr/bin/python3.1x; python3 is: $(python3 --version 2>&1))."
+    echo "Install one (Debian 13 / Ubuntu 24.04: apt-get install python3 python3-venv; older systems:"
+    echo "pyenv install 3.12 or the deadsnakes PPA), or set PYTHON=/path/to/python3.12."
+  } >&2
+  return 1
 }
 
 # Usage: ensure_debian_tools COMMAND:PACKAGE ...   (e.g. pdftoppm:poppler-utils)

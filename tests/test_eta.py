@@ -175,3 +175,102 @@ def stop_etas_of_today() -> dict:
     etas = stop_etas(run)
     db.session.remove()
     return etas
+
+
+def _placed(order: DeliveryOrder, lat: float, lon: float) -> None:
+    from delivery_service.geo.models import LocationSource, OrderLocation
+
+    db.session.merge(OrderLocation(order_id=order.id, latitude=lat, longitude=lon, source=LocationSource.MANUAL,
+                                   precision_m=10, address_key=f"test-{order.id}"))
+    db.session.commit()
+
+
+def test_resequencing_during_the_day_starts_from_the_couriers_last_position(app):
+    from delivery_service.accounts.models import User
+    from delivery_service.accounts.services import Actor
+    from delivery_service.orgs.models import PostalRoute
+    from delivery_service.routing.services import office_point, sequence_run
+
+    today = local_today()
+    route = db.session.scalar(sa.select(PostalRoute).where(PostalRoute.code == "QNG-01"))
+    office = office_point(route.post_office)
+    # Four stops due east of the office, 2, 4, 6 and 8 km away (0.018° of longitude is about 2 km here).
+    orders = []
+    for n in range(1, 5):
+        order = order_on_route(today)
+        db.session.execute(sa.update(DeliveryOrder).where(DeliveryOrder.id == order.id)
+                           .values(route_id=route.id, address_detail=f"Số {n} đường thử"))
+        db.session.commit()
+        _placed(order, office[0], office[1] + 0.018 * n)
+        orders.append(order)
+    admin = Actor.of_user(db.session.scalar(sa.select(User).where(User.username == "admin")))
+    run = sequence_run(admin, "QNG-01", today)
+
+    def first_stop() -> int:
+        return db.session.scalar(sa.select(RunStop.order_id).where(RunStop.run_id == run.id, RunStop.stop_no == 1))
+
+    assert first_stop() == orders[0].id and run.start_at is None  # from the office: the nearest first
+    assert (run.start_latitude, run.start_longitude) == office
+    assert run.distances == "straight_line"
+    # The courier, 9 km east (1 km past the last stop), fails the last order at 10:00 with a GPS fix.
+    there = at(today, 10, 0)
+    change_status(SYSTEM, orders[3].item_id, S.FAILED_ATTEMPT, reason="not_home", device_time=there,
+                  latitude=office[0], longitude=office[1] + 0.081)
+    run = sequence_run(admin, "QNG-01", today)
+    # What is left starts from where they are: the 8 km stop (the failed order is still open), then back west.
+    assert (run.start_latitude, run.start_longitude) == (office[0], office[1] + 0.081)
+    assert run.start_at == there
+    stops = db.session.execute(sa.select(RunStop.stop_no, RunStop.order_id, RunStop.leg_m)
+                               .where(RunStop.run_id == run.id).order_by(RunStop.stop_no)).all()
+    assert [s.order_id for s in stops] == [o.id for o in reversed(orders)]
+    assert 900 < stops[0].leg_m < 1100  # from the fix, not from the office (8 km)
+    assert run.return_m > 1500  # and back to the office from the 2 km stop
+    # The ETAs count from the fix, not from the start of the shift.
+    etas = stop_etas(run)
+    assert etas[1].visited and etas[1].estimate == there
+    assert etas[2].estimate > there
+    # Another day's run is never started from today's position.
+    tomorrow_run = sequence_run(admin, "QNG-01", today + dt.timedelta(days=1))
+    assert tomorrow_run.start_at is None and (tomorrow_run.start_latitude, tomorrow_run.start_longitude) == office
+
+
+def test_a_run_keeps_its_appointment_windows_where_the_shortest_order_would_break_one(app):
+    """Sequencing a run (and so accepting a day plan, which re-sequences the runs it touched) keeps the
+    appointment windows: the stop due first is visited first even though a shorter order exists."""
+    from delivery_service.accounts.models import User
+    from delivery_service.accounts.services import Actor
+    from delivery_service.orgs.models import PostalRoute
+    from delivery_service.routing.services import office_point, sequence_run
+
+    day = local_today() + dt.timedelta(days=1)
+    route = db.session.scalar(sa.select(PostalRoute).where(PostalRoute.code == "QNG-01"))
+    route.return_to_office = False  # an open run: the shortest order is not the same both ways
+    db.session.commit()
+    office = office_point(route.post_office)
+    places = {"C": -0.027, "A": 0.018, "B": 0.036}  # C 3 km west, A 2 km and B 4 km east
+    orders = {}
+    for name, east in places.items():
+        order = order_on_route(day)
+        db.session.execute(sa.update(DeliveryOrder).where(DeliveryOrder.id == order.id)
+                           .values(route_id=route.id, address_detail=f"Nhà {name}"))
+        db.session.commit()
+        _placed(order, office[0], office[1] + east)
+        orders[name] = order
+    admin = Actor.of_user(db.session.scalar(sa.select(User).where(User.username == "admin")))
+
+    def visit_order() -> list[str]:
+        run = db.session.scalar(sa.select(RouteRun).where(RouteRun.route_id == route.id, RouteRun.run_date == day))
+        ids = db.session.scalars(sa.select(RunStop.order_id).where(RunStop.run_id == run.id)
+                                 .order_by(RunStop.stop_no)).all()
+        return [next(n for n, o in orders.items() if o.id == i) for i in ids]
+
+    sequence_run(admin, "QNG-01", day)
+    assert visit_order() == ["C", "A", "B"]  # shortest: 3 + 5 + 2 km
+    # B is due 07:30–08:00 (shift 07:30; 4 km ≈ 12.5 min): last, it would be reached at 08:07.
+    db.session.execute(sa.update(DeliveryOrder).where(DeliveryOrder.id == orders["B"].id)
+                       .values(window_from_min=7 * 60 + 30, window_to_min=8 * 60))
+    db.session.commit()
+    run = sequence_run(admin, "QNG-01", day)
+    visits = visit_order()
+    assert visits in (["B", "A", "C"], ["A", "B", "C"])  # 11 km either way, B by 07:45
+    assert stop_etas(run)[visits.index("B") + 1].estimate <= at(day, 8, 0)

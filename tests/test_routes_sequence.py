@@ -291,3 +291,38 @@ def test_haversine_rejects_bad_points():
     for bad in ([(91, 0), (0, 0)], [(0, 181)], [(0, math.nan)], [(1, 2, 3)], [("a", "b")]):
         with pytest.raises(RoutesError):
             haversine_matrix(bad)
+
+
+# --- routes.plan_run: a run's stops from the office or from where the courier is ---------------------
+
+def test_a_run_from_the_couriers_position_still_ends_at_the_office():
+    from routes import StopInput, plan_run
+
+    office = (15.0, 108.0)
+    stops = [StopInput(n, f"addr-{n}", (15.0, 108.0 + 0.01 * n)) for n in (1, 2, 3, 4)]  # east, ~1 km apart
+    from_office = plan_run(office, stops)
+    assert [s.keys for s in from_office.stops][0] == (1,)
+    here = (15.0, 108.05)  # past the last stop
+    run = plan_run(office, stops, start=here)
+    assert [s.keys[0] for s in run.stops] == [4, 3, 2, 1]
+    assert 900 < run.stops[0].leg_m < 1200 and 900 < run.return_m < 1200  # back from stop 1 to the office
+    assert run.total_m == pytest.approx(run.stops[-1].cumulative_m + run.return_m)
+    open_run = plan_run(office, stops, start=here, return_to_start=False)
+    assert open_run.return_m == 0 and [s.keys[0] for s in open_run.stops] == [4, 3, 2, 1]
+
+
+def test_a_run_on_a_measured_matrix_uses_its_distances_for_the_order_and_the_legs():
+    from routes import StopInput, plan_run
+
+    office = (15.0, 108.0)
+    stops = [StopInput(n, f"addr-{n}", (15.0, 108.0 + 0.01 * n)) for n in (1, 2)]
+    # A river: from the office, stop 2 is 1 km away by road and stop 1 is 9 km; in between 2 km.
+    table = np.array([[0, 9000, 1000], [9000, 0, 2000], [1000, 2000, 0]], dtype=float)
+    run = plan_run(office, stops, return_to_start=False, measure=lambda points: table[:len(points), :len(points)])
+    assert [s.keys[0] for s in run.stops] == [2, 1]
+    assert [s.leg_m for s in run.stops] == [1000.0, 2000.0] and run.total_m == 3000.0
+    closed = plan_run(office, stops, measure=lambda points: table[:len(points), :len(points)])
+    assert closed.return_m == 9000.0 if closed.stops[-1].keys == (1,) else closed.return_m == 1000.0
+    # a measure that has nothing to say (no graph there) leaves straight lines
+    fallback = plan_run(office, stops, return_to_start=False, measure=lambda points: None)
+    assert [s.keys[0] for s in fallback.stops] == [1, 2] and 1000 < fallback.stops[0].leg_m < 1200

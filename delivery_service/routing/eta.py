@@ -1,9 +1,11 @@
 """When the courier is expected at each stop of a sequenced run: the one ETA rule.
 
-The plan: the shift starts at ``PLAN_SHIFT_START`` (local time, the run's day); the courier drives the
-run's cumulative distance times ``PLAN_DETOUR_FACTOR`` at ``PLAN_SPEED_KMH`` and spends
-``PLAN_SERVICE_S`` at every stop before. As the day goes, the courier's synced visits (delivered,
-failed attempt, picked up: the device's time, else the server's) replace the plan: every stop after
+The plan: the shift starts at ``PLAN_SHIFT_START`` (local time, the run's day), or, for a run
+re-sequenced during its day from the courier's last known position, when they were there; the courier
+drives the run's cumulative distance at ``PLAN_SPEED_KMH`` (a road distance when the road graph
+covers the run, else the straight-line distance times ``ROADS_DETOUR_FACTOR``) and spends
+``PLAN_SERVICE_S`` at every stop before. As the day goes, the courier's synced visits (delivered, failed
+attempt, picked up: the device's time, else the server's) replace the plan: every stop after
 a visited one is estimated from the time of that visit, so a late courier moves the later stops
 later (and an early one earlier). The window shown to people is the estimate rounded to the nearest
 half hour, ± 30 minutes ("09:00–10:00").
@@ -15,13 +17,16 @@ import datetime as dt
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from flask import current_app
 
 from delivery_service.extensions import db
 from delivery_service.localtime import day_start, service_timezone
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
 from delivery_service.orders.status import Status
+from delivery_service.roads import ROAD
 from delivery_service.routing import plan
 from delivery_service.routing.models import RouteRun, RunStop
+from delivery_service.routing.services import run_distances
 
 WINDOW = dt.timedelta(minutes=30)  # each side of the rounded estimate
 ROUNDING_S = 1800
@@ -80,22 +85,26 @@ def _visits(order_ids: list[int], day: dt.date) -> dict[int, dt.datetime]:
 def stop_etas(run: RouteRun) -> dict[int, Eta]:
     """{stop number: Eta} for every stop of a sequenced run, recomputed from the visits synced so far."""
     rows = db.session.execute(
-        sa.select(RunStop.stop_no, RunStop.cumulative_m, RunStop.order_id)
-        .where(RunStop.run_id == run.id).order_by(RunStop.stop_no)).all()
+        sa.select(RunStop.stop_no, RunStop.cumulative_m, RunStop.order_id, RunStop.latitude,
+                  RunStop.longitude).where(RunStop.run_id == run.id).order_by(RunStop.stop_no)).all()
     visits = _visits([r.order_id for r in rows], run.run_date)
     stops: dict[int, float] = {}
     visited: dict[int, dt.datetime] = {}
-    for stop_no, metres, order_id in rows:
+    for stop_no, metres, order_id, _lat, _lon in rows:
         stops[stop_no] = metres
         if order_id in visits:
             visited[stop_no] = max(visits[order_id], visited.get(stop_no, visits[order_id]))
     speed = float(plan.setting("PLAN_SPEED_KMH")) / 3.6
-    detour = float(plan.setting("PLAN_DETOUR_FACTOR"))
+    # a run sequenced on the road graph stores road distances; otherwise geodesics, made roads here
+    on_roads = run_distances(run, [(r.latitude, r.longitude) for r in rows]) == ROAD
+    detour = 1.0 if on_roads else float(current_app.config["ROADS_DETOUR_FACTOR"])
     service = int(plan.setting("PLAN_SERVICE_S"))
     tz = service_timezone()
     # The anchor: (moment, metres, stop number) the next stops are counted from; first the shift start.
-    anchor = (day_start(run.run_date) + dt.timedelta(seconds=plan._clock(plan.setting("PLAN_SHIFT_START"))),
-              0.0, 0)
+    shift_start = day_start(run.run_date) + dt.timedelta(
+        seconds=plan._clock(plan.setting("PLAN_SHIFT_START")))
+    # a run re-sequenced during the day starts where the courier was last seen, when they were there
+    anchor = (max(shift_start, run.start_at) if run.start_at else shift_start, 0.0, 0)
     etas: dict[int, Eta] = {}
     for number in sorted(stops):
         if number in visited:

@@ -72,6 +72,11 @@ class RouteRun(db.Model):
     total_m: Mapped[float]
     return_m: Mapped[float]
     version: Mapped[int] = mapped_column(default=1)  # counts re-sequencings
+    # "road" or "straight_line": what the legs were measured on (None: a run from before migration 0024)
+    distances: Mapped[str | None] = mapped_column(sa.String(16))
+    # Re-sequenced during its day from the courier's last known position: when they were there (the
+    # start of the ETAs); None: the run starts at the post office at the start of the shift.
+    start_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     route: Mapped[PostalRoute] = relationship()
 

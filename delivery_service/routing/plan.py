@@ -5,9 +5,9 @@ stop, as on a run), each route is a courier with its bag limit (the route's ``ca
 shift from the settings, starting and ending at the office; orders a courier already carries, and
 orders the supervisor locks, stay on their route; a route's communes (whole, or in part through a
 hamlet/street rule) are its territory, which a stop leaves only when that saves more than
-``PLAN_TERRITORY_COST_M`` metres. Distances are straight lines (haversine) times
-``PLAN_DETOUR_FACTOR``; times are those distances at ``PLAN_SPEED_KMH``. How it works and how to read
-the numbers: docs/dispatch.md.
+``PLAN_TERRITORY_COST_M`` metres. Distances and times come from ``delivery_service.roads.matrix``: the
+road graph where it covers every stop, else straight lines (haversine) times ``ROADS_DETOUR_FACTOR``
+at ``PLAN_SPEED_KMH``; the page says which. How it works and how to read the numbers: docs/dispatch.md.
 
 Accepting a plan moves orders with :func:`delivery_service.routing.services.move_order` (an event per
 order) and re-sequences the runs of the routes that changed with ``services.sequence_run``.
@@ -30,17 +30,16 @@ from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.orders.models import DeliveryOrder
 from delivery_service.orgs.models import PostalRoute, PostOffice, route_communes
+from delivery_service.roads import ROAD, matrix
 from delivery_service.routing import services
 from delivery_service.routing.models import RouteRule
 from delivery_service.units.services import unit_index
-from routes.distance import haversine_matrix
 from routes.sequence import sequence_stops
 from routes.vrp import Problem, Vehicle, VrpClient, VrpPlan, solve
 
 # Settings (app config) and their defaults: a rural district's motorbike courier.
 DEFAULTS: dict[str, Any] = {
-    "PLAN_DETOUR_FACTOR": 1.3,  # road distance over the straight line
-    "PLAN_SPEED_KMH": 25.0,  # on the road distance
+    "PLAN_SPEED_KMH": 25.0,  # on straight lines × ROADS_DETOUR_FACTOR (the road graph has its own times)
     "PLAN_SERVICE_S": 180,  # at each stop (hand over, sign, collect)
     "PLAN_SHIFT_START": "07:30",
     "PLAN_SHIFT_END": "16:30",
@@ -126,6 +125,11 @@ class DayPlan:
     outside_territory: int
     seconds: float
     detour: float
+    distances: str = "straight_line"  # where distances and times came from: "road" or "straight_line"
+
+    @property
+    def on_roads(self) -> bool:
+        return self.distances == ROAD
 
     def totals(self, which: str) -> dict[str, float]:
         rows = self.current if which == "current" else self.proposed
@@ -248,13 +252,13 @@ def build_plan(actor: Actor, office_id: int, day: dt.date, *, locked: Iterable[i
     locked_ids = {int(i) for i in locked}
     depot = services.office_point(office)
     stops = _stops(orders, depot, locked_ids)
-    detour = float(setting("PLAN_DETOUR_FACTOR"))
-    speed = float(setting("PLAN_SPEED_KMH")) / 3.6
+    detour = float(current_app.config["ROADS_DETOUR_FACTOR"])
     service = int(setting("PLAN_SERVICE_S"))
     shift = (_clock(setting("PLAN_SHIFT_START")), _clock(setting("PLAN_SHIFT_END")))
     points = [depot] + [s.point for s in stops]
-    dist = haversine_matrix(points) * detour
-    dur = np.rint(dist / speed)
+    roads = matrix(points)  # the road graph's, else straight lines × detour at PLAN_SPEED_KMH
+    dist = roads.distances
+    dur = np.rint(roads.durations)
     windows: list[tuple[int, int] | None] = [None] + [s.window for s in stops]
 
     def day_of(route: PostalRoute, members: list[int], *, in_order: bool = False) -> CourierDay:
@@ -275,7 +279,7 @@ def build_plan(actor: Actor, office_id: int, day: dt.date, *, locked: Iterable[i
 
     current = [day_of(r, [i for i, s in enumerate(stops) if s.route_id == r.id]) for r in routes]
     if not routes:
-        return DayPlan(office, day, [], [], [], {}, set(), 0, 0.0, detour)
+        return DayPlan(office, day, [], [], [], {}, set(), 0, 0.0, detour, roads.source)
     territory = _territories([r.id for r in routes])
     vindex = {r.id: k for k, r in enumerate(routes)}
     clients = [VrpClient(key=i, demand=len(s.orders), service_s=service, window=s.window,
@@ -303,7 +307,7 @@ def build_plan(actor: Actor, office_id: int, day: dt.date, *, locked: Iterable[i
                     moves.append(Move(o, by_id.get(o.route_id or 0), route))
     locked_now = {o.id for s in stops if s.lock is not None for o in s.orders}
     return DayPlan(office, day, current, proposed, moves, assignment, locked_now, plan.outside_territory,
-                   plan.seconds, detour)
+                   plan.seconds, detour, roads.source)
 
 
 def parse_assignment(text: str) -> dict[int, int]:

@@ -145,6 +145,9 @@ class RunOut(Schema):
     return_to_office = fields.Function(lambda v: v.route.return_to_office)
     total_m = fields.Function(lambda v: v.run.total_m if v.run else 0.0)
     return_m = fields.Function(lambda v: v.run.return_m if v.run else 0.0)
+    distances = fields.String(allow_none=True, metadata={
+        "description": "Where the run's distances come from: road (the road graph) or straight_line; "
+                       "null before the first sequencing"})
     done = fields.Integer()
     total = fields.Integer()
     stops = fields.List(fields.Nested(StopOut))

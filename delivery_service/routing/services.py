@@ -21,6 +21,7 @@ from delivery_service.accounts.services import Actor
 from delivery_service.db import utcnow
 from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
+from delivery_service.localtime import day_start
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
 from delivery_service.orders.status import TERMINAL, Status
 from delivery_service.orgs.models import PostalRoute, PostOffice, route_communes
@@ -599,6 +600,11 @@ class RunView:
     unsequenced: list[DeliveryOrder]  # due on this day but added after the last sequencing
     done: int
     total: int
+    distances: str | None = None  # the stored run's: "road" or "straight_line" (run_distances)
+
+    @property
+    def on_roads(self) -> bool:
+        return self.distances == "road"
 
 
 def run_orders(route: PostalRoute, day: dt.date) -> list[DeliveryOrder]:
@@ -625,7 +631,12 @@ def office_point(office: PostOffice) -> tuple[float, float]:
 
 
 def sequence_run(actor: Actor, code: str, day: dt.date) -> RouteRun:
-    """(Re)compute the order of a route's stops for ``day`` and store it; commits."""
+    """(Re)compute the order of a route's stops for ``day`` and store it; commits.
+
+    On the run's own day, once the courier has synced a position (an event with a GPS fix), the run
+    starts from their last known position instead of the post office: what is left is sequenced from
+    where they are (and back to the office when the route returns there), and its ETAs count from then.
+    """
     from delivery_service.geo.services import address_key, locations_for
 
     route = get_route(actor, code)
@@ -641,16 +652,23 @@ def sequence_run(actor: Actor, code: str, day: dt.date) -> RouteRun:
         loc = locations.get(o.id)
         commune = index.by_id.get(o.commune_id)
         key = address_key(commune.code if commune else str(o.commune_id), o.address_detail)
-        inputs.append(routes.StopInput(o.id, key, (loc.latitude, loc.longitude) if loc else None,
-                                       estimated=bool(loc is None or loc.is_centroid)))
+        window = (o.window_from_min * 60, o.window_to_min * 60) if o.window_from_min is not None else None
+        # orders at one address with different appointment windows are different stops
+        inputs.append(routes.StopInput(o.id, (key, window), (loc.latitude, loc.longitude) if loc else None,
+                                       estimated=bool(loc is None or loc.is_centroid), window=window))
     limit = current_app.config.get("ROUTE_SEQUENCE_TIME_LIMIT_S")
-    plan = routes.plan_run(depot, inputs, return_to_start=route.return_to_office, time_limit_s=limit)
+    position = courier_position(route, day) if day == _today() else None
+    start = position[0] if position else None
+    plan, source = _plan_run(depot, inputs, route.return_to_office, limit, start=start,
+                             started=position[1] if position else None)
     now = utcnow()
     run = _stored_run(route.id, day)
+    origin = start or depot
     values = {"sequenced_at": now, "sequenced_by_id": actor.user_id,
               "return_to_office": route.return_to_office,
-              "start_latitude": depot[0], "start_longitude": depot[1], "stops": len(plan.stops),
-              "orders": plan.orders, "total_m": plan.total_m, "return_m": plan.return_m}
+              "start_latitude": origin[0], "start_longitude": origin[1], "stops": len(plan.stops),
+              "orders": plan.orders, "total_m": plan.total_m, "return_m": plan.return_m,
+              "distances": source, "start_at": position[1] if position else None}
     if run is None:
         run = RouteRun(route_id=route.id, run_date=day, version=1, **values)
         db.session.add(run)
@@ -668,6 +686,72 @@ def sequence_run(actor: Actor, code: str, day: dt.date) -> RouteRun:
         db.session.execute(sa.insert(RunStop), rows)
     db.session.commit()
     return run
+
+
+def courier_position(route: PostalRoute, day: dt.date) -> tuple[tuple[float, float], dt.datetime] | None:
+    """Where the route's courier was last seen on ``day`` (local): the GPS fix of the latest event of
+    the route's orders that carries one, and when (the device's time, else the server's)."""
+    moment = sa.func.coalesce(OrderEvent.device_time, OrderEvent.server_time)
+    row = db.session.execute(
+        sa.select(OrderEvent.latitude, OrderEvent.longitude, OrderEvent.device_time, OrderEvent.server_time)
+        .join(DeliveryOrder, DeliveryOrder.id == OrderEvent.order_id)
+        .where(DeliveryOrder.route_id == route.id, OrderEvent.latitude.is_not(None),
+               OrderEvent.longitude.is_not(None),
+               OrderEvent.server_time >= day_start(day) - dt.timedelta(days=1),  # (its index) the device's
+               moment >= day_start(day), moment < day_start(day + dt.timedelta(days=1)))  # clock may lag
+        .order_by(moment.desc(), OrderEvent.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    return (row.latitude, row.longitude), row.device_time or row.server_time
+
+
+def _plan_run(depot: tuple[float, float], inputs: Sequence[routes.StopInput], closed: bool,
+              limit: float | None, *, start: tuple[float, float] | None = None,
+              started: dt.datetime | None = None) -> tuple[routes.RunPlan, str]:
+    """``routes.plan_run`` on road distances where the road graph covers the run (legs along the roads,
+    one-way streets making them differ each way), else on straight lines (geodesic legs); and which.
+    Appointment windows are kept on the day plan's clock (shift, pace, service time), from ``started``
+    (local) when the courier is already out."""
+    from delivery_service import roads
+    from delivery_service.localtime import service_timezone
+    from delivery_service.routing import plan as day_plan
+
+    used = [roads.STRAIGHT_LINE]
+
+    def measure(points: list[tuple[float, float]]) -> Any:
+        found = roads.matrix(points)
+        if found.source != roads.ROAD:
+            return None
+        used[0] = roads.ROAD
+        return found.distances
+
+    def timing() -> routes.Timing:
+        shift = (day_plan._clock(day_plan.setting("PLAN_SHIFT_START")),
+                 day_plan._clock(day_plan.setting("PLAN_SHIFT_END")))
+        if started is not None:
+            local = started.astimezone(service_timezone())
+            shift = (max(shift[0], local.hour * 3600 + local.minute * 60 + local.second), shift[1])
+        detour = 1.0 if used[0] == roads.ROAD else float(current_app.config["ROADS_DETOUR_FACTOR"])
+        return routes.Timing(shift[0], shift[1], int(day_plan.setting("PLAN_SERVICE_S")),
+                             detour / (float(day_plan.setting("PLAN_SPEED_KMH")) / 3.6))
+
+    plan = routes.plan_run(depot, inputs, return_to_start=closed, time_limit_s=limit, start=start,
+                           measure=measure, timing=timing)
+    return plan, used[0]
+
+
+def run_distances(run: RouteRun | None, points: Sequence[tuple[float, float]]) -> str | None:
+    """Where a stored run's distances come from: as it was sequenced ("road" or "straight_line"); for a
+    run from before that was recorded, "road" when the road graph covers its start and stops; None
+    without a run."""
+    from delivery_service import roads
+
+    if run is None:
+        return None
+    if run.distances is not None:
+        return run.distances
+    covered = roads.covers([(run.start_latitude, run.start_longitude), *points])
+    return roads.ROAD if covered else roads.STRAIGHT_LINE
 
 
 def sequenced_stops(orders: Sequence[DeliveryOrder]) -> dict[int, tuple[dt.date, int]]:
@@ -714,4 +798,6 @@ def get_run(actor: Actor, code: str, day: dt.date) -> RunView:
                 done += 1
     unsequenced = [o for i, o in due.items() if i not in sequenced]
     total = sum(len(s["orders"]) for s in stops.values()) + len(unsequenced)
-    return RunView(route, day, run, [stops[k] for k in sorted(stops)], unsequenced, done, total)
+    ordered = [stops[k] for k in sorted(stops)]
+    source = run_distances(run, [(s["latitude"], s["longitude"]) for s in ordered])
+    return RunView(route, day, run, ordered, unsequenced, done, total, source)

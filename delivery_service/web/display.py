@@ -165,6 +165,11 @@ def format_km(metres: float | None) -> str:
     return f"{format_decimal((metres or 0) / 1000, format='#,##0.0')} km"
 
 
+def format_hours(hours: float | None) -> str:
+    """A duration in hours with one decimal: 1,5 h / 1.5 h."""
+    return f"{format_decimal(hours or 0, format='#,##0.0')} h"
+
+
 def format_distance(metres: float | None) -> str:
     """A short distance: metres below one kilometre (850 m), else kilometres (1,2 km)."""
     if metres is not None and metres < 1000:
@@ -259,6 +264,7 @@ def init_app(app: Flask) -> None:
         moment=format_moment,
         vnd=format_vnd,
         km=format_km,
+        hours=format_hours,
         distance=format_distance,
     )
     app.jinja_env.globals["choices"] = choices
