@@ -211,7 +211,8 @@ class ErrorOut(ma.Schema):
     status = ma.fields.String(required=True, metadata={"description": "The HTTP status's name"})
     error = ma.fields.String(required=True, metadata={
         "description": "Stable machine-readable name: invalid_input, not_found, conflict, "
-                       "transition_refused, idempotency_key_reused, payload_too_large, "
+                       "transition_refused, status_changed, already_changed, event_id_reused, "
+                       "address_locked, dossier_exists, idempotency_key_reused, payload_too_large, "
                        "unsupported_media_type, unauthorized, forbidden, rate_limited …"})
     message = ma.fields.String(metadata={"description": "What went wrong, in English"})
     errors = ma.fields.Dict(metadata={"description": "Per-field messages by location and field path"})

@@ -28,7 +28,8 @@ class _Api(Api):
 api = _Api()
 # Storage (create_app): Redis when REDIS_URL is set, shared by every node; else the service's own
 # database (ratelimits.py), shared by every process on it. When the storage fails (Redis stopped or
-# frozen), the limiter counts in this process's memory instead, and goes back to the storage by
+# frozen), the limiter counts in the service's database instead (ratelimits.fall_back_to_database,
+# set up by jobs.init_app: shared by the processes on it, not per process), and goes back to Redis by
 # itself once it answers (checked after 1, 2, 4 ... 32 s); any other storage error is logged, never
 # a 500 for a log-in or a tracking look-up.
 limiter = Limiter(key_func=get_remote_address, in_memory_fallback_enabled=True, swallow_errors=True)

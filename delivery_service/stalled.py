@@ -20,6 +20,17 @@ from delivery_service.extensions import db
 log = logging.getLogger(__name__)
 
 
+def stall_after() -> dt.timedelta:
+    """How long a running label batch or import may go without a heartbeat before its process is taken
+    for dead (``JOBS_STALL_S``): by the sweep, by a run claiming it, and by its page."""
+    from flask import current_app, has_app_context
+
+    from delivery_service.config import DEFAULTS
+
+    seconds = current_app.config["JOBS_STALL_S"] if has_app_context() else DEFAULTS["JOBS_STALL_S"]
+    return dt.timedelta(seconds=int(seconds))
+
+
 def sweep(model: Any, states: Any, now: dt.datetime, *, stale_after: dt.timedelta, max_attempts: int,
           pending_after: dt.timedelta | None, requeue: Callable[[int, int], None],
           failed_error: Callable[[int, int], str],

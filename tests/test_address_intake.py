@@ -216,5 +216,6 @@ def test_import_with_neither_codes_nor_an_address_is_refused(client, auth):
                "recipient_phone", "appointment_date")
     resp = upload(client, auth, to_csv([row()], columns))
     assert resp.status_code == 422
-    message = resp.json["errors"]["json"]["file"][0] if "json" in resp.json["errors"] else str(resp.json)
+    message = resp.json["errors"]["files"]["file"][0]
+    assert resp.json["details"][0]["code"] == "invalid_columns"
     assert "province_code, commune_code, address_detail" in message and "address_text" in message

@@ -282,3 +282,21 @@ def test_openapi_says_which_fields_each_direction_requires_and_documents_errors(
     assert {"code", "status", "error", "errors", "details"} <= set(error["properties"])
     post = spec["paths"]["/api/v1/orders"]["post"]
     assert {"200", "201", "409", "422"} <= set(post["responses"])
+
+
+def test_each_conflict_has_its_own_error_name(client, auth):
+    """Counter software tells refusals apart by ``error``, never by the English message."""
+    first, second = (client.post("/api/v1/orders", headers=auth, json=order_payload()).json["item_id"]
+                     for _ in range(2))
+    event = {"status": "cancelled", "event_id": "evt-conflict-names-1"}
+    assert client.post(f"/api/v1/orders/{first}/events", json=event, headers=auth).status_code in (200, 201)
+    # the same event id for a change of another order
+    reused = client.post(f"/api/v1/orders/{second}/events", headers=auth, json=event)
+    # a change the status machine refuses (a cancelled order goes nowhere)
+    refused = client.post(f"/api/v1/orders/{first}/events", headers=auth,
+                          json={"status": "cancelled", "event_id": "evt-conflict-names-2"})
+    # the address of a closed order
+    locked = client.put(f"/api/v1/orders/{first}/address", headers=auth,
+                        json={"address": {"province_code": "51", "commune_code": "21025", "detail": "1 Lê Lợi"}})
+    assert [(r.status_code, r.json["error"]) for r in (reused, refused, locked)] == [
+        (409, "event_id_reused"), (409, "transition_refused"), (409, "address_locked")]

@@ -174,8 +174,11 @@ def test_windows_code_page_is_refused_and_nothing_stored(client, auth):
     assert content.decode("cp1258")
     resp = upload(client, auth, content)
     assert resp.status_code == 422
-    (message,) = resp.json["errors"]["json"]["file"]
+    (message,) = resp.json["errors"]["files"]["file"]
     assert "CSV UTF-8" in message
+    # under the upload's own location, with a code to act on (like a bad file name)
+    assert [(d["location"], d["field"], d["code"]) for d in resp.json["details"]] == [
+        ("files", "file", "invalid_encoding")]
     assert count(ImportBatch) == 0 and count(DeliveryOrder) == 0
 
 
@@ -183,7 +186,8 @@ def test_unbalanced_quote_refuses_the_file(client, auth):
     content = to_csv([row(), row()]) + b'"result_to_citizen,H55-1,"Cap doi\r\n'
     resp = upload(client, auth, content)
     assert resp.status_code == 422
-    assert "line 4" in resp.json["errors"]["json"]["file"][0]
+    assert "line 4" in resp.json["errors"]["files"]["file"][0]
+    assert resp.json["details"][0]["code"] == "malformed_file"
     assert count(ImportBatch) == 0 and count(DeliveryOrder) == 0
 
 
@@ -279,19 +283,19 @@ def test_nfd_text_is_stored_as_nfc_and_vietnamese_headers_work(client, auth):
 def test_files_refused_as_a_whole(client, auth, name, content, expected):
     resp = upload(client, auth, content, name)
     assert resp.status_code == 422, resp.json
-    assert expected in " ".join(resp.json["errors"]["json"]["file"])
+    assert expected in " ".join(resp.json["errors"]["files"]["file"])
     assert count(ImportBatch) == 0
 
 
 @pytest.mark.config(MAX_IMPORT_ROWS=2, MAX_IMPORT_BYTES=4000)
 def test_size_limits(client, auth):
     resp = upload(client, auth, to_csv([row(), row(), row()]))
-    assert resp.status_code == 422 and "more than 2 rows" in resp.json["errors"]["json"]["file"][0]
+    assert resp.status_code == 422 and "more than 2 rows" in resp.json["errors"]["files"]["file"][0]
     assert upload(client, auth, to_csv([row(), row()])).status_code == 202
     resp = upload(client, auth, to_csv([row(note="x" * 400)] * 2) + b" " * 4000)
-    assert resp.status_code == 422 and "larger than 4,000 bytes" in resp.json["errors"]["json"]["file"][0]
+    assert resp.status_code == 422 and "larger than 4,000 bytes" in resp.json["errors"]["files"]["file"][0]
     resp = upload(client, auth, to_csv([]) + b"\r\n" * 1100 + to_csv([row()]).split(b"\r\n", 1)[1])
-    assert resp.status_code == 422 and "most of them blank" in resp.json["errors"]["json"]["file"][0]
+    assert resp.status_code == 422 and "most of them blank" in resp.json["errors"]["files"]["file"][0]
 
 
 def test_template_is_importable(client, auth):

@@ -12,10 +12,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from delivery_service.db import UTCDateTime, created_at, fk, intpk, str_enum, utcnow
 from delivery_service.extensions import db
 
-# A running import writes its heartbeat at each chunk of rows (about a second); past this, its
-# process is taken for dead (imports.services.sweep_stalled).
-STALL_AFTER = dt.timedelta(minutes=1)
-
 
 class ImportState(enum.StrEnum):
     PENDING = "pending"
@@ -62,7 +58,9 @@ class ImportBatch(db.Model):
     @property
     def stalled(self) -> bool:
         """Running, but no sign of life for longer than the sweeper waits: its process has died."""
-        return self.state is ImportState.RUNNING and self.last_sign < utcnow() - STALL_AFTER
+        from delivery_service.stalled import stall_after  # JOBS_STALL_S; a heartbeat at each chunk
+
+        return self.state is ImportState.RUNNING and self.last_sign < utcnow() - stall_after()
 
     @property
     def last_sign(self) -> dt.datetime:

@@ -35,11 +35,10 @@ from delivery_service import metrics
 from delivery_service.accounts.models import ApiClient, Role, User
 from delivery_service.accounts.services import SYSTEM, Actor
 from delivery_service.db import utcnow
-from delivery_service.errors import Forbidden, InvalidInput, NotFound
+from delivery_service.errors import Forbidden, InvalidInput, NotFound, coded
 from delivery_service.extensions import db
 from delivery_service.fields import normalise_phone
 from delivery_service.imports.models import (
-    STALL_AFTER,
     STALLED_PREFIX,
     STOPPED_PREFIX,
     ImportBatch,
@@ -60,6 +59,7 @@ from delivery_service.orders.services import (
 from delivery_service.orders.status import Direction
 from delivery_service.orgs.models import Counter
 from delivery_service.routing.bulk import PlacementRaced
+from delivery_service.stalled import stall_after
 from delivery_service.units.models import UnitLevel
 from delivery_service.units.services import CODE_WIDTH, resolve_address
 
@@ -115,8 +115,11 @@ CREATED, EXISTING, ERROR = "created", "existing", "error"
 _MONEY = re.compile(r"\d+|\d{1,3}(?:([.,\s])\d{3})(?:\1\d{3})*")
 
 
-def _refuse(*messages: str) -> InvalidInput:
-    return InvalidInput({"file": list(messages)})
+def _refuse(*messages: str, code: str = "unreadable_file") -> InvalidInput:
+    """A file refused whole: under ``files`` (where the upload is, like a bad file name), each message
+    with its code (``unsupported_file_type``, ``invalid_encoding``, ``malformed_file``, ``empty_file``,
+    ``invalid_columns``, ``too_many_rows``, ``file_too_large``)."""
+    return InvalidInput({"file": [coded(code, m) for m in messages]}, location="files")
 
 
 # --- reading a file into rows -----------------------------------------------------------------
@@ -163,23 +166,27 @@ def detect_kind(filename: str, content: bytes) -> str:
     is_zip = content[:2] == b"PK"
     is_ole = content[:4] == b"\xd0\xcf\x11\xe0"  # the old binary Excel format (.xls)
     if ext == "xls" or is_ole:
-        raise _refuse("Old Excel files (.xls) cannot be read: save the sheet as .xlsx or as CSV UTF-8.")
+        raise _refuse("Old Excel files (.xls) cannot be read: save the sheet as .xlsx or as CSV UTF-8.",
+                      code="unsupported_file_type")
     if ext == "xlsx":
         if not is_zip:
-            raise _refuse("This .xlsx file is not an Excel workbook: save it again from Excel as .xlsx.")
+            raise _refuse("This .xlsx file is not an Excel workbook: save it again from Excel as .xlsx.",
+                          code="unsupported_file_type")
         return "xlsx"
     if ext == "csv":
         if is_zip:
-            raise _refuse("This file is an Excel workbook, not CSV: upload it with the .xlsx extension.")
+            raise _refuse("This file is an Excel workbook, not CSV: upload it with the .xlsx extension.",
+                          code="unsupported_file_type")
         return "csv"
-    raise _refuse("Only .csv and .xlsx files can be imported.")
+    raise _refuse("Only .csv and .xlsx files can be imported.", code="unsupported_file_type")
 
 
 def _check_text(content: bytes) -> None:
     """Refuse a CSV file that is not UTF-8 text, without decoding it as a whole (a copy as big as
     the file, four times over once in a StringIO): checked 1 MB at a time."""
     if content[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise _refuse("The file is UTF-16 text: in Excel choose Save As, “CSV UTF-8 (Comma delimited)”.")
+        raise _refuse("The file is UTF-16 text: in Excel choose Save As, “CSV UTF-8 (Comma delimited)”.",
+                      code="invalid_encoding")
     decoder = codecs.getincrementaldecoder("utf-8")()
     skip = 3 if content.startswith(codecs.BOM_UTF8) else 0  # positions as utf-8-sig counts them
     step = 1 << 20
@@ -194,12 +201,14 @@ def _check_text(content: bytes) -> None:
                 except UnicodeDecodeError:
                     continue
                 raise _refuse("The file is not in UTF-8 (it looks like a Windows code page such as cp1258): "
-                              "in Excel choose Save As, “CSV UTF-8 (Comma delimited)”.") from None
+                              "in Excel choose Save As, “CSV UTF-8 (Comma delimited)”.",
+                              code="invalid_encoding") from None
             position = start - skip - pending + exc.start
-            raise _refuse(f"The file is not valid UTF-8 text (byte {position + 1}): save it as CSV UTF-8.") \
+            raise _refuse(f"The file is not valid UTF-8 text (byte {position + 1}): save it as CSV UTF-8.",
+                          code="invalid_encoding") \
                 from None
     if b"\x00" in content:  # in UTF-8 the byte 0 is the character NUL and nothing else
-        raise _refuse("The file contains NUL characters: it is not a CSV text file.")
+        raise _refuse("The file contains NUL characters: it is not a CSV text file.", code="invalid_encoding")
 
 
 def _csv_records(content: bytes, checked: bool = False) -> Iterator[list[str]]:
@@ -221,7 +230,7 @@ def _csv_records(content: bytes, checked: bool = False) -> Iterator[list[str]]:
             return
         except csv.Error as exc:
             raise _refuse(f"The CSV is malformed in the record starting at line {start} ({exc}): "
-                          "check the quotes (\") there.") from None
+                          "check the quotes (\") there.", code="malformed_file") from None
         yield record
 
 
@@ -233,7 +242,8 @@ def _xlsx_records(content: bytes) -> Iterator[list[Any]]:
             warnings.simplefilter("ignore")  # style and extension warnings say nothing about the data
             book = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except Exception:  # noqa: BLE001  (any defect of an untrusted file means the same to the user)
-        raise _refuse("The file cannot be read as an Excel workbook (.xlsx).") from None
+        raise _refuse("The file cannot be read as an Excel workbook (.xlsx).",
+                      code="malformed_file") from None
     try:
         sheet = book.worksheets[0]
         sheet.reset_dimensions()  # some writers record a wrong sheet size; read to the real end
@@ -246,7 +256,8 @@ def _xlsx_records(content: bytes) -> Iterator[list[Any]]:
             except StopIteration:
                 return
             except Exception:  # noqa: BLE001
-                raise _refuse("The file cannot be read as an Excel workbook (.xlsx).") from None
+                raise _refuse("The file cannot be read as an Excel workbook (.xlsx).",
+                              code="malformed_file") from None
             yield list(values)
     finally:
         book.close()
@@ -257,7 +268,7 @@ def read_table(kind: str, content: bytes, max_rows: int | None = None) -> Table:
     with open_table(kind, content, max_rows) as (table, rows):
         table.rows = list(rows)
     if not table.rows:
-        raise _refuse("The file has a header but no rows of orders.")
+        raise _refuse("The file has a header but no rows of orders.", code="empty_file")
     return table
 
 
@@ -274,7 +285,7 @@ def count_rows(kind: str, content: bytes, max_rows: int | None = None,
             elif table.rows:
                 table.rows = []
     if not count:
-        raise _refuse("The file has a header but no rows of orders.")
+        raise _refuse("The file has a header but no rows of orders.", code="empty_file")
     return table, count
 
 
@@ -293,9 +304,10 @@ def open_table(kind: str, content: bytes, max_rows: int | None = None, *,
 def _header(kind: str, records: Iterator[list[Any]]) -> tuple[Table, list[str | None]]:
     header_cells = next(records, None)
     if header_cells is None:
-        raise _refuse("The file is empty.")
+        raise _refuse("The file is empty.", code="empty_file")
     if all(_blank(c) for c in header_cells):
-        raise _refuse("The first line must hold the column names (download the template).")
+        raise _refuse("The first line must hold the column names (download the template).",
+                      code="invalid_columns")
     headers: dict[str, str] = {}
     index: list[str | None] = []  # the column at each position; None under an empty header cell
     unknown, problems = [], []
@@ -329,7 +341,7 @@ def _header(kind: str, records: Iterator[list[Any]]) -> tuple[Table, list[str | 
                         + (" (Or the address in one column: address_text / dia_chi_day_du.)"
                            if set(missing) & set(address_form) else ""))
     if problems:
-        raise _refuse(*problems)
+        raise _refuse(*problems, code="invalid_columns")
 
     # Where the messages about a row's address are shown, in a file without the code columns: under
     # the address column, or the names (an unclear reading under the commune's name).
@@ -350,11 +362,13 @@ def _rows(kind: str, index: list[str | None], records: Iterator[list[Any]],
     for line, cells in enumerate(records, start=2):
         if max_rows is not None and line > 2 * max_rows + 1000:
             # Blank rows cost nothing to compress: stop a small workbook that unpacks into millions.
-            raise _refuse(f"The file has more than {2 * max_rows + 1000} lines, most of them blank.")
+            raise _refuse(f"The file has more than {2 * max_rows + 1000} lines, most of them blank.",
+                          code="too_many_rows")
         if all(_blank(c) for c in cells):
             continue
         if max_rows is not None and count >= max_rows:
-            raise _refuse(f"The file has more than {max_rows} rows: split it into several files.")
+            raise _refuse(f"The file has more than {max_rows} rows: split it into several files.",
+                          code="too_many_rows")
         count += 1
         row = Row(line=line, values={})
         if kind == "csv" and not needed <= len(cells) <= width:
@@ -678,11 +692,11 @@ def start_import(actor: Actor, *, counter_id: int, filename: str, content: bytes
         raise InvalidInput({"counter_id": ["No such counter."]})
     cfg = current_app.config
     if not content:
-        raise _refuse("The file is empty.")
+        raise _refuse("The file is empty.", code="empty_file")
     if len(content) > cfg["MAX_IMPORT_BYTES"]:
         limit = cfg["MAX_IMPORT_BYTES"]
         size = f"{limit / 2**20:g} MB" if limit >= 2**20 else f"{limit:,} bytes"
-        raise _refuse(f"The file is larger than {size}: split it into several files.")
+        raise _refuse(f"The file is larger than {size}: split it into several files.", code="file_too_large")
     name = _clean_filename(filename)
     kind = detect_kind(name, content)
     table, total = count_rows(kind, content, cfg["MAX_IMPORT_ROWS"], keep=KEEP_PARSED_ROWS)
@@ -1065,7 +1079,7 @@ def _claim(import_id: int, attempt: int | None, now: dt.datetime) -> str | None:
     the batch's: a run queued before the sweeper requeued the batch does nothing. The run's token,
     or None when there is nothing to do."""
     runner = secrets.token_hex(8)
-    dead = sa.func.coalesce(ImportBatch.heartbeat_at, ImportBatch.created_at) < now - STALL_AFTER
+    dead = sa.func.coalesce(ImportBatch.heartbeat_at, ImportBatch.created_at) < now - stall_after()
     claimable = sa.or_(ImportBatch.state == ImportState.PENDING,
                        sa.and_(ImportBatch.state == ImportState.RUNNING, dead))
     stmt = sa.update(ImportBatch).where(ImportBatch.id == import_id)
@@ -1120,7 +1134,7 @@ def run_import(import_id: int, attempt: int | None = None) -> None:
     log.info("import %s done: %d rows in %.1f s", import_id, job.total, time.monotonic() - started)
 
 
-def sweep_stalled(now: dt.datetime, *, stale_after: dt.timedelta = STALL_AFTER,
+def sweep_stalled(now: dt.datetime, *, stale_after: dt.timedelta | None = None,
                   max_attempts: int = MAX_ATTEMPTS,
                   pending_after: dt.timedelta | None = None) -> dict[str, list[int]]:
     """Requeue (to resume after the last committed chunk), or fail with the exact counts, the imports

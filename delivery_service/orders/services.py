@@ -82,7 +82,7 @@ def allocate_item_id() -> str:
     cfg = current_app.config
     if serial > s10.MAX_SERIAL:
         raise Conflict("The S10 serial range of this service indicator is used up: "
-                       "configure a new ITEM_ID_PREFIX.")
+                       "configure a new ITEM_ID_PREFIX.", error="serials_used_up")
     return s10.make(cfg["ITEM_ID_PREFIX"], serial, cfg["ITEM_ID_COUNTRY"])
 
 
@@ -342,7 +342,7 @@ def allocate_item_ids(n: int) -> list[str]:
     cfg = current_app.config
     if serials[-1] > s10.MAX_SERIAL:
         raise Conflict("The S10 serial range of this service indicator is used up: "
-                       "configure a new ITEM_ID_PREFIX.")
+                       "configure a new ITEM_ID_PREFIX.", error="serials_used_up")
     prefix, country = cfg["ITEM_ID_PREFIX"], cfg["ITEM_ID_COUNTRY"]
     return [s10.make(prefix, serial, country) for serial in serials]
 
@@ -673,7 +673,7 @@ def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt
             current = order.status.value
             db.session.rollback()
             raise Conflict("The order has changed since that event; it can no longer be corrected.",
-                           current_status=current, requested=target.value)
+                           error="already_changed", current_status=current, requested=target.value)
     else:
         try:
             machine.check(order.direction, order.status, target,
@@ -683,7 +683,8 @@ def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt
             replay = _replay(order, target, client_event_id) if replay_after_race else None
             if replay is not None:
                 return replay, False
-            raise Conflict(exc.reason, current_status=order.status.value, requested=target.value) from None
+            raise Conflict(exc.reason, error="transition_refused", current_status=order.status.value,
+                           requested=target.value) from None
     now = utcnow()
     changes: dict[str, Any] = {"status": target, "updated_at": now}
     if target is Status.DELIVERED_TO_AGENCY:
@@ -700,7 +701,8 @@ def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt
             return replay, False
         current = db.session.scalar(sa.select(DeliveryOrder.status).where(DeliveryOrder.id == order.id))
         raise Conflict("The order's status changed meanwhile; reload it and try again.",
-                       current_status=current.value if current else None, requested=target.value)
+                       error="status_changed", current_status=current.value if current else None,
+                       requested=target.value)
     if target in (Status.CANCELLED, Status.RETURNED_TO_AGENCY):  # its place on the route is free again
         from delivery_service.routing.services import release
 
@@ -741,7 +743,7 @@ def _replay(order: DeliveryOrder, target: Status, client_event_id: str) -> Order
     if seen.order_id != order.id or seen.status_to is not target:
         db.session.rollback()
         raise Conflict("This event_id was already used for another status change; "
-                       "every change needs an event_id of its own.")
+                       "every change needs an event_id of its own.", error="event_id_reused")
     return seen
 
 
@@ -766,7 +768,7 @@ def change_address(actor: Actor, item_id: str, address: dict[str, Any], *,
         raise NotFound(f"No order {item_id}")
     if order.status not in READDRESSABLE:
         raise Conflict(f"The order is {order.status.value}: its address can no longer change.",
-                       current_status=order.status.value)
+                       error="address_locked", current_status=order.status.value)
     province, district, commune, detail = read_order_address(address, local_today())
     before = order.status
     order.province_id, order.district_id = province.id, district.id if district else None

@@ -11,10 +11,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from delivery_service.db import ID, UTCDateTime, created_at, fk, intpk, str_enum, utcnow
 from delivery_service.extensions import db
 
-# A running job writes its heartbeat at each chunk (a chunk takes about a second); past this, its
-# process is taken for dead.
-STALL_AFTER = dt.timedelta(minutes=1)
-
 
 class LabelFormat(enum.StrEnum):
     PDF = "pdf"
@@ -101,10 +97,13 @@ STALLED_PREFIX = "The batch's process stopped"
 
 
 def job_stalled(running: bool, last_sign: dt.datetime | None, now: dt.datetime | None = None) -> bool:
-    """Whether a running job's last sign of life (heartbeat, else creation) is older than STALL_AFTER."""
+    """Whether a running job's last sign of life (heartbeat, else creation; one at each chunk, about a
+    second apart) is older than ``stalled.stall_after()`` (JOBS_STALL_S)."""
+    from delivery_service.stalled import stall_after
+
     if not running:
         return False
-    return last_sign is None or last_sign < (now or utcnow()) - STALL_AFTER
+    return last_sign is None or last_sign < (now or utcnow()) - stall_after()
 
 
 class ManifestKind(enum.StrEnum):

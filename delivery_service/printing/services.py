@@ -36,7 +36,6 @@ from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.models import Counter, PostalRoute
 from delivery_service.orgs.services import route_code
 from delivery_service.printing.models import (
-    STALL_AFTER,
     STALLED_PREFIX,
     JobState,
     LabelFormat,
@@ -47,6 +46,7 @@ from delivery_service.printing.models import (
     manifest_items,
 )
 from delivery_service.routing.services import sequenced_stops
+from delivery_service.stalled import stall_after
 from delivery_service.tracking import links
 from delivery_service.units.services import unit_index
 from labels import model as lm
@@ -357,7 +357,7 @@ def _claim(job_id: int, attempt: int | None, now: dt.datetime) -> str | None:
     requeued the job does nothing. Returns the run's token, or None when there is nothing to do.
     """
     runner = secrets.token_hex(8)
-    dead = sa.func.coalesce(PrintJob.heartbeat_at, PrintJob.created_at) < now - STALL_AFTER
+    dead = sa.func.coalesce(PrintJob.heartbeat_at, PrintJob.created_at) < now - stall_after()
     claimable = sa.or_(PrintJob.state == JobState.PENDING, sa.and_(PrintJob.state == JobState.RUNNING, dead))
     stmt = sa.update(PrintJob).where(PrintJob.id == job_id, claimable)
     if attempt is not None:
@@ -515,7 +515,7 @@ def mark_job_failed(job_id: int, attempt: int | None = None) -> None:
                        .execution_options(synchronize_session=False))
 
 
-def sweep_stalled(now: dt.datetime, *, stale_after: dt.timedelta = STALL_AFTER,
+def sweep_stalled(now: dt.datetime, *, stale_after: dt.timedelta | None = None,
                   max_attempts: int = MAX_ATTEMPTS,
                   pending_after: dt.timedelta | None = None) -> dict[str, list[int]]:
     """Requeue (from the first label: nothing of it was recorded), or fail with the reason, the print
