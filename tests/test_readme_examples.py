@@ -7,14 +7,12 @@ import json
 import re
 import shutil
 import subprocess
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from conftest import REQUIRE
-from flask import Flask
+from test_courier_browser import live_server  # noqa: F401  (fixture: the app served in a thread)
 
 from delivery_service.extensions import db
 from delivery_service.orders.models import DeliveryOrder
@@ -31,19 +29,6 @@ def readme_order_example() -> str:
     return found[0]
 
 
-@pytest.fixture
-def served(app: Flask) -> Iterator[str]:
-    """The app on its test database, served by werkzeug in a thread."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
-
-
 def run_example(script: str, origin: str, token: str) -> tuple[int, dict]:
     """Run the block with bash; curl also writes the status code on a last line (-w), nothing else
     of the block changes but the address the service listens at."""
@@ -56,16 +41,16 @@ def run_example(script: str, origin: str, token: str) -> tuple[int, dict]:
     return int(status), json.loads(body)
 
 
-def test_the_readme_curl_example_creates_an_order_then_a_retry_returns_it(app, served, token):
+def test_the_readme_curl_example_creates_an_order_then_a_retry_returns_it(app, live_server, token):  # noqa: F811
     if shutil.which("curl") is None or shutil.which("bash") is None:
         if REQUIRE:
             pytest.fail("curl and bash are needed to run the README's example")
         pytest.skip("curl or bash is missing")
     script = readme_order_example()
-    status, order = run_example(script, served, token)
+    status, order = run_example(script, live_server, token)
     assert status == 201, order
     assert re.fullmatch(r"RH\d{9}VN", order["item_id"]) and order["status"] in ("assigned", "received")
     assert order["recipient"]["name"] == "Nguyễn Thị Hoa" and order["dossier_code"].startswith("000.00.18.H55-")
-    again_status, again = run_example(script, served, token)
+    again_status, again = run_example(script, live_server, token)
     assert again_status == 200 and again["item_id"] == order["item_id"]  # a retry: the stored order
     assert db.session.scalar(sa.select(sa.func.count()).select_from(DeliveryOrder)) == 1
