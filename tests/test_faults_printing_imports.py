@@ -197,9 +197,9 @@ def test_a_killed_batch_records_no_print_and_the_sweeper_reruns_it_to_one_file(a
     db.session.execute(sa.update(PrintJob).where(PrintJob.id == job_id).values(heartbeat_at=stopped.heartbeat_at))
     db.session.commit()
 
-    # The sweeper leaves it within its minute, then requeues it; the re-run (inline here) starts over.
+    # The sweeper leaves it for JOBS_STALL_S (30 s), then requeues it; the re-run (inline here) starts over.
     beat = stopped.heartbeat_at
-    assert printing.sweep_stalled(beat + dt.timedelta(seconds=30)) == {"requeued": [], "failed": []}
+    assert printing.sweep_stalled(beat + dt.timedelta(seconds=29)) == {"requeued": [], "failed": []}
     assert printing.sweep_stalled(beat + dt.timedelta(seconds=61)) == {"requeued": [job_id], "failed": []}
     done = job(job_id)
     assert (done.state, done.done, done.total, done.attempts) == (JobState.DONE, 14, 14, 2)
@@ -375,7 +375,7 @@ def test_a_killed_import_resumes_to_exactly_the_rows_of_the_file(app, client, au
     assert 'http-equiv="refresh"' in page  # within its minute it may still be alive
 
     beat = stopped.heartbeat_at
-    assert imports.sweep_stalled(beat + dt.timedelta(seconds=59)) == {"requeued": [], "failed": []}
+    assert imports.sweep_stalled(beat + dt.timedelta(seconds=29)) == {"requeued": [], "failed": []}
     assert imports.sweep_stalled(beat + dt.timedelta(seconds=61)) == {"requeued": [import_id], "failed": []}
     done = batch(import_id)
     assert done.state is ImportState.DONE and done.attempts == 2 and done.error is None

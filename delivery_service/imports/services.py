@@ -1142,7 +1142,7 @@ def sweep_stalled(now: dt.datetime, *, stale_after: dt.timedelta | None = None,
     from delivery_service import stalled
 
     return stalled.sweep(
-        ImportBatch, ImportState, now, stale_after=stale_after, max_attempts=max_attempts,
+        ImportBatch, ImportState, now, stale_after=stale_after or stall_after(), max_attempts=max_attempts,
         pending_after=pending_after,
         requeue=lambda import_id, attempt: enqueue_after_commit(RUN_IMPORT, import_id, attempt,
                                                                 on_failure=ON_FAILURE),

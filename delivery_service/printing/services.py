@@ -523,7 +523,7 @@ def sweep_stalled(now: dt.datetime, *, stale_after: dt.timedelta | None = None,
     from delivery_service import stalled
 
     return stalled.sweep(
-        PrintJob, JobState, now, stale_after=stale_after, max_attempts=max_attempts,
+        PrintJob, JobState, now, stale_after=stale_after or stall_after(), max_attempts=max_attempts,
         pending_after=pending_after, reset={"done": 0},
         requeue=lambda job_id, attempt: enqueue_after_commit(RUN_JOB, job_id, attempt, timeout=JOB_TIMEOUT,
                                                              on_failure=ON_FAILURE),
