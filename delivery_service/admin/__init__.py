@@ -4,6 +4,7 @@ province admin) sees and changes only what lies in that province (see ``scope``)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from flask_babel import get_locale
@@ -39,3 +40,10 @@ def tr(vi: str, en: str) -> str:
     """The text in the reader's language (Vietnamese unless English was chosen). The administration
     pages carry their texts in both languages here rather than in the shared message catalogue."""
     return en if str(get_locale() or "vi") == "en" else vi
+
+
+def label(names: Mapping[str, tuple[str, str]], code: str) -> str:
+    """A code's (Vietnamese, English) name from ``names`` in the reader's language; the code itself
+    when it has none."""
+    pair = names.get(code)
+    return tr(*pair) if pair else code

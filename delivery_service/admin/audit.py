@@ -9,7 +9,7 @@ from flask import Blueprint, render_template, request
 from flask_login import current_user
 
 from delivery_service.accounts.models import Role, User
-from delivery_service.admin import tr
+from delivery_service.admin import label, tr
 from delivery_service.admin import user_services as svc
 from delivery_service.extensions import db
 from delivery_service.vietnamese import sorted_vi
@@ -78,15 +78,13 @@ FIELDS = {
 
 
 def action_label(action: str) -> str:
-    names = ACTIONS.get(action)
-    return tr(*names) if names else action
+    return label(ACTIONS, action)
 
 
 def object_label(object_type: str | None) -> str:
     if not object_type:
         return ""
-    names = OBJECT_TYPES.get(object_type)
-    return tr(*names) if names else object_type
+    return label(OBJECT_TYPES, object_type)
 
 
 def _people(object_ids: list[str | None]) -> dict[str, tuple[str, str]]:
@@ -99,8 +97,7 @@ def _people(object_ids: list[str | None]) -> dict[str, tuple[str, str]]:
 
 
 def field_label(field: str) -> str:
-    names = FIELDS.get(field)
-    return tr(*names) if names else field
+    return label(FIELDS, field)
 
 
 def value_label(field: str, value: object) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
-from delivery_service.admin import tr
+from delivery_service.admin import label
 from delivery_service.admin.scope import national_admin_required
 from delivery_service.errors import InvalidInput
 from delivery_service.extensions import db
@@ -30,13 +30,11 @@ STATE_LABELS = {
 
 def kind_label(kind: str) -> str:
     """The event a message is about, in the reader's language (its code when unknown)."""
-    names = texts.KIND_LABELS.get(kind)
-    return tr(*names) if names else kind
+    return label(texts.KIND_LABELS, kind)
 
 
 def state_label(state: str) -> str:
-    names = STATE_LABELS.get(state)
-    return tr(*names) if names else state
+    return label(STATE_LABELS, state)
 
 
 def _preview(text: str) -> dict[str, Any] | None:
