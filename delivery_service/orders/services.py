@@ -14,7 +14,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -26,6 +25,7 @@ from delivery_service.errors import Conflict, Forbidden, InvalidInput, Message, 
 from delivery_service.extensions import db
 from delivery_service.localtime import day_start, local_today  # noqa: F401  (local_today: many import it from here)
 from delivery_service.orders import status as machine
+from delivery_service.orders import watch
 from delivery_service.orders.models import DeliveryOrder, Exemption, ItemSerial, OrderEvent, Payer
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.models import PostalRoute
@@ -56,6 +56,7 @@ _INSERT_SERIAL = sa.insert(ItemSerial.__table__).returning(ItemSerial.__table__.
 _INSERT_ORDER = sa.insert(DeliveryOrder.__table__).returning(DeliveryOrder.__table__.c.id)
 _INSERT_EVENT = sa.insert(OrderEvent.__table__)
 _ORDER_COLUMNS = tuple(c.key for c in DeliveryOrder.__table__.columns if c.key != "id")
+_NO_VALUES = dict.fromkeys(_ORDER_COLUMNS)  # a new order's columns order_values leaves out: NULL
 
 
 # PostgreSQL: serials are drawn from the table's sequence in blocks, one round trip per block.
@@ -253,31 +254,26 @@ def order_values(actor: Actor, data: dict[str, Any], *, counter_id: int, idempot
 
 def insert_many(table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """Insert ``rows`` (dicts with the same keys) in the current transaction, the fastest way each
-    database has, the values converted by the columns' types as SQLAlchemy would: SQLite, the
-    driver's executemany (one prepared statement run per row, in C); PostgreSQL, ``COPY … FROM STDIN``
+    database has, the values converted by the columns' types as SQLAlchemy would (once per distinct
+    value of a column: a chunk's rows share their dates, codes and states): SQLite, the driver's
+    executemany (one prepared statement run per row, in C); PostgreSQL, ``COPY … FROM STDIN``
     (psycopg formats the rows in C; an executemany sends one INSERT per row, and the server's work
     per statement is most of the cost). SQLAlchemy's own executemany costs more per row than these.
 
-    Neither is an ``Insert`` statement of SQLAlchemy: order events, which the event log's watchers
-    (orders.watch) must see written, go through one (SQLite: executemany; PostgreSQL:
-    ``_unnest_insert``). A refused row raises IntegrityError.
+    Order events written this way are announced to the event log's watchers (``orders.watch``),
+    which see SQLAlchemy's statements only. A refused row raises IntegrityError.
     """
     if not rows:
         return
     conn = db.session.connection()
-    if table.name == "order_events":
-        if conn.dialect.name == "postgresql":
-            conn.execute(*_unnest_insert(table, rows))
-        else:
-            conn.execute(sa.insert(table), rows)
-        return
     keys = list(rows[0])
-    processors = [table.c[k].type._cached_bind_processor(conn.dialect) for k in keys]  # noqa: SLF001
-    values = ([value if proc is None or value is None else proc(value)
-               for value, proc in zip([row[k] for k in keys], processors, strict=True)] for row in rows)
+    values = list(zip(*[_column_values(table.c[k].type, [row[k] for row in rows], conn.dialect)
+                        for k in keys], strict=True))
     quote = conn.dialect.identifier_preparer.quote
     columns = ", ".join(quote(table.c[k].name) for k in keys)
     raw = conn.connection.dbapi_connection
+    if table.name == OrderEvent.__tablename__:
+        watch.note_written(conn)
     if conn.dialect.name == "postgresql":
         statement = f"COPY {quote(table.name)} ({columns}) FROM STDIN"
         try:
@@ -297,23 +293,17 @@ def insert_many(table: sa.Table, rows: list[dict[str, Any]]) -> None:
         cursor.close()
 
 
-def _unnest_insert(table: sa.Table, rows: list[dict[str, Any]]) -> tuple[Any, dict[str, Any]]:
-    """PostgreSQL: ``INSERT … SELECT * FROM unnest(array, array, …)``, one typed array per column:
-    one statement (a SQLAlchemy ``Insert``, which orders.watch sees) for any number of rows."""
-    keys = tuple(rows[0])
-    stmt = _UNNEST.get((table.name, keys))
-    if stmt is None:
-        columns = [table.c[k] for k in keys]
-        arrays = [sa.cast(sa.bindparam(f"a{i}", type_=postgresql.ARRAY(c.type)), postgresql.ARRAY(c.type))
-                  for i, c in enumerate(columns)]
-        names = [f"c{i}" for i in range(len(keys))]
-        source = sa.func.unnest(*arrays).table_valued(*names).render_derived()
-        stmt = _UNNEST[(table.name, keys)] = sa.insert(table).from_select(
-            columns, sa.select(*[source.c[name] for name in names]))
-    return stmt, {f"a{i}": [row[k] for row in rows] for i, k in enumerate(keys)}
-
-
-_UNNEST: dict[tuple[str, tuple[str, ...]], Any] = {}
+def _column_values(type_: Any, values: list[Any], dialect: Any) -> list[Any]:
+    """``values`` of one column converted by its type's bind processor, each distinct value once."""
+    process = type_._cached_bind_processor(dialect)  # noqa: SLF001
+    if process is None:
+        return values
+    done: dict[Any, Any] = {}
+    try:
+        return [None if v is None else done[v] if v in done else done.setdefault(v, process(v))
+                for v in values]
+    except TypeError:  # an unhashable value (JSON): each converted on its own
+        return [None if v is None else process(v) for v in values]
 
 
 _NEXT_ORDER_IDS = sa.text("SELECT nextval(pg_get_serial_sequence('delivery_orders', 'id')) "
@@ -363,7 +353,7 @@ def add_orders(actor: Actor, items: list[tuple[dict[str, Any], str | None]], *,
     from delivery_service.geo.services import request_locations
     from delivery_service.routing.bulk import place_new_orders
 
-    today = local_today()
+    today, now = local_today(), utcnow()
     rule = rules.current()
     units: dict[tuple[Any, ...], Any] = {}
 
@@ -392,7 +382,9 @@ def add_orders(actor: Actor, items: list[tuple[dict[str, Any], str | None]], *,
             out.append(exc)
             continue
         out.append("")
-        rows.append({k: values.get(k) for k in _ORDER_COLUMNS})
+        row = {**_NO_VALUES, **values}
+        row["created_at"] = row["updated_at"] = now  # stored together: one moment for the chunk
+        rows.append(row)
         notes.append(note)
     if not rows:
         return out

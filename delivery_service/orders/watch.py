@@ -32,6 +32,12 @@ def _after_execute(conn: sa.Connection, clause: Any, *args: Any) -> None:
         conn.info[_FLAG] = True
 
 
+def note_written(conn: sa.Connection) -> None:
+    """Tell the watch that ``conn`` wrote order events by a path it cannot see (a driver's bulk
+    insert: ``orders.services.insert_many``)."""
+    conn.info[_FLAG] = True
+
+
 def _after_begin(session: Session, transaction: Any, connection: sa.Connection) -> None:
     connection.info.pop(_FLAG, None)  # info lives with the pooled connection: start clean
     session.info.setdefault(_CONNS, []).append(connection)
