@@ -102,7 +102,7 @@ def stop_etas(run: RouteRun) -> dict[int, Eta]:
     tz = service_timezone()
     # The anchor: (moment, metres, stop number) the next stops are counted from; first the shift start.
     shift_start = day_start(run.run_date) + dt.timedelta(
-        seconds=plan._clock(plan.setting("PLAN_SHIFT_START")))
+        seconds=plan.shift()[0])
     # a run re-sequenced during the day starts where the courier was last seen, when they were there
     anchor = (max(shift_start, run.start_at) if run.start_at else shift_start, 0.0, 0)
     etas: dict[int, Eta] = {}

@@ -59,6 +59,11 @@ def _clock(text: str) -> int:
     return int(hours) * 3600 + int(minutes or 0) * 60
 
 
+def shift() -> tuple[int, int]:
+    """The couriers' shift (PLAN_SHIFT_START, PLAN_SHIFT_END) in seconds after local midnight."""
+    return _clock(setting("PLAN_SHIFT_START")), _clock(setting("PLAN_SHIFT_END"))
+
+
 @dataclass
 class LateStop:
     """A stop whose delivery window the run cannot keep: its orders, the window and the arrival."""
@@ -254,7 +259,7 @@ def build_plan(actor: Actor, office_id: int, day: dt.date, *, locked: Iterable[i
     stops = _stops(orders, depot, locked_ids)
     detour = float(current_app.config["ROADS_DETOUR_FACTOR"])
     service = int(setting("PLAN_SERVICE_S"))
-    shift = (_clock(setting("PLAN_SHIFT_START")), _clock(setting("PLAN_SHIFT_END")))
+    shift_s = shift()
     points = [depot] + [s.point for s in stops]
     roads = matrix(points)  # the road graph's, else straight lines × detour at PLAN_SPEED_KMH
     dist = roads.distances
@@ -268,7 +273,7 @@ def build_plan(actor: Actor, office_id: int, day: dt.date, *, locked: Iterable[i
             visit = nodes[1:]
         else:
             visit = [nodes[k] for k in sequence_stops(dist[np.ix_(nodes, nodes)])[1:]]
-        d, hours, late, over, arrived = _stats(visit, dist, dur, shift, service, windows)
+        d, hours, late, over, arrived = _stats(visit, dist, dur, shift_s, service, windows)
         count = sum(len(stops[i].orders) for i in members)
         late_stops = [LateStop(stops[node - 1].orders, windows[node] or (0, 0), arrival)
                       for node, arrival in late]
@@ -288,7 +293,7 @@ def build_plan(actor: Actor, office_id: int, day: dt.date, *, locked: Iterable[i
                for i, s in enumerate(stops)]
     overtime = int(setting("PLAN_MAX_OVERTIME_MIN")) * 60
     per_s = max(1, round(float(setting("PLAN_OVERTIME_COST_M_PER_MIN")) / 60))
-    vehicles = [Vehicle(key=r.id, capacity=r.capacity_per_day, shift=shift, max_overtime_s=overtime,
+    vehicles = [Vehicle(key=r.id, capacity=r.capacity_per_day, shift=shift_s, max_overtime_s=overtime,
                         overtime_cost=per_s) for r in routes]
     problem = Problem(clients, vehicles, dist, dur, territory_cost=int(setting("PLAN_TERRITORY_COST_M")))
     # a small day is solved long before the budget: 10 ms a stop, at least 0.2 s, at most PLAN_SECONDS

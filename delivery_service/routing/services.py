@@ -726,8 +726,7 @@ def _plan_run(depot: tuple[float, float], inputs: Sequence[routes.StopInput], cl
         return found.distances
 
     def timing() -> routes.Timing:
-        shift = (day_plan._clock(day_plan.setting("PLAN_SHIFT_START")),
-                 day_plan._clock(day_plan.setting("PLAN_SHIFT_END")))
+        shift = day_plan.shift()
         if started is not None:
             local = started.astimezone(service_timezone())
             shift = (max(shift[0], local.hour * 3600 + local.minute * 60 + local.second), shift[1])
