@@ -36,7 +36,8 @@ DEMO_PASSWORD = "demo-password"
 # Tables that tests fill; emptied after each PostgreSQL test (the event log only by TRUNCATE).
 ORDER_TABLES = ("order_events", "delivery_orders", "item_serials", "import_batches", "print_jobs", "manifests",
                 "delivery_proofs", "proof_files", "event_corrections", "webhook_deliveries",
-                "webhook_endpoints", "report_days", "report_weeks", "report_months", "report_orders", "report_cursor",
+                "webhook_endpoints", "report_days", "report_weeks", "report_months", "report_years", "report_changes",
+                "report_orders", "report_cursor",
                 "counter_daily_totals", "weekly_reports", "report_area_communes", "report_areas", "rate_limit_counters",
                 "job_outbox", "order_locations", "known_places", "geocode_cache", "audit_events",
                 "business_rules", "personal_data_access", "privacy_runs", "notification_messages",

@@ -168,7 +168,7 @@ def test_bands_in_english_and_the_pending_note(client, monkeypatch):
     login(client, "admin")
     html = page(client, f"/reports/?{PERIOD}&level=route&lang=en")
     assert "Good" in html and "Poor" in html and "Delivery rate" in html
-    monkeypatch.setattr(folding, "pending", lambda: (41, 44))
+    monkeypatch.setattr(folding, "state", lambda: (41, 44, 0))  # cursor, last event, unit map
     html = page(client, f"/reports/?{PERIOD}&level=route&lang=vi")
     assert "41" in html and "3 sự kiện" in html
 

@@ -2,8 +2,10 @@
 
 Each run reads the events after the cursor, in id order and never past the committed horizon (see
 ``webhooks.services.committed_horizon``: on PostgreSQL ids are handed out before commit), works out
-what each adds to or takes from the figures, and writes the sums into ``report_days`` and
-``report_months`` in the transaction that moves the cursor. The cursor moves by compare-and-set
+what each adds to or takes from the figures, and writes the sums into ``report_days``,
+``report_weeks``, ``report_months`` and ``report_years`` in the transaction that moves the cursor,
+with a ``report_changes`` row naming the earliest and latest days the batch changed (the figures a
+process keeps are recomputed for those days only). The cursor moves by compare-and-set
 first, so two runs at once cannot both apply the same events: the second finds the cursor moved and
 gives up.
 
@@ -43,16 +45,19 @@ from delivery_service.orders.status import Direction, Status
 from delivery_service.reports.models import (
     COUNTS,
     HOUR_EDGES,
+    ReportChange,
     ReportCursor,
     ReportOrder,
     report_days,
     report_months,
     report_weeks,
+    report_years,
 )
 
 log = logging.getLogger(__name__)
 
 BATCH = 5000
+CHANGES_KEPT = dt.timedelta(days=1)  # report_changes rows older than this are deleted
 _CLOSING = {"delivered": (Status.DELIVERED, Status.DELIVERED_TO_AGENCY),
             "returned": (Status.RETURNED_TO_AGENCY,), "cancelled": (Status.CANCELLED,),
             "abandoned": (Status.CANCELLED,)}
@@ -105,6 +110,14 @@ def _cursor() -> int:
     return db.session.scalar(sa.select(ReportCursor.event_id).where(ReportCursor.id == 1)) or 0
 
 
+def state() -> tuple[int, int, int]:
+    """(cursor, largest event id, unit map version): what the figures are read at (cheap, no lock)."""
+    found = db.session.execute(sa.select(ReportCursor.event_id, ReportCursor.units_version)
+                               .where(ReportCursor.id == 1)).first()
+    cursor, units = found if found is not None else (0, 0)
+    return cursor, db.session.scalar(sa.select(sa.func.max(OrderEvent.id))) or 0, units
+
+
 def pending() -> tuple[int, int]:
     """(cursor, largest event id): how far the rollups are behind the log (cheap, no lock)."""
     return _cursor(), db.session.scalar(sa.select(sa.func.max(OrderEvent.id))) or 0
@@ -139,14 +152,26 @@ def fold(max_events: int | None = None, *, time_budget_s: float | None = None) -
         if moved != 1:  # another run folded these meanwhile
             db.session.rollback()
             break
-        _apply(rows, tz)
+        first_day, last_day = _apply(rows, tz)
+        db.session.add(ReportChange(event_id=upto, from_event_id=cursor, first_day=first_day,
+                                    last_day=last_day, folded_at=utcnow()))
         db.session.commit()
         done += len(rows)
         if time_budget_s is not None and time.monotonic() - started > time_budget_s:
             break
     if done:
+        db.session.execute(sa.delete(ReportChange).where(ReportChange.folded_at < utcnow() - CHANGES_KEPT))
+        db.session.commit()
         log.info("reports: folded %d events", done)
     return done
+
+
+def units_changed() -> None:
+    """The unit map was rebuilt (in the caller's transaction): figures kept by any process are
+    grouped again."""
+    upsert(ReportCursor.__table__, [{"id": 1}], ("id",), add=())  # the cursor at 0 if there is none
+    db.session.execute(sa.update(ReportCursor).where(ReportCursor.id == 1)
+                       .values(units_version=ReportCursor.units_version + 1))
 
 
 def _ensure_cursor() -> None:
@@ -166,7 +191,9 @@ def _batch_query(cursor: int, horizon: int, limit: int) -> sa.Select:
             .where(e.id > cursor, e.id <= horizon).order_by(e.id).limit(limit))
 
 
-def _apply(rows: list[Any], tz: ZoneInfo) -> None:
+def _apply(rows: list[Any], tz: ZoneInfo) -> tuple[dt.date | None, dt.date | None]:
+    """Fold one batch; returns the earliest and latest days whose rollup rows it changed (None:
+    none)."""
     order_ids = {r.order_id for r in rows}
     states: dict[int, dict[str, Any]] = {
         s["order_id"]: dict(s) for s in db.session.execute(
@@ -177,8 +204,9 @@ def _apply(rows: list[Any], tz: ZoneInfo) -> None:
         if state is None:
             state = states[r.order_id] = _new_state(r.order_id)
         _event(r, state, deltas, tz)
-    _write(deltas)
+    changed = _write(deltas)
     upsert(ReportOrder.__table__, list(states.values()), ("order_id",), add=())
+    return changed
 
 
 def _new_state(order_id: int) -> dict[str, Any]:
@@ -265,11 +293,14 @@ def _close(state: dict[str, Any], deltas: _Deltas, sign: int) -> None:
         deltas.add(key, f"h{state['closed_bin']}", sign)
 
 
-def _write(deltas: _Deltas) -> None:
-    """Add the deltas to the day, week and month rollups."""
+def _write(deltas: _Deltas) -> tuple[dt.date | None, dt.date | None]:
+    """Add the deltas to the day, week, month and year rollups; returns the earliest and latest
+    days changed."""
     keys = ("commune_id", "route_id", "counter_id", "courier_id")
     periods = ((report_days, lambda d: d), (report_weeks, lambda d: d - dt.timedelta(days=d.weekday())),
-               (report_months, lambda d: d.replace(day=1)))
+               (report_months, lambda d: d.replace(day=1)),
+               (report_years, lambda d: d.replace(month=1, day=1)))
+    changed = [day for (day, *_), measures in deltas.rows.items() if any(measures.values())]
     for table, start_of in periods:
         sums: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for (day, *key), measures in deltas.rows.items():
@@ -281,6 +312,7 @@ def _write(deltas: _Deltas) -> None:
                 for k, v in sums.items() if any(v.values())]
         if rows:
             upsert(table, rows, (period, *keys), add=COUNTS)
+    return min(changed, default=None), max(changed, default=None)
 
 
 def upsert(table: sa.Table, rows: list[dict[str, Any]], keys: tuple[str, ...], *,

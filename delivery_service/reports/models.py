@@ -42,9 +42,13 @@ report_days = sa.Table("report_days", db.metadata, sa.Column("day", sa.Date, pri
 # The same by week (``week`` is its Monday), for the weekly trend.
 report_weeks = sa.Table("report_weeks", db.metadata, sa.Column("week", sa.Date, primary_key=True),
                         *_rollup_columns())
-# The same by month (``month`` is its first day): a year's report reads twelve of these per key.
+# The same by month (``month`` is its first day): a report of whole months reads one of these per
+# month and key.
 report_months = sa.Table("report_months", db.metadata, sa.Column("month", sa.Date, primary_key=True),
                          *_rollup_columns())
+# The same by calendar year (``year`` is its 1 January): a year's report reads one row per key.
+report_years = sa.Table("report_years", db.metadata, sa.Column("year", sa.Date, primary_key=True),
+                        *_rollup_columns())
 
 
 class ReportOrder(db.Model):
@@ -77,13 +81,33 @@ class ReportOrder(db.Model):
 
 
 class ReportCursor(db.Model):
-    """The last order_events.id folded into the rollups (one row)."""
+    """The last order_events.id folded into the rollups (one row), and how many times the unit map
+    was rebuilt (a figure kept by a process is regrouped after a rebuild)."""
 
     __tablename__ = "report_cursor"
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     event_id: Mapped[int] = mapped_column(ID, default=0)
     folded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    units_version: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class ReportChange(db.Model):
+    """One fold batch: the cursor before and after it, and the earliest and latest local days whose
+    rollup rows it changed (None: none). Written in the batch's transaction, so every process can
+    tell which days changed since the figures it kept (``figures`` recomputes only those); kept a
+    day (``fold.CHANGES_KEPT``)."""
+
+    __tablename__ = "report_changes"
+
+    event_id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=False)  # cursor after
+    from_event_id: Mapped[int] = mapped_column(ID)  # cursor before
+    first_day: Mapped[dt.date | None] = mapped_column(sa.Date)
+    last_day: Mapped[dt.date | None] = mapped_column(sa.Date)
+    folded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # The cursor these batches moved: emptying it (a refold from scratch) empties them too.
+    cursor_id: Mapped[int] = mapped_column(sa.ForeignKey("report_cursor.id", ondelete="CASCADE"),
+                                           default=1)
 
 
 class ReportUnit(db.Model):

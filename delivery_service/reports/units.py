@@ -49,9 +49,12 @@ def rebuild_unit_map() -> int:
             district = parent.id if parent is not None and parent.level is UnitLevel.DISTRICT else None
         rows.append({"unit_id": u.id, "commune_id": commune, "province_id": province_of(commune),
                      "district_id": district})
+    from delivery_service.reports.fold import units_changed
+
     db.session.execute(sa.delete(ReportUnit))
     if rows:
         db.session.execute(sa.insert(ReportUnit), rows)
+    units_changed()  # the figures processes keep are grouped by the old map
     db.session.commit()
     return len(rows)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
@@ -21,6 +22,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     render_template,
     request,
     stream_with_context,
@@ -345,11 +347,41 @@ def _rows_html(report: Report, q: Query, show_share: bool) -> Markup:
            tuple(sorted((name, tuple(limits)) for name, limits in bands.items())))
     html = report.rendered.get(key)
     if html is None:
-        f = TableFormats(bands)
-        link = _drill_links(q)
-        html = report.rendered[key] = Markup("\n".join(
-            _row_html(row, row_label(q.level, row), link(row), f, show_share) for row in report.rows))
+        html = report.rendered[key] = Markup("\n".join(_rendered_rows(report, q, show_share, bands, key)))
     return html
+
+
+ROWS_KEPT = 8  # tables whose rows' HTML a process keeps for the next report of the same query
+_ROWS_LOCK = threading.Lock()  # a process's request threads share them
+
+
+def _rendered_rows(report: Report, q: Query, show_share: bool, bands: Mapping[str, Any],
+                   key: tuple[Any, ...]) -> list[str]:
+    """Each row's HTML. A row whose figures, name and key are those of a row of the last table
+    rendered for the same language, query and bands (a report recomputed after a change: most units
+    did not change) is not written again: its HTML depends on nothing else."""
+    kept = current_app.extensions.setdefault("report_rows_html", {})
+    before: dict[tuple[Any, ...], str] = kept.get(key, {})
+    now: dict[tuple[Any, ...], str] = {}
+    made: tuple[TableFormats, Callable[[Row], str | None]] | None = None
+    out = []
+    for row in report.rows:
+        sign = (row.key, row.label, row.code, row.received, row.received_results, row.delivered, row.on_time,
+                row.failed_attempts, row.returned, row.cancelled, row.abandoned, row.open, row.overdue,
+                row.results_total, *row.histogram)
+        html = before.get(sign)
+        if html is None:
+            if made is None:
+                made = TableFormats(bands), _drill_links(q)
+            html = _row_html(row, row_label(q.level, row), made[1](row), made[0], show_share)
+        now[sign] = html
+        out.append(html)
+    with _ROWS_LOCK:
+        kept.pop(key, None)
+        kept[key] = now  # the most recent last
+        while len(kept) > ROWS_KEPT:
+            kept.pop(next(iter(kept)))
+    return out
 
 
 def _drill_links(q: Query) -> Callable[[Row], str | None]:

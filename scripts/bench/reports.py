@@ -13,8 +13,8 @@ For each backend and size:
    3 % cancelled, ~1 % open (``--layout``: see ``generate_sql``); due dates, routes, run dates,
    closing times. The secondary indexes are dropped for the load and rebuilt from the models (the
    trigram index of migration 0002 from its saved definition), and checked equal to the migrated
-   ones. The rollups (``report_days``, then every coarser one the models declare: weeks, months) are
-   filled by INSERT … SELECT … GROUP BY from the orders: what ``reports.fold`` would have produced
+   ones. The rollups (``report_days``, then every coarser one the models declare: weeks, months,
+   years) are filled by INSERT … SELECT … GROUP BY from the orders: what ``reports.fold`` would have produced
    from their simple histories (created, assigned, handed over, out for delivery, a failed attempt
    for 7 % of the delivered and every returned order, delivered / returned / cancelled), without
    writing the event log;
@@ -33,8 +33,15 @@ For each backend and size:
    status`` with a covering index created for it (as ../shared/docs/BASELINES.md), ``GROUP BY
    province_id, status`` (district_id is NULL after the reform), and the report's counts computed
    straight from the orders table by one GROUP BY (no rollups; it cannot give failed attempts or the
-   histogram, which need the event log). The figures are checked equal to that direct GROUP BY. One
-   more pass times each case's SQL statements; ``--explain`` shows the plan of the slowest.
+   histogram, which need the event log). The figures are checked equal to that direct GROUP BY. The
+   page with both charts is measured three ways: figures unchanged since the last view (a reload);
+   right after a change (before each run, not timed: an order delivered now, its event written and
+   folded, as the fold job would: the kept figures are brought up to date from the fold's
+   ``report_changes``); and with nothing kept (a new process). One more pass times each case's SQL
+   statements; ``--explain`` shows the plan of the slowest. Then the kept figures are checked equal
+   to the same computed from scratch: what the page showed after the last change, and after three
+   more changes (deliveries now, 40 and 200 days ago) the year's and the 15 Jan – 14 Dec report and
+   trend; a difference makes the exit status 1.
 
 Prints a markdown table (backend | orders | case | best ms | median ms | ratio to the bare GROUP BY)
 and the set-up figures. Progress goes to stderr; the exit status is 1 if a check fails. Sizes default
@@ -73,9 +80,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(ROOT))
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-GEN_VERSION = 5  # bump when the generated data or their set-up change: --keep then rebuilds (4: report_weeks
+GEN_VERSION = 6  # bump when the generated data or their set-up change: --keep then rebuilds (4: report_weeks
 #                 vacuumed and analyzed too; PostgreSQL's autovacuum is off here, so it had no statistics;
-#                 5: orders get recipient_search_key, NOT NULL since migration 0015)
+#                 5: orders get recipient_search_key, NOT NULL since migration 0015; 6: report_years)
 SEED = 2026
 PASSWORD = "bench-password"
 YEAR = (dt.date(2026, 1, 1), dt.date(2026, 12, 31))
@@ -144,6 +151,9 @@ class Dialect:
 
     def month(self, date: str) -> str:
         return f"CAST(date_trunc('month', {date}) AS date)" if self.pg else f"date({date}, 'start of month')"
+
+    def year(self, date: str) -> str:
+        return f"CAST(date_trunc('year', {date}) AS date)" if self.pg else f"date({date}, 'start of year')"
 
     def week(self, date: str) -> str:
         """The Monday of a date's week."""
@@ -302,7 +312,7 @@ def rollup_tables() -> list[tuple[str, str]]:
     for table in db.metadata.sorted_tables:
         if table.name != "report_days" and set(COUNTS) <= set(table.c.keys()) and "courier_id" in table.c:
             period = next(iter(table.primary_key.columns)).name
-            if period not in ("week", "month"):
+            if period not in ("week", "month", "year"):
                 raise SystemExit(f"the shortcut does not know how to fill {table.name} ({period})")
             found.append((table.name, period))
     return found
@@ -313,7 +323,7 @@ def period_sql(d: Dialect, days_table: str, table: str, period: str) -> str:
     from delivery_service.reports.models import COUNTS
 
     keys = "commune_id, route_id, counter_id, courier_id"
-    start = d.month("day") if period == "month" else d.week("day")
+    start = {"month": d.month, "year": d.year, "week": d.week}[period]("day")
     return (f"INSERT INTO {table} ({period}, {keys}, {', '.join(COUNTS)}) "
             f"SELECT {start}, {keys}, {', '.join(f'SUM({c})' for c in COUNTS)} "
             f"FROM {days_table} GROUP BY {start}, {keys} ORDER BY {start}, {keys}")
@@ -866,6 +876,78 @@ def forget(app) -> None:  # noqa: ANN001
             cached.cache_clear()
 
 
+def deliver_one(app, when: dt.datetime | None = None) -> int:  # noqa: ANN001
+    """A change, as a courier's sync makes one: an order out with a courier delivered (now, or at
+    ``when`` from an offline phone: its device time), its event written and folded (as the fold job
+    would, before anyone reads the figures). The order's updated_at is the delivery's time, so that
+    the direct GROUP BY of a later run still agrees. Returns the order's id."""
+    from delivery_service.extensions import db
+    from delivery_service.orders.models import OrderEvent
+    from delivery_service.reports.fold import fold
+
+    now = dt.datetime.now(dt.UTC)
+    with app.app_context():
+        row = db.session.execute(sa.text(
+            "SELECT o.id, r.courier_id, u.username FROM delivery_orders o "
+            "JOIN postal_routes r ON r.id = o.route_id JOIN users u ON u.id = r.courier_id "
+            "WHERE o.status = 'handed_to_courier' AND o.created_at < :before ORDER BY o.id LIMIT 1"),
+            {"before": when or now}).one()
+        db.session.execute(OrderEvent.__table__.insert(), [{
+            "order_id": row.id, "status_from": "handed_to_courier", "status_to": "delivered",
+            "actor_user_id": row.courier_id, "actor_label": row.username, "device_time": when,
+            "server_time": now}])
+        db.session.execute(sa.text("UPDATE delivery_orders SET status = 'delivered', updated_at = :t "
+                                   "WHERE id = :i"), {"t": when or now, "i": row.id})
+        db.session.commit()
+        folded = fold()
+        assert folded >= 1, folded
+        db.session.remove()
+        return row.id
+
+
+def report_figures(report: Any) -> list[tuple[Any, ...]]:
+    """Every figure of a report, row by row and the total, to compare two computations."""
+    def one(r: Any) -> tuple[Any, ...]:
+        return (r.key, r.label, r.code, r.received, r.received_results, r.delivered, r.on_time,
+                r.failed_attempts, r.returned, r.cancelled, r.abandoned, r.open, r.overdue, r.results_total,
+                tuple(r.histogram))
+    return [one(r) for r in report.rows] + [one(report.total)]
+
+
+def trend_figures(weeks: list[Any]) -> list[tuple[Any, ...]]:
+    return [(w, r.received, r.delivered, r.returned, r.abandoned, tuple(r.histogram)) for w, r in weeks]
+
+
+def check_incremental(app, actor: Any, today: dt.date, periods: list[tuple[dt.date, dt.date]]) -> list[str]:  # noqa: ANN001
+    """The figures and trends a process kept and brought up to date after changes (``memo``) equal
+    the same computed from scratch: after a delivery now, one 40 days ago and one 200 days ago
+    (offline phones), for each period. Returns the differences found."""
+    from delivery_service.extensions import db
+    from delivery_service.reports.figures import CHART_MEASURES, Level, figures, weekly_trend
+
+    problems = []
+    with app.app_context():
+        for start, end in periods:  # kept before the changes
+            figures(actor, start, end, Level.DISTRICT, today=today, memo=True)
+            weekly_trend(actor, start, end, memo=True, measures=CHART_MEASURES)
+        db.session.remove()
+    now = dt.datetime.now(dt.UTC)
+    for when in (None, now - dt.timedelta(days=40), now - dt.timedelta(days=200)):
+        order = deliver_one(app, when)
+        with app.app_context():
+            for start, end in periods:
+                kept = figures(actor, start, end, Level.DISTRICT, today=today, memo=True)
+                full = figures(actor, start, end, Level.DISTRICT, today=today)
+                if report_figures(kept) != report_figures(full):
+                    problems.append(f"figures {start}..{end} after order {order} delivered {when or 'now'}")
+                kept_t = weekly_trend(actor, start, end, memo=True, measures=CHART_MEASURES)
+                full_t = weekly_trend(actor, start, end, measures=CHART_MEASURES)
+                if trend_figures(kept_t) != trend_figures(full_t):
+                    problems.append(f"trend {start}..{end} after order {order} delivered {when or 'now'}")
+            db.session.remove()
+    return problems
+
+
 def get(app, client, path: str) -> Callable[[], Any]:  # noqa: ANN001
     """GET ``path``, each request in an app context of its own (as tests/conftest.py's client does)."""
     def run() -> int:
@@ -975,6 +1057,7 @@ def measure(target: Target, n: int, rounds: int,
          fig(*YEAR, Level.COMMUNE, Filters(district=district))),
         ("district report, 15 Jan – 14 Dec (days at both ends)", fig(*PARTIAL, Level.DISTRICT)),
     ]
+    before: dict[str, Callable[[], Any]] = {}  # per case: a change made (and folded) before each run
     query = f"level=district&start={YEAR[0]}&end={YEAR[1]}"
     page_path = f"/reports/?{query}"
     page_exists = any(rule.rule == "/reports/" for rule in app.url_map.iter_rules())
@@ -996,9 +1079,21 @@ def measure(target: Target, n: int, rounds: int,
 
         report_cases.append(("page + both charts as a browser loads them, figures unchanged since the "
                              "last view", page_and_charts(False)))
-        report_cases.append(("page + both charts, figures changed since the last view (nothing reused)",
+        changed = ("page + both charts right after a delivery today was folded (kept figures brought up "
+                   "to date)")
+        report_cases.append((changed, page_and_charts(False)))
+        before[changed] = lambda: deliver_one(app)
+        report_cases.append(("page + both charts, nothing kept (a new process: everything computed)",
                              page_and_charts(True)))
     cases = baselines + report_cases
+
+    def run(label: str, fn: Callable[[], Any]) -> float:
+        """One case, after what must happen before it (not timed); returns seconds."""
+        if label in before:
+            before[label]()
+        seconds, _ = timed(fn)
+        db.session.remove()
+        return seconds
 
     samples: dict[str, list[float]] = defaultdict(list)
     with app.app_context():
@@ -1019,24 +1114,45 @@ def measure(target: Target, n: int, rounds: int,
             "overdue")}
         db.session.remove()
         log(f"  figures = direct GROUP BY: {info['figures_equal_direct']} ({len(report.rows)} districts)")
-        for _label, fn in cases:  # warm-up
-            fn()
-            db.session.remove()
+        for label, fn in cases:  # warm-up
+            run(label, fn)
         for r in range(rounds):
             for label, fn in cases:
-                seconds, _ = timed(fn)
-                db.session.remove()
-                samples[label].append(seconds)
+                samples[label].append(run(label, fn))
             log(f"  round {r + 1}/{rounds}")
         # where each case's time goes: its statements, timed in one more pass
         stmts = StatementLog(db.engine)
         info["statements"] = {}
         for label, fn in report_cases:
+            if label in before:
+                before[label]()
             stmts.items, stmts.on = [], True
             fn()
             stmts.on = False
             db.session.remove()
             info["statements"][label] = sorted(stmts.items, key=lambda s: -s[0])
+        if page_exists:
+            # what the page showed after the last change equals the figures computed from scratch;
+            # then the same for more changes, on older days too, and a period with days at both ends
+            from delivery_service.accounts.models import User
+            from delivery_service.accounts.services import Actor as Reader
+            from delivery_service.reports.figures import CHART_MEASURES, weekly_trend
+
+            reader = Reader.of_user(db.session.execute(sa.select(User).where(
+                User.username == "bench.admin")).scalar_one())
+            problems = []
+            kept = figures(reader, *YEAR, Level.DISTRICT, today=today, memo=True)
+            if report_figures(kept) != report_figures(fig(*YEAR, Level.DISTRICT)()):
+                problems.append("the page's figures after the last change")
+            trend_start = YEAR[0]  # the page's trend: its period (longer than TREND_WEEKS)
+            kept_t = weekly_trend(reader, trend_start, YEAR[1], memo=True, measures=CHART_MEASURES)
+            if trend_figures(kept_t) != trend_figures(weekly_trend(reader, trend_start, YEAR[1],
+                                                                   measures=CHART_MEASURES)):
+                problems.append("the page's trend after the last change")
+            db.session.remove()
+            problems += check_incremental(app, reader, today, [YEAR, PARTIAL])
+            info["incremental_problems"] = problems
+            log(f"  kept figures = recomputed: {not problems} {problems}")
         if explain and d.pg:
             label, (seconds, statement, params) = max(
                 ((label, items[0]) for label, items in info["statements"].items() if items),
@@ -1197,6 +1313,12 @@ def main(argv: list[str] | None = None) -> int:
                    f"received, delivered, on time, returned, cancelled, open, overdue: "
                    f"**{'yes' if info['figures_equal_direct'] else 'NO ' + str(info['mismatch'])}**; "
                    f"total {info['total']}; slowest statements: {top}")
+        if "incremental_problems" in info:
+            problems = info["incremental_problems"]
+            out.append("  - kept figures brought up to date after changes (deliveries now, 40 and 200 days "
+                       "ago; the year and 15 Jan – 14 Dec; report and trend) = the same computed from "
+                       "scratch: "
+                       + (f"**NO: {'; '.join(problems)}**" if problems else "**yes**"))
         for label, items in info["statements"].items():
             if items:
                 total = sum(i[0] for i in items) * 1000
@@ -1213,7 +1335,8 @@ def main(argv: list[str] | None = None) -> int:
         out.append(pg_conditions(args.pg_admin_url))
     out.append(f"At the end: {conditions()}")
     print("\n".join(out))
-    return 1 if any(not info["figures_equal_direct"] for *_, info in notes) else 0
+    return 1 if any(not info["figures_equal_direct"] or info.get("incremental_problems")
+                    for *_, info in notes) else 0
 
 
 if __name__ == "__main__":
