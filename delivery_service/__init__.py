@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, request, session
+from flask import Flask, Request, Response, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import current_user
 
 __version__ = "0.1.0"
@@ -17,7 +18,8 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
     from delivery_service import config, errors, extensions, jobs, logs, metrics, ratelimits
     from delivery_service.api import guards
 
-    app = Flask(__name__, instance_relative_config=True)
+    app = _App(__name__, instance_relative_config=True)
+    app.session_interface = _CookieSessions()
     settings = config.load(app.instance_path, config_override)
     app.config.update(settings)
     app.config.update(
@@ -65,6 +67,7 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
     extensions.csrf.init_app(app)
     extensions.login_manager.init_app(app)
     extensions.limiter.init_app(app)
+    _limit_pages_only(app, extensions.limiter)
     _trust_proxies(app, settings["TRUSTED_PROXIES"])
     extensions.babel.init_app(app, locale_selector=_select_locale)
     extensions.api.init_app(app)
@@ -97,6 +100,58 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
         return body, 200 if ok else 503
 
     return app
+
+
+def _limit_pages_only(app: Flask, limiter: Any) -> None:
+    """Run the limiter's per-request check for the pages only. The API has no per-address limits:
+    its blueprints are exempt (api.protected) and its paths filtered out first (extensions._skip_api,
+    the same test as here), yet the check cost about 2 % of an order's intake before it found that
+    out (the view's name, the exemption scopes, an empty evaluation)."""
+    hooks = app.before_request_funcs.setdefault(None, [])
+    for i, hook in enumerate(hooks):
+        if (getattr(hook, "__self__", None) is limiter
+                and getattr(hook, "__name__", "") == "_check_request_limit"):
+            def check_limits(check: Any = hook) -> None:
+                if not request.path.startswith("/api/"):
+                    check()
+
+            hooks[i] = check_limits
+
+
+class _App(Flask):
+    """Flask, remembering ``ensure_sync``'s answer per function: Flask asks it for every hook and the
+    view of every request (about 20 times for an API call), and inspect's coroutine check was 2-3 %
+    of an order's intake. The service has no ``async def`` views; one would still be wrapped."""
+
+    _sync: dict[Any, Any]
+
+    def ensure_sync(self, func: Any) -> Any:
+        sync = self.__dict__.setdefault("_sync", {})
+        try:
+            return sync[func]
+        except KeyError:
+            if len(sync) > 4096:  # hooks and views are a few hundred; anything else is not kept
+                sync.clear()
+            got = sync[func] = super().ensure_sync(func)
+            return got
+        except TypeError:  # not hashable
+            return super().ensure_sync(func)
+
+
+class _CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions; a request without the cookie (every API call) gets its empty
+    session without the signing serializer being built for it, as Flask would answer it anyway."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and (not request.environ.get("HTTP_COOKIE")  # no cookies at all: none parsed
+                               or not request.cookies.get(self.get_cookie_name(app))):
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        if not session and not session.modified and not session.accessed:
+            return  # what Flask's own would do for it (no cookie, no Vary), without reading the settings
+        super().save_session(app, session, response)
 
 
 def _trust_proxies(app: Flask, proxies: int) -> None:

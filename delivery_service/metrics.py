@@ -83,13 +83,17 @@ def init_app(app: Flask) -> None:
     def _start_timer() -> None:
         g.metrics_started = time.perf_counter()
 
+    timers: dict[tuple[str, str, int], Any] = {}  # the histogram's child per label values, as it keeps them
+
     @app.after_request
     def _observe(response: Response) -> Response:
         started = g.pop("metrics_started", None)
         if started is not None:
-            status = f"{response.status_code // 100}xx"
-            _m().request_latency.labels(request.endpoint or "unmatched", request.method,
-                                        status).observe(time.perf_counter() - started)
+            key = (request.endpoint or "unmatched", request.method, response.status_code // 100)
+            timer = timers.get(key)
+            if timer is None:
+                timer = timers[key] = _m().request_latency.labels(key[0], key[1], f"{key[2]}xx")
+            timer.observe(time.perf_counter() - started)
         return response
 
     app.add_url_rule("/metrics", "metrics", scrape)

@@ -75,8 +75,8 @@ def _refuse(location: str, path: tuple[Any, ...]) -> None:
 def _check_request() -> None:
     if unstorable(request.path):
         raise NotFound()
-    for location, values in (("query", request.args),) + (
-            (("form", request.form),) if request.mimetype in _FORM_TYPES else ()):
+    sources = (("query", request.args),) if request.environ.get("QUERY_STRING") else ()  # none: nothing
+    for location, values in sources + ((("form", request.form),) if request.mimetype in _FORM_TYPES else ()):
         for name, value in values.items(multi=True):
             if unstorable(name) or unstorable(value):
                 _refuse(location, (name.encode("utf-8", "backslashreplace").decode(),))

@@ -5,14 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import request, url_for
+from flask import current_app, request, url_for
 from flask_smorest import Blueprint
 
 from delivery_service.api import current_actor, protected
 from delivery_service.errors import ErrorOut, Forbidden, InvalidInput, coded
 from delivery_service.extensions import db
 from delivery_service.orders import services
-from delivery_service.orders.schemas import AddressChangeIn, EventIn, EventOut, OrderIn, OrderOut, OrderQuery
+from delivery_service.orders.schemas import (
+    AddressChangeIn,
+    EventIn,
+    EventOut,
+    OrderIn,
+    OrderOut,
+    OrderQuery,
+    order_out,
+)
 from delivery_service.orders.status import Direction
 from delivery_service.privacy import access
 from delivery_service.webhooks import polling
@@ -47,7 +55,9 @@ def create_order(data: dict[str, Any]):
     order, created = services.create_order(actor, data, counter_id=actor.counter_id,
                                            idempotency_key=key.strip() if key else None,
                                            digest=services.request_digest(data))
-    return order, (201 if created else 200), {"Location": f"/api/v1/orders/{order.item_id}"}
+    # The answer OrderOut documents, written by order_out (equal to the schema's dump, without its cost)
+    return (current_app.json.response(order_out(order)), (201 if created else 200),
+            {"Location": f"/api/v1/orders/{order.item_id}"})
 
 
 def document(components: dict[str, Any]) -> None:
