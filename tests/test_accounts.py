@@ -139,6 +139,33 @@ def test_a_copied_session_cookie_stops_working_after_log_out(app, client):
     assert copy.get("/counter").status_code == 302
 
 
+def test_the_session_user_is_kept_briefly_and_dropped_when_its_row_changes(app, client, monkeypatch):
+    """Each worker keeps a logged-in user's row for a moment (no query per request): a change made in
+    this process (deactivation here) ends the session at the next request, and a change made
+    elsewhere (another worker, plain SQL here) once the copy is older than SESSION_USER_SECONDS."""
+    from delivery_service.accounts import services
+
+    login(client, "counter")
+    assert client.get("/counter").status_code == 200
+    cached = app.extensions["session_users"]
+    user = _user("counter")
+    assert user.id in cached
+    user.active = False
+    db.session.commit()
+    assert user.id not in cached
+    assert client.get("/counter").status_code == 302
+    user.active = True
+    db.session.commit()
+    monkeypatch.setattr(services, "SESSION_USER_SECONDS", 0.0)  # every copy is too old at once
+    other = app.test_client()
+    login(other, "counter")
+    assert other.get("/counter").status_code == 200
+    db.session.execute(sa.text("UPDATE users SET session_version = session_version + 1 WHERE id = :id"),
+                       {"id": user.id})
+    db.session.commit()
+    assert other.get("/counter").status_code == 302
+
+
 def test_sessions_end_after_the_idle_time(app, client):
     login(client, "counter")
     assert client.get("/counter").status_code == 200

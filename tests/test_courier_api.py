@@ -436,6 +436,28 @@ def test_files_attach_whichever_arrives_first(client, auth, courier):
     assert clash.status_code == 409
 
 
+@pytest.mark.parametrize("per_request", [1, 3])
+def test_files_waiting_or_listed_find_their_events_and_others_keep_waiting(client, auth, courier, per_request):
+    """A sync looks files up only for orders with files waiting and for events that list files: a
+    file sent before its event, and one sent under another event id but listed by the event, are
+    attached; a file waiting for an event not sent yet keeps waiting (one event a request, or a batch)."""
+    a, b, c = (handed(client, auth, courier)["item_id"] for _ in range(3))
+    ev_a, ev_b, ev_c = (delivered(item, offset, latitude=15.12, longitude=108.8, accuracy_m=8.0)
+                        for item, offset in ((a, -30), (b, -20), (c, -10)))
+    early, early_id = put_file(client, courier, a, ev_a["event_id"], JPEG)
+    listed, listed_id = put_file(client, courier, b, str(uuid.uuid4()), JPEG)
+    later, later_id = put_file(client, courier, c, str(uuid.uuid4()), PNG, kind="signature", mime="image/png")
+    assert {early.status_code, listed.status_code, later.status_code} == {201}
+    ev_b["files"] = [listed_id]
+    events = [ev_a, ev_b, ev_c]
+    results = [r for k in range(0, 3, per_request) for r in sync(client, courier, *events[k:k + per_request])]
+    assert [(r["result"], r["status"]) for r in results] == [("applied", "delivered")] * 3
+    delivered_pk = {item: events_of(item)[-1].id for item in (a, b, c)}
+    attached = dict(db.session.execute(sa.select(ProofFile.id, ProofFile.attached_event_id)).all())
+    assert attached == {early_id: delivered_pk[a], listed_id: delivered_pk[b], later_id: None}
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(DeliveryProof)) == 3
+
+
 @pytest.mark.config(MAX_PROOF_BYTES=4096)
 def test_bad_uploads_are_refused_with_a_message(client, auth, courier):
     body = handed(client, auth, courier)

@@ -140,6 +140,30 @@ def test_racing_copies_of_a_sync_batch_store_each_event_once(app, client, auth, 
 
 
 @pytest.mark.parametrize("round_", range(ROUNDS))
+def test_a_photo_sent_while_its_event_syncs_is_attached_to_it(app, client, auth, courier, round_):
+    """The phone sends a delivery and its photo at the same moment, on two connections: whichever
+    commits first, the photo ends attached to the event (the sync looks files up only for orders
+    that had files waiting when it read them; an upload that finds no event looks again after its
+    commit, behind the order's row lock)."""
+    item = handed(client, auth, courier)["item_id"]
+    delivery = delivered(item, -5, latitude=15.12, longitude=108.8, accuracy_m=8.0)
+    photo = str(uuid.uuid4())
+    sender, uploader = phones(app, client, 2)
+
+    def send(k: int) -> int:
+        if k == 0:
+            resp = sender.post("/api/v1/courier/sync", json={"events": [delivery]}, headers=courier)
+            assert resp.json["results"][0]["result"] == "applied", resp.json
+        else:
+            resp, _ = put_file(uploader, courier, item, delivery["event_id"], JPEG, file_id=photo)
+        return resp.status_code
+
+    assert race(2, send) == [200, 201]
+    stored = stored_once(delivery["event_id"])
+    assert db.session.get(ProofFile, photo).attached_event_id == stored.id
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
 def test_racing_copies_of_a_correction_store_it_once(app, client, auth, courier, round_):
     item = handed(client, auth, courier)["item_id"]
     delivery = delivered(item, -30)

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from copy import deepcopy
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app
+from flask import current_app, has_app_context
+from sqlalchemy.orm import make_transient_to_detached
 
 from delivery_service.accounts.models import ApiClient, AuditEvent, Role, User
 from delivery_service.db import utcnow
@@ -252,6 +254,46 @@ def actor_for_token(token: str) -> Actor | None:
         cache.clear()
     cache[digest] = (time.monotonic() + current_app.config["API_TOKEN_CACHE_SECONDS"], actor)
     return actor
+
+
+# How long a worker trusts its copy of a logged-in user's row (every page and courier request needs
+# it). A log-out, password change or deactivation in this process drops the copy at once
+# (``_forget_session_user``); in another worker the old row serves at most this long.
+SESSION_USER_SECONDS = 1.0
+
+
+def session_user(user_id: int) -> User | None:
+    """The active user of a session cookie (Flask-Login's user loader): from a per-process copy at
+    most ``SESSION_USER_SECONDS`` old, merged into this request's session without a query (the
+    cached-object recipe of ``Session.merge(load=False)``), else read."""
+    cache: dict[int, tuple[float, User]] = current_app.extensions.setdefault("session_users", {})
+    now = time.monotonic()
+    hit = cache.get(user_id)
+    if hit is not None and hit[0] > now:
+        return db.session.merge(hit[1], load=False)
+    user = db.session.get(User, user_id)
+    if user is None or not user.active:
+        cache.pop(user_id, None)
+        return None
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[user_id] = (now + SESSION_USER_SECONDS, _detached_copy(user))
+    return user
+
+
+def _detached_copy(user: User) -> User:
+    """A copy of the user's row as loaded, belonging to no session (to merge into later ones)."""
+    copy = User(**{a.key: deepcopy(getattr(user, a.key)) for a in sa.inspect(User).column_attrs})
+    make_transient_to_detached(copy)
+    return copy
+
+
+@sa.event.listens_for(User, "after_update")
+@sa.event.listens_for(User, "after_delete")
+def _forget_session_user(_mapper: Any, _connection: Any, target: User) -> None:
+    """A user's row changed (log-out, password, deactivation, role): this process's copy goes."""
+    if has_app_context():
+        current_app.extensions.get("session_users", {}).pop(target.id, None)
 
 
 # --- two-factor log-in (TOTP) -------------------------------------------------------------------

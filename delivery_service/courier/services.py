@@ -12,7 +12,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -46,6 +46,9 @@ from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.models import PostalRoute
 from delivery_service.units.services import unit_index
 from labels import s10
+
+if TYPE_CHECKING:
+    from delivery_service.geo.services import Learning
 
 log = logging.getLogger(__name__)
 S = Status
@@ -108,7 +111,7 @@ def own_order(actor: Actor, item_id: str) -> DeliveryOrder:
 
 # --- reading: the run and its orders as the app shows them ---------------------------------------
 
-def on_result_leg(order: DeliveryOrder) -> bool:
+def on_result_leg(order: DeliveryOrder | _Order) -> bool:
     """True while the order is carrying a result to the citizen (not collecting a dossier)."""
     if order.direction is Direction.RESULT_TO_CITIZEN:
         return True
@@ -279,7 +282,7 @@ def delivery_code(item_id: str) -> str:
     return f"{int.from_bytes(digest[:8], 'big') % 1_000_000:06d}"
 
 
-def _check_identity(order: DeliveryOrder,
+def _check_identity(order: DeliveryOrder | _Order,
                     data: dict[str, Any]) -> tuple[IdCheckKind, IdCheckResult, str | None]:
     check = data.get("id_check")
     required = rules.current().delivery_id_check
@@ -360,7 +363,8 @@ def sync(actor: Actor, events: Sequence[Any]) -> list[dict[str, Any]]:
                 "again.", {"device_time": ["In the future."]}))
             continue
         todo.append((i, data))
-    found, stored = _batch_orders(actor, todo)
+    one_statement = _one_statement(todo)
+    found, stored = _batch_orders(actor, todo, lock=one_statement)
     todo.sort(key=lambda pair: (pair[1]["device_time"], pair[0]))
     fresh: list[tuple[int, dict[str, Any]]] = []
     for i, data in todo:
@@ -369,7 +373,7 @@ def sync(actor: Actor, events: Sequence[Any]) -> list[dict[str, Any]]:
             results[i] = _duplicate(actor, data, seen, [])
         else:
             fresh.append((i, data))
-    careful = _apply_together(actor, fresh, now, results, found)
+    careful = _apply_together(actor, fresh, now, results, found, one_statement)
     if careful:
         ids = route_ids(actor)
         for i, data in careful:
@@ -490,37 +494,77 @@ _MOVE_ORDERS = (sa.update(_ORDERS)
                 .values(status=sa.bindparam("b_to"), updated_at=sa.bindparam("b_at")))
 
 
+_FILES = ProofFile.__table__
+
+
+class _Order:
+    """An order as a batch plans it: a plain copy of the columns the plan reads (Core, not the ORM:
+    nothing to build, track or expire; the one-by-one path reads its orders through the ORM)."""
+
+    id: int
+    item_id: str
+    status: Status
+    direction: Direction
+    dossier_delivered_at: dt.datetime | None
+    recipient_name: str
+    authorised_name: str | None
+    recipient_id_number: str | None
+    authorised_id_number: str | None
+    route_id: int | None
+    commune_id: int
+    province_id: int
+    address_detail: str
+
+    def __init__(self, row: Any) -> None:
+        self.__dict__.update(row)
+
+
+_ORDER_COLUMNS = [_ORDERS.c[name] for name in _Order.__annotations__]
 # The batch's orders on the courier's routes, read fresh, each with the batch's event ids already stored
 # on it (a phone's replays): one round trip for what took three (the courier's routes, the stored
 # events, the orders). Built once: no per-request statement building.
 _BATCH_ORDERS = (
-    sa.select(DeliveryOrder, OrderEvent.__table__.c.client_event_id)
+    sa.select(*_ORDER_COLUMNS, OrderEvent.__table__.c.client_event_id)
     .outerjoin(OrderEvent.__table__, sa.and_(
-        OrderEvent.__table__.c.order_id == DeliveryOrder.id,
+        OrderEvent.__table__.c.order_id == _ORDERS.c.id,
         OrderEvent.__table__.c.client_event_id.in_(sa.bindparam("b_events", expanding=True))))
-    .where(DeliveryOrder.item_id.in_(sa.bindparam("b_items", expanding=True)),
-           DeliveryOrder.route_id.in_(_ROUTE_IDS.with_only_columns(_ROUTES.c.id).order_by(None)
-                                      .scalar_subquery()))
-    .execution_options(populate_existing=True))
+    .where(_ORDERS.c.item_id.in_(sa.bindparam("b_items", expanding=True)),
+           _ORDERS.c.route_id.in_(_ROUTE_IDS.with_only_columns(_ROUTES.c.id).order_by(None)
+                                  .scalar_subquery()))
+    .order_by(_ORDERS.c.id))
+# The same, locking the order (FOR NO KEY UPDATE, as its compare-and-set would): one event written in
+# one statement (PostgreSQL, ``_write_one_order``) looks for the files sent before it in that same
+# statement, so a photo's upload racing the event must wait for this lock, or this read for the
+# upload's (store_file): the statement then sees every upload committed before the lock.
+_BATCH_ORDERS_LOCKED = _BATCH_ORDERS.with_for_update(key_share=True, of=_ORDERS)
 
 
-def _batch_orders(actor: Actor, todo: Todo) -> tuple[dict[str, DeliveryOrder],
+def _one_statement(todo: Todo) -> bool:
+    """Whether this batch can be written in one statement (``_write_one_order``): one pickup or
+    delivery that lists no files, on PostgreSQL."""
+    return (len(todo) == 1 and todo[0][1]["action"] in _TOGETHER and not todo[0][1].get("files")
+            and db.session.get_bind().dialect.name == "postgresql")
+
+
+def _batch_orders(actor: Actor, todo: Todo, lock: bool) -> tuple[dict[str, _Order],
                                                      dict[str, tuple[str, Status, int | None, int | None]]]:
     """The batch's orders on the courier's routes by item id, and the batch's events already stored on
     them (as ``_stored_events`` gives them; recorded on the courier's own route, so never someone
     else's). An event id stored on another order is not seen here: writing it again breaks the unique
     event id, and the event goes one by one (``_apply``), which answers it as ``_stored_events`` would."""
-    if not todo:
-        return {}, {}
-    found: dict[str, DeliveryOrder] = {}
+    found: dict[str, _Order] = {}
     stored: dict[str, tuple[str, Status, int | None, int | None]] = {}
-    rows = db.session.execute(_BATCH_ORDERS, {
+    if not todo:
+        return found, stored
+    rows = db.session.connection().execute(_BATCH_ORDERS_LOCKED if lock else _BATCH_ORDERS, {
         "b_items": sorted({s10.normalize(d["item_id"]) for _, d in todo}),
-        "b_events": [d["event_id"] for _, d in todo], "b_user": actor.user_id})
-    for order, event_id in rows:
-        found[order.item_id] = order
-        if event_id is not None:
-            stored[event_id] = (order.item_id, order.status, actor.user_id, order.route_id)
+        "b_events": [d["event_id"] for _, d in todo], "b_user": actor.user_id}).mappings()
+    for row in rows:
+        order = found.get(row["item_id"])
+        if order is None:  # one row per stored event of the order (a replay), else one
+            order = found[row["item_id"]] = _Order(row)
+        if row["client_event_id"] is not None:
+            stored[row["client_event_id"]] = (order.item_id, order.status, actor.user_id, order.route_id)
     return found, stored
 
 
@@ -533,16 +577,17 @@ class _Plan:
     """What a batch writes: event rows in device-time order, and the events applied with their status."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
-    applied: list[tuple[int, dict[str, Any], DeliveryOrder, Status]] = field(default_factory=list)
+    applied: list[tuple[int, dict[str, Any], _Order, Status]] = field(default_factory=list)
     proofs: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (applied index, values)
-    moves: dict[int, tuple[DeliveryOrder, Status]] = field(default_factory=dict)  # order id: (order, from)
+    moves: dict[int, tuple[_Order, Status]] = field(default_factory=dict)  # order id: (order, from)
+    one_statement: bool = False  # written by _write_one_order (the batch read locked its order)
 
 
 Todo = list[tuple[int, dict[str, Any]]]  # (index in the batch, validated event)
 
 
 def _apply_together(actor: Actor, fresh: Todo, now: dt.datetime, results: list[dict[str, Any] | None],
-                    found: dict[str, DeliveryOrder]) -> Todo:
+                    found: dict[str, _Order], one_statement: bool = False) -> Todo:
     """Apply the pickups and deliveries of ``fresh`` (in device-time order) in one transaction, with
     set-based writes: the orders read once, one compare-and-set UPDATE per order, the events, proofs
     and file links inserted together. Fills ``results`` for them and returns the events left to
@@ -551,7 +596,7 @@ def _apply_together(actor: Actor, fresh: Todo, now: dt.datetime, results: list[d
     batch, another writer), nothing of the plan is kept and every event is left to ``_apply``."""
     if not fresh or all(data["action"] not in _TOGETHER for _, data in fresh):
         return fresh
-    plan, careful, blocked = _Plan(), [], set()
+    plan, careful, blocked = _Plan(one_statement=one_statement), [], set()
     for i, data in fresh:
         order = found.get(s10.normalize(data["item_id"]))
         if order is not None and order.id not in blocked and data["action"] in _TOGETHER:
@@ -575,8 +620,7 @@ def _apply_together(actor: Actor, fresh: Todo, now: dt.datetime, results: list[d
         db.session.rollback()
         return fresh
     statuses: Counter[str] = Counter()
-    for i, data, order, status in plan.applied:
-        set_committed_value(order, "updated_at", now)
+    for i, data, _order, status in plan.applied:
         results[i] = _result(data["event_id"], "applied", status.value)
         statuses[status.value] += 1
     for status_value, n in statuses.items():
@@ -584,7 +628,7 @@ def _apply_together(actor: Actor, fresh: Todo, now: dt.datetime, results: list[d
     return careful
 
 
-def _plan_event(actor: Actor, order: DeliveryOrder, i: int, data: dict[str, Any], now: dt.datetime,
+def _plan_event(actor: Actor, order: _Order, i: int, data: dict[str, Any], now: dt.datetime,
                 plan: _Plan) -> None:
     """Check one event against the order as planned so far and add its rows to ``plan``; raises
     (nothing added) when the status machine or the identity check refuses it."""
@@ -609,16 +653,35 @@ def _plan_event(actor: Actor, order: DeliveryOrder, i: int, data: dict[str, Any]
     plan.applied.append((i, data, order, steps[-1]))
     if proof is not None:
         plan.proofs.append((len(plan.applied) - 1, {"order_id": order.id, **proof}))
-    set_committed_value(order, "status", steps[-1])  # as the next event of this order finds it
+    order.status = steps[-1]  # as the next event of this order finds it
 
 
 def _write_plan(plan: _Plan, now: dt.datetime) -> None:
-    from delivery_service.geo.services import learn_delivery_points
+    from delivery_service.geo.services import plan_learning, write_learning
 
     conn = db.session.connection()
+    # What the couriers' positions teach, in device-time order, as one by one would: one pass. The
+    # orders as the batch read them (units and address): the learning reads no order again.
+    learning = plan_learning([(order.id, data["latitude"], data["longitude"], data.get("accuracy_m"))
+                              for _, data, order, status in plan.applied if status is S.DELIVERED
+                              and None not in (data.get("latitude"), data.get("longitude"))],
+                             {order.id: order for _, _, order, _ in plan.applied})
     # Orders by id: two batches moving the same orders lock them in the same order (no deadlock).
     moves = [{"b_id": oid, "b_from": before, "b_to": order.status, "b_at": now}
              for oid, (order, before) in sorted(plan.moves.items())]
+    if plan.one_statement and len(plan.applied) == 1 and len(plan.proofs) <= 1:
+        _write_one_order(conn, plan, moves[0], learning)
+        return
+    pks = _write_many(conn, plan, moves)
+    if learning is not None:
+        write_learning(learning)
+    # After the compare-and-set: the files uploaded before it committed are seen (store_file).
+    _attach_files_together(conn, [(o.id, data, pks[data["event_id"]]) for _, data, o, _ in plan.applied])
+
+
+def _write_many(conn: sa.Connection, plan: _Plan, moves: list[dict[str, Any]]) -> dict[str, int]:
+    """The plan's compare-and-sets, events and proofs, each kind in one executemany; the events' ids
+    by their client event id."""
     if conn.execute(_MOVE_ORDERS, moves).rowcount != len(moves):
         raise _Raced()
     pks: dict[str, int] = {r.client_event_id: r.id for r in conn.execute(_INSERT_EVENTS, plan.events)
@@ -628,14 +691,103 @@ def _write_plan(plan: _Plan, now: dt.datetime) -> None:
         by_kind[values["kind"]].append({**values, "event_id": pks[plan.applied[k][1]["event_id"]]})
     for rows in by_kind.values():
         conn.execute(_INSERT_PROOFS, rows)
-    _attach_files_together(conn, [(o.id, data, pks[data["event_id"]]) for _, data, o, _ in plan.applied])
-    # What the couriers' positions teach, in device-time order, as one by one would: one pass.
-    learn_delivery_points([(order.id, data["latitude"], data["longitude"], data.get("accuracy_m"))
-                           for _, data, order, status in plan.applied if status is S.DELIVERED
-                           and None not in (data.get("latitude"), data.get("longitude"))])
+    return pks
 
 
-_FILES = ProofFile.__table__
+def _write_one_order(conn: sa.Connection, plan: _Plan, move: dict[str, Any],
+                     learning: Learning | None) -> None:
+    """PostgreSQL, one event of one order (the phone's usual sync), listing no files: its
+    compare-and-set, events, proof, the files waiting for it (sent before it, by its event id), the
+    learnt place and the order's location in one statement (data-modifying CTEs:
+    ``_one_order_statement``) instead of six round trips. The files are seen as of the statement's
+    start; the batch read locked the order before, so an upload racing it waits for its lock, or
+    committed before this statement (store_file). If the compare-and-set missed (the order moved
+    meanwhile), everything the statement wrote is rolled back (``_Raced``)."""
+    from delivery_service.geo.services import learning_params, update_known_places
+    from delivery_service.orders import watch
+
+    event_columns = tuple(plan.events[0])
+    # The values all the event rows share are one parameter each: psycopg parses a statement's
+    # placeholders once only for statements of at most 50 parameters.
+    shared = tuple(c for c in event_columns if all(row[c] == plan.events[0][c] for row in plan.events))
+    # created_at: a Python-side column default, which a statement compiled to text does not apply.
+    proof = {**plan.proofs[0][1], "created_at": utcnow()} if plan.proofs else None
+    proof_columns = tuple(sorted(c for c in proof if c != "order_id")) if proof is not None else None
+    learnt = None
+    if learning is not None and [loc["order_id"] for loc in learning.locations] == [move["b_id"]]:
+        learnt = learning_params(learning)
+    params: dict[str, Any] = dict(move)
+    params.update((f"e_{c}", plan.events[0][c]) for c in shared)
+    for k, row in enumerate(plan.events):
+        params.update((f"e{k}_{c}", row[c]) for c in event_columns if c not in shared)
+    if proof is not None:
+        params.update((f"p_{c}", proof[c]) for c in proof_columns or ())
+        params["p_event"] = plan.applied[plan.proofs[0][0]][1]["event_id"]
+    if learnt is not None:
+        params.update(learnt)
+    stmt = _one_order_statement(event_columns, shared, len(plan.events), proof_columns, learnt is not None)
+    rows = conn.execute(stmt, params).all()
+    if len(rows) != len(plan.events) or rows[0].moved != 1:  # the order moved meanwhile
+        raise _Raced()
+    watch.note_written(conn)  # a SELECT with INSERTs in it: the event-log watch cannot see them
+    if learning is not None:
+        if learnt is None:
+            from delivery_service.geo.services import write_learning
+
+            write_learning(learning)
+        else:
+            update_known_places(learning, {rows[0].new_place} - {None})
+
+
+_ONE_ORDER: dict[tuple[Any, ...], Any] = {}  # by shape: built once, so compiled once
+
+
+def _one_order_statement(event_columns: tuple[str, ...], shared: tuple[str, ...], n_events: int,
+                         proof_columns: tuple[str, ...] | None, learns: bool) -> Any:
+    """The statement of ``_write_one_order`` for this shape of plan. Kept under psycopg's 4 KB limit
+    for caching a statement's parsed placeholders (plain VALUES, which type their parameters by
+    their columns, rather than INSERT … SELECT with casts)."""
+    key = (event_columns, shared, n_events, proof_columns, learns)
+    stmt = _ONE_ORDER.get(key)
+    if stmt is not None:
+        return stmt
+    from delivery_service.geo.services import learning_ctes
+
+    moved = _MOVE_ORDERS.returning(_ORDERS.c.id).cte("moved")
+    # Inserted whatever the compare-and-set did: when it missed, the caller rolls all of it back.
+    events = (sa.insert(_EVENTS).values([{c: sa.bindparam(f"e_{c}" if c in shared else f"e{k}_{c}")
+                                          for c in event_columns} for k in range(n_events)])
+              .returning(_EVENTS.c.id, _EVENTS.c.client_event_id).cte("events"))
+    columns: list[Any] = [events.c.id, events.c.client_event_id,
+                          sa.select(sa.func.count()).select_from(moved).scalar_subquery().label("moved")]
+    # The files sent before the event, by its event id (one event with an id: see _write_plan).
+    files = (sa.update(_FILES).where(_FILES.c.order_id == sa.bindparam("b_id"),
+                                     _FILES.c.attached_event_id.is_(None),
+                                     _FILES.c.client_event_id == events.c.client_event_id)
+             .values(attached_event_id=events.c.id).cte("files"))
+    ctes: list[Any] = [files]
+    if proof_columns is not None:
+        proof_event = sa.select(events.c.id).where(events.c.client_event_id == sa.bindparam("p_event"))
+        ctes.append(sa.insert(DeliveryProof.__table__).values(
+            {"event_id": proof_event.scalar_subquery(), "order_id": sa.bindparam("b_id"),
+             **{c: sa.bindparam(f"p_{c}") for c in proof_columns}}).cte("proof"))
+    if learns:
+        new_place, location = learning_ctes("b_id")
+        ctes += [new_place, location]
+        columns.append(sa.select(new_place.c.address_key).scalar_subquery().label("new_place"))
+    stmt = sa.select(*columns).add_cte(*ctes).order_by(events.c.id)
+    # SQLAlchemy compiles a multi-row INSERT at every execution (it does not cache it): compiled once
+    # here into text with the same typed parameters, which it caches like any text.
+    # (the psycopg2 dialect renders no casts: the executing dialect adds its own to the typed ones)
+    from sqlalchemy.dialects.postgresql import psycopg2
+
+    compiled = stmt.compile(dialect=psycopg2.dialect(paramstyle="named"))
+    sql = str(compiled).replace("::", "\\:\\:")  # its few casts (:name::JSON) escaped for text()
+    text = sa.text(sql).bindparams(
+        *[sa.bindparam(name, type_=bind.type) for bind, name in compiled.bind_names.items()])
+    return _ONE_ORDER.setdefault(key, text)
+
+
 # Files uploaded before their event, unattached: named by the event's id, or listed by the event.
 _WAITING_FILES = sa.select(_FILES.c.id, _FILES.c.order_id, _FILES.c.client_event_id).where(
     _FILES.c.order_id.in_(sa.bindparam("b_orders", expanding=True)), _FILES.c.attached_event_id.is_(None),
@@ -648,6 +800,8 @@ _WAITING_FILES_LISTED = sa.select(_FILES.c.id, _FILES.c.order_id, _FILES.c.clien
 
 def _attach_files_together(conn: sa.Connection, applied: list[tuple[int, dict[str, Any], int]]) -> None:
     """``_attach_files`` for many events: one look-up, and an update only for the files found."""
+    if not applied:
+        return
     event_ids = [data["event_id"] for _, data, _ in applied]
     listed = [f for _, data, _ in applied for f in data.get("files") or []]
     waiting = conn.execute(_WAITING_FILES_LISTED if listed else _WAITING_FILES, {
@@ -666,7 +820,7 @@ def _attach_files_together(conn: sa.Connection, applied: list[tuple[int, dict[st
                      .values(attached_event_id=sa.bindparam("b_event")), links)
 
 
-def _steps(order: DeliveryOrder, action: str) -> list[Status]:
+def _steps(order: DeliveryOrder | _Order, action: str) -> list[Status]:
     """The statuses an action moves the order through; the last one is the courier's event."""
     status, result_leg = order.status, on_result_leg(order)
     if action == "pickup_confirmed":
@@ -683,7 +837,7 @@ def _steps(order: DeliveryOrder, action: str) -> list[Status]:
     return [S.PICKED_UP]
 
 
-def _proof(order: DeliveryOrder, data: dict[str, Any]) -> dict[str, Any] | None:
+def _proof(order: DeliveryOrder | _Order, data: dict[str, Any]) -> dict[str, Any] | None:
     """The proof row's values for a delivery or a dossier pickup (None for other actions); raises
     Rejected when the identity check fails."""
     action = data["action"]
@@ -856,9 +1010,32 @@ def store_file(actor: Actor, file_id: str, *, item_id: str, event_id: str, kind:
         if existing is None:
             raise
         return _replayed(existing, order, digest), False
+    if event_pk is None:
+        event_pk = _attach_if_recorded_meanwhile(stored, order.id)
     log.info("proof file %s (%s, %d bytes) for order %d, attached=%s", file_id, kind.value, len(body),
              order.id, event_pk is not None)
     return stored, True
+
+
+def _attach_if_recorded_meanwhile(stored: ProofFile, order_id: int) -> int | None:
+    """A file stored before its event: attach it if the event was recorded meanwhile (the look-up
+    before the file's INSERT did not see it, and the sync may have looked for files before the file
+    was committed). Behind a share lock on the order (PostgreSQL): a sync holds the order's lock from
+    its first read to its commit (``_BATCH_ORDERS_LOCKED``; the compare-and-set otherwise), so
+    either this waits for the sync's commit and sees its event, or the sync waits for this and sees
+    the file. On SQLite the file's INSERT waited for any sync writing at the time."""
+    db.session.execute(sa.select(DeliveryOrder.id).where(DeliveryOrder.id == order_id)
+                       .with_for_update(read=True))
+    event_pk = db.session.scalar(sa.select(OrderEvent.id).where(
+        OrderEvent.client_event_id == stored.client_event_id, OrderEvent.order_id == order_id))
+    if event_pk is not None:
+        db.session.execute(sa.update(ProofFile).where(
+            ProofFile.id == stored.id, ProofFile.attached_event_id.is_(None))
+            .values(attached_event_id=event_pk).execution_options(synchronize_session=False))
+    db.session.commit()
+    if event_pk is not None:
+        set_committed_value(stored, "attached_event_id", event_pk)
+    return event_pk
 
 
 def _replayed(existing: ProofFile, order: DeliveryOrder, digest: str) -> ProofFile:

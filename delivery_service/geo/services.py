@@ -20,11 +20,10 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import median
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, current_app
-from sqlalchemy.orm import aliased
 
 from delivery_service import jobs
 from delivery_service.db import utcnow
@@ -46,6 +45,7 @@ from delivery_service.geo.models import (
 )
 from delivery_service.orders.models import DeliveryOrder
 from delivery_service.units.models import REFORM_DATE, AdminUnit
+from delivery_service.units.services import unit_index
 from routes.text import fold
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def _orders(ids: Sequence[int]) -> list[sa.Row[Any]]:
 Spot = tuple[float, float, LocationSource, int]  # latitude, longitude, source, precision_m
 
 
-def _centroid(order: sa.Row[Any], units: Mapping[int, _Unit]) -> Spot | None:
+def _centroid(order: Any, units: Mapping[int, _Unit]) -> Spot | None:
     """The commune centroid, else the province centroid, with their precision."""
     commune = units.get(order.commune_id)
     if commune and commune.latitude is not None and commune.longitude is not None:
@@ -335,19 +335,50 @@ def request_locations(order_ids: list[int]) -> None:
 
 Fix = tuple[int, float, float, float | None]  # order id, latitude, longitude, accuracy_m (or None)
 
-_COMMUNE = aliased(AdminUnit)
-_PROVINCE = aliased(AdminUnit)
-# The orders of a batch of fixes with their commune and province (code, name, centroid): one query.
-_FIX_ORDERS = (
-    sa.select(DeliveryOrder.id, DeliveryOrder.commune_id, DeliveryOrder.province_id,
-              DeliveryOrder.address_detail,
-              _COMMUNE.code, _COMMUNE.name, _COMMUNE.latitude, _COMMUNE.longitude, _COMMUNE.valid_from,
-              _PROVINCE.code.label("p_code"), _PROVINCE.name.label("p_name"),
-              _PROVINCE.latitude.label("p_latitude"), _PROVINCE.longitude.label("p_longitude"),
-              _PROVINCE.valid_from.label("p_valid_from"))
-    .join(_COMMUNE, _COMMUNE.id == DeliveryOrder.commune_id)
-    .outerjoin(_PROVINCE, _PROVINCE.id == DeliveryOrder.province_id)
-    .where(DeliveryOrder.id.in_(sa.bindparam("b_ids", expanding=True))))
+# The orders of a batch of fixes that the caller did not pass: their units and address.
+_FIX_ORDERS = (sa.select(DeliveryOrder.id, DeliveryOrder.commune_id, DeliveryOrder.province_id,
+                         DeliveryOrder.address_detail)
+               .where(DeliveryOrder.id.in_(sa.bindparam("b_ids", expanding=True))))
+_CENTROIDS = (sa.select(AdminUnit.id, AdminUnit.latitude, AdminUnit.longitude)
+              .where(AdminUnit.id.in_(sa.bindparam("b_ids", expanding=True))))
+
+
+class FixOrder(Protocol):
+    """What learning a fix reads of its order (a ``DeliveryOrder`` or a row)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def commune_id(self) -> int: ...
+    @property
+    def province_id(self) -> int | None: ...
+    @property
+    def address_detail(self) -> str: ...
+
+
+def _fix_units(unit_ids: Iterable[int | None]) -> dict[int, _Unit]:
+    """Code, name, start and centroid of these units from per-process caches: the unit index
+    (``units.services.unit_index``) and the centroids read once per index. A units import replaces
+    the index (``invalidate_index``), and with it these centroids; so does the index's TTL."""
+    index = unit_index()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    cached = app.extensions.get("unit_centroids")
+    if cached is None or cached[0] is not index:
+        cached = app.extensions["unit_centroids"] = (index, {})
+    centroids: dict[int, tuple[float | None, float | None]] = cached[1]
+    wanted = {i for i in unit_ids if i is not None}
+    indexed = {i for i in wanted if i in index.by_id}
+    missing = sorted(indexed - centroids.keys())
+    for chunk in _chunks(missing, BATCH):
+        rows = db.session.connection().execute(_CENTROIDS, {"b_ids": list(chunk)}).all()
+        centroids.update((r.id, (r.latitude, r.longitude)) for r in rows)
+    units = _units(wanted - indexed)  # newer than this process's index (imported meanwhile): read
+    for i in indexed:
+        u, (latitude, longitude) = index.by_id[i], centroids.get(i, (None, None))
+        units[i] = _Unit(u.id, u.code, u.name, latitude, longitude, u.valid_from)
+    return units
+
+
 _LOCK_PLACES = (sa.select(_PLACES.c.id, _PLACES.c.address_key, _PLACES.c.samples, _PLACES.c.fixes)
                 .where(_PLACES.c.address_key.in_(sa.bindparam("b_keys", expanding=True)))
                 .order_by(_PLACES.c.address_key).with_for_update())
@@ -362,18 +393,47 @@ def learn_delivery_point(order_id: int, latitude: float, longitude: float, accur
     learn_delivery_points([(order_id, latitude, longitude, accuracy_m)])
 
 
-def learn_delivery_points(fixes: Sequence[Fix]) -> None:
+@dataclass
+class Learning:
+    """What a batch of delivery fixes teaches (``plan_learning``), before it is written."""
+
+    now: dt.datetime
+    by_key: dict[str, list[list[float]]]  # the accepted fixes of each address, in order
+    locations: list[dict[str, Any]]  # each order's last accepted fix, as its location's row
+
+    def new_places(self) -> list[dict[str, Any]]:
+        """The known_places rows to insert for addresses not known yet, by key."""
+        rows = []
+        for key in sorted(self.by_key):  # keys in order: two batches lock each other's rows alike
+            kept = self.by_key[key][-KEPT_FIXES:]
+            latitude, longitude, accuracy = robust_position(kept)
+            rows.append({"address_key": key, "latitude": latitude, "longitude": longitude,
+                         "samples": len(self.by_key[key]), "accuracy_m": accuracy, "fixes": kept,
+                         "updated_at": self.now})
+        return rows
+
+
+def learn_delivery_points(fixes: Sequence[Fix], orders: Mapping[int, FixOrder] | None = None) -> None:
     """Learn from couriers' fixes at successful deliveries, in the order given (the caller commits).
 
     Each fix refines the known place of its order's address and becomes the order's own location,
     exactly as if the fixes were learnt one after the other. Fixes worse than 100 m, or more than
     50 km from the commune, are ignored. A fix without an accuracy counts as a 100 m one.
 
-    Set-based: one query reads the orders with their units, one INSERT … ON CONFLICT DO NOTHING
-    creates the places not known yet with their fixes of this batch, the places that already existed
-    are locked (``FOR UPDATE``, by key) and updated in one executemany, and the orders' locations are
-    upserted in one statement: 3 statements for a batch of new addresses, 5 with known ones.
+    ``orders``: the fixes' orders as the caller has them already (their units and address are read
+    from them); the others are read. The units' codes and centroids come from per-process caches.
+    Set-based: one INSERT … ON CONFLICT DO NOTHING creates the places not known yet with their fixes
+    of this batch, the places that already existed are locked (``FOR UPDATE``, by key) and updated in
+    one executemany, and the orders' locations are upserted in one statement: 2 statements for a
+    batch of new addresses, 4 with known ones (and one more for orders the caller did not pass).
     """
+    learning = plan_learning(fixes, orders)
+    if learning is not None:
+        write_learning(learning)
+
+
+def plan_learning(fixes: Sequence[Fix], orders: Mapping[int, FixOrder] | None = None) -> Learning | None:
+    """The checks and sums of ``learn_delivery_points``, without its writes; None if nothing is learnt."""
     usable: list[tuple[int, float, float, float]] = []
     for order_id, latitude, longitude, accuracy_m in fixes:
         accuracy = MAX_FIX_ACCURACY_M if accuracy_m is None else float(accuracy_m)
@@ -383,24 +443,23 @@ def learn_delivery_points(fixes: Sequence[Fix]) -> None:
             continue
         usable.append((order_id, latitude, longitude, accuracy))
     if not usable:
-        return
-    orders: dict[int, Any] = {}
-    conn = db.session.connection()
+        return None
+    known_orders: dict[int, FixOrder] = {}
     wanted = sorted({f[0] for f in usable})
-    for chunk in _chunks(wanted, BATCH):
-        orders.update((r.id, r) for r in conn.execute(_FIX_ORDERS, {"b_ids": list(chunk)}))
+    if orders is not None:
+        known_orders.update((i, orders[i]) for i in wanted if i in orders)
+    conn = db.session.connection()
+    for chunk in _chunks([i for i in wanted if i not in known_orders], BATCH):
+        known_orders.update((r.id, r) for r in conn.execute(_FIX_ORDERS, {"b_ids": list(chunk)}))
+    units = _fix_units(u for o in known_orders.values() for u in (o.commune_id, o.province_id))
     by_key: dict[str, list[list[float]]] = {}  # the accepted fixes of each address, in order
     locations: dict[int, dict[str, Any]] = {}  # the last accepted fix of each order
     now = utcnow()
     for order_id, latitude, longitude, accuracy in usable:
-        order = orders.get(order_id)
-        if order is None:
+        order = known_orders.get(order_id)
+        commune = units.get(order.commune_id) if order is not None else None
+        if order is None or commune is None:
             continue
-        units = {order.commune_id: _Unit(order.commune_id, order.code, order.name, order.latitude,
-                                         order.longitude, order.valid_from)}
-        if order.p_code is not None:
-            units[order.province_id] = _Unit(order.province_id, order.p_code, order.p_name, order.p_latitude,
-                                             order.p_longitude, order.p_valid_from)
         centroid = _centroid(order, units)
         if centroid is not None:
             commune_known = centroid[2] is LocationSource.COMMUNE_CENTROID
@@ -408,7 +467,7 @@ def learn_delivery_points(fixes: Sequence[Fix]) -> None:
             if distance_m(latitude, longitude, centroid[0], centroid[1]) > limit:
                 log.info("delivery fix of order %d ignored: too far from its commune", order_id)
                 continue
-        key = address_key(order.code, order.address_detail)
+        key = address_key(commune.code, order.address_detail)
         accuracy = max(float(COURIER_MIN_PRECISION_M), accuracy)
         by_key.setdefault(key, []).append([round(latitude, 7), round(longitude, 7), round(accuracy, 1)])
         locations.pop(order_id, None)  # the same order twice: its last fix, as one by one
@@ -416,32 +475,35 @@ def learn_delivery_points(fixes: Sequence[Fix]) -> None:
                                "source": LocationSource.COURIER, "precision_m": round(accuracy),
                                "address_key": key, "located_at": now}
     if not by_key:
-        return
-    _learn_places(by_key, now)
-    _upsert_locations(list(locations.values()), keep_manual=False)
+        return None
+    return Learning(now, by_key, list(locations.values()))
 
 
-def _learn_places(by_key: Mapping[str, list[list[float]]], now: dt.datetime) -> None:
+def write_learning(learning: Learning) -> None:
     """Add each key's new fixes to its known place (created if none): the newest ``KEPT_FIXES`` are
-    kept and the position is their ``robust_position``, whatever the batching."""
-    keys = sorted(by_key)  # keys in order: two batches wait on each other's rows in the same order
-    new_rows = []
-    for key in keys:
-        kept = by_key[key][-KEPT_FIXES:]
-        latitude, longitude, accuracy = robust_position(kept)
-        new_rows.append({"address_key": key, "latitude": latitude, "longitude": longitude,
-                         "samples": len(by_key[key]), "accuracy_m": accuracy, "fixes": kept,
-                         "updated_at": now})
+    kept and the position is their ``robust_position``, whatever the batching; and store each
+    order's location."""
     # Insert-or-nothing first, so two deliveries to a new address at once cannot collide on the key.
     # RETURNING, not rowcount: drivers need not count INSERTs.
     created: set[str] = set()
     conn = db.session.connection()
-    for rows in _chunks(new_rows, BATCH):
+    for rows in _chunks(learning.new_places(), BATCH):
         if len(rows) == 1:
             created.update(conn.execute(_statement("new_places"), rows[0]).scalars())
         else:  # executemany with RETURNING: one INSERT of many VALUES ("insertmanyvalues")
             created.update(conn.execute(_statement("new_places"), list(rows)).scalars())
-    known = [key for key in keys if key not in created]
+    update_known_places(learning, created)
+    _upsert_locations(learning.locations, keep_manual=False)
+
+
+def update_known_places(learning: Learning, created: set[str]) -> None:
+    """Add the fixes of the places that existed before (not in ``created``, the keys this
+    transaction inserted) to them: locked by key, updated in one executemany."""
+    by_key, now = learning.by_key, learning.now
+    known = [key for key in sorted(by_key) if key not in created]
+    if not known:
+        return
+    conn = db.session.connection()
     updates = []
     for chunk in _chunks(known, BATCH):
         for place in conn.execute(_LOCK_PLACES, {"b_keys": list(chunk)}):
@@ -452,6 +514,45 @@ def _learn_places(by_key: Mapping[str, list[list[float]]], now: dt.datetime) -> 
                             "b_samples": place.samples + len(by_key[place.address_key]), "b_at": now})
     if updates:
         conn.execute(_UPDATE_PLACES, updates)
+
+
+def learning_ctes(order_param: str) -> tuple[Any, Any]:
+    """PostgreSQL only: ``write_learning``'s INSERT of one new place (``RETURNING address_key``) and
+    upsert of one order's location as CTEs, for a caller that writes them in a statement of its own
+    (bind parameters ``lp_<column>`` and ``ll_<column>``: ``learning_params``; the order's id is the
+    caller's parameter ``order_param``, the location's time the place's); the caller then runs
+    ``update_known_places`` with the keys the first one returned."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    places = {c: sa.bindparam(f"lp_{c}", type_=_PLACES.c[c].type) for c in _PLACE_COLUMNS}
+    new_place = (insert(_PLACES).values(places).on_conflict_do_nothing(index_elements=["address_key"])
+                 .returning(_PLACES.c.address_key).cte("new_place"))
+    table = OrderLocation.__table__
+    names = {c: f"ll_{c}" for c in _LOCATION_COLUMNS}
+    names.update(order_id=order_param, located_at="lp_updated_at")
+    upsert = insert(table).values(
+        {c: sa.bindparam(names[c], type_=table.c[c].type) for c in _LOCATION_COLUMNS})
+    location = upsert.on_conflict_do_update(index_elements=["order_id"], set_={
+        c: upsert.excluded[c] for c in _LOCATION_COLUMNS if c != "order_id"}).cte("location")
+    return new_place, location
+
+
+_PLACE_COLUMNS = ("address_key", "latitude", "longitude", "samples", "accuracy_m", "fixes", "updated_at")
+_LOCATION_COLUMNS = ("order_id", "latitude", "longitude", "source", "precision_m", "address_key",
+                     "located_at")
+
+
+def learning_params(learning: Learning) -> dict[str, Any] | None:
+    """The parameters of ``learning_ctes`` for a learning of one address and one order; None if it
+    has more."""
+    if len(learning.by_key) != 1 or len(learning.locations) != 1:
+        return None
+    [place] = learning.new_places()
+    [location] = learning.locations
+    if location["located_at"] != place["updated_at"]:  # one moment, one parameter (learning_ctes)
+        return None
+    return {**{f"lp_{c}": place[c] for c in _PLACE_COLUMNS},
+            **{f"ll_{c}": location[c] for c in _LOCATION_COLUMNS if c not in ("order_id", "located_at")}}
 
 
 def robust_position(fixes: Sequence[Sequence[float]]) -> tuple[float, float, float]:

@@ -7,7 +7,7 @@ from flask_babel import get_locale, gettext
 from flask_wtf.csrf import CSRFError
 
 from delivery_service import LOCALES
-from delivery_service.extensions import db, login_manager
+from delivery_service.extensions import login_manager
 
 # Pages show personal data: keep them out of shared caches and other sites' frames.
 PAGE_HEADERS = {
@@ -23,6 +23,7 @@ PAGE_HEADERS = {
 def register(app: Flask) -> None:
     """Wire log-in, the page blueprints, the language switch and the template helpers."""
     from delivery_service.accounts.models import User
+    from delivery_service.accounts.services import session_user
     from delivery_service.accounts.views import bp as auth_bp
     from delivery_service.admin.audit import bp as admin_audit_bp
     from delivery_service.admin.clients import bp as admin_clients_bp
@@ -51,8 +52,7 @@ def register(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
-        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-        return user if user is not None and user.active else None
+        return session_user(int(user_id)) if user_id.isdigit() else None
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(counter_bp)
