@@ -443,3 +443,13 @@ def test_the_page_and_its_charts_follow_a_new_event(client, request):
     now = {b.get("data-week"): b.get("data-value") for b in
            marks(svg_of(client.get(charts_of["trend"]).data), "rect", "received")}
     assert int(now["2026-03-02"]) == int(week["2026-03-02"]) + 1
+
+
+@pytest.mark.usefixtures("book")
+def test_a_kept_report_keeps_the_html_of_a_few_pages_only(client, app):
+    """The rows' HTML a kept report holds is bounded: the page number alone goes to 1,000,000."""
+    login(client, "admin")
+    for n in range(1, views.RENDERED_KEPT + 4):
+        page(client, f"/reports/?{PERIOD}&level=district&page={n}")
+    kept = [value for value, _ in app.extensions["report_memo"].values() if hasattr(value, "report")]
+    assert kept and all(0 < len(k.report.rendered) <= views.RENDERED_KEPT for k in kept)

@@ -16,11 +16,13 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
-from test_reports import ADMIN, TODAY, S, at, book, empty_report_years, route, unit  # noqa: F401  (book)
+from test_reports import ADMIN, TODAY, S, at, book, route, unit  # noqa: F401  (book)
 
 from delivery_service.accounts.models import Role
 from delivery_service.accounts.services import Actor
 from delivery_service.extensions import db
+from delivery_service.orders.models import OrderEvent
+from delivery_service.reports import figures as figuring
 from delivery_service.reports import fold as folding
 from delivery_service.reports.figures import (
     CHART_MEASURES,
@@ -30,20 +32,25 @@ from delivery_service.reports.figures import (
     period_parts,
     weekly_trend,
 )
-from delivery_service.reports.models import COUNTS, KEYS, ReportChange, report_months, report_years
+from delivery_service.reports.models import (
+    COUNTS,
+    KEYS,
+    ReportChange,
+    ReportCursor,
+    ReportOrder,
+    report_days,
+    report_months,
+    report_weeks,
+    report_years,
+)
 from delivery_service.reports.units import rebuild_unit_map
 from delivery_service.units.models import UnitLevel
 
 D = dt.date
 
 
-@pytest.fixture(autouse=True)
-def _no_years_left(app):
-    empty_report_years()  # before the tests that do not use test_reports' data set
-
-
 @pytest.fixture
-def data(request):
+def data(request, app):
     """test_reports' data set (its ``book`` fixture), folded, to add orders to."""
     written = request.getfixturevalue("book")
     folding.fold()
@@ -286,5 +293,157 @@ def test_migration_0025_fills_the_years_from_the_months(data):
     upgrade()
     assert _years() == expected
     assert folding.state()[2] == 0  # the unit map's version starts at 0
+    # The cursor as the fold of this revision would have left it: nothing to make up for.
+    cursor, recorded = db.session.execute(sa.select(ReportCursor.event_id, ReportCursor.recorded_event_id)).one()
+    assert cursor == recorded and cursor > 0
     assert every_figure(figures(ADMIN, D(2026, 1, 1), D(2026, 12, 31), Level.DISTRICT, today=TODAY)) == \
         every_figure(figures(ADMIN, D(2026, 1, 1), D(2026, 12, 30), Level.DISTRICT, today=TODAY))
+
+
+# --- a broken record of changes, a fold by older code, a refold from scratch ------------------------
+
+def test_a_record_missing_in_the_middle_reads_everything(data):
+    """The batches form one chain: a row missing between the kept cursor and the current one (pruned
+    by a node whose clock is ahead, a batch of older code) is seen, not only one missing at the start."""
+    period = (D(2026, 2, 20), D(2026, 12, 31))  # days 20-28 Feb, then months
+    figures(ADMIN, *period, Level.DISTRICT, today=TODAY, memo=True)
+    deliver(data, "21025", "2026-03-10", "2026-03-10")
+    deliver(data, "21028", "2026-02-24", "2026-02-24")  # February's days: this record goes
+    middle = folding.pending()[0]
+    deliver(data, "21172", "2026-03-11", "2026-03-11")
+    db.session.execute(sa.delete(ReportChange).where(ReportChange.event_id == middle))
+    db.session.commit()
+    with tables_read() as read:
+        now = figures(ADMIN, *period, Level.DISTRICT, today=TODAY, memo=True)
+    assert sorted(read) == ["report_days", "report_months"]
+    assert every_figure(now) == every_figure(figures(ADMIN, *period, Level.DISTRICT, today=TODAY))
+
+
+def _refold_from_scratch(how: str) -> None:
+    """Every rollup emptied and the cursor back to 0: its row deleted (and made again by the fold), or
+    moved back by hand."""
+    for table in (report_days, report_weeks, report_months, report_years, ReportOrder.__table__):
+        db.session.execute(sa.delete(table))
+    if how == "row deleted":
+        db.session.execute(sa.delete(ReportChange))
+        db.session.execute(sa.delete(ReportCursor))
+    else:
+        db.session.execute(sa.update(ReportCursor).values(event_id=0))
+    db.session.commit()
+
+
+@pytest.mark.parametrize("how", ["row deleted", "moved back"])
+def test_a_refold_from_scratch_past_the_kept_cursor_reads_everything(data, how):
+    """A refold (after a fix in how events count, say) that passes the kept cursor again, with a
+    batch ending right there: the chain of records looks whole, the cursor's generation tells."""
+    period = (D(2026, 2, 20), D(2026, 12, 31))
+    # What the refold corrects: a February day counted wrong.
+    row = db.session.execute(sa.select(report_days).where(report_days.c.day == D(2026, 3, 2))).mappings().first()
+    db.session.execute(sa.insert(report_days).values({**row, "day": D(2026, 2, 23), "received": 5}))
+    db.session.commit()
+    wrong = figures(ADMIN, *period, Level.DISTRICT, today=TODAY, memo=True)
+    kept_cursor, _, units, _ = folding.state()
+    _refold_from_scratch(how)
+    assert folding.fold(db.session.scalar(sa.select(sa.func.count()).where(OrderEvent.id <= kept_cursor)))
+    # A row made again starts the unit map's version at 0: it may well be the kept one again.
+    db.session.execute(sa.update(ReportCursor).values(units_version=units))
+    db.session.commit()
+    assert folding.pending()[0] == kept_cursor
+    deliver(data, "21025", "2026-03-10", "2026-03-10")
+    assert {(c.from_event_id, c.event_id) for c in db.session.scalars(sa.select(ReportChange))} == {
+        (0, kept_cursor), (kept_cursor, folding.pending()[0])}
+    now = figures(ADMIN, *period, Level.DISTRICT, today=TODAY, memo=True)
+    assert every_figure(now) == every_figure(figures(ADMIN, *period, Level.DISTRICT, today=TODAY))
+    assert now.total.received == wrong.total.received - 5 + 1
+
+
+def _fold_as_old_code() -> None:
+    """What a fold by code older than migration 0025 leaves (a node not yet upgraded): the cursor
+    moved, the days, weeks and months added to; report_years, report_changes and the cursor's
+    recorded_event_id as they were."""
+    years = [dict(r) for r in db.session.execute(sa.select(report_years)).mappings()]
+    before = folding.pending()[0]
+    assert folding.fold()
+    db.session.execute(sa.delete(report_years))
+    if years:
+        db.session.execute(sa.insert(report_years), years)
+    db.session.execute(sa.delete(ReportChange).where(ReportChange.from_event_id == before))
+    db.session.execute(sa.update(ReportCursor).values(recorded_event_id=before))
+    db.session.commit()
+
+
+def test_a_fold_by_older_code_during_an_upgrade_is_made_up_for(data):
+    year = (D(2026, 1, 1), D(2026, 12, 31))
+    kept = figures(ADMIN, *year, Level.DISTRICT, today=TODAY, memo=True)
+    o = data.order(unit("21025"), at("2026-03-03"), "2026-12-31")
+    data.event(o, S.CREATED, S.ASSIGNED, at("2026-03-03", "09:01"), by=None, route_id=route("QNG-01").id)
+    db.session.commit()
+    old, _ = folding.pending()
+    _fold_as_old_code()
+    assert _years() != _years_from_months()  # the old fold's event is not in the year yet
+    # Nothing new to fold: the next fold (every report read makes one) makes the years again from the
+    # months, and records a change of every day.
+    assert folding.fold() == 0
+    assert _years() == _years_from_months()
+    cursor, recorded = db.session.execute(sa.select(ReportCursor.event_id, ReportCursor.recorded_event_id)).one()
+    assert cursor == recorded
+    change = db.session.get(ReportChange, cursor)
+    assert (change.from_event_id, change.first_day, change.last_day) == (old, dt.date.min, dt.date.max)
+    now = figures(ADMIN, *year, Level.DISTRICT, today=TODAY, memo=True)
+    assert now.total.received == kept.total.received + 1
+    assert every_figure(now) == every_figure(figures(ADMIN, *year, Level.DISTRICT, today=TODAY))
+    # ...the same without the days, from the months and days (no year part)
+    by_days = every_figure(figures(ADMIN, D(2026, 1, 1), D(2026, 12, 30), Level.DISTRICT, today=TODAY))
+    assert every_figure(now) == by_days
+    # A fold by the old code with events after it: made up for first, then the new events folded.
+    deliver(data, "21028", "2026-03-05", "2026-03-05")  # folded by the new code
+    o = data.order(unit("21028"), at("2026-03-06"), "2026-12-31")
+    data.event(o, S.CREATED, S.ASSIGNED, at("2026-03-06", "09:01"), by=None, route_id=route("QNG-01").id)
+    db.session.commit()
+    _fold_as_old_code()
+    deliver(data, "21172", "2026-03-07", "2026-03-07")
+    assert _years() == _years_from_months()
+    now = figures(ADMIN, *year, Level.DISTRICT, today=TODAY, memo=True)
+    assert every_figure(now) == every_figure(figures(ADMIN, *year, Level.DISTRICT, today=TODAY))
+    assert now.total.received == kept.total.received + 4
+
+
+# --- what a process keeps is bounded -----------------------------------------------------------------
+
+def test_the_memo_keeps_the_most_recently_used(data, monkeypatch):
+    monkeypatch.setattr(figuring, "MEMO_ENTRIES", 2)
+    a, b, c = (D(2026, 3, 1), D(2026, 3, 31)), (D(2026, 1, 1), D(2026, 12, 31)), (D(2026, 3, 2), D(2026, 3, 8))
+    first = figures(ADMIN, *a, Level.DISTRICT, today=TODAY, memo=True)
+    second = figures(ADMIN, *b, Level.DISTRICT, today=TODAY, memo=True)
+    assert figures(ADMIN, *a, Level.DISTRICT, today=TODAY, memo=True) is first  # used: the most recent
+    figures(ADMIN, *c, Level.DISTRICT, today=TODAY, memo=True)  # b, the least recently used, goes
+    assert figures(ADMIN, *a, Level.DISTRICT, today=TODAY, memo=True) is first
+    assert figures(ADMIN, *b, Level.DISTRICT, today=TODAY, memo=True) is not second
+
+
+def test_the_memo_is_bounded_by_the_rows_it_keeps(data, monkeypatch, app):
+    period = (D(2026, 2, 20), D(2026, 12, 31))
+    figures(ADMIN, *period, Level.COMMUNE, today=TODAY, memo=True)
+    (_, rows), = app.extensions["report_memo"].values()
+    assert rows >= 4  # the rows and each part's sums
+    monkeypatch.setattr(figuring, "MEMO_ROWS", rows)
+    figures(ADMIN, *period, Level.DISTRICT, today=TODAY, memo=True)  # the commune report goes
+    assert sum(n for _, n in app.extensions["report_memo"].values()) <= rows
+    assert len(app.extensions["report_memo"]) == 1
+    monkeypatch.setattr(figuring, "MEMO_ROWS", 0)  # nothing kept
+    kept = figures(ADMIN, *period, Level.COMMUNE, today=TODAY, memo=True)
+    assert figures(ADMIN, *period, Level.COMMUNE, today=TODAY, memo=True) is not kept
+    assert not app.extensions["report_memo"]
+
+
+def test_old_records_are_pruned_by_an_index(data):
+    """The fold prunes report_changes after each run by folded_at: read through an index."""
+    stmt = sa.delete(ReportChange).where(ReportChange.folded_at < dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    sql = str(stmt.compile(db.engine, compile_kwargs={"literal_binds": True}))
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        plan = " ".join(r[0] for r in db.session.execute(sa.text(f"EXPLAIN {sql}")))
+    else:
+        plan = " ".join(str(r[-1]) for r in db.session.execute(sa.text(f"EXPLAIN QUERY PLAN {sql}")))
+    db.session.rollback()
+    assert "ix_report_changes_folded_at" in plan

@@ -340,18 +340,24 @@ def _joined(source: Any, c: Cols, level: Level) -> Any:
 
 # --- the figures a process keeps, and what changed since --------------------------------------------
 
-MEMO_ENTRIES = 32  # reports (and trends) kept per process; a district's page is about 100 KB of rows
+MEMO_ENTRIES = 32  # reports (and trends) kept per process, at most
+# ...and the rows they keep, at most, all together (a report's rows and its parts' sums, a trend's
+# weeks): an admin's report by commune keeps some 3,300 rows and as many sums per part (about 40
+# bytes a count, 23 counts), so some 200 bytes a row: about 40 MB per process.
+MEMO_ROWS = 200_000
 COUNTS = (*MEASURES, *HISTOGRAM)
 
 
 @dataclass(frozen=True)
 class State:
     """What the figures depend on besides their arguments and the day: the fold's cursor (the
-    rollups), the newest event id (open and overdue orders) and the unit map's version."""
+    rollups), the newest event id (open and overdue orders), the unit map's version and the
+    cursor's generation (a new one when the cursor went back or its row was made again)."""
 
     cursor: int
     last: int
     units: int
+    generation: int = 0
 
 
 def _memo_key(kind: str, actor: Actor, *args: Any) -> tuple[Any, ...]:
@@ -374,20 +380,37 @@ def _memo_allowed(actor: Actor, filters: Filters, level: Level | None = None) ->
         and (level is None or level in _MEMO_LEVELS)
 
 
-def _memo() -> dict[tuple[Any, ...], Any]:
+def _memo() -> dict[tuple[Any, ...], tuple[Any, int]]:
+    """Kept results by key, each with how many rows it keeps; the least recently used first."""
     return current_app.extensions.setdefault("report_memo", {})
 
 
 _MEMO_LOCK = threading.Lock()  # a process's request threads share its memo
 
 
-def _remember(key: tuple[Any, ...], value: Any) -> None:
+def _recall(key: tuple[Any, ...]) -> Any:
+    """The result kept under ``key`` (None: none), now the most recently used."""
     with _MEMO_LOCK:
         memo = _memo()
-        memo.pop(key, None)  # the most recently used last
-        memo[key] = value
-        while len(memo) > MEMO_ENTRIES:
-            memo.pop(next(iter(memo)))  # the least recently kept first
+        found = memo.pop(key, None)
+        if found is None:
+            return None
+        memo[key] = found  # the most recently used last
+        return found[0]
+
+
+def _remember(key: tuple[Any, ...], value: Any, rows: int) -> None:
+    """Keep ``value`` (holding ``rows`` rows); the least recently used go while more than
+    ``MEMO_ENTRIES`` results or ``MEMO_ROWS`` rows are kept (a result larger than that alone is not
+    kept)."""
+    with _MEMO_LOCK:
+        memo = _memo()
+        memo.pop(key, None)
+        memo[key] = (value, rows)  # the most recently used last
+        total = sum(n for _, n in memo.values())
+        while memo and (len(memo) > MEMO_ENTRIES or total > MEMO_ROWS):
+            _, n = memo.pop(next(iter(memo)))  # the least recently used first
+            total -= n
 
 
 EVERYTHING: Span = (dt.date.min, dt.date.max)  # changed_since: any day may have changed
@@ -396,19 +419,22 @@ EVERYTHING: Span = (dt.date.min, dt.date.max)  # changed_since: any day may have
 def changed_since(kept: State, now: State) -> Span | None:
     """The earliest and latest local days whose rollup rows changed between two states (None: none
     changed; ``EVERYTHING``: cannot tell, read everything again). Every fold batch writes its
-    ``report_changes`` row in the transaction that moves the cursor, so the rows between the two
-    cursors are all there, unless they were deleted as old (the first batch's ``from_event_id`` is
-    then past the kept cursor) or the rollups were refolded from scratch (the cursor went back)."""
-    if kept.units != now.units or now.cursor < kept.cursor:
+    ``report_changes`` row in the transaction that moves the cursor, and the batches form one chain
+    (each row's ``from_event_id`` is the previous row's ``event_id``): the rows between the two
+    cursors must start at the kept cursor and cover every event id up to the current one exactly
+    once. A link missing anywhere (deleted as old, by a node whose clock is ahead; a batch folded by
+    code older than the table) or a new generation of the cursor (it went back: a refold from
+    scratch, even one that has since passed the kept cursor again) reads everything again."""
+    if kept.units != now.units or kept.generation != now.generation or now.cursor < kept.cursor:
         return EVERYTHING
     if now.cursor == kept.cursor:
         return None
     c = ReportChange
-    first_from, first_day, last_day, n = db.session.execute(
-        sa.select(sa.func.min(c.from_event_id), sa.func.min(c.first_day), sa.func.max(c.last_day),
-                  sa.func.count())
+    first_from, covered, first_day, last_day, n = db.session.execute(
+        sa.select(sa.func.min(c.from_event_id), sa.func.sum(c.event_id - c.from_event_id),
+                  sa.func.min(c.first_day), sa.func.max(c.last_day), sa.func.count())
         .where(c.event_id > kept.cursor, c.event_id <= now.cursor)).one()
-    if not n or first_from > kept.cursor:
+    if not n or first_from != kept.cursor or int(covered) != now.cursor - kept.cursor:
         return EVERYTHING
     return None if first_day is None else (first_day, last_day)
 
@@ -438,11 +464,12 @@ def figures(actor: Actor, start: dt.date, end: dt.date, level: Level, filters: F
     if not memo or not _memo_allowed(actor, filters, level):
         return _figures(actor, start, end, level, filters, today, state, None)[0]
     key = _memo_key("figures", actor, start, end, level, filters)
-    kept = _memo().get(key)
+    kept = _recall(key)
     if kept is not None and kept.state == state and kept.today == today:
         return kept.report
     report, sums = _figures(actor, start, end, level, filters, today, state, kept, memo=True)
-    _remember(key, _KeptFigures(state, today, report, tuple(period_parts(start, end)), sums))
+    _remember(key, _KeptFigures(state, today, report, tuple(period_parts(start, end)), sums),
+              len(report.rows) + sum(len(part) for part in sums))
     return report
 
 
@@ -677,7 +704,7 @@ def weekly_trend(actor: Actor, start: dt.date, end: dt.date, filters: Filters = 
     if not memo or not _memo_allowed(actor, filters):
         return _weekly_trend(actor, start, end, filters, counts)
     key = _memo_key("trend", actor, start, end, filters, counts)
-    kept: tuple[State, list[tuple[dt.date, Row]]] | None = _memo().get(key)
+    kept: tuple[State, list[tuple[dt.date, Row]]] | None = _recall(key)
     if kept is None:
         weeks = _weekly_trend(actor, start, end, filters, counts)
     else:
@@ -692,7 +719,7 @@ def weekly_trend(actor: Actor, start: dt.date, end: dt.date, filters: Filters = 
             lo, hi = (d - dt.timedelta(days=d.weekday()) for d in (first, last))
             weeks = [*(w for w in weeks if w[0] < lo), *_weekly_trend(actor, first, last, filters, counts),
                      *(w for w in weeks if w[0] > hi)]
-    _remember(key, (state, weeks))
+    _remember(key, (state, weeks), len(weeks))
     return weeks
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import logging
+import secrets
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -110,12 +111,13 @@ def _cursor() -> int:
     return db.session.scalar(sa.select(ReportCursor.event_id).where(ReportCursor.id == 1)) or 0
 
 
-def state() -> tuple[int, int, int]:
-    """(cursor, largest event id, unit map version): what the figures are read at (cheap, no lock)."""
-    found = db.session.execute(sa.select(ReportCursor.event_id, ReportCursor.units_version)
-                               .where(ReportCursor.id == 1)).first()
-    cursor, units = found if found is not None else (0, 0)
-    return cursor, db.session.scalar(sa.select(sa.func.max(OrderEvent.id))) or 0, units
+def state() -> tuple[int, int, int, int]:
+    """(cursor, largest event id, unit map version, cursor generation): what the figures are read
+    at (cheap, no lock)."""
+    found = db.session.execute(sa.select(ReportCursor.event_id, ReportCursor.units_version,
+                                         ReportCursor.generation).where(ReportCursor.id == 1)).first()
+    cursor, units, generation = found if found is not None else (0, 0, 0)
+    return cursor, db.session.scalar(sa.select(sa.func.max(OrderEvent.id))) or 0, units, generation
 
 
 def pending() -> tuple[int, int]:
@@ -128,8 +130,14 @@ def fold(max_events: int | None = None, *, time_budget_s: float | None = None) -
     ``max_events`` or once ``time_budget_s`` has passed (at a batch's end)."""
     from delivery_service.webhooks.services import committed_horizon
 
-    cursor, last = pending()
-    if cursor >= last:  # nothing new: no need to wait for the event writers
+    c = ReportCursor
+    cursor, recorded, last = db.session.execute(sa.select(  # one statement: each report read asks
+        sa.select(c.event_id).where(c.id == 1).scalar_subquery(),
+        sa.select(c.recorded_event_id).where(c.id == 1).scalar_subquery(),
+        sa.select(sa.func.max(OrderEvent.id)).scalar_subquery())).one()
+    if cursor is not None and cursor != recorded:  # moved by a fold of older code, or by hand
+        _resync(cursor, recorded)
+    if (cursor or 0) >= (last or 0):  # nothing new: no need to wait for the event writers
         return 0
     _ensure_cursor()
     horizon = committed_horizon()
@@ -138,7 +146,13 @@ def fold(max_events: int | None = None, *, time_budget_s: float | None = None) -
     tz = service_timezone()
     started, done = time.monotonic(), 0
     while max_events is None or done < max_events:
-        cursor = _cursor()
+        found = db.session.execute(sa.select(ReportCursor.event_id, ReportCursor.recorded_event_id)
+                                   .where(ReportCursor.id == 1)).first()
+        cursor, recorded = found if found is not None else (0, 0)
+        if cursor != recorded:  # moved by a fold of older code, or by hand
+            if not _resync(cursor, recorded):
+                break
+            continue
         if cursor >= horizon:
             break
         limit = BATCH if max_events is None else min(BATCH, max_events - done)
@@ -147,8 +161,9 @@ def fold(max_events: int | None = None, *, time_budget_s: float | None = None) -
             break
         upto = rows[-1].id
         moved = db.session.execute(
-            sa.update(ReportCursor).where(ReportCursor.id == 1, ReportCursor.event_id == cursor)
-            .values(event_id=upto, folded_at=utcnow())).rowcount
+            sa.update(ReportCursor).where(ReportCursor.id == 1, ReportCursor.event_id == cursor,
+                                          ReportCursor.recorded_event_id == cursor)
+            .values(event_id=upto, recorded_event_id=upto, folded_at=utcnow())).rowcount
         if moved != 1:  # another run folded these meanwhile
             db.session.rollback()
             break
@@ -160,24 +175,88 @@ def fold(max_events: int | None = None, *, time_budget_s: float | None = None) -
         if time_budget_s is not None and time.monotonic() - started > time_budget_s:
             break
     if done:
+        # by report_changes' index on folded_at
         db.session.execute(sa.delete(ReportChange).where(ReportChange.folded_at < utcnow() - CHANGES_KEPT))
         db.session.commit()
         log.info("reports: folded %d events", done)
     return done
 
 
+def _resync(cursor: int, recorded: int) -> bool:
+    """The cursor was moved without ``report_years`` and ``report_changes``: by a fold of code older
+    than migration 0025 (a node not yet upgraded, during a rolling upgrade), which added the events
+    to the days, weeks and months only, or by hand. In one transaction holding the cursor row (the
+    compare-and-set below locks it until the commit, so no fold moves it meanwhile): the year
+    rollup made again from the months, and a ``report_changes`` row for every day from the recorded
+    cursor to this one (every process reads everything again); a cursor gone back also takes a new
+    generation. False: another run moved the cursor meanwhile."""
+    moved_back = cursor < recorded
+    values: dict[str, Any] = {"recorded_event_id": cursor}
+    if moved_back:
+        values["generation"] = _new_generation()
+    held = db.session.execute(
+        sa.update(ReportCursor).where(ReportCursor.id == 1, ReportCursor.event_id == cursor,
+                                      ReportCursor.recorded_event_id == recorded).values(**values)).rowcount
+    if held != 1:
+        db.session.rollback()
+        return False
+    rebuild_years()
+    if moved_back:  # the records of the history left behind
+        db.session.execute(sa.delete(ReportChange).where(ReportChange.event_id > cursor))
+    else:
+        every_day = {"first_day": dt.date.min, "last_day": dt.date.max}
+        upsert(ReportChange.__table__, [{"event_id": cursor, "from_event_id": recorded, **every_day,
+                                        "folded_at": utcnow(), "cursor_id": 1}], ("event_id",), add=())
+    db.session.commit()
+    log.warning("reports: the cursor moved from %d to %d without the year rollup: years made again from "
+                "the months", recorded, cursor)
+    return True
+
+
+def rebuild_years() -> None:
+    """``report_years`` made again from ``report_months`` (in the caller's transaction)."""
+    m = report_months
+    pg = db.engine.dialect.name == "postgresql"
+    year = (sa.cast(sa.func.date_trunc("year", m.c.month), sa.Date) if pg
+            else sa.func.date(m.c.month, "start of year"))
+    keys = ("commune_id", "route_id", "counter_id", "courier_id")
+    db.session.execute(sa.delete(report_years))
+    db.session.execute(report_years.insert().from_select(
+        ["year", *keys, *COUNTS],
+        sa.select(year, *(m.c[k] for k in keys), *(sa.func.sum(m.c[c]) for c in COUNTS))
+        .group_by(year, *(m.c[k] for k in keys))))
+
+
+def _new_generation() -> int:
+    """A cursor generation no process has kept figures at (0 is the migration's)."""
+    return secrets.randbelow(2**31 - 1) + 1
+
+
 def units_changed() -> None:
     """The unit map was rebuilt (in the caller's transaction): figures kept by any process are
     grouped again."""
-    upsert(ReportCursor.__table__, [{"id": 1}], ("id",), add=())  # the cursor at 0 if there is none
+    _make_cursor()  # at 0 if there is none
     db.session.execute(sa.update(ReportCursor).where(ReportCursor.id == 1)
                        .values(units_version=ReportCursor.units_version + 1))
 
 
 def _ensure_cursor() -> None:
     if db.session.get(ReportCursor, 1) is None:
-        upsert(ReportCursor.__table__, [{"id": 1, "event_id": 0}], ("id",), add=())
+        _make_cursor()
         db.session.commit()
+
+
+def _make_cursor() -> None:
+    """The cursor row at 0, unless there is one (left as it is: another run may have folded since).
+    A new generation: a row made again (the old one deleted to fold from scratch) starts a new
+    history, which figures kept at the old one's cursors must not be matched against."""
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    db.session.execute(insert(ReportCursor.__table__).values(
+        id=1, event_id=0, recorded_event_id=0, generation=_new_generation(), units_version=0)
+        .on_conflict_do_nothing(index_elements=["id"]))
 
 
 def _batch_query(cursor: int, horizon: int, limit: int) -> sa.Select:

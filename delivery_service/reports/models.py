@@ -82,7 +82,13 @@ class ReportOrder(db.Model):
 
 class ReportCursor(db.Model):
     """The last order_events.id folded into the rollups (one row), and how many times the unit map
-    was rebuilt (a figure kept by a process is regrouped after a rebuild)."""
+    was rebuilt (a figure kept by a process is regrouped after a rebuild).
+
+    ``generation`` changes whenever the cursor's history breaks: the row made (again), the cursor
+    found moved back. ``recorded_event_id`` is the cursor as the last fold that writes
+    ``report_years`` and ``report_changes`` left it (moved with it by compare-and-set): when it
+    differs from ``event_id``, code older than migration 0025 (a node not yet upgraded) or a hand
+    moved the cursor, and the next fold makes the year rollup again from the months."""
 
     __tablename__ = "report_cursor"
 
@@ -90,15 +96,19 @@ class ReportCursor(db.Model):
     event_id: Mapped[int] = mapped_column(ID, default=0)
     folded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     units_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    generation: Mapped[int] = mapped_column(default=0, server_default="0")
+    recorded_event_id: Mapped[int] = mapped_column(ID, default=0, server_default="0")
 
 
 class ReportChange(db.Model):
     """One fold batch: the cursor before and after it, and the earliest and latest local days whose
     rollup rows it changed (None: none). Written in the batch's transaction, so every process can
     tell which days changed since the figures it kept (``figures`` recomputes only those); kept a
-    day (``fold.CHANGES_KEPT``)."""
+    day (``fold.CHANGES_KEPT``). The batches form one chain (each row's ``from_event_id`` is the
+    previous row's ``event_id``): a link missing (pruned, or a fold by older code) is seen."""
 
     __tablename__ = "report_changes"
+    __table_args__ = (sa.Index("ix_report_changes_folded_at", "folded_at"),)  # the pruning's
 
     event_id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=False)  # cursor after
     from_event_id: Mapped[int] = mapped_column(ID)  # cursor before

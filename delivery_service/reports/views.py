@@ -345,13 +345,21 @@ def _rows_html(report: Report, q: Query, show_share: bool) -> Markup:
     bands = rules.current().report_bands
     key = (str(get_locale()), tuple(sorted(q.args().items())), show_share,
            tuple(sorted((name, tuple(limits)) for name, limits in bands.items())))
-    html = report.rendered.get(key)
+    with _ROWS_LOCK:
+        html = report.rendered.pop(key, None)
+        if html is not None:
+            report.rendered[key] = html  # the most recently used last
     if html is None:
-        html = report.rendered[key] = Markup("\n".join(_rendered_rows(report, q, show_share, bands, key)))
+        html = Markup("\n".join(_rendered_rows(report, q, show_share, bands, key)))
+        with _ROWS_LOCK:
+            report.rendered[key] = html
+            while len(report.rendered) > RENDERED_KEPT:  # a kept report's pages, sorts, languages
+                report.rendered.pop(next(iter(report.rendered)))
     return html
 
 
 ROWS_KEPT = 8  # tables whose rows' HTML a process keeps for the next report of the same query
+RENDERED_KEPT = 4  # the rows' HTML a kept report keeps (its pages, languages…), the last used
 _ROWS_LOCK = threading.Lock()  # a process's request threads share them
 
 
