@@ -654,9 +654,13 @@ def _schedule(endpoint_id: int, delay: dt.timedelta) -> None:
 
     from delivery_service.jobs import execute
 
+    job = ("delivery_service.webhooks.jobs:dispatch", endpoint_id)
+    options = {"job_timeout": LEASE_S + 60, "result_ttl": 3600, "failure_ttl": 7 * 86400}
     try:
-        queue.enqueue_in(delay, execute, "delivery_service.webhooks.jobs:dispatch", endpoint_id,
-                         job_timeout=LEASE_S + 60, result_ttl=3600, failure_ttl=7 * 86400)
+        if delay <= dt.timedelta(0):  # more to send now: queued at once, not via the scheduler's next poll
+            queue.enqueue(execute, *job, **options)
+        else:
+            queue.enqueue_in(delay, execute, *job, **options)
     except (RedisError, OSError) as exc:
         log.warning("webhook endpoint %s: retry not scheduled in Redis (%s); the sweep will send it",
                     endpoint_id, exc.__class__.__name__)
