@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 
-import pytest
 import sqlalchemy as sa
 
 from delivery_service.extensions import db
@@ -48,29 +47,3 @@ def test_processes_never_share_a_serial(app):
     assert s10.parse(newest)[1] > max(s10.parse(i)[1] for i in ids)
     if app.config["DATABASE_URL"].startswith("sqlite"):
         assert db.session.scalar(sa.text("SELECT COUNT(*) FROM item_serials")) >= len(ids)
-
-
-@pytest.mark.parametrize("backend", ["postgresql"])  # the block cache exists on PostgreSQL only
-def test_a_forked_child_never_reuses_its_parents_block(app, backend):
-    import os
-
-    from delivery_service.orders.services import SERIAL_BLOCK, allocate_item_id
-
-    first = allocate_item_id()  # fills this process's block
-    db.session.commit()
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            db.session.remove()
-            db.engine.dispose(close=False)  # the parent's connections are not the child's
-            os.write(write_end, allocate_item_id().encode())
-            db.session.commit()
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    child_id = os.read(read_end, 64).decode()
-    os.waitpid(pid, 0)
-    parent_ids = {allocate_item_id() for _ in range(SERIAL_BLOCK)}
-    assert s10.is_valid(child_id)
-    assert child_id not in parent_ids and child_id != first

@@ -68,6 +68,7 @@ _NO_VALUES = dict.fromkeys(_ORDER_COLUMNS)  # a new order's columns order_values
 # transaction rolled back) are gaps, never handed out again, as with PostgreSQL's sequence.
 _NEXT_SERIALS = sa.text("SELECT nextval(pg_get_serial_sequence('item_serials', 'id')) "
                         "FROM generate_series(1, :n)")
+# SQLite: n rows of item_serials in one statement (compiled once, whatever n): a block, or a chunk's.
 _SERIAL_ROWS = sa.text(
     "INSERT INTO item_serials (allocated_at) "
     "SELECT :at FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :n) "
@@ -405,12 +406,6 @@ _ORDER_IDS = sa.select(DeliveryOrder.__table__.c.item_id, DeliveryOrder.__table_
     DeliveryOrder.__table__.c.item_id.in_(sa.bindparam("item_ids", expanding=True)))
 
 
-# SQLite: n rows of item_serials in one statement (compiled once, whatever n).
-_INSERT_SERIALS = sa.text(
-    "INSERT INTO item_serials (allocated_at) "
-    "SELECT :at FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :n) "
-    "SELECT i FROM n) RETURNING id").bindparams(sa.bindparam("at", type_=UTCDateTime))
-
 
 def allocate_item_ids(n: int) -> list[str]:
     """``n`` new S10 identifiers in one statement (the serials of ``allocate_item_id``)."""
@@ -419,7 +414,7 @@ def allocate_item_ids(n: int) -> list[str]:
     if db.session.get_bind().dialect.name == "postgresql":
         serials = sorted(db.session.execute(_NEXT_SERIALS, {"n": n}).scalars())
     else:
-        serials = sorted(db.session.connection().execute(_INSERT_SERIALS, {"n": n, "at": utcnow()}).scalars())
+        serials = sorted(db.session.connection().execute(_SERIAL_ROWS, {"n": n, "at": utcnow()}).scalars())
     cfg = current_app.config
     if serials[-1] > s10.MAX_SERIAL:
         raise Conflict("The S10 serial range of this service indicator is used up: "

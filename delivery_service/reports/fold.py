@@ -107,10 +107,6 @@ def fold_job() -> int:
     return fold()
 
 
-def _cursor() -> int:
-    return db.session.scalar(sa.select(ReportCursor.event_id).where(ReportCursor.id == 1)) or 0
-
-
 def state() -> tuple[int, int, int, int]:
     """(cursor, largest event id, unit map version, cursor generation): what the figures are read
     at (cheap, no lock)."""
@@ -122,7 +118,8 @@ def state() -> tuple[int, int, int, int]:
 
 def pending() -> tuple[int, int]:
     """(cursor, largest event id): how far the rollups are behind the log (cheap, no lock)."""
-    return _cursor(), db.session.scalar(sa.select(sa.func.max(OrderEvent.id))) or 0
+    cursor, last, _units, _generation = state()
+    return cursor, last
 
 
 def fold(max_events: int | None = None, *, time_budget_s: float | None = None) -> int:
