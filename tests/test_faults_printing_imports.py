@@ -65,7 +65,7 @@ with app.app_context():
         services.run_print_job(job_id, 1)
     else:
         from delivery_service.imports import services
-        services._Run._store = hold(services._Run._store)
+        services._Run._store_chunk = hold(services._Run._store_chunk)
         services.run_import(job_id, 1)
 """
 
@@ -350,12 +350,12 @@ def order_count() -> int:
 
 
 def killed_import(app, client, auth, monkeypatch, tmp_path) -> tuple[int, list[str]]:
-    """An import killed while storing the 2nd good row of its 3rd chunk (chunks of 4 rows)."""
+    """An import killed while storing its 3rd chunk (chunks of 4 rows), after the chunk's first write."""
     content, expected = import_file(client, auth)
     import_id = pending_import(client, auth, monkeypatch, content)
-    # _store runs for good new rows only: 3 in chunk 1 (line 5 exists), 3 in chunk 2 (line 7 is bad),
-    # so call 8 is the second good row of chunk 3, after the first was stored (uncommitted).
-    child = Child(app, "import", import_id, stop_at=8, folder=tmp_path / "child")
+    # _store_chunk runs once per chunk with new rows: chunks 1 and 2 commit (lines 2-9), and the job
+    # stops inside chunk 3's transaction (its heartbeat written, uncommitted) as it stores its rows.
+    child = Child(app, "import", import_id, stop_at=3, folder=tmp_path / "child")
     child.wait_stopped()
     child.kill()
     return import_id, expected
@@ -445,15 +445,15 @@ def test_an_import_that_raises_ends_failed_with_exact_counts_and_resumes_by_hand
                                                                                  monkeypatch):
     content, expected = import_file(client, auth)
     import_id = pending_import(client, auth, monkeypatch, content)
-    store, calls = imports._Run._store, []
+    store, calls = imports._Run._store_chunk, []
 
-    def eighth_store_fails(self, *args: Any, **kwargs: Any):
+    def third_chunk_fails(self, *args: Any, **kwargs: Any):
         calls.append(1)
-        if len(calls) == 8:
+        if len(calls) == 3:
             raise ConnectionResetError
         return store(self, *args, **kwargs)
 
-    monkeypatch.setattr(imports._Run, "_store", eighth_store_fails)
+    monkeypatch.setattr(imports._Run, "_store_chunk", third_chunk_fails)
     imports.run_import(import_id, 1)
     failed = batch(import_id)
     assert failed.state is ImportState.FAILED and order_count() == 7

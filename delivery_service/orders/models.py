@@ -57,7 +57,11 @@ class ItemSerial(db.Model):
 
 
 OPEN_WHERE = "status NOT IN ('delivered', 'returned_to_agency', 'cancelled')"
-NOT_ERASED_WHERE = "personal_data_erased_at IS NULL"
+# Closed (a status of orders.status.TERMINAL, for some direction) and not erased: the orders the daily
+# erasure looks at (privacy.erasure.erasable repeats this text, so that SQLite uses the index too).
+CLOSED_STATUSES = "status IN ('cancelled', 'delivered', 'delivered_to_agency', 'returned_to_agency')"
+ERASABLE_WHERE = f"personal_data_erased_at IS NULL AND {CLOSED_STATUSES}"
+DISPATCH_WHERE = "dispatch IS NOT NULL"
 
 
 class DeliveryOrder(db.Model):
@@ -80,15 +84,19 @@ class DeliveryOrder(db.Model):
         sa.Index("ix_orders_commune_status", "commune_id", "status"),
         sa.Index("ix_orders_route_status", "route_id", "status"),
         sa.Index("ix_orders_route_run_date", "route_id", "run_date"),
-        sa.Index("ix_orders_dispatch", "dispatch"),
+        # The dispatch queue (routing.services.dispatch_queue): the few orders waiting for a person
+        # (migration 0026; every order wrote it before).
+        sa.Index("ix_orders_dispatch", "dispatch", postgresql_where=sa.text(DISPATCH_WHERE),
+                 sqlite_where=sa.text(DISPATCH_WHERE)),
         # Reports count open and overdue orders now: a small part of all orders, read from this
         # index alone (it holds every column the count groups or filters by).
         sa.Index("ix_orders_open_created", "created_at", "commune_id", "route_id", "counter_id", "due_date",
                  "status", "direction",
                  postgresql_where=sa.text(OPEN_WHERE), sqlite_where=sa.text(OPEN_WHERE)),
-        # The daily erasure of personal data (privacy.erasure; migration 0019).
-        sa.Index("ix_orders_not_erased", "updated_at", postgresql_where=sa.text(NOT_ERASED_WHERE),
-                 sqlite_where=sa.text(NOT_ERASED_WHERE)),
+        # The daily erasure of personal data (privacy.erasure): closed orders only (migration 0026;
+        # before, ix_orders_not_erased held every order, a new one included).
+        sa.Index("ix_orders_erasable", "updated_at", postgresql_where=sa.text(ERASABLE_WHERE),
+                 sqlite_where=sa.text(ERASABLE_WHERE)),
     )
 
     id: Mapped[intpk]

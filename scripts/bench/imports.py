@@ -2,11 +2,11 @@
 
 Each import runs through the service (``start_import``: parse, validate every row, resolve units,
 place the orders on routes, allocate S10 ids, store the orders, their events and the rows' results,
-a chunk of 250 rows at a time with one statement per table). The baseline, measured in the same run
-on the same database, is the bare write of the same rows: SQLAlchemy Core ``executemany`` into a plain
-21-column table, 250 rows per commit (the import's chunk size). ``--big N`` adds an import of N rows
-(and of N/10, to compare) in a process of its own each, with that process's memory before and at its
-peak and the times the batch's progress was saved.
+a chunk of ``CHUNK_ROWS`` (500) rows at a time with one statement per table). The baseline, measured in
+the same run on the same database, is the bare write of the same rows: SQLAlchemy Core ``executemany``
+into a plain 21-column table, as many rows per commit as the import's chunk. ``--big N`` adds an import
+of N rows (and of N/10, to compare) in a process of its own each, with that process's memory before
+and at its peak and the times the batch's progress was saved.
 
     .venv/bin/python scripts/bench/imports.py [--rows 5000] [--backends sqlite,postgresql] [--big 100000]
 """
@@ -119,6 +119,7 @@ def baseline(app, rows: list[dict[str, str]], columns: tuple[str, ...], repeat: 
     """The bare write of ``rows``, ``repeat`` times on a new table each: (median, min, max) seconds.
     Each run's rows are counted back."""
     from delivery_service.extensions import db
+    from delivery_service.imports.services import CHUNK_ROWS
 
     table = sa.Table("bench_bare_rows", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
                      *[sa.Column(c, sa.String(500)) for c in columns])
@@ -130,8 +131,8 @@ def baseline(app, rows: list[dict[str, str]], columns: tuple[str, ...], repeat: 
             table.create(engine)
             started = time.perf_counter()
             with engine.connect() as conn:
-                for i in range(0, len(rows), 250):
-                    conn.execute(table.insert(), rows[i:i + 250])
+                for i in range(0, len(rows), CHUNK_ROWS):
+                    conn.execute(table.insert(), rows[i:i + CHUNK_ROWS])
                     conn.commit()
             times.append(time.perf_counter() - started)
             with engine.connect() as conn:
