@@ -34,7 +34,7 @@ from delivery_service.courier.models import (
     ProofKind,
     ReceiverKind,
 )
-from delivery_service.courier.schemas import CourierSyncEventIn
+from delivery_service.courier.schemas import CourierSyncEventIn, lean_event
 from delivery_service.db import utcnow
 from delivery_service.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
@@ -344,7 +344,7 @@ def sync(actor: Actor, events: Sequence[Any]) -> list[dict[str, Any]]:
                                  error=Rejected("invalid", "An event must be a JSON object."))
             continue
         try:
-            data = _EVENT_SCHEMA.load(raw)
+            data = (LEAN and lean_event(raw)) or _EVENT_SCHEMA.load(raw)
         except ValidationError as exc:
             fields = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
             results[i] = _result(event_id, "rejected", error=Rejected(
@@ -537,6 +537,17 @@ _BATCH_ORDERS = (
 # statement, so a photo's upload racing the event must wait for this lock, or this read for the
 # upload's (store_file): the statement then sees every upload committed before the lock.
 _BATCH_ORDERS_LOCKED = _BATCH_ORDERS.with_for_update(key_share=True, of=_ORDERS)
+# The same for one event (the phone's usual sync): equalities instead of expanding IN lists, whose
+# rendering SQLAlchemy redoes at every execution; run as the driver's SQL (``_DriverSQL``, below).
+_BATCH_ONE_SELECT = (
+    sa.select(*_ORDER_COLUMNS, OrderEvent.__table__.c.client_event_id)
+    .outerjoin(OrderEvent.__table__, sa.and_(
+        OrderEvent.__table__.c.order_id == _ORDERS.c.id,
+        OrderEvent.__table__.c.client_event_id == sa.bindparam("b_event")))
+    .where(_ORDERS.c.item_id == sa.bindparam("b_item"),
+           _ORDERS.c.route_id.in_(_ROUTE_IDS.with_only_columns(_ROUTES.c.id).order_by(None)
+                                  .scalar_subquery()))
+    .order_by(_ORDERS.c.id))
 
 
 def _one_statement(todo: Todo) -> bool:
@@ -556,9 +567,15 @@ def _batch_orders(actor: Actor, todo: Todo, lock: bool) -> tuple[dict[str, _Orde
     stored: dict[str, tuple[str, Status, int | None, int | None]] = {}
     if not todo:
         return found, stored
-    rows = db.session.connection().execute(_BATCH_ORDERS_LOCKED if lock else _BATCH_ORDERS, {
-        "b_items": sorted({s10.normalize(d["item_id"]) for _, d in todo}),
-        "b_events": [d["event_id"] for _, d in todo], "b_user": actor.user_id}).mappings()
+    rows: Iterable[Any]
+    if LEAN and len(todo) == 1:
+        rows = (_BATCH_ONE_LOCKED if lock else _BATCH_ONE).rows(db.session.connection(), {
+            "b_item": s10.normalize(todo[0][1]["item_id"]), "b_event": todo[0][1]["event_id"],
+            "b_user": actor.user_id})
+    else:
+        rows = db.session.connection().execute(_BATCH_ORDERS_LOCKED if lock else _BATCH_ORDERS, {
+            "b_items": sorted({s10.normalize(d["item_id"]) for _, d in todo}),
+            "b_events": [d["event_id"] for _, d in todo], "b_user": actor.user_id}).mappings()
     for row in rows:
         order = found.get(row["item_id"])
         if order is None:  # one row per stored event of the order (a replay), else one
@@ -672,6 +689,10 @@ def _write_plan(plan: _Plan, now: dt.datetime) -> None:
     if plan.one_statement and len(plan.applied) == 1 and len(plan.proofs) <= 1:
         _write_one_order(conn, plan, moves[0], learning)
         return
+    if (LEAN and conn.dialect.name == "sqlite" and len(plan.applied) == 1 and len(plan.proofs) <= 1
+            and not plan.applied[0][1].get("files")):
+        _write_one_order_sqlite(conn, plan, moves[0], learning)
+        return
     pks = _write_many(conn, plan, moves)
     if learning is not None:
         write_learning(learning)
@@ -737,6 +758,100 @@ def _write_one_order(conn: sa.Connection, plan: _Plan, move: dict[str, Any],
             write_learning(learning)
         else:
             update_known_places(learning, {rows[0].new_place} - {None})
+
+
+class _DriverSQL:
+    """A fixed Core statement run as the driver's own SQL, compiled once per dialect, its parameters
+    converted by their types' bind processors as SQLAlchemy converts them (``orders.services``'
+    ``_DriverInsert`` for any statement): no compile-and-bind work per execution, while the statement
+    events, the wrapping of driver errors (IntegrityError) and ``hide_parameters`` stay SQLAlchemy's.
+    Column defaults are not applied: every column written must be a parameter. ``execute`` gives the
+    driver's rows (no result processing: read ids and plain text only); ``rows`` converts each value
+    by its column's type, as a Core SELECT would."""
+
+    def __init__(self, stmt: Any) -> None:
+        self.stmt = stmt
+        self._compiled: dict[str, tuple[str, tuple[str, ...], bool, tuple[Any, ...], tuple[Any, ...]]] = {}
+
+    def _for(self, dialect: Any) -> tuple[str, tuple[str, ...], bool, tuple[Any, ...], tuple[Any, ...]]:
+        got = self._compiled.get(dialect.name)
+        if got is None:
+            compiled = self.stmt.compile(dialect=dialect)
+            names = (tuple(compiled.positiontup or ()) if compiled.positional
+                     else tuple(compiled.bind_names.values()))
+            assert not compiled.escaped_bind_names and not compiled.literal_execute_params, compiled.string
+            processors = compiled._bind_processors  # noqa: SLF001
+            columns = tuple((c.keyname, c.type._cached_result_processor(dialect, None))  # noqa: SLF001
+                            for c in compiled._result_columns)  # noqa: SLF001
+            got = self._compiled[dialect.name] = (compiled.string, names, compiled.positional,
+                                                  tuple(processors.get(n) for n in names), columns)
+        return got
+
+    def execute(self, conn: sa.Connection, params: dict[str, Any]) -> sa.CursorResult[Any]:
+        sql, names, positional, processors, _ = self._for(conn.dialect)
+        values = [params[n] for n in names]
+        values = [v if p is None or v is None else p(v) for v, p in zip(values, processors, strict=True)]
+        return conn.exec_driver_sql(sql, tuple(values) if positional
+                                    else dict(zip(names, values, strict=True)))
+
+    def rows(self, conn: sa.Connection, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """A SELECT's rows as dicts by column key, each value converted by its column's type."""
+        columns = self._for(conn.dialect)[4]
+        return [{key: v if p is None or v is None else p(v) for (key, p), v in zip(columns, row, strict=True)}
+                for row in self.execute(conn, params)]
+
+
+_BATCH_ONE = _DriverSQL(_BATCH_ONE_SELECT)
+_BATCH_ONE_LOCKED = _DriverSQL(_BATCH_ONE_SELECT.with_for_update(key_share=True, of=_ORDERS))
+LEAN = True  # the fast paths for the usual sync (tests turn them off to compare with the general path)
+_MOVE_ONE = _DriverSQL(_MOVE_ORDERS)
+_PROOF_COLUMNS = tuple(c.name for c in DeliveryProof.__table__.c if c.name != "id")
+_INSERT_PROOF_ONE = _DriverSQL(sa.insert(DeliveryProof.__table__).values(
+    {c: sa.bindparam(f"p_{c}") for c in _PROOF_COLUMNS}))
+# _attach_files_together for one event that lists no files: those sent before it by its event id.
+_ATTACH_ONE = _DriverSQL(sa.update(_FILES).where(
+    _FILES.c.order_id == sa.bindparam("b_order"), _FILES.c.attached_event_id.is_(None),
+    _FILES.c.client_event_id == sa.bindparam("b_event")).values(attached_event_id=sa.bindparam("b_pk")))
+_EVENTS_SQL: dict[tuple[tuple[str, ...], int], _DriverSQL] = {}
+
+
+def _events_sql(columns: tuple[str, ...], n: int) -> _DriverSQL:
+    """n event rows in one INSERT … VALUES, returning their ids (SQLite 3.35+), by shape."""
+    got = _EVENTS_SQL.get((columns, n))
+    if got is None:
+        got = _EVENTS_SQL.setdefault((columns, n), _DriverSQL(
+            # Typed: only the first row's parameters take their columns' types by themselves.
+            sa.insert(_EVENTS).values([{c: sa.bindparam(f"e{k}_{c}", type_=_EVENTS.c[c].type)
+                                        for c in columns} for k in range(n)])
+            .returning(_EVENTS.c.id, _EVENTS.c.client_event_id)))
+    return got
+
+
+def _write_one_order_sqlite(conn: sa.Connection, plan: _Plan, move: dict[str, Any],
+                            learning: Learning | None) -> None:
+    """SQLite, one event of one order that lists no files (the phone's usual sync): what
+    ``_write_many`` and ``_attach_files_together`` write, as the driver's SQL compiled once
+    (``_DriverSQL``), the event rows in one multi-row INSERT; the learning as the general path writes
+    it. The same rows as the general path (tests/test_sync_lean.py compares them)."""
+    from delivery_service.geo.services import write_learning
+    from delivery_service.orders import watch
+
+    if _MOVE_ONE.execute(conn, move).rowcount != 1:
+        raise _Raced()
+    columns = tuple(plan.events[0])
+    params = {f"e{k}_{c}": row[c] for k, row in enumerate(plan.events) for c in columns}
+    event_id = plan.applied[0][1]["event_id"]
+    pk = next(r[0] for r in _events_sql(columns, len(plan.events)).execute(conn, params) if r[1] == event_id)
+    watch.note_written(conn)  # driver SQL: the event-log watch sees SQLAlchemy's statements only
+    if plan.proofs:
+        proof = {"receiver_kind": None, "receiver_name": None, "receiver_relation": None, "id_last4": None,
+                 "amount_collected_vnd": None, "documents": None, "sealed": None, "fees_collected_vnd": None,
+                 **plan.proofs[0][1], "event_id": pk, "created_at": utcnow()}
+        _INSERT_PROOF_ONE.execute(conn, {f"p_{c}": proof[c] for c in _PROOF_COLUMNS})
+    if learning is not None:
+        write_learning(learning)
+    # After the compare-and-set: the files uploaded before it committed are seen (store_file).
+    _ATTACH_ONE.execute(conn, {"b_order": move["b_id"], "b_event": event_id, "b_pk": pk})
 
 
 _ONE_ORDER: dict[tuple[Any, ...], Any] = {}  # by shape: built once, so compiled once
