@@ -116,6 +116,17 @@ def _limit_pages_only(app: Flask, limiter: Any) -> None:
                     check()
 
             hooks[i] = check_limits
+    # Its after-request hook too: on an API path no limit was evaluated (the same filter), so it has
+    # no header to add and no conditional deduction to make, only its look-ups to pay.
+    after = app.after_request_funcs.setdefault(None, [])
+    for i, hook in enumerate(after):
+        func = getattr(hook, "func", None)  # a functools.partial of the limiter's method
+        if (getattr(hook, "args", (None,))[:1] == (limiter,)
+                and getattr(func, "__name__", "").endswith("__inject_headers")):
+            def inject_headers(response: Response, inject: Any = hook) -> Response:
+                return response if request.path.startswith("/api/") else inject(response)
+
+            after[i] = inject_headers
 
 
 class _App(Flask):
@@ -149,8 +160,15 @@ class _CookieSessions(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
     def save_session(self, app: Flask, session: Any, response: Response) -> None:
-        if not session and not session.modified and not session.accessed:
-            return  # what Flask's own would do for it (no cookie, no Vary), without reading the settings
+        if not session and not session.modified:
+            # What Flask's own does for an empty session left empty (every API call: Flask-Login's
+            # hook reads it): "Vary: Cookie" if it was read, no cookie; without reading the settings.
+            if session.accessed:
+                if "Vary" in response.headers:
+                    response.vary.add("Cookie")
+                else:  # the header response.vary.add writes, without parsing and rewriting a set
+                    response.headers.add("Vary", "Cookie")
+            return
         super().save_session(app, session, response)
 
 
