@@ -4,6 +4,9 @@ with REQUIRE_SERVICES=1 (set by .ci/run) they fail instead."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
 import re
 import shutil
@@ -18,7 +21,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import settings as hypothesis_settings
 
-from delivery_service import create_app
+from delivery_service import create_app, logs
 from delivery_service.extensions import db
 
 # Property tests draw the same examples on every run, so that CI's verdict does not depend on luck;
@@ -273,3 +276,18 @@ def login(client: FlaskClient, username: str, password: str = DEMO_PASSWORD) -> 
     token = csrf_token(client, "/login")
     resp = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
     assert resp.status_code in (302, 303), resp.get_data(as_text=True)[:500]
+
+
+@pytest.fixture
+def json_log(app):
+    """The root logger's lines as the JSON formatter writes them, for this test."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logs._configure(handler, "json")
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    root.removeHandler(handler)
+    root.setLevel(level)

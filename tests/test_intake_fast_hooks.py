@@ -5,33 +5,15 @@ be as before: headers, log line fields, metric names, the rows written."""
 
 from __future__ import annotations
 
-import io
-import json
-import logging
 import re
 
 import pytest
 import sqlalchemy as sa
 from conftest import csrf_token, order_payload
 
-from delivery_service import logs
 from delivery_service.extensions import db
 from delivery_service.orders import services
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
-
-
-@pytest.fixture
-def json_lines(app):
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    logs._configure(handler, "json")
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    root.removeHandler(handler)
-    root.setLevel(level)
 
 
 def _scrape(client) -> str:
@@ -75,11 +57,11 @@ def test_pages_keep_their_headers_and_rate_limit_headers(client):
     assert r.status_code in (200, 429) and "X-RateLimit-Limit" in r.headers, (r.status_code, dict(r.headers))
 
 
-def test_the_access_line_and_the_latency_metric_of_a_request(client, auth, json_lines):
+def test_the_access_line_and_the_latency_metric_of_a_request(client, auth, json_log):
     before = _scrape(client)
     r = client.post("/api/v1/orders", json=order_payload(), headers={**auth, "X-Request-ID": "req-1"})
     assert r.status_code == 201
-    lines = [x for x in json_lines() if x["logger"] == "delivery_service.requests" and x["method"] == "POST"]
+    lines = [x for x in json_log() if x["logger"] == "delivery_service.requests" and x["method"] == "POST"]
     line = lines[0]
     assert list(line) == ["asctime", "level", "logger", "message", "request_id", "endpoint", "method",
                           "status", "duration_ms"]
@@ -91,17 +73,17 @@ def test_the_access_line_and_the_latency_metric_of_a_request(client, auth, json_
     labels = {"endpoint": "orders.create_order", "method": "POST", "status": "2xx"}
     assert _count(after, **labels) - _count(before, **labels) == 1
     client.get("/no-such-page")
-    unmatched = [x for x in json_lines() if x["logger"] == "delivery_service.requests"][-1]
+    unmatched = [x for x in json_log() if x["logger"] == "delivery_service.requests"][-1]
     assert unmatched["message"] == "request GET unmatched 404" and unmatched["endpoint"] is None
     assert _count(_scrape(client), endpoint="unmatched", method="GET", status="4xx") >= 1
 
 
-def test_a_request_refused_before_the_bracket_opens_is_neither_logged_nor_timed(app, client, auth, json_lines):
+def test_a_request_refused_before_the_bracket_opens_is_neither_logged_nor_timed(app, client, auth, json_log):
     """The body limit runs first (as before): its 413 carries no request id and logs no line."""
     big = b"{" + b" " * (app.config["MAX_JSON_BYTES"] + 10) + b"}"
     r = client.post("/api/v1/orders", data=big, headers={**auth, "Content-Type": "application/json"})
     assert r.status_code == 413 and "X-Request-ID" not in r.headers
-    assert not [x for x in json_lines() if x["logger"] == "delivery_service.requests"]
+    assert not [x for x in json_log() if x["logger"] == "delivery_service.requests"]
 
 
 def test_a_new_request_id_when_the_clients_is_unusable(client):

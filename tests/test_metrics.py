@@ -3,9 +3,7 @@ with a request id and no personal data."""
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import os
 import re
 import subprocess
@@ -17,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import order_payload
 
-from delivery_service import logs, metrics, outbox
+from delivery_service import metrics, outbox
 from delivery_service.db import utcnow
 from delivery_service.extensions import db
 
@@ -171,21 +169,6 @@ def test_serve_with_two_workers_shows_the_sum_and_cleans_up(sqlite_template, tmp
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
     assert not multiproc.exists()  # removed when serve stopped
-
-
-@pytest.fixture
-def json_log(app):
-    """The root logger's lines as the JSON formatter writes them, for this test."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    logs._configure(handler, "json")
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    root.removeHandler(handler)
-    root.setLevel(level)
 
 
 def test_log_lines_of_a_request_carry_its_id(client, json_log):
