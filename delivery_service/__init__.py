@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import time
+from copy import deepcopy
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, Request, Response, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import current_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 __version__ = "0.1.0"
 LOCALES = ("vi", "en")
@@ -149,15 +153,66 @@ class _App(Flask):
             return super().ensure_sync(func)
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})  # session values a shallow copy cannot share
+
+
 class _CookieSessions(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions; a request without the cookie (every API call) gets its empty
-    session without the signing serializer being built for it, as Flask would answer it anyway."""
+    session without the signing serializer being built for it, as Flask would answer it anyway.
+
+    The signing serializer is built once per secret key (and SECRET_KEY_FALLBACKS), not per request;
+    a cookie value whose signature was verified is remembered (the last ``VERIFIED`` ones, per
+    process) with its data and the time it was signed, so the courier app's next call with the same
+    cookie skips the HMACs: the cookie's age is still checked against the session lifetime at every
+    use, only the exact signed text hits (anything forged or changed is verified, and refused, as
+    before), each request gets its own copy of the data, and another key forgets them all."""
+
+    VERIFIED = 1024
+
+    def __init__(self) -> None:
+        self._signing: tuple[tuple[Any, ...], URLSafeTimedSerializer] | None = None
+        # keyed by (serializer, cookie value); an error (a bad signature) is never remembered
+        self._verified = functools.lru_cache(maxsize=self.VERIFIED)(self._verify)
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        if not app.secret_key:
+            return None
+        keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)
+        signing = self._signing
+        if signing is None or signing[0] != keys:
+            serializer = super().get_signing_serializer(app)
+            assert serializer is not None
+            self._verified.cache_clear()  # nothing verified with other keys is trusted any more
+            signing = self._signing = (keys, serializer)
+        return signing[1]
+
+    @staticmethod
+    def _verify(serializer: URLSafeTimedSerializer, value: str) -> tuple[dict[str, Any], int, bool]:
+        """The cookie's data, when it was signed (seconds) and whether its values are all plain;
+        BadSignature when it is not ours."""
+        data, signed = serializer.loads(value, return_timestamp=True)
+        return data, int(signed.timestamp()), all(type(v) in _PLAIN for v in data.values())
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if app.secret_key and (not request.environ.get("HTTP_COOKIE")  # no cookies at all: none parsed
                                or not request.cookies.get(self.get_cookie_name(app))):
             return self.session_class()
-        return super().open_session(app, request)
+        serializer = self.get_signing_serializer(app)
+        if serializer is None:
+            return None
+        value = request.cookies.get(self.get_cookie_name(app))
+        if not value:
+            return self.session_class()
+        max_age = int(app.permanent_session_lifetime.total_seconds())
+        try:
+            data, signed_at, plain = self._verified(serializer, value)
+        except BadSignature:
+            return self.session_class()
+        age = int(time.time()) - signed_at  # itsdangerous' SignatureExpired, at every use
+        if age > max_age or age < 0:
+            return self.session_class()
+        # the session copies the top level; a nested dict or list is copied here, not shared
+        return self.session_class(data if plain else deepcopy(data))
 
     def save_session(self, app: Flask, session: Any, response: Response) -> None:
         if not session and not session.modified:

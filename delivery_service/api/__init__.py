@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Flask, abort, current_app, g, request
+import functools
+import hmac
+import time
+
+from flask import Flask, abort, current_app, g, request, session
 from flask_login import current_user
 from flask_smorest import Blueprint
+from flask_wtf import csrf as wtf_csrf
 from flask_wtf.csrf import CSRFError
+from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
+from wtforms import ValidationError
 
 from delivery_service.accounts.services import Actor, actor_for_token
 from delivery_service.extensions import api, csrf, limiter
@@ -99,10 +106,79 @@ def _authenticate() -> None:
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             # A logged-in page's script may write, with the page's CSRF token in X-CSRFToken.
             try:
-                csrf.protect()
+                protect_csrf()
             except CSRFError:
                 abort(403, "Writes with a log-in session need the page's CSRF token (X-CSRFToken).")
         g.actor = Actor.of_user(current_user)
+
+
+def protect_csrf() -> None:
+    """``csrf.protect()`` of Flask-WTF 1.3 (its checks, messages, log lines and ``g.csrf_valid``),
+    the token's signature verified once per process: a courier's phone sends the same token with
+    every call. What is remembered is only what a good signature proved (the token's text as
+    signed with this secret key, and when it was signed); the token is still compared with this
+    session's value and its age with WTF_CSRF_TIME_LIMIT at every request."""
+    if request.method not in current_app.config["WTF_CSRF_METHODS"]:
+        return
+    try:
+        _validate_csrf(_csrf_token())
+    except ValidationError as e:
+        wtf_csrf.logger.info(e.args[0])
+        csrf._error_response(e.args[0])
+    if request.is_secure and current_app.config["WTF_CSRF_SSL_STRICT"]:
+        if not request.referrer:
+            csrf._error_response("The referrer header is missing.")
+        good_referrer = f"https://{request.host}/"
+        if not wtf_csrf.same_origin(request.referrer, good_referrer):
+            csrf._error_response("The referrer does not match the host.")
+    g.csrf_valid = True
+
+
+_FORMS = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+def _csrf_token() -> str | None:
+    """Flask-WTF's ``_get_csrf_token``: a form field first, then the WTF_CSRF_HEADERS. Werkzeug
+    parses a form only from these two types, so any other body (JSON) is not asked for one."""
+    if request.mimetype in _FORMS:
+        return csrf._get_csrf_token()  # type: ignore[no-any-return]
+    for header_name in current_app.config["WTF_CSRF_HEADERS"]:
+        token = request.headers.get(header_name)
+        if token:
+            return token  # type: ignore[no-any-return]
+    return None
+
+
+def _validate_csrf(data: str | None) -> None:
+    """flask_wtf.csrf.validate_csrf, the signature checked by ``_csrf_signed``."""
+    secret_key = wtf_csrf._get_config(None, "WTF_CSRF_SECRET_KEY", current_app.secret_key,
+                                      message="A secret key is required to use CSRF.")
+    field_name = wtf_csrf._get_config(None, "WTF_CSRF_FIELD_NAME", "csrf_token",
+                                      message="A field name is required to use CSRF.")
+    time_limit = wtf_csrf._get_config(None, "WTF_CSRF_TIME_LIMIT", 3600, required=False)
+    if not data:
+        raise ValidationError("The CSRF token is missing.")
+    if field_name not in session:
+        raise ValidationError("The CSRF session token is missing.")
+    try:
+        token, signed_at = _csrf_signed(secret_key, data)
+    except BadData as e:
+        raise ValidationError("The CSRF token is invalid.") from e
+    if time_limit is not None:  # itsdangerous' SignatureExpired
+        age = int(time.time()) - signed_at
+        if age > time_limit or age < 0:
+            raise ValidationError("The CSRF token has expired.")
+    if not hmac.compare_digest(session[field_name], token):
+        raise ValidationError("The CSRF tokens do not match.")
+
+
+@functools.lru_cache(maxsize=1024)
+def _csrf_signed(secret_key: str | bytes, data: str) -> tuple[str, int]:
+    """The value a CSRF token signs and when it was signed (seconds), BadData when the signature is
+    not this key's; remembered for the last 1,024 (key, token) pairs (an error never is)."""
+    serializer = URLSafeTimedSerializer(secret_key, salt="wtf-csrf-token")
+    token, signed = serializer.loads(data, return_timestamp=True)
+    return token, int(signed.timestamp())
 
 
 def protected(blp: Blueprint) -> Blueprint:

@@ -192,8 +192,11 @@ def _upsert_locations(rows: list[dict[str, Any]], keep_manual: bool) -> None:
     if not rows:
         return
     stmt = _statement("locations_keep_manual" if keep_manual else "locations")
+    conn = db.session.connection()  # Core statements: the ORM session's execute adds nothing here
     for chunk in _chunks(rows, BATCH):
-        db.session.execute(stmt, list(chunk))
+        part = list(chunk)
+        # one row (a courier's delivery) as a single execute, not an executemany of one
+        conn.execute(stmt, part[0] if len(part) == 1 else part)
 
 
 class _ServerLookups:
