@@ -371,8 +371,9 @@ def test_malformed_batches_are_refused_whole(client, auth, courier):
     for bad in ([ok], {"event": [ok]}, {"events": []}, {"events": ok}, {"events": [ok] * 201}):
         resp = client.post("/api/v1/courier/sync", json=bad, headers=courier)
         assert resp.status_code == 422, (bad, resp.json)
-    resp = client.post("/api/v1/courier/sync", data=b"{not json", headers={**courier, "Content-Type": "application/json"})
-    assert resp.status_code == 422
+    for raw in (b"{not json", b'{"events": [' + b"9" * 5000 + b"]}"):  # the second: too many digits for int()
+        resp = client.post("/api/v1/courier/sync", data=raw, headers={**courier, "Content-Type": "application/json"})
+        assert resp.status_code == 422 and resp.json["errors"], resp.get_data(as_text=True)[:200]
     assert status_of(body["item_id"]) == "assigned" and len(events_of(body["item_id"])) == 2
 
 

@@ -153,6 +153,8 @@ def test_phone_numbers_are_normalised(client, auth):
     (b'{"direction": "result_to_citizen",', "application/json"),
     ('{"dossier_code": "Hồ sơ"}'.encode("utf-16"), "application/json"),
     (b"\xff\xfe\x00garbage", "application/json"),
+    # valid JSON syntax, but an integer longer than Python's int conversion allows (4,300 digits)
+    (b'{"weight_g": ' + b"9" * 5000 + b"}", "application/json"),
 ])
 def test_malformed_or_misencoded_json_is_422(client, auth, data, ctype):
     resp = client.post("/api/v1/orders", data=data, content_type=ctype, headers=auth)

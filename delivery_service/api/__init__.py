@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import hmac
+import json
 import time
+from typing import Any
 
 from flask import Flask, abort, current_app, g, request, session
 from flask_login import current_user
@@ -12,6 +14,7 @@ from flask_smorest import Blueprint
 from flask_wtf import csrf as wtf_csrf
 from flask_wtf.csrf import CSRFError
 from itsdangerous import BadData, URLSafeTimedSerializer
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 from wtforms import ValidationError
 
@@ -181,8 +184,27 @@ def _csrf_signed(secret_key: str | bytes, data: str) -> tuple[str, int]:
     return token, int(signed.timestamp())
 
 
+class _Parser(FlaskParser):
+    """webargs' parser, with a JSON body the decoder refuses for other reasons than its syntax (an
+    integer of more digits than ``sys.get_int_max_str_digits()``, 4,300: a ValueError that is not a
+    JSONDecodeError) answered as any malformed body (422 ``malformed_body``) instead of a 500."""
+
+    def _raw_load_json(self, req: Any) -> Any:
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise
+        except ValueError as exc:
+            raise json.JSONDecodeError(str(exc), "", 0) from exc
+
+
+_PARSER = _Parser()
+
+
 def protected(blp: Blueprint) -> Blueprint:
-    """Wire token auth into a blueprint: exempt from CSRF (no cookies are trusted for writes)."""
+    """Wire token auth into a blueprint: exempt from CSRF (no cookies are trusted for writes).
+    Call it before the blueprint's views are declared (``@blp.arguments`` takes the parser then)."""
+    blp.ARGUMENTS_PARSER = _PARSER
     blp.before_request(_authenticate)
     csrf.exempt(blp)
     limiter.exempt(blp)  # no per-address limits on server-to-server intake
