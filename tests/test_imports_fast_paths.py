@@ -129,7 +129,8 @@ def general_rows(kind: str, index: list[str | None], records: list[list[Any]]) -
 @given(st.sampled_from(["csv", "xlsx"]),
        st.lists(st.sampled_from(["direction", "dossier_code", "note", None]), min_size=1, max_size=4,
                 unique_by=lambda c: c or object()).filter(lambda index: any(index)),
-       st.lists(st.lists(st.sampled_from(["", " ", "x", "0905", None]), max_size=6), max_size=6))
+       st.lists(st.lists(st.sampled_from(["", " ", "\t", "\u00a0", "\u3000", "x", "0905", None, 0, 1.5]),
+                         max_size=6), max_size=6))
 def test_rows_map_cells_as_the_general_mapping(kind: str, index: list[str | None],
                                                records: list[list[Any]]) -> None:
     got = [(r.line, r.values, r.problem) for r in _rows(kind, index, iter(records), None)]
