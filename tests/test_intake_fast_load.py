@@ -291,3 +291,58 @@ def test_bodies_the_fast_path_leaves_get_the_same_answers_as_before(app, client,
     r = client.post("/api/v1/orders", data=body.encode(),
                     headers={**auth, "Content-Type": "application/vnd.api+json"})
     assert r.status_code == 201, r.json
+
+
+def test_no_personal_text_is_kept_between_bodies():
+    """Names, phones, addresses, ID numbers and notes are read afresh for each body: a worker keeps
+    none of them after the request (only texts such as the procedure's and the agency's are kept)."""
+    from delivery_service.orders import fast_load as module
+
+    today = dt.date.today()
+
+    def body(i: int) -> dict[str, Any]:
+        return order_payload(dossier_code="H55.22-same", note=f"Gọi anh {i} trước",
+                             recipient={"name": f"Nguyễn Văn {i}", "phone": f"09051234{i:02d}", "id_number": f"0{i:011d}"},
+                             authorised_person={"name": f"Trần Thị {i}", "phone": f"09871234{i:02d}"},
+                             address={"province_code": "51", "commune_code": "21025", "detail": f"{i} Hùng Vương"})
+
+    assert fast_load(body(1), today) is not None
+    kept = module._kept_str.cache_info().currsize
+    for i in range(2, 40):
+        assert fast_load(body(i), today)["recipient"]["name"] == f"Nguyễn Văn {i}"
+    assert module._kept_str.cache_info().currsize == kept
+    assert fast_load(order_payload(address={"text": "12 Hùng Vương, phường Cẩm Thành, tỉnh Quảng Ngãi"}),
+                     today) is not None
+    assert module._kept_str.cache_info().currsize == kept + 1  # its dossier code; not the address
+
+
+def test_a_long_text_is_left_to_orderin_and_not_kept():
+    from delivery_service.orders import fast_load as module
+
+    assert fast_load(order_payload(dossier_code="H55.22-same"), dt.date.today()) is not None
+    before = module._kept_str.cache_info().currsize
+    assert fast_load(order_payload(dossier_code="H55.22-same", procedure_name="x" * 60_000), dt.date.today()) is None
+    assert module._kept_str.cache_info().currsize == before
+
+
+def test_the_numbering_plan_check_is_phonenumbers_own():
+    """The per-length patterns built from phonenumbers' metadata answer as is_valid_number does, for
+    every prefix of one to three digits and every length a Vietnamese number may have."""
+    import random
+
+    import phonenumbers
+
+    from delivery_service.orders.fast_load import _VALID_NSN
+
+    rng = random.Random(15)
+    valid = 0
+    for prefix in range(1, 1000):
+        for length in range(max(7, len(str(prefix))), 12):
+            rest = length - len(str(prefix))
+            for _ in range(4):
+                nsn = f"{prefix}{rng.randrange(10 ** rest):0{rest}d}" if rest else str(prefix)
+                expected = phonenumbers.is_valid_number(phonenumbers.PhoneNumber(country_code=84,
+                                                                                 national_number=int(nsn)))
+                assert _VALID_NSN(nsn) == expected, nsn
+                valid += expected
+    assert valid > 1000  # a fair share of the numbers are valid ones

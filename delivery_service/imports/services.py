@@ -512,18 +512,20 @@ _NAMES = ""
 
 
 def _memo(read: Any) -> Any:
-    """``read`` with its answers for text cells kept (a file's rows repeat their codes, amounts and
-    choices: each distinct text is read once); other cells, and a text it refuses, read each time."""
+    """``read`` with its answers for short text cells kept (a file's rows repeat their codes, amounts
+    and choices: each distinct text is read once); other cells, and a text it refuses, read each time."""
     cached = functools.lru_cache(maxsize=1024)(read)
 
     def read_cell(raw: Any) -> Any:
-        return cached(raw) if type(raw) is str else read(raw)
+        return cached(raw) if type(raw) is str and len(raw) <= 64 else read(raw)
 
     return read_cell
 
 
 _CELL_PLAN: dict[str, tuple[Any, str | None, str]] = {
-    column: (None if _READ_CELL.get(column, _text) is _text else _memo(_READ_CELL[column]),
+    # ID numbers are read each time: personal data is not kept beyond its row in a long-lived process
+    column: (None if _READ_CELL.get(column, _text) is _text
+             else _READ_CELL[column] if column in ID_COLUMNS else _memo(_READ_CELL[column]),
              *(NESTED[column] if column in NESTED else (_NAMES, column) if column in NAME_COLUMNS
                else (None, column)))
     for column in KNOWN_COLUMNS

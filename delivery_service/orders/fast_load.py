@@ -44,10 +44,9 @@ ADDRESS_TEXT_KEYS = frozenset({"text", "detail"})
 PERSON_KEYS = frozenset({"name", "phone", "id_number"})
 
 
-@functools.lru_cache(maxsize=4096)
-def _fast_str(value: str, max_length: int, multiline: bool) -> Any:
+def _read_str(value: str, max_length: int, multiline: bool) -> Any:
     """fields.Text's output for a printable string: the text, "" when it is empty once trimmed, or _NO
-    (too long, or not printable: OrderIn decides). A file's rows repeat most of their texts."""
+    (too long, or not printable: OrderIn decides)."""
     text = unicodedata.normalize("NFC", value)
     if not text.isprintable():
         return _NO
@@ -55,25 +54,65 @@ def _fast_str(value: str, max_length: int, multiline: bool) -> Any:
     return _NO if len(text) > max_length else text
 
 
-def _fast_text(value: Any, max_length: int, *, required: bool = True, multiline: bool = False) -> Any:
+# A file's rows repeat most of their texts (procedure, agency, note): those are read once. Personal
+# texts (names, addresses, phones, ID numbers) are never kept: each belongs to one citizen, repeats
+# little, and must not outlive its request in a long-running process (the erasure policy).
+_kept_str = functools.lru_cache(maxsize=1024)(_read_str)
+
+
+def _fast_text(value: Any, max_length: int, *, required: bool = True, multiline: bool = False,
+               personal: bool = False) -> Any:
     """fields.Text's output (``required``: a required field, or one without a default that may not be
     null), else _NO. An optional field (load_default None) takes null and empty text as None."""
     if type(value) is not str:
         return None if value is None and not required else _NO
-    text = _fast_str(value, max_length, multiline)
+    if len(value) > 2 * max_length:  # surely too long once trimmed: OrderIn says so (and it is not kept)
+        return _NO
+    text = (_read_str if personal else _kept_str)(value, max_length, multiline)
     if text == "":
         return _NO if required else None
     return text
 
 
-@functools.lru_cache(maxsize=4096)
+def _plan_check() -> Any:
+    """``phonenumbers.is_valid_number`` for a Vietnamese national significant number (digits, no
+    leading 0), from the library's own metadata for VN and by its own rule (``_number_type_helper``:
+    the general description matches, and so does one number type's, each with its possible lengths),
+    its patterns joined per length: one regular expression instead of up to ten
+    (tests/test_imports.py holds the two equal)."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region("VN")
+    types = [d for d in (meta.premium_rate, meta.toll_free, meta.shared_cost, meta.voip, meta.personal_number,
+                         meta.pager, meta.uan, meta.voicemail, meta.fixed_line, meta.mobile)
+             if d is not None and d.national_number_pattern]
+    general = meta.general_desc
+
+    def fits(desc: Any, length: int) -> bool:
+        return not desc.possible_length or length in desc.possible_length
+
+    by_length: dict[int, re.Pattern[str]] = {}
+    for length in range(1, 18):
+        alike = [d.national_number_pattern for d in types if fits(d, length)]
+        if alike and general.national_number_pattern and fits(general, length):
+            by_length[length] = re.compile(f"(?=(?:{general.national_number_pattern})$)"
+                                           f"(?:{'|'.join(f'(?:{p})' for p in alike)})$")
+
+    def valid(nsn: str) -> bool:
+        pattern = by_length.get(len(nsn))
+        return pattern is not None and pattern.match(nsn) is not None
+
+    return valid
+
+
+_VALID_NSN = _plan_check()
+
+
 def fast_phone(raw: str) -> str | None:
     """fields.normalise_phone's answer for a number it accepts, None for one it refuses. The usual
     national form (0 and 9 digits) is checked against the numbering plan without parsing the text:
-    ``phonenumbers.parse`` strips that 0 and keeps the rest when the rest is a valid number."""
+    ``phonenumbers.parse`` strips that 0 and keeps the rest when the rest is a valid number. Nothing
+    is kept between calls (a phone number is personal data)."""
     if len(raw) == 10 and raw[0] == "0" and raw[1] != "0" and raw.isascii() and raw.isdigit():
-        number = phonenumbers.PhoneNumber(country_code=84, national_number=int(raw[1:]))
-        if phonenumbers.is_valid_number(number):
+        if _VALID_NSN(raw[1:]):
             return raw
     try:
         return normalise_phone(raw)
@@ -114,7 +153,7 @@ def _fast_code(value: Any) -> Any:
 def _fast_person(person: Any, *, recipient: bool) -> Any:
     if type(person) is not dict or not person.keys() <= PERSON_KEYS:
         return _NO
-    out = {"name": _fast_text(person.get("name"), 200),
+    out = {"name": _fast_text(person.get("name"), 200, personal=True),
            "phone": _fast_phone(person.get("phone"), required=recipient),
            "id_number": _fast_id(person.get("id_number"))}
     return _NO if _NO in out.values() else out
@@ -127,9 +166,10 @@ def _fast_address(address: Any) -> Any:
     if "text" in keys:  # the address as written; no code may come with it
         if not keys <= ADDRESS_TEXT_KEYS:
             return _NO
-        out = {"text": _fast_text(address["text"], ADDRESS_TEXT_MAX, multiline=True), "district_code": None}
+        out = {"text": _fast_text(address["text"], ADDRESS_TEXT_MAX, multiline=True, personal=True),
+               "district_code": None}
         if "detail" in keys:
-            out["detail"] = _fast_text(address["detail"], 255)
+            out["detail"] = _fast_text(address["detail"], 255, personal=True)
     else:
         if not keys <= ADDRESS_CODE_KEYS:
             return _NO
@@ -137,7 +177,7 @@ def _fast_address(address: Any) -> Any:
         out = {"province_code": _fast_code(address.get("province_code")),
                "district_code": None if district is None else _fast_code(district),
                "commune_code": _fast_code(address.get("commune_code")),
-               "detail": _fast_text(address.get("detail"), 255)}
+               "detail": _fast_text(address.get("detail"), 255, personal=True)}
     return _NO if _NO in out.values() else out
 
 
@@ -167,7 +207,7 @@ def fast_load(data: Any, today: dt.date) -> dict[str, Any] | None:
         "collect_vnd": _fast_int(get("collect_vnd", 0), 0, MAX_VND),
         "appointment_date": None,
         "weight_g": None if get("weight_g") is None else _fast_int(data["weight_g"], 1, MAX_WEIGHT_G),
-        "note": _fast_text(get("note"), 500, required=False, multiline=True),
+        "note": _fast_text(get("note"), 500, required=False, multiline=True, personal=True),  # free text
     }
     authorised = get("authorised_person")
     if authorised is not None:

@@ -623,7 +623,8 @@ def words_search_key(text: str) -> str:
     """``search_key(text)``, a word at a time, each distinct word's key kept: a file's names share most
     of their words (family and middle names). The same text (the key is made a character at a time
     and its words are joined by single spaces; tests/test_imports_bulk.py holds the two equal)."""
-    return " ".join([key for word in text.split() if (key := _word_search_key(word))])
+    return " ".join([key for word in text.split()
+                     if (key := _word_search_key(word) if len(word) <= 32 else search_key(word))])
 
 
 def resolve_order_address(address: dict[str, Any], day: dt.date) -> tuple[Any, Any, Any]:

@@ -54,6 +54,9 @@ def run_line() -> str:
             f"{os.cpu_count()} CPUs, load average {load}.")
 
 
+PREFIXES = ("090", "091", "093", "094", "096", "097", "098", "032", "035", "038", "070", "077", "081", "085")
+
+
 def make_rows(n: int, columns: tuple[str, ...]) -> list[dict[str, str]]:
     soon = (dt.date.today() + dt.timedelta(days=3)).strftime("%d/%m/%Y")
     rows = []
@@ -62,7 +65,9 @@ def make_rows(n: int, columns: tuple[str, ...]) -> list[dict[str, str]]:
             "direction": "result_to_citizen", "dossier_code": f"H55-{uuid.uuid4().hex[:12]}",
             "procedure_code": "1.011442.000.00.00.H55", "procedure_name": "Cấp đổi giấy phép lái xe",
             "issuing_agency": "Sở Xây dựng tỉnh Quảng Ngãi", "recipient_name": f"Nguyễn Văn Bình {i}",
-            "recipient_phone": "0905123456" if i % 50 != 7 else "12345",  # 2 % bad rows
+            # a phone of its own (mobile prefixes of several networks), as citizens have; 2 % bad rows
+            "recipient_phone": f"{PREFIXES[i % len(PREFIXES)]}{(i * 7919) % 10**7:07d}"
+            if i % 50 != 7 else "12345",
             "province_code": "51", "commune_code": COMMUNES[i % 4], "address_detail": f"{i} Hùng Vương",
             "postage_vnd": "26000", "appointment_date": soon, "note": "Gọi trước khi giao",
         }
