@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, mapped_column
@@ -65,3 +65,60 @@ def fk(target: str, **kw) -> sa.ForeignKey:
     """A foreign key with a deliberate ON DELETE rule (RESTRICT unless told)."""
     kw.setdefault("ondelete", "RESTRICT")
     return sa.ForeignKey(target, **kw)
+
+
+class DriverSQL:
+    """A fixed Core statement run as the driver's own SQL: compiled once per dialect, its parameters
+    converted by their types' bind processors as SQLAlchemy converts them, and run by
+    ``exec_driver_sql``, so that the statement events, the wrapping of driver errors (IntegrityError)
+    and ``hide_parameters`` stay SQLAlchemy's. No compile-and-bind work per execution: the write paths
+    of intake, imports and courier sync use it for their few fixed statements.
+
+    Column defaults are not applied: every column written must be a parameter. A parameter missing from
+    the values raises KeyError, or is bound as NULL with ``missing_as_none`` (optional columns of an
+    INSERT compiled for ``column_keys``). ``execute`` gives the driver's rows (no result processing:
+    read ids and plain text only); ``rows`` converts each value by its column's type, as a Core SELECT
+    would. Relies on two compiled attributes SQLAlchemy keeps private (``_bind_processors``,
+    ``_result_columns``); the callers' tests compare what it stores with the ORM's path."""
+
+    def __init__(self, stmt: Any, *, column_keys: tuple[str, ...] | None = None,
+                 missing_as_none: bool = False) -> None:
+        self.stmt, self.column_keys, self.missing_as_none = stmt, column_keys, missing_as_none
+        self._compiled: dict[tuple[str, str], tuple[str, tuple[str, ...], bool, tuple[Any, ...],
+                                                    tuple[Any, ...]]] = {}
+
+    def _for(self, dialect: Any) -> tuple[str, tuple[str, ...], bool, tuple[Any, ...], tuple[Any, ...]]:
+        key = (dialect.name, dialect.driver)
+        got = self._compiled.get(key)
+        if got is None:
+            compiled = self.stmt.compile(dialect=dialect, column_keys=list(self.column_keys or ()) or None)
+            names = (tuple(compiled.positiontup or ()) if compiled.positional
+                     else tuple(compiled.bind_names.values()))
+            assert not compiled.escaped_bind_names and not compiled.literal_execute_params, compiled.string
+            processors = compiled._bind_processors  # noqa: SLF001
+            columns = tuple((c.keyname, c.type._cached_result_processor(dialect, None))  # noqa: SLF001
+                            for c in compiled._result_columns)  # noqa: SLF001
+            got = self._compiled[key] = (compiled.string, names, compiled.positional,
+                                         tuple(processors.get(n) for n in names), columns)
+        return got
+
+    def execute(self, conn: sa.Connection,
+                params: dict[str, Any] | list[dict[str, Any]]) -> sa.CursorResult[Any]:
+        """Run it with one set of values (a dict) or several (a list: the driver's executemany)."""
+        sql, names, positional, processors, _ = self._for(conn.dialect)
+        missing_as_none = self.missing_as_none
+
+        def bound(values: dict[str, Any]) -> Any:
+            got = [values.get(n) for n in names] if missing_as_none else [values[n] for n in names]
+            got = [v if p is None or v is None else p(v) for v, p in zip(got, processors, strict=True)]
+            return tuple(got) if positional else dict(zip(names, got, strict=True))
+
+        if isinstance(params, dict):
+            return conn.exec_driver_sql(sql, bound(params))
+        return conn.exec_driver_sql(sql, [bound(values) for values in params])
+
+    def rows(self, conn: sa.Connection, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """A SELECT's rows as dicts by column key, each value converted by its column's type."""
+        columns = self._for(conn.dialect)[4]
+        return [{key: v if p is None or v is None else p(v) for (key, p), v in zip(columns, row, strict=True)}
+                for row in self.execute(conn, params)]

@@ -35,7 +35,7 @@ from delivery_service.courier.models import (
     ReceiverKind,
 )
 from delivery_service.courier.schemas import CourierSyncEventIn, lean_event
-from delivery_service.db import utcnow
+from delivery_service.db import DriverSQL, utcnow
 from delivery_service.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.localtime import local_moment
@@ -538,7 +538,7 @@ _BATCH_ORDERS = (
 # upload's (store_file): the statement then sees every upload committed before the lock.
 _BATCH_ORDERS_LOCKED = _BATCH_ORDERS.with_for_update(key_share=True, of=_ORDERS)
 # The same for one event (the phone's usual sync): equalities instead of expanding IN lists, whose
-# rendering SQLAlchemy redoes at every execution; run as the driver's SQL (``_DriverSQL``, below).
+# rendering SQLAlchemy redoes at every execution; run as the driver's SQL (``db.DriverSQL``, below).
 _BATCH_ONE_SELECT = (
     sa.select(*_ORDER_COLUMNS, OrderEvent.__table__.c.client_event_id)
     .outerjoin(OrderEvent.__table__, sa.and_(
@@ -760,66 +760,25 @@ def _write_one_order(conn: sa.Connection, plan: _Plan, move: dict[str, Any],
             update_known_places(learning, {rows[0].new_place} - {None})
 
 
-class _DriverSQL:
-    """A fixed Core statement run as the driver's own SQL, compiled once per dialect, its parameters
-    converted by their types' bind processors as SQLAlchemy converts them (``orders.services``'
-    ``_DriverInsert`` for any statement): no compile-and-bind work per execution, while the statement
-    events, the wrapping of driver errors (IntegrityError) and ``hide_parameters`` stay SQLAlchemy's.
-    Column defaults are not applied: every column written must be a parameter. ``execute`` gives the
-    driver's rows (no result processing: read ids and plain text only); ``rows`` converts each value
-    by its column's type, as a Core SELECT would."""
-
-    def __init__(self, stmt: Any) -> None:
-        self.stmt = stmt
-        self._compiled: dict[str, tuple[str, tuple[str, ...], bool, tuple[Any, ...], tuple[Any, ...]]] = {}
-
-    def _for(self, dialect: Any) -> tuple[str, tuple[str, ...], bool, tuple[Any, ...], tuple[Any, ...]]:
-        got = self._compiled.get(dialect.name)
-        if got is None:
-            compiled = self.stmt.compile(dialect=dialect)
-            names = (tuple(compiled.positiontup or ()) if compiled.positional
-                     else tuple(compiled.bind_names.values()))
-            assert not compiled.escaped_bind_names and not compiled.literal_execute_params, compiled.string
-            processors = compiled._bind_processors  # noqa: SLF001
-            columns = tuple((c.keyname, c.type._cached_result_processor(dialect, None))  # noqa: SLF001
-                            for c in compiled._result_columns)  # noqa: SLF001
-            got = self._compiled[dialect.name] = (compiled.string, names, compiled.positional,
-                                                  tuple(processors.get(n) for n in names), columns)
-        return got
-
-    def execute(self, conn: sa.Connection, params: dict[str, Any]) -> sa.CursorResult[Any]:
-        sql, names, positional, processors, _ = self._for(conn.dialect)
-        values = [params[n] for n in names]
-        values = [v if p is None or v is None else p(v) for v, p in zip(values, processors, strict=True)]
-        return conn.exec_driver_sql(sql, tuple(values) if positional
-                                    else dict(zip(names, values, strict=True)))
-
-    def rows(self, conn: sa.Connection, params: dict[str, Any]) -> list[dict[str, Any]]:
-        """A SELECT's rows as dicts by column key, each value converted by its column's type."""
-        columns = self._for(conn.dialect)[4]
-        return [{key: v if p is None or v is None else p(v) for (key, p), v in zip(columns, row, strict=True)}
-                for row in self.execute(conn, params)]
-
-
-_BATCH_ONE = _DriverSQL(_BATCH_ONE_SELECT)
-_BATCH_ONE_LOCKED = _DriverSQL(_BATCH_ONE_SELECT.with_for_update(key_share=True, of=_ORDERS))
+_BATCH_ONE = DriverSQL(_BATCH_ONE_SELECT)
+_BATCH_ONE_LOCKED = DriverSQL(_BATCH_ONE_SELECT.with_for_update(key_share=True, of=_ORDERS))
 LEAN = True  # the fast paths for the usual sync (tests turn them off to compare with the general path)
-_MOVE_ONE = _DriverSQL(_MOVE_ORDERS)
+_MOVE_ONE = DriverSQL(_MOVE_ORDERS)
 _PROOF_COLUMNS = tuple(c.name for c in DeliveryProof.__table__.c if c.name != "id")
-_INSERT_PROOF_ONE = _DriverSQL(sa.insert(DeliveryProof.__table__).values(
+_INSERT_PROOF_ONE = DriverSQL(sa.insert(DeliveryProof.__table__).values(
     {c: sa.bindparam(f"p_{c}") for c in _PROOF_COLUMNS}))
 # _attach_files_together for one event that lists no files: those sent before it by its event id.
-_ATTACH_ONE = _DriverSQL(sa.update(_FILES).where(
+_ATTACH_ONE = DriverSQL(sa.update(_FILES).where(
     _FILES.c.order_id == sa.bindparam("b_order"), _FILES.c.attached_event_id.is_(None),
     _FILES.c.client_event_id == sa.bindparam("b_event")).values(attached_event_id=sa.bindparam("b_pk")))
-_EVENTS_SQL: dict[tuple[tuple[str, ...], int], _DriverSQL] = {}
+_EVENTS_SQL: dict[tuple[tuple[str, ...], int], DriverSQL] = {}
 
 
-def _events_sql(columns: tuple[str, ...], n: int) -> _DriverSQL:
+def _events_sql(columns: tuple[str, ...], n: int) -> DriverSQL:
     """n event rows in one INSERT … VALUES, returning their ids (SQLite 3.35+), by shape."""
     got = _EVENTS_SQL.get((columns, n))
     if got is None:
-        got = _EVENTS_SQL.setdefault((columns, n), _DriverSQL(
+        got = _EVENTS_SQL.setdefault((columns, n), DriverSQL(
             # Typed: only the first row's parameters take their columns' types by themselves.
             sa.insert(_EVENTS).values([{c: sa.bindparam(f"e{k}_{c}", type_=_EVENTS.c[c].type)
                                         for c in columns} for k in range(n)])
@@ -831,7 +790,7 @@ def _write_one_order_sqlite(conn: sa.Connection, plan: _Plan, move: dict[str, An
                             learning: Learning | None) -> None:
     """SQLite, one event of one order that lists no files (the phone's usual sync): what
     ``_write_many`` and ``_attach_files_together`` write, as the driver's SQL compiled once
-    (``_DriverSQL``), the event rows in one multi-row INSERT; the learning as the general path writes
+    (``db.DriverSQL``), the event rows in one multi-row INSERT; the learning as the general path writes
     it. The same rows as the general path (tests/test_sync_lean.py compares them)."""
     from delivery_service.geo.services import write_learning
     from delivery_service.orders import watch

@@ -23,7 +23,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from delivery_service import metrics, rules
 from delivery_service.accounts.models import Role
 from delivery_service.accounts.services import SYSTEM, Actor
-from delivery_service.db import UTCDateTime, utcnow
+from delivery_service.db import DriverSQL, UTCDateTime, utcnow
 from delivery_service.errors import Conflict, Forbidden, InvalidInput, Message, NotFound, coded
 from delivery_service.extensions import db
 from delivery_service.localtime import day_start, local_today  # noqa: F401  (local_today: many import it from here)
@@ -229,49 +229,12 @@ def add_order(actor: Actor, data: dict[str, Any], *, counter_id: int, idempotenc
     return order
 
 
-class _DriverInsert:
-    """An INSERT of fixed columns as the driver's own SQL, compiled once per dialect; the values are
-    converted by the columns' types, as a Core ``Insert`` converts them. Run by ``exec_driver_sql``,
-    so the statement events, the wrapping of driver errors (IntegrityError) and ``hide_parameters``
-    are SQLAlchemy's, as for any statement."""
-
-    def __init__(self, table: sa.Table, keys: tuple[str, ...], returning: str | None = None) -> None:
-        self.table, self.keys, self.returning = table, keys, returning
-        self._compiled: dict[str, tuple[str, tuple[str, ...], bool, tuple[Any, ...]]] = {}
-
-    def _for(self, dialect: Any) -> tuple[str, tuple[str, ...], bool, tuple[Any, ...]]:
-        got = self._compiled.get(dialect.name)
-        if got is None:
-            stmt = sa.insert(self.table)
-            if self.returning:
-                stmt = stmt.returning(self.table.c[self.returning])
-            compiled = stmt.compile(dialect=dialect, column_keys=list(self.keys))
-            names = tuple(compiled.positiontup or ()) if compiled.positional else self.keys
-            assert sorted(names) == sorted(self.keys) and not compiled.escaped_bind_names, compiled.string
-            processors = compiled._bind_processors  # noqa: SLF001
-            got = self._compiled[dialect.name] = (compiled.string, names, compiled.positional,
-                                                  tuple(processors.get(n) for n in names))
-        return got
-
-    def execute(self, conn: sa.Connection,
-                rows: dict[str, Any] | list[dict[str, Any]]) -> sa.CursorResult[Any]:
-        """Insert one row (a dict, columns missing from it as None) or several (a list)."""
-        sql, names, positional, processors = self._for(conn.dialect)
-
-        def values(row: dict[str, Any]) -> Any:
-            got = [row.get(n) for n in names]
-            got = [v if p is None or v is None else p(v) for v, p in zip(got, processors, strict=True)]
-            return tuple(got) if positional else dict(zip(names, got, strict=True))
-
-        if isinstance(rows, dict):
-            return conn.exec_driver_sql(sql, values(rows))
-        return conn.exec_driver_sql(sql, [values(row) for row in rows])
-
-
-_ORDER_SQL = _DriverInsert(DeliveryOrder.__table__, _ORDER_COLUMNS, returning="id")
-_EVENT_SQL = _DriverInsert(OrderEvent.__table__, (
+# An order and its events as the driver's SQL (db.DriverSQL); columns missing from the values are NULL.
+_ORDER_SQL = DriverSQL(sa.insert(DeliveryOrder.__table__).returning(DeliveryOrder.__table__.c.id),
+                       column_keys=_ORDER_COLUMNS, missing_as_none=True)
+_EVENT_SQL = DriverSQL(sa.insert(OrderEvent.__table__), column_keys=(
     "order_id", "status_from", "status_to", "reason", "route_id", "server_time", "note", "actor_user_id",
-    "actor_client_id", "actor_label"))
+    "actor_client_id", "actor_label"), missing_as_none=True)
 
 
 _EVENT_KEYS = ("status_from", "status_to", "reason", "route_id", "server_time", "note", "actor_user_id",
@@ -282,14 +245,13 @@ class _OrderWithEvents:
     """PostgreSQL: a new order and its first events (1 or 2) in one statement, a data-modifying CTE
     (``WITH o AS (INSERT INTO delivery_orders … RETURNING id) INSERT INTO order_events … SELECT o.id,
     … FROM o`` … ``SELECT id FROM o``): the same rows as ``_ORDER_SQL`` then ``_EVENT_SQL``, one round
-    trip instead of two. Compiled once per number of events; run as the driver's SQL, as they are."""
+    trip instead of two. One statement per number of events, run as the driver's SQL, as they are."""
 
     def __init__(self) -> None:
-        self._compiled: dict[tuple[str, str, int], tuple[str, tuple[str, ...], tuple[Any, ...]]] = {}
+        self._statements: dict[int, DriverSQL] = {}
 
-    def _for(self, dialect: Any, n: int) -> tuple[str, tuple[str, ...], tuple[Any, ...]]:
-        key = (dialect.name, dialect.driver, n)
-        got = self._compiled.get(key)
+    def _for(self, n: int) -> DriverSQL:
+        got = self._statements.get(n)
         if got is None:
             orders, events = DeliveryOrder.__table__, OrderEvent.__table__
             o = (sa.insert(orders)
@@ -299,21 +261,15 @@ class _OrderWithEvents:
                                         for k in _EVENT_KEYS)) for i in range(n)]
             e = sa.insert(events).from_select(["order_id", *_EVENT_KEYS],
                                                rows[0] if n == 1 else sa.union_all(*rows)).cte("e")
-            compiled = sa.select(o.c.id).add_cte(e).compile(dialect=dialect)
-            assert not compiled.positional and not compiled.escaped_bind_names, compiled.string
-            names = tuple(compiled.bind_names.values())
-            processors = compiled._bind_processors  # noqa: SLF001
-            got = self._compiled[key] = (compiled.string, names, tuple(processors.get(k) for k in names))
+            got = self._statements.setdefault(n, DriverSQL(sa.select(o.c.id).add_cte(e)))
         return got
 
     def execute(self, conn: sa.Connection, order: dict[str, Any],
                 events: list[dict[str, Any]]) -> sa.CursorResult[Any]:
-        sql, names, processors = self._for(conn.dialect, len(events))
         params: dict[str, Any] = {f"o_{k}": order.get(k) for k in _ORDER_COLUMNS}
         for i, event in enumerate(events):
             params.update((f"e{i}_{k}", event.get(k)) for k in _EVENT_KEYS)
-        return conn.exec_driver_sql(sql, {k: (v if p is None or v is None else p(v)) for k, p in zip(
-            names, processors, strict=True) for v in (params[k],)})
+        return self._for(len(events)).execute(conn, params)
 
 
 # Whether add_order writes an order and its events in one statement on PostgreSQL (tests compare the
