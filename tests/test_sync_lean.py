@@ -124,6 +124,17 @@ VALUES = {
 }
 
 
+# The checks of the body and events touch no database: they run once, on the SQLite app (a test
+# parametrised on "backend" overrides conftest's two-database parameter).
+ONCE = pytest.mark.parametrize("backend", ["sqlite"])
+
+
+@pytest.fixture
+def sqlite_app(app):
+    return app
+
+
+@ONCE
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=st.fixed_dictionaries({}, optional=VALUES))
 def test_the_checker_never_disagrees_with_the_schema(sqlite_app, raw):
@@ -131,13 +142,6 @@ def test_the_checker_never_disagrees_with_the_schema(sqlite_app, raw):
         lean = lean_event(raw)
         if lean is not None:
             assert lean == schema_load(raw)
-
-
-@pytest.fixture
-def sqlite_app(app, backend):
-    if backend != "sqlite":
-        pytest.skip("the checker touches no database: once is enough")
-    return app
 
 
 # --- the body --------------------------------------------------------------------------------
@@ -171,6 +175,7 @@ BODIES = [
 ]
 
 
+@ONCE
 @pytest.mark.parametrize(("body", "mimetype"), BODIES)
 def test_the_body_loads_as_webargs_loads_it(sqlite_app, body, mimetype):
     from delivery_service.courier import api
