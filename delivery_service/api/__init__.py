@@ -6,6 +6,7 @@ import functools
 import hmac
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, abort, current_app, g, request, session
@@ -182,6 +183,28 @@ def _csrf_signed(secret_key: str | bytes, data: str) -> tuple[str, int]:
     serializer = URLSafeTimedSerializer(secret_key, salt="wtf-csrf-token")
     token, signed = serializer.loads(data, return_timestamp=True)
     return token, int(signed.timestamp())
+
+
+def load_json_body(blp: Blueprint, schema: Any,
+                   fast: Callable[[Any], dict[str, Any] | None]) -> dict[str, Any]:
+    """The body as ``@blp.arguments(schema)`` would load it, for a view on a hot path: a JSON body
+    is parsed as webargs parses it (``json.loads`` of the UTF-8 text) and given to ``fast``, which
+    returns the schema's output for the usual body or None; any other body (not JSON, malformed,
+    unusual, refused) goes through webargs and the schema, for the same answer and the same 422s.
+    Document the body with ``@blp.doc(requestBody=json_body_doc(schema))``."""
+    if request.mimetype == "application/json":
+        try:
+            data = fast(json.loads(request.get_data(cache=True).decode()))
+        except (ValueError, RecursionError):  # malformed: webargs answers it
+            data = None
+        if data is not None:
+            return data
+    return blp.ARGUMENTS_PARSER.parse(schema, request, location="json")
+
+
+def json_body_doc(schema: Any) -> dict[str, Any]:
+    """The request body's OpenAPI text as ``@blp.arguments(schema)`` writes it."""
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
 class _Parser(FlaskParser):

@@ -3,7 +3,6 @@ back office; and the order page's proof images. Contract: docs/courier-api.md.""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint as PageBlueprint
@@ -12,7 +11,7 @@ from flask_login import current_user, login_required
 from flask_smorest import Blueprint
 
 from delivery_service.accounts.services import Actor
-from delivery_service.api import current_actor, protected
+from delivery_service.api import current_actor, json_body_doc, load_json_body, protected
 from delivery_service.courier import services
 from delivery_service.courier.models import ProofFile
 from delivery_service.courier.schemas import (
@@ -55,28 +54,25 @@ def order(item_id: str):
 _SYNC_IN = CourierSyncIn()  # one instance: building a schema per request costs more than loading
 
 
+def _usual_sync(body: Any) -> dict[str, Any] | None:
+    """CourierSyncIn's output for the usual body (only ``events``: a list of 1 to SYNC_MAX_EVENTS
+    values, none null: each event is checked by services.sync), else None."""
+    if type(body) is dict and body.keys() == {"events"}:
+        events = body["events"]
+        if (type(events) is list and 1 <= len(events) <= current_app.config["SYNC_MAX_EVENTS"]
+                and all(e is not None for e in events)):
+            return {"events": events}
+    return None
+
+
 def _sync_in() -> dict[str, Any]:
-    """The body as ``@blp.arguments(CourierSyncIn())`` would load it. The usual body (JSON, only
-    ``events``: a list of 1 to SYNC_MAX_EVENTS values, none null) is taken as it is, which is what
-    CourierSyncIn gives for it; any other goes through webargs and CourierSyncIn as before, for the
-    same answer and the same 422 messages (tests/test_sync_lean.py). webargs reads a body the same
-    way: ``json.loads`` of the UTF-8 text."""
-    if request.mimetype == "application/json":
-        try:
-            body = json.loads(request.get_data(cache=True).decode())
-        except (ValueError, RecursionError):  # malformed: webargs answers it
-            body = None
-        if type(body) is dict and body.keys() == {"events"}:
-            events = body["events"]
-            if (type(events) is list and 1 <= len(events) <= current_app.config["SYNC_MAX_EVENTS"]
-                    and all(e is not None for e in events)):
-                return {"events": events}
-    return blp.ARGUMENTS_PARSER.parse(_SYNC_IN, request, location="json")
+    """The body as ``@blp.arguments(CourierSyncIn())`` would load it (tests/test_sync_lean.py)."""
+    return load_json_body(blp, _SYNC_IN, _usual_sync)
 
 
 @blp.route("/sync", methods=["POST"])
 # The body's documentation as @blp.arguments(CourierSyncIn) gives it (the view loads it itself, _sync_in)
-@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": CourierSyncIn}}})
+@blp.doc(requestBody=json_body_doc(CourierSyncIn))
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 @blp.response(200, CourierSyncOut, description="One result per event, in the order sent")
 def sync():

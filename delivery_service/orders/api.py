@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, request, url_for
 from flask_smorest import Blueprint
 
-from delivery_service.api import current_actor, protected
+from delivery_service.api import current_actor, json_body_doc, load_json_body, protected
 from delivery_service.errors import ErrorOut, Forbidden, InvalidInput, coded
 from delivery_service.extensions import db
 from delivery_service.localtime import local_today
@@ -37,23 +36,14 @@ _ORDER_IN = OrderIn()  # one instance: building a schema per request costs more 
 
 
 def _order_in() -> dict[str, Any]:
-    """The body as ``@blp.arguments(OrderIn())`` would load it. A JSON body OrderIn accepts is read by
-    ``fast_load`` (OrderIn's output without marshmallow); any other body (not JSON, not UTF-8, not
-    the usual shape, or refused) goes through webargs and OrderIn as before, for the same answer and
-    the same 422 messages. webargs reads a body the same way: ``json.loads`` of the UTF-8 text."""
-    if request.mimetype == "application/json":
-        try:
-            data = fast_load(json.loads(request.get_data(cache=True).decode()), local_today())
-        except (ValueError, RecursionError):  # malformed: webargs answers it
-            data = None
-        if data is not None:
-            return data
-    return blp.ARGUMENTS_PARSER.parse(_ORDER_IN, request, location="json")
+    """The body as ``@blp.arguments(OrderIn())`` would load it: the usual one by ``fast_load``
+    (OrderIn's output without marshmallow), any other by webargs and OrderIn."""
+    return load_json_body(blp, _ORDER_IN, lambda body: fast_load(body, local_today()))
 
 
 @blp.route("", methods=["POST"])
 # The body's documentation as @blp.arguments(OrderIn) gives it (the view loads it itself, _order_in)
-@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": OrderIn}}})
+@blp.doc(requestBody=json_body_doc(OrderIn))
 @blp.response(201, OrderOut, description="The new order")
 @blp.alt_response(200, schema=OrderOut, description="A retry: the order stored earlier, by the same body")
 @blp.alt_response(409, schema=ErrorOut, description="The dossier already has an order, created with "
