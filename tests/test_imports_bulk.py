@@ -186,26 +186,6 @@ def test_add_orders_stores_what_add_order_stores(app, token) -> None:
     db.session.rollback()
 
 
-def test_item_ids_are_s10_make_of_their_serials() -> None:
-    """A chunk's identifiers (check digits by table) against s10.make, over serials with every check
-    digit (the remainders 0 and 1 mapped to 5 and 0 among them) and the ends of the range."""
-    import random
-
-    from labels import s10
-
-    rng = random.Random(15)
-    serials = [0, 1, 9_999, 10_000, 99_999_999, *range(12_345_670, 12_345_700),
-               *(rng.randrange(s10.MAX_SERIAL + 1) for _ in range(20_000))]
-    got = services.item_ids_of(serials, "rr", "vn")
-    assert got == [s10.make("RR", n, "VN") for n in serials]
-    assert {int(g[10]) for g in got} == set(range(10))
-    assert services.item_ids_of([], "RR", "VN") == []
-    with pytest.raises(s10.S10Error):
-        services.item_ids_of([5, 6], "SR", "VN")  # a reserved service indicator, refused as s10.make does
-    with pytest.raises(s10.S10Error):
-        services.item_ids_of([s10.MAX_SERIAL + 1], "RR", "VN")
-
-
 @pytest.mark.config(IMPORT_CHUNK_ROWS=2)
 def test_the_garbage_collector_runs_again_after_an_upload_and_its_job(client, auth, monkeypatch) -> None:
     """The collector, held off while a file's kept rows are read and while a chunk is stored, works

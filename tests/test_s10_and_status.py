@@ -65,3 +65,24 @@ def test_both_directions_run_dossier_leg_then_result_leg():
     assert Status.PICKUP_SCHEDULED not in machine.allowed_targets(d, Status.ASSIGNED, results_started=True)
     assert Status.HANDED_TO_COURIER in machine.allowed_targets(d, Status.ASSIGNED, results_started=True)
     assert machine.allowed_targets(Direction.DOSSIER_TO_AGENCY, Status.DELIVERED_TO_AGENCY) == set()
+
+
+def test_make_many_is_make_of_each_serial() -> None:
+    """A batch's identifiers (check digits by table) against s10.make, over serials with every check
+    digit (the remainders 0 and 1 mapped to 5 and 0 among them) and the ends of the range."""
+    import random
+
+
+    rng = random.Random(15)
+    serials = [0, 1, 9_999, 10_000, 99_999_999, *range(12_345_670, 12_345_700),
+               *(rng.randrange(s10.MAX_SERIAL + 1) for _ in range(20_000))]
+    got = s10.make_many("rr", serials, "vn")
+    assert got == [s10.make("RR", n, "VN") for n in serials]
+    assert {int(g[10]) for g in got} == set(range(10))
+    assert s10.make_many("RR", [], "VN") == []
+    with pytest.raises(s10.S10Error):
+        s10.make_many("SR", [5, 6], "VN")  # a reserved service indicator, refused as s10.make does
+    with pytest.raises(s10.S10Error):
+        s10.make_many("RR", [s10.MAX_SERIAL + 1], "VN")
+    with pytest.raises(s10.S10Error):
+        s10.make_many("RR", [1, s10.MAX_SERIAL + 1], "VN")  # any serial out of range, not the first only

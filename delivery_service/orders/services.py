@@ -457,36 +457,7 @@ def allocate_item_ids(n: int) -> list[str]:
     if serials[-1] > s10.MAX_SERIAL:
         raise Conflict("The S10 serial range of this service indicator is used up: "
                        "configure a new ITEM_ID_PREFIX.", error="serials_used_up")
-    return item_ids_of(serials, cfg["ITEM_ID_PREFIX"], cfg["ITEM_ID_COUNTRY"])
-
-
-def item_ids_of(serials: list[int], prefix: str, country: str) -> list[str]:
-    """``s10.make(prefix, serial, country)`` of each serial (0 .. s10.MAX_SERIAL: the caller checks),
-    the check digits by table (s10.make's checks and errors for the first; the same prefix and country
-    follow)."""
-    if not serials:
-        return []
-    first = s10.make(prefix, serials[0], country)
-    si, cc = first[:2], first[-2:]
-    hi, lo = _s10_check_tables()
-    return [first, *(f"{si}{serial:08d}{_S10_CHECK[(hi[serial // 10_000] + lo[serial % 10_000]) % 11]}{cc}"
-                     for serial in serials[1:])]
-
-
-# s10.check_digit by table: the weighted sum of the serial's first four digits and of its last four
-# (10,000 entries each), and the check digit of the sum mod 11. tests/test_imports_bulk.py holds it
-# equal to s10.make.
-_S10_CHECK = tuple(str({10: 0, 11: 5}.get(11 - r, 11 - r)) for r in range(11))
-
-
-@functools.cache
-def _s10_check_tables() -> tuple[tuple[int, ...], tuple[int, ...]]:
-    def sums(weights: tuple[int, ...]) -> tuple[int, ...]:  # n = 1000 a + 100 b + 10 c + d, in order
-        w1, w2, w3, w4 = weights
-        return tuple(a * w1 + b * w2 + c * w3 + d * w4
-                     for a in range(10) for b in range(10) for c in range(10) for d in range(10))
-
-    return sums(s10.WEIGHTS[:4]), sums(s10.WEIGHTS[4:])
+    return s10.make_many(cfg["ITEM_ID_PREFIX"], serials, cfg["ITEM_ID_COUNTRY"])
 
 
 def add_orders(actor: Actor, items: list[tuple[dict[str, Any], str | None]], *,
