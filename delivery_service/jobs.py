@@ -281,14 +281,51 @@ def relay(app: Flask, connection: Any | None = None) -> dict[str, int]:
                 description=f"{row.func_path} (outbox {row.id})")
         except RedisError as exc:
             # Redis is down or slow: the rows wait, the next pass (a commit or the poll) tries again.
-            log.warning("relay: Redis unavailable (%s); %d jobs wait in the outbox", exc.__class__.__name__,
-                        len(rows))
+            _outage(app).failed(exc, len(rows))
             counts["waiting"] = len(rows)
             break
         with engine.begin() as conn:
             outbox.mark_handed(conn, row, utcnow(), hand_lease)
         counts["handed"] = counts.get("handed", 0) + 1
+    else:
+        if rows:
+            _outage(app).recovered(len(rows))
     return counts
+
+
+class _Outage:
+    """What the relay says about a Redis outage: a warning when it starts, then one a minute while it
+    lasts (the relay tries after every commit: at a few hundred orders a second, a line per try would
+    bury the log), and when Redis takes jobs again."""
+
+    REPEAT_S = 60.0
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.said_at = 0.0
+        self.tries = 0
+
+    def failed(self, exc: Exception, waiting: int) -> None:
+        now = time.monotonic()
+        self.tries += 1
+        if self.since is None:
+            self.since = self.said_at = now
+            log.warning("relay: Redis unavailable (%s); %d jobs wait in the outbox", exc.__class__.__name__,
+                        waiting)
+        elif now - self.said_at >= self.REPEAT_S:
+            self.said_at = now
+            log.warning("relay: Redis still unavailable (%s) after %.0f s and %d tries; %d jobs wait in "
+                        "the outbox", exc.__class__.__name__, now - self.since, self.tries, waiting)
+
+    def recovered(self, handed: int) -> None:
+        if self.since is not None:
+            log.info("relay: Redis is back after %.0f s; %d waiting jobs handed to it",
+                        time.monotonic() - self.since, handed)
+            self.since, self.tries = None, 0
+
+
+def _outage(app: Flask) -> _Outage:
+    return app.extensions.setdefault("relay_outage", _Outage())
 
 
 def drain(app: Flask) -> None:

@@ -142,6 +142,23 @@ def post_orders_concurrently(app: Flask, seconds: float, threads: int = 4) -> tu
             [code for _, _, code in results])
 
 
+def record_redis_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of the thread of every Redis connect and command from now on (the proof that no
+    request waits for Redis is that no request thread calls it, whatever the machine's speed)."""
+    from redis.connection import AbstractConnection
+
+    calls: list[str] = []
+    for name in ("connect", "send_packed_command"):
+        original = getattr(AbstractConnection, name)
+
+        def recorded(self, *args, _original=original, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            calls.append(threading.current_thread().name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(AbstractConnection, name, recorded)
+    return calls
+
+
 def drain_with_worker(app: Flask) -> None:
     """Wait until the relay handed everything, then run the queues with an in-process worker."""
     wait_for(lambda: figures(app).get("pending", 0) == 0, 20, "the relay to hand the waiting jobs")
@@ -150,15 +167,23 @@ def drain_with_worker(app: Flask) -> None:
     BurstWorker(queues, connection=app.extensions["redis"]).work(burst=True)
 
 
-def test_redis_stopped_under_load_answers_every_write_and_runs_every_job_once(fault_app, redis_server):  # noqa: F811
+def test_redis_stopped_under_load_answers_every_write_and_runs_every_job_once(fault_app, redis_server,  # noqa: F811
+                                                                              monkeypatch, caplog):
     from test_imports import row, to_csv
 
+    caplog.set_level("INFO", logger="delivery_service.jobs")
     redis_server.stop()
-    times, errors, codes = post_orders(fault_app, 40)
+    calls = record_redis_calls(monkeypatch)
+    times, errors, codes = post_orders(fault_app, 40)  # from this thread
+    from_requests = calls.count(threading.current_thread().name)
     waiting = figures(fault_app)
-    print(f"\nRedis stopped: 40 requests, {errors} errors, max {max(times):.3f} s, "
-          f"total {sum(times):.1f} s; owed {waiting}")
-    assert errors == 0 and max(times) < 1.0
+    print(f"\nRedis stopped: 40 requests, {errors} errors, Redis calls from requests {from_requests} "
+          f"(from the relay {len(calls) - from_requests}), max {max(times):.3f} s, total {sum(times):.1f} s; "
+          f"owed {waiting}")
+    # No request waits for Redis: none calls it (a timing bound would prove less: a stopped Redis
+    # refuses at once; one CI run saw a 1.2 s request on PostgreSQL, a slow commit on a busy machine).
+    assert errors == 0 and from_requests == 0 and len(calls) > 0  # the relay did try, from its thread
+    assert max(times) < 3.0  # bounds the tail only, as in the frozen test below
     assert stored(fault_app, codes) == 40 and len(set(codes)) == 40
     assert waiting["owed"] == waiting.get("pending", 0) > 0  # nothing lost, nothing handed meanwhile
     assert waiting["owed"] <= 3  # batched: one geocoding job for the 40 orders, one fold
@@ -183,22 +208,18 @@ def test_redis_stopped_under_load_answers_every_write_and_runs_every_job_once(fa
     assert (batch_now["state"], batch_now["done"], batch_now["total"]) == ("done", 39, 39)
     assert (import_now["state"], import_now["created_rows"]) == ("done", 30)
     assert stored(fault_app, codes) == 40
+    # The outage is told once (the relay tried after each of the ~45 commits), and so is its end.
+    said = [r.getMessage() for r in caplog.records if r.name == "delivery_service.jobs"]
+    print("the relay said:", *said, sep="\n  ")
+    assert sum("Redis unavailable" in line for line in said) == 1
+    assert sum("Redis still unavailable" in line for line in said) == 0  # under a minute
+    assert sum("Redis is back" in line for line in said) == 1
 
 
 def test_redis_frozen_costs_no_request_a_wait(fault_app, redis_server, receiver, monkeypatch):  # noqa: F811
     """Redis frozen (SIGSTOP: connections hang) for over 5 s while 4 clients post orders; a webhook
     is active, so each order owes a delivery too. No request thread so much as calls Redis."""
-    from redis.connection import AbstractConnection
-
-    calls: list[str] = []
-    for name in ("connect", "send_packed_command"):
-        original = getattr(AbstractConnection, name)
-
-        def recorded(self, *args, _original=original, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-            calls.append(threading.current_thread().name)
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(AbstractConnection, name, recorded)
+    calls = record_redis_calls(monkeypatch)
     _, warm_errors, warm = post_orders(fault_app, 2)  # the app's first requests (lazy set-up) first
     wait_for(lambda: figures(fault_app).get("pending", 0) == 0, 20, "the relay to hand the warm-up's jobs")
     before = figures(fault_app)
@@ -581,3 +602,21 @@ def test_a_worker_per_queue_keeps_label_batches_clear_of_long_background_jobs(fa
     assert errors == 0 and long_running and printed["done"] == printed["total"] == 4
     log_text = log.read_text()
     assert "worker on the background queue" in log_text and "worker on the interactive queue" in log_text
+
+
+def test_a_long_redis_outage_is_told_once_a_minute(caplog, monkeypatch):
+    """The relay's account of an outage: its start, a reminder per REPEAT_S while it lasts, its end."""
+    clock = iter(float(t) for t in (0, 1, 59, 61, 90, 125, 130))
+    monkeypatch.setattr(jobs.time, "monotonic", lambda: next(clock))
+    caplog.set_level("INFO", logger="delivery_service.jobs")
+    outage = jobs._Outage()
+    for waiting in (3, 4, 5, 6, 7, 8):  # tries at 0, 1, 59, 61, 90 and 125 s
+        outage.failed(ConnectionError(), waiting)
+    outage.recovered(8)  # at 130 s
+    outage.recovered(2)  # a normal pass afterwards says nothing
+    assert [r.getMessage() for r in caplog.records] == [
+        "relay: Redis unavailable (ConnectionError); 3 jobs wait in the outbox",
+        "relay: Redis still unavailable (ConnectionError) after 61 s and 4 tries; 6 jobs wait in the outbox",
+        "relay: Redis still unavailable (ConnectionError) after 125 s and 6 tries; 8 jobs wait in the outbox",
+        "relay: Redis is back after 130 s; 8 waiting jobs handed to it",
+    ]
