@@ -241,7 +241,8 @@ def register(app: Flask) -> None:
         code = exc.code or 500
         data = getattr(exc, "data", None)  # webargs/flask-smorest validation details
         errors = data["messages"] if data and "messages" in data else None
-        message = None if errors else exc.description
+        # Every error says what went wrong in a sentence (a client may show ``message`` only).
+        message = (data or {}).get("message") or ("Invalid input" if errors else exc.description)
         headers = dict(data.get("headers") or {}) if data else {}
         if code == 400 and request.path.startswith("/api/"):
             # Malformed bodies (bad JSON, bad encoding) are unprocessable input, not protocol errors.

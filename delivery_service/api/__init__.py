@@ -7,7 +7,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import Flask, abort, current_app, g, request, session
 from flask_login import current_user
@@ -16,18 +16,29 @@ from flask_wtf import csrf as wtf_csrf
 from flask_wtf.csrf import CSRFError
 from itsdangerous import BadData, URLSafeTimedSerializer
 from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
+from webargs.flaskparser import abort as abort_with_messages
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import RequestEntityTooLarge, Unauthorized, UnsupportedMediaType
 from wtforms import ValidationError
 
 from delivery_service.accounts.services import Actor, actor_for_token
+from delivery_service.errors import coded
 from delivery_service.extensions import api, csrf, limiter
+
+NO_CREDENTIALS = ("Send the counter system's API token as 'Authorization: Bearer <token>' "
+                  "(or log in on the service's pages).")
+
+
+def unauthorized(message: str) -> NoReturn:
+    """401 with the scheme the API takes (RFC 9110: a 401 names it in WWW-Authenticate)."""
+    raise Unauthorized(message, www_authenticate=WWWAuthenticate("bearer", {"realm": "api"}))
 
 
 def current_actor() -> Actor:
     """The caller: a counter system by its bearer token, or a logged-in staff user (reads only)."""
     actor = g.get("actor")
     if actor is None:
-        abort(401)
+        unauthorized(NO_CREDENTIALS)
     return actor
 
 
@@ -99,12 +110,12 @@ def bearer_token() -> str | None:
 
 def _authenticate() -> None:
     g.pop("actor", None)
-    _check_content_type()
     token = bearer_token()
     if token is not None:
         g.actor = actor_for_token(token)
         if g.actor is None:
-            abort(401, "Invalid or revoked token.")
+            unauthorized("Invalid or revoked token.")
+        _check_content_type()
         return
     if current_user.is_authenticated:
         if request.method not in ("GET", "HEAD", "OPTIONS"):
@@ -114,6 +125,11 @@ def _authenticate() -> None:
             except CSRFError:
                 abort(403, "Writes with a log-in session need the page's CSRF token (X-CSRFToken).")
         g.actor = Actor.of_user(current_user)
+    elif request.method not in ("GET", "HEAD", "OPTIONS"):
+        # Every write needs a caller: say so before reading the body (an anonymous client learns
+        # nothing of the validation rules, and costs no parsing).
+        unauthorized(NO_CREDENTIALS)
+    _check_content_type()
 
 
 def protect_csrf() -> None:
@@ -207,10 +223,15 @@ def json_body_doc(schema: Any) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
+MALFORMED_BODY = "The body is not valid JSON in UTF-8."
+
+
 class _Parser(FlaskParser):
-    """webargs' parser, with a JSON body the decoder refuses for other reasons than its syntax (an
-    integer of more digits than ``sys.get_int_max_str_digits()``, 4,300: a ValueError that is not a
-    JSONDecodeError) answered as any malformed body (422 ``malformed_body``) instead of a 500."""
+    """webargs' parser, with every body the JSON decoder refuses answered 422 ``malformed_body``
+    (``errors.json._schema``): bad syntax, another encoding than UTF-8, and an integer of more digits
+    than ``sys.get_int_max_str_digits()`` (4,300: a ValueError that is not a JSONDecodeError, once a
+    500). webargs reads a JSONDecodeError of an empty document as "no body": a refused body must never
+    pass for one (the label batch of an empty body prints every label waiting)."""
 
     def _raw_load_json(self, req: Any) -> Any:
         try:
@@ -218,7 +239,11 @@ class _Parser(FlaskParser):
         except json.JSONDecodeError:
             raise
         except ValueError as exc:
-            raise json.JSONDecodeError(str(exc), "", 0) from exc
+            raise json.JSONDecodeError(str(exc), "(a refused body)", 0) from exc
+
+    def _handle_invalid_json_error(self, error: Any, req: Any, *args: Any, **kwargs: Any) -> NoReturn:
+        abort_with_messages(422, exc=error, message=MALFORMED_BODY,
+                            messages={"json": {"_schema": [coded("malformed_body", MALFORMED_BODY)]}})
 
 
 _PARSER = _Parser()

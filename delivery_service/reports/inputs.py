@@ -148,7 +148,7 @@ def list_totals(actor: Actor, start: dt.date, end: dt.date) -> list[CounterDaily
     elif (end - start).days + 1 > MAX_DAYS:
         errors["to"] = [f"At most {MAX_DAYS} days at once."]
     if errors:
-        raise InvalidInput(errors)
+        raise InvalidInput(errors, location="query")
     rows = list(db.session.scalars(sa.select(CounterDailyTotal).where(
         CounterDailyTotal.counter_id == counter_id, CounterDailyTotal.day.between(start, end))
         .order_by(CounterDailyTotal.day)))

@@ -1,0 +1,92 @@
+"""What an exploratory test from outside found in the API (5 Dec 2026): a refused JSON body must never
+pass for an empty one (an empty label batch prints every label waiting), every malformed body is
+422 ``malformed_body``, every error has a ``message``, a query's errors are located in the query, and a
+write without credentials is 401 with the Bearer scheme before its body is read."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from conftest import order_payload
+
+from delivery_service.extensions import db
+from delivery_service.orders.models import DeliveryOrder
+from delivery_service.printing.models import LabelPrint
+
+HUGE = b"9" * 5000  # valid JSON syntax; Python refuses to convert more than 4,300 digits
+
+
+def _count(model) -> int:  # noqa: ANN001
+    db.session.rollback()
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def _malformed(resp) -> None:  # noqa: ANN001
+    assert resp.status_code == 422, resp.get_data(as_text=True)
+    body = resp.json
+    assert body["error"] == "invalid_input" and body["message"] == "The body is not valid JSON in UTF-8."
+    assert [(d["location"], d["field"], d["code"]) for d in body["details"]] == [("json", "", "malformed_body")]
+
+
+def test_a_refused_body_never_passes_for_an_empty_one(client, auth):
+    """The label batch of an empty body prints every label waiting: one with a 5,000-digit number printed
+    them all as a PDF (webargs took the refused body for none)."""
+    for _ in range(3):
+        assert client.post("/api/v1/orders", json=order_payload(), headers=auth).status_code == 201
+    item_id = client.get("/api/v1/orders?page_size=1", headers=auth).json[0]["item_id"]
+    body = b'{"item_ids": ["' + item_id.encode() + b'"], "format": "zpl", "copies": ' + HUGE + b"}"
+    _malformed(client.post("/api/v1/labels/batches", data=body, content_type="application/json", headers=auth))
+    assert _count(LabelPrint) == 0
+    # ... and in an order, an event, a courier sync: the same answer, not "missing field" everywhere
+    _malformed(client.post("/api/v1/orders", data=b'{"weight_g": ' + HUGE + b"}", content_type="application/json",
+                           headers=auth))
+    _malformed(client.post(f"/api/v1/orders/{item_id}/events", data=b'{"status": "cancelled", "x": ' + HUGE + b"}",
+                           content_type="application/json", headers=auth))
+    assert _count(DeliveryOrder) == 3
+
+
+@pytest.mark.parametrize("data", [b'{"direction": "result_to_citizen",', b"{", b'{"a": 1,}',
+                                  '{"dossier_code": "Hồ sơ"}'.encode("utf-16"), "{}".encode("utf-8-sig"),
+                                  '{"dossier_code": "Hà"}'.encode("cp1258")])
+def test_every_malformed_body_is_malformed_body(client, auth, data):
+    _malformed(client.post("/api/v1/orders", data=data, content_type="application/json", headers=auth))
+    assert _count(DeliveryOrder) == 0
+
+
+def test_every_error_says_what_went_wrong(client, auth):
+    resp = client.get("/api/v1/orders?page=0", headers=auth)
+    assert resp.status_code == 422 and resp.json["message"] == "Invalid input"
+    assert resp.json["details"][0]["location"] == "query" and resp.json["details"][0]["field"] == "page"
+    resp = client.post("/api/v1/addresses/parse", json={"text": ""}, headers=auth)
+    assert resp.status_code == 422 and resp.json["message"] == "Invalid input"
+
+
+def test_a_query_error_is_located_in_the_query(client, auth):
+    resp = client.get("/api/v1/reports/counter-totals?from=2025-01-01", headers=auth)
+    assert resp.status_code == 422, resp.json
+    assert [(d["location"], d["field"]) for d in resp.json["details"]] == [("query", "to")]
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("post", "/api/v1/orders", {"direction": "x"}),
+    ("put", "/api/v1/reports/counter-totals/2000-01-01", {"results_total": 120}),
+    ("post", "/api/v1/courier/sync", {"events": []}),
+    ("post", "/api/v1/labels/batches", {}),
+])
+def test_a_write_without_credentials_is_401_before_its_body_is_read(client, method, path, body):
+    for extra in ({}, {"Authorization": "Basic dXNlcjpwYXNz"}):  # none, and another scheme
+        resp = getattr(client, method)(path, json=body, headers=extra)
+        assert resp.status_code == 401, resp.json
+        assert resp.www_authenticate.type == "bearer"
+        assert "errors" not in resp.json and "Authorization: Bearer <token>" in resp.json["message"]
+    resp = getattr(client, method)(path, data=b"not json", content_type="text/plain")  # 401 before 415
+    assert resp.status_code == 401
+    resp = getattr(client, method)(path, json=body, headers={"Authorization": "Bearer not-a-token"})
+    assert resp.status_code == 401 and resp.json["message"] == "Invalid or revoked token."
+    assert resp.www_authenticate.type == "bearer"
+
+
+def test_a_read_without_credentials_is_401_with_the_scheme(client):
+    resp = client.get("/api/v1/orders")
+    assert resp.status_code == 401 and resp.www_authenticate.type == "bearer"
+    assert "Authorization: Bearer <token>" in resp.json["message"]
