@@ -5,12 +5,14 @@ write without credentials is 401 with the Bearer scheme before its body is read.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 import sqlalchemy as sa
 from conftest import order_payload
 
 from delivery_service.extensions import db
-from delivery_service.orders.models import DeliveryOrder
+from delivery_service.orders.models import DeliveryOrder, OrderEvent
 from delivery_service.printing.models import LabelPrint
 
 HUGE = b"9" * 5000  # valid JSON syntax; Python refuses to convert more than 4,300 digits
@@ -90,3 +92,69 @@ def test_a_read_without_credentials_is_401_with_the_scheme(client):
     resp = client.get("/api/v1/orders")
     assert resp.status_code == 401 and resp.www_authenticate.type == "bearer"
     assert "Authorization: Bearer <token>" in resp.json["message"]
+
+
+def _moment(**delta: float) -> str:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(**delta)).isoformat()
+
+
+@pytest.mark.parametrize("when,why", [(dict(days=3_000), "ahead"), (dict(hours=2), "ahead"),
+                                      (dict(days=-365), "Before the order was created")])
+def test_a_counters_event_at_an_implausible_time_is_refused(client, auth, when, why):
+    """An event dated 2099 was stored and counted on that day by the reports."""
+    item_id = client.post("/api/v1/orders", json=order_payload(), headers=auth).json["item_id"]
+    resp = client.post(f"/api/v1/orders/{item_id}/events", headers=auth,
+                       json={"status": "cancelled", "device_time": _moment(**when)})
+    assert resp.status_code == 422, resp.json
+    [detail] = resp.json["details"]
+    assert (detail["field"], detail["code"]) == ("device_time", "implausible_time") and why in detail["message"]
+    assert client.get(f"/api/v1/orders/{item_id}", headers=auth).json["status"] == "assigned"
+    ok = client.post(f"/api/v1/orders/{item_id}/events", headers=auth,
+                     json={"status": "cancelled", "device_time": _moment(minutes=-5)})
+    assert ok.status_code == 201, ok.json
+
+
+def test_a_courier_event_before_its_order_existed_is_refused(client, auth):
+    """A phone's clock set back to 2001: the pickup and the delivery were applied and the reports
+    counted a delivery, on time, on 2001-06-01."""
+    from conftest import login
+    from test_courier_api import delivered, event, page_csrf
+
+    item_id = client.post("/api/v1/orders", json=order_payload(), headers=auth).json["item_id"]
+    login(client, "courier")
+    headers = page_csrf(client)
+    old = "2001-06-01T00:00:00+07:00"
+    results = client.post("/api/v1/courier/sync", headers=headers, json={"events": [
+        {**event(item_id, "pickup_confirmed"), "device_time": old},
+        {**delivered(item_id), "device_time": old}]}).json["results"]
+    assert [r["result"] for r in results] == ["rejected", "rejected"]
+    assert results[0]["error"]["code"] == "invalid" and "device_time" in results[0]["error"]["fields"]
+    [ok] = client.post("/api/v1/courier/sync", headers=headers,
+                       json={"events": [event(item_id, "pickup_confirmed", -60)]}).json["results"]
+    assert ok["result"] == "applied"
+
+
+def test_a_correction_says_what_was_wrong(client, auth):
+    from conftest import login
+    from test_courier_api import delivered, event, page_csrf
+
+    item_id = client.post("/api/v1/orders", json=order_payload(), headers=auth).json["item_id"]
+    login(client, "courier")
+    headers = page_csrf(client)
+
+    def sync(*events):  # noqa: ANN002, ANN202
+        return client.post("/api/v1/courier/sync", headers=headers, json={"events": list(events)}).json["results"]
+
+    sync(event(item_id, "pickup_confirmed", -60))
+    wrong = delivered(item_id, -30)
+    sync(wrong)
+    for note in (None, "", "   "):
+        fields = {} if note is None else {"note": note}
+        [refused] = sync(event(item_id, "correction", corrects=wrong["event_id"], **fields))
+        assert refused["result"] == "rejected" and refused["error"]["fields"] == {"note": ["Required for a correction."]}
+    [fixed] = sync(event(item_id, "correction", corrects=wrong["event_id"], note="Giao nhầm người"))
+    assert fixed["result"] == "applied" and fixed["status"] == "out_for_delivery"
+    db.session.rollback()
+    notes = db.session.scalars(sa.select(OrderEvent.note).join(DeliveryOrder)
+                               .where(DeliveryOrder.item_id == item_id).order_by(OrderEvent.id)).all()
+    assert notes[-1] == "Giao nhầm người"  # the courier's words (the corrected event: event_corrections)

@@ -246,6 +246,10 @@ def test_days_are_the_services_days_between_midnight_and_seven(client, auth, cou
     day = moment.date()
     monkeypatch.setattr(localtime, "local_now", lambda: moment)  # the service's clock
     body = handed(client, auth, courier)
+    # the order as if created before that moment (the server refuses an event before its order existed)
+    db.session.execute(sa.update(DeliveryOrder).where(DeliveryOrder.item_id == body["item_id"])
+                       .values(created_at=moment - dt.timedelta(hours=1)))
+    db.session.commit()
     ev = event(body["item_id"], "failed_attempt", reason="not_home")
     ev["device_time"] = moment.astimezone(dt.UTC).isoformat()  # a phone may send any offset
     [result] = sync(client, courier, ev)
@@ -389,7 +393,7 @@ def test_correction_within_the_window_is_a_new_event(client, auth, courier):
     log = events_of(body["item_id"])
     assert [(e.status_from.value, e.status_to.value) for e in log[-2:]] == [
         ("out_for_delivery", "delivered"), ("delivered", "out_for_delivery")]
-    assert log[-1].reason == "correction" and wrong["event_id"] in log[-1].note
+    assert log[-1].reason == "correction" and log[-1].note == "Giao nhầm người"  # the link: EventCorrection
     assert db.session.scalar(sa.select(EventCorrection.corrected_event_id)) == log[-2].id
     # Nothing overwritten: the delivered event and its proof stay; delivering again works.
     assert db.session.scalar(sa.select(sa.func.count()).select_from(DeliveryProof)) == 1
@@ -573,8 +577,8 @@ def test_a_batch_learns_the_same_positions_as_the_same_events_one_by_one(client,
 
     def scenario(prefix: str, one_by_one: bool) -> tuple[dict, list]:
         first = new_order(client, auth, address={**QNG, "detail": f"{prefix} Thôn 1"})
-        sync(client, courier, event(first["item_id"], "pickup_confirmed", -900),
-             delivered(first["item_id"], -800, latitude=15.1205, longitude=108.8044, accuracy_m=14.0))
+        sync(client, courier, event(first["item_id"], "pickup_confirmed", -550),
+             delivered(first["item_id"], -500, latitude=15.1205, longitude=108.8044, accuracy_m=14.0))
         bodies, events = [], []
         for detail, fixes in plan.items():
             for fix in fixes:

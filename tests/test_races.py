@@ -260,7 +260,7 @@ def test_a_copy_that_reads_the_order_after_the_winner_committed_answers_duplicat
     batch = [delivery, event(to_fail, "failed_attempt", -20, reason="not_home")]
     assert [r["result"] for r in client.post("/api/v1/courier/sync", json={"events": batch},
                                              headers=courier).json["results"]] == ["applied"] * 2
-    fix = event(to_deliver, "correction", -10, corrects=delivery["event_id"])
+    fix = event(to_deliver, "correction", -10, corrects=delivery["event_id"], note="Giao nhầm nhà")
     assert client.post("/api/v1/courier/sync", json={"events": [fix]}, headers=courier).json[
         "results"][0]["result"] == "applied"
     real = services._stored_events

@@ -80,9 +80,26 @@ def test_each_role_sees_its_own_scope(client, auth):
 
     assert visible(_user_actor("counter")) == set(ids)
     assert visible(_user_actor("courier")) == {ids[0]}          # only its route
-    assert visible(_user_actor("district")) == set(ids)         # province 51
+    assert visible(_user_actor("district")) == set()            # figures only: no order rows
     assert visible(_user_actor("admin")) == set(ids)
     other = Actor(label="x", role=Role.COUNTER_STAFF, counter_id=-1)
     assert visible(other) == set()
     hatinh = db.session.scalar(sa.text("SELECT id FROM admin_units WHERE code='42' AND valid_to IS NULL"))
     assert visible(Actor(label="d", role=Role.DISTRICT_OFFICER, area_unit_id=hatinh)) == set()
+
+
+def test_an_area_officer_reads_no_personal_data_through_the_api(client, auth):
+    """An exploratory test read names, phones, ID numbers and the receipt's delivery code as the district
+    officer through the API (the pages refused): officers read figures only (docs/privacy.md)."""
+    from conftest import login
+
+    item_id = client.post("/api/v1/orders", json=order_payload(), headers=auth).json["item_id"]
+    officer = client.application.test_client()
+    login(officer, "district")
+    assert officer.get("/api/v1/orders").json == []
+    assert officer.get("/api/v1/orders?q=0905123456").json == []
+    for path in ("", "/events", "/proof", "/receipt", "/label"):
+        resp = officer.get(f"/api/v1/orders/{item_id}{path}")
+        assert resp.status_code in (403, 404), (path, resp.status_code)
+        assert b"0905" not in resp.data
+    assert officer.get("/api/v1/reports/figures?level=commune").status_code == 200  # figures: yes

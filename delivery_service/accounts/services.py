@@ -48,8 +48,8 @@ class Actor:
     def of_user(cls, user: User, *, administering: bool = False) -> Actor:
         """The user as the services take them. A province admin (an admin with an area) administers
         their province on the administration pages (``administering``); everywhere else they read
-        their province's orders and figures as its officer would, and the operational pages (desk,
-        routes, printing) are not theirs."""
+        their province's figures as its officer would (no order rows: docs/privacy.md), and the
+        operational pages (desk, routes, printing) are not theirs."""
         return cls(label=user.username, role=effective_role(user, administering=administering),
                    user_id=user.id, counter_id=user.counter_id, area_unit_id=user.area_unit_id,
                    post_office_id=user.post_office_id)

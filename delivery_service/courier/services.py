@@ -505,6 +505,7 @@ class _Order:
     item_id: str
     status: Status
     direction: Direction
+    created_at: dt.datetime
     dossier_delivered_at: dt.datetime | None
     recipient_name: str
     authorised_name: str | None
@@ -649,6 +650,7 @@ def _plan_event(actor: Actor, order: _Order, i: int, data: dict[str, Any], now: 
                 plan: _Plan) -> None:
     """Check one event against the order as planned so far and add its rows to ``plan``; raises
     (nothing added) when the status machine or the identity check refuses it."""
+    _check_device_time(order, data, now)
     steps = _steps(order, data["action"])
     status, results_started = order.status, order.dossier_delivered_at is not None
     for step in steps:
@@ -933,7 +935,15 @@ def _proof(order: DeliveryOrder | _Order, data: dict[str, Any]) -> dict[str, Any
     return proof
 
 
+def _check_device_time(order: DeliveryOrder | _Order, data: dict[str, Any], now: dt.datetime) -> None:
+    """An event timed before its order existed (a phone's clock set years back) is refused: the
+    reports would count it on that day."""
+    if (problem := orders.device_time_problem(data["device_time"], order.created_at, now)) is not None:
+        raise Rejected("invalid", problem, {"device_time": [problem]})
+
+
 def _record(actor: Actor, order: DeliveryOrder, data: dict[str, Any]) -> Status:
+    _check_device_time(order, data, utcnow())
     action = data["action"]
     proof = _proof(order, data)
     where = {"device_time": data["device_time"], "latitude": data.get("latitude"),
@@ -1023,7 +1033,11 @@ def _correct(actor: Actor, order: DeliveryOrder, data: dict[str, Any], now: dt.d
     if now > target.server_time + dt.timedelta(minutes=window):
         raise Rejected("window_closed", f"Events can only be corrected within {window} minutes of reaching "
                                         "the server; ask your supervisor to correct this one.")
-    note = f"corrects {corrects}" + (f": {data['note']}" if data.get("note") else "")
+    note = (data.get("note") or "").strip()
+    if not note:  # the back office reads why the courier's record was wrong
+        raise Rejected("invalid", "Say what was wrong with the record being corrected.",
+                       {"note": ["Required for a correction."]})
+    _check_device_time(order, data, now)
     # sync() looked the event id up; a copy storing it meanwhile fails on the unique key (_apply).
     event, _ = orders.change_status(
         actor, order.item_id, target.status_from, device_time=data["device_time"],

@@ -143,10 +143,12 @@ def list_events(item_id: str):
 @blp.response(201, EventOut, description="The status changed")
 @blp.alt_response(200, schema=EventOut, description="A replay of an event already stored")
 @blp.alt_response(409, description="The move is impossible from the current status; the reason says why")
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 def add_event(data: dict[str, Any], item_id: str):
     """Change the order's status."""
     event, created = services.change_status(
-        current_actor(), item_id, data.pop("status"), client_event_id=data.pop("event_id"), **data)
+        current_actor(), item_id, data.pop("status"), client_event_id=data.pop("event_id"), check_time=True,
+        **data)
     return event, (201 if created else 200)
 
 

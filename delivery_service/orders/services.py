@@ -661,12 +661,8 @@ def scope(stmt: sa.Select, actor: Actor) -> sa.Select:
         from delivery_service.routing.services import scope_orders
 
         return scope_orders(stmt, actor)
-    if actor.role is Role.DISTRICT_OFFICER and actor.area_unit_id is not None:
-        area = unit_index().by_id.get(actor.area_unit_id)
-        column = {UnitLevel.PROVINCE: DeliveryOrder.province_id,
-                  UnitLevel.DISTRICT: DeliveryOrder.district_id}.get(area.level if area else None,
-                                                                     DeliveryOrder.commune_id)
-        return stmt.where(column == actor.area_unit_id)
+    # District and province officers read figures and weekly reports of their area, which hold no
+    # personal data (docs/privacy.md): no order rows, through the pages or the API.
     return stmt.where(sa.false())
 
 
@@ -754,12 +750,25 @@ ROLE_TARGETS: dict[Role, set[Status]] = {
 }
 
 
+def device_time_problem(device_time: dt.datetime, created_at: dt.datetime, now: dt.datetime) -> str | None:
+    """Why ``device_time`` (a phone's or counter system's clock) cannot be when an event of an order
+    created at ``created_at`` happened, or None: more than MAX_CLOCK_SKEW_S ahead of the server, or
+    that much before the order existed (the reports count an event on its device day)."""
+    skew = dt.timedelta(seconds=current_app.config["MAX_CLOCK_SKEW_S"])
+    if device_time - now > skew:
+        return (f"The device's clock is {int((device_time - now).total_seconds())} s ahead of the server's "
+                f"(at most {int(skew.total_seconds())} s): set its date and time automatically.")
+    if created_at - device_time > skew:
+        return "Before the order was created: check the device's date and time."
+    return None
+
+
 def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt.datetime | None = None,
                   latitude: float | None = None, longitude: float | None = None,
                   accuracy_m: float | None = None, reason: str | None = None, note: str | None = None,
                   client_event_id: str | None = None, commit: bool = True,
                   correction_of: OrderEvent | None = None, order: DeliveryOrder | None = None,
-                  replay_checked: bool = False) -> tuple[OrderEvent, bool]:
+                  replay_checked: bool = False, check_time: bool = False) -> tuple[OrderEvent, bool]:
     """Move an order to ``target`` and log the event; commits.
 
     Returns ``(event, True)``, or ``(earlier_event, False)`` for a replay: the same ``client_event_id``
@@ -776,7 +785,8 @@ def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt
     the actor's scope (not read again); ``replay_checked``: the caller has looked the
     ``client_event_id`` up already (a concurrent duplicate still fails on the unique key). With
     ``commit=False`` or ``replay_checked`` a lost race raises Conflict after rolling back: the caller
-    owns the transaction, so it looks the event up again itself.
+    owns the transaction, so it looks the event up again itself. ``check_time``: refuse an
+    implausible ``device_time`` (``device_time_problem``: the API's callers' clocks).
     """
     # A racing copy of this request (same client_event_id) that got in first moved the status, so
     # this one fails the machine's check or the compare-and-set below; after the rollback the winner's
@@ -795,6 +805,9 @@ def change_status(actor: Actor, item_id: str, target: Status, *, device_time: dt
         replay = _replay(order, target, client_event_id)
         if replay is not None:
             return replay, False
+    if check_time and device_time is not None and (
+            problem := device_time_problem(device_time, order.created_at, utcnow())):
+        raise InvalidInput({"device_time": [coded("implausible_time", problem)]})
     if correction_of is not None:
         if (correction_of.order_id != order.id or order.status is not correction_of.status_to
                 or target is not correction_of.status_from):
