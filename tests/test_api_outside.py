@@ -158,3 +158,12 @@ def test_a_correction_says_what_was_wrong(client, auth):
     notes = db.session.scalars(sa.select(OrderEvent.note).join(DeliveryOrder)
                                .where(DeliveryOrder.item_id == item_id).order_by(OrderEvent.id)).all()
     assert notes[-1] == "Giao nhầm người"  # the courier's words (the corrected event: event_corrections)
+
+
+def test_a_mistyped_item_id_is_said_to_be_one(client, auth):
+    item_id = client.post("/api/v1/orders", json=order_payload(), headers=auth).json["item_id"]
+    wrong = item_id[:10] + str((int(item_id[10]) + 1) % 10) + item_id[11:]  # another check digit
+    resp = client.get(f"/api/v1/orders/{wrong}", headers=auth)
+    assert resp.status_code == 404 and "not a valid item id" in resp.json["message"]
+    other = client.get("/api/v1/orders/RR000000014VN", headers=auth)  # valid, but no such order
+    assert other.status_code == 404 and "not a valid" not in other.json["message"]

@@ -671,6 +671,9 @@ def get_order(actor: Actor, item_id: str) -> DeliveryOrder:
     order = db.session.scalar(scope(sa.select(DeliveryOrder), actor)
                               .where(DeliveryOrder.item_id == s10.normalize(item_id)))
     if order is None:
+        if not s10.is_valid(s10.normalize(item_id)):  # a mistyped id: say so, not only "no order"
+            raise NotFound(f"No order {item_id}: that is not a valid item id (two letters, eight digits, "
+                           "the check digit, VN), check it for a typing mistake.")
         raise NotFound(f"No order {item_id}")
     return order
 
