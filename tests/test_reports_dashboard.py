@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -259,6 +260,9 @@ def test_csv_export_matches_the_figures(client):
     assert titles[0] == "Số hiệu bưu gửi / Item ID" and len(rows) == 5
     assert {r[3] for r in rows} == {"QNG-01"}
     assert "Có / Yes" in {r[6] for r in rows}  # o6 waits past its due date
+    # one date format in the file: received "05/03/2026 09:00", due "06/03/2026"
+    assert all(re.fullmatch(r"\d\d/\d\d/\d{4} \d\d:\d\d", r[4]) for r in rows)
+    assert all(re.fullmatch(r"\d\d/\d\d/\d{4}", r[5]) for r in rows if r[5])
     assert b"Nguy" not in resp.data and b"0905123456" not in resp.data and "Hùng".encode() not in resp.data
 
 

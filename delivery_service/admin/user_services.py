@@ -366,11 +366,13 @@ def is_locked(user: User) -> bool:
 
 def unlock(admin: User, user: User, *, ip: str | None = None) -> bool:
     """Forget a visible user's failed log-ins, so that they may log in again at once; whether the
-    account was locked."""
+    account was locked. An account that is not locked is left as it is, and nothing is audited."""
     from delivery_service.extensions import limiter
 
     user = get_user(admin, user.id)
     was_locked = is_locked(user)
+    if not was_locked:
+        return False
     if limiter.enabled:
         for limit, key, where in _login_limits(user):
             limiter.limiter.clear(limit, key, where)

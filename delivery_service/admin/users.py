@@ -255,7 +255,10 @@ def reset_password(user_id: int):
 def unlock(user_id: int):
     """Forget the failed log-ins that lock the account."""
     user = _user(user_id)
-    svc.unlock(_me(), user, ip=request.remote_addr)
-    db.session.commit()
-    flash(tr("Đã mở khoá đăng nhập.", "Log-in unlocked."), "success")
+    if svc.unlock(_me(), user, ip=request.remote_addr):
+        db.session.commit()
+        flash(tr("Đã mở khoá đăng nhập.", "Log-in unlocked."), "success")
+    else:
+        flash(tr("Tài khoản này không bị khoá đăng nhập: không có gì thay đổi.",
+                 "This account's log-in is not locked: nothing changed."), "info")
     return redirect(url_for("admin_users.show", user_id=user_id), code=303)

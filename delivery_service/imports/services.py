@@ -839,10 +839,12 @@ class _Run:
                 return loaded, errors
         if row.problem:
             errors.setdefault(ROW, []).append(row.problem)
-        try:
+        unreadable = set(errors)  # cells that could not be read are left out of ``data``, so OrderIn
+        try:                       # would call them missing too ("Required…"): their first error is enough
             loaded = self.schema.load(data)
         except ValidationError as exc:
-            _merge(errors, column_errors(exc.normalized_messages()))
+            _merge(errors, {column: messages for column, messages
+                            in column_errors(exc.normalized_messages()).items() if column not in unreadable})
             self._check_address(data, errors)
         if duplicate_of is not None:
             errors.setdefault("dossier_code", []).append(

@@ -211,7 +211,7 @@ def orders_csv(header: Sequence[tuple[Any, str]], lines: Iterable[OrderLine]) ->
     for n, line in enumerate(lines, 1):
         out.writerow([line.item_id, statuses.get(line.status, str(line.status)), safe_text(line.commune),
                       safe_text(line.route),
-                      line.received_at, line.due_date.isoformat() if line.due_date else "",
+                      line.received_at, line.due_date.strftime("%d/%m/%Y") if line.due_date else "",
                       yes if line.overdue else no])
         if n % 500 == 0:
             yield flush()

@@ -115,8 +115,17 @@ class Row:
 
     @property
     def post_share(self) -> float | None:
-        """Results sent by post ÷ all results handed out, where the counters reported their totals."""
-        return self.received_results / self.results_total if self.results_total else None
+        """Results sent by post ÷ all results handed out, where the counters reported their totals;
+        None where that cannot be a share (more sent by post than the total: see share_inconsistent)."""
+        if not self.results_total or self.share_inconsistent:
+            return None
+        return self.received_results / self.results_total
+
+    @property
+    def share_inconsistent(self) -> bool:
+        """More results went by post than the counters' reported total: the total is wrong (or
+        missing days), and no share or band can be given."""
+        return self.results_total is not None and self.received_results > self.results_total
 
     @property
     def median_hours(self) -> float | None:

@@ -328,12 +328,13 @@ def index():
     report = figures(page_actor(), q.start, q.end, q.level, q.filters, memo=True)
     rates = [r for r in report.rows if r.delivery_rate is not None]
     common = _common(q, local_today(), "reports.index")
-    show_share = any(r.post_share is not None for r in [*report.rows, report.total])
+    show_share = any(r.post_share is not None or r.share_inconsistent for r in [*report.rows, report.total])
     return render_template(
         "reports/dashboard.html", report=report, errors=[], rows=report.rows,
         rows_html=_rows_html(report, q, show_share),
         chart_cut=len(rates) > charts.UNIT_LIMIT, charted=len(rates),
         chart_limit=charts.UNIT_LIMIT, show_share=show_share,
+        share_cell=lambda row: share_cell(row, format_decimal, TableFormats(rules.current().report_bands)),
         pending_note=_pending_note(report), **common)
 
 
@@ -421,9 +422,20 @@ def _row_html(row: Row, label: str, url: str | None, f: TableFormats, show_share
              f.rate_cell("delivery_rate", row.delivery_rate), f.rate_cell("on_time_rate", row.on_time_rate),
              f"<td>{f.hours(row.median_hours)}</td>", f"<td>{f.hours(row.p90_hours)}</td>"]
     if show_share:
-        cells.append(f.rate_cell("post_share", row.post_share))
+        cells.append(share_cell(row, count, f))
     cells.append("</tr>")
     return "".join(cells)
+
+
+def share_cell(row: Row, count: Callable[[int], str], f: TableFormats) -> Markup:
+    """The share sent by post, banded; where more went by post than the counter's reported total, no
+    share and no band: the figures and what to check."""
+    if not row.share_inconsistent:
+        return Markup(f.rate_cell("post_share", row.post_share))
+    text = gettext("check the counter's total of results (%(sent)s sent by post, total reported %(total)s)",
+                   sent=count(row.received_results), total=count(row.results_total or 0))
+    return Markup('<td class="rate share-inconsistent"><span class="badge badge-bad">&gt; 100%</span> {}</td>'
+                  ).format(text)
 
 
 class TableFormats:

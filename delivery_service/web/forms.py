@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,13 +15,17 @@ from typing import Any
 import sqlalchemy as sa
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
-from marshmallow import ValidationError
+from marshmallow import EXCLUDE, Schema, ValidationError
 
+from delivery_service.accounts.models import Role
+from delivery_service.accounts.services import Actor
 from delivery_service.errors import InvalidInput
 from delivery_service.extensions import db
-from delivery_service.orders.models import Exemption, Payer
+from delivery_service.fields import Text
+from delivery_service.orders.models import DeliveryOrder, Exemption, Payer
 from delivery_service.orders.schemas import FLAT_FIELDS, OrderIn
-from delivery_service.orders.status import Direction
+from delivery_service.orders.services import ROLE_TARGETS, order_values
+from delivery_service.orders.status import Direction, Status, allowed_targets
 from delivery_service.orgs.models import Counter
 from delivery_service.units.models import UnitLevel
 from delivery_service.units.services import Unit, resolve_address, unit_index
@@ -60,9 +65,9 @@ LABELS = {
     "collect_vnd": _l("Fees to collect for the agency (VND)"),
     "weight_g": _l("Weight (grams)"),
     "appointment_date": _l("Appointment date"),
-    "delivery_window": "Khung giờ giao / Delivery window",
-    "window_from": "Từ giờ / From",
-    "window_to": "Đến giờ / To",
+    "delivery_window": _l("Delivery window"),
+    "window_from": _l("From (time)"),
+    "window_to": _l("To (time)"),
     "note": _l("Note"),
     "recipient": _l("Recipient"),
     "authorised_person": _l("Authorised person"),
@@ -89,6 +94,12 @@ def column_label(key: str) -> str:
         return gettext("Whole row")
     label = field_label(key)
     return key if label == key else gettext("%(label)s, column %(column)s", label=label, column=key)
+
+
+def _choices() -> dict[str, Mapping[Any, Any]]:
+    from delivery_service.web import display
+
+    return {"direction": display.DIRECTION, "payer": display.PAYER, "exemption": display.EXEMPTION}
 
 
 # --- errors back to the form's fields ------------------------------------------------------------
@@ -129,8 +140,14 @@ def _integer(raw: str) -> int | str:
 
 
 def form_values(form: Mapping[str, str]) -> dict[str, str]:
-    """The submitted order fields, trimmed, as the form shows them again."""
-    return {name: (form.get(name) or "").strip() for name in (*FIELDS, *WINDOW_FIELDS)}
+    """The submitted order fields, trimmed and in NFC, as the form shows them again. A dossier taken to
+    the agency has no appointment date (it is the day a result is handed back: import-format.md),
+    so the date the form offers by default is not kept for it."""
+    values = {name: unicodedata.normalize("NFC", (form.get(name) or "").strip())
+              for name in (*FIELDS, *WINDOW_FIELDS)}
+    if values["direction"] == Direction.DOSSIER_TO_AGENCY.value:
+        values["appointment_date"] = ""
+    return values
 
 
 def order_payload(values: Mapping[str, str]) -> dict[str, Any]:
@@ -150,9 +167,8 @@ def order_payload(values: Mapping[str, str]) -> dict[str, Any]:
     return payload
 
 
-WINDOW_MESSAGE = ("Chọn buổi sáng, buổi chiều, hoặc giờ từ–đến trong khoảng 06:00–21:00, dài ít nhất "
-                  "30 phút. / Choose morning, afternoon, or a from–to time between 06:00 and 21:00, at least "
-                  "30 minutes long.")
+WINDOW_MESSAGE = _l("Choose morning, afternoon, or a from–to time between 06:00 and 21:00, at least "
+                    "30 minutes long.")
 
 
 def load_order(values: Mapping[str, str],
@@ -170,10 +186,14 @@ def load_order(values: Mapping[str, str],
         if "weight_g" in errors:  # the generic number messages speak of đồng
             errors["weight_g"] = [gettext("Enter the weight in whole grams, from 1 to 30,000.")]
         if "delivery_window" in errors:
-            errors["delivery_window"] = [WINDOW_MESSAGE]
+            errors["delivery_window"] = [str(WINDOW_MESSAGE)]
+        for name, labels in _choices().items():  # a value not in the list (a tampered form)
+            if name in errors:
+                listed = "; ".join(map(str, labels.values()))
+                errors[name] = [gettext("Choose one of: %(values)s.", values=listed)]
         for name in WINDOW_FIELDS:
             if name in errors:
-                errors[name] = ["Nhập giờ dạng HH:MM. / Enter a time as HH:MM."]
+                errors[name] = [gettext("Enter a time as HH:MM.")]
     # marshmallow skips the cross-field rules (dates) while any field fails: run them on the rest.
     rest = order_payload({k: v for k, v in values.items() if k not in errors})
     try:
@@ -257,3 +277,59 @@ def chosen_counter(raw: str | None) -> Counter | None:
         return None
     counter = db.session.get(Counter, int(raw))
     return counter if counter is not None and counter.active else None
+
+
+# --- a dossier sent again ------------------------------------------------------------------------
+
+# The stored order's columns compared with a form sent again for its dossier, by the form field
+# that names them (the dossier code and the service are the same by definition).
+_COMPARED = {
+    "procedure_code": "procedure_code", "procedure_name": "procedure_name",
+    "issuing_agency": "issuing_agency",
+    "recipient_name": "recipient_name", "recipient_phone": "recipient_phone",
+    "recipient_id_number": "recipient_id_number", "authorised_name": "authorised_name",
+    "authorised_phone": "authorised_phone", "authorised_id_number": "authorised_id_number",
+    "province_id": "address", "district_id": "address", "commune_id": "address", "address_detail": "address",
+    "postage_vnd": "postage_vnd", "payer": "payer", "exemption": "exemption", "collect_vnd": "collect_vnd",
+    "weight_g": "weight_g", "appointment_date": "appointment_date", "window_from_min": "delivery_window",
+    "window_to_min": "delivery_window", "note": "note",
+}
+
+
+def differing_fields(actor: Actor, existing: DeliveryOrder, data: dict[str, Any], *,
+                     counter_id: int) -> list[str]:
+    """The names of the fields where ``data`` (a form sent again for ``existing``'s dossier) differs
+    from the stored order, in the form's order; computed as the order service would store them."""
+    try:
+        typed = order_values(actor, data, counter_id=counter_id)
+    except (InvalidInput, KeyError):
+        return []
+    names = dict.fromkeys(name for column, name in _COMPARED.items()
+                          if typed.get(column) != getattr(existing, column))
+    return [field_label(name) for name in names]
+
+
+# --- cancelling an order on its page -------------------------------------------------------------
+
+class CancelIn(Schema):
+    """The cancel form: why the order is cancelled (stored in its history)."""
+
+    note = Text(required=True, max_length=500, multiline=True)
+
+
+def can_cancel(actor: Actor, order: DeliveryOrder) -> bool:
+    """The actor's role may cancel, and the status machine still lets the order be cancelled."""
+    if actor.role is not Role.ADMIN and Status.CANCELLED not in ROLE_TARGETS.get(actor.role, set()):
+        return False
+    return Status.CANCELLED in allowed_targets(order.direction, order.status,
+                                               results_started=order.dossier_delivered_at is not None)
+
+
+def load_cancel_note(form: Mapping[str, str]) -> tuple[str | None, dict[str, list[str]]]:
+    """``(note, {})``, or ``(None, {"note": [message]})`` when the reason is missing or refused."""
+    try:
+        return CancelIn().load({"note": form.get("note") or ""}, unknown=EXCLUDE)["note"], {}
+    except ValidationError as exc:
+        if "note" in exc.messages and not (form.get("note") or "").strip():
+            return None, {"note": [gettext("Write why the order is cancelled.")]}
+        return None, translate_errors(exc.messages)  # type: ignore[arg-type]

@@ -58,8 +58,9 @@ _MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (re.compile(r"Rendering stopped before the end; print the batch again\."),
      _fixed(lambda: gettext("Rendering stopped before the end; print the batch again."))),
     (re.compile(r"Must be a5 or a4\."), _fixed(lambda: gettext("Choose A5 or A4."))),
-    (re.compile(r"Must be one of: .*|Invalid enum .*"),
-     _fixed(lambda: gettext("Choose one of the listed values."))),
+    (re.compile(r"Must be one of: (.+)\.|Invalid enum .*"),
+     lambda m: gettext("Choose one of: %(values)s.", values=m.group(1)) if m.group(1)
+     else gettext("Choose one of the listed values.")),
     (re.compile(r"The appointment date is in the past\."),
      _fixed(lambda: gettext("The appointment date is in the past."))),
     (re.compile(r"The appointment date is more than a year away\."),

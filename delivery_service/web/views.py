@@ -7,16 +7,19 @@ from flask_babel import gettext
 from flask_login import current_user
 
 from delivery_service.accounts.models import Role
-from delivery_service.errors import InvalidInput, NotFound
+from delivery_service.errors import Conflict, InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.imports.models import ImportState
+from delivery_service.orders.models import DeliveryOrder
 from delivery_service.orders.services import (
+    change_status,
     create_order,
     get_order,
     local_today,
     orders_created_on,
     search_orders,
 )
+from delivery_service.orders.status import Status
 from delivery_service.orgs.models import Counter
 from delivery_service.privacy import access
 from delivery_service.routing.services import sequenced_stops
@@ -55,11 +58,17 @@ def desk():
 SEARCH_PAGE_SIZE = 50
 
 
-@bp.get("/search")
+@bp.route("/search", methods=["GET", "POST"])
 @desk_required
 def search():
-    """A scanned item id opens its order; other text lists matches by dossier code, phone or name."""
-    query = (request.args.get("q") or "").strip()
+    """A scanned item id opens its order; other text lists matches by dossier code, phone or name.
+
+    The box posts its text, and the matches are shown in the answer to the post (pages too are
+    posted): a phone number or a name never goes into an address, where the browser history of a
+    shared counter PC would keep it. A GET with ``q`` (old bookmarks, a link to an item id) still works.
+    """
+    source = request.form if request.method == "POST" else request.args
+    query = (source.get("q") or "").strip()
     if not query:
         return redirect(url_for("counter.desk"))
     item_id = s10.normalize(query)
@@ -70,7 +79,7 @@ def search():
             found = None  # not ours, or not issued: say "nothing found" like any other search
         if found is not None:
             return redirect(url_for("counter.order", item_id=found.item_id), code=303)
-    page = request.args.get("page", 1, type=int) or 1
+    page = source.get("page", 1, type=int) or 1
     found_page = search_orders(page_actor(), query, page=page, per_page=SEARCH_PAGE_SIZE)
     return render_template("counter/search.html", query=query, result=found_page, orders=found_page.orders)
 
@@ -103,6 +112,11 @@ def new_order():
         else:
             if created:
                 flash(gettext("Order %(item_id)s created.", item_id=order.item_id), "success")
+            elif differing := forms.differing_fields(page_actor(), order, data, counter_id=counter.id):
+                flash(gettext("This dossier already has an order at this counter: %(item_id)s. Nothing new "
+                              "was created, and the data you typed was NOT saved: it differs from that order "
+                              "in %(fields)s. If the data has changed, correct or cancel that order.",
+                              item_id=order.item_id, fields=", ".join(differing)), "error")
             else:
                 flash(gettext("This dossier already has an order at this counter: %(item_id)s. "
                               "Nothing new was created.", item_id=order.item_id), "warning")
@@ -128,12 +142,39 @@ def order(item_id: str):
     found = get_order(page_actor(), item_id)
     if found.item_id != item_id:
         return redirect(url_for("counter.order", item_id=found.item_id))
+    return _order_page(found)
+
+
+def _order_page(found: DeliveryOrder, *, cancel_errors: dict[str, list[str]] | None = None,
+                cancel_note: str = "", status: int = 200):
     from delivery_service.printing.services import prints_of
 
     stop = sequenced_stops([found]).get(found.id) if found.run_date else None
     access.opened(page_actor(), "order_page", order_ids=[found.id])
     return render_template("counter/order.html", order=found, stop=stop,
-                           prints=prints_of(page_actor(), found.item_id))
+                           prints=prints_of(page_actor(), found.item_id),
+                           can_cancel=forms.can_cancel(page_actor(), found),
+                           cancel_errors=cancel_errors or {}, cancel_note=cancel_note), status
+
+
+@bp.post("/orders/<item_id>/cancel")
+@desk_required
+def cancel_order(item_id: str):
+    """Cancel an order that the status machine still lets go (not yet with a courier), with the
+    reason typed; the reason goes into the order's history."""
+    found = get_order(page_actor(), item_id)
+    note, errors = forms.load_cancel_note(request.form)
+    if errors:
+        return _order_page(found, cancel_errors=errors, cancel_note=request.form.get("note", ""), status=422)
+    try:
+        change_status(page_actor(), found.item_id, Status.CANCELLED, note=note)
+    except Conflict:
+        db.session.rollback()
+        flash(gettext("The order could not be cancelled: its status has changed (it may already be with a "
+                      "courier). Its current status is shown below."), "error")
+    else:
+        flash(gettext("Order %(item_id)s cancelled.", item_id=found.item_id), "success")
+    return redirect(url_for("counter.order", item_id=found.item_id), code=303)
 
 
 # --- batch import --------------------------------------------------------------------------------
