@@ -55,6 +55,29 @@ class Fit(NamedTuple):
     truncated: bool  # True when the text did not fit and the last line ends with "…"
 
 
+_WIDE_CODE = re.compile(r"<([0-9A-F]{5,6})>$", re.M)
+
+
+def _utf16(match: re.Match[str]) -> str:
+    """A code point beyond U+FFFF as the UTF-16BE surrogate pair a ToUnicode CMap needs."""
+    offset = int(match.group(1), 16) - 0x10000
+    return f"<{0xD800 + (offset >> 10):04X}{0xDC00 + (offset & 0x3FF):04X}>"
+
+
+class _DejaVu(TTFont):
+    """DejaVu with a text layer that copies right beyond U+FFFF too (emoji in a name): reportlab
+    writes such a character's ToUnicode entry as 5 hex digits, which readers take as its first 4
+    (pdftotext gave "ὠ" for 😀); the entry must be a UTF-16 surrogate pair. Drawing is unchanged."""
+
+    def addObjects(self, doc):  # type: ignore[no-untyped-def]  # reportlab's hook, untyped
+        before = set(doc.idToObject)
+        super().addObjects(doc)
+        for key in set(doc.idToObject) - before:
+            if key.startswith("toUnicodeCMap:"):
+                stream = doc.idToObject[key]
+                stream.content = _WIDE_CODE.sub(_utf16, stream.content)
+
+
 def register() -> None:
     """Register DejaVu Sans and DejaVu Sans Bold with reportlab, once per process."""
     global _registered
@@ -64,7 +87,7 @@ def register() -> None:
         if _registered:
             return
         for name, path in FONT_FILES.items():
-            pdfmetrics.registerFont(TTFont(name, str(path)))
+            pdfmetrics.registerFont(_DejaVu(name, str(path)))
         pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=FONT_BOLD, italic=FONT, boldItalic=FONT_BOLD)
         _registered = True
 

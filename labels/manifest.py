@@ -10,6 +10,7 @@ line breaks taller than a page.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from typing import Any
 from xml.sax.saxutils import escape
@@ -55,17 +56,52 @@ MANIFEST_TITLE = "BIÊN BẢN GIAO NHẬN / HANDOVER MANIFEST"
 # STT, item id, dossier code, recipient, address, postage, collect: 180 mm between the margins
 MANIFEST_COLUMNS_MM = (8, 26, 31, 33, 48, 17, 17)
 MONEY_SIZES = (7.5, 5.0)  # an amount shrinks to stay on one line of its column, down to 5 pt
+CODE_SIZES = (7.5, 5.0)  # so does a dossier code; past 5 pt it wraps, at its separators only
+CODE_MAX_MM = 38  # the dossier-code column grows to this, taking from the address column
+_AFTER_SEPARATOR = re.compile(r"(?<=[./\-_:])")
 
 
-def _manifest_columns(item_cells: Sequence[Paragraph]) -> list[float]:
-    """Column widths in points: the item-id column grows (up to 40 mm) so no id is broken; the
-    address column gives up the difference."""
+def _manifest_columns(item_cells: Sequence[Paragraph], codes: Sequence[str]) -> list[float]:
+    """Column widths in points: the item-id column grows (up to 40 mm) so no id is broken, and the
+    dossier-code column (up to 38 mm) so codes keep their size; the address column gives up the
+    difference."""
     widths = [w * mm for w in MANIFEST_COLUMNS_MM]
     widest = max(text_width(p.text, FONT_BOLD, p.style.fontSize) for p in item_cells) + 2 * CELL_PAD + 1
     extra = min(max(0.0, widest - widths[1]), 40 * mm - widths[1])
     widths[1] += extra
     widths[4] -= extra
+    # a code that would wrap even at the smallest size in the widest column takes no width from the
+    # addresses: it wraps anyway
+    room = CODE_MAX_MM * mm - 2 * CELL_PAD - 1
+    fitting = [w for c in codes if (w := text_width(nfc(c), FONT, 1.0)) * CODE_SIZES[-1] <= room]
+    widest_code = max(fitting, default=0.0) * CODE_SIZES[0] + 2 * CELL_PAD + 1
+    extra = min(max(0.0, widest_code - widths[2]), CODE_MAX_MM * mm - widths[2])
+    widths[2] += extra
+    widths[4] -= extra
     return widths
+
+
+def _code_cell(code: str, st: Styles, width: float) -> Paragraph:
+    """A dossier code in a cell ``width`` points wide: on one line, its type shrinking down to 5 pt;
+    a code too long even then wraps after its separators (. - / _ :), never inside a number."""
+    text = nfc(code)
+    limit = width - 2 * CELL_PAD
+    fit = fit_lines(text, FONT, *CODE_SIZES, limit, 1)
+    size = fit.size
+    if fit.truncated:
+        lines: list[str] = []
+        for piece in _AFTER_SEPARATOR.split(text):
+            if lines and text_width(lines[-1] + piece, FONT, size) <= limit:
+                lines[-1] += piece
+            else:
+                lines.append(piece)
+        markup = "<br/>".join(escape(line) for line in lines)  # a piece wider still wraps as words do
+    else:
+        markup = escape(text)
+    style = st.cell
+    if size < style.fontSize:
+        style = ParagraphStyle(f"code_{size}", parent=style, fontSize=size, leading=size * 1.22)
+    return para(markup, style)
 
 
 def _money_cell(amount: int, st: Styles, width: float, *, bold: bool = False) -> Paragraph:
@@ -127,13 +163,13 @@ def render_manifest(data: ManifestData, *, dpi: int = 300) -> bytes:
         para("Người nhận<br/>Recipient", st.head),
         para("Địa chỉ · ghi chú<br/>Address · note", st.head),
         para("Cước (₫)<br/>Postage", st.head_right),
-        para("Thu hộ (₫)<br/>Collect", st.head_right),
+        para("Thu hộ (₫)<br/>To collect", st.head_right),
     ]
     item_cells = [
         para(escape(identifier(line.item_id, f"item id of line {no}")), st.cell_bold)
         for no, line in enumerate(data.lines, start=1)
     ]
-    widths = _manifest_columns(item_cells)
+    widths = _manifest_columns(item_cells, [line.dossier_code for line in data.lines])
     rows: list[list[Any]] = [header]
     for no, (line, item_cell) in enumerate(zip(data.lines, item_cells, strict=True), start=1):
         address = esc(line.address)
@@ -144,16 +180,17 @@ def render_manifest(data: ManifestData, *, dpi: int = 300) -> bytes:
             [
                 para(str(no), st.cell),
                 item_cell,
-                para(esc(line.dossier_code), st.cell),
+                _code_cell(line.dossier_code, st, widths[2]),
                 para(esc(line.recipient_name), st.cell),
                 para(address, st.cell),
                 _money_cell(line.postage_vnd, st, widths[5]),
-                _money_cell(line.collect_vnd, st, widths[6]),
+                _money_cell(line.to_collect_vnd, st, widths[6]),
             ]
         )
     count = len(data.lines)
     postage = sum(line.postage_vnd for line in data.lines)
-    collect = sum(line.collect_vnd for line in data.lines)
+    # what the courier collects, postage due and fees: per item the label's "THU HỘ / COLLECT"
+    collect = sum(line.to_collect_vnd for line in data.lines)
     rows.append(
         [
             "",
@@ -178,6 +215,10 @@ def render_manifest(data: ManifestData, *, dpi: int = 300) -> bytes:
         [
             [para("Tổng số bưu gửi / Number of items", st.body), para(f"<b>{count}</b>", st.body_right)],
             [para("Tổng cước / Total postage", st.body), para(f"<b>{vnd(postage)}</b>", st.body_right)],
+            [
+                para("Tổng phí, lệ phí / Total fees", st.body),
+                para(f"<b>{vnd(collect - postage)}</b>", st.body_right),
+            ],
             [para("Tổng thu hộ / Total to collect", st.body), para(f"<b>{vnd(collect)}</b>", st.body_right)],
         ],
         colWidths=[70 * mm, 40 * mm],

@@ -85,9 +85,19 @@ class ReceiptData:
     postage_vnd: int = 0  # full postage
     postage_due_vnd: int = 0  # after exemptions
     exemption: str | None = None  # the exemption in words, if any
-    collect_vnd: int = 0
+    collect_vnd: int = 0  # procedure fees the courier collects for the agency (phí, lệ phí)
     hotline: str | None = None
     delivery_code: str | None = None  # the one-time code the citizen tells the courier at delivery
+    # What the courier collects from the citizen, everything included: the label's "THU HỘ / COLLECT"
+    # and the manifest's figure (the service computes it once). None: postage due + collect_vnd.
+    to_collect_vnd: int | None = None
+    postage_paid_vnd: int = 0  # postage already paid (by the agency): not collected
+    cancelled_at: dt.datetime | None = None  # local time; set: the receipt is marked cancelled
+
+    @property
+    def collected(self) -> int:
+        """What the courier collects: the service's figure, else postage due plus fees."""
+        return self.postage_due_vnd + self.collect_vnd if self.to_collect_vnd is None else self.to_collect_vnd
 
 
 class ManifestKind(enum.StrEnum):
@@ -98,6 +108,9 @@ class ManifestKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ManifestLine:
+    """An item on a manifest or run sheet; ``postage_vnd`` and ``collect_vnd`` are the two parts of
+    what the courier collects (postage due from the citizen, fees for the agency)."""
+
     item_id: str
     dossier_code: str
     recipient_name: str
@@ -107,6 +120,11 @@ class ManifestLine:
     note: str | None = None
     pickup: bool = False  # on a run sheet: the courier picks a dossier up here rather than delivers
     window: str | None = None  # on a run sheet: the citizen's delivery window, e.g. "08:00–12:00"
+
+    @property
+    def to_collect_vnd(self) -> int:
+        """What the courier collects for this item: postage due and fees (the label's amount)."""
+        return self.postage_vnd + self.collect_vnd
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from xml.sax.saxutils import escape
 
 from reportlab.lib.pagesizes import A4, A5
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Spacer
 
@@ -32,7 +33,7 @@ from labels.docparts import (
     table,
     vnd,
 )
-from labels.fonts import nfc
+from labels.fonts import FONT_BOLD, nfc
 from labels.model import LabelError, ReceiptData, Service
 
 RECEIPT_SIZES: dict[str, tuple[float, float]] = {"a5": A5, "a4": A4}
@@ -44,6 +45,21 @@ SERVICE_WORDS: dict[Service, str] = {
         "Dossier carried to the agency and result delivered to your home"
     ),
 }
+
+
+# The citizen's part in the order: they send the dossier, receive the result, or both (the label
+# says "Người gửi / From" on the dossier leg and "Người nhận / To" on the result leg).
+CITIZEN_WORDS: dict[Service, str] = {
+    Service.RESULT_TO_CITIZEN: "Người nhận / Recipient",
+    Service.DOSSIER_TO_AGENCY: "Người gửi / Sender",
+    Service.BOTH: "Người gửi hồ sơ, nhận kết quả / Sender of the dossier, recipient of the result",
+}
+COLLECT_WORDS: dict[Service, str] = {
+    Service.RESULT_TO_CITIZEN: "Thu hộ khi giao / To collect on delivery",
+    Service.DOSSIER_TO_AGENCY: "Thu hộ khi nhận hồ sơ / To collect at pickup",
+    Service.BOTH: "Thu hộ khi nhận hồ sơ, giao kết quả / To collect at pickup and delivery",
+}
+CANCELLED = "ĐÃ HỦY / CANCELLED"
 
 
 RECEIPT_SCALES: dict[str, tuple[float, ...]] = {"a5": (1.0, 0.92, 0.84, 0.76), "a4": (1.25, 1.12, 1.0, 0.9)}
@@ -65,7 +81,9 @@ def render_receipt(data: ReceiptData, size: str = "a5", *, dpi: int = 300) -> by
     if not url:
         raise LabelError("the receipt needs a tracking URL")
     margin = 10 * mm if key == "a5" else 15 * mm
-    furniture = functools.partial(_receipt_furniture, item_id=item_id, pagesize=pagesize)
+    furniture = functools.partial(
+        _receipt_furniture, item_id=item_id, pagesize=pagesize, cancelled=data.cancelled_at is not None
+    )
     pdf = b""
     for scale in RECEIPT_SCALES[key]:
         pdf, pages = build(
@@ -86,9 +104,23 @@ def _receipt_story(
     st = Styles(scale)
     # heading: title on the left, the tracking QR on the right
     qr_mm = (24.0 if key == "a5" else 30.0) * min(1.0, scale)
+    cancelled = data.cancelled_at is not None
+    cancelled_text = moment_text(data.cancelled_at) if data.cancelled_at is not None else ""
     heading_left = [
         para("BIÊN NHẬN / RECEIPT", st.title),
         para("Dịch vụ bưu chính công ích / Public postal service", st.subtitle),
+    ]
+    if cancelled:
+        heading_left += [
+            Spacer(1, 1.5 * mm),
+            para(f"<b>{CANCELLED}</b> {cancelled_text}", st.title),
+            para(
+                "Đơn đã hủy: không giao, không thu tiền. / The order is cancelled: nothing is delivered "
+                "or collected.",
+                st.body,
+            ),
+        ]
+    heading_left += [
         Spacer(1, 2 * mm),
         para("Nơi tiếp nhận / Registered at", st.caption),
         para(party_markup(data.counter.name, data.counter.address, data.counter.phone), st.body),
@@ -121,7 +153,7 @@ def _receipt_story(
         ["Cơ quan giải quyết / Issuing agency", para(esc(data.issuing_agency), st.body)],
         ["Mã hồ sơ / Dossier code", para(f"<b>{esc(data.dossier_code)}</b>", st.body)],
         [
-            "Người nhận / Recipient",
+            CITIZEN_WORDS[data.service],
             para(party_markup(data.recipient.name, data.recipient.address, data.recipient.phone), st.body),
         ],
         ["Ngày hẹn trả / Appointment date", para(date_text(data.appointment_date), st.body)],
@@ -139,14 +171,17 @@ def _receipt_story(
         ],
     )
 
-    total = data.postage_due_vnd + data.collect_vnd
     fee_rows = [
         ["Cước / Postage", vnd(data.postage_vnd)],
         ["Miễn giảm / Exemption", esc(data.exemption) if data.exemption else "Không / None"],
         ["Cước phải trả / Postage due", vnd(data.postage_due_vnd)],
-        ["Thu hộ khi giao / To collect on delivery", vnd(data.collect_vnd)],
-        ["<b>Tổng cộng / Total</b>", f"<b>{vnd(total)}</b>"],
     ]
+    if data.postage_paid_vnd:
+        fee_rows.append(["Cước cơ quan đã trả / Postage paid by the agency", vnd(data.postage_paid_vnd)])
+    fee_rows.append(["Phí, lệ phí thu hộ cơ quan / Fees collected for the agency", vnd(data.collect_vnd)])
+    # the last row is what the courier collects: the label's "THU HỘ / COLLECT", the manifest's figure
+    collect = f"{CANCELLED}: 0 ₫" if cancelled else vnd(data.collected)
+    fee_rows.append([f"<b>{COLLECT_WORDS[data.service]}</b>", f"<b>{collect}</b>"])
     fees = table(
         [[para(c, st.body), para(v, st.body_right)] for c, v in fee_rows],
         colWidths=[frame_w * 0.6, frame_w * 0.4],
@@ -164,7 +199,7 @@ def _receipt_story(
         Spacer(1, 2.5 * mm),
         para(f"Tra cứu / Track: {escape(url)}", st.small),
     ]
-    if data.delivery_code and nfc(data.delivery_code):
+    if data.delivery_code and nfc(data.delivery_code) and not cancelled:  # a cancelled order is not delivered
         tail.append(
             para(
                 f"<b>Mã nhận hàng / Delivery code: {esc(data.delivery_code)}</b> (đọc cho bưu tá khi "
@@ -189,8 +224,29 @@ def _receipt_story(
 
 
 def _receipt_furniture(
-    canv: Canvas, page: int, pages: int, *, item_id: str, pagesize: tuple[float, float]
+    canv: Canvas,
+    page: int,
+    pages: int,
+    *,
+    item_id: str,
+    pagesize: tuple[float, float],
+    cancelled: bool = False,
 ) -> None:
-    """A receipt is one page; should a very long text push it over, pages are numbered."""
+    """A receipt is one page; should a very long text push it over, pages are numbered. A cancelled
+    order's receipt says so across every page, so no part of it passes for a valid one."""
+    if cancelled:
+        # outlined, drawn over the page: the text under it stays legible
+        size = 40 if pagesize[0] < 500 else 56
+        canv.saveState()
+        canv.setStrokeColor(RULE)
+        canv.setLineWidth(0.6)
+        canv.translate(pagesize[0] / 2, pagesize[1] / 2)
+        canv.rotate(35)
+        mark = canv.beginText(-stringWidth(CANCELLED, FONT_BOLD, size) / 2, -size / 3)
+        mark.setFont(FONT_BOLD, size)
+        mark.setTextRenderMode(1)  # stroke only
+        mark.textLine(CANCELLED)
+        canv.drawText(mark)
+        canv.restoreState()
     if pages > 1:
         footer(canv, page, pages, left_text=f"Biên nhận / Receipt {item_id}", pagesize=pagesize)

@@ -419,6 +419,7 @@ def test_manifest_spans_pages_with_header_totals_and_signatures(manifest_pdf: Pa
     # 45 items; postage 45 x 26.000; collect 23 x 50.000
     assert re.search(r"Number of items\s+45\b", last)
     assert "1.170.000 ₫" in last and "1.150.000 ₫" in last
+    assert re.search(r"Total to collect\s+2.320.000 ₫", last)  # postage and fees: what the courier collects
     assert re.search(r"Total: 45\b", everything)
     assert words_outside(manifest_pdf) == []
 

@@ -83,7 +83,10 @@ class ManifestIn(Schema):
     item_ids = fields.List(
         fields.String(validate=validate.Length(1, 20)), required=True, validate=validate.Length(1, 1000)
     )
-    route = fields.String(load_default=None, validate=validate.Length(max=32))
+    route = fields.String(load_default=None, validate=validate.Length(max=32), metadata={
+        "description": "The route whose courier takes or hands over the items: every item must be on it "
+                       "(422 naming each one that is not). Left out on counter_to_courier: the items' "
+                       "route, if they are all on one"})
     note = Text(load_default=None, max_length=300)
 
 

@@ -103,7 +103,9 @@ def _counter_party(counter: Counter) -> lm.Party:
 
 
 def postage_to_collect(order: DeliveryOrder) -> int:
-    """The postage part of what the courier collects (courier.services.to_collect is the one rule)."""
+    """The postage part of what the courier collects (courier.services.to_collect is the one rule:
+    the label prints it whole, the receipt as its last line, manifests and run sheets as postage
+    plus fees per item, ``ManifestLine.to_collect_vnd``)."""
     return to_collect(order) - order.collect_vnd
 
 
@@ -260,13 +262,10 @@ class BatchResult:
 
 
 def unprinted_orders(actor: Actor, counter_id: int, limit: int = MAX_BATCH) -> list[DeliveryOrder]:
-    """The counter's open orders whose label was never printed, oldest first."""
+    """The items awaiting handover (``awaiting_handover``, what "Nhãn chưa in" lists) whose label was
+    never printed, oldest first: the page's count, "print all" and the API's empty batch."""
     printed = sa.select(LabelPrint.order_id)
-    stmt = (scope(sa.select(DeliveryOrder), actor)
-            .where(DeliveryOrder.counter_id == counter_id, DeliveryOrder.id.not_in(printed),
-                   DeliveryOrder.status.not_in([Status.CANCELLED, Status.DELIVERED, Status.RETURNED_TO_AGENCY,
-                                                Status.DELIVERED_TO_AGENCY]))
-            .order_by(DeliveryOrder.id).limit(limit))
+    stmt = _awaiting(actor, counter_id).where(DeliveryOrder.id.not_in(printed)).limit(limit)
     return list(db.session.scalars(stmt))
 
 
@@ -546,12 +545,25 @@ EXEMPTION_TEXT = {
 }
 
 
+def _cancelled_at(order: DeliveryOrder) -> dt.datetime | None:
+    """When the order was cancelled (local time), or None if it is not."""
+    if order.status is not Status.CANCELLED:
+        return None
+    at = db.session.scalar(sa.select(sa.func.max(OrderEvent.server_time)).where(
+        OrderEvent.order_id == order.id, OrderEvent.status_to == Status.CANCELLED))
+    return local_moment(at or order.updated_at)
+
+
 def receipt(actor: Actor, item_id: str, size: str = "a5") -> Document:
-    """The citizen's receipt for an order."""
+    """The citizen's receipt for an order. A cancelled order's receipt still prints (the citizen
+    keeps proof of what was registered and that it was cancelled) but is marked "ĐÃ HỦY / CANCELLED"
+    on every page, collects nothing and shows no delivery code."""
     order = get_order(actor, item_id)
     counter = db.session.get(Counter, order.counter_id)
     if size not in ("a5", "a4"):
         raise InvalidInput({"size": ["Must be a5 or a4."]})
+    cancelled_at = _cancelled_at(order)
+    postage = postage_to_collect(order)
     data = lm.ReceiptData(
         item_id=order.item_id, tracking_url=tracking_url(order.item_id),
         service=lm.Service(order.direction.value), counter=_counter_party(counter),
@@ -561,7 +573,10 @@ def receipt(actor: Actor, item_id: str, size: str = "a5") -> Document:
         appointment_date=order.appointment_date, due_date=order.due_date, postage_vnd=order.postage_vnd,
         postage_due_vnd=order.postage_due_vnd, exemption=EXEMPTION_TEXT.get(order.exemption),
         collect_vnd=order.collect_vnd, hotline=_hotline(counter),
-        delivery_code=delivery_code(order.item_id) if order.direction.value != "dossier_to_agency" else None)
+        to_collect_vnd=to_collect(order),  # the label's and the manifest's figure
+        postage_paid_vnd=order.postage_due_vnd if not postage else 0, cancelled_at=cancelled_at,
+        delivery_code=(None if order.direction is Direction.DOSSIER_TO_AGENCY or cancelled_at
+                       else delivery_code(order.item_id)))
     try:
         content = labels.render_receipt(data, size=size)
     except lm.LabelError as exc:
@@ -618,9 +633,25 @@ def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: 
         route_row = db.session.scalar(sa.select(PostalRoute).where(PostalRoute.code == route.strip().upper()))
         if route_row is None:
             errors["route"] = [f"No route {route}."]
+    orders = [found[i] for i in wanted if i in found]
+    if route_row is None and "route" not in errors and manifest_kind is ManifestKind.COUNTER_TO_COURIER:
+        on = {o.route_id for o in orders}
+        if len(on) == 1 and None not in on:  # one bag for one courier: the items' route
+            route_row = db.session.get(PostalRoute, on.pop())
+        elif orders:
+            errors["route"] = ["Chọn tuyến của bưu tá nhận túi / "
+                               "Choose the route of the courier taking the bag."]
+    if route_row is not None:
+        # the courier named on the manifest carries every item of it: an item of another route
+        # (another courier, even another province) would be signed for by the wrong person
+        wrong = [_off_route(o, route_row) for o in orders if o.route_id != route_row.id]
+        if wrong:
+            errors.setdefault("item_ids", []).extend(wrong[:20])
+            if len(wrong) > 20:
+                more = len(wrong) - 20
+                errors["item_ids"].append(f"… và {more} bưu gửi khác / and {more} more.")
     if errors:
         raise InvalidInput(errors)
-    orders = [found[i] for i in wanted]
     counters = {o.counter_id for o in orders}
     manifest = Manifest(code="pending", kind=manifest_kind,
                         counter_id=counters.pop() if len(counters) == 1 else None,
@@ -635,6 +666,16 @@ def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: 
     return manifest
 
 
+def _off_route(order: DeliveryOrder, route: PostalRoute) -> str:
+    """Why an item cannot go on a manifest of ``route`` (bilingual: the page shows it as is)."""
+    if order.route_id is None:
+        return (f"{order.item_id} chưa có tuyến, không giao cho bưu tá tuyến {route.code} được / "
+                f"{order.item_id} is not on a route yet, so not on route {route.code}'s manifest.")
+    on = route_code(order.route_id)
+    return (f"{order.item_id} thuộc tuyến {on}, không phải tuyến {route.code} / "
+            f"{order.item_id} is on route {on}, not on route {route.code}.")
+
+
 @dataclass(frozen=True)
 class AwaitingHandover:
     """An item the counter still holds: whether its label was printed, and its latest manifest."""
@@ -644,7 +685,7 @@ class AwaitingHandover:
     manifest_code: str | None
 
 
-def awaiting_handover(actor: Actor, counter_id: int, limit: int = 500) -> list[AwaitingHandover]:
+def _awaiting(actor: Actor, counter_id: int) -> sa.Select[tuple[DeliveryOrder]]:
     """The counter's items not yet handed to a courier, printed or not, oldest first: results before
     the handover (created or assigned), and results of both-direction orders back from the agency."""
     result_leg = sa.or_(
@@ -656,10 +697,15 @@ def awaiting_handover(actor: Actor, counter_id: int, limit: int = 500) -> list[A
                                   OrderEvent.status_to == Status.DELIVERED_TO_AGENCY)
     both_result = sa.and_(DeliveryOrder.direction == Direction.BOTH, DeliveryOrder.status == Status.ASSIGNED,
                           both_back)
-    orders = list(db.session.scalars(
-        scope(sa.select(DeliveryOrder), actor)
-        .where(DeliveryOrder.counter_id == counter_id, sa.or_(result_leg, both_result))
-        .order_by(DeliveryOrder.id).limit(limit)))
+    return (scope(sa.select(DeliveryOrder), actor)
+            .where(DeliveryOrder.counter_id == counter_id, sa.or_(result_leg, both_result))
+            .order_by(DeliveryOrder.id))
+
+
+def awaiting_handover(actor: Actor, counter_id: int, limit: int = 500) -> list[AwaitingHandover]:
+    """The counter's items not yet handed to a courier (``_awaiting``), whether each one's label was
+    printed, and its latest manifest."""
+    orders = list(db.session.scalars(_awaiting(actor, counter_id).limit(limit)))
     ids = [o.id for o in orders]
     printed = set(db.session.scalars(sa.select(LabelPrint.order_id).where(LabelPrint.order_id.in_(ids))))
     latest: dict[int, str] = {}
@@ -670,6 +716,23 @@ def awaiting_handover(actor: Actor, counter_id: int, limit: int = 500) -> list[A
             .order_by(Manifest.id)):
         latest[order_id] = code
     return [AwaitingHandover(o, o.id in printed, latest.get(o.id)) for o in orders]
+
+
+def unprinted_count(actor: Actor, counter_id: int) -> int:
+    """How many items awaiting handover have no label printed (what "print all" prints, refusals
+    aside)."""
+    printed = sa.select(LabelPrint.order_id)
+    stmt = _awaiting(actor, counter_id).where(DeliveryOrder.id.not_in(printed)).order_by(None)
+    return db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
+
+
+def handover_routes(orders: Sequence[DeliveryOrder]) -> list[PostalRoute]:
+    """The routes these orders are on, by code: the couriers a bag of them can go to."""
+    ids = {o.route_id for o in orders if o.route_id is not None}
+    if not ids:
+        return []
+    return list(db.session.scalars(sa.select(PostalRoute).where(PostalRoute.id.in_(ids))
+                                   .order_by(PostalRoute.code)))
 
 
 def returned_orders(actor: Actor, counter_id: int, limit: int = 500) -> list[DeliveryOrder]:

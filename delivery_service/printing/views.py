@@ -12,7 +12,7 @@ from flask_login import current_user, login_required
 from delivery_service.errors import Conflict, DomainError, InvalidInput
 from delivery_service.extensions import db
 from delivery_service.orders.services import local_today
-from delivery_service.orgs.models import Counter, PostalRoute
+from delivery_service.orgs.models import Counter
 from delivery_service.printing import services
 from delivery_service.printing.api import send
 from delivery_service.printing.models import JobState, ManifestKind
@@ -59,12 +59,26 @@ def receipt(item_id: str):
         return redirect(url_for("counter.order", item_id=item_id), code=303)
 
 
-def _counter() -> Counter:
-    counter_id = request.values.get("counter_id", type=int) if current_user.role.value == "admin" else None
-    counter = db.session.get(Counter, counter_id or current_user.counter_id or 0)
-    if counter is None:
-        abort(404)
-    return counter
+def _counter() -> Counter | None:
+    """The counter the page works for: the user's own; an admin's ?counter_id, else the only active
+    counter, else None (the admin chooses one on ``_choose_counter``)."""
+    if current_user.role.value != "admin":
+        counter = db.session.get(Counter, current_user.counter_id or 0)
+        if counter is None:
+            abort(404)
+        return counter
+    counter_id = request.values.get("counter_id", type=int)
+    if counter_id is not None:
+        return db.session.get(Counter, counter_id) or abort(404)
+    first = list(db.session.scalars(sa.select(Counter).where(Counter.active).order_by(Counter.code).limit(2)))
+    return first[0] if len(first) == 1 else None
+
+
+def _choose_counter(endpoint: str, title: str):
+    """An admin's page to pick the counter to work for (the header's links carry no counter)."""
+    counters = db.session.scalars(sa.select(Counter).where(Counter.active).order_by(Counter.code))
+    return render_template("printing/choose_counter.html", counters=list(counters), endpoint=endpoint,
+                           title=title)
 
 
 @bp.route("/counter/labels", methods=["GET", "POST"])
@@ -73,6 +87,8 @@ def labels_page():
     """Items not yet handed over, printed or not: print the chosen labels or all unprinted ones, as PDF
     or ZPL; hand the ticked items over to a route's courier on a manifest."""
     counter = _counter()
+    if counter is None:
+        return _choose_counter("printing.labels_page", gettext("Labels and handover"))
     actor = page_actor()
     if request.method == "POST":
         chosen = request.form.getlist("item_ids") if request.form.get("which") == "selected" else None
@@ -90,9 +106,10 @@ def labels_page():
             return send(result.document, inline=False)
         return redirect(url_for("printing.job", job_id=result.job.id), code=303)
     rows = services.awaiting_handover(actor, counter.id, limit=500)
-    routes = db.session.scalars(sa.select(PostalRoute).where(PostalRoute.active).order_by(PostalRoute.code))
-    return render_template("printing/labels.html", counter=counter, rows=rows, routes=list(routes),
-                           unprinted=sum(not r.printed for r in rows),
+    # a bag goes to the courier of the items' route: only those routes are offered
+    routes = services.handover_routes([r.order for r in rows])
+    return render_template("printing/labels.html", counter=counter, rows=rows, routes=routes,
+                           unprinted=services.unprinted_count(actor, counter.id),
                            sizes=services.SIZES, formats=services.FORMATS,
                            threshold=current_app.config["LABEL_ASYNC_THRESHOLD"],
                            refusals={r.order.id: services.refusal(r.order, counter) for r in rows})
@@ -124,9 +141,11 @@ def job_file(job_id: int):
 def returns_page():
     """Items sent back after failed attempts: the courier hands them over on a return manifest."""
     counter = _counter()
+    if counter is None:
+        return _choose_counter("printing.returns_page", gettext("Returned items"))
     orders = services.returned_orders(page_actor(), counter.id)
-    routes = db.session.scalars(sa.select(PostalRoute).where(PostalRoute.active).order_by(PostalRoute.code))
-    return render_template("printing/returns.html", counter=counter, orders=orders, routes=list(routes))
+    return render_template("printing/returns.html", counter=counter, orders=orders,
+                           routes=services.handover_routes(orders))
 
 
 @bp.post("/counter/manifests")
@@ -137,6 +156,7 @@ def create_manifest():
     returns = request.form.get("kind") == ManifestKind.COURIER_TO_COUNTER.value
     kind = ManifestKind.COURIER_TO_COUNTER if returns else ManifestKind.COUNTER_TO_COURIER
     back = "printing.returns_page" if kind is ManifestKind.COURIER_TO_COUNTER else "printing.labels_page"
+    counter_id = request.form.get("counter_id", type=int) if current_user.role.value == "admin" else None
     try:
         manifest = services.create_manifest(page_actor(), kind=kind.value, item_ids=items,
                                             route=request.form.get("route") or None,
@@ -144,7 +164,7 @@ def create_manifest():
     except (InvalidInput, Conflict) as exc:
         db.session.rollback()
         flash(_problem(exc), "error")
-        return redirect(url_for(back), code=303)
+        return redirect(url_for(back, counter_id=counter_id), code=303)
     flash(gettext("Manifest %(code)s recorded.", code=manifest.code), "success")
     return redirect(url_for("printing.manifest_pdf", code=manifest.code), code=303)
 
