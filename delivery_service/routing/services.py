@@ -615,6 +615,29 @@ def run_orders(route: PostalRoute, day: dt.date) -> list[DeliveryOrder]:
         .order_by(DeliveryOrder.id)))
 
 
+# What a courier's visit ends in: the order is done for the day once it reached one of these on it.
+COURIER_OUTCOMES = frozenset({Status.DELIVERED, Status.FAILED_ATTEMPT, Status.PICKED_UP})
+DONE_FOR_THE_DAY = COURIER_OUTCOMES | {Status.DELIVERED_TO_AGENCY, Status.RETURNED_TO_AGENCY,
+                                      Status.CANCELLED}
+
+
+def finished_orders(route: PostalRoute, day: dt.date) -> list[DeliveryOrder]:
+    """The route's orders finished on ``day`` (local): a delivery, a dossier pickup or a failed attempt
+    recorded that day (the device's time, else the server's), not undone since (the order is still on
+    the route, in a status that ends the day's visit). They stay on the day's run, as done."""
+    start, end = day_start(day), day_start(day + dt.timedelta(days=1))
+    moment = sa.func.coalesce(OrderEvent.device_time, OrderEvent.server_time)
+    that_day = (sa.select(OrderEvent.id)
+                .where(OrderEvent.order_id == DeliveryOrder.id, OrderEvent.status_to.in_(COURIER_OUTCOMES),
+                       moment >= start, moment < end).exists())
+    return list(db.session.scalars(
+        sa.select(DeliveryOrder).where(
+            DeliveryOrder.route_id == route.id, DeliveryOrder.status.in_(DONE_FOR_THE_DAY),
+            DeliveryOrder.updated_at >= start - dt.timedelta(days=1),  # changed since (the device's clock
+            that_day)                                                  # may run ahead of the server's)
+        .order_by(DeliveryOrder.id)))
+
+
 def office_point(office: PostOffice) -> tuple[float, float]:
     """Where a post office's runs start: its own position, else the centroid of its unit or above."""
     if office.latitude is not None and office.longitude is not None:
@@ -773,10 +796,18 @@ def _stored_run(route_id: int, day: dt.date) -> RouteRun | None:
 
 
 def get_run(actor: Actor, code: str, day: dt.date) -> RunView:
-    """A route's run for a day: the stored sequence, plus orders due that came after it."""
+    """A route's run for a day: the stored sequence, plus orders due that came after it, plus the
+    orders its courier finished that day that the sequence does not hold (they stay, as done)."""
     route = get_route(actor, code)
     run = _stored_run(route.id, day)
     due = {o.id: o for o in run_orders(route, day)}
+    finished = {o.id: o for o in finished_orders(route, day)}
+    for key, order in finished.items():
+        due.setdefault(key, order)
+
+    def is_done(order: DeliveryOrder) -> bool:
+        return order.status in TERMINAL[order.direction] or order.id in finished
+
     stops: dict[int, dict[str, Any]] = {}
     sequenced: set[int] = set()
     done = 0
@@ -793,9 +824,9 @@ def get_run(actor: Actor, code: str, day: dt.date) -> RunView:
                 "latitude": stop.latitude, "longitude": stop.longitude, "estimated": stop.estimated,
                 "located": stop.located})
             entry["orders"].append(order)
-            if order.status in TERMINAL[order.direction]:
-                done += 1
-    unsequenced = [o for i, o in due.items() if i not in sequenced]
+            done += is_done(order)
+    unsequenced = sorted((o for i, o in due.items() if i not in sequenced), key=lambda o: o.id)
+    done += sum(map(is_done, unsequenced))
     total = sum(len(s["orders"]) for s in stops.values()) + len(unsequenced)
     ordered = [stops[k] for k in sorted(stops)]
     source = run_distances(run, [(s["latitude"], s["longitude"]) for s in ordered])

@@ -11,6 +11,10 @@ const API = "/api/v1/courier";
 const STRINGS = JSON.parse(document.getElementById("courier-strings").textContent);
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
 const LANG = document.documentElement.lang || "vi";
+// Who is logged in: every outbox row and the saved run carry it; nothing is sent, shown or kept for
+// another user (docs/courier-app.md, "Log-out and shared phones").
+const ME = document.querySelector('meta[name="courier-user"]')?.content || "";
+const ME_NAME = document.querySelector('meta[name="courier-username"]')?.content || "";
 const BATCH = 50;
 const TIMER_MS = 30000;
 const GEO_WAIT_MS = 2000;
@@ -23,8 +27,46 @@ const FINISHED = new Set(["delivered", "picked_up", "delivered_to_agency", "retu
 
 const $ = (sel) => document.querySelector(sel);
 
+// The app's own messages (those the shell's strings do not carry), Vietnamese and English.
+const OWN = {
+  vi: {
+    need_note: "Ghi rõ điều gì sai trước khi hủy bản ghi.",
+    done_today: "Đã xong hôm nay",
+    logout_waiting: "Còn %(num)s bản ghi chưa gửi lên máy chủ. Nếu đăng xuất, chúng vẫn được giữ trên máy này " +
+      "nhưng chỉ được gửi khi bạn đăng nhập lại. Nên ở lại cho đến khi gửi xong.",
+    logout_stay: "Ở lại và gửi",
+    logout_anyway: "Vẫn đăng xuất",
+    other_user: "%(num)s bản ghi của bưu tá %(user)s chưa gửi: được giữ trên máy này và chỉ gửi khi người đó " +
+      "đăng nhập lại trên máy này. Tài khoản của bạn không gửi chúng.",
+    refused_now: "%(item_id)s: %(why)s",
+    id_mismatch: "Số CCCD không khớp với người nhận trên đơn: KHÔNG giao kết quả. Kiểm tra lại giấy tờ, " +
+      "nhập đúng 4 số cuối rồi ghi nhận lại.",
+    otp_mismatch: "Mã một lần không đúng: KHÔNG giao kết quả. Hỏi lại mã người dân nhận được rồi ghi nhận lại.",
+    id_required: "Phải kiểm tra danh tính người nhận trước khi giao kết quả: nhập 4 số cuối CCCD hoặc mã một lần.",
+    note_required: "Phải ghi rõ điều gì sai.",
+  },
+  en: {
+    need_note: "Write what was wrong before cancelling the record.",
+    done_today: "Done today",
+    logout_waiting: "%(num)s records have not been sent to the server yet. If you log out, they stay on this " +
+      "phone but are sent only when you log in again. Better stay until they are sent.",
+    logout_stay: "Stay and send",
+    logout_anyway: "Log out anyway",
+    other_user: "%(num)s records of courier %(user)s are not sent yet: they are kept on this phone and sent " +
+      "only when that courier logs in on it again. Your account does not send them.",
+    refused_now: "%(item_id)s: %(why)s",
+    id_mismatch: "The ID card does not match the receiver on the order: do NOT hand the result over. Check " +
+      "the card, enter its last 4 digits again and record again.",
+    otp_mismatch: "The one-time code is wrong: do NOT hand the result over. Ask the citizen for the code " +
+      "again and record again.",
+    id_required: "Check the receiver's identity before handing the result over: the ID card's last 4 " +
+      "digits or the one-time code.",
+    note_required: "Say what was wrong.",
+  },
+};
+
 function t(key, params = {}) {
-  const text = STRINGS[key] ?? key;
+  const text = STRINGS[key] ?? OWN[LANG === "en" ? "en" : "vi"][key] ?? key;
   return text.replace(/%\((\w+)\)s/g, (_, name) => (params[name] ?? "").toString());
 }
 
@@ -86,10 +128,13 @@ function localIso(date = new Date()) {
 /** The service's date (YYYY-MM-DD) of a moment (a Date or an ISO text with an offset). */
 const localDay = (when = new Date()) => localIso(when instanceof Date ? when : new Date(when)).slice(0, 10);
 
-/** The service's day after today. */
-function tomorrow() {
-  const [y, m, d] = localDay().split("-").map(Number);
-  return new Date(Date.UTC(y, m - 1, d + 1)).toISOString().slice(0, 10);
+/** The service's next working day after today (Monday to Friday), as the server's default next
+ * attempt (courier.services.next_working_day). */
+export function nextWorkingDay(today = localDay()) {
+  const [y, m, d] = today.split("-").map(Number);
+  const day = new Date(Date.UTC(y, m - 1, d + 1));
+  while (day.getUTCDay() === 0 || day.getUTCDay() === 6) day.setUTCDate(day.getUTCDate() + 1);
+  return day.toISOString().slice(0, 10);
 }
 
 /** A moment shown to people in the service's zone. */
@@ -152,8 +197,9 @@ const deleteRow = (store, key) => tx([store], "readwrite", (x) => { x.objectStor
 const state = {
   run: null, // the run JSON, as last received from the server (or saved)
   savedAt: null,
-  outbox: [], // rows of the outbox store
+  outbox: [], // rows of the outbox store recorded by the user logged in
   files: [],
+  others: [], // rows another user recorded on this phone: kept for them, never sent or shown here
   extra: new Map(), // orders opened by a scan that are not on today's run
   lastSent: null,
   current: null, // item id in the sheet
@@ -169,6 +215,8 @@ function allOrders() {
 const findOrder = (itemId) => allOrders().find((o) => o.item_id === itemId) || null;
 const onRun = (itemId) => !!state.run && allOrdersOfRun().some((o) => o.item_id === itemId);
 const allOrdersOfRun = () => state.run.stops.flatMap((s) => s.orders).concat(state.run.unsequenced || []);
+/** A row of the user logged in (rows from before rows carried their user count as theirs). */
+const mine = (row) => !row.user || row.user === ME;
 const waits = (row) => row.state === "pending" || row.state === "locating";
 const pendingOf = (itemId) => state.outbox.filter((r) => r.item_id === itemId && waits(r));
 const parkedOf = (itemId) => state.outbox.filter((r) => r.item_id === itemId && r.state === "parked");
@@ -281,6 +329,7 @@ function render() {
   renderRun();
   renderParked();
   renderOutbox();
+  renderOthers();
   if (state.current && $("#sheet").open) renderSheetBody(state.current);
 }
 
@@ -350,6 +399,7 @@ function renderRun() {
   const unseq = $("#unsequenced-list");
   list.replaceChildren();
   unseq.replaceChildren();
+  $("#finished-list").replaceChildren();
   if (!state.run) return;
   for (const stop of state.run.stops) {
     const done = stop.orders.every(isDone);
@@ -357,8 +407,15 @@ function renderRun() {
       el("div", { class: "stop-no", "aria-label": t("stop", { number: stop.number }) }, stop.number),
       el("div", { class: "stop-body" }, etaLine(stop), stop.orders.map(orderBlock))));
   }
-  for (const order of state.run.unsequenced || []) unseq.append(el("li", {}, orderBlock(order)));
-  $("#unsequenced").hidden = !(state.run.unsequenced || []).length;
+  // orders off the sequence: those still to visit, then those finished today (they stay, as done)
+  const finished = $("#finished-list");
+  finished.replaceChildren();
+  for (const order of state.run.unsequenced || []) {
+    (isDone(order) ? finished : unseq).append(el("li", {}, orderBlock(order)));
+  }
+  $("#unsequenced").hidden = !unseq.children.length;
+  $("#finished").hidden = !finished.children.length;
+  $("#finished-title").textContent = t("done_today");
   if (!allOrdersOfRun().length) note(t("no_orders"));
 }
 
@@ -389,17 +446,38 @@ function renderParked() {
   $("#parked").hidden = !(parked.length || badFiles.length);
 }
 
-/** Why a record was refused, in the page's language. The server's own message is in English: it is
- * shown after the reason on the English page, and kept as the tooltip on the Vietnamese one. */
+/** What a refusal means for the courier, in the page's language: the identity check's refusals say
+ * what to do (do not hand the result over); others the error code's text. */
+function refusalKey(error) {
+  const detail = `${error?.message || ""} ${JSON.stringify(error?.fields || {})}`;
+  if (error?.fields?.id_check || /identity|ID card|one-time code/i.test(detail)) {
+    if (/one-time code (is wrong|does not match)/i.test(detail)) return "otp_mismatch";
+    if (/ID card does not match|last 4 digits do not match/i.test(detail)) return "id_mismatch";
+    if (/Check the receiver's identity|Required/i.test(detail)) return "id_required";
+  }
+  if (error?.code === "invalid" && error?.fields?.note) return "note_required";
+  return error?.code && STRINGS[`error_${error.code}`] ? `error_${error.code}` : null;
+}
+
+/** Why a record was refused: what to do in the page's language first, then the server's own words
+ * (in English) when they say more. */
 function refusal(error) {
-  const known = error?.code && STRINGS[`error_${error.code}`];
+  const key = refusalKey(error);
+  const known = key ? t(key) : t("rejected");
   const detail = error?.message || "";
-  if (LANG !== "en") return known || t("rejected");
-  if (!known) return detail || t("rejected");
-  return known === detail || !detail ? known : `${known} ${detail}`;
+  return !detail || detail === known ? known : `${known} (${detail})`;
 }
 
 const refusalFlag = (error) => el("span", { class: "c-flag c-flag-rejected", title: error?.message || null }, refusal(error));
+
+/** A record refused just now: said at the top of the page at once, and its order opened again when
+ * nothing else is open (the courier is likely still with the citizen). */
+function refusedNow(row, error) {
+  flash(t("refused_now", { item_id: row.item_id, why: refusal(error) }), "bad");
+  if (Date.now() - row.created < 10 * 60000 && !$("#sheet").open && findOrder(row.item_id)) {
+    setTimeout(() => { if (!$("#sheet").open) openSheet(row.item_id); }, 0);
+  }
+}
 
 function actionLabel(action) {
   const button = document.querySelector(`#sheet-actions [data-action="${action}"]`);
@@ -419,6 +497,19 @@ function renderOutbox() {
   badge.textContent = parts.length ? parts.join(" · ") : t("outbox_sent");
 }
 
+/** Records another courier left on this phone: said plainly, kept for them. */
+function renderOthers() {
+  const box = $("#others");
+  if (!box) return;
+  const byUser = new Map();
+  for (const row of state.others) {
+    const key = row.username || row.user;
+    byUser.set(key, (byUser.get(key) || 0) + 1);
+  }
+  box.replaceChildren(...[...byUser].map(([user, num]) => el("p", {}, t("other_user", { num, user }))));
+  box.hidden = !byUser.size;
+}
+
 async function dismiss(eventId) {
   await deleteRow("outbox", eventId);
   await reload();
@@ -430,8 +521,10 @@ async function dismissFile(id) {
 }
 
 async function reload() {
-  state.outbox = await getAll("outbox");
-  state.files = (await getAll("files")).map(({ blob, ...rest }) => rest);
+  const rows = await getAll("outbox");
+  state.outbox = rows.filter(mine);
+  state.others = rows.filter((r) => !mine(r));
+  state.files = (await getAll("files")).filter(mine).map(({ blob, ...rest }) => rest);
   render();
 }
 
@@ -439,6 +532,7 @@ async function reload() {
 
 function openSheet(itemId) {
   state.current = itemId;
+  state.sheetEvent = uuid(); // the pickup confirmed from this sheet: one record however often it is tapped
   startPosition(); // a fix may arrive while the form is filled in
   $("#sheet-title").textContent = itemId;
   sheetMessage("");
@@ -498,11 +592,16 @@ function showForm(action) {
   for (const form of document.querySelectorAll("#sheet form")) form.hidden = form.dataset.form !== action;
   sheetMessage("");
   if (action === "pickup_confirmed") {
-    record(order, "pickup_confirmed", {}).then(() => closeSheet());
+    const button = $('#sheet-actions [data-action="pickup_confirmed"]');
+    if (button.disabled) return;
+    button.disabled = true;
+    record(order, "pickup_confirmed", {}, [], state.sheetEvent).then(() => closeSheet())
+      .finally(() => { button.disabled = false; });
     return;
   }
   const form = $(`#form-${action}`);
   form.reset();
+  form.dataset.eventId = uuid(); // a second submit of this opened form is the same record
   if (action === "delivered") prepareDelivered(order, form);
   if (action === "failed_attempt") prepareFailed(form);
   if (action === "correction") {
@@ -540,7 +639,7 @@ function prepareFailed(form) {
   const reasons = state.run?.failure_reasons || [];
   select.replaceChildren(el("option", { value: "" }, "—"),
     ...reasons.map((r) => el("option", { value: r.code }, LANG === "en" ? (r.label_en || r.label) : r.label)));
-  form.elements.next_attempt_date.value = tomorrow();
+  form.elements.next_attempt_date.value = nextWorkingDay();
   form.elements.next_attempt_date.min = localDay();
 }
 
@@ -648,14 +747,19 @@ async function position() {
 
 /** Store one action in the outbox (with its files) at once, show it, add the position if one comes
  * within about 2 s, then try to send it. */
-async function record(order, action, fields, files = []) {
-  const event = { event_id: uuid(), item_id: order.item_id, action, device_time: localIso(), ...fields };
+const recorded = new Set(); // event ids stored by this page: a second submit of one form is no new record
+
+async function record(order, action, fields, files = [], eventId = uuid()) {
+  if (recorded.has(eventId)) return null;
+  recorded.add(eventId);
+  const event = { event_id: eventId, item_id: order.item_id, action, device_time: localIso(), ...fields };
   const fileRows = files.map((f) => ({ id: uuid(), item_id: order.item_id, event_id: event.event_id, kind: f.kind,
-    type: f.blob.type, blob: f.blob, state: "pending", created: Date.now() }));
+    type: f.blob.type, blob: f.blob, state: "pending", created: Date.now(), user: ME }));
   if (fileRows.length) event.files = fileRows.map((f) => f.id);
   // "locating": stored and shown as waiting, but not sent until the position step below is over (a
   // row left so by a closed app is sent on the next start, without a position).
-  const row = { event_id: event.event_id, item_id: order.item_id, event, state: "locating", created: Date.now() };
+  const row = { event_id: event.event_id, item_id: order.item_id, event, state: "locating", created: Date.now(),
+    user: ME, username: ME_NAME };
   await tx(["outbox", "files"], "readwrite", (x) => {
     for (const f of fileRows) x.objectStore("files").put(f);
     x.objectStore("outbox").put(row);
@@ -693,9 +797,23 @@ function number(value) {
   return Number.isFinite(n) ? n : 0;
 }
 
-async function submitDelivered(e) {
-  e.preventDefault();
-  const form = e.target;
+/** A form's submit: its button disabled while it is saved (a double tap is one tap), and the record
+ * carries the event id given when the form was opened. */
+function onSubmit(form, handler) {
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const button = form.querySelector('button[type="submit"]');
+    if (button.disabled) return;
+    button.disabled = true;
+    try {
+      await handler(form, form.dataset.eventId || uuid());
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+async function submitDelivered(form, eventId) {
   const order = findOrder(state.current);
   const kind = form.elements.receiver_kind.value;
   const receiver = { kind, name: kind === "authorised" ? form.elements.receiver_name.value.trim() : order.recipient.name };
@@ -715,38 +833,35 @@ async function submitDelivered(e) {
   if (signed) files.push({ kind: "signature", blob: await canvasBlob($("#d-sign"), "image/png") });
   if (photo) files.push({ kind: "photo", blob: photo });
   if (!files.length) return sheetMessage(t("need_signature_or_photo"));
-  await record(order, "delivered", fields, files);
+  await record(order, "delivered", fields, files, eventId);
   closeSheet();
 }
 
-async function submitFailed(e) {
-  e.preventDefault();
-  const form = e.target;
+async function submitFailed(form, eventId) {
   const reason = form.elements.reason.value;
   if (!reason) return sheetMessage(t("need_reason"));
   const fields = { reason, note: form.elements.note.value.trim() };
   if (form.elements.next_attempt_date.value) fields.next_attempt_date = form.elements.next_attempt_date.value;
-  await record(findOrder(state.current), "failed_attempt", fields);
+  await record(findOrder(state.current), "failed_attempt", fields, [], eventId);
   closeSheet();
 }
 
-async function submitDossier(e) {
-  e.preventDefault();
-  const form = e.target;
+async function submitDossier(form, eventId) {
   const documents = form.elements.documents.value.split("\n").map((s) => s.trim()).filter(Boolean);
   if (!documents.length) return sheetMessage(t("need_documents"));
   await record(findOrder(state.current), "dossier_picked_up", {
     documents, sealed: form.elements.sealed.checked, fees_collected_vnd: number(form.elements.fees.value),
-  });
+  }, [], eventId);
   closeSheet();
 }
 
-async function submitCorrection(e) {
-  e.preventDefault();
+async function submitCorrection(form, eventId) {
   const order = findOrder(state.current);
   const last = lastEventOf(order);
   if (!last) return;
-  await record(order, "correction", { corrects: last.event_id, note: e.target.elements.note.value.trim() });
+  const note = form.elements.note.value.trim();
+  if (!note) return sheetMessage(t("need_note")); // the server refuses a correction without one
+  await record(order, "correction", { corrects: last.event_id, note }, [], eventId);
   closeSheet();
 }
 
@@ -755,12 +870,24 @@ async function submitCorrection(e) {
 let draining = null;
 let backoffUntil = 0;
 let failures = 0;
+let retryTimer = null;
+
+let again = false; // asked for while a drain ran: what was stored meanwhile goes right after it
 
 /** Send what waits (files first, then events in batches). One drain at a time. */
 export function drain({ force = false } = {}) {
-  if (draining) return draining;
+  if (draining) {
+    again = true;
+    return draining;
+  }
   if (!force && Date.now() < backoffUntil) return Promise.resolve();
-  draining = doDrain().finally(() => { draining = null; });
+  draining = doDrain().finally(() => {
+    draining = null;
+    if (again) {
+      again = false;
+      drain(); // not forced: after a failure, the back-off decides
+    }
+  });
   return draining;
 }
 
@@ -800,7 +927,9 @@ async function doDrain() {
   if (!navigator.onLine) return;
   let changed = false;
   try {
-    const files = (await getAll("files")).filter((f) => f.state === "pending").sort((a, b) => a.created - b.created);
+    // only what the user logged in recorded: another courier's records wait for that courier
+    const files = (await getAll("files")).filter((f) => mine(f) && f.state === "pending")
+      .sort((a, b) => a.created - b.created);
     for (const file of files) {
       const query = new URLSearchParams({ item_id: file.item_id, event_id: file.event_id, kind: file.kind });
       const resp = await send(`${API}/files/${file.id}?${query}`, {
@@ -815,7 +944,7 @@ async function doDrain() {
     // Events go in device-time order; an order's later records wait behind an earlier one that
     // cannot go yet (still looking for a position, or its files not uploaded), so that a delivery
     // never reaches the server before the pickup it follows.
-    const rows = (await getAll("outbox")).filter(waits).sort(byDeviceTime);
+    const rows = (await getAll("outbox")).filter((r) => mine(r) && waits(r)).sort(byDeviceTime);
     const stuckFiles = new Set((await getAll("files")).filter((f) => f.state === "pending").map((f) => f.event_id));
     const held = new Set();
     const ready = [];
@@ -844,7 +973,9 @@ async function doDrain() {
           const order = findOrder(row.item_id);
           if (order && result.status) applied(order, row, result.status, result.result === "applied");
         } else {
-          await putRow("outbox", { ...row, state: "parked", error: result.error || { message: t("rejected") } });
+          const error = result.error || { message: t("rejected") };
+          await putRow("outbox", { ...row, state: "parked", error });
+          refusedNow(row, error);
         }
       }
     }
@@ -858,9 +989,12 @@ async function doDrain() {
     if (err instanceof AuthLost) {
       authLost();
     } else if (err instanceof Retry) {
+      // 2–4 s after the first failure, doubling up to 5 min; a timer sends again then
       failures += 1;
-      const delay = Math.min(300000, 2000 * 2 ** Math.min(failures, 8)) * (0.75 + Math.random() / 2);
+      const delay = Math.min(300000, 2000 * 2 ** Math.min(failures - 1, 8)) * (1 + Math.random());
       backoffUntil = Date.now() + delay;
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(() => drain(), delay + 50);
     } else {
       throw err;
     }
@@ -886,37 +1020,94 @@ async function loadRun({ quiet = false } = {}) {
   } catch {
     resp = null;
   }
+  let ended = false; // the session is over (the network is up): the log-in banner says so, not "no network"
   if (resp && (resp.status === 401 || resp.status === 403 || (resp.redirected && resp.url.includes("/login")))) {
     authLost();
     resp = null;
+    ended = true;
   }
   if (resp && resp.status === 404) {
-    note((await message(resp)) || t("no_route"), "warn");
+    // our own words first; the server's (in English) after them when they differ
+    const detail = await message(resp);
+    note(detail && detail !== t("no_route") ? `${t("no_route")} (${detail})` : t("no_route"), "warn");
     return;
   }
-  if (resp && resp.ok && (resp.headers.get("Content-Type") || "").includes("json")) {
-    const fromCache = resp.headers.get("X-Courier-Cache");
+  // A run the service worker kept (X-Courier-Cache) may be another user's: the page's own saved run,
+  // which carries its user, is used instead.
+  const fromCache = !!resp?.headers.get("X-Courier-Cache");
+  if (resp && resp.ok && !fromCache &&
+      (resp.headers.get("Content-Type") || "").includes("json")) {
     state.run = await resp.json();
-    if (!fromCache) {
-      state.savedAt = new Date();
-      await putRow("kv", { key: "run", run: state.run, saved_at: state.savedAt.toISOString() });
-      note("");
-    } else {
-      state.savedAt = new Date(fromCache);
-      note(t("offline_run", { time: showMoment(state.savedAt) }), "warn");
-    }
+    state.savedAt = new Date();
+    await putRow("kv", { key: "run", user: ME, run: state.run, saved_at: state.savedAt.toISOString() });
+    note("");
     render();
     return;
   }
-  const saved = await getKey("kv", "run");
+  const saved = await savedRun();
   if (saved) {
     state.run = saved.run;
     state.savedAt = new Date(saved.saved_at);
-    if (!quiet || !navigator.onLine) note(t("offline_run", { time: showMoment(state.savedAt) }), "warn");
-  } else if (!quiet) {
+    if (ended) note("");
+    else if (!quiet || !navigator.onLine || fromCache) note(t("offline_run", { time: showMoment(state.savedAt) }), "warn");
+  } else if (!quiet && !ended) {
     note(t("offline_nothing"), "bad");
   }
   render();
+}
+
+/** The run saved on the phone for the user logged in; another user's is deleted, never shown. */
+async function savedRun() {
+  const saved = await getKey("kv", "run");
+  if (saved && saved.user !== ME) {
+    await deleteRow("kv", "run");
+    return null;
+  }
+  return saved || null;
+}
+
+// --- log-out: nothing personal stays on the phone, nothing unsent is lost -----------------------------
+
+/** Forget the saved run and every cached page or answer that carries personal data (the outbox stays:
+ * its rows carry their user and wait for them). */
+export async function forgetPersonalData() {
+  await deleteRow("kv", "run").catch(() => {});
+  if (!("caches" in window)) return;
+  for (const name of await caches.keys()) {
+    if (name === "courier-run") await caches.delete(name);
+    else if (name.startsWith("courier-shell-")) await (await caches.open(name)).delete("/courier/");
+  }
+}
+
+const channel = "BroadcastChannel" in window ? new BroadcastChannel("courier-app") : null;
+
+function wireLogout() {
+  const form = $("#logout-form");
+  const dialog = $("#logout-dialog");
+  let confirmed = false;
+  const leave = async () => {
+    confirmed = true;
+    await forgetPersonalData();
+    channel?.postMessage({ type: "logout", user: ME });
+    form.submit();
+  };
+  form.addEventListener("submit", async (e) => {
+    if (confirmed) return;
+    e.preventDefault();
+    const waiting = (await getAll("outbox")).filter((r) => mine(r) && (waits(r))).length;
+    if (!waiting) return leave();
+    $("#logout-text").textContent = t("logout_waiting", { num: waiting });
+    dialog.showModal();
+  });
+  $("#logout-stay").textContent = t("logout_stay");
+  $("#logout-anyway").textContent = t("logout_anyway");
+  $("#logout-stay").addEventListener("click", () => { dialog.close(); drain({ force: true }); });
+  $("#logout-anyway").addEventListener("click", () => { dialog.close(); leave(); });
+  // another tab of the app logged out, or another user logged in: this page is no longer theirs
+  channel?.addEventListener("message", (e) => {
+    if (e.data?.user !== ME || e.data?.type === "logout") window.location.reload();
+  });
+  channel?.postMessage({ type: "user", user: ME });
 }
 
 // --- scanning -------------------------------------------------------------------------------------
@@ -1009,12 +1200,12 @@ function wire() {
     button.addEventListener("click", () => showForm(button.dataset.action));
   }
   const delivered = $("#form-delivered");
-  delivered.addEventListener("submit", submitDelivered);
+  onSubmit(delivered, submitDelivered);
   for (const radio of delivered.elements.receiver_kind) radio.addEventListener("change", () => toggleReceiver(delivered));
   for (const radio of delivered.elements.id_kind) radio.addEventListener("change", () => toggleIdCheck(delivered));
-  $("#form-failed_attempt").addEventListener("submit", submitFailed);
-  $("#form-dossier_picked_up").addEventListener("submit", submitDossier);
-  $("#form-correction").addEventListener("submit", submitCorrection);
+  onSubmit($("#form-failed_attempt"), submitFailed);
+  onSubmit($("#form-dossier_picked_up"), submitDossier);
+  onSubmit($("#form-correction"), submitCorrection);
   $("#d-photo").addEventListener("change", async (e) => {
     const file = e.target.files[0];
     if (!file) return;
@@ -1046,6 +1237,7 @@ function wire() {
 
 async function start() {
   wire();
+  wireLogout();
   // rows an earlier session left before their position step: send them as they are
   for (const row of await getAll("outbox")) {
     if (row.state === "locating") await putRow("outbox", { ...row, state: "pending" });
@@ -1056,6 +1248,7 @@ async function start() {
 }
 
 // For the browser tests and for support: what waits, and a way to send now.
-window.courierApp = { drain: () => drain({ force: true }), outbox: () => getAll("outbox"), normaliseCode };
+window.courierApp = { drain: () => drain({ force: true }), outbox: () => getAll("outbox"), normaliseCode,
+  nextWorkingDay, loadRun };
 
 start();
