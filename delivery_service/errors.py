@@ -262,8 +262,9 @@ def register(app: Flask) -> None:
     @app.errorhandler(RecursionError)
     def handle_too_deep(exc: RecursionError):
         if request.path.startswith("/api/"):  # a body nested deeper than the JSON parser can follow
-            return jsonify(error_body(422, errors={"json": {"_schema": [
-                coded("malformed_body", "The body is nested too deeply.")]}})), 422
+            too_deep = "The body is nested too deeply."
+            return jsonify(error_body(422, message=too_deep, errors={"json": {"_schema": [
+                coded("malformed_body", too_deep)]}})), 422
         return handle_unexpected(exc)
 
     @app.errorhandler(sa_exc.OperationalError)

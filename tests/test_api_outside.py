@@ -167,3 +167,10 @@ def test_a_mistyped_item_id_is_said_to_be_one(client, auth):
     assert resp.status_code == 404 and "not a valid item id" in resp.json["message"]
     other = client.get("/api/v1/orders/RR000000014VN", headers=auth)  # valid, but no such order
     assert other.status_code == 404 and "not a valid" not in other.json["message"]
+
+
+def test_a_too_deep_body_says_so_in_its_message(client, auth):
+    resp = client.post("/api/v1/orders", data=b"[" * 20_000 + b"]" * 20_000, content_type="application/json",
+                       headers=auth)
+    assert resp.status_code == 422 and resp.json["message"] == "The body is nested too deeply."
+    assert resp.json["details"][0]["code"] == "malformed_body"

@@ -87,17 +87,17 @@ def test_print_all_prints_exactly_the_unprinted_items_the_page_lists(client, aut
     login(client, "counter")
     page = client.get("/counter/labels").get_data(as_text=True)
     listed_unprinted = re.findall(r'data-item="(\w+)" data-printed="0"', page)
-    assert sorted(listed_unprinted) == sorted(waiting)
-    assert "(2 nhãn chưa in)" in page
-    assert with_courier not in page and dossier not in page
+    assert sorted(listed_unprinted) == sorted(waiting)  # the items to hand over
+    assert "(3 nhãn chưa in)" in page  # and the dossier's pickup label, which goes with the courier
+    assert with_courier not in page
     token = csrf_token(client, "/counter/labels")
     batch = client.post("/counter/labels", data={"csrf_token": token, "which": "all"})
-    assert batch.status_code == 200 and len(PdfReader(io.BytesIO(batch.data)).pages) == 2
-    assert all(prints(i) for i in waiting)
-    assert prints(with_courier) == [] and prints(dossier) == []
+    assert batch.status_code == 200 and len(PdfReader(io.BytesIO(batch.data)).pages) == 3
+    assert all(prints(i) for i in [*waiting, dossier])
+    assert prints(with_courier) == []  # already with the courier: never printed by "print all"
     # the API's empty batch is the same set: nothing is left
     assert client.post("/api/v1/labels/batches", json={}, headers=auth).status_code == 422
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(LabelPrint)) == 3
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(LabelPrint)) == 4
 
 
 # --- 3. label, receipt and manifest agree on the amount to collect --------------------------------------

@@ -261,12 +261,24 @@ class BatchResult:
     left_out: int  # unprinted orders that cannot be labelled (cancelled, not routed where required)
 
 
-def unprinted_orders(actor: Actor, counter_id: int, limit: int = MAX_BATCH) -> list[DeliveryOrder]:
-    """The items awaiting handover (``awaiting_handover``, what "Nhãn chưa in" lists) whose label was
-    never printed, oldest first: the page's count, "print all" and the API's empty batch."""
+def _unprinted(actor: Actor, counter_id: int) -> sa.Select[tuple[DeliveryOrder]]:
+    """The labels still to print, oldest first: the items awaiting handover (``_awaiting``, what
+    "Nhãn chưa in" lists) and the dossiers still to be picked up at the citizen's (their pickup
+    label goes out with the courier), whose label was never printed. Nothing already with a courier."""
     printed = sa.select(LabelPrint.order_id)
-    stmt = _awaiting(actor, counter_id).where(DeliveryOrder.id.not_in(printed)).limit(limit)
-    return list(db.session.scalars(stmt))
+    pickup = sa.and_(DeliveryOrder.direction.in_([Direction.DOSSIER_TO_AGENCY, Direction.BOTH]),
+                     DeliveryOrder.dossier_delivered_at.is_(None),
+                     DeliveryOrder.status.in_([Status.CREATED, Status.ASSIGNED, Status.PICKUP_SCHEDULED]))
+    waiting = _awaiting(actor, counter_id).with_only_columns(DeliveryOrder.id).order_by(None)
+    return (scope(sa.select(DeliveryOrder), actor)
+            .where(DeliveryOrder.counter_id == counter_id, DeliveryOrder.id.not_in(printed),
+                   sa.or_(DeliveryOrder.id.in_(waiting), pickup))
+            .order_by(DeliveryOrder.id))
+
+
+def unprinted_orders(actor: Actor, counter_id: int, limit: int = MAX_BATCH) -> list[DeliveryOrder]:
+    """``_unprinted``: the page's count, "print all" and the API's empty batch."""
+    return list(db.session.scalars(_unprinted(actor, counter_id).limit(limit)))
 
 
 def start_batch(actor: Actor, *, counter_id: int, item_ids: Sequence[str] | None = None,
@@ -719,10 +731,8 @@ def awaiting_handover(actor: Actor, counter_id: int, limit: int = 500) -> list[A
 
 
 def unprinted_count(actor: Actor, counter_id: int) -> int:
-    """How many items awaiting handover have no label printed (what "print all" prints, refusals
-    aside)."""
-    printed = sa.select(LabelPrint.order_id)
-    stmt = _awaiting(actor, counter_id).where(DeliveryOrder.id.not_in(printed)).order_by(None)
+    """How many labels ``_unprinted`` holds (what "print all" prints, refusals aside)."""
+    stmt = _unprinted(actor, counter_id).order_by(None)
     return db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
 
 

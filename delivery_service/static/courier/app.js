@@ -760,10 +760,15 @@ async function record(order, action, fields, files = [], eventId = uuid()) {
   // row left so by a closed app is sent on the next start, without a position).
   const row = { event_id: event.event_id, item_id: order.item_id, event, state: "locating", created: Date.now(),
     user: ME, username: ME_NAME };
-  await tx(["outbox", "files"], "readwrite", (x) => {
-    for (const f of fileRows) x.objectStore("files").put(f);
-    x.objectStore("outbox").put(row);
-  });
+  try {
+    await tx(["outbox", "files"], "readwrite", (x) => {
+      for (const f of fileRows) x.objectStore("files").put(f);
+      x.objectStore("outbox").put(row);
+    });
+  } catch (err) {
+    recorded.delete(eventId); // not stored (a full phone): the next submit of the form stores it
+    throw err;
+  }
   await reload();
   flash(navigator.onLine ? "" : t("saved_offline"), "warn");
   locateAndSend(event.event_id); // not awaited: the sheet closes as soon as the record is stored
