@@ -81,6 +81,13 @@ def _settled(page: Any) -> None:
     page.wait_for_selector('#outbox-badge[data-pending="0"]', timeout=20000)
 
 
+def _double_tap(page: Any, button: Any) -> None:
+    """Tap ``button`` twice quickly, then wait for the sheet to close and the outbox to settle."""
+    button.dblclick()
+    page.wait_for_selector("#sheet[open]", state="detached")
+    _settled(page)
+
+
 # --- 1. a double tap is one record ------------------------------------------------------------
 
 def test_a_double_tap_records_once(app, live_server, browser):
@@ -94,9 +101,7 @@ def test_a_double_tap_records_once(app, live_server, browser):
         # "Xác nhận đã nhận tại quầy", tapped twice
         for item in (a, b):
             _open(page, item)
-            page.locator('#sheet-actions [data-action="pickup_confirmed"]').dblclick()
-            page.wait_for_selector("#sheet[open]", state="detached")
-            _settled(page)
+            _double_tap(page, page.locator('#sheet-actions [data-action="pickup_confirmed"]'))
         # "Ghi nhận đã phát", tapped twice
         _open(page, a)
         page.locator('#sheet-actions [data-action="delivered"]').click()
@@ -104,18 +109,14 @@ def test_a_double_tap_records_once(app, live_server, browser):
         form.locator("#d-id4").fill(PEOPLE[0][2][-4:])
         form.locator("#d-sign").scroll_into_view_if_needed()
         _sign(page)
-        form.locator('button[type="submit"]').dblclick()
-        page.wait_for_selector("#sheet[open]", state="detached")
-        _settled(page)
+        _double_tap(page, form.locator('button[type="submit"]'))
         # "Ghi nhận phát không thành công", tapped twice; and a submit sent again to the same form
         _open(page, b)
         page.locator('#sheet-actions [data-action="failed_attempt"]').click()
         failed = page.locator("#form-failed_attempt")
         failed.locator("#f-reason").select_option(index=1)
         failed.locator("#f-note").fill("Vắng nhà")
-        failed.locator('button[type="submit"]').dblclick()
-        page.wait_for_selector("#sheet[open]", state="detached")
-        _settled(page)
+        _double_tap(page, failed.locator('button[type="submit"]'))
 
         assert page.locator("#outbox-badge").get_attribute("data-parked") == "0"
         assert page.locator("#parked").is_hidden()

@@ -626,6 +626,7 @@ def finished_orders(route: PostalRoute, day: dt.date) -> list[DeliveryOrder]:
     recorded that day (the device's time, else the server's), not undone since (the order is still on
     the route, in a status that ends the day's visit). They stay on the day's run, as done."""
     from delivery_service.courier.models import EventCorrection
+    from delivery_service.courier.services import CORRECTION
 
     if route.courier_id is None:
         return []
@@ -640,7 +641,7 @@ def finished_orders(route: PostalRoute, day: dt.date) -> list[DeliveryOrder]:
                 .where(OrderEvent.order_id == DeliveryOrder.id, OrderEvent.status_to.in_(COURIER_OUTCOMES),
                        OrderEvent.status_to == DeliveryOrder.status,
                        OrderEvent.actor_user_id == route.courier_id,
-                       sa.or_(OrderEvent.reason.is_(None), OrderEvent.reason != "correction"),
+                       sa.or_(OrderEvent.reason.is_(None), OrderEvent.reason != CORRECTION),
                        OrderEvent.id.not_in(corrected),
                        moment >= start, moment < end).exists())
     return list(db.session.scalars(
