@@ -144,17 +144,24 @@ def to_collect(order: DeliveryOrder) -> int:
     return order.collect_vnd + (order.postage_due_vnd if order.payer is Payer.CITIZEN else 0)
 
 
+def standing(corrections_of: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """The condition on ``OrderEvent`` for an event that still counts: neither a correction nor
+    corrected since. ``corrections_of`` picks the corrections to look in (``EventCorrection``'s
+    orders: the same orders as the events')."""
+    corrected = sa.select(EventCorrection.corrected_event_id).where(corrections_of)
+    return sa.and_(sa.or_(OrderEvent.reason.is_(None), OrderEvent.reason != CORRECTION),
+                   OrderEvent.id.not_in(corrected))
+
+
 def failed_attempts(order_ids: Iterable[int]) -> dict[int, int]:
     """Failed attempts per order, corrected ones not counted."""
     ids = list(order_ids)
     if not ids:
         return {}
-    corrected = sa.select(EventCorrection.corrected_event_id).where(EventCorrection.order_id.in_(ids))
     rows = db.session.execute(
         sa.select(OrderEvent.order_id, sa.func.count()).where(
             OrderEvent.order_id.in_(ids), OrderEvent.status_to == S.FAILED_ATTEMPT,
-            sa.or_(OrderEvent.reason.is_(None), OrderEvent.reason != CORRECTION),
-            OrderEvent.id.not_in(corrected))
+            standing(EventCorrection.order_id.in_(ids)))
         .group_by(OrderEvent.order_id))
     return {order_id: n for order_id, n in rows}
 

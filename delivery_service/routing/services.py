@@ -626,14 +626,12 @@ def finished_orders(route: PostalRoute, day: dt.date) -> list[DeliveryOrder]:
     recorded that day (the device's time, else the server's), not undone since (the order is still on
     the route, in a status that ends the day's visit). They stay on the day's run, as done."""
     from delivery_service.courier.models import EventCorrection
-    from delivery_service.courier.services import CORRECTION
+    from delivery_service.courier.services import standing
 
     if route.courier_id is None:
         return []
     start, end = day_start(day), day_start(day + dt.timedelta(days=1))
     moment = sa.func.coalesce(OrderEvent.device_time, OrderEvent.server_time)
-    corrected = sa.select(EventCorrection.corrected_event_id).where(
-        EventCorrection.order_id == DeliveryOrder.id)
     # The event that set the order's present status, recorded that day by this route's courier
     # (not an order moved here from another route after another courier's attempt), neither a
     # correction nor corrected since (a delivery undone by its correction is still to deliver).
@@ -641,8 +639,7 @@ def finished_orders(route: PostalRoute, day: dt.date) -> list[DeliveryOrder]:
                 .where(OrderEvent.order_id == DeliveryOrder.id, OrderEvent.status_to.in_(COURIER_OUTCOMES),
                        OrderEvent.status_to == DeliveryOrder.status,
                        OrderEvent.actor_user_id == route.courier_id,
-                       sa.or_(OrderEvent.reason.is_(None), OrderEvent.reason != CORRECTION),
-                       OrderEvent.id.not_in(corrected),
+                       standing(EventCorrection.order_id == DeliveryOrder.id),
                        moment >= start, moment < end).exists())
     return list(db.session.scalars(
         sa.select(DeliveryOrder).where(
