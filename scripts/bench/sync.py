@@ -28,7 +28,11 @@ For each backend (SQLite file with WAL in a temporary folder; a throwaway Postgr
    status is 1.
 
 Prints one markdown table (backend | case | events/s | requests/s | p50 ms | p99 ms | against intake
-| share of the bare ceiling).
+| share of the bare ceiling | CPU ms per event or order). The CPU column is where the ratio comes from:
+the user + system CPU of the server's gunicorn processes (on SQLite the database's work is done in
+them) and, on PostgreSQL, + that of PostgreSQL's processes, read from /proc before and after the case
+(its jobs drained), divided by the events stored or the orders created; the load generator's own CPU
+is not in it. On a 2-core machine the rates follow these costs.
 
     .venv/bin/python scripts/bench/sync.py                         # both backends, about 3 minutes
     .venv/bin/python scripts/bench/sync.py --backends sqlite --events 1000
@@ -245,6 +249,54 @@ def pick_up(port: int, headers: dict[str, str], item_ids: list[str]) -> None:
         raise RuntimeError(f"pickup confirmations: {load.results} (statuses {load.statuses})")
 
 
+# --- CPU per request -----------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> list[tuple[int, str, int, float]]:
+    """(pid, command name, process group, user + system CPU seconds) of every process (/proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        rest = stat[stat.rindex(")") + 2:].split()
+        found.append((int(entry.name), name, int(rest[2]), (int(rest[11]) + int(rest[12])) / _TICK))
+    return found
+
+
+@dataclass
+class Cpu:
+    """CPU seconds spent by a server's process group (gunicorn's master and workers: on SQLite the
+    database's work too) and by PostgreSQL's processes, between two readings."""
+
+    service_s: float
+    database_s: float | None
+
+    @staticmethod
+    def read(pgid: int, backend: str) -> Cpu:
+        procs = _processes()
+        return Cpu(sum(cpu for _, _, group, cpu in procs if group == pgid),
+                   sum(cpu for _, name, _, cpu in procs if name == "postgres") if backend == "postgresql"
+                   else None)
+
+    def since(self, before: Cpu) -> Cpu:
+        return Cpu(self.service_s - before.service_s,
+                   None if self.database_s is None or before.database_s is None
+                   else self.database_s - before.database_s)
+
+    def per_unit_ms(self, units: int) -> str:
+        """Milliseconds per event or order: the service's, + PostgreSQL's."""
+        units = max(units, 1)
+        service = f"{self.service_s / units * 1000:.2f}"
+        return service if self.database_s is None else f"{service} + {self.database_s / units * 1000:.2f}"
+
+
 # --- one backend --------------------------------------------------------------------------------
 
 @dataclass
@@ -256,6 +308,7 @@ class Row:
     p99_ms: float
     problems: list[str] = field(default_factory=list)
     note: str = ""
+    cpu_ms: str | None = None  # CPU ms per event (sync) or order: service (+ PostgreSQL)
 
 
 def open_jobs(url: str) -> int:
@@ -323,9 +376,11 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path,
             chunk = rest[k * args.events:(k + 1) * args.events]
             events = [delivered(i) for i in chunk]
             log(f"{backend}: sync, batches of {size}, {len(events)} events, {args.connections} connections")
+            cpu0 = Cpu.read(svc.proc.pid, backend)
             load = drive(ports[0], SYNC_PATH, batches(events, size), headers, args.connections,
                          count_results=True)
             drain = wait_for_jobs(dbs.service_url)
+            cpu = Cpu.read(svc.proc.pid, backend).since(cpu0)
             sent += len(events)
             problems = []
             if load.results.get("applied", 0) != len(events):
@@ -337,7 +392,8 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path,
             seconds = load.seconds + drain
             row = Row(f"sync, batches of {size}", len(events) / seconds, load.requests / seconds,
                       load.pct(50), load.pct(99), problems,
-                      f"requests {load.seconds:.1f} s + background {drain:.1f} s")
+                      f"requests {load.seconds:.1f} s + background {drain:.1f} s",
+                      cpu.per_unit_ms(len(events)))
             log(f"  {row.events_per_s:.0f} events/s, {row.rps:.0f} req/s, p50 {row.p50_ms:.1f} ms, "
                 f"p99 {row.p99_ms:.1f} ms, {row.note}" + (f"  PROBLEM: {problems}" if problems else ""))
             rows.append(row)
@@ -349,16 +405,19 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path,
             log(f"{backend}: sync, one event a request, open loop at {rate:g} req/s, {args.half_duration:g}s")
             port = ports[0]
             half_events = [delivered(i) for i in half_ids]
+            cpu0 = Cpu.read(svc.proc.pid, backend)
             res = openloop.run(port, rate, args.half_duration, lambda i: openloop.http_request(
                 "POST", SYNC_PATH, port, batches([half_events[i]], 1)[0], headers))
             drain = wait_for_jobs(dbs.service_url)
+            cpu = Cpu.read(svc.proc.pid, backend).since(cpu0)
             answered = res.statuses.get(200, 0)
             sent += answered
             problems = [] if set(res.statuses) == {200} and not res.errors and not res.dropped else [
                 f"statuses {dict(res.statuses)}, errors {dict(res.errors)}, dropped {res.dropped}"]
             rows.append(Row(f"sync, batches of 1, half load (open loop at {rate:g} req/s)", res.achieved_rate,
                             res.achieved_rate, res.pct_ms(50), res.pct_ms(99), problems,
-                            f"generator lag p99 {res.lag_ms(99):.1f} ms; background {drain:.1f} s after"))
+                            f"generator lag p99 {res.lag_ms(99):.1f} ms; background {drain:.1f} s after",
+                            cpu.per_unit_ms(answered)))
             log(f"  p50 {res.pct_ms(50):.1f} ms, p99 {res.pct_ms(99):.1f} ms")
         stored = intake.count_rows(dbs.service_url, "order_events WHERE status_to = 'delivered'") - before
         if stored != sent:
@@ -369,14 +428,16 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path,
         orders_before = intake.count_rows(dbs.service_url, "delivery_orders")
         appt = intake.appointment_date()
         bodies = [intake.order_body(f"{tag}-in-{i}", appt) for i in range(args.events)]
+        cpu0 = Cpu.read(svc.proc.pid, backend)
         load = drive(ports[0], intake.SERVICE_PATH, bodies, {"Content-Type": "application/json",
                                                               "Authorization": f"Bearer {token}"},
                      args.connections)
+        cpu = Cpu.read(svc.proc.pid, backend).since(cpu0)
         added = intake.count_rows(dbs.service_url, "delivery_orders") - orders_before
         problems = [] if set(load.statuses) == {201} and added == args.events else [
             f"statuses {load.statuses}, orders added {added}"]
         rows.append(Row("intake (POST /api/v1/orders), Python generator", None, load.requests / load.seconds,
-                        load.pct(50), load.pct(99), problems))
+                        load.pct(50), load.pct(99), problems, cpu_ms=cpu.per_unit_ms(load.requests)))
         orders_before = intake.count_rows(dbs.service_url, "delivery_orders")
         w = intake.wrk(ports[0], intake.SERVICE_PATH, token, f"i{tag}", args.duration, args.connections,
                        min(2, args.connections))
@@ -397,11 +458,14 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path,
                         w["p50_us"] / 1000, w["p99_us"] / 1000, wrk_problems))
         appt = intake.appointment_date()
         bodies = [intake.order_body(f"{tag}-bare-{i}", appt) for i in range(args.events)]
+        cpu0 = Cpu.read(bare.proc.pid, backend)
         load = drive(ports[1], intake.BARE_PATH, bodies, {"Content-Type": "application/json"},
                      args.connections)
+        cpu = Cpu.read(bare.proc.pid, backend).since(cpu0)
         rows.append(Row("bare ceiling (one-row POST), Python generator", None, load.requests / load.seconds,
                         load.pct(50), load.pct(99),
-                        [] if set(load.statuses) <= {200, 201} else [f"statuses {load.statuses}"]))
+                        [] if set(load.statuses) <= {200, 201} else [f"statuses {load.statuses}"],
+                        cpu_ms=cpu.per_unit_ms(load.requests)))
         for s in (svc, bare):
             if s.proc.poll() is not None:
                 raise RuntimeError(f"{s.name} died during the run:\n{s.log_tail()}")
@@ -416,8 +480,9 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> tuple[str
              f"gunicorn {args.workers} sync workers, "
              f"{args.connections} connections, {args.events} events per case:", "",
              "| backend | case | events/s | requests/s | p50 ms | p99 ms | events/s ÷ intake orders/s "
-             "(Python generator / wrk) | share of the bare ceiling (wrk) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "(Python generator / wrk) | share of the bare ceiling (wrk) | CPU ms per event or order "
+             "(service + PostgreSQL) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     ok = True
     verdicts = []
     for res in results:
@@ -436,7 +501,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> tuple[str
             flag = f" INVALID: {'; '.join(r.problems)}" if r.problems else ""
             note = f" ({r.note})" if r.note else ""
             lines.append(f"| {res['backend']} | {r.case}{note}{flag} | {events} | {r.rps:,.0f} | "
-                         f"{r.p50_ms:.1f} | {r.p99_ms:.1f} | {against} | {share} |")
+                         f"{r.p50_ms:.1f} | {r.p99_ms:.1f} | {against} | {share} | {r.cpu_ms or '–'} |")
         for size, target in (("1", 1.0), ("20", 2.0)):
             r = by_case.get(f"sync, batches of {size}")
             if r is not None:
