@@ -1,4 +1,5 @@
-"""marshmallow fields shared by the API and the pages: NFC text, Vietnamese phone numbers, days."""
+"""marshmallow fields shared by the API and the pages: NFC text, Vietnamese phone numbers, days; and
+the base of the API's query-string schemas."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import unicodedata
 from typing import Any
 
 import phonenumbers
-from marshmallow import ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
+from webargs.multidictproxy import MultiDictProxy
+from werkzeug.datastructures import MultiDict
 
 from delivery_service.errors import coded
 
@@ -101,3 +104,30 @@ class Day(fields.Date):
     def __init__(self, *args: Any, validate: Any = None, **kwargs: Any) -> None:  # noqa: A002
         own = [] if validate is None else list(validate) if isinstance(validate, list | tuple) else [validate]
         super().__init__(*args, validate=[_DAY_RANGE, *own], **kwargs)
+
+
+class QueryArgs(Schema):
+    """The query string of an API endpoint. A parameter it does not name is refused (422, under
+    ``errors.query``, saying which ones it takes), never ignored: a filter the endpoint does not have
+    (``?status=delivered`` on a list) would answer everything as if it were filtered. ``ALSO``: the
+    names read elsewhere (``lang`` by the locale; the paginator's ``page`` and ``page_size`` for a
+    paginated endpoint's schema). The API's parser leaves unknown parameters to the schema
+    (``api._Parser``: webargs ignores them in a query string by default)."""
+
+    ALSO: frozenset[str] = frozenset({"lang"})
+
+    class Meta:
+        unknown = RAISE
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = sorted({f.data_key or name for name, f in self.load_fields.items()} | self.ALSO)
+        self.error_messages = {**self.error_messages, "unknown": coded(
+            "unknown_parameter", "Not a parameter of this endpoint; it takes " + ", ".join(names) + ".")}
+
+    @pre_load
+    def _without_others(self, data: Any, **kwargs: Any) -> Any:
+        if isinstance(data, MultiDictProxy) and any(k in self.ALSO for k in data):
+            rest = data.data.items(multi=True) if isinstance(data.data, MultiDict) else data.data.items()
+            return MultiDictProxy(MultiDict([(k, v) for k, v in rest if k not in self.ALSO]), self)
+        return data

@@ -233,6 +233,11 @@ class _Parser(FlaskParser):
     500). webargs reads a JSONDecodeError of an empty document as "no body": a refused body must never
     pass for one (the label batch of an empty body prints every label waiting)."""
 
+    # A query string's unknown parameters are left to its schema (fields.QueryArgs refuses them);
+    # webargs ignores them by default.
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,  # noqa: RUF012
+                                   "query": None, "querystring": None}
+
     def _raw_load_json(self, req: Any) -> Any:
         try:
             return super()._raw_load_json(req)

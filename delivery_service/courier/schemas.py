@@ -10,7 +10,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 
 from delivery_service import rules
 from delivery_service.courier.models import FileKind, IdCheckKind, ReceiverKind
-from delivery_service.fields import Day, Text
+from delivery_service.fields import Day, QueryArgs, Text
 from delivery_service.orders.schemas import MAX_VND, reasonable_time
 
 ACTIONS = ("pickup_confirmed", "delivered", "failed_attempt", "dossier_picked_up", "correction")
@@ -133,7 +133,7 @@ class CourierSyncOut(Schema):
     results = fields.List(fields.Nested(CourierSyncResult))
 
 
-class CourierFileQuery(Schema):
+class CourierFileQuery(QueryArgs):
     item_id = fields.String(required=True, validate=validate.Length(1, 20))
     event_id = fields.String(required=True, validate=CLIENT_ID)
     kind = fields.Enum(FileKind, by_value=True, required=True)
@@ -144,7 +144,7 @@ class CourierFileOut(Schema):
     attached = fields.Boolean()
 
 
-class CourierRunQuery(Schema):
+class CourierRunQuery(QueryArgs):
     date = Day(load_default=None)
 
 

@@ -8,6 +8,7 @@ from flask import url_for
 from flask_smorest.fields import Upload
 from marshmallow import Schema, fields, validate
 
+from delivery_service.fields import QueryArgs
 from delivery_service.imports.models import ImportBatch, ImportState
 
 
@@ -15,7 +16,7 @@ class ImportUpload(Schema):
     file = Upload(required=True, metadata={"description": "A .csv (UTF-8) or .xlsx file; see the template"})
 
 
-class ImportQuery(Schema):
+class ImportQuery(QueryArgs):
     results_offset = fields.Integer(load_default=0, validate=validate.Range(0, 2**31), metadata={
         "description": "Skip this many row results (in line order)"})
     results_limit = fields.Integer(load_default=None, validate=validate.Range(1, 100_000), metadata={

@@ -95,7 +95,8 @@ def list_orders(query: dict[str, Any], pagination_parameters):
                            location="query")
     if query.get("updated_since") is not None or query.get("cursor") is not None:
         return _changed_orders(query, pagination_parameters)
-    stmt = services.find_orders(current_actor(), q=query.get("q"), created_on=query.get("created_on"))
+    stmt = services.find_orders(current_actor(), q=query.get("q"), created_on=query.get("created_on"),
+                                status=query.get("status"))
     pagination_parameters.item_count = db.session.scalar(
         sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery()))
     return db.session.scalars(stmt.offset(pagination_parameters.first_item)
@@ -114,7 +115,7 @@ def _changed_orders(query: dict[str, Any], pagination_parameters):
     after = polling.decode_cursor(query["cursor"]) if query.get("cursor") else None
     orders, next_after = polling.changed_orders(
         current_actor(), after=after, since=query.get("updated_since"), q=query.get("q"),
-        created_on=query.get("created_on"), limit=pagination_parameters.page_size)
+        created_on=query.get("created_on"), status=query.get("status"), limit=pagination_parameters.page_size)
     pagination_parameters.item_count = len(orders)
     cursor = polling.encode_cursor(next_after)
     args = {k: v for k, v in request.args.items() if k not in ("cursor", "updated_since", "page")}

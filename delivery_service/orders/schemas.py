@@ -11,7 +11,7 @@ from flask import current_app
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from delivery_service.errors import coded
-from delivery_service.fields import EARLIEST, LATEST, Day, IdNumber, Phone, Text
+from delivery_service.fields import EARLIEST, LATEST, Day, IdNumber, Phone, QueryArgs, Text
 from delivery_service.orders.models import DeliveryOrder, Exemption, Payer, hhmm
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.services import counter_code, route_code
@@ -380,10 +380,14 @@ def reasonable_time(value: dt.datetime) -> None:
         raise ValidationError("Not a plausible time.")
 
 
-class OrderQuery(Schema):
+class OrderQuery(QueryArgs):
+    ALSO = QueryArgs.ALSO | {"page", "page_size"}  # read by the paginator
+
     q = Text(load_default=None, max_length=200,
              metadata={"description": "Item id, dossier code, phone or part of the name"})
     created_on = Day(load_default=None)
+    status = fields.Enum(Status, by_value=True, load_default=None, metadata={
+        "description": "Only the orders in this status now"})
     updated_since = fields.AwareDateTime(load_default=None, validate=reasonable_time, metadata={
         "description": "For systems that poll: the orders with a status change at or after this time, "
                        "oldest change first, paged by `cursor` (not `page`)"})

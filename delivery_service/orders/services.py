@@ -678,12 +678,16 @@ def get_order(actor: Actor, item_id: str) -> DeliveryOrder:
     return order
 
 
-def find_orders(actor: Actor, *, q: str | None = None, created_on: dt.date | None = None) -> sa.Select:
+def find_orders(actor: Actor, *, q: str | None = None, created_on: dt.date | None = None,
+                status: Status | None = None) -> sa.Select:
     """A select of the actor's orders, newest first: matching ``q`` (item id, dossier code or phone
-    equal to it, or a name containing it) and/or created on the local date ``created_on``."""
+    equal to it, or a name containing it), created on the local date ``created_on``, in ``status``
+    now (each when given)."""
     stmt = scope(sa.select(DeliveryOrder), actor)
     if q is not None:
         stmt = stmt.where(_search_condition(q))
+    if status is not None:
+        stmt = stmt.where(DeliveryOrder.status == status)
     if created_on is not None:
         start = day_start(created_on)
         stmt = stmt.where(DeliveryOrder.created_at >= start,

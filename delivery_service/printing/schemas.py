@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from delivery_service.fields import Text
+from delivery_service.fields import QueryArgs, Text
 from delivery_service.printing.models import JobState, LabelFormat, ManifestKind
 from delivery_service.printing.services import SIZES
 
@@ -20,18 +20,12 @@ SIZE = fields.String(
 )
 
 
-class LabelQuery(Schema):
-    class Meta:
-        unknown = RAISE
-
+class LabelQuery(QueryArgs):
     format = FORMAT
     size = SIZE
 
 
-class ReceiptQuery(Schema):
-    class Meta:
-        unknown = RAISE
-
+class ReceiptQuery(QueryArgs):
     size = fields.String(validate=validate.OneOf(["a5", "a4"]), load_default="a5")
 
 

@@ -27,7 +27,7 @@ from delivery_service.accounts.services import Actor, record
 from delivery_service.api import current_actor, protected
 from delivery_service.errors import Forbidden, InvalidInput, NotFound, coded
 from delivery_service.extensions import db
-from delivery_service.fields import Day, Text
+from delivery_service.fields import Day, QueryArgs, Text
 from delivery_service.localtime import local_today
 from delivery_service.orgs.models import Counter, PostalRoute, PostOffice, route_communes
 from delivery_service.reports.bands import BANDS, LABELS, colour_of
@@ -54,7 +54,7 @@ _MAX_ID = 2**53
 
 # --- schemas --------------------------------------------------------------------------------------
 
-class FiguresQuery(Schema):
+class FiguresQuery(QueryArgs):
     """What to report: a level, a period of local days (both ends included), optionally one unit."""
 
     level = fields.Enum(Level, by_value=True, load_default=Level.DISTRICT, metadata={

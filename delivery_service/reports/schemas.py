@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
-from delivery_service.fields import Day, Text
+from delivery_service.fields import Day, QueryArgs, Text
 from delivery_service.orders.schemas import StrictSchema
 from delivery_service.reports import inputs
 from delivery_service.units.models import REFORM_DATE, UnitLevel
@@ -66,7 +66,7 @@ class DayTotalForm(DayTotalIn):
     results_total = _results_total(required=True, error_messages={"invalid": inputs.TOTAL_RANGE})
 
 
-class TotalsQuery(Schema):
+class TotalsQuery(QueryArgs):
     from_ = Day(data_key="from", load_default=None,
                         metadata={"description": "First day (default: 30 days before `to`)"})
     to = Day(load_default=None, metadata={"description": "Last day (default: today)"})

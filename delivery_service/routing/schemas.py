@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from delivery_service.fields import Day, Text
+from delivery_service.fields import Day, QueryArgs, Text
 from delivery_service.orders.schemas import OrderOut
 from delivery_service.orgs.services import route_code
 from delivery_service.routing.models import PartKind
@@ -102,7 +102,7 @@ class MoveIn(Schema):
     note = Text(load_default=None, max_length=300)
 
 
-class RunQuery(Schema):
+class RunQuery(QueryArgs):
     date = Day(load_default=None, metadata={"description": "Day of the run (default: today)"})
 
 

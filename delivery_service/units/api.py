@@ -10,7 +10,7 @@ from marshmallow import Schema, fields, validate
 
 from delivery_service.api import protected
 from delivery_service.api.guards import INT64_MAX
-from delivery_service.fields import Day
+from delivery_service.fields import Day, QueryArgs
 from delivery_service.orders.services import local_today
 from delivery_service.units.services import unit_index
 
@@ -18,7 +18,7 @@ blp = protected(Blueprint("units", __name__, url_prefix="/units",
                           description="Administrative units (provinces, districts, communes)"))
 
 
-class UnitQuery(Schema):
+class UnitQuery(QueryArgs):
     parent = fields.Integer(load_default=None, validate=validate.Range(1, INT64_MAX),
                             metadata={"description": "Parent unit id; none: provinces"})
     on = Day(load_default=None, metadata={"description": "Date the units must be valid on"})

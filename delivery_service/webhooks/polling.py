@@ -17,6 +17,7 @@ from delivery_service.errors import InvalidInput
 from delivery_service.extensions import db
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
 from delivery_service.orders.services import find_orders, scope
+from delivery_service.orders.status import Status
 from delivery_service.webhooks.services import committed_horizon
 
 
@@ -36,7 +37,8 @@ def decode_cursor(cursor: str) -> int:
 
 
 def changed_orders(actor: Actor, *, after: int | None, since: dt.datetime | None, q: str | None = None,
-                   created_on: dt.date | None = None, limit: int = 100) -> tuple[list[DeliveryOrder], int]:
+                   created_on: dt.date | None = None, status: Status | None = None,
+                   limit: int = 100) -> tuple[list[DeliveryOrder], int]:
     """The actor's orders with an event after the event id ``after`` (or, without it, at or after
     ``since``), ordered by their latest such event; and the position to continue from.
 
@@ -53,8 +55,8 @@ def changed_orders(actor: Actor, *, after: int | None, since: dt.datetime | None
     latest = events.group_by(OrderEvent.order_id).subquery()
     stmt = scope(sa.select(DeliveryOrder, latest.c.last)
                  .join(latest, latest.c.order_id == DeliveryOrder.id), actor)
-    if q is not None or created_on is not None:
-        matching = find_orders(actor, q=q, created_on=created_on).order_by(None)
+    if q is not None or created_on is not None or status is not None:
+        matching = find_orders(actor, q=q, created_on=created_on, status=status).order_by(None)
         stmt = stmt.where(DeliveryOrder.id.in_(matching.with_only_columns(DeliveryOrder.id)))
     rows = db.session.execute(stmt.order_by(latest.c.last).limit(limit)).all()
     if len(rows) < limit:  # everything up to the horizon has been seen
