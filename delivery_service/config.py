@@ -128,6 +128,9 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_RETRY_SCHEDULE": "60,300,1800,7200,21600",
     "WEBHOOK_CONNECT_TIMEOUT_S": 3.0,
     "WEBHOOK_READ_TIMEOUT_S": 5.0,
+    # A commit's webhook run starts at most this often per process (JOBS_COALESCE_S for webhooks):
+    # the delay a counter system sees for a status change is about this plus the runner's poll.
+    "WEBHOOK_COALESCE_S": 1.0,
     # Operations: /metrics answers loopback, or a request with "Authorization: Bearer METRICS_TOKEN"
     # (None: loopback only). Logs as JSON lines or text (None: json in production, text otherwise).
     "METRICS_TOKEN": None,
@@ -163,7 +166,8 @@ _INT_KEYS = {"DELIVERY_TARGET_DAYS", "MAX_JSON_BYTES", "MAX_IMPORT_BYTES", "MAX_
 _FLOAT_KEYS = {"JOBS_POLL_S", "JOBS_MAINTENANCE_S", "JOBS_COALESCE_S", "RULES_CHECK_S",
                "REDIS_TIMEOUT_S", "GEOCODER_MIN_DELAY_S", "GEOCODER_TIMEOUT_S",
                "ROUTE_SEQUENCE_TIME_LIMIT_S", "ROADS_SNAP_M", "ROADS_DETOUR_FACTOR",
-               "REPORT_CATCH_UP_S", "WEBHOOK_CONNECT_TIMEOUT_S", "WEBHOOK_READ_TIMEOUT_S"}
+               "REPORT_CATCH_UP_S", "WEBHOOK_CONNECT_TIMEOUT_S", "WEBHOOK_READ_TIMEOUT_S",
+               "WEBHOOK_COALESCE_S"}
 _BOOL_KEYS = {"DELIVERY_TARGET_WORKING_DAYS", "JOBS_INLINE"}
 GEOCODERS = ("offline", "nominatim", "photon")
 ID_CHECKS = ("id_last4", "otp", "none")
@@ -224,7 +228,8 @@ def load(instance_path: str, override: dict[str, Any] | None = None) -> dict[str
     if not 0 <= cfg["TRUSTED_PROXIES"] <= 5:
         raise ConfigError("TRUSTED_PROXIES must be between 0 and 5 (the proxies in front of the service)")
     for key, low, high in (("JOBS_POLL_S", 0.1, 60), ("JOBS_MAINTENANCE_S", 1, 3600),
-                           ("RULES_CHECK_S", 0, 60), ("JOBS_STALL_S", 2, 3600), ("JOBS_COALESCE_S", 0, 300)):
+                           ("RULES_CHECK_S", 0, 60), ("JOBS_STALL_S", 2, 3600), ("JOBS_COALESCE_S", 0, 300),
+                           ("WEBHOOK_COALESCE_S", 0, 300)):
         if not low <= cfg[key] <= high:
             raise ConfigError(f"{key} must be between {low} and {high} seconds")
     if cfg["DELIVERY_TARGET_DAYS"] < 0:

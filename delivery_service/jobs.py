@@ -43,7 +43,7 @@ BACKGROUND = frozenset({
 def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_failure: str | None = None,
                          queue: str | None = None, dedupe_key: str | None = None,
                          delay_s: float = 0.0, merge_limit: int | None = None,
-                         coalesce_s: float | None = None) -> None:
+                         coalesce_s: float | None = None, join_waiting: bool = False) -> None:
     """Run ``module:function`` with JSON-able ``args`` once, after the current transaction commits.
 
     If that transaction rolls back instead, the job is dropped. ``on_failure`` (``module:function``,
@@ -54,7 +54,11 @@ def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_fail
     list of ids merged into the waiting run's, up to that many. ``delay_s``: not before this many
     seconds (retries). ``coalesce_s`` (background jobs with a ``dedupe_key``; default
     JOBS_COALESCE_S): at most one run of the key starts per that many seconds in this process (see
-    ``_coalesce_delay``); 0 asks for a run now.
+    ``_coalesce_delay``); 0 asks for a run now. ``join_waiting`` (with ``dedupe_key``, for a job whose
+    missed trigger a sweep covers, such as the webhooks' runs): while the run this process queued and
+    committed is still waiting, more than JOIN_MARGIN_S before its start, write nothing (that run
+    starts after this commit and covers it): a burst of commits then costs no statement each, and on
+    PostgreSQL they do not queue on the waiting row's lock.
     """
     session = db.session()
     if not session.in_transaction():
@@ -65,6 +69,12 @@ def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_fail
         if coalesce_s is None:
             coalesce_s = 0.0 if app.config["JOBS_INLINE"] else float(app.config["JOBS_COALESCE_S"])
         delay_s = _coalesce_delay(app, dedupe_key, coalesce_s)
+        if join_waiting:
+            with _coalesce_lock:
+                slot = app.extensions.get("jobs_coalesce_slots", {}).get(dedupe_key)
+                if delay_s > JOIN_MARGIN_S and app.extensions.get(_WRITTEN, {}).get(dedupe_key) == slot:
+                    return
+            session.info.setdefault(_SLOTS, {})[dedupe_key] = slot  # marked written at the commit
     outbox.add(session.connection(), func_path, list(args), queue=queue, timeout_s=timeout,
                on_failure=on_failure, dedupe_key=dedupe_key,
                due_at=utcnow() + dt.timedelta(seconds=delay_s), merge_limit=merge_limit)
@@ -72,6 +82,11 @@ def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_fail
 
 
 _coalesce_lock = threading.Lock()
+_WRITTEN = "jobs_coalesce_written"  # app.extensions: key -> the slot whose row this process committed
+_SLOTS = "jobs_coalesce_slots_pending"  # session.info: the slots written in the open transaction
+# A commit this close to its waiting run's start writes the row anyway: the run might be claimed
+# before the commit is visible.
+JOIN_MARGIN_S = 0.2
 
 
 def _coalesce_delay(app: Flask, key: str, every_s: float, now: float | None = None) -> float:
@@ -95,9 +110,13 @@ def _coalesce_delay(app: Flask, key: str, every_s: float, now: float | None = No
 
 
 def _after_commit(session: Session) -> None:
+    slots = session.info.pop(_SLOTS, None)
     if not session.info.pop(_PENDING, False):
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if slots:
+        with _coalesce_lock:
+            app.extensions.setdefault(_WRITTEN, {}).update(slots)
     if app.config["JOBS_INLINE"]:
         drain(app)
     elif not app.extensions.get("jobs_no_runner"):
@@ -109,6 +128,7 @@ def _after_transaction_end(session: Session, transaction) -> None:  # noqa: ANN0
     # On a rollback the rows went with the transaction; nothing to wake for.
     if transaction.parent is None:
         session.info.pop(_PENDING, None)
+        session.info.pop(_SLOTS, None)
 
 
 # Running a job -------------------------------------------------------------------------------------
@@ -376,8 +396,9 @@ def maintain(app: Flask) -> dict[str, Any]:
             if webhooks.due_endpoints(now):
                 # Coalesced like the commits' runs ("due" includes events owed and not being sent:
                 # a pass during a burst joins the waiting run rather than adding one).
-                enqueue_after_commit("delivery_service.webhooks.jobs:dispatch_due", timeout=300,
-                                     queue="background", dedupe_key="webhooks:dispatch_due")
+                from delivery_service.webhooks.hooks import queue_dispatch
+
+                queue_dispatch()
                 db.session.commit()
                 done["webhooks"] = "queued"
         except Exception:  # noqa: BLE001

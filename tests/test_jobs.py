@@ -314,3 +314,34 @@ def test_maintenance_passes_the_stall_setting_and_queues_webhook_runs(app, monke
     assert [(r["func_path"], r["queue"], r["state"]) for r in rows()
             if r["dedupe_key"] == "webhooks:dispatch_due"] == [
         ("delivery_service.webhooks.jobs:dispatch_due", "background", "pending")]
+
+
+@pytest.mark.config(JOBS_INLINE=False, JOBS_COALESCE_S=10)
+def test_a_commit_joins_its_process_waiting_run_without_writing(app):
+    """``join_waiting`` (the webhooks' trigger): while the run this process queued and committed waits
+    for its slot, a commit writes nothing (no statement: on PostgreSQL a burst queued on the waiting
+    row's lock); a rolled-back request is not taken for a written one."""
+    app.extensions["jobs_no_runner"] = True
+
+    def ask(rollback: bool = False) -> None:
+        jobs.enqueue_after_commit("test_jobs:record", "run", queue="background", dedupe_key="test:join",
+                                  join_waiting=True)
+        db.session.rollback() if rollback else db.session.commit()
+
+    try:
+        ask()  # a quiet spell: a run now
+        with db.engine.begin() as conn:  # it starts; the next commit takes the next slot
+            conn.execute(outbox.T.update().values(state="running"))
+        ask(rollback=True)  # the next slot's row, rolled back: nothing written, nothing remembered
+        assert len(rows()) == 1
+        ask()
+        assert [r["requests"] for r in rows()] == [1, 1]
+        for _ in range(5):  # joined in memory: no row touched
+            ask()
+        assert [r["requests"] for r in rows()] == [1, 1]
+        # Without join_waiting the same commits join the waiting row in the database.
+        jobs.enqueue_after_commit("test_jobs:record", "run", queue="background", dedupe_key="test:join")
+        db.session.commit()
+        assert [r["requests"] for r in rows()] == [1, 2]
+    finally:
+        app.extensions.pop("jobs_no_runner", None)

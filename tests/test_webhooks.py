@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from conftest import order_payload
 from test_jobs import BurstWorker
 
+from delivery_service import outbox
 from delivery_service.accounts.services import actor_for_token
 from delivery_service.cli import main
 from delivery_service.db import utcnow
@@ -396,6 +397,51 @@ def test_through_redis_and_an_rq_worker(rq_app, endpoint, receiver, token):
         BurstWorker(queues, connection=queues[0].connection).work(burst=True)
         db.session.remove()
     assert [e["status_to"] for e in receiver.events()] == ["created", "assigned"]
+
+
+def test_a_run_takes_one_horizon_and_hands_a_backlog_to_a_run_queued_at_once(app, backend, client, auth,
+                                                                            endpoint, receiver, monkeypatch):
+    """A run sends batch after batch up to the horizon it took when it started (on PostgreSQL taking
+    it locks the log's writers out: once a run, not once a batch); after MAX_BATCHES_PER_RUN it
+    hands over to a run queued at once, without Redis too (it waited for the next trigger or the
+    maintenance pass: a backlog went out 20 batches per slot, far behind intake)."""
+    client_id, _secret = endpoint
+    services.set_endpoint(client_id, receiver.url)  # (a fresh cursor: the past is not owed)
+    db.session.commit()
+    app.config["JOBS_INLINE"] = False  # the orders' commits queue runs; nothing runs them yet
+    app.extensions["jobs_no_runner"] = True
+    try:
+        items = [new_order(client, auth) for _ in range(5)]  # 10 events
+    finally:
+        app.config["JOBS_INLINE"] = True
+        app.extensions.pop("jobs_no_runner", None)
+    db.session.execute(outbox.T.delete())  # the runs those commits queued: only the follow-ups run here
+    from_the_start(client_id)
+    monkeypatch.setattr(services, "BATCH_SIZE", 2)
+    monkeypatch.setattr(services, "MAX_BATCHES_PER_RUN", 2)
+    locks: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if statement.startswith("LOCK TABLE order_events"):
+            locks.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        first = services.deliver(the_endpoint().id)
+        db.session.remove()
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    # The first run: 2 batches of 2, one horizon; then the follow-up run queued at once (JOBS_INLINE
+    # runs it at that commit) and the ones after it sent the rest, each once, in order.
+    assert (first.outcome, first.requests, first.events) == ("more", 2, 4)
+    assert len(locks) == (3 if backend == "postgresql" else 0)  # 10 events: 3 runs of at most 4
+    events = receiver.events()
+    assert len(events) == 10 and {e["item_id"] for e in events} == set(items)
+    assert [e["event_id"] for e in events] == sorted({e["event_id"] for e in events})
+    assert the_endpoint().cursor_event_id == events[-1]["event_id"]
+    followed = db.session.scalar(sa.select(sa.func.count()).select_from(outbox.T).where(
+        outbox.T.c.func_path == "delivery_service.webhooks.jobs:dispatch"))
+    assert followed == 2
 
 
 def test_polling_with_updated_since_and_a_cursor(client, auth):

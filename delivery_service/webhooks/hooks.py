@@ -11,14 +11,26 @@ import time
 
 def events_written() -> None:
     """A commit wrote order events (orders.watch): queue a dispatch run if any webhook is active."""
-    if not _any_active():
-        return
+    if _any_active():
+        queue_dispatch()
+
+
+def queue_dispatch() -> None:
+    """Queue a run of ``jobs.dispatch_due`` with the current transaction (the commits' trigger, and the
+    maintenance pass for retries that came due).
+
+    Coalesced: at most one run starts per WEBHOOK_COALESCE_S in this process, and one waiting run
+    covers every commit before it starts (the cursor decides what is sent), so a burst of intake
+    queues a run a second, not one per order; while this process's run waits, a commit writes
+    nothing at all (``join_waiting``: a trigger missed in a race is covered by the maintenance pass)."""
+    from flask import current_app
+
     from delivery_service.jobs import enqueue_after_commit
 
-    # Coalesced: one waiting run covers every commit before it starts (the cursor decides what is
-    # sent), so a burst of intake queues one dispatch, not one per order.
+    cfg = current_app.config
     enqueue_after_commit("delivery_service.webhooks.jobs:dispatch_due", timeout=300, queue="background",
-                         dedupe_key="webhooks:dispatch_due")
+                         dedupe_key="webhooks:dispatch_due", join_waiting=True,
+                         coalesce_s=0.0 if cfg["JOBS_INLINE"] else float(cfg["WEBHOOK_COALESCE_S"]))
 
 
 _ACTIVE_TTL = 10.0  # seconds; a webhook set up meanwhile is reached by the next trigger or the sweep

@@ -470,9 +470,12 @@ def dispatch_due(now: dt.datetime | None = None, *, force: bool = False,
 
 
 def deliver(endpoint_id: int, *, force: bool = False, now: dt.datetime | None = None) -> Report:
-    """Send the endpoint what it is owed, batch after batch, until it is up to date or a request
-    fails. ``force``: ignore the back-off timer (not a pause). Never raises for the receiver's
-    failures: they are logged, counted and scheduled."""
+    """Send the endpoint what it is owed, batch after batch, up to the log's committed end as it was
+    when the run started (one horizon a run: on PostgreSQL taking it locks the log's writers out
+    briefly), until it is up to date, a request fails, or MAX_BATCHES_PER_RUN were sent (then
+    another run is queued at once). Events committed during the run are sent by the run their
+    commits queued. ``force``: ignore the back-off timer (not a pause). Never raises for the
+    receiver's failures: they are logged, counted and scheduled."""
     now = now or utcnow()
     endpoint = db.session.get(WebhookEndpoint, endpoint_id, populate_existing=True)
     if endpoint is None:
@@ -490,10 +493,15 @@ def deliver(endpoint_id: int, *, force: bool = False, now: dt.datetime | None = 
     started = time.monotonic()
     per_request = _timeouts()[0] + _timeouts()[1] + 1
     try:
+        horizon = committed_horizon()
+        if horizon is None:
+            report.outcome = "busy"
+            _schedule(endpoint_id, dt.timedelta(seconds=60))
+            return report
         for _ in range(MAX_BATCHES_PER_RUN):
             if time.monotonic() - started + per_request > LEASE_S - 10:
                 break  # the hold would lapse during the next request: hand over
-            batch = _next_batch(endpoint_id, report)
+            batch = _next_batch(endpoint_id, report, horizon)
             if batch is None:
                 return report
             ok, reason = _send(endpoint_id, batch)
@@ -509,7 +517,6 @@ def deliver(endpoint_id: int, *, force: bool = False, now: dt.datetime | None = 
             report.events += len(batch.events)
             report.outcome = "sent"
         report.outcome = "more"
-        _schedule(endpoint_id, dt.timedelta(0))
         return report
     finally:
         with contextlib.suppress(Exception):
@@ -517,16 +524,28 @@ def deliver(endpoint_id: int, *, force: bool = False, now: dt.datetime | None = 
         db.session.execute(sa.update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
                            .values(locked_until=None).execution_options(synchronize_session=False))
         db.session.commit()
+        if report.outcome == "more":  # after the release: the next run must find the endpoint free
+            _continue(endpoint_id)
 
 
-def _next_batch(endpoint_id: int, report: Report) -> _Batch | None:
-    """The batch to send next, recorded first as a delivery with no outcome (so that an attempt whose
-    answer is never recorded still counts); None when there is nothing (``report`` says why)."""
-    horizon = committed_horizon()
-    if horizon is None:
-        report.outcome = "busy"
-        _schedule(endpoint_id, dt.timedelta(seconds=60))
-        return None
+def _continue(endpoint_id: int) -> None:
+    """Queue the endpoint's next run now: with rq, as a job; without, as an outbox row for this
+    process's background thread (not left to the next trigger or sweep)."""
+    queues = current_app.extensions.get("rq_queues") or {}
+    if queues.get("background") or current_app.extensions.get("rq_queue"):
+        _schedule(endpoint_id, dt.timedelta(0))
+        return
+    from delivery_service.jobs import enqueue_after_commit
+
+    enqueue_after_commit("delivery_service.webhooks.jobs:dispatch", endpoint_id, timeout=LEASE_S + 60,
+                         queue="background", dedupe_key=f"webhooks:dispatch:{endpoint_id}", coalesce_s=0.0)
+    db.session.commit()
+
+
+def _next_batch(endpoint_id: int, report: Report, horizon: int) -> _Batch | None:
+    """The batch to send next, of events up to ``horizon`` (``committed_horizon``), recorded first as a
+    delivery with no outcome (so that an attempt whose answer is never recorded still counts); None
+    when there is nothing (``report`` says why)."""
     endpoint = db.session.get(WebhookEndpoint, endpoint_id, populate_existing=True)
     assert endpoint is not None
     client = db.session.get(ApiClient, endpoint.api_client_id, populate_existing=True)

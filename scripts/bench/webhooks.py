@@ -1,6 +1,8 @@
-"""Benchmark: does a webhook receiver slow order intake? POST /api/v1/orders p99 with no webhook, with
-one whose receiver answers at once, and with one whose receiver accepts the connection and never
-answers, in the same run.
+"""Benchmark: do webhooks keep up with order intake, and does a webhook receiver slow it? Events
+delivered per second to a receiver on loopback (every request's signature checked, events in the log's
+order, each once) next to the intake rate of the same run; and POST /api/v1/orders p99 with no
+webhook, with one whose receiver answers at once, and with one whose receiver accepts the connection
+and never answers.
 
 The service runs under gunicorn (2 workers, SQLite file or a throwaway PostgreSQL database, no Redis:
 the embedded default, where the background work runs in the web process). Both receivers are
@@ -12,8 +14,24 @@ open-loop rate (scripts/bench/openloop.py), switched by pointing the endpoint at
 (or disabling it) in the database; each case's segments are pooled. The orders added must match the
 201s seen; the receivers' counts are shown (requests answered, requests left hanging).
 
-Prints one markdown table (backend | case | req/s | p50 ms | p99 ms | max ms | receiver) and the
-verdict: intake p99 with a hanging receiver within 2× the p99 without a webhook (and under 1 s).
+Delivery throughput (first): the endpoint points at the answering receiver, which checks every
+request as docs/webhooks.md tells a receiver to (``X-Webhook-Signature``: HMAC-SHA256 with the secret
+``api-clients webhook`` printed, over ``timestamp + "." + body``; the timestamp within 5 minutes),
+skips a delivery id it has processed, and records each event's id and arrival time. Intake runs at its
+maximum with wrk (``--duration`` s, as intake.py measures it); the clock of the delivery runs until
+the receiver has every event the log holds past the phase's start (the database's count), at most
+60 s after intake. Checked: every signature valid; the events arrive in the log's order (ids only
+grow), none twice, none missing (their ids equal the log's). Target: delivery keeps up with intake:
+the events that reached the receiver per second in the second half of the intake (when the runs'
+fixed delay, WEBHOOK_COALESCE_S plus the runner's poll, is behind it) ≥ 0.9 × the events logged per
+second during intake (each order logs two: created and assigned). The lag after intake (until the
+last event arrived) and the rate to the last event are shown too.
+
+Prints two markdown tables (delivery throughput: backend | intake orders/s | events logged/s |
+events delivered/s in the second half | ratio | to the last event | lag after intake | requests |
+checked; then backend | case | req/s | p50 ms |
+p99 ms | max ms | receiver) and the verdicts: delivery keeps up; intake p99 with a hanging receiver
+within 2× the p99 without a webhook (and under 1 s).
 
     .venv/bin/python scripts/bench/webhooks.py                          # SQLite, about a minute
     .venv/bin/python scripts/bench/webhooks.py --backends sqlite postgresql
@@ -25,6 +43,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -51,10 +71,19 @@ log = intake.log
 
 
 class Receiver:
-    """A counter system's receiver on loopback: answers 204 at once, or holds every request open."""
+    """A counter system's receiver on loopback: answers 204 at once, or holds every request open.
+
+    The answering one checks each request as docs/webhooks.md says a receiver should (once it knows
+    the ``secret``): the signature over ``timestamp + "." + body``, a timestamp within 5 minutes; it
+    skips a delivery id already processed, and records every event's id and arrival time in order."""
 
     def __init__(self, hang: bool) -> None:
         self.answered = self.hanging = self.events = 0
+        self.secret: str | None = None
+        self.bad_signatures = self.replays = 0
+        self.received: list[tuple[int, float]] = []  # (event id, perf_counter) in arrival order
+        self.deliveries: set[str] = set()
+        self.lock = threading.Lock()
         self.release = threading.Event()
         receiver = self
 
@@ -65,9 +94,7 @@ class Receiver:
                     receiver.hanging += 1
                     receiver.release.wait(600)
                     return
-                receiver.answered += 1
-                with contextlib.suppress(ValueError, KeyError):
-                    receiver.events += len(json.loads(body)["events"])
+                receiver.take(body, self.headers)
                 self.send_response(204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -79,6 +106,32 @@ class Receiver:
         self.server.daemon_threads = True
         self.url = f"http://{intake.HOST}:{self.server.server_port}/hooks/delivery"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def take(self, body: bytes, headers: Any) -> None:
+        now = time.perf_counter()
+        with self.lock:
+            self.answered += 1
+            if self.secret is not None:
+                stamp = headers.get("X-Webhook-Timestamp") or ""
+                expected = "sha256=" + hmac.new(self.secret.encode(), stamp.encode() + b"." + body,
+                                                hashlib.sha256).hexdigest()
+                fresh = stamp.isdigit() and abs(time.time() - int(stamp)) <= 300
+                if not fresh or not hmac.compare_digest(expected, headers.get("X-Webhook-Signature") or ""):
+                    self.bad_signatures += 1
+                    return
+            delivery = headers.get("X-Webhook-Delivery") or ""
+            if delivery in self.deliveries:  # sent again after a lost answer: processed already
+                self.replays += 1
+                return
+            self.deliveries.add(delivery)
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                ids = [int(e["event_id"]) for e in json.loads(body)["events"]]
+                self.events += len(ids)
+                self.received.extend((i, now) for i in ids)
+
+    def since(self, event_id: int) -> list[tuple[int, float]]:
+        with self.lock:
+            return [(i, t) for i, t in self.received if i > event_id]
 
     def close(self) -> None:
         self.release.set()
@@ -95,6 +148,58 @@ def segment(target: intake.Target, tag: str, rate: float,
     res = openloop.run(port, rate, duration, lambda i: openloop.http_request(
         "POST", target.path, port, intake.order_body(f"{tag}-{i}", appt), headers), timeout=30.0)
     return res, target.rows() - before
+
+
+def _scalar(engine: sa.Engine, sql: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(sa.text(sql)) or 0)
+
+
+def throughput(backend: str, target: intake.Target, engine: sa.Engine, receiver: Receiver,
+               args: argparse.Namespace, tag: str) -> dict[str, Any]:
+    """Intake at its maximum (wrk) with the webhook on, then until every event logged meanwhile has
+    reached the receiver: the rates, the lag and the checks."""
+    log(f"{backend}: delivery throughput: intake with wrk for {args.duration:g} s, webhook on")
+    segment(target, f"{tag}-flow-warm", args.rate, 1.0)  # the endpoint's cursor starts at the log's end
+    start_id = _scalar(engine, "SELECT coalesce(max(id), 0) FROM order_events")
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() < deadline and _scalar(
+            engine, "SELECT count(*) FROM webhook_endpoints WHERE active AND cursor_event_id < "
+            "(SELECT coalesce(max(id), 0) FROM order_events)"):
+        time.sleep(0.1)  # what the warm-up logged is delivered before the clock starts
+    orders_before, requests_before = target.rows(), len(receiver.deliveries)
+    t0 = time.perf_counter()
+    w = intake.wrk(target.server.port, target.path, target.token, f"{tag}f", args.duration, args.connections,
+                   min(2, args.connections))
+    t_intake = time.perf_counter()
+    added = target.rows() - orders_before
+    logged = _scalar(engine, f"SELECT count(*) FROM order_events WHERE id > {start_id}")
+    while time.perf_counter() - t_intake < 60 and len(receiver.since(start_id)) < logged:
+        time.sleep(0.05)
+    got = receiver.since(start_id)
+    with engine.connect() as conn:
+        log_ids = [int(i) for i in conn.scalars(sa.text(
+            f"SELECT id FROM order_events WHERE id > {start_id} ORDER BY id"))]
+    ids = [i for i, _ in got]
+    problems = []
+    if w["s4xx"] + w["s5xx"] + w["sother"]:
+        problems.append(f"{w['s4xx'] + w['s5xx'] + w['sother']} non-2xx")
+    if not w["s201"] <= added <= w["s201"] + args.connections:
+        problems.append(f"orders added {added} != 201s {w['s201']}")
+    if receiver.bad_signatures:
+        problems.append(f"{receiver.bad_signatures} requests with a bad signature")
+    if any(b <= a for a, b in zip(ids, ids[1:], strict=False)):
+        problems.append("events out of the log's order or twice")
+    if ids != log_ids:
+        problems.append(f"received {len(ids)} events, the log holds {len(log_ids)} "
+                        f"({len(set(log_ids) - set(ids))} missing)")
+    last = got[-1][1] if got else t_intake
+    wrk_s = w["duration_us"] / 1e6
+    half = t0 + (t_intake - t0) / 2
+    return {"orders_per_s": w["requests"] / wrk_s, "logged_per_s": len(log_ids) / wrk_s,
+            "second_half_per_s": sum(half <= t <= t_intake for _, t in got) / max(t_intake - half, 1e-9),
+            "delivered_per_s": len(ids) / max(last - t0, 1e-9), "lag_s": max(0.0, last - t_intake),
+            "requests": len(receiver.deliveries) - requests_before, "events": len(ids), "problems": problems}
 
 
 def bench_backend(backend: str, args: argparse.Namespace, tmp: Path, control: list[str]) -> dict[str, Any]:
@@ -128,7 +233,12 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path, control: li
                                "delivery_orders")
         target.probe(f"{tag}-probe")
 
-        intake.cli(["api-clients", "webhook", str(client_id), "--url", receivers["answers"].url], env)
+        out = intake.cli(["api-clients", "webhook", str(client_id), "--url", receivers["answers"].url], env)
+        secret = re.search(r"whsec_\S+", out)
+        if not secret:
+            raise RuntimeError("api-clients webhook printed no secret")
+        receivers["answers"].secret = secret.group(0)
+        flow = throughput(backend, target, engine, receivers["answers"], args, tag)
 
         def switch(case: str) -> None:
             """Point the endpoint at the case's receiver, as `api-clients webhook` does (--url, --disable)
@@ -164,13 +274,30 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path, control: li
             pooled = openloop.OpenLoopResult.merge([p for p, _ in parts[case]])
             rows[case] = {"res": pooled, "rows": sum(n for _, n in parts[case])}
         counts = {name: (r.answered, r.hanging, r.events) for name, r in receivers.items()}
-    return {"backend": backend, "db_version": version, "rows": rows, "receivers": counts}
+    return {"backend": backend, "db_version": version, "rows": rows, "receivers": counts, "flow": flow}
 
 
 def report(results: list[dict[str, Any]], args: argparse.Namespace) -> tuple[str, bool]:
-    lines = ["| backend | case | req/s | p50 ms | p99 ms | max ms | receiver |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| backend | intake orders/s (wrk) | events logged/s | events delivered/s, second half of "
+             "intake | ÷ logged | events/s to the last one | lag after intake | webhook requests | checked |",
+             "|---|---|---|---|---|---|---|---|---|"]
     verdicts, valid = [], True
+    for result in results:
+        f = result["flow"]
+        ratio = f["second_half_per_s"] / f["logged_per_s"] if f["logged_per_s"] else 0.0
+        checked = (f"INVALID: {'; '.join(f['problems'])}" if f["problems"] else
+                   f"{f['events']:,} events, all signatures valid, in the log's order, none twice or missing")
+        valid &= not f["problems"]
+        lines.append(f"| {result['backend']} | {f['orders_per_s']:,.0f} | {f['logged_per_s']:,.0f} | "
+                     f"{f['second_half_per_s']:,.0f} | {ratio:.2f} | {f['delivered_per_s']:,.0f} | "
+                     f"{f['lag_s']:.2f} s | {f['requests']:,} | "
+                     f"{checked} |")
+        verdicts.append(f"- {result['backend']}: webhooks delivered {f['second_half_per_s']:,.0f} events/s "
+                        f"in the second half of intake, which logged {f['logged_per_s']:,.0f} "
+                        f"({f['orders_per_s']:,.0f} orders/s): {ratio:.2f} (target ≥ 0.9, keeps up): "
+                        f"**{'PASS' if ratio >= 0.9 and not f['problems'] else 'FAIL'}**")
+    lines += ["", "| backend | case | req/s | p50 ms | p99 ms | max ms | receiver |",
+              "|---|---|---|---|---|---|---|"]
     for result in results:
         b = result["backend"]
         answered, _h, events = result["receivers"]["answers"]
@@ -195,7 +322,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> tuple[str
         ok = hang <= max(2 * base, base + 20) and hang < 1000 and not errors
         verdicts.append(f"- {b}: intake p99 with a hanging receiver {hang:.1f} ms vs {base:.1f} ms without a "
                         f"webhook (target: within 2× or +20 ms, under 1 s): **{'PASS' if ok else 'FAIL'}**")
-    cond = (f"{args.rate:g} req/s open loop, {args.rounds} × {args.segment:g} s per case interleaved, "
+    cond = (f"throughput: wrk {args.duration:g} s, {args.connections} connections; p99: "
+            f"{args.rate:g} req/s open loop, {args.rounds} × {args.segment:g} s per case interleaved, "
             f"gunicorn {args.workers} workers, no Redis, WEBHOOK_RETRY_SCHEDULE=1, default timeouts "
             f"(3 s connect, 5 s read); " + "; ".join(f"{r['backend']}: {r['db_version']}" for r in results))
     return "\n".join(lines) + "\n\n" + "\n".join(verdicts) + f"\n\nConditions: {cond}\n", valid
@@ -210,6 +338,8 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=0.5, help="seconds after switching the webhook")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load first")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of intake at its maximum (wrk)")
+    parser.add_argument("--connections", type=int, default=8, help="wrk's connections")
     parser.add_argument("--pg-admin-url", default=intake.DEFAULT_PG_ADMIN)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, intake._on_term)
