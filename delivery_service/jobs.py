@@ -78,7 +78,11 @@ def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_fail
     outbox.add(session.connection(), func_path, list(args), queue=queue, timeout_s=timeout,
                on_failure=on_failure, dedupe_key=dedupe_key,
                due_at=utcnow() + dt.timedelta(seconds=delay_s), merge_limit=merge_limit)
-    session.info[_PENDING] = True
+    if delay_s <= 0:
+        # Due at once: the commit wakes the runner (or drains, JOBS_INLINE). A row due later is
+        # found by the runner's poll (JOBS_POLL_S) once due; waking it now would find nothing to run
+        # and cost a pass at every commit of a burst.
+        session.info[_PENDING] = True
 
 
 _coalesce_lock = threading.Lock()
@@ -111,12 +115,12 @@ def _coalesce_delay(app: Flask, key: str, every_s: float, now: float | None = No
 
 def _after_commit(session: Session) -> None:
     slots = session.info.pop(_SLOTS, None)
+    if slots:
+        with _coalesce_lock:
+            current_app.extensions.setdefault(_WRITTEN, {}).update(slots)
     if not session.info.pop(_PENDING, False):
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if slots:
-        with _coalesce_lock:
-            app.extensions.setdefault(_WRITTEN, {}).update(slots)
     if app.config["JOBS_INLINE"]:
         drain(app)
     elif not app.extensions.get("jobs_no_runner"):

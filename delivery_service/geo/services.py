@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -330,10 +331,12 @@ def request_locations(order_ids: list[int]) -> None:
         per_request = float(config["GEOCODER_MIN_DELAY_S"]) + float(config["GEOCODER_TIMEOUT_S"])
         timeout = int(300 + size * per_request)
     for chunk in _chunks(ids, size):
-        # Merged into the job still waiting, up to a job's size: a burst of intake commits (one order
-        # each) queues a job per `size` orders, not one per order.
+        # Merged into this process's job still waiting, up to a job's size: a burst of intake commits
+        # (one order each) queues a job per `size` orders, not one per order. One waiting job per
+        # process: the merge locks its row to the commit, and a row shared by every process made all
+        # intake wait on that lock (on PostgreSQL with Redis, 262 orders/s instead of ~700).
         jobs.enqueue_after_commit(JOB, list(chunk), use_server, timeout=timeout, queue="background",
-                                  dedupe_key=f"geo:locate:{use_server}", merge_limit=size)
+                                  dedupe_key=f"geo:locate:{use_server}:{os.getpid()}", merge_limit=size)
 
 
 Fix = tuple[int, float, float, float | None]  # order id, latitude, longitude, accuracy_m (or None)

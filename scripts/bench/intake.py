@@ -22,6 +22,12 @@ verdicts for the targets (issue 15): intake throughput >= 60 % of the bare ceili
 
     .venv/bin/python scripts/bench/intake.py                       # both backends, about 4 minutes
     .venv/bin/python scripts/bench/intake.py --backends sqlite --duration 10 --rounds 1
+    .venv/bin/python scripts/bench/intake.py --redis-url redis://127.0.0.1:6379/7   # the service with Redis
+
+``--redis-url``: the service runs with that Redis (the production set-up: its follow-up jobs, such as
+geocoding the new orders, are queued for rq; no worker runs them here, they wait in that Redis
+database, which the script neither reads nor empties: give it one of its own). The bare app has no
+background work either way.
 
 Needs wrk (``apt-get install -y wrk``) and, for PostgreSQL, a server reachable as
 ``--pg-admin-url`` (default postgresql+psycopg://postgres@127.0.0.1:5432/postgres) that may create
@@ -347,6 +353,8 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path,
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
         env.update(SECRET_KEY="bench-secret-not-for-production", ENV="production", PYTHONUNBUFFERED="1")
         senv = {**env, "DATABASE_URL": dbs.service_url}
+        if args.redis_url:
+            senv["REDIS_URL"] = args.redis_url
         benv = {**env, "DATABASE_URL": dbs.bare_url}
 
         log(f"{backend}: preparing the service's database (migrations, units 51/42/48, demo)")
@@ -506,7 +514,8 @@ def conditions(args: argparse.Namespace) -> dict[str, str]:
     return {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "cpus": f"{os.cpu_count()} × {cpu}",
             "load average at start": open("/proc/loadavg").read().split()[0:3].__str__(),
             "python": platform.python_version(), "packages": ", ".join(vers), "wrk": wrk_v,
-            "gunicorn": f"{args.workers} sync workers", "wrk threads": str(args.threads)}
+            "gunicorn": f"{args.workers} sync workers", "wrk threads": str(args.threads),
+            "service's Redis": "yes (REDIS_URL given; no rq worker)" if args.redis_url else "none"}
 
 
 def main() -> int:
@@ -527,6 +536,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="gunicorn sync workers, both apps (default 2)")
     ap.add_argument("--pg-admin-url", default=os.environ.get("BENCH_PG_ADMIN_URL", DEFAULT_PG_ADMIN))
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    ap.add_argument("--redis-url", default=None,
+                    help="run the service with this Redis (a database of its own), as in production")
     args = ap.parse_args()
     args.half_duration = args.half_duration or args.duration
     args.threads = args.threads or min(2, args.connections)
