@@ -137,6 +137,16 @@ def _insert(conn: sa.Connection) -> Any:
     return insert(T)
 
 
+# _merge's statements, built once (a merge runs with every intake commit when geocoding is queued:
+# building and keying them cost more than running them).
+_WAITING_ROW = (sa.select(T.c.id, T.c.args, T.c.due_at).with_for_update()
+                .where(T.c.dedupe_key == sa.bindparam("b_key"), T.c.state.in_(WAITING)))
+_MERGE = (T.update().where(T.c.id == sa.bindparam("b_id"))
+          .values(args=sa.bindparam("b_args", type_=T.c.args.type), requests=T.c.requests + 1,
+                  due_at=sa.bindparam("b_due", type_=T.c.due_at.type)))
+_RELEASE_KEY = T.update().where(T.c.id == sa.bindparam("b_id")).values(dedupe_key=None)
+
+
 def _merge(conn: sa.Connection, values: dict[str, Any], limit: int) -> None:
     """Add ``values["args"][0]`` (ids) to the waiting row of the key, or start one. The row lock (FOR
     UPDATE on PostgreSQL; SQLite has one writer at a time) orders this with a runner's claim: ids
@@ -144,17 +154,15 @@ def _merge(conn: sa.Connection, values: dict[str, Any], limit: int) -> None:
     copy), after it they start a new row."""
     key, ids = values["dedupe_key"], list(values["args"][0])
     for _ in range(5):
-        waiting = conn.execute(sa.select(T.c.id, T.c.args, T.c.due_at).with_for_update()
-                               .where(T.c.dedupe_key == key, T.c.state.in_(WAITING))).first()
+        waiting = conn.execute(_WAITING_ROW, {"b_key": key}).first()
         if waiting is not None:
             merged = sorted(set(waiting.args[0]) | set(ids))
             if len(merged) <= limit:
-                conn.execute(T.update().where(T.c.id == waiting.id).values(
-                    args=[merged, *waiting.args[1:]], requests=T.c.requests + 1,
-                    due_at=min(waiting.due_at, values["due_at"])))
+                conn.execute(_MERGE, {"b_id": waiting.id, "b_args": [merged, *waiting.args[1:]],
+                                      "b_due": min(waiting.due_at, values["due_at"])})
                 return
             # Full: it stays owed as an ordinary row, and this request starts the next one.
-            conn.execute(T.update().where(T.c.id == waiting.id).values(dedupe_key=None))
+            conn.execute(_RELEASE_KEY, {"b_id": waiting.id})
         stmt = _insert(conn).values({**values, "args": [sorted(set(ids)), *values["args"][1:]]})
         # RETURNING, not rowcount: the driver's rowcount of an upsert is not to be relied on.
         if conn.execute(stmt.on_conflict_do_nothing().returning(T.c.id)).first() is not None:
