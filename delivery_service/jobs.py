@@ -64,6 +64,7 @@ def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_fail
     if not session.in_transaction():
         session.begin()
     queue = queue or ("background" if func_path in BACKGROUND else "interactive")
+    slot = None  # this process's coalescing slot for the key (join_waiting)
     if dedupe_key is not None and queue == "background" and not delay_s:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         if coalesce_s is None:
@@ -74,10 +75,18 @@ def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_fail
                 slot = app.extensions.get("jobs_coalesce_slots", {}).get(dedupe_key)
                 if delay_s > JOIN_MARGIN_S and app.extensions.get(_WRITTEN, {}).get(dedupe_key) == slot:
                     return
-            session.info.setdefault(_SLOTS, {})[dedupe_key] = slot  # marked written at the commit
-    outbox.add(session.connection(), func_path, list(args), queue=queue, timeout_s=timeout,
-               on_failure=on_failure, dedupe_key=dedupe_key,
-               due_at=utcnow() + dt.timedelta(seconds=delay_s), merge_limit=merge_limit)
+    due = utcnow() + dt.timedelta(seconds=delay_s)
+    stored_due = outbox.add(session.connection(), func_path, list(args), queue=queue, timeout_s=timeout,
+                            on_failure=on_failure, dedupe_key=dedupe_key, due_at=due, merge_limit=merge_limit)
+    if join_waiting and dedupe_key is not None:
+        slots = session.info.setdefault(_SLOTS, {})
+        # Marked written at the commit, only if the row starts at this slot or later: a row joined that
+        # runs sooner (queued before, or pulled forward by another process) may start before the
+        # commits this would let skip, which would then wait for the maintenance pass.
+        if slot is not None and stored_due is not None and stored_due >= due - dt.timedelta(milliseconds=1):
+            slots[dedupe_key] = slot
+        else:
+            slots.pop(dedupe_key, None)
     if delay_s <= 0:
         # Due at once: the commit wakes the runner (or drains, JOBS_INLINE). A row due later is
         # found by the runner's poll (JOBS_POLL_S) once due; waking it now would find nothing to run
@@ -114,6 +123,8 @@ def _coalesce_delay(app: Flask, key: str, every_s: float, now: float | None = No
 
 
 def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released: all of it waits for the real commit
+        return
     slots = session.info.pop(_SLOTS, None)
     if slots:
         with _coalesce_lock:
@@ -133,6 +144,12 @@ def _after_transaction_end(session: Session, transaction) -> None:  # noqa: ANN0
     if transaction.parent is None:
         session.info.pop(_PENDING, None)
         session.info.pop(_SLOTS, None)
+
+
+def _after_rollback(session: Session) -> None:
+    # Also a savepoint's: a row it wrote is gone, so its slot must not count as written (at worst the
+    # next commit writes again).
+    session.info.pop(_SLOTS, None)
 
 
 # Running a job -------------------------------------------------------------------------------------
@@ -637,6 +654,7 @@ def init_app(app: Flask) -> None:
     if not sa.event.contains(Session, "after_commit", _after_commit):
         sa.event.listen(Session, "after_commit", _after_commit)
         sa.event.listen(Session, "after_transaction_end", _after_transaction_end)
+        sa.event.listen(Session, "after_rollback", _after_rollback)
         os.register_at_fork(after_in_child=_dispose_in_child)
 
 

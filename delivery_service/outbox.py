@@ -100,11 +100,13 @@ _COLUMNS = (T.c.id, T.c.func_path, T.c.args, T.c.queue, T.c.state, T.c.dedupe_ke
 
 def add(conn: sa.Connection, func_path: str, args: list[Any], *, queue: str, timeout_s: int,
         on_failure: str | None, dedupe_key: str | None, due_at: dt.datetime,
-        merge_limit: int | None = None) -> None:
+        merge_limit: int | None = None) -> dt.datetime | None:
     """Insert a row in the caller's transaction; a coalesced one joins the row already waiting.
 
     ``merge_limit``: ``args[0]`` is a list of ids that joins the waiting row's list, up to that many
     ids (a job over explicit ids, such as geocoding these orders); a full row stops taking more.
+    Returns, for a coalesced row without ``merge_limit``, when the row it joined or started is due
+    (the earlier of the two: a row joined may run before ``due_at``); otherwise None.
     """
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
@@ -113,10 +115,10 @@ def add(conn: sa.Connection, func_path: str, args: list[Any], *, queue: str, tim
               "requests": 1, "created_at": utcnow(), "due_at": due_at}
     if dedupe_key is None:
         conn.execute(T.insert().values(values))
-        return
+        return None
     if merge_limit is not None:
         _merge(conn, values, merge_limit)
-        return
+        return None
     stmt = _insert(conn).values(values)
     # DO UPDATE rather than DO NOTHING: on PostgreSQL it locks the waiting row until this
     # transaction commits, so a runner cannot claim it in between and start before this commit's
@@ -125,7 +127,7 @@ def add(conn: sa.Connection, func_path: str, args: list[Any], *, queue: str, tim
         index_elements=[T.c.dedupe_key], index_where=sa.text(_WAITING_SQL),
         set_={"requests": T.c.requests + 1,
               "due_at": sa.case((stmt.excluded.due_at < T.c.due_at, stmt.excluded.due_at), else_=T.c.due_at)})
-    conn.execute(stmt)
+    return conn.execute(stmt.returning(T.c.due_at)).scalar_one()
 
 
 def _insert(conn: sa.Connection) -> Any:

@@ -345,3 +345,41 @@ def test_a_commit_joins_its_process_waiting_run_without_writing(app):
         assert [r["requests"] for r in rows()] == [1, 2]
     finally:
         app.extensions.pop("jobs_no_runner", None)
+
+
+@pytest.mark.config(JOBS_INLINE=False, JOBS_COALESCE_S=10)
+def test_a_commit_skips_writing_only_when_the_waiting_run_starts_after_it(app):
+    """A run that was queued to start sooner (here the quiet spell's, due at once, not claimed yet)
+    covers nothing committed after it starts: commits while it waits keep writing to it (they skipped
+    and waited for the maintenance pass). A savepoint's release is not the commit: a slot written in
+    a transaction that then rolls back does not count."""
+    app.extensions["jobs_no_runner"] = True
+
+    def ask() -> None:
+        jobs.enqueue_after_commit("test_jobs:record", "run", queue="background", dedupe_key="test:soon",
+                                  join_waiting=True)
+
+    try:
+        ask()
+        db.session.commit()  # due at once; nothing claims it here
+        for _ in range(3):
+            ask()
+            db.session.commit()
+        [row] = rows()
+        assert row["requests"] == 4 and row["due_at"] <= utcnow()
+        with db.engine.begin() as conn:  # it starts: the next commit queues the next slot's run
+            conn.execute(outbox.T.update().values(state="running"))
+        with db.session.begin_nested():
+            ask()
+        # not marked written at the savepoint's release (the slot is the next one's)
+        assert app.extensions[jobs._WRITTEN]["test:soon"] != app.extensions["jobs_coalesce_slots"]["test:soon"]
+        db.session.rollback()  # (pysqlite commits a savepoint released outside a transaction: the row stays)
+        asked = sum(r["requests"] for r in rows())
+        ask()
+        db.session.commit()
+        assert sum(r["requests"] for r in rows()) == asked + 1  # written, not skipped
+        ask()
+        db.session.commit()
+        assert sum(r["requests"] for r in rows()) == asked + 1  # joined in memory now
+    finally:
+        app.extensions.pop("jobs_no_runner", None)
