@@ -525,28 +525,31 @@ def deliver(endpoint_id: int, *, force: bool = False, now: dt.datetime | None = 
         db.session.execute(sa.update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
                            .values(locked_until=None).execution_options(synchronize_session=False))
         db.session.commit()
-        # After the release: the next run must find the endpoint free. Also when this run sent and
-        # events were logged past its horizon meanwhile: the runs their commits queued may have found
-        # the endpoint held by this one and passed it over.
-        if report.outcome == "more" or (report.outcome == "sent" and horizon is not None
-                                        and (db.session.scalar(_NEWEST) or 0) > horizon):
-            _continue(endpoint_id)
+        # After the release: the next run must find the endpoint free. At once when this run left
+        # events owed up to its horizon; a coalescing period later when it sent and events were logged
+        # past its horizon meanwhile (the runs their commits queued may have found the endpoint held
+        # by this one and passed it over; a period later, their events go in full batches).
+        if report.outcome == "more":
+            _continue(endpoint_id, 0.0)
+        elif report.outcome == "sent" and horizon is not None and (db.session.scalar(_NEWEST) or 0) > horizon:
+            _continue(endpoint_id, float(current_app.config["WEBHOOK_COALESCE_S"]))
 
 
 _NEWEST = sa.select(sa.func.max(OrderEvent.id))
 
 
-def _continue(endpoint_id: int) -> None:
-    """Queue the endpoint's next run now: with rq, as a job; without, as an outbox row for this
-    process's background thread (not left to the next trigger or sweep)."""
+def _continue(endpoint_id: int, delay_s: float) -> None:
+    """Queue the endpoint's next run in ``delay_s``: with rq, as a job; without, as an outbox row for
+    this process's background thread (not left to the next trigger or sweep)."""
     queues = current_app.extensions.get("rq_queues") or {}
     if queues.get("background") or current_app.extensions.get("rq_queue"):
-        _schedule(endpoint_id, dt.timedelta(0))
+        _schedule(endpoint_id, dt.timedelta(seconds=delay_s))
         return
     from delivery_service.jobs import enqueue_after_commit
 
     enqueue_after_commit("delivery_service.webhooks.jobs:dispatch", endpoint_id, timeout=LEASE_S + 60,
-                         queue="background", dedupe_key=f"webhooks:dispatch:{endpoint_id}", coalesce_s=0.0)
+                         queue="background", dedupe_key=f"webhooks:dispatch:{endpoint_id}", coalesce_s=0.0,
+                         delay_s=delay_s)
     db.session.commit()
 
 

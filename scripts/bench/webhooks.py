@@ -173,13 +173,20 @@ def throughput(backend: str, target: intake.Target, engine: sa.Engine, receiver:
                    min(2, args.connections))
     t_intake = time.perf_counter()
     added = target.rows() - orders_before
-    logged = _scalar(engine, f"SELECT count(*) FROM order_events WHERE id > {start_id}")
-    while time.perf_counter() - t_intake < 60 and len(receiver.since(start_id)) < logged:
+
+    def logged_ids() -> list[int]:
+        with engine.connect() as conn:
+            return [int(i) for i in conn.scalars(sa.text(
+                f"SELECT id FROM order_events WHERE id > {start_id} ORDER BY id"))]
+
+    # Until the receiver has every event of the log, read again each time: requests still in flight
+    # when wrk stopped log theirs a moment later.
+    log_ids = logged_ids()
+    while time.perf_counter() - t_intake < 60:
+        if {i for i, _ in receiver.since(start_id)} >= set(log_ids := logged_ids()):
+            break
         time.sleep(0.05)
     got = receiver.since(start_id)
-    with engine.connect() as conn:
-        log_ids = [int(i) for i in conn.scalars(sa.text(
-            f"SELECT id FROM order_events WHERE id > {start_id} ORDER BY id"))]
     ids = [i for i, _ in got]
     problems = []
     if w["s4xx"] + w["s5xx"] + w["sother"]:
@@ -338,7 +345,7 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=0.5, help="seconds after switching the webhook")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load first")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of intake at its maximum (wrk)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of intake at its maximum (wrk)")
     parser.add_argument("--connections", type=int, default=8, help="wrk's connections")
     parser.add_argument("--pg-admin-url", default=intake.DEFAULT_PG_ADMIN)
     args = parser.parse_args()
