@@ -54,7 +54,8 @@ def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_fail
     list of ids merged into the waiting run's, up to that many. ``delay_s``: not before this many
     seconds (retries). ``coalesce_s`` (background jobs with a ``dedupe_key``; default
     JOBS_COALESCE_S): at most one run of the key starts per that many seconds in this process (see
-    ``_coalesce_delay``); 0 asks for a run now. ``join_waiting`` (with ``dedupe_key``, for a job whose
+    ``_coalesce_delay``); 0 asks for a run now (always with JOBS_INLINE). ``join_waiting`` (with
+    ``dedupe_key``, for a job whose
     missed trigger a sweep covers, such as the webhooks' runs): while the run this process queued and
     committed is still waiting, more than JOIN_MARGIN_S before its start, write nothing (that run
     starts after this commit and covers it): a burst of commits then costs no statement each, and on
@@ -67,8 +68,10 @@ def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_fail
     slot = None  # this process's coalescing slot for the key (join_waiting)
     if dedupe_key is not None and queue == "background" and not delay_s:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        if coalesce_s is None:
-            coalesce_s = 0.0 if app.config["JOBS_INLINE"] else float(app.config["JOBS_COALESCE_S"])
+        if app.config["JOBS_INLINE"]:  # run at the commit, whatever the key's period
+            coalesce_s = 0.0
+        elif coalesce_s is None:
+            coalesce_s = float(app.config["JOBS_COALESCE_S"])
         delay_s = _coalesce_delay(app, dedupe_key, coalesce_s)
         if join_waiting:
             with _coalesce_lock:

@@ -27,10 +27,9 @@ def queue_dispatch() -> None:
 
     from delivery_service.jobs import enqueue_after_commit
 
-    cfg = current_app.config
     enqueue_after_commit("delivery_service.webhooks.jobs:dispatch_due", timeout=300, queue="background",
                          dedupe_key="webhooks:dispatch_due", join_waiting=True,
-                         coalesce_s=0.0 if cfg["JOBS_INLINE"] else float(cfg["WEBHOOK_COALESCE_S"]))
+                         coalesce_s=float(current_app.config["WEBHOOK_COALESCE_S"]))
 
 
 _ACTIVE_TTL = 10.0  # seconds; a webhook set up meanwhile is reached by the next trigger or the sweep
