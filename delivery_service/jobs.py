@@ -37,12 +37,13 @@ BACKGROUND = frozenset({
     "delivery_service.webhooks.jobs:dispatch_due",
     "delivery_service.reports.fold:fold_job",
     "delivery_service.geo.services:locate_orders",
+    "delivery_service.geo.services:locate_new",
 })
 
 
 def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_failure: str | None = None,
                          queue: str | None = None, dedupe_key: str | None = None,
-                         delay_s: float = 0.0, merge_limit: int | None = None,
+                         delay_s: float = 0.0,
                          coalesce_s: float | None = None, join_waiting: bool = False) -> None:
     """Run ``module:function`` with JSON-able ``args`` once, after the current transaction commits.
 
@@ -50,16 +51,14 @@ def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_fail
     called with the same ``args``) runs when the job raised, timed out, or its process died on the
     last attempt. ``queue``: "interactive" or "background" (default: by ``BACKGROUND``).
     ``dedupe_key``: coalesce with a run of the same key that has not started yet (cursor jobs whose
-    one run covers every commit before it). ``merge_limit``: with ``dedupe_key``, ``args[0]`` is a
-    list of ids merged into the waiting run's, up to that many. ``delay_s``: not before this many
-    seconds (retries). ``coalesce_s`` (background jobs with a ``dedupe_key``; default
-    JOBS_COALESCE_S): at most one run of the key starts per that many seconds in this process (see
-    ``_coalesce_delay``); 0 asks for a run now (always with JOBS_INLINE). ``join_waiting`` (with
-    ``dedupe_key``, for a job whose
-    missed trigger a sweep covers, such as the webhooks' runs): while the run this process queued and
-    committed is still waiting, more than JOIN_MARGIN_S before its start, write nothing (that run
-    starts after this commit and covers it): a burst of commits then costs no statement each, and on
-    PostgreSQL they do not queue on the waiting row's lock.
+    one run covers every commit before it). ``delay_s``: not before this many seconds (retries).
+    ``coalesce_s`` (background jobs with a ``dedupe_key``; default JOBS_COALESCE_S): at most one run
+    of the key starts per that many seconds in this process (see ``_coalesce_delay``); 0 asks for a
+    run now (always with JOBS_INLINE). ``join_waiting`` (with ``dedupe_key``, for a job whose missed
+    trigger a sweep covers, such as the webhooks' runs and the geocoding scan): while the run this
+    process queued and committed is still waiting, more than JOIN_MARGIN_S before its start, write
+    nothing (that run starts after this commit and covers it): a burst of commits then costs no
+    statement each, and on PostgreSQL they do not queue on the waiting row's lock.
     """
     session = db.session()
     if not session.in_transaction():
@@ -80,7 +79,7 @@ def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_fail
                     return
     due = utcnow() + dt.timedelta(seconds=delay_s)
     stored_due = outbox.add(session.connection(), func_path, list(args), queue=queue, timeout_s=timeout,
-                            on_failure=on_failure, dedupe_key=dedupe_key, due_at=due, merge_limit=merge_limit)
+                            on_failure=on_failure, dedupe_key=dedupe_key, due_at=due)
     if join_waiting and dedupe_key is not None:
         slots = session.info.setdefault(_SLOTS, {})
         # Marked written at the commit, only if the row starts at this slot or later: a row joined that
@@ -387,6 +386,7 @@ def drain(app: Flask) -> None:
 SWEEPERS = ("delivery_service.printing.services:sweep_stalled",
             "delivery_service.imports.services:sweep_stalled",
             "delivery_service.notifications.jobs:sweep",  # citizen notifications: scan the log, send due
+            "delivery_service.geo.hooks:sweep",  # with rq, the geocoding scan while the log is ahead of it
             # (not a sweeper: queues the day's erasure of personal data once across all nodes)
             "delivery_service.privacy.jobs:schedule_daily")
 HEARTBEAT_SWEEPERS = frozenset(SWEEPERS[:2])

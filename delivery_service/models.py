@@ -2,7 +2,7 @@
 
 from delivery_service.accounts.models import ApiClient, Role, User
 from delivery_service.courier.models import DeliveryProof, EventCorrection, ProofFile
-from delivery_service.geo.models import GeocodeCache, KnownPlace, OrderLocation
+from delivery_service.geo.models import GeocodeCache, GeoCursor, KnownPlace, OrderLocation
 from delivery_service.imports.models import ImportBatch, ImportRow, ImportState
 from delivery_service.orders.models import DeliveryOrder, Exemption, ItemSerial, OrderEvent, Payer
 from delivery_service.orgs.models import (
@@ -33,7 +33,8 @@ __all__ = [
     "CounterDailyTotal", "ReportArea", "ReportCursor", "ReportOrder", "ReportUnit", "WeeklyReport",
     "report_area_communes", "report_days", "report_months",
     "LabelPrint", "Manifest", "PrintJob", "manifest_items",
-    "AdminUnit", "ApiClient", "Counter", "CounterLevel", "DeliveryOrder", "Exemption", "GeocodeCache",
+    "AdminUnit", "ApiClient", "Counter", "CounterLevel", "DeliveryOrder", "Exemption", "GeoCursor",
+    "GeocodeCache",
     "ImportBatch", "ImportRow", "ImportState", "ItemSerial", "KnownPlace", "OrderEvent", "OrderLocation",
     "PartKind", "Payer", "PostalRoute", "PostOffice", "Role", "route_communes", "RouteDayLoad", "RouteRule",
     "RouteRun", "RunStop", "UnitLevel", "User", "WebhookDelivery", "WebhookEndpoint",

@@ -99,13 +99,10 @@ _COLUMNS = (T.c.id, T.c.func_path, T.c.args, T.c.queue, T.c.state, T.c.dedupe_ke
 
 
 def add(conn: sa.Connection, func_path: str, args: list[Any], *, queue: str, timeout_s: int,
-        on_failure: str | None, dedupe_key: str | None, due_at: dt.datetime,
-        merge_limit: int | None = None) -> dt.datetime | None:
+        on_failure: str | None, dedupe_key: str | None, due_at: dt.datetime) -> dt.datetime | None:
     """Insert a row in the caller's transaction; a coalesced one joins the row already waiting.
 
-    ``merge_limit``: ``args[0]`` is a list of ids that joins the waiting row's list, up to that many
-    ids (a job over explicit ids, such as geocoding these orders); a full row stops taking more.
-    Returns, for a coalesced row without ``merge_limit``, when the row it joined or started is due
+    Returns, for a coalesced row, when the row it joined or started is due
     (the earlier of the two: a row joined may run before ``due_at``); otherwise None.
     """
     if queue not in QUEUES:
@@ -115,9 +112,6 @@ def add(conn: sa.Connection, func_path: str, args: list[Any], *, queue: str, tim
               "requests": 1, "created_at": utcnow(), "due_at": due_at}
     if dedupe_key is None:
         conn.execute(T.insert().values(values))
-        return None
-    if merge_limit is not None:
-        _merge(conn, values, merge_limit)
         return None
     stmt = _insert(conn).values(values)
     # DO UPDATE rather than DO NOTHING: on PostgreSQL it locks the waiting row until this
@@ -137,40 +131,6 @@ def _insert(conn: sa.Connection) -> Any:
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(T)
-
-
-# _merge's statements, built once (a merge runs with every intake commit when geocoding is queued:
-# building and keying them cost more than running them).
-_WAITING_ROW = (sa.select(T.c.id, T.c.args, T.c.due_at).with_for_update()
-                .where(T.c.dedupe_key == sa.bindparam("b_key"), T.c.state.in_(WAITING)))
-_MERGE = (T.update().where(T.c.id == sa.bindparam("b_id"))
-          .values(args=sa.bindparam("b_args", type_=T.c.args.type), requests=T.c.requests + 1,
-                  due_at=sa.bindparam("b_due", type_=T.c.due_at.type)))
-_RELEASE_KEY = T.update().where(T.c.id == sa.bindparam("b_id")).values(dedupe_key=None)
-
-
-def _merge(conn: sa.Connection, values: dict[str, Any], limit: int) -> None:
-    """Add ``values["args"][0]`` (ids) to the waiting row of the key, or start one. The row lock (FOR
-    UPDATE on PostgreSQL; SQLite has one writer at a time) orders this with a runner's claim: ids
-    joined before the claim are run by it (the runner reads the row's args when it claims it, not rq's
-    copy), after it they start a new row."""
-    key, ids = values["dedupe_key"], list(values["args"][0])
-    for _ in range(5):
-        waiting = conn.execute(_WAITING_ROW, {"b_key": key}).first()
-        if waiting is not None:
-            merged = sorted(set(waiting.args[0]) | set(ids))
-            if len(merged) <= limit:
-                conn.execute(_MERGE, {"b_id": waiting.id, "b_args": [merged, *waiting.args[1:]],
-                                      "b_due": min(waiting.due_at, values["due_at"])})
-                return
-            # Full: it stays owed as an ordinary row, and this request starts the next one.
-            conn.execute(_RELEASE_KEY, {"b_id": waiting.id})
-        stmt = _insert(conn).values({**values, "args": [sorted(set(ids)), *values["args"][1:]]})
-        # RETURNING, not rowcount: the driver's rowcount of an upsert is not to be relied on.
-        if conn.execute(stmt.on_conflict_do_nothing().returning(T.c.id)).first() is not None:
-            return
-        # Another transaction started the key's row meanwhile (PostgreSQL waited for its commit): join it.
-    raise RuntimeError(f"could not queue {values['func_path']} under {key}")
 
 
 def due(conn: sa.Connection, now: dt.datetime, *, states: tuple[str, ...], queue: str | None = None,

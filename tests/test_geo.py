@@ -3,6 +3,7 @@ the cache, the rq job, and what the run planner gets."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Iterator
@@ -14,11 +15,14 @@ from fake_geocoder import FakeGeocodingServer
 from flask import Flask
 from rq import SimpleWorker
 
+from delivery_service import outbox
+from delivery_service.accounts.models import User
+from delivery_service.accounts.services import Actor
 from delivery_service.cli import main
 from delivery_service.extensions import db
-from delivery_service.geo import services
+from delivery_service.geo import hooks, services
 from delivery_service.geo.backends import NominatimGeocoder, OfflineGeocoder, make_geocoder
-from delivery_service.geo.models import GeocodeCache, KnownPlace, LocationSource, OrderLocation
+from delivery_service.geo.models import GeocodeCache, GeoCursor, KnownPlace, LocationSource, OrderLocation
 from delivery_service.geo.services import (
     address_key,
     distance_m,
@@ -26,10 +30,11 @@ from delivery_service.geo.services import (
     learn_delivery_points,
     locate_orders,
     locations_for,
-    request_locations,
     robust_position,
 )
 from delivery_service.orders.models import DeliveryOrder
+from delivery_service.orders.services import change_status
+from delivery_service.orders.status import Status
 from delivery_service.units.models import AdminUnit, UnitLevel
 
 COMMUNE = "21025"  # Phường Cẩm Thành, Quảng Ngãi (the demo counter's area)
@@ -370,37 +375,80 @@ def test_locations_for_falls_back_to_centroids(app, client, auth):
 
 # --- jobs ----------------------------------------------------------------------------------------
 
+def scans_queued(app: Flask) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(outbox.T)
+                             .where(outbox.T.c.func_path == hooks.SCAN_JOB))
+
+
 def test_without_redis_intake_queues_nothing_and_planning_locates_offline(app, client, auth, fake):
     use_server(app, fake)
     order_id = new_order(client, auth, "12 Hùng Vương")
-    request_locations([order_id])
-    db.session.commit()
-    assert stored(order_id) is None and fake.requests == []  # intake: one transaction, no network
+    # intake: one transaction, no job, no network
+    assert stored(order_id) is None and fake.requests == [] and scans_queued(app) == 0
+    assert hooks.sweep(services.utcnow()) == {}  # the maintenance pass queues no scan either
     got = locations_for([order_id])  # the run planner locates it, offline, in its own transaction
     db.session.commit()
     assert got[order_id].source is LocationSource.COMMUNE_CENTROID
     assert stored(order_id).source is LocationSource.COMMUNE_CENTROID and fake.requests == []
 
 
-def test_with_redis_locating_is_queued_and_a_worker_asks_the_server(app, client, auth, fake, rq_app):
-    order_id = new_order(client, auth, "12 Hùng Vương")
-    db.session.execute(sa.delete(OrderLocation))  # whatever intake did, start unlocated
-    db.session.commit()
+def test_with_redis_a_scan_a_worker_runs_locates_new_orders_and_address_changes(app, auth, fake, rq_app):
     use_server(rq_app, fake)
-    fake.delay_s = 0.5  # a slow server: enqueuing must not wait for it
-    fake.requests.clear()
+    fake.delay_s = 0.5  # a slow server: intake must not wait for it
+    client = rq_app.test_client()
     with rq_app.app_context():
         queue = rq_app.extensions["rq_queues"]["background"]  # geocoding: nobody waits for it
-        request_locations([order_id])
-        db.session.commit()
-        assert queue.count == 1 and fake.requests == []
-        job = queue.jobs[0]
-        assert job.args == (services.JOB, [order_id], True)
-        assert stored(order_id) is None
+        first = new_order(client, auth, "12 Hùng Vương")
+        closed = new_order(client, auth, "Đường Lê Lợi")
+        assert stored(first) is None and fake.requests == []  # the requests asked nothing of the server
+        # Both commits join one run (coalesced; JOBS_INLINE relays it at once, the second joins it).
+        assert [j.args[0] for j in queue.jobs].count(hooks.SCAN_JOB) == 1
+        admin = Actor.of_user(db.session.scalar(sa.select(User).where(User.username == "admin")))
+        change_status(admin, item_of(closed), Status.CANCELLED)
         SimpleWorker([queue], connection=queue.connection).work(burst=True)
-        assert queue.count == 0 and len(fake.requests) == 1
-        loc = stored(order_id)
+        loc = stored(first)
         assert loc.source is LocationSource.NOMINATIM and loc.precision_m == 25
+        assert stored(closed) is None  # closed before its turn: nothing to plan, nothing asked
+        assert len(fake.requests) == 1
+        assert services.locate_new() == {} and len(fake.requests) == 1  # nothing new: no lock, no request
+
+        # An address change: the old position goes with the commit, the scan finds the new address.
+        moved = client.put(f"/api/v1/orders/{item_of(first)}/address", headers=auth, json={
+            "address": {"province_code": "51", "commune_code": COMMUNE, "detail": "Đường Lê Lợi"}})
+        assert moved.status_code == 200, moved.json
+        assert stored(first) is None
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        assert (stored(first).latitude, stored(first).longitude) == (15.1190, 108.8000)
+        assert len(fake.requests) == 2
+
+
+def test_a_scan_asks_the_server_a_job_at_a_time_and_queues_the_rest_after_its_lease(
+        app, auth, fake, rq_app, monkeypatch):
+    use_server(rq_app, fake)
+    monkeypatch.setattr(services, "SERVER_JOB_SIZE", 2)
+    client = rq_app.test_client()
+    with rq_app.app_context():
+        queue = rq_app.extensions["rq_queues"]["background"]
+        ids = [new_order(client, auth, f"Tổ {n} thôn Xuân") for n in range(5)]
+        assert [j.args[0] for j in queue.jobs].count(hooks.SCAN_JOB) == 1  # the five commits joined one run
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        assert all(stored(i) is not None for i in ids) and len(fake.requests) == 5
+        # 2 + 2 + 1 orders: each run queued the next once it had let go of the lease (a run queued
+        # before would have found it held, and the rest would wait for the maintenance pass).
+        runs = db.session.scalars(sa.select(outbox.T.c.state).where(outbox.T.c.func_path == hooks.SCAN_JOB))
+        assert list(runs) == ["done"] * 3
+        assert queue.count == 0 and services.locate_new() == {}
+        db.session.execute(sa.update(GeoCursor).values(cursor_event_id=0))  # as if the scan were behind
+        db.session.commit()
+        assert hooks.sweep(services.utcnow()) == {"queued": ["scan"]}  # the maintenance pass queues it
+        assert [j.args[0] for j in queue.jobs] == [hooks.SCAN_JOB]
+        db.session.execute(sa.update(GeoCursor).values(locked_until=services.utcnow() + dt.timedelta(minutes=1)))
+        db.session.commit()
+        assert services.locate_new() == {"held": 1}  # another run holds the lease: this one leaves
+
+
+def item_of(order_id: int) -> str:
+    return db.session.scalar(sa.select(DeliveryOrder.item_id).where(DeliveryOrder.id == order_id))
 
 
 def test_cli_locates_missing_orders_and_reports_counts(app, client, auth):

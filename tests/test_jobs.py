@@ -227,16 +227,6 @@ def test_background_jobs_have_their_own_rq_queue(rq_app):
         assert {r["state"] for r in rows()} == {"done"}
 
 
-def test_jobs_over_ids_merge_into_the_waiting_one_up_to_a_size(app):
-    # Not due within the test: the function is never called, only the rows are looked at.
-    for order_id in range(1, 8):
-        jobs.enqueue_after_commit("test_jobs:record_ids", [order_id], "x", dedupe_key="test:ids", merge_limit=3,
-                                  delay_s=3600)
-        db.session.commit()
-    assert [(r["args"], r["requests"], r["dedupe_key"]) for r in rows()] == [
-        ([[1, 2, 3], "x"], 3, None), ([[4, 5, 6], "x"], 3, None), ([[7], "x"], 1, "test:ids")]
-
-
 def test_a_burst_of_coalesced_jobs_starts_about_one_run_per_coalesce_period(app):
     """JOBS_COALESCE_S: the first request after a quiet spell runs at once; while that run may be
     going, the next waits for the next slot and every request meanwhile joins it."""

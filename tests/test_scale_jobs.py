@@ -28,7 +28,7 @@ from delivery_service.privacy import jobs as privacy_jobs
 
 ORDERS = 300
 ROWS = 5000
-COALESCED = ("delivery_service.webhooks.jobs:dispatch_due", "delivery_service.geo.services:locate_orders",
+COALESCED = ("delivery_service.webhooks.jobs:dispatch_due", "delivery_service.geo.services:locate_new",
              "delivery_service.reports.fold:fold_job")
 
 

@@ -28,14 +28,14 @@ def locate(which: str) -> None:
         count_by_source,
         locate_orders,
         orders_to_locate,
-        request_locations,
+        queue_locations,
     )
 
     ids = orders_to_locate(which)
     if current_app.extensions.get("rq_queue") is not None:
-        request_locations(ids)
+        queued = queue_locations(ids)
         db.session.commit()  # the jobs are enqueued after this commit
-        click.echo(f"{len(ids)} orders ({which}): queued for the worker")
+        click.echo(f"{len(ids)} orders ({which}): queued for the worker in {queued} jobs")
         return
     for start in range(0, len(ids), BATCH):
         locate_orders(ids[start:start + BATCH])

@@ -96,3 +96,20 @@ class GeocodeCache(db.Model):
     precision_m: Mapped[int | None]
     label: Mapped[str | None] = mapped_column(sa.String(64))  # the server's class:type, e.g. place:hamlet
     fetched_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GeoCursor(db.Model):
+    """The geocoding scanner's place in the event log (one row) and its lease (geo.services.locate_new)."""
+
+    __tablename__ = "geo_cursor"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    cursor_event_id: Mapped[int] = mapped_column(ID, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+# The commit hook that queues the scan: subscribed with the models, which every app imports.
+from delivery_service.geo import hooks  # noqa: E402
+from delivery_service.orders import watch  # noqa: E402
+
+watch.subscribe(hooks.events_written)

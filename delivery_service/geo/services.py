@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,11 +39,13 @@ from delivery_service.geo.models import (
     ADDRESS_KEY_LENGTH,
     QUERY_KEY_LENGTH,
     GeocodeCache,
+    GeoCursor,
     KnownPlace,
     LocationSource,
     OrderLocation,
 )
-from delivery_service.orders.models import DeliveryOrder
+from delivery_service.orders.models import DeliveryOrder, OrderEvent
+from delivery_service.orders.status import Status
 from delivery_service.units.models import REFORM_DATE, AdminUnit
 from delivery_service.units.services import unit_index
 from routes.text import fold
@@ -64,6 +65,7 @@ KEPT_FIXES = 15  # the newest fixes of a known place, whose median is its positi
 BATCH = 1_000  # ids per query (IN lists) and per offline job
 SERVER_JOB_SIZE = 200  # ids per job that asks the geocoding server (~4 minutes at 1 request/s)
 JOB = "delivery_service.geo.services:locate_orders"
+COARSE_LEASE_S = 120  # the scan's lease without the geocoding server (refreshed after each batch)
 CENTROIDS = (LocationSource.COMMUNE_CENTROID, LocationSource.PROVINCE_CENTROID)
 
 
@@ -312,31 +314,125 @@ def locate_orders(order_ids: list[int], use_server: bool = True) -> None:
              f"; {server.requests} server requests" if server else "")
 
 
-def request_locations(order_ids: list[int]) -> None:
-    """Locate these orders in rq jobs that start after the current transaction commits.
-
-    Without rq nothing happens here: a job would run inside the request that commits, costing intake
-    a second transaction. Such orders are located when a run is first planned (``locations_for``:
-    a courier place or a centroid, no network), and ``delivery-service geo locate --coarse`` asks
-    the geocoding server for them, if one is configured.
-    """
-    ids = sorted(set(order_ids))
-    if not ids or current_app.extensions.get("rq_queue") is None:
-        return
-    config = current_app.config
-    use_server = get_geocoder().remote and current_app.extensions.get("rq_queue") is not None
+def queue_locations(order_ids: list[int]) -> int:
+    """Queue ``locate_orders`` jobs for these orders (``geo locate`` with rq), a job's worth each,
+    to start after the current transaction commits; returns how many jobs."""
+    use_server = get_geocoder().remote
     size = SERVER_JOB_SIZE if use_server else BATCH
-    timeout = 600
-    if use_server:  # every request may take the spacing plus a whole timeout
-        per_request = float(config["GEOCODER_MIN_DELAY_S"]) + float(config["GEOCODER_TIMEOUT_S"])
-        timeout = int(300 + size * per_request)
-    for chunk in _chunks(ids, size):
-        # Merged into this process's job still waiting, up to a job's size: a burst of intake commits
-        # (one order each) queues a job per `size` orders, not one per order. One waiting job per
-        # process: the merge locks its row to the commit, and a row shared by every process made all
-        # intake wait on that lock (on PostgreSQL with Redis, 262 orders/s instead of ~700).
-        jobs.enqueue_after_commit(JOB, list(chunk), use_server, timeout=timeout, queue="background",
-                                  dedupe_key=f"geo:locate:{use_server}:{os.getpid()}", merge_limit=size)
+    chunks = list(_chunks(sorted(set(order_ids)), size))
+    for chunk in chunks:
+        jobs.enqueue_after_commit(JOB, list(chunk), use_server, timeout=scan_timeout(), queue="background")
+    return len(chunks)
+
+
+def scan_timeout() -> int:
+    """Seconds a job may take (a scan's or ``locate_orders``'): with the geocoding server, a job's
+    worth of orders (SERVER_JOB_SIZE), each request maybe the spacing plus a whole timeout."""
+    if not get_geocoder().remote:
+        return 600
+    config = current_app.config
+    per_request = float(config["GEOCODER_MIN_DELAY_S"]) + float(config["GEOCODER_TIMEOUT_S"])
+    return int(300 + SERVER_JOB_SIZE * per_request)
+
+
+# The events that ask for an order's position: its creation (intake, imports) and an address change.
+_ASKS = sa.or_(OrderEvent.status_from.is_(None), OrderEvent.reason == "address_changed")
+# An order closed since has no run left to plan: its position is not asked for.
+_CLOSED = (Status.DELIVERED, Status.RETURNED_TO_AGENCY, Status.CANCELLED)
+_NEWEST_EVENT = sa.select(sa.func.coalesce(sa.func.max(OrderEvent.id), 0)).scalar_subquery()
+
+
+def scan_behind() -> bool:
+    """Whether events were logged after the scan's cursor (one cheap query; ends the transaction).
+    The cursor's row is made at the log's start if it is missing (the migration makes it at the
+    log's end; a database emptied by hand has neither)."""
+    behind = db.session.execute(sa.select(GeoCursor.cursor_event_id < _NEWEST_EVENT)
+                                .where(GeoCursor.id == 1)).scalar()
+    if behind is None:
+        db.session.execute(_insert(GeoCursor.__table__).values(id=1, cursor_event_id=0)  # type: ignore[arg-type]
+                           .on_conflict_do_nothing(index_elements=["id"]))
+        behind = db.session.scalar(sa.select(_NEWEST_EVENT > 0))
+    db.session.commit()
+    return bool(behind)
+
+
+def _hold(now: dt.datetime, lease_s: int) -> bool:
+    """Take the scan's lease (compare-and-set: one run at a time on every backend); commits."""
+    taken = db.session.execute(
+        sa.update(GeoCursor).where(GeoCursor.id == 1, sa.or_(GeoCursor.locked_until.is_(None),
+                                                             GeoCursor.locked_until < now))
+        .values(locked_until=now + dt.timedelta(seconds=lease_s))
+        .execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    return taken == 1
+
+
+def locate_new(now: dt.datetime | None = None) -> dict[str, int]:
+    """The background scan (rq; queued by the commits that write order events and by the
+    maintenance pass): locate the orders created or re-addressed since the last run, as
+    ``locate_orders`` does, reading the event log after the cursor up to the committed horizon.
+
+    With the geocoding server a run asks for at most SERVER_JOB_SIZE orders, then queues the next
+    run (after giving up its lease, so that run can take it). An order closed before its turn is
+    skipped. Returns counts by source (and "held" or "busy" when another run or the event log's
+    writers kept it from starting)."""
+    from delivery_service.geo.hooks import queue_scan
+    from delivery_service.webhooks.services import committed_horizon
+
+    if not scan_behind():
+        return {}
+    geocoder = get_geocoder()
+    server = None
+    if geocoder.remote:
+        server = _ServerLookups(geocoder, int(current_app.config["GEOCODER_CACHE_DAYS"]))
+    size = SERVER_JOB_SIZE if server else BATCH
+    # The lease: a job's timeout with the server; without, a batch takes well under a second, and a
+    # run killed on the way (its worker lost) must not keep the next one waiting long.
+    lease_s = scan_timeout() if server else COARSE_LEASE_S
+    if not _hold(now or utcnow(), lease_s):
+        return {"held": 1}
+    counts: Counter[str] = Counter()
+    more = False
+    try:
+        horizon = committed_horizon()
+        if horizon is None:
+            return {"busy": 1}  # writers held the log: the next trigger or maintenance pass tries again
+        while True:
+            cursor = db.session.scalar(sa.select(GeoCursor.cursor_event_id).where(GeoCursor.id == 1))
+            rows = db.session.execute(
+                sa.select(OrderEvent.id, OrderEvent.order_id)
+                .join(DeliveryOrder, DeliveryOrder.id == OrderEvent.order_id)
+                .where(OrderEvent.id > cursor, OrderEvent.id <= horizon, _ASKS,
+                       DeliveryOrder.status.not_in(_CLOSED))
+                .order_by(OrderEvent.id).limit(size)).all()
+            if rows:
+                counts.update(_locate_batch(sorted({r.order_id for r in rows}), server))
+            full = len(rows) == size
+            moved = rows[-1].id if full else horizon
+            # Never backwards (a run whose lease ran out may finish after the next run moved on).
+            db.session.execute(sa.update(GeoCursor).where(GeoCursor.id == 1)
+                               .values(cursor_event_id=sa.case((GeoCursor.cursor_event_id < moved, moved),
+                                                               else_=GeoCursor.cursor_event_id),
+                                       locked_until=utcnow() + dt.timedelta(seconds=lease_s))
+                               .execution_options(synchronize_session=False))
+            db.session.commit()
+            if not full:
+                break
+            if server is not None:  # a job's worth asked of the server: the rest in the next run
+                more = True
+                break
+    finally:
+        db.session.rollback()
+        db.session.execute(sa.update(GeoCursor).where(GeoCursor.id == 1).values(locked_until=None)
+                           .execution_options(synchronize_session=False))
+        if more:
+            queue_scan(at_once=True)
+        db.session.commit()
+    # Ids and counts only: addresses are personal data.
+    log.info("scan located %d orders (%s)%s", sum(counts.values()),
+             ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+             f"; {server.requests} server requests" if server else "")
+    return dict(counts)
 
 
 Fix = tuple[int, float, float, float | None]  # order id, latitude, longitude, accuracy_m (or None)

@@ -26,6 +26,7 @@ from delivery_service.accounts.services import SYSTEM, Actor
 from delivery_service.db import DriverSQL, UTCDateTime, utcnow
 from delivery_service.errors import Conflict, Forbidden, InvalidInput, Message, NotFound, coded
 from delivery_service.extensions import db
+from delivery_service.geo.models import OrderLocation
 from delivery_service.localtime import day_start, local_today  # noqa: F401  (local_today: many import it from here)
 from delivery_service.orders import status as machine
 from delivery_service.orders import watch
@@ -194,7 +195,6 @@ def add_order(actor: Actor, data: dict[str, Any], *, counter_id: int, idempotenc
     All checks run first; the writes (serial, order, event) come last and go out as plain inserts,
     so that SQLite's write lock is held for as short a time as possible.
     """
-    from delivery_service.geo.services import request_locations
     from delivery_service.routing import services as routing
 
     today = local_today()
@@ -225,7 +225,6 @@ def add_order(actor: Actor, data: dict[str, Any], *, counter_id: int, idempotenc
             event["order_id"] = order.id
         _EVENT_SQL.execute(conn, events)
     watch.note_written(conn)  # orders.watch sees SQLAlchemy's statements only: say it
-    request_locations([order.id])
     return order
 
 
@@ -473,7 +472,6 @@ def add_orders(actor: Actor, items: list[tuple[dict[str, Any], str | None]], *,
     ``routing.bulk.PlacementRaced`` (a route's capacity taken meanwhile): the caller rolls back to
     before the call and stores the items one by one.
     """
-    from delivery_service.geo.services import request_locations
     from delivery_service.routing.bulk import place_new_orders
 
     today, now = local_today(), utcnow()
@@ -536,7 +534,6 @@ def add_orders(actor: Actor, items: list[tuple[dict[str, Any], str | None]], *,
                            "reason": placement.outcome.value, "route_id": row["route_id"], "note": None,
                            **system_cols})
     insert_many(OrderEvent.__table__, events)
-    request_locations(ids)
     stored = iter(item_ids)
     return [next(stored) if result == "" else result for result in out]
 
@@ -904,7 +901,6 @@ def change_address(actor: Actor, item_id: str, address: dict[str, Any], *,
                    note: str | None = None) -> DeliveryOrder:
     """Correct an order's delivery address; it is placed again (route, capacity) and located again.
     An event records it; commits. Counter staff may correct their own counter's orders."""
-    from delivery_service.geo.services import request_locations
     from delivery_service.routing import services as routing
 
     if actor.role not in (Role.ADMIN, Role.SUPERVISOR, Role.COUNTER_STAFF):
@@ -925,8 +921,10 @@ def change_address(actor: Actor, item_id: str, address: dict[str, Any], *,
     db.session.add(OrderEvent(order_id=order.id, status_from=before, status_to=before, server_time=now,
                               reason="address_changed", note=note, route_id=order.route_id,
                               **_actor_cols(actor)))
+    # The position found for the old address goes (a pin set by hand too: it marked the old door);
+    # the planner, or the geocoding scan with rq (it reads this event), locates the new one.
+    db.session.execute(sa.delete(OrderLocation).where(OrderLocation.order_id == order.id))
     db.session.flush()
     routing.readdress(order, SYSTEM)
-    request_locations([order.id])
     db.session.commit()
     return order

@@ -1,0 +1,48 @@
+"""The trigger of the geocoding scan: a commit that wrote order events queues a run, with rq only.
+
+The scan (``services.locate_new``) reads the event log after its cursor: new orders (intake, imports)
+and address changes. Missing a trigger only delays it: every process's maintenance pass queues a run
+while the cursor is behind. Without rq nothing is queued: a run in the web process would cost intake,
+and the run planner locates what it needs, offline (``services.locations_for``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+SCAN_JOB = "delivery_service.geo.services:locate_new"
+SCAN_KEY = "geo:locate_new"
+
+
+def events_written() -> None:
+    """A commit is writing order events (orders.watch): with rq, queue the scan."""
+    from flask import current_app
+
+    if current_app.extensions.get("rq_queue") is not None:
+        queue_scan()
+
+
+def queue_scan(*, at_once: bool = False) -> None:
+    """Queue a scan with the current transaction. Coalesced: at most one run starts per
+    JOBS_COALESCE_S in this process and a waiting run covers every commit before it starts; while
+    this process's run waits, a commit writes nothing (``join_waiting``). ``at_once``: the follow-up
+    of a run that stopped with more to do."""
+    from delivery_service.geo.services import scan_timeout
+    from delivery_service.jobs import enqueue_after_commit
+
+    enqueue_after_commit(SCAN_JOB, timeout=scan_timeout(), queue="background", dedupe_key=SCAN_KEY,
+                         join_waiting=not at_once, coalesce_s=0.0 if at_once else None)
+
+
+def sweep(now: dt.datetime) -> dict[str, list[str]]:
+    """The maintenance pass's hook (jobs.SWEEPERS): with rq, queue a scan while the cursor is behind."""
+    from flask import current_app
+
+    from delivery_service.extensions import db
+    from delivery_service.geo.services import scan_behind
+
+    if current_app.extensions.get("rq_queue") is None or not scan_behind():
+        return {}
+    queue_scan()
+    db.session.commit()
+    return {"queued": ["scan"]}
