@@ -618,3 +618,28 @@ def test_a_batch_learns_the_same_positions_as_the_same_events_one_by_one(client,
     assert places["thon 2"][3] == 3 and abs(places["thon 2"][0] - 15.1205) < 0.001  # the median
     assert places["thon 3"][2:4] == (100.0, 1)
     assert {loc and loc[2] for loc in located[-2:]} <= {None, "commune_centroid"}  # nothing learnt
+
+
+def test_an_event_id_used_for_another_action_or_order_is_rejected_not_a_duplicate(client, auth, courier):
+    a, b = handed(client, auth, courier), handed(client, auth, courier)
+    failed = event(a["item_id"], "failed_attempt", -30, reason="moved")
+    assert sync(client, courier, failed)[0]["result"] == "applied"
+    # The same id for the delivery of that order: answering "duplicate" would tell the phone its
+    # delivery was stored. Also one at a time (the usual sync) and in a batch.
+    reused = delivered(a["item_id"], event_id=failed["event_id"])
+    for answer in (sync(client, courier, reused)[0], sync(client, courier, reused, delivered(b["item_id"]))[0]):
+        assert answer["result"] == "rejected" and answer["error"]["code"] == "invalid", answer
+        assert answer["error"]["fields"] == {"event_id": ["Already used for another action."]}
+    assert sync(client, courier, failed)[0]["result"] == "duplicate"  # the real replay still is
+    other = delivered(b["item_id"], event_id=failed["event_id"])
+    assert sync(client, courier, other)[0]["error"]["fields"] == {"event_id": ["Already used for another order."]}
+    # Twice in one batch: the first one has the id, the other event is rejected.
+    fresh = str(uuid.uuid4())
+    first, second = sync(client, courier, delivered(a["item_id"], event_id=fresh),
+                         event(a["item_id"], "failed_attempt", event_id=fresh, reason="moved"))
+    assert first["result"] == "applied" and first["status"] == "delivered"
+    assert second["result"] == "rejected" and second["error"]["fields"] == {
+        "event_id": ["Already used for another action."]}
+    assert [e.status_to.value for e in events_of(a["item_id"]) if e.client_event_id == fresh] == ["delivered"]
+    assert [e.status_to.value for e in events_of(a["item_id"]) if e.client_event_id == failed["event_id"]] == [
+        "failed_attempt"]

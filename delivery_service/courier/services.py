@@ -12,7 +12,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 from flask import current_app
@@ -330,7 +330,8 @@ def sync(actor: Actor, events: Sequence[Any]) -> list[dict[str, Any]]:
     """Apply a batch from the phone's outbox; one result per event, in the order sent.
 
     Each event is validated on its own; duplicates (stored earlier, or twice in this batch) are
-    answered ``duplicate`` and never stored again; the others are applied in device-time order.
+    answered ``duplicate`` and never stored again, but an event id used before for another order or
+    action is rejected (it is not a replay); the others are applied in device-time order.
     Pickups and deliveries that the status machine, the identity check and the proof accept are
     planned in memory and written together, in one transaction (``_apply_together``); every other
     event, and any the plan would refuse or that meets a concurrent change, is applied in a
@@ -341,6 +342,7 @@ def sync(actor: Actor, events: Sequence[Any]) -> list[dict[str, Any]]:
     skew = dt.timedelta(seconds=current_app.config["MAX_CLOCK_SKEW_S"])
     results: list[dict[str, Any] | None] = [None] * len(events)
     first_of: dict[str, int] = {}
+    loaded: dict[int, dict[str, Any]] = {}
     twins: dict[int, int] = {}
     todo: list[tuple[int, dict[str, Any]]] = []
     for i, raw in enumerate(events):
@@ -358,9 +360,14 @@ def sync(actor: Actor, events: Sequence[Any]) -> list[dict[str, Any]]:
                 "invalid", "The event is incomplete or malformed: " + _summary(fields), fields))
             continue
         if data["event_id"] in first_of:
-            twins[i] = first_of[data["event_id"]]
+            j = first_of[data["event_id"]]
+            if _same_event(data, loaded[j]):
+                twins[i] = j
+            else:  # one event id for two different events in one batch: the first one has it
+                results[i] = _reused(data, "order" if _item(data) != _item(loaded[j]) else "action")
             continue
         first_of[data["event_id"]] = i
+        loaded[i] = data
         ahead = data["device_time"] - now
         if ahead > skew:
             results[i] = _result(data["event_id"], "rejected", error=Rejected(
@@ -399,39 +406,80 @@ def _summary(fields: dict[str, Any]) -> str:
     return ", ".join(sorted(fields)) or "the event"
 
 
+class _Seen(NamedTuple):
+    """An event id already stored: its order's item id, current status and route, who recorded the
+    event, and what it recorded (the event's status and reason)."""
+
+    item_id: str
+    status: Status
+    user_id: int | None
+    route_id: int | None
+    event_status: str
+    event_reason: str | None
+
+
+# The statuses the event of each action records (its last step, ``_steps``); a correction is known
+# by its reason.
+_RECORDS = {"pickup_confirmed": {S.HANDED_TO_COURIER.value, S.PICKUP_SCHEDULED.value},
+            "delivered": {S.DELIVERED.value}, "failed_attempt": {S.FAILED_ATTEMPT.value},
+            "dossier_picked_up": {S.PICKED_UP.value}}
+
+
+def _same_action(action: str, status: Any, reason: str | None) -> bool:
+    """Whether a stored event (its status and reason) is what ``action`` records: a replay."""
+    if action == CORRECTION or reason == CORRECTION:
+        return action == CORRECTION and reason == CORRECTION
+    return getattr(status, "value", status) in _RECORDS[action]
+
+
 _STORED = (sa.select(OrderEvent.__table__.c.client_event_id, DeliveryOrder.__table__.c.item_id,
                      DeliveryOrder.__table__.c.status, OrderEvent.__table__.c.actor_user_id,
-                     DeliveryOrder.__table__.c.route_id)
+                     DeliveryOrder.__table__.c.route_id, OrderEvent.__table__.c.status_to,
+                     OrderEvent.__table__.c.reason)
            .join_from(OrderEvent.__table__, DeliveryOrder.__table__,
                       DeliveryOrder.__table__.c.id == OrderEvent.__table__.c.order_id)
            .where(OrderEvent.__table__.c.client_event_id.in_(sa.bindparam("b_ids", expanding=True))))
 
 
-def _stored_events(event_ids: list[str]) -> dict[str, tuple[str, Status, int | None, int | None]]:
+def _stored_events(event_ids: list[str]) -> dict[str, _Seen]:
     """Events already stored, by client event id: their order's item id, current status and route,
     and who recorded the event."""
-    found: dict[str, tuple[str, Status, int | None, int | None]] = {}
+    found: dict[str, _Seen] = {}
     if not event_ids:
         return found
     conn = db.session.connection()  # plain Core: no ORM statement layer for a look-up by key
     for start in range(0, len(event_ids), 500):
-        for event_id, item_id, status, user_id, route_id in conn.execute(
-                _STORED, {"b_ids": event_ids[start:start + 500]}):
-            found[event_id] = (item_id, status, user_id, route_id)
+        for event_id, *seen in conn.execute(_STORED, {"b_ids": event_ids[start:start + 500]}):
+            found[event_id] = _Seen(*seen)
     return found
 
 
-def _duplicate(actor: Actor, data: dict[str, Any], seen: tuple[str, Status, int | None, int | None],
+def _duplicate(actor: Actor, data: dict[str, Any], seen: _Seen,
                route_ids_: list[int]) -> dict[str, Any]:
-    item_id, status, user_id, route_id = seen
-    if user_id != actor.user_id and route_id not in route_ids_:  # someone else's event id
+    if seen.user_id != actor.user_id and seen.route_id not in route_ids_:  # someone else's event id
         return _result(data["event_id"], "rejected", error=Rejected(
             "not_your_route", f"{s10.normalize(data['item_id'])} is not on your route"))
-    if item_id != s10.normalize(data["item_id"]):
-        return _result(data["event_id"], "rejected", error=Rejected(
-            "invalid", "This event_id was already used for another order; every event needs its own.",
-            {"event_id": ["Already used for another order."]}))
-    return _result(data["event_id"], "duplicate", status.value)
+    if seen.item_id != s10.normalize(data["item_id"]):
+        return _reused(data, "order")
+    if not _same_action(data["action"], seen.event_status, seen.event_reason):
+        # Not a replay: answering "duplicate" would tell the phone that this other event is stored.
+        return _reused(data, "action")
+    return _result(data["event_id"], "duplicate", seen.status.value)
+
+
+def _item(data: dict[str, Any]) -> str:
+    return s10.normalize(data["item_id"])
+
+
+def _same_event(data: dict[str, Any], first: dict[str, Any]) -> bool:
+    """Whether two events sent with one event id in a batch are one event sent twice."""
+    return _item(data) == _item(first) and data["action"] == first["action"]
+
+
+def _reused(data: dict[str, Any], what: str) -> dict[str, Any]:
+    return _result(data["event_id"], "rejected", error=Rejected(
+        "invalid", f"This event_id was already used for another {what}; every event needs its own.",
+        {"event_id": [f"Already used for another {what}."]}))
 
 
 def _apply(actor: Actor, route_ids_: list[int], data: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
@@ -531,8 +579,11 @@ _ORDER_COLUMNS = [_ORDERS.c[name] for name in _Order.__annotations__]
 # The batch's orders on the courier's routes, read fresh, each with the batch's event ids already stored
 # on it (a phone's replays): one round trip for what took three (the courier's routes, the stored
 # events, the orders). Built once: no per-request statement building.
+_SEEN_COLUMNS = (OrderEvent.__table__.c.client_event_id,
+                 OrderEvent.__table__.c.status_to.label("seen_status"),
+                 OrderEvent.__table__.c.reason.label("seen_reason"))
 _BATCH_ORDERS = (
-    sa.select(*_ORDER_COLUMNS, OrderEvent.__table__.c.client_event_id)
+    sa.select(*_ORDER_COLUMNS, *_SEEN_COLUMNS)
     .outerjoin(OrderEvent.__table__, sa.and_(
         OrderEvent.__table__.c.order_id == _ORDERS.c.id,
         OrderEvent.__table__.c.client_event_id.in_(sa.bindparam("b_events", expanding=True))))
@@ -548,7 +599,7 @@ _BATCH_ORDERS_LOCKED = _BATCH_ORDERS.with_for_update(key_share=True, of=_ORDERS)
 # The same for one event (the phone's usual sync): equalities instead of expanding IN lists, whose
 # rendering SQLAlchemy redoes at every execution; run as the driver's SQL (``db.DriverSQL``, below).
 _BATCH_ONE_SELECT = (
-    sa.select(*_ORDER_COLUMNS, OrderEvent.__table__.c.client_event_id)
+    sa.select(*_ORDER_COLUMNS, *_SEEN_COLUMNS)
     .outerjoin(OrderEvent.__table__, sa.and_(
         OrderEvent.__table__.c.order_id == _ORDERS.c.id,
         OrderEvent.__table__.c.client_event_id == sa.bindparam("b_event")))
@@ -566,13 +617,13 @@ def _one_statement(todo: Todo) -> bool:
 
 
 def _batch_orders(actor: Actor, todo: Todo, lock: bool) -> tuple[dict[str, _Order],
-                                                     dict[str, tuple[str, Status, int | None, int | None]]]:
+                                                     dict[str, _Seen]]:
     """The batch's orders on the courier's routes by item id, and the batch's events already stored on
     them (as ``_stored_events`` gives them; recorded on the courier's own route, so never someone
     else's). An event id stored on another order is not seen here: writing it again breaks the unique
     event id, and the event goes one by one (``_apply``), which answers it as ``_stored_events`` would."""
     found: dict[str, _Order] = {}
-    stored: dict[str, tuple[str, Status, int | None, int | None]] = {}
+    stored: dict[str, _Seen] = {}
     if not todo:
         return found, stored
     rows: Iterable[Any]
@@ -589,7 +640,8 @@ def _batch_orders(actor: Actor, todo: Todo, lock: bool) -> tuple[dict[str, _Orde
         if order is None:  # one row per stored event of the order (a replay), else one
             order = found[row["item_id"]] = _Order(row)
         if row["client_event_id"] is not None:
-            stored[row["client_event_id"]] = (order.item_id, order.status, actor.user_id, order.route_id)
+            stored[row["client_event_id"]] = _Seen(order.item_id, order.status, actor.user_id, order.route_id,
+                                                   row["seen_status"], row["seen_reason"])
     return found, stored
 
 
