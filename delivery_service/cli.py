@@ -48,6 +48,8 @@ def serve(workers: int, host: str, dev: bool) -> None:
         return
     from gunicorn.app.base import BaseApplication
 
+    from delivery_service.api.guards import GUNICORN_REQUEST_LINE
+
     class Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
@@ -55,6 +57,9 @@ def serve(workers: int, host: str, dev: bool) -> None:
             self.cfg.set("post_worker_init", post_worker_init)
             self.cfg.set("child_exit", child_exit)
             self.cfg.set("accesslog", "-")
+            # Longer than the app's own limit (api.guards.MAX_URL_LENGTH), which answers in the
+            # service's error format: gunicorn's default 4094 answered such requests itself, in HTML.
+            self.cfg.set("limit_request_line", GUNICORN_REQUEST_LINE)
             self.cfg.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms %({x-request-id}o)s')
             # gunicorn's control socket (for gunicornc) is one path per user by default: a second
             # serve on the machine took it over, and removed it when it stopped. One per address

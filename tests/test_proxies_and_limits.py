@@ -282,6 +282,11 @@ def test_two_serves_start_with_their_own_control_sockets_and_share_the_limits(sq
             codes.append(resp.status_code)
         assert sorted(codes) == [200] * 10 + [429] * 4, codes
 
+        # An address over the app's limit, but under gunicorn's line limit: the service's own 414
+        # (JSON on the API), not gunicorn's plain page.
+        long = requests.get(f"http://127.0.0.1:{ports[1]}/api/v1/orders?q={'a' * 6000}", timeout=10)
+        assert long.status_code == 414 and long.json()["error"] == "uri_too_long", long.text[:200]
+
         # Stopping one leaves the other's control socket in place.
         os.killpg(procs[0].pid, signal.SIGTERM)
         procs[0].wait(30)
@@ -307,3 +312,14 @@ def test_api_requests_skip_the_limiter(client, auth):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(rate_limit_counters)) == 0
     assert _codes(client, 1) == [200]
     assert db.session.scalar(sa.select(sa.func.count()).select_from(rate_limit_counters)) == 3  # minute, day, misses
+
+
+def test_an_address_over_the_limit_is_414_in_the_services_format(client, auth):
+    from delivery_service.api.guards import MAX_URL_LENGTH
+
+    query = "a" * (MAX_URL_LENGTH - len("/api/v1/orders") - len("q="))
+    assert client.get(f"/api/v1/orders?q={query}", headers=auth).status_code != 414  # at the limit
+    api = client.get(f"/api/v1/orders?q={query}a", headers=auth)
+    assert api.status_code == 414 and api.json["error"] == "uri_too_long"
+    page = client.get(f"/t?q={'a' * MAX_URL_LENGTH}")
+    assert page.status_code == 414 and page.mimetype == "text/html" and 'lang="vi"' in page.get_data(as_text=True)

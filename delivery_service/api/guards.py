@@ -1,4 +1,5 @@
-"""Checks on every request before a view runs: text PostgreSQL cannot store, ids beyond 64 bits.
+"""Checks on every request before a view runs: addresses too long, text PostgreSQL cannot store,
+ids beyond 64 bits.
 
 PostgreSQL refuses NUL in text, and a lone UTF-16 surrogate (``"\\ud800"`` in JSON) cannot even be
 encoded for it: either would reach the database as a server error. So, for pages and API alike:
@@ -6,7 +7,8 @@ encoded for it: either would reach the database as a server error. So, for pages
 - a path with one of them is not found (404);
 - a query string or form value (or name) with one is unprocessable (422), the field named;
 - a JSON body with one in any string or key is unprocessable (422), the field named by its path;
-- ``<int:…>`` path parameters above BIGINT (2^63 - 1) are not found (404), and documented as such.
+- ``<int:…>`` path parameters above BIGINT (2^63 - 1) are not found (404), and documented as such;
+- a path and query string longer than MAX_URL_LENGTH is 414.
 
 SQLite would store them, but both databases answer alike.
 """
@@ -19,12 +21,17 @@ from typing import Any
 
 from flask import Flask, request
 from flask_smorest import abort
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import NotFound, RequestURITooLarge
 from werkzeug.routing import IntegerConverter, Map
 
 from delivery_service.errors import coded
 
 INT64_MAX = 2**63 - 1
+# The longest path and query string the service reads (414 above it, in the service's own error
+# format). gunicorn's request line limit (``serve``: GUNICORN_REQUEST_LINE) is set above it, so
+# that gunicorn's plain-text 414 is only for a line longer still.
+MAX_URL_LENGTH = 4096
+GUNICORN_REQUEST_LINE = 8190  # gunicorn's largest
 # In a JSON text, NUL and surrogates can only come as \u escapes (raw control characters and
 # surrogates encoded in UTF-8 are malformed JSON): bodies without these escapes need no parsing here.
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
@@ -73,6 +80,9 @@ def _refuse(location: str, path: tuple[Any, ...]) -> None:
 
 
 def _check_request() -> None:
+    environ = request.environ
+    if len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) > MAX_URL_LENGTH:
+        raise RequestURITooLarge(f"The address (path and query) is longer than {MAX_URL_LENGTH} characters.")
     if unstorable(request.path):
         raise NotFound()
     sources = (("query", request.args),) if request.environ.get("QUERY_STRING") else ()  # none: nothing
