@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import logging
+import math
 import os
 import threading
 import time
@@ -75,18 +76,25 @@ def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_fail
         if join_waiting:
             with _coalesce_lock:
                 slot = app.extensions.get("jobs_coalesce_slots", {}).get(dedupe_key)
-                if delay_s > JOIN_MARGIN_S and app.extensions.get(_WRITTEN, {}).get(dedupe_key) == slot:
+                written = app.extensions.get(_WRITTEN, {}).get(dedupe_key)
+                if (delay_s > JOIN_MARGIN_S and written is not None and written[0] == slot
+                        and time.monotonic() < written[1]):
                     return
     due = utcnow() + dt.timedelta(seconds=delay_s)
     stored_due = outbox.add(session.connection(), func_path, list(args), queue=queue, timeout_s=timeout,
                             on_failure=on_failure, dedupe_key=dedupe_key, due_at=due)
     if join_waiting and dedupe_key is not None:
         slots = session.info.setdefault(_SLOTS, {})
-        # Marked written at the commit, only if the row starts at this slot or later: a row joined that
-        # runs sooner (queued before, or pulled forward by another process) may start before the
-        # commits this would let skip, which would then wait for the maintenance pass.
-        if slot is not None and stored_due is not None and stored_due >= due - dt.timedelta(milliseconds=1):
-            slots[dedupe_key] = slot
+        # Marked written at the commit. A row that starts at this slot or later covers every commit
+        # until then. A row joined that runs sooner (queued before, pulled forward by another process,
+        # or handed to rq and waiting for a busy worker) may start before the commits this lets skip,
+        # so they skip for JOIN_RECHECK_S only, then write again: one statement a second, where each
+        # commit joining that row would, on PostgreSQL, queue on its lock for as long as it waits.
+        # (Commits skipped just before that row started wait for the next write, or at worst for the
+        # maintenance pass.)
+        if slot is not None and stored_due is not None:
+            exact = stored_due >= due - dt.timedelta(milliseconds=1)
+            slots[dedupe_key] = (slot, math.inf if exact else time.monotonic() + JOIN_RECHECK_S)
         else:
             slots.pop(dedupe_key, None)
     if delay_s <= 0:
@@ -97,11 +105,13 @@ def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_fail
 
 
 _coalesce_lock = threading.Lock()
-_WRITTEN = "jobs_coalesce_written"  # app.extensions: key -> the slot whose row this process committed
+# app.extensions: key -> (the slot whose row this process committed, skip until this monotonic time)
+_WRITTEN = "jobs_coalesce_written"
 _SLOTS = "jobs_coalesce_slots_pending"  # session.info: the slots written in the open transaction
 # A commit this close to its waiting run's start writes the row anyway: the run might be claimed
 # before the commit is visible.
 JOIN_MARGIN_S = 0.2
+JOIN_RECHECK_S = 1.0  # after joining a row that starts sooner than the slot, skip at most this long
 
 
 def _coalesce_delay(app: Flask, key: str, every_s: float, now: float | None = None) -> float:
