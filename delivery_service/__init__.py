@@ -107,10 +107,11 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
 
 
 def _limit_pages_only(app: Flask, limiter: Any) -> None:
-    """Run the limiter's per-request check for the pages only. The API has no per-address limits:
-    its blueprints are exempt (api.protected) and its paths filtered out first (extensions._skip_api,
-    the same test as here), yet the check cost about 2 % of an order's intake before it found that
-    out (the view's name, the exemption scopes, an empty evaluation)."""
+    """Run the limiter's per-request check (and its after-request and teardown hooks) for the pages
+    only. The API has no per-address limits: its blueprints are exempt (api.protected) and its paths
+    filtered out first (extensions._skip_api, the same test as here), yet the check cost about 2 % of
+    an order's intake before it found that out (the view's name, the exemption scopes, an empty
+    evaluation)."""
     hooks = app.before_request_funcs.setdefault(None, [])
     for i, hook in enumerate(hooks):
         if (getattr(hook, "__self__", None) is limiter
@@ -131,6 +132,16 @@ def _limit_pages_only(app: Flask, limiter: Any) -> None:
                 return response if request.path.startswith("/api/") else inject(response)
 
             after[i] = inject_headers
+    # And its teardown, which made the request's limiter context only to reset it (~1 % of an order).
+    teardown = app.teardown_request_funcs.setdefault(None, [])
+    for i, hook in enumerate(teardown):
+        if (getattr(hook, "__self__", None) is limiter
+                and getattr(hook, "__name__", "").endswith("__release_context")):
+            def release_context(exc: BaseException | None = None, release: Any = hook) -> None:
+                if not request.path.startswith("/api/"):
+                    release(exc)
+
+            teardown[i] = release_context
 
 
 class _App(Flask):

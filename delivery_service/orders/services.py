@@ -220,7 +220,10 @@ def add_order(actor: Actor, data: dict[str, Any], *, counter_id: int, idempotenc
         for event in events:
             event["order_id"] = order.id
     else:
-        order.id = _ORDER_SQL.execute(conn, order.__dict__).scalar_one()
+        if conn.dialect.name == "sqlite":  # the id is the rowid: no RETURNING (a temporary table in SQLite)
+            order.id = _ORDER_SQL_ROWID.execute(conn, order.__dict__).lastrowid
+        else:
+            order.id = _ORDER_SQL.execute(conn, order.__dict__).scalar_one()
         for event in events:
             event["order_id"] = order.id
         _EVENT_SQL.execute(conn, events)
@@ -231,6 +234,10 @@ def add_order(actor: Actor, data: dict[str, Any], *, counter_id: int, idempotenc
 # An order and its events as the driver's SQL (db.DriverSQL); columns missing from the values are NULL.
 _ORDER_SQL = DriverSQL(sa.insert(DeliveryOrder.__table__).returning(DeliveryOrder.__table__.c.id),
                        column_keys=_ORDER_COLUMNS, missing_as_none=True)
+# SQLite: the same without RETURNING, the id read as the cursor's lastrowid (an INTEGER PRIMARY KEY
+# is the rowid); SQLite's RETURNING cost ~0.05 ms an order in a temporary table, and its result ~0.02.
+_ORDER_SQL_ROWID = DriverSQL(sa.insert(DeliveryOrder.__table__), column_keys=_ORDER_COLUMNS,
+                             missing_as_none=True)
 _EVENT_SQL = DriverSQL(sa.insert(OrderEvent.__table__), column_keys=(
     "order_id", "status_from", "status_to", "reason", "route_id", "server_time", "note", "actor_user_id",
     "actor_client_id", "actor_label"), missing_as_none=True)
