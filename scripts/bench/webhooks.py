@@ -35,6 +35,11 @@ within 2× the p99 without a webhook (and under 1 s).
 
     .venv/bin/python scripts/bench/webhooks.py                          # SQLite, about a minute
     .venv/bin/python scripts/bench/webhooks.py --backends sqlite postgresql
+    .venv/bin/python scripts/bench/webhooks.py --redis-url redis://127.0.0.1:6379/7   # Redis + worker
+
+``--redis-url``: the production set-up instead of the embedded one: the service queues its jobs in
+that Redis database (emptied at the start: give the bench one of its own) and ``--rq-workers``
+(default 1) ``delivery-service worker`` processes run them, webhook runs included.
 
 Everything listens on 127.0.0.1 only; the server, databases and temporary files are removed on exit.
 """
@@ -49,6 +54,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -209,6 +215,19 @@ def throughput(backend: str, target: intake.Target, engine: sa.Engine, receiver:
             "requests": len(receiver.deliveries) - requests_before, "events": len(ids), "problems": problems}
 
 
+class Worker(intake.Server):
+    """``delivery-service worker`` (both queues) in its own session; stop() ends it by its group."""
+
+    def __init__(self, name: str, env: dict[str, str], logdir: Path) -> None:  # noqa: D107
+        self.name, self.port = name, 0
+        self.logpath = logdir / f"{name}.log"
+        exe = Path(sys.executable).parent / "delivery-service"
+        self._log = open(self.logpath, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen([str(exe), "worker"], env=env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+
+
 def bench_backend(backend: str, args: argparse.Namespace, tmp: Path, control: list[str]) -> dict[str, Any]:
     tag = f"wh{os.getpid()}"
     with contextlib.ExitStack() as cleanup:
@@ -216,6 +235,12 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path, control: li
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
         env.update(SECRET_KEY="bench-secret-not-for-production", ENV="production", PYTHONUNBUFFERED="1",
                    DATABASE_URL=dbs.service_url, WEBHOOK_RETRY_SCHEDULE="1")
+        if args.redis_url:  # production: jobs queued in Redis, run by `delivery-service worker`s
+            from redis import Redis
+
+            with contextlib.closing(Redis.from_url(args.redis_url)) as redis:
+                redis.flushdb()  # a database of its own (the docs say so): no stale jobs of other runs
+            env["REDIS_URL"] = args.redis_url
         log(f"{backend}: preparing the database (migrations, units 51/42/48, demo)")
         intake.cli(["db", "upgrade"], env)
         intake.cli(["units", "import", "--province", "51", "--province", "42", "--province", "48"], env)
@@ -236,6 +261,9 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path, control: li
                                args.workers, intake.ROOT, tmp, control)
         cleanup.callback(server.stop)
         server.wait_ready()
+        for n in range(args.rq_workers if args.redis_url else 0):
+            worker = Worker(f"{backend}-worker-{n}", env, tmp)
+            cleanup.callback(worker.stop)
         target = intake.Target("service", server, intake.SERVICE_PATH, token, dbs.service_url,
                                "delivery_orders")
         target.probe(f"{tag}-probe")
@@ -331,8 +359,10 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> tuple[str
                         f"webhook (target: within 2× or +20 ms, under 1 s): **{'PASS' if ok else 'FAIL'}**")
     cond = (f"throughput: wrk {args.duration:g} s, {args.connections} connections; p99: "
             f"{args.rate:g} req/s open loop, {args.rounds} × {args.segment:g} s per case interleaved, "
-            f"gunicorn {args.workers} workers, no Redis, WEBHOOK_RETRY_SCHEDULE=1, default timeouts "
-            f"(3 s connect, 5 s read); " + "; ".join(f"{r['backend']}: {r['db_version']}" for r in results))
+            f"gunicorn {args.workers} workers, "
+            + (f"Redis with {args.rq_workers} rq worker(s), " if args.redis_url else "no Redis, ")
+            + "WEBHOOK_RETRY_SCHEDULE=1, default timeouts "
+            "(3 s connect, 5 s read); " + "; ".join(f"{r['backend']}: {r['db_version']}" for r in results))
     return "\n".join(lines) + "\n\n" + "\n".join(verdicts) + f"\n\nConditions: {cond}\n", valid
 
 
@@ -348,6 +378,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of intake at its maximum (wrk)")
     parser.add_argument("--connections", type=int, default=8, help="wrk's connections")
     parser.add_argument("--pg-admin-url", default=intake.DEFAULT_PG_ADMIN)
+    parser.add_argument("--redis-url", default=None,
+                        help="run the service with this Redis (emptied first: give it a database of its "
+                             "own) and --rq-workers `delivery-service worker` processes, as in production")
+    parser.add_argument("--rq-workers", type=int, default=1, help="rq workers with --redis-url (default 1)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, intake._on_term)
     control = intake.gunicorn_control_flag()
