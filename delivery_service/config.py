@@ -394,6 +394,11 @@ def _report_settings(cfg: dict[str, Any], instance: Path) -> None:
         cfg["REPORT_FILES_DIR"] = str(instance / "reports")
 
 
+# Reasons the event log gives its own events, which code reads back (a courier's correction, an
+# address change): a failure reason with one of these codes would be taken for them.
+RESERVED_REASONS = frozenset({"correction", "address_changed"})
+
+
 def parse_failure_reasons(raw: str | list[dict[str, str]]) -> list[dict[str, str]]:
     """``code:Vietnamese:English;...`` (or already parsed) -> [{"code", "label", "label_en"}]."""
     if isinstance(raw, list):
@@ -413,6 +418,8 @@ def parse_failure_reasons(raw: str | list[dict[str, str]]) -> list[dict[str, str
             raise ConfigError(f"FAILURE_REASONS: the code {code!r} must be 1-64 letters, digits or _")
         if not label or not label_en:
             raise ConfigError(f"FAILURE_REASONS: {code} needs a Vietnamese and an English label")
+        if code in RESERVED_REASONS:
+            raise ConfigError(f"FAILURE_REASONS: {code} is the event log's own reason: choose another code")
         if any(r["code"] == code for r in reasons):
             raise ConfigError(f"FAILURE_REASONS: {code} is listed twice")
         reasons.append({"code": code, "label": label, "label_en": label_en})

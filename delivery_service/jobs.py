@@ -90,7 +90,7 @@ def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_fail
         # or handed to rq and waiting for a busy worker) may start before the commits this lets skip,
         # so they skip for JOIN_RECHECK_S only, then write again: one statement a second, where each
         # commit joining that row would, on PostgreSQL, queue on its lock for as long as it waits.
-        # (Commits skipped just before that row started wait for the next write, or at worst for the
+        # (Commits skipped after that row started wait for the next write, or at worst for the
         # maintenance pass.)
         if slot is not None and stored_due is not None:
             exact = stored_due >= due - dt.timedelta(milliseconds=1)

@@ -541,7 +541,8 @@ def test_failure_reasons_are_configurable(tmp_path):
     cfg = config.load(str(tmp_path), {"DATABASE_URL": "sqlite://", "SECRET_KEY": "x",
                                       "FAILURE_REASONS": "dog:Chó dữ:Dangerous dog;flood:Ngập:Flooded"})
     assert [r["code"] for r in cfg["FAILURE_REASONS"]] == ["dog", "flood"]
-    for bad in ("dog:Chó dữ", "dog:a:b;dog:c:d", "bad code:a:b", ""):
+    # (correction and address_changed are the event log's own reasons: read back as such)
+    for bad in ("dog:Chó dữ", "dog:a:b;dog:c:d", "bad code:a:b", "", "correction:a:b", "address_changed:a:b"):
         with pytest.raises(config.ConfigError):
             config.load(str(tmp_path), {"DATABASE_URL": "sqlite://", "SECRET_KEY": "x", "FAILURE_REASONS": bad})
     with pytest.raises(config.ConfigError):

@@ -425,7 +425,8 @@ def test_with_redis_a_scan_a_worker_runs_locates_new_orders_and_address_changes(
 def test_a_scan_asks_the_server_a_job_at_a_time_and_queues_the_rest_after_its_lease(
         app, auth, fake, rq_app, monkeypatch):
     use_server(rq_app, fake)
-    monkeypatch.setattr(services, "SERVER_JOB_SIZE", 2)
+    monkeypatch.setattr(services, "SERVER_JOB_SIZE", 2)  # orders a run asks for
+    monkeypatch.setattr(services, "SERVER_BATCH", 1)  # events a batch (the lease renewed after each)
     client = rq_app.test_client()
     with rq_app.app_context():
         queue = rq_app.extensions["rq_queues"]["background"]
@@ -442,9 +443,13 @@ def test_a_scan_asks_the_server_a_job_at_a_time_and_queues_the_rest_after_its_le
         db.session.commit()
         assert hooks.sweep(services.utcnow()) == {"queued": ["scan"]}  # the maintenance pass queues it
         assert [j.args[0] for j in queue.jobs] == [hooks.SCAN_JOB]
-        db.session.execute(sa.update(GeoCursor).values(locked_until=services.utcnow() + dt.timedelta(minutes=1)))
+        db.session.execute(sa.update(GeoCursor).values(locked_until=services.utcnow() + dt.timedelta(minutes=1),
+                                                       lease_owner="another run"))
         db.session.commit()
         assert services.locate_new() == {"held": 1}  # another run holds the lease: this one leaves
+        # A run whose lease ran out and was taken neither renews nor releases the new holder's.
+        assert not services._hold("a run that lost it", 60)
+        assert db.session.scalar(sa.select(GeoCursor.lease_owner)) == "another run"
 
 
 def item_of(order_id: int) -> str:

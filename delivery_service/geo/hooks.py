@@ -22,16 +22,24 @@ def events_written() -> None:
         queue_scan()
 
 
-def queue_scan(*, at_once: bool = False) -> None:
-    """Queue a scan with the current transaction. Coalesced: at most one run starts per
+def queue_scan(delay_s: float | None = None) -> None:
+    """Queue a scan with the current transaction. By default coalesced: at most one run starts per
     JOBS_COALESCE_S in this process and a waiting run covers every commit before it starts; while
-    this process's run waits, a commit writes nothing (``join_waiting``). ``at_once``: the follow-up
-    of a run that stopped with more to do."""
+    this process's run waits, a commit writes nothing (``join_waiting``). ``delay_s`` (a run's own
+    follow-up; an rq work-horse is a fresh fork, with no memory of this process's slots): 0 at once
+    (more to do), else that much later, or sooner with a run already waiting."""
     from delivery_service.geo.services import scan_timeout
     from delivery_service.jobs import enqueue_after_commit
 
-    enqueue_after_commit(SCAN_JOB, timeout=scan_timeout(), queue="background", dedupe_key=SCAN_KEY,
-                         join_waiting=not at_once, coalesce_s=0.0 if at_once else None)
+    if delay_s is None:
+        enqueue_after_commit(SCAN_JOB, timeout=scan_timeout(), queue="background", dedupe_key=SCAN_KEY,
+                             join_waiting=True)
+    elif delay_s <= 0:
+        enqueue_after_commit(SCAN_JOB, timeout=scan_timeout(), queue="background", dedupe_key=SCAN_KEY,
+                             coalesce_s=0.0)
+    else:
+        enqueue_after_commit(SCAN_JOB, timeout=scan_timeout(), queue="background", dedupe_key=SCAN_KEY,
+                             delay_s=delay_s)
 
 
 def sweep(now: dt.datetime) -> dict[str, list[str]]:

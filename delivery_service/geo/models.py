@@ -106,6 +106,7 @@ class GeoCursor(db.Model):
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     cursor_event_id: Mapped[int] = mapped_column(ID, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(32))  # the run holding the lease
 
 
 # The commit hook that queues the scan: subscribed with the models, which every app imports.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ KEPT_FIXES = 15  # the newest fixes of a known place, whose median is its positi
 BATCH = 1_000  # ids per query (IN lists) and per offline job
 SERVER_JOB_SIZE = 200  # ids per job that asks the geocoding server (~4 minutes at 1 request/s)
 JOB = "delivery_service.geo.services:locate_orders"
-COARSE_LEASE_S = 120  # the scan's lease without the geocoding server (refreshed after each batch)
+COARSE_LEASE_S = 120  # the scan's lease without the geocoding server (renewed after each batch)
 CENTROIDS = (LocationSource.COMMUNE_CENTROID, LocationSource.PROVINCE_CENTROID)
 
 
@@ -336,7 +337,8 @@ def scan_timeout() -> int:
 
 
 # The events that ask for an order's position: its creation (intake, imports) and an address change.
-_ASKS = sa.or_(OrderEvent.status_from.is_(None), OrderEvent.reason == "address_changed")
+_ASKS = sa.or_(OrderEvent.status_from.is_(None), sa.and_(
+    OrderEvent.reason == "address_changed", OrderEvent.status_from == OrderEvent.status_to))
 # An order closed since has no run left to plan: its position is not asked for.
 _CLOSED = (Status.DELIVERED, Status.RETURNED_TO_AGENCY, Status.CANCELLED)
 _NEWEST_EVENT = sa.select(sa.func.coalesce(sa.func.max(OrderEvent.id), 0)).scalar_subquery()
@@ -356,26 +358,33 @@ def scan_behind() -> bool:
     return bool(behind)
 
 
-def _hold(now: dt.datetime, lease_s: int) -> bool:
-    """Take the scan's lease (compare-and-set: one run at a time on every backend); commits."""
+def _hold(owner: str, lease_s: float) -> bool:
+    """Take the scan's lease for ``owner`` (compare-and-set: one run at a time on every backend), or
+    renew it if ``owner`` still holds it; commits. False: another run holds it."""
+    now = utcnow()
+    free_or_mine = sa.or_(GeoCursor.locked_until.is_(None), GeoCursor.locked_until < now,
+                          GeoCursor.lease_owner == owner)
     taken = db.session.execute(
-        sa.update(GeoCursor).where(GeoCursor.id == 1, sa.or_(GeoCursor.locked_until.is_(None),
-                                                             GeoCursor.locked_until < now))
-        .values(locked_until=now + dt.timedelta(seconds=lease_s))
+        sa.update(GeoCursor).where(GeoCursor.id == 1, free_or_mine)
+        .values(locked_until=now + dt.timedelta(seconds=lease_s), lease_owner=owner)
         .execution_options(synchronize_session=False)).rowcount
     db.session.commit()
     return taken == 1
 
 
-def locate_new(now: dt.datetime | None = None) -> dict[str, int]:
+SERVER_BATCH = 20  # events a batch with the geocoding server (the lease is renewed after each)
+
+
+def locate_new() -> dict[str, int]:
     """The background scan (rq; queued by the commits that write order events and by the
     maintenance pass): locate the orders created or re-addressed since the last run, as
     ``locate_orders`` does, reading the event log after the cursor up to the committed horizon.
 
-    With the geocoding server a run asks for at most SERVER_JOB_SIZE orders, then queues the next
-    run (after giving up its lease, so that run can take it). An order closed before its turn is
-    skipped. Returns counts by source (and "held" or "busy" when another run or the event log's
-    writers kept it from starting)."""
+    With the geocoding server a run asks for at most SERVER_JOB_SIZE orders, SERVER_BATCH events'
+    orders at a time, then queues the next run (after giving up its lease, so that run can take it).
+    A run that ends while newer events were logged queues a coalesced one. An order closed before its
+    turn is skipped. Returns counts by source (and "held" or "busy" when another run or the event
+    log's writers kept it from starting)."""
     from delivery_service.geo.hooks import queue_scan
     from delivery_service.webhooks.services import committed_horizon
 
@@ -385,18 +394,25 @@ def locate_new(now: dt.datetime | None = None) -> dict[str, int]:
     server = None
     if geocoder.remote:
         server = _ServerLookups(geocoder, int(current_app.config["GEOCODER_CACHE_DAYS"]))
-    size = SERVER_JOB_SIZE if server else BATCH
-    # The lease: a job's timeout with the server; without, a batch takes well under a second, and a
-    # run killed on the way (its worker lost) must not keep the next one waiting long.
-    lease_s = scan_timeout() if server else COARSE_LEASE_S
-    if not _hold(now or utcnow(), lease_s):
+    size = SERVER_BATCH if server else BATCH
+    # The lease outlasts one batch: a run killed on the way (its worker lost) keeps the next one
+    # waiting that long at most. Each batch renews it, and only the run that holds it can.
+    if server:
+        config = current_app.config
+        lease_s = 60 + size * (float(config["GEOCODER_MIN_DELAY_S"]) + float(config["GEOCODER_TIMEOUT_S"]))
+    else:
+        lease_s = COARSE_LEASE_S
+    owner = uuid.uuid4().hex
+    if not _hold(owner, lease_s):
         return {"held": 1}
     counts: Counter[str] = Counter()
-    more = False
+    more = newer = False
+    horizon = None
     try:
         horizon = committed_horizon()
         if horizon is None:
             return {"busy": 1}  # writers held the log: the next trigger or maintenance pass tries again
+        asked = 0
         while True:
             cursor = db.session.scalar(sa.select(GeoCursor.cursor_event_id).where(GeoCursor.id == 1))
             rows = db.session.execute(
@@ -405,28 +421,37 @@ def locate_new(now: dt.datetime | None = None) -> dict[str, int]:
                 .where(OrderEvent.id > cursor, OrderEvent.id <= horizon, _ASKS,
                        DeliveryOrder.status.not_in(_CLOSED))
                 .order_by(OrderEvent.id).limit(size)).all()
-            if rows:
-                counts.update(_locate_batch(sorted({r.order_id for r in rows}), server))
+            ids = sorted({r.order_id for r in rows})
+            if ids:
+                counts.update(_locate_batch(ids, server))
+                asked += len(ids)
             full = len(rows) == size
             moved = rows[-1].id if full else horizon
             # Never backwards (a run whose lease ran out may finish after the next run moved on).
             db.session.execute(sa.update(GeoCursor).where(GeoCursor.id == 1)
                                .values(cursor_event_id=sa.case((GeoCursor.cursor_event_id < moved, moved),
-                                                               else_=GeoCursor.cursor_event_id),
-                                       locked_until=utcnow() + dt.timedelta(seconds=lease_s))
+                                                               else_=GeoCursor.cursor_event_id))
                                .execution_options(synchronize_session=False))
             db.session.commit()
             if not full:
                 break
-            if server is not None:  # a job's worth asked of the server: the rest in the next run
+            if server is not None and asked >= SERVER_JOB_SIZE:  # a job's worth: the rest in the next run
                 more = True
+                break
+            if not _hold(owner, lease_s):  # renewed; lost only if it ran out and another run took it
                 break
     finally:
         db.session.rollback()
-        db.session.execute(sa.update(GeoCursor).where(GeoCursor.id == 1).values(locked_until=None)
+        db.session.execute(sa.update(GeoCursor).where(GeoCursor.id == 1, GeoCursor.lease_owner == owner)
+                           .values(locked_until=None, lease_owner=None)
                            .execution_options(synchronize_session=False))
+        if horizon is not None and not more:
+            # Events logged after this run's horizon (a run that found the lease held left them here).
+            newer = bool(db.session.scalar(sa.select(_NEWEST_EVENT > horizon)))
         if more:
-            queue_scan(at_once=True)
+            queue_scan(0)
+        elif newer:
+            queue_scan(float(current_app.config["JOBS_COALESCE_S"]))
         db.session.commit()
     # Ids and counts only: addresses are personal data.
     log.info("scan located %d orders (%s)%s", sum(counts.values()),
