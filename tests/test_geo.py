@@ -223,6 +223,34 @@ def test_fixes_learnt_together_cost_a_fixed_number_of_statements(app, client, au
         OrderLocation.source == LocationSource.COURIER)) == 18
 
 
+def test_one_fix_stores_what_the_general_path_stores(app, client, auth, monkeypatch):
+    """SQLite learns one fix with the driver's SQL (a new place counted by rowcount, not RETURNING):
+    the same rows, as stored, as the general path's, for a new address and for a known one."""
+    lat, lon = commune_centre()
+
+    def learnt(detail: str) -> tuple[list[dict], list[dict]]:
+        ids = [new_order(client, auth, detail) for _ in range(3)]
+        for n, order_id in enumerate(ids):  # new place, then known (twice: the median of three)
+            learn_delivery_point(order_id, lat + 0.0001 * n, lon - 0.0001 * n, 9.0 + n)
+            db.session.commit()
+        conn = db.session.connection()
+        places = [{k: v for k, v in row.items() if k not in ("id", "address_key", "updated_at")}
+                  for row in conn.execute(sa.text("SELECT * FROM known_places WHERE address_key = :k"),
+                                          {"k": address_key(COMMUNE, detail)}).mappings()]
+        locations = [{k: v for k, v in row.items() if k not in ("order_id", "located_at")}
+                     for row in conn.execute(sa.text("SELECT * FROM order_locations WHERE order_id IN "
+                                                     f"({', '.join(map(str, ids))}) ORDER BY order_id")).mappings()]
+        db.session.rollback()
+        return places, [{**loc, "address_key": loc["address_key"].split("|")[0]} for loc in locations]
+
+    monkeypatch.setattr(services, "LEAN", False)
+    general = learnt("7 Lê Lợi")
+    monkeypatch.setattr(services, "LEAN", True)
+    lean = learnt("8 Lê Lợi")
+    assert lean == general
+    assert general[0] and general[0][0]["samples"] == 3 and len(general[1]) == 3
+
+
 # --- the geocoding server ------------------------------------------------------------------------
 
 def test_nominatim_answers_are_used_and_cached(app, client, auth, fake):
