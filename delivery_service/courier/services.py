@@ -414,7 +414,7 @@ class _Seen(NamedTuple):
     status: Status
     user_id: int | None
     route_id: int | None
-    event_status: str
+    event_status: Status | str  # a Status as read (a plain value is compared alike)
     event_reason: str | None
 
 

@@ -331,13 +331,18 @@ def queue_locations(order_ids: list[int]) -> int:
     return len(chunks)
 
 
+def _server_request_s() -> float:
+    """The longest one request to the geocoding server may take: the spacing plus a whole timeout."""
+    config = current_app.config
+    return float(config["GEOCODER_MIN_DELAY_S"]) + float(config["GEOCODER_TIMEOUT_S"])
+
+
 def scan_timeout() -> int:
     """Seconds a job may take (a scan's or ``locate_orders``'): with the geocoding server, a job's
     worth of orders (SERVER_JOB_SIZE), each request maybe the spacing plus a whole timeout."""
     if not get_geocoder().remote:
         return 600
-    config = current_app.config
-    per_request = float(config["GEOCODER_MIN_DELAY_S"]) + float(config["GEOCODER_TIMEOUT_S"])
+    per_request = _server_request_s()
     return int(300 + SERVER_JOB_SIZE * per_request)
 
 
@@ -402,11 +407,7 @@ def locate_new() -> dict[str, int]:
     size = SERVER_BATCH if server else BATCH
     # The lease outlasts one batch: a run killed on the way (its worker lost) keeps the next one
     # waiting that long at most. Each batch renews it, and only the run that holds it can.
-    if server:
-        config = current_app.config
-        lease_s = 60 + size * (float(config["GEOCODER_MIN_DELAY_S"]) + float(config["GEOCODER_TIMEOUT_S"]))
-    else:
-        lease_s = COARSE_LEASE_S
+    lease_s = 60 + size * _server_request_s() if server else COARSE_LEASE_S
     owner = uuid.uuid4().hex
     if not _hold(owner, lease_s):
         return {"held": 1}
