@@ -146,15 +146,30 @@ def test_the_page_shows_both_assignments_and_accepting_moves_and_resequences(cli
     assert sorted(planned) == sorted(o.id for o in orders)
     moving = [o for o in orders if _route_code(planned[o.id]) != "QNG-01"]
     assert len(moving) >= 3
-    # "keep" a moving order: planned again with it locked, it stays on QNG-01 and is no longer a move
-    kept = client.get(path, query_string={"lock": str(moving[0].id)}).get_data(as_text=True)
+    # "keep" a moving order: planned again (a POST) with it locked, it stays on QNG-01, no longer a move
+    assert 'class="plan-again"' in html and 'name="kept" value=""' in html
+    token = csrf_token(client, path)
+    assert client.post(path, data={"lock": str(moving[0].id)}).status_code == 400  # no CSRF token
+    kept = client.post(path, data={"csrf_token": token, "lock": str(moving[0].id), "kept": ""})
+    assert kept.status_code == 200
+    kept = kept.get_data(as_text=True)
     again = planning.parse_assignment(re.search(r'name="assignment" value="([^"]*)"', kept).group(1))
     assert _route_code(again[moving[0].id]) == "QNG-01"
-    assert f'name="lock" value="{moving[0].id}"' in kept  # carried over to the next "plan again"
+    carried = re.search(r'name="kept" value="([^"]*)"', kept).group(1)  # to the next "plan again"
+    assert str(moving[0].id) in carried.split(",")
+    # a second "plan again" keeps it without the box; thousands of kept ids (one form part) and
+    # mangled values are no error, and a short link (GET ?lock=) still works
+    many = ",".join([carried, *map(str, range(10**6, 10**6 + 3000)), "x", "²", "9" * 5000])
+    resp = client.post(path, data={"csrf_token": token, "lock": "1" * 30, "kept": many})
+    assert resp.status_code == 200
+    again = planning.parse_assignment(re.search(r'name="assignment" value="([^"]*)"', resp.get_data(
+        as_text=True)).group(1))
+    assert _route_code(again[moving[0].id]) == "QNG-01"
+    linked = client.get(path, query_string={"lock": str(moving[0].id)}).get_data(as_text=True)
+    assert str(moving[0].id) in re.search(r'name="kept" value="([^"]*)"', linked).group(1).split(",")
     # without the CSRF token nothing happens
     assert client.post(path + "/accept", data={"assignment": assignment}).status_code == 400
     assert all(_route_of(o.id) == "QNG-01" for o in orders)
-    token = csrf_token(client, path)
     resp = client.post(path + "/accept", data={"csrf_token": token, "assignment": assignment})
     assert resp.status_code == 303
     assert all(_route_of(o.id) == _route_code(planned[o.id]) for o in orders)

@@ -1,12 +1,14 @@
 """The supervisor's plan of a post office's day: the proposed plan next to the commune rule, and accept.
 
-Thin: the work is in routing.plan. GET computes a proposal (locks come as ``lock`` query values, order
-ids the supervisor keeps on their route); POST accept applies exactly the assignment the page showed.
+Thin: the work is in routing.plan. GET computes a proposal; "plan again" POSTs the order ids the
+supervisor keeps on their route (a POST: hundreds of kept orders would not fit in a URL; GET still reads
+``lock`` query values, for a short link); POST accept applies exactly the assignment the page showed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
@@ -20,6 +22,10 @@ from delivery_service.web.access import page_actor, roles_required
 bp = Blueprint("routing_plan", __name__, url_prefix="/routing/plan")
 
 
+# An order id as the page writes it; anything else (forged or mangled) is not an order to keep
+_ORDER_ID = re.compile(r"[0-9]{1,18}")
+
+
 def _day(raw: str) -> dt.date:
     try:
         return dt.date.fromisoformat(raw)
@@ -27,12 +33,16 @@ def _day(raw: str) -> dt.date:
         abort(404)
 
 
-@bp.get("/<int:office_id>/<day>")
+@bp.route("/<int:office_id>/<day>", methods=["GET", "POST"])
 @roles_required(Role.SUPERVISOR, Role.ADMIN)
 def show(office_id: int, day: str):
-    """Kế hoạch ngày của bưu cục / The post office's day plan."""
+    """Kế hoạch ngày của bưu cục / The post office's day plan (POST: plan again with the kept orders)."""
     date = _day(day)
-    locked = [int(x) for x in request.args.getlist("lock") if x.isdigit()]
+    values = request.form if request.method == "POST" else request.args
+    # ``lock``: a box ticked on this page; ``kept``: the ids kept before, one field (comma-separated), so
+    # that a long list stays one form part (werkzeug parses at most 1,000)
+    raw = values.getlist("lock") + values.get("kept", "").split(",")
+    locked = sorted({int(x) for x in raw if _ORDER_ID.fullmatch(x)})
     result = planning.build_plan(page_actor(), office_id, date, locked=locked)
     return render_template("routing/plan.html", plan=result, day=date, index=unit_index(),
                            prev_day=date - dt.timedelta(days=1), next_day=date + dt.timedelta(days=1))
