@@ -4,6 +4,7 @@ the base of the API's query-string schemas."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 from typing import Any
 
@@ -15,6 +16,23 @@ from werkzeug.datastructures import MultiDict
 from delivery_service.errors import coded
 
 _CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn"}
+_WHOLE = re.compile(r"[0-9]{1,18}")  # fits a BIGINT; str.isdigit() also takes "²", which int() refuses
+
+
+def whole_number(raw: str | None) -> int | None:
+    """A form or query value that is a whole number of ASCII digits (an id, a count, a page), as an int
+    a database column holds; None for anything else (empty, signs, other scripts' digits, 19+ digits)."""
+    raw = (raw or "").strip()
+    return int(raw) if _WHOLE.fullmatch(raw) else None
+
+
+MAX_PAGE = 100_000  # the last page a list serves (API and pages): an offset far beyond is no query to run
+
+
+def page_number(raw: str | None) -> int:
+    """A page's ``page`` value: 1 to MAX_PAGE; anything else (missing, bad, 0, negative) is page 1, and
+    a page beyond MAX_PAGE is MAX_PAGE (an empty page, as any page past the end)."""
+    return min(whole_number(raw) or 1, MAX_PAGE)
 
 
 class Text(fields.String):

@@ -12,6 +12,7 @@ from delivery_service.accounts.models import Role, User
 from delivery_service.admin import label, tr
 from delivery_service.admin import user_services as svc
 from delivery_service.extensions import db
+from delivery_service.fields import page_number, whole_number
 from delivery_service.vietnamese import sorted_vi
 from delivery_service.web.access import roles_required
 
@@ -89,7 +90,7 @@ def object_label(object_type: str | None) -> str:
 
 def _people(object_ids: list[str | None]) -> dict[str, tuple[str, str]]:
     """(user name, full name) of the users an audit page names, by id as the events store it."""
-    ids = {int(i) for i in object_ids if i and i.isdigit()}
+    ids = {n for i in object_ids if (n := whole_number(i)) is not None}
     if not ids:
         return {}
     return {str(uid): (name, full or name) for uid, name, full in db.session.execute(
@@ -134,7 +135,7 @@ def index():
     args = {k: (request.args.get(k) or "").strip()[:64]
             for k in ("actor", "action", "object_type", "object_id")}
     date_from, date_to = _date(request.args.get("from")), _date(request.args.get("to"))
-    page_no = int(request.args["page"]) if (request.args.get("page") or "").isdigit() else 1
+    page_no = page_number(request.args.get("page"))
     me = db.session.get(User, current_user.id)
     page = svc.search_audit(me, date_from=date_from, date_to=date_to, page=page_no, **args)
     actions = sorted_vi(set(svc.known_actions()) | set(ACTIONS), key=action_label)

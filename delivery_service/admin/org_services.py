@@ -20,6 +20,7 @@ from delivery_service.accounts.services import Actor, create_api_client, record,
 from delivery_service.admin.scope import province_of, units_in_province
 from delivery_service.errors import InvalidInput, NotFound
 from delivery_service.extensions import db
+from delivery_service.fields import whole_number
 from delivery_service.localtime import local_today
 from delivery_service.orgs.models import Counter, CounterLevel, PostalRoute, PostOffice
 from delivery_service.units.models import AdminUnit
@@ -385,14 +386,14 @@ def save_route(
     capacity: int | None = None
     raw = str(form.get("capacity_per_day") or "").strip()
     if raw:
-        if not raw.isdigit() or int(raw) > 100_000:
+        if (number := whole_number(raw)) is None or number > 100_000:
             errors.add(
                 "capacity_per_day",
                 "Số đơn mỗi ngày: số nguyên từ 0, hoặc để trống (không giới hạn).",
                 "Orders a day: a whole number from 0, or empty for no limit.",
             )
         else:
-            capacity = int(raw)
+            capacity = number
     backup = None
     backup_code = _text(form.get("backup")).upper()
     if backup_code:
@@ -568,14 +569,14 @@ def rotate_webhook_secret(
     from delivery_service.webhooks import services as webhooks
 
     raw = str(overlap_hours or "").strip()
-    if not raw.isdigit() or int(raw) > 720:
+    if (hours := whole_number(raw)) is None or hours > 720:
         raise InvalidInput({"overlap_hours": ["Số giờ từ 0 đến 720. / Hours from 0 to 720."]})
     from delivery_service.webhooks.models import WebhookEndpoint
 
     ongoing = db.session.scalar(
         sa.select(WebhookEndpoint.previous_secret_until).where(WebhookEndpoint.api_client_id == client.id)
     )
-    endpoint, secret = webhooks.rotate_secret(client.id, dt.timedelta(hours=int(raw)))
+    endpoint, secret = webhooks.rotate_secret(client.id, dt.timedelta(hours=hours))
     record(
         "webhook.rotate_secret",
         actor=_actor(admin),
@@ -584,7 +585,7 @@ def rotate_webhook_secret(
         # when the previous rotation's overlap ended (the secrets themselves are never recorded)
         before={"old_secret_valid_until": ongoing.isoformat() if ongoing else None},
         after={
-            "overlap_hours": int(raw),
+            "overlap_hours": hours,
             "old_secret_valid_until": endpoint.previous_secret_until.isoformat()
             if endpoint.previous_secret_until
             else None,

@@ -10,6 +10,7 @@ from delivery_service.admin import tr
 from delivery_service.admin import user_services as svc
 from delivery_service.errors import InvalidInput, NotFound
 from delivery_service.extensions import db
+from delivery_service.fields import page_number, whole_number
 from delivery_service.web.access import roles_required
 
 bp = Blueprint("admin_users", __name__, url_prefix="/admin/users")
@@ -71,12 +72,11 @@ def translate(errors: dict[str, list[str]]) -> dict[str, list[str]]:
 
 
 def _int(raw: str | None) -> int | None:
-    raw = (raw or "").strip()
-    return int(raw) if raw.isdigit() else None
+    return whole_number(raw)
 
 
 def _page() -> int:
-    return _int(request.args.get("page")) or 1
+    return page_number(request.args.get("page"))
 
 
 def _user(user_id: int) -> User:

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from delivery_service.api import current_actor, json_body_doc, load_json_body, protected
 from delivery_service.errors import ErrorOut, Forbidden, InvalidInput, coded
 from delivery_service.extensions import db
+from delivery_service.fields import MAX_PAGE
 from delivery_service.localtime import local_today
 from delivery_service.orders import services
 from delivery_service.orders.fast_load import fast_load
@@ -27,7 +28,6 @@ from delivery_service.orders.status import Direction
 from delivery_service.privacy import access
 from delivery_service.webhooks import polling
 
-MAX_PAGE = 100_000
 blp = protected(Blueprint("orders", __name__, url_prefix="/orders",
                           description="Result-delivery orders"))
 

@@ -28,6 +28,7 @@ from delivery_service.accounts.models import Role, User
 from delivery_service.accounts.services import Actor
 from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
+from delivery_service.fields import whole_number
 from delivery_service.orders.models import DeliveryOrder
 from delivery_service.orgs.models import PostalRoute, PostOffice, route_communes
 from delivery_service.roads import ROAD, matrix
@@ -322,9 +323,10 @@ def parse_assignment(text: str) -> dict[int, int]:
         if not part.strip():
             continue
         order, sep, route = part.partition(":")
-        if not sep or not order.strip().isdigit() or not route.strip().isdigit():
+        order_id, route_id = whole_number(order), whole_number(route)
+        if not sep or order_id is None or route_id is None:
             raise InvalidInput({"assignment": ["The plan sent back is not readable; compute it again."]})
-        out[int(order)] = int(route)
+        out[order_id] = route_id
     if not out:
         raise InvalidInput({"assignment": ["The plan is empty: nothing to accept."]})
     return out

@@ -8,22 +8,18 @@ supervisor keeps on their route (a POST: hundreds of kept orders would not fit i
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from delivery_service.accounts.models import Role
 from delivery_service.errors import InvalidInput
 from delivery_service.extensions import db
+from delivery_service.fields import whole_number
 from delivery_service.routing import plan as planning
 from delivery_service.units.services import unit_index
 from delivery_service.web.access import page_actor, roles_required
 
 bp = Blueprint("routing_plan", __name__, url_prefix="/routing/plan")
-
-
-# An order id as the page writes it; anything else (forged or mangled) is not an order to keep
-_ORDER_ID = re.compile(r"[0-9]{1,18}")
 
 
 def _day(raw: str) -> dt.date:
@@ -42,7 +38,7 @@ def show(office_id: int, day: str):
     # ``lock``: a box ticked on this page; ``kept``: the ids kept before, one field (comma-separated), so
     # that a long list stays one form part (werkzeug parses at most 1,000)
     raw = values.getlist("lock") + values.get("kept", "").split(",")
-    locked = sorted({int(x) for x in raw if _ORDER_ID.fullmatch(x)})
+    locked = sorted({n for x in raw if (n := whole_number(x)) is not None})
     result = planning.build_plan(page_actor(), office_id, date, locked=locked)
     return render_template("routing/plan.html", plan=result, day=date, index=unit_index(),
                            prev_day=date - dt.timedelta(days=1), next_day=date + dt.timedelta(days=1))

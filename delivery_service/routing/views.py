@@ -14,6 +14,7 @@ from flask_babel import gettext
 from delivery_service.accounts.models import Role, User
 from delivery_service.errors import Conflict, InvalidInput, NotFound
 from delivery_service.extensions import db
+from delivery_service.fields import whole_number
 from delivery_service.orders.services import local_today
 from delivery_service.orgs.models import PostalRoute
 from delivery_service.routing import services
@@ -189,7 +190,7 @@ def edit_coverage(code: str):
         }
     else:
         values = {
-            "communes": {int(v) for v in request.form.getlist("communes") if v.isdigit()},
+            "communes": {n for v in request.form.getlist("communes") if (n := whole_number(v)) is not None},
             "rules": (request.form.get("rules") or "").strip(),
             "capacity_per_day": (request.form.get("capacity_per_day") or "").strip(),
             "backup": (request.form.get("backup") or "").strip(),

@@ -21,7 +21,7 @@ from delivery_service.accounts.models import Role
 from delivery_service.accounts.services import Actor
 from delivery_service.errors import InvalidInput
 from delivery_service.extensions import db
-from delivery_service.fields import Text
+from delivery_service.fields import Text, whole_number
 from delivery_service.orders.models import DeliveryOrder, Exemption, Payer
 from delivery_service.orders.schemas import FLAT_FIELDS, OrderIn
 from delivery_service.orders.services import ROLE_TARGETS, order_values
@@ -273,9 +273,9 @@ def all_counters() -> list[Counter]:
 
 def chosen_counter(raw: str | None) -> Counter | None:
     """The active counter picked in a select, or None."""
-    if not raw or not raw.isdigit():
+    if (counter_id := whole_number(raw)) is None:
         return None
-    counter = db.session.get(Counter, int(raw))
+    counter = db.session.get(Counter, counter_id)
     return counter if counter is not None and counter.active else None
 
 

@@ -9,6 +9,7 @@ from flask_login import current_user
 from delivery_service.accounts.models import Role
 from delivery_service.errors import Conflict, InvalidInput, NotFound
 from delivery_service.extensions import db
+from delivery_service.fields import page_number
 from delivery_service.imports.models import ImportState
 from delivery_service.orders.models import DeliveryOrder
 from delivery_service.orders.services import (
@@ -79,7 +80,7 @@ def search():
             found = None  # not ours, or not issued: say "nothing found" like any other search
         if found is not None:
             return redirect(url_for("counter.order", item_id=found.item_id), code=303)
-    page = source.get("page", 1, type=int) or 1
+    page = page_number(source.get("page"))
     found_page = search_orders(page_actor(), query, page=page, per_page=SEARCH_PAGE_SIZE)
     return render_template("counter/search.html", query=query, result=found_page, orders=found_page.orders)
 
