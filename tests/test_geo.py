@@ -469,7 +469,7 @@ def test_a_scan_asks_the_server_a_job_at_a_time_and_queues_the_rest_after_its_le
         assert queue.count == 0 and services.locate_new() == {}
         db.session.execute(sa.update(GeoCursor).values(cursor_event_id=0))  # as if the scan were behind
         db.session.commit()
-        assert hooks.sweep(services.utcnow()) == {"queued": ["scan"]}  # the maintenance pass queues it
+        assert hooks.sweep(services.utcnow()) == {"asked": ["scan"]}  # the maintenance pass queues it
         assert [j.args[0] for j in queue.jobs] == [hooks.SCAN_JOB]
         db.session.execute(sa.update(GeoCursor).values(locked_until=services.utcnow() + dt.timedelta(minutes=1),
                                                        lease_owner="another run"))

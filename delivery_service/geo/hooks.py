@@ -9,6 +9,7 @@ and the run planner locates what it needs, offline (``services.locations_for``).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 SCAN_JOB = "delivery_service.geo.services:locate_new"
 SCAN_KEY = "geo:locate_new"
@@ -32,18 +33,16 @@ def queue_scan(delay_s: float | None = None) -> None:
     from delivery_service.jobs import enqueue_after_commit
 
     if delay_s is None:
-        enqueue_after_commit(SCAN_JOB, timeout=scan_timeout(), queue="background", dedupe_key=SCAN_KEY,
-                             join_waiting=True)
+        when: dict[str, Any] = {"join_waiting": True}
     elif delay_s <= 0:
-        enqueue_after_commit(SCAN_JOB, timeout=scan_timeout(), queue="background", dedupe_key=SCAN_KEY,
-                             coalesce_s=0.0)
+        when = {"coalesce_s": 0.0}
     else:
-        enqueue_after_commit(SCAN_JOB, timeout=scan_timeout(), queue="background", dedupe_key=SCAN_KEY,
-                             delay_s=delay_s)
-
+        when = {"delay_s": delay_s}
+    enqueue_after_commit(SCAN_JOB, timeout=scan_timeout(), queue="background", dedupe_key=SCAN_KEY, **when)
 
 def sweep(now: dt.datetime) -> dict[str, list[str]]:
-    """The maintenance pass's hook (jobs.SWEEPERS): with rq, queue a scan while the cursor is behind."""
+    """The maintenance pass's hook (jobs.SWEEPERS): with rq, ask for a scan while the cursor is behind
+    ("asked": a run already waiting covers it, and then nothing new is queued)."""
     from flask import current_app
 
     from delivery_service.extensions import db
@@ -53,4 +52,4 @@ def sweep(now: dt.datetime) -> dict[str, list[str]]:
         return {}
     queue_scan()
     db.session.commit()
-    return {"queued": ["scan"]}
+    return {"asked": ["scan"]}
