@@ -72,6 +72,9 @@ DEFAULTS: dict[str, Any] = {
     "GEOCODER_MIN_DELAY_S": 1.0,  # between two requests of one process to the geocoding server
     "GEOCODER_TIMEOUT_S": 5.0,
     "GEOCODER_CACHE_DAYS": 90,
+    # The geocoding server failed during a scan: the scan waits this long before asking it again
+    # (meanwhile those orders are at their centroids; the orders after them wait in the log).
+    "GEOCODER_RETRY_S": 300.0,
     # Stop sequencing: the solver's time budget for one run (None: chosen by the number of stops).
     "ROUTE_SEQUENCE_TIME_LIMIT_S": None,
     # Road distances (docs/routing.md): the graph `delivery-service roads build FILE.osm.pbf` makes
@@ -165,6 +168,7 @@ _INT_KEYS = {"DELIVERY_TARGET_DAYS", "MAX_JSON_BYTES", "MAX_IMPORT_BYTES", "MAX_
              "JOBS_BACKLOG_MAX_AGE_S", "PERSONAL_DATA_RETENTION_DAYS", "JOBS_STALL_S"}
 _FLOAT_KEYS = {"JOBS_POLL_S", "JOBS_MAINTENANCE_S", "JOBS_COALESCE_S", "RULES_CHECK_S",
                "REDIS_TIMEOUT_S", "GEOCODER_MIN_DELAY_S", "GEOCODER_TIMEOUT_S",
+               "GEOCODER_RETRY_S",
                "ROUTE_SEQUENCE_TIME_LIMIT_S", "ROADS_SNAP_M", "ROADS_DETOUR_FACTOR",
                "REPORT_CATCH_UP_S", "WEBHOOK_CONNECT_TIMEOUT_S", "WEBHOOK_READ_TIMEOUT_S",
                "WEBHOOK_COALESCE_S"}

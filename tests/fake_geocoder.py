@@ -32,6 +32,7 @@ class FakeGeocodingServer:
     # folded text -> (latitude, longitude, osm class, osm type)
     places: dict[str, tuple[float, float, str, str]] = field(default_factory=dict)
     status: int = 200  # anything else: every request fails with this status
+    fail_after: int | None = None  # answer this many requests more, then fail every one (500)
     delay_s: float = 0.0
     requests: list[Seen] = field(default_factory=list)
 
@@ -45,6 +46,11 @@ class FakeGeocodingServer:
                 fake.requests.append(Seen(parts.path, q, self.headers.get("User-Agent", ""), time.monotonic()))
                 if fake.delay_s:
                     time.sleep(fake.delay_s)
+                if fake.fail_after is not None:
+                    if fake.fail_after <= 0:
+                        self._send(500, {"error": "unavailable"})
+                        return
+                    fake.fail_after -= 1
                 if fake.status != 200:
                     self._send(fake.status, {"error": "unavailable"})
                     return

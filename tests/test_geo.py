@@ -32,7 +32,7 @@ from delivery_service.geo.services import (
     locations_for,
     robust_position,
 )
-from delivery_service.orders.models import DeliveryOrder
+from delivery_service.orders.models import DeliveryOrder, OrderEvent
 from delivery_service.orders.services import change_status
 from delivery_service.orders.status import Status
 from delivery_service.units.models import AdminUnit, UnitLevel
@@ -478,6 +478,36 @@ def test_a_scan_asks_the_server_a_job_at_a_time_and_queues_the_rest_after_its_le
         # A run whose lease ran out and was taken neither renews nor releases the new holder's.
         assert not services._hold("a run that lost it", 60)
         assert db.session.scalar(sa.select(GeoCursor.lease_owner)) == "another run"
+
+
+def test_a_scan_keeps_orders_the_server_failed_for_and_asks_again_later(app, auth, fake, rq_app, monkeypatch):
+    use_server(rq_app, fake, GEOCODER_RETRY_S=120.0)
+    monkeypatch.setattr(services, "SERVER_BATCH", 1)  # one order a batch: the failure is in the second
+    client = rq_app.test_client()
+    with rq_app.app_context():
+        ids = [new_order(client, auth, detail) for detail in ("12 Hùng Vương", "Đường Lê Lợi", "Tổ 3")]
+        fake.fail_after = 1  # the server answers once, then fails (500: geopy tries 3 times)
+        before = db.session.scalar(sa.select(GeoCursor.cursor_event_id)) or 0  # no row: the log's start
+        assert services.locate_new() == {"nominatim": 1, "commune_centroid": 1, "retry": 1}
+        assert stored(ids[0]).source is LocationSource.NOMINATIM
+        assert stored(ids[1]).source is LocationSource.COMMUNE_CENTROID  # for now
+        assert stored(ids[2]) is None  # waits in the log
+        cursor = db.session.scalar(sa.select(GeoCursor.cursor_event_id))
+        assert before < cursor < db.session.scalar(sa.select(sa.func.max(OrderEvent.id)))
+        # The lease is kept for GEOCODER_RETRY_S: runs before then leave without asking the server.
+        held_until = db.session.scalar(sa.select(GeoCursor.locked_until))
+        assert 100 < (held_until - services.utcnow()).total_seconds() <= 120
+        asked = len(fake.requests)
+        assert services.locate_new() == {"held": 1} and len(fake.requests) == asked
+        assert hooks.sweep(services.utcnow()) == {"asked": ["scan"]}  # behind: the maintenance pass asks
+        # Later, the server back: the run asks again for the order it failed for and the rest.
+        fake.fail_after = None
+        db.session.execute(sa.update(GeoCursor).values(locked_until=services.utcnow()))
+        db.session.commit()
+        assert services.locate_new() == {"nominatim": 1, "commune_centroid": 1}  # "Tổ 3": not found
+        assert (stored(ids[1]).latitude, stored(ids[1]).longitude) == (15.1190, 108.8000)
+        assert stored(ids[2]).source is LocationSource.COMMUNE_CENTROID
+        assert db.session.scalar(sa.select(GeoCursor.lease_owner)) is None
 
 
 def item_of(order_id: int) -> str:

@@ -242,7 +242,8 @@ class _ServerLookups:
                 result = self.geocoder.geocode(queries[key])
             except GeocoderUnavailable as exc:
                 self.failed = True
-                log.warning("geocoder unavailable (%s): the remaining orders of this job get centroids", exc)
+                log.warning("geocoder unavailable (%s): the remaining orders of this job get centroids "
+                            "(a scan asks again after GEOCODER_RETRY_S)", exc)
                 continue
             found[key] = result
             fresh.append({"backend": name, "query_key": key, "fetched_at": utcnow(),
@@ -393,8 +394,11 @@ def locate_new() -> dict[str, int]:
     With the geocoding server a run asks for at most SERVER_JOB_SIZE orders, SERVER_BATCH events'
     orders at a time, then queues the next run (after giving up its lease, so that run can take it).
     A run that ends while newer events were logged queues a coalesced one. An order closed before its
-    turn is skipped. Returns counts by source (and "held" or "busy" when another run or the event
-    log's writers kept it from starting)."""
+    turn is skipped. When the server fails, the batch's orders get their centroids for now, the cursor
+    stays before them and the lease is kept GEOCODER_RETRY_S (no run asks a down server before then);
+    a run is queued for that time, which asks again for them and the orders after. Returns counts by
+    source (and "held" or "busy" when another run or the event log's writers kept it from starting;
+    "retry" when the server failed)."""
     from delivery_service.geo.hooks import queue_scan
     from delivery_service.webhooks.services import committed_horizon
 
@@ -412,7 +416,7 @@ def locate_new() -> dict[str, int]:
     if not _hold(owner, lease_s):
         return {"held": 1}
     counts: Counter[str] = Counter()
-    more = newer = False
+    more = newer = failed = False
     horizon = None
     try:
         horizon = committed_horizon()
@@ -431,6 +435,10 @@ def locate_new() -> dict[str, int]:
             if ids:
                 counts.update(_locate_batch(ids, server))
                 asked += len(ids)
+            if server is not None and server.failed:
+                db.session.commit()  # their centroids, for now; the cursor stays before them
+                failed = True
+                break
             full = len(rows) == size
             moved = rows[-1].id if full else horizon
             # Never backwards (a run whose lease ran out may finish after the next run moved on).
@@ -448,13 +456,17 @@ def locate_new() -> dict[str, int]:
                 break
     finally:
         db.session.rollback()
+        retry_s = float(current_app.config["GEOCODER_RETRY_S"])
+        until = utcnow() + dt.timedelta(seconds=retry_s) if failed else None
         db.session.execute(sa.update(GeoCursor).where(GeoCursor.id == 1, GeoCursor.lease_owner == owner)
-                           .values(locked_until=None, lease_owner=None)
+                           .values(locked_until=until, lease_owner=owner if failed else None)
                            .execution_options(synchronize_session=False))
-        if horizon is not None and not more:
+        if horizon is not None and not (more or failed):
             # Events logged after this run's horizon (a run that found the lease held left them here).
             newer = bool(db.session.scalar(sa.select(_NEWEST_EVENT > horizon)))
-        if more:
+        if failed:
+            queue_scan(retry_s + 1)  # once the kept lease has run out
+        elif more:
             queue_scan(0)
         elif newer:
             queue_scan(float(current_app.config["JOBS_COALESCE_S"]))
@@ -463,7 +475,7 @@ def locate_new() -> dict[str, int]:
     log.info("scan located %d orders (%s)%s", sum(counts.values()),
              ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
              f"; {server.requests} server requests" if server else "")
-    return dict(counts)
+    return {**counts, "retry": 1} if failed else dict(counts)
 
 
 Fix = tuple[int, float, float, float | None]  # order id, latitude, longitude, accuracy_m (or None)
