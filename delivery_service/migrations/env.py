@@ -70,8 +70,16 @@ def run_migrations_offline():
 POSTGRESQL_ONLY_INDEXES = {"ix_orders_name_key_trgm", "ix_orders_search_key_trgm"}
 
 
+# Indexes of the models made on PostgreSQL only (``Index.ddl_if(dialect="postgresql")``, migration 0028).
+POSTGRESQL_ONLY_MODEL_INDEXES = {"ix_orders_phone"}
+
+
 def include_object(obj, name, type_, reflected, compare_to):
-    return not (type_ == "index" and reflected and name in POSTGRESQL_ONLY_INDEXES)
+    if type_ != "index":
+        return True
+    if reflected:
+        return name not in POSTGRESQL_ONLY_INDEXES
+    return name not in POSTGRESQL_ONLY_MODEL_INDEXES or context.get_bind().dialect.name == "postgresql"
 
 
 def run_migrations_online():

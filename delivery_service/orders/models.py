@@ -79,11 +79,14 @@ class DeliveryOrder(db.Model):
                            "AND window_to_min <= 1260 AND window_to_min - window_from_min >= 30)",
                            name="window_range"),
         sa.Index("ix_orders_counter_created", "counter_id", "created_at"),
-        sa.Index("ix_orders_phone", "recipient_phone"),
+        # The order search's phone term (PostgreSQL's bitmap OR); SQLite scans for that search anyway
+        # (its name term is a LIKE '%…%'), so it has no such index (migration 0028).
+        sa.Index("ix_orders_phone", "recipient_phone").ddl_if(dialect="postgresql"),
         sa.Index("ix_orders_dossier_code", "dossier_code"),
         sa.Index("ix_orders_commune_status", "commune_id", "status"),
-        sa.Index("ix_orders_route_status", "route_id", "status"),
-        sa.Index("ix_orders_route_run_date", "route_id", "run_date"),
+        # A route's day loads (routing.services.day_loads, recount), its run (run_orders: status read
+        # from the index), the privacy run look-up, and the route foreign key's ON DELETE SET NULL.
+        sa.Index("ix_orders_route_run", "route_id", "run_date", "status"),
         # The dispatch queue (routing.services.dispatch_queue): the few orders waiting for a person
         # (migration 0026; every order wrote it before).
         sa.Index("ix_orders_dispatch", "dispatch", postgresql_where=sa.text(DISPATCH_WHERE),
@@ -143,7 +146,7 @@ class DeliveryOrder(db.Model):
     # The delivery window (migration 0022): minutes after local midnight, both or neither.
     window_from_min: Mapped[int | None] = mapped_column(sa.SmallInteger)
     window_to_min: Mapped[int | None] = mapped_column(sa.SmallInteger)
-    due_date: Mapped[dt.date] = mapped_column(sa.Date, index=True)
+    due_date: Mapped[dt.date] = mapped_column(sa.Date)
     route_id: Mapped[int | None] = mapped_column(fk("postal_routes.id", ondelete="SET NULL"))
     # The day the order is planned on its route's run (capacity counts per route and day).
     run_date: Mapped[dt.date | None] = mapped_column(sa.Date)
