@@ -541,8 +541,7 @@ _NEWEST = sa.select(sa.func.max(OrderEvent.id))
 def _continue(endpoint_id: int, delay_s: float) -> None:
     """Queue the endpoint's next run in ``delay_s``: with rq, as a job; without, as an outbox row for
     this process's background thread (not left to the next trigger or sweep)."""
-    queues = current_app.extensions.get("rq_queues") or {}
-    if queues.get("background") or current_app.extensions.get("rq_queue"):
+    if _background_queue() is not None:
         _schedule(endpoint_id, dt.timedelta(seconds=delay_s))
         return
     from delivery_service.jobs import enqueue_after_commit
@@ -672,12 +671,17 @@ def _drop_connection() -> None:
         db.session.rollback()
 
 
+def _background_queue() -> Any:
+    """The rq queue of background jobs (the only one with a single queue), or None without rq."""
+    queues = current_app.extensions.get("rq_queues") or {}
+    return queues.get("background") or current_app.extensions.get("rq_queue")
+
+
 def _schedule(endpoint_id: int, delay: dt.timedelta) -> None:
     """With rq, run the endpoint again after ``delay`` (the worker's scheduler). Never fails: if Redis
     cannot take the job, or loses it, the endpoint's ``next_attempt_at`` stays in the database and
     the next ``dispatch_due`` (the background runner's sweep, or ``webhooks dispatch``) sends it."""
-    queues = current_app.extensions.get("rq_queues") or {}
-    queue = queues.get("background") or current_app.extensions.get("rq_queue")
+    queue = _background_queue()
     if queue is None:
         return
     from redis.exceptions import RedisError
