@@ -119,7 +119,8 @@ class DeliveryOrder(db.Model):
     issuing_agency: Mapped[str] = mapped_column(sa.String(255))
 
     recipient_name: Mapped[str] = mapped_column(sa.String(200))
-    # NFC, case-folded: searched with "contains" (a trigram index on PostgreSQL, migration 0002)
+    # NFC, case-folded (the search reads recipient_search_key since migration 0015; its trigram index
+    # of migration 0002 went in 0028)
     recipient_name_key: Mapped[str] = mapped_column(sa.String(200))
     # Lower case without diacritics (vietnamese.search_key): "anh tuyet" finds "Ánh Tuyết" (migration 0015)
     recipient_search_key: Mapped[str] = mapped_column(
