@@ -30,6 +30,16 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def note(**fields: int | str | None) -> None:
+    """Add ``fields`` (ids and counts only) to this request's access line: one line a request carries
+    its outcome (a courier sync's counts), instead of a second line of its own."""
+    noted = g.get("log_fields")
+    if noted is None:
+        g.log_fields = fields
+    else:
+        noted.update(fields)
+
+
 def init_app(app: Flask) -> None:
     """Configure the root handlers once, then give every request an id."""
     fmt = app.config.get("LOG_FORMAT") or ("json" if app.config["ENV"] == "production" else "text")
@@ -69,10 +79,18 @@ def init_app(app: Flask) -> None:
         endpoint, method, status = request.endpoint, request.method, response.status_code
         observe(endpoint or "unmatched", method, status, seconds)
         if log.isEnabledFor(info):  # log.info's record, without looking up the caller's frame
-            handle(record_line(log.name, info, src, line, "request %s %s %s",
-                               (method, endpoint or "unmatched", status), None, "_request_done",
-                               {"endpoint": endpoint, "method": method, "status": status,
-                                "duration_ms": round(seconds * 1000, 1)}))
+            fields = {"endpoint": endpoint, "method": method, "status": status,
+                      "duration_ms": round(seconds * 1000, 1)}
+            noted = g.pop("log_fields", None)
+            if noted:  # also in the message, for the text format (the JSON one has them as fields)
+                fields.update(noted)
+                handle(record_line(log.name, info, src, line, "request %s %s %s %s",
+                                   (method, endpoint or "unmatched", status,
+                                    " ".join(f"{k}={v}" for k, v in noted.items())),
+                                   None, "_request_done", fields))
+            else:
+                handle(record_line(log.name, info, src, line, "request %s %s %s",
+                                   (method, endpoint or "unmatched", status), None, "_request_done", fields))
         return response
 
     line = _request_done.__code__.co_firstlineno

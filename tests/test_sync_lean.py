@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 from test_courier_api import JPEG, courier, event, new_order, put_file, sync  # noqa: F401  (courier: fixture)
 
+from delivery_service.accounts.models import User
 from delivery_service.courier import services
 from delivery_service.courier.schemas import CourierSyncEventIn, CourierSyncOut, lean_event, sync_out
 from delivery_service.extensions import db
@@ -325,3 +326,18 @@ def test_a_dossier_pickup_stores_what_the_general_path_stores(client, auth, cour
     assert lean[1] == general[1] and lean[1][0][0]["result"] == "applied", lean[1]
     assert lean[0] == general[0]
     assert lean[0]["proofs"][0]["documents"] is not None
+
+
+def test_a_sync_logs_its_counts_on_its_access_line(client, auth, courier, json_log):  # noqa: F811
+    body = new_order(client, auth)
+    events = [event(body["item_id"], "pickup_confirmed"), {"event_id": "x"}]
+    events.append(dict(events[0]))
+    resp = client.post("/api/v1/courier/sync", json={"events": events}, headers={**courier, "X-Request-ID": "s-1"})
+    assert resp.status_code == 200
+    lines = [x for x in json_log() if x["request_id"] == "s-1"]
+    assert len(lines) == 1  # one line a request, its outcome on it
+    user_id = db.session.scalar(sa.select(User.id).where(User.username == "courier"))
+    assert lines[0]["message"] == (f"request POST courier_api.sync 200 user={user_id} events=3 applied=1 "
+                                   "duplicate=1 rejected=1")
+    assert (lines[0]["events"], lines[0]["applied"], lines[0]["duplicate"], lines[0]["rejected"]) == (3, 1, 1, 1)
+    assert body["item_id"] not in json.dumps(lines)  # ids and counts only
