@@ -71,10 +71,6 @@ def translate(errors: dict[str, list[str]]) -> dict[str, list[str]]:
     return {field: [one(m) for m in messages] for field, messages in errors.items()}
 
 
-def _int(raw: str | None) -> int | None:
-    return whole_number(raw)
-
-
 def _page() -> int:
     return page_number(request.args.get("page"))
 
@@ -91,8 +87,9 @@ def _me() -> User:
 
 
 def _scope_args(form: dict[str, str]) -> dict[str, object]:
-    return {"counter_id": _int(form.get("counter_id")), "post_office_id": _int(form.get("post_office_id")),
-            "area_code": form.get("area_code") or "", "province_id": _int(form.get("province_id"))}
+    return {"counter_id": whole_number(form.get("counter_id")),
+            "post_office_id": whole_number(form.get("post_office_id")),
+            "area_code": form.get("area_code") or "", "province_id": whole_number(form.get("province_id"))}
 
 
 def _values(user: User | None) -> dict[str, str]:
