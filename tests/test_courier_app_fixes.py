@@ -107,6 +107,11 @@ def test_a_double_tap_records_once(app, live_server, browser):
         page.locator('#sheet-actions [data-action="delivered"]').click()
         form = page.locator("#form-delivered")
         form.locator("#d-id4").fill(PEOPLE[0][2][-4:])
+        # Without a signature or photo: the sheet's message, above the long form, comes into view.
+        form.locator('button[type="submit"]').click()
+        page.wait_for_selector("#sheet-msg:not([hidden])")
+        page.wait_for_function("() => { const r = document.querySelector('#sheet-msg').getBoundingClientRect();"
+                               " return r.top >= 0 && r.bottom <= window.innerHeight; }", timeout=5000)
         form.locator("#d-sign").scroll_into_view_if_needed()
         _sign(page)
         _double_tap(page, form.locator('button[type="submit"]'))

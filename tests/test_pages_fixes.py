@@ -255,6 +255,12 @@ def test_a_wrong_direction_lists_the_accepted_values(client, app):
     with app.test_request_context("/?lang=vi"):
         assert translate_message("Must be one of: result_to_citizen, dossier_to_agency, both.") == (
             "Hãy chọn một trong các giá trị: result_to_citizen, dossier_to_agency, both.")
+        # an import's missing columns, with and without the address's one-column hint (was English)
+        assert translate_message("Missing required columns: procedure_name, commune_code. (Or the address in "
+                                 "one column: address_text / dia_chi_day_du.)") == (
+            "Thiếu các cột bắt buộc: procedure_name, commune_code. (Hoặc địa chỉ trong một cột: "
+            "address_text / dia_chi_day_du.)")
+        assert translate_message("Missing required columns: note.") == "Thiếu các cột bắt buộc: note."
 
 
 def test_unlock_is_offered_only_for_a_locked_account_and_a_no_op_is_not_audited(client):

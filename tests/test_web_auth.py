@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 import sqlalchemy as sa
 from conftest import DEMO_PASSWORD, csrf_token, login
 
@@ -41,6 +44,17 @@ def test_couriers_and_district_officers_land_on_a_home_page_leading_to_their_pag
     login(client, "district")
     html = client.get("/").get_data(as_text=True)
     assert 'href="/reports/"' in html and 'href="/reports/weekly/"' in html
+
+
+@pytest.mark.parametrize("username", ["courier", "district", "supervisor", "admin"])
+def test_every_button_of_a_home_page_opens_for_its_role(client, username):
+    login(client, username)
+    html = client.get("/").get_data(as_text=True)
+    links = [href for block in re.findall(r'<p class="actions">(.*?)</p>', html, re.S)
+             for href in re.findall(r'href="([^"]+)"', block)]
+    assert links
+    for href in links:  # a supervisor's home offered the district officer's reports: 403s
+        assert client.get(href, follow_redirects=True).status_code == 200, (username, href)
 
 
 def test_wrong_password_and_unknown_user_get_the_same_message(client):

@@ -252,8 +252,9 @@ def set_report_scope(admin: Actor, client_id: int, unit_code: str | None, *, tod
         ) or db.session.scalar(_admin(UnitLevel.DISTRICT).where(AdminUnit.code == unit_code)
                                .order_by(AdminUnit.valid_from.desc()).limit(1))
         if unit_id is None:
-            raise InvalidInput({"unit": [coded("unknown_unit", "Give the code of a current province or "
-                                                               "commune, or of a former district.")]})
+            raise InvalidInput({"unit": [coded(
+                "unknown_unit", "Mã tỉnh hoặc xã hiện hành, hoặc mã huyện cũ. / Give the code of a current "
+                                "province or commune, or of a former district.")]})
     before = {"report_unit_id": client.report_unit_id}
     client.report_unit_id = unit_id
     record("api_client.report_scope", actor=admin, object_type="api_client", object_id=client.id,

@@ -580,6 +580,8 @@ function sheetMessage(text, tone = "bad") {
   p.textContent = text;
   p.dataset.tone = tone;
   p.hidden = !text;
+  // The message is at the top of the sheet, the button that caused it at the bottom of a long form.
+  if (text) p.scrollIntoView({ block: "nearest", behavior: "smooth" });
 }
 
 function closeSheet() {
