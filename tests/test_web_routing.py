@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import uuid
 
 import pytest
 import sqlalchemy as sa
 from conftest import csrf_token, login, order_payload
 
+from delivery_service.accounts.models import User
+from delivery_service.accounts.services import Actor
+from delivery_service.courier import services as courier_services
 from delivery_service.extensions import db
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
 from delivery_service.orders.services import local_today
@@ -156,6 +161,21 @@ def test_an_order_added_after_sequencing_waits_in_its_own_box(client, auth):
     assert "Thêm sau lần sắp xếp cuối" in text_of(box) and "Đỗ Thị Muộn" in box and later.item_id in box
     assert "Trần Văn An" not in box
     assert "Sắp xếp lại lộ trình" in box
+    # Once the courier has finished it (here a failed attempt), it is no longer one to place: it is
+    # listed as finished, and re-sequencing is not asked for it.
+    courier = Actor.of_user(db.session.scalar(sa.select(User).where(User.username == "courier")))
+    now = dt.datetime.now(dt.UTC)
+    results = courier_services.sync(courier, [
+        {"event_id": str(uuid.uuid4()), "item_id": later.item_id, "action": action,
+         "device_time": (now + dt.timedelta(seconds=n)).isoformat(), **extra}
+        for n, (action, extra) in enumerate([("pickup_confirmed", {}),
+                                            ("failed_attempt", {"reason": "not_home", "note": "Vắng nhà"})])])
+    assert [r["result"] for r in results] == ["applied", "applied"], results
+    db.session.commit()
+    html = client.get("/routes/QNG-01/run").get_data(as_text=True)
+    assert 'class="card run-new"' not in html
+    finished = html.split('class="card run-finished"', 1)[1].split("</section>", 1)[0]
+    assert "Hoàn tất" in text_of(finished) and later.item_id in finished
 
 
 # --- dispatch -----------------------------------------------------------------------------------

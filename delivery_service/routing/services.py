@@ -601,6 +601,17 @@ class RunView:
     done: int
     total: int
     distances: str | None = None  # the stored run's: "road" or "straight_line" (run_distances)
+    finished_ids: frozenset[int] = frozenset()  # of ``unsequenced``: the orders already done that day
+
+    @property
+    def to_place(self) -> list[DeliveryOrder]:
+        """The unsequenced orders still to deliver: re-sequencing places them among the stops."""
+        return [o for o in self.unsequenced if o.id not in self.finished_ids]
+
+    @property
+    def finished_unplaced(self) -> list[DeliveryOrder]:
+        """The unsequenced orders already done that day (re-sequencing leaves them out)."""
+        return [o for o in self.unsequenced if o.id in self.finished_ids]
 
     @property
     def on_roads(self) -> bool:
@@ -841,4 +852,5 @@ def get_run(actor: Actor, code: str, day: dt.date) -> RunView:
     total = sum(len(s["orders"]) for s in stops.values()) + len(unsequenced)
     ordered = [stops[k] for k in sorted(stops)]
     source = run_distances(run, [(s["latitude"], s["longitude"]) for s in ordered])
-    return RunView(route, day, run, ordered, unsequenced, done, total, source)
+    return RunView(route, day, run, ordered, unsequenced, done, total, source,
+                   frozenset(o.id for o in unsequenced if is_done(o)))
