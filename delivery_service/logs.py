@@ -30,14 +30,20 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def note(**fields: int | str | None) -> None:
+def note(what: str, **fields: int | str | None) -> None:
     """Add ``fields`` (ids and counts only) to this request's access line: one line a request carries
-    its outcome (a courier sync's counts), instead of a second line of its own."""
-    noted = g.get("log_fields")
-    if noted is None:
+    its outcome (a courier sync's counts), instead of a second line of its own. Outside a request (a
+    command, a job) they make a line of their own, ``what`` first."""
+    if not has_request_context():
+        log.info("%s %s", what, _pairs(fields), extra=fields)
+    elif (noted := g.get("log_fields")) is None:
         g.log_fields = fields
     else:
         noted.update(fields)
+
+
+def _pairs(fields: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in fields.items())
 
 
 def init_app(app: Flask) -> None:
@@ -81,16 +87,11 @@ def init_app(app: Flask) -> None:
         if log.isEnabledFor(info):  # log.info's record, without looking up the caller's frame
             fields = {"endpoint": endpoint, "method": method, "status": status,
                       "duration_ms": round(seconds * 1000, 1)}
-            noted = g.pop("log_fields", None)
-            if noted:  # also in the message, for the text format (the JSON one has them as fields)
+            msg, args = "request %s %s %s", (method, endpoint or "unmatched", status)
+            if noted := g.pop("log_fields", None):  # also in the message, for the text format
                 fields.update(noted)
-                handle(record_line(log.name, info, src, line, "request %s %s %s %s",
-                                   (method, endpoint or "unmatched", status,
-                                    " ".join(f"{k}={v}" for k, v in noted.items())),
-                                   None, "_request_done", fields))
-            else:
-                handle(record_line(log.name, info, src, line, "request %s %s %s",
-                                   (method, endpoint or "unmatched", status), None, "_request_done", fields))
+                msg, args = msg + " %s", (*args, _pairs(noted))
+            handle(record_line(log.name, info, src, line, msg, args, None, "_request_done", fields))
         return response
 
     line = _request_done.__code__.co_firstlineno

@@ -26,6 +26,7 @@ from delivery_service.accounts.services import SYSTEM
 from delivery_service.admin import user_services
 from delivery_service.courier.models import ProofFile
 from delivery_service.extensions import db
+from delivery_service.imports.services import ADDRESS_HINT
 from delivery_service.orders.models import DeliveryOrder
 from delivery_service.orders.services import change_status
 from delivery_service.orders.status import Direction, Status
@@ -255,12 +256,11 @@ def test_a_wrong_direction_lists_the_accepted_values(client, app):
     with app.test_request_context("/?lang=vi"):
         assert translate_message("Must be one of: result_to_citizen, dossier_to_agency, both.") == (
             "Hãy chọn một trong các giá trị: result_to_citizen, dossier_to_agency, both.")
-        # an import's missing columns, with and without the address's one-column hint (was English)
-        assert translate_message("Missing required columns: procedure_name, commune_code. (Or the address in "
-                                 "one column: address_text / dia_chi_day_du.)") == (
-            "Thiếu các cột bắt buộc: procedure_name, commune_code. (Hoặc địa chỉ trong một cột: "
-            "address_text / dia_chi_day_du.)")
-        assert translate_message("Missing required columns: note.") == "Thiếu các cột bắt buộc: note."
+        # an import's missing address columns and the one-column hint (it was appended to the first,
+        # which then matched no pattern and stayed English)
+        assert translate_message("Missing required columns: commune_code.") == (
+            "Thiếu các cột bắt buộc: commune_code.")
+        assert translate_message(ADDRESS_HINT) == "Hoặc ghi địa chỉ trong một cột: address_text / dia_chi_day_du."
 
 
 def test_unlock_is_offered_only_for_a_locked_account_and_a_no_op_is_not_audited(client):

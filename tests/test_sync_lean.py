@@ -19,6 +19,7 @@ from marshmallow import ValidationError
 from test_courier_api import JPEG, courier, event, new_order, put_file, sync  # noqa: F401  (courier: fixture)
 
 from delivery_service.accounts.models import User
+from delivery_service.accounts.services import Actor
 from delivery_service.courier import services
 from delivery_service.courier.schemas import CourierSyncEventIn, CourierSyncOut, lean_event, sync_out
 from delivery_service.extensions import db
@@ -341,3 +342,12 @@ def test_a_sync_logs_its_counts_on_its_access_line(client, auth, courier, json_l
                                    "duplicate=1 rejected=1")
     assert (lines[0]["events"], lines[0]["applied"], lines[0]["duplicate"], lines[0]["rejected"]) == (3, 1, 1, 1)
     assert body["item_id"] not in json.dumps(lines)  # ids and counts only
+
+
+def test_a_sync_outside_a_request_logs_a_line_of_its_own(app, caplog):
+    courier_user = db.session.scalar(sa.select(User).where(User.username == "courier"))
+    caplog.set_level("INFO", logger="delivery_service.requests")
+    assert services.sync(Actor.of_user(courier_user), [{"event_id": "x"}])[0]["result"] == "rejected"
+    [line] = [r for r in caplog.records if r.getMessage().startswith("courier sync")]
+    assert line.getMessage() == f"courier sync user={courier_user.id} events=1 applied=0 duplicate=0 rejected=1"
+    assert (line.events, line.rejected) == (1, 1)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
-from flask import current_app, has_request_context
+from flask import current_app
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import undefer
@@ -397,12 +397,9 @@ def sync(actor: Actor, events: Sequence[Any]) -> list[dict[str, Any]]:
         results[i] = dict(first) if first.get("result") == "rejected" else _result(
             first.get("event_id"), "duplicate", first.get("status"))
     counts = Counter(r["result"] for r in results if r)
-    if has_request_context():  # on the request's access line (a line of its own cost ~0.06 ms an event)
-        logs.note(user=actor.user_id, events=len(events), applied=counts["applied"],
-                  duplicate=counts["duplicate"], rejected=counts["rejected"])
-    else:
-        log.info("courier sync by user %s: %d events, %d applied, %d duplicate, %d rejected",
-                 actor.user_id, len(events), counts["applied"], counts["duplicate"], counts["rejected"])
+    # On the request's access line (a line of its own cost ~0.06 ms of a one-event request)
+    logs.note("courier sync", user=actor.user_id, events=len(events), applied=counts["applied"],
+              duplicate=counts["duplicate"], rejected=counts["rejected"])
     return [r for r in results if r is not None]
 
 

@@ -40,6 +40,7 @@ def queue_scan(delay_s: float | None = None) -> None:
         when = {"delay_s": delay_s}
     enqueue_after_commit(SCAN_JOB, timeout=scan_timeout(), queue="background", dedupe_key=SCAN_KEY, **when)
 
+
 def sweep(now: dt.datetime) -> dict[str, list[str]]:
     """The maintenance pass's hook (jobs.SWEEPERS): with rq, ask for a scan while the cursor is behind
     ("asked": a run already waiting covers it, and then nothing new is queued)."""

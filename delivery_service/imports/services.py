@@ -119,6 +119,10 @@ CREATED, EXISTING, ERROR = "created", "existing", "error"
 _MONEY = re.compile(r"\d+|\d{1,3}(?:([.,\s])\d{3})(?:\1\d{3})*")
 
 
+# Said with missing address columns (a message of its own, translated as one: web.messages)
+ADDRESS_HINT = "Or give the address in one column: address_text / dia_chi_day_du."
+
+
 def _refuse(*messages: str, code: str = "unreadable_file") -> InvalidInput:
     """A file refused whole: under ``files`` (where the upload is, like a bad file name), each message
     with its code (``unsupported_file_type``, ``invalid_encoding``, ``malformed_file``, ``empty_file``,
@@ -353,9 +357,9 @@ def _header(kind: str, records: Iterator[list[Any]]) -> tuple[Table, list[str | 
                                                                      or c in address_form)]
     missing += [c for c in address_form if c not in headers and c not in missing]
     if missing:
-        problems.append(f"Missing required columns: {', '.join(missing)}."
-                        + (" (Or the address in one column: address_text / dia_chi_day_du.)"
-                           if set(missing) & set(address_form) else ""))
+        problems.append(f"Missing required columns: {', '.join(missing)}.")
+        if set(missing) & set(address_form):
+            problems.append(ADDRESS_HINT)
     if problems:
         raise _refuse(*problems, code="invalid_columns")
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from flask_babel import format_decimal, gettext
 
+from delivery_service.imports.services import ADDRESS_HINT
+
 
 def _fixed(msgid_call: Callable[[], str]) -> Callable[[re.Match[str]], str]:
     return lambda _m: msgid_call()
@@ -149,9 +151,8 @@ _MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (re.compile(r"Unknown columns: (.*?)\. The columns are: .*"),
      lambda m: gettext("Unknown columns: %(columns)s. Use the column names of the template.",
                        columns=m.group(1))),
-    (re.compile(r"Missing required columns: (.*?)\. \(Or the address in one column: .*"),
-     lambda m: gettext("Missing required columns: %(columns)s. (Or the address in one column: "
-                       "address_text / dia_chi_day_du.)", columns=m.group(1))),
+    (re.compile(re.escape(ADDRESS_HINT)),
+     _fixed(lambda: gettext("Or give the address in one column: address_text / dia_chi_day_du."))),
     (re.compile(r"Missing required columns: (.*)\."),
      lambda m: gettext("Missing required columns: %(columns)s.", columns=m.group(1))),
     (re.compile(r"The file has more than (\d+) rows.*"),
