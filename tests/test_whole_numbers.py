@@ -42,7 +42,7 @@ def test_forged_ids_in_forms_are_readable_errors(client):
     for raw in ("²", "9" * 19):
         resp = client.post(plan + "/accept", data={"csrf_token": token, "assignment": f"{raw}:1"})
         assert resp.status_code == 303  # back to the plan, which says why
-        assert "The plan sent back is not readable" in client.get(resp.headers["Location"]).get_data(as_text=True)
+        assert "Không đọc được kế hoạch gửi lại" in client.get(resp.headers["Location"]).get_data(as_text=True)
         resp = client.post(plan, data={"csrf_token": token, "lock": raw, "kept": f"{raw},1"})
         assert resp.status_code == 200
 

@@ -12,6 +12,7 @@ import datetime as dt
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from delivery_service.accounts.models import Role
+from delivery_service.admin import tr
 from delivery_service.errors import InvalidInput
 from delivery_service.extensions import db
 from delivery_service.fields import whole_number
@@ -20,6 +21,24 @@ from delivery_service.units.services import unit_index
 from delivery_service.web.access import page_actor, roles_required
 
 bp = Blueprint("routing_plan", __name__, url_prefix="/routing/plan")
+
+# routing.plan refuses a plan in English (the API's language); the page says why in Vietnamese too.
+_REFUSALS = {
+    "The plan sent back is not readable; compute it again.":
+        "Không đọc được kế hoạch gửi lại; hãy tính lại.",
+    "The plan is empty: nothing to accept.":
+        "Kế hoạch trống: không có gì để nhận.",
+    "The plan names a route that is not one of this post office's active routes.":
+        "Kế hoạch có tuyến không thuộc các tuyến đang hoạt động của bưu cục này.",
+    "The plan names an order that is not on this post office's routes for the day; compute it again.":
+        "Kế hoạch có bưu gửi không nằm trên các tuyến của bưu cục này trong ngày; hãy tính lại.",
+}
+
+
+def _refusal(message: str) -> str:
+    """A refusal of routing.plan in the reader's language; an unknown one as it is."""
+    vi = _REFUSALS.get(message)
+    return tr(vi, message) if vi else message
 
 
 def _day(raw: str) -> dt.date:
@@ -55,15 +74,16 @@ def accept(office_id: int, day: str):
         done = planning.accept_plan(page_actor(), office_id, date, assignment)
     except InvalidInput as exc:
         db.session.rollback()
-        flash("Không nhận được kế hoạch / The plan was not accepted: "
-              + " ".join(m for ms in exc.errors.values() for m in ms), "error")
+        reasons = " ".join(_refusal(m) for ms in exc.errors.values() for m in ms)
+        flash(tr("Không nhận được kế hoạch", "The plan was not accepted") + ": " + reasons, "error")
         return redirect(back, code=303)
-    message = (f"Đã nhận kế hoạch: chuyển {done.moved} bưu gửi, sắp lại {len(done.resequenced)} lộ trình / "
-               f"Plan accepted: {done.moved} orders moved, {len(done.resequenced)} runs re-sequenced")
+    moved, runs = done.moved, len(done.resequenced)
+    message = tr(f"Đã nhận kế hoạch: chuyển {moved} bưu gửi, sắp lại {runs} lộ trình",
+                 f"Plan accepted: {moved} orders moved, {runs} runs re-sequenced")
     if done.resequenced:
         message += f" ({', '.join(done.resequenced)})"
     flash(message + ".", "success")
     if done.skipped:
-        flash("Không chuyển được (đã thay đổi) / Not moved (changed meanwhile): " + ", ".join(done.skipped),
-              "warning")
+        flash(tr("Không chuyển được (đã thay đổi)", "Not moved (changed meanwhile)") + ": "
+              + ", ".join(done.skipped), "warning")
     return redirect(back, code=303)
