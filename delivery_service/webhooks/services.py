@@ -10,7 +10,8 @@ Design (docs/webhooks.md):
 - Ids are handed out before commit, so on PostgreSQL event 101 may be visible while event 100 is
   still uncommitted. The dispatcher therefore never reads past a *horizon*: the largest id at a
   moment when no transaction was inserting events (``LOCK TABLE order_events IN SHARE MODE`` waits
-  for those writers, with a 2 s lock timeout, and is released at once). SQLite serialises writers,
+  for those writers, and is released at once; new writers queue behind it, so it waits 20 ms at most
+  and tries again, for about 2 s). SQLite serialises writers,
   so its ids commit in order and the horizon is simply the largest id.
 - A failed request is retried on WEBHOOK_RETRY_SCHEDULE (by default after 1 min, 5 min, 30 min, 2 h,
   then every 6 h); the failure whose retries span more than a day (the ninth, about 26.6 h after the
@@ -328,20 +329,34 @@ def _owed(cursor: int, counter_id: int) -> sa.Select:
 
 # --- dispatching ----------------------------------------------------------------------------------------
 
+# The horizon's lock on PostgreSQL: while it waits for the transactions inserting events, every new
+# writer queues behind it, so each try waits HORIZON_LOCK_MS at most (a stall of intake no longer than
+# that), then tries again after a pause, HORIZON_TRIES times (about 2 s in all) before giving up.
+HORIZON_LOCK_MS = 20
+HORIZON_TRIES = 40
+_HORIZON = sa.select(sa.func.coalesce(sa.func.max(OrderEvent.id), 0))
+
+
 def committed_horizon() -> int | None:
     """The largest event id below which every event is committed; None if writers held the table
-    for more than 2 s (try again later). Commits (ends) the current transaction."""
-    conn = db.session.connection()
-    try:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
-            conn.execute(sa.text("LOCK TABLE order_events IN SHARE MODE"))
-        horizon = conn.scalar(sa.select(sa.func.coalesce(sa.func.max(OrderEvent.id), 0)))
+    throughout HORIZON_TRIES short tries (try again later). Commits (ends) the current transaction."""
+    if db.session.connection().dialect.name != "postgresql":
+        horizon = db.session.scalar(_HORIZON)
         db.session.commit()
         return horizon
-    except OperationalError:
-        db.session.rollback()
-        return None
+    for attempt in range(HORIZON_TRIES):
+        try:
+            conn = db.session.connection()
+            conn.execute(sa.text(f"SET LOCAL lock_timeout = '{HORIZON_LOCK_MS}ms'"))
+            conn.execute(sa.text("LOCK TABLE order_events IN SHARE MODE"))
+            horizon = conn.scalar(_HORIZON)
+            db.session.commit()
+            return horizon
+        except OperationalError:
+            db.session.rollback()
+            if attempt + 1 < HORIZON_TRIES:
+                time.sleep(HORIZON_LOCK_MS / 1000 * (1 + secrets.randbelow(100) / 100))
+    return None
 
 
 def _claim(endpoint_id: int, now: dt.datetime, force: bool) -> bool:
