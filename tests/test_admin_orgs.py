@@ -105,7 +105,7 @@ def test_counter_form_shows_an_error_per_field_and_changes_nothing(client):
     assert resp.status_code == 422
     for field in ("code", "name", "level", "unit", "post_office", "hotline", "label_size"):
         assert _error(html, field), field
-    assert "already used" in _error(html, "code") and "ZPL" in _error(html, "label_size")
+    assert "Mã này đã được dùng" in _error(html, "code") and "ZPL" in _error(html, "label_size")
     assert 'value="call me"' in html  # what was typed stays
     resp = _post(client, "/admin/counters/new", **{**COUNTER, "code": "bad code!", "label_format": "png"})
     assert _error(resp.get_data(as_text=True), "code") and _error(resp.get_data(as_text=True), "label_format")
@@ -150,7 +150,7 @@ def test_route_is_created_with_a_courier_and_a_backup_and_loops_are_refused(clie
     qng02 = _id(PostalRoute, "QNG-02")
     resp = _post(client, f"/admin/routes/{qng02}", name="Tuyến 2", post_office="BC-QNG", backup="QNG-01",
                  active="1", return_to_office="1")
-    assert resp.status_code == 422 and "back to this route" in _error(resp.get_data(as_text=True), "backup")
+    assert resp.status_code == 422 and "dẫn vòng về chính tuyến này" in _error(resp.get_data(as_text=True), "backup")
     resp = _post(client, f"/admin/routes/{qng02}", name="", post_office="BC-NONE", courier="admin",
                  capacity_per_day="-3", backup="QNG-02")
     html = resp.get_data(as_text=True)
@@ -184,7 +184,7 @@ def test_province_admin_sees_and_changes_only_their_province(client):
     # Nothing created outside the province: a Quảng Ngãi commune, or another province's post office.
     resp = _post(client, "/admin/counters/new", **{**COUNTER, "post_office": "BC-QNG"})
     html = resp.get_data(as_text=True)
-    assert resp.status_code == 422 and "outside your province" in _error(html, "unit")
+    assert resp.status_code == 422 and "nằm ngoài tỉnh của bạn" in _error(html, "unit")
     assert _error(html, "post_office")
     resp = _post(client, "/admin/routes/new", code="HTI-09", name="Tuyến Đức Thọ 9", post_office="BC-QNG")
     assert resp.status_code == 422 and _error(resp.get_data(as_text=True), "post_office")
@@ -196,7 +196,7 @@ def test_province_admin_sees_and_changes_only_their_province(client):
     assert resp.status_code == 303
     # The business rules are national: read-only here.
     page = client.get("/admin/settings")
-    assert page.status_code == 200 and "you can only read them" in page.get_data(as_text=True)
+    assert page.status_code == 200 and "bạn chỉ xem" in page.get_data(as_text=True)
     assert _post(client, "/admin/settings", max_failed_attempts="5").status_code == 403
     assert rule_services.stored_values() == {} and not _events("settings.update")
 

@@ -42,6 +42,22 @@ def tr(vi: str, en: str) -> str:
     return en if str(get_locale() or "vi") == "en" else vi
 
 
+class Text(NamedTuple):
+    """A message in both languages, kept whole until the page that shows it picks the reader's
+    (the admin services raise these in InvalidInput; see ``in_language``)."""
+
+    vi: str
+    en: str
+
+
+def in_language(errors: Mapping[str, list[object]]) -> dict[str, list[str]]:
+    """Per-field messages in the reader's language: a Text through ``tr``, any other message as is."""
+    return {
+        field: [tr(*m) if isinstance(m, Text) else str(m) for m in messages]
+        for field, messages in errors.items()
+    }
+
+
 def label(names: Mapping[str, tuple[str, str]], code: str) -> str:
     """A code's (Vietnamese, English) name from ``names`` in the reader's language; the code itself
     when it has none."""

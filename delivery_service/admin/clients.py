@@ -12,6 +12,7 @@ from flask_login import current_user
 
 from delivery_service.accounts.models import ApiClient, Role, User
 from delivery_service.accounts.services import Actor
+from delivery_service.admin import in_language, tr
 from delivery_service.admin import org_services as svc
 from delivery_service.admin.scope import province_of, unit_in_province
 from delivery_service.errors import InvalidInput, NotFound
@@ -24,13 +25,17 @@ from delivery_service.webhooks.models import WebhookEndpoint
 
 bp = Blueprint("admin_clients", __name__, url_prefix="/admin/clients")
 admin_required = roles_required(Role.ADMIN)
-LABELS = {
-    "name": "Tên hệ thống / System name",
-    "counter": "Bộ phận một cửa / Counter",
-    "url": "Địa chỉ webhook / Webhook URL",
-    "overlap_hours": "Thời gian chồng lấn (giờ) / Overlap (hours)",
-    "unit": "Đơn vị được xem số liệu / Unit whose figures it reads",
-}
+
+
+def labels() -> dict[str, str]:
+    """The form fields' names in the reader's language."""
+    return {
+        "name": tr("Tên hệ thống", "System name"),
+        "counter": tr("Bộ phận một cửa", "Counter"),
+        "url": tr("Địa chỉ webhook", "Webhook URL"),
+        "overlap_hours": tr("Thời gian chồng lấn (giờ)", "Overlap (hours)"),
+        "unit": tr("Đơn vị được xem số liệu", "Unit whose figures it reads"),
+    }
 
 
 def _admin() -> User:
@@ -69,7 +74,7 @@ def _index(
         counters=counters,
         values=values or {},
         errors=errors or {},
-        labels=LABELS,
+        labels=labels(),
         focus=None,
         client_errors=client_errors or {},
         province=province_of(admin),
@@ -79,7 +84,8 @@ def _index(
 def _refused(client: ApiClient, exc: InvalidInput):  # noqa: ANN202
     """The list again, 422, with the client's form as typed and its errors (nothing was changed)."""
     db.session.rollback()
-    return _index(client_errors={client.id: {"values": request.form.to_dict(), "errors": exc.errors}},
+    return _index(client_errors={client.id: {"values": request.form.to_dict(),
+                                             "errors": in_language(exc.errors)}},
                   status=422)
 
 
@@ -102,7 +108,7 @@ def create():
         client, token = svc.create_client(_admin(), request.form, ip=request.remote_addr)
     except InvalidInput as exc:
         db.session.rollback()
-        return _index(request.form.to_dict(), exc.errors, status=422)
+        return _index(request.form.to_dict(), in_language(exc.errors), status=422)
     db.session.commit()
     # The token is in this page only: never stored, logged, flashed or put in the session.
     return render_template(
@@ -117,8 +123,10 @@ def revoke(client_id: int):
     svc.revoke_client(_admin(), client, ip=request.remote_addr)
     db.session.commit()
     flash(
-        f"Đã thu hồi khóa API của {client.name}: các lệnh gọi bằng khóa này bị từ chối. / "
-        f"{client.name}'s token is revoked: calls with it are refused.",
+        tr(
+            f"Đã thu hồi khóa API của {client.name}: các lệnh gọi bằng khóa này bị từ chối.",
+            f"{client.name}'s token is revoked: calls with it are refused.",
+        ),
         "success",
     )
     return redirect(url_for("admin_clients.index"), code=303)
@@ -142,7 +150,7 @@ def clear_webhook(client_id: int):
     client = _client(client_id)
     svc.clear_webhook(_admin(), client, ip=request.remote_addr)
     db.session.commit()
-    flash(f"Đã xóa webhook của {client.name}. / {client.name}'s webhook is removed.", "success")
+    flash(tr(f"Đã xóa webhook của {client.name}.", f"{client.name}'s webhook is removed."), "success")
     return redirect(url_for("admin_clients.index"), code=303)
 
 
@@ -166,9 +174,10 @@ def _pause(client_id: int, pause: bool):  # noqa: ANN202
         abort(404)
     db.session.commit()
     flash(
-        "Đã tạm dừng webhook; các sự kiện được giữ lại. / Webhook paused; its events are kept."
+        tr("Đã tạm dừng webhook; các sự kiện được giữ lại.", "Webhook paused; its events are kept.")
         if pause
-        else "Đã tiếp tục webhook: gửi các sự kiện còn nợ. / Webhook resumed: what is owed is being sent.",
+        else tr("Đã tiếp tục webhook: gửi các sự kiện còn nợ.",
+                "Webhook resumed: what is owed is being sent."),
         "success",
     )
     return redirect(url_for("admin_clients.index"), code=303)
@@ -188,12 +197,12 @@ def set_report_scope(client_id: int):
         province = province_of(admin)
         if province is not None and client.report_unit_id is not None \
                 and not unit_in_province(client.report_unit_id, province):
-            raise InvalidInput({"unit": ["Đơn vị không thuộc tỉnh của bạn. / "
-                                         "The unit is not in your province."]})
+            raise InvalidInput({"unit": [tr("Đơn vị không thuộc tỉnh của bạn.",
+                                            "The unit is not in your province.")]})
     except InvalidInput as exc:
         return _refused(client, exc)
     db.session.commit()
-    flash("Đã lưu phạm vi số liệu. / The reporting scope is saved.", "success")
+    flash(tr("Đã lưu phạm vi số liệu.", "The reporting scope is saved."), "success")
     return redirect(url_for("admin_clients.index"), code=303)
 
 

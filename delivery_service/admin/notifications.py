@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
-from delivery_service.admin import label
+from delivery_service.admin import label, tr
 from delivery_service.admin.scope import national_admin_required
 from delivery_service.errors import InvalidInput
 from delivery_service.extensions import db
@@ -60,7 +60,8 @@ def _page(typed: dict[str, dict[str, str]] | None = None,
                      "errors": errors.get(kind, {}), "preview": _preview(values["text"])})
     cfg = current_app.config
     return render_template("admin/notifications.html", rows=rows, recent=services.recent(),
-                           placeholders=texts.PLACEHOLDERS, provider=cfg["NOTIFY_PROVIDER"],
+                           placeholders={name: tr(*text) for name, text in texts.PLACEHOLDERS.items()},
+                           provider=cfg["NOTIFY_PROVIDER"],
                            unicode=cfg["NOTIFY_SMS_UNICODE"], quiet=cfg.get("NOTIFY_QUIET_HOURS_TEXT") or "",
                            enabled=cfg["NOTIFY_ENABLED"], kind_label=kind_label,
                            state_label=state_label), status
@@ -93,5 +94,5 @@ def save(kind: str):
         db.session.rollback()
         return _page({kind: typed}, {kind: {k: [str(m) for m in v] for k, v in exc.errors.items()}}, 422)
     db.session.commit()
-    flash("Đã lưu mẫu tin nhắn. / The template was saved.", "success")
+    flash(tr("Đã lưu mẫu tin nhắn.", "The template was saved."), "success")
     return redirect(url_for("admin_notifications.index") + f"#tpl-{kind}", 303)

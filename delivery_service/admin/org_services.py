@@ -1,9 +1,10 @@
 """Counters, post offices, postal routes and API clients as an admin changes them in the browser.
 
 Every function takes the admin (a User: national, or limited to a province by ``scope``) and the
-form's fields as strings; bad input raises InvalidInput with a message per field (Vietnamese, then
-English) and changes nothing. Every change is an audit event with the fields before and after
-(never a token or a signing secret). The caller commits."""
+form's fields as strings; bad input raises InvalidInput with messages per field, each a Text in both
+languages (the page shows the reader's, ``admin.in_language``), and changes nothing. Every change is
+an audit event with the fields before and after (never a token or a signing secret). The caller
+commits."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 
 from delivery_service.accounts.models import ApiClient, Role, User
 from delivery_service.accounts.services import Actor, create_api_client, record, revoke_api_client
+from delivery_service.admin import Text
 from delivery_service.admin.scope import province_of, units_in_province
 from delivery_service.errors import InvalidInput, NotFound
 from delivery_service.extensions import db
@@ -55,9 +57,9 @@ ROUTE_FIELDS = (
 )
 
 
-class Errors(dict[str, list[str]]):
+class Errors(dict[str, list[Text]]):
     def add(self, field: str, vi: str, en: str) -> None:
-        self.setdefault(field, []).append(f"{vi} / {en}")
+        self.setdefault(field, []).append(Text(vi, en))
 
 
 def _text(value: Any) -> str:
@@ -509,7 +511,7 @@ def set_webhook(admin: User, client: ApiClient, url: str, *, ip: str | None = No
     from delivery_service.webhooks import services as webhooks
 
     if client.revoked_at is not None:
-        raise InvalidInput({"url": ["Khóa API này đã bị thu hồi. / This API client is revoked."]})
+        raise InvalidInput({"url": [Text("Khóa API này đã bị thu hồi.", "This API client is revoked.")]})
     before = _client_fields(client)
     try:
         _endpoint, secret = webhooks.set_endpoint(client.id, url)
@@ -517,8 +519,10 @@ def set_webhook(admin: User, client: ApiClient, url: str, *, ip: str | None = No
         raise InvalidInput(
             {
                 "url": [
-                    "Nhập địa chỉ http:// hoặc https:// (tối đa 500 ký tự). / "
-                    "Must be an http:// or https:// address of at most 500 characters."
+                    Text(
+                        "Nhập địa chỉ http:// hoặc https:// (tối đa 500 ký tự).",
+                        "Must be an http:// or https:// address of at most 500 characters.",
+                    )
                 ]
             }
         ) from None
@@ -570,7 +574,7 @@ def rotate_webhook_secret(
 
     raw = str(overlap_hours or "").strip()
     if (hours := whole_number(raw)) is None or hours > 720:
-        raise InvalidInput({"overlap_hours": ["Số giờ từ 0 đến 720. / Hours from 0 to 720."]})
+        raise InvalidInput({"overlap_hours": [Text("Số giờ từ 0 đến 720.", "Hours from 0 to 720.")]})
     from delivery_service.webhooks.models import WebhookEndpoint
 
     ongoing = db.session.scalar(

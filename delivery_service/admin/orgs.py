@@ -10,6 +10,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from delivery_service.accounts.models import Role, User
+from delivery_service.admin import in_language, tr
 from delivery_service.admin import org_services as svc
 from delivery_service.admin.scope import province_of
 from delivery_service.errors import InvalidInput, NotFound
@@ -20,29 +21,39 @@ from delivery_service.web.access import roles_required
 bp = Blueprint("admin_orgs", __name__, url_prefix="/admin")
 admin_required = roles_required(Role.ADMIN)
 
-LEVELS = [
-    (CounterLevel.PROVINCE_CENTRE.value, "Trung tâm PVHCC tỉnh / Province centre"),
-    (CounterLevel.DISTRICT.value, "Bộ phận một cửa cấp huyện (đến 30/6/2025) / District"),
-    (CounterLevel.COMMUNE.value, "Bộ phận một cửa cấp xã / Commune"),
-]
-FORMATS = [("pdf", "PDF"), ("zpl", "ZPL (máy in nhãn / label printer)")]
 SIZES = [("100x150", "100 × 150 mm"), ("100x100", "100 × 100 mm"), ("a6", "A6"), ("a4", "A4")]
-LABELS = {
-    "code": "Mã / Code",
-    "name": "Tên / Name",
-    "level": "Cấp / Level",
-    "unit": "Mã đơn vị hành chính / Administrative unit code",
-    "post_office": "Bưu cục / Post office",
-    "hotline": "Đường dây nóng / Hotline",
-    "label_format": "Định dạng nhãn / Label format",
-    "label_size": "Khổ nhãn / Label size",
-    "address": "Địa chỉ / Address",
-    "latitude": "Vĩ độ / Latitude",
-    "longitude": "Kinh độ / Longitude",
-    "courier": "Bưu tá / Courier",
-    "capacity_per_day": "Số đơn tối đa mỗi ngày / Capacity per day",
-    "backup": "Tuyến dự phòng / Backup route",
-}
+
+
+def levels() -> list[tuple[str, str]]:
+    return [
+        (CounterLevel.PROVINCE_CENTRE.value, tr("Trung tâm PVHCC tỉnh", "Province centre")),
+        (CounterLevel.DISTRICT.value, tr("Bộ phận một cửa cấp huyện (đến 30/6/2025)", "District")),
+        (CounterLevel.COMMUNE.value, tr("Bộ phận một cửa cấp xã", "Commune")),
+    ]
+
+
+def formats() -> list[tuple[str, str]]:
+    return [("pdf", "PDF"), ("zpl", tr("ZPL (máy in nhãn)", "ZPL (label printer)"))]
+
+
+def labels() -> dict[str, str]:
+    """The form fields' names in the reader's language."""
+    return {
+        "code": tr("Mã", "Code"),
+        "name": tr("Tên", "Name"),
+        "level": tr("Cấp", "Level"),
+        "unit": tr("Mã đơn vị hành chính", "Administrative unit code"),
+        "post_office": tr("Bưu cục", "Post office"),
+        "hotline": tr("Đường dây nóng", "Hotline"),
+        "label_format": tr("Định dạng nhãn", "Label format"),
+        "label_size": tr("Khổ nhãn", "Label size"),
+        "address": tr("Địa chỉ", "Address"),
+        "latitude": tr("Vĩ độ", "Latitude"),
+        "longitude": tr("Kinh độ", "Longitude"),
+        "courier": tr("Bưu tá", "Courier"),
+        "capacity_per_day": tr("Số đơn tối đa mỗi ngày", "Capacity per day"),
+        "backup": tr("Tuyến dự phòng", "Backup route"),
+    }
 
 
 def _admin() -> User:
@@ -51,7 +62,7 @@ def _admin() -> User:
 
 def _page(template: str, **context: Any) -> str:
     province = province_of(_admin())
-    return render_template(template, province=province, labels=LABELS, focus=None, **context)
+    return render_template(template, province=province, labels=labels(), focus=None, **context)
 
 
 def _or_404(fn: Any, *args: Any) -> Any:
@@ -111,18 +122,18 @@ def _counter_form(counter: Counter | None):  # noqa: ANN202
             saved = svc.save_counter(_admin(), counter, request.form, ip=request.remote_addr)
         except InvalidInput as exc:
             db.session.rollback()
-            errors = exc.errors
+            errors = in_language(exc.errors)
         else:
             db.session.commit()
-            flash(f"Đã lưu bộ phận một cửa {saved.code}. / Counter {saved.code} saved.", "success")
+            flash(tr(f"Đã lưu bộ phận một cửa {saved.code}.", f"Counter {saved.code} saved."), "success")
             return redirect(url_for("admin_orgs.counters"), code=303)
     return _page(
         "admin/counters_form.html",
         counter=counter,
         values=values,
         errors=errors,
-        levels=LEVELS,
-        formats=FORMATS,
+        levels=levels(),
+        formats=formats(),
         sizes=SIZES,
         offices=_office_choices(),
     ), (422 if errors else 200)
@@ -168,10 +179,10 @@ def _office_form(office: PostOffice | None):  # noqa: ANN202
             saved = svc.save_office(_admin(), office, request.form, ip=request.remote_addr)
         except InvalidInput as exc:
             db.session.rollback()
-            errors = exc.errors
+            errors = in_language(exc.errors)
         else:
             db.session.commit()
-            flash(f"Đã lưu bưu cục {saved.code}. / Post office {saved.code} saved.", "success")
+            flash(tr(f"Đã lưu bưu cục {saved.code}.", f"Post office {saved.code} saved."), "success")
             return redirect(url_for("admin_orgs.offices"), code=303)
     return _page("admin/offices_form.html", office=office, values=values, errors=errors), (
         422 if errors else 200
@@ -231,12 +242,14 @@ def _route_form(route: PostalRoute | None):  # noqa: ANN202
             saved = svc.save_route(_admin(), route, request.form, ip=request.remote_addr)
         except InvalidInput as exc:
             db.session.rollback()
-            errors = exc.errors
+            errors = in_language(exc.errors)
         else:
             db.session.commit()
             flash(
-                f"Đã lưu tuyến {saved.code}. Phạm vi phát (các xã) sửa ở trang phạm vi. / Route {saved.code} "
-                "saved. Its communes are edited on the coverage page.",
+                tr(
+                    f"Đã lưu tuyến {saved.code}. Phạm vi phát (các xã) sửa ở trang phạm vi.",
+                    f"Route {saved.code} saved. Its communes are edited on the coverage page.",
+                ),
                 "success",
             )
             return redirect(url_for("admin_orgs.routes"), code=303)

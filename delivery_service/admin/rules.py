@@ -11,6 +11,7 @@ from flask_login import current_user
 
 from delivery_service import config, rules
 from delivery_service.accounts.models import Role
+from delivery_service.admin import tr
 from delivery_service.admin.scope import province_of
 from delivery_service.errors import InvalidInput
 from delivery_service.extensions import db
@@ -19,15 +20,16 @@ from delivery_service.web.access import page_actor, roles_required
 
 bp = Blueprint("admin_rules", __name__, url_prefix="/admin/settings")
 NEW_REASON_ROWS = 2
+# (Vietnamese, English), shown in the reader's language
 ID_CHECK_LABELS = {
-    "id_last4": "4 số cuối CCCD / Last 4 digits of the ID card",
-    "otp": "Mã một lần / One-time code",
-    "none": "Không kiểm tra / No check",
+    "id_last4": ("4 số cuối CCCD", "Last 4 digits of the ID card"),
+    "otp": ("Mã một lần", "One-time code"),
+    "none": ("Không kiểm tra", "No check"),
 }
 BAND_LABELS = {
-    "delivery_rate": "Tỷ lệ phát thành công / Delivery rate",
-    "on_time_rate": "Tỷ lệ đúng hạn / On-time rate",
-    "post_share": "Tỷ lệ qua bưu chính / Postal share",
+    "delivery_rate": ("Tỷ lệ phát thành công", "Delivery rate"),
+    "on_time_rate": ("Tỷ lệ đúng hạn", "On-time rate"),
+    "post_share": ("Tỷ lệ qua bưu chính", "Postal share"),
 }
 
 
@@ -113,8 +115,10 @@ def index():
             errors = exc.errors
         else:
             flash(
-                "Đã lưu quy tắc nghiệp vụ; mọi máy chủ áp dụng trong vòng 1 giây. / Business rules saved; "
-                "every web node applies them within a second.",
+                tr(
+                    "Đã lưu quy tắc nghiệp vụ; mọi máy chủ áp dụng trong vòng 1 giây.",
+                    "Business rules saved; every web node applies them within a second.",
+                ),
                 "success",
             )
             return redirect(url_for("admin_rules.index"), code=303)
@@ -127,8 +131,8 @@ def index():
         errors=errors,
         editable=editable,
         saved_keys=set(saved),
-        id_checks=ID_CHECK_LABELS,
-        band_labels=BAND_LABELS,
+        id_checks={value: tr(*text) for value, text in ID_CHECK_LABELS.items()},
+        band_labels={name: tr(*text) for name, text in BAND_LABELS.items()},
         province=province_of(current_user),
         focus=None,
         labels={},

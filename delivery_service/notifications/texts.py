@@ -18,14 +18,14 @@ KIND_LABELS = {
     "returned": ("Chuyển trả", "Returned"),
 }
 PLACEHOLDERS = {
-    "item_id": "Mã bưu gửi / Item id",
-    "dossier_code": "Mã hồ sơ / Dossier code",
-    "eta": "Khung giờ dự kiến / ETA window",
-    "reason": "Lý do / Reason",
-    "next_attempt": "Ngày phát lại / Next attempt",
-    "hotline": "Đường dây nóng / Hotline",
-    "link": "Liên kết tra cứu / Tracking link",
-    "optout_link": "Liên kết ngừng nhận tin / Opt-out link",
+    "item_id": ("Mã bưu gửi", "Item id"),
+    "dossier_code": ("Mã hồ sơ", "Dossier code"),
+    "eta": ("Khung giờ dự kiến", "ETA window"),
+    "reason": ("Lý do", "Reason"),
+    "next_attempt": ("Ngày phát lại", "Next attempt"),
+    "hotline": ("Đường dây nóng", "Hotline"),
+    "link": ("Liên kết tra cứu", "Tracking link"),
+    "optout_link": ("Liên kết ngừng nhận tin", "Opt-out link"),
 }
 # Defaults (migration 0021 seeds them; an admin may change them on /admin/notifications).
 DEFAULT_TEMPLATES = {
