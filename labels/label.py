@@ -258,6 +258,15 @@ def _date(d: dt.date | None) -> str:
     return d.strftime("%d/%m/%Y") if d else "—"
 
 
+def _appointment(item: LabelData) -> tuple[str, str]:
+    """The appointment row's text and font: the date and the citizen's delivery window, if one was
+    chosen ("25/11/2026 08:00–12:00", bold: a time the courier has to keep), else the date."""
+    window = nfc(item.window or "")
+    if not window:
+        return _date(item.appointment_date), FONT
+    return (f"{_date(item.appointment_date)} {window}" if item.appointment_date else window), FONT_BOLD
+
+
 @lru_cache(maxsize=64)
 def _static(size: LabelSize, extra: float = 0.0) -> tuple[tuple[Primitive, ...], _Geometry]:
     """Frames and captions: the same on every label of ``size`` whose dossier code takes ``extra``."""
@@ -521,10 +530,11 @@ def _variable(
     vw = qr_x - 2.5 - vx
     ds = _detail_size(g)
     dates_printed = item.printed_at.strftime("%d/%m/%Y %H:%M")
+    appointment, appointment_font = _appointment(item)
     out.append(Text(vx, _detail_y(g, 0), _value_w(g), FONT_BOLD, dossier.size, dossier.lines))
     values = (
         ("procedure", nfc(item.procedure_name or "") or "—", FONT, False),
-        ("appointment date", _date(item.appointment_date), FONT, False),
+        ("appointment date", appointment, appointment_font, False),
         ("due date", _date(item.due_date), FONT_BOLD if item.due_date else FONT, False),
         ("postage", _postage(item), FONT_BOLD if item.postage_vnd else FONT, False),
         ("hotline", nfc(item.hotline or "") or "—", FONT_BOLD, False),

@@ -4,7 +4,8 @@ Public API: ``render_manifest(data: ManifestData, *, dpi: int = 300) -> bytes``.
 
 An item's note is printed under its address, on one line (``one_line``), rather than in a column
 of its own: a 500-character note in a 16 mm column made one item a page tall, and one with many
-line breaks taller than a page.
+line breaks taller than a page. The citizen's delivery window, when the line has one, goes there too
+("Hẹn giờ / Window: 08:00–12:00", as on the run sheet).
 """
 
 from __future__ import annotations
@@ -173,6 +174,8 @@ def render_manifest(data: ManifestData, *, dpi: int = 300) -> bytes:
     rows: list[list[Any]] = [header]
     for no, (line, item_cell) in enumerate(zip(data.lines, item_cells, strict=True), start=1):
         address = esc(line.address)
+        if line.window and nfc(line.window):
+            address += f"<br/><b>Hẹn giờ / Window: {esc(line.window)}</b>"
         note = one_line(line.note)
         if note:
             address += f"<br/>Ghi chú / Note: {escape(note)}"

@@ -65,6 +65,7 @@ class LabelData:
     weight_g: int | None = None  # whole grams, if weighed
     issuing_agency: str | None = None  # the agency deciding the procedure, printed with the sender
     pickup: bool = False  # the courier picks the item up from the sender (the dossier leg)
+    window: str | None = None  # the citizen's delivery window, e.g. "08:00–12:00": on the appointment row
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,7 @@ class ReceiptData:
     to_collect_vnd: int | None = None
     postage_paid_vnd: int = 0  # postage already paid (by the agency): not collected
     cancelled_at: dt.datetime | None = None  # local time; set: the receipt is marked cancelled
+    window: str | None = None  # the delivery window the citizen chose, e.g. "08:00–12:00"
 
     @property
     def collected(self) -> int:
@@ -119,7 +121,9 @@ class ManifestLine:
     collect_vnd: int = 0
     note: str | None = None
     pickup: bool = False  # on a run sheet: the courier picks a dossier up here rather than delivers
-    window: str | None = None  # on a run sheet: the citizen's delivery window, e.g. "08:00–12:00"
+    # On a run sheet and a manifest: the citizen's delivery window, e.g. "08:00–12:00" (the service
+    # leaves it out where it no longer matters, as on a handover to the agency).
+    window: str | None = None
 
     @property
     def to_collect_vnd(self) -> int:

@@ -59,6 +59,12 @@ COLLECT_WORDS: dict[Service, str] = {
     Service.DOSSIER_TO_AGENCY: "Thu hộ khi nhận hồ sơ / To collect at pickup",
     Service.BOTH: "Thu hộ khi nhận hồ sơ, giao kết quả / To collect at pickup and delivery",
 }
+# The delivery window is when the courier comes: with the result, for the dossier, or both.
+WINDOW_WORDS: dict[Service, str] = {
+    Service.RESULT_TO_CITIZEN: "Khung giờ giao / Delivery window",
+    Service.DOSSIER_TO_AGENCY: "Khung giờ nhận hồ sơ / Pickup window",
+    Service.BOTH: "Khung giờ nhận hồ sơ, giao kết quả / Pickup and delivery window",
+}
 CANCELLED = "ĐÃ HỦY / CANCELLED"
 
 
@@ -157,8 +163,10 @@ def _receipt_story(
             para(party_markup(data.recipient.name, data.recipient.address, data.recipient.phone), st.body),
         ],
         ["Ngày hẹn trả / Appointment date", para(date_text(data.appointment_date), st.body)],
-        ["Hạn giao / Due date", para(date_text(data.due_date), st.body)],
     ]
+    if data.window and nfc(data.window):
+        rows.append([WINDOW_WORDS[data.service], para(f"<b>{esc(data.window)}</b>", st.body)])
+    rows.append(["Hạn giao / Due date", para(date_text(data.due_date), st.body)])
     details = table(
         [[para(c, st.caption), v] for c, v in rows],
         colWidths=[cap_w, frame_w - cap_w],

@@ -106,13 +106,14 @@ def test_run_has_the_contracts_shape(client, auth, courier):
     assert set(order) == {"item_id", "status", "direction", "leg", "dossier_code", "procedure_name", "issuing_agency",
                           "recipient", "authorised", "address", "latitude", "longitude", "position_estimated",
                           "collect_vnd", "postage_due_vnd", "payer", "to_collect_vnd", "failed_attempts",
-                          "id_check", "actions", "last_event"}
+                          "id_check", "actions", "last_event", "delivery_window"}
     assert order["status"] == "assigned" and order["actions"] == ["pickup_confirmed"]
     assert order["leg"] == "result" and body["timezone"] == "Asia/Ho_Chi_Minh"
     assert order["authorised"] == {"name": "Trần Thị Cúc", "phone": "0905999888"}
     assert order["address"]["detail"] == "12 Hùng Vương" and order["address"]["commune"]
     assert order["to_collect_vnd"] == 15000 + 26000 and order["payer"] == "citizen"
     assert order["latitude"] and order["position_estimated"] is True and order["id_check"] == "id_last4"
+    assert order["delivery_window"] is None  # none chosen
     # Sequenced: the stops carry the orders.
     token = courier
     assert client.post(f"/api/v1/routes/QNG-01/run/sequence?date={day}", headers=token).status_code == 200
@@ -126,6 +127,18 @@ def test_run_has_the_contracts_shape(client, auth, courier):
     other = new_order(client, auth, address=HTI)
     miss = client.get(f"/api/v1/courier/orders/{other['item_id']}")
     assert miss.status_code == 404 and miss.json["message"] == f"{other['item_id']} is not on your route"
+
+
+def test_the_run_carries_the_delivery_window(client, auth, courier):
+    """The window the citizen chose at intake reaches the phone, as the orders API gives it."""
+    timed = new_order(client, auth, delivery_window="afternoon")
+    plain = new_order(client, auth)
+    run = client.get(f"/api/v1/courier/run?date={timed['run_date']}").json
+    orders = {o["item_id"]: o for o in run["unsequenced"]}
+    assert orders[timed["item_id"]]["delivery_window"] == {"from": "13:30", "to": "17:00"} == timed["delivery_window"]
+    assert orders[plain["item_id"]]["delivery_window"] is None
+    one = client.get(f"/api/v1/courier/orders/{timed['item_id']}").json
+    assert one["delivery_window"] == {"from": "13:30", "to": "17:00"}
 
 
 def test_only_couriers_use_the_app(client, auth):

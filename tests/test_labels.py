@@ -570,3 +570,18 @@ def test_every_value_intake_accepts_prints_on_every_size(
 
 def nfc_(s: str) -> str:
     return " ".join(unicodedata.normalize("NFC", s).split())
+
+
+@pytest.mark.parametrize("size", list(LabelSize))
+def test_the_delivery_window_prints_on_the_appointment_row(size: LabelSize) -> None:
+    """The citizen's window joins the appointment date, whole and in bold, on every size."""
+    label = item(window="08:00–12:00")
+    lay = layout_label(label, size)
+    row = next(p for p in lay.variable if isinstance(p, Text) and any("08:00–12:00" in s for s in p.lines))
+    assert row.lines == ("25/11/2026 08:00–12:00",) and row.font == FONT_BOLD
+    assert "appointment date" not in lay.truncated
+    assert "25/11/2026 08:00–12:00" in pdftotext(render_labels([label], size))
+    alone = layout_label(item(window="13:30–17:00", appointment_date=None), size)  # a dossier to collect
+    assert any(isinstance(p, Text) and p.lines == ("13:30–17:00",) for p in alone.variable)
+    plain = pdftotext(render_labels([item()], size))
+    assert "25/11/2026" in plain and "08:00" not in plain

@@ -458,3 +458,42 @@ def test_the_run_sheet_marks_the_pickup_and_collects_what_the_label_and_the_phon
     run = client.get(f"/api/v1/courier/run?date={day}").json
     phone = {o["item_id"]: (o["leg"], o["to_collect_vnd"]) for s in run["stops"] for o in s["orders"]}
     assert phone == {dossier: ("dossier", 26000), result: ("result", 41000)}
+
+
+def _row(text: str, caption: str) -> str:
+    """The line of ``pdftotext -layout`` text where a table row's caption starts: its value is on it."""
+    return next((line for line in text.splitlines() if caption in line), "")
+
+
+def test_the_receipt_shows_the_delivery_window(client, auth):
+    """Intake takes a delivery window; the citizen's receipt says it, in the words of the order's leg."""
+    item = new_order(client, auth, delivery_window="morning")
+    text = pdf_text(client.get(f"/api/v1/orders/{item}/receipt", headers=auth).data)
+    assert "08:00–12:00" in _row(text, "Khung giờ giao /")  # the caption's row (it wraps: "… Delivery window")
+    pickup = new_order(client, auth, direction="dossier_to_agency", appointment_date=None,
+                       delivery_window={"from": "14:00", "to": "16:30"})
+    text = pdf_text(client.get(f"/api/v1/orders/{pickup}/receipt?size=a4", headers=auth).data)
+    assert "14:00–16:30" in _row(text, "Khung giờ nhận hồ sơ /") and "Pickup window" in text
+    plain = new_order(client, auth)
+    assert "Khung giờ" not in pdf_text(client.get(f"/api/v1/orders/{plain}/receipt", headers=auth).data)
+
+
+def test_the_label_and_the_bag_manifest_show_the_delivery_window(client, auth):
+    item = new_order(client, auth, delivery_window="afternoon")
+    plain = new_order(client, auth)
+    day = dt.date.fromisoformat(client.get(f"/api/v1/orders/{item}", headers=auth).json["appointment_date"])
+    label = " ".join(pdf_text(client.get(f"/api/v1/orders/{item}/label", headers=auth).data).split())
+    assert f"{day:%d/%m/%Y} 13:30–17:00" in label  # the appointment row: the date and the window
+    time_range = re.compile(r"\d\d:\d\d–\d\d:\d\d")
+    assert not time_range.search(pdf_text(client.get(f"/api/v1/orders/{plain}/label", headers=auth).data))
+    bag = client.post("/api/v1/manifests", headers=auth, json={
+        "kind": "counter_to_courier", "item_ids": [item, plain], "route": "QNG-01"})
+    assert bag.status_code == 201, bag.json
+    text = " ".join(pdf_text(client.get(f"/api/v1/manifests/{bag.json['code']}.pdf", headers=auth).data).split())
+    assert text.count("Hẹn giờ / Window:") == 1 and "13:30–17:00" in text  # only the order that has one
+    # Handed back to the counter, the window is past: that manifest leaves it out.
+    back = client.post("/api/v1/manifests", headers=auth, json={
+        "kind": "courier_to_counter", "item_ids": [item], "route": "QNG-01"})
+    assert back.status_code == 201, back.json
+    text = pdf_text(client.get(f"/api/v1/manifests/{back.json['code']}.pdf", headers=auth).data)
+    assert item in text and "Hẹn giờ" not in text and not time_range.search(text)

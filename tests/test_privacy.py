@@ -362,3 +362,19 @@ def test_retention_setting_is_validated(tmp_path):
     for bad in (0, 29, 4000):
         with pytest.raises(config.ConfigError):
             config.load(str(tmp_path), {**base, "PERSONAL_DATA_RETENTION_DAYS": bad})
+
+
+def test_the_citizen_export_holds_the_delivery_window(app, client, auth):
+    """What is kept about the person includes the window they chose, in the orders API's form."""
+    from delivery_service.accounts.models import User
+    from delivery_service.accounts.services import Actor
+    from delivery_service.privacy.export import citizen_export
+
+    timed = new_order(client, auth, recipient={"name": "Lê Văn Giờ", "phone": "0912000222"},
+                      delivery_window={"from": "07:00", "to": "09:30"})
+    plain = new_order(client, auth, recipient={"name": "Lê Văn Giờ", "phone": "0912000222"})
+    admin = Actor.of_user(db.session.scalar(sa.select(User).where(User.username == "admin")))
+    data, _ids = citizen_export(admin, "phone", "0912000222", None)
+    windows = {o["item_id"]: o["delivery_window"] for o in data["orders"]}
+    assert windows == {timed["item_id"]: {"from": "07:00", "to": "09:30"}, plain["item_id"]: None}
+    json.dumps(data)  # a download: JSON as it is

@@ -267,6 +267,25 @@ def test_csv_export_matches_the_figures(client):
 
 
 @pytest.mark.usefixtures("book")
+def test_the_orders_export_and_list_show_the_delivery_window(client):
+    import sqlalchemy as sa
+
+    from delivery_service.orders.models import DeliveryOrder
+
+    login(client, "admin")
+    _header, titles, rows = read_csv(client.get(f"/reports/orders.csv?{PERIOD}").data)
+    assert titles[-1] == "Khung giờ giao / Delivery window" and {r[-1] for r in rows} == {""}
+    timed = rows[0][0]
+    db.session.execute(sa.update(DeliveryOrder).where(DeliveryOrder.item_id == timed)
+                       .values(window_from_min=8 * 60, window_to_min=12 * 60))
+    db.session.commit()
+    _header, _titles, rows = read_csv(client.get(f"/reports/orders.csv?{PERIOD}").data)
+    assert {r[0]: r[-1] for r in rows if r[-1]} == {timed: "08:00–12:00"}
+    lines = {row["cells"][0]: row["cells"][-1] for row in Rows(page(client, f"/reports/orders?{PERIOD}")).rows[1:]}
+    assert lines[timed] == "08:00–12:00" and set(lines.values()) == {"08:00–12:00", "—"}
+
+
+@pytest.mark.usefixtures("book")
 def test_xlsx_export_matches_the_figures(client):
     login(client, "admin")
     resp = client.get(f"/reports/export.xlsx?{PERIOD}&level=commune")

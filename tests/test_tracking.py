@@ -214,3 +214,16 @@ def test_initials():
     assert initials("  đặng   ánh ") == "Đ. Á."
     assert initials(unicodedata.normalize("NFD", "Đỗ Ông")) == "Đ. Ô."
     assert initials("") == ""
+
+
+def test_the_delivery_window_is_shown_when_the_order_has_one(client, auth):
+    """The window the citizen chose is not personal data: the tracking page says it, and says nothing
+    of a window when none was chosen."""
+    timed = _order(client, auth, delivery_window={"from": "09:30", "to": "11:00"})
+    html = _text(_look_up(client, timed["item_id"], "3456"))
+    assert re.search(r"<dt>Khung giờ giao</dt><dd[^>]*>09:30–11:00</dd>", html), html
+    html = _text(_look_up(client, timed["item_id"], "3456", lang="en"))
+    assert re.search(r"<dt>Delivery window</dt><dd[^>]*>09:30–11:00</dd>", html)
+    plain = _order(client, auth)
+    html = _text(_look_up(client, plain["item_id"], "3456", lang="vi"))
+    assert plain["item_id"] in html and "Khung giờ giao" not in html and "delivery-window" not in html

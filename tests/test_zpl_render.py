@@ -229,3 +229,22 @@ def test_barcodes_decode_from_the_zpl_rendering(size: LabelSize, dpi: int) -> No
 
 def test_pdf_of_the_sample_label_renders() -> None:  # the PDF side of the comparison is sound
     assert render_labels([label()]).startswith(b"%PDF")
+
+
+@pytest.mark.parametrize("size", list(SIZES_MM))
+def test_the_delivery_window_prints_in_zpl_as_in_the_pdf(size: LabelSize) -> None:
+    """ZPL draws the PDF's layout: the appointment row with the citizen's window is in the ZPL as its
+    own graphic, at its place, and a printer prints it as the PDF shows it."""
+    dpi, (w, h) = 203, SIZES_MM[size]
+    item = label(window="08:00–12:00")
+    row = next(p for p in layout_label(item, size, dpi=dpi).variable
+               if isinstance(p, Text) and p.lines == ("25/11/2026 08:00–12:00",))
+    zpl = render_zpl([item], size, dpi=dpi).decode()
+    assert _text(row, dpi) in zpl
+    without = next(p for p in layout_label(label(), size, dpi=dpi).variable
+                   if isinstance(p, Text) and p.lines == ("25/11/2026",))
+    assert _text(without, dpi) not in zpl and _text(without, dpi) in render_zpl([label()], size, dpi=dpi).decode()
+    [(pdf, zp)] = texts_both_ways([[row]], w, h, dpi)
+    x, y, image = text_bitmap(row, dpi)
+    a, b = pdf[y : y + image.height, x : x + image.width], zp[y : y + image.height, x : x + image.width]
+    assert same_print(a, b, 2), (ink_box(a), ink_box(b), unmatched(a, b, 2), unmatched(b, a, 2))

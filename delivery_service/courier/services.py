@@ -41,7 +41,7 @@ from delivery_service.extensions import db
 from delivery_service.localtime import local_moment
 from delivery_service.orders import services as orders
 from delivery_service.orders import status as machine
-from delivery_service.orders.models import DeliveryOrder, OrderEvent, Payer
+from delivery_service.orders.models import DeliveryOrder, OrderEvent, Payer, window_json
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.models import PostalRoute
 from delivery_service.units.services import unit_index
@@ -218,6 +218,7 @@ def order_json(order: DeliveryOrder, actor: Actor, *, position: tuple[float, flo
         "payer": order.payer.value, "to_collect_vnd": to_collect(order),
         "failed_attempts": attempts, "id_check": rules.current().delivery_id_check,
         "actions": actions, "last_event": last_json,
+        "delivery_window": window_json(order),  # the time the citizen chose, as in the orders API
     }
 
 

@@ -177,11 +177,23 @@ def hhmm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
+def window_between(start: int | None, end: int | None) -> str | None:
+    """A delivery window from its minutes after local midnight as "08:00–12:00", or None."""
+    if start is None or end is None:
+        return None
+    return f"{hhmm(start)}–{hhmm(end)}"
+
+
 def window_text(order: DeliveryOrder) -> str | None:
-    """An order's delivery window as "08:00–12:00", or None."""
+    """An order's delivery window as "08:00–12:00", or None: what documents and pages print."""
+    return window_between(order.window_from_min, order.window_to_min)
+
+
+def window_json(order: DeliveryOrder) -> dict[str, str] | None:
+    """An order's delivery window as the APIs give it, {"from": "08:00", "to": "12:00"}, or None."""
     if order.window_from_min is None or order.window_to_min is None:
         return None
-    return f"{hhmm(order.window_from_min)}–{hhmm(order.window_to_min)}"
+    return {"from": hhmm(order.window_from_min), "to": hhmm(order.window_to_min)}
 
 
 class OrderEvent(db.Model):

@@ -12,7 +12,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 
 from delivery_service.errors import coded
 from delivery_service.fields import EARLIEST, LATEST, Day, IdNumber, Phone, QueryArgs, Text
-from delivery_service.orders.models import DeliveryOrder, Exemption, Payer, hhmm
+from delivery_service.orders.models import DeliveryOrder, Exemption, Payer, window_json
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.services import counter_code, route_code
 from delivery_service.units.services import unit_index
@@ -293,9 +293,7 @@ class OrderOut(Schema):
     updated_at = fields.DateTime()
 
     def _window(self, o: DeliveryOrder) -> dict[str, str] | None:
-        if o.window_from_min is None or o.window_to_min is None:
-            return None
-        return {"from": hhmm(o.window_from_min), "to": hhmm(o.window_to_min)}
+        return window_json(o)
 
     def _recipient(self, o: DeliveryOrder) -> dict[str, Any]:
         return {"name": o.recipient_name, "phone": o.recipient_phone, "id_number": o.recipient_id_number}

@@ -30,7 +30,7 @@ from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.jobs import enqueue_after_commit
 from delivery_service.localtime import local_moment, local_now
-from delivery_service.orders.models import DeliveryOrder, Exemption, OrderEvent, hhmm
+from delivery_service.orders.models import DeliveryOrder, Exemption, OrderEvent, window_text
 from delivery_service.orders.services import get_order, scope
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.models import Counter, PostalRoute
@@ -147,6 +147,7 @@ def label_data(order: DeliveryOrder, counter: Counter, copy_no: int, now: dt.dat
         hotline=_hotline(counter),
         procedure_name=order.procedure_name,
         reprint=max(copy_no - 1, 0),
+        window=window_text(order),
     )
 
 
@@ -587,6 +588,7 @@ def receipt(actor: Actor, item_id: str, size: str = "a5") -> Document:
         collect_vnd=order.collect_vnd, hotline=_hotline(counter),
         to_collect_vnd=to_collect(order),  # the label's and the manifest's figure
         postage_paid_vnd=order.postage_due_vnd if not postage else 0, cancelled_at=cancelled_at,
+        window=window_text(order),
         delivery_code=(None if order.direction is Direction.DOSSIER_TO_AGENCY or cancelled_at
                        else delivery_code(order.item_id)))
     try:
@@ -598,18 +600,14 @@ def receipt(actor: Actor, item_id: str, size: str = "a5") -> Document:
 
 # --- manifests ------------------------------------------------------------------------------------
 
-def _line(order: DeliveryOrder) -> lm.ManifestLine:
+def _line(order: DeliveryOrder, *, window: bool = True) -> lm.ManifestLine:
+    """An order as a row of a manifest or run sheet; ``window``: with the citizen's delivery window."""
     lines = address_lines(order)
     return lm.ManifestLine(item_id=order.item_id, dossier_code=order.dossier_code,
                                recipient_name=order.recipient_name, address=", ".join(lines[:2]),
                                postage_vnd=postage_to_collect(order), collect_vnd=order.collect_vnd,
-                               note=order.note, pickup=not on_result_leg(order), window=_window(order))
-
-
-def _window(order: DeliveryOrder) -> str | None:
-    if order.window_from_min is None or order.window_to_min is None:
-        return None
-    return f"{hhmm(order.window_from_min)}–{hhmm(order.window_to_min)}"
+                               note=order.note, pickup=not on_result_leg(order),
+                               window=window_text(order) if window else None)
 
 
 def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: str | None = None,
@@ -794,7 +792,10 @@ def manifest_pdf(actor: Actor, code: str) -> Document:
     data = lm.ManifestData(
         manifest_id=manifest.code, kind=lm.ManifestKind(manifest.kind.value), giver=giver,
         receiver=receiver, created_at=local_moment(manifest.created_at),
-        lines=tuple(_line(o) for o in orders), route_code=route.code if route else None, note=manifest.note)
+        # The window matters to the courier taking the bag; once handed to the agency or back to the
+        # counter it is past.
+        lines=tuple(_line(o, window=manifest.kind is ManifestKind.COUNTER_TO_COURIER) for o in orders),
+        route_code=route.code if route else None, note=manifest.note)
     try:
         content = labels.render_manifest(data)
     except lm.LabelError as exc:

@@ -23,7 +23,7 @@ from delivery_service.db import utcnow
 from delivery_service.errors import InvalidInput
 from delivery_service.extensions import db
 from delivery_service.fields import normalise_phone
-from delivery_service.orders.models import DeliveryOrder, OrderEvent
+from delivery_service.orders.models import DeliveryOrder, OrderEvent, window_json
 from delivery_service.orgs.models import Counter
 from delivery_service.printing.models import LabelPrint
 from delivery_service.privacy.access import WHAT
@@ -115,7 +115,8 @@ def _order_json(o: DeliveryOrder, counters: dict[int, str], events: list[OrderEv
         "procedure_name": o.procedure_name, "issuing_agency": o.issuing_agency,
         "direction": o.direction.value, "status": o.status.value, "counter": counters.get(o.counter_id),
         "created_at": _iso(o.created_at), "appointment_date": _iso(o.appointment_date),
-        "due_date": _iso(o.due_date), "personal_data_erased_at": _iso(o.personal_data_erased_at),
+        "delivery_window": window_json(o), "due_date": _iso(o.due_date),
+        "personal_data_erased_at": _iso(o.personal_data_erased_at),
         "recipient": {"name": o.recipient_name, "phone": o.recipient_phone,
                       "id_number": o.recipient_id_number},
         "authorised": ({"name": o.authorised_name, "phone": o.authorised_phone,

@@ -3,7 +3,8 @@ the Vietnamese letters) and XLSX (XlsxWriter in constant-memory mode), and the d
 as CSV. Headers are Vietnamese first, then English ("Đã phát / Delivered"), whatever the reader's
 language: files travel between offices.
 
-No personal data: units' figures, and for orders only the item id, status, commune, route and dates.
+No personal data: units' figures, and for orders only the item id, status, commune, route, dates and
+the delivery window.
 """
 
 from __future__ import annotations
@@ -184,10 +185,11 @@ class OrderLine:
     received_at: str  # local time, dd/mm/yyyy HH:MM
     due_date: dt.date | None
     overdue: bool
+    window: str | None = None  # the delivery window the citizen chose, "08:00–12:00"
 
 
 ORDER_COLUMNS = (_l("Item ID"), _l("Status"), _l("Commune / ward"), _l("Postal route"), _l("Received on"),
-                 _l("Due date"), _l("Overdue"))
+                 _l("Due date"), _l("Overdue"), _l("Delivery window"))
 
 
 def orders_csv(header: Sequence[tuple[Any, str]], lines: Iterable[OrderLine]) -> Iterator[str]:
@@ -212,7 +214,7 @@ def orders_csv(header: Sequence[tuple[Any, str]], lines: Iterable[OrderLine]) ->
         out.writerow([line.item_id, statuses.get(line.status, str(line.status)), safe_text(line.commune),
                       safe_text(line.route),
                       line.received_at, line.due_date.strftime("%d/%m/%Y") if line.due_date else "",
-                      yes if line.overdue else no])
+                      yes if line.overdue else no, line.window or ""])
         if n % 500 == 0:
             yield flush()
     yield flush()

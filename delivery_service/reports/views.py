@@ -40,7 +40,7 @@ from delivery_service.accounts.models import Role, User
 from delivery_service.accounts.services import Actor
 from delivery_service.db import utcnow
 from delivery_service.extensions import db
-from delivery_service.orders.models import DeliveryOrder
+from delivery_service.orders.models import DeliveryOrder, window_between
 from delivery_service.orders.services import local_today
 from delivery_service.orders.status import TERMINAL
 from delivery_service.orgs.models import Counter, PostalRoute, PostOffice
@@ -532,12 +532,14 @@ def order_lines(stmt: sa.Select, today: dt.date) -> Iterator[exports.OrderLine]:
     """The orders of ``stmt`` as list lines: only the columns shown are read (no recipient data)."""
     o = DeliveryOrder
     cols = stmt.with_only_columns(o.item_id, o.status, o.direction, o.commune_id, o.route_id, o.created_at,
-                                  o.due_date, maintain_column_froms=False)
-    for item_id, status, direction, commune_id, route_id, created_at, due in db.session.execute(cols):
+                                  o.due_date, o.window_from_min, o.window_to_min, maintain_column_froms=False)
+    for (item_id, status, direction, commune_id, route_id, created_at, due, window_from,
+         window_to) in db.session.execute(cols):
         done = status in TERMINAL[direction]
         yield exports.OrderLine(item_id=item_id, status=status, commune=_admin_unit(commune_id) or "",
                                 route=route_code(route_id) or "", received_at=format_moment(created_at),
-                                due_date=due, overdue=not done and due is not None and due < today)
+                                due_date=due, overdue=not done and due is not None and due < today,
+                                window=window_between(window_from, window_to))
 
 
 @bp.get("/dashboard.css")

@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from delivery_service.courier.services import CORRECTION
 from delivery_service.extensions import db
-from delivery_service.orders.models import DeliveryOrder, OrderEvent
+from delivery_service.orders.models import DeliveryOrder, OrderEvent, window_text
 from delivery_service.orders.status import Direction, Status
 from labels import s10
 
@@ -47,6 +47,7 @@ class TrackedItem:
     events: tuple[TrackedEvent, ...]
     optout_token: str | None = None  # stops text messages to the phone the citizen proved (notifications)
     eta: str | None = None  # "9:00–10:00": the window of today's sequenced run, shown on the run's day only
+    window: str | None = None  # "08:00–12:00": the delivery window the citizen chose (not personal data)
 
 
 def clean_code(text: str) -> str:
@@ -113,7 +114,8 @@ def _tracked(order: DeliveryOrder, digits: str) -> TrackedItem:
         item_id=order.item_id, direction=order.direction, status=order.status,
         counter_name=order.counter.name, recipient_initials=initials(order.recipient_name),
         province_name=order.province.name, appointment_date=order.appointment_date,
-        due_date=order.due_date, events=tuple(_event(e) for e in order.events if _shown(e)))
+        window=window_text(order), due_date=order.due_date,
+        events=tuple(_event(e) for e in order.events if _shown(e)))
 
 
 # Statuses in which the courier is still to come: the order is on a run, not yet visited.
