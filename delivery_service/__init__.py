@@ -20,7 +20,7 @@ LOCALES = ("vi", "en")
 def create_app(config_override: dict[str, Any] | None = None) -> Flask:
     """Build the application. Nothing connects or reads settings until this is called."""
     from delivery_service import config, errors, extensions, jobs, logs, metrics, ratelimits
-    from delivery_service.api import guards
+    from delivery_service.api import PageBounds, guards
 
     app = _App(__name__, instance_relative_config=True)
     app.session_interface = _CookieSessions()
@@ -74,7 +74,7 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
     _limit_pages_only(app, extensions.limiter)
     _trust_proxies(app, settings["TRUSTED_PROXIES"])
     extensions.babel.init_app(app, locale_selector=_select_locale)
-    extensions.api.init_app(app)
+    extensions.api.init_app(app, spec_kwargs={"extra_plugins": [PageBounds()]})
     jobs.init_app(app)
     errors.register(app)
     guards.init_app(app)  # before the blueprints: their <int:…> rules take its bounded converter

@@ -59,3 +59,22 @@ def test_status_filters_the_order_list(client, auth):
     bad = client.get("/api/v1/orders?status=lost", headers=auth)
     assert bad.status_code == 422
     assert [(d["location"], d["field"]) for d in bad.json["details"]] == [("query", "status")]
+
+
+def test_the_document_gives_every_list_page_the_bounds_the_api_enforces(client, auth):
+    """A list's ``page`` runs from 1 to MAX_PAGE; the OpenAPI document says so (it declared no maximum,
+    so a schema fuzzer took the 422 past MAX_PAGE for a broken contract)."""
+    from delivery_service.fields import MAX_PAGE
+
+    spec = client.get("/api/v1/openapi.json").json
+    pages = {(path, method): p["schema"] for path, item in spec["paths"].items() for method, op in item.items()
+             if isinstance(op, dict) for p in op.get("parameters", [])
+             if (p.get("in"), p.get("name")) == ("query", "page")}
+    assert ("/api/v1/orders", "get") in pages  # the paginated list
+    for where, schema in pages.items():
+        assert (schema["type"], schema["minimum"], schema["maximum"]) == ("integer", 1, MAX_PAGE), where
+    # ... and what the document says is what the list does
+    assert client.get(f"/api/v1/orders?page={MAX_PAGE}", headers=auth).status_code == 200
+    past = client.get(f"/api/v1/orders?page={MAX_PAGE + 1}", headers=auth)
+    assert past.status_code == 422
+    assert [(d["location"], d["field"], d["code"]) for d in past.json["details"]] == [("query", "page", "out_of_range")]
