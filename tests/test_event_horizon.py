@@ -1,8 +1,8 @@
 """The event log's horizon on PostgreSQL (``webhooks.services.committed_horizon``, taken by the
 webhooks, the report fold, the geocoding scan and the notifications): it waits for the transactions
 inserting events, and the writers that arrive meanwhile queue behind its lock, so it waits one short
-try at a time: a new order is never held until the horizon gives up (it was, up to 2 s: the p99 of
-intake at half load on PostgreSQL reached 57 ms in a run where the bare app's was 9 ms)."""
+try at a time: a new order is never held until the horizon gives up (it was, up to 2 s, while a
+long transaction such as an import's chunk kept inserting events)."""
 
 from __future__ import annotations
 
