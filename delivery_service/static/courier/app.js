@@ -44,6 +44,8 @@ const OWN = {
     otp_mismatch: "Mã một lần không đúng: KHÔNG giao kết quả. Hỏi lại mã người dân nhận được rồi ghi nhận lại.",
     id_required: "Phải kiểm tra danh tính người nhận trước khi giao kết quả: nhập 4 số cuối CCCD hoặc mã một lần.",
     note_required: "Phải ghi rõ điều gì sai.",
+    window: "Khung giờ giao",
+    window_passed: "đã qua",
   },
   en: {
     need_note: "Write what was wrong before cancelling the record.",
@@ -62,6 +64,8 @@ const OWN = {
     id_required: "Check the receiver's identity before handing the result over: the ID card's last 4 " +
       "digits or the one-time code.",
     note_required: "Say what was wrong.",
+    window: "Delivery window",
+    window_passed: "passed",
   },
 };
 
@@ -135,6 +139,28 @@ export function nextWorkingDay(today = localDay()) {
   const day = new Date(Date.UTC(y, m - 1, d + 1));
   while (day.getUTCDay() === 0 || day.getUTCDay() === 6) day.setUTCDate(day.getUTCDate() + 1);
   return day.toISOString().slice(0, 10);
+}
+
+// The citizen's delivery window (docs/courier-api.md, `delivery_window`): times of day in the service's
+// zone, so "now" is read on the service's clock too, never in the phone's zone.
+
+/** "HH:MM" as minutes after midnight, or null. */
+function minutesOf(text) {
+  const m = /^(\d{1,2}):(\d{2})$/.exec(text || "");
+  return m ? Number(m[1]) * 60 + Number(m[2]) : null;
+}
+
+/** The order's delivery window, {from, to, text: "08:00–12:00"}, or null when none was chosen. */
+function windowOf(order) {
+  const w = order.delivery_window;
+  if (!w || minutesOf(w.from) === null || minutesOf(w.to) === null) return null;
+  return { from: w.from, to: w.to, text: `${w.from}–${w.to}` };
+}
+
+/** Whether today's window ending at `to` (HH:MM) is over: its end has passed on the service's clock. */
+function windowPassed(to, now = new Date()) {
+  const z = zoned(now);
+  return z.h * 60 + z.mi >= minutesOf(to);
 }
 
 /** A moment shown to people in the service's zone. */
@@ -352,6 +378,29 @@ function statusBadge(status) {
   return el("span", { class: `badge badge-${TONE[status] || "new"}`, dataset: { status } }, t(`status_${status}`));
 }
 
+/** The order's delivery window as a small badge ("08:00–12:00", "… đã qua" once it is over today and the
+ * order is still to do); null when it has none. `caption`: say what the time is, for screen readers,
+ * where no label beside it does. */
+function windowBadge(order, { caption = false } = {}) {
+  const w = windowOf(order);
+  if (!w) return null;
+  const done = isDone(order);
+  const passed = !done && windowPassed(w.to);
+  return el("span", { class: "c-window", dataset: { from: w.from, to: w.to, done: String(done), passed: String(passed) } },
+    caption ? el("span", { class: "visually-hidden" }, `${t("window")} `) : null,
+    el("span", { class: "c-window-time" }, w.text),
+    el("span", { class: "c-window-passed", hidden: !passed }, t("window_passed")));
+}
+
+/** Windows that ended since the page was drawn are marked, in place (offline nothing else redraws it). */
+function markPassedWindows() {
+  for (const badge of document.querySelectorAll('.c-window[data-done="false"]')) {
+    const passed = windowPassed(badge.dataset.to);
+    badge.dataset.passed = String(passed);
+    badge.querySelector(".c-window-passed").hidden = !passed;
+  }
+}
+
 function orderBlock(order) {
   const status = effectiveStatus(order);
   const addr = [order.address.detail, order.address.commune, order.address.province].filter(Boolean).join(", ");
@@ -370,7 +419,7 @@ function orderBlock(order) {
   const parked = parkedOf(order.item_id).length;
   return el("div", { class: "c-order", dataset: { item: order.item_id, status } },
     el("button", { type: "button", class: "c-open", onclick: () => openSheet(order.item_id) },
-      el("p", { class: "c-name" }, order.recipient.name),
+      el("p", { class: "c-name" }, order.recipient.name, windowBadge(order, { caption: true })),
       el("p", { class: "c-address" }, addr)),
     order.authorised ? el("p", { class: "muted" }, `${t("authorised")}: ${order.authorised.name}`) : null,
     links,
@@ -552,6 +601,8 @@ function renderSheetBody(itemId) {
   row("☺", order.recipient.name, order.recipient.phone ? [" · ", el("a", { href: `tel:${order.recipient.phone}` },
     order.recipient.phone)] : null);
   if (order.authorised) row(t("authorised"), order.authorised.name, order.authorised.phone ? ` · ${order.authorised.phone}` : "");
+  const timeOfDay = windowBadge(order);
+  if (timeOfDay) row(t("window"), timeOfDay);
   row("⌂", [order.address.detail, order.address.commune, order.address.province].filter(Boolean).join(", "));
   if (order.procedure_name) row("§", order.procedure_name, order.dossier_code ? ` (${order.dossier_code})` : "");
   if (order.to_collect_vnd) {
@@ -1232,6 +1283,7 @@ function wire() {
     if (document.visibilityState === "visible") drain({ force: true });
   });
   setInterval(() => drain(), TIMER_MS);
+  setInterval(markPassedWindows, TIMER_MS);
   netBanner();
 
   if ("serviceWorker" in navigator) {
