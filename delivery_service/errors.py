@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import marshmallow as ma
 from flask import Flask, current_app, jsonify, render_template, request
@@ -46,6 +46,16 @@ class Message(str):
 def coded(code: str, text: str) -> Message:
     """A message with its code: ``raise ValidationError(coded("unknown_unit", "…"))``."""
     return Message(code, text)
+
+
+class Text(NamedTuple):
+    """A message in both languages, kept whole until the page that shows it picks the reader's
+    (services raise these in InvalidInput for the administration pages, which show them through
+    ``admin.in_language``). Here beside InvalidInput so that a domain's services need not import the
+    pages' package; the JSON API does not take these (its messages are English)."""
+
+    vi: str
+    en: str
 
 
 class DomainError(Exception):

@@ -170,3 +170,112 @@ def test_a_province_admin_reads_their_scope_in_english(client):
     page = _text(client.get("/admin/offices?lang=en").get_data(as_text=True))
     assert "Scope: this province only" in page and "Phạm vi: " not in page
     assert "Only a national admin changes them" in _text(client.get("/admin/settings").get_data(as_text=True))
+
+
+def _field_errors(page: str) -> dict[str, str]:
+    """Each field's error message as read, by the field's name (``id="e-<name>"``)."""
+    return {name: html_lib.unescape(text) for name, text in
+            re.findall(r'<p class="field-error" id="e-([^"]+)">([^<]*)</p>', page)}
+
+
+def _only_one_language(page: str, shown: dict[str, str], hidden: dict[str, str]) -> None:
+    """Every field of ``shown`` carries its message, and none of ``hidden``'s messages is anywhere."""
+    errors, text = _field_errors(page), _text(page)
+    for field, message in shown.items():
+        assert errors.get(field) == message, (field, errors.get(field))
+    for message in hidden.values():
+        assert message not in text, message
+    assert not any(" / " in m for m in errors.values()), errors
+
+
+# A refused save of the business rules: the field, its message in Vietnamese, in English.
+RULES_REFUSED = {
+    "max_failed_attempts": ("nhiều", "Nhập một số nguyên.", "Enter a whole number."),
+    "correction_window_min": ("5000", "Từ 0 đến 1440.", "Must be from 0 to 1440."),
+    "delivery_id_check": ("face", "Chọn một trong: id_last4, otp, none.", "Choose one of: id_last4, otp, none."),
+    "bands_delivery_rate": ("0.50, 0.90", "Ba ngưỡng giảm dần từ 0 đến 1, ví dụ 0.95, 0.90, 0.80.",
+                            "Three falling thresholds between 0 and 1, e.g. 0.95, 0.90, 0.80."),
+}
+
+
+def test_a_refused_rules_save_speaks_the_readers_language(client):
+    from test_admin_orgs import _rules_form
+
+    from delivery_service.rules import services as rule_services
+
+    login(client, "admin")
+    changes = {field: typed for field, (typed, _vi, _en) in RULES_REFUSED.items()}
+    html = client.get("/admin/settings").get_data(as_text=True)
+    new_row = max(int(i) for i in re.findall(r'name="reasons-(\d+)-code"', html))
+    changes |= {f"reasons-{new_row}-code": "có dấu", f"reasons-{new_row}-label": "Chó dữ"}
+    vi = {field: m for field, (_typed, m, _en) in RULES_REFUSED.items()}
+    en = {field: m for field, (_typed, _vi, m) in RULES_REFUSED.items()}
+    vi[f"reasons-{new_row}"] = "Mã gồm 1-64 chữ, số hoặc _; cần nhãn tiếng Việt và tiếng Anh."
+    en[f"reasons-{new_row}"] = "The code is 1-64 letters, digits or _; give a Vietnamese and an English label."
+
+    resp = client.post("/admin/settings", data=_rules_form(client, **changes))
+    assert resp.status_code == 422, resp.get_data(as_text=True)[:2000]
+    _only_one_language(resp.get_data(as_text=True), vi, en)
+    assert "Vui lòng sửa các ô được đánh dấu." in _text(resp.get_data(as_text=True))
+    resp = client.post("/admin/settings?lang=en", data=_rules_form(client, **changes))
+    assert resp.status_code == 422
+    _only_one_language(resp.get_data(as_text=True), en, vi)
+    assert "Please correct the marked fields." in _text(resp.get_data(as_text=True))
+    # the list's own messages too: a code listed twice, no reason left in use
+    html = client.get("/admin/settings").get_data(as_text=True)
+    rows = re.findall(r'name="reasons-(\d+)-code" aria-label="[^"]*" value="([^"]+)"', html)
+    twice = {f"reasons-{new_row}-code": rows[0][1], f"reasons-{new_row}-label": "Lặp",
+             f"reasons-{new_row}-label_en": "Twice"}
+    retired = {f"reasons-{i}-retired": "1" for i, _code in rows} | {f"reasons-{new_row}-retired": "1"}
+    resp = client.post("/admin/settings?lang=en", data=_rules_form(client, **twice, **retired))
+    assert resp.status_code == 422
+    _only_one_language(resp.get_data(as_text=True),
+                       {"reasons": "A code is listed twice. At least one reason must stay in use."},
+                       {"r": "Một mã bị lặp.", "s": "Cần ít nhất một lý do đang dùng."})
+    resp = client.post("/admin/settings?lang=vi", data=_rules_form(client, **twice, **retired))
+    _only_one_language(resp.get_data(as_text=True),
+                       {"reasons": "Một mã bị lặp. Cần ít nhất một lý do đang dùng."},
+                       {"r": "A code is listed twice.", "s": "At least one reason must stay in use."})
+    assert rule_services.stored_values() == {}  # nothing was saved
+
+
+def test_a_refused_notification_template_speaks_the_readers_language(client):
+    from delivery_service.notifications import services, texts
+
+    login(client, "admin")
+    placeholders = ", ".join("{" + p + "}" for p in texts.PLACEHOLDERS)
+    vi = {"delivered-text": f"Không có biến {{ten}}. Được dùng: {placeholders}",
+          "delivered-zns": "Chỉ chữ, số, - và _ (tối đa 64)."}
+    en = {"delivered-text": "Unknown placeholder.", "delivered-zns": "Letters, digits, - and _ only."}
+    token = csrf_token(client, "/admin/notifications")
+    refused = {"csrf_token": token, "text": "Đã phát {ten}", "zns_template_id": "mã có dấu", "action": "save"}
+    resp = client.post("/admin/notifications/delivered", data=refused)
+    assert resp.status_code == 422, resp.get_data(as_text=True)[:2000]
+    _only_one_language(resp.get_data(as_text=True), vi, en)
+    resp = client.post("/admin/notifications/delivered?lang=en", data=refused)
+    assert resp.status_code == 422
+    _only_one_language(resp.get_data(as_text=True), en, vi)
+    # the preview's message too
+    preview = {"csrf_token": token, "text": "Đã phát {item_id", "action": "preview"}
+    resp = client.post("/admin/notifications/delivered?lang=en", data=preview)
+    assert resp.status_code == 422
+    _only_one_language(resp.get_data(as_text=True), {"delivered-text": "Unbalanced { } braces."},
+                       {"t": "Dấu { } không khớp."})
+    resp = client.post("/admin/notifications/delivered?lang=vi", data={**preview, "text": " "})
+    _only_one_language(resp.get_data(as_text=True), {"delivered-text": "Không được để trống."},
+                       {"t": "Must not be empty."})
+    assert services.template_text("delivered")[0] == texts.DEFAULT_TEMPLATES["delivered"]  # nothing saved
+
+
+def test_the_access_log_names_what_was_opened_in_the_readers_language(client, auth):
+    from conftest import order_payload
+
+    created = client.post("/api/v1/orders", json=order_payload(), headers=auth)
+    assert created.status_code == 201
+    assert client.get(f"/api/v1/orders/{created.json['item_id']}", headers=auth).status_code == 200
+    login(client, "admin")
+    row = r'<tr data-what="api_order">.*?</tr>'
+    page = _text(re.search(row, client.get("/admin/privacy").get_data(as_text=True), re.S).group(0))
+    assert "<td>API: đơn</td>" in page and "API: order" not in page
+    page = _text(re.search(row, client.get("/admin/privacy?lang=en").get_data(as_text=True), re.S).group(0))
+    assert "<td>API: order</td>" in page and "API: đơn" not in page

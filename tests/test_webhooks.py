@@ -585,6 +585,17 @@ def test_admin_page_shows_state_and_resumes(app, client):
     assert again.paused_at is None and again.consecutive_failures == 0
 
 
+def test_a_rotation_overlap_out_of_range_is_refused_in_both_languages_for_the_page(endpoint):
+    from delivery_service.errors import InvalidInput, Text
+
+    client_id, secret = endpoint
+    with pytest.raises(InvalidInput) as refused:
+        services.rotate_secret(client_id, dt.timedelta(hours=721))
+    # a pair the admin page shows in the reader's language, not one "tiếng Việt / English" string
+    assert refused.value.errors == {"overlap_hours": [Text("Từ 0 đến 720 giờ.", "From 0 to 720 hours.")]}
+    assert the_endpoint().secret == secret  # nothing changed
+
+
 @pytest.mark.config(JOBS_INLINE=False, JOBS_POLL_S=0.2, JOBS_MAINTENANCE_S=1, WEBHOOK_RETRY_SCHEDULE="1")
 def test_the_background_runner_sends_a_due_retry_by_itself(app, client, auth, endpoint, receiver):
     """Without Redis and with no other traffic, the process's runner (its maintenance pass) sends the

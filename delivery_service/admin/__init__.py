@@ -9,6 +9,8 @@ from typing import NamedTuple
 
 from flask_babel import get_locale
 
+from delivery_service.errors import Text  # re-exported: the admin services raise these
+
 
 class Section(NamedTuple):
     """One entry of the /admin/ index: shown only when its endpoint exists in the running app."""
@@ -40,14 +42,6 @@ def tr(vi: str, en: str) -> str:
     """The text in the reader's language (Vietnamese unless English was chosen). The administration
     pages carry their texts in both languages here rather than in the shared message catalogue."""
     return en if str(get_locale() or "vi") == "en" else vi
-
-
-class Text(NamedTuple):
-    """A message in both languages, kept whole until the page that shows it picks the reader's
-    (the admin services raise these in InvalidInput; see ``in_language``)."""
-
-    vi: str
-    en: str
 
 
 def in_language(errors: Mapping[str, list[object]]) -> dict[str, list[str]]:

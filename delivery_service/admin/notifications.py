@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
-from delivery_service.admin import label, tr
+from delivery_service.admin import in_language, label, tr
 from delivery_service.admin.scope import national_admin_required
 from delivery_service.errors import InvalidInput
 from delivery_service.extensions import db
@@ -85,14 +85,14 @@ def save(kind: str):
         try:
             texts.check_template(typed["text"])
         except texts.TemplateError as exc:
-            errors = {kind: {"text": [str(exc)]}}
+            errors = {kind: {"text": [tr(*exc.text)]}}
         return _page({kind: typed}, errors, 422 if errors else 200)
     try:
         services.save_template(page_actor(), kind, typed["text"], typed["zns_template_id"],
                                ip=request.remote_addr)
     except InvalidInput as exc:
         db.session.rollback()
-        return _page({kind: typed}, {kind: {k: [str(m) for m in v] for k, v in exc.errors.items()}}, 422)
+        return _page({kind: typed}, {kind: in_language(exc.errors)}, 422)
     db.session.commit()
     flash(tr("Đã lưu mẫu tin nhắn.", "The template was saved."), "success")
     return redirect(url_for("admin_notifications.index") + f"#tpl-{kind}", 303)

@@ -11,7 +11,7 @@ from flask_login import current_user
 
 from delivery_service import config, rules
 from delivery_service.accounts.models import Role
-from delivery_service.admin import tr
+from delivery_service.admin import in_language, tr
 from delivery_service.admin.scope import province_of
 from delivery_service.errors import InvalidInput
 from delivery_service.extensions import db
@@ -112,7 +112,7 @@ def index():
             rules.save(actor, changes, ip=request.remote_addr)
         except InvalidInput as exc:
             db.session.rollback()
-            errors = exc.errors
+            errors = in_language(exc.errors)
         else:
             flash(
                 tr(

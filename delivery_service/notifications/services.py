@@ -165,20 +165,23 @@ def template_text(kind: str) -> tuple[str, str | None]:
 def save_template(actor: Any, kind: str, text: str, zns_template_id: str | None, *,
                   ip: str | None = None) -> NotificationTemplate:
     """Validate and store an admin's template; an audit event with before and after. Raises
-    InvalidInput with per-field messages; the caller commits."""
+    InvalidInput with per-field messages, each a Text in both languages (the page shows the reader's);
+    the caller commits."""
     from delivery_service.accounts.services import record
-    from delivery_service.errors import InvalidInput
+    from delivery_service.errors import InvalidInput, Text
 
     if kind not in texts.KINDS:
-        raise InvalidInput({"kind": ["Không có loại tin này. / No such message kind."]})
-    errors: dict[str, list[str]] = {}
+        raise InvalidInput({"kind": [Text("Không có loại tin này.", "No such message kind.")]})
+    errors: dict[str, list[Text]] = {}
     try:
         text = texts.check_template(text)
     except texts.TemplateError as exc:
-        errors["text"] = [str(exc)]
+        errors["text"] = [exc.text]
     zns = (zns_template_id or "").strip() or None
     if zns is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", zns):
-        errors["zns_template_id"] = ["Chỉ chữ, số, - và _ (tối đa 64). / Letters, digits, - and _ only."]
+        errors["zns_template_id"] = [
+            Text("Chỉ chữ, số, - và _ (tối đa 64).", "Letters, digits, - and _ only.")
+        ]
     if errors:
         raise InvalidInput(errors)
     row = db.session.scalar(sa.select(NotificationTemplate).where(NotificationTemplate.kind == kind))

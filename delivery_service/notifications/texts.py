@@ -9,6 +9,8 @@ import string
 import unicodedata
 from typing import Any
 
+from delivery_service.errors import Text
+
 KINDS = ("handed", "out_for_delivery", "failed_attempt", "delivered", "returned")
 KIND_LABELS = {
     "handed": ("Đã giao bưu tá", "Handed to the courier"),
@@ -57,7 +59,12 @@ _GSM_EXT = set("^{}\\[~]|€")
 
 
 class TemplateError(ValueError):
-    pass
+    """A template refused: ``text`` says why in both languages (the page shows the reader's); the
+    exception's own message is the English."""
+
+    def __init__(self, vi: str, en: str) -> None:
+        super().__init__(en)
+        self.text = Text(vi, en)
 
 
 def parse_quiet_hours(raw: str | None) -> tuple[dt.time, dt.time] | None:
@@ -77,23 +84,23 @@ def nfc(text: str) -> str:
 
 
 def check_template(text: str) -> str:
-    """The template in NFC, or TemplateError with a message for people (both languages)."""
+    """The template in NFC, or TemplateError whose ``text`` tells people why, in both languages."""
     text = nfc((text or "").replace("\r\n", "\n")).strip()
     if not text:
-        raise TemplateError("Không được để trống. / Must not be empty.")
+        raise TemplateError("Không được để trống.", "Must not be empty.")
     if len(text) > MAX_TEMPLATE:
-        raise TemplateError(f"Tối đa {MAX_TEMPLATE} ký tự. / At most {MAX_TEMPLATE} characters.")
+        raise TemplateError(f"Tối đa {MAX_TEMPLATE} ký tự.", f"At most {MAX_TEMPLATE} characters.")
     try:
         fields = [name for _, name, spec, conv in string.Formatter().parse(text) if name is not None]
     except ValueError:
-        raise TemplateError("Dấu { } không khớp. / Unbalanced { } braces.") from None
+        raise TemplateError("Dấu { } không khớp.", "Unbalanced { } braces.") from None
     unknown = sorted({f for f in fields if f not in PLACEHOLDERS})
     if unknown:
         raise TemplateError("Không có biến " + ", ".join("{" + u + "}" for u in unknown)
-                            + ". Được dùng: " + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-                            + " / Unknown placeholder.")
+                            + ". Được dùng: " + ", ".join("{" + p + "}" for p in PLACEHOLDERS),
+                            "Unknown placeholder.")
     if any(spec or conv for _, name, spec, conv in string.Formatter().parse(text) if name is not None):
-        raise TemplateError("Biến chỉ viết {ten}. / Write placeholders as {name} only.")
+        raise TemplateError("Biến chỉ viết {ten}.", "Write placeholders as {name} only.")
     return text
 
 

@@ -17,18 +17,19 @@ from delivery_service.db import utcnow
 from delivery_service.extensions import db
 from delivery_service.privacy.models import PersonalDataAccess
 
-# What was opened (the access log's ``what``), with the words the admin page shows.
+# What was opened (the access log's ``what``), with the words the admin page shows: (Vietnamese,
+# English), the page picks the reader's.
 WHAT = {
-    "order_page": "Trang đơn / Order page",
-    "proof": "Bằng chứng giao / Proof of delivery",
-    "proof_file": "Ảnh, chữ ký / Photo, signature",
-    "api_order": "API: đơn / API: order",
-    "label": "Nhãn / Label",
-    "receipt": "Biên nhận / Receipt",
-    "label_batch": "Tệp nhãn / Label batch file",
-    "manifest": "Biên bản giao nhận / Manifest",
-    "run_sheet": "Lộ trình phát / Run sheet",
-    "citizen_export": "Xuất dữ liệu công dân / Citizen export",
+    "order_page": ("Trang đơn", "Order page"),
+    "proof": ("Bằng chứng giao", "Proof of delivery"),
+    "proof_file": ("Ảnh, chữ ký", "Photo, signature"),
+    "api_order": ("API: đơn", "API: order"),
+    "label": ("Nhãn", "Label"),
+    "receipt": ("Biên nhận", "Receipt"),
+    "label_batch": ("Tệp nhãn", "Label batch file"),
+    "manifest": ("Biên bản giao nhận", "Manifest"),
+    "run_sheet": ("Lộ trình phát", "Run sheet"),
+    "citizen_export": ("Xuất dữ liệu công dân", "Citizen export"),
 }
 
 

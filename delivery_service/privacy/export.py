@@ -20,7 +20,7 @@ from delivery_service.accounts.services import Actor
 from delivery_service.admin.scope import units_in_province
 from delivery_service.courier.services import proof_json
 from delivery_service.db import utcnow
-from delivery_service.errors import InvalidInput
+from delivery_service.errors import InvalidInput, Text
 from delivery_service.extensions import db
 from delivery_service.fields import normalise_phone
 from delivery_service.orders.models import DeliveryOrder, OrderEvent, window_json
@@ -154,8 +154,9 @@ class AccessRow:
     ip: str | None
 
     @property
-    def what_label(self) -> str:
-        return WHAT.get(self.what, self.what)
+    def what_label(self) -> Text:
+        """What was opened, in both languages (the page shows the reader's); the code when unknown."""
+        return Text(*WHAT.get(self.what, (self.what, self.what)))
 
     def as_json(self) -> dict[str, Any]:
         return {"at": self.at.isoformat(), "who": self.who, "user": self.username, "api_client": self.client,

@@ -15,7 +15,7 @@ from flask import current_app
 from delivery_service import config
 from delivery_service.accounts.services import Actor, record
 from delivery_service.db import utcnow
-from delivery_service.errors import InvalidInput
+from delivery_service.errors import InvalidInput, Text
 from delivery_service.extensions import db
 from delivery_service.rules.models import BusinessRules
 
@@ -145,12 +145,13 @@ def _nfc(text: Any) -> str:
 
 def validate(changes: Mapping[str, Any], current_rules: Rules) -> dict[str, Any]:
     """Check the changed rules with the parsers the configuration uses; per-field errors (the form's
-    names) as InvalidInput. Returns the values to store (JSON-ready)."""
-    errors: dict[str, list[str]] = {}
+    names) as InvalidInput, each a Text in both languages (the page shows the reader's). Returns the
+    values to store (JSON-ready)."""
+    errors: dict[str, list[Text]] = {}
     out: dict[str, Any] = {}
 
-    def bad(field: str, message: str) -> None:
-        errors.setdefault(field, []).append(message)
+    def bad(field: str, vi: str, en: str) -> None:
+        errors.setdefault(field, []).append(Text(vi, en))
 
     for key, low, field in (
         ("DELIVERY_TARGET_DAYS", 0, "delivery_target_days"),
@@ -161,11 +162,11 @@ def validate(changes: Mapping[str, Any], current_rules: Rules) -> dict[str, Any]
             try:
                 value = config._parse(key, str(changes[key]).strip())
             except config.ConfigError:
-                bad(field, "Nhập một số nguyên. / Enter a whole number.")
+                bad(field, "Nhập một số nguyên.", "Enter a whole number.")
                 continue
             high = {"DELIVERY_TARGET_DAYS": 60, "MAX_FAILED_ATTEMPTS": 10, "CORRECTION_WINDOW_MIN": 1440}[key]
             if not low <= value <= high:
-                bad(field, f"Từ {low} đến {high}. / Must be from {low} to {high}.")
+                bad(field, f"Từ {low} đến {high}.", f"Must be from {low} to {high}.")
             else:
                 out[key] = value
     if "DELIVERY_TARGET_WORKING_DAYS" in changes:
@@ -173,7 +174,8 @@ def validate(changes: Mapping[str, Any], current_rules: Rules) -> dict[str, Any]
     if "DELIVERY_ID_CHECK" in changes:
         check = str(changes["DELIVERY_ID_CHECK"]).strip().lower()
         if check not in config.ID_CHECKS:
-            bad("delivery_id_check", f"Chọn một trong / Choose one of: {', '.join(config.ID_CHECKS)}.")
+            listed = ", ".join(config.ID_CHECKS)
+            bad("delivery_id_check", f"Chọn một trong: {listed}.", f"Choose one of: {listed}.")
         else:
             out["DELIVERY_ID_CHECK"] = check
     if "REPORT_BANDS" in changes:
@@ -184,7 +186,7 @@ def validate(changes: Mapping[str, Any], current_rules: Rules) -> dict[str, Any]
             except (config.ConfigError, TypeError, ValueError):
                 bad(
                     f"bands_{name}",
-                    "Ba ngưỡng giảm dần từ 0 đến 1, ví dụ 0.95, 0.90, 0.80. / "
+                    "Ba ngưỡng giảm dần từ 0 đến 1, ví dụ 0.95, 0.90, 0.80.",
                     "Three falling thresholds between 0 and 1, e.g. 0.95, 0.90, 0.80.",
                 )
         out["REPORT_BANDS"] = bands
@@ -206,23 +208,22 @@ def validate(changes: Mapping[str, Any], current_rules: Rules) -> dict[str, Any]
                 # the form's row (rows left empty or deleted are not sent)
                 bad(
                     f"reasons-{raw.get('row', i)}",
-                    "Mã gồm 1-64 chữ, số hoặc _; cần nhãn tiếng Việt và "
-                    "tiếng Anh. / The code is 1-64 letters, digits or _; "
-                    "give a Vietnamese and an English label.",
+                    "Mã gồm 1-64 chữ, số hoặc _; cần nhãn tiếng Việt và tiếng Anh.",
+                    "The code is 1-64 letters, digits or _; give a Vietnamese and an English label.",
                 )
         codes = [r["code"] for r in reasons]
         if len(set(codes)) != len(codes):
-            bad("reasons", "Một mã bị lặp. / A code is listed twice.")
+            bad("reasons", "Một mã bị lặp.", "A code is listed twice.")
         removed = [r.code for r in current_rules.failure_reasons if r.code not in codes]
         used = used_reason_codes(removed)
         if used:
             bad(
                 "reasons",
-                f"Đã được dùng, chỉ có thể ngừng dùng: {', '.join(sorted(used))}. / "
+                f"Đã được dùng, chỉ có thể ngừng dùng: {', '.join(sorted(used))}.",
                 "Used by past attempts: retire them instead of deleting them.",
             )
         if not [c for c in codes if c not in retired]:
-            bad("reasons", "Cần ít nhất một lý do đang dùng. / At least one reason must stay in use.")
+            bad("reasons", "Cần ít nhất một lý do đang dùng.", "At least one reason must stay in use.")
         out["FAILURE_REASONS"] = reasons
         out["RETIRED_REASONS"] = [c for c in retired if c in codes]
     if errors:

@@ -48,7 +48,7 @@ from sqlalchemy.exc import OperationalError
 
 from delivery_service.accounts.models import ApiClient
 from delivery_service.db import utcnow
-from delivery_service.errors import InvalidInput, NotFound
+from delivery_service.errors import InvalidInput, NotFound, Text
 from delivery_service.extensions import db
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
 from delivery_service.orgs.services import route_code
@@ -228,7 +228,7 @@ def rotate_secret(client_id: int, overlap: dt.timedelta) -> tuple[WebhookEndpoin
     if endpoint is None:
         raise NotFound(f"API client {client_id} has no webhook")
     if not dt.timedelta(0) <= overlap <= dt.timedelta(days=30):
-        raise InvalidInput({"overlap_hours": ["Từ 0 đến 720 giờ. / From 0 to 720 hours."]})
+        raise InvalidInput({"overlap_hours": [Text("Từ 0 đến 720 giờ.", "From 0 to 720 hours.")]})
     secret = "whsec_" + secrets.token_urlsafe(32)
     endpoint.previous_secret = endpoint.secret if overlap else None
     endpoint.previous_secret_until = utcnow() + overlap if overlap else None
