@@ -112,6 +112,10 @@ def test_the_delivery_window_on_the_run_and_the_sheet(app, live_server, browser,
         assert page.locator(".c-order").count() == 3
         assert _badges(page, items) == expected
         assert _no_sideways_scroll(page)
+        # a window belongs to its run's day: a past run's are over, a later run's are not (at 10:00 today)
+        assert page.evaluate("""() => [['2000-01-01', '12:00'], [null, '12:00'], [null, '06:30'],
+            ['2999-01-01', '06:30']].map(([day, to]) => window.courierApp.windowPassed(to, day))""") == [
+            True, False, True, False]
 
         _open(page, items["morning"])
         assert _sheet_window(page) == "Khung giờ giao 08:00–12:00"

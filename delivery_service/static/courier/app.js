@@ -157,8 +157,11 @@ function windowOf(order) {
   return { from: w.from, to: w.to, text: `${w.from}–${w.to}` };
 }
 
-/** Whether today's window ending at `to` (HH:MM) is over: its end has passed on the service's clock. */
-function windowPassed(to, now = new Date()) {
+/** Whether the window ending at `to` (HH:MM) on `day` (the run's date, YYYY-MM-DD; today if unknown) is
+ * over on the service's clock: a past run's windows are, a later run's are not. */
+function windowPassed(to, day = state.run?.date, now = new Date()) {
+  const today = localDay(now);
+  if (day && day !== today) return day < today;
   const z = zoned(now);
   return z.h * 60 + z.mi >= minutesOf(to);
 }
@@ -1308,6 +1311,6 @@ async function start() {
 
 // For the browser tests and for support: what waits, and a way to send now.
 window.courierApp = { drain: () => drain({ force: true }), outbox: () => getAll("outbox"), normaliseCode,
-  nextWorkingDay, loadRun };
+  nextWorkingDay, loadRun, windowPassed };
 
 start();
