@@ -44,7 +44,8 @@ def test_a_manifest_refuses_items_of_another_route_per_item_and_creates_nothing(
         messages = resp.json["errors"]["json"]["item_ids"]  # per field, per item
         assert len(messages) == len(wrong)
         for item, message in zip(wrong, messages, strict=True):
-            assert item in message and f"not on route {route}" in message and "không phải tuyến" in message
+            # the API's English, one language (the counter page translates it, below)
+            assert item in message and f"not on route {route}" in message and "tuyến" not in message
     assert manifests() == 0
     # items of two routes and no route chosen: which courier? refused, not guessed
     mixed = client.post("/api/v1/manifests", headers=auth, json={"kind": "counter_to_courier", "item_ids": [one, two]})
@@ -66,7 +67,17 @@ def test_the_page_offers_the_items_routes_and_refuses_another_one(client, auth):
     resp = client.post("/counter/manifests", data={"csrf_token": token, "item_ids": [one, two], "route": "QNG-01"},
                        follow_redirects=True)
     text = resp.get_data(as_text=True)
-    assert resp.status_code == 200 and two in text and "không phải tuyến QNG-01" in text
+    assert resp.status_code == 200 and two in text and f"{two} thuộc tuyến QNG-02, không phải tuyến QNG-01" in text
+    assert "not on route" not in text
+    # in English, English only; no route chosen for items of two routes: the page says which to choose
+    client.get("/counter/labels?lang=en")
+    resp = client.post("/counter/manifests", data={"csrf_token": token, "item_ids": [one, two]}, follow_redirects=True)
+    text = resp.get_data(as_text=True)
+    assert "Choose the route of the courier taking the bag." in text and "bưu tá nhận túi" not in text
+    resp = client.post("/counter/manifests", data={"csrf_token": token, "item_ids": [one, two], "route": "QNG-01"},
+                       follow_redirects=True)
+    text = resp.get_data(as_text=True)
+    assert f"{two} is on route QNG-02, not on route QNG-01." in text and "không phải tuyến" not in text
     assert manifests() == 0
 
 

@@ -649,8 +649,7 @@ def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: 
         if len(on) == 1 and None not in on:  # one bag for one courier: the items' route
             route_row = db.session.get(PostalRoute, on.pop())
         elif orders:
-            errors["route"] = ["Chọn tuyến của bưu tá nhận túi / "
-                               "Choose the route of the courier taking the bag."]
+            errors["route"] = ["Choose the route of the courier taking the bag."]
     if route_row is not None:
         # the courier named on the manifest carries every item of it: an item of another route
         # (another courier, even another province) would be signed for by the wrong person
@@ -659,7 +658,7 @@ def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: 
             errors.setdefault("item_ids", []).extend(wrong[:20])
             if len(wrong) > 20:
                 more = len(wrong) - 20
-                errors["item_ids"].append(f"… và {more} bưu gửi khác / and {more} more.")
+                errors["item_ids"].append(f"… and {more} more.")
     if errors:
         raise InvalidInput(errors)
     counters = {o.counter_id for o in orders}
@@ -677,13 +676,11 @@ def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: 
 
 
 def _off_route(order: DeliveryOrder, route: PostalRoute) -> str:
-    """Why an item cannot go on a manifest of ``route`` (bilingual: the page shows it as is)."""
+    """Why an item cannot go on a manifest of ``route`` (the API's English; the counter page shows it
+    in the reader's language, web.messages)."""
     if order.route_id is None:
-        return (f"{order.item_id} chưa có tuyến, không giao cho bưu tá tuyến {route.code} được / "
-                f"{order.item_id} is not on a route yet, so not on route {route.code}'s manifest.")
-    on = route_code(order.route_id)
-    return (f"{order.item_id} thuộc tuyến {on}, không phải tuyến {route.code} / "
-            f"{order.item_id} is on route {on}, not on route {route.code}.")
+        return f"{order.item_id} is not on a route yet, so not on route {route.code}'s manifest."
+    return f"{order.item_id} is on route {route_code(order.route_id)}, not on route {route.code}."
 
 
 @dataclass(frozen=True)
