@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from conftest import order_payload
+from conftest import login, order_payload
 from test_imports import row, to_csv, upload
 
 from delivery_service.addresses.api import address_parser
@@ -177,6 +177,12 @@ def test_import_with_one_address_column(client, auth):
     assert "dia_chi_day_du" in results[5]["errors"]  # a blank address, under the file's column
     # an unclear address is reported along with the row's other errors
     assert set(results[6]["errors"]) == {"recipient_phone", "dia_chi_day_du"}
+    # the counter's page shows the API's two-language message in the reader's language only
+    login(client, "counter")
+    for lang, shown, hidden in (("vi", "Không rõ địa chỉ, có phải: Phường Cẩm Thành", "Ambiguous address"),
+                                ("en", "Ambiguous address: did you mean Phường Cẩm Thành", "Không rõ địa chỉ")):
+        page = client.get(f"/counter/imports/{resp.json['id']}?lang={lang}").get_data(as_text=True)
+        assert shown in page and hidden not in page, lang
 
 
 def test_import_with_dia_chi_as_the_whole_address(client, auth):

@@ -122,6 +122,12 @@ _MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (re.compile(r"This commune belongs to a district: give district_code\."),
      _fixed(lambda: gettext("This commune belongs to a district: choose the district."))),
     (re.compile(r"Unknown field\."), _fixed(lambda: gettext("Unknown field."))),
+    # an address written as text (orders.services.address_candidates): the API's message names both
+    # languages; a page shows the reader's
+    (re.compile(r"Không rõ địa chỉ, có phải: (.*)\? / Ambiguous address: did you mean \1\?", re.S),
+     lambda m: gettext("Ambiguous address: did you mean %(candidates)s?", candidates=m.group(1))),
+    (re.compile(r"Không đọc được xã / phường .* / Address not recognised: .*"),
+     _fixed(lambda: gettext("Address not recognised: write the commune (ward) and the province."))),
     # --- batch import (delivery_service/imports/services.py) ---
     (re.compile(r"Duplicate of line (\d+) \(same dossier_code and direction\)\."),
      lambda m: gettext("Same dossier code and service as line %(line)s.", line=m.group(1))),
