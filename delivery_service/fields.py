@@ -84,9 +84,14 @@ class Phone(fields.String):
         return normalise_phone(raw)
 
 
+# What people write in a phone number besides its digits. phonenumbers.parse also reads letters
+# as a keypad's digits ("090abc1234" is 0902221234): a typo would then reach a stranger's phone.
+PHONE_TEXT = re.compile(r"[0-9+().\-\s]+")
+
+
 def normalise_phone(raw: str) -> str:
     """National form of a valid Vietnamese number, or ValidationError."""
-    if len(raw) > 20:
+    if len(raw) > 20 or PHONE_TEXT.fullmatch(raw) is None:
         raise ValidationError(coded("invalid_phone", "Not a valid Vietnamese phone number."))
     try:
         number = phonenumbers.parse(raw, "VN")
