@@ -301,6 +301,12 @@ def register(app: Flask) -> None:
         if current_app.testing and current_app.config.get("PROPAGATE_EXCEPTIONS", True):
             raise exc
         current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        from delivery_service.extensions import db
+
+        # A failed statement leaves the session unusable until rolled back: the error page reads the
+        # user (language, menu) through it, and would fail too, into the server's bare "Internal
+        # Server Error" without the layout or the reader's language.
+        db.session.rollback()
         if _wants_json():
             return jsonify(error_body(500)), 500
         return render_template("error.html", code=500, message="Internal Server Error"), 500

@@ -43,3 +43,55 @@ def test_the_written_forms_of_a_number_are_still_read():
 
     for written in ("0905 123 456", "+84 905 123 456", "(0905) 123-456", "0905.123.456", "0905\u00a0123\u00a0456"):
         assert normalise_phone(written) == "0905123456", written
+
+
+# --- a route's capacity past any courier's day is refused on its field, not a server error -----------
+
+def test_the_coverage_page_refuses_a_capacity_too_large_beside_the_field(client):
+    import sqlalchemy as sa
+    from test_web_routing import coverage_form, coverage_state, text_of
+
+    from delivery_service.extensions import db
+
+    before = coverage_state("QNG-02")
+    login(client, "supervisor")
+    communes = [str(c) for c in before[0]]
+    for too_many in ("99999999999999999999", "100001"):
+        resp = client.post("/routes/QNG-02/coverage", data=coverage_form(
+            client, "QNG-02", communes=communes, capacity_per_day=too_many))
+        html = text_of(resp.get_data(as_text=True))
+        assert resp.status_code == 422, html[:2000]
+        assert "từ 0 đến 100.000" in html, html[:3000]
+        db.session.rollback()
+        assert coverage_state("QNG-02") == before
+    english = client.post("/routes/QNG-02/coverage?lang=en", data=coverage_form(
+        client, "QNG-02", communes=communes, capacity_per_day="100001"))
+    assert "from 0 to 100,000" in text_of(english.get_data(as_text=True))
+    saved = client.post("/routes/QNG-02/coverage", data=coverage_form(
+        client, "QNG-02", communes=communes, capacity_per_day="100000"))
+    assert saved.status_code == 303
+    assert db.session.scalar(sa.text("SELECT capacity_per_day FROM postal_routes WHERE code = 'QNG-02'")) == 100_000
+
+
+# --- a database error shows the service's error page, in the reader's language ----------------------
+
+@pytest.mark.config(PROPAGATE_EXCEPTIONS=False)
+def test_a_failed_write_shows_the_error_page_not_the_servers_bare_one(app, client):
+    from delivery_service.extensions import db
+    from delivery_service.orgs.models import PostalRoute
+
+    def broken_write():  # a write the database refuses, as a bug would make one
+        route = db.session.scalar(sa.select(PostalRoute).where(PostalRoute.code == "QNG-02"))
+        route.capacity_per_day = -1  # the table's CHECK refuses it at the flush
+        db.session.flush()
+        return "not reached"
+
+    import sqlalchemy as sa
+
+    app.add_url_rule("/test-broken-write", view_func=broken_write)
+    login(client, "supervisor")
+    resp = client.get("/test-broken-write")
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 500
+    assert "Lỗi 500" in html and 'lang="vi"' in html and "Võ Thị Trưởng" in html, html[:2000]  # the layout, the user
+    assert client.get("/routes").status_code == 200  # the next request is served as usual

@@ -24,7 +24,7 @@ from delivery_service.errors import InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.fields import whole_number
 from delivery_service.localtime import local_today
-from delivery_service.orgs.models import Counter, CounterLevel, PostalRoute, PostOffice
+from delivery_service.orgs.models import MAX_CAPACITY_PER_DAY, Counter, CounterLevel, PostalRoute, PostOffice
 from delivery_service.units.models import AdminUnit
 from delivery_service.vietnamese import sort_key
 
@@ -388,7 +388,7 @@ def save_route(
     capacity: int | None = None
     raw = str(form.get("capacity_per_day") or "").strip()
     if raw:
-        if (number := whole_number(raw)) is None or number > 100_000:
+        if (number := whole_number(raw)) is None or number > MAX_CAPACITY_PER_DAY:
             errors.add(
                 "capacity_per_day",
                 "Số đơn mỗi ngày: số nguyên từ 0, hoặc để trống (không giới hạn).",

@@ -71,6 +71,11 @@ route_communes = sa.Table(
 )
 
 
+# The most orders a route may take a day (the coverage page, the admin's route form and the API): a
+# courier delivers a few hundred; a bigger figure is a typo (and past SQLite's INTEGER an error).
+MAX_CAPACITY_PER_DAY = 100_000
+
+
 class PostalRoute(db.Model):
     """A postal delivery route (tuyến phát) of a post office: the communes it covers, its courier.
 

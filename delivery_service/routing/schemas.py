@@ -8,6 +8,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from delivery_service.fields import Day, QueryArgs, Text
 from delivery_service.orders.schemas import OrderOut
+from delivery_service.orgs.models import MAX_CAPACITY_PER_DAY
 from delivery_service.orgs.services import route_code
 from delivery_service.routing.models import PartKind
 
@@ -86,7 +87,7 @@ class CoverageIn(Schema):
         validate=validate.Length(max=500),
         metadata={"description": "Hamlet and street rules (replaces them)"},
     )
-    capacity_per_day = fields.Integer(allow_none=True, validate=validate.Range(0, 100_000))
+    capacity_per_day = fields.Integer(allow_none=True, validate=validate.Range(0, MAX_CAPACITY_PER_DAY))
     backup_route = fields.String(allow_none=True, validate=validate.Length(max=32))
     return_to_office = fields.Boolean()
 

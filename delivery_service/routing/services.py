@@ -24,7 +24,7 @@ from delivery_service.extensions import db
 from delivery_service.localtime import day_start
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
 from delivery_service.orders.status import TERMINAL, Status
-from delivery_service.orgs.models import PostalRoute, PostOffice, route_communes
+from delivery_service.orgs.models import MAX_CAPACITY_PER_DAY, PostalRoute, PostOffice, route_communes
 from delivery_service.routing.models import PartKind, RouteDayLoad, RouteRule, RouteRun, RunStop
 from delivery_service.units.models import AdminUnit, UnitLevel
 from delivery_service.units.services import unit_index
@@ -529,8 +529,10 @@ def set_coverage(actor: Actor, code: str, *, communes: Sequence[int] | None = No
     keys = [(c, k, fold(p)) for c, k, p in parsed]
     if len(set(keys)) != len(keys):
         errors.setdefault("rules", []).append("The same hamlet or street is listed twice.")
-    if capacity is not ... and capacity is not None and (not isinstance(capacity, int) or capacity < 0):
-        errors["capacity_per_day"] = ["Must be a whole number of orders, 0 or more, or empty for no limit."]
+    if capacity is not ... and capacity is not None and (
+            not isinstance(capacity, int) or not 0 <= capacity <= MAX_CAPACITY_PER_DAY):
+        errors["capacity_per_day"] = [
+            f"Must be a whole number of orders, 0 to {MAX_CAPACITY_PER_DAY}, or empty for no limit."]
     backup_route: PostalRoute | None = None
     if backup is not ... and backup:
         backup_route = db.session.scalar(
