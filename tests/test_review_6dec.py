@@ -95,3 +95,27 @@ def test_a_failed_write_shows_the_error_page_not_the_servers_bare_one(app, clien
     assert resp.status_code == 500
     assert "Lỗi 500" in html and 'lang="vi"' in html and "Võ Thị Trưởng" in html, html[:2000]  # the layout, the user
     assert client.get("/routes").status_code == 200  # the next request is served as usual
+
+
+# --- an import's results page: each refused cell's message in the reader's language, about that cell -------
+
+def test_the_import_results_page_explains_a_bad_window_or_weight_in_the_readers_language(client, auth):
+    from test_web_routing import text_of
+
+    rows = [row(delivery_window="tối"), row(delivery_window="05:00-07:00"), row(delivery_window="08:00-08:10"),
+            row(weight_g="99999"), row(weight_g="nặng"), row(postage_vnd="2000000000")]
+    resp = upload(client, auth, to_csv(rows))
+    assert resp.status_code in (201, 202), resp.json
+    login(client, "counter")
+    vi = text_of(client.get(f"/counter/imports/{resp.json['id']}?lang=vi").get_data(as_text=True))
+    for shown in ("Ghi “sáng” (08:00–12:00), “chiều” (13:30–17:00) hoặc một khoảng giờ như 08:00-10:00",
+                  "Khung giờ giao phải nằm trong khoảng 06:00–21:00.",
+                  "Khung giờ giao phải kết thúc ít nhất 30 phút sau khi bắt đầu.",
+                  "Nhập khối lượng bằng số gam nguyên, từ 1 đến 30.000.", "Hãy nhập một số nguyên.",
+                  "Số tiền phải từ 0 đến 1.000.000.000 đồng."):
+        assert shown in vi, (shown, vi[-3000:])
+    assert '{"from"' not in vi and "The window" not in vi and "Must be" not in vi
+    assert vi.count("Số tiền") == 1  # the weight's messages speak of grams, not of đồng
+    en = text_of(client.get(f"/counter/imports/{resp.json['id']}?lang=en").get_data(as_text=True))
+    assert "Write “morning” or “sáng” (08:00–12:00)" in en and "Enter the weight in whole grams" in en
+    assert "Khung giờ" not in en

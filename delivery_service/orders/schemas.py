@@ -56,7 +56,7 @@ WINDOW_NAMES = {"morning": "morning", "sang": "morning", "buoi_sang": "morning",
                 "afternoon": "afternoon", "chieu": "afternoon", "buoi_chieu": "afternoon"}
 WINDOW_EARLIEST, WINDOW_LATEST, WINDOW_SHORTEST = 6 * 60, 21 * 60, 30
 _HHMM = re.compile(r"([01]?\d|2[0-3])\s*[:hH.]\s*([0-5]\d)|([01]?\d|2[0-3])\s*[hH]")
-_WINDOW_ERROR = ('Give "morning" (08:00–12:00), "afternoon" (13:30–17:00) or {"from": "HH:MM", '
+WINDOW_ERROR = ('Give "morning" (08:00–12:00), "afternoon" (13:30–17:00) or {"from": "HH:MM", '
                  '"to": "HH:MM"} between 06:00 and 21:00, at least 30 minutes long.')
 
 
@@ -85,10 +85,10 @@ def parse_window(value: Any) -> tuple[int, int]:
             return WINDOWS[name]
         parts = re.split(r"\s*[-–—]\s*|\s+(?:to|đến|den)\s+", value.strip())
         if len(parts) != 2:
-            raise ValidationError(_WINDOW_ERROR)
+            raise ValidationError(WINDOW_ERROR)
         start, end = _minutes(parts[0]), _minutes(parts[1])
         if start is None or end is None:
-            raise ValidationError(_WINDOW_ERROR)
+            raise ValidationError(WINDOW_ERROR)
     elif isinstance(value, dict):
         errors: dict[str, list[str]] = {}
         unknown = set(value) - {"from", "to"}
@@ -104,7 +104,7 @@ def parse_window(value: Any) -> tuple[int, int]:
         start, end = got["from"], got["to"]
         assert start is not None and end is not None
     else:
-        raise ValidationError(_WINDOW_ERROR)
+        raise ValidationError(WINDOW_ERROR)
     if start < WINDOW_EARLIEST or end > WINDOW_LATEST:
         raise ValidationError("The window must lie between 06:00 and 21:00.")
     if end - start < WINDOW_SHORTEST:

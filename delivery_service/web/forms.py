@@ -183,8 +183,12 @@ def load_order(values: Mapping[str, str],
         return OrderIn().load(payload), {}
     except ValidationError as exc:
         errors = translate_errors(exc.messages)  # type: ignore[arg-type]
-        if "weight_g" in errors:  # the generic number messages speak of đồng
+        if "weight_g" in errors:
             errors["weight_g"] = [gettext("Enter the weight in whole grams, from 1 to 30,000.")]
+        whole, amount = gettext("Enter a whole number."), gettext("Enter a whole number of đồng.")
+        for name in ("postage_vnd", "collect_vnd"):  # an amount: say so (``whole`` is any number's)
+            if name in errors:
+                errors[name] = [amount if m == whole else m for m in errors[name]]
         if "delivery_window" in errors:
             errors["delivery_window"] = [str(WINDOW_MESSAGE)]
         for name, labels in _choices().items():  # a value not in the list (a tampered form)

@@ -12,10 +12,22 @@ from collections.abc import Callable
 from flask_babel import format_decimal, gettext
 
 from delivery_service.imports.services import ADDRESS_HINT
+from delivery_service.orders.schemas import MAX_VND, MAX_WEIGHT_G, WINDOW_ERROR
 
 
 def _fixed(msgid_call: Callable[[], str]) -> Callable[[re.Match[str]], str]:
     return lambda _m: msgid_call()
+
+
+def _range(m: re.Match[str]) -> str:
+    """marshmallow's Range message, by its bounds: an amount of money, a weight, or any number."""
+    low, high = int(m.group(1)), int(m.group(2))
+    if (low, high) == (0, MAX_VND):
+        return gettext("The amount must be between 0 and 1,000,000,000 đồng.")
+    if (low, high) == (1, MAX_WEIGHT_G):
+        return gettext("Enter the weight in whole grams, from 1 to 30,000.")
+    return gettext("Enter a number from %(low)s to %(high)s.", low=format_decimal(low),
+                   high=format_decimal(high))
 
 
 _MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
@@ -30,9 +42,21 @@ _MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
      lambda m: gettext("At most %(n)s characters.", n=next(g for g in m.groups() if g))),
     (re.compile(r"Contains control or invalid characters\."),
      _fixed(lambda: gettext("Contains characters that are not allowed."))),
-    (re.compile(r"Not a valid integer\."), _fixed(lambda: gettext("Enter a whole number of đồng."))),
-    (re.compile(r"Must be greater than or equal to .*"),
-     _fixed(lambda: gettext("The amount must be between 0 and 1,000,000,000 đồng."))),
+    (re.compile(r"Not a valid integer\."), _fixed(lambda: gettext("Enter a whole number."))),
+    (re.compile(r"Must be greater than or equal to (-?\d+) and less than or equal to (-?\d+)\."), _range),
+    (re.compile(r"Must be greater than or equal to (-?\d+)\."),
+     lambda m: gettext("Enter a number of at least %(low)s.", low=format_decimal(int(m.group(1))))),
+    # --- the delivery window (orders.schemas.parse_window): a file's cell or the API's value ---
+    (re.compile(re.escape(WINDOW_ERROR)),
+     _fixed(lambda: gettext("Write “morning” or “sáng” (08:00–12:00), “afternoon” or “chiều” (13:30–17:00), "
+                            "or a time range such as 08:00-10:00, between 06:00 and 21:00, at least 30 "
+                            "minutes long."))),
+    (re.compile(r"The window must lie between 06:00 and 21:00\."),
+     _fixed(lambda: gettext("The delivery window must lie between 06:00 and 21:00."))),
+    (re.compile(r"The window must end at least 30 minutes after it starts\."),
+     _fixed(lambda: gettext("The delivery window must end at least 30 minutes after it starts."))),
+    (re.compile(r'Not a valid time: give "HH:MM"\.'),
+     _fixed(lambda: gettext("Not a valid time: write it as HH:MM, for example 08:30."))),
     (re.compile(r"Not a valid date\."), _fixed(lambda: gettext("Not a valid date (dd/mm/yyyy)."))),
     # --- printing (delivery_service/printing/services.py); before the generic "Must be one of" ---
     (re.compile(r"Unknown label size: choose 100x150, 100x100, a6 or a4\."),
