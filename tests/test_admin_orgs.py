@@ -467,7 +467,10 @@ def test_reporting_scope_of_an_api_client_is_set_on_its_page_within_the_admins_p
     assert event.after["report_unit_id"] == db.session.get(ApiClient, client_id).report_unit_id
     resp = _post(client, f"/admin/clients/{client_id}/report-scope", "/admin/clients", unit="nowhere")
     assert resp.status_code == 422
-    assert _error(resp.get_data(as_text=True), f"unit-{client_id}").startswith("Mã tỉnh hoặc xã hiện hành")
+    assert _error(resp.get_data(as_text=True), f"unit-{client_id}") == "Mã tỉnh hoặc xã hiện hành, hoặc mã huyện cũ."
+    resp = _post(client, f"/admin/clients/{client_id}/report-scope?lang=en", "/admin/clients", unit="nowhere")
+    assert _error(resp.get_data(as_text=True), f"unit-{client_id}") == (
+        "Give the code of a current province or commune, or of a former district.")  # one language
     db.session.expire_all()
     assert db.session.get(ApiClient, client_id).report_unit.code == "42"  # unchanged
     # a province admin (Hà Tĩnh) may not point their client at Quảng Ngãi

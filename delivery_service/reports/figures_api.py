@@ -26,6 +26,7 @@ from delivery_service.accounts.models import ApiClient, Role, User
 from delivery_service.accounts.services import Actor, record
 from delivery_service.api import current_actor, protected
 from delivery_service.errors import Forbidden, InvalidInput, NotFound, coded
+from delivery_service.errors import Text as Both
 from delivery_service.extensions import db
 from delivery_service.fields import Day, QueryArgs, Text
 from delivery_service.localtime import local_today
@@ -252,9 +253,9 @@ def set_report_scope(admin: Actor, client_id: int, unit_code: str | None, *, tod
         ) or db.session.scalar(_admin(UnitLevel.DISTRICT).where(AdminUnit.code == unit_code)
                                .order_by(AdminUnit.valid_from.desc()).limit(1))
         if unit_id is None:
-            raise InvalidInput({"unit": [coded(
-                "unknown_unit", "Mã tỉnh hoặc xã hiện hành, hoặc mã huyện cũ. / Give the code of a current "
-                                "province or commune, or of a former district.")]})
+            raise InvalidInput({"unit": [Both(  # the administration page shows the reader's language
+                "Mã tỉnh hoặc xã hiện hành, hoặc mã huyện cũ.",
+                "Give the code of a current province or commune, or of a former district.")]})
     before = {"report_unit_id": client.report_unit_id}
     client.report_unit_id = unit_id
     record("api_client.report_scope", actor=admin, object_type="api_client", object_id=client.id,
