@@ -119,3 +119,16 @@ def test_the_import_results_page_explains_a_bad_window_or_weight_in_the_readers_
     en = text_of(client.get(f"/counter/imports/{resp.json['id']}?lang=en").get_data(as_text=True))
     assert "Write “morning” or “sáng” (08:00–12:00)" in en and "Enter the weight in whole grams" in en
     assert "Khung giờ" not in en
+
+
+# --- the background jobs page names its states and queues in the reader's language --------------------
+
+def test_the_jobs_page_names_states_and_queues_in_the_readers_language(client):
+    from test_web_routing import text_of
+
+    login(client, "admin")
+    vi = text_of(client.get("/admin/jobs?lang=vi").get_data(as_text=True))
+    for shown in ("Đang chờ", "Đang chạy", "Đã xong", "Thất bại", "Có người đang chờ", "Chạy nền"):
+        assert shown in vi, shown
+    en = text_of(client.get("/admin/jobs?lang=en").get_data(as_text=True))
+    assert "Waiting" in en and "Background" in en and "Đang chờ" not in en

@@ -25,10 +25,10 @@ class Section(NamedTuple):
 # are listed here up front; the index skips those whose endpoint is not registered.
 SECTIONS: list[Section] = [
     Section("admin_users.index", "Người dùng", "Users", False),
-    Section("admin_orgs.counters", "Quầy một cửa", "One-stop counters", False),
+    Section("admin_orgs.counters", "Bộ phận một cửa", "Counters", False),
     Section("admin_orgs.offices", "Bưu cục", "Post offices", False),
     Section("admin_orgs.routes", "Tuyến phát", "Postal routes", False),
-    Section("admin_clients.index", "Phần mềm kết nối (API)", "API clients", False),
+    Section("admin_clients.index", "Khóa API và webhook", "API clients and webhooks", False),
     Section("admin_rules.index", "Quy tắc nghiệp vụ", "Business rules", False),  # read-only for a province
     Section("admin_privacy.index", "Dữ liệu cá nhân", "Personal data", False),
     Section("webhooks.index", "Webhook", "Webhooks", True),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 
 from delivery_service import outbox
 from delivery_service.admin.scope import national_admin_required
@@ -16,6 +17,12 @@ bp = Blueprint("admin_jobs", __name__, url_prefix="/admin/jobs")
 # The whole country's data: national administrators only (province admins get 403).
 admin_required = national_admin_required
 
+# outbox.STATES and outbox.QUEUES as the page names them (the code stays beside, for the logs).
+STATE_NAMES = {"pending": _l("Waiting"), "handed": _l("Handed to a worker"), "running": _l("Running"),
+               "done": _l("Done"), "failed": _l("Failed"),
+               "superseded": _l("Superseded (a newer run took it)")}
+QUEUE_NAMES = {"interactive": _l("Someone is waiting"), "background": _l("Background")}
+
 
 @bp.get("")
 @admin_required
@@ -23,7 +30,8 @@ def index():
     """Jobs by state and queue, the oldest one owed, and the failed ones."""
     view = outbox.overview(db.session.connection(), utcnow())
     db.session.rollback()
-    return render_template("admin/jobs.html", states=outbox.STATES, queues=outbox.QUEUES, **view)
+    return render_template("admin/jobs.html", states=outbox.STATES, queues=outbox.QUEUES,
+                           state_names=STATE_NAMES, queue_names=QUEUE_NAMES, **view)
 
 
 @bp.post("/<int:job_id>/retry")
