@@ -132,3 +132,16 @@ def test_the_jobs_page_names_states_and_queues_in_the_readers_language(client):
         assert shown in vi, shown
     en = text_of(client.get("/admin/jobs?lang=en").get_data(as_text=True))
     assert "Waiting" in en and "Background" in en and "Đang chờ" not in en
+
+
+# --- a report file asked for a wrong period says what is wrong ---------------------------------------
+
+@pytest.mark.parametrize("path", ["/reports/export.csv", "/reports/export.xlsx", "/reports/orders.csv"])
+def test_a_report_file_for_a_wrong_period_says_why(client, path):
+    from test_web_routing import text_of
+
+    login(client, "district")
+    resp = client.get(f"{path}?start=2026-12-10&end=2026-12-01")
+    assert resp.status_code == 400
+    page = text_of(resp.get_data(as_text=True))
+    assert "10/12/2026" in page and "01/12/2026" in page, page[-1500:]  # the dashboard's own sentence

@@ -580,10 +580,13 @@ def units_chart():
 
 
 def _query_or_400() -> Query:
+    """The query of a file or a chart; a bad one answers the error page with what is wrong (the messages
+    are in the reader's language already, as the dashboard shows them)."""
     try:
         return _query()
     except BadQuery as exc:
-        abort(400, " ".join(exc.messages))
+        abort(Response(render_template("error.html", code=400, message=" ".join(exc.messages),
+                                       translated=True), status=400))
 
 
 def _period_vi(q: Query) -> str:
