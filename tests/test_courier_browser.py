@@ -309,6 +309,14 @@ def test_scans_and_refused_records(app, live_server, browser):
         _scan(page, "hello")
         page.wait_for_selector('#scan-msg:has-text("không phải số hiệu bưu gửi")')
 
+        # not 4 digits in the ID box: the phone says so before recording anything
+        _open(page, c)
+        page.locator('#sheet-actions [data-action="delivered"]').click()
+        page.locator("#d-id4").fill("ab")
+        page.locator('#form-delivered button[type="submit"]').click()
+        page.wait_for_selector("#sheet-msg:visible")
+        assert page.locator("#sheet-msg").text_content() == "Nhập đúng 4 chữ số cuối của CCCD."
+        page.click("#sheet-close")
         # wrong ID digits: the server refuses; the phone keeps the record and says why
         _deliver(page, c, "051190000000")
         page.wait_for_selector('#outbox-badge[data-state="parked"]')

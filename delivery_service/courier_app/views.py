@@ -77,6 +77,7 @@ def js_strings() -> dict[str, str]:
                                    "nothing is lost."),
         "need_signature_or_photo": gettext("Draw a signature or take a photo."),
         "need_id_check": gettext("Enter the identity check."),
+        "need_id_last4": gettext("Enter exactly the last 4 digits of the ID card (CCCD)."),
         "need_receiver_name": gettext("Enter the name of the person who received it."),
         "need_relation": gettext("Enter the relation to the recipient."),
         "need_reason": gettext("Choose a reason."),

@@ -887,7 +887,8 @@ async function submitDelivered(form, eventId) {
   const check = $("#d-idkind").hidden ? "none" : form.elements.id_kind.value;
   if (check !== "none") {
     const value = (check === "id_last4" ? form.elements.id_last4.value : form.elements.otp.value).trim();
-    if (!value || (check === "id_last4" && !/^\d{4}$/.test(value))) return sheetMessage(t("need_id_check"));
+    if (!value) return sheetMessage(t("need_id_check"));
+    if (check === "id_last4" && !/^\d{4}$/.test(value)) return sheetMessage(t("need_id_last4"));
     fields.id_check = { kind: check, value };
   }
   const files = [];
