@@ -293,6 +293,8 @@ def test_counter_form_fills_the_address_from_a_pasted_line(app, live_server, bro
         choices = page.locator("[data-address-choices] button")
         choices.first.wait_for()
         assert choices.count() == 2 and "Chưa chắc chắn" in page.text_content("[data-address-status]")
+        # what the first line filled is gone: this is another address
+        assert page.input_value("#f-commune_code") == "" and page.input_value("#f-address_detail") == ""
         names = choices.all_text_contents()
         assert all("Sơn Tây" in name for name in names)
         wanted = "51" if "Quảng Ngãi" in names[1] else "42"
@@ -301,6 +303,14 @@ def test_counter_form_fills_the_address_from_a_pasted_line(app, live_server, bro
         expect(page.locator("#f-commune_code")).not_to_have_value("")
         expect(page.locator("[data-address-choices]")).to_be_hidden()
         assert "Sơn Tây" in page.locator("#f-commune_code option:checked").text_content()
+
+        # a detail the clerk typed stays; a line that reads as nothing takes back the commune
+        page.fill("#f-address_detail", "Thôn 4")
+        page.fill("#f-address_text", "asdfgh")
+        with page.expect_response(lambda r: r.url.endswith("/api/v1/addresses/parse")):
+            page.click("[data-address-read]")
+        expect(page.locator("#f-commune_code")).to_have_value("")
+        assert page.input_value("#f-address_detail") == "Thôn 4"
         assert watch.take() == []
         assert page.url.endswith("/counter/orders/new")  # Enter did not submit the form
     finally:

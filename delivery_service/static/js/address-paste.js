@@ -1,7 +1,9 @@
 // A pasted address fills the counter form's address: POST /api/v1/addresses/parse (same origin,
 // the clerk's session with the form's CSRF token) reads the province, commune and detail; this
 // script selects them in the cascading selects of units.js and fills an empty detail field. When
-// the reader is not sure it offers its ranked candidates as buttons and selects nothing itself.
+// the reader is not sure it offers its ranked candidates as buttons and selects nothing itself; what
+// an earlier line filled goes (the commune, and the detail unless the clerk changed it), so that a
+// new citizen's order never keeps the last one's address unnoticed.
 // Without this script the box stays hidden and the selects work as before.
 
 function option(select, code) {
@@ -41,6 +43,21 @@ function setup(box) {
   const choices = box.querySelector("[data-address-choices]");
   const text = box.dataset;
   let latest = 0; // answers to older requests are dropped
+  let filled = null; // the detail the last line wrote, while the field still holds it
+
+  // The detail of a new line: into an empty field, or over what the last line wrote.
+  function fillDetail(value) {
+    if (detail.value.trim() && detail.value !== filled) return;
+    detail.value = value || "";
+    filled = detail.value || null;
+  }
+
+  // A line that selects nothing takes back what the last one selected and wrote.
+  function forget() {
+    commune.value = "";
+    if (filled !== null && detail.value === filled) detail.value = "";
+    filled = null;
+  }
 
   async function children(parentId) {
     const resp = await fetch(`${unitsUrl}?parent=${encodeURIComponent(parentId)}`, {
@@ -119,7 +136,7 @@ function setup(box) {
       const answer = await resp.json();
       if (ticket !== latest) return;
       if (answer.sure && (await apply(answer))) {
-        if (!detail.value.trim() && answer.detail) detail.value = answer.detail;
+        fillDetail(answer.detail);
         const former = answer.written ? ` ${text.former} ${label(answer.written)}.` : "";
         say(text.sure + former);
         return;
@@ -131,7 +148,8 @@ function setup(box) {
         seen.add(r.commune.id);
         return true;
       });
-      if (readings.length && !detail.value.trim() && answer.detail) detail.value = answer.detail;
+      forget();
+      if (readings.length) fillDetail(answer.detail);
       say(readings.length ? text.unsure : text.none);
       offer(readings.slice(0, 5));
     } catch (err) {
