@@ -145,3 +145,25 @@ def test_a_report_file_for_a_wrong_period_says_why(client, path):
     assert resp.status_code == 400
     page = text_of(resp.get_data(as_text=True))
     assert "10/12/2026" in page and "01/12/2026" in page, page[-1500:]  # the dashboard's own sentence
+
+
+# --- the API names every mistake of a body in one answer, the address's units included ---------------------
+
+def test_the_api_reports_a_wrong_commune_with_the_other_mistakes(client, auth):
+    body = order_payload(address={"province_code": "51", "commune_code": "99999", "detail": "12 Hùng Vương"},
+                         appointment_date="2020-12-09")
+    body["recipient"]["foo"] = 1
+    resp = client.post("/api/v1/orders", headers=auth, json=body)
+    assert resp.status_code == 422, resp.json
+    errors = resp.json["errors"]["json"]
+    assert set(errors) == {"recipient", "appointment_date", "address"}, errors
+    assert list(errors["address"]) == ["commune_code"]
+    mismatch = order_payload(address={"province_code": "42", "commune_code": "21025", "detail": "12 Hùng Vương"})
+    mismatch["extra"] = 1
+    errors = client.post("/api/v1/orders", headers=auth, json=mismatch).json["errors"]["json"]
+    assert set(errors) == {"extra", "address"}, errors
+    # an address given as text, unclear, is named with the rest too
+    unclear = order_payload(address={"text": "thôn 3, Cẩm Thành"}, appointment_date="2020-12-09")
+    errors = client.post("/api/v1/orders", headers=auth, json=unclear).json["errors"]["json"]
+    assert set(errors) == {"appointment_date", "address"} and list(errors["address"]) == ["text"], errors
+    assert order_count() == 0

@@ -240,6 +240,26 @@ class OrderIn(StrictSchema):
             raise ValidationError(coded("required", "Required when delivering a result."), "appointment_date")
 
 
+    def handle_error(self, error: ValidationError, data: Any, *, many: bool, **kwargs: Any) -> None:
+        """Check the address's units too when other fields fail (they are checked by the service, after
+        the schema), so that a client sees every mistake in one answer, not one round at a time."""
+        messages = error.messages
+        raw = data.get("address") if isinstance(data, dict) and not many else None
+        if not isinstance(messages, dict) or not isinstance(raw, dict) or "address" in messages:
+            return
+        from delivery_service.errors import InvalidInput
+        from delivery_service.orders.services import local_today, read_order_address, resolve_order_address
+
+        codes = [raw.get(k) for k in ("province_code", "commune_code")]
+        try:
+            if "text" not in raw and all(isinstance(c, str) and c for c in codes):
+                resolve_order_address(raw, local_today())
+            elif set(raw) <= {"text", "detail"} and isinstance(raw.get("text"), str) and raw["text"].strip():
+                read_order_address({"text": raw["text"], "detail": raw.get("detail") or None}, local_today())
+        except InvalidInput as exc:
+            messages.update(exc.errors)
+
+
 class AddressChangeIn(StrictSchema):
     """A corrected delivery address; the order is placed again on the route that covers it."""
 
