@@ -269,7 +269,7 @@ def test_page_shows_sent_by_post_beside_the_total_and_the_share(client, auth):
     resp = client.post("/counter/totals", data={"csrf_token": token, "day": days_ago(0), "results_total": "12"})
     assert resp.status_code == 303 and resp.headers["Location"].endswith("/counter/totals")
     html = client.get("/counter/totals").get_data(as_text=True)
-    assert "Đã lưu: 12 kết quả" in html
+    assert "Đã lưu: 12 kết quả" in html and "hãy kiểm tra lại" not in html
     row = re.search(rf'<tr id="d-{days_ago(0)}">(.*?)</tr>', html, re.S).group(1)
     cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
     assert cells[1:4] == ["3", "12", "25%"]
@@ -283,6 +283,13 @@ def test_page_shows_sent_by_post_beside_the_total_and_the_share(client, auth):
                                                 "results_total": "1.200"})
     assert resp.status_code == 303
     assert stored_totals() == [("QNG-TTHCC", days_ago(1), 1200), ("QNG-TTHCC", days_ago(0), 12)]
+    # A total below what the counter sent by post that day is saved, with a word to check it.
+    resp = client.post("/counter/totals", data={"csrf_token": token, "day": days_ago(0), "results_total": "2"},
+                       follow_redirects=True)
+    html = resp.get_data(as_text=True)
+    assert "Đã lưu: 2 kết quả" in html
+    assert "Tổng số này nhỏ hơn 3 kết quả quầy đã gửi qua bưu chính trong ngày đó: hãy kiểm tra lại." in html
+    assert stored_totals()[-1] == ("QNG-TTHCC", days_ago(0), 2)
     # The row's link fills the form with the stored value.
     html = client.get(f"/counter/totals?day={days_ago(1)}&lang=en").get_data(as_text=True)
     assert 'value="1200"' in html and "Results handed out per day" in html

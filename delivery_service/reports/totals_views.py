@@ -76,6 +76,11 @@ def totals():
             flash(gettext("Saved: %(total)s results handed out on %(day)s.",
                           total=format_decimal(saved.results_total), day=saved.day.strftime("%d/%m/%Y")),
                   "success")
+            sent = inputs.sent_by_post(inputs.reporting_counter(actor), saved.day, saved.day,
+                                       current_app.config["SERVICE_TIMEZONE"]).get(saved.day, 0)
+            if saved.results_total < sent:  # saved all the same: the figure may be corrected later
+                flash(gettext("The total is below the %(sent)s results this counter sent by post that day: "
+                              "check the figure.", sent=format_decimal(sent)), "warning")
             return redirect(url_for("report_input.totals"), code=303)
     else:
         values = {"day": request.args.get("day") or today.isoformat(), "results_total": ""}
