@@ -167,3 +167,12 @@ def test_the_api_reports_a_wrong_commune_with_the_other_mistakes(client, auth):
     errors = client.post("/api/v1/orders", headers=auth, json=unclear).json["errors"]["json"]
     assert set(errors) == {"appointment_date", "address"} and list(errors["address"]) == ["text"], errors
     assert order_count() == 0
+
+
+# --- an id past what the database holds is "not found", not a server error ------------------------------
+
+@pytest.mark.parametrize("counter_id", ["99999999999999999999", "-1", "abc"])
+def test_an_admins_counter_choice_past_any_id_is_not_found(client, counter_id):
+    login(client, "admin")
+    for path in ("/counter/labels", "/counter/returns"):
+        assert client.get(f"{path}?counter_id={counter_id}").status_code == 404, path

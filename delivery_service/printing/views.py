@@ -11,6 +11,7 @@ from flask_login import current_user, login_required
 
 from delivery_service.errors import Conflict, DomainError, InvalidInput
 from delivery_service.extensions import db
+from delivery_service.fields import whole_number
 from delivery_service.orders.services import local_today
 from delivery_service.orgs.models import Counter
 from delivery_service.printing import services
@@ -67,9 +68,9 @@ def _counter() -> Counter | None:
         if counter is None:
             abort(404)
         return counter
-    counter_id = request.values.get("counter_id", type=int)
-    if counter_id is not None:
-        return db.session.get(Counter, counter_id) or abort(404)
+    raw = request.values.get("counter_id")
+    if raw is not None:  # an id a database holds (int() takes 20 digits, SQLite's INTEGER does not)
+        return db.session.get(Counter, whole_number(raw) or 0) or abort(404)
     first = list(db.session.scalars(sa.select(Counter).where(Counter.active).order_by(Counter.code).limit(2)))
     return first[0] if len(first) == 1 else None
 
@@ -156,7 +157,7 @@ def create_manifest():
     returns = request.form.get("kind") == ManifestKind.COURIER_TO_COUNTER.value
     kind = ManifestKind.COURIER_TO_COUNTER if returns else ManifestKind.COUNTER_TO_COURIER
     back = "printing.returns_page" if kind is ManifestKind.COURIER_TO_COUNTER else "printing.labels_page"
-    counter_id = request.form.get("counter_id", type=int) if current_user.role.value == "admin" else None
+    counter_id = whole_number(request.form.get("counter_id")) if current_user.role.value == "admin" else None
     try:
         manifest = services.create_manifest(page_actor(), kind=kind.value, item_ids=items,
                                             route=request.form.get("route") or None,
