@@ -306,7 +306,10 @@ def register(app: Flask) -> None:
         # A failed statement leaves the session unusable until rolled back: the error page reads the
         # user (language, menu) through it, and would fail too, into the server's bare "Internal
         # Server Error" without the layout or the reader's language.
-        db.session.rollback()
+        try:
+            db.session.rollback()
+        except Exception:  # noqa: BLE001  (the database itself is gone: the page is shown without it)
+            current_app.logger.warning("no rollback after the error on %s %s", request.method, request.path)
         if _wants_json():
             return jsonify(error_body(500)), 500
         return render_template("error.html", code=500, message="Internal Server Error"), 500

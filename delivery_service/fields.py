@@ -84,17 +84,33 @@ class Phone(fields.String):
         return normalise_phone(raw)
 
 
-# What people write in a phone number besides its digits. phonenumbers.parse also reads letters
-# as a keypad's digits ("090abc1234" is 0902221234): a typo would then reach a stranger's phone.
-PHONE_TEXT = re.compile(r"[0-9+().\-\s]+")
+# What may follow a phone number's first digit. phonenumbers.parse also reads letters there as a
+# keypad's digits ("090abc1234" is 0902221234): a typo would reach a stranger's phone.
+_PHONE_REST = re.compile(r"[0-9().\-/\s]*")
+_DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"))
+
+
+def phone_text(raw: str) -> str | None:
+    """A written phone number as phonenumbers should read it, or None when anything but digits,
+    spaces, dots, dashes, slashes or brackets follows its first digit. Full-width digits and the
+    dashes word processors put in are read as such; invisible characters copied along (a BOM, a
+    zero-width space) and the apostrophe a spreadsheet keeps before a number typed as text go; a
+    label before the number ("SĐT: 0905 123 456") is left to phonenumbers, which skips it."""
+    text = unicodedata.normalize("NFKC", raw).translate(_DASHES)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip().lstrip("'")
+    first = next((i for i, ch in enumerate(text) if "0" <= ch <= "9"), None)
+    if first is None or len(text) - first > 20 or _PHONE_REST.fullmatch(text, first) is None:
+        return None
+    return text
 
 
 def normalise_phone(raw: str) -> str:
     """National form of a valid Vietnamese number, or ValidationError."""
-    if len(raw) > 20 or PHONE_TEXT.fullmatch(raw) is None:
+    text = phone_text(raw) if len(raw) <= 64 else None
+    if text is None:
         raise ValidationError(coded("invalid_phone", "Not a valid Vietnamese phone number."))
     try:
-        number = phonenumbers.parse(raw, "VN")
+        number = phonenumbers.parse(text, "VN")
     except phonenumbers.NumberParseException:
         raise ValidationError(coded("invalid_phone", "Not a valid Vietnamese phone number.")) from None
     if number.country_code != 84 or not phonenumbers.is_valid_number(number):

@@ -41,7 +41,13 @@ def test_an_import_refuses_letters_in_a_phone_on_that_row(client, auth):
 def test_the_written_forms_of_a_number_are_still_read():
     from delivery_service.fields import normalise_phone
 
-    for written in ("0905 123 456", "+84 905 123 456", "(0905) 123-456", "0905.123.456", "0905\u00a0123\u00a0456"):
+    written_forms = ("0905 123 456", "+84 905 123 456", "(0905) 123-456", "0905.123.456", "0905\u00a0123\u00a0456",
+                     "'0905123456",  # a spreadsheet's number kept as text
+                     "0905\u2013123\u2013456", "0905\u2011123\u2011456",  # dashes a word processor puts in
+                     "0905/123/456", "\uff10\uff19\uff10\uff15\uff11\uff12\uff13\uff14\uff15\uff16",  # full-width
+                     "\u200b0905123456", "\ufeff0905123456",  # invisible characters copied along
+                     "SĐT: 0905123456", "Tel: 0905 123 456")  # a label before the number
+    for written in written_forms:
         assert normalise_phone(written) == "0905123456", written
 
 

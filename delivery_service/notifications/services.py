@@ -28,7 +28,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from delivery_service import rules
 from delivery_service.db import utcnow
 from delivery_service.extensions import db
-from delivery_service.fields import PHONE_TEXT
+from delivery_service.fields import phone_text
 from delivery_service.localtime import service_timezone
 from delivery_service.notifications import texts
 from delivery_service.notifications.models import (
@@ -77,10 +77,11 @@ def retry_schedule() -> tuple[int, ...]:
 
 def e164(phone: str | None) -> str | None:
     """"0912 345 678" → "84912345678"; None for what is not a valid Vietnamese number."""
-    if not phone or PHONE_TEXT.fullmatch(phone) is None:
+    text = phone_text(phone) if phone else None
+    if text is None:
         return None
     try:
-        number = phonenumbers.parse(phone, "VN")
+        number = phonenumbers.parse(text, "VN")
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_valid_number(number):
