@@ -311,6 +311,14 @@ def test_counter_form_fills_the_address_from_a_pasted_line(app, live_server, bro
             page.click("[data-address-read]")
         expect(page.locator("#f-commune_code")).to_have_value("")
         assert page.input_value("#f-address_detail") == "Thôn 4"
+        # a commune the clerk chose in the list stays through a line that reads as nothing
+        page.select_option("#f-commune_code", index=1)
+        chosen = page.input_value("#f-commune_code")
+        page.fill("#f-address_text", "qwerty")
+        with page.expect_response(lambda r: r.url.endswith("/api/v1/addresses/parse")):
+            page.click("[data-address-read]")
+        expect(page.locator("[data-address-read]")).to_be_enabled()  # the answer is handled
+        assert chosen and page.input_value("#f-commune_code") == chosen
         assert watch.take() == []
         assert page.url.endswith("/counter/orders/new")  # Enter did not submit the form
     finally:

@@ -44,6 +44,7 @@ function setup(box) {
   const text = box.dataset;
   let latest = 0; // answers to older requests are dropped
   let filled = null; // the detail the last line wrote, while the field still holds it
+  let selected = null; // the commune the last sure line selected (not one the clerk chose)
 
   // The detail of a new line: into an empty field, or over what the last line wrote.
   function fillDetail(value) {
@@ -52,9 +53,11 @@ function setup(box) {
     filled = detail.value || null;
   }
 
-  // A line that selects nothing takes back what the last one selected and wrote.
+  // A line that selects nothing takes back what the last one selected and wrote (what the clerk chose
+  // or typed stays).
   function forget() {
-    commune.value = "";
+    if (selected !== null && commune.value === selected) commune.value = "";
+    selected = null;
     if (filled !== null && detail.value === filled) detail.value = "";
     filled = null;
   }
@@ -109,6 +112,7 @@ function setup(box) {
       b.textContent = label(reading);
       b.addEventListener("click", async () => {
         if (await apply(reading)) {
+          selected = commune.value; // a line's reading, chosen: the next line may take it back
           choices.hidden = true;
           say(text.sure);
           commune.focus();
@@ -136,6 +140,8 @@ function setup(box) {
       const answer = await resp.json();
       if (ticket !== latest) return;
       if (answer.sure && (await apply(answer))) {
+        if (ticket !== latest) return; // a newer line is being read: its answer decides
+        selected = commune.value;
         fillDetail(answer.detail);
         const former = answer.written ? ` ${text.former} ${label(answer.written)}.` : "";
         say(text.sure + former);
