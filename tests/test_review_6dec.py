@@ -182,3 +182,14 @@ def test_an_admins_counter_choice_past_any_id_is_not_found(client, counter_id):
     login(client, "admin")
     for path in ("/counter/labels", "/counter/returns"):
         assert client.get(f"{path}?counter_id={counter_id}").status_code == 404, path
+
+
+def test_a_day_out_of_the_services_range_is_explained_as_a_date(client):
+    from conftest import csrf_token
+    from test_web_routing import text_of
+
+    login(client, "counter")
+    resp = client.post("/counter/totals", data={"csrf_token": csrf_token(client, "/counter/totals"),
+                                                "day": "01/12/2205", "results_total": "5"})
+    page = text_of(resp.get_data(as_text=True))
+    assert resp.status_code == 422 and "Must be" not in page, page[-2000:]

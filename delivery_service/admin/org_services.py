@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
+from babel.numbers import format_decimal
 
 from delivery_service.accounts.models import ApiClient, Role, User
 from delivery_service.accounts.services import Actor, create_api_client, record, revoke_api_client
@@ -391,8 +392,9 @@ def save_route(
         if (number := whole_number(raw)) is None or number > MAX_CAPACITY_PER_DAY:
             errors.add(
                 "capacity_per_day",
-                "Số đơn mỗi ngày: số nguyên từ 0, hoặc để trống (không giới hạn).",
-                "Orders a day: a whole number from 0, or empty for no limit.",
+                f"Số đơn mỗi ngày: số nguyên từ 0 đến {format_decimal(MAX_CAPACITY_PER_DAY, locale='vi')}, "
+                "hoặc để trống (không giới hạn).",
+                f"Orders a day: a whole number from 0 to {MAX_CAPACITY_PER_DAY:,}, or empty for no limit.",
             )
         else:
             capacity = number

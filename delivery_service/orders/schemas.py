@@ -56,8 +56,16 @@ WINDOW_NAMES = {"morning": "morning", "sang": "morning", "buoi_sang": "morning",
                 "afternoon": "afternoon", "chieu": "afternoon", "buoi_chieu": "afternoon"}
 WINDOW_EARLIEST, WINDOW_LATEST, WINDOW_SHORTEST = 6 * 60, 21 * 60, 30
 _HHMM = re.compile(r"([01]?\d|2[0-3])\s*[:hH.]\s*([0-5]\d)|([01]?\d|2[0-3])\s*[hH]")
+
+
+def hhmm(minutes: int) -> str:
+    """Minutes after midnight as HH:MM."""
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
 WINDOW_ERROR = ('Give "morning" (08:00–12:00), "afternoon" (13:30–17:00) or {"from": "HH:MM", '
-                 '"to": "HH:MM"} between 06:00 and 21:00, at least 30 minutes long.')
+                f'"to": "HH:MM"}} between {hhmm(WINDOW_EARLIEST)} and {hhmm(WINDOW_LATEST)}, at least '
+                f"{WINDOW_SHORTEST} minutes long.")
 
 
 def _minutes(text: Any) -> int | None:
@@ -106,9 +114,10 @@ def parse_window(value: Any) -> tuple[int, int]:
     else:
         raise ValidationError(WINDOW_ERROR)
     if start < WINDOW_EARLIEST or end > WINDOW_LATEST:
-        raise ValidationError("The window must lie between 06:00 and 21:00.")
+        raise ValidationError(
+            f"The window must lie between {hhmm(WINDOW_EARLIEST)} and {hhmm(WINDOW_LATEST)}.")
     if end - start < WINDOW_SHORTEST:
-        raise ValidationError("The window must end at least 30 minutes after it starts.")
+        raise ValidationError(f"The window must end at least {WINDOW_SHORTEST} minutes after it starts.")
     return start, end
 
 
@@ -255,7 +264,8 @@ class OrderIn(StrictSchema):
             if "text" not in raw and all(isinstance(c, str) and c for c in codes):
                 resolve_order_address(raw, local_today())
             elif set(raw) <= {"text", "detail"} and isinstance(raw.get("text"), str) and raw["text"].strip():
-                read_order_address({"text": raw["text"], "detail": raw.get("detail") or None}, local_today())
+                detail = " ".join(raw["detail"].split()) if isinstance(raw.get("detail"), str) else None
+                read_order_address({"text": raw["text"], "detail": detail or None}, local_today())
         except InvalidInput as exc:
             messages.update(exc.errors)
 

@@ -69,7 +69,7 @@ def _counter() -> Counter | None:
             abort(404)
         return counter
     raw = request.values.get("counter_id")
-    if raw is not None:  # an id a database holds (int() takes 20 digits, SQLite's INTEGER does not)
+    if raw:  # an id a database holds (int() takes 20 digits, SQLite's INTEGER does not)
         return db.session.get(Counter, whole_number(raw) or 0) or abort(404)
     first = list(db.session.scalars(sa.select(Counter).where(Counter.active).order_by(Counter.code).limit(2)))
     return first[0] if len(first) == 1 else None

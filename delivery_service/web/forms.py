@@ -29,7 +29,7 @@ from delivery_service.orders.status import Direction, Status, allowed_targets
 from delivery_service.orgs.models import Counter
 from delivery_service.units.models import UnitLevel
 from delivery_service.units.services import Unit, resolve_address, unit_index
-from delivery_service.web.messages import translate_message
+from delivery_service.web.messages import translate_message, weight_message
 
 # form field -> path in the OrderIn payload
 FIELDS = FLAT_FIELDS
@@ -184,7 +184,7 @@ def load_order(values: Mapping[str, str],
     except ValidationError as exc:
         errors = translate_errors(exc.messages)  # type: ignore[arg-type]
         if "weight_g" in errors:
-            errors["weight_g"] = [gettext("Enter the weight in whole grams, from 1 to 30,000.")]
+            errors["weight_g"] = [weight_message()]
         whole, amount = gettext("Enter a whole number."), gettext("Enter a whole number of đồng.")
         for name in ("postage_vnd", "collect_vnd"):  # an amount: say so (``whole`` is any number's)
             if name in errors:

@@ -6,13 +6,22 @@ known message is matched as a whole and re-worded through the catalog; unknown o
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 
 from flask_babel import format_decimal, gettext
 
 from delivery_service.imports.services import ADDRESS_HINT
-from delivery_service.orders.schemas import MAX_VND, MAX_WEIGHT_G, WINDOW_ERROR
+from delivery_service.orders.schemas import (
+    MAX_VND,
+    MAX_WEIGHT_G,
+    WINDOW_EARLIEST,
+    WINDOW_ERROR,
+    WINDOW_LATEST,
+    WINDOW_SHORTEST,
+    hhmm,
+)
 
 
 def _fixed(msgid_call: Callable[[], str]) -> Callable[[re.Match[str]], str]:
@@ -25,9 +34,19 @@ def _range(m: re.Match[str]) -> str:
     if (low, high) == (0, MAX_VND):
         return gettext("The amount must be between 0 and 1,000,000,000 đồng.")
     if (low, high) == (1, MAX_WEIGHT_G):
-        return gettext("Enter the weight in whole grams, from 1 to 30,000.")
+        return weight_message()
     return gettext("Enter a number from %(low)s to %(high)s.", low=format_decimal(low),
                    high=format_decimal(high))
+
+
+def weight_message() -> str:
+    return gettext("Enter the weight in whole grams, from 1 to %(most)s.", most=format_decimal(MAX_WEIGHT_G))
+
+
+def _day_range(m: re.Match[str]) -> str:
+    """A Day field's bounds (fields.EARLIEST, LATEST), as the pages write dates."""
+    low, high = (dt.date.fromisoformat(g).strftime("%d/%m/%Y") for g in m.groups())
+    return gettext("Enter a date from %(low)s to %(high)s.", low=low, high=high)
 
 
 _MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
@@ -44,17 +63,22 @@ _MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
      _fixed(lambda: gettext("Contains characters that are not allowed."))),
     (re.compile(r"Not a valid integer\."), _fixed(lambda: gettext("Enter a whole number."))),
     (re.compile(r"Must be greater than or equal to (-?\d+) and less than or equal to (-?\d+)\."), _range),
+    (re.compile(r"Must be greater than or equal to (\d{4}-\d\d-\d\d) and less than or equal to "
+                r"(\d{4}-\d\d-\d\d)\."), _day_range),
     (re.compile(r"Must be greater than or equal to (-?\d+)\."),
      lambda m: gettext("Enter a number of at least %(low)s.", low=format_decimal(int(m.group(1))))),
     # --- the delivery window (orders.schemas.parse_window): a file's cell or the API's value ---
     (re.compile(re.escape(WINDOW_ERROR)),
      _fixed(lambda: gettext("Write “morning” or “sáng” (08:00–12:00), “afternoon” or “chiều” (13:30–17:00), "
-                            "or a time range such as 08:00-10:00, between 06:00 and 21:00, at least 30 "
-                            "minutes long."))),
-    (re.compile(r"The window must lie between 06:00 and 21:00\."),
-     _fixed(lambda: gettext("The delivery window must lie between 06:00 and 21:00."))),
-    (re.compile(r"The window must end at least 30 minutes after it starts\."),
-     _fixed(lambda: gettext("The delivery window must end at least 30 minutes after it starts."))),
+                            "or a time range such as 08:00-10:00, between %(earliest)s and %(latest)s, at "
+                            "least %(shortest)s minutes long.", earliest=hhmm(WINDOW_EARLIEST),
+                            latest=hhmm(WINDOW_LATEST), shortest=WINDOW_SHORTEST))),
+    (re.compile(r"The window must lie between (\d\d:\d\d) and (\d\d:\d\d)\."),
+     lambda m: gettext("The delivery window must lie between %(earliest)s and %(latest)s.",
+                       earliest=m.group(1), latest=m.group(2))),
+    (re.compile(r"The window must end at least (\d+) minutes after it starts\."),
+     lambda m: gettext("The delivery window must end at least %(shortest)s minutes after it starts.",
+                       shortest=m.group(1))),
     (re.compile(r'Not a valid time: give "HH:MM"\.'),
      _fixed(lambda: gettext("Not a valid time: write it as HH:MM, for example 08:30."))),
     (re.compile(r"Not a valid date\."), _fixed(lambda: gettext("Not a valid date (dd/mm/yyyy)."))),
