@@ -186,9 +186,10 @@ def test_field_errors_are_at_the_fields_path_with_codes(client, auth):
     body = resp.json
     assert set(body) >= {"code", "status", "error", "errors", "details"} and body["error"] == "invalid_input"
     codes = {(d["location"], d["field"]): d["code"] for d in body["details"]}
+    # every mistake at once, the address's units included (at address.commune_code, not at the top level)
     assert codes == {("json", "recipient.name"): "required", ("json", "recipient.phone"): "invalid_phone",
-                     ("json", "procedure_name"): "required", ("json", "unexpected"): "unknown_field"}
-    # units are checked once the fields are valid: at address.commune_code, not at the top level
+                     ("json", "procedure_name"): "required", ("json", "unexpected"): "unknown_field",
+                     ("json", "address.commune_code"): "unknown_unit"}
     resp = client.post("/api/v1/orders", headers=auth, json=order_payload(
         address={"province_code": "51", "commune_code": "99999", "detail": "x"}))
     assert resp.json["errors"] == {"json": {"address": {"commune_code": [

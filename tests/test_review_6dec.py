@@ -3,7 +3,10 @@ the code before its fix."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+import sqlalchemy as sa
 from conftest import login, order_payload
 from test_imports import row, to_csv, upload
 from web_helpers import field_error, form_data, order_count
@@ -54,7 +57,6 @@ def test_the_written_forms_of_a_number_are_still_read():
 # --- a route's capacity past any courier's day is refused on its field, not a server error -----------
 
 def test_the_coverage_page_refuses_a_capacity_too_large_beside_the_field(client):
-    import sqlalchemy as sa
     from test_web_routing import coverage_form, coverage_state, text_of
 
     from delivery_service.extensions import db
@@ -91,8 +93,6 @@ def test_a_failed_write_shows_the_error_page_not_the_servers_bare_one(app, clien
         route.capacity_per_day = -1  # the table's CHECK refuses it at the flush
         db.session.flush()
         return "not reached"
-
-    import sqlalchemy as sa
 
     app.add_url_rule("/test-broken-write", view_func=broken_write)
     login(client, "supervisor")
@@ -193,3 +193,48 @@ def test_a_day_out_of_the_services_range_is_explained_as_a_date(client):
                                                 "day": "01/12/2205", "results_total": "5"})
     page = text_of(resp.get_data(as_text=True))
     assert resp.status_code == 422 and "Must be" not in page, page[-2000:]
+
+
+# --- a courier's delivery needs its proof, through every door ----------------------------------------
+
+def test_a_courier_cannot_deliver_without_proof_through_the_general_events_api(client, auth):
+    from conftest import csrf_token
+
+    from delivery_service.extensions import db
+    from delivery_service.orders.models import DeliveryOrder
+
+    item = client.post("/api/v1/orders", headers=auth, json=order_payload()).json["item_id"]
+    login(client, "courier")
+    headers = {"X-CSRFToken": csrf_token(client, "/courier/")}
+    for status in ("handed_to_courier", "out_for_delivery"):  # no proof needed: still here
+        assert client.post(f"/api/v1/orders/{item}/events", headers=headers, json={"status": status}).status_code == 201
+    for status in ("delivered", "failed_attempt", "picked_up"):
+        resp = client.post(f"/api/v1/orders/{item}/events", headers=headers, json={"status": status})
+        assert resp.status_code == 403 and "/api/v1/courier/sync" in resp.json["message"], resp.json
+    assert db.session.scalar(sa.select(DeliveryOrder.status).where(DeliveryOrder.item_id == item)).value \
+        == "out_for_delivery"
+
+
+def test_a_failed_attempts_reason_is_a_listed_one_and_the_tracking_page_names_only_those(client, auth):
+    login(client, "admin")  # an administrator may set any status, with a listed reason only
+    from conftest import csrf_token
+
+    headers = {"X-CSRFToken": csrf_token(client, "/counter/")}
+    item = client.post("/api/v1/orders", headers=auth, json=order_payload()).json["item_id"]
+    for status in ("handed_to_courier", "out_for_delivery"):
+        assert client.post(f"/api/v1/orders/{item}/events", headers=headers, json={"status": status}).status_code == 201
+    free = client.post(f"/api/v1/orders/{item}/events", headers=headers,
+                       json={"status": "failed_attempt", "reason": "<b>Khách hàng chửi bới</b>"})
+    assert free.status_code == 422 and "reason" in free.json["errors"]["json"], free.json
+    # a reason stored before this rule (any text) is not shown to whoever has the item id
+    from delivery_service import rules
+    from delivery_service.orders.models import OrderEvent
+    from delivery_service.orders.status import Status
+    from delivery_service.tracking.services import _event
+
+    listed = rules.current().reasons[0]["code"]
+    for reason, shown in (("<b>Khách hàng chửi bới</b>", None), (listed, listed)):
+        event = OrderEvent(status_from=Status.OUT_FOR_DELIVERY, status_to=Status.FAILED_ATTEMPT, reason=reason,
+                           server_time=dt.datetime.now(dt.UTC))
+        assert _event(event).reason == shown
+

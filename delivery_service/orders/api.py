@@ -146,7 +146,9 @@ def list_events(item_id: str):
 @blp.alt_response(409, description="The move is impossible from the current status; the reason says why")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 def add_event(data: dict[str, Any], item_id: str):
-    """Change the order's status."""
+    """Change the order's status (a courier's deliveries, pickups and failed attempts come through
+    POST /api/v1/courier/sync, with their proof)."""
+    services.check_general_event(current_actor(), data["status"])
     event, created = services.change_status(
         current_actor(), item_id, data.pop("status"), client_event_id=data.pop("event_id"), check_time=True,
         **data)

@@ -451,6 +451,13 @@ class EventIn(StrictSchema):
     def _location(self, data: dict[str, Any], **kwargs: Any) -> None:
         if (data.get("latitude") is None) != (data.get("longitude") is None):
             raise ValidationError("Give both latitude and longitude, or neither.", "latitude")
+        if data.get("status") is Status.FAILED_ATTEMPT and data.get("reason") is not None:
+            from delivery_service import rules  # a failed attempt's reason is one the tracking page can name
+
+            codes = [r["code"] for r in rules.current().reasons]
+            if data["reason"] not in codes:
+                raise ValidationError(coded("not_one_of", f"Must be one of: {', '.join(codes)}."),
+                                      "reason")
 
 
 class EventOut(Schema):

@@ -761,6 +761,19 @@ ROLE_TARGETS: dict[Role, set[Status]] = {
 }
 
 
+# What a courier records only from the app (POST /api/v1/courier/sync), where each needs its proof: a
+# delivery its receiver and identity check, a dossier's pickup its documents, a failed attempt a
+# listed reason. The general events endpoint refuses them to a courier (orders.api.add_event).
+WITH_PROOF = frozenset({Status.DELIVERED, Status.PICKED_UP, Status.FAILED_ATTEMPT})
+
+
+def check_general_event(actor: Actor, target: Status) -> None:
+    """Refuse a courier's status that needs the proof the courier app records with it."""
+    if actor.role is Role.COURIER and target in WITH_PROOF:
+        raise Forbidden(f"Record {target.value} from the courier app (POST /api/v1/courier/sync): it needs "
+                        "its proof (receiver and identity check, documents, or a listed reason).")
+
+
 def device_time_problem(device_time: dt.datetime, created_at: dt.datetime, now: dt.datetime) -> str | None:
     """Why ``device_time`` (a phone's or counter system's clock) cannot be when an event of an order
     created at ``created_at`` happened, or None: more than MAX_CLOCK_SKEW_S ahead of the server, or

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
 
+from delivery_service import rules
 from delivery_service.courier.services import CORRECTION
 from delivery_service.extensions import db
 from delivery_service.orders.models import DeliveryOrder, OrderEvent, window_text
@@ -140,6 +141,7 @@ def _shown(event: OrderEvent) -> bool:
 
 def _event(event: OrderEvent) -> TrackedEvent:
     # Only a failed attempt says why; other reasons are internal (corrections, returns' bookkeeping).
+    # A listed reason only (its label is shown): whatever else a caller wrote there stays internal.
     failed = event.status_to is Status.FAILED_ATTEMPT and event.reason != CORRECTION
-    reason = event.reason if failed else None
+    reason = event.reason if failed and rules.current().reason(event.reason or "") is not None else None
     return TrackedEvent(at=event.device_time or event.server_time, status=event.status_to, reason=reason)
