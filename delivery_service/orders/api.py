@@ -143,6 +143,8 @@ def list_events(item_id: str):
 @blp.arguments(EventIn())
 @blp.response(201, EventOut, description="The status changed")
 @blp.alt_response(200, schema=EventOut, description="A replay of an event already stored")
+@blp.alt_response(403, schema=ErrorOut, description="The role cannot set this status here (a courier's "
+                  "delivered, picked_up and failed_attempt come through POST /api/v1/courier/sync)")
 @blp.alt_response(409, description="The move is impossible from the current status; the reason says why")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 def add_event(data: dict[str, Any], item_id: str):
