@@ -183,6 +183,12 @@ def test_misses_on_one_code_are_limited_across_addresses(client, auth):
     assert codes[:30] == [200] * 30 and codes[30] == 429
     other = _look_up(client, "RR123456785VN", "0000", token=token, environ_base={"REMOTE_ADDR": "10.0.2.1"})
     assert other.status_code == 200 and NOT_FOUND_VI in _text(other)
+    # a dossier code's misses count once however its letters are written (the look-up ignores case)
+    dossier = _order(client, auth, dossier_code="DEMO-000777")["dossier_code"]
+    variants = [dossier, dossier.lower(), dossier.title(), "dEMO-000777"]
+    codes = [_look_up(client, variants[i % 4], f"{i:04d}", token=token,
+                      environ_base={"REMOTE_ADDR": f"10.0.3.{i}"}).status_code for i in range(31)]
+    assert codes[:30] == [200] * 30 and codes[30] == 429
 
 
 def test_english_on_request_vietnamese_by_default(client, auth):

@@ -23,9 +23,11 @@ LIMIT_PER_CODE = "30 per day"
 
 
 def _code_key() -> str:
-    # The code as looked up (item id normalised); hashed so that storage keys stay short.
+    # The code as looked up (item id normalised; a dossier code in capitals, since the look-up matches it
+    # typed or in capitals: each way of writing it must not get a day's misses of its own); hashed so
+    # that storage keys stay short.
     code = services.clean_code(request.form.get("code") or "")
-    code = services.item_id_of(code) or code
+    code = services.item_id_of(code) or code.upper()
     return "track:" + hashlib.sha256(code.encode()).hexdigest()[:24]
 
 
