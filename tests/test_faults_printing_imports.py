@@ -463,3 +463,37 @@ def test_an_import_that_raises_ends_failed_with_exact_counts_and_resumes_by_hand
     imports.run_import(import_id)
     done = batch(import_id)
     assert [r["status"] for r in done.results] == expected and order_count() == 10
+
+
+@pytest.mark.config(**SETTINGS)
+def test_print_all_twice_prints_each_label_once(app, client, auth, monkeypatch, prints_dir):
+    """Two "print all" while the first's job still renders, one after the other or at once: the second
+    leaves out what the first holds, so no label is printed twice as copy 1 (outside review)."""
+    import threading
+
+    new_orders(client, auth, 5)
+    first = pending_job(client, auth, monkeypatch)
+    again = client.post("/api/v1/labels/batches", json={}, headers=auth)
+    assert again.status_code == 422, again.json  # every unprinted label is the first job's
+    held = set(job(first).order_ids)
+    assert len(held) == 5
+
+    new_orders(client, auth, 5)
+    queued: list[Any] = []
+    monkeypatch.setattr(printing, "enqueue_after_commit", lambda *a, **kw: queued.append(a))
+    start, answers = threading.Barrier(2), []
+
+    def print_all() -> None:
+        with app.test_client() as other:
+            start.wait()
+            answers.append(other.post("/api/v1/labels/batches", json={}, headers=auth))
+
+    threads = [threading.Thread(target=print_all) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    monkeypatch.undo()
+    assert sorted(a.status_code for a in answers) == [202, 422], [a.json for a in answers]
+    [made] = [a.json["id"] for a in answers if a.status_code == 202]
+    assert len(job(made).order_ids) == 5 and not held & set(job(made).order_ids)

@@ -303,7 +303,22 @@ def start_batch(actor: Actor, *, counter_id: int, item_ids: Sequence[str] | None
         if problems:
             raise InvalidInput({"item_ids": problems})
     else:
-        candidates = unprinted_orders(actor, counter_id)
+        # "Print all" once at a time per counter (two clicks, two systems): the second waits for the
+        # first's commit (PostgreSQL: the counter's row, locked FOR NO KEY UPDATE, which new orders'
+        # foreign keys do not wait for; SQLite: its write lock, taken by a write that changes
+        # nothing); then its batch leaves out what a job still rendering holds (its prints are
+        # recorded with its file), and every label gets one first copy.
+        if db.session.get_bind().dialect.name == "postgresql":
+            db.session.execute(sa.select(Counter.id).where(Counter.id == counter_id)
+                               .with_for_update(key_share=True))
+        else:
+            db.session.execute(sa.update(Counter).where(Counter.id == counter_id).values(id=Counter.id)
+                               .execution_options(synchronize_session=False))
+        busy = [i for ids in db.session.scalars(sa.select(PrintJob.order_ids).where(
+            PrintJob.counter_id == counter_id, PrintJob.state.in_([JobState.PENDING, JobState.RUNNING])))
+            for i in ids or ()]
+        candidates = list(db.session.scalars(_unprinted(actor, counter_id)
+                                             .where(DeliveryOrder.id.not_in(busy)).limit(MAX_BATCH)))
         orders = [o for o in candidates if refusal(o, counter) is None]
         left_out = len(candidates) - len(orders)
     if not orders:
