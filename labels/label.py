@@ -470,7 +470,14 @@ def _variable(
     y = g.y_recipient + 1.0 + cap_mm
     name_sizes = (11.0, 7.0) if g.compact else (14.0, 8.0)
     phone_h = 9.0 * LEADING * PT if rec.phone else 0.0
-    name_room = g.y_sender - 0.8 - y - phone_h - 2 * 6.0 * LEADING * PT  # two address lines stay
+    # The address keeps the lines it needs at its smallest size (the commune and the province are what
+    # the item is sorted and delivered by), as long as the name keeps one line at its own smallest.
+    address = ", ".join(nfc(a) for a in rec.address if nfc(a)) or "—"
+    addr_line = 6.0 * LEADING * PT
+    spare = g.y_sender - 0.8 - y - phone_h - name_sizes[1] * LEADING * PT
+    needed = len(fit_lines(address, FONT, 6.0, 6.0, (inner - 3) / PT, 99).lines)
+    kept = max(2, min(needed, int(spare / addr_line)))
+    name_room = g.y_sender - 0.8 - y - phone_h - kept * addr_line
     name_fit = _roomiest(rec.name, FONT_BOLD, name_sizes, (inner - 3) / PT, name_room)
     if name_fit.truncated:
         truncated.append("recipient name")
@@ -482,7 +489,6 @@ def _variable(
     room = g.y_sender - 0.8 - y
     addr_max = 8.5 if g.compact else 10.0
     lines = max(1, int(room / (6.0 * LEADING * PT)))
-    address = ", ".join(nfc(a) for a in rec.address if nfc(a)) or "—"
     fit = fit_lines(address, FONT, addr_max, 6.0, (inner - 3) / PT, lines)
     while fit.size * LEADING * PT * len(fit.lines) > room and len(fit.lines) > 1:
         lines = len(fit.lines) - 1

@@ -585,3 +585,18 @@ def test_the_delivery_window_prints_on_the_appointment_row(size: LabelSize) -> N
     assert any(isinstance(p, Text) and p.lines == ("13:30–17:00",) for p in alone.variable)
     plain = pdftotext(render_labels([item()], size))
     assert "25/11/2026" in plain and "08:00" not in plain
+
+
+@pytest.mark.parametrize("size", [LabelSize.L100X150, LabelSize.L100X100, LabelSize.A6])
+def test_a_long_name_gives_way_before_the_commune_and_province(size: LabelSize) -> None:
+    """A company's long name beside a long detail (outside review: on 100x150 the name kept 4 lines at
+    its largest and the address ended "…Phường…", without its commune and province): the name shrinks
+    or is cut first; the address keeps the lines it needs at its smallest."""
+    name = "Công ty TNHH Thương mại và Dịch vụ Vận tải Hoàng Anh Gia Lai (người nhận: Tôn Nữ Thị Phương Hoàng Anh)"
+    detail = ("Số 123/45 đường Nguyễn Nghiêm, tổ dân phố 7, khu dân cư phía sau Trường Tiểu học Nguyễn Nghiêm, "
+              "gần chợ Nghĩa Lộ, cổng sắt màu xanh")
+    label = item(recipient=Party(name, (detail, "Phường Cẩm Thành", "Tỉnh Quảng Ngãi"), "0905 123 456"))
+    lay = layout_label(label, size)
+    assert "recipient address" not in lay.truncated, lay.truncated
+    text = " ".join(pdftotext(render_labels([label], size)).split())
+    assert "Phường Cẩm Thành, Tỉnh Quảng Ngãi" in text, text
