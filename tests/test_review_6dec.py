@@ -193,6 +193,8 @@ def test_a_day_out_of_the_services_range_is_explained_as_a_date(client):
                                                 "day": "01/12/2205", "results_total": "5"})
     page = text_of(resp.get_data(as_text=True))
     assert resp.status_code == 422 and "Must be" not in page, page[-2000:]
+    from delivery_service.fields import EARLIEST, LATEST  # the bounds, as the pages write dates
+    assert f"Hãy nhập ngày từ {EARLIEST:%d/%m/%Y} đến {LATEST:%d/%m/%Y}" in page, page[-2000:]
 
 
 # --- a courier's delivery needs its proof, through every door ----------------------------------------

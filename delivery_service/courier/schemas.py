@@ -87,11 +87,10 @@ class CourierSyncEventIn(Tolerant):
         if action == "delivered" and data.get("receiver") is None:
             errors["receiver"] = ["Say who received it: the recipient, or an authorised person."]
         if action == "failed_attempt":
-            codes = [r["code"] for r in rules.current().reasons]
             if not data.get("reason"):
                 errors["reason"] = ["Choose why the attempt failed."]
-            elif data["reason"] not in codes:
-                errors["reason"] = [f"Must be one of: {', '.join(codes)}."]
+            elif (message := rules.current().not_a_reason(data["reason"])) is not None:
+                errors["reason"] = [message]
         if action == "dossier_picked_up":
             if not data.get("documents"):
                 errors["documents"] = ["List the documents checked."]

@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, request, url_for
 from flask_smorest import Blueprint
+from werkzeug.exceptions import UnprocessableEntity
 
 from delivery_service.api import current_actor, json_body_doc, load_json_body, protected
 from delivery_service.errors import ErrorOut, Forbidden, InvalidInput, coded
@@ -38,7 +39,16 @@ _ORDER_IN = OrderIn()  # one instance: building a schema per request costs more 
 def _order_in() -> dict[str, Any]:
     """The body as ``@blp.arguments(OrderIn())`` would load it: the usual one by ``fast_load``
     (OrderIn's output without marshmallow), any other by webargs and OrderIn."""
-    return load_json_body(blp, _ORDER_IN, lambda body: fast_load(body, local_today()))
+    try:
+        return load_json_body(blp, _ORDER_IN, lambda body: fast_load(body, local_today()))
+    except UnprocessableEntity as exc:
+        # The address's units are checked by the service, after the schema: when other fields fail,
+        # check them too, so that the client sees every mistake in one answer, not one round at a time.
+        errors = (getattr(exc, "data", None) or {}).get("messages", {}).get("json")
+        body = request.get_json(silent=True)
+        if isinstance(errors, dict) and "address" not in errors and isinstance(body, dict):
+            errors.update(services.raw_address_errors(body.get("address"), local_today()))
+        raise
 
 
 @blp.route("", methods=["POST"])

@@ -12,7 +12,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 
 from delivery_service.errors import coded
 from delivery_service.fields import EARLIEST, LATEST, Day, IdNumber, Phone, QueryArgs, Text
-from delivery_service.orders.models import DeliveryOrder, Exemption, Payer, window_json
+from delivery_service.orders.models import DeliveryOrder, Exemption, Payer, hhmm, window_json
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.services import counter_code, route_code
 from delivery_service.units.services import unit_index
@@ -54,18 +54,14 @@ FLAT_FIELDS: dict[str, tuple[str, ...]] = {
 WINDOWS: dict[str, tuple[int, int]] = {"morning": (8 * 60, 12 * 60), "afternoon": (13 * 60 + 30, 17 * 60)}
 WINDOW_NAMES = {"morning": "morning", "sang": "morning", "buoi_sang": "morning",
                 "afternoon": "afternoon", "chieu": "afternoon", "buoi_chieu": "afternoon"}
+# The named windows' hours as pages and messages write them: {"morning": "08:00–12:00", ...}
+NAMED_WINDOWS: dict[str, str] = {name: f"{hhmm(start)}–{hhmm(end)}" for name, (start, end) in WINDOWS.items()}
 WINDOW_EARLIEST, WINDOW_LATEST, WINDOW_SHORTEST = 6 * 60, 21 * 60, 30
 _HHMM = re.compile(r"([01]?\d|2[0-3])\s*[:hH.]\s*([0-5]\d)|([01]?\d|2[0-3])\s*[hH]")
 
-
-def hhmm(minutes: int) -> str:
-    """Minutes after midnight as HH:MM."""
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-WINDOW_ERROR = ('Give "morning" (08:00–12:00), "afternoon" (13:30–17:00) or {"from": "HH:MM", '
-                f'"to": "HH:MM"}} between {hhmm(WINDOW_EARLIEST)} and {hhmm(WINDOW_LATEST)}, at least '
-                f"{WINDOW_SHORTEST} minutes long.")
+WINDOW_ERROR = (f'Give "morning" ({NAMED_WINDOWS["morning"]}), "afternoon" ({NAMED_WINDOWS["afternoon"]}) '
+                f'or {{"from": "HH:MM", "to": "HH:MM"}} between {hhmm(WINDOW_EARLIEST)} and '
+                f"{hhmm(WINDOW_LATEST)}, at least {WINDOW_SHORTEST} minutes long.")
 
 
 def _minutes(text: Any) -> int | None:
@@ -221,8 +217,10 @@ class OrderIn(StrictSchema):
                               validate=validate.Range(1, MAX_WEIGHT_G),
                               metadata={"description": "Khối lượng: whole grams, printed on the label"})
     delivery_window = DeliveryWindow(allow_none=True, metadata={
-        "description": 'Khung giờ giao: "morning" (08:00–12:00), "afternoon" (13:30–17:00) or '
-                       '{"from": "HH:MM", "to": "HH:MM"} (06:00–21:00, at least 30 min; local time)',
+        "description": f'Khung giờ giao: "morning" ({NAMED_WINDOWS["morning"]}), "afternoon" '
+                       f'({NAMED_WINDOWS["afternoon"]}) or {{"from": "HH:MM", "to": "HH:MM"}} '
+                       f"({hhmm(WINDOW_EARLIEST)}–{hhmm(WINDOW_LATEST)}, at least {WINDOW_SHORTEST} min; "
+                       "local time)",
         "example": "morning"})
     note = Text(load_default=None, max_length=500, multiline=True)
 
@@ -247,29 +245,6 @@ class OrderIn(StrictSchema):
         given = isinstance(original, dict) and original.get("appointment_date") not in (None, "")
         if data.get("direction") is Direction.RESULT_TO_CITIZEN and appointment is None and not given:
             raise ValidationError(coded("required", "Required when delivering a result."), "appointment_date")
-
-
-    def handle_error(self, error: ValidationError, data: Any, *, many: bool, **kwargs: Any) -> None:
-        """Check the address's units too when other fields fail (they are checked by the service, after
-        the schema), so that a client sees every mistake in one answer, not one round at a time."""
-        messages = error.messages
-        raw = data.get("address") if isinstance(data, dict) and not many else None
-        if not isinstance(messages, dict) or not isinstance(raw, dict) or "address" in messages:
-            return
-        if "sqlalchemy" not in current_app.extensions:  # the schema alone, without the service's units
-            return
-        from delivery_service.errors import InvalidInput
-        from delivery_service.orders.services import local_today, read_order_address, resolve_order_address
-
-        codes = [raw.get(k) for k in ("province_code", "commune_code")]
-        try:
-            if "text" not in raw and all(isinstance(c, str) and c for c in codes):
-                resolve_order_address(raw, local_today())
-            elif set(raw) <= {"text", "detail"} and isinstance(raw.get("text"), str) and raw["text"].strip():
-                detail = " ".join(raw["detail"].split()) if isinstance(raw.get("detail"), str) else None
-                read_order_address({"text": raw["text"], "detail": detail or None}, local_today())
-        except InvalidInput as exc:
-            messages.update(exc.errors)
 
 
 class AddressChangeIn(StrictSchema):
@@ -456,10 +431,8 @@ class EventIn(StrictSchema):
         if data.get("status") is Status.FAILED_ATTEMPT and data.get("reason") is not None:
             from delivery_service import rules  # a failed attempt's reason is one the tracking page can name
 
-            codes = [r["code"] for r in rules.current().reasons]
-            if data["reason"] not in codes:
-                raise ValidationError(coded("not_one_of", f"Must be one of: {', '.join(codes)}."),
-                                      "reason")
+            if (message := rules.current().not_a_reason(data["reason"])) is not None:
+                raise ValidationError(coded("not_one_of", message), "reason")
 
 
 class EventOut(Schema):

@@ -567,6 +567,25 @@ def resolve_order_address(address: dict[str, Any], day: dt.date) -> tuple[Any, A
         raise InvalidInput({"address": exc.errors}) from None
 
 
+def raw_address_errors(raw: Any, day: dt.date) -> dict[str, Any]:
+    """The mistakes in the units of an address that failed the schema for other reasons (``raw``,
+    the body's ``address`` as sent), under ``address``: a client whose body has several mistakes
+    hears of them all in one answer, the wrong commune with the rest. {} when there is none to tell
+    or the address is not shaped enough to look its units up."""
+    if not isinstance(raw, dict):
+        return {}
+    codes = [raw.get(k) for k in ("province_code", "commune_code")]
+    try:
+        if "text" not in raw and all(isinstance(c, str) and c for c in codes):
+            resolve_order_address(raw, day)
+        elif set(raw) <= {"text", "detail"} and isinstance(raw.get("text"), str) and raw["text"].strip():
+            detail = " ".join(raw["detail"].split()) if isinstance(raw.get("detail"), str) else None
+            read_order_address({"text": raw["text"], "detail": detail or None}, day)
+    except InvalidInput as exc:
+        return exc.errors
+    return {}
+
+
 class AddressCandidates(Message):
     """The message of an address text read without certainty; ``extra`` (the ranked candidates)
     goes into the error's entry in ``details``."""

@@ -65,6 +65,12 @@ class Rules:
     def reason_codes(self) -> frozenset[str]:
         return frozenset(r.code for r in self.failure_reasons if r.active)
 
+    def not_a_reason(self, code: str) -> str | None:
+        """Why ``code`` cannot be a failed attempt's reason (the API's message), or None when it can."""
+        if code in self.reason_codes:
+            return None
+        return f"Must be one of: {', '.join(r['code'] for r in self.reasons)}."
+
     def reason(self, code: str | None) -> FailureReason | None:
         return next((r for r in self.failure_reasons if r.code == code), None)
 

@@ -18,7 +18,8 @@ from delivery_service.accounts.models import Role, User
 from delivery_service.extensions import db
 from delivery_service.imports.models import ImportState
 from delivery_service.localtime import local_moment
-from delivery_service.orders.models import Exemption, Payer
+from delivery_service.orders.models import Exemption, Payer, hhmm
+from delivery_service.orders.schemas import NAMED_WINDOWS, WINDOW_EARLIEST, WINDOW_LATEST
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.services import route_code
 from delivery_service.routing.models import PartKind
@@ -268,3 +269,6 @@ def init_app(app: Flask) -> None:
         distance=format_distance,
     )
     app.jinja_env.globals["choices"] = choices
+    # The delivery window's limits, defined once (orders.schemas): the counter form's choices and times
+    app.jinja_env.globals["windows"] = {"named": NAMED_WINDOWS, "earliest": hhmm(WINDOW_EARLIEST),
+                                        "latest": hhmm(WINDOW_LATEST)}

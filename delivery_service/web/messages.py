@@ -16,6 +16,7 @@ from delivery_service.imports.services import ADDRESS_HINT
 from delivery_service.orders.schemas import (
     MAX_VND,
     MAX_WEIGHT_G,
+    NAMED_WINDOWS,
     WINDOW_EARLIEST,
     WINDOW_ERROR,
     WINDOW_LATEST,
@@ -32,7 +33,7 @@ def _range(m: re.Match[str]) -> str:
     """marshmallow's Range message, by its bounds: an amount of money, a weight, or any number."""
     low, high = int(m.group(1)), int(m.group(2))
     if (low, high) == (0, MAX_VND):
-        return gettext("The amount must be between 0 and 1,000,000,000 đồng.")
+        return gettext("The amount must be between 0 and %(most)s đồng.", most=format_decimal(MAX_VND))
     if (low, high) == (1, MAX_WEIGHT_G):
         return weight_message()
     return gettext("Enter a number from %(low)s to %(high)s.", low=format_decimal(low),
@@ -69,10 +70,12 @@ _MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
      lambda m: gettext("Enter a number of at least %(low)s.", low=format_decimal(int(m.group(1))))),
     # --- the delivery window (orders.schemas.parse_window): a file's cell or the API's value ---
     (re.compile(re.escape(WINDOW_ERROR)),
-     _fixed(lambda: gettext("Write “morning” or “sáng” (08:00–12:00), “afternoon” or “chiều” (13:30–17:00), "
-                            "or a time range such as 08:00-10:00, between %(earliest)s and %(latest)s, at "
-                            "least %(shortest)s minutes long.", earliest=hhmm(WINDOW_EARLIEST),
-                            latest=hhmm(WINDOW_LATEST), shortest=WINDOW_SHORTEST))),
+     _fixed(lambda: gettext("Write “morning” or “sáng” (%(morning)s), “afternoon” or “chiều” "
+                            "(%(afternoon)s), or a time range such as 08:00-10:00, between %(earliest)s and "
+                            "%(latest)s, at least %(shortest)s minutes long.",
+                            morning=NAMED_WINDOWS["morning"], afternoon=NAMED_WINDOWS["afternoon"],
+                            earliest=hhmm(WINDOW_EARLIEST), latest=hhmm(WINDOW_LATEST),
+                            shortest=WINDOW_SHORTEST))),
     (re.compile(r"The window must lie between (\d\d:\d\d) and (\d\d:\d\d)\."),
      lambda m: gettext("The delivery window must lie between %(earliest)s and %(latest)s.",
                        earliest=m.group(1), latest=m.group(2))),
