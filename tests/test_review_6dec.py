@@ -240,3 +240,17 @@ def test_a_failed_attempts_reason_is_a_listed_one_and_the_tracking_page_names_on
                            server_time=dt.datetime.now(dt.UTC))
         assert _event(event).reason == shown
 
+
+
+# --- a list left on "— Choose —" asks to choose, not to type ------------------------------------------
+
+def test_a_list_left_unchosen_asks_to_choose_one(client):
+    login(client, "counter")
+    before = order_count()
+    resp = client.post("/counter/orders/new", data=form_data(client, commune_code="", recipient_name=""))
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and order_count() == before
+    assert field_error(html, "commune_code") == "Vui lòng chọn một mục trong danh sách."
+    assert field_error(html, "recipient_name") == "Vui lòng nhập mục này."  # a box to type in
+    resp = client.post("/counter/orders/new?lang=en", data=form_data(client, commune_code=""))
+    assert field_error(resp.get_data(as_text=True), "commune_code") == "Choose one from the list."
