@@ -354,6 +354,7 @@ def in_scope(actor: Actor, level: Level, key: int) -> bool:
 
 
 def _meets_area(actor: Actor, level: Level, key: int) -> bool:
+    ensure_unit_map()  # the map of communes it reads (built on the first report after an import)
     u = sa.orm.aliased(ReportUnit, name="u")
     none = sa.null()
     conditions = scope_conditions(actor, Cols(commune=u.unit_id, route=none, counter=none, courier=none,

@@ -206,7 +206,18 @@ def _message(field: str) -> str:
 
 
 def _query() -> Query:
-    return parse_query(request.args, local_today())
+    """The address's query, its filters within what the reader may see: a filter naming a route,
+    counter, office or courier beyond the reader's scope is refused as the figures API refuses it,
+    not shown by name (its figures would be empty, but its name, a person's among them, would show)."""
+    from delivery_service.reports.figures_api import in_scope  # it imports this module
+
+    q = parse_query(request.args, local_today())
+    actor = page_actor()
+    outside = [name for name, value in q.filters.items() if not in_scope(actor, Level(name), value)]
+    if outside:
+        raise BadQuery([gettext("The filter “%(name)s” in the address is outside what you may see.",
+                                name=LEVELS[Level(name)]) for name in outside])
+    return q
 
 
 def _bad_query(exc: BadQuery, template: str, endpoint: str):
