@@ -141,11 +141,12 @@ def test_route_is_created_with_a_courier_and_a_backup_and_loops_are_refused(clie
                  courier="courier", capacity_per_day="40", backup="QNG-02", return_to_office="1")
     assert resp.status_code == 303, resp.get_data(as_text=True)[:3000]
     route = db.session.scalar(sa.select(PostalRoute).where(PostalRoute.code == "QNG-03"))
+    assert resp.headers["Location"].endswith(f"/admin/routes/{route.id}/coverage")  # a new route: its communes next
     courier = db.session.scalar(sa.select(User).where(User.username == "courier"))
     assert (route.courier_id, route.capacity_per_day, route.backup.code, route.return_to_office, route.active) == (
         courier.id, 40, "QNG-02", True, True)
     listing = client.get("/admin/routes").get_data(as_text=True)
-    assert "/routes/QNG-03/coverage" in listing  # the communes are edited on the coverage page
+    assert f"/admin/routes/{route.id}/coverage" in listing  # the communes are edited on the coverage page
     # QNG-01's overflow goes to QNG-02 (demo): QNG-02 -> QNG-01 would loop.
     qng02 = _id(PostalRoute, "QNG-02")
     resp = _post(client, f"/admin/routes/{qng02}", name="Tuyến 2", post_office="BC-QNG", backup="QNG-01",

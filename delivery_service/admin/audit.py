@@ -39,6 +39,10 @@ ACTIONS = {
     "post_office.update": ("Sửa bưu cục", "Post office changed"),
     "route.create": ("Tạo tuyến phát", "Route created"),
     "route.update": ("Sửa tuyến phát", "Route changed"),
+    "route.coverage": ("Sửa phạm vi phát của tuyến", "Route's coverage changed"),
+    "report_area.create": ("Tạo khu vực báo cáo", "Reporting area created"),
+    "report_area.update": ("Sửa khu vực báo cáo", "Reporting area changed"),
+    "report_area.delete": ("Xoá khu vực báo cáo", "Reporting area deleted"),
     "api_client.create": ("Tạo phần mềm kết nối", "API client created"),
     "api_client.revoke": ("Thu hồi phần mềm kết nối", "API client revoked"),
     "api_client.report_scope": ("Đổi phạm vi báo cáo của phần mềm kết nối",
@@ -58,6 +62,7 @@ OBJECT_TYPES = {
     "counter": ("Quầy một cửa", "Counter"),
     "post_office": ("Bưu cục", "Post office"),
     "route": ("Tuyến phát", "Postal route"),
+    "report_area": ("Khu vực báo cáo", "Reporting area"),
     "api_client": ("Phần mềm kết nối (API)", "API client"),
     "notification_template": ("Mẫu tin nhắn", "Message template"),
     "business_rules": ("Quy tắc nghiệp vụ", "Business rules"),
@@ -75,6 +80,17 @@ FIELDS = {
     "password": ("Mật khẩu", "Password"),
     "locked": ("Bị khoá đăng nhập", "Log-in locked"),
     "second_factor": ("Lớp xác thực thứ hai", "Second factor"),
+    "code": ("Mã", "Code"),
+    "name": ("Tên", "Name"),
+    "courier": ("Bưu tá", "Courier"),
+    "capacity_per_day": ("Số đơn tối đa mỗi ngày", "Orders per day at most"),
+    "backup": ("Tuyến dự phòng", "Backup route"),
+    "return_to_office": ("Kết thúc chuyến tại bưu cục", "Run ends at the post office"),
+    "communes": ("Các xã, phường", "Communes"),
+    "rules": ("Thôn, đường phố", "Hamlets and streets"),
+    "token_prefix": ("Đầu mã khoá", "Token prefix"),
+    "revoked": ("Đã thu hồi", "Revoked"),
+    "webhook_url": ("Địa chỉ webhook", "Webhook address"),
 }
 
 
@@ -109,6 +125,8 @@ def value_label(field: str, value: object) -> str:
         return "—"
     if isinstance(value, bool):
         return tr("Có", "Yes") if value else tr("Không", "No")
+    if isinstance(value, list):  # a route's communes or rules, an area's communes
+        return "; ".join(map(str, value)) or "—"
     if field == "role":
         try:
             return str(ROLE[Role(value)])

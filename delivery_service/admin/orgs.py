@@ -16,7 +16,7 @@ from delivery_service.admin.scope import province_of
 from delivery_service.errors import InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.orgs.models import Counter, CounterLevel, PostalRoute, PostOffice
-from delivery_service.web.access import roles_required
+from delivery_service.web.access import page_actor, roles_required
 
 bp = Blueprint("admin_orgs", __name__, url_prefix="/admin")
 admin_required = roles_required(Role.ADMIN)
@@ -245,6 +245,15 @@ def _route_form(route: PostalRoute | None):  # noqa: ANN202
             errors = in_language(exc.errors)
         else:
             db.session.commit()
+            if route is None:  # a new route covers nothing yet: its coverage is the next step
+                flash(
+                    tr(
+                        f"Đã tạo tuyến {saved.code}. Bây giờ chọn các xã, thôn, đường phố mà tuyến phát.",
+                        f"Route {saved.code} created: now choose the communes, hamlets and streets.",
+                    ),
+                    "success",
+                )
+                return redirect(url_for("admin_orgs.route_coverage", route_id=saved.id), code=303)
             flash(
                 tr(
                     f"Đã lưu tuyến {saved.code}. Phạm vi phát (các xã) sửa ở trang phạm vi.",
@@ -283,3 +292,16 @@ def route_new():
 @admin_required
 def route_edit(route_id: int):
     return _route_form(_or_404(svc.get_route, route_id))
+
+
+@bp.route("/routes/<int:route_id>/coverage", methods=["GET", "POST"])
+@admin_required
+def route_coverage(route_id: int):
+    """The route's communes, hamlets and streets, capacity and backup: the supervisors' coverage
+    editor, on the administration's side (a province admin edits their province's routes, with its
+    communes only; the supervisors' page /routes/<code>/coverage is not theirs)."""
+    from delivery_service.routing.views import coverage_form  # the routing pages import the admin's
+
+    route = _or_404(svc.get_route, route_id)
+    return coverage_form(page_actor(), route, action=url_for("admin_orgs.route_coverage", route_id=route.id),
+                         done=url_for("admin_orgs.routes"), within=province_of(_admin()))

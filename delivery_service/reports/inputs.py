@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from delivery_service.accounts.models import ApiClient, Role, User
-from delivery_service.accounts.services import Actor
+from delivery_service.accounts.services import Actor, record
 from delivery_service.db import utcnow
 from delivery_service.errors import Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
@@ -354,21 +354,35 @@ def create_area(actor: Actor, data: AreaInput, *, today: dt.date) -> ReportArea:
                       created_by_id=actor.user_id)
     area.communes = communes
     _flush_unique(area)
+    record("report_area.create", actor=actor, object_type="report_area", object_id=area.id,
+           after=_area_state(area))
     return area
 
 
 def update_area(actor: Actor, area_id: int, data: AreaInput, *, today: dt.date) -> ReportArea:
     """Replace an area's code, name and communes (the actor must see it before and after)."""
     area = get_area(actor, area_id)
+    before = _area_state(area)
     area.code, area.name, area.communes = _checked(data, allowed_communes(actor), today, exclude=area.id)
     _flush_unique(area)
+    after = _area_state(area)
+    if changed := [k for k in after if after[k] != before[k]]:
+        record("report_area.update", actor=actor, object_type="report_area", object_id=area.id,
+               before={k: before[k] for k in changed}, after={k: after[k] for k in changed})
     return area
 
 
 def delete_area(actor: Actor, area_id: int) -> None:
     area = get_area(actor, area_id)
+    record("report_area.delete", actor=actor, object_type="report_area", object_id=area.id,
+           before=_area_state(area))
     db.session.delete(area)
     db.session.flush()
+
+
+def _area_state(area: ReportArea) -> dict[str, object]:
+    """An area as the audit log keeps it (the communes by code)."""
+    return {"code": area.code, "name": area.name, "communes": sorted(u.code for u in area.communes)}
 
 
 def _area_code(code: str) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 import routes
 from delivery_service.accounts.models import Role
-from delivery_service.accounts.services import Actor
+from delivery_service.accounts.services import Actor, record
 from delivery_service.db import utcnow
 from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
@@ -550,6 +550,7 @@ def set_coverage(actor: Actor, code: str, *, communes: Sequence[int] | None = No
     if errors:
         db.session.rollback()
         raise InvalidInput(errors)
+    before = _coverage_state(route)
     if communes is not None:
         db.session.execute(sa.delete(route_communes).where(route_communes.c.route_id == route.id))
         if communes:
@@ -568,10 +569,35 @@ def set_coverage(actor: Actor, code: str, *, communes: Sequence[int] | None = No
         route.backup_route_id = backup_route.id if backup_route else None
     if return_to_office is not None:
         route.return_to_office = return_to_office
-    db.session.commit()
+    db.session.flush()
     db.session.expire(route)
+    after = _coverage_state(route)
+    changed = [k for k in after if after[k] != before[k]]
+    if changed:
+        record("route.coverage", actor=actor, object_type="route", object_id=route.id,
+               before={k: before[k] for k in changed}, after={k: after[k] for k in changed})
+    db.session.commit()
     invalidate_routes()
     return route
+
+
+def _coverage_state(route: PostalRoute) -> dict[str, Any]:
+    """What the coverage editor changes, as the audit log keeps it (codes, not ids)."""
+    from delivery_service.orgs.services import route_code as code_of
+
+    index = unit_index()
+    communes = db.session.scalars(sa.select(route_communes.c.unit_id)
+                                  .where(route_communes.c.route_id == route.id))
+    rules = db.session.execute(sa.select(RouteRule.commune_id, RouteRule.kind, RouteRule.phrase)
+                               .where(RouteRule.route_id == route.id))
+    return {
+        "communes": sorted(u.code if (u := index.by_id.get(i)) else str(i) for i in communes),
+        "rules": sorted(f"{u.code if (u := index.by_id.get(c)) else c} | {PartKind(k).value} | {p}"
+                        for c, k, p in rules),
+        "capacity_per_day": route.capacity_per_day,
+        "backup": code_of(route.backup_route_id) if route.backup_route_id else None,
+        "return_to_office": route.return_to_office,
+    }
 
 
 def _today() -> dt.date:

@@ -237,6 +237,8 @@ _MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
      _fixed(lambda: gettext("A route must cover at least one commune, in whole or in part."))),
     (re.compile(r"Not a commune in force today: (.*)\."),
      lambda m: gettext("Not a commune in force today: %(units)s.", units=m.group(1))),
+    (re.compile(r"Outside your province: (.*)\."),
+     lambda m: gettext("Outside your province: %(units)s.", units=m.group(1))),
     (re.compile(r"Unknown commune\."), _fixed(lambda: gettext("Unknown commune."))),
     (re.compile(r"Must be hamlet or street\."),
      _fixed(lambda: gettext("The kind must be “hamlet” or “street”."))),
