@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -134,6 +135,11 @@ DEFAULTS: dict[str, Any] = {
     # A commit's webhook run starts at most this often per process (JOBS_COALESCE_S for webhooks):
     # the delay a counter system sees for a status change is about this plus the runner's poll.
     "WEBHOOK_COALESCE_S": 1.0,
+    # Where webhooks may go besides public (globally routable) addresses: comma-separated networks,
+    # e.g. "10.20.0.0/16" for counter software on a province's own LAN. Empty: public addresses only,
+    # so an endpoint cannot reach this machine, the LAN or the cloud's metadata service (169.254.169.254,
+    # which only a listed network inside 169.254.0.0/16 opens).
+    "WEBHOOK_ALLOWED_NETWORKS": "",
     # Operations: /metrics answers loopback, or a request with "Authorization: Bearer METRICS_TOKEN"
     # (None: loopback only). Logs as JSON lines or text (None: json in production, text otherwise).
     "METRICS_TOKEN": None,
@@ -341,8 +347,25 @@ def parse_retry_schedule(raw: str | tuple[int, ...] | list[int]) -> tuple[int, .
     return values
 
 
+def parse_networks(raw: str | tuple[Any, ...] | list[Any] | None
+                   ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """``10.20.0.0/16, fd00:1::/64`` -> the networks (an address alone is a network of one)."""
+    parts = [p.strip() for p in raw.split(",")] if isinstance(raw, str) else list(raw or ())
+    networks = []
+    for part in parts:
+        if part == "":
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"WEBHOOK_ALLOWED_NETWORKS must be networks like '10.20.0.0/16,fd00:1::/64': "
+                              f"{part!r} is not one ({exc})") from None
+    return tuple(networks)
+
+
 def _webhook_settings(cfg: dict[str, Any]) -> None:
     cfg["WEBHOOK_RETRY_SCHEDULE"] = parse_retry_schedule(cfg["WEBHOOK_RETRY_SCHEDULE"])
+    cfg["WEBHOOK_ALLOWED_NETWORKS"] = parse_networks(cfg["WEBHOOK_ALLOWED_NETWORKS"])
     for key in ("WEBHOOK_CONNECT_TIMEOUT_S", "WEBHOOK_READ_TIMEOUT_S"):
         if not 0 < cfg[key] <= 30:  # both together stay within a sender's 2-minute hold on its endpoint
             raise ConfigError(f"{key} must be more than 0 and at most 30 seconds")

@@ -63,7 +63,7 @@ def _unavailable(what: str, exc: Exception) -> None:
 
 def _base_config(url: str, tmp: Path) -> dict[str, Any]:
     return {"DATABASE_URL": url, "SECRET_KEY": "test-secret", "TESTING": True, "REDIS_URL": None,
-            "ENV": "test", "JOBS_INLINE": True}
+            "ENV": "test", "JOBS_INLINE": True, "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
 
 
 def _prepare(app: Flask) -> dict[str, Any]:

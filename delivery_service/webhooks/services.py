@@ -31,6 +31,7 @@ import datetime as dt
 import hashlib
 import hmac
 import http.client
+import ipaddress
 import json
 import logging
 import secrets
@@ -38,6 +39,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -128,20 +130,105 @@ class Transport(Protocol):
              read_timeout: float) -> Response: ...
 
 
+# --- where webhooks may go ------------------------------------------------------------------------
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the well-known prefix: the last 32 bits are an IPv4 address
+ADDRESS_NOT_ALLOWED = "address not allowed"  # a delivery's reason when no address of its host may be used
+
+
+def allowed_networks() -> tuple[Network, ...]:
+    """WEBHOOK_ALLOWED_NETWORKS (config.py): networks opened besides the public addresses."""
+    return tuple(current_app.config.get("WEBHOOK_ALLOWED_NETWORKS") or ())
+
+
+def address_allowed(address: str, allowed: Sequence[Network] = ()) -> bool:
+    """Whether a webhook may connect to ``address`` (an IP address as getaddrinfo gives it): a public
+    (globally routable) one, or one inside a network of ``allowed``. The one rule, for setting an
+    endpoint and for every connection a delivery makes.
+
+    Never: the unspecified address (0.0.0.0 reaches this machine) and multicast. An IPv6 address that
+    carries an IPv4 one (mapped ::ffff:a.b.c.d, NAT64 64:ff9b::a.b.c.d, 6to4 2002:…) is judged by it.
+    Link-local addresses (169.254.0.0/16, where clouds answer metadata requests, and fe80::/10) open
+    only by a listed network inside link-local: 0.0.0.0/0 does not open 169.254.169.254.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        elif ip.sixtofour is not None and not address_allowed(str(ip.sixtofour), allowed):
+            return False
+    if ip.is_unspecified or ip.is_multicast:
+        return False
+    listed = [net for net in allowed if ip in net]  # `in` is False across IP versions
+    if listed:
+        return not ip.is_link_local or any(net.is_link_local for net in listed)
+    return ip.is_global and not (ip.is_private or ip.is_reserved or ip.is_loopback or ip.is_link_local)
+
+
+class AddressNotAllowed(OSError):
+    """Every address the receiver's host resolves to is refused by ``address_allowed``."""
+
+
+def _guarded_connect(allowed: Sequence[Network]) -> Any:
+    """socket.create_connection's work, connecting only to allowed addresses: given to an
+    http.client connection as its ``_create_connection`` (HTTPSConnection wraps the socket with
+    server_hostname set to the host's name, so TLS still checks the name, not the address)."""
+
+    def create_connection(address: tuple[str, int], timeout: Any = None,
+                          source_address: tuple[str, int] | None = None) -> socket.socket:
+        host, port = address
+        # Resolved here and connected to what was checked: a name cannot change between the two.
+        infos = [info for info in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+                 if address_allowed(str(info[4][0]), allowed)]
+        if not infos:
+            raise AddressNotAllowed(ADDRESS_NOT_ALLOWED)
+        error: OSError | None = None
+        for family, kind, proto, _name, sockaddr in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                if isinstance(timeout, int | float):  # else socket's global default, as create_connection
+                    sock.settimeout(timeout)
+                if source_address:
+                    sock.bind(source_address)
+                sock.connect(sockaddr)
+                return sock
+            except OSError as exc:
+                sock.close()
+                error = exc
+        assert error is not None
+        raise error
+
+    return create_connection
+
+
 class HttpTransport:
     """POST with the standard library's http.client; any 2xx is success.
 
-    Connecting gets ``connect_timeout``; the answer's status line and headers then get
+    Connecting gets ``connect_timeout``, and only to an address ``address_allowed`` passes (public, or
+    in ``allowed``: WEBHOOK_ALLOWED_NETWORKS), resolved at each request (a name checked when the
+    endpoint was set may point elsewhere since). The answer's status line and headers then get
     ``read_timeout`` in all (a watchdog shuts the socket, so a receiver trickling bytes cannot stretch
     it). The answer's body is never read. Errors keep a short reason only: a response body or an
     exception's text could quote anything.
     """
+
+    def __init__(self, allowed: Sequence[Network] = ()) -> None:
+        self.allowed = tuple(allowed)
 
     def post(self, url: str, body: bytes, headers: dict[str, str], connect_timeout: float,
              read_timeout: float) -> Response:
         parts = urlsplit(url)
         cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         conn = cls(parts.hostname or "", parts.port, timeout=connect_timeout)
+        # http.client connects through this attribute (set in its __init__, no public hook): the
+        # one place to choose the address without losing the host name TLS checks.
+        conn._create_connection = _guarded_connect(self.allowed)  # type: ignore[attr-defined]
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         fired = threading.Event()
         watchdog: threading.Timer | None = None
@@ -172,6 +259,8 @@ def _shut(sock: socket.socket, fired: threading.Event) -> None:
 
 
 def _reason(exc: BaseException, phase: str) -> str:
+    if isinstance(exc, AddressNotAllowed):
+        return ADDRESS_NOT_ALLOWED
     if isinstance(exc, TimeoutError):
         return "timeout" if phase == "read" else "timeout (connect)"
     if isinstance(exc, ConnectionRefusedError):
@@ -186,16 +275,42 @@ def _reason(exc: BaseException, phase: str) -> str:
 
 
 def transport() -> Transport:
-    return current_app.extensions.get("webhook_transport") or HttpTransport()
+    return current_app.extensions.get("webhook_transport") or HttpTransport(allowed_networks())
 
 
 # --- endpoints -----------------------------------------------------------------------------------------
 
+URL_MESSAGE = "Must be an http:// or https:// address of at most 500 characters."
+UNRESOLVED_MESSAGE = "The host name {host} does not resolve to an address."
+REFUSED_MESSAGE = ("The address resolves to {address}, a loopback/private/link-local address: webhooks go to "
+                   "public addresses only (an operator can allow a network with WEBHOOK_ALLOWED_NETWORKS).")
+
+
 def _check_url(url: str) -> str:
+    """The address, if webhooks may go there: http(s), and every address its host resolves to now
+    allowed (``address_allowed``; each delivery checks again where it connects)."""
     url = url.strip()
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 500:
-        raise InvalidInput({"url": ["Must be an http:// or https:// address of at most 500 characters."]})
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or past 65535
+        port = -1
+    bad_port = port is not None and not 0 < port <= 65535
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 500 or bad_port:
+        raise InvalidInput({"url": [URL_MESSAGE]})
+    host = parts.hostname
+    try:
+        default = 443 if parts.scheme == "https" else 80
+        infos = socket.getaddrinfo(host, port or default, 0, socket.SOCK_STREAM)
+    except (OSError, UnicodeError):  # socket.gaierror; a name IDNA cannot encode
+        infos = []
+    if not infos:
+        raise InvalidInput({"url": [UNRESOLVED_MESSAGE.format(host=host)]})
+    allowed = allowed_networks()
+    for info in infos:
+        address = str(info[4][0])
+        if not address_allowed(address, allowed):
+            raise InvalidInput({"url": [REFUSED_MESSAGE.format(address=address)]})
     return url
 
 
