@@ -314,13 +314,16 @@ def start_batch(actor: Actor, *, counter_id: int, item_ids: Sequence[str] | None
         else:
             db.session.execute(sa.update(Counter).where(Counter.id == counter_id).values(id=Counter.id)
                                .execution_options(synchronize_session=False))
-        busy = [i for ids in db.session.scalars(sa.select(PrintJob.order_ids).where(
-            PrintJob.counter_id == counter_id, PrintJob.state.in_([JobState.PENDING, JobState.RUNNING])))
-            for i in ids or ()]
+        running = db.session.execute(sa.select(PrintJob.id, PrintJob.order_ids).where(
+            PrintJob.counter_id == counter_id, PrintJob.state.in_([JobState.PENDING, JobState.RUNNING]))).all()
+        busy = [i for _job, ids in running for i in ids or ()]
         candidates = list(db.session.scalars(_unprinted(actor, counter_id)
                                              .where(DeliveryOrder.id.not_in(busy)).limit(MAX_BATCH)))
         orders = [o for o in candidates if refusal(o, counter) is None]
         left_out = len(candidates) - len(orders)
+        if not orders and running:  # all of it is in a batch still being prepared: that batch, again
+            db.session.commit()
+            return BatchResult(None, db.session.get(PrintJob, max(job for job, _ids in running)), left_out)
     if not orders:
         raise InvalidInput({"item_ids": ["There is no label to print: every order of the counter is printed "
                                          "already, or none can be labelled yet."]})
