@@ -96,7 +96,7 @@ def test_admin_creates_a_counter_a_route_an_api_client_and_changes_a_failure_rea
         _clean(page, watch)
         # Its webhook: the signing secret once, then pause and rotation offered.
         card = page.locator("section.card", has_text="iGate Cẩm Thành")
-        card.locator('input[name="url"]').fill("https://igate.camthanh.example.vn/hooks/delivery")
+        card.locator('input[name="url"]').fill("https://93.184.216.34/hooks/delivery")
         card.locator("button", has_text="Lưu webhook").click()
         assert page.locator("#secret").inner_text().startswith("whsec_")
         page.click("text=Đã sao chép, quay lại")

@@ -265,7 +265,7 @@ def slow_job(marker_dir: str) -> None:
 
 def start_worker(app: Flask, log: Path, *args: str, **settings: str) -> subprocess.Popen[bytes]:
     """A real `delivery-service worker` (``args``: its options) on the app's database and Redis."""
-    env = {**os.environ, "DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": app.config["REDIS_URL"],
+    env = {**os.environ, "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8", "DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": app.config["REDIS_URL"],
            "RQ_QUEUE": app.config["RQ_QUEUE"], "SECRET_KEY": "test-secret", "JOBS_LEASE_S": "2",
            "JOBS_POLL_S": "0.2", "JOBS_HAND_LEASE_S": "1", "JOBS_WORKER_MAINTENANCE_S": "3",
            "JOBS_COALESCE_S": str(app.config["JOBS_COALESCE_S"]),

@@ -103,3 +103,22 @@ def test_reporting_areas_changes_are_audited(client, auth):
     assert [r.action for r in rows] == ["report_area.create", "report_area.update", "report_area.delete"]
     assert rows[1].before == {"name": "Thành phố"} and rows[1].after == {"name": "TP Quảng Ngãi"}
     assert rows[0].after["communes"] == ["21025"] and admin_headers
+
+
+# --- a webhook to an internal address is refused on the admin page, in the reader's language ----------
+
+def test_the_admin_page_says_why_an_internal_webhook_address_is_refused(client):
+    from conftest import csrf_token
+
+    from delivery_service.accounts.models import ApiClient
+
+    login(client, "admin")
+    token = csrf_token(client, "/admin/clients")
+    client.post("/admin/clients", data={"csrf_token": token, "name": "iGate Thử", "counter": "QNG-TTHCC"})
+    client_id = db.session.scalar(sa.select(sa.func.max(ApiClient.id)))
+    for url, shown in (("http://169.254.169.254/latest/meta-data/", "trỏ tới 169.254.169.254, một địa chỉ nội bộ"),
+                       ("http://10.0.0.5:6379/", "trỏ tới 10.0.0.5, một địa chỉ nội bộ")):  # tests allow 127/8
+        resp = client.post(f"/admin/clients/{client_id}/webhook", data={"csrf_token": token, "url": url})
+        html = resp.get_data(as_text=True)
+        assert resp.status_code == 422 and shown in html, html[-2000:]
+        assert "Must be an http://" not in html and "Nhập địa chỉ http://" not in html

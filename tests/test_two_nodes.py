@@ -99,7 +99,7 @@ def test_two_nodes_and_a_worker_share_orders_log_ins_limits_and_webhooks(fresh_p
         db.session.remove()
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700)
-    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_server.url, "SECRET_KEY": "two-nodes-secret",
+    env = {**os.environ, "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8", "DATABASE_URL": url, "REDIS_URL": redis_server.url, "SECRET_KEY": "two-nodes-secret",
            "ENV": "test", "TRUSTED_PROXIES": "1", "RQ_QUEUE": f"two-nodes-{uuid.uuid4().hex[:8]}", "XDG_RUNTIME_DIR": str(runtime),
            "JOBS_POLL_S": "0.5", "JOBS_MAINTENANCE_S": "1", "PRINT_FILES_DIR": str(tmp_path / "prints"),
            "REPORT_FILES_DIR": str(tmp_path / "reports")}

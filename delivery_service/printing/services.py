@@ -315,7 +315,8 @@ def start_batch(actor: Actor, *, counter_id: int, item_ids: Sequence[str] | None
             db.session.execute(sa.update(Counter).where(Counter.id == counter_id).values(id=Counter.id)
                                .execution_options(synchronize_session=False))
         running = db.session.execute(sa.select(PrintJob.id, PrintJob.order_ids).where(
-            PrintJob.counter_id == counter_id, PrintJob.state.in_([JobState.PENDING, JobState.RUNNING]))).all()
+            PrintJob.counter_id == counter_id,
+            PrintJob.state.in_([JobState.PENDING, JobState.RUNNING]))).all()
         busy = [i for _job, ids in running for i in ids or ()]
         candidates = list(db.session.scalars(_unprinted(actor, counter_id)
                                              .where(DeliveryOrder.id.not_in(busy)).limit(MAX_BATCH)))
