@@ -188,12 +188,12 @@ def test_a_killed_batch_records_no_print_and_the_sweeper_reruns_it_to_one_file(a
     assert print_count() == 0
     assert unprinted_on_page(client, items) == set(items)
     assert client.get(f"/api/v1/labels/batches/{job_id}/file", headers=auth).status_code == 409
-    # The page no longer refreshes once the heartbeat is a minute old, and says what happens next.
+    # The page no longer refreshes once the heartbeat is older than JOBS_STALL_S (30 s), and says what happens next.
     db.session.execute(sa.update(PrintJob).where(PrintJob.id == job_id).values(
         heartbeat_at=stopped.heartbeat_at - dt.timedelta(seconds=61)))
     db.session.commit()
     page = client.get(f"/counter/labels/jobs/{job_id}").get_data(as_text=True)
-    assert 'http-equiv="refresh"' not in page and "Không có tiến triển trong hơn một phút (8/14)" in page
+    assert 'http-equiv="refresh"' not in page and "Không có tiến triển trong hơn 30 giây (8/14)" in page
     db.session.execute(sa.update(PrintJob).where(PrintJob.id == job_id).values(heartbeat_at=stopped.heartbeat_at))
     db.session.commit()
 
@@ -498,3 +498,26 @@ def test_print_all_twice_prints_each_label_once(app, client, auth, monkeypatch, 
     assert [a.status_code for a in answers] == [202, 202], [a.json for a in answers]
     [made] = {a.json["id"] for a in answers}  # one new batch, answered to both
     assert made != first and len(job(made).order_ids) == 5 and not held & set(job(made).order_ids)
+
+
+@pytest.mark.config(**SETTINGS)
+def test_a_batch_no_process_has_taken_says_it_waits_and_a_stall_names_its_seconds(app, client, auth,
+                                                                                 monkeypatch, prints_dir):
+    """Redis or every worker down: the batch's page said "preparing 0 of N" for minutes; a stall said
+    "more than a minute" after JOBS_STALL_S (30 s) (outside review, 6 Dec afternoon)."""
+    new_orders(client, auth, 5)
+    first = pending_job(client, auth, monkeypatch)
+    login(client, "counter")
+    page = client.get(f"/counter/labels/jobs/{first}").get_data(as_text=True)
+    assert "Đang chuẩn bị nhãn" in page and "đã chờ hơn" not in page
+    db.session.execute(sa.update(PrintJob).where(PrintJob.id == first)
+                       .values(created_at=utcnow() - dt.timedelta(seconds=31)))
+    db.session.commit()
+    page = client.get(f"/counter/labels/jobs/{first}").get_data(as_text=True)
+    assert "Lô nhãn đã chờ hơn 30 giây mà hệ thống xử lý nền chưa nhận" in page
+    assert 'http-equiv="refresh"' in page  # it goes on looking
+    db.session.execute(sa.update(PrintJob).where(PrintJob.id == first)
+                       .values(state=JobState.RUNNING, heartbeat_at=utcnow() - dt.timedelta(seconds=31)))
+    db.session.commit()
+    page = client.get(f"/counter/labels/jobs/{first}").get_data(as_text=True)
+    assert "Không có tiến triển trong hơn 30 giây" in page and "hơn một phút" not in page

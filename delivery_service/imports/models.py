@@ -63,6 +63,14 @@ class ImportBatch(db.Model):
         return self.state is ImportState.RUNNING and self.last_sign < utcnow() - stall_after()
 
     @property
+    def waiting(self) -> bool:
+        """Not started yet, for longer than a running import may go without a heartbeat: no background
+        process has taken it (Redis or every worker down); it starts when one does."""
+        from delivery_service.stalled import stall_after
+
+        return self.state is ImportState.PENDING and self.created_at < utcnow() - stall_after()
+
+    @property
     def last_sign(self) -> dt.datetime:
         """The last sign of life of the batch's run: its heartbeat, else its creation."""
         return self.heartbeat_at or self.created_at

@@ -84,6 +84,12 @@ class PrintJob(db.Model):
         return job_stalled(self.state is JobState.RUNNING, self.heartbeat_at or self.created_at)
 
     @property
+    def waiting(self) -> bool:
+        """Not started yet, for longer than a running job may go without a heartbeat: no background
+        process has taken it (Redis or every worker down); it starts when one does."""
+        return job_stalled(self.state is JobState.PENDING, self.created_at)
+
+    @property
     def failure_kind(self) -> str | None:
         """Why a failed job stopped, for the page: "stalled" (its process died and the retries ran
         out) or "stopped" (rendering ended early: an error, a timeout, a killed worker)."""
