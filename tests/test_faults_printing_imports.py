@@ -521,3 +521,22 @@ def test_a_batch_no_process_has_taken_says_it_waits_and_a_stall_names_its_second
     db.session.commit()
     page = client.get(f"/counter/labels/jobs/{first}").get_data(as_text=True)
     assert "Không có tiến triển trong hơn 30 giây" in page and "hơn một phút" not in page
+
+
+@pytest.mark.config(**SETTINGS)
+def test_an_order_cancelled_while_its_batch_waits_is_named_not_counted(app, client, auth, monkeypatch, prints_dir):
+    """The batch said "1,011 labels ready" for a file of 1,010 (an order cancelled between the asking and
+    the rendering), naming none (outside review, 6 Dec afternoon)."""
+    items = new_orders(client, auth, 5)
+    job_id = pending_job(client, auth, monkeypatch)
+    assert client.post(f"/api/v1/orders/{items[2]}/events", json={"status": "cancelled"},
+                       headers=auth).status_code == 201
+    printing.run_print_job(job_id, 1)
+    answer = client.get(f"/api/v1/labels/batches/{job_id}", headers=auth).json
+    assert (answer["state"], answer["total"], answer["done"], answer["left_out"]) == ("done", 5, 4, [items[2]])
+    body = client.get(f"/api/v1/labels/batches/{job_id}/file", headers=auth).get_data()
+    assert len(PdfReader(io.BytesIO(body)).pages) == 4 and print_count() == 4
+    login(client, "counter")
+    page = client.get(f"/counter/labels/jobs/{job_id}").get_data(as_text=True)
+    assert "4 nhãn đã sẵn sàng" in page.replace("\u00a0", " ") or "Đã sẵn sàng 4 nhãn" in page, page[-3000:]
+    assert items[2] in page and "Đã hủy" in page

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import RAISE, Schema, fields, validate
 
 from delivery_service.fields import QueryArgs, Text
 from delivery_service.printing.models import JobState, LabelFormat, ManifestKind
-from delivery_service.printing.services import SIZES
+from delivery_service.printing.services import SIZES, left_out
 
 FORMAT = fields.String(
     validate=validate.OneOf([f.value for f in LabelFormat]),
@@ -45,18 +47,26 @@ class PrintJobOut(Schema):
     state = fields.Enum(JobState, by_value=True)
     format = fields.Enum(LabelFormat, by_value=True)
     size = fields.String()
-    total = fields.Integer()
-    done = fields.Integer()
+    total = fields.Integer(metadata={"description": "Labels asked for"})
+    done = fields.Integer(metadata={
+        "description": "Labels rendered so far; once done, the labels in the file: fewer than total when "
+                       "orders were cancelled meanwhile (left_out names them)"})
+    left_out = fields.Method("_left_out", metadata={
+        "description": "Item ids asked for but not in the finished file (cancelled or no longer printable "
+                       "since the batch was asked for)"})
     error = fields.String(allow_none=True)
     created_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)
     heartbeat_at = fields.DateTime(allow_none=True, metadata={
-        "description": "Last sign of life of the run rendering it; a running job silent for over a minute "
-                       "has lost its process and is queued again or failed"})
+        "description": "Last sign of life of the run rendering it; a running job silent for longer than "
+                       "JOBS_STALL_S (30 s) has lost its process and is queued again or failed"})
     attempts = fields.Integer(metadata={"description": "How many times the job was queued"})
     file = fields.Function(
         lambda j: f"/api/v1/labels/batches/{j.id}/file" if j.state is JobState.DONE else None
     )
+
+    def _left_out(self, job: Any) -> list[str]:
+        return [o.item_id for o in left_out(job)] if job.done != job.total else []
 
 
 class LabelPrintOut(Schema):

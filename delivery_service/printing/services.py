@@ -367,6 +367,17 @@ def get_job(actor: Actor, job_id: int) -> PrintJob:
     return job
 
 
+def left_out(job: PrintJob) -> list[DeliveryOrder]:
+    """The orders a finished batch was asked for but left out of its file: cancelled, or otherwise no
+    longer printable, between the asking and the rendering (``refusal``); its ``done`` counts the rest."""
+    if job.state is not JobState.DONE:
+        return []
+    printed = sa.select(LabelPrint.order_id).where(LabelPrint.print_job_id == job.id)
+    return list(db.session.scalars(sa.select(DeliveryOrder).where(
+        DeliveryOrder.id.in_(job.order_ids or []), DeliveryOrder.id.not_in(printed))
+        .order_by(DeliveryOrder.id)))
+
+
 def job_file(actor: Actor, job_id: int) -> Document:
     job = get_job(actor, job_id)
     if job.state is not JobState.DONE or not job.file_name:
@@ -432,7 +443,8 @@ def run_print_job(job_id: int, attempt: int | None = None) -> None:
         tmp.rename(folder / name)
         if records:
             db.session.execute(sa.insert(LabelPrint), records)
-        _beat(job.id, runner, file_name=name, state=JobState.DONE, finished_at=utcnow(), done=job.total)
+        # done: the labels in the file (fewer than asked for when orders were cancelled meanwhile)
+        _beat(job.id, runner, file_name=name, state=JobState.DONE, finished_at=utcnow(), done=len(records))
         db.session.commit()
     except _Superseded:
         db.session.rollback()

@@ -122,7 +122,8 @@ def job(job_id: int):
     """A big batch being rendered: progress (the page refreshes itself), then the download."""
     found = services.get_job(page_actor(), job_id)
     running = found.state in (JobState.PENDING, JobState.RUNNING)
-    return render_template("printing/job.html", job=found, running=running)
+    return render_template("printing/job.html", job=found, running=running,
+                           left_out=services.left_out(found) if found.done != found.total else [])
 
 
 @bp.get("/counter/labels/jobs/<int:job_id>/file")
