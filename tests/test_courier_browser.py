@@ -206,6 +206,7 @@ def test_deliver_online_then_offline_and_sync_exactly_once(app, live_server, bro
         assert first.locator('a[href^="tel:0905123456"]').count() == 1
         assert first.locator('a[href^="geo:"]').get_attribute("href").count(",") >= 2
         assert "41.000" in first.locator(".c-collect").text_content()
+        assert first.locator(".c-collect").text_content().startswith("Cần thu")
         _wait(page, "navigator.serviceWorker.controller !== null")
 
         # online: deliver one with a signature; it is sent at once
@@ -213,6 +214,8 @@ def test_deliver_online_then_offline_and_sync_exactly_once(app, live_server, bro
         page.wait_for_selector('#outbox-badge[data-state="sent"][data-pending="0"]')
         assert _badge(page)["text"] == "đã gửi"
         page.wait_for_selector(f'.c-order[data-item="{a}"][data-status="delivered"]')
+        # delivered: the money is collected, no longer "to collect" (outside review, 6 Dec afternoon)
+        assert _order_box(page, a).locator(".c-collect").text_content().startswith("Đã thu: 41.000")
         delivered_a = [e for e in _events([a]) if e[1] == "delivered"]
         assert len(delivered_a) == 1 and delivered_a[0][2] == sent[0]["event_id"]
         assert sent[0]["accuracy_m"] == 12 and sent[0]["device_time"].endswith("+07:00")

@@ -49,6 +49,7 @@ def js_strings() -> dict[str, str]:
         "visited": gettext("Visited at %(time)s"),
         "map": gettext("Map"),
         "to_collect": gettext("To collect"),
+        "collected": gettext("Collected"),
         "nothing_to_collect": gettext("Nothing to collect"),
         "estimated": gettext("Position estimated from the commune centre"),
         "no_position": gettext("No position known"),

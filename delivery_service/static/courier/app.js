@@ -426,7 +426,7 @@ function orderBlock(order) {
       el("p", { class: "c-address" }, addr)),
     order.authorised ? el("p", { class: "muted" }, `${t("authorised")}: ${order.authorised.name}`) : null,
     links,
-    el("p", { class: "c-collect" }, due ? [`${t("to_collect")}: `, el("strong", {}, money(due))]
+    el("p", { class: "c-collect" }, due ? [`${t(status === "delivered" ? "collected" : "to_collect")}: `, el("strong", {}, money(due))]
       : el("span", { class: "muted" }, t("nothing_to_collect"))),
     el("p", { class: "c-meta" }, statusBadge(status),
       el("span", { class: `c-leg c-leg-${legOf(order)}`, dataset: { leg: legOf(order) } }, t(`leg_${legOf(order)}`)),
@@ -614,7 +614,9 @@ function renderSheetBody(itemId) {
     if (order.to_collect_vnd - (order.collect_vnd || 0) > 0) {
       parts.push(`${t("postage")} ${money(order.to_collect_vnd - (order.collect_vnd || 0))}`);
     }
-    row(t("to_collect"), el("strong", {}, money(order.to_collect_vnd)), parts.length ? ` (${parts.join(", ")})` : "");
+    // once delivered, the money is collected: no longer "to collect"
+    row(t(status === "delivered" ? "collected" : "to_collect"), el("strong", {}, money(order.to_collect_vnd)),
+      parts.length ? ` (${parts.join(", ")})` : "");
   }
   const attempts = predict(order).attempts;
   if (attempts) row("", t("failed_attempts", { num: attempts }));
