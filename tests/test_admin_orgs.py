@@ -109,6 +109,11 @@ def test_counter_form_shows_an_error_per_field_and_changes_nothing(client):
     assert 'value="call me"' in html  # what was typed stays
     resp = _post(client, "/admin/counters/new", **{**COUNTER, "code": "bad code!", "label_format": "png"})
     assert _error(resp.get_data(as_text=True), "code") and _error(resp.get_data(as_text=True), "label_format")
+    # a commune's counter given a province's code (outside review, 6 Dec afternoon: it was saved)
+    resp = _post(client, "/admin/counters/new", **{**COUNTER, "unit": "51"})
+    assert resp.status_code == 422
+    assert _error(resp.get_data(as_text=True), "unit") == ("Bộ phận một cửa cấp này đặt tại một xã, phường: "
+                                                           "nhập mã xã, phường.")
     db.session.expire_all()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Counter)) == before
     assert not _events("counter.create")

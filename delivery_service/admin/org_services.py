@@ -26,7 +26,7 @@ from delivery_service.extensions import db
 from delivery_service.fields import whole_number
 from delivery_service.localtime import local_today
 from delivery_service.orgs.models import MAX_CAPACITY_PER_DAY, Counter, CounterLevel, PostalRoute, PostOffice
-from delivery_service.units.models import AdminUnit
+from delivery_service.units.models import AdminUnit, UnitLevel
 from delivery_service.vietnamese import sort_key
 
 LABEL_FORMATS = ("pdf", "zpl")
@@ -132,6 +132,14 @@ def get_client(admin: User, client_id: int) -> ApiClient:
     return _one(clients_query(admin), ApiClient, client_id, "API client")
 
 
+# A counter's level and the level of the unit it sits in, with that unit's name in both languages
+COUNTER_UNITS = {
+    CounterLevel.PROVINCE_CENTRE.value: (UnitLevel.PROVINCE, "tỉnh, thành phố", "province"),
+    CounterLevel.DISTRICT.value: (UnitLevel.DISTRICT, "huyện", "district"),
+    CounterLevel.COMMUNE.value: (UnitLevel.COMMUNE, "xã, phường", "commune"),
+}
+
+
 def _current_unit(admin: User, code: str, errors: Errors, field: str = "unit") -> AdminUnit | None:
     today = local_today()
     unit = db.session.scalar(
@@ -234,6 +242,10 @@ def save_counter(
     if level not in {lv.value for lv in CounterLevel}:
         errors.add("level", "Chọn cấp của bộ phận một cửa.", "Choose the counter's level.")
     unit = _current_unit(admin, _text(form.get("unit")), errors)
+    if unit is not None and level in COUNTER_UNITS and unit.level is not COUNTER_UNITS[level][0]:
+        _wanted, vi, en = COUNTER_UNITS[level]  # a commune's counter on a province: figures misplaced
+        errors.add("unit", f"Bộ phận một cửa cấp này đặt tại một {vi}: nhập mã {vi}.",
+                   f"A counter of this level sits in a {en}: give a {en}'s code.")
     office = None
     office_code = _text(form.get("post_office")).upper()
     if office_code:
