@@ -230,6 +230,15 @@ class ErrorOut(ma.Schema):
         "description": "The per-field messages as a list, each with its code"})
 
 
+def _first_message(errors: Any) -> str | None:
+    """The first message in nested per-field errors, as text."""
+    if isinstance(errors, dict):
+        return next((m for v in errors.values() if (m := _first_message(v))), None)
+    if isinstance(errors, list | tuple):
+        return next((m for v in errors if (m := _first_message(v))), None)
+    return str(errors) if errors else None
+
+
 def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
@@ -267,7 +276,11 @@ def register(app: Flask) -> None:
                     response.headers[name] = value
             response.headers.update(headers)
             return response
-        return render_template("error.html", code=code, message=exc.description), code
+        if code == 422 and errors:  # a page's form refused before its view (api.guards): say what is wrong
+            message = _first_message(errors)
+        else:
+            message = exc.description
+        return render_template("error.html", code=code, message=message), code
 
     @app.errorhandler(RecursionError)
     def handle_too_deep(exc: RecursionError):

@@ -122,3 +122,17 @@ def test_the_admin_page_says_why_an_internal_webhook_address_is_refused(client):
         html = resp.get_data(as_text=True)
         assert resp.status_code == 422 and shown in html, html[-2000:]
         assert "Must be an http://" not in html and "Nhập địa chỉ http://" not in html
+
+
+# --- a form refused before its view says why, in the reader's language ------------------------------
+
+def test_a_nul_character_in_a_form_is_explained_on_the_page(client):
+    from conftest import csrf_token
+
+    login(client, "admin")
+    resp = client.post("/admin/offices/new", data={"csrf_token": csrf_token(client, "/admin/offices/new"),
+                                                   "code": "BC-NUL", "name": "Bưu cục\x00 thử", "unit": "21025"})
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "Dữ liệu gửi đi có một ký tự không lưu được" in page, page[-1500:]
+    resp = client.post("/api/v1/orders", json={"note": "a\u0000b"}, headers={"X-CSRFToken": "x"})
+    assert resp.status_code in (403, 422) and resp.is_json  # the API still answers JSON

@@ -60,6 +60,10 @@ _MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (re.compile(r"Longer than (\d+) characters\.|Length must be between \d+ and (\d+)\."
                 r"|Longer than maximum length (\d+)\."),
      lambda m: gettext("At most %(n)s characters.", n=next(g for g in m.groups() if g))),
+    (re.compile(r"Contains a NUL character or an unpaired surrogate\."),  # api.guards, any form
+     _fixed(lambda: gettext("What was sent contains a character that cannot be stored (NUL, or a broken "
+                            "Unicode character), often pasted from another program: go back, delete it and "
+                            "send again."))),
     (re.compile(r"Contains control or invalid characters\."),
      _fixed(lambda: gettext("Contains characters that are not allowed."))),
     (re.compile(r"Not a valid integer\."), _fixed(lambda: gettext("Enter a whole number."))),
