@@ -66,7 +66,7 @@ class PrintJobOut(Schema):
     )
 
     def _left_out(self, job: Any) -> list[str]:
-        return [o.item_id for o in left_out(job)] if job.done != job.total else []
+        return [o.item_id for o in left_out(job)]
 
 
 class LabelPrintOut(Schema):

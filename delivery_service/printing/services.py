@@ -370,7 +370,7 @@ def get_job(actor: Actor, job_id: int) -> PrintJob:
 def left_out(job: PrintJob) -> list[DeliveryOrder]:
     """The orders a finished batch was asked for but left out of its file: cancelled, or otherwise no
     longer printable, between the asking and the rendering (``refusal``); its ``done`` counts the rest."""
-    if job.state is not JobState.DONE:
+    if job.state is not JobState.DONE or job.done == job.total:  # every label asked for is in the file
         return []
     printed = sa.select(LabelPrint.order_id).where(LabelPrint.print_job_id == job.id)
     return list(db.session.scalars(sa.select(DeliveryOrder).where(

@@ -123,7 +123,7 @@ def job(job_id: int):
     found = services.get_job(page_actor(), job_id)
     running = found.state in (JobState.PENDING, JobState.RUNNING)
     return render_template("printing/job.html", job=found, running=running,
-                           left_out=services.left_out(found) if found.done != found.total else [])
+                           left_out=services.left_out(found))
 
 
 @bp.get("/counter/labels/jobs/<int:job_id>/file")
