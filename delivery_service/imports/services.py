@@ -56,7 +56,7 @@ from delivery_service.orders.services import (
     local_today,
     read_order_address,
 )
-from delivery_service.orders.status import Direction
+from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.models import Counter
 from delivery_service.routing.bulk import PlacementRaced
 from delivery_service.stalled import stall_after
@@ -889,7 +889,8 @@ class _Run:
         if codes:
             stored = {(code, direction): item_id for code, direction, item_id in db.session.execute(
                 sa.select(DeliveryOrder.dossier_code, DeliveryOrder.direction, DeliveryOrder.item_id)
-                .where(DeliveryOrder.counter_id == self.counter_id, DeliveryOrder.dossier_code.in_(codes)))}
+                .where(DeliveryOrder.counter_id == self.counter_id, DeliveryOrder.dossier_code.in_(codes),
+                       DeliveryOrder.status != Status.CANCELLED))}  # a cancelled order gives its dossier back
         new = [(i, row, data) for i, (row, data, _errors) in enumerate(checked) if data is not None
                and (data["dossier_code"], Direction(data["direction"])) not in stored]
         outcomes = self._store_all(new)

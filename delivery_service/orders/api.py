@@ -56,8 +56,9 @@ def _order_in() -> dict[str, Any]:
 @blp.doc(requestBody=json_body_doc(OrderIn))
 @blp.response(201, OrderOut, description="The new order")
 @blp.alt_response(200, schema=OrderOut, description="A retry: the order stored earlier, by the same body")
-@blp.alt_response(409, schema=ErrorOut, description="The dossier already has an order, created with "
-                  "another body (`error`: `dossier_exists`, `item_id` names it)")
+@blp.alt_response(409, schema=ErrorOut, description="The dossier already has an order that is not "
+                  "cancelled, created with another body (`error`: `dossier_exists`, `item_id` names it); "
+                  "a cancelled order gives its dossier back")
 @blp.alt_response(422, schema=ErrorOut, description="Invalid input, or the Idempotency-Key was used "
                   "with another body (`error`: `idempotency_key_reused`, `item_id` names the order)")
 @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,

@@ -62,6 +62,7 @@ OPEN_WHERE = "status NOT IN ('delivered', 'returned_to_agency', 'cancelled')"
 CLOSED_STATUSES = "status IN ('cancelled', 'delivered', 'delivered_to_agency', 'returned_to_agency')"
 ERASABLE_WHERE = f"personal_data_erased_at IS NULL AND {CLOSED_STATUSES}"
 DISPATCH_WHERE = "dispatch IS NOT NULL"
+NOT_CANCELLED = "status <> 'cancelled'"
 
 
 class DeliveryOrder(db.Model):
@@ -69,7 +70,6 @@ class DeliveryOrder(db.Model):
 
     __tablename__ = "delivery_orders"
     __table_args__ = (
-        sa.UniqueConstraint("counter_id", "dossier_code", "direction", name="uq_orders_dossier"),
         sa.UniqueConstraint("counter_id", "idempotency_key", name="uq_orders_idempotency_key"),
         sa.CheckConstraint("postage_vnd >= 0", name="postage_positive"),
         sa.CheckConstraint("postage_due_vnd >= 0 AND postage_due_vnd <= postage_vnd", name="postage_due"),
@@ -78,6 +78,10 @@ class DeliveryOrder(db.Model):
         sa.CheckConstraint("(window_from_min IS NULL AND window_to_min IS NULL) OR (window_from_min >= 360 "
                            "AND window_to_min <= 1260 AND window_to_min - window_from_min >= 30)",
                            name="window_range"),
+        # A dossier has one order a direction at a counter, but a cancelled order gives it back: the
+        # counter sends it again with the right data (migration 0029).
+        sa.Index("uq_orders_dossier", "counter_id", "dossier_code", "direction", unique=True,
+                 postgresql_where=sa.text(NOT_CANCELLED), sqlite_where=sa.text(NOT_CANCELLED)),
         sa.Index("ix_orders_counter_created", "counter_id", "created_at"),
         # The order search's phone term (PostgreSQL's bitmap OR); SQLite scans for that search anyway
         # (its name term is a LIKE '%…%'), so it has no such index (migration 0028).

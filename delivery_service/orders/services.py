@@ -184,7 +184,7 @@ def check_retry(existing: DeliveryOrder, data: dict[str, Any], *, idempotency_ke
     elif known and existing.request_digest != digest:
         raise Conflict(f"Dossier {existing.dossier_code} already has order {existing.item_id} "
                        f"({existing.direction.value}), created with other data. Correct that order "
-                       "(address, cancel) instead of sending it again.",
+                       "(address call), or cancel it and send the dossier again.",
                        error="dossier_exists", item_id=existing.item_id)
 
 
@@ -655,8 +655,11 @@ def address_candidates(candidates: list[Any], day: dt.date) -> AddressCandidates
 
 def find_duplicate(counter_id: int, dossier_code: str, direction: Direction,
                    idempotency_key: str | None) -> DeliveryOrder | None:
-    """The stored order a create call repeats, if any."""
-    conds = [sa.and_(DeliveryOrder.dossier_code == dossier_code, DeliveryOrder.direction == direction)]
+    """The stored order a create call repeats, if any: the one with its Idempotency-Key (cancelled or
+    not), else the dossier's order in that direction that is not cancelled (a cancelled order gives its
+    dossier back, ``uq_orders_dossier``)."""
+    conds = [sa.and_(DeliveryOrder.dossier_code == dossier_code, DeliveryOrder.direction == direction,
+                     DeliveryOrder.status != Status.CANCELLED)]
     if idempotency_key:
         conds.insert(0, DeliveryOrder.idempotency_key == idempotency_key)
     rows = db.session.scalars(sa.select(DeliveryOrder).where(

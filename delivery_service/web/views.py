@@ -116,7 +116,8 @@ def new_order():
             elif differing := forms.differing_fields(page_actor(), order, data, counter_id=counter.id):
                 flash(gettext("This dossier already has an order at this counter: %(item_id)s. Nothing new "
                               "was created, and the data you typed was NOT saved: it differs from that order "
-                              "in %(fields)s. If the data has changed, correct or cancel that order.",
+                              "in %(fields)s. If the data has changed, correct that order, or cancel it and "
+                              "create the order again.",
                               item_id=order.item_id, fields=", ".join(differing)), "error")
             else:
                 flash(gettext("This dossier already has an order at this counter: %(item_id)s. "

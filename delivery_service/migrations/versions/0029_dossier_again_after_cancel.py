@@ -1,0 +1,59 @@
+"""A cancelled order no longer holds its dossier: the unique (counter_id, dossier_code, direction)
+becomes a unique index over the orders that are not cancelled, so that a counter can cancel an order
+made with wrong data and send the same dossier again. The Idempotency-Key stays unique over every
+order, cancelled or not: a client's retry still finds the order it created.
+
+PostgreSQL drops the constraint and builds the partial unique index (it holds the table's write lock
+while it builds: seconds per million orders). SQLite cannot drop a table constraint: the table is
+rebuilt (batch mode, its indexes recreated as they were); the order_events triggers that read
+delivery_orders are dropped around the rebuild and made again, since SQLite checks them when the new
+copy is renamed.
+
+Revision ID: 0029
+Revises: 0028
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0029'
+down_revision = '0028'
+branch_labels = None
+depends_on = None
+
+NOT_CANCELLED = "status <> 'cancelled'"
+COLUMNS = ['counter_id', 'dossier_code', 'direction']
+
+
+def _sqlite_triggers() -> list[str]:
+    """The CREATE TRIGGER statements of the triggers whose body names delivery_orders."""
+    rows = op.get_bind().exec_driver_sql(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%delivery_orders%'").all()
+    for name, _sql in rows:
+        op.execute(f'DROP TRIGGER "{name}"')
+    return [sql for _name, sql in rows]
+
+
+def upgrade():
+    if op.get_bind().dialect.name == 'sqlite':
+        triggers = _sqlite_triggers()
+        with op.batch_alter_table('delivery_orders', recreate='always') as batch:
+            batch.drop_constraint('uq_orders_dossier', type_='unique')
+        for sql in triggers:
+            op.execute(sql)
+    else:
+        op.drop_constraint('uq_orders_dossier', 'delivery_orders', type_='unique')
+    op.create_index('uq_orders_dossier', 'delivery_orders', COLUMNS, unique=True,
+                    postgresql_where=sa.text(NOT_CANCELLED), sqlite_where=sa.text(NOT_CANCELLED))
+
+
+def downgrade():
+    # Refused if a dossier was sent again after a cancellation (two orders would share the key).
+    op.drop_index('uq_orders_dossier', table_name='delivery_orders')
+    if op.get_bind().dialect.name == 'sqlite':
+        triggers = _sqlite_triggers()
+        with op.batch_alter_table('delivery_orders', recreate='always') as batch:
+            batch.create_unique_constraint('uq_orders_dossier', COLUMNS)
+        for sql in triggers:
+            op.execute(sql)
+    else:
+        op.create_unique_constraint('uq_orders_dossier', 'delivery_orders', COLUMNS)
