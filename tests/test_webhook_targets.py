@@ -5,6 +5,7 @@ the address is set and again at every connection a delivery makes (a name may re
 from __future__ import annotations
 
 import ipaddress
+import pickle
 import re
 import socket
 from collections.abc import Iterator
@@ -264,3 +265,36 @@ def test_the_transport_connects_only_to_an_allowed_address(resolver, listener):
         assert services.HttpTransport(allowed).post(url, b"{}", {}, 1.0, 1.0) == services.Response(None, "unknown host")
     finally:
         receiver.close()
+
+
+# --- the refusals are coded: the admin page says them by code, not by reading the English ------------
+
+@PUBLIC_ONLY
+def test_a_refusal_carries_its_code_and_what_it_names(app, resolver):
+    resolver["nowhere.example.vn"] = []
+    for url, code, params in (
+            ("ftp://93.184.216.34/", services.NOT_HTTP_URL, {}),
+            ("https://nowhere.example.vn/hooks", services.UNRESOLVED_HOST, {"host": "nowhere.example.vn"}),
+            ("http://10.0.0.5/hooks", services.ADDRESS_REFUSED, {"address": "10.0.0.5"})):
+        message = _message(url)
+        assert (message.code, message.params) == (code, params), url
+        assert message == services.URL_PROBLEMS[code].format(**params)  # the API's and CLI's English
+        assert pickle.loads(pickle.dumps(message)).params == params  # as it travels through rq
+
+
+def test_the_admin_page_has_each_refusal_in_vietnamese_by_its_code():
+    assert set(org_services.WEBHOOK_PROBLEMS_VI) == set(services.URL_PROBLEMS)
+    said = org_services._webhook_problem(services.UrlProblem(services.UNRESOLVED_HOST, host="iGate.example.vn"))
+    assert said.vi.startswith("Không tìm thấy máy chủ iGate.example.vn ")
+    assert said.en == "The host name iGate.example.vn does not resolve to an address."
+    said = org_services._webhook_problem(services.UrlProblem(services.ADDRESS_REFUSED, address="fd00::5"))
+    assert said.vi.startswith("Địa chỉ này trỏ tới fd00::5, một địa chỉ nội bộ") and "fd00::5" in said.en
+    said = org_services._webhook_problem(services.UrlProblem(services.NOT_HTTP_URL))
+    assert said == ("Nhập địa chỉ http:// hoặc https:// (tối đa 500 ký tự).", services.URL_MESSAGE)
+
+
+def test_ipv6_reserved_blocks_stay_refused():
+    """is_global lets IPv6's reserved blocks through (they are not in its private list): address_allowed
+    keeps refusing them."""
+    for address in ("4000::1", "::7f00:1", "e000::1"):
+        assert ipaddress.ip_address(address).is_global and not services.address_allowed(address), address

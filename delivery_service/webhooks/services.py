@@ -50,7 +50,7 @@ from sqlalchemy.exc import OperationalError
 
 from delivery_service.accounts.models import ApiClient
 from delivery_service.db import utcnow
-from delivery_service.errors import InvalidInput, NotFound, Text
+from delivery_service.errors import InvalidInput, Message, NotFound, Text
 from delivery_service.extensions import db
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
 from delivery_service.orgs.services import route_code
@@ -168,7 +168,9 @@ def address_allowed(address: str, allowed: Sequence[Network] = ()) -> bool:
     listed = [net for net in allowed if ip in net]  # `in` is False across IP versions
     if listed:
         return not ip.is_link_local or any(net.is_link_local for net in listed)
-    return ip.is_global and not (ip.is_private or ip.is_reserved or ip.is_loopback or ip.is_link_local)
+    # is_global already leaves out the private, loopback and link-local addresses (and IPv4's reserved
+    # 240/4), but not IPv6's reserved blocks (::/8 with the old IPv4-compatible ::a.b.c.d, 4000::/3 …).
+    return ip.is_global and not ip.is_reserved
 
 
 class AddressNotAllowed(OSError):
@@ -284,6 +286,30 @@ URL_MESSAGE = "Must be an http:// or https:// address of at most 500 characters.
 UNRESOLVED_MESSAGE = "The host name {host} does not resolve to an address."
 REFUSED_MESSAGE = ("The address resolves to {address}, a loopback/private/link-local address: webhooks go to "
                    "public addresses only (an operator can allow a network with WEBHOOK_ALLOWED_NETWORKS).")
+# Why an address is refused: a stable code, and the English message (with what it names) by code.
+NOT_HTTP_URL, UNRESOLVED_HOST, ADDRESS_REFUSED = "not_http_url", "unresolved_host", "address_refused"
+URL_PROBLEMS = {NOT_HTTP_URL: URL_MESSAGE, UNRESOLVED_HOST: UNRESOLVED_MESSAGE,
+                ADDRESS_REFUSED: REFUSED_MESSAGE}
+
+
+class UrlProblem(Message):
+    """A refused webhook address: the English message (a ``str``, as the API and the CLI show it) with
+    its ``code`` (one of URL_PROBLEMS) and ``params``, what it names (``host``, or the refused
+    ``address``), so that a page can say it in another language without reading the English."""
+
+    params: dict[str, str]
+
+    def __new__(cls, code: str, **params: str) -> UrlProblem:
+        problem = super().__new__(cls, code, URL_PROBLEMS[code].format(**params))
+        problem.params = params
+        return problem
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _url_problem, (self.code, self.params)
+
+
+def _url_problem(code: str, params: dict[str, str]) -> UrlProblem:
+    return UrlProblem(code, **params)
 
 
 def _check_url(url: str) -> str:
@@ -297,7 +323,7 @@ def _check_url(url: str) -> str:
         port = -1
     bad_port = port is not None and not 0 < port <= 65535
     if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 500 or bad_port:
-        raise InvalidInput({"url": [URL_MESSAGE]})
+        raise InvalidInput({"url": [UrlProblem(NOT_HTTP_URL)]})
     host = parts.hostname
     try:
         default = 443 if parts.scheme == "https" else 80
@@ -305,12 +331,12 @@ def _check_url(url: str) -> str:
     except (OSError, UnicodeError):  # socket.gaierror; a name IDNA cannot encode
         infos = []
     if not infos:
-        raise InvalidInput({"url": [UNRESOLVED_MESSAGE.format(host=host)]})
+        raise InvalidInput({"url": [UrlProblem(UNRESOLVED_HOST, host=host)]})
     allowed = allowed_networks()
     for info in infos:
         address = str(info[4][0])
         if not address_allowed(address, allowed):
-            raise InvalidInput({"url": [REFUSED_MESSAGE.format(address=address)]})
+            raise InvalidInput({"url": [UrlProblem(ADDRESS_REFUSED, address=address)]})
     return url
 
 
