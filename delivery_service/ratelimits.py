@@ -137,3 +137,39 @@ def fall_back_to_database(limiter: Any) -> None:
     storage = DatabaseStorage()
     limiter._fallback_storage = storage
     limiter._fallback_limiter = STRATEGIES[limiter._strategy or "fixed-window"](storage)
+    if limiter._storage is not None:
+        _no_second_wait(limiter._storage)
+
+
+# A failed call this recent means the storage is down: asking it again would only wait once more.
+RECHECK_AFTER_FAILURE_S = 1.0
+
+
+def _no_second_wait(storage: Any) -> None:
+    """Flask-Limiter asks a storage whether it is back (``check``) right after the call that failed,
+    in the same request: with Redis frozen, that request waited for two timeouts (0.6 s, not 0.3).
+    Within RECHECK_AFTER_FAILURE_S of a failed call, ``check`` answers "not yet" without asking; later
+    checks (after 2, 4 … 32 s) ask Redis as before, so the limiter still goes back by itself."""
+    failed_at = [-RECHECK_AFTER_FAILURE_S]
+
+    def noted(method: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except Exception:
+                failed_at[0] = time.monotonic()
+                raise
+        return call
+
+    for name in ("incr", "get", "get_expiry", "clear", "get_moving_window", "get_sliding_window",
+                 "acquire_entry", "acquire_sliding_window_entry"):
+        if hasattr(storage, name):
+            setattr(storage, name, noted(getattr(storage, name)))
+    check = storage.check
+
+    def checked() -> bool:
+        if time.monotonic() - failed_at[0] < RECHECK_AFTER_FAILURE_S:
+            return False
+        return bool(check())
+
+    storage.check = checked

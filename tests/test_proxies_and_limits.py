@@ -221,6 +221,62 @@ def test_redis_stopped_or_frozen_log_in_and_tracking_answer_at_once(redis_app, r
               f"median {sorted(slow)[len(slow) // 2]:.3f} s; back on Redis after {back:.1f} s")
 
 
+class _SilentServer:
+    """A Redis that accepts connections and reads commands but never answers (a frozen one), keeping
+    what it was sent."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.received = bytearray()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _addr = self.sock.accept()
+            except OSError:
+                return
+            self.open.append(conn)
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn) -> None:  # noqa: ANN001
+        while chunk := conn.recv(4096):
+            self.received += chunk
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.open:
+            conn.close()
+
+
+def test_a_frozen_redis_costs_a_log_in_one_wait_not_two(app, tmp_path):
+    """The limiter asks its storage whether it is back right after the call that failed, in the same
+    request: with Redis frozen that was a second timeout (a log-in took 0.6 s more, not 0.3). Now the
+    failed call is the only one that waits for the frozen Redis in that request."""
+    frozen = _SilentServer()
+    try:
+        with_redis = create_app({**_base_config(app.config["DATABASE_URL"], tmp_path),
+                                 "REDIS_URL": f"redis://127.0.0.1:{frozen.port}/0"})
+        client = with_redis.test_client()
+        assert _log_in(client, DEMO_PASSWORD, "10.9.0.1") == 303
+        sent = bytes(frozen.received)
+        # redis-py opens each connection with HELLO and waits for the answer: one wait, one HELLO (the
+        # limit's look-up); before, the recovery check opened another and waited again.
+        assert sent.count(b"HELLO") == 1 and b"PING" not in sent, sent
+        with with_redis.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        frozen.close()
+
+
 # --- serve: two on one machine ----------------------------------------------------------------------
 
 def _serve(port: int, workers: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
