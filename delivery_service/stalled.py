@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from delivery_service.db import utcnow
 from delivery_service.extensions import db
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,26 @@ def stall_after() -> dt.timedelta:
 
     seconds = current_app.config["JOBS_STALL_S"] if has_app_context() else DEFAULTS["JOBS_STALL_S"]
     return dt.timedelta(seconds=int(seconds))
+
+
+def job_stalled(active: bool, last_sign: dt.datetime | None, now: dt.datetime | None = None) -> bool:
+    """Whether a job in the state in question (``active``: running, for a dead run; pending, for one
+    no process has taken) has shown no sign of life (heartbeat, else creation; a run beats at each
+    chunk, about a second apart) for longer than ``stall_after()``: the one test of a label batch's and
+    an import's ``stalled`` and ``waiting``."""
+    if not active:
+        return False
+    return last_sign is None or last_sign < (now or utcnow()) - stall_after()
+
+
+def runs_counted(model: Any, states: Any) -> Any:
+    """The ``attempts`` a run claiming ``model``'s row writes: one more when it takes over a RUNNING
+    row whose run died. That run was not queued again by ``sweep`` (which counts its own requeues):
+    the job outbox's lease handed the same attempt again (outbox.give_up_or_retry). Without this, a
+    batch that stopped 4 times was failed as "stopped 3 times", and the dead run's retry came free of
+    ``max_attempts``. So ``attempts`` counts the runs started, and a batch failed by ``sweep`` stopped
+    exactly ``attempts`` times."""
+    return sa.case((model.state == states.RUNNING, model.attempts + 1), else_=model.attempts)
 
 
 def sweep(model: Any, states: Any, now: dt.datetime, *, stale_after: dt.timedelta, max_attempts: int,

@@ -9,8 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from delivery_service.db import UTCDateTime, created_at, fk, intpk, str_enum, utcnow
+from delivery_service.db import UTCDateTime, created_at, fk, intpk, str_enum
 from delivery_service.extensions import db
+from delivery_service.stalled import job_stalled
 
 
 class ImportState(enum.StrEnum):
@@ -41,7 +42,7 @@ class ImportBatch(db.Model):
     created_at: Mapped[created_at]
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # As print_jobs: the run holding the batch writes heartbeat_at at each chunk; ``runner`` is its
-    # token, ``attempts`` the times the batch was queued (imports.services.sweep_stalled).
+    # token, ``attempts`` the runs started (imports.services.sweep_stalled, stalled.runs_counted).
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     runner: Mapped[str | None] = mapped_column(sa.String(32))
     attempts: Mapped[int] = mapped_column(default=1, server_default="1")
@@ -58,17 +59,13 @@ class ImportBatch(db.Model):
     @property
     def stalled(self) -> bool:
         """Running, but no sign of life for longer than the sweeper waits: its process has died."""
-        from delivery_service.stalled import stall_after  # JOBS_STALL_S; a heartbeat at each chunk
-
-        return self.state is ImportState.RUNNING and self.last_sign < utcnow() - stall_after()
+        return job_stalled(self.state is ImportState.RUNNING, self.last_sign)
 
     @property
     def waiting(self) -> bool:
         """Not started yet, for longer than a running import may go without a heartbeat: no background
         process has taken it (Redis or every worker down); it starts when one does."""
-        from delivery_service.stalled import stall_after
-
-        return self.state is ImportState.PENDING and self.created_at < utcnow() - stall_after()
+        return job_stalled(self.state is ImportState.PENDING, self.created_at)
 
     @property
     def last_sign(self) -> dt.datetime:

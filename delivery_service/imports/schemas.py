@@ -51,7 +51,9 @@ class ImportOut(Schema):
         "description": "Last sign of life of the run importing it; a running import silent for over a "
                        "minute has lost its process and is queued again (it resumes after the last "
                        "stored chunk) or failed with its counts"})
-    attempts = fields.Integer(metadata={"description": "How many times the import was queued"})
+    attempts = fields.Integer(metadata={
+        "description": "How many runs were started: the first, and one more each time a run died (queued "
+                       "again, or its import taken over by the same attempt handed again)"})
     results = fields.Function(lambda b: b.results_shown if hasattr(b, "results_shown") else b.results,
                               metadata={"description": "One per non-blank row, in line order (a page: "
                                                        "see results_offset, results_limit, links)"})

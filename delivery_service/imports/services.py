@@ -59,7 +59,7 @@ from delivery_service.orders.services import (
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.models import Counter
 from delivery_service.routing.bulk import PlacementRaced
-from delivery_service.stalled import stall_after
+from delivery_service.stalled import runs_counted, stall_after
 from delivery_service.units.models import UnitLevel
 from delivery_service.units.services import CODE_WIDTH, resolve_address
 
@@ -1055,6 +1055,7 @@ def _claim(import_id: int, attempt: int | None, now: dt.datetime) -> str | None:
         stmt = stmt.where(ImportBatch.attempts == attempt)
     taken = db.session.execute(stmt.where(claimable).values(
         state=ImportState.RUNNING, runner=runner, heartbeat_at=now, error=None, finished_at=None,
+        attempts=runs_counted(ImportBatch, ImportState),  # a dead run's batch taken over: one more
     ).execution_options(synchronize_session=False))
     db.session.commit()
     return runner if taken.rowcount == 1 else None

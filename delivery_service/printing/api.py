@@ -16,6 +16,7 @@ from delivery_service.printing.schemas import (
     LabelQuery,
     ManifestIn,
     ManifestOut,
+    PrintBatchOut,
     PrintJobOut,
     ReceiptQuery,
 )
@@ -89,8 +90,11 @@ def receipt(query: dict[str, Any], item_id: str):
 @batches.arguments(BatchIn())
 @batches.doc(
     responses={
-        "200": {"description": "A small batch: the file itself", "content": FILE},
-        "202": {"description": "A big batch: the job rendering it (poll it, then get its file)"},
+        "200": {"description": "A small batch: the file itself (X-Remaining: the orders print all left "
+                "for a next batch)", "content": FILE},
+        "202": {"description": "A big batch: the job rendering it (poll it, then get its file), and in "
+                "remaining (and X-Remaining) the orders print all left for a next batch",
+                "content": {"application/json": {"schema": PrintBatchOut}}},
     }
 )
 def start_batch(data: dict[str, Any]):
@@ -108,12 +112,14 @@ def start_batch(data: dict[str, Any]):
     if result.document is not None:
         response = send(result.document, inline=False)
         response.headers["X-Left-Out"] = str(result.left_out)
+        response.headers["X-Remaining"] = str(result.remaining)
         return response
-    body = PrintJobOut().dump(result.job)
+    body = {**PrintJobOut().dump(result.job), "remaining": result.remaining}  # PrintBatchOut
     return (
         body,
         202,
-        {"Location": f"/api/v1/labels/batches/{result.job.id}", "X-Left-Out": str(result.left_out)},
+        {"Location": f"/api/v1/labels/batches/{result.job.id}", "X-Left-Out": str(result.left_out),
+         "X-Remaining": str(result.remaining)},
     )
 
 

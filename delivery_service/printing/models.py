@@ -8,8 +8,9 @@ import enum
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from delivery_service.db import ID, UTCDateTime, created_at, fk, intpk, str_enum, utcnow
+from delivery_service.db import ID, UTCDateTime, created_at, fk, intpk, str_enum
 from delivery_service.extensions import db
+from delivery_service.stalled import job_stalled
 
 
 class LabelFormat(enum.StrEnum):
@@ -70,7 +71,8 @@ class PrintJob(db.Model):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # The run holding the job writes heartbeat_at at each chunk; a RUNNING job whose heartbeat is
     # older than a minute lost its process (killed, out of memory) and is requeued or failed by
-    # printing.services.sweep_stalled. ``runner`` is that run's token, ``attempts`` the times queued.
+    # printing.services.sweep_stalled. ``runner`` is that run's token, ``attempts`` the runs started
+    # (stalled.runs_counted).
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     runner: Mapped[str | None] = mapped_column(sa.String(32))
     attempts: Mapped[int] = mapped_column(default=1, server_default="1")
@@ -100,16 +102,6 @@ class PrintJob(db.Model):
 
 # The beginning of the English reason sweep_stalled writes into ``error`` (the API shows it as is).
 STALLED_PREFIX = "The batch's process stopped"
-
-
-def job_stalled(running: bool, last_sign: dt.datetime | None, now: dt.datetime | None = None) -> bool:
-    """Whether a running job's last sign of life (heartbeat, else creation; one at each chunk, about a
-    second apart) is older than ``stalled.stall_after()`` (JOBS_STALL_S)."""
-    from delivery_service.stalled import stall_after
-
-    if not running:
-        return False
-    return last_sign is None or last_sign < (now or utcnow()) - stall_after()
 
 
 class ManifestKind(enum.StrEnum):

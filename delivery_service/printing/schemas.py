@@ -60,13 +60,23 @@ class PrintJobOut(Schema):
     heartbeat_at = fields.DateTime(allow_none=True, metadata={
         "description": "Last sign of life of the run rendering it; a running job silent for longer than "
                        "JOBS_STALL_S (30 s) has lost its process and is queued again or failed"})
-    attempts = fields.Integer(metadata={"description": "How many times the job was queued"})
+    attempts = fields.Integer(metadata={
+        "description": "How many runs were started: the first, and one more each time a run died (queued "
+                       "again, or its job taken over by the same attempt handed again)"})
     file = fields.Function(
         lambda j: f"/api/v1/labels/batches/{j.id}/file" if j.state is JobState.DONE else None
     )
 
     def _left_out(self, job: Any) -> list[str]:
         return [o.item_id for o in left_out(job)]
+
+
+class PrintBatchOut(PrintJobOut):
+    """The answer to a batch asked for: the job, and what "print all" left for a next batch."""
+
+    remaining = fields.Integer(metadata={
+        "description": "Print all (no item_ids) takes at most 5,000 orders: how many more unprinted orders "
+                       "of the counter remain for a next batch (ask again for them); 0 for chosen orders"})
 
 
 class LabelPrintOut(Schema):

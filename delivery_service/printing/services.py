@@ -46,7 +46,7 @@ from delivery_service.printing.models import (
     manifest_items,
 )
 from delivery_service.routing.services import sequenced_stops
-from delivery_service.stalled import stall_after
+from delivery_service.stalled import runs_counted, stall_after
 from delivery_service.tracking import links
 from delivery_service.units.services import unit_index
 from labels import model as lm
@@ -260,6 +260,9 @@ class BatchResult:
     document: Document | None
     job: PrintJob | None
     left_out: int  # unprinted orders that cannot be labelled (cancelled, not routed where required)
+    # "Print all" takes MAX_BATCH orders at most: the counter's unprinted orders beyond them, for a
+    # next batch (0 for the ticked orders)
+    remaining: int = 0
 
 
 def _unprinted(actor: Actor, counter_id: int) -> sa.Select[tuple[DeliveryOrder]]:
@@ -296,7 +299,7 @@ def start_batch(actor: Actor, *, counter_id: int, item_ids: Sequence[str] | None
     if counter is None:
         raise NotFound(f"No counter {counter_id}")
     chosen_format, chosen_size = choose(counter, fmt, size)
-    left_out = 0
+    left_out = remaining = 0
     if item_ids:
         orders = _selected(actor, counter_id, item_ids)
         problems = [p for o in orders if (p := refusal(o, counter))]
@@ -318,13 +321,16 @@ def start_batch(actor: Actor, *, counter_id: int, item_ids: Sequence[str] | None
             PrintJob.counter_id == counter_id,
             PrintJob.state.in_([JobState.PENDING, JobState.RUNNING]))).all()
         busy = [i for _job, ids in running for i in ids or ()]
-        candidates = list(db.session.scalars(_unprinted(actor, counter_id)
-                                             .where(DeliveryOrder.id.not_in(busy)).limit(MAX_BATCH)))
+        free = _unprinted(actor, counter_id).where(DeliveryOrder.id.not_in(busy))
+        candidates = list(db.session.scalars(free.limit(MAX_BATCH)))
+        if len(candidates) == MAX_BATCH:  # the batch is full: say what is left for the next one
+            remaining = _count(free) - MAX_BATCH
         orders = [o for o in candidates if refusal(o, counter) is None]
         left_out = len(candidates) - len(orders)
         if not orders and running:  # all of it is in a batch still being prepared: that batch, again
             db.session.commit()
-            return BatchResult(None, db.session.get(PrintJob, max(job for job, _ids in running)), left_out)
+            return BatchResult(None, db.session.get(PrintJob, max(job for job, _ids in running)), left_out,
+                               remaining)
     if not orders:
         raise InvalidInput({"item_ids": ["There is no label to print: every order of the counter is printed "
                                          "already, or none can be labelled yet."]})
@@ -333,7 +339,8 @@ def start_batch(actor: Actor, *, counter_id: int, item_ids: Sequence[str] | None
         db.session.commit()
         stamp = local_now().strftime("%Y%m%d-%H%M")
         return BatchResult(Document(content, MIME[chosen_format],
-                                    f"nhan-{counter.code}-{stamp}.{chosen_format.value}"), None, left_out)
+                                    f"nhan-{counter.code}-{stamp}.{chosen_format.value}"), None, left_out,
+                           remaining)
     job = PrintJob(counter_id=counter_id, created_by_id=actor.user_id, client_id=actor.client_id,
                    actor_label=actor.label, format=chosen_format, size=chosen_size,
                    order_ids=[o.id for o in orders], total=len(orders),
@@ -343,7 +350,7 @@ def start_batch(actor: Actor, *, counter_id: int, item_ids: Sequence[str] | None
     enqueue_after_commit(RUN_JOB, job.id, 1, timeout=JOB_TIMEOUT, on_failure=ON_FAILURE)
     db.session.commit()
     db.session.refresh(job)  # an in-process job (no Redis) has finished it already
-    return BatchResult(None, job, left_out)
+    return BatchResult(None, job, left_out, remaining)
 
 
 def _selected(actor: Actor, counter_id: int, item_ids: Sequence[str]) -> list[DeliveryOrder]:
@@ -404,8 +411,10 @@ def _claim(job_id: int, attempt: int | None, now: dt.datetime) -> str | None:
     stmt = sa.update(PrintJob).where(PrintJob.id == job_id, claimable)
     if attempt is not None:
         stmt = stmt.where(PrintJob.attempts == attempt)
-    taken = db.session.execute(stmt.values(state=JobState.RUNNING, runner=runner, heartbeat_at=now, done=0,
-                                           error=None).execution_options(synchronize_session=False))
+    taken = db.session.execute(stmt.values(
+        state=JobState.RUNNING, runner=runner, heartbeat_at=now, done=0, error=None,
+        attempts=runs_counted(PrintJob, JobState),  # a dead run's job taken over: one more
+    ).execution_options(synchronize_session=False))
     db.session.commit()
     return runner if taken.rowcount == 1 else None
 
@@ -758,8 +767,20 @@ def awaiting_handover(actor: Actor, counter_id: int, limit: int = 500) -> list[A
 
 def unprinted_count(actor: Actor, counter_id: int) -> int:
     """How many labels ``_unprinted`` holds (what "print all" prints, refusals aside)."""
-    stmt = _unprinted(actor, counter_id).order_by(None)
-    return db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
+    return _count(_unprinted(actor, counter_id))
+
+
+def still_to_print(actor: Actor, counter_id: int) -> int:
+    """The counter's unprinted labels that no batch being prepared holds: what a next "print all"
+    would take (MAX_BATCH of them at most), refusals aside."""
+    running = db.session.scalars(sa.select(PrintJob.order_ids).where(
+        PrintJob.counter_id == counter_id, PrintJob.state.in_([JobState.PENDING, JobState.RUNNING])))
+    busy = [i for ids in running for i in ids or ()]
+    return _count(_unprinted(actor, counter_id).where(DeliveryOrder.id.not_in(busy)))
+
+
+def _count(stmt: sa.Select[Any]) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0
 
 
 def handover_routes(orders: Sequence[DeliveryOrder]) -> list[PostalRoute]:

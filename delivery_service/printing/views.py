@@ -113,6 +113,7 @@ def labels_page():
                            unprinted=services.unprinted_count(actor, counter.id),
                            sizes=services.SIZES, formats=services.FORMATS,
                            threshold=current_app.config["LABEL_ASYNC_THRESHOLD"],
+                           max_batch=services.MAX_BATCH,
                            refusals={r.order.id: services.refusal(r.order, counter) for r in rows})
 
 
@@ -122,8 +123,11 @@ def job(job_id: int):
     """A big batch being rendered: progress (the page refreshes itself), then the download."""
     found = services.get_job(page_actor(), job_id)
     running = found.state in (JobState.PENDING, JobState.RUNNING)
+    # "Print all" takes MAX_BATCH labels at most: the page says how many are left for a next batch
+    remaining = services.still_to_print(page_actor(), found.counter_id) if found.counter_id else 0
     return render_template("printing/job.html", job=found, running=running,
-                           left_out=services.left_out(found))
+                           left_out=services.left_out(found), remaining=remaining,
+                           max_batch=services.MAX_BATCH)
 
 
 @bp.get("/counter/labels/jobs/<int:job_id>/file")
