@@ -617,8 +617,10 @@ def run_worker(app: Flask, *, burst: bool = False, simple: bool = False, on_conn
                     on_connect()
                 # rq's registry clean-up and scheduler restart every JOBS_WORKER_MAINTENANCE_S, not
                 # every 10 minutes: a scheduler lost in a Redis blip comes back within that.
+                # A busy worker beats as often as an idle one (rq: every 30 s), so that a worker
+                # without a heartbeat for 2 × JOBS_WORKER_MAINTENANCE_S is dead (heartbeat_max_age).
                 worker = cls(rq_queues, connection=connection,
-                             maintenance_interval=every_s)
+                             maintenance_interval=every_s, job_monitoring_interval=min(every_s, 30))
                 worker.work(burst=burst, with_scheduler=not burst)
                 if burst:
                     return
@@ -671,8 +673,77 @@ def init_app(app: Flask) -> None:
         os.register_at_fork(after_in_child=_dispose_in_child)
 
 
+# Workers ------------------------------------------------------------------------------------------
+
+# /ready: jobs due this long with no live worker for their queue are a fault. Short, but not 0: in a
+# deployment whose workers start a few seconds after the web, the first jobs wait for them meanwhile.
+WORKER_GRACE_S = 15
+
+
+def heartbeat_max_age(app: Flask) -> dt.timedelta:
+    """How old a worker's last heartbeat may be while it is alive: ``delivery-service worker`` beats
+    every JOBS_WORKER_MAINTENANCE_S, idle (its dequeue wait) or busy (its job monitoring interval;
+    see run_worker), so one missed beat and 5 s. A worker killed outright stays in rq's registry for
+    its TTL (8 minutes): its heartbeat's age tells. (``--simple`` runs jobs in the worker's own
+    process, which does not beat meanwhile: a long job shows it as stopped.)"""
+    return dt.timedelta(seconds=2 * int(app.config["JOBS_WORKER_MAINTENANCE_S"]) + 5)
+
+
+def workers(app: Flask, connection: Any | None = None) -> list[dict[str, Any]]:
+    """The rq workers registered on the service's queues (rq's worker registry), by name: ``name``,
+    ``queues`` (the outbox's: interactive, background), ``state`` (rq's: idle, busy, started,
+    suspended…), ``last_heartbeat`` (UTC) and ``alive`` (a heartbeat within ``heartbeat_max_age``).
+    Raises Redis's errors (with ``short_redis``, after REDIS_TIMEOUT_S)."""
+    from rq import Queue, Worker
+
+    connection = connection or app.extensions.setdefault("ready_redis", short_redis(app))
+    ours = {name: key for key, name in queue_names(app).items()}
+    found: dict[str, Any] = {}
+    for name in ours:
+        for worker in Worker.all(queue=Queue(name, connection=connection)):
+            found[worker.name] = worker
+    oldest = utcnow() - heartbeat_max_age(app)
+    listed = []
+    for name in sorted(found):
+        worker = found[name]
+        beat = worker.last_heartbeat
+        listed.append({"name": name, "queues": [ours[q] for q in worker.queue_names() if q in ours],
+                       "state": worker.get_state(), "last_heartbeat": beat,
+                       "alive": beat is not None and beat >= oldest})
+    return listed
+
+
+def worker_status(app: Flask) -> dict[str, Any]:
+    """What the jobs page says about the background processes: ``mode`` "in_process" (no REDIS_URL:
+    each web process runs the jobs itself) or "rq"; with rq, ``redis`` ("ok" or the error's class) and
+    ``workers`` (``workers``; empty when Redis does not answer). Bounded by REDIS_TIMEOUT_S a call."""
+    if not app.config.get("REDIS_URL"):
+        return {"mode": "in_process", "redis": None, "workers": []}
+    client = app.extensions.setdefault("ready_redis", short_redis(app))
+    try:
+        client.ping()
+        return {"mode": "rq", "redis": "ok", "workers": workers(app, client)}
+    except Exception as exc:  # noqa: BLE001 (down, frozen, refused: the page says so)
+        return {"mode": "rq", "redis": exc.__class__.__name__, "workers": []}
+
+
+def _workers_check(app: Flask, client: Any, waiting: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """/ready's check of the workers: None while no job has waited WORKER_GRACE_S (a worker or not,
+    nothing is held up, and Redis is not asked); else which waiting queues no live worker listens to."""
+    late = [queue for queue in outbox.QUEUES
+            if waiting.get(queue, {}).get("oldest_due_s", 0) > WORKER_GRACE_S]
+    if not late:
+        return None
+    alive = [w for w in workers(app, client) if w["alive"]]
+    served = {queue for w in alive if w["state"] != "suspended" for queue in w["queues"]}
+    return {"alive": [w["name"] for w in alive], "waiting": {q: waiting[q] for q in late},
+            "queues_without_worker": [q for q in late if q not in served], "grace_s": WORKER_GRACE_S}
+
+
 def readiness(app: Flask, *, node: bool = False) -> tuple[bool, dict[str, Any]]:
-    """What /ready reports: the database, its migrations, Redis (when configured), the outbox backlog.
+    """What /ready reports: the database, its migrations, Redis (when configured), the outbox backlog,
+    and with Redis, once jobs have waited WORKER_GRACE_S, whether a live rq worker listens to their
+    queue (``workers``; handed to rq with none alive, they would wait for good).
 
     ``node`` (``/ready?scope=node``, for a load balancer's health check): only what makes this node
     unfit while another may be fine (its database connection, its code ahead of the schema) fails;
@@ -681,6 +752,7 @@ def readiness(app: Flask, *, node: bool = False) -> tuple[bool, dict[str, Any]]:
     checks: dict[str, Any] = {}
     reasons: list[str] = []
     shared: list[str] = []
+    waiting: dict[str, dict[str, Any]] = {}
     engine = _engine(app)
     try:
         with engine.connect() as conn:
@@ -693,6 +765,8 @@ def readiness(app: Flask, *, node: bool = False) -> tuple[bool, dict[str, Any]]:
             checks["outbox"] = outbox.backlog(conn, utcnow())
             if checks["outbox"]["oldest_due_s"] > int(app.config["JOBS_BACKLOG_MAX_AGE_S"]):
                 (shared if node else reasons).append("background jobs are waiting too long")
+            if app.config.get("REDIS_URL") and checks["outbox"]["due"]:
+                waiting = outbox.backlog_by_queue(conn, utcnow())
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["database"] = exc.__class__.__name__
@@ -702,6 +776,13 @@ def readiness(app: Flask, *, node: bool = False) -> tuple[bool, dict[str, Any]]:
         try:
             client.ping()
             checks["redis"] = "ok"
+            # Jobs handed to rq with no worker alive to run them wait for good: say so within
+            # WORKER_GRACE_S, not after JOBS_BACKLOG_MAX_AGE_S.
+            found = _workers_check(app, client, waiting)
+            if found is not None:
+                checks["workers"] = found
+                if found["queues_without_worker"]:
+                    (shared if node else reasons).append("no background worker alive for the waiting jobs")
         except Exception as exc:  # noqa: BLE001
             checks["redis"] = exc.__class__.__name__
             (shared if node else reasons).append("redis unreachable")

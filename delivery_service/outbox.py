@@ -227,6 +227,18 @@ def backlog(conn: sa.Connection, now: dt.datetime) -> dict[str, Any]:
     return {"due": row[0], "oldest_due_s": round((now - oldest).total_seconds(), 1) if oldest else 0.0}
 
 
+def backlog_by_queue(conn: sa.Connection, now: dt.datetime) -> dict[str, dict[str, Any]]:
+    """``backlog`` for each queue that has rows owed and due (for /ready: is a worker there for them)."""
+    found: dict[str, dict[str, Any]] = {}
+    for queue, due, oldest in conn.execute(
+            sa.select(T.c.queue, sa.func.count(), sa.func.min(T.c.due_at))
+            .where(T.c.state.in_(WAITING), T.c.due_at <= now).group_by(T.c.queue)):
+        if oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=dt.UTC)
+        found[queue] = {"due": due, "oldest_due_s": round((now - oldest).total_seconds(), 1)}
+    return found
+
+
 # --- the administrators' page (/admin/jobs) ----------------------------------------------------------
 
 def overview(conn: sa.Connection, now: dt.datetime, limit: int = 200) -> dict[str, Any]:
