@@ -373,8 +373,8 @@ def test_a_refused_event_is_reported_and_the_others_applied(client, auth, courie
     assert [r["result"] for r in results] == ["rejected", "applied", "rejected", "rejected", "rejected", "rejected"]
     assert results[0]["error"]["code"] == "transition" and "handed_to_courier" in results[0]["error"]["message"]
     assert results[0]["status"] == "assigned"
-    assert results[2]["error"] == {"code": "not_your_route", "message": f"{other['item_id']} is not on your route",
-                                   "fields": {}}
+    assert results[2]["error"] == {"code": "not_your_route", "reason": "not_your_route",
+                                   "message": f"{other['item_id']} is not on your route", "fields": {}}
     assert results[2]["status"] is None  # nothing said about another route's order
     assert results[3]["error"]["code"] == "clock_skew" and "ahead" in results[3]["error"]["message"]
     assert results[4]["error"]["code"] == "invalid" and {"action", "device_time"} <= set(results[4]["error"]["fields"])

@@ -16,6 +16,12 @@ from delivery_service.orders.schemas import MAX_VND, reasonable_time
 ACTIONS = ("pickup_confirmed", "delivered", "failed_attempt", "dossier_picked_up", "correction")
 CLIENT_ID = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,63}$",
                             error="Must be 8-64 letters, digits, '.', '_', ':' or '-' (a UUID).")
+# Why the service refused an event, by a stable name (``error.reason`` of a sync result, set by
+# courier.services.Rejected): the app says each in the page's language.
+REFUSAL_REASONS = ("malformed", "event_id_reused", "clock_skew", "before_order", "not_your_route",
+                   "status_not_allowed", "id_check_required", "id_mismatch", "otp_mismatch",
+                   "next_attempt_too_far", "nothing_to_correct", "correction_of_correction",
+                   "already_corrected", "window_closed", "note_required")
 UUID = validate.Regexp(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
                        error="Must be a UUID.")
 
@@ -117,6 +123,10 @@ class CourierSyncIn(Schema):
 
 class CourierSyncError(Schema):
     code = fields.String()
+    reason = fields.String(metadata={
+        "description": "The stable name of this refusal, for the app to word it in its own language "
+                       "(docs/courier-api.md); the message is English",
+        "enum": list(REFUSAL_REASONS)})
     message = fields.String()
     fields_ = fields.Dict(data_key="fields", attribute="fields")
 
@@ -253,7 +263,8 @@ def sync_out(results: list[dict[str, Any]]) -> dict[str, Any]:
         if "error" in r:
             error = r["error"]
             item["error"] = None if error is None else {
-                "code": _text(error["code"]), "message": _text(error["message"]), "fields": error["fields"]}
+                "code": _text(error["code"]), "reason": _text(error["reason"]),
+                "message": _text(error["message"]), "fields": error["fields"]}
         out.append(item)
     return {"results": out}
 

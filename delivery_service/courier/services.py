@@ -63,11 +63,14 @@ class PayloadTooLarge(DomainError):
 
 
 class Rejected(Exception):
-    """An event the service refuses: reported back to the phone, never dropped."""
+    """An event the service refuses: reported back to the phone, never dropped. ``code`` is the broad
+    class (docs/courier-api.md), ``reason`` the stable name of this very refusal (the code when none is
+    given): the app words it in its own language, the English ``message`` is for logs and scripts."""
 
-    def __init__(self, code: str, message: str, fields: dict[str, Any] | None = None) -> None:
+    def __init__(self, code: str, message: str, fields: dict[str, Any] | None = None,
+                 reason: str | None = None) -> None:
         super().__init__(message)
-        self.code, self.message, self.fields = code, message, fields or {}
+        self.code, self.message, self.fields, self.reason = code, message, fields or {}, reason or code
 
 
 # --- the courier and their routes ----------------------------------------------------------------
@@ -297,13 +300,15 @@ def _check_identity(order: DeliveryOrder | _Order,
     if check is None:
         if required != IdCheckKind.NONE.value:
             raise Rejected("invalid", "Check the receiver's identity before handing the result over.",
-                           {"id_check": ["Required: the ID card's last 4 digits, or the one-time code."]})
+                           {"id_check": ["Required: the ID card's last 4 digits, or the one-time code."]},
+                           "id_check_required")
         return IdCheckKind.NONE, IdCheckResult.NOT_CHECKED, None
     value = check["value"].strip()
     if check["kind"] is IdCheckKind.OTP:
         if not hmac.compare_digest(value, delivery_code(order.item_id)):
             raise Rejected("invalid", "The one-time code is wrong: do not hand the result over.",
-                           {"id_check": ["The one-time code does not match the one sent to the citizen."]})
+                           {"id_check": ["The one-time code does not match the one sent to the citizen."]},
+                           "otp_mismatch")
         return IdCheckKind.OTP, IdCheckResult.OK, None
     receiver = data["receiver"]["kind"]
     known = order.recipient_id_number if receiver is ReceiverKind.RECIPIENT else order.authorised_id_number
@@ -313,7 +318,8 @@ def _check_identity(order: DeliveryOrder | _Order,
         whose = "recipient's" if receiver is ReceiverKind.RECIPIENT else "authorised person's"
         raise Rejected("invalid", f"The ID card does not match the {whose} ID number on the order: "
                                   "do not hand the result over.",
-                       {"id_check": ["The last 4 digits do not match the ID number on the order."]})
+                       {"id_check": ["The last 4 digits do not match the ID number on the order."]},
+                       "id_mismatch")
     return IdCheckKind.ID_LAST4, IdCheckResult.OK, value
 
 
@@ -323,7 +329,8 @@ def _result(event_id: str | None, result: str, status: str | None = None,
             error: Rejected | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"event_id": event_id, "result": result, "status": status}
     if error is not None:
-        body["error"] = {"code": error.code, "message": error.message, "fields": error.fields}
+        body["error"] = {"code": error.code, "reason": error.reason, "message": error.message,
+                         "fields": error.fields}
     return body
 
 
@@ -351,14 +358,15 @@ def sync(actor: Actor, events: Sequence[Any]) -> list[dict[str, Any]]:
         event_id = event_id if isinstance(event_id, str) and len(event_id) <= 64 else None
         if not isinstance(raw, dict):
             results[i] = _result(None, "rejected",
-                                 error=Rejected("invalid", "An event must be a JSON object."))
+                                 error=Rejected("invalid", "An event must be a JSON object.", None,
+                                                "malformed"))
             continue
         try:
             data = (LEAN and lean_event(raw)) or _EVENT_SCHEMA.load(raw)
         except ValidationError as exc:
             fields = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
             results[i] = _result(event_id, "rejected", error=Rejected(
-                "invalid", "The event is incomplete or malformed: " + _summary(fields), fields))
+                "invalid", "The event is incomplete or malformed: " + _summary(fields), fields, "malformed"))
             continue
         if data["event_id"] in first_of:
             j = first_of[data["event_id"]]
@@ -481,7 +489,7 @@ def _same_event(data: dict[str, Any], first: dict[str, Any]) -> bool:
 def _reused(data: dict[str, Any], what: str) -> dict[str, Any]:
     return _result(data["event_id"], "rejected", error=Rejected(
         "invalid", f"This event_id was already used for another {what}; every event needs its own.",
-        {"event_id": [f"Already used for another {what}."]}))
+        {"event_id": [f"Already used for another {what}."]}, "event_id_reused"))
 
 
 def _apply(actor: Actor, route_ids_: list[int], data: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
@@ -510,7 +518,8 @@ def _apply(actor: Actor, route_ids_: list[int], data: dict[str, Any], now: dt.da
         db.session.rollback()
         if (raced := _stored_meanwhile(actor, data, route_ids_)) is not None:
             return raced
-        return _result(event_id, "rejected", _current_status(item_id), Rejected("transition", exc.message))
+        return _result(event_id, "rejected", _current_status(item_id),
+                       Rejected("transition", exc.message, None, "status_not_allowed"))
     except IntegrityError:  # the same event_id stored meanwhile by a concurrent request
         db.session.rollback()
         if (raced := _stored_meanwhile(actor, data, route_ids_)) is None:
@@ -716,7 +725,8 @@ def _plan_event(actor: Actor, order: _Order, i: int, data: dict[str, Any], now: 
     status, results_started = order.status, order.dossier_delivered_at is not None
     for step in steps:
         if step not in orders.ROLE_TARGETS[Role.COURIER]:
-            raise Rejected("transition", f"Your role cannot set the status {step.value}.")
+            raise Rejected("transition", f"Your role cannot set the status {step.value}.", None,
+                           "status_not_allowed")
         machine.check(order.direction, status, step, results_started=results_started)
         status = step
     proof = _proof(order, data)
@@ -1006,7 +1016,9 @@ def _check_device_time(order: DeliveryOrder | _Order, data: dict[str, Any], now:
     """An event timed before its order existed (a phone's clock set years back) is refused: the
     reports would count it on that day."""
     if (problem := orders.device_time_problem(data["device_time"], order.created_at, now)) is not None:
-        raise Rejected("invalid", problem, {"device_time": [problem]})
+        ahead = data["device_time"] > now  # else before the order was created
+        raise Rejected("invalid", problem, {"device_time": [problem]},
+                       "clock_skew" if ahead else "before_order")
 
 
 def _record(actor: Actor, order: DeliveryOrder, data: dict[str, Any]) -> Status:
@@ -1068,7 +1080,7 @@ def _after_failure(order: DeliveryOrder, data: dict[str, Any]) -> Status:
         day = next_working_day(today)
     if day > today + dt.timedelta(days=60):
         raise Rejected("invalid", "The next attempt must be within 60 days.",
-                       {"next_attempt_date": ["More than 60 days ahead."]})
+                       {"next_attempt_date": ["More than 60 days ahead."]}, "next_attempt_too_far")
     _move_to_day(order, day)
     return S.FAILED_ATTEMPT
 
@@ -1090,12 +1102,13 @@ def _correct(actor: Actor, order: DeliveryOrder, data: dict[str, Any], now: dt.d
     target = db.session.scalar(sa.select(OrderEvent).where(OrderEvent.client_event_id == corrects))
     if target is None or target.order_id != order.id or target.actor_user_id != actor.user_id:
         raise Rejected("invalid", f"There is no event {corrects} of yours on {order.item_id} to correct.",
-                       {"corrects": ["Not one of your events on this order."]})
+                       {"corrects": ["Not one of your events on this order."]}, "nothing_to_correct")
     if target.reason == CORRECTION or target.status_from is None:
-        raise Rejected("transition", "A correction cannot itself be corrected.")
+        raise Rejected("transition", "A correction cannot itself be corrected.", None,
+                       "correction_of_correction")
     if db.session.get(EventCorrection, target.id) is not None or db.session.scalar(
             sa.select(EventCorrection.event_id).where(EventCorrection.corrected_event_id == target.id)):
-        raise Rejected("transition", "That event was already corrected.")
+        raise Rejected("transition", "That event was already corrected.", None, "already_corrected")
     window = rules.current().correction_window_min
     if now > target.server_time + dt.timedelta(minutes=window):
         raise Rejected("window_closed", f"Events can only be corrected within {window} minutes of reaching "
@@ -1103,7 +1116,7 @@ def _correct(actor: Actor, order: DeliveryOrder, data: dict[str, Any], now: dt.d
     note = (data.get("note") or "").strip()
     if not note:  # the back office reads why the courier's record was wrong
         raise Rejected("invalid", "Say what was wrong with the record being corrected.",
-                       {"note": ["Required for a correction."]})
+                       {"note": ["Required for a correction."]}, "note_required")
     _check_device_time(order, data, now)
     # sync() looked the event id up; a copy storing it meanwhile fails on the unique key (_apply).
     event, _ = orders.change_status(

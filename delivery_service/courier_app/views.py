@@ -100,6 +100,21 @@ def js_strings() -> dict[str, str]:
         "error_invalid": gettext("Some of the data is not valid."),
         "error_clock_skew": gettext("The phone's clock is wrong: set the date and time, then record again."),
         "error_window_closed": gettext("The time allowed for a correction has passed."),
+        # ... and by the refusal's stable name (error.reason): the server's message is English
+        "error_transition_now": gettext("The order is now “%(status)s”: this record is not allowed "
+                                        "any more."),
+        "error_event_id_reused": gettext("The phone gave this record a number already used for another "
+                                         "record. Record it again."),
+        "error_before_order": gettext("The record's time is before the order was created: set the phone's "
+                                      "date and time, then record again."),
+        "error_next_attempt_too_far": gettext("The next attempt must be within 60 days."),
+        "error_nothing_to_correct": gettext("There is no record of yours on this order to correct."),
+        "error_correction_of_correction": gettext("A correction cannot itself be corrected."),
+        "error_already_corrected": gettext("That record was already corrected."),
+        # a photo or signature, or a whole batch of records, refused by its HTTP status
+        "error_too_large": gettext("Too large to send. Take the photo again."),
+        "error_not_an_image": gettext("The server did not accept this file as an image. "
+                                      "Take the photo again."),
         **{f"status_{status.value}": str(label) for status, label in STATUS.items()},
     }
 

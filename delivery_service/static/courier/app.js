@@ -492,15 +492,32 @@ function renderParked() {
   }
   for (const file of badFiles) {
     list.append(el("li", {}, el("strong", { class: "item-id" }, file.item_id), el("span", {}, t(`file_${file.kind}`)),
-      refusalFlag({ message: file.error }),
+      refusalFlag({ message: file.error, http: file.http, file: true }),
       el("button", { type: "button", class: "btn c-tap", onclick: () => dismissFile(file.id) }, t("dismiss"))));
   }
   $("#parked").hidden = !(parked.length || badFiles.length);
 }
 
-/** What a refusal means for the courier, in the page's language: the identity check's refusals say
- * what to do (do not hand the result over); others the error code's text. */
+// Why the server refused a record, by its stable name (error.reason of a sync result,
+// docs/courier-api.md), and the words the app says it with in the page's language.
+const REFUSALS = {
+  id_mismatch: "id_mismatch", otp_mismatch: "otp_mismatch", id_check_required: "id_required",
+  note_required: "note_required", status_not_allowed: "error_transition", not_your_route: "error_not_your_route",
+  clock_skew: "error_clock_skew", window_closed: "error_window_closed", malformed: "error_invalid",
+  event_id_reused: "error_event_id_reused", before_order: "error_before_order",
+  next_attempt_too_far: "error_next_attempt_too_far", nothing_to_correct: "error_nothing_to_correct",
+  correction_of_correction: "error_correction_of_correction", already_corrected: "error_already_corrected",
+};
+// A request the server refused whole, by its HTTP status: a batch of records, or a photo or signature.
+const HTTP_REFUSALS = { 422: "error_invalid" };
+const FILE_REFUSALS = { 404: "error_not_your_route", 413: "error_too_large", 422: "error_not_an_image" };
+
+/** What a refusal means for the courier, in the page's language: by the refusal's stable name; for a
+ * record refused by an earlier version of the server (still parked on the phone), by its words. */
 function refusalKey(error) {
+  if (REFUSALS[error?.reason]) return REFUSALS[error.reason];
+  const http = error?.http ?? (/^\d{3}$/.test(error?.code || "") ? Number(error.code) : null);
+  if (http) return (error.file ? FILE_REFUSALS : HTTP_REFUSALS)[http] ?? null;
   const detail = `${error?.message || ""} ${JSON.stringify(error?.fields || {})}`;
   if (error?.fields?.id_check || /identity|ID card|one-time code/i.test(detail)) {
     if (/one-time code (is wrong|does not match)/i.test(detail)) return "otp_mismatch";
@@ -511,16 +528,22 @@ function refusalKey(error) {
   return error?.code && STRINGS[`error_${error.code}`] ? `error_${error.code}` : null;
 }
 
-/** Why a record was refused: what to do in the page's language first, then the server's own words
- * (in English) when they say more. */
+/** Why a record was refused, in the page's language only. The server's own words are English: the
+ * English page adds them where the app's words are general; the Vietnamese page never shows them. */
 function refusal(error) {
   const key = refusalKey(error);
-  const known = key ? t(key) : t("rejected");
+  const http = error?.http ?? (/^\d{3}$/.test(error?.code || "") ? error.code : null);
+  let known = key ? t(key) : http ? `${t("error")} ${http}` : t("rejected");
+  if (key === "error_transition" && error?.status_now) {
+    known = t("error_transition_now", { status: t(`status_${error.status_now}`) });
+  }
   const detail = error?.message || "";
-  return !detail || detail === known ? known : `${known} (${detail})`;
+  const general = !key || key === "error_invalid";
+  return LANG === "en" && general && detail && detail !== known ? `${known} (${detail})` : known;
 }
 
-const refusalFlag = (error) => el("span", { class: "c-flag c-flag-rejected", title: error?.message || null }, refusal(error));
+const refusalFlag = (error) => el("span", { class: "c-flag c-flag-rejected", dataset: { reason: error?.reason || null },
+  title: LANG === "en" ? error?.message || null : null }, refusal(error));
 
 /** A record refused just now: said at the top of the page at once, and its order opened again when
  * nothing else is open (the courier is likely still with the citizen). */
@@ -686,6 +709,7 @@ function toggleIdCheck(form) {
   const check = $("#d-idkind").hidden ? "none" : form.elements.id_kind.value;
   for (const field of form.querySelectorAll("[data-idcheck]")) field.hidden = field.dataset.idcheck !== check;
 }
+
 
 function toggleReceiver(form) {
   const authorised = form.elements.receiver_kind.value === "authorised";
@@ -1001,7 +1025,7 @@ async function doDrain() {
       if (resp.ok) {
         await deleteRow("files", file.id);
       } else {
-        await putRow("files", { ...file, state: "parked", error: await message(resp) });
+        await putRow("files", { ...file, state: "parked", error: await message(resp), http: resp.status });
       }
       changed = true;
     }
@@ -1024,7 +1048,9 @@ async function doDrain() {
       changed = true;
       if (!resp.ok) { // a 4xx on the batch: keep every event and show why
         const why = await message(resp);
-        for (const row of batch) await putRow("outbox", { ...row, state: "parked", error: { code: String(resp.status), message: why } });
+        for (const row of batch) {
+          await putRow("outbox", { ...row, state: "parked", error: { code: String(resp.status), http: resp.status, message: why } });
+        }
         continue;
       }
       const { results } = await resp.json();
@@ -1037,7 +1063,8 @@ async function doDrain() {
           const order = findOrder(row.item_id);
           if (order && result.status) applied(order, row, result.status, result.result === "applied");
         } else {
-          const error = result.error || { message: t("rejected") };
+          // the order's status then: a refusal by the status machine says it in words
+          const error = { ...(result.error || { message: t("rejected") }), status_now: result.status || null };
           await putRow("outbox", { ...row, state: "parked", error });
           refusedNow(row, error);
         }
@@ -1091,8 +1118,8 @@ async function loadRun({ quiet = false } = {}) {
     ended = true;
   }
   if (resp && resp.status === 404) {
-    // our own words first; the server's (in English) after them when they differ
-    const detail = await message(resp);
+    // our own words; the server's (in English) after them on the English page only, when they differ
+    const detail = LANG === "en" ? await message(resp) : "";
     note(detail && detail !== t("no_route") ? `${t("no_route")} (${detail})` : t("no_route"), "warn");
     return;
   }
@@ -1191,7 +1218,7 @@ async function handleCode(raw) {
     } catch { /* offline after all */ }
     if (!resp) return flash(t("not_on_run", { item_id: itemId }), "bad");
     if (resp.status === 404) return flash(t("not_on_route", { item_id: itemId }), "bad");
-    if (!resp.ok) return flash(await message(resp), "bad");
+    if (!resp.ok) return flash(LANG === "en" ? await message(resp) : `${t("error")} ${resp.status}`, "bad");
     order = await resp.json();
     state.extra.set(itemId, order);
     flash(t("found_other_day", { item_id: itemId }), "warn");
