@@ -3,7 +3,8 @@ phone (Vietnamese page), in Debian's chromium through Playwright against the ser
 database (SQLite and PostgreSQL), and the sync API's stable refusal names they rest on:
 
 1. a refused record says why in the page's language, never the server's English in brackets on the
-   Vietnamese page: the sync answer names each refusal (``error.reason``) and the app words it."""
+   Vietnamese page: the sync answer names each refusal (``error.reason``) and the app words it;
+2. the order sheet's call link is a button of at least 44x44 px; its radio choices are whole rows."""
 
 from __future__ import annotations
 
@@ -183,6 +184,43 @@ def test_a_batch_or_photo_refused_whole_is_said_in_vietnamese(app, live_server, 
         listed = page.locator("#parked").text_content()
         assert "Tệp quá lớn" in listed and "Một số dữ liệu không hợp lệ" in listed, listed
         assert "larger than" not in listed and "Send 1 to" not in listed, listed
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def _box(locator: Any) -> dict[str, float]:
+    box = locator.bounding_box()
+    assert box is not None
+    return box
+
+
+def test_touch_targets_of_the_order_sheet(app, live_server, browser):
+    context, page, errors, (a, _b, _c, _d) = _start(browser, live_server)
+    try:
+        _open(page, a)
+        call = page.locator('#sheet-body a[href="tel:0905123456"]')
+        size = _box(call)
+        assert size["width"] >= 44 and size["height"] >= 44, size
+        assert call.evaluate("a => getComputedStyle(a).display") != "inline"
+        page.locator('#sheet-actions [data-action="delivered"]').tap()
+        form = page.locator("#form-delivered")
+        form.wait_for(state="visible")
+        radios = form.locator("input[type=radio]:visible")
+        assert radios.count() == 4
+        for i in range(radios.count()):
+            radio = radios.nth(i)
+            dot = _box(radio)
+            row = _box(radio.locator("xpath=.."))
+            assert dot["width"] >= 24 and dot["height"] >= 24, dot
+            assert row["height"] >= 44 and row["width"] >= 300, row
+        # a tap on the far end of a choice's row chooses it
+        authorised = form.locator('label:has(input[value="authorised"])')
+        row = _box(authorised)
+        page.touchscreen.tap(row["x"] + row["width"] - 6, row["y"] + row["height"] / 2)
+        assert form.locator('input[value="authorised"]').is_checked()
+        page.wait_for_selector("#d-name:visible")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
         assert not errors, errors
     finally:
         context.close()

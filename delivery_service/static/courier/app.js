@@ -624,9 +624,8 @@ function renderSheetBody(itemId) {
   const kv = el("dl", { class: "c-kv" });
   const row = (k, ...v) => kv.append(el("dt", {}, k), el("dd", {}, ...v));
   row("", statusBadge(status));
-  row("☺", order.recipient.name, order.recipient.phone ? [" · ", el("a", { href: `tel:${order.recipient.phone}` },
-    order.recipient.phone)] : null);
-  if (order.authorised) row(t("authorised"), order.authorised.name, order.authorised.phone ? ` · ${order.authorised.phone}` : "");
+  row("☺", el("span", {}, order.recipient.name), callButton(order.recipient.phone));
+  if (order.authorised) row(t("authorised"), el("span", {}, order.authorised.name), callButton(order.authorised.phone));
   const timeOfDay = windowBadge(order);
   if (timeOfDay) row(t("window"), timeOfDay);
   row("⌂", [order.address.detail, order.address.commune, order.address.province].filter(Boolean).join(", "));
@@ -652,6 +651,12 @@ function renderSheetBody(itemId) {
   for (const button of document.querySelectorAll("#sheet-actions [data-action]")) {
     button.hidden = !actions.includes(button.dataset.action);
   }
+}
+
+/** A button that calls the number (a whole touch target, not a link in a line of text); null without one. */
+function callButton(phone) {
+  return phone ? el("a", { class: "btn c-tap c-call", href: `tel:${phone}` }, el("span", { "aria-hidden": "true" }, "☎"),
+    phone) : null;
 }
 
 function sheetMessage(text, tone = "bad") {
