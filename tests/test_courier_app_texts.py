@@ -4,13 +4,16 @@ database (SQLite and PostgreSQL), and the sync API's stable refusal names they r
 
 1. a refused record says why in the page's language, never the server's English in brackets on the
    Vietnamese page: the sync answer names each refusal (``error.reason``) and the app words it;
-2. the order sheet's call link is a button of at least 44x44 px; its radio choices are whole rows."""
+2. the order sheet's call link is a button of at least 44x44 px; its radio choices are whole rows;
+3. "Ghi nhận gần nhất" says what the last record was and when (Vietnam's time), with its deadline."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -28,6 +31,7 @@ from delivery_service.orders.status import Status
 
 browser = test_courier_browser.browser  # the fixtures: Playwright's chromium, the service in a thread
 live_server = test_courier_browser.live_server
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 # English words of the server's messages that must never reach the Vietnamese page
 ENGLISH = re.compile(r"\b(the|does not|do not|order|route|status|cannot|must|event)\b", re.I)
 
@@ -221,6 +225,42 @@ def test_touch_targets_of_the_order_sheet(app, live_server, browser):
         assert form.locator('input[value="authorised"]').is_checked()
         page.wait_for_selector("#d-name:visible")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_the_last_record_says_what_it_was_and_until_when(app, live_server, browser, lang):
+    # the phone set to Paris: the times are Vietnam's all the same
+    context, page, errors, (a, _b, _c, _d) = _start(browser, live_server, lang=lang, timezone_id="Europe/Paris")
+    try:
+        _fill_delivery(page, a, PEOPLE[0][2][-4:])
+        _submit_delivery(page)
+        _settled(page)
+        page.wait_for_selector(f'.c-order[data-item="{a}"][data-status="delivered"]')
+        last = page.evaluate("""async (item) => {
+            const r = await fetch('/api/v1/courier/orders/' + item);
+            return (await r.json()).last_event;
+        }""", a)
+        clock = "%H:%M" if lang == "vi" else "%I:%M %p"
+        when = dt.datetime.fromisoformat(last["device_time"]).astimezone(VIETNAM).strftime(clock)
+        until = dt.datetime.fromisoformat(last["correctable_until"]).astimezone(VIETNAM).strftime(clock)
+        page.goto(page.url)  # the run as the server has it now
+        page.wait_for_selector(f'.c-order[data-item="{a}"][data-status="delivered"]')
+        _open(page, a)
+        what_box = page.locator("#sheet-body .c-last-what")
+        assert what_box.evaluate("w => w.closest('dd').previousElementSibling.textContent") == (
+            "Ghi nhận gần nhất" if lang == "vi" else "Last record")
+        what = what_box.text_content()
+        deadline = page.locator("#sheet-body .c-last-until").text_content()
+        if lang == "vi":
+            assert (what, deadline) == (f"Đã phát lúc {when}", f"Có thể sửa đến {until}"), (what, deadline)
+        else:
+            assert (what, deadline) == (f"Delivered at {when}", f"Can be corrected until {until}"), (what, deadline)
+        # the correction form says which record it cancels
+        page.locator('#sheet-actions [data-action="correction"]').tap()
+        assert page.locator("#c-what").text_content().endswith(what)
         assert not errors, errors
     finally:
         context.close()

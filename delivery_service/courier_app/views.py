@@ -85,6 +85,8 @@ def js_strings() -> dict[str, str]:
         "need_documents": gettext("List the documents checked."),
         "correct_until": gettext("Can be corrected until %(time)s"),
         "last_event": gettext("Last record"),
+        # what the last record was: its status in words and its time ("Delivered at 09:15")
+        "record_at": gettext("%(status)s at %(time)s"),
         "fees_for_agency": gettext("fees for the agency"),
         # what the stop is for: the courier brings a result, or collects a dossier
         "leg_result": gettext("Deliver the result"),

@@ -642,8 +642,12 @@ function renderSheetBody(itemId) {
   }
   const attempts = predict(order).attempts;
   if (attempts) row("", t("failed_attempts", { num: attempts }));
-  const last = lastEventOf(order);
-  if (last?.correctable_until) row(t("last_event"), t("correct_until", { time: showTime(last.correctable_until) }));
+  const last = correctableRecord(order);
+  if (last) {
+    row(t("last_event"), el("span", { class: "c-last-what", dataset: { status: last.status } }, describeRecord(last)),
+      last.correctable_until ? el("span", { class: "c-last-until" }, t("correct_until", { time: showTime(last.correctable_until) }))
+        : null);
+  }
   for (const p of parkedOf(itemId)) row(t("rejected"), refusalFlag(p.error));
   if (pendingOf(itemId).length) row("", el("span", { class: "c-flag c-flag-pending" }, t("pending_here")));
   $("#sheet-body").replaceChildren(kv);
@@ -657,6 +661,24 @@ function renderSheetBody(itemId) {
 function callButton(phone) {
   return phone ? el("a", { class: "btn c-tap c-call", href: `tel:${phone}` }, el("span", { "aria-hidden": "true" }, "☎"),
     phone) : null;
+}
+
+/** The order's last record while it can still be corrected (sent and in its window, or still on the
+ * phone), else null. */
+function correctableRecord(order) {
+  const { last, correctable } = predict(order);
+  return correctable && last?.status ? last : null;
+}
+
+/** What a record was, for people: its status in words and when, on the service's clock ("Đã phát lúc
+ * 09:15"; with the date when it was not today). */
+function describeRecord(last) {
+  const status = t(`status_${last.status}`);
+  if (!last.device_time) return status;
+  const when = localDay(last.device_time) === localDay() ? showTime(last.device_time)
+    : new Date(last.device_time).toLocaleString(LANG, { timeZone: ZONE, day: "2-digit", month: "2-digit",
+      hour: "2-digit", minute: "2-digit" });
+  return t("record_at", { status, time: when });
 }
 
 function sheetMessage(text, tone = "bad") {
@@ -691,7 +713,8 @@ function showForm(action) {
   if (action === "delivered") prepareDelivered(order, form);
   if (action === "failed_attempt") prepareFailed(form);
   if (action === "correction") {
-    $("#c-what").textContent = `${t("last_event")}: ${t(`status_${lastEventOf(order)?.status}`)}`;
+    const last = lastEventOf(order);
+    $("#c-what").textContent = `${t("last_event")}: ${last ? describeRecord(last) : ""}`;
   }
   form.querySelector("input:not([type=hidden]):not([type=radio]), select, textarea")?.focus();
   form.scrollIntoView({ block: "start" });
