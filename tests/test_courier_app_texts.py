@@ -5,7 +5,8 @@ database (SQLite and PostgreSQL), and the sync API's stable refusal names they r
 1. a refused record says why in the page's language, never the server's English in brackets on the
    Vietnamese page: the sync answer names each refusal (``error.reason``) and the app words it;
 2. the order sheet's call link is a button of at least 44x44 px; its radio choices are whole rows;
-3. "Ghi nhận gần nhất" says what the last record was and when (Vietnam's time), with its deadline."""
+3. "Ghi nhận gần nhất" says what the last record was and when (Vietnam's time), with its deadline;
+4. offline, the form warns before saving that the ID card's last 4 digits are checked only at sync."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 import test_courier_browser
 from conftest import DEMO_PASSWORD, login
 from test_courier_api import ID_NUMBER, delivered, event, handed, new_order, page_csrf, sync
-from test_courier_browser import PEOPLE, _open, _sign, _todays_run, _wait
+from test_courier_browser import PEOPLE, _open, _order_box, _sign, _todays_run, _wait
 
 from delivery_service.accounts.models import User
 from delivery_service.accounts.services import Actor
@@ -265,3 +266,35 @@ def test_the_last_record_says_what_it_was_and_until_when(app, live_server, brows
     finally:
         context.close()
 
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_offline_the_id_digits_are_said_unchecked_before_saving(app, live_server, browser, lang):
+    context, page, errors, (a, _b, _c, _d) = _start(browser, live_server, lang=lang)
+    try:
+        _open(page, a)
+        page.locator('#sheet-actions [data-action="delivered"]').tap()
+        warning = page.locator("#d-id4-offline")
+        assert warning.is_hidden()  # online: the server checks the digits at once
+        context.set_offline(True)
+        page.wait_for_selector("#d-id4-offline:visible")
+        text = warning.text_content()
+        if lang == "vi":
+            assert "Không có mạng" in text and "CCCD" in text and "sau khi đã giao kết quả" in text, text
+        else:
+            assert "cannot be checked" in text and "ID card" in text, text
+        # above the digits, on the screen when they are typed
+        assert _box(warning)["y"] < _box(page.locator("#d-id4"))["y"]
+        page.locator("#d-id4").tap()
+        page.locator("#d-id4").fill("1234")
+        assert warning.is_visible()
+        # the one-time code chosen instead: no warning about the digits
+        page.locator('#form-delivered label:has(input[value="otp"])').tap()
+        assert warning.is_hidden()
+        page.locator('#form-delivered label:has(input[value="id_last4"])').tap()
+        assert warning.is_visible()
+        context.set_offline(False)
+        page.wait_for_selector("#d-id4-offline", state="hidden")
+        assert _order_box(page, a).count() == 1
+        assert not errors, errors
+    finally:
+        context.close()

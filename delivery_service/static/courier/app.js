@@ -736,8 +736,15 @@ function prepareDelivered(order, form) {
 function toggleIdCheck(form) {
   const check = $("#d-idkind").hidden ? "none" : form.elements.id_kind.value;
   for (const field of form.querySelectorAll("[data-idcheck]")) field.hidden = field.dataset.idcheck !== check;
+  offlineIdWarning();
 }
 
+/** Offline, the ID card's last 4 digits cannot be checked (the phone holds nothing to check them
+ * against): they are checked at sync, after the result was handed over. The form says so, before
+ * saving, while there is no network. */
+function offlineIdWarning() {
+  $("#d-id4-offline").hidden = navigator.onLine;
+}
 
 function toggleReceiver(form) {
   const authorised = form.elements.receiver_kind.value === "authorised";
@@ -1337,7 +1344,7 @@ function wire() {
   setupSignature();
   $("#outbox-badge").addEventListener("click", () => drain({ force: true }));
 
-  const netBanner = () => { $("#net-banner").hidden = navigator.onLine; };
+  const netBanner = () => { $("#net-banner").hidden = navigator.onLine; offlineIdWarning(); };
   window.addEventListener("online", () => { netBanner(); failures = 0; drain({ force: true }); });
   window.addEventListener("offline", netBanner);
   document.addEventListener("visibilitychange", () => {
