@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
 import routes
-from delivery_service.accounts.models import Role
+from delivery_service.accounts.models import Role, User
 from delivery_service.accounts.services import Actor, record
 from delivery_service.db import utcnow
 from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -327,12 +327,50 @@ def _event(order_id: int, status_from: Status | None, status_to: Status, actor: 
 def route_scope(stmt: sa.Select, actor: Actor) -> sa.Select:
     """Routes whose runs (with recipients' data) ``actor`` may see and work on."""
     if actor.role is Role.ADMIN:
-        return stmt
+        return stmt if actor.area_unit_id is None else stmt.where(PostalRoute.id.in_(_area_routes(actor)))
     if actor.role is Role.SUPERVISOR and actor.post_office_id is not None:
         return stmt.where(PostalRoute.post_office_id == actor.post_office_id)
     if actor.role is Role.COURIER:
         return stmt.where(PostalRoute.courier_id == actor.user_id)
     return stmt.where(sa.false())
+
+
+def admin_area(actor: Actor) -> AdminUnit | None:
+    """The province an administrator is limited to (a province admin on the administration pages),
+    None when not limited to one (a national admin; other roles have their own scopes)."""
+    if actor.role is not Role.ADMIN or actor.area_unit_id is None:
+        return None
+    area = db.session.get(AdminUnit, actor.area_unit_id)
+    if area is None:  # fail closed: an area that is gone is no licence for the whole country
+        raise Forbidden("Your administrative area no longer exists.")
+    return area
+
+
+def _area_routes(actor: Actor) -> sa.Select[tuple[int]]:
+    """Ids of the routes an administrator limited to a province administers: the administration's
+    own query (admin.org_services.routes_query), so that both sides scope routes alike."""
+    from delivery_service.admin.org_services import routes_query  # the admin's pages import routing
+
+    user = db.session.get(User, actor.user_id) if actor.user_id is not None else None
+    if user is None or user.area_unit_id != actor.area_unit_id:
+        return sa.select(PostalRoute.id).where(sa.false())
+    return sa.select(routes_query(user).subquery().c.id)
+
+
+def _outside_area(area: AdminUnit, unit_ids: Iterable[int]) -> list[int]:
+    """Those of ``unit_ids`` that do not lie in the province ``area``."""
+    from delivery_service.admin.scope import units_in_province
+
+    asked = set(unit_ids)
+    if not asked:
+        return []
+    inside = set(db.session.scalars(units_in_province(area).where(AdminUnit.id.in_(asked))))
+    return sorted(asked - inside)
+
+
+def _unit_names(unit_ids: Iterable[int]) -> str:
+    index = unit_index()
+    return ", ".join(u.name if (u := index.by_id.get(i)) else str(i) for i in unit_ids)
 
 
 def office_area(office_id: int) -> sa.ColumnElement[bool]:
@@ -383,9 +421,16 @@ def get_route(actor: Actor, code: str, *, for_run: bool = True) -> PostalRoute:
 def list_routes(actor: Actor, *, mine: bool = False) -> list[PostalRoute]:
     """Routes with their coverage; ``mine``: only those whose runs the actor works on."""
     stmt = sa.select(PostalRoute).order_by(PostalRoute.code)
-    if mine or actor.role in (Role.COURIER, Role.SUPERVISOR):
+    if mine or actor.role in (Role.COURIER, Role.SUPERVISOR) or admin_area(actor) is not None:
         stmt = route_scope(stmt, actor)
     return list(db.session.scalars(stmt))
+
+
+def backup_choices(actor: Actor, route: PostalRoute) -> list[PostalRoute]:
+    """The routes ``set_coverage`` accepts as ``route``'s backup from ``actor``: another route of its
+    post office; for an administrator any other route (a province admin's: of their province)."""
+    return [r for r in list_routes(actor) if r.id != route.id
+            and (actor.role is Role.ADMIN or r.post_office_id == route.post_office_id)]
 
 
 def coverage(route_ids: Sequence[int]) -> dict[int, dict[str, list]]:
@@ -502,9 +547,11 @@ def set_coverage(actor: Actor, code: str, *, communes: Sequence[int] | None = No
                  rules: Sequence[dict[str, Any]] | None = None, capacity: int | None | type = ...,
                  backup: str | None | type = ..., return_to_office: bool | None = None) -> PostalRoute:
     """Replace a route's coverage and settings (what is passed); commits. Refuses a route left
-    covering nothing, a backup outside the office or itself, unknown communes."""
+    covering nothing, a backup outside the office or itself, unknown communes; from a province
+    admin, a route, a commune (whole or of a rule) or a backup outside their province."""
     _require_dispatcher(actor)
-    route = get_route(actor, code)
+    route = get_route(actor, code)  # a province admin's: of their province (route_scope)
+    area = admin_area(actor)
     errors: dict[str, list[str]] = {}
     index = unit_index()
     today = _today()
@@ -513,12 +560,18 @@ def set_coverage(actor: Actor, code: str, *, communes: Sequence[int] | None = No
                or not u.valid_on(today)]
         if bad:
             errors["communes"] = [f"Not a commune in force today: {', '.join(map(str, bad))}."]
+        elif area is not None and (outside := _outside_area(area, communes)):
+            errors["communes"] = [f"Outside your province: {_unit_names(outside[:10])}."]
     parsed: list[tuple[int, PartKind, str]] = []
+    outside_rules = set(_outside_area(area, {u.id for r in rules or [] if (u := index.by_id.get(
+        r.get("commune_id"))) is not None})) if area is not None else set()
     for i, rule in enumerate(rules or []):
         unit = index.by_id.get(rule.get("commune_id"))
         phrase = _clean_phrase(str(rule.get("phrase") or ""))
         if unit is None or unit.level is not UnitLevel.COMMUNE:
             errors.setdefault(f"rules.{i}.commune_id", []).append("Unknown commune.")
+        elif unit.id in outside_rules:
+            errors.setdefault(f"rules.{i}.commune_id", []).append(f"Outside your province: {unit.name}.")
         if rule.get("kind") not in {k.value for k in PartKind}:
             errors.setdefault(f"rules.{i}.kind", []).append("Must be hamlet or street.")
         if not fold(phrase) or len(phrase) > 120:
@@ -541,6 +594,9 @@ def set_coverage(actor: Actor, code: str, *, communes: Sequence[int] | None = No
             errors["backup"] = ["The backup must be another existing route."]
         elif backup_route.post_office_id != route.post_office_id and actor.role is not Role.ADMIN:
             errors["backup"] = ["The backup must be a route of the same post office."]
+        elif area is not None and db.session.scalar(route_scope(
+                sa.select(PostalRoute.id).where(PostalRoute.id == backup_route.id), actor)) is None:
+            errors["backup"] = [f"Outside your province: {backup_route.code}."]
     final_communes = communes if communes is not None else [u.id for u in route.communes]
     final_rules = parsed if rules is not None else list(db.session.execute(
         sa.select(RouteRule.commune_id, RouteRule.kind, RouteRule.phrase)

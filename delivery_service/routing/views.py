@@ -16,10 +16,10 @@ from delivery_service.errors import Conflict, InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.fields import whole_number
 from delivery_service.orders.services import local_today
-from delivery_service.orgs.models import PostalRoute, PostOffice
+from delivery_service.orgs.models import PostalRoute
 from delivery_service.routing import services
 from delivery_service.routing.models import PartKind
-from delivery_service.units.models import AdminUnit, UnitLevel
+from delivery_service.units.models import UnitLevel
 from delivery_service.units.services import Unit, unit_index
 from delivery_service.vietnamese import sort_key
 from delivery_service.web.access import page_actor, roles_required
@@ -182,8 +182,9 @@ def edit_coverage(code: str):
 
 def coverage_form(actor: Any, route: PostalRoute, *, action: str, done: str, within: Any = None):
     """The coverage editor of ``route`` (GET: the form; POST: saved, then to ``done``), for the
-    supervisors' page and the administration's (``within``: a province admin's province, whose
-    communes alone the route may cover)."""
+    supervisors' page and the administration's. What the actor may cover (a province admin: their
+    province's communes and routes) is the service's to refuse; this only presents it. ``within``
+    (a province admin's province, as admin.orgs passed it) is not used any more: the actor says it."""
     today = local_today()
     errors: dict[str, list[str]] = {}
     current = services.coverage([route.id])[route.id]
@@ -205,8 +206,6 @@ def coverage_form(actor: Any, route: PostalRoute, *, action: str, done: str, wit
         }
         rules, lines = _parse_rules(values["rules"], today)
         try:
-            if within is not None:
-                _check_within(within, values["communes"], rules, values["backup"])
             services.set_coverage(actor, route.code, communes=sorted(values["communes"]), rules=rules,
                                   capacity=_capacity(values["capacity_per_day"]),
                                   backup=values["backup"] or None, return_to_office=not values["open_run"])
@@ -218,44 +217,10 @@ def coverage_form(actor: Any, route: PostalRoute, *, action: str, done: str, wit
                           "“Auto-assign again” for the orders waiting for dispatch.", code=route.code),
                   "success")
             return redirect(done, code=303)
-    # a backup is a route of the same post office (set_coverage refuses any other but an admin's);
-    # a province admin's, one of their province
-    backups = [r for r in services.list_routes(actor) if r.id != route.id
-               and (actor.role is Role.ADMIN or r.post_office_id == route.post_office_id)]
-    if within is not None:
-        inside = _routes_within(within)
-        backups = [r for r in backups if r.id in inside]
     return render_template("routing/coverage.html", route=route, values=values, errors=errors,
-                           communes=_commune_choices(route, values["communes"], today), backups=backups,
+                           communes=_commune_choices(route, values["communes"], today),
+                           backups=services.backup_choices(actor, route),
                            kinds=PartKind, action=action, done=done), (422 if errors else 200)
-
-
-def _routes_within(province: Any) -> set[int]:
-    """Ids of the routes whose post office lies in ``province``."""
-    from delivery_service.admin.scope import units_in_province
-
-    return set(db.session.scalars(sa.select(PostalRoute.id).join(PostOffice).where(
-        PostOffice.unit_id.in_(units_in_province(province)))))
-
-
-def _check_within(province: Any, communes: set[int], rules: list[dict[str, Any]], backup: str) -> None:
-    """InvalidInput when a commune (whole, or of a hamlet/street rule) or the backup route lies
-    outside ``province``."""
-    from delivery_service.admin.scope import units_in_province
-
-    errors: dict[str, list[str]] = {}
-    asked = communes | {r["commune_id"] for r in rules if r.get("commune_id") is not None}
-    inside = set(db.session.scalars(units_in_province(province).where(AdminUnit.id.in_(asked))))
-    if outside := sorted(asked - inside):
-        index = unit_index()
-        names = ", ".join(u.name if (u := index.by_id.get(i)) else str(i) for i in outside[:10])
-        errors["communes"] = [f"Outside your province: {names}."]
-    if backup:
-        found = db.session.scalar(sa.select(PostalRoute.id).where(PostalRoute.code == backup.upper()))
-        if found is not None and found not in _routes_within(province):
-            errors["backup"] = [f"Outside your province: {backup.upper()}."]
-    if errors:
-        raise InvalidInput(errors)
 
 
 def _rule_line(commune_id: int, kind: PartKind, phrase: str) -> str:

@@ -1,0 +1,106 @@
+"""A route's coverage editor: a province admin's limits are the service's (whatever page or API
+calls it). On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from conftest import csrf_token, login
+from test_province_admin import _province_admin
+from test_web_routing import coverage_state, route_id, text_of
+
+from delivery_service.accounts.models import AuditEvent, User
+from delivery_service.accounts.services import Actor
+from delivery_service.errors import InvalidInput, NotFound
+from delivery_service.extensions import db
+from delivery_service.localtime import local_today
+from delivery_service.orgs.models import PostalRoute
+from delivery_service.routing import services
+from delivery_service.units.models import UnitLevel
+from delivery_service.units.services import unit_index
+
+HA_TINH = "18229"  # a commune of Hà Tĩnh (province 42): outside Quảng Ngãi (51)
+
+
+def _unit_id(code: str) -> int:
+    return unit_index().find(UnitLevel.COMMUNE, code, local_today()).id
+
+
+def _audits() -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
+                             .where(AuditEvent.action == "route.coverage"))
+
+
+# --- a province admin's limits, in the service -------------------------------------------------------
+
+def test_the_service_refuses_a_province_admin_what_lies_outside_their_province(app):
+    admin = Actor.of_user(_province_admin("51"), administering=True)
+    before, audits = coverage_state("QNG-01"), _audits()
+    inside = [_unit_id("21025")]
+    with pytest.raises(InvalidInput) as whole:
+        services.set_coverage(admin, "QNG-01", communes=[*inside, _unit_id(HA_TINH)])
+    assert list(whole.value.errors) == ["communes"]
+    assert whole.value.errors["communes"][0].startswith("Outside your province: ")
+    with pytest.raises(InvalidInput) as part:
+        services.set_coverage(admin, "QNG-01", communes=inside, rules=[
+            {"commune_id": _unit_id("21220"), "kind": "hamlet", "phrase": "Thôn Trường Thọ"},
+            {"commune_id": _unit_id(HA_TINH), "kind": "hamlet", "phrase": "Xóm 4"}])
+    assert list(part.value.errors) == ["rules.1.commune_id"]
+    assert part.value.errors["rules.1.commune_id"][0].startswith("Outside your province: ")
+    with pytest.raises(InvalidInput) as backup:
+        services.set_coverage(admin, "QNG-01", communes=inside, backup="HTI-01")
+    assert backup.value.errors == {"backup": ["Outside your province: HTI-01."]}
+    with pytest.raises(NotFound):  # another province's route is not theirs to change at all
+        services.set_coverage(admin, "HTI-01", capacity=5)
+    db.session.rollback()
+    assert coverage_state("QNG-01") == before and _audits() == audits
+    assert "HTI-01" not in {r.code for r in services.backup_choices(admin, db.session.scalar(
+        sa.select(PostalRoute).where(PostalRoute.code == "QNG-01")))}
+
+    # within the province it goes through; a national admin is not limited
+    services.set_coverage(admin, "QNG-01", communes=inside, backup="QNG-02")
+    assert coverage_state("QNG-01")[0] == inside and _audits() == audits + 1
+    national = Actor.of_user(db.session.scalar(sa.select(User).where(User.username == "admin")))
+    services.set_coverage(national, "QNG-01", communes=[*inside, _unit_id(HA_TINH)], backup="HTI-01")
+    assert coverage_state("QNG-01")[3] == route_id("HTI-01")
+
+
+def _form(client, path: str, communes: list[int], **changes: str) -> dict:
+    return {"csrf_token": csrf_token(client, path), "communes": [str(c) for c in communes], "rules": "",
+            "capacity_per_day": "60", "backup": "", "open_run": "", **changes}
+
+
+def test_the_administration_page_shows_the_services_refusal_beside_each_field(client):
+    _province_admin("51")
+    qng = route_id("QNG-01")
+    before, audits = coverage_state("QNG-01"), _audits()
+    login(client, "qt.51")
+    path = f"/admin/routes/{qng}/coverage"
+    resp = client.post(path, data=_form(client, path, [_unit_id("21025")],
+                                         rules=f"21220 | thôn | Thôn Trường Thọ\n{HA_TINH} | xóm | Xóm 4",
+                                         backup="HTI-01"))
+    html = text_of(resp.get_data(as_text=True))
+    assert resp.status_code == 422
+    assert "Dòng 2: Ngoài tỉnh của bạn:" in html and "Ngoài tỉnh của bạn: HTI-01." in html
+    db.session.rollback()
+    assert coverage_state("QNG-01") == before and _audits() == audits
+
+
+def test_the_api_refuses_a_province_admin_another_provinces_commune_and_changes_nothing(client):
+    _province_admin("51")
+    before = coverage_state("QNG-01")
+    login(client, "qt.51")
+    headers = {"X-CSRFToken": csrf_token(client, "/reports/")}
+    # outside the administration pages a province admin acts as the province's officer: no route
+    # changes through the API with their session, whatever the body
+    for body in ({"communes": ["21025", HA_TINH]}, {"communes": ["21025"]}, {"backup_route": "HTI-01"}):
+        resp = client.put("/api/v1/routes/QNG-01/coverage", headers=headers, json=body)
+        assert resp.status_code == 403, resp.get_data(as_text=True)
+    # a supervisor's call with a commune that does not exist: 422 at the field
+    supervisor = client.application.test_client()
+    login(supervisor, "supervisor")
+    headers = {"X-CSRFToken": csrf_token(supervisor, "/routes")}
+    resp = supervisor.put("/api/v1/routes/QNG-01/coverage", headers=headers, json={"communes": ["21025", "00000"]})
+    assert resp.status_code == 422 and list(resp.json["errors"]["json"]) == ["communes.1"]
+    db.session.rollback()
+    assert coverage_state("QNG-01") == before
