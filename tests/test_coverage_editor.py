@@ -1,7 +1,10 @@
 """A route's coverage editor: a province admin's limits are the service's (whatever page or API
-calls it). On SQLite and PostgreSQL."""
+calls it), and the kinds of rules in the reader's language while what is stored stays
+"hamlet"/"street". On SQLite and PostgreSQL."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +19,7 @@ from delivery_service.extensions import db
 from delivery_service.localtime import local_today
 from delivery_service.orgs.models import PostalRoute
 from delivery_service.routing import services
+from delivery_service.routing.models import PartKind, RouteRule
 from delivery_service.units.models import UnitLevel
 from delivery_service.units.services import unit_index
 
@@ -104,3 +108,38 @@ def test_the_api_refuses_a_province_admin_another_provinces_commune_and_changes_
     assert resp.status_code == 422 and list(resp.json["errors"]["json"]) == ["communes.1"]
     db.session.rollback()
     assert coverage_state("QNG-01") == before
+
+
+# --- the kinds of rules in the reader's language -------------------------------------------------------
+
+def test_rules_are_written_in_vietnamese_and_stored_as_the_routing_rules_understand(client):
+    login(client, "supervisor")
+    before = coverage_state("QNG-02")
+    html = client.get("/routes/QNG-02/coverage").get_data(as_text=True)
+    assert "21220 | thôn/ấp/xóm | Thôn Trường Thọ" in html and "| hamlet |" not in html
+    assert "21220 | hamlet | Thôn Trường Thọ" in client.get("/routes/QNG-02/coverage?lang=en").get_data(as_text=True)
+    client.get("/routes/QNG-02/coverage?lang=vi")
+    # saved as shown: nothing changes (the stored kind is still "hamlet"), nothing is audited
+    rules = re.search(r'<textarea id="f-rules"[^>]*>([^<]*)</textarea>', html).group(1)
+    audits = _audits()
+    form = _form(client, "/routes/QNG-02/coverage", before[0], rules=rules, capacity_per_day="",
+                 backup="QNG-01" if before[3] == route_id("QNG-01") else "")
+    assert client.post("/routes/QNG-02/coverage", data=form).status_code == 303
+    assert _audits() == audits
+    # both languages' words, and the old English ones, are read
+    form["rules"] = ("21220 | thôn/ấp/xóm | Thôn Trường Thọ\n21025 | Đường / Phố | Hùng Vương\n"
+                     "21034 | hamlet | Thôn Phú Hòa\n21034 | street | Quang Trung")
+    resp = client.post("/routes/QNG-02/coverage", data=form)
+    assert resp.status_code == 303, text_of(resp.get_data(as_text=True))[-2000:]
+    db.session.rollback()
+    stored = {(r.phrase, r.kind) for r in db.session.scalars(
+        sa.select(RouteRule).where(RouteRule.route_id == route_id("QNG-02")))}
+    assert stored == {("Thôn Trường Thọ", PartKind.HAMLET), ("Hùng Vương", PartKind.STREET),
+                      ("Thôn Phú Hòa", PartKind.HAMLET), ("Quang Trung", PartKind.STREET)}
+    raw = set(db.session.scalars(sa.text("SELECT DISTINCT kind FROM route_rules WHERE route_id = :r"),
+                                 {"r": route_id("QNG-02")}))
+    assert raw == {"hamlet", "street"}  # in the table: the words routes.RuleKind and the API use
+    # a word that is neither: refused in Vietnamese words
+    form["rules"] = "21220 | sông | Sông Trà"
+    refused = text_of(client.post("/routes/QNG-02/coverage", data=form).get_data(as_text=True))
+    assert "Dòng 1: Loại phải là “thôn/ấp/xóm” hoặc “đường/phố”." in refused

@@ -246,7 +246,7 @@ def test_coverage_editor_shows_the_route(client):
     assert "Phường Cẩm Thành" in html and "Xã An Phú" in html  # communes of the province
     assert len(re.findall(r'name="communes" value="\d+" checked', html)) == 2
     rules = client.get("/routes/QNG-02/coverage").get_data(as_text=True)
-    assert "21220 | hamlet | Thôn Trường Thọ" in rules
+    assert "21220 | thôn/ấp/xóm | Thôn Trường Thọ" in rules  # stored "hamlet", written in the reader's words
 
 
 def test_saving_a_route_covering_nothing_is_refused_and_changes_nothing(client):
@@ -272,7 +272,7 @@ def test_mistakes_in_rules_capacity_and_backup_are_shown_beside_them(client):
     html = text_of(resp.get_data(as_text=True))
     assert resp.status_code == 422
     assert "Dòng 2: Không có xã / phường này." in html
-    assert "Dòng 3: Loại phải là “hamlet” (thôn/xóm/tổ) hoặc “street” (đường/phố)." in html
+    assert "Dòng 3: Loại phải là “thôn/ấp/xóm” hoặc “đường/phố”." in html
     assert "Nhập số đơn là số nguyên" in html and "Tuyến dự phòng phải là một tuyến khác đã có." in html
     assert "Thôn Ma" in html  # what was typed stays in the form
     broken = client.post("/routes/QNG-02/coverage", data=coverage_form(

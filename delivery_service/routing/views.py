@@ -4,12 +4,14 @@ coverage editor. Thin: the work is in routing.services; this module shapes forms
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 
 from delivery_service.accounts.models import Role, User
 from delivery_service.errors import Conflict, InvalidInput, NotFound
@@ -33,12 +35,29 @@ bp = Blueprint("routing", __name__, url_prefix="/routes")
 DISPATCHERS = (Role.SUPERVISOR, Role.ADMIN)
 RUN_ROLES = (Role.SUPERVISOR, Role.ADMIN, Role.COURIER)
 PLACED = {o.value for o in Outcome if not o.needs_dispatch}
-# Words people may type for the kind of a rule, folded (routes.text.fold).
+# The word the page writes for each kind of rule, in the reader's language ("thôn/ấp/xóm",
+# "đường/phố"); what is stored stays the PartKind ("hamlet", "street") that routes.RuleKind and the
+# API use, so rules saved before read and match as they did.
+KIND_LABELS = {PartKind.HAMLET: _l("hamlet"), PartKind.STREET: _l("street")}
+# Words people may type for the kind of a rule, folded (routes.text.fold, no spaces around "/"):
+# both languages' labels, and the words addresses use.
 KIND_WORDS = {
     PartKind.HAMLET: {"hamlet", "thon", "xom", "to", "to dan pho", "khu pho", "ap", "ban", "lang", "khoi",
-                      "thon/xom/to"},
+                      "thon/xom/to", "thon/ap/xom", "thon/xom", "thon/ap"},
     PartKind.STREET: {"street", "duong", "pho", "duong/pho", "ngo", "hem", "kiet"},
 }
+
+
+def kind_words() -> dict[str, str]:
+    """{stored kind: the word the page writes for it}, in the reader's language."""
+    return {kind.value: str(label) for kind, label in KIND_LABELS.items()}
+
+
+def _kind(text: str) -> str:
+    """The stored kind a typed word means (either language), or the text as typed (the service
+    refuses it, in words)."""
+    folded = re.sub(r"\s*/\s*", "/", fold(text))
+    return next((k.value for k, words in KIND_WORDS.items() if folded in words), text)
 
 
 def _users(ids: Iterable[int | None]) -> dict[int, User]:
@@ -219,19 +238,20 @@ def coverage_form(actor: Any, route: PostalRoute, *, action: str, done: str, wit
             return redirect(done, code=303)
     return render_template("routing/coverage.html", route=route, values=values, errors=errors,
                            communes=_commune_choices(route, values["communes"], today),
-                           backups=services.backup_choices(actor, route),
-                           kinds=PartKind, action=action, done=done), (422 if errors else 200)
+                           backups=services.backup_choices(actor, route), kind_words=kind_words(),
+                           action=action, done=done), (422 if errors else 200)
 
 
 def _rule_line(commune_id: int, kind: PartKind, phrase: str) -> str:
     unit = unit_index().by_id.get(commune_id)
-    return f"{unit.code if unit else commune_id} | {kind.value} | {phrase}"
+    return f"{unit.code if unit else commune_id} | {KIND_LABELS[kind]} | {phrase}"
 
 
 def _parse_rules(text: str, today: dt.date) -> tuple[list[dict[str, Any]], list[int]]:
-    """Lines ``commune code | hamlet|street | name`` to the service's rules, with each rule's line
-    number. A line that cannot be split becomes a rule with no commune, which the service refuses
-    (so nothing is saved), while it reports every other mistake of the form at the same time."""
+    """Lines ``commune code | kind | name`` (the kind in either language) to the service's rules,
+    with each rule's line number. A line that cannot be split becomes a rule with no commune, which
+    the service refuses (so nothing is saved), while it reports every other mistake of the form at
+    the same time."""
     rules: list[dict[str, Any]] = []
     lines: list[int] = []
     index = unit_index()
@@ -244,9 +264,8 @@ def _parse_rules(text: str, today: dt.date) -> tuple[list[dict[str, Any]], list[
         else:
             commune_code, kind_text, phrase = parts
             unit = index.find(UnitLevel.COMMUNE, commune_code, today)
-            folded = fold(kind_text)
-            kind = next((k.value for k, words in KIND_WORDS.items() if folded in words), kind_text)
-            rules.append({"commune_id": unit.id if unit else None, "kind": kind, "phrase": phrase})
+            rules.append({"commune_id": unit.id if unit else None, "kind": _kind(kind_text),
+                          "phrase": phrase})
         lines.append(number)
     return rules, lines
 
