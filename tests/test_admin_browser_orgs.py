@@ -76,7 +76,7 @@ def test_admin_creates_a_counter_a_route_an_api_client_and_changes_a_failure_rea
         page.wait_for_url("**/admin/routes/*/coverage")
         _clean(page, watch)
         page.locator('input[name="communes"]').first.check()
-        page.click("main form.order-form button[type=submit]")
+        page.click("main form.order-form button.btn-primary[type=submit]")  # Save (the commune filter has its own)
         page.wait_for_url("**/admin/routes")
         row = page.locator('tr[data-code="QNG-07"]')
         assert row.count() == 1 and "QNG-02" in row.inner_text() and "45" in row.inner_text()

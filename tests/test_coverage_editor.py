@@ -1,6 +1,6 @@
 """A route's coverage editor: a province admin's limits are the service's (whatever page or API
-calls it), and the kinds of rules in the reader's language while what is stored stays
-"hamlet"/"street". On SQLite and PostgreSQL."""
+calls it), the commune list's filter without JavaScript, and the kinds of rules in the reader's
+language while what is stored stays "hamlet"/"street". On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -108,6 +108,29 @@ def test_the_api_refuses_a_province_admin_another_provinces_commune_and_changes_
     assert resp.status_code == 422 and list(resp.json["errors"]["json"]) == ["communes.1"]
     db.session.rollback()
     assert coverage_state("QNG-01") == before
+
+
+# --- the commune filter without JavaScript -----------------------------------------------------------
+
+def _shown(html: str) -> list[str]:
+    return re.findall(r'<label class="check" data-filter="[^"]*"><input type="checkbox" name="communes" '
+                      r'value="\d+" ?(?:checked)?> ([^<]+?) <', html)
+
+
+def test_the_filter_narrows_the_communes_accent_insensitive_and_keeps_the_hidden_ones_in_the_form(client):
+    login(client, "supervisor")
+    full = client.get("/routes/QNG-02/coverage").get_data(as_text=True)
+    every = len(re.findall(r'name="communes" value=', full))
+    assert every > 50 and len(_shown(full)) == every
+    html = client.get("/routes/QNG-02/coverage?q=PHUONG dak").get_data(as_text=True)
+    assert _shown(html) == ["Phường Đăk Bla", "Phường Đăk Cấm"]
+    assert f"<output id=\"commune-shown\">2</output> / {every}" in html
+    # the communes the filter hides are still in the form, ticked as they were
+    assert len(re.findall(r'name="communes" value=', html)) == every
+    assert len(re.findall(r'name="communes" value="\d+" checked', html)) == 2
+    assert _shown(client.get("/routes/QNG-02/coverage?q=21025").get_data(as_text=True)) == ["Phường Cẩm Thành"]
+    none = client.get("/routes/QNG-02/coverage?q=khong co xa nay").get_data(as_text=True)
+    assert _shown(none) == [] and '<strong id="commune-none">' in none
 
 
 # --- the kinds of rules in the reader's language -------------------------------------------------------
