@@ -1,6 +1,7 @@
 """Imports every model so that Alembic and the app see the whole schema."""
 
 from delivery_service.accounts.models import ApiClient, Role, User
+from delivery_service.admin.models import ShownOnce
 from delivery_service.courier.models import DeliveryProof, EventCorrection, ProofFile
 from delivery_service.geo.models import GeocodeCache, GeoCursor, KnownPlace, OrderLocation
 from delivery_service.imports.models import ImportBatch, ImportRow, ImportState
@@ -37,5 +38,5 @@ __all__ = [
     "GeocodeCache",
     "ImportBatch", "ImportRow", "ImportState", "ItemSerial", "KnownPlace", "OrderEvent", "OrderLocation",
     "PartKind", "Payer", "PostalRoute", "PostOffice", "Role", "route_communes", "RouteDayLoad", "RouteRule",
-    "RouteRun", "RunStop", "UnitLevel", "User", "WebhookDelivery", "WebhookEndpoint",
+    "RouteRun", "RunStop", "ShownOnce", "UnitLevel", "User", "WebhookDelivery", "WebhookEndpoint",
 ]

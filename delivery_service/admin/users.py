@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
 from delivery_service.accounts.models import Role, User
@@ -159,11 +159,43 @@ def create():
     except InvalidInput as exc:
         db.session.rollback()
         return _form(None, values, translate(exc.errors), 422)
+    if generated:
+        return _show_once(user, generated, tr(f"Đã tạo tài khoản {user.username}.",
+                                              f"Account {user.username} created."))
     db.session.commit()
     flash(tr(f"Đã tạo tài khoản {user.username}.", f"Account {user.username} created."), "success")
-    if generated:
-        return render_template("admin/user_password.html", user=user, password=generated)
     return redirect(url_for("admin_users.show", user_id=user.id), code=303)
+
+
+# The session's entry for the temporary password page: a token and a pad, never the password (the
+# cookie is signed, not encrypted); the sealed password waits in the database (user_services).
+SHOWN_ONCE = "admin_shown_once"
+
+
+def _show_once(user: User, password: str, done: str):
+    """Answer a form that generated a password with a redirect to the page that shows it once
+    (Post/Redirect/Get): reloading that page resubmits nothing, and shows the password no more."""
+    token, pad = svc.hold_password(_me(), user, password)
+    db.session.commit()
+    session[SHOWN_ONCE] = {"user": user.id, "token": token, "pad": pad}
+    flash(done, "success")
+    return redirect(url_for("admin_users.temporary_password", user_id=user.id), code=303)
+
+
+@bp.get("/<int:user_id>/temporary-password")
+@admin_required
+def temporary_password(user_id: int):
+    """The generated temporary password, once; a reload (or another tab) says it was shown already."""
+    user = _user(user_id)
+    password = None
+    held = session.get(SHOWN_ONCE)
+    if isinstance(held, dict) and held.get("user") == user_id:
+        session.pop(SHOWN_ONCE)
+        password = svc.take_password(_me(), user_id, str(held.get("token")), str(held.get("pad")))
+        db.session.commit()
+    response = make_response(render_template("admin/user_password.html", user=user, password=password))
+    response.headers["Cache-Control"] = "no-store"  # neither the browser nor a proxy keeps the page
+    return response
 
 
 @bp.get("/<int:user_id>")
@@ -239,9 +271,9 @@ def reset_password(user_id: int):
         return render_template("admin/user.html", user=user, routes=svc.routes_of(user),
                                locked=svc.is_locked(user), labels=labels(),
                                errors=translate(exc.errors)), 422
-    db.session.commit()
     if generated:
-        return render_template("admin/user_password.html", user=user, password=generated)
+        return _show_once(user, generated, tr("Đã đặt mật khẩu tạm mới.", "A new temporary password is set."))
+    db.session.commit()
     flash(tr("Đã đặt mật khẩu tạm; người dùng phải đổi mật khẩu khi đăng nhập lần tới.",
              "Temporary password set; the user must change it at the next log-in."), "success")
     return redirect(url_for("admin_users.show", user_id=user_id), code=303)
