@@ -357,21 +357,46 @@ def save_office(
 # --- postal routes ----------------------------------------------------------------------------------
 
 
-def couriers_for(admin: User, office: PostOffice | None) -> list[User]:
-    """The couriers a route of ``office`` may have: those of the office, and those of no office who
-    drive no route outside the admin's scope (a province admin never lists another province's)."""
-    visible = sa.select(PostOffice.id).where(_unit_filter(PostOffice.unit_id, admin))
-    elsewhere = sa.exists().where(
-        PostalRoute.courier_id == User.id, PostalRoute.post_office_id.not_in(visible)
-    )
-    own = User.post_office_id == office.id if office is not None else User.post_office_id.in_(visible)
-    stmt = (
-        sa.select(User)
-        .where(User.role == Role.COURIER, User.active)
-        .where(sa.or_(own, sa.and_(User.post_office_id.is_(None), ~elsewhere)))
-    )
+def _province(unit: AdminUnit) -> AdminUnit:
+    """The province a unit lies in (the unit itself for a province)."""
+    while unit.parent is not None:
+        unit = unit.parent
+    return unit
+
+
+def _offices_of_province(province: AdminUnit) -> sa.Select:
+    return sa.select(PostOffice.id).where(PostOffice.unit_id.in_(units_in_province(province)))
+
+
+def _may_drive(office: PostOffice) -> sa.ColumnElement[bool]:
+    """Which couriers a route of ``office`` may have: the office's own, and those of no post office
+    who drive no route of another province. The one rule: the form's choices and the save's check."""
+    same_province = _offices_of_province(_province(office.unit))
+    elsewhere = sa.exists().where(PostalRoute.courier_id == User.id,
+                                  PostalRoute.post_office_id.not_in(same_province))
+    return sa.and_(User.role == Role.COURIER, User.active,
+                   sa.or_(User.post_office_id == office.id,
+                          sa.and_(User.post_office_id.is_(None), ~elsewhere)))
+
+
+def _by_name(users: Any) -> list[User]:
     # by full name in Vietnamese alphabetical order (ICU), as the people are shown
-    return sorted(db.session.scalars(stmt), key=lambda u: (sort_key(u.full_name or u.username), u.username))
+    return sorted(users, key=lambda u: (sort_key(u.full_name or u.username), u.username))
+
+
+def couriers_for(admin: User, office: PostOffice | None) -> list[User]:
+    """The couriers a route of ``office`` (one the admin sees) may have (``_may_drive``). Without an
+    office (a new route, whose office is chosen beside the courier): those of the offices the admin
+    sees and those of no office who drive no route outside the admin's scope; the save then checks
+    the chosen office's rule."""
+    if office is not None:
+        return _by_name(db.session.scalars(sa.select(User).where(_may_drive(office))))
+    visible = sa.select(PostOffice.id).where(_unit_filter(PostOffice.unit_id, admin))
+    elsewhere = sa.exists().where(PostalRoute.courier_id == User.id,
+                                  PostalRoute.post_office_id.not_in(visible))
+    return _by_name(db.session.scalars(sa.select(User).where(
+        User.role == Role.COURIER, User.active,
+        sa.or_(User.post_office_id.in_(visible), sa.and_(User.post_office_id.is_(None), ~elsewhere)))))
 
 
 def save_route(
@@ -394,10 +419,21 @@ def save_route(
         )
     courier = None
     username = _text(form.get("courier")).lower()
-    if username:
-        courier = next((u for u in couriers_for(admin, office) if u.username == username), None)
+    if username and office is None:  # no office to check against: at least an active courier
+        courier = db.session.scalar(
+            sa.select(User).where(User.username == username, User.role == Role.COURIER, User.active))
         if courier is None:
-            errors.add("courier", "Chọn một bưu tá của bưu cục này.", "Choose a courier of this post office.")
+            errors.add("courier", "Không có bưu tá này.", "No such courier.")
+    elif username and office is not None:
+        courier = db.session.scalar(sa.select(User).where(User.username == username, _may_drive(office)))
+        if courier is None:
+            province = _province(office.unit).name
+            errors.add("courier",
+                       f"Bưu tá này không nhận được tuyến của bưu cục {office.code}: chọn một bưu tá của "
+                       f"bưu cục {office.code}, hoặc một bưu tá chưa thuộc bưu cục nào chỉ phát tuyến ở "
+                       f"{province}.",
+                       f"This courier cannot take a route of post office {office.code}: choose a courier of "
+                       f"{office.code}, or one of no post office who drives routes in {province} only.")
     capacity: int | None = None
     raw = str(form.get("capacity_per_day") or "").strip()
     if raw:
