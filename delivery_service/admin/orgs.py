@@ -299,9 +299,10 @@ def route_edit(route_id: int):
 def route_coverage(route_id: int):
     """The route's communes, hamlets and streets, capacity and backup: the supervisors' coverage
     editor, on the administration's side (a province admin edits their province's routes, with its
-    communes only; the supervisors' page /routes/<code>/coverage is not theirs)."""
+    communes only, which routing.services.set_coverage enforces; the supervisors' page
+    /routes/<code>/coverage is not theirs)."""
     from delivery_service.routing.views import coverage_form  # the routing pages import the admin's
 
     route = _or_404(svc.get_route, route_id)
     return coverage_form(page_actor(), route, action=url_for("admin_orgs.route_coverage", route_id=route.id),
-                         done=url_for("admin_orgs.routes"), within=province_of(_admin()))
+                         done=url_for("admin_orgs.routes"))
