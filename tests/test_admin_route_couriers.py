@@ -80,3 +80,18 @@ def test_a_new_routes_courier_is_checked_against_the_office_chosen(client):
     resp = client.post("/admin/routes/new", data={"csrf_token": csrf_token(client, "/admin/routes/new"), **form})
     assert resp.status_code == 303
     assert _route("QNG-09").courier_id == db.session.scalar(sa.select(User.id).where(User.username == "c.hatinh"))
+
+
+def test_a_new_routes_couriers_come_by_office_and_province(client):
+    _couriers_elsewhere()
+    login(client, "admin")
+    select = _courier_select(client.get("/admin/routes/new").get_data(as_text=True))
+    groups = {label: _usernames(options)
+              for label, options in re.findall(r'<optgroup label="([^"]*)">(.*?)</optgroup>', select, re.S)}
+    [ductho] = [names for label, names in groups.items() if label.startswith("BC-DUCTHO · ")]
+    assert ductho == ["c.ductho"]
+    [hatinh] = [names for label, names in groups.items() if "phát tuyến ở" in label and "Hà Tĩnh" in label]
+    assert hatinh == ["c.hatinh"]
+    [quang_ngai] = [names for label, names in groups.items() if "phát tuyến ở" in label and "Quảng Ngãi" in label]
+    assert quang_ngai == ["courier"]
+    assert sum(len(names) for names in groups.values()) == len(set(_usernames(select)))  # each once

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 import unicodedata
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from babel.numbers import format_decimal
@@ -388,7 +388,7 @@ def couriers_for(admin: User, office: PostOffice | None) -> list[User]:
     """The couriers a route of ``office`` (one the admin sees) may have (``_may_drive``). Without an
     office (a new route, whose office is chosen beside the courier): those of the offices the admin
     sees and those of no office who drive no route outside the admin's scope; the save then checks
-    the chosen office's rule."""
+    the chosen office's rule (``courier_groups`` sorts them by office)."""
     if office is not None:
         return _by_name(db.session.scalars(sa.select(User).where(_may_drive(office))))
     visible = sa.select(PostOffice.id).where(_unit_filter(PostOffice.unit_id, admin))
@@ -397,6 +397,51 @@ def couriers_for(admin: User, office: PostOffice | None) -> list[User]:
     return _by_name(db.session.scalars(sa.select(User).where(
         User.role == Role.COURIER, User.active,
         sa.or_(User.post_office_id.in_(visible), sa.and_(User.post_office_id.is_(None), ~elsewhere)))))
+
+
+class CourierGroup(NamedTuple):
+    """Couriers of one post office (``office``), or of none who drive routes of one province only
+    (``province``; both None: of no office and driving no route, who fit any office)."""
+
+    office: PostOffice | None
+    province: AdminUnit | None
+    couriers: list[User]
+
+
+def courier_groups(admin: User) -> list[CourierGroup]:
+    """Every courier the admin may put on a route, for a form where the office is chosen beside the
+    courier: by post office (the offices the admin sees, in code order, each with its province), then
+    those of no office by the province whose routes they drive, then those of no office driving no
+    route. Each group fits the routes of its office, or of any office of its province (``_may_drive``);
+    a courier of no office who drives routes in two provinces fits none and is not listed."""
+    offices = list(db.session.scalars(offices_query(admin)))
+    visible = [o.id for o in offices]
+    couriers = list(db.session.scalars(sa.select(User).where(
+        User.role == Role.COURIER, User.active,
+        sa.or_(User.post_office_id.in_(visible), User.post_office_id.is_(None)))))
+    own: dict[int, list[User]] = {}
+    loose: list[User] = []
+    for user in couriers:
+        (own.setdefault(user.post_office_id, []) if user.post_office_id else loose).append(user)
+    driven: dict[int, set[int]] = {}  # a courier of no office -> the provinces of the routes they drive
+    if loose:
+        for courier_id, unit in db.session.execute(
+                sa.select(PostalRoute.courier_id, AdminUnit)
+                .join(PostOffice, PostOffice.id == PostalRoute.post_office_id)
+                .join(AdminUnit, AdminUnit.id == PostOffice.unit_id)
+                .where(PostalRoute.courier_id.in_([u.id for u in loose]))):
+            driven.setdefault(courier_id, set()).add(_province(unit).id)
+    groups = [CourierGroup(o, _province(o.unit), _by_name(own[o.id])) for o in offices if o.id in own]
+    in_scope = {p.id: p for p in (_province(o.unit) for o in offices)}
+    by_province: dict[int, list[User]] = {}
+    for user in loose:
+        if len(where := driven.get(user.id, set())) == 1 and (province_id := next(iter(where))) in in_scope:
+            by_province.setdefault(province_id, []).append(user)
+    for province_id in sorted(by_province, key=lambda pid: sort_key(in_scope[pid].name)):
+        groups.append(CourierGroup(None, in_scope[province_id], _by_name(by_province[province_id])))
+    if idle := [u for u in loose if u.id not in driven]:
+        groups.append(CourierGroup(None, None, _by_name(idle)))
+    return groups
 
 
 def save_route(

@@ -262,10 +262,7 @@ def _route_form(route: PostalRoute | None):  # noqa: ANN202
                 "success",
             )
             return redirect(url_for("admin_orgs.routes"), code=303)
-    office = route.post_office if route is not None else None
-    couriers = [("", "—")] + [
-        (u.username, f"{u.full_name} ({u.username})") for u in svc.couriers_for(_admin(), office)
-    ]
+    couriers, courier_groups = _courier_choices(route, values)
     backups = [("", "—")] + [
         (r.code, f"{r.code} · {r.name}")
         for r in db.session.scalars(svc.routes_query(_admin()))
@@ -278,8 +275,44 @@ def _route_form(route: PostalRoute | None):  # noqa: ANN202
         errors=errors,
         offices=_office_choices(),
         couriers=couriers,
+        courier_groups=courier_groups,
         backups=backups,
     ), (422 if errors else 200)
+
+
+def _courier_choices(
+    route: PostalRoute | None, values: dict[str, Any]
+) -> tuple[list[tuple[str, str]], list[tuple[str, list[tuple[str, str]]]]]:
+    """The courier list: a route's, the couriers its post office's routes may have (those of the
+    office the form names, once posted); a new route's, grouped by office and province (the office
+    is chosen beside it), as the save checks them (org_services._may_drive)."""
+
+    def option(user: User) -> tuple[str, str]:
+        return user.username, f"{user.full_name} ({user.username})"
+
+    if route is None:
+        groups = []
+        for group in svc.courier_groups(_admin()):
+            province = group.province.name if group.province is not None else ""
+            if group.office is not None:
+                name = f"{group.office.code} · {group.office.name} ({province})"
+            elif province:
+                name = tr(f"Chưa thuộc bưu cục nào, phát tuyến ở {province}",
+                          f"No post office, driving routes in {province}")
+            else:
+                name = tr("Chưa thuộc bưu cục nào, chưa phát tuyến nào", "No post office, no route yet")
+            groups.append((name, [option(u) for u in group.couriers]))
+        return [("", "—")], groups
+    office = db.session.scalar(svc.offices_query(_admin()).where(
+        PostOffice.code == str(values.get("post_office") or "").strip().upper())) or route.post_office
+    couriers = [("", "—")] + [option(u) for u in svc.couriers_for(_admin(), office)]
+    current = db.session.get(User, route.courier_id) if route.courier_id else None
+    if current is not None and all(value != current.username for value, _text in couriers):
+        # kept as it is, not silently dropped by the list: saving it says why it does not fit
+        name = f"{current.full_name} ({current.username})"
+        couriers.append((current.username, tr(f"{name}: không thuộc bưu cục {office.code}",
+                                              f"{name}: not of post office {office.code}")))
+    return couriers, []
 
 
 @bp.route("/routes/new", methods=["GET", "POST"])
