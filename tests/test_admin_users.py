@@ -281,7 +281,7 @@ def test_failed_log_ins_lock_the_account_and_unlock_clears_them(client, app: Fla
     assert svc.is_locked(user)
     admin_client = app.test_client()
     login(admin_client, "admin")
-    assert "Khoá đăng nhập" in admin_client.get("/admin/users?q=counter").get_data(as_text=True)
+    assert "Khóa đăng nhập" in admin_client.get("/admin/users?q=counter").get_data(as_text=True)
     resp = _post(admin_client, f"/admin/users/{user.id}/unlock", f"/admin/users/{user.id}")
     assert resp.status_code == 303
     db.session.remove()

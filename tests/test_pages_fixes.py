@@ -271,7 +271,7 @@ def test_unlock_is_offered_only_for_a_locked_account_and_a_no_op_is_not_audited(
     assert 'id="unlock"' not in html
     token = csrf_token(client, f"/admin/users/{user.id}")
     resp = client.post(f"/admin/users/{user.id}/unlock", data={"csrf_token": token}, follow_redirects=True)
-    assert "không bị khoá đăng nhập" in resp.get_data(as_text=True)
+    assert "không bị khóa đăng nhập" in resp.get_data(as_text=True)
     assert not db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "user.unlock")).all()
 
 

@@ -56,7 +56,7 @@ MESSAGES_VI = {
     "Full name must be 1-200 characters.": "Họ và tên dài 1–200 ký tự.",
     "Choose a role.": "Hãy chọn vai trò.",
     "You cannot change your own role or scope.": "Bạn không thể đổi vai trò hay phạm vi của chính mình.",
-    "You cannot deactivate your own account.": "Bạn không thể khoá tài khoản của chính mình.",
+    "You cannot deactivate your own account.": "Bạn không thể khóa tài khoản của chính mình.",
 }
 
 
@@ -238,7 +238,7 @@ def _set_active(user_id: int, active: bool):
         return redirect(url_for("admin_users.show", user_id=user_id), code=303)
     db.session.commit()
     flash(tr("Đã mở lại tài khoản.", "Account reactivated.") if active else
-          tr("Đã khoá tài khoản; mọi phiên đăng nhập của người này đã kết thúc.",
+          tr("Đã khóa tài khoản; mọi phiên đăng nhập của người này đã kết thúc.",
              "Account deactivated; all of its sessions have ended."), "success")
     return redirect(url_for("admin_users.show", user_id=user_id), code=303)
 
@@ -286,8 +286,8 @@ def unlock(user_id: int):
     user = _user(user_id)
     if svc.unlock(_me(), user, ip=request.remote_addr):
         db.session.commit()
-        flash(tr("Đã mở khoá đăng nhập.", "Log-in unlocked."), "success")
+        flash(tr("Đã mở khóa đăng nhập.", "Log-in unlocked."), "success")
     else:
-        flash(tr("Tài khoản này không bị khoá đăng nhập: không có gì thay đổi.",
+        flash(tr("Tài khoản này không bị khóa đăng nhập: không có gì thay đổi.",
                  "This account's log-in is not locked: nothing changed."), "info")
     return redirect(url_for("admin_users.show", user_id=user_id), code=303)
