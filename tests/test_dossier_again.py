@@ -158,3 +158,31 @@ def test_migration_0029_keeps_the_table_its_indexes_and_triggers(app, client, au
     cancel(client, auth, item)
     assert client.post("/api/v1/orders", json=order_payload(dossier_code="H55-AGAIN-MIG"),
                        headers=auth).status_code == 201
+
+
+def test_a_downgrade_below_0029_is_refused_before_it_changes_anything(app, client, auth, capfd):
+    """With a dossier sent again after a cancellation, the old unique constraint cannot be made again:
+    the downgrade says so before its first statement, so the table keeps its index and the event log
+    its triggers (on SQLite each DDL statement stands alone: a failure half way would have lost them)."""
+    from flask_migrate import downgrade, upgrade
+
+    body = order_payload(dossier_code="H55-AGAIN-DOWN")
+    cancel(client, auth, client.post("/api/v1/orders", json=body, headers=auth).json["item_id"])
+    assert client.post("/api/v1/orders", json=body, headers=auth).status_code == 201
+    db.session.remove()
+    downgrade(revision="0029")
+    before = _schema_of_orders()
+    db.session.remove()
+    try:
+        with pytest.raises(SystemExit):  # Flask-Migrate logs the error and exits 1, as the CLI does
+            downgrade(revision="0028")
+        said = capfd.readouterr().err  # Alembic's logging configuration writes to the process's stderr
+        assert "Cannot downgrade below 0029" in said and "H55-AGAIN-DOWN" in said
+        db.session.remove()
+        assert _schema_of_orders() == before
+        assert db.session.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0029"
+        if db.engine.dialect.name == "sqlite":
+            assert not db.session.execute(sa.text("SELECT name FROM sqlite_master WHERE name LIKE '_alembic%'")).all()
+    finally:
+        db.session.remove()
+        upgrade()

@@ -47,7 +47,17 @@ def upgrade():
 
 
 def downgrade():
-    # Refused if a dossier was sent again after a cancellation (two orders would share the key).
+    # A dossier sent again after a cancellation has two orders, which the old constraint cannot hold:
+    # refuse before any DDL (SQLite runs each statement on its own: a failure half way would leave the
+    # table without its unique index and the event log without its triggers).
+    again = op.get_bind().exec_driver_sql(
+        "SELECT counter_id, dossier_code, direction FROM delivery_orders GROUP BY counter_id, dossier_code, "
+        "direction HAVING count(*) > 1 LIMIT 5").all()
+    if again:
+        shown = ", ".join(f"{code} ({direction}, counter {counter})" for counter, code, direction in again)
+        raise RuntimeError(f"Cannot downgrade below 0029: dossiers sent again after a cancellation have two "
+                           f"orders each (e.g. {shown}); the older code allows one. Keep 0029, or restore the "
+                           "backup taken before the upgrade.")
     op.drop_index('uq_orders_dossier', table_name='delivery_orders')
     if op.get_bind().dialect.name == 'sqlite':
         triggers = _sqlite_triggers()
