@@ -61,12 +61,15 @@ def test_the_service_refuses_a_province_admin_what_lies_outside_their_province(a
     assert "HTI-01" not in {r.code for r in services.backup_choices(admin, db.session.scalar(
         sa.select(PostalRoute).where(PostalRoute.code == "QNG-01")))}
 
-    # within the province it goes through; a national admin is not limited
+    # within the province it goes through; a national admin is held to the route's post office's
+    # province too (tests/test_coverage_province.py), in its words
     services.set_coverage(admin, "QNG-01", communes=inside, backup="QNG-02")
     assert coverage_state("QNG-01")[0] == inside and _audits() == audits + 1
     national = Actor.of_user(db.session.scalar(sa.select(User).where(User.username == "admin")))
-    services.set_coverage(national, "QNG-01", communes=[*inside, _unit_id(HA_TINH)], backup="HTI-01")
-    assert coverage_state("QNG-01")[3] == route_id("HTI-01")
+    with pytest.raises(InvalidInput) as refused:
+        services.set_coverage(national, "QNG-01", communes=[*inside, _unit_id(HA_TINH)], backup="HTI-01")
+    assert refused.value.errors["backup"] == [
+        "Outside Tỉnh Quảng Ngãi, the province of post office BC-QNG: HTI-01."]
 
 
 def _form(client, path: str, communes: list[int], **changes: str) -> dict:

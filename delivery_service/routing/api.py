@@ -87,8 +87,25 @@ def set_coverage(data: dict[str, Any], code: str):
         kwargs["backup"] = data["backup_route"]
     if "return_to_office" in data:
         kwargs["return_to_office"] = data["return_to_office"]
-    route = services.set_coverage(current_actor(), code, **kwargs)
+    try:
+        route = services.set_coverage(current_actor(), code, **kwargs)
+    except InvalidInput as exc:
+        raise InvalidInput(_api_fields(exc.errors)) from None
     return _with_coverage([route])[0]
+
+
+def _api_fields(errors: dict[str, Any]) -> dict[str, Any]:
+    """The service's refusals at the fields of this API's body: ``backup`` is ``backup_route``, a
+    rule's ``commune_id`` its ``commune_code``."""
+    out: dict[str, Any] = {}
+    for key, messages in errors.items():
+        parts = key.split(".")
+        if parts[0] == "backup":
+            parts[0] = "backup_route"
+        elif parts[0] == "rules" and parts[-1] == "commune_id":
+            parts[-1] = "commune_code"
+        out[".".join(parts)] = messages
+    return out
 
 
 def _commune(code: str):  # noqa: ANN202

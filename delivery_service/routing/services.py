@@ -19,15 +19,15 @@ import routes
 from delivery_service.accounts.models import Role, User
 from delivery_service.accounts.services import Actor, record
 from delivery_service.db import utcnow
-from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound, coded
 from delivery_service.extensions import db
 from delivery_service.localtime import day_start
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
 from delivery_service.orders.status import TERMINAL, Status
 from delivery_service.orgs.models import MAX_CAPACITY_PER_DAY, PostalRoute, PostOffice, route_communes
 from delivery_service.routing.models import PartKind, RouteDayLoad, RouteRule, RouteRun, RunStop
-from delivery_service.units.models import AdminUnit, UnitLevel
-from delivery_service.units.services import unit_index
+from delivery_service.units.models import REFORM_DATE, AdminUnit, UnitLevel
+from delivery_service.units.services import province_code_2025, unit_index
 from delivery_service.vietnamese import sort_key
 from routes.text import fold
 
@@ -357,15 +357,21 @@ def _area_routes(actor: Actor) -> sa.Select[tuple[int]]:
     return sa.select(routes_query(user).subquery().c.id)
 
 
-def _outside_area(area: AdminUnit, unit_ids: Iterable[int]) -> list[int]:
-    """Those of ``unit_ids`` that do not lie in the province ``area``."""
-    from delivery_service.admin.scope import units_in_province
+def office_province(office: PostOffice) -> str | None:
+    """The code of the 2025 province a post office lies in (its unit may be a commune or a province,
+    of either structure): its routes cover communes of that province only (``set_coverage``)."""
+    return province_code_2025(office.unit_id)
 
-    asked = set(unit_ids)
-    if not asked:
-        return []
-    inside = set(db.session.scalars(units_in_province(area).where(AdminUnit.id.in_(asked))))
-    return sorted(asked - inside)
+
+def _outside(actor: Actor, office: PostOffice, home: str | None, what: str) -> str:
+    """The refusal of ``what`` (communes' names, a route's code) lying outside the province of the
+    route's post office. A province admin is told "your province": it is the same one, since their
+    routes are those of their province's post offices (route_scope)."""
+    if admin_area(actor) is not None:
+        return coded("unit_mismatch", f"Outside your province: {what}.")
+    province = unit_index().find(UnitLevel.PROVINCE, home or "", REFORM_DATE)
+    return coded("unit_mismatch", f"Outside {province.name if province else home or '?'}, the province of "
+                                  f"post office {office.code}: {what}.")
 
 
 def _unit_names(unit_ids: Iterable[int]) -> str:
@@ -412,6 +418,8 @@ def get_route(actor: Actor, code: str, *, for_run: bool = True) -> PostalRoute:
     stmt = sa.select(PostalRoute).where(PostalRoute.code == code.strip().upper())
     if for_run:
         stmt = route_scope(stmt, actor)
+    elif actor.role is Role.DISTRICT_OFFICER:
+        stmt = stmt.where(PostalRoute.id.in_(_officer_routes(actor)))
     route = db.session.scalar(stmt)
     if route is None:
         raise NotFound(f"No route {code}")
@@ -419,17 +427,50 @@ def get_route(actor: Actor, code: str, *, for_run: bool = True) -> PostalRoute:
 
 
 def list_routes(actor: Actor, *, mine: bool = False) -> list[PostalRoute]:
-    """Routes with their coverage; ``mine``: only those whose runs the actor works on."""
+    """Routes with their coverage; ``mine``: only those whose runs the actor works on. Scoped for
+    couriers, supervisors and province admins (route_scope) and district officers (their area's);
+    counters' software reads every route's coverage (no personal data)."""
     stmt = sa.select(PostalRoute).order_by(PostalRoute.code)
     if mine or actor.role in (Role.COURIER, Role.SUPERVISOR) or admin_area(actor) is not None:
         stmt = route_scope(stmt, actor)
+    elif actor.role is Role.DISTRICT_OFFICER:
+        stmt = stmt.where(PostalRoute.id.in_(_officer_routes(actor)))
     return list(db.session.scalars(stmt))
+
+
+def _officer_routes(actor: Actor) -> sa.Select[tuple[int]]:
+    """Ids of the routes a district officer's area reaches (a province admin outside the
+    administration pages is one: Actor.of_user), by the reports' rule (reports.figures_api.in_scope):
+    a commune the route serves, whole or in part, or its post office's unit, lies in the area as the
+    figures place units (report_units, across the 2025 reform). No area: none."""
+    from delivery_service.reports.figures import Cols, scope_conditions
+    from delivery_service.reports.models import ReportUnit
+    from delivery_service.reports.units import ensure_unit_map
+
+    if actor.area_unit_id is None:
+        return sa.select(PostalRoute.id).where(sa.false())
+    ensure_unit_map()
+    u = sa.orm.aliased(ReportUnit, name="u")
+    conditions = scope_conditions(actor, Cols(commune=u.unit_id, route=sa.null(), counter=sa.null(),
+                                              courier=sa.null(), unit=u, office=sa.null()))
+    served = sa.union_all(
+        sa.select(route_communes.c.route_id.label("route_id"), route_communes.c.unit_id.label("unit_id")),
+        sa.select(RouteRule.route_id, RouteRule.commune_id),
+        sa.select(PostalRoute.id, PostOffice.unit_id)
+        .join(PostOffice, PostOffice.id == PostalRoute.post_office_id),
+    ).subquery()
+    # a unit is placed in the area as a commune there, or as the district or province of one
+    return sa.select(served.c.route_id).where(sa.or_(*(
+        served.c.unit_id.in_(sa.select(column).where(*conditions))
+        for column in (u.unit_id, u.district_id, u.province_id))))
 
 
 def backup_choices(actor: Actor, route: PostalRoute) -> list[PostalRoute]:
     """The routes ``set_coverage`` accepts as ``route``'s backup from ``actor``: another route of its
-    post office; for an administrator any other route (a province admin's: of their province)."""
-    return [r for r in list_routes(actor) if r.id != route.id
+    post office; for an administrator another route of a post office in the same province."""
+    home = office_province(route.post_office)
+    provinces = {o.id: office_province(o) for o in db.session.scalars(sa.select(PostOffice))}
+    return [r for r in list_routes(actor) if r.id != route.id and provinces.get(r.post_office_id) == home
             and (actor.role is Role.ADMIN or r.post_office_id == route.post_office_id)]
 
 
@@ -547,11 +588,18 @@ def set_coverage(actor: Actor, code: str, *, communes: Sequence[int] | None = No
                  rules: Sequence[dict[str, Any]] | None = None, capacity: int | None | type = ...,
                  backup: str | None | type = ..., return_to_office: bool | None = None) -> PostalRoute:
     """Replace a route's coverage and settings (what is passed); commits. Refuses a route left
-    covering nothing, a backup outside the office or itself, unknown communes; from a province
-    admin, a route, a commune (whole or of a rule) or a backup outside their province."""
+    covering nothing, a backup outside the office (an administrator's: outside its province) or
+    itself, unknown communes; from anyone, a commune (whole or of a rule) or a backup route of another
+    province than the route's post office (compared as of 2025: a unit of before the reform counts
+    for the province its own became); from a province admin, another province's route (not found)."""
     _require_dispatcher(actor)
     route = get_route(actor, code)  # a province admin's: of their province (route_scope)
-    area = admin_area(actor)
+    office = route.post_office
+    home = office_province(office)
+
+    def outside(unit_id: int) -> bool:  # an office whose province is unknown has none inside it
+        return home is None or province_code_2025(unit_id) != home
+
     errors: dict[str, list[str]] = {}
     index = unit_index()
     today = _today()
@@ -560,18 +608,16 @@ def set_coverage(actor: Actor, code: str, *, communes: Sequence[int] | None = No
                or not u.valid_on(today)]
         if bad:
             errors["communes"] = [f"Not a commune in force today: {', '.join(map(str, bad))}."]
-        elif area is not None and (outside := _outside_area(area, communes)):
-            errors["communes"] = [f"Outside your province: {_unit_names(outside[:10])}."]
+        elif away := sorted({c for c in communes if outside(c)}):
+            errors["communes"] = [_outside(actor, office, home, _unit_names(away[:10]))]
     parsed: list[tuple[int, PartKind, str]] = []
-    outside_rules = set(_outside_area(area, {u.id for r in rules or [] if (u := index.by_id.get(
-        r.get("commune_id"))) is not None})) if area is not None else set()
     for i, rule in enumerate(rules or []):
         unit = index.by_id.get(rule.get("commune_id"))
         phrase = _clean_phrase(str(rule.get("phrase") or ""))
         if unit is None or unit.level is not UnitLevel.COMMUNE:
             errors.setdefault(f"rules.{i}.commune_id", []).append("Unknown commune.")
-        elif unit.id in outside_rules:
-            errors.setdefault(f"rules.{i}.commune_id", []).append(f"Outside your province: {unit.name}.")
+        elif outside(unit.id):
+            errors.setdefault(f"rules.{i}.commune_id", []).append(_outside(actor, office, home, unit.name))
         if rule.get("kind") not in {k.value for k in PartKind}:
             errors.setdefault(f"rules.{i}.kind", []).append("Must be hamlet or street.")
         if not fold(phrase) or len(phrase) > 120:
@@ -594,9 +640,8 @@ def set_coverage(actor: Actor, code: str, *, communes: Sequence[int] | None = No
             errors["backup"] = ["The backup must be another existing route."]
         elif backup_route.post_office_id != route.post_office_id and actor.role is not Role.ADMIN:
             errors["backup"] = ["The backup must be a route of the same post office."]
-        elif area is not None and db.session.scalar(route_scope(
-                sa.select(PostalRoute.id).where(PostalRoute.id == backup_route.id), actor)) is None:
-            errors["backup"] = [f"Outside your province: {backup_route.code}."]
+        elif outside(backup_route.post_office.unit_id):
+            errors["backup"] = [_outside(actor, office, home, backup_route.code)]
     final_communes = communes if communes is not None else [u.id for u in route.communes]
     final_rules = parsed if rules is not None else list(db.session.execute(
         sa.select(RouteRule.commune_id, RouteRule.kind, RouteRule.phrase)

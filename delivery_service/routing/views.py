@@ -25,7 +25,6 @@ from delivery_service.units.models import UnitLevel
 from delivery_service.units.services import Unit, unit_index
 from delivery_service.vietnamese import sort_key
 from delivery_service.web.access import page_actor, roles_required
-from delivery_service.web.forms import province_of
 from delivery_service.web.messages import translate_message
 from routes import Outcome
 from routes.text import fold
@@ -319,9 +318,11 @@ def _coverage_errors(errors: dict[str, Any], rules: list[dict[str, Any]],
 
 
 def _commune_choices(route: PostalRoute, chosen: set[int], today: dt.date) -> list[Unit]:
-    """The communes in force in the route's province, and any the route covers elsewhere."""
+    """The communes in force in the province of the route's post office (as of 2025, as the service
+    checks them), and any the route covers elsewhere (saving them is refused, saying which)."""
     index = unit_index()
-    province = province_of(route.post_office.unit_id)
+    code = services.office_province(route.post_office)
+    province = index.find(UnitLevel.PROVINCE, code, today) if code else None
     units: dict[int, Unit] = {}
     queue = index.children_of(province.id, today) if province else []
     while queue:

@@ -176,6 +176,22 @@ def invalidate_index() -> None:
     current_app.extensions.pop("unit_index", None)
 
 
+def province_code_2025(unit_id: int | None) -> str | None:
+    """The code of the 2025 province a unit lies in, whichever structure the unit is of: the province
+    above it, and for a unit of before the reform the 2025 province its province became
+    (``succession.province_successors``; the 2025 reform merged provinces whole, so a legacy
+    province, and all it held, went to one). None for a unit that is not there or not mapped."""
+    index = unit_index()
+    unit = index.by_id.get(unit_id) if unit_id is not None else None
+    while unit is not None and unit.parent_id is not None:
+        unit = index.by_id.get(unit.parent_id)
+    if unit is None or unit.valid_from >= REFORM_DATE:
+        return unit.code if unit is not None else None
+    from delivery_service.units.succession import province_successors
+
+    return province_successors().get(unit.code)
+
+
 def _norm_code(code: str | None, level: UnitLevel) -> str | None:
     if code is None or code == "":
         return None
