@@ -123,8 +123,10 @@ def job(job_id: int):
     """A big batch being rendered: progress (the page refreshes itself), then the download."""
     found = services.get_job(page_actor(), job_id)
     running = found.state in (JobState.PENDING, JobState.RUNNING)
-    # "Print all" takes MAX_BATCH labels at most: the page says how many are left for a next batch
-    remaining = services.still_to_print(page_actor(), found.counter_id) if found.counter_id else 0
+    # "Print all" takes MAX_BATCH labels at most: a batch that full says how many are left for a next one
+    # (a batch of ticked orders, fewer, says nothing of the counter's other labels)
+    full = found.counter_id and found.total >= services.MAX_BATCH
+    remaining = services.still_to_print(page_actor(), found.counter_id) if full else 0
     return render_template("printing/job.html", job=found, running=running,
                            left_out=services.left_out(found), remaining=remaining,
                            max_batch=services.MAX_BATCH)
