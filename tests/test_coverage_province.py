@@ -208,3 +208,22 @@ def test_a_district_officer_lists_the_routes_of_their_area_only(client, auth):
     # counters' software reads every route's coverage, as before (no personal data)
     assert {r["code"] for r in client.application.test_client().get("/api/v1/routes", headers=auth).json} == {
         "QNG-01", "QNG-02", "HTI-01", "QNM-01"}
+
+
+# --- the administration's route form: the same rule for its backup and its post office -------------------
+
+def test_the_route_form_keeps_a_route_within_its_post_offices_province(client):
+    from test_admin_orgs import _error, _post
+
+    login(client, "admin")
+    qng = route_id("QNG-02")
+    form = {"name": "Tuyến 2", "post_office": "BC-QNG", "active": "1", "return_to_office": "1"}
+    resp = _post(client, f"/admin/routes/{qng}", **form, backup="HTI-01")
+    assert resp.status_code == 422
+    assert _error(resp.get_data(as_text=True), "backup") == "Tuyến dự phòng HTI-01 ở tỉnh khác với bưu cục BC-QNG."
+    # moved to Hà Tĩnh's office, it would still cover Quảng Ngãi's communes
+    resp = _post(client, f"/admin/routes/{qng}", **{**form, "post_office": "BC-DUCTHO"})
+    assert resp.status_code == 422 and "sửa phạm vi phát trước" in _error(resp.get_data(as_text=True), "post_office")
+    db.session.rollback()
+    route = _route("QNG-02")
+    assert (route.backup_route_id, route.post_office.code) == (None, "BC-QNG")

@@ -507,6 +507,8 @@ def save_route(
                 "Tuyến dự phòng này dẫn vòng về chính tuyến này.",
                 "This backup's chain of backups leads back to this route.",
             )
+    if office is not None:
+        _same_province(office, route, backup if "backup" not in errors else None, errors)
     if errors:
         raise InvalidInput(errors)
     assert office is not None
@@ -535,6 +537,27 @@ def save_route(
     )
     invalidate_routes()
     return route
+
+
+def _same_province(office: PostOffice, route: PostalRoute | None, backup: PostalRoute | None,
+                   errors: Errors) -> None:
+    """A route stays within its post office's province (routing.services.set_coverage's rule, as of
+    2025): its backup, and, when it moves to another office, the communes it covers."""
+    from delivery_service.routing.models import RouteRule
+    from delivery_service.units.services import province_code_2025
+
+    home = province_code_2025(office.unit_id)
+    if backup is not None and province_code_2025(backup.post_office.unit_id) != home:
+        errors.add("backup", f"Tuyến dự phòng {backup.code} ở tỉnh khác với bưu cục {office.code}.",
+                   f"Backup route {backup.code} is in another province than post office {office.code}.")
+    if route is not None and route.post_office_id != office.id:
+        covered = {u.id for u in route.communes} | set(db.session.scalars(
+            sa.select(RouteRule.commune_id).where(RouteRule.route_id == route.id)))
+        if any(province_code_2025(c) != home for c in covered):
+            errors.add("post_office",
+                       f"Tuyến này phát ở xã ngoài tỉnh của bưu cục {office.code}: sửa phạm vi phát trước.",
+                       f"This route covers communes outside post office {office.code}'s province: change its "
+                       "coverage first.")
 
 
 def _loops(route_id: int, backup: PostalRoute) -> bool:
