@@ -1,4 +1,4 @@
-"""Administration pages, fixes of 7 Dec: the temporary password page after a redirect, shown once; one
+"""Administration pages, fixes of 6 Dec: the temporary password page after a redirect, shown once; one
 spelling of "hủy" in the Vietnamese texts."""
 
 from __future__ import annotations
@@ -28,18 +28,25 @@ def _password_hash(username: str) -> str:
     return db.session.scalar(sa.select(User.password_hash).where(User.username == username))
 
 
-def _cookie(client) -> str:  # noqa: ANN001
-    return client.get_cookie("session").value
+def _session(client) -> dict:  # noqa: ANN001
+    """The session cookie's content, decoded as Flask reads it (base64 and zlib over JSON: a password
+    in it would not show as plain text in the cookie's value)."""
+    app = client.application
+    return app.session_interface.get_signing_serializer(app).loads(client.get_cookie("session").value)
 
 
 def _shown_once(client, resp, json_log) -> str:  # noqa: ANN001
     """Follows the form's redirect: the password on the page, once; a reload shows it no more."""
     assert resp.status_code == 303, resp.get_data(as_text=True)[:2000]
     location = resp.headers["Location"]
+    held = _session(client)  # what the redirect's page will need: a token and the pad, no password
+    waiting = [value for value in held.values() if isinstance(value, dict) and "pad" in value]
+    assert len(waiting) == 1 and set(waiting[0]) == {"user", "token", "pad"}, held
     page = client.get(location)
     assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
     password = re.search(r'id="temporary-password">([^<]+)<', page.get_data(as_text=True)).group(1)
-    assert password not in location and password not in _cookie(client)
+    assert password not in location and password not in json.dumps(held)
+    assert not any(isinstance(v, dict) and "pad" in v for v in _session(client).values())  # used up
     again = client.get(location)  # the reload
     html = again.get_data(as_text=True)
     assert again.status_code == 200 and again.headers["Cache-Control"] == "no-store"
@@ -87,7 +94,7 @@ def test_the_password_page_shows_nothing_to_another_admin_or_without_the_session
     user_id = db.session.scalar(sa.select(User.id).where(User.username == "courier"))
     path = f"/admin/users/{user_id}"
     resp = client.post(f"{path}/password", data={"csrf_token": csrf_token(client, path), "password": ""})
-    stale = _cookie(client)
+    stale = client.get_cookie("session").value
     [row] = db.session.scalars(sa.select(ShownOnce))
     assert row.user_id == user_id and len(row.sealed) == 14
     create_user(username="admin2", full_name="Quản trị Hai", password=DEMO_PASSWORD, role=Role.ADMIN)
