@@ -95,3 +95,22 @@ def test_a_new_routes_couriers_come_by_office_and_province(client):
     [quang_ngai] = [names for label, names in groups.items() if "phát tuyến ở" in label and "Quảng Ngãi" in label]
     assert quang_ngai == ["courier"]
     assert sum(len(names) for names in groups.values()) == len(set(_usernames(select)))  # each once
+
+
+def test_a_routes_current_courier_who_no_longer_fits_stays_listed_and_says_so(client):
+    """HTI-01's courier, made a courier of BC-QNG (another province) after they were given the route,
+    stays selected in the route's form (saving the form unchanged must not drop them silently), marked
+    as no longer fitting the route; saving the form as it is then says why."""
+    _couriers_elsewhere()
+    user = db.session.scalar(sa.select(User).where(User.username == "c.hatinh"))
+    user.post_office_id = _route("QNG-01").post_office_id
+    db.session.commit()
+    login(client, "admin")
+    route = _route("HTI-01")
+    path = f"/admin/routes/{route.id}"
+    select = markup.unescape(_courier_select(client.get(path).get_data(as_text=True)))
+    assert "Trần Văn Hà (c.hatinh): không còn hợp với tuyến này" in select
+    resp = client.post(path, data={"csrf_token": csrf_token(client, path),
+                                   **_route_form(route, courier="c.hatinh")})
+    assert resp.status_code == 422
+    assert "Bưu tá này không nhận được tuyến của bưu cục BC-DUCTHO" in markup.unescape(resp.get_data(as_text=True))

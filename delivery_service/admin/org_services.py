@@ -357,21 +357,23 @@ def save_office(
 # --- postal routes ----------------------------------------------------------------------------------
 
 
-def _province(unit: AdminUnit) -> AdminUnit:
-    """The province a unit lies in (the unit itself for a province)."""
-    while unit.parent is not None:
-        unit = unit.parent
-    return unit
+def _home(office: PostOffice) -> str | None:
+    """The office's province as of 2025, as routing.services.set_coverage compares them (an office
+    left on a unit of before the reform counts in the province its own became)."""
+    from delivery_service.units.services import province_code_2025
+
+    return province_code_2025(office.unit_id)
 
 
-def _offices_of_province(province: AdminUnit) -> sa.Select:
-    return sa.select(PostOffice.id).where(PostOffice.unit_id.in_(units_in_province(province)))
+def _offices_at_home(home: str | None) -> list[int]:
+    """The post offices of one province as of 2025 (``_home``): few enough to compare in Python."""
+    return [o.id for o in db.session.scalars(sa.select(PostOffice)) if _home(o) == home]
 
 
 def _may_drive(office: PostOffice) -> sa.ColumnElement[bool]:
     """Which couriers a route of ``office`` may have: the office's own, and those of no post office
     who drive no route of another province. The one rule: the form's choices and the save's check."""
-    same_province = _offices_of_province(_province(office.unit))
+    same_province = _offices_at_home(_home(office))
     elsewhere = sa.exists().where(PostalRoute.courier_id == User.id,
                                   PostalRoute.post_office_id.not_in(same_province))
     return sa.and_(User.role == Role.COURIER, User.active,
@@ -384,28 +386,28 @@ def _by_name(users: Any) -> list[User]:
     return sorted(users, key=lambda u: (sort_key(u.full_name or u.username), u.username))
 
 
-def couriers_for(admin: User, office: PostOffice | None) -> list[User]:
-    """The couriers a route of ``office`` (one the admin sees) may have (``_may_drive``). Without an
-    office (a new route, whose office is chosen beside the courier): those of the offices the admin
-    sees and those of no office who drive no route outside the admin's scope; the save then checks
-    the chosen office's rule (``courier_groups`` sorts them by office)."""
-    if office is not None:
-        return _by_name(db.session.scalars(sa.select(User).where(_may_drive(office))))
-    visible = sa.select(PostOffice.id).where(_unit_filter(PostOffice.unit_id, admin))
-    elsewhere = sa.exists().where(PostalRoute.courier_id == User.id,
-                                  PostalRoute.post_office_id.not_in(visible))
-    return _by_name(db.session.scalars(sa.select(User).where(
-        User.role == Role.COURIER, User.active,
-        sa.or_(User.post_office_id.in_(visible), sa.and_(User.post_office_id.is_(None), ~elsewhere)))))
+def couriers_for(office: PostOffice) -> list[User]:
+    """The couriers a route of ``office`` may have (``_may_drive``); a new route's, whose office is
+    chosen beside the courier, come from ``courier_groups``."""
+    return _by_name(db.session.scalars(sa.select(User).where(_may_drive(office))))
 
 
 class CourierGroup(NamedTuple):
     """Couriers of one post office (``office``), or of none who drive routes of one province only
-    (``province``; both None: of no office and driving no route, who fit any office)."""
+    (``province``, its name as of 2025; both None: of no office and driving no route, who fit any
+    office)."""
 
     office: PostOffice | None
-    province: AdminUnit | None
+    province: str | None
     couriers: list[User]
+
+
+def _province_name(home: str | None) -> str | None:
+    from delivery_service.units.models import UnitLevel
+    from delivery_service.units.services import unit_index
+
+    unit = unit_index().find(UnitLevel.PROVINCE, home, local_today()) if home else None
+    return unit.name if unit is not None else home
 
 
 def courier_groups(admin: User) -> list[CourierGroup]:
@@ -423,22 +425,21 @@ def courier_groups(admin: User) -> list[CourierGroup]:
     loose: list[User] = []
     for user in couriers:
         (own.setdefault(user.post_office_id, []) if user.post_office_id else loose).append(user)
-    driven: dict[int, set[int]] = {}  # a courier of no office -> the provinces of the routes they drive
+    driven: dict[int, set[str | None]] = {}  # a courier of no office -> the provinces of their routes
     if loose:
-        for courier_id, unit in db.session.execute(
-                sa.select(PostalRoute.courier_id, AdminUnit)
+        for courier_id, office in db.session.execute(
+                sa.select(PostalRoute.courier_id, PostOffice)
                 .join(PostOffice, PostOffice.id == PostalRoute.post_office_id)
-                .join(AdminUnit, AdminUnit.id == PostOffice.unit_id)
                 .where(PostalRoute.courier_id.in_([u.id for u in loose]))):
-            driven.setdefault(courier_id, set()).add(_province(unit).id)
-    groups = [CourierGroup(o, _province(o.unit), _by_name(own[o.id])) for o in offices if o.id in own]
-    in_scope = {p.id: p for p in (_province(o.unit) for o in offices)}
-    by_province: dict[int, list[User]] = {}
+            driven.setdefault(courier_id, set()).add(_home(office))
+    in_scope = {home: _province_name(home) for home in {_home(o) for o in offices}}
+    groups = [CourierGroup(o, in_scope[_home(o)], _by_name(own[o.id])) for o in offices if o.id in own]
+    by_province: dict[str | None, list[User]] = {}
     for user in loose:
-        if len(where := driven.get(user.id, set())) == 1 and (province_id := next(iter(where))) in in_scope:
-            by_province.setdefault(province_id, []).append(user)
-    for province_id in sorted(by_province, key=lambda pid: sort_key(in_scope[pid].name)):
-        groups.append(CourierGroup(None, in_scope[province_id], _by_name(by_province[province_id])))
+        if len(where := driven.get(user.id, set())) == 1 and (home := next(iter(where))) in in_scope:
+            by_province.setdefault(home, []).append(user)
+    for home in sorted(by_province, key=lambda h: sort_key(in_scope[h] or "")):
+        groups.append(CourierGroup(None, in_scope[home], _by_name(by_province[home])))
     if idle := [u for u in loose if u.id not in driven]:
         groups.append(CourierGroup(None, None, _by_name(idle)))
     return groups
@@ -472,7 +473,7 @@ def save_route(
     elif username and office is not None:
         courier = db.session.scalar(sa.select(User).where(User.username == username, _may_drive(office)))
         if courier is None:
-            province = _province(office.unit).name
+            province = _province_name(_home(office))
             errors.add("courier",
                        f"Bưu tá này không nhận được tuyến của bưu cục {office.code}: chọn một bưu tá của "
                        f"bưu cục {office.code}, hoặc một bưu tá chưa thuộc bưu cục nào chỉ phát tuyến ở "
@@ -546,8 +547,8 @@ def _same_province(office: PostOffice, route: PostalRoute | None, backup: Postal
     from delivery_service.routing.models import RouteRule
     from delivery_service.units.services import province_code_2025
 
-    home = province_code_2025(office.unit_id)
-    if backup is not None and province_code_2025(backup.post_office.unit_id) != home:
+    home = _home(office)
+    if backup is not None and _home(backup.post_office) != home:
         errors.add("backup", f"Tuyến dự phòng {backup.code} ở tỉnh khác với bưu cục {office.code}.",
                    f"Backup route {backup.code} is in another province than post office {office.code}.")
     if route is not None and route.post_office_id != office.id:

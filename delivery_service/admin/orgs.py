@@ -293,7 +293,7 @@ def _courier_choices(
     if route is None:
         groups = []
         for group in svc.courier_groups(_admin()):
-            province = group.province.name if group.province is not None else ""
+            province = group.province or ""
             if group.office is not None:
                 name = f"{group.office.code} · {group.office.name} ({province})"
             elif province:
@@ -305,13 +305,13 @@ def _courier_choices(
         return [("", "—")], groups
     office = db.session.scalar(svc.offices_query(_admin()).where(
         PostOffice.code == str(values.get("post_office") or "").strip().upper())) or route.post_office
-    couriers = [("", "—")] + [option(u) for u in svc.couriers_for(_admin(), office)]
+    couriers = [("", "—")] + [option(u) for u in svc.couriers_for(office)]
     current = db.session.get(User, route.courier_id) if route.courier_id else None
     if current is not None and all(value != current.username for value, _text in couriers):
         # kept as it is, not silently dropped by the list: saving it says why it does not fit
         name = f"{current.full_name} ({current.username})"
-        couriers.append((current.username, tr(f"{name}: không thuộc bưu cục {office.code}",
-                                              f"{name}: not of post office {office.code}")))
+        couriers.append((current.username, tr(f"{name}: không còn hợp với tuyến này",
+                                              f"{name}: no longer fits this route")))
     return couriers, []
 
 

@@ -198,11 +198,10 @@ def edit_coverage(code: str):
                          action=url_for("routing.edit_coverage", code=code), done=url_for("routing.index"))
 
 
-def coverage_form(actor: Any, route: PostalRoute, *, action: str, done: str, within: Any = None):
+def coverage_form(actor: Any, route: PostalRoute, *, action: str, done: str):
     """The coverage editor of ``route`` (GET: the form; POST: saved, then to ``done``), for the
-    supervisors' page and the administration's. What the actor may cover (a province admin: their
-    province's communes and routes) is the service's to refuse; this only presents it. ``within``
-    (a province admin's province, as admin.orgs passed it) is not used any more: the actor says it."""
+    supervisors' page and the administration's. What may be covered (the communes and backup routes
+    of the route's post office's province) is the service's to refuse; this only presents it."""
     today = local_today()
     errors: dict[str, list[str]] = {}
     current = services.coverage([route.id])[route.id]
