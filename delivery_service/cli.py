@@ -114,7 +114,9 @@ def _keep_development_secret() -> None:
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
-@click.option("--simple", is_flag=True, help="Run jobs in this process instead of forking per job.")
+@click.option("--simple", is_flag=True,
+              help="Run jobs in this process instead of forking per job (for debugging: no heartbeat "
+                   "while a job runs, so /ready counts a long job's worker as stopped).")
 @click.option("--queues", "queue_set", type=click.Choice(["interactive", "background", "all"]), default="all",
               show_default=True,
               help="The jobs to run: interactive (label batches, imports: people wait for them), "

@@ -189,6 +189,9 @@ def test_a_batch_or_photo_refused_whole_is_said_in_vietnamese(app, live_server, 
         listed = page.locator("#parked").text_content()
         assert "Tệp quá lớn" in listed and "Một số dữ liệu không hợp lệ" in listed, listed
         assert "larger than" not in listed and "Send 1 to" not in listed, listed
+        # refused with no reason: no data-reason at all (it was data-reason="null")
+        flags = page.locator("#parked-list .c-flag-rejected")
+        assert [flags.nth(i).get_attribute("data-reason") for i in range(flags.count())] == [None] * flags.count()
         assert not errors, errors
     finally:
         context.close()

@@ -542,7 +542,8 @@ function refusal(error) {
   return LANG === "en" && general && detail && detail !== known ? `${known} (${detail})` : known;
 }
 
-const refusalFlag = (error) => el("span", { class: "c-flag c-flag-rejected", dataset: { reason: error?.reason || null },
+const refusalFlag = (error) => el("span", { class: "c-flag c-flag-rejected",
+  dataset: error?.reason ? { reason: error.reason } : null,
   title: LANG === "en" ? error?.message || null : null }, refusal(error));
 
 /** A record refused just now: said at the top of the page at once, and its order opened again when
