@@ -114,3 +114,31 @@ def test_a_routes_current_courier_who_no_longer_fits_stays_listed_and_says_so(cl
                                    **_route_form(route, courier="c.hatinh")})
     assert resp.status_code == 422
     assert "Bưu tá này không nhận được tuyến của bưu cục BC-DUCTHO" in markup.unescape(resp.get_data(as_text=True))
+
+
+def test_a_province_admin_is_not_offered_nor_given_a_courier_they_cannot_see(client):
+    """A courier of no post office who drives no route is in no province: a province admin cannot open
+    their account (404), so the route forms must not list them, nor a save give them a route, which
+    would bring the account, and its password reset, into that admin's province (outside review)."""
+    from test_province_admin import _province_admin
+
+    loose = create_user(username="c.loose", full_name="Hồ Văn Tự Do", password=DEMO_PASSWORD, role=Role.COURIER)
+    _province_admin("51")
+    login(client, "qt.51")
+    assert client.get(f"/admin/users/{loose.id}").status_code == 404
+    assert "c.loose" not in _usernames(_courier_select(client.get("/admin/routes/new").get_data(as_text=True)))
+    route = _route("QNG-02")
+    path = f"/admin/routes/{route.id}"
+    assert "c.loose" not in _usernames(_courier_select(client.get(path).get_data(as_text=True)))
+    resp = client.post(path, data={"csrf_token": csrf_token(client, path), **_route_form(route, courier="c.loose")})
+    assert resp.status_code == 422 and _route("QNG-02").courier_id is None
+    new = {"code": "QNG-77", **_route_form(route, courier="c.loose")}
+    assert client.post("/admin/routes/new", data={"csrf_token": csrf_token(client, "/admin/routes/new"),
+                                                  **new}).status_code == 422
+    assert _route("QNG-77") is None
+    assert client.get(f"/admin/users/{loose.id}").status_code == 404  # still not theirs
+
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/admin/")})
+    login(client, "admin")  # the national admin sees them, and may give them the route
+    resp = client.post(path, data={"csrf_token": csrf_token(client, path), **_route_form(route, courier="c.loose")})
+    assert resp.status_code == 303 and _route("QNG-02").courier_id == loose.id

@@ -20,7 +20,7 @@ from babel.numbers import format_decimal
 from delivery_service.accounts.models import ApiClient, Role, User
 from delivery_service.accounts.services import Actor, create_api_client, record, revoke_api_client
 from delivery_service.admin import Text
-from delivery_service.admin.scope import province_of, units_in_province
+from delivery_service.admin.scope import province_of, scope_users, units_in_province
 from delivery_service.errors import InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.fields import whole_number
@@ -386,10 +386,18 @@ def _by_name(users: Any) -> list[User]:
     return sorted(users, key=lambda u: (sort_key(u.full_name or u.username), u.username))
 
 
-def couriers_for(office: PostOffice) -> list[User]:
-    """The couriers a route of ``office`` may have (``_may_drive``); a new route's, whose office is
-    chosen beside the courier, come from ``courier_groups``."""
-    return _by_name(db.session.scalars(sa.select(User).where(_may_drive(office))))
+def _couriers(admin: User, *conditions: sa.ColumnElement[bool]) -> sa.Select[tuple[User]]:
+    """Couriers the admin may see (admin.scope: a province admin, those of their province's offices and
+    routes) and that meet ``conditions``: whom a route form may offer and its save accept. A courier of
+    no office who drives no route is in no province: only a national admin sees them, so a province
+    admin cannot take such an account into their province by giving it a route."""
+    return scope_users(sa.select(User).where(*conditions), admin)
+
+
+def couriers_for(admin: User, office: PostOffice) -> list[User]:
+    """The couriers a route of ``office`` may have (``_may_drive``) that the admin sees; a new route's,
+    whose office is chosen beside the courier, come from ``courier_groups``."""
+    return _by_name(db.session.scalars(_couriers(admin, _may_drive(office))))
 
 
 class CourierGroup(NamedTuple):
@@ -418,8 +426,8 @@ def courier_groups(admin: User) -> list[CourierGroup]:
     a courier of no office who drives routes in two provinces fits none and is not listed."""
     offices = list(db.session.scalars(offices_query(admin)))
     visible = [o.id for o in offices]
-    couriers = list(db.session.scalars(sa.select(User).where(
-        User.role == Role.COURIER, User.active,
+    couriers = list(db.session.scalars(_couriers(
+        admin, User.role == Role.COURIER, User.active,
         sa.or_(User.post_office_id.in_(visible), User.post_office_id.is_(None)))))
     own: dict[int, list[User]] = {}
     loose: list[User] = []
@@ -467,11 +475,11 @@ def save_route(
     username = _text(form.get("courier")).lower()
     if username and office is None:  # no office to check against: at least an active courier
         courier = db.session.scalar(
-            sa.select(User).where(User.username == username, User.role == Role.COURIER, User.active))
+            _couriers(admin, User.username == username, User.role == Role.COURIER, User.active))
         if courier is None:
             errors.add("courier", "Không có bưu tá này.", "No such courier.")
     elif username and office is not None:
-        courier = db.session.scalar(sa.select(User).where(User.username == username, _may_drive(office)))
+        courier = db.session.scalar(_couriers(admin, User.username == username, _may_drive(office)))
         if courier is None:
             province = _province_name(_home(office))
             errors.add("courier",

@@ -305,7 +305,7 @@ def _courier_choices(
         return [("", "—")], groups
     office = db.session.scalar(svc.offices_query(_admin()).where(
         PostOffice.code == str(values.get("post_office") or "").strip().upper())) or route.post_office
-    couriers = [("", "—")] + [option(u) for u in svc.couriers_for(office)]
+    couriers = [("", "—")] + [option(u) for u in svc.couriers_for(_admin(), office)]
     current = db.session.get(User, route.courier_id) if route.courier_id else None
     if current is not None and all(value != current.username for value, _text in couriers):
         # kept as it is, not silently dropped by the list: saving it says why it does not fit
