@@ -99,7 +99,7 @@ def test_counter_page_creates_the_order_again_after_a_cancel(client):
     other = client.post("/counter/orders/new", data=form_data(
         client, dossier_code="H55-AGAIN-PAGE", address_detail="99 Quang Trung"),
         follow_redirects=True).get_data(as_text=True)
-    assert "hãy sửa đơn đó, hoặc hủy đơn rồi tạo lại đơn" in other
+    assert "hãy hủy đơn đó (trên trang của đơn, ghi lý do) rồi tạo lại đơn" in other and "sửa đơn" not in other
     token = form_data(client)["csrf_token"]
     page = f"/counter/orders/{item}"
     assert client.post(f"{page}/cancel", data={"csrf_token": token, "note": "Sai địa chỉ"}).status_code in (302, 303)
@@ -186,3 +186,21 @@ def test_a_downgrade_below_0029_is_refused_before_it_changes_anything(app, clien
     finally:
         db.session.remove()
         upgrade()
+
+
+def test_a_dossier_with_the_courier_sent_again_says_the_counter_cannot_cancel_it(client):
+    """The desk has no way to change an order with the courier: the message says so instead of sending
+    the clerk to a cancel button the order's page no longer has (outside review)."""
+    from delivery_service.accounts.services import SYSTEM
+    from delivery_service.orders.services import change_status
+
+    login(client, "counter")
+    assert client.post("/counter/orders/new", data=form_data(client, dossier_code="H55-AGAIN-HANDED")).status_code == 303
+    item = orders_of("H55-AGAIN-HANDED")[0][0]
+    change_status(SYSTEM, item, Status.HANDED_TO_COURIER)
+    other = client.post("/counter/orders/new", data=form_data(
+        client, dossier_code="H55-AGAIN-HANDED", address_detail="99 Quang Trung"),
+        follow_redirects=True).get_data(as_text=True)
+    assert "Đơn đó đã giao cho bưu tá hoặc đã kết thúc nên quầy không hủy được nữa" in other
+    assert "hãy hủy đơn đó" not in other and "Hủy đơn" not in other
+    assert len(orders_of("H55-AGAIN-HANDED")) == 1

@@ -114,11 +114,21 @@ def new_order():
             if created:
                 flash(gettext("Order %(item_id)s created.", item_id=order.item_id), "success")
             elif differing := forms.differing_fields(page_actor(), order, data, counter_id=counter.id):
-                flash(gettext("This dossier already has an order at this counter: %(item_id)s. Nothing new "
-                              "was created, and the data you typed was NOT saved: it differs from that order "
-                              "in %(fields)s. If the data has changed, correct that order, or cancel it and "
-                              "create the order again.",
-                              item_id=order.item_id, fields=", ".join(differing)), "error")
+                # what the desk can do about it: cancel the order and send the dossier again, while
+                # the status machine lets it go; after that, only the post office can
+                if forms.can_cancel(page_actor(), order):
+                    flash(gettext("This dossier already has an order at this counter: %(item_id)s. "
+                                  "Nothing new was created, and the data you typed was NOT saved: it differs "
+                                  "from that order in %(fields)s. If the data has changed, cancel that order "
+                                  "(on its page, with the reason) and create the order again.",
+                                  item_id=order.item_id, fields=", ".join(differing)), "error")
+                else:
+                    flash(gettext("This dossier already has an order at this counter: %(item_id)s. "
+                                  "Nothing new was created, and the data you typed was NOT saved: it differs "
+                                  "from that order in %(fields)s. That order is already with the courier or "
+                                  "closed, so the counter can no longer cancel it: if its data is wrong, "
+                                  "contact the post office.",
+                                  item_id=order.item_id, fields=", ".join(differing)), "error")
             else:
                 flash(gettext("This dossier already has an order at this counter: %(item_id)s. "
                               "Nothing new was created.", item_id=order.item_id), "warning")
