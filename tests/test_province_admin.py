@@ -63,6 +63,9 @@ def test_a_province_admins_pages_and_api_session(app: Flask, client, orders):
     index = client.get("/admin/")
     assert index.status_code == 200
     links = index.get_data(as_text=True)
+    # the unit's name says its level: "Tỉnh Quảng Ngãi", not "tỉnh Tỉnh Quảng Ngãi" (outside review)
+    assert "Bạn quản trị <strong>Tỉnh Quảng Ngãi</strong>" in links
+    assert "Bạn quản trị Tỉnh Quảng Ngãi:" in client.get("/").get_data(as_text=True)
     for shown in ("/admin/users", "/admin/counters", "/admin/clients", "/admin/settings", "/admin/privacy",
                   "/admin/audit"):
         assert f'href="{shown}' in links, shown

@@ -295,7 +295,7 @@ def _courier_choices(
         for group in svc.courier_groups(_admin()):
             province = group.province or ""
             if group.office is not None:
-                name = f"{group.office.code} · {group.office.name} ({province})"
+                name = f"{group.office.code} · {group.office.name}"  # an office's name says where it is
             elif province:
                 name = tr(f"Chưa thuộc bưu cục nào, phát tuyến ở {province}",
                           f"No post office, driving routes in {province}")
