@@ -108,6 +108,10 @@ def test_counter_page_creates_the_order_again_after_a_cancel(client):
     assert "Đã tạo đơn" in again.get_data(as_text=True)
     stored = orders_of("H55-AGAIN-PAGE")
     assert [s for _i, s in stored] == [Status.CANCELLED, Status.ASSIGNED]
+    # the cancelled order's page leads to the order that replaced it; the new one's names none
+    cancelled = client.get(f"/counter/orders/{item}").get_data(as_text=True)
+    assert "Hồ sơ này đã được gửi lại sau khi hủy:" in cancelled and f"/counter/orders/{stored[1][0]}" in cancelled
+    assert 'id="sent-again"' not in client.get(f"/counter/orders/{stored[1][0]}").get_data(as_text=True)
     assert db.session.scalar(sa.select(DeliveryOrder.address_detail).where(
         DeliveryOrder.item_id == stored[1][0])) == "99 Quang Trung"
 

@@ -668,6 +668,16 @@ def find_duplicate(counter_id: int, dossier_code: str, direction: Direction,
     return (by_key or rows or [None])[0]
 
 
+def sent_again(actor: Actor, order: DeliveryOrder) -> DeliveryOrder | None:
+    """For a cancelled order, the order its counter made of the same dossier and direction since (the
+    one not cancelled, ``uq_orders_dossier``), if the actor may see it; else None."""
+    if order.status is not Status.CANCELLED:
+        return None
+    return db.session.scalar(scope(sa.select(DeliveryOrder), actor).where(
+        DeliveryOrder.counter_id == order.counter_id, DeliveryOrder.dossier_code == order.dossier_code,
+        DeliveryOrder.direction == order.direction, DeliveryOrder.status != Status.CANCELLED))
+
+
 def _actor_cols(actor: Actor) -> dict[str, Any]:
     return {"actor_user_id": actor.user_id, "actor_client_id": actor.client_id, "actor_label": actor.label}
 

@@ -19,6 +19,7 @@ from delivery_service.orders.services import (
     local_today,
     orders_created_on,
     search_orders,
+    sent_again,
 )
 from delivery_service.orders.status import Status
 from delivery_service.orgs.models import Counter
@@ -165,6 +166,7 @@ def _order_page(found: DeliveryOrder, *, cancel_errors: dict[str, list[str]] | N
     access.opened(page_actor(), "order_page", order_ids=[found.id])
     return render_template("counter/order.html", order=found, stop=stop,
                            prints=prints_of(page_actor(), found.item_id),
+                           again=sent_again(page_actor(), found),  # a cancelled order's successor
                            can_cancel=forms.can_cancel(page_actor(), found),
                            cancel_errors=cancel_errors or {}, cancel_note=cancel_note), status
 
