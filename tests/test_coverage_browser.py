@@ -1,6 +1,7 @@
 """The coverage editor's commune filter in a real browser (Playwright on Debian's chromium, under the
 app's Content-Security-Policy): with JavaScript the list narrows as one types, without it the filter
-button reloads the page narrowed; either way the communes it hides stay ticked and are saved."""
+button posts the form and gets it back narrowed, with the unsaved ticks and fields as they were and
+nothing saved; either way the communes it hides stay ticked and are saved."""
 
 from __future__ import annotations
 
@@ -49,35 +50,56 @@ def test_the_commune_filter_with_and_without_javascript(app, live_server, browse
         page.fill("#f-commune-q", "PHUONG dak")  # no accents, upper case
         assert [t.split("\n")[0].strip() for t in _visible(page)] == ["Phường Đăk Bla", "Phường Đăk Cấm"]
         assert page.inner_text("#commune-shown") == "2"
-        page.press("#f-commune-q", "Enter")  # no reload, nothing saved
-        assert "?q=" not in page.url and len(_visible(page)) == 2
+        page.evaluate("window.stayed = true")  # gone if the page is loaded again
+        page.press("#f-commune-q", "Enter")  # no round trip, nothing saved
+        page.click("#commune-filter-button")
+        assert page.evaluate("window.stayed") is True and len(_visible(page)) == 2
         page.check(f'input[name="communes"][value="{dak_cam}"]')
         page.fill("#f-commune-q", "không có xã này")
         assert _visible(page) == [] and page.is_visible("#commune-none")
         problems = watch.take() + page.evaluate(INLINE_CODE)
         assert not problems, problems
-        page.click(SAVE)
+        page.press("#f-capacity_per_day", "Enter")  # Enter in another field still saves
         page.wait_for_url("**/routes")
     finally:
         context.close()
     db.session.remove()
-    assert coverage_state("QNG-02")[0] == sorted([*before, dak_cam])
+    saved = coverage_state("QNG-02")
+    assert saved[0] == sorted([*before, dak_cam])
 
     context = _context(browser, javascript=False)
     page = context.new_page()
+    rules = "21025 | phố | Hùng Vương"
     try:
         _log_in(page, live_server, "supervisor")
         page.goto(live_server + "/routes/QNG-02/coverage")
-        page.fill("#f-commune-q", "đăk bla")
-        page.click("#commune-filter-button")
-        page.wait_for_url("**/routes/QNG-02/coverage?q=*")
-        assert [t.split("\n")[0].strip() for t in _visible(page)] == ["Phường Đăk Bla"]
-        assert page.input_value("#f-commune-q") == "đăk bla"
+        page.fill("#f-commune-q", "phuong dak")
+        with page.expect_navigation():
+            page.click("#commune-filter-button")
+        # (Đăk Cấm first: ticked communes come first)
+        assert [t.split("\n")[0].strip() for t in _visible(page)] == ["Phường Đăk Cấm", "Phường Đăk Bla"]
+        assert page.input_value("#f-commune-q") == "phuong dak"
         page.check(f'input[name="communes"][value="{dak_bla}"]')
+        page.fill("#f-rules", rules)
+        page.fill("#f-capacity_per_day", "45")
+        page.fill("#f-commune-q", "tra cau")
+        with page.expect_navigation():
+            page.press("#f-commune-q", "Enter")  # the filter's button too: filters, does not save
+        assert "/routes/QNG-02/coverage" in page.url
+        visible = [t.split("\n")[0].strip() for t in _visible(page)]
+        assert visible and all("Trà Câu" in name for name in visible), visible
+        db.session.remove()
+        assert coverage_state("QNG-02") == saved  # nothing saved yet
+        # the unsaved edits came back: Đăk Bla ticked though hidden, the rules, the capacity
+        assert page.is_checked(f'input[name="communes"][value="{dak_bla}"]')
+        assert page.is_checked(f'input[name="communes"][value="{dak_cam}"]')
+        assert page.input_value("#f-rules") == rules and page.input_value("#f-capacity_per_day") == "45"
         page.click(SAVE)
         page.wait_for_url("**/routes")
     finally:
         context.close()
     db.session.remove()
     # the communes the filter hid were sent as they were: still covered
-    assert coverage_state("QNG-02")[0] == sorted([*before, dak_cam, dak_bla])
+    after = coverage_state("QNG-02")
+    assert after[0] == sorted([*before, dak_cam, dak_bla]) and after[2] == 45
+    assert "Hùng Vương" in after[1]

@@ -169,3 +169,32 @@ def test_rules_are_written_in_vietnamese_and_stored_as_the_routing_rules_underst
     form["rules"] = "21220 | sông | Sông Trà"
     refused = text_of(client.post("/routes/QNG-02/coverage", data=form).get_data(as_text=True))
     assert "Dòng 1: Loại phải là “thôn/ấp/xóm” hoặc “đường/phố”." in refused
+
+
+# --- the filter without JavaScript keeps what is not saved yet -----------------------------------------
+
+def test_filtering_re_renders_the_posted_form_and_saves_nothing(client):
+    login(client, "supervisor")
+    before, audits = coverage_state("QNG-02"), _audits()
+    dak_bla = _unit_id("23302")
+    rules = "21025 | phố | Hùng Vương"
+    form = _form(client, "/routes/QNG-02/coverage", [*before[0], dak_bla], rules=rules, capacity_per_day="45",
+                 backup="QNG-01", open_run="1", q="tra cau", filter="1")
+    resp = client.post("/routes/QNG-02/coverage", data=form)
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200, text_of(html)[-1000:]
+    db.session.rollback()
+    assert coverage_state("QNG-02") == before and _audits() == audits  # nothing saved, nothing audited
+    shown = _shown(html)
+    assert shown and all("Trà Câu" in name for name in shown), shown
+    assert 'name="q" type="search" value="tra cau"' in html
+    # what was posted, unsaved, is what the form holds again: the hidden commune ticked, the rules as
+    # typed, capacity, backup, open run
+    checked = {int(v) for v in re.findall(r'name="communes" value="(\d+)" checked', html)}
+    assert checked == {*before[0], dak_bla}
+    assert re.search(r'<textarea id="f-rules"[^>]*>21025 \| phố \| Hùng Vương</textarea>', html)
+    assert 'name="capacity_per_day" type="text" inputmode="numeric" value="45"' in html
+    assert '<option value="QNG-01" selected>' in html
+    assert re.search(r'name="open_run" value="1" checked', html)
+    assert "Dòng" not in text_of(html)  # not checked either: filtering is not saving
+

@@ -201,11 +201,14 @@ def edit_coverage(code: str):
 def coverage_form(actor: Any, route: PostalRoute, *, action: str, done: str):
     """The coverage editor of ``route`` (GET: the form; POST: saved, then to ``done``), for the
     supervisors' page and the administration's. What may be covered (the communes and backup routes
-    of the route's post office's province) is the service's to refuse; this only presents it."""
+    of the route's post office's province) is the service's to refuse; this only presents it.
+    A POST by the commune filter's button (``filter``, what it does without JavaScript) saves
+    nothing: the form comes back as posted, ticks and all, with the communes narrowed to ``q``."""
     today = local_today()
     errors: dict[str, list[str]] = {}
     current = services.coverage([route.id])[route.id]
     if request.method == "GET":
+        query = request.args.get("q") or ""
         values = {
             "communes": {u.id for u in current["communes"]},
             "rules": "\n".join(_rule_line(r.commune_id, r.kind, r.phrase) for r in current["rules"]),
@@ -214,6 +217,7 @@ def coverage_form(actor: Any, route: PostalRoute, *, action: str, done: str):
             "open_run": not route.return_to_office,
         }
     else:
+        query = request.form.get("q") or ""
         values = {
             "communes": {n for v in request.form.getlist("communes") if (n := whole_number(v)) is not None},
             "rules": (request.form.get("rules") or "").strip(),
@@ -221,20 +225,22 @@ def coverage_form(actor: Any, route: PostalRoute, *, action: str, done: str):
             "backup": (request.form.get("backup") or "").strip(),
             "open_run": request.form.get("open_run") == "1",
         }
-        rules, lines = _parse_rules(values["rules"], today)
-        try:
-            services.set_coverage(actor, route.code, communes=sorted(values["communes"]), rules=rules,
-                                  capacity=_capacity(values["capacity_per_day"]),
-                                  backup=values["backup"] or None, return_to_office=not values["open_run"])
-        except InvalidInput as exc:
-            db.session.rollback()
-            errors = _coverage_errors(exc.errors, rules, lines)
-        else:
-            flash(gettext("Route %(code)s saved. Orders already on routes stay where they are; use "
-                          "“Auto-assign again” for the orders waiting for dispatch.", code=route.code),
-                  "success")
-            return redirect(done, code=303)
-    query = (request.args.get("q") or "")[:100]
+        if "filter" not in request.form:  # the filter's button: shown again as posted, not saved
+            rules, lines = _parse_rules(values["rules"], today)
+            try:
+                services.set_coverage(actor, route.code, communes=sorted(values["communes"]), rules=rules,
+                                      capacity=_capacity(values["capacity_per_day"]),
+                                      backup=values["backup"] or None,
+                                      return_to_office=not values["open_run"])
+            except InvalidInput as exc:
+                db.session.rollback()
+                errors = _coverage_errors(exc.errors, rules, lines)
+            else:
+                flash(gettext("Route %(code)s saved. Orders already on routes stay where they are; use "
+                              "“Auto-assign again” for the orders waiting for dispatch.", code=route.code),
+                      "success")
+                return redirect(done, code=303)
+    query = query[:100]
     communes = _commune_choices(route, values["communes"], today)
     shown = _matching(communes, query)
     return render_template("routing/coverage.html", route=route, values=values, errors=errors,
