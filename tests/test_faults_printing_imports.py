@@ -242,7 +242,7 @@ def test_a_batch_killed_too_often_fails_with_its_reason_and_print_again_offers_e
     assert "Tiến trình chuẩn bị lô đã dừng 1 lần" in page and "Cách xử lý:" in page
     # ... and in English.
     english = client.get(f"/counter/labels/jobs/{job_id}?lang=en").get_data(as_text=True)
-    assert "The process preparing it stopped 1 times" in english and "What to do:" in english
+    assert "The process preparing it stopped 1 time (" in english and "What to do:" in english
 
     # "Print again": every order of the dead batch is offered, and printed once.
     assert unprinted_on_page(client, items) == set(items)

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import defer
 
 import labels
 from delivery_service import metrics
@@ -366,12 +367,27 @@ def _selected(actor: Actor, counter_id: int, item_ids: Sequence[str]) -> list[De
     return [found[i] for i in wanted]
 
 
+def _sees_jobs_of(actor: Actor, counter_id: int | None) -> bool:
+    """Whether the actor may see a counter's print jobs: their own counter's, or any for an admin."""
+    return actor.role is Role.ADMIN or counter_id == actor.counter_id
+
+
 def get_job(actor: Actor, job_id: int) -> PrintJob:
     """A print job the actor may see (their counter's, or any for an admin)."""
     job = db.session.get(PrintJob, job_id)
-    if job is None or (actor.role is not Role.ADMIN and job.counter_id != actor.counter_id):
+    if job is None or not _sees_jobs_of(actor, job.counter_id):
         raise NotFound(f"No print job {job_id}")
     return job
+
+
+def recent_jobs(actor: Actor, counter_id: int, limit: int = 10) -> list[PrintJob]:
+    """The counter's last print jobs, newest first, if the actor may see them (``get_job``'s rule)."""
+    if not _sees_jobs_of(actor, counter_id):
+        return []
+    # order_ids holds up to MAX_BATCH ids a job: the list does not need them
+    return list(db.session.scalars(sa.select(PrintJob).options(defer(PrintJob.order_ids))
+                                   .where(PrintJob.counter_id == counter_id)
+                                   .order_by(PrintJob.id.desc()).limit(limit)))
 
 
 def left_out(job: PrintJob) -> list[DeliveryOrder]:

@@ -114,7 +114,8 @@ def labels_page():
                            sizes=services.SIZES, formats=services.FORMATS,
                            threshold=current_app.config["LABEL_ASYNC_THRESHOLD"],
                            max_batch=services.MAX_BATCH,
-                           refusals={r.order.id: services.refusal(r.order, counter) for r in rows})
+                           refusals={r.order.id: services.refusal(r.order, counter) for r in rows},
+                           batches=services.recent_jobs(actor, counter.id))
 
 
 @bp.get("/counter/labels/jobs/<int:job_id>")
