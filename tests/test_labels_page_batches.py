@@ -7,12 +7,16 @@ from __future__ import annotations
 import re
 
 import pytest
+import test_courier_browser
 from conftest import csrf_token, login
 from web_helpers import HTI, counter_id, make_order, make_user
 
 from delivery_service.extensions import db
 from delivery_service.printing.models import STALLED_PREFIX, JobState, LabelFormat, PrintJob
 from delivery_service.printing.services import MAX_BATCH
+
+browser = test_courier_browser.browser  # the fixtures: Playwright's chromium, the service in a thread
+live_server = test_courier_browser.live_server
 
 
 def _print_all(client) -> int:
@@ -137,3 +141,34 @@ def test_counts_on_the_labels_pages_have_a_plural_form(client):
     text = " ".join(client.get(f"/counter/labels/jobs/{full}").get_data(as_text=True).split())
     assert "1 more label of the counter remains to print: print it in a next batch" in text
 
+
+# --- the courier app: a long refusal flag reads as one box ------------------------------------------
+
+def test_a_long_refusal_flag_is_one_box_on_a_phone(app, live_server, browser):
+    from test_courier_app_texts import _fill_delivery, _start, _submit_delivery
+    from test_courier_browser import _wait
+
+    context, page, errors, (_a, _b, c, _d) = _start(browser, live_server)
+    try:
+        _wait(page, "navigator.serviceWorker.controller !== null")
+        context.set_offline(True)
+        _fill_delivery(page, c, "0000")  # wrong ID digits: refused at sync, with a sentence of why
+        _submit_delivery(page)
+        context.set_offline(False)
+        page.wait_for_selector('#outbox-badge[data-parked="1"]', timeout=20000)
+        page.wait_for_selector("#sheet[open]")  # the refused order opens again, saying why
+        for where in ("#sheet-body", "#parked-list"):
+            if where == "#parked-list":
+                page.locator("#sheet-close").tap()
+            page.wait_for_selector(f"{where} .c-flag-rejected")
+            # measured in one go: the app redraws the sheet and the list as the run refreshes
+            shape = page.evaluate("""sel => { const f = document.querySelector(sel), r = f.getBoundingClientRect();
+                return {rects: f.getClientRects().length, height: r.height, left: r.left, right: r.right,
+                        line: parseFloat(getComputedStyle(f).lineHeight)}; }""", f"{where} .c-flag-rejected")
+            assert shape["height"] > 1.5 * shape["line"], shape  # the sentence does wrap here
+            assert shape["rects"] == 1, (where, shape)  # and its highlight is one box
+            assert 0 <= shape["left"] and shape["right"] <= 390, shape
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert not errors, errors
+    finally:
+        context.close()
