@@ -69,7 +69,7 @@ def test_the_commune_filter_with_and_without_javascript(app, live_server, browse
 
     context = _context(browser, javascript=False)
     page = context.new_page()
-    rules = "21025 | phố | Hùng Vương"
+    rules = "\n21025 | phố | Hùng Vương"  # a blank first line, kept as typed
     try:
         _log_in(page, live_server, "supervisor")
         page.goto(live_server + "/routes/QNG-02/coverage")

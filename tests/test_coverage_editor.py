@@ -177,7 +177,7 @@ def test_filtering_re_renders_the_posted_form_and_saves_nothing(client):
     login(client, "supervisor")
     before, audits = coverage_state("QNG-02"), _audits()
     dak_bla = _unit_id("23302")
-    rules = "21025 | phố | Hùng Vương"
+    rules = "\r\n21025 | phố | Hùng Vương"  # as a browser sends a textarea: CRLF, a blank first line
     form = _form(client, "/routes/QNG-02/coverage", [*before[0], dak_bla], rules=rules, capacity_per_day="45",
                  backup="QNG-01", open_run="1", q="tra cau", filter="1")
     resp = client.post("/routes/QNG-02/coverage", data=form)
@@ -189,12 +189,48 @@ def test_filtering_re_renders_the_posted_form_and_saves_nothing(client):
     assert shown and all("Trà Câu" in name for name in shown), shown
     assert 'name="q" type="search" value="tra cau"' in html
     # what was posted, unsaved, is what the form holds again: the hidden commune ticked, the rules as
-    # typed, capacity, backup, open run
+    # typed (the blank first line too), capacity, backup, open run
     checked = {int(v) for v in re.findall(r'name="communes" value="(\d+)" checked', html)}
     assert checked == {*before[0], dak_bla}
-    assert re.search(r'<textarea id="f-rules"[^>]*>21025 \| phố \| Hùng Vương</textarea>', html)
+    assert re.search(r'<textarea id="f-rules"[^>]*>\n\r?\n21025 \| phố \| Hùng Vương</textarea>', html)
     assert 'name="capacity_per_day" type="text" inputmode="numeric" value="45"' in html
     assert '<option value="QNG-01" selected>' in html
     assert re.search(r'name="open_run" value="1" checked', html)
     assert "Dòng" not in text_of(html)  # not checked either: filtering is not saving
 
+
+# --- rule errors name the line as the text box shows it ------------------------------------------------
+
+def test_rule_errors_name_the_line_as_the_text_box_shows_it_blank_lines_counted(client):
+    login(client, "admin")
+    hti = route_id("HTI-01")
+    path = f"/admin/routes/{hti}/coverage"
+    hti_before, audits = coverage_state("HTI-01"), _audits()
+    rules = "\r\n\r\n18229 | thôn | Trung Lưu\r\n\r\n21025 | thôn | Phú Lộc"  # 21025: Quảng Ngãi's
+    resp = client.post(path, data=_form(client, path, hti_before[0], rules=rules))
+    html = resp.get_data(as_text=True)
+    text = text_of(html)
+    assert resp.status_code == 422
+    assert "Dòng 5: Ngoài Tỉnh Hà Tĩnh" in text and "Dòng 3" not in text, text[-1500:]
+    # the text box holds the text as sent, so line 5 is the fifth line the user sees
+    assert re.search(r'<textarea id="f-rules"[^>]*>\n\r?\n\r?\n18229 \| thôn \| Trung Lưu', html)
+    db.session.rollback()
+    assert coverage_state("HTI-01") == hti_before and _audits() == audits
+
+
+def test_a_repeated_rule_names_its_line_and_the_first_ones(client):
+    login(client, "supervisor")
+    audits = _audits()
+    path = "/routes/QNG-02/coverage"
+    before = coverage_state("QNG-02")
+    rules = ("21220 | thôn | Thôn Trường Thọ\n21025 | đường | Hùng Vương\n\n"
+             "21220 | xóm | thon  truong tho\n21025 | phố | Hùng Vương\n21220 | thôn | Thôn Trường Thọ")
+    resp = client.post(path, data=_form(client, path, before[0], rules=rules))
+    text = text_of(resp.get_data(as_text=True))
+    assert resp.status_code == 422
+    assert "Dòng 4: trùng thôn/xóm hoặc đường phố với dòng 1." in text, text[-1500:]
+    assert "Dòng 5: trùng thôn/xóm hoặc đường phố với dòng 2." in text
+    assert "Dòng 6: trùng thôn/xóm hoặc đường phố với dòng 1." in text
+    assert "được ghi hai lần" not in text  # the message without a line is gone
+    db.session.rollback()
+    assert coverage_state("QNG-02") == before and _audits() == audits

@@ -220,7 +220,8 @@ def coverage_form(actor: Any, route: PostalRoute, *, action: str, done: str):
         query = request.form.get("q") or ""
         values = {
             "communes": {n for v in request.form.getlist("communes") if (n := whole_number(v)) is not None},
-            "rules": (request.form.get("rules") or "").strip(),
+            # as typed: its lines are the ones the errors name (leading blank lines count too)
+            "rules": request.form.get("rules") or "",
             "capacity_per_day": (request.form.get("capacity_per_day") or "").strip(),
             "backup": (request.form.get("backup") or "").strip(),
             "open_run": request.form.get("open_run") == "1",
@@ -274,7 +275,9 @@ def _parse_rules(text: str, today: dt.date) -> tuple[list[dict[str, Any]], list[
     rules: list[dict[str, Any]] = []
     lines: list[int] = []
     index = unit_index()
-    for number, line in enumerate(text.splitlines(), start=1):
+    # lines as the text box shows them: only line breaks split (str.splitlines also splits at \f,
+    # \x1c or U+2028, which a textarea does not show as new lines)
+    for number, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         parts = [p.strip() for p in line.split("|")]
@@ -301,10 +304,18 @@ def _capacity(raw: str) -> int | str | None:
 
 def _coverage_errors(errors: dict[str, Any], rules: list[dict[str, Any]],
                      lines: list[int]) -> dict[str, list[str]]:
-    """The service's errors by form field, translated; a rule's errors name its line."""
+    """The service's errors by form field, translated; a rule's errors name its line, and a rule
+    given again names its own line and the first one's."""
     out: dict[str, list[str]] = {}
     told: set[int] = set()
+    repeats = _repeated_rules(rules, lines)
     for key, messages in errors.items():
+        if key == "rules" and repeats:
+            # the service says only that some rule is there twice; the lines are known here
+            out.setdefault("rules", []).extend(
+                gettext("Line %(line)s: the same hamlet or street as line %(first)s.", line=line, first=first)
+                for line, first in repeats)
+            continue
         texts = [translate_message(m) for m in (messages if isinstance(messages, list) else [messages])]
         if key.startswith("rules."):
             i = int(key.split(".")[1])
@@ -319,6 +330,22 @@ def _coverage_errors(errors: dict[str, Any], rules: list[dict[str, Any]],
             key = "rules"
         out.setdefault(key if key in ("communes", "rules", "capacity_per_day", "backup") else "_form",
                        []).extend(texts)
+    return out
+
+
+def _repeated_rules(rules: list[dict[str, Any]], lines: list[int]) -> list[tuple[int, int]]:
+    """(line, line of its first occurrence) for each rule that repeats an earlier one: same commune,
+    same kind, same name once folded, as routing.services.set_coverage compares them."""
+    first: dict[tuple[Any, str, str], int] = {}
+    out: list[tuple[int, int]] = []
+    for rule, line in zip(rules, lines, strict=True):
+        key = (rule.get("commune_id"), rule.get("kind") or "", fold(str(rule.get("phrase") or "")))
+        if key[0] is None or not key[2]:
+            continue  # refused for itself, with its line
+        if key in first:
+            out.append((line, first[key]))
+        else:
+            first[key] = line
     return out
 
 
