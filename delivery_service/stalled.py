@@ -21,6 +21,11 @@ from delivery_service.extensions import db
 log = logging.getLogger(__name__)
 
 
+def times(n: int) -> str:
+    """ "1 time", "3 times": how often a process stopped, in the API's English messages."""
+    return f"{n} time" if n == 1 else f"{n} times"
+
+
 def stall_after() -> dt.timedelta:
     """How long a running label batch or import may go without a heartbeat before its process is taken
     for dead (``JOBS_STALL_S``): by the sweep, by a run claiming it, and by its page."""

@@ -232,7 +232,7 @@ def test_a_batch_killed_too_often_fails_with_its_reason_and_print_again_offers_e
     result = printing.sweep_stalled(beat + dt.timedelta(seconds=61), max_attempts=1)
     assert result == {"requeued": [], "failed": [job_id]}
     failed = job(job_id)
-    assert failed.state is JobState.FAILED and failed.error.startswith("The batch's process stopped 1 times")
+    assert failed.state is JobState.FAILED and failed.error.startswith("The batch's process stopped 1 time (")
     assert [p.name for p in prints_dir.iterdir()] == [f".job-{job_id}-{failed.runner}.zpl.part"]  # the dead run's
     api = client.get(f"/api/v1/labels/batches/{job_id}", headers=auth).json
     assert api["state"] == "failed" and "print the batch again" in api["error"]
@@ -397,7 +397,7 @@ def test_an_import_killed_too_often_ends_failed_with_exact_counts(app, client, a
         "requeued": [], "failed": [import_id]}
     failed = batch(import_id)
     assert failed.state is ImportState.FAILED
-    assert failed.error.startswith("The import's process stopped 1 times (killed or out of memory) after 8 of "
+    assert failed.error.startswith("The import's process stopped 1 time (killed or out of memory) after 8 of "
                                    "12 rows: 6 created, 1 existing, 1 with errors.")
     assert (failed.created_rows, failed.existing_rows, failed.error_rows) == (6, 1, 1) and order_count() == 7
     login(client, "counter")

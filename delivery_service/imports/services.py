@@ -59,7 +59,7 @@ from delivery_service.orders.services import (
 from delivery_service.orders.status import Direction, Status
 from delivery_service.orgs.models import Counter
 from delivery_service.routing.bulk import PlacementRaced
-from delivery_service.stalled import runs_counted, stall_after
+from delivery_service.stalled import runs_counted, stall_after, times
 from delivery_service.units.models import UnitLevel
 from delivery_service.units.services import CODE_WIDTH, resolve_address
 
@@ -1114,4 +1114,4 @@ def sweep_stalled(now: dt.datetime, *, stale_after: dt.timedelta | None = None,
         requeue=lambda import_id, attempt: enqueue_after_commit(RUN_IMPORT, import_id, attempt,
                                                                 on_failure=ON_FAILURE),
         failed_error=lambda import_id, attempts: _stopped(
-            import_id, f"{STALLED_PREFIX} {attempts} times (killed or out of memory)"))
+            import_id, f"{STALLED_PREFIX} {times(attempts)} (killed or out of memory)"))

@@ -47,7 +47,7 @@ from delivery_service.printing.models import (
     manifest_items,
 )
 from delivery_service.routing.services import sequenced_stops
-from delivery_service.stalled import runs_counted, stall_after
+from delivery_service.stalled import runs_counted, stall_after, times
 from delivery_service.tracking import links
 from delivery_service.units.services import unit_index
 from labels import model as lm
@@ -596,7 +596,7 @@ def sweep_stalled(now: dt.datetime, *, stale_after: dt.timedelta | None = None,
         requeue=lambda job_id, attempt: enqueue_after_commit(RUN_JOB, job_id, attempt, timeout=JOB_TIMEOUT,
                                                              on_failure=ON_FAILURE),
         failed_error=lambda _job_id, attempts: (
-            f"{STALLED_PREFIX} {attempts} times (killed or out of memory); no label of this batch is "
+            f"{STALLED_PREFIX} {times(attempts)} (killed or out of memory); no label of this batch is "
             "recorded as printed: print the batch again, in smaller batches if it keeps stopping."))
 
 
