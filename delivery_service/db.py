@@ -122,3 +122,14 @@ class DriverSQL:
         columns = self._for(conn.dialect)[4]
         return [{key: v if p is None or v is None else p(v) for (key, p), v in zip(columns, row, strict=True)}
                 for row in self.execute(conn, params)]
+
+
+def sqlite_rebuild_triggers(conn: sa.Connection, table: str) -> list[str]:
+    """For a migration that rebuilds ``table`` on SQLite (Alembic's batch mode: a new copy, the old
+    one dropped, the copy renamed): drops the triggers whose SQL names the table, which SQLite checks
+    when the copy is renamed, and returns their CREATE statements, to run again after the rebuild."""
+    rows = conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql LIKE ?",
+                                (f"%{table}%",)).all()
+    for name, _sql in rows:
+        conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
+    return [sql for _name, sql in rows]

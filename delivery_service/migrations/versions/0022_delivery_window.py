@@ -7,6 +7,8 @@ Revises: 0021
 import sqlalchemy as sa
 from alembic import op
 
+from delivery_service.db import sqlite_rebuild_triggers
+
 
 revision = '0022'
 down_revision = '0021'
@@ -31,8 +33,16 @@ def upgrade():
 
 def downgrade():
     if op.get_bind().dialect.name == 'sqlite':
-        op.execute('ALTER TABLE delivery_orders DROP COLUMN window_to_min')  # SQLite ≥ 3.35
-        op.execute('ALTER TABLE delivery_orders DROP COLUMN window_from_min')
+        # The check stays on window_to_min as this migration made it only until a later one rebuilds the
+        # table (0029): then it is the table's, and SQLite's DROP COLUMN refuses a column it names. A
+        # rebuild drops both either way, with the event log's triggers set aside meanwhile.
+        triggers = sqlite_rebuild_triggers(op.get_bind(), 'delivery_orders')
+        with op.batch_alter_table('delivery_orders', recreate='always') as batch:
+            batch.drop_constraint(op.f('ck_delivery_orders_window_range'), type_='check')
+            batch.drop_column('window_to_min')
+            batch.drop_column('window_from_min')
+        for sql in triggers:
+            op.execute(sql)
         return
     else:
         op.drop_constraint(op.f('ck_delivery_orders_window_range'), 'delivery_orders', type_='check')

@@ -15,6 +15,8 @@ Revises: 0028
 import sqlalchemy as sa
 from alembic import op
 
+from delivery_service.db import sqlite_rebuild_triggers
+
 revision = '0029'
 down_revision = '0028'
 branch_labels = None
@@ -25,12 +27,7 @@ COLUMNS = ['counter_id', 'dossier_code', 'direction']
 
 
 def _sqlite_triggers() -> list[str]:
-    """The CREATE TRIGGER statements of the triggers whose body names delivery_orders."""
-    rows = op.get_bind().exec_driver_sql(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%delivery_orders%'").all()
-    for name, _sql in rows:
-        op.execute(f'DROP TRIGGER "{name}"')
-    return [sql for _name, sql in rows]
+    return sqlite_rebuild_triggers(op.get_bind(), 'delivery_orders')
 
 
 def upgrade():
