@@ -358,11 +358,10 @@ def save_office(
 
 
 def _home(office: PostOffice) -> str | None:
-    """The office's province as of 2025, as routing.services.set_coverage compares them (an office
-    left on a unit of before the reform counts in the province its own became)."""
-    from delivery_service.units.services import province_code_2025
+    """The office's province as of 2025: routing.services.office_province, the coverage rule's."""
+    from delivery_service.routing.services import office_province  # the routing pages import admin's
 
-    return province_code_2025(office.unit_id)
+    return office_province(office)
 
 
 def _offices_at_home(home: str | None) -> list[int]:

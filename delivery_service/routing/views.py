@@ -243,23 +243,13 @@ def coverage_form(actor: Any, route: PostalRoute, *, action: str, done: str):
                 return redirect(done, code=303)
     query = query[:100]
     communes = _commune_choices(route, values["communes"], today)
-    shown = _matching(communes, query)
+    keys = {u.id: f"{fold(u.name)} {u.code}" for u in communes}  # what the filter compares, folded
+    wanted = fold(query)  # without JavaScript the server filters; static/js/coverage.js does the same
     return render_template("routing/coverage.html", route=route, values=values, errors=errors,
-                           communes=communes, shown=shown, query=query,
-                           filter_keys={u.id: _filter_key(u) for u in communes},
+                           communes=communes, shown={i for i, key in keys.items() if wanted in key},
+                           query=query, filter_keys=keys,
                            backups=services.backup_choices(actor, route), kind_words=kind_words(),
                            action=action, done=done), (422 if errors else 200)
-
-
-def _matching(communes: list[Unit], query: str) -> set[int]:
-    """Ids of the communes whose name or code holds ``query``, compared folded ("phuong 1" finds
-    "Phường 1"): the filter box's answer without JavaScript (static/js/coverage.js answers alike)."""
-    wanted = fold(query)
-    return {u.id for u in communes if wanted in _filter_key(u)}
-
-
-def _filter_key(unit: Unit) -> str:
-    return f"{fold(unit.name)} {unit.code}"
 
 
 def _rule_line(commune_id: int, kind: PartKind, phrase: str) -> str:

@@ -2,7 +2,7 @@
 // list narrows as one types, by name or code, without accents ("phuong 1" finds "Phường 1"). Without
 // this script the filter's button (name="filter", the coverage form's first submit button, so Enter
 // in the box presses it too) posts the form, and the server sends it back as posted, unsaved, with the
-// same communes hidden (routing.views.coverage_form, _matching). Here the button and Enter in the box
+// same communes hidden (routing.views.coverage_form). Here the button and Enter in the box
 // only narrow the list, on the page. Either way a hidden commune stays in the coverage form, ticked or
 // not, so saving sends the same. Inline handlers would be blocked by the Content-Security-Policy.
 
