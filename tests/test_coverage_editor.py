@@ -234,3 +234,40 @@ def test_a_repeated_rule_names_its_line_and_the_first_ones(client):
     assert "được ghi hai lần" not in text  # the message without a line is gone
     db.session.rollback()
     assert coverage_state("QNG-02") == before and _audits() == audits
+
+
+def test_the_service_names_each_repeated_rule_and_the_rule_it_repeats(app):
+    """set_coverage says which rule repeats which (same commune, kind and folded name), at the
+    repeating rule's name: before, only 'The same hamlet or street is listed twice.' for all rules."""
+    supervisor = Actor.of_user(db.session.scalar(sa.select(User).where(User.username == "supervisor")))
+    before, audits = coverage_state("QNG-02"), _audits()
+    truong_tho = {"commune_id": _unit_id("21220"), "kind": "hamlet", "phrase": "Thôn Trường Thọ"}
+    hung_vuong = {"commune_id": _unit_id("21025"), "kind": "street", "phrase": "Hùng Vương"}
+    with pytest.raises(InvalidInput) as refused:
+        services.set_coverage(supervisor, "QNG-02", rules=[
+            truong_tho, hung_vuong, {**truong_tho, "phrase": "thon  TRUONG tho"},
+            {**hung_vuong, "kind": "hamlet"},  # another kind: not the same rule
+            hung_vuong, truong_tho])
+    errors = refused.value.errors
+    assert errors == {"rules.2.phrase": ["The same hamlet or street as rule 1."],
+                      "rules.4.phrase": ["The same hamlet or street as rule 2."],
+                      "rules.5.phrase": ["The same hamlet or street as rule 1."]}
+    assert [m.extra["same_as"] for m in (errors[k][0] for k in errors)] == ["rules.0", "rules.1", "rules.0"]
+    db.session.rollback()
+    assert coverage_state("QNG-02") == before and _audits() == audits
+
+
+def test_the_api_says_which_rule_repeats_which(client):
+    before = coverage_state("QNG-02")
+    login(client, "supervisor")
+    headers = {"X-CSRFToken": csrf_token(client, "/routes")}
+    rules = [{"commune_code": "21220", "kind": "hamlet", "phrase": "Thôn Trường Thọ"},
+             {"commune_code": "21025", "kind": "street", "phrase": "Hùng Vương"},
+             {"commune_code": "21220", "kind": "hamlet", "phrase": "Thon Truong Tho"}]
+    resp = client.put("/api/v1/routes/QNG-02/coverage", headers=headers, json={"rules": rules})
+    assert resp.status_code == 422, resp.get_data(as_text=True)
+    assert resp.json["errors"]["json"] == {"rules.2.phrase": ["The same hamlet or street as rule 1."]}
+    assert resp.json["details"] == [{"location": "json", "field": "rules.2.phrase", "code": "repeated_rule",
+                                     "message": "The same hamlet or street as rule 1.", "same_as": "rules.0"}]
+    db.session.rollback()
+    assert coverage_state("QNG-02") == before

@@ -19,7 +19,7 @@ import routes
 from delivery_service.accounts.models import Role, User
 from delivery_service.accounts.services import Actor, record
 from delivery_service.db import utcnow
-from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound, coded
+from delivery_service.errors import Conflict, Forbidden, InvalidInput, Message, NotFound, coded
 from delivery_service.extensions import db
 from delivery_service.localtime import day_start
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
@@ -589,7 +589,8 @@ def set_coverage(actor: Actor, code: str, *, communes: Sequence[int] | None = No
                  backup: str | None | type = ..., return_to_office: bool | None = None) -> PostalRoute:
     """Replace a route's coverage and settings (what is passed); commits. Refuses a route left
     covering nothing, a backup outside the office (an administrator's: outside its province) or
-    itself, unknown communes; from anyone, a commune (whole or of a rule) or a backup route of another
+    itself, unknown communes, a rule that repeats another (at the repeat's name, saying which:
+    ``repeated_rule``); from anyone, a commune (whole or of a rule) or a backup route of another
     province than the route's post office (compared as of 2025: a unit of before the reform counts
     for the province its own became); from a province admin, another province's route (not found)."""
     _require_dispatcher(actor)
@@ -611,6 +612,7 @@ def set_coverage(actor: Actor, code: str, *, communes: Sequence[int] | None = No
         elif away := sorted({c for c in communes if outside(c)}):
             errors["communes"] = [_outside(actor, office, home, _unit_names(away[:10]))]
     parsed: list[tuple[int, PartKind, str]] = []
+    first: dict[tuple[int, PartKind, str], int] = {}  # a rule's sameness key -> its first index
     for i, rule in enumerate(rules or []):
         unit = index.by_id.get(rule.get("commune_id"))
         phrase = _clean_phrase(str(rule.get("phrase") or ""))
@@ -625,9 +627,11 @@ def set_coverage(actor: Actor, code: str, *, communes: Sequence[int] | None = No
                 "Give the hamlet or street name (1-120 characters).")
         if unit is not None and rule.get("kind") in {k.value for k in PartKind} and fold(phrase):
             parsed.append((unit.id, PartKind(rule["kind"]), phrase))
-    keys = [(c, k, fold(p)) for c, k, p in parsed]
-    if len(set(keys)) != len(keys):
-        errors.setdefault("rules", []).append("The same hamlet or street is listed twice.")
+            key = (unit.id, PartKind(rule["kind"]), fold(phrase))
+            if key in first:
+                errors.setdefault(f"rules.{i}.phrase", []).append(repeated_rule(first[key]))
+            else:
+                first[key] = i
     if capacity is not ... and capacity is not None and (
             not isinstance(capacity, int) or not 0 <= capacity <= MAX_CAPACITY_PER_DAY):
         errors["capacity_per_day"] = [
@@ -680,6 +684,15 @@ def set_coverage(actor: Actor, code: str, *, communes: Sequence[int] | None = No
     db.session.commit()
     invalidate_routes()
     return route
+
+
+def repeated_rule(first: int) -> Message:
+    """The refusal of a rule (at its ``rules.<i>.phrase``) that repeats rule ``first`` (0-based): the
+    same commune, kind and name once folded. The text counts rules from 1, as people do; ``same_as``
+    (in the API's ``details`` entry) is the first rule's path, as the fields' paths are written."""
+    message = coded("repeated_rule", f"The same hamlet or street as rule {first + 1}.")
+    message.extra = {"same_as": f"rules.{first}"}  # type: ignore[attr-defined]
+    return message
 
 
 def _coverage_state(route: PostalRoute) -> dict[str, Any]:

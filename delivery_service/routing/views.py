@@ -294,48 +294,38 @@ def _capacity(raw: str) -> int | str | None:
 
 def _coverage_errors(errors: dict[str, Any], rules: list[dict[str, Any]],
                      lines: list[int]) -> dict[str, list[str]]:
-    """The service's errors by form field, translated; a rule's errors name its line, and a rule
-    given again names its own line and the first one's."""
+    """The service's errors by form field, translated; a rule's errors name its line in the text box,
+    and a rule that repeats another (``services.repeated_rule``) the line of that one too."""
     out: dict[str, list[str]] = {}
     told: set[int] = set()
-    repeats = _repeated_rules(rules, lines)
+
+    def line_of(i: int) -> int:
+        return lines[i] if i < len(lines) else i + 1
+
     for key, messages in errors.items():
-        if key == "rules" and repeats:
-            # the service says only that some rule is there twice; the lines are known here
-            out.setdefault("rules", []).extend(
-                gettext("Line %(line)s: the same hamlet or street as line %(first)s.", line=line, first=first)
-                for line, first in repeats)
-            continue
-        texts = [translate_message(m) for m in (messages if isinstance(messages, list) else [messages])]
+        messages = messages if isinstance(messages, list) else [messages]
+        texts = [translate_message(m) for m in messages]
         if key.startswith("rules."):
             i = int(key.split(".")[1])
-            line = lines[i] if i < len(lines) else i + 1
+            line = line_of(i)
             if i < len(rules) and rules[i].get("malformed"):
                 if i in told:
                     continue
                 told.add(i)
                 texts = [gettext("Line %(line)s: write “commune code | hamlet or street | name”.", line=line)]
             else:
-                texts = [gettext("Line %(line)s: %(message)s", line=line, message=t) for t in texts]
+                worded = []
+                for message, text in zip(messages, texts, strict=True):
+                    same_as = (getattr(message, "extra", None) or {}).get("same_as")  # "rules.<j>"
+                    if same_as:  # the service names the rule it repeats; the page, that rule's line
+                        worded.append(gettext("Line %(line)s: the same hamlet or street as line %(first)s.",
+                                              line=line, first=line_of(int(same_as.split(".")[1]))))
+                    else:
+                        worded.append(gettext("Line %(line)s: %(message)s", line=line, message=text))
+                texts = worded
             key = "rules"
         out.setdefault(key if key in ("communes", "rules", "capacity_per_day", "backup") else "_form",
                        []).extend(texts)
-    return out
-
-
-def _repeated_rules(rules: list[dict[str, Any]], lines: list[int]) -> list[tuple[int, int]]:
-    """(line, line of its first occurrence) for each rule that repeats an earlier one: same commune,
-    same kind, same name once folded, as routing.services.set_coverage compares them."""
-    first: dict[tuple[Any, str, str], int] = {}
-    out: list[tuple[int, int]] = []
-    for rule, line in zip(rules, lines, strict=True):
-        key = (rule.get("commune_id"), rule.get("kind") or "", fold(str(rule.get("phrase") or "")))
-        if key[0] is None or not key[2]:
-            continue  # refused for itself, with its line
-        if key in first:
-            out.append((line, first[key]))
-        else:
-            first[key] = line
     return out
 
 

@@ -251,8 +251,8 @@ _MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
      _fixed(lambda: gettext("The kind must be “hamlet” or “street”."))),
     (re.compile(r"Give the hamlet or street name \(1-120 characters\)\."),
      _fixed(lambda: gettext("Give the hamlet or street name (1-120 characters)."))),
-    (re.compile(r"The same hamlet or street is listed twice\."),
-     _fixed(lambda: gettext("The same hamlet or street is listed twice."))),
+    (re.compile(r"The same hamlet or street as rule (\d+)\."),  # the coverage page words it by lines
+     lambda m: gettext("The same hamlet or street as rule %(first)s.", first=m.group(1))),
     (re.compile(r"Must be a whole number of orders, 0 to (\d+), or empty for no limit\."),
      lambda m: gettext("Enter a whole number of orders from 0 to %(most)s, or leave it empty for no limit.",
                        most=format_decimal(int(m.group(1))))),
