@@ -364,20 +364,29 @@ def _home(office: PostOffice) -> str | None:
     return office_province(office)
 
 
-def _offices_at_home(home: str | None) -> list[int]:
-    """The post offices of one province as of 2025 (``_home``): few enough to compare in Python."""
-    return [o.id for o in db.session.scalars(sa.select(PostOffice)) if _home(o) == home]
+def _provinces() -> dict[int, str | None]:
+    """{post office id: its province as of 2025}, ``_home`` for every office in one query."""
+    from delivery_service.routing.services import office_provinces  # the routing pages import admin's
+
+    return office_provinces()
 
 
-def _may_drive(office: PostOffice) -> sa.ColumnElement[bool]:
-    """Which couriers a route of ``office`` may have: the office's own, and those of no post office
-    who drive no route of another province. The one rule: the form's choices and the save's check."""
-    same_province = _offices_at_home(_home(office))
+def _loose_within(offices: list[int]) -> sa.ColumnElement[bool]:
+    """Couriers of no post office who drive no route of a post office outside ``offices`` (none given:
+    who drive no route at all)."""
     elsewhere = sa.exists().where(PostalRoute.courier_id == User.id,
-                                  PostalRoute.post_office_id.not_in(same_province))
+                                  PostalRoute.post_office_id.not_in(offices))
+    return sa.and_(User.post_office_id.is_(None), ~elsewhere)
+
+
+def _may_drive(office: PostOffice, provinces: dict[int, str | None] | None = None) -> sa.ColumnElement[bool]:
+    """Which couriers a route of ``office`` may have: the office's own, and those of no post office
+    who drive no route of another province (``provinces``: ``_provinces()``, when the caller has it).
+    The one rule: the form's choices (``couriers_for``, ``courier_groups``) and the save's check."""
+    home = _home(office)
+    same_province = [i for i, p in (_provinces() if provinces is None else provinces).items() if p == home]
     return sa.and_(User.role == Role.COURIER, User.active,
-                   sa.or_(User.post_office_id == office.id,
-                          sa.and_(User.post_office_id.is_(None), ~elsewhere)))
+                   sa.or_(User.post_office_id == office.id, _loose_within(same_province)))
 
 
 def _by_name(users: Any) -> list[User]:
@@ -432,22 +441,23 @@ def courier_groups(admin: User) -> list[CourierGroup]:
     loose: list[User] = []
     for user in couriers:
         (own.setdefault(user.post_office_id, []) if user.post_office_id else loose).append(user)
-    driven: dict[int, set[str | None]] = {}  # a courier of no office -> the provinces of their routes
-    if loose:
-        for courier_id, office in db.session.execute(
-                sa.select(PostalRoute.courier_id, PostOffice)
-                .join(PostOffice, PostOffice.id == PostalRoute.post_office_id)
-                .where(PostalRoute.courier_id.in_([u.id for u in loose]))):
-            driven.setdefault(courier_id, set()).add(_home(office))
     in_scope = {home: _province_name(home) for home in {_home(o) for o in offices}}
     groups = [CourierGroup(o, in_scope[_home(o)], _by_name(own[o.id])) for o in offices if o.id in own]
-    by_province: dict[str | None, list[User]] = {}
-    for user in loose:
-        if len(where := driven.get(user.id, set())) == 1 and (home := next(iter(where))) in in_scope:
-            by_province.setdefault(home, []).append(user)
-    for home in sorted(by_province, key=lambda h: sort_key(in_scope[h] or "")):
-        groups.append(CourierGroup(None, in_scope[home], _by_name(by_province[home])))
-    if idle := [u for u in loose if u.id not in driven]:
+    # Those of no office: the ones driving routes are asked ``_may_drive`` of one office of each
+    # province (within the admin's scope) where one of their routes is; one who drives in two
+    # provinces fits neither. The others drive no route, and fit any office.
+    routes = db.session.execute(
+        sa.select(PostalRoute.courier_id, PostalRoute.post_office_id)
+        .where(PostalRoute.courier_id.in_([u.id for u in loose]))).all() if loose else []
+    driving = {courier_id for courier_id, _office in routes}
+    provinces = _provinces() if routes else {}
+    asked = {provinces.get(office_id) for _courier, office_id in routes} & in_scope.keys()
+    one_office = {_home(o): o for o in reversed(offices)}  # the first visible office of each province
+    for home in sorted(asked, key=lambda h: sort_key(in_scope[h] or "")):
+        may_drive = _may_drive(one_office[home], provinces)
+        if users := _by_name(db.session.scalars(_couriers(admin, User.id.in_(driving), may_drive))):
+            groups.append(CourierGroup(None, in_scope[home], users))
+    if idle := [u for u in loose if u.id not in driving]:
         groups.append(CourierGroup(None, None, _by_name(idle)))
     return groups
 

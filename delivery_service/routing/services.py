@@ -363,6 +363,14 @@ def office_province(office: PostOffice) -> str | None:
     return province_code_2025(office.unit_id)
 
 
+def office_provinces() -> dict[int, str | None]:
+    """Every post office's 2025 province by ``office_province``'s rule, {office id: province code},
+    from one query of the offices' units: for the choices that keep to one province (backup routes
+    here, a route's couriers in admin.org_services)."""
+    rows = db.session.execute(sa.select(PostOffice.id, PostOffice.unit_id))
+    return {office_id: province_code_2025(unit_id) for office_id, unit_id in rows}
+
+
 def _outside(actor: Actor, office: PostOffice, home: str | None, what: str) -> str:
     """The refusal of ``what`` (communes' names, a route's code) lying outside the province of the
     route's post office. A province admin is told "your province": it is the same one, since their
@@ -469,7 +477,7 @@ def backup_choices(actor: Actor, route: PostalRoute) -> list[PostalRoute]:
     """The routes ``set_coverage`` accepts as ``route``'s backup from ``actor``: another route of its
     post office; for an administrator another route of a post office in the same province."""
     home = office_province(route.post_office)
-    provinces = {o.id: office_province(o) for o in db.session.scalars(sa.select(PostOffice))}
+    provinces = office_provinces()
     return [r for r in list_routes(actor) if r.id != route.id and provinces.get(r.post_office_id) == home
             and (actor.role is Role.ADMIN or r.post_office_id == route.post_office_id)]
 
