@@ -332,3 +332,30 @@ def _uncovered_communes(n: int) -> list[AdminUnit]:
     return list(db.session.scalars(sa.select(AdminUnit).where(
         AdminUnit.level == UnitLevel.COMMUNE, AdminUnit.parent_id == province, AdminUnit.valid_to.is_(None),
         AdminUnit.id.not_in(covered)).order_by(AdminUnit.code).limit(n)))
+
+
+def test_an_order_is_not_moved_onto_another_provinces_route(client, auth):
+    """move_order took any active route the actor sees: a national admin could put an order of Quảng
+    Ngãi on Hà Tĩnh's HTI-01, whose courier would be sent to another province. Refused at ``route``,
+    naming both provinces (as of 2025), and nothing changes; a route of the order's province still
+    takes it."""
+    login(client, "admin")
+    token = {"X-CSRFToken": _page_csrf(client)}
+    body = order(client, auth)
+    assert body["route_code"] == "QNG-01"
+    before = events_of(body["item_id"])
+    refused = client.post(f"/api/v1/orders/{body['item_id']}/route", json={"route": "HTI-01"}, headers=token)
+    assert refused.status_code == 422, refused.json
+    message = "Route HTI-01 serves Tỉnh Hà Tĩnh; the order's address is in Tỉnh Quảng Ngãi."
+    assert refused.json["errors"]["json"] == {"route": [message]}
+    assert refused.json["details"] == [{"location": "json", "field": "route", "code": "unit_mismatch",
+                                        "message": message}]
+    db.session.rollback()
+    stored = db.session.scalar(sa.select(DeliveryOrder).where(DeliveryOrder.item_id == body["item_id"]))
+    assert stored.route_id == db.session.scalar(sa.select(PostalRoute.id).where(PostalRoute.code == "QNG-01"))
+    assert len(events_of(body["item_id"])) == len(before)
+    with pytest.raises(InvalidInput) as direct:
+        services.move_order(admin(), body["item_id"], "HTI-01")
+    assert direct.value.errors == {"route": [message]}
+    moved = client.post(f"/api/v1/orders/{body['item_id']}/route", json={"route": "QNG-02"}, headers=token)
+    assert moved.status_code == 201 and moved.json["route_code"] == "QNG-02"

@@ -207,6 +207,26 @@ def test_dispatch_lists_an_uncovered_order_and_moving_it_is_recorded(client, aut
     assert "Đơn đã ở tuyến QNG-02 ngày" in text_of(client.get(again.headers["Location"]).get_data(as_text=True))
 
 
+def test_the_dispatch_page_refuses_another_provinces_route_in_words(client, auth):
+    """A national admin's dispatch page lists every route; moving an order of Quảng Ngãi onto Hà
+    Tĩnh's HTI-01 went through. Now refused in Vietnamese, naming both provinces, and the order waits."""
+    order = new_order(client, auth, UNCOVERED, "Thôn Phú Hòa", name="Ngô Văn Xa")
+    login(client, "admin")
+    token = csrf_token(client, "/routes/dispatch")
+    resp = client.post("/routes/dispatch/move", data={"csrf_token": token, "item_id": order.item_id,
+                                                      "route": "HTI-01"})
+    assert resp.status_code == 303
+    page = text_of(client.get(resp.headers["Location"]).get_data(as_text=True))
+    assert ("Tuyến HTI-01 phát ở Tỉnh Hà Tĩnh, còn địa chỉ của đơn ở Tỉnh Quảng Ngãi: hãy chọn một tuyến "
+            "của Tỉnh Quảng Ngãi.") in page, page[:3000]
+    assert "đã được chuyển sang tuyến" not in page and order.item_id in page  # still waiting
+    db.session.rollback()
+    waiting = db.session.get(DeliveryOrder, order.id)
+    assert waiting.route_id is None and waiting.dispatch == "unknown_commune"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OrderEvent)
+                             .where(OrderEvent.order_id == order.id, OrderEvent.reason == "moved")) == 0
+
+
 def test_supervisor_dispatches_a_part_covered_commune(client, auth):
     on_rule = new_order(client, auth, PART_COVERED, "Thôn Trường Thọ, xã Sơn Tịnh")
     assert on_rule.route_id == route_id("QNG-02")  # the demo hamlet rule

@@ -377,9 +377,14 @@ def _outside(actor: Actor, office: PostOffice, home: str | None, what: str) -> s
     routes are those of their province's post offices (route_scope)."""
     if admin_area(actor) is not None:
         return coded("unit_mismatch", f"Outside your province: {what}.")
-    province = unit_index().find(UnitLevel.PROVINCE, home or "", REFORM_DATE)
-    return coded("unit_mismatch", f"Outside {province.name if province else home or '?'}, the province of "
+    return coded("unit_mismatch", f"Outside {_province_name(home)}, the province of "
                                   f"post office {office.code}: {what}.")
+
+
+def _province_name(code: str | None) -> str:
+    """A 2025 province's name ("Tỉnh Quảng Ngãi"), for the messages; its code if unknown."""
+    province = unit_index().find(UnitLevel.PROVINCE, code or "", REFORM_DATE)
+    return province.name if province else code or "?"
 
 
 def _unit_names(unit_ids: Iterable[int]) -> str:
@@ -506,7 +511,8 @@ def move_order(actor: Actor, item_id: str, route_code: str, *, day: dt.date | No
                note: str | None = None) -> OrderEvent:
     """Put an order on another route (or on one for the first time); an event records it. Commits.
 
-    A supervisor may override capacity: moving by hand is how a full day is handled.
+    A supervisor may override capacity: moving by hand is how a full day is handled. The route must be
+    active and of the order's province (its post office's, as of 2025, as coverage is compared).
     """
     _require_dispatcher(actor)
     from delivery_service.orders.services import local_today
@@ -520,6 +526,11 @@ def move_order(actor: Actor, item_id: str, route_code: str, *, day: dt.date | No
     target = get_route(actor, route_code)
     if not target.active:
         raise InvalidInput({"route": [f"Route {target.code} is not active."]})
+    serves, lies_in = office_province(target.post_office), province_code_2025(order.commune_id)
+    if serves is None or serves != lies_in:  # its courier would be sent to another province
+        raise InvalidInput({"route": [coded("unit_mismatch", (
+            f"Route {target.code} serves {_province_name(serves)}; "
+            f"the order's address is in {_province_name(lies_in)}."))]})
     if order.status not in MOVABLE:
         raise Conflict(f"The order is {order.status.value}: it is with a courier or closed, so it cannot "
                        "change route now.", current_status=order.status.value)

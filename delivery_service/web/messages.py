@@ -260,6 +260,10 @@ _MESSAGES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
      _fixed(lambda: gettext("The backup must be another existing route."))),
     (re.compile(r"The backup must be a route of the same post office\."),
      _fixed(lambda: gettext("The backup must be a route of the same post office."))),
+    (re.compile(r"Route (\S+) serves (.+?); the order's address is in (.+)\."),
+     lambda m: gettext("Route %(code)s serves %(province)s, but the order's address is in "
+                       "%(order_province)s: choose a route of %(order_province)s.", code=m.group(1),
+                       province=m.group(2), order_province=m.group(3))),
     (re.compile(r"Route (\S+) is not active\."),
      lambda m: gettext("Route %(code)s is not active.", code=m.group(1))),
     (re.compile(r"The order is (\w+): it is with a courier or closed, so it cannot change route now\."),
