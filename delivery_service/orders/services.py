@@ -947,6 +947,13 @@ def _replay(order: DeliveryOrder, target: Status, client_event_id: str) -> Order
 # --- address corrections -------------------------------------------------------------------------
 
 READDRESSABLE = {Status.CREATED, Status.ASSIGNED, Status.FAILED_ATTEMPT, Status.PICKUP_SCHEDULED}
+ADDRESS_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.COUNTER_STAFF})
+
+
+def address_changeable(actor: Actor, order: DeliveryOrder) -> bool:
+    """Whether ``change_address`` would take a new address for ``order`` (one the actor may see) from
+    ``actor`` now: the same rules, for a page to offer the correction or not."""
+    return actor.role in ADDRESS_ROLES and order.status in READDRESSABLE
 
 
 def change_address(actor: Actor, item_id: str, address: dict[str, Any], *,
@@ -955,7 +962,7 @@ def change_address(actor: Actor, item_id: str, address: dict[str, Any], *,
     An event records it; commits. Counter staff may correct their own counter's orders."""
     from delivery_service.routing import services as routing
 
-    if actor.role not in (Role.ADMIN, Role.SUPERVISOR, Role.COUNTER_STAFF):
+    if actor.role not in ADDRESS_ROLES:
         raise Forbidden("Your role cannot change an order's address.")
     order = db.session.scalar(scope(sa.select(DeliveryOrder), actor)
                               .where(DeliveryOrder.item_id == s10.normalize(item_id))

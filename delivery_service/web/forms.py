@@ -23,7 +23,7 @@ from delivery_service.errors import InvalidInput
 from delivery_service.extensions import db
 from delivery_service.fields import Text, whole_number
 from delivery_service.orders.models import DeliveryOrder, Exemption, Payer
-from delivery_service.orders.schemas import FLAT_FIELDS, OrderIn
+from delivery_service.orders.schemas import FLAT_FIELDS, AddressChangeIn, OrderIn
 from delivery_service.orders.services import ROLE_TARGETS, order_values
 from delivery_service.orders.status import Direction, Status, allowed_targets
 from delivery_service.orgs.models import Counter
@@ -337,3 +337,66 @@ def load_cancel_note(form: Mapping[str, str]) -> tuple[str | None, dict[str, lis
         if "note" in exc.messages and not (form.get("note") or "").strip():
             return None, {"note": [gettext("Write why the order is cancelled.")]}
         return None, translate_errors(exc.messages)  # type: ignore[arg-type]
+
+
+# --- correcting an order's address on its page ---------------------------------------------------
+
+# The address fields of the new-order form, and why the address is corrected (kept in the history)
+ADDRESS_FIELDS = ("province_code", "district_code", "commune_code", "address_detail", "note")
+ADDRESS_LABELS = {**{name: LABELS[name] for name in ADDRESS_FIELDS if name != "note"},
+                  "address": LABELS["address"], "note": _l("Why is the address corrected?")}
+
+
+_ADDRESS_KEYS = {"province_code": "province_code", "district_code": "district_code",  # AddressIn -> form
+                 "commune_code": "commune_code", "detail": "address_detail"}
+
+
+def address_values(order: DeliveryOrder, day: dt.date) -> dict[str, str]:
+    """The order's address as the form shows it; a unit no longer in force on ``day`` (an order made
+    before the 2025 reform) is left to choose again."""
+    by_id = unit_index().by_id
+    values = dict.fromkeys(ADDRESS_FIELDS, "")
+    for name, unit_id in (("province_code", order.province_id), ("district_code", order.district_id),
+                          ("commune_code", order.commune_id)):
+        unit = by_id.get(unit_id) if unit_id is not None else None
+        if unit is not None and unit.valid_on(day):
+            values[name] = unit.code
+    values["address_detail"] = order.address_detail or ""
+    return values
+
+
+def address_form_values(form: Mapping[str, str]) -> dict[str, str]:
+    """The submitted address fields, trimmed and in NFC, as the form shows them again."""
+    return {name: unicodedata.normalize("NFC", (form.get(name) or "").strip()) for name in ADDRESS_FIELDS}
+
+
+def load_address_change(values: Mapping[str, str],
+                        today: dt.date) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
+    """Validate the form with AddressChangeIn (the API's schema): ``(data, {})`` or ``(None, translated
+    errors by field)``. The units are looked up too when the schema refuses something else, so that all
+    mistakes show at once; the order service checks them again."""
+    address = {key: values[name] for key, name in _ADDRESS_KEYS.items() if values.get(name)}
+    payload: dict[str, Any] = {"address": address}
+    if values.get("note"):
+        payload["note"] = values["note"]
+    try:
+        return AddressChangeIn().load(payload), {}
+    except ValidationError as exc:
+        errors = translate_errors(exc.messages)  # type: ignore[arg-type]
+    # marshmallow skips the address's own rule (which fields it needs) while a field fails: run it on the rest
+    rest = {k: v for k, v in address.items() if _ADDRESS_KEYS[k] not in errors}
+    try:
+        AddressChangeIn().load({"address": rest})
+    except ValidationError as exc:
+        for key, messages in translate_errors(exc.messages).items():  # type: ignore[arg-type]
+            errors.setdefault(key, messages)
+    if any(name in errors for name in ("province_code", "district_code", "commune_code")):
+        errors.pop("address", None)  # "give the codes or the text": the fields say which is missing
+    elif values.get("province_code") and values.get("commune_code"):
+        try:
+            resolve_address(values["province_code"], values.get("district_code") or None,
+                            values["commune_code"], today)
+        except InvalidInput as exc:
+            for key, messages in translate_errors(exc.errors).items():
+                errors.setdefault(key, []).extend(messages)
+    return None, errors

@@ -13,6 +13,8 @@ from delivery_service.fields import page_number
 from delivery_service.imports.models import ImportState
 from delivery_service.orders.models import DeliveryOrder
 from delivery_service.orders.services import (
+    address_changeable,
+    change_address,
     change_status,
     create_order,
     get_order,
@@ -168,6 +170,7 @@ def _order_page(found: DeliveryOrder, *, cancel_errors: dict[str, list[str]] | N
                            prints=prints_of(page_actor(), found.item_id),
                            again=sent_again(page_actor(), found),  # a cancelled order's successor
                            can_cancel=forms.can_cancel(page_actor(), found),
+                           can_correct_address=address_changeable(page_actor(), found),
                            cancel_errors=cancel_errors or {}, cancel_note=cancel_note), status
 
 
@@ -189,6 +192,81 @@ def cancel_order(item_id: str):
     else:
         flash(gettext("Order %(item_id)s cancelled.", item_id=found.item_id), "success")
     return redirect(url_for("counter.order", item_id=found.item_id), code=303)
+
+
+@bp.route("/orders/<item_id>/address", methods=["GET", "POST"])
+@desk_required
+def correct_address(item_id: str):
+    """Correct the order's address (orders.services.change_address: the order is placed again on the
+    route covering it). Errors come back beside their fields with status 422 and nothing changed; a
+    status that no longer allows it, the service's refusal, is said on the order's page."""
+    found = get_order(page_actor(), item_id)  # another counter's order: 404
+    if request.method == "GET":
+        if found.item_id != item_id:
+            return redirect(url_for("counter.correct_address", item_id=found.item_id))
+        if not address_changeable(page_actor(), found):
+            flash(_address_locked(found.item_id, found.status), "error")
+            return redirect(url_for("counter.order", item_id=found.item_id), code=303)
+        return _address_form(found, forms.address_values(found, local_today()), {})
+
+    values = forms.address_form_values(request.form)
+    data, errors = forms.load_address_change(values, local_today())
+    if data is not None:
+        try:
+            changed = change_address(page_actor(), found.item_id, data["address"], note=data["note"])
+        except InvalidInput as exc:
+            db.session.rollback()  # nothing of a refused change may be left in the session
+            errors = forms.translate_errors(exc.errors)
+        except Conflict as exc:
+            db.session.rollback()
+            flash(_address_locked(found.item_id, exc.details.get("current_status")), "error")
+            return redirect(url_for("counter.order", item_id=found.item_id), code=303)
+        else:
+            flash(_address_corrected(changed), "success")
+            return redirect(url_for("counter.order", item_id=changed.item_id), code=303)
+    return _address_form(found, values, errors, status=422)
+
+
+def _address_form(found: DeliveryOrder, values: dict[str, str], errors: dict[str, list[str]],
+                  status: int = 200):
+    focus = next((name for name in forms.ADDRESS_FIELDS if name in errors), "province_code")
+    access.opened(page_actor(), "order_page", order_ids=[found.id])  # the page shows the address
+    return render_template(
+        "counter/address_form.html", order=found, values=values, errors=errors, labels=forms.ADDRESS_LABELS,
+        units=forms.address_options(values, local_today()), focus=focus,
+    ), status
+
+
+def _address_locked(item_id: str, current: Status | str | None) -> str:
+    """The service's refusal (``address_locked``), in the reader's words."""
+    from delivery_service.web.display import STATUS
+
+    status = STATUS.get(Status(current), current) if current else ""
+    return gettext("The address of order %(item_id)s was not corrected: its status is now “%(status)s”, and "
+                   "the address of an order that is with a courier or closed can no longer change. Nothing "
+                   "was changed. If the address is wrong, contact the post office.",
+                   item_id=item_id, status=status)
+
+
+def _address_corrected(order: DeliveryOrder) -> str:
+    """What the correction did: the route the order is on now, or why it waits for dispatch."""
+    from delivery_service.printing.services import prints_of
+    from delivery_service.web.display import DISPATCH_REASON
+
+    if order.route is not None:
+        route = " · ".join((order.route.code, order.route.name))
+        said = gettext("The address of order %(item_id)s was corrected. It is on route %(route)s.",
+                       item_id=order.item_id, route=route)
+    elif order.dispatch:
+        said = gettext("The address of order %(item_id)s was corrected. No route takes it (%(reason)s): it "
+                       "waits for the post office to dispatch it.", item_id=order.item_id,
+                       reason=DISPATCH_REASON.get(order.dispatch, order.dispatch))
+    else:
+        said = gettext("The address of order %(item_id)s was corrected. It is not on a route yet: it waits "
+                       "for the post office to dispatch it.", item_id=order.item_id)
+    if prints_of(page_actor(), order.item_id):
+        said += " " + gettext("Its label was printed with the old address: print it again.")
+    return said
 
 
 # --- batch import --------------------------------------------------------------------------------
