@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -410,12 +410,19 @@ def couriers_for(admin: User, office: PostOffice) -> list[User]:
 
 class CourierGroup(NamedTuple):
     """Couriers of one post office (``office``), or of none who drive routes of one province only
-    (``province``, its name as of 2025; both None: of no office and driving no route, who fit any
-    office)."""
+    (``province``, its name as of 2025, ``home`` its code; all None: of no office and driving no
+    route, who fit any office)."""
 
     office: PostOffice | None
     province: str | None
     couriers: list[User]
+    home: str | None = None
+
+
+def office_homes(offices: Iterable[PostOffice]) -> dict[str, str | None]:
+    """{office code: the code of its province as of 2025} (``_home``): what the new route's form
+    narrows its courier groups by, as ``_may_drive`` does."""
+    return {o.code: _home(o) for o in offices}
 
 
 def _province_name(home: str | None) -> str | None:
@@ -442,7 +449,8 @@ def courier_groups(admin: User) -> list[CourierGroup]:
     for user in couriers:
         (own.setdefault(user.post_office_id, []) if user.post_office_id else loose).append(user)
     in_scope = {home: _province_name(home) for home in {_home(o) for o in offices}}
-    groups = [CourierGroup(o, in_scope[_home(o)], _by_name(own[o.id])) for o in offices if o.id in own]
+    groups = [CourierGroup(o, in_scope[_home(o)], _by_name(own[o.id]), _home(o))
+              for o in offices if o.id in own]
     # Those of no office: the ones driving routes are asked ``_may_drive`` of one office of each
     # province (within the admin's scope) where one of their routes is; one who drives in two
     # provinces fits neither. The others drive no route, and fit any office.
@@ -456,7 +464,7 @@ def courier_groups(admin: User) -> list[CourierGroup]:
     for home in sorted(asked, key=lambda h: sort_key(in_scope[h] or "")):
         may_drive = _may_drive(one_office[home], provinces)
         if users := _by_name(db.session.scalars(_couriers(admin, User.id.in_(driving), may_drive))):
-            groups.append(CourierGroup(None, in_scope[home], users))
+            groups.append(CourierGroup(None, in_scope[home], users, home))
     if idle := [u for u in loose if u.id not in driving]:
         groups.append(CourierGroup(None, None, _by_name(idle)))
     return groups

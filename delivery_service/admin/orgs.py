@@ -72,10 +72,10 @@ def _or_404(fn: Any, *args: Any) -> Any:
         abort(404)
 
 
-def _office_choices() -> list[tuple[str, str]]:
-    return [("", "—")] + [
-        (o.code, f"{o.code} · {o.name}") for o in db.session.scalars(svc.offices_query(_admin()))
-    ]
+def _office_choices(offices: list[PostOffice] | None = None) -> list[tuple[str, str]]:
+    if offices is None:
+        offices = list(db.session.scalars(svc.offices_query(_admin())))
+    return [("", "—")] + [(o.code, f"{o.code} · {o.name}") for o in offices]
 
 
 # --- counters ---------------------------------------------------------------------------------------
@@ -263,6 +263,7 @@ def _route_form(route: PostalRoute | None):  # noqa: ANN202
             )
             return redirect(url_for("admin_orgs.routes"), code=303)
     couriers, courier_groups = _courier_choices(route, values)
+    offices = list(db.session.scalars(svc.offices_query(_admin())))
     backups = [("", "—")] + [
         (r.code, f"{r.code} · {r.name}")
         for r in db.session.scalars(svc.routes_query(_admin()))
@@ -273,19 +274,22 @@ def _route_form(route: PostalRoute | None):  # noqa: ANN202
         route=route,
         values=values,
         errors=errors,
-        offices=_office_choices(),
+        offices=_office_choices(offices),
         couriers=couriers,
         courier_groups=courier_groups,
+        # with JavaScript, a new route's couriers narrow to those of the office chosen (its province)
+        office_provinces=svc.office_homes(offices) if courier_groups else {},
         backups=backups,
     ), (422 if errors else 200)
 
 
 def _courier_choices(
     route: PostalRoute | None, values: dict[str, Any]
-) -> tuple[list[tuple[str, str]], list[tuple[str, list[tuple[str, str]]]]]:
+) -> tuple[list[tuple[str, str]], list[tuple[str, dict[str, str], list[tuple[str, str]]]]]:
     """The courier list: a route's, the couriers its post office's routes may have (those of the
     office the form names, once posted); a new route's, grouped by office and province (the office
-    is chosen beside it), as the save checks them (org_services._may_drive)."""
+    is chosen beside it), as the save checks them (org_services._may_drive), each group with what
+    it fits for static/js/admin-routes.js: its office's code, or its province's (none: any office)."""
 
     def option(user: User) -> tuple[str, str]:
         return user.username, f"{user.full_name} ({user.username})"
@@ -301,7 +305,9 @@ def _courier_choices(
                           f"No post office, driving routes in {province}")
             else:
                 name = tr("Chưa thuộc bưu cục nào, chưa phát tuyến nào", "No post office, no route yet")
-            groups.append((name, [option(u) for u in group.couriers]))
+            fits = ({"data-office": group.office.code} if group.office is not None
+                    else {"data-province": group.home or ""} if group.province else {})
+            groups.append((name, fits, [option(u) for u in group.couriers]))
         return [("", "—")], groups
     office = db.session.scalar(svc.offices_query(_admin()).where(
         PostOffice.code == str(values.get("post_office") or "").strip().upper())) or route.post_office
