@@ -279,6 +279,31 @@ def test_address_change_places_the_order_again(client, auth):
     assert loads == {"QNG-01": 0}  # every place taken was given back (QNG-02 has no capacity to count)
 
 
+def test_address_corrected_after_a_failed_attempt_moves_the_order_to_the_route_covering_it(client, auth):
+    """A wrong address is a common reason an attempt fails: once the counter corrects it, the next
+    attempt is on the route covering the new address (the status stays), or the order waits for
+    dispatch; it does not stay on a route that does not cover where it goes."""
+    body = order(client, auth)
+    item_id = body["item_id"]
+    for status in (Status.HANDED_TO_COURIER, Status.OUT_FOR_DELIVERY, Status.FAILED_ATTEMPT):
+        change_status(admin(), item_id, status)
+    moved = client.put(f"/api/v1/orders/{item_id}/address", headers=auth, json={
+        "address": {"province_code": "51", "commune_code": "21172", "detail": "Tổ 3"}})
+    assert moved.status_code == 200, moved.json
+    assert (moved.json["route_code"], moved.json["status"]) == ("QNG-02", "failed_attempt")
+    last = events_of(item_id)[-1]
+    assert (last.status_from, last.status_to, last.reason) == (Status.FAILED_ATTEMPT, Status.FAILED_ATTEMPT,
+                                                                "commune")
+    lost = client.put(f"/api/v1/orders/{item_id}/address", headers=auth,
+                      json={"address": address(uncovered_commune())}).json
+    assert (lost["route_code"], lost["dispatch"], lost["status"]) == (None, "unknown_commune", "failed_attempt")
+    assert events_of(item_id)[-1].reason == "unassigned"
+    assert item_id in [o.item_id for o in services.dispatch_queue(admin())]
+    loads = dict(db.session.execute(sa.select(PostalRoute.code, RouteDayLoad.orders).join(
+        RouteDayLoad, RouteDayLoad.route_id == PostalRoute.id)).all())
+    assert loads == {"QNG-01": 0}  # the first route's place was given back
+
+
 def test_cli_assigns_waiting_orders_and_prints_a_run_without_personal_data(app, client, auth):
     body = order(client, auth, address=address(uncovered_commune()))
     from delivery_service.cli import main

@@ -577,23 +577,25 @@ def place_new_order(order: DeliveryOrder, today: dt.date) -> Placement:
 
 
 def readdress(order: DeliveryOrder, actor: Actor) -> Placement | None:
-    """After an order's address changed (current transaction): place it again if it may move."""
-    if order.status not in (Status.CREATED, Status.ASSIGNED):
+    """After an order's address changed (current transaction): place it again if it may move
+    (``MOVABLE``: not yet with a courier). A new or assigned order becomes assigned or waits for
+    dispatch; one after a failed attempt or with a pickup scheduled keeps its status and goes to the
+    route covering the new address (a wrong address is a common reason the attempt failed), or off its
+    route to wait for dispatch."""
+    if order.status not in MOVABLE:
         return None
     from delivery_service.orders.services import local_today
 
     release(order.route_id, order.run_date)
     day = plan_day(order.run_date or order.appointment_date, local_today())
     got = place(order.commune_id, order.address_detail, day)
-    old_status = order.status
+    old_status, old_route = order.status, order.route_id
     order.route_id, order.run_date = got.route_id, (day if got.route_id else None)
     order.dispatch = None if got.route_id else got.outcome.value
-    order.status = Status.ASSIGNED if got.route_id else Status.CREATED
-    if order.status is not old_status or got.route_id is not None:
-        if old_status is Status.ASSIGNED and order.status is Status.CREATED:
-            reason = "unassigned"
-        else:
-            reason = got.outcome.value
+    if old_status in (Status.CREATED, Status.ASSIGNED):
+        order.status = Status.ASSIGNED if got.route_id else Status.CREATED
+    if order.status is not old_status or got.route_id is not None or old_route is not None:
+        reason = "unassigned" if old_route is not None and got.route_id is None else got.outcome.value
         db.session.add(OrderEvent(**_event(order.id, old_status, order.status, actor, reason, got.route_id,
                                            utcnow())))
     return got
