@@ -713,31 +713,51 @@ def workers(app: Flask, connection: Any | None = None) -> list[dict[str, Any]]:
     return listed
 
 
-def worker_status(app: Flask) -> dict[str, Any]:
-    """What the jobs page says about the background processes: ``mode`` "in_process" (no REDIS_URL:
-    each web process runs the jobs itself) or "rq"; with rq, ``redis`` ("ok" or the error's class) and
-    ``workers`` (``workers``; empty when Redis does not answer). Bounded by REDIS_TIMEOUT_S a call."""
+def worker_status(app: Flask, *, list_workers: bool = True) -> dict[str, Any]:
+    """What the service knows of its background processes: the one answer of /ready, /admin/jobs and a
+    label batch's page. ``mode`` "in_process" (no REDIS_URL: each web process runs the jobs itself) or
+    "rq"; with rq, ``redis`` ("ok" or the error's class), ``workers`` (``workers``; empty when Redis does
+    not answer, or when not ``list_workers``: a ping only) and ``served``, the outbox queues a live,
+    not suspended worker listens to (None when unknown). Bounded by REDIS_TIMEOUT_S a call."""
     if not app.config.get("REDIS_URL"):
-        return {"mode": "in_process", "redis": None, "workers": []}
+        return {"mode": "in_process", "redis": None, "workers": [], "served": None}
     client = app.extensions.setdefault("ready_redis", short_redis(app))
     try:
         client.ping()
-        return {"mode": "rq", "redis": "ok", "workers": workers(app, client)}
-    except Exception as exc:  # noqa: BLE001 (down, frozen, refused: the page says so)
-        return {"mode": "rq", "redis": exc.__class__.__name__, "workers": []}
+        listed = workers(app, client) if list_workers else []
+    except Exception as exc:  # noqa: BLE001 (down, frozen, refused: the callers say so)
+        return {"mode": "rq", "redis": exc.__class__.__name__, "workers": [], "served": None}
+    served = ({queue for w in listed if w["alive"] and w["state"] != "suspended" for queue in w["queues"]}
+              if list_workers else None)
+    return {"mode": "rq", "redis": "ok", "workers": listed, "served": served}
 
 
-def _workers_check(app: Flask, client: Any, waiting: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    """/ready's check of the workers: None while no job has waited WORKER_GRACE_S (a worker or not,
-    nothing is held up, and Redis is not asked); else which waiting queues no live worker listens to."""
-    late = [queue for queue in outbox.QUEUES
+def no_worker_for(app: Flask, queue: str) -> bool:
+    """Whether a job queued now on the outbox ``queue`` waits for a process that is not there: with
+    Redis, when Redis does not answer or no live worker listens to the queue (``worker_status``); never
+    without Redis (the web processes run the jobs). A worker killed outright counts as alive until its
+    heartbeat is older than ``heartbeat_max_age``."""
+    status = worker_status(app)
+    if status["mode"] != "rq":
+        return False
+    return status["redis"] != "ok" or queue not in status["served"]
+
+
+def _workers_check(status: dict[str, Any], waiting: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """/ready's check of the workers, from ``worker_status``: which of the queues whose jobs waited
+    WORKER_GRACE_S no live worker listens to."""
+    late = _late(waiting)
+    return {"alive": [w["name"] for w in status["workers"] if w["alive"]],
+            "waiting": {q: waiting[q] for q in late},
+            "queues_without_worker": [q for q in late if q not in status["served"]],
+            "grace_s": WORKER_GRACE_S}
+
+
+def _late(waiting: dict[str, dict[str, Any]]) -> list[str]:
+    """The queues whose oldest due job has waited WORKER_GRACE_S: before that, a worker or not, nothing
+    is held up (and /ready does not list the workers)."""
+    return [queue for queue in outbox.QUEUES
             if waiting.get(queue, {}).get("oldest_due_s", 0) > WORKER_GRACE_S]
-    if not late:
-        return None
-    alive = [w for w in workers(app, client) if w["alive"]]
-    served = {queue for w in alive if w["state"] != "suspended" for queue in w["queues"]}
-    return {"alive": [w["name"] for w in alive], "waiting": {q: waiting[q] for q in late},
-            "queues_without_worker": [q for q in late if q not in served], "grace_s": WORKER_GRACE_S}
 
 
 def readiness(app: Flask, *, node: bool = False) -> tuple[bool, dict[str, Any]]:
@@ -772,20 +792,17 @@ def readiness(app: Flask, *, node: bool = False) -> tuple[bool, dict[str, Any]]:
         checks["database"] = exc.__class__.__name__
         reasons.append("database unreachable")
     if app.config.get("REDIS_URL"):
-        client = app.extensions.setdefault("ready_redis", short_redis(app))
-        try:
-            client.ping()
-            checks["redis"] = "ok"
-            # Jobs handed to rq with no worker alive to run them wait for good: say so within
-            # WORKER_GRACE_S, not after JOBS_BACKLOG_MAX_AGE_S.
-            found = _workers_check(app, client, waiting)
-            if found is not None:
-                checks["workers"] = found
-                if found["queues_without_worker"]:
-                    (shared if node else reasons).append("no background worker alive for the waiting jobs")
-        except Exception as exc:  # noqa: BLE001
-            checks["redis"] = exc.__class__.__name__
+        # Jobs handed to rq with no worker alive to run them wait for good: say so within
+        # WORKER_GRACE_S, not after JOBS_BACKLOG_MAX_AGE_S (the workers are listed only then).
+        late = bool(_late(waiting))
+        status = worker_status(app, list_workers=late)
+        checks["redis"] = status["redis"]
+        if status["redis"] != "ok":
             (shared if node else reasons).append("redis unreachable")
+        elif late:
+            found = checks["workers"] = _workers_check(status, waiting)
+            if found["queues_without_worker"]:
+                (shared if node else reasons).append("no background worker alive for the waiting jobs")
     if shared:
         checks["warnings"] = shared
     return not reasons, {"status": "ready" if not reasons else "not ready", "reasons": reasons, **checks}

@@ -147,16 +147,23 @@ def batch_file(job_id: int):
 @manifests.route("", methods=["POST"])
 @manifests.arguments(ManifestIn())
 @manifests.response(201, ManifestOut)
+@manifests.alt_response(200, schema=ManifestOut, description=(
+    "counter_to_courier: the same items for the same route were handed over on a manifest already "
+    "(a retry, a double click, two staff printing the bag's manifest): that manifest, unchanged"))
+@manifests.doc(responses={"409": {"description": (
+    "already_handed_over: some of the items were handed to the route's courier on another manifest, "
+    "or with other items (handed_over names the manifests and items): an item is handed over once")}})
 def create_manifest(data: dict[str, Any]):
     """Record a handover of a batch of items (counter → courier, courier → agency or counter)."""
-    manifest = services.create_manifest(
+    result = services.create_manifest(
         current_actor(),
         kind=data["kind"].value,
         item_ids=data["item_ids"],
         route=data.get("route"),
         note=data.get("note"),
     )
-    return manifest, 201, {"Location": f"/api/v1/manifests/{manifest.code}.pdf"}
+    code = result.manifest.code
+    return result.manifest, 201 if result.created else 200, {"Location": f"/api/v1/manifests/{code}.pdf"}
 
 
 @manifests.route("/<code>.pdf", methods=["GET"])

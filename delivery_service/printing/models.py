@@ -119,6 +119,22 @@ manifest_items = sa.Table(
 )
 
 
+# The handover of an order to a route's courier (counter_to_courier), once: the manifest that records
+# it. An item is handed to a route's courier once, so a second manifest listing it for that route is
+# refused, and the same manifest asked for again (a double click, a retry, two staff printing the
+# bag's manifest) is that manifest, printed again. Its key holds when two requests race; the route is
+# in it because a supervisor may move an item not yet handed over to another route, whose courier then
+# takes it on a manifest of their own (the first one no longer matches the item's route).
+manifest_handovers = sa.Table(
+    "manifest_handovers",
+    db.metadata,
+    sa.Column("order_id", ID, sa.ForeignKey("delivery_orders.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("route_id", ID, primary_key=True),  # as handed over (no key: history)
+    sa.Column("manifest_id", ID, sa.ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False,
+              index=True),
+)
+
+
 class Manifest(db.Model):
     """A handover manifest (biên bản giao nhận) of a batch of items, with its own code."""
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, post_dump, validate
 
 from delivery_service.fields import QueryArgs, Text
 from delivery_service.printing.models import JobState, LabelFormat, ManifestKind
-from delivery_service.printing.services import SIZES, left_out
+from delivery_service.printing.services import NO_WORKER, SIZES, left_out, no_worker
 
 FORMAT = fields.String(
     validate=validate.OneOf([f.value for f in LabelFormat]),
@@ -66,9 +66,21 @@ class PrintJobOut(Schema):
     file = fields.Function(
         lambda j: f"/api/v1/labels/batches/{j.id}/file" if j.state is JobState.DONE else None
     )
+    # Filled in by _worker (one look at the workers for both)
+    no_worker = fields.Boolean(dump_only=True, metadata={
+        "description": "True while the batch waits (pending) and no print worker is running: Redis does not "
+                       "answer, or no live rq worker listens to its queue. Said at once, not after "
+                       "JOBS_STALL_S; always false when the service runs its jobs itself (no Redis)"})
+    notice = fields.String(dump_only=True, allow_none=True, metadata={
+        "description": f"What to do while no_worker: \"{NO_WORKER}\"; else null"})
 
     def _left_out(self, job: Any) -> list[str]:
         return [o.item_id for o in left_out(job)]
+
+    @post_dump(pass_original=True)
+    def _worker(self, data: dict[str, Any], job: Any, **_kwargs: Any) -> dict[str, Any]:
+        missing = no_worker(job)
+        return {**data, "no_worker": missing, "notice": NO_WORKER if missing else None}
 
 
 class PrintBatchOut(PrintJobOut):

@@ -29,7 +29,7 @@ from delivery_service.courier.services import delivery_code, on_result_leg, to_c
 from delivery_service.db import utcnow
 from delivery_service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from delivery_service.extensions import db
-from delivery_service.jobs import enqueue_after_commit
+from delivery_service.jobs import enqueue_after_commit, no_worker_for
 from delivery_service.localtime import local_moment, local_now
 from delivery_service.orders.models import DeliveryOrder, Exemption, OrderEvent, window_text
 from delivery_service.orders.services import get_order, scope
@@ -44,6 +44,7 @@ from delivery_service.printing.models import (
     Manifest,
     ManifestKind,
     PrintJob,
+    manifest_handovers,
     manifest_items,
 )
 from delivery_service.routing.services import sequenced_stops
@@ -64,6 +65,10 @@ JOB_TIMEOUT = 1800
 RUN_JOB = "delivery_service.printing.services:run_print_job"
 ON_FAILURE = "delivery_service.printing.services:mark_job_failed"
 MAX_ATTEMPTS = 3  # times a print job is queued before the sweeper gives up on it
+QUEUE = "interactive"  # the outbox queue of RUN_JOB: someone waits for the file
+# What a batch's page (in the reader's language) and the API (as is) say while it waits for a print
+# worker that is not running.
+NO_WORKER = "No print worker is running: tell the administrator."
 
 
 @dataclass(frozen=True)
@@ -348,7 +353,7 @@ def start_batch(actor: Actor, *, counter_id: int, item_ids: Sequence[str] | None
                    public_base_url=links.public_base_url())  # the worker prints the asker's links
     db.session.add(job)
     db.session.flush()
-    enqueue_after_commit(RUN_JOB, job.id, 1, timeout=JOB_TIMEOUT, on_failure=ON_FAILURE)
+    enqueue_after_commit(RUN_JOB, job.id, 1, timeout=JOB_TIMEOUT, on_failure=ON_FAILURE, queue=QUEUE)
     db.session.commit()
     db.session.refresh(job)  # an in-process job (no Redis) has finished it already
     return BatchResult(None, job, left_out, remaining)
@@ -378,6 +383,14 @@ def get_job(actor: Actor, job_id: int) -> PrintJob:
     if job is None or not _sees_jobs_of(actor, job.counter_id):
         raise NotFound(f"No print job {job_id}")
     return job
+
+
+def no_worker(job: PrintJob) -> bool:
+    """Whether the batch waits for a print worker that is not running: not started yet, with Redis, and
+    Redis does not answer or no live worker listens to its queue (jobs.no_worker_for, what /ready and
+    /admin/jobs read). Its page and the API say so at once, not after JOBS_STALL_S; never without Redis
+    (the web processes run the batches)."""
+    return job.state is JobState.PENDING and no_worker_for(current_app, QUEUE)
 
 
 def recent_jobs(actor: Actor, counter_id: int, limit: int = 10) -> list[PrintJob]:
@@ -594,7 +607,7 @@ def sweep_stalled(now: dt.datetime, *, stale_after: dt.timedelta | None = None,
         PrintJob, JobState, now, stale_after=stale_after or stall_after(), max_attempts=max_attempts,
         pending_after=pending_after, reset={"done": 0},
         requeue=lambda job_id, attempt: enqueue_after_commit(RUN_JOB, job_id, attempt, timeout=JOB_TIMEOUT,
-                                                             on_failure=ON_FAILURE),
+                                                             on_failure=ON_FAILURE, queue=QUEUE),
         failed_error=lambda _job_id, attempts: (
             f"{STALLED_PREFIX} {times(attempts)} (killed or out of memory); no label of this batch is "
             "recorded as printed: print the batch again, in smaller batches if it keeps stopping."))
@@ -666,10 +679,22 @@ def _line(order: DeliveryOrder, *, window: bool = True) -> lm.ManifestLine:
                                window=window_text(order) if window else None)
 
 
+@dataclass(frozen=True)
+class ManifestResult:
+    """The manifest recorded, or (``created`` False) the one that recorded the same handover before."""
+
+    manifest: Manifest
+    created: bool
+
+
 def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: str | None = None,
-                    note: str | None = None) -> Manifest:
+                    note: str | None = None) -> ManifestResult:
     """Record a handover of these items; commits. Counter staff hand their counter's items to a
-    route's courier; couriers hand dossiers to agencies or returns back to the counter."""
+    route's courier; couriers hand dossiers to agencies or returns back to the counter.
+
+    An item is handed to a route's courier once (``manifest_handovers``): the same items for the same
+    route again answer the manifest made then (its note as first written), and an item already on
+    another of the route's manifests is a Conflict (``already_handed_over``) naming it."""
     try:
         manifest_kind = ManifestKind(kind)
     except ValueError:
@@ -717,18 +742,75 @@ def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: 
                 errors["item_ids"].append(f"… and {more} more.")
     if errors:
         raise InvalidInput(errors)
+    handover = manifest_kind is ManifestKind.COUNTER_TO_COURIER and route_row is not None
+    order_ids, route_id = [o.id for o in orders], route_row.id if route_row else None
+    for _attempt in range(3):
+        if handover:
+            earlier = _handed_over(order_ids, route_id)
+            if earlier is not None:
+                return ManifestResult(earlier, created=False)
+        try:
+            made = _record_manifest(actor, manifest_kind, orders, route_id, note)
+            return ManifestResult(made, created=True)
+        except sa.exc.IntegrityError:
+            # Another request recorded one of these handovers meanwhile (PostgreSQL: this insert
+            # waited for its commit): start again, and find it.
+            db.session.rollback()
+            orders = list(db.session.scalars(sa.select(DeliveryOrder).where(DeliveryOrder.id.in_(order_ids))))
+            orders.sort(key=lambda o: order_ids.index(o.id))
+    raise Conflict("The manifest could not be recorded: other manifests of these items were being recorded "
+                   "at the same time. Try again.")
+
+
+def _record_manifest(actor: Actor, kind: ManifestKind, orders: Sequence[DeliveryOrder],
+                     route_id: int | None, note: str | None) -> Manifest:
+    """Insert the manifest, its lines and (counter to courier) its handovers; commits. IntegrityError
+    when one of the handovers is recorded already (manifest_handovers' key)."""
     counters = {o.counter_id for o in orders}
-    manifest = Manifest(code="pending", kind=manifest_kind,
-                        counter_id=counters.pop() if len(counters) == 1 else None,
-                        route_id=route_row.id if route_row else None, created_by_id=actor.user_id,
-                        client_id=actor.client_id, actor_label=actor.label, note=note)
+    manifest = Manifest(code="pending", kind=kind, counter_id=counters.pop() if len(counters) == 1 else None,
+                        route_id=route_id, created_by_id=actor.user_id, client_id=actor.client_id,
+                        actor_label=actor.label, note=note)
     db.session.add(manifest)
     db.session.flush()
     manifest.code = f"BB{local_now():%y%m%d}{manifest.id:06d}"
     db.session.execute(sa.insert(manifest_items), [
         {"manifest_id": manifest.id, "order_id": o.id, "position": n} for n, o in enumerate(orders, start=1)])
+    if kind is ManifestKind.COUNTER_TO_COURIER and route_id is not None:
+        db.session.execute(sa.insert(manifest_handovers), [
+            {"order_id": o.id, "route_id": route_id, "manifest_id": manifest.id} for o in orders])
     db.session.commit()
     return manifest
+
+
+def _handed_over(order_ids: Sequence[int], route_id: int) -> Manifest | None:
+    """The manifest that handed exactly these orders to the route's courier (the same handover asked for
+    again: that manifest), None when none of them was handed to it; Conflict, naming the manifests,
+    when some were, on other manifests or with other items."""
+    rows = db.session.execute(
+        sa.select(manifest_handovers.c.order_id, Manifest.id, Manifest.code)
+        .join(Manifest, Manifest.id == manifest_handovers.c.manifest_id)
+        .where(manifest_handovers.c.route_id == route_id, manifest_handovers.c.order_id.in_(list(order_ids)))
+        .order_by(Manifest.id, manifest_handovers.c.order_id)).all()
+    if not rows:
+        return None
+    manifest_ids = {row.id for row in rows}
+    if len(manifest_ids) == 1:
+        manifest_id = manifest_ids.pop()
+        listed = set(db.session.scalars(sa.select(manifest_items.c.order_id)
+                                        .where(manifest_items.c.manifest_id == manifest_id)))
+        if listed == set(order_ids):
+            return db.session.get(Manifest, manifest_id)
+    items = dict(db.session.execute(sa.select(DeliveryOrder.id, DeliveryOrder.item_id)
+                                    .where(DeliveryOrder.id.in_([row.order_id for row in rows]))).all())
+    on: dict[str, list[str]] = {}
+    for row in rows:
+        on.setdefault(row.code, []).append(items[row.order_id])
+    route = route_code(route_id)
+    listed_text = "; ".join(f"{', '.join(ids[:20])} on {code}" for code, ids in on.items())
+    raise Conflict(f"Already handed over to route {route}'s courier on another manifest: {listed_text}. An "
+                   "item is handed over once: print that manifest again, or leave these items out.",
+                   error="already_handed_over", route=route,
+                   handed_over=[{"manifest": code, "item_ids": ids} for code, ids in on.items()])
 
 
 def _off_route(order: DeliveryOrder, route: PostalRoute) -> str:

@@ -130,7 +130,7 @@ def job(job_id: int):
     remaining = services.still_to_print(page_actor(), found.counter_id) if full else 0
     return render_template("printing/job.html", job=found, running=running,
                            left_out=services.left_out(found), remaining=remaining,
-                           max_batch=services.MAX_BATCH)
+                           max_batch=services.MAX_BATCH, no_worker=services.no_worker(found))
 
 
 @bp.get("/counter/labels/jobs/<int:job_id>/file")
@@ -167,15 +167,33 @@ def create_manifest():
     back = "printing.returns_page" if kind is ManifestKind.COURIER_TO_COUNTER else "printing.labels_page"
     counter_id = whole_number(request.form.get("counter_id")) if current_user.role.value == "admin" else None
     try:
-        manifest = services.create_manifest(page_actor(), kind=kind.value, item_ids=items,
-                                            route=request.form.get("route") or None,
-                                            note=request.form.get("note") or None)
-    except (InvalidInput, Conflict) as exc:
+        result = services.create_manifest(page_actor(), kind=kind.value, item_ids=items,
+                                          route=request.form.get("route") or None,
+                                          note=request.form.get("note") or None)
+    except Conflict as exc:
+        db.session.rollback()
+        flash(_handed_over(exc) if exc.error == "already_handed_over" else _problem(exc), "error")
+        return redirect(url_for(back, counter_id=counter_id), code=303)
+    except InvalidInput as exc:
         db.session.rollback()
         flash(_problem(exc), "error")
         return redirect(url_for(back, counter_id=counter_id), code=303)
-    flash(gettext("Manifest %(code)s recorded.", code=manifest.code), "success")
-    return redirect(url_for("printing.manifest_pdf", code=manifest.code), code=303)
+    code = result.manifest.code
+    if result.created:
+        flash(gettext("Manifest %(code)s recorded.", code=code), "success")
+    else:
+        flash(gettext("These items were handed over on manifest %(code)s already: here it is again.",
+                      code=code), "success")
+    return redirect(url_for("printing.manifest_pdf", code=code), code=303)
+
+
+def _handed_over(exc: Conflict) -> str:
+    """services.create_manifest's already_handed_over, in the reader's language."""
+    return " ".join(gettext(
+        "%(items)s: handed over to route %(route)s's courier on manifest %(code)s already. "
+        "An item is handed over once: print that manifest again, or untick these items.",
+        items=", ".join(on["item_ids"]), route=exc.details["route"], code=on["manifest"])
+        for on in exc.details["handed_over"])
 
 
 @bp.get("/counter/manifests/<code>.pdf")
