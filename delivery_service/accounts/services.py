@@ -258,18 +258,23 @@ def actor_for_token(token: str) -> Actor | None:
 
 # How long a worker trusts its copy of a logged-in user's row (every page and courier request needs
 # it). A log-out, password change or deactivation in this process drops the copy at once
-# (``_forget_session_user``); in another worker the old row serves at most this long.
+# (``_forget_session_user``); in another worker the old row serves at most this long, unless the
+# session cookie itself shows the row has moved on (``session_user``'s ``version``).
 SESSION_USER_SECONDS = 1.0
 
 
-def session_user(user_id: int) -> User | None:
+def session_user(user_id: int, version: Any = None) -> User | None:
     """The active user of a session cookie (Flask-Login's user loader): from a per-process copy at
     most ``SESSION_USER_SECONDS`` old, merged into this request's session without a query (the
-    cached-object recipe of ``Session.merge(load=False)``), else read."""
+    cached-object recipe of ``Session.merge(load=False)``), else read. ``version``: the session
+    version the cookie carries; a copy older than it is stale (the password was just changed in
+    another worker, which renewed this cookie), and the row is read again: otherwise this worker
+    would end the session the change had just renewed, or ask for the new password again."""
     cache: dict[int, tuple[float, User]] = current_app.extensions.setdefault("session_users", {})
     now = time.monotonic()
     hit = cache.get(user_id)
-    if hit is not None and hit[0] > now:
+    if hit is not None and hit[0] > now and not (
+            isinstance(version, int) and version > hit[1].session_version):
         return db.session.merge(hit[1], load=False)
     user = db.session.get(User, user_id)
     if user is None or not user.active:

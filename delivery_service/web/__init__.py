@@ -24,6 +24,7 @@ def register(app: Flask) -> None:
     """Wire log-in, the page blueprints, the language switch and the template helpers."""
     from delivery_service.accounts.models import User
     from delivery_service.accounts.services import session_user
+    from delivery_service.accounts.views import SESSION_VERSION
     from delivery_service.accounts.views import bp as auth_bp
     from delivery_service.admin.audit import bp as admin_audit_bp
     from delivery_service.admin.clients import bp as admin_clients_bp
@@ -52,7 +53,7 @@ def register(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
-        return session_user(int(user_id)) if user_id.isdigit() else None
+        return session_user(int(user_id), session.get(SESSION_VERSION)) if user_id.isdigit() else None
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(counter_bp)
