@@ -262,6 +262,7 @@ def _sqlite_pragmas(app: Flask) -> None:
         return
     from pathlib import Path
 
+    from delivery_service.db import private_file
     from delivery_service.extensions import db
 
     with app.app_context():
@@ -269,11 +270,11 @@ def _sqlite_pragmas(app: Flask) -> None:
 
     @sa.event.listens_for(engine, "do_connect")
     def _make_folder(_dialect, _record, cargs, _cparams):  # noqa: ANN001, ANN202
-        # The database's folder (instance/ by default) is made when it is first opened, so that a
-        # command that never opens it (``--help``) writes nothing.
+        # The database's folder (instance/ by default) and file are made when it is first opened, so
+        # that a command that never opens it (``--help``) writes nothing; readable by this account only.
         database = engine.url.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(database))
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # noqa: ANN001

@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from delivery_service.db import private_file
 from delivery_service.extensions import db
 
 FORMAT = 1
@@ -73,8 +74,10 @@ def _backend() -> str:
 # -- taking a backup ------------------------------------------------------------------------------
 
 def backup(to_dir: Path) -> tuple[Path, dict[str, Any]]:
-    """Write a backup archive into ``to_dir``; returns its path and its manifest."""
-    to_dir.mkdir(parents=True, exist_ok=True)
+    """Write a backup archive into ``to_dir``; returns its path and its manifest. The archive holds
+    citizens' personal data: it is readable by this account only (0600), whatever the umask, and a
+    folder made for it is too (0700; an existing folder keeps the modes its operator gave it)."""
+    to_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     backend = _backend()
     created = dt.datetime.now(dt.UTC)
     stamp = created.strftime("%Y%m%dT%H%M%SZ")
@@ -117,7 +120,9 @@ def backup(to_dir: Path) -> tuple[Path, dict[str, Any]]:
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         archive = to_dir / f"delivery-backup-{stamp}.tar"
         partial = to_dir / f".{archive.name}.partial"
-        with tarfile.open(partial, "w") as tar:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a partial file left by a killed run keeps its mode otherwise
+        with os.fdopen(fd, "wb") as fh, tarfile.open(fileobj=fh, mode="w") as tar:
             for member in [MANIFEST, *members]:
                 tar.add(stage / member, arcname=member, recursive=False)
         os.replace(partial, archive)
@@ -280,7 +285,7 @@ def _file_target(member: str) -> Path:
 
 def _restore_sqlite(source_path: Path) -> None:
     target = _sqlite_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_file(target)
     source = sqlite3.connect(source_path)
     dest = sqlite3.connect(target, timeout=30)
     try:

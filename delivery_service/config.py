@@ -488,7 +488,7 @@ def keep_instance_secret(instance_path: str) -> str:
     on one secret and neither ever reads a half-written file.
     """
     instance = Path(instance_path)
-    instance.mkdir(parents=True, exist_ok=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)  # the secret, and by default the database
     path = instance / "secret_key"
     if not path.exists():
         tmp = instance / f".secret_key.{os.getpid()}"

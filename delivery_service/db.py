@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -30,6 +32,18 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
+
+
+def private_file(path: Path) -> None:
+    """Before SQLite first opens ``path``: its folder is made readable by this account only (0700)
+    and the file is made empty with mode 0600 (an empty file is an empty database to SQLite, whose
+    journal files then take its mode), whatever the umask: the database holds citizens' names, phones
+    and ID numbers. An existing file or folder keeps the modes its operator gave it."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def utcnow() -> dt.datetime:
