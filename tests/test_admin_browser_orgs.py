@@ -90,7 +90,13 @@ def test_admin_creates_a_counter_a_route_an_api_client_and_changes_a_failure_rea
         token = page.locator("#token").inner_text().strip()
         assert token.startswith("dsk_")
         _clean(page, watch)
-        page.click("text=Đã sao chép, quay lại")
+        page.reload()  # F5: the page after the redirect, without the token; no second client
+        assert token not in page.content() and page.locator("#secret-gone").count() == 1
+        db.session.remove()
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ApiClient)
+                                 .where(ApiClient.name == "iGate Cẩm Thành")) == 1
+        db.session.remove()
+        page.click("text=Quay lại danh sách")
         page.wait_for_url("**/admin/clients")
         assert token not in page.content() and "iGate Cẩm Thành" in page.content()
         _clean(page, watch)

@@ -125,6 +125,8 @@ def test_api_token_and_signing_secret_pages_in_english(client):
     login(client, "admin")
     token = csrf_token(client, "/admin/clients")
     resp = client.post("/admin/clients?lang=en", data={"csrf_token": token, "name": "iGate Thử", "counter": "QNG-TTHCC"})
+    assert resp.status_code == 303
+    resp = client.get(resp.headers["Location"])
     page = _text(resp.get_data(as_text=True))
     assert resp.status_code == 200 and _h1(resp.get_data(as_text=True)) == "API token of iGate Thử"
     assert "The token is shown this once" in page and "Khóa chỉ hiện một lần này" not in page
@@ -132,6 +134,8 @@ def test_api_token_and_signing_secret_pages_in_english(client):
     client_id = db.session.scalar(sa.select(sa.func.max(ApiClient.id)))
     resp = client.post(f"/admin/clients/{client_id}/webhook?lang=vi",
                        data={"csrf_token": token, "url": "https://93.184.216.34/hooks"})
+    assert resp.status_code == 303
+    resp = client.get(resp.headers["Location"])
     assert resp.status_code == 200 and _h1(resp.get_data(as_text=True)) == "Khóa ký webhook của iGate Thử"
     assert "The signing secret is shown this once" not in _text(resp.get_data(as_text=True))
     listing = _text(client.get("/admin/clients?lang=en").get_data(as_text=True))

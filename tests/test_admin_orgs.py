@@ -217,10 +217,11 @@ def test_other_roles_may_not_open_the_administration(client):
 
 def _new_client(client, counter: str = "QNG-TTHCC") -> tuple[int, str]:  # noqa: ANN001
     resp = _post(client, "/admin/clients", name="iGate Quảng Ngãi", counter=counter)
-    html = resp.get_data(as_text=True)
-    assert resp.status_code == 200, html[:2000]
-    token = re.search(r'<pre class="pre" id="token">([^<]+)</pre>', html).group(1)
+    assert resp.status_code == 303, resp.get_data(as_text=True)[:2000]
     client_id = db.session.scalar(sa.select(sa.func.max(ApiClient.id)))
+    assert resp.headers["Location"].endswith(f"/admin/clients/{client_id}/token")
+    html = client.get(resp.headers["Location"]).get_data(as_text=True)
+    token = re.search(r'<pre class="pre" id="token">([^<]+)</pre>', html).group(1)
     return client_id, token
 
 
@@ -244,7 +245,10 @@ def test_api_client_token_is_shown_once_stored_as_a_hash_and_refused_once_revoke
     assert resp.status_code == 422 and _error(html, "name") and _error(html, "counter")
 
 
-def _secret(html: str) -> str:
+def _secret(client, resp) -> str:  # noqa: ANN001
+    """The signing secret on the page a webhook form redirects to."""
+    assert resp.status_code == 303, resp.get_data(as_text=True)[:2000]
+    html = client.get(resp.headers["Location"]).get_data(as_text=True)
     return re.search(r'<pre class="pre" id="secret">([^<]+)</pre>', html).group(1)
 
 
@@ -262,7 +266,7 @@ def test_webhook_is_set_paused_resumed_and_its_secret_rotated_with_an_overlap(cl
         resp = _post(client, f"/admin/clients/{client_id}/webhook", "/admin/clients", url="ftp://nowhere")
         assert resp.status_code == 422 and _error(resp.get_data(as_text=True), f"url-{client_id}")
         resp = _post(client, f"/admin/clients/{client_id}/webhook", "/admin/clients", url=receiver.url)
-        old = _secret(resp.get_data(as_text=True))
+        old = _secret(client, resp)
         assert client.post("/api/v1/orders", json=order_payload(), headers=api).status_code == 201
         run_due()
         first = receiver.requests[-1]
@@ -278,7 +282,7 @@ def test_webhook_is_set_paused_resumed_and_its_secret_rotated_with_an_overlap(cl
         assert len(receiver.requests) == sent + 1
         # Rotation with a day's overlap: both secrets verify; X-Webhook-Signature stays the old one's.
         resp = _post(client, f"/admin/clients/{client_id}/webhook/rotate", "/admin/clients", overlap_hours="24")
-        new = _secret(resp.get_data(as_text=True))
+        new = _secret(client, resp)
         assert new != old
         assert client.post("/api/v1/orders", json=order_payload(), headers=api).status_code == 201
         run_due()

@@ -1,20 +1,22 @@
 """Administration of API clients (the counters' one-stop software): create with the token shown
-once, revoke, and their webhook: address, pause and resume, the signing secret's rotation with an
-overlap. The delivery log stays on the webhooks page (webhooks.index)."""
+once (after a redirect: ``shown_once``), revoke, and their webhook: address, pause and resume, the
+signing secret's rotation with an overlap. The delivery log stays on the webhooks page
+(webhooks.index)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from delivery_service.accounts.models import ApiClient, Role, User
 from delivery_service.accounts.services import Actor
-from delivery_service.admin import in_language, tr
+from delivery_service.admin import in_language, shown_once, tr
 from delivery_service.admin import org_services as svc
 from delivery_service.admin.scope import province_of, unit_in_province
+from delivery_service.db import utcnow
 from delivery_service.errors import InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.localtime import local_today
@@ -89,10 +91,39 @@ def _refused(client: ApiClient, exc: InvalidInput):  # noqa: ANN202
                   status=422)
 
 
-def _secret_page(client: ApiClient, secret: str, until: Any):  # noqa: ANN202
-    """The new webhook signing secret, shown once."""
-    return render_template("admin/clients_secret.html", client=client, token=None, secret=secret, until=until,
-                           province=province_of(_admin()))
+# What a secret shown once is, per page: (subject, the page's endpoint).
+TOKEN, WEBHOOK_SECRET = "api-token", "webhook-secret"
+SECRET_PAGES = {TOKEN: "admin_clients.token", WEBHOOK_SECRET: "admin_clients.webhook_secret"}
+
+
+def _show_once(client: ApiClient, kind: str, secret: str):  # noqa: ANN202
+    """Answer a form that made a token or a signing secret with a redirect to the page that shows it
+    once (Post/Redirect/Get): reloading that page posts nothing again, and shows the secret no more.
+    The caller has made the change; it is committed here with the secret held."""
+    admin = _admin()
+    subject = f"{kind}:{client.id}"
+    token, pad = shown_once.hold(admin, secret, subject=subject, user_id=admin.id)
+    db.session.commit()
+    shown_once.remember(subject, token, pad)
+    return redirect(url_for(SECRET_PAGES[kind], client_id=client.id), code=303)
+
+
+def _secret_page(client_id: int, kind: str):  # noqa: ANN202
+    """The token or signing secret held for this client, once; afterwards "shown once already"."""
+    client = _client(client_id)
+    admin = _admin()
+    subject, secret = f"{kind}:{client.id}", None
+    held = shown_once.recall(subject)
+    if held is not None:
+        secret = shown_once.take(admin, *held, subject=subject, user_id=admin.id)
+        db.session.commit()
+    endpoint = db.session.scalar(sa.select(WebhookEndpoint).where(WebhookEndpoint.api_client_id == client.id))
+    until = endpoint.previous_secret_until if kind == WEBHOOK_SECRET and endpoint else None
+    response = make_response(render_template(
+        "admin/clients_secret.html", client=client, kind=kind, secret=secret,
+        until=until if until and until > utcnow() else None, province=province_of(admin)))
+    response.headers["Cache-Control"] = "no-store"  # neither the browser nor a proxy keeps the page
+    return response
 
 
 @bp.get("")
@@ -109,11 +140,22 @@ def create():
     except InvalidInput as exc:
         db.session.rollback()
         return _index(request.form.to_dict(), in_language(exc.errors), status=422)
-    db.session.commit()
-    # The token is in this page only: never stored, logged, flashed or put in the session.
-    return render_template(
-        "admin/clients_secret.html", client=client, token=token, secret=None, province=province_of(_admin())
-    )
+    # The token is shown once on the next page: never logged, flashed or put in the session as is.
+    return _show_once(client, TOKEN, token)
+
+
+@bp.get("/<int:client_id>/token")
+@admin_required
+def token(client_id: int):
+    """A new client's API token, once."""
+    return _secret_page(client_id, TOKEN)
+
+
+@bp.get("/<int:client_id>/webhook/secret")
+@admin_required
+def webhook_secret(client_id: int):
+    """A webhook's new signing secret (saved address or rotation), once."""
+    return _secret_page(client_id, WEBHOOK_SECRET)
 
 
 @bp.post("/<int:client_id>/revoke")
@@ -140,8 +182,7 @@ def set_webhook(client_id: int):
         secret = svc.set_webhook(_admin(), client, request.form.get("url", ""), ip=request.remote_addr)
     except InvalidInput as exc:
         return _refused(client, exc)
-    db.session.commit()
-    return _secret_page(client, secret, None)
+    return _show_once(client, WEBHOOK_SECRET, secret)
 
 
 @bp.post("/<int:client_id>/webhook/clear")
@@ -211,12 +252,11 @@ def set_report_scope(client_id: int):
 def rotate_secret(client_id: int):
     client = _client(client_id)
     try:
-        secret, until = svc.rotate_webhook_secret(
+        secret, _until = svc.rotate_webhook_secret(
             _admin(), client, request.form.get("overlap_hours", ""), ip=request.remote_addr
         )
     except NotFound:
         abort(404)
     except InvalidInput as exc:
         return _refused(client, exc)
-    db.session.commit()
-    return _secret_page(client, secret, until)
+    return _show_once(client, WEBHOOK_SECRET, secret)

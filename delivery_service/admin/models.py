@@ -1,5 +1,6 @@
-"""What the administration pages keep for a moment: a temporary password between the form that set it
-and the page that shows it once."""
+"""What the administration pages keep for a moment: a secret (a temporary password, a new API token,
+a webhook signing secret) between the form that made it and the page that shows it once
+(``admin.shown_once``)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from delivery_service.extensions import db
 
 
 class ShownOnce(db.Model):
-    """A temporary password waiting to be shown once to the admin who set it (Post/Redirect/Get).
+    """A secret waiting to be shown once to the admin who made it (Post/Redirect/Get).
 
     Stored sealed: XORed with a one-time pad of its length that only the admin's session cookie
-    holds (with the token whose SHA-256 is the key here), so neither the database nor the cookie
-    alone reveals it. Deleted when shown; one that was never shown is useless after ``expires_at``
-    and swept at the next reset."""
+    holds (with the token whose SHA-256, with what the secret is, is the key here), so neither the
+    database nor the cookie alone reveals it. ``user_id``: the account whose password it is, or the
+    admin's own for an API client's token or signing secret. Deleted when shown; one that was never
+    shown is useless after ``expires_at`` and swept when the next one is kept."""
 
     __tablename__ = "shown_once"
 

@@ -9,7 +9,6 @@ event with the fields before and after (never a password or its hash). The calle
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 import secrets
 from collections.abc import Iterator
@@ -21,9 +20,7 @@ from flask import current_app
 
 from delivery_service.accounts.models import AuditEvent, Role, User
 from delivery_service.accounts.services import Actor, end_sessions, hash_password, password_problems, record
-from delivery_service.admin import scope
-from delivery_service.admin.models import ShownOnce
-from delivery_service.db import utcnow
+from delivery_service.admin import scope, shown_once
 from delivery_service.errors import InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.localtime import day_start, local_today
@@ -339,50 +336,17 @@ def reset_password(admin: User, user: User, *, password: str | None = None,
     return secret if generated else None
 
 
-SHOWN_ONCE_FOR = dt.timedelta(minutes=10)  # a temporary password waits this long for its page
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def hold_password(admin: User, user: User, password: str, *,
                   now: dt.datetime | None = None) -> tuple[str, str]:
     """Keep a generated temporary password for the page that shows it once, after the redirect that
-    answers the form (Post/Redirect/Get). Returns a token and the pad the password is sealed with
-    (hex): both for the admin's session only, as neither reveals it without the row stored here.
-    Passwords left unshown past SHOWN_ONCE_FOR are swept."""
-    now = now or utcnow()
-    db.session.execute(sa.delete(ShownOnce).where(ShownOnce.expires_at < now))
-    token, data = secrets.token_urlsafe(32), password.encode()
-    pad = secrets.token_bytes(len(data))
-    db.session.add(ShownOnce(token_hash=_digest(token), admin_id=admin.id, user_id=user.id,
-                             sealed=bytes(a ^ b for a, b in zip(data, pad, strict=True)),
-                             expires_at=now + SHOWN_ONCE_FOR))
-    db.session.flush()
-    return token, pad.hex()
+    answers the form (``shown_once``). Returns a token and a pad, for the admin's session only."""
+    return shown_once.hold(admin, password, subject=f"password:{user.id}", user_id=user.id, now=now)
 
 
 def take_password(admin: User, user_id: int, token: str, pad: str, *,
                   now: dt.datetime | None = None) -> str | None:
-    """The password ``hold_password`` kept for ``admin`` and the user, once: it is deleted as it is
-    read (one statement, so two reloads at once cannot both have it). None when it was shown already,
-    has expired, or was not kept for this admin and user."""
-    now = now or utcnow()
-    row = db.session.execute(
-        sa.delete(ShownOnce)
-        .where(ShownOnce.token_hash == _digest(token), ShownOnce.admin_id == admin.id,
-               ShownOnce.user_id == user_id)
-        .returning(ShownOnce.sealed, ShownOnce.expires_at)).first()
-    if row is None or row.expires_at < now:
-        return None
-    try:
-        key = bytes.fromhex(pad)
-    except ValueError:
-        return None
-    if len(key) != len(row.sealed):
-        return None
-    return bytes(a ^ b for a, b in zip(row.sealed, key, strict=True)).decode(errors="replace")
+    """The password ``hold_password`` kept for ``admin`` and the user, once (``shown_once.take``)."""
+    return shown_once.take(admin, token, pad, subject=f"password:{user_id}", user_id=user_id, now=now)
 
 
 def _login_limits(user: User) -> Iterator[tuple[Any, str, str]]:

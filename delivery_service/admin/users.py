@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from delivery_service.accounts.models import Role, User
-from delivery_service.admin import tr
+from delivery_service.admin import shown_once, tr
 from delivery_service.admin import user_services as svc
 from delivery_service.errors import InvalidInput, NotFound
 from delivery_service.extensions import db
@@ -167,17 +167,13 @@ def create():
     return redirect(url_for("admin_users.show", user_id=user.id), code=303)
 
 
-# The session's entry for the temporary password page: a token and a pad, never the password (the
-# cookie is signed, not encrypted); the sealed password waits in the database (user_services).
-SHOWN_ONCE = "admin_shown_once"
-
-
 def _show_once(user: User, password: str, done: str):
     """Answer a form that generated a password with a redirect to the page that shows it once
-    (Post/Redirect/Get): reloading that page resubmits nothing, and shows the password no more."""
+    (Post/Redirect/Get, ``shown_once``): reloading that page resubmits nothing, and shows the
+    password no more."""
     token, pad = svc.hold_password(_me(), user, password)
     db.session.commit()
-    session[SHOWN_ONCE] = {"user": user.id, "token": token, "pad": pad}
+    shown_once.remember(f"password:{user.id}", token, pad)
     flash(done, "success")
     return redirect(url_for("admin_users.temporary_password", user_id=user.id), code=303)
 
@@ -188,10 +184,9 @@ def temporary_password(user_id: int):
     """The generated temporary password, once; a reload (or another tab) says it was shown already."""
     user = _user(user_id)
     password = None
-    held = session.get(SHOWN_ONCE)
-    if isinstance(held, dict) and held.get("user") == user_id:
-        session.pop(SHOWN_ONCE)
-        password = svc.take_password(_me(), user_id, str(held.get("token")), str(held.get("pad")))
+    held = shown_once.recall(f"password:{user_id}")
+    if held is not None:
+        password = svc.take_password(_me(), user_id, *held)
         db.session.commit()
     response = make_response(render_template("admin/user_password.html", user=user, password=password))
     response.headers["Cache-Control"] = "no-store"  # neither the browser nor a proxy keeps the page

@@ -1,0 +1,106 @@
+"""What an outside review of the administration pages found (December 2026): a reload of the page
+that shows a new API token or signing secret made another one; destructive buttons name what they
+act on before acting; "khóa" meant both "deactivated" and "locked out"; province names said twice;
+a raw setting and repository paths on pages for staff; links and sentences sending a province admin
+to pages that answer 403."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+from conftest import csrf_token, login
+from test_admin_orgs import _events, _province_admin
+from test_webhooks import Receiver
+
+from delivery_service.accounts.models import ApiClient
+from delivery_service.admin.models import ShownOnce
+from delivery_service.extensions import db
+
+
+def _post(client, path: str, form_path: str = "/admin/clients", **data: str):  # noqa: ANN001, ANN202
+    return client.post(path, data={"csrf_token": csrf_token(client, form_path), **data})
+
+
+def _clients() -> int:
+    db.session.expire_all()
+    return db.session.scalar(sa.select(sa.func.count()).select_from(ApiClient))
+
+
+# --- 1. a secret is shown once, after a redirect --------------------------------------------------
+
+def test_a_new_api_token_is_shown_once_after_a_redirect_and_a_reload_makes_no_second_client(client):
+    login(client, "admin")
+    before = _clients()
+    resp = _post(client, "/admin/clients", name="iGate Quảng Ngãi", counter="QNG-TTHCC")
+    # The form is answered with a redirect: the browser's reload repeats the GET, not the POST.
+    assert resp.status_code == 303
+    client_id = db.session.scalar(sa.select(sa.func.max(ApiClient.id)))
+    page = resp.headers["Location"]
+    assert page.endswith(f"/admin/clients/{client_id}/token")
+    shown = client.get(page)
+    html = shown.get_data(as_text=True)
+    token = re.search(r'<pre class="pre" id="token">([^<]+)</pre>', html).group(1)
+    assert token.startswith("dsk_") and shown.headers["Cache-Control"] == "no-store"
+    assert token not in resp.headers["Location"]
+    reloaded = client.get(page).get_data(as_text=True)  # F5
+    assert token not in reloaded and 'id="secret-gone"' in reloaded and "đã được hiện một lần" in reloaded
+    assert _clients() == before + 1 and len(_events("api_client.create")) == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ShownOnce)) == 0  # taken as shown
+    assert client.get("/api/v1/orders", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_a_webhook_signing_secret_is_shown_once_and_a_reload_does_not_rotate_it(client):
+    receiver = Receiver()
+    try:
+        login(client, "admin")
+        _post(client, "/admin/clients", name="iGate Quảng Ngãi", counter="QNG-TTHCC")
+        client_id = db.session.scalar(sa.select(sa.func.max(ApiClient.id)))
+        secrets_shown = []
+        for path, data, action in ((f"/admin/clients/{client_id}/webhook", {"url": receiver.url}, "webhook.update"),
+                                   (f"/admin/clients/{client_id}/webhook/rotate", {"overlap_hours": "24"},
+                                    "webhook.rotate_secret")):
+            resp = _post(client, path, **data)
+            assert resp.status_code == 303, path
+            page = resp.headers["Location"]
+            assert page.endswith(f"/admin/clients/{client_id}/webhook/secret")
+            html = client.get(page).get_data(as_text=True)
+            secret = re.search(r'<pre class="pre" id="secret">([^<]+)</pre>', html).group(1)
+            assert secret.startswith("whsec_")
+            secrets_shown.append(secret)
+            reloaded = client.get(page).get_data(as_text=True)
+            assert secret not in reloaded and 'id="secret-gone"' in reloaded
+            assert len(_events(action)) == 1, action  # the reload changed nothing
+        assert secrets_shown[0] != secrets_shown[1]
+        # the rotation's page says until when the old secret still signs
+        assert "Khóa ký cũ vẫn ký các yêu cầu đến" in reloaded
+    finally:
+        receiver.close()
+
+
+def test_a_secret_kept_for_one_client_is_not_shown_on_another_clients_page(client):
+    login(client, "admin")
+    _post(client, "/admin/clients", name="iGate A", counter="QNG-TTHCC")
+    first = db.session.scalar(sa.select(sa.func.max(ApiClient.id)))
+    client.get(f"/admin/clients/{first}/token")
+    resp = _post(client, "/admin/clients", name="iGate B", counter="QNG-TTHCC")
+    second = db.session.scalar(sa.select(sa.func.max(ApiClient.id)))
+    html = client.get(f"/admin/clients/{first}/token").get_data(as_text=True)
+    assert 'id="token"' not in html and 'id="secret-gone"' in html
+    html = client.get(f"/admin/clients/{second}/webhook/secret").get_data(as_text=True)
+    assert 'id="secret"' not in html
+    # ... and the one kept for the second client is still there for its own page
+    assert 'id="token"' in client.get(resp.headers["Location"]).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_province_admin_cannot_open_another_provinces_token_page(app, client):
+    login(client, "admin")
+    _post(client, "/admin/clients", name="iGate Quảng Ngãi", counter="QNG-TTHCC")
+    client_id = db.session.scalar(sa.select(sa.func.max(ApiClient.id)))
+    assert client.get(f"/admin/clients/{client_id}/webhook/secret").status_code == 200
+    client = app.test_client()
+    _province_admin(client)  # Hà Tĩnh
+    assert client.get(f"/admin/clients/{client_id}/token").status_code == 404
+    assert client.get(f"/admin/clients/{client_id}/webhook/secret").status_code == 404
