@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+from typing import Any
 
 import click
 from flask import current_app
@@ -221,13 +222,16 @@ def users() -> None:
     """Staff accounts."""
 
 
+ROLES = ["counter_staff", "courier", "supervisor", "district_officer", "admin"]
+
+
 @users.command("create")
-@click.option("--role", required=True,
-              type=click.Choice(["counter_staff", "courier", "supervisor", "district_officer", "admin"]))
+@click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--username", required=True)
 @click.option("--full-name", required=True)
 @click.option("--counter", "counter_code", help="Counter code (counter staff).")
-@click.option("--area", "area_code", help="Administrative unit code (district officers).")
+@click.option("--area", "area_code", help="Administrative unit code (district officers); a province's code "
+              "makes an admin a province admin.")
 @click.option("--office", "office_code", help="Post office code (supervisors).")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @with_appcontext
@@ -248,6 +252,78 @@ def users_create(role: str, username: str, full_name: str, counter_code: str | N
         sys.exit(2)
     db.session.commit()
     click.echo(f"created user {user.username} ({user.role.value})")
+
+
+def _operator() -> Any:
+    """Who acts from the command line: a national administrator, audited as ``cli:<OS account>``."""
+    import getpass
+
+    from delivery_service.accounts.models import Role, User
+
+    return User(username=f"cli:{getpass.getuser()}", role=Role.ADMIN)
+
+
+def _user_named(username: str) -> Any:
+    import sqlalchemy as sa
+
+    from delivery_service.accounts.models import User
+    from delivery_service.extensions import db
+
+    user = db.session.scalar(sa.select(User).where(User.username == username.strip().lower()))
+    if user is None:
+        click.echo(f"no user {username}", err=True)
+        sys.exit(1)
+    return user
+
+
+@users.command("list")
+@click.option("--role", type=click.Choice(ROLES))
+@with_appcontext
+def users_list(role: str | None) -> None:
+    """User names, roles and states (no names of people: they stay on the pages)."""
+    import sqlalchemy as sa
+
+    from delivery_service.accounts.models import User
+    from delivery_service.admin.user_services import is_locked
+    from delivery_service.extensions import db
+
+    query = sa.select(User).order_by(User.role, User.username)
+    if role:
+        query = query.where(User.role == role)
+    for user in db.session.scalars(query):
+        state = "active" if user.active else "deactivated"
+        if user.active and is_locked(user):
+            state += ", locked after failed log-ins"
+        scope = " province admin" if user.role.value == "admin" and user.area_unit_id else ""
+        click.echo(f"{user.username}\t{user.role.value}{scope}\t{state}")
+
+
+@users.command("reset-password")
+@click.argument("username")
+@with_appcontext
+def users_reset_password(username: str) -> None:
+    """Give USERNAME a new temporary password, printed once: they choose their own at the next log-in
+    (their sessions end). For an administrator who lost theirs; audited as cli:<your OS account>."""
+    from delivery_service.admin.user_services import reset_password
+    from delivery_service.extensions import db
+
+    secret = reset_password(_operator(), _user_named(username))
+    db.session.commit()
+    click.echo(f"temporary password for {username} (shown once; they must change it at the next log-in):")
+    click.echo(secret)
+
+
+@users.command("unlock")
+@click.argument("username")
+@with_appcontext
+def users_unlock(username: str) -> None:
+    """Let USERNAME log in again at once after too many failed log-ins."""
+    from delivery_service.admin.user_services import unlock
+    from delivery_service.extensions import db
+
+    was_locked = unlock(_operator(), _user_named(username))
+    db.session.commit()
+    click.echo(f"{username} unlocked" if was_locked else f"{username} was not locked")
 
 
 @main.group()

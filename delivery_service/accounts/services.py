@@ -25,7 +25,7 @@ from delivery_service.db import utcnow
 from delivery_service.errors import InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.orgs.models import Counter
-from delivery_service.units.models import AdminUnit
+from delivery_service.units.models import AdminUnit, UnitLevel
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "dsk"
@@ -175,7 +175,7 @@ def create_user(*, username: str, full_name: str, password: str, role: Role,
         counter = db.session.scalar(sa.select(Counter).where(Counter.code == (counter_code or "")))
         if counter is None:
             errors["counter"] = ["Counter staff need an existing counter code."]
-    if role is Role.DISTRICT_OFFICER:
+    if role is Role.DISTRICT_OFFICER or (role is Role.ADMIN and area_code):
         from delivery_service.orders.services import local_today
 
         today = local_today()
@@ -188,6 +188,8 @@ def create_user(*, username: str, full_name: str, password: str, role: Role,
             errors["area"] = [f"{former} no longer exists (units valid before 1 Jul 2025); give the code of "
                               "a current province or commune." if former else
                               "District officers need the code of a current administrative unit."]
+        elif role is Role.ADMIN and area.level is not UnitLevel.PROVINCE:
+            errors["area"] = ["A province admin's area is a province: give a province's code."]
     office = None
     if post_office_code or role is Role.SUPERVISOR:
         from delivery_service.orgs.models import PostOffice

@@ -216,7 +216,8 @@ SYSTEM_ACTOR = _l("System (automatic)")
 
 
 def actor_name(label: str | None) -> str:
-    """Who did something, as people know them: a user's full name, "System", or the API client's name.
+    """Who did something, as people know them: a user's full name, "System", the API client's name, or
+    the operator's OS account for a command run on the server.
 
     Events and prints keep the actor's account name (accounts.services.Actor.label); the full names
     of one page are read in one query per request.
@@ -227,6 +228,8 @@ def actor_name(label: str | None) -> str:
         return str(SYSTEM_ACTOR)
     if label.startswith("api:"):
         return gettext("%(name)s (API)", name=label[4:])
+    if label.startswith("cli:"):  # an operator's command (delivery-service users …), by OS account
+        return gettext("%(name)s (command line)", name=label[4:])
     names: dict[str, str] | None = g.get("_actor_names")
     if names is None:
         names = g._actor_names = {}
