@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, render_template, request
@@ -91,6 +92,53 @@ FIELDS = {
     "token_prefix": ("Đầu mã khóa", "Token prefix"),
     "revoked": ("Đã thu hồi", "Revoked"),
     "webhook_url": ("Địa chỉ webhook", "Webhook address"),
+    "webhook_active": ("Webhook đang gửi", "Webhook sending"),
+    "old_secret_valid_until": ("Khóa ký cũ còn dùng đến", "Old signing secret valid until"),
+    "overlap_hours": ("Số giờ dùng song song hai khóa", "Hours both secrets sign"),
+    "report_unit_id": ("Phạm vi báo cáo", "Reporting scope"),
+    # counters and post offices (admin.org_services COUNTER_FIELDS, OFFICE_FIELDS)
+    "level": ("Cấp", "Level"),
+    "unit": ("Đơn vị hành chính", "Administrative unit"),
+    "hotline": ("Đường dây nóng", "Hotline"),
+    "label_format": ("Định dạng nhãn", "Label format"),
+    "label_size": ("Khổ nhãn", "Label size"),
+    "label_requires_route": ("Chỉ in nhãn cho đơn đã có tuyến", "Labels only for orders on a route"),
+    "address": ("Địa chỉ", "Address"),
+    "latitude": ("Vĩ độ", "Latitude"),
+    "longitude": ("Kinh độ", "Longitude"),
+    # message templates, personal data exports
+    "text": ("Nội dung", "Text"),
+    "zns_template_id": ("Mã mẫu ZNS", "ZNS template id"),
+    "by": ("Tìm theo", "Found by"),
+    "orders": ("Các đơn", "Orders"),
+    "count": ("Số đơn", "Number of orders"),
+    # business rules (rules.services.as_values)
+    "FAILURE_REASONS": ("Lý do phát không thành công", "Failure reasons"),
+    "RETIRED_REASONS": ("Lý do ngừng dùng", "Retired reasons"),
+    "DELIVERY_TARGET_DAYS": ("Số ngày phát sau ngày hẹn trả", "Days after the appointment date"),
+    "DELIVERY_TARGET_WORKING_DAYS": ("Tính theo ngày làm việc", "Count working days"),
+    "MAX_FAILED_ATTEMPTS": ("Số lần phát không thành công tối đa", "Maximum failed attempts"),
+    "CORRECTION_WINDOW_MIN": ("Thời gian được sửa sự kiện (phút)", "Correction window (minutes)"),
+    "DELIVERY_ID_CHECK": ("Kiểm tra danh tính khi phát", "Identity check at delivery"),
+    "REPORT_BANDS": ("Dải màu báo cáo", "Report colour bands"),
+}
+# field: {stored code: (Vietnamese, English)}: the coded values the audited fields hold.
+VALUES = {
+    "level": {
+        "province_centre": ("Trung tâm PVHCC tỉnh", "Province centre"),
+        "district": ("Bộ phận một cửa cấp huyện", "District counter"),
+        "commune": ("Bộ phận một cửa cấp xã", "Commune counter"),
+    },
+    "label_format": {"pdf": ("PDF", "PDF"), "zpl": ("ZPL (máy in nhãn)", "ZPL (label printer)")},
+    "label_size": {"100x150": ("100 × 150 mm", "100 × 150 mm"), "100x100": ("100 × 100 mm", "100 × 100 mm"),
+                   "a6": ("A6", "A6"), "a4": ("A4", "A4")},
+    "second_factor": {"totp": ("mã từ ứng dụng xác thực", "authenticator code"),
+                      "recovery": ("mã dự phòng", "recovery code"), "wrong": ("mã sai", "wrong code")},
+    "by": {"phone": ("Số điện thoại", "Phone number"), "dossier": ("Mã hồ sơ", "Dossier code")},
+    "password": {"generated": ("tạo tự động", "generated"),
+                 "set by administrator": ("quản trị viên đặt", "set by an administrator")},
+    # a rule's kind (routing.models.PartKind), inside a route's "rules"
+    "rules": {"hamlet": ("thôn/ấp/xóm", "hamlet"), "street": ("đường/phố", "street")},
 }
 
 
@@ -104,13 +152,50 @@ def object_label(object_type: str | None) -> str:
     return label(OBJECT_TYPES, object_type)
 
 
-def _people(object_ids: list[str | None]) -> dict[str, tuple[str, str]]:
-    """(user name, full name) of the users an audit page names, by id as the events store it."""
-    ids = {n for i in object_ids if (n := whole_number(i)) is not None}
-    if not ids:
+# object_type: the model whose rows the events name, shown by their code (a user: user name and full name)
+def _models() -> dict[str, Any]:
+    from delivery_service.accounts.models import ApiClient
+    from delivery_service.orgs.models import Counter, PostalRoute, PostOffice
+    from delivery_service.reports.models import ReportArea
+
+    return {"user": (User, User.username, User.full_name), "counter": (Counter, Counter.code, Counter.name),
+            "post_office": (PostOffice, PostOffice.code, PostOffice.name),
+            "route": (PostalRoute, PostalRoute.code, PostalRoute.name),
+            "report_area": (ReportArea, ReportArea.code, ReportArea.name),
+            "api_client": (ApiClient, ApiClient.name, ApiClient.name)}
+
+
+def _objects(events: list[Any]) -> dict[tuple[str, str], tuple[str, str]]:
+    """{(object type, id as the events store it): (code, name)} of the objects an audit page names
+    that still exist, in one query for the page (a deleted one is not there: the page shows its id)."""
+    models = _models()
+    wanted: dict[str, set[int]] = {}
+    for e in events:
+        if e.object_type in models and (n := whole_number(e.object_id)) is not None:
+            wanted.setdefault(e.object_type, set()).add(n)
+    if not wanted:
         return {}
-    return {str(uid): (name, full or name) for uid, name, full in db.session.execute(
-        sa.select(User.id, User.username, User.full_name).where(User.id.in_(ids)))}
+    selects = [sa.select(sa.literal(kind).label("kind"), model.id.label("id"), code.label("code"),
+                         name.label("name")).where(model.id.in_(sorted(ids)))
+               for kind, ids in wanted.items() for model, code, name in [models[kind]]]
+    rows = db.session.execute(selects[0] if len(selects) == 1 else sa.union_all(*selects))
+    return {(kind, str(row_id)): (code, name or code) for kind, row_id, code, name in rows}
+
+
+def object_name(object_type: str | None, object_id: str | None) -> str:
+    """An object with no row to look up, as people read it: a message template's kind."""
+    if object_type == "notification_template" and object_id:
+        from delivery_service.notifications.texts import KIND_LABELS
+
+        return label(KIND_LABELS, object_id)
+    if object_type in ("business_rules", "privacy_export"):  # one set of rules; an export names no row
+        return ""
+    return object_id or ""
+
+
+def deleted(object_type: str | None) -> bool:
+    """Whether an object of this type missing from ``_objects`` was deleted (its id is shown)."""
+    return object_type in _models()
 
 
 def field_label(field: str) -> str:
@@ -118,25 +203,66 @@ def field_label(field: str) -> str:
 
 
 def value_label(field: str, value: object) -> str:
-    """A before/after value as people read it: yes/no, a role's name, a dash for nothing."""
+    """A before/after value as people read it: yes/no, a role's, a counter level's or a label size's
+    name, a route rule's kind in words, a dash for nothing; a code with no name as it is."""
     from delivery_service.web.display import ROLE
 
     if value is None or value == "":
         return "—"
     if isinstance(value, bool):
         return tr("Có", "Yes") if value else tr("Không", "No")
-    if isinstance(value, list):  # a route's communes or rules, an area's communes
+    if field == "FAILURE_REASONS" and isinstance(value, list):  # [{code, label, label_en}]
+        return "; ".join(_reason(r) if isinstance(r, dict) else str(r) for r in value) or "—"
+    if field == "rules" and isinstance(value, list):  # "commune code | kind | name"
+        return "; ".join(_rule(str(r)) for r in value) or "—"
+    if isinstance(value, list):  # a route's or an area's communes, an export's orders
         return "; ".join(map(str, value)) or "—"
+    if isinstance(value, dict):  # REPORT_BANDS: {figure: thresholds}
+        from delivery_service.admin.rules import BAND_LABELS
+
+        return "; ".join(f"{label(BAND_LABELS, str(k))}: "
+                         f"{', '.join(map(str, v)) if isinstance(v, list) else v}"
+                         for k, v in value.items()) or "—"
     if field == "role":
         try:
             return str(ROLE[Role(value)])
         except ValueError:
             return str(value)
     if field == "password":
-        return {"generated": tr("tạo tự động", "generated"),
-                "set by administrator": tr("quản trị viên đặt", "set by an administrator"),
-                }.get(str(value), "…")
+        return label(VALUES["password"], str(value)) if str(value) in VALUES["password"] else "…"
+    if field == "DELIVERY_ID_CHECK":
+        from delivery_service.admin.rules import ID_CHECK_LABELS
+
+        return label(ID_CHECK_LABELS, str(value))
+    if field == "report_unit_id":  # an administrative unit's id: its code and name (unit index, no query)
+        from delivery_service.units.services import unit_index
+
+        unit = unit_index().by_id.get(value) if isinstance(value, int) else None
+        return f"{unit.code} · {unit.name}" if unit else str(value)
+    if field == "old_secret_valid_until":
+        from delivery_service.web.display import format_moment
+
+        try:
+            return format_moment(dt.datetime.fromisoformat(str(value)))
+        except ValueError:
+            return str(value)
+    if field in VALUES:
+        return label(VALUES[field], str(value))
     return str(value)
+
+
+def _reason(reason: dict[str, Any]) -> str:
+    """A failure reason as the rules keep it, {code, label, label_en}: its code and its label."""
+    vi = str(reason.get("label") or "")
+    return f"{reason.get('code')}: {tr(vi, str(reason.get('label_en') or vi))}"
+
+
+def _rule(line: str) -> str:
+    """A route rule as the audit keeps it, "commune code | hamlet | name", with its kind in words."""
+    parts = line.split(" | ", 2)
+    if len(parts) == 3:
+        parts[1] = label(VALUES["rules"], parts[1])
+    return " | ".join(parts)
 
 
 def _date(raw: str | None) -> dt.date | None:
@@ -159,9 +285,9 @@ def index():
     actions = sorted_vi(set(svc.known_actions()) | set(ACTIONS), key=action_label)
     query = {**args, "from": date_from.isoformat() if date_from else "",
              "to": date_to.isoformat() if date_to else ""}
-    users = _people([e.object_id for e in page.rows if e.object_type == "user"])
+    objects = _objects(page.rows)
     object_types = sorted_vi(set(OBJECT_TYPES) | set(svc.known_object_types()), key=object_label)
-    return render_template("admin/audit.html", page=page, query=query, actions=actions, users=users,
+    return render_template("admin/audit.html", page=page, query=query, actions=actions, objects=objects,
                            object_types=object_types, object_label=object_label,
                            action_label=action_label, field_label=field_label, value_label=value_label,
-                           changes=svc.changes)
+                           object_name=object_name, deleted=deleted, changes=svc.changes)
