@@ -14,7 +14,7 @@ from conftest import csrf_token, login
 from test_admin_orgs import _events, _province_admin
 from test_webhooks import Receiver
 
-from delivery_service.accounts.models import ApiClient
+from delivery_service.accounts.models import ApiClient, User
 from delivery_service.admin.models import ShownOnce
 from delivery_service.extensions import db
 
@@ -104,3 +104,35 @@ def test_a_province_admin_cannot_open_another_provinces_token_page(app, client):
     _province_admin(client)  # Hà Tĩnh
     assert client.get(f"/admin/clients/{client_id}/token").status_code == 404
     assert client.get(f"/admin/clients/{client_id}/webhook/secret").status_code == 404
+
+
+# --- 3. "deactivated" is not "locked" -----------------------------------------------------------
+
+def _user_id(username: str) -> int:
+    return db.session.scalar(sa.select(User.id).where(User.username == username))
+
+
+def test_deactivated_is_called_ngung_hoat_dong_and_khoa_is_kept_for_the_log_in_lock(client):
+    login(client, "admin")
+    supervisor, counter, me = _user_id("supervisor"), _user_id("counter"), _user_id("admin")
+    page = client.get(f"/admin/users/{counter}").get_data(as_text=True)
+    assert ">Ngừng hoạt động tài khoản</button>" in page
+    assert 'data-confirm="Ngừng hoạt động tài khoản «counter»' in page
+    resp = _post(client, f"/admin/users/{supervisor}/deactivate", f"/admin/users/{supervisor}")
+    page = client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "Đã ngừng hoạt động tài khoản; mọi phiên đăng nhập" in page
+    assert '<span class="badge badge-bad">Ngừng hoạt động</span>' in page and ">Cho hoạt động lại</button>" in page
+    listing = client.get("/admin/users?active=0").get_data(as_text=True)
+    assert '<option value="0" selected>Ngừng hoạt động</option>' in listing
+    assert '<span class="badge badge-bad">Ngừng hoạt động</span>' in listing
+    resp = _post(client, f"/admin/users/{me}/deactivate", f"/admin/users/{me}")
+    page = client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "Bạn không thể ngừng hoạt động tài khoản của chính mình." in page
+    resp = _post(client, f"/admin/users/{supervisor}/reactivate", f"/admin/users/{supervisor}")
+    assert "Đã cho tài khoản hoạt động lại." in client.get(resp.headers["Location"]).get_data(as_text=True)
+    for path in ("/admin/users", "/admin/users?active=0", f"/admin/users/{supervisor}", f"/admin/users/{counter}"):
+        html = client.get(path).get_data(as_text=True)
+        # "khóa" on these pages is only the log-in lock (Khóa đăng nhập / Mở khóa đăng nhập)
+        assert "Đã khóa" not in html and "khóa tài khoản" not in html.lower(), path
+    english = client.get(f"/admin/users/{counter}?lang=en").get_data(as_text=True)
+    assert ">Deactivate</button>" in english and "Ngừng" not in english

@@ -56,7 +56,7 @@ MESSAGES_VI = {
     "Full name must be 1-200 characters.": "Họ và tên dài 1–200 ký tự.",
     "Choose a role.": "Hãy chọn vai trò.",
     "You cannot change your own role or scope.": "Bạn không thể đổi vai trò hay phạm vi của chính mình.",
-    "You cannot deactivate your own account.": "Bạn không thể khóa tài khoản của chính mình.",
+    "You cannot deactivate your own account.": "Bạn không thể ngừng hoạt động tài khoản của chính mình.",
 }
 
 
@@ -232,8 +232,8 @@ def _set_active(user_id: int, active: bool):
         flash(" ".join(translate(exc.errors)["active"]), "error")
         return redirect(url_for("admin_users.show", user_id=user_id), code=303)
     db.session.commit()
-    flash(tr("Đã mở lại tài khoản.", "Account reactivated.") if active else
-          tr("Đã khóa tài khoản; mọi phiên đăng nhập của người này đã kết thúc.",
+    flash(tr("Đã cho tài khoản hoạt động lại.", "Account reactivated.") if active else
+          tr("Đã ngừng hoạt động tài khoản; mọi phiên đăng nhập của người này đã kết thúc.",
              "Account deactivated; all of its sessions have ended."), "success")
     return redirect(url_for("admin_users.show", user_id=user_id), code=303)
 
