@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from flask import request
 from flask_smorest import Blueprint
 
 from delivery_service.api import current_actor, protected
@@ -88,7 +89,7 @@ def set_coverage(data: dict[str, Any], code: str):
     if "return_to_office" in data:
         kwargs["return_to_office"] = data["return_to_office"]
     try:
-        route = services.set_coverage(current_actor(), code, **kwargs)
+        route = services.set_coverage(current_actor(), code, **kwargs, ip=request.remote_addr)
     except InvalidInput as exc:
         raise InvalidInput(_api_fields(exc.errors)) from None
     return _with_coverage([route])[0]

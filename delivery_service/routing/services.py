@@ -607,8 +607,10 @@ def _clean_phrase(text: str) -> str:
 
 def set_coverage(actor: Actor, code: str, *, communes: Sequence[int] | None = None,
                  rules: Sequence[dict[str, Any]] | None = None, capacity: int | None | type = ...,
-                 backup: str | None | type = ..., return_to_office: bool | None = None) -> PostalRoute:
-    """Replace a route's coverage and settings (what is passed); commits. Refuses a route left
+                 backup: str | None | type = ..., return_to_office: bool | None = None,
+                 ip: str | None = None) -> PostalRoute:
+    """Replace a route's coverage and settings (what is passed); commits; the audit event carries
+    ``ip``, the address the change came from. Refuses a route left
     covering nothing, a backup outside the office (an administrator's: outside its province) or
     itself, unknown communes, a rule that repeats another (at the repeat's name, saying which:
     ``repeated_rule``); from anyone, a commune (whole or of a rule) or a backup route of another
@@ -701,7 +703,7 @@ def set_coverage(actor: Actor, code: str, *, communes: Sequence[int] | None = No
     changed = [k for k in after if after[k] != before[k]]
     if changed:
         record("route.coverage", actor=actor, object_type="route", object_id=route.id,
-               before={k: before[k] for k in changed}, after={k: after[k] for k in changed})
+               before={k: before[k] for k in changed}, after={k: after[k] for k in changed}, ip=ip)
     db.session.commit()
     invalidate_routes()
     return route

@@ -232,7 +232,7 @@ def coverage_form(actor: Any, route: PostalRoute, *, action: str, done: str):
                 services.set_coverage(actor, route.code, communes=sorted(values["communes"]), rules=rules,
                                       capacity=_capacity(values["capacity_per_day"]),
                                       backup=values["backup"] or None,
-                                      return_to_office=not values["open_run"])
+                                      return_to_office=not values["open_run"], ip=request.remote_addr)
             except InvalidInput as exc:
                 db.session.rollback()
                 errors = _coverage_errors(exc.errors, rules, lines)

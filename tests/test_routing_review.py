@@ -1,0 +1,66 @@
+"""Outside review of the routing pages: a coverage change's audit event keeps the address it came
+from; after saving coverage each user is told what they themselves can do about the orders waiting
+for dispatch; the dispatch page offers each order only the routes of its own province. On SQLite
+and PostgreSQL."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import sqlalchemy as sa
+from conftest import csrf_token, login
+from test_province_admin import _province_admin
+from test_web_routing import UNCOVERED, new_order, route_id, text_of
+
+from delivery_service.accounts.models import AuditEvent
+from delivery_service.extensions import db
+
+ADDRESS = "203.0.113.7"  # documentation range (RFC 5737): the client's address the test client sends
+
+
+def _last_coverage_event() -> AuditEvent:
+    db.session.rollback()
+    return db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "route.coverage")
+                             .order_by(AuditEvent.id.desc()))
+
+
+def _coverage_form(client, path: str, capacity: str) -> dict:  # noqa: ANN001
+    """The coverage form as the page shows it, with another capacity."""
+    page = client.get(path).get_data(as_text=True)
+    communes = re.findall(r'name="communes" value="(\d+)"[^>]*checked', page)
+    rules = re.search(r'<textarea[^>]*name="rules"[^>]*>(.*?)</textarea>', page, re.S).group(1)
+    backup = re.search(r'<option value="([^"]*)"[^>]*selected', page)
+    form = {"csrf_token": csrf_token(client, path), "communes": communes, "rules": html.unescape(rules).strip(),
+            "capacity_per_day": capacity, "backup": backup.group(1) if backup else ""}
+    if re.search(r'name="open_run" value="1" checked', page):
+        form["open_run"] = "1"
+    return form
+
+
+# --- 2. the address of a coverage change -------------------------------------------------------------
+
+def test_a_coverage_change_records_the_clients_address_from_every_page_and_the_api(client):
+    env = {"REMOTE_ADDR": ADDRESS}
+    login(client, "supervisor")
+    resp = client.post("/routes/QNG-02/coverage", data=_coverage_form(client, "/routes/QNG-02/coverage", "7"),
+                       environ_base=env)
+    assert resp.status_code == 303, resp.get_data(as_text=True)[:2000]
+    event = _last_coverage_event()
+    assert event.after == {"capacity_per_day": 7} and event.ip == ADDRESS
+
+    headers = {"X-CSRFToken": csrf_token(client, "/routes")}
+    resp = client.put("/api/v1/routes/QNG-02/coverage", headers=headers, json={"capacity_per_day": 8},
+                      environ_base={"REMOTE_ADDR": "198.51.100.9"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    event = _last_coverage_event()
+    assert event.after == {"capacity_per_day": 8} and event.ip == "198.51.100.9"
+
+    admin = client.application.test_client()
+    login(admin, "admin")
+    path = f"/admin/routes/{route_id('QNG-02')}/coverage"
+    resp = admin.post(path, data=_coverage_form(admin, path, "9"), environ_base=env)
+    assert resp.status_code == 303, resp.get_data(as_text=True)[:2000]
+    event = _last_coverage_event()
+    assert event.after == {"capacity_per_day": 9} and event.ip == ADDRESS and event.actor_label == "admin"
+    assert ADDRESS in admin.get("/admin/audit?action=route.coverage").get_data(as_text=True)
