@@ -64,3 +64,37 @@ def test_a_coverage_change_records_the_clients_address_from_every_page_and_the_a
     event = _last_coverage_event()
     assert event.after == {"capacity_per_day": 9} and event.ip == ADDRESS and event.actor_label == "admin"
     assert ADDRESS in admin.get("/admin/audit?action=route.coverage").get_data(as_text=True)
+
+
+# --- 3. after saving coverage: what each user can do about the orders waiting for dispatch ----------
+
+def _saved_flash(client, path: str) -> str:  # noqa: ANN001
+    resp = client.post(path, data=_coverage_form(client, path, "11"))
+    assert resp.status_code == 303, resp.get_data(as_text=True)[:2000]
+    page = client.get(resp.headers["Location"]).get_data(as_text=True)
+    return re.search(r'<p class="flash flash-success"[^>]*>(.*?)</p>', page, re.S).group(1)
+
+
+def test_whoever_may_dispatch_is_sent_to_the_dispatch_page(client):
+    login(client, "supervisor")
+    message = _saved_flash(client, "/routes/QNG-02/coverage")
+    assert "hãy bấm “Phân tuyến tự động lại” ở trang" in message
+    assert '<a href="/routes/dispatch">Chờ phân tuyến</a>' in message
+    assert client.get("/routes/dispatch").status_code == 200  # where the link goes, they may go
+    national = client.application.test_client()
+    login(national, "admin")
+    message = _saved_flash(national, f"/admin/routes/{route_id('QNG-02')}/coverage")
+    assert '<a href="/routes/dispatch">Chờ phân tuyến</a>' in message
+    assert national.get("/routes/dispatch").status_code == 200
+    english = _saved_flash(national, f"/admin/routes/{route_id('QNG-02')}/coverage?lang=en")
+    assert 'use “Auto-assign again” on the page <a href="/routes/dispatch">Waiting for dispatch</a>' in english
+
+
+def test_a_province_admin_is_told_who_places_the_waiting_orders_not_sent_to_a_page_they_cannot_open(client):
+    _province_admin("51")
+    login(client, "qt.51")
+    assert client.get("/routes/dispatch").status_code == 403
+    message = text_of(_saved_flash(client, f"/admin/routes/{route_id('QNG-02')}/coverage"))
+    assert "/routes/dispatch" not in message and "hãy bấm" not in message
+    assert ("Các đơn đang chờ phân tuyến được phân tuyến lại khi trưởng bưu cục BC-QNG hoặc quản trị viên "
+            "toàn quốc bấm “Phân tuyến tự động lại” ở trang điều phối") in message

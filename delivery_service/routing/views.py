@@ -12,8 +12,11 @@ import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from markupsafe import Markup, escape
 
 from delivery_service.accounts.models import Role, User
+from delivery_service.accounts.services import effective_role
 from delivery_service.errors import Conflict, InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.fields import whole_number
@@ -237,9 +240,7 @@ def coverage_form(actor: Any, route: PostalRoute, *, action: str, done: str):
                 db.session.rollback()
                 errors = _coverage_errors(exc.errors, rules, lines)
             else:
-                flash(gettext("Route %(code)s saved. Orders already on routes stay where they are; use "
-                              "“Auto-assign again” for the orders waiting for dispatch.", code=route.code),
-                      "success")
+                flash(_saved_message(route), "success")
                 return redirect(done, code=303)
     query = query[:100]
     communes = _commune_choices(route, values["communes"], today)
@@ -250,6 +251,24 @@ def coverage_form(actor: Any, route: PostalRoute, *, action: str, done: str):
                            query=query, filter_keys=keys,
                            backups=services.backup_choices(actor, route), kind_words=kind_words(),
                            action=action, done=done), (422 if errors else 200)
+
+
+def _saved_message(route: PostalRoute) -> Markup:
+    """What the coverage editor says once saved, about the orders waiting for dispatch that the new
+    coverage may now place: to whoever may open the dispatch page, its button, with a link there; to
+    a province admin (the page answers them 403: outside the administration pages they read as the
+    province's officer), who places them instead: the supervisor of the route's post office, or a
+    national administrator, with that button."""
+    if effective_role(current_user, administering=False) in DISPATCHERS:
+        page = Markup('<a href="{}">{}</a>').format(url_for("routing.dispatch"),
+                                                    gettext("Waiting for dispatch"))
+        text = gettext("Route %(code)s saved. Orders already on routes stay where they are; for the orders "
+                       "waiting for dispatch, use “Auto-assign again” on the page %(page)s.")
+        return Markup(escape(text)) % {"code": route.code, "page": page}
+    text = gettext("Route %(code)s saved. Orders already on routes stay where they are. The orders waiting "
+                   "for dispatch are placed again by the supervisor of post office %(office)s or a national "
+                   "administrator, with “Auto-assign again” on their dispatch page: ask them to.")
+    return Markup(escape(text)) % {"code": route.code, "office": route.post_office.code}
 
 
 def _rule_line(commune_id: int, kind: PartKind, phrase: str) -> str:
