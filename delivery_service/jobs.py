@@ -42,6 +42,12 @@ BACKGROUND = frozenset({
 })
 
 
+def queue_of(func_path: str) -> str:
+    """The outbox queue a job goes to unless its caller names one: "background" for ``BACKGROUND``,
+    else "interactive"."""
+    return "background" if func_path in BACKGROUND else "interactive"
+
+
 def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_failure: str | None = None,
                          queue: str | None = None, dedupe_key: str | None = None,
                          delay_s: float = 0.0,
@@ -64,7 +70,7 @@ def enqueue_after_commit(func_path: str, *args: Any, timeout: int = 600, on_fail
     session = db.session()
     if not session.in_transaction():
         session.begin()
-    queue = queue or ("background" if func_path in BACKGROUND else "interactive")
+    queue = queue or queue_of(func_path)
     slot = None  # this process's coalescing slot for the key (join_waiting)
     if dedupe_key is not None and queue == "background" and not delay_s:
         app = current_app._get_current_object()  # type: ignore[attr-defined]

@@ -6,10 +6,11 @@ from typing import Any
 
 from flask import url_for
 from flask_smorest.fields import Upload
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, post_dump, validate
 
 from delivery_service.fields import QueryArgs
 from delivery_service.imports.models import ImportBatch, ImportState
+from delivery_service.imports.services import NO_WORKER, no_worker
 
 
 class ImportUpload(Schema):
@@ -58,6 +59,18 @@ class ImportOut(Schema):
                               metadata={"description": "One per non-blank row, in line order (a page: "
                                                        "see results_offset, results_limit, links)"})
     links = fields.Method("_links")
+    # Filled in by _worker (one look at the workers for both)
+    no_worker = fields.Boolean(dump_only=True, metadata={
+        "description": "True while the import waits (pending) and no worker runs it: Redis does not answer, "
+                       "or no live rq worker listens to its queue. Said at once, not after JOBS_STALL_S; "
+                       "always false when the service runs its jobs itself (no Redis)"})
+    notice = fields.String(dump_only=True, allow_none=True, metadata={
+        "description": f"What to do while no_worker: \"{NO_WORKER}\"; else null"})
+
+    @post_dump(pass_original=True)
+    def _worker(self, data: dict[str, Any], batch: ImportBatch, **_kwargs: Any) -> dict[str, Any]:
+        missing = no_worker(batch)
+        return {**data, "no_worker": missing, "notice": NO_WORKER if missing else None}
 
     def _links(self, batch: ImportBatch) -> dict[str, Any]:
         links = {"self": url_for("imports.get_import", import_id=batch.id),

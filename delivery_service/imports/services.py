@@ -44,7 +44,7 @@ from delivery_service.imports.models import (
     ImportRow,
     ImportState,
 )
-from delivery_service.jobs import enqueue_after_commit
+from delivery_service.jobs import enqueue_after_commit, no_worker_for, queue_of
 from delivery_service.orders.fast_load import fast_load, fast_phone  # noqa: F401  (fast_phone: tests)
 from delivery_service.orders.models import DeliveryOrder
 from delivery_service.orders.schemas import FLAT_FIELDS, OrderIn
@@ -671,6 +671,17 @@ def _job_rows(batch_id: int, kind: str, content: bytes) -> Iterator[tuple[Table,
         return
     with open_table(kind, content, checked=True) as opened:
         yield opened
+
+
+NO_WORKER = "No import worker is running: tell the administrator."
+
+
+def no_worker(batch: ImportBatch) -> bool:
+    """Whether the import waits for a background worker that is not running: not started yet, with
+    Redis, and Redis does not answer or no live worker listens to its queue (jobs.no_worker_for, what
+    /ready, /admin/jobs and a label batch read). Said at once, not after JOBS_STALL_S; never without
+    Redis (the web processes run the imports)."""
+    return batch.state is ImportState.PENDING and no_worker_for(current_app, queue_of(RUN_IMPORT))
 
 
 def get_import(actor: Actor, import_id: int) -> ImportBatch:

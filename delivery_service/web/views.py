@@ -319,9 +319,9 @@ def import_template():
 @desk_required
 def import_result(import_id: int):
     """Totals and per-row results; the page reloads itself every 2 s while the import runs."""
-    from delivery_service.imports.services import get_import
+    from delivery_service.imports.services import get_import, no_worker
 
     batch = get_import(page_actor(), import_id)
     running = batch.state in (ImportState.PENDING, ImportState.RUNNING)
     return render_template("counter/import_result.html", batch=batch, running=running,
-                           column_label=forms.column_label)
+                           no_worker=no_worker(batch), column_label=forms.column_label)
