@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from conftest import csrf_token, login
 
@@ -76,3 +78,18 @@ def test_the_page_in_english(client):
     login(client, "admin")
     page = client.get("/admin/jobs?lang=en").get_data(as_text=True)
     assert "Background jobs" in page and "Failed jobs" in page and "Retry" in page
+
+
+def test_the_oldest_waiting_job_is_said_in_the_readers_words(client):
+    """'1 ngày' / '1 day', not '86400.0 s' (outside review)."""
+    import datetime as dt
+
+    long_ago = utcnow() - dt.timedelta(days=1)
+    db.session.execute(sa.insert(outbox.T).values(
+        func_path="delivery_service.webhooks.jobs:dispatch", args=[7], queue="background", state="pending",
+        timeout_s=60, attempt=1, requests=1, created_at=long_ago, due_at=long_ago))
+    db.session.commit()
+    login(client, "admin")
+    page = client.get("/admin/jobs").get_data(as_text=True)
+    assert "<dd>1 ngày</dd>" in page, re.findall(r"<dd>[^<]*</dd>", page)
+    assert "<dd>1 day</dd>" in client.get("/admin/jobs?lang=en").get_data(as_text=True)
