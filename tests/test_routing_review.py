@@ -12,9 +12,12 @@ import sqlalchemy as sa
 from conftest import csrf_token, login
 from test_province_admin import _province_admin
 from test_web_routing import UNCOVERED, new_order, route_id, text_of
+from web_helpers import make_order
 
 from delivery_service.accounts.models import AuditEvent
 from delivery_service.extensions import db
+from delivery_service.orgs.models import PostalRoute, route_communes
+from delivery_service.routing.services import invalidate_routes
 
 ADDRESS = "203.0.113.7"  # documentation range (RFC 5737): the client's address the test client sends
 
@@ -98,3 +101,43 @@ def test_a_province_admin_is_told_who_places_the_waiting_orders_not_sent_to_a_pa
     assert "/routes/dispatch" not in message and "hãy bấm" not in message
     assert ("Các đơn đang chờ phân tuyến được phân tuyến lại khi trưởng bưu cục BC-QNG hoặc quản trị viên "
             "toàn quốc bấm “Phân tuyến tự động lại” ở trang điều phối") in message
+
+
+# --- 4. the dispatch page offers each order the routes of its own province ------------------------------
+
+def _choices(page: str, order_id: int) -> list[str]:
+    """The route codes the "move to" list of one order offers."""
+    cell = re.search(rf'<select id="route-{order_id}" name="route"[^>]*>(.*?)</select>', page, re.S)
+    return re.findall(r'<option value="([^"]+)">', cell.group(1)) if cell else []
+
+
+def test_each_waiting_order_is_offered_the_routes_of_its_own_province_only(client, auth):
+    quang_ngai = new_order(client, auth, UNCOVERED, "Thôn Phú Hòa", name="Ngô Văn Xa")
+    # a waiting order of Hà Tĩnh: its commune no longer covered by HTI-01
+    db.session.execute(sa.delete(route_communes).where(route_communes.c.route_id == route_id("HTI-01")))
+    db.session.commit()
+    invalidate_routes()
+    ha_tinh = make_order("HTI-DUCTHO", address={"province_code": "42", "commune_code": "18229",
+                                                "detail": "Xóm 4"})
+    db.session.commit()
+    assert quang_ngai.route_id is None and ha_tinh.route_id is None
+    login(client, "admin")  # a national admin: every active route of the country is theirs to choose
+    page = client.get("/routes/dispatch").get_data(as_text=True)
+    assert _choices(page, quang_ngai.id) == ["QNG-01", "QNG-02"]  # not HTI-01, not Đà Nẵng's QNM-01
+    assert _choices(page, ha_tinh.id) == ["HTI-01"]
+
+    supervisor = client.application.test_client()  # BC-QNG's routes only, as before
+    login(supervisor, "supervisor")
+    page = supervisor.get("/routes/dispatch").get_data(as_text=True)
+    assert _choices(page, quang_ngai.id) == ["QNG-01", "QNG-02"]
+
+
+def test_an_order_no_route_of_its_province_serves_is_told_so(client, auth):
+    order = new_order(client, auth, UNCOVERED, "Thôn Phú Hòa", name="Ngô Văn Xa")
+    db.session.execute(sa.update(PostalRoute).where(PostalRoute.code.in_(["QNG-01", "QNG-02"]))
+                       .values(active=False))
+    db.session.commit()
+    login(client, "admin")
+    page = client.get("/routes/dispatch").get_data(as_text=True)
+    assert order.item_id in page and f'id="route-{order.id}"' not in page
+    assert "Không có tuyến đang hoạt động nào (trong phạm vi của bạn) phát ở tỉnh của đơn này." in text_of(page)

@@ -371,6 +371,24 @@ def office_provinces() -> dict[int, str | None]:
     return {office_id: province_code_2025(unit_id) for office_id, unit_id in rows}
 
 
+def move_choices(orders: Sequence[DeliveryOrder],
+                 routes: Sequence[PostalRoute]) -> dict[int, list[PostalRoute]]:
+    """{order id: the routes of ``routes`` that ``move_order`` accepts for it}: those of its address's
+    province (a route's post office's, as of 2025, as ``move_order`` compares them), in the order
+    given. For a page of orders at once: one query of the offices' provinces, the orders' from the
+    unit index."""
+    provinces = office_provinces() if orders and routes else {}
+    by_province: dict[str | None, list[PostalRoute]] = defaultdict(list)
+    for route in routes:
+        if (home := provinces.get(route.post_office_id)) is not None:
+            by_province[home].append(route)
+    out: dict[int, list[PostalRoute]] = {}
+    for order in orders:
+        lies_in = province_code_2025(order.commune_id)
+        out[order.id] = list(by_province.get(lies_in, [])) if lies_in is not None else []
+    return out
+
+
 def _outside(actor: Actor, office: PostOffice, home: str | None, what: str) -> str:
     """The refusal of ``what`` (communes' names, a route's code) lying outside the province of the
     route's post office. A province admin is told "your province": it is the same one, since their

@@ -145,7 +145,9 @@ def dispatch():
     actor = page_actor()
     orders = services.dispatch_queue(actor)
     routes = [r for r in services.list_routes(actor) if r.active]
-    return render_template("routing/dispatch.html", orders=orders, routes=routes)
+    # each order is offered the routes of its own province only: move_order refuses any other
+    return render_template("routing/dispatch.html", orders=orders,
+                           choices=services.move_choices(orders, routes))
 
 
 @bp.post("/dispatch/move")
