@@ -136,6 +136,8 @@ def test_every_recorded_field_and_value_reads_by_its_name_in_both_languages(clie
             assert "Định dạng nhãn" in names and "Webhook đang gửi" in names and "Khổ nhãn" in names
             assert "100 × 150 mm" in shown and "Bộ phận một cửa cấp xã" in shown and "Mã một lần" in shown
             assert "51 · Tỉnh Quảng Ngãi" in shown
+            # a deactivated account reads as on the users' pages; "khóa" is the log-in lock only
+            assert ">Ngừng hoạt động tài khoản<" in html and "Khóa tài khoản" not in html
         else:
             assert "Label format" in names and "Webhook sending" in names and "Commune counter" in shown
             assert "21220 | street | Đường Phạm Văn Đồng" in shown and "One-time code" in shown
