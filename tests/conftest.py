@@ -45,7 +45,7 @@ ORDER_TABLES = ("order_events", "delivery_orders", "item_serials", "import_batch
                 "counter_daily_totals", "weekly_reports", "report_area_communes", "report_areas", "rate_limit_counters",
                 "job_outbox", "order_locations", "known_places", "geocode_cache", "audit_events",
                 "business_rules", "personal_data_access", "privacy_runs", "notification_messages",
-                "notification_cursor", "notification_optouts", "notification_templates", "geo_cursor")
+                "notification_cursor", "notification_optouts", "notification_templates", "geo_cursor", "shown_once")
 ORG_TABLES = ("api_clients", "users", "route_communes", "postal_routes", "counters", "post_offices")
 # Routing state tests change on the demo routes: restored from a snapshot after each PostgreSQL test.
 ROUTE_SETTINGS = ("id", "courier_id", "capacity_per_day", "backup_route_id", "return_to_office", "active")

@@ -41,7 +41,7 @@ def _shown_once(client, resp, json_log) -> str:  # noqa: ANN001
     location = resp.headers["Location"]
     held = _session(client)  # what the redirect's page will need: a token and the pad, no password
     waiting = [value for value in held.values() if isinstance(value, dict) and "pad" in value]
-    assert len(waiting) == 1 and set(waiting[0]) == {"user", "token", "pad"}, held
+    assert len(waiting) == 1 and set(waiting[0]) == {"subject", "token", "pad"}, held
     page = client.get(location)
     assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
     password = re.search(r'id="temporary-password">([^<]+)<', page.get_data(as_text=True)).group(1)
