@@ -91,7 +91,8 @@ def test_reporting_areas_changes_are_audited(client):
 
     headers = {"X-CSRFToken": csrf_token(client, "/reports/")}
     body = {"code": "QNG-TP", "name": "Thành phố", "units": [{"level": "commune", "code": "21025"}]}
-    resp = client.post("/api/v1/reports/areas", headers=headers, json=body)
+    resp = client.post("/api/v1/reports/areas", headers=headers, json=body,
+                       environ_base={"REMOTE_ADDR": "10.1.2.3"})
     assert resp.status_code == 201, resp.get_data(as_text=True)
     area = resp.json["id"]
     resp = client.put(f"/api/v1/reports/areas/{area}", headers=headers, json={**body, "name": "TP Quảng Ngãi"})
@@ -102,6 +103,9 @@ def test_reporting_areas_changes_are_audited(client):
     assert [r.action for r in rows] == ["report_area.create", "report_area.update", "report_area.delete"]
     assert rows[1].before == {"name": "Thành phố"} and rows[1].after == {"name": "TP Quảng Ngãi"}
     assert rows[0].after["communes"] == ["21025"]
+    # the address each change came from, as every change (docs/administration.md)
+    assert db.session.scalars(sa.select(AuditEvent.ip).where(AuditEvent.object_type == "report_area")
+                              .order_by(AuditEvent.id)).all() == ["10.1.2.3", "127.0.0.1", "127.0.0.1"]
 
 
 # --- a webhook to an internal address is refused on the admin page, in the reader's language ----------

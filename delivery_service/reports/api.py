@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from flask import request
 from flask_smorest import Blueprint
 
 from delivery_service.api import current_actor, protected
@@ -96,7 +97,7 @@ def create_area(data: dict[str, Any]):
     Units are 2025 communes, or former communes and districts (before 1 Jul 2025), which are stored as
     the 2025 communes they count for. A district officer's area must lie inside their own area.
     """
-    area = inputs.create_area(current_actor(), area_input(data), today=local_today())
+    area = inputs.create_area(current_actor(), area_input(data), today=local_today(), ip=request.remote_addr)
     db.session.commit()
     return area, 201, {"Location": f"/api/v1/reports/areas/{area.id}"}
 
@@ -116,7 +117,8 @@ def get_area(area_id: int):
 @blp.alt_response(404, description="No such area, or not inside the officer's area")
 def update_area(data: dict[str, Any], area_id: int):
     """Replace an area's code, name and communes."""
-    area = inputs.update_area(current_actor(), area_id, area_input(data), today=local_today())
+    area = inputs.update_area(current_actor(), area_id, area_input(data), today=local_today(),
+                              ip=request.remote_addr)
     db.session.commit()
     return area
 
@@ -126,6 +128,6 @@ def update_area(data: dict[str, Any], area_id: int):
 @blp.alt_response(404, description="No such area, or not inside the officer's area")
 def delete_area(area_id: int):
     """Delete a reporting area (its stored weekly reports stay)."""
-    inputs.delete_area(current_actor(), area_id)
+    inputs.delete_area(current_actor(), area_id, ip=request.remote_addr)
     db.session.commit()
     return None

@@ -346,7 +346,7 @@ class AreaInput:
     units: Sequence[UnitRef]
 
 
-def create_area(actor: Actor, data: AreaInput, *, today: dt.date) -> ReportArea:
+def create_area(actor: Actor, data: AreaInput, *, today: dt.date, ip: str | None = None) -> ReportArea:
     """A new reporting area; a district officer's must lie in their own area, and is theirs."""
     code, name, communes = _checked(data, allowed_communes(actor), today, exclude=None)
     area = ReportArea(code=code, name=name,
@@ -355,11 +355,12 @@ def create_area(actor: Actor, data: AreaInput, *, today: dt.date) -> ReportArea:
     area.communes = communes
     _flush_unique(area)
     record("report_area.create", actor=actor, object_type="report_area", object_id=area.id,
-           after=_area_state(area))
+           after=_area_state(area), ip=ip)
     return area
 
 
-def update_area(actor: Actor, area_id: int, data: AreaInput, *, today: dt.date) -> ReportArea:
+def update_area(actor: Actor, area_id: int, data: AreaInput, *, today: dt.date,
+                ip: str | None = None) -> ReportArea:
     """Replace an area's code, name and communes (the actor must see it before and after)."""
     area = get_area(actor, area_id)
     before = _area_state(area)
@@ -368,14 +369,14 @@ def update_area(actor: Actor, area_id: int, data: AreaInput, *, today: dt.date) 
     after = _area_state(area)
     if changed := [k for k in after if after[k] != before[k]]:
         record("report_area.update", actor=actor, object_type="report_area", object_id=area.id,
-               before={k: before[k] for k in changed}, after={k: after[k] for k in changed})
+               before={k: before[k] for k in changed}, after={k: after[k] for k in changed}, ip=ip)
     return area
 
 
-def delete_area(actor: Actor, area_id: int) -> None:
+def delete_area(actor: Actor, area_id: int, *, ip: str | None = None) -> None:
     area = get_area(actor, area_id)
     record("report_area.delete", actor=actor, object_type="report_area", object_id=area.id,
-           before=_area_state(area))
+           before=_area_state(area), ip=ip)
     db.session.delete(area)
     db.session.flush()
 

@@ -129,7 +129,7 @@ def create_area():
     typed = inputs.refs_from_text(values["units"], today)
     data = inputs.AreaInput(code=values["code"], name=values["name"], units=[ref for _raw, ref in typed])
     try:
-        area = inputs.create_area(page_actor(), data, today=today)
+        area = inputs.create_area(page_actor(), data, today=today, ip=request.remote_addr)
     except InvalidInput as exc:
         db.session.rollback()
         return _areas_page(values, _area_errors(exc.errors, typed), 422)
@@ -159,7 +159,7 @@ def _area_errors(errors: Mapping[str, Any], typed: list[tuple[str, inputs.UnitRe
 def delete_area(area_id: int):
     """Delete an area the user may see."""
     try:
-        inputs.delete_area(page_actor(), area_id)
+        inputs.delete_area(page_actor(), area_id, ip=request.remote_addr)
     except NotFound:
         abort(404)
     db.session.commit()
