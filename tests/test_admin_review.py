@@ -10,13 +10,17 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from conftest import csrf_token, login
+from conftest import DEMO_PASSWORD, csrf_token, login
 from test_admin_orgs import _events, _province_admin
 from test_webhooks import Receiver
 
-from delivery_service.accounts.models import ApiClient, User
+from delivery_service.accounts.models import ApiClient, Role, User
+from delivery_service.accounts.services import create_user
 from delivery_service.admin.models import ShownOnce
+from delivery_service.admin.notifications import provider_label
 from delivery_service.extensions import db
+from delivery_service.localtime import local_today
+from delivery_service.units.models import AdminUnit, UnitLevel
 
 
 def _post(client, path: str, form_path: str = "/admin/clients", **data: str):  # noqa: ANN001, ANN202
@@ -136,3 +140,84 @@ def test_deactivated_is_called_ngung_hoat_dong_and_khoa_is_kept_for_the_log_in_l
         assert "Đã khóa" not in html and "khóa tài khoản" not in html.lower(), path
     english = client.get(f"/admin/users/{counter}?lang=en").get_data(as_text=True)
     assert ">Deactivate</button>" in english and "Ngừng" not in english
+
+
+# --- 4. text and the administration's menu --------------------------------------------------------
+
+def _province_admin_of(code: str) -> str:
+    today = local_today()
+    username = f"qt.{code}"
+    user = create_user(username=username, full_name="Quản trị cấp tỉnh", password=DEMO_PASSWORD, role=Role.ADMIN)
+    user.area_unit_id = db.session.scalar(sa.select(AdminUnit.id).where(
+        AdminUnit.level == UnitLevel.PROVINCE, AdminUnit.code == code, AdminUnit.valid_from <= today,
+        sa.or_(AdminUnit.valid_to.is_(None), AdminUnit.valid_to >= today)))
+    db.session.commit()
+    return username
+
+
+def _muted(html: str) -> str:
+    return " ".join(" ".join(re.findall(r'<p class="muted"[^>]*>(.*?)</p>', html, re.S)).split())
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_province_is_named_once_for_a_province_and_a_city(app, client):
+    for code, name in (("51", "Tỉnh Quảng Ngãi"), ("48", "Thành phố Đà Nẵng")):
+        client = app.test_client()  # (an IsolatedClient, as the client fixture set it)
+        login(client, _province_admin_of(code))
+        users = _muted(client.get("/admin/users").get_data(as_text=True))
+        assert f"Người dùng thuộc {name}." in users and "tỉnh Tỉnh" not in users and "tỉnh Thành" not in users
+        privacy = _muted(client.get("/admin/privacy").get_data(as_text=True))
+        assert f"Phạm vi: đơn của {name}." in privacy and "tỉnh Tỉnh" not in privacy and "tỉnh Thành" not in privacy
+        english = _muted(client.get("/admin/users?lang=en").get_data(as_text=True))
+        assert f"Users of {name}." in english
+
+
+def test_the_notifications_page_says_where_messages_go_in_words_without_repository_paths(app, client):
+    login(client, "admin")
+    html = client.get("/admin/notifications").get_data(as_text=True)
+    provider = " ".join(re.search(r'<p class="muted" id="provider">(.*?)</p>', html, re.S).group(1).split())
+    assert "Gửi qua: <strong>chỉ ghi vào nhật ký máy chủ (chưa gửi tin thật cho công dân)</strong>" in provider
+    assert "người vận hành máy chủ cần cấu hình một cổng SMS thương hiệu hoặc Zalo ZNS" in provider
+    assert "<strong>log</strong>" not in html and "docs/" not in html
+    english = client.get("/admin/notifications?lang=en").get_data(as_text=True)
+    assert "the server&#39;s log only" in english and "docs/" not in english
+    assert "docs/" not in client.get("/admin/privacy").get_data(as_text=True)
+    with app.test_request_context("/admin/notifications"):
+        assert provider_label("sms", "BUUDIEN") == "SMS thương hiệu (BUUDIEN)"
+        assert provider_label("zns") == "tin Zalo (ZNS)"
+
+
+ADMIN_PAGES = ("/admin/users", "/admin/users/new", "/admin/counters", "/admin/offices", "/admin/routes",
+               "/admin/clients", "/admin/settings", "/admin/privacy", "/admin/audit", "/admin/notifications",
+               "/admin/webhooks")
+
+
+def _links(html: str, selector: str) -> list[str]:
+    block = re.search(rf'<nav [^>]*{selector}[^>]*>(.*?)</nav>', html, re.S)
+    assert block, selector
+    return re.findall(r'href="([^"?]+)', block.group(1))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_every_admin_page_has_the_same_menu_with_only_pages_the_reader_may_open(app, client):
+    login(client, "admin")
+    everything = _links(client.get("/admin/").get_data(as_text=True), 'class="cards admin-sections"')
+    assert {"/admin/users", "/admin/privacy", "/admin/audit", "/admin/webhooks", "/admin/jobs"} <= set(everything)
+    counter = _user_id("counter")
+    for path in (*ADMIN_PAGES, f"/admin/users/{counter}"):
+        html = client.get(path).get_data(as_text=True)
+        assert _links(html, 'id="admin-nav"') == everything, path
+    html = client.get("/admin/users").get_data(as_text=True)
+    assert re.search(r'<a class="btn btn-quiet" href="/admin/users" aria-current="page">Người dùng</a>', html)
+    province = app.test_client()
+    login(province, _province_admin_of("51"))
+    theirs = _links(province.get("/admin/").get_data(as_text=True), 'class="cards admin-sections"')
+    assert not {"/admin/webhooks", "/admin/jobs", "/admin/notifications"} & set(theirs)
+    for path in ADMIN_PAGES:
+        resp = province.get(path)
+        if path in ("/admin/webhooks", "/admin/notifications"):
+            assert resp.status_code == 403, path
+            continue
+        assert _links(resp.get_data(as_text=True), 'id="admin-nav"') == theirs, path
+    for link in theirs:
+        assert province.get(link).status_code == 200, link

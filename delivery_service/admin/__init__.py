@@ -13,21 +13,29 @@ from delivery_service.errors import Text  # re-exported: the admin services rais
 
 
 class Section(NamedTuple):
-    """One entry of the /admin/ index: shown only when its endpoint exists in the running app."""
+    """One entry of the /admin/ index and of the administration's menu (admin/_nav.html): shown only
+    when its endpoint exists in the running app. ``current``: the endpoints (a prefix) of its pages,
+    which the menu marks as the current section; by default its blueprint's."""
 
     endpoint: str
     label_vi: str
     label_en: str
     national_only: bool
+    current: str = ""
+
+    def is_current(self, endpoint: str | None) -> bool:
+        """Whether the page of ``endpoint`` belongs to this section."""
+        prefix = self.current or self.endpoint.partition(".")[0] + "."
+        return bool(endpoint) and endpoint.startswith(prefix)  # type: ignore[union-attr]
 
 
 # (endpoint, Vietnamese label, English label, national admins only). Sections built in other modules
 # are listed here up front; the index skips those whose endpoint is not registered.
 SECTIONS: list[Section] = [
     Section("admin_users.index", "Người dùng", "Users", False),
-    Section("admin_orgs.counters", "Bộ phận một cửa", "Counters", False),
-    Section("admin_orgs.offices", "Bưu cục", "Post offices", False),
-    Section("admin_orgs.routes", "Tuyến phát", "Postal routes", False),
+    Section("admin_orgs.counters", "Bộ phận một cửa", "Counters", False, "admin_orgs.counter"),
+    Section("admin_orgs.offices", "Bưu cục", "Post offices", False, "admin_orgs.office"),
+    Section("admin_orgs.routes", "Tuyến phát", "Postal routes", False, "admin_orgs.route"),
     Section("admin_clients.index", "Khóa API và webhook", "API clients and webhooks", False),
     Section("admin_rules.index", "Quy tắc nghiệp vụ", "Business rules", False),  # read-only for a province
     Section("admin_privacy.index", "Dữ liệu cá nhân", "Personal data", False),

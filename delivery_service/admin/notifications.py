@@ -28,6 +28,26 @@ STATE_LABELS = {
 }
 
 
+# Where messages go (config NOTIFY_PROVIDER), in words for the staff who read the page.
+PROVIDER_LABELS = {
+    "log": ("chỉ ghi vào nhật ký máy chủ (chưa gửi tin thật cho công dân)",
+            "the server's log only (no real message reaches citizens)"),
+    "sms": ("SMS thương hiệu", "brand-name SMS"),
+    "zns": ("tin Zalo (ZNS)", "Zalo messages (ZNS)"),
+}
+# What the server's operator must set up for citizens to get real messages.
+OPERATOR_HINT = ("Để gửi tin thật, người vận hành máy chủ cần cấu hình một cổng SMS thương hiệu "
+                 "hoặc Zalo ZNS (địa chỉ và khóa truy cập do nhà cung cấp cấp).",
+                 "For real messages, the server's operator must set up a brand-name SMS gateway or Zalo ZNS "
+                 "(the address and access key the provider gives).")
+
+
+def provider_label(name: str, brandname: str | None = None) -> str:
+    """The provider in the reader's language; an SMS gateway with its brand name."""
+    text = label(PROVIDER_LABELS, name)
+    return f"{text} ({brandname})" if name == "sms" and brandname else text
+
+
 def kind_label(kind: str) -> str:
     """The event a message is about, in the reader's language (its code when unknown)."""
     return label(texts.KIND_LABELS, kind)
@@ -61,7 +81,8 @@ def _page(typed: dict[str, dict[str, str]] | None = None,
     cfg = current_app.config
     return render_template("admin/notifications.html", rows=rows, recent=services.recent(),
                            placeholders={name: tr(*text) for name, text in texts.PLACEHOLDERS.items()},
-                           provider=cfg["NOTIFY_PROVIDER"],
+                           provider=provider_label(cfg["NOTIFY_PROVIDER"], cfg.get("NOTIFY_SMS_BRANDNAME")),
+                           operator_hint=tr(*OPERATOR_HINT) if cfg["NOTIFY_PROVIDER"] == "log" else "",
                            unicode=cfg["NOTIFY_SMS_UNICODE"], quiet=cfg.get("NOTIFY_QUIET_HOURS_TEXT") or "",
                            enabled=cfg["NOTIFY_ENABLED"], kind_label=kind_label,
                            state_label=state_label), status
