@@ -94,6 +94,7 @@ def plan_run(depot: Point, orders: Sequence[StopInput], *, return_to_start: bool
     if away:  # "back to the start" costs the way to the office: the closed tour of the solver is the run
         cost = matrix[:-1, :-1].copy()
         cost[:, 0] = matrix[:-1, -1]
+        cost[0, 0] = 0.0  # the start to itself is no leg (the solver of windows wants a zero diagonal)
     windows = [next((o.window for o in group if o.window is not None), None) for group in members]
     if timing is not None and any(windows):
         clock = timing() if callable(timing) else timing

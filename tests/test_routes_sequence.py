@@ -311,6 +311,24 @@ def test_a_run_from_the_couriers_position_still_ends_at_the_office():
     assert open_run.return_m == 0 and [s.keys[0] for s in open_run.stops] == [4, 3, 2, 1]
 
 
+def test_a_run_with_a_window_from_the_couriers_position_still_ends_at_the_office():
+    """Re-sequenced during the day (from where the courier is) with an appointment window on a stop:
+    the solver of windows got a matrix whose start-to-start cost was the way to the office, and
+    refused it ('Distance matrix diagonals must be all zero'; the run page answered 500)."""
+    from routes import StopInput, Timing, plan_run
+
+    office = (15.0, 108.0)
+    here = (15.0, 108.05)
+    stops = [StopInput(n, f"addr-{n}", (15.0, 108.0 + 0.01 * n),
+                       window=(8 * 3600, 10 * 3600) if n == 2 else None) for n in (1, 2, 3, 4)]
+    clock = Timing(start_s=7 * 3600, end_s=17 * 3600, service_s=120, s_per_m=0.2)
+    run = plan_run(office, stops, start=here, timing=clock, time_limit_s=1)
+    assert sorted(s.keys[0] for s in run.stops) == [1, 2, 3, 4]
+    assert run.return_m > 0 and run.total_m == pytest.approx(run.stops[-1].cumulative_m + run.return_m)
+    open_run = plan_run(office, stops, start=here, return_to_start=False, timing=clock, time_limit_s=1)
+    assert sorted(s.keys[0] for s in open_run.stops) == [1, 2, 3, 4] and open_run.return_m == 0
+
+
 def test_a_run_on_a_measured_matrix_uses_its_distances_for_the_order_and_the_legs():
     from routes import StopInput, plan_run
 
