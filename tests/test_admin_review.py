@@ -21,6 +21,7 @@ from delivery_service.admin.notifications import provider_label
 from delivery_service.extensions import db
 from delivery_service.localtime import local_today
 from delivery_service.units.models import AdminUnit, UnitLevel
+from delivery_service.webhooks.models import WebhookEndpoint
 
 
 def _post(client, path: str, form_path: str = "/admin/clients", **data: str):  # noqa: ANN001, ANN202
@@ -221,3 +222,33 @@ def test_every_admin_page_has_the_same_menu_with_only_pages_the_reader_may_open(
         assert _links(resp.get_data(as_text=True), 'id="admin-nav"') == theirs, path
     for link in theirs:
         assert province.get(link).status_code == 200, link
+
+
+# --- 5. no page sends a province admin to a page they cannot open ---------------------------------
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_webhook_log_is_mentioned_only_to_whoever_may_open_it(app, client):
+    login(client, "admin")
+    html = client.get("/admin/clients").get_data(as_text=True)
+    assert "Nhật ký gửi webhook ở" in html and 'href="/admin/webhooks"' in html
+    province = app.test_client()
+    login(province, _province_admin_of("51"))
+    html = province.get("/admin/clients").get_data(as_text=True)
+    assert "Nhật ký gửi webhook" not in html and 'href="/admin/webhooks"' not in html
+    assert province.get("/admin/webhooks").status_code == 403
+
+
+def test_no_webhooks_yet_points_to_the_web_form_and_the_command_only_as_an_alternative(client):
+    login(client, "admin")
+    db.session.execute(sa.delete(WebhookEndpoint))
+    db.session.commit()
+    html = client.get("/admin/webhooks").get_data(as_text=True)
+    empty = re.search(r'<p class="empty" id="no-webhooks">(.*?)</p>', html, re.S).group(1)
+    assert "Chưa có hệ thống quầy nào đăng ký webhook." in empty
+    assert re.search(r'<a href="/admin/clients">Đặt địa chỉ webhook của hệ thống quầy ở trang Khóa API và webhook',
+                     empty)
+    assert "delivery-service" not in empty
+    hint = re.search(r'<p class="hint">(Người vận hành máy chủ cũng có thể đặt bằng lệnh.*?)</p>', html, re.S)
+    assert hint and "<code>delivery-service api-clients webhook ID --url URL</code>" in hint.group(1)
+    english = client.get("/admin/webhooks?lang=en").get_data(as_text=True)
+    assert "webhook address on the API clients page" in english and "Chưa có" not in english

@@ -37,6 +37,12 @@ def sections() -> list[Section]:
             and not (s.national_only and province is not None)]
 
 
+@bp.app_template_global("admin_may_open")
+def may_open(endpoint: str) -> bool:
+    """Whether the logged-in admin may open the section of ``endpoint`` (a page may mention it)."""
+    return any(s.endpoint == endpoint for s in sections())
+
+
 @bp.get("/")
 @roles_required(Role.ADMIN)
 def index():
