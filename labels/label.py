@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import itertools
+import math
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ SUPPORTED_DPI = (203, 300, 600)
 PT = 25.4 / 72.0  # millimetres per point
 LEADING = 1.18
 ASCENT = 0.93  # DejaVu's ascender as a fraction of the size: the baseline below a line's top
+INVERSE_PAD = 0.8  # mm of black around the lines of inverse text (half of it above, half below)
 MARKS = 0.16  # how far stacked marks (Ẫ Ỗ) rise above a line's top, as a fraction of the size
 
 # Page sizes in millimetres; A4 holds four A6-sized cells (2 x 2 of 105 x 148.5 mm, exactly A4).
@@ -190,7 +192,7 @@ class _Geometry:
     @property
     def row(self) -> float:
         """Height of a details row: the rows plus the collect bar share the details section."""
-        return (self.details - self.extra - 1.5 - (5.0 if self.compact else 7.0)) / len(_DETAIL_CAPTIONS)
+        return (self.details - self.extra - 1.5 - _collect_h(self)) / len(_DETAIL_CAPTIONS)
 
 
 def _geometry(width: float, height: float, margin: float, extra: float = 0.0) -> _Geometry:
@@ -303,7 +305,9 @@ _DETAIL_CAPTIONS = (
 
 
 def _detail_size(g: _Geometry) -> float:
-    return 6.5 if g.compact else 7.5
+    """The details' type: 6.5 pt (compact) or 7.5 pt, smaller where a row is lower than a line of it
+    (100x100: 7 rows and the collect bar in 24.5 mm), so no row reaches into the next or the bar."""
+    return min(6.5 if g.compact else 7.5, math.floor(g.row / (LEADING * PT) * 10) / 10)
 
 
 def _detail_row(g: _Geometry) -> float:
@@ -315,8 +319,17 @@ def _shows(part: str, value: str, width_mm: float, max_lines: int) -> bool:
     return part in " ".join(fit_lines(value, FONT, 7.0, 5.5, width_mm / PT, max_lines).lines)
 
 
+def _collect_size(g: _Geometry) -> float:
+    """The largest type of the "THU HỘ / COLLECT" bar (a long amount shrinks to fit its width)."""
+    return 10.0 if g.compact else 13.0
+
+
 def _collect_h(g: _Geometry) -> float:
-    return 5.0 if g.compact else 7.0
+    """Height of the collect bar at the bottom of the details: the black box behind its text at the
+    largest size (``inverse_box``: the line, its padding and the marks stacked above the capitals), so
+    the details rows above it end where the box begins, on every size (PDF and ZPL draw this layout)."""
+    size = _collect_size(g)
+    return size * LEADING * PT + INVERSE_PAD + size * MARKS * PT
 
 
 def _detail_y(g: _Geometry, i: int) -> float:
@@ -548,17 +561,17 @@ def _variable(
     )
     for i, (name, value, font, ident) in enumerate(values, start=1):
         text(name, value, vx, _detail_y(g, i), vw, font, (ds, 5.0), identifier=ident)
-    cy = g.height - m - _collect_h(g) - 0.5
+    cy = g.height - m - _collect_h(g) - 0.5  # where the details rows end and the bar's box begins
     cw = qr_x - 2.5 - (m + 1.5)
     if item.collect_vnd > 0:
         text(
             "collect",
             f"THU HỘ / COLLECT {_money(item.collect_vnd)}",
             m + 1.5,
-            cy + 0.4,
+            cy + INVERSE_PAD / 2 + _collect_size(g) * MARKS * PT,  # the box's top at cy, whatever the size
             cw,
             FONT_BOLD,
-            (13.0 if not g.compact else 10.0, 7.0),
+            (_collect_size(g), 7.0),
             1,
             "left",
             True,
@@ -605,7 +618,7 @@ def _draw(canvas: Canvas, prims: Sequence[Primitive], ox: float, top: float, dpi
 def inverse_box(t: Text) -> tuple[float, float, float, float]:
     """(x, y, width, height) in mm of the black box behind inverse text: 0.8 mm around the lines and
     room above the first for marks stacked on capitals (the Ộ of "THU HỘ"), which rise above it."""
-    pad = 0.8
+    pad = INVERSE_PAD
     marks = t.size * MARKS * PT
     return t.x - pad, t.y - pad / 2 - marks, t.width + 2 * pad, t.height + pad + marks
 
