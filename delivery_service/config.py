@@ -152,6 +152,8 @@ DEFAULTS: dict[str, Any] = {
     # message, no number, no text) | sms (a brand-name SMS gateway's JSON API) | zns (Zalo ZNS
     # template messages); quiet hours in SERVICE_TIMEZONE ("" for none); retries after the 1st, 2nd, ...
     # failure (then the message is failed). NOTIFY_INBOUND_SECRET: the provider's replies ("TU CHOI").
+    # NOTIFY_MAX_AGE_HOURS: an event older than this is not told (back-dated history, a message held
+    # by quiet hours or retries past it): the past is not sent.
     "NOTIFY_ENABLED": True,
     "NOTIFY_PROVIDER": "log",
     "NOTIFY_SMS_URL": None,
@@ -164,6 +166,7 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFY_QUIET_HOURS": "21:00-07:00",
     "NOTIFY_RETRY_SCHEDULE": "60,300,1800,7200",
     "NOTIFY_TIMEOUT_S": 5.0,
+    "NOTIFY_MAX_AGE_HOURS": 24,
 }
 
 _INT_KEYS = {"DELIVERY_TARGET_DAYS", "MAX_JSON_BYTES", "MAX_IMPORT_BYTES", "MAX_IMPORT_ROWS",
@@ -309,6 +312,13 @@ def _notify_settings(cfg: dict[str, Any]) -> None:
     if not 0 < float(cfg["NOTIFY_TIMEOUT_S"]) <= 30:
         raise ConfigError("NOTIFY_TIMEOUT_S must be more than 0 and at most 30 seconds")
     cfg["NOTIFY_TIMEOUT_S"] = float(cfg["NOTIFY_TIMEOUT_S"])
+    try:
+        cfg["NOTIFY_MAX_AGE_HOURS"] = int(cfg["NOTIFY_MAX_AGE_HOURS"])
+    except (TypeError, ValueError):
+        raise ConfigError(f"NOTIFY_MAX_AGE_HOURS must be whole hours, "
+                          f"got {cfg['NOTIFY_MAX_AGE_HOURS']!r}") from None
+    if not 1 <= cfg["NOTIFY_MAX_AGE_HOURS"] <= 168:
+        raise ConfigError("NOTIFY_MAX_AGE_HOURS must be between 1 and 168 hours (a week)")
     raw = cfg["NOTIFY_QUIET_HOURS"]
     if not isinstance(raw, tuple):
         cfg["NOTIFY_QUIET_HOURS_TEXT"] = str(raw or "").strip()

@@ -134,8 +134,14 @@ def test_each_kind_is_sent_once_even_when_the_job_runs_twice_or_concurrently(app
     delivered, returned = make_order(), make_order()
     for order in (delivered, returned):
         to_delivery(order)
-    move(delivered, S.OUT_FOR_DELIVERY, S.FAILED_ATTEMPT, S.OUT_FOR_DELIVERY, S.DELIVERED, reason=reason_code())
-    move(returned, S.OUT_FOR_DELIVERY, S.FAILED_ATTEMPT, reason=reason_code())
+    run()  # each step is told before the next (a message the order has moved past is dropped: below)
+    for target in (S.OUT_FOR_DELIVERY, S.FAILED_ATTEMPT, S.OUT_FOR_DELIVERY, S.DELIVERED):
+        move(delivered, target, reason=reason_code())
+        if target is not S.DELIVERED:
+            run()
+    for target in (S.OUT_FOR_DELIVERY, S.FAILED_ATTEMPT):
+        move(returned, target, reason=reason_code())
+        run()
     move(returned, S.RETURNED_TO_AGENCY)
 
     errors: list[BaseException] = []
@@ -297,7 +303,7 @@ def test_a_provider_500_is_retried_then_marked_failed(app, receiver, caplog):
     # one failure, then the gateway answers: sent on the retry
     receiver.status, receiver.fail = 200, 1
     move(order, S.OUT_FOR_DELIVERY)
-    later = start + dt.timedelta(days=1)
+    later = utcnow() + dt.timedelta(hours=1)  # within NOTIFY_MAX_AGE_HOURS of the event
     run(later)
     run(later + dt.timedelta(seconds=61))
     assert [m.state for m in messages(order.id)] == ["failed", "sent"]
@@ -457,3 +463,74 @@ def test_two_senders_at_once_send_a_message_once_while_the_provider_is_slow(app,
     assert len(receiver.requests) == 1, receiver.requests
     assert sorted(sum(o.values()) for o in outcomes) == [0, 1]
     assert [m.state for m in messages(order.id)] == ["sent"]
+
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def quiet_around(app, moment: dt.datetime) -> dt.datetime:
+    """Quiet hours from an hour before ``moment`` to four hours after it; returns their end (UTC)."""
+    here = moment.astimezone(VN)
+    app.config["NOTIFY_QUIET_HOURS"] = texts.parse_quiet_hours(
+        f"{here - dt.timedelta(hours=1):%H:%M}-{here + dt.timedelta(hours=4):%H:%M}")
+    end = services.quiet_until(moment)
+    assert end is not None
+    return end
+
+
+def test_at_the_end_of_quiet_hours_only_what_still_holds_is_sent(app, receiver):
+    """A delivery in the night: "handed", "out for delivery" and "delivered" all wait for the morning;
+    then only "delivered" goes (the others are dropped, with why). A second attempt's "out for
+    delivery" drops the first one's, and the failed attempt between them."""
+    delivered, again = make_order(), make_order()
+    for order in (delivered, again):
+        to_delivery(order)
+    move(delivered, S.OUT_FOR_DELIVERY, S.DELIVERED)
+    move(again, S.OUT_FOR_DELIVERY, S.FAILED_ATTEMPT, S.OUT_FOR_DELIVERY, reason=reason_code())
+    night = utcnow() + dt.timedelta(minutes=1)
+    morning = quiet_around(app, night)
+    run(night)
+    assert {m.state for m in messages()} == {"deferred"} and receiver.requests == []
+    run(morning)
+    assert [(m.kind, m.round, m.state) for m in messages(delivered.id)] == [
+        ("handed", 0, "skipped"), ("out_for_delivery", 0, "skipped"), ("delivered", 0, "sent")]
+    assert [(m.kind, m.round, m.state) for m in messages(again.id)] == [
+        ("handed", 0, "skipped"), ("out_for_delivery", 0, "skipped"), ("failed_attempt", 0, "skipped"),
+        ("out_for_delivery", 1, "sent")]
+    dropped = messages(delivered.id)[1]
+    assert dropped.last_error == "out of date: the order is now delivered" and dropped.attempts == 0
+    assert messages(again.id)[1].last_error == "out of date: a later attempt has begun"
+    assert len(receiver.requests) == 2
+    assert "da phat thanh cong" in receiver.ok[0]["text"] and "dang duoc phat" in receiver.ok[1]["text"]
+
+
+def test_an_event_older_than_the_bound_is_not_sent(app, receiver):
+    """Three days later nobody is told: the scan makes no message, and one already made is dropped."""
+    late, waiting = make_order(), make_order()
+    to_delivery(waiting)
+    services.scan()  # its message is made now ...
+    db.session.remove()
+    to_delivery(late)
+    later = utcnow() + dt.timedelta(days=3)
+    assert run(later)["scan"] == {"too_old": 1}  # ... this one's event is three days old when scanned
+    assert messages(late.id) == [] and receiver.requests == []
+    [message] = messages(waiting.id)  # ... and this one's is sent three days late: dropped
+    assert (message.state, message.last_error) == ("skipped", "out of date: the event is older than 24 h")
+    app.config["NOTIFY_MAX_AGE_HOURS"] = 100
+    move(late, S.OUT_FOR_DELIVERY)
+    run(later)
+    assert [m.state for m in messages(late.id)] == ["sent"]
+
+
+def test_the_demo_history_queues_no_message(app, receiver):
+    """Back-dated weeks of demo orders (real-looking invented numbers): nothing to anybody, the last
+    day's events included."""
+    from delivery_service.demo.history import load_history
+
+    order = make_order()
+    lines = list(load_history(weeks=1, per_day=8))
+    assert "demo orders" in lines[-1]
+    to_delivery(order)  # news after the history is still told
+    run()
+    assert [(m.order_id, m.kind, m.state) for m in messages()] == [(order.id, "handed", "sent")]
+    assert len(receiver.requests) == 1

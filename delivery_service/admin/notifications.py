@@ -24,7 +24,8 @@ STATE_LABELS = {
     "sent": ("Đã gửi", "Sent"),
     "failed": ("Gửi không được", "Failed"),
     "opted_out": ("Đã từ chối nhận tin", "Opted out"),
-    "skipped": ("Bỏ qua (không có số hợp lệ)", "Skipped (no valid number)"),
+    "skipped": ("Bỏ qua (không có số hợp lệ, hoặc tin đã lỗi thời)",
+                "Skipped (no valid number, or out of date)"),
 }
 
 

@@ -3,7 +3,8 @@
 Written straight into the orders table and the event log with back-dated times (intake and the
 courier app only ever write "now"). Deterministic (seeded); the orders' dossier codes start with
 ``DEMO-H-``, so loading twice adds nothing. Recipients and addresses are invented (demo.people): a
-few hundred distinct names; each result order has its appointment date.
+few hundred distinct names; each result order has its appointment date. Its events are history:
+the citizens' notifications pass over them (their phone numbers are invented, and real-looking).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from delivery_service.accounts.models import User
 from delivery_service.demo.people import person_name, street_address
 from delivery_service.extensions import db
 from delivery_service.localtime import service_timezone
+from delivery_service.notifications import services as notifications
 from delivery_service.orders.models import DeliveryOrder, OrderEvent
 from delivery_service.orders.services import allocate_item_id, local_today, name_key
 from delivery_service.orders.status import Direction, Status
@@ -95,7 +97,9 @@ def load_history(weeks: int = 8, per_day: int = 25, seed: int = 2025) -> Iterato
             order.status = status
         day += dt.timedelta(days=1)
     db.session.flush()
+    start = notifications.history_start()
     db.session.execute(sa.insert(OrderEvent.__table__), events)
+    notifications.pass_over_history(start)  # history tells nobody anything (the scan's age bound aside)
     db.session.commit()
     yield f"{orders} demo orders over the past {weeks} weeks, with {len(events)} events"
 

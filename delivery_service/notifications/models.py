@@ -31,7 +31,8 @@ class NotificationMessage(db.Model):
     event_id: Mapped[int] = mapped_column(ID)
     kind: Mapped[str] = mapped_column(sa.String(24))
     round: Mapped[int] = mapped_column(default=0)
-    # pending | deferred (quiet hours) | sent | failed | opted_out | skipped (erased, no phone)
+    # pending | deferred (quiet hours) | sent | failed | opted_out | skipped (erased, no phone, out of
+    # date: last_error says why)
     state: Mapped[str] = mapped_column(sa.String(12), default="pending")
     text: Mapped[str] = mapped_column(sa.String(1000))  # rendered (item id, dates, reason: no name, no phone)
     params: Mapped[dict | None] = mapped_column(sa.JSON)  # the template's values (ZNS template_data)

@@ -5,8 +5,11 @@
   into ``notification_messages``: the unique key makes a repeated or concurrent scan harmless, and a
   lease on the cursor row keeps scanners from doing the same work twice.
 - ``send_due``: sends the messages that are due, each claimed by compare-and-set, with retries on
-  NOTIFY_RETRY_SCHEDULE; the last failure marks it failed. Quiet hours defer (never drop) a message;
-  an opted-out number or an erased order gets nothing.
+  NOTIFY_RETRY_SCHEDULE; the last failure marks it failed. Quiet hours defer a message; an opted-out
+  number or an erased order gets nothing. Each time a message is due it is checked again: one whose
+  order has moved on (an "out for delivery" after the delivery) or whose event is older than
+  NOTIFY_MAX_AGE_HOURS is dropped (``skipped``, with why), and the scan makes no message at all for an
+  event already that old (back-dated history: the past is not sent).
 
 Nothing here logs a phone number, a name or a message's text: ids, kinds and outcomes only.
 """
@@ -45,6 +48,7 @@ log = logging.getLogger(__name__)
 S = Status
 KIND_OF = {S.HANDED_TO_COURIER: "handed", S.OUT_FOR_DELIVERY: "out_for_delivery",
            S.FAILED_ATTEMPT: "failed_attempt", S.DELIVERED: "delivered", S.RETURNED_TO_AGENCY: "returned"}
+STATUS_OF = {kind: status for status, kind in KIND_OF.items()}
 CORRECTION = "correction"  # courier.services.CORRECTION: an undone event tells nobody anything
 BATCH = 500
 LEASE_S = 120
@@ -71,6 +75,21 @@ def quiet_until(now: dt.datetime) -> dt.datetime | None:
 
 def retry_schedule() -> tuple[int, ...]:
     return tuple(current_app.config["NOTIFY_RETRY_SCHEDULE"])
+
+
+def max_age() -> dt.timedelta:
+    """How old an event may be and still be told (NOTIFY_MAX_AGE_HOURS)."""
+    return dt.timedelta(hours=float(current_app.config["NOTIFY_MAX_AGE_HOURS"]))
+
+
+def happened_at(event: OrderEvent) -> dt.datetime:
+    """When the event happened, as the tracking page shows it: the courier's phone's time, else the
+    server's."""
+    return event.device_time or event.server_time
+
+
+def too_old(event: OrderEvent, now: dt.datetime) -> bool:
+    return now - happened_at(event) > max_age()
 
 
 # --- phones and opt-outs ---------------------------------------------------------------------------------
@@ -321,6 +340,42 @@ def scan(now: dt.datetime | None = None) -> dict[str, int]:
         db.session.commit()
 
 
+def history_start() -> int | None:
+    """Before a loader writes back-dated events in the current transaction (``demo history``): the
+    last event id before them, or None when the scanner still has news to read before them (then
+    they are scanned, and only those younger than NOTIFY_MAX_AGE_HOURS make messages). On PostgreSQL
+    the event log is held against other writers until the caller commits, so no one else's event
+    gets an id among the history's."""
+    if db.session.connection().dialect.name == "postgresql":
+        db.session.execute(sa.text("SET LOCAL lock_timeout = '10s'"))
+        db.session.execute(sa.text("LOCK TABLE order_events IN SHARE MODE"))
+    last = db.session.scalar(sa.select(sa.func.coalesce(sa.func.max(OrderEvent.id), 0))) or 0
+    cursor = db.session.scalar(sa.select(NotificationCursor.cursor_event_id)
+                               .where(NotificationCursor.id == 1)) or 0
+    waiting = db.session.scalar(sa.select(sa.func.count()).select_from(OrderEvent).where(
+        OrderEvent.id > cursor, OrderEvent.id <= last, OrderEvent.status_to.in_(list(KIND_OF))))
+    return None if waiting else last
+
+
+def pass_over_history(start: int | None, now: dt.datetime | None = None) -> bool:
+    """After the loader wrote its events (same transaction, ``start`` from history_start): move the
+    scanner's cursor over them, so that they make no message. True when moved; the caller commits."""
+    if start is None:
+        return False
+    end = db.session.scalar(sa.select(sa.func.coalesce(sa.func.max(OrderEvent.id), 0))) or 0
+    if db.session.get(NotificationCursor, 1) is None:
+        db.session.add(NotificationCursor(id=1, cursor_event_id=end))
+        db.session.flush()
+        return True
+    now = now or utcnow()
+    moved = db.session.execute(
+        sa.update(NotificationCursor).where(
+            NotificationCursor.id == 1, NotificationCursor.cursor_event_id <= start,
+            sa.or_(NotificationCursor.locked_until.is_(None), NotificationCursor.locked_until < now))
+        .values(cursor_event_id=end).execution_options(synchronize_session=False)).rowcount
+    return moved == 1
+
+
 def _consider(event: OrderEvent, order: DeliveryOrder, now: dt.datetime) -> str:
     kind = KIND_OF.get(event.status_to)
     if kind is None or event.reason == CORRECTION:
@@ -329,6 +384,8 @@ def _consider(event: OrderEvent, order: DeliveryOrder, now: dt.datetime) -> str:
         return "ignored"  # a dossier pick-up that failed: the citizen is the sender, not a recipient
     if order.personal_data_erased_at is not None:
         return "erased"
+    if too_old(event, now):
+        return "too_old"  # back-dated history, or a scanner that was stopped for long: not news any more
     text, zns_id = template_text(kind)
     values = _values(order, event, kind)
     hashed = phone_hash(order.recipient_phone)
@@ -380,6 +437,31 @@ def send_due(now: dt.datetime | None = None) -> dict[str, int]:
     return counts
 
 
+def outdated(message: NotificationMessage, order: DeliveryOrder, now: dt.datetime) -> str | None:
+    """Why the message no longer makes sense now (None: it still does): the order has moved on from
+    its status (or a later attempt has begun), or its event is older than NOTIFY_MAX_AGE_HOURS."""
+    status = STATUS_OF.get(message.kind)
+    if status is None:
+        return None
+    if order.status is not status:
+        return f"out of date: the order is now {order.status.value}"
+    # The latest event that brought the order to this status (a courier's correction only undoes one):
+    # a message of an earlier round (the first attempt's "out for delivery" once the second has begun)
+    # is out of date.
+    query = sa.select(OrderEvent).where(
+        OrderEvent.order_id == order.id, OrderEvent.status_to == status,
+        sa.or_(OrderEvent.reason.is_(None), OrderEvent.reason != CORRECTION))
+    if status is S.FAILED_ATTEMPT:
+        query = query.where(OrderEvent.status_from == S.OUT_FOR_DELIVERY)
+    latest = db.session.scalar(query.order_by(OrderEvent.id.desc()).limit(1))
+    if latest is not None and _round(order.id, latest, message.kind) != message.round:
+        return "out of date: a later attempt has begun"
+    event = db.session.get(OrderEvent, message.event_id)
+    if event is not None and too_old(event, now):
+        return f"out of date: the event is older than {current_app.config['NOTIFY_MAX_AGE_HOURS']} h"
+    return None
+
+
 def _send(message_id: int, now: dt.datetime) -> str:
     message = db.session.get(NotificationMessage, message_id, populate_existing=True)
     assert message is not None
@@ -401,6 +483,12 @@ def _send(message_id: int, now: dt.datetime) -> str:
         db.session.commit()
         log.info("notification %s (%s): not sent, the number opted out", message.id, message.kind)
         return "opted_out"
+    why = outdated(message, order, now)
+    if why is not None:
+        message.state, message.last_error, message.locked_until = "skipped", why, None
+        db.session.commit()
+        log.info("notification %s (%s): not sent, %s", message.id, message.kind, why)
+        return "outdated"
     later = quiet_until(now)
     if later is not None:
         message.state, message.due_at, message.locked_until = "deferred", later, None
