@@ -91,7 +91,7 @@ def _refused(client: ApiClient, exc: InvalidInput):  # noqa: ANN202
                   status=422)
 
 
-# What a secret shown once is, per page: (subject, the page's endpoint).
+# The kinds of secret shown once (the first part of their subject), and the page that shows each.
 TOKEN, WEBHOOK_SECRET = "api-token", "webhook-secret"
 SECRET_PAGES = {TOKEN: "admin_clients.token", WEBHOOK_SECRET: "admin_clients.webhook_secret"}
 
