@@ -306,6 +306,11 @@ def _notify_settings(cfg: dict[str, Any]) -> None:
             url = str(cfg[needs[0]])
             if not url.startswith(("http://", "https://")):
                 raise ConfigError(f"{needs[0]} must start with http:// or https://")
+    if cfg["NOTIFY_PROVIDER"] != "log" and cfg["ENV"] == "production" and not cfg["PUBLIC_BASE_URL"]:
+        # Messages are made outside any request: without it their links would be tracking.links'
+        # FALLBACK_BASE_URL (http://127.0.0.1:5000), which no citizen can open.
+        raise ConfigError(f"NOTIFY_PROVIDER={cfg['NOTIFY_PROVIDER']} needs PUBLIC_BASE_URL in production "
+                          "(the address citizens reach: the links in their messages point there)")
     for key in ("NOTIFY_ENABLED", "NOTIFY_SMS_UNICODE"):
         if isinstance(cfg[key], str):
             cfg[key] = cfg[key].strip().lower() in {"1", "true", "yes", "on"}

@@ -534,3 +534,20 @@ def test_the_demo_history_queues_no_message(app, receiver):
     run()
     assert [(m.order_id, m.kind, m.state) for m in messages()] == [(order.id, "handed", "sent")]
     assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize("provider", [{"NOTIFY_PROVIDER": "sms", "NOTIFY_SMS_URL": "https://sms.example.vn/send",
+                                       "NOTIFY_SMS_API_KEY": "k"},
+                                      {"NOTIFY_PROVIDER": "zns", "NOTIFY_ZNS_ACCESS_TOKEN": "t"}])
+def test_a_real_provider_in_production_needs_the_public_address(provider):
+    """Messages are made outside any request: without PUBLIC_BASE_URL their links would point at
+    http://127.0.0.1:5000. Refused at start, as a missing API key is."""
+    from delivery_service.config import ConfigError, load
+
+    production = {"ENV": "production", "SECRET_KEY": "s" * 48, **provider}
+    with pytest.raises(ConfigError, match="needs PUBLIC_BASE_URL in production"):
+        load("/tmp", {**production, "PUBLIC_BASE_URL": ""})
+    assert load("/tmp", {**production, "PUBLIC_BASE_URL": "https://tracuu.example.vn/"})["PUBLIC_BASE_URL"] \
+        == "https://tracuu.example.vn"
+    assert load("/tmp", {**production, "NOTIFY_PROVIDER": "log"})["PUBLIC_BASE_URL"] is None  # log: no links out
+    assert load("/tmp", {**provider})["PUBLIC_BASE_URL"] is None  # development: the local address is fine
