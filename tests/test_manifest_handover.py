@@ -180,3 +180,29 @@ def test_migration_0031_records_the_first_handover_of_each_item(app, client, aut
     db.session.remove()
     refused = bag(client, auth, [items[1]])
     assert refused.status_code == 409 and refused.json["handed_over"][0]["manifest"] == first
+
+
+def test_the_labels_page_leaves_out_items_handed_over_and_counts_what_it_lists(client, auth):
+    """Outside review: after a counter → courier manifest its items (still ``assigned`` until the
+    courier confirms the bag) stayed on /counter/labels, "not yet handed to a courier", and in its count;
+    ticking them again only gave an error. An item moved to another route since is listed again."""
+    import re
+
+    from delivery_service.routing.services import move_order
+
+    items = new_items(client, auth, 3)
+    assert bag(client, auth, items[:2]).status_code == 201
+    login(client, "counter")
+    page = client.get("/counter/labels").get_data(as_text=True)
+    listed = re.findall(r'data-item="([^"]+)"', page)
+    assert listed == [items[2]]
+    assert re.search(r"<h1>Nhãn và bàn giao <span class=\"muted\">\(1\)</span></h1>", page), page[:2000]
+    assert "(1 nhãn chưa in)" in page  # none of the three printed: the two handed over are not counted
+    assert services.unprinted_count(Actor.of_user(db.session.scalar(
+        sa.select(User).where(User.username == "counter"))), db.session.scalar(
+        sa.select(Manifest.counter_id))) == 1
+    # moved to another route before that route's courier took it: at the counter again, for QNG-02
+    supervisor = Actor.of_user(db.session.scalar(sa.select(User).where(User.username == "supervisor")))
+    move_order(supervisor, items[0], "QNG-02")
+    page = client.get("/counter/labels").get_data(as_text=True)
+    assert re.findall(r'data-item="([^"]+)"', page) == [items[0], items[2]]

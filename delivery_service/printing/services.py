@@ -832,7 +832,10 @@ class AwaitingHandover:
 
 def _awaiting(actor: Actor, counter_id: int) -> sa.Select[tuple[DeliveryOrder]]:
     """The counter's items not yet handed to a courier, printed or not, oldest first: results before
-    the handover (created or assigned), and results of both-direction orders back from the agency."""
+    the handover (created or assigned), and results of both-direction orders back from the agency;
+    none already handed to its route's courier on a manifest (``manifest_handovers``: the order stays
+    ``assigned`` until the courier confirms the bag's pickup, but the counter no longer holds it). An
+    item moved since to another route is listed again, for that route's courier."""
     result_leg = sa.or_(
         sa.and_(DeliveryOrder.direction == Direction.RESULT_TO_CITIZEN,
                 DeliveryOrder.status.in_([Status.CREATED, Status.ASSIGNED])),
@@ -842,8 +845,10 @@ def _awaiting(actor: Actor, counter_id: int) -> sa.Select[tuple[DeliveryOrder]]:
                                   OrderEvent.status_to == Status.DELIVERED_TO_AGENCY)
     both_result = sa.and_(DeliveryOrder.direction == Direction.BOTH, DeliveryOrder.status == Status.ASSIGNED,
                           both_back)
+    handed = sa.exists().where(manifest_handovers.c.order_id == DeliveryOrder.id,
+                               manifest_handovers.c.route_id == DeliveryOrder.route_id)
     return (scope(sa.select(DeliveryOrder), actor)
-            .where(DeliveryOrder.counter_id == counter_id, sa.or_(result_leg, both_result))
+            .where(DeliveryOrder.counter_id == counter_id, sa.or_(result_leg, both_result), ~handed)
             .order_by(DeliveryOrder.id))
 
 
