@@ -12,12 +12,14 @@ def reports() -> None:
 
 
 @reports.command("fold")
+@click.option("--from-scratch", is_flag=True, help="Empty the figures and fold the whole event log again "
+              "(after an upgrade that changes what an event counts for: see docs/operations.md).")
 @with_appcontext
-def fold_command() -> None:
+def fold_command(from_scratch: bool) -> None:
     """Fold every committed event not yet in the figures."""
-    from delivery_service.reports.fold import fold, pending
+    from delivery_service.reports.fold import fold, pending, refold
 
-    n = fold()
+    n = refold() if from_scratch else fold()
     cursor, last = pending()
     click.echo(f"folded {n} events; cursor {cursor}, last event {last}")
 

@@ -17,6 +17,8 @@ What an event counts for (docs/reports.md):
   with the hours from handover in the histogram; a correction that takes the order back out of
   the closed status subtracts exactly that;
 - failed attempts: each one on its day; a courier's correction of one subtracts it.
+Each counts for the courier who recorded it; a return or a pickup given up after a failed attempt
+(by the system at the attempts' limit, or by staff) for the courier whose attempt failed.
 The day of an event is the local date of the courier's device time when there is one (an offline
 phone's delivery counts on the day it happened), else of the server time.
 """
@@ -177,6 +179,20 @@ def fold(max_events: int | None = None, *, time_budget_s: float | None = None) -
         db.session.commit()
         log.info("reports: folded %d events", done)
     return done
+
+
+def refold() -> int:
+    """Fold the whole event log again from scratch: every rollup, every order's fold state and the
+    cursor (its ``report_changes`` go with it) emptied in one transaction, then ``fold``. After an
+    upgrade that changes what an event counts for; the figures kept by processes see a new
+    generation. Returns the events folded."""
+    for table in (report_days, report_weeks, report_months, report_years, ReportOrder.__table__):
+        db.session.execute(sa.delete(table))
+    db.session.execute(sa.delete(ReportChange))
+    db.session.execute(sa.delete(ReportCursor))
+    _make_cursor()
+    db.session.commit()
+    return fold()
 
 
 def _resync(cursor: int, recorded: int) -> bool:
@@ -348,6 +364,10 @@ def _event(r: Any, state: dict[str, Any], deltas: _Deltas, tz: ZoneInfo) -> None
         closing = "abandoned" if frm is Status.FAILED_ATTEMPT else "cancelled"
     if closing is not None:
         handed = state["handed_at"]
+        if not courier and frm is Status.FAILED_ATTEMPT:
+            # Returned or given up after a failed attempt (by the system at the attempts' limit, or by
+            # staff): the courier whose attempt failed answers for it, as for a delivery.
+            courier = state["failed_courier_id"] or 0
         state.update(closed_kind=closing, closed_day=day, closed_commune_id=r.commune_id,
                      closed_route_id=state["route_id"], closed_counter_id=r.counter_id,
                      closed_courier_id=courier, closed_on_time=closing == "delivered" and day <= r.due_date,
