@@ -3,15 +3,20 @@ with no personal data beyond the recipient's initials; one neutral answer otherw
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import unicodedata
 
+import sqlalchemy as sa
 from conftest import csrf_token, order_payload
 from flask.testing import FlaskClient
 from web_helpers import HTI
 
 from delivery_service.accounts.services import SYSTEM
+from delivery_service.extensions import db
+from delivery_service.localtime import local_today
+from delivery_service.orders.models import DeliveryOrder
 from delivery_service.orders.services import change_status
 from delivery_service.orders.status import Status
 from delivery_service.tracking.services import initials
@@ -233,3 +238,50 @@ def test_the_delivery_window_is_shown_when_the_order_has_one(client, auth):
     plain = _order(client, auth)
     html = _text(_look_up(client, plain["item_id"], "3456", lang="vi"))
     assert plain["item_id"] in html and "Khung giờ giao" not in html and "delivery-window" not in html
+
+
+def _failed(item_id: str, next_day) -> None:
+    """created → … → failed attempt (nobody home), the next attempt moved to ``next_day``."""
+    for target in (Status.ASSIGNED, Status.HANDED_TO_COURIER, Status.OUT_FOR_DELIVERY):
+        if not (target is Status.ASSIGNED and _status(item_id) is Status.ASSIGNED):
+            change_status(SYSTEM, item_id, target)
+    change_status(SYSTEM, item_id, Status.FAILED_ATTEMPT, reason="not_home")
+    db.session.execute(sa.update(DeliveryOrder).where(DeliveryOrder.item_id == item_id)
+                       .values(run_date=next_day))
+    db.session.commit()
+
+
+def test_what_the_citizen_needs_next_the_next_attempt_the_hotline_where_returned_papers_are(client, auth):
+    """A failed attempt says the day of the next one (as the text message does), every result gives
+    the counter's hotline as a tel: link, a returned item says where the papers are; the answers that
+    know no item (not found, too many) give the service's hotline."""
+    later = local_today() + dt.timedelta(days=2)
+    failed = _order(client, auth)
+    _failed(failed["item_id"], later)
+    html = _text(_look_up(client, failed["item_id"], "3456"))
+    assert re.search(rf'<dt>Ngày phát lại</dt><dd class="next-attempt">{later:%d/%m/%Y}</dd>', html), html
+    assert '<dt>Đường dây nóng</dt><dd class="hotline"><a href="tel:1022">1022</a></dd>' in html  # QNG-TTHCC's
+    english = _text(_look_up(client, failed["item_id"], "3456", lang="en"))
+    assert re.search(rf'<dt>Next attempt</dt><dd class="next-attempt">{later:%d/%m/%Y}</dd>', english)
+    _failed(_order(client, auth, dossier_code="H55.22-000999")["item_id"], local_today())  # not moved yet
+    html = _text(_look_up(client, "H55.22-000999", "3456", lang="vi"))
+    assert '<dd class="next-attempt">sẽ báo sau</dd>' in html
+
+    returned = _order(client, auth)
+    _failed(returned["item_id"], later)
+    change_status(SYSTEM, returned["item_id"], Status.RETURNED_TO_AGENCY)
+    html = _text(_look_up(client, returned["item_id"], "3456"))
+    assert ("Không phát được: bưu gửi đã được chuyển trả về Trung tâm Phục vụ hành chính công tỉnh Quảng Ngãi, "
+            "nơi đang giữ giấy tờ của Ông/Bà. Vui lòng gọi đường dây nóng 1022 để hẹn nhận lại.") in html
+    assert "next-attempt" not in html
+    for private in ("Nguyễn Thị Hoa", "0905123456", "12 Hùng Vương"):
+        assert private not in html
+
+    missed = _text(_look_up(client, failed["item_id"], "0000"))
+    assert NOT_FOUND_VI in missed and '<a href="tel:1900545481">1900 545481</a>' in missed
+    assert "1022" not in missed  # a miss does not say which counter the item belongs to
+    token = csrf_token(client, "/t")
+    for _ in range(10):
+        _look_up(client, "RR123456785VN", "0000", token=token, environ_base={"REMOTE_ADDR": "10.0.9.9"})
+    limited = _look_up(client, "RR123456785VN", "0000", token=token, environ_base={"REMOTE_ADDR": "10.0.9.9"})
+    assert limited.status_code == 429 and '<a href="tel:1900545481">1900 545481</a>' in _text(limited)

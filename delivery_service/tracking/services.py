@@ -9,11 +9,13 @@ import unicodedata
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm import joinedload, selectinload
 
 from delivery_service import rules
 from delivery_service.courier.services import CORRECTION
 from delivery_service.extensions import db
+from delivery_service.localtime import service_timezone
 from delivery_service.orders.models import DeliveryOrder, OrderEvent, window_text
 from delivery_service.orders.status import Direction, Status
 from labels import s10
@@ -49,6 +51,14 @@ class TrackedItem:
     optout_token: str | None = None  # stops text messages to the phone the citizen proved (notifications)
     eta: str | None = None  # "9:00–10:00": the window of today's sequenced run, shown on the run's day only
     window: str | None = None  # "08:00–12:00": the delivery window the citizen chose (not personal data)
+    # After a failed attempt: the day of the next one (the order's run date, Vietnam's calendar), as
+    # the text message says it; None when not set yet.
+    next_attempt: dt.date | None = None
+    hotline: str | None = None  # the counter's, else COMPLAINTS_HOTLINE (as on labels and messages)
+
+    @property
+    def hotline_href(self) -> str:
+        return tel_href(self.hotline or "")
 
 
 def clean_code(text: str) -> str:
@@ -105,12 +115,36 @@ def track(code: str, digits: str) -> list[TrackedItem]:
     return [_tracked(order, digits) for order in orders]
 
 
+def hotline(counter_hotline: str | None = None) -> str:
+    """The number a citizen calls: the counter's hotline, else the service's (COMPLAINTS_HOTLINE)."""
+    return (counter_hotline or "").strip() or current_app.config.get("COMPLAINTS_HOTLINE") or ""
+
+
+def tel_href(number: str) -> str:
+    """``tel:`` link of a number as printed ("1900 545481" → "tel:1900545481")."""
+    return "tel:" + "".join(ch for ch in number if ch.isdigit() or ch == "+")
+
+
+def next_attempt(order: DeliveryOrder) -> dt.date | None:
+    """After a failed attempt, the day of the next one: the order's run date when later than the day
+    (in Vietnam) the attempt failed; None otherwise (not decided yet)."""
+    if order.status is not Status.FAILED_ATTEMPT or order.run_date is None:
+        return None
+    failed = [e for e in order.events if e.status_to is Status.FAILED_ATTEMPT and e.reason != CORRECTION]
+    if failed:
+        happened = failed[-1].server_time.astimezone(service_timezone()).date()
+        if order.run_date <= happened:
+            return None
+    return order.run_date
+
+
 def _tracked(order: DeliveryOrder, digits: str) -> TrackedItem:
     from delivery_service.notifications.services import optout_token
 
     phone = next((p for p in (order.recipient_phone, order.authorised_phone)
                   if _phone_ends_with(p, digits)), None)
     return TrackedItem(
+        next_attempt=next_attempt(order), hotline=hotline(order.counter.hotline),
         optout_token=optout_token(phone) if phone else None, eta=_eta_today(order),
         item_id=order.item_id, direction=order.direction, status=order.status,
         counter_name=order.counter.name, recipient_initials=initials(order.recipient_name),

@@ -78,7 +78,7 @@ def lookup():
 @bp.errorhandler(429)
 def too_many(_exc: Exception):
     """Past the limits: a page that says to wait, in the citizen's language."""
-    return render_template("tracking/limited.html"), 429
+    return render_template("tracking/limited.html", **_help()), 429
 
 
 @bp.errorhandler(CSRFError)
@@ -89,7 +89,13 @@ def csrf_refused(_exc: CSRFError):
     return _form_page(code=code, message=message, status=400)
 
 
+def _help() -> dict[str, str]:
+    # No item known: the service's hotline (an item's page gives its counter's).
+    number = services.hotline()
+    return {"hotline": number, "hotline_href": services.tel_href(number)}
+
+
 def _form_page(*, code: str, errors: dict[str, str] | None = None, not_found: bool = False,
                message: str | None = None, status: int = 200):
     return render_template("tracking/form.html", code=code, errors=errors or {}, not_found=not_found,
-                           message=message, digits=services.PHONE_DIGITS), status
+                           message=message, digits=services.PHONE_DIGITS, **_help()), status
