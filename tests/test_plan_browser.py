@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from test_courier_browser import browser, live_server  # noqa: F401  (fixtures)
 from test_pages_browser import CSP_LISTENER, INLINE_CODE, Watch, _log_in
+from test_routing_plan import _two_couriers  # noqa: F401  (an autouse fixture: QNG-02 has a courier)
 from web_helpers import make_order
 
 from delivery_service.extensions import db

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from conftest import DEMO_PASSWORD, csrf_token, login
 from web_helpers import make_order
 
-from delivery_service.accounts.models import Role
+from delivery_service.accounts.models import Role, User
 from delivery_service.accounts.services import Actor, create_user
 from delivery_service.errors import InvalidInput, NotFound
 from delivery_service.extensions import db
@@ -23,6 +23,16 @@ FAST = {"PLAN_SECONDS": 0.3}
 # QNG-01 covers 21025 and 21028; QNG-02 covers 21172 and 21211 (both of BC-QNG)
 ADDRESSES = [("21025", "12 Hùng Vương"), ("21025", "3 Quang Trung"), ("21028", "45 Phan Đình Phùng"),
              ("21172", "Thôn 3"), ("21211", "Thôn Khê Thủy"), ("21211", "Thôn Cổ Lũy")]
+
+
+@pytest.fixture(autouse=True)
+def _two_couriers(app) -> None:
+    """QNG-02 driven too (the demo gives only QNG-01 a courier): a plan may give stops to either."""
+    create_user(username="courier2", full_name="Trần Văn Hai", password=DEMO_PASSWORD, role=Role.COURIER,
+                post_office_code="BC-QNG")
+    db.session.flush()
+    _route("QNG-02").courier_id = db.session.scalar(sa.select(User.id).where(User.username == "courier2"))
+    db.session.commit()
 
 
 def _office_id(code: str = "BC-QNG") -> int:
@@ -96,6 +106,28 @@ def test_bag_limits_are_kept_and_locked_orders_stay(app):
     assert _route_code(result.assignment[keep]) == "QNG-01" and keep in result.locked
     assert keep not in {m.order.id for m in result.moves}
     assert len(result.moves) >= 4
+
+
+@pytest.mark.config(**FAST, PLAN_TERRITORY_COST_M=0)
+def test_a_route_without_a_courier_is_given_no_stops(app):
+    """Outside review: the plan moved QNG-01's orders to QNG-02, which had no courier ("chưa có bưu
+    tá"): nobody would have delivered them. Such a route keeps only what the supervisor kept on it."""
+    orders = _orders()
+    _route("QNG-02").courier_id = None
+    db.session.commit()
+    result = planning.build_plan(_actor(), _office_id(), local_today())
+    assert [d.route.code for d in result.current] == ["QNG-01", "QNG-02"]  # today's, as it is
+    assert [d.route.code for d in result.proposed] == ["QNG-01"]
+    assert {_route_code(r) for r in result.assignment.values()} == {"QNG-01"}
+    assert sorted(result.assignment) == sorted(o.id for o in orders)
+    assert all(m.target.code == "QNG-01" for m in result.moves) and len(result.moves) == 3
+    kept = orders[5].id  # kept on QNG-02 by the supervisor: it stays there
+    result = planning.build_plan(_actor(), _office_id(), local_today(), locked=[kept])
+    assert _route_code(result.assignment[kept]) == "QNG-02"
+    _route("QNG-01").courier_id = None
+    db.session.commit()
+    nobody = planning.build_plan(_actor(), _office_id(), local_today())
+    assert nobody.proposed == [] and nobody.assignment == {} and len(nobody.current) == 2
 
 
 @pytest.mark.config(**FAST)

@@ -284,13 +284,19 @@ def build_plan(actor: Actor, office_id: int, day: dt.date, *, locked: Iterable[i
                           len(late), over, route.capacity_per_day, late_stops, arrivals)
 
     current = [day_of(r, [i for i, s in enumerate(stops) if s.route_id == r.id]) for r in routes]
-    if not routes:
-        return DayPlan(office, day, [], [], [], {}, set(), 0, 0.0, detour, roads.source)
+    # Only a route with a courier can be given stops (one without runs nobody's day), unless the
+    # supervisor kept a stop on it.
+    kept_on = {s.lock for s in stops if s.lock is not None}
+    runnable = [r for r in routes if r.courier_id is not None or r.id in kept_on]
+    if not runnable:
+        return DayPlan(office, day, current, [], [], {}, set(), 0, 0.0, detour, roads.source)
+    routes = runnable
     territory = _territories([r.id for r in routes])
     vindex = {r.id: k for k, r in enumerate(routes)}
     clients = [VrpClient(key=i, demand=len(s.orders), service_s=service, window=s.window,
                          locked_to=vindex[s.lock] if s.lock is not None else None,
-                         territory=frozenset(vindex[r] for r in territory.get(s.orders[0].commune_id, ())))
+                         territory=frozenset(vindex[r] for r in territory.get(s.orders[0].commune_id, ())
+                                             if r in vindex))
                for i, s in enumerate(stops)]
     overtime = int(setting("PLAN_MAX_OVERTIME_MIN")) * 60
     per_s = max(1, round(float(setting("PLAN_OVERTIME_COST_M_PER_MIN")) / 60))
