@@ -285,3 +285,24 @@ def test_what_the_citizen_needs_next_the_next_attempt_the_hotline_where_returned
         _look_up(client, "RR123456785VN", "0000", token=token, environ_base={"REMOTE_ADDR": "10.0.9.9"})
     limited = _look_up(client, "RR123456785VN", "0000", token=token, environ_base={"REMOTE_ADDR": "10.0.9.9"})
     assert limited.status_code == 429 and '<a href="tel:1900545481">1900 545481</a>' in _text(limited)
+
+
+def test_a_mistyped_item_id_is_told_so_without_costing_the_codes_misses(client, auth):
+    """A wrong S10 check digit: no item can have it, so the page says to look at the receipt again
+    (not the generic "not found"), and it counts against no code's miss budget; the per-address limit
+    still counts it."""
+    item_id = _order(client, auth)["item_id"]
+    wrong = item_id[:10] + str((int(item_id[10]) + 1) % 10) + item_id[11:]
+    resp = _look_up(client, wrong.lower(), "3456")
+    html = _text(resp)
+    assert resp.status_code == 422 and NOT_FOUND_VI not in html and "N. T. H." not in html
+    assert "Số hiệu có vẻ bị gõ sai (sai số kiểm tra): hãy xem lại trên biên nhận." in html
+    assert "look at your receipt again" in _text(_look_up(client, wrong, "3456", lang="en"))
+    token = csrf_token(client, "/t")
+    codes = [_look_up(client, wrong, f"{i:04d}", token=token, environ_base={"REMOTE_ADDR": f"10.0.4.{i}"}
+                      ).status_code for i in range(35)]
+    assert codes == [422] * 35  # past the 30 misses a code may have: none counted
+    codes = [_look_up(client, wrong, "3456", token=token, environ_base={"REMOTE_ADDR": "10.0.5.1"}).status_code
+             for _ in range(11)]
+    assert codes == [422] * 10 + [429]  # the address's 10 a minute, as for any look-up
+    assert "N. T. H." in _text(_look_up(client, item_id, "3456", environ_base={"REMOTE_ADDR": "10.0.5.2"}))

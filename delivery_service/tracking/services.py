@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -77,6 +78,13 @@ def item_id_of(code: str) -> str | None:
     """The S10 item id a code stands for (lower case, spaces and hyphens allowed), or None."""
     candidate = s10.normalize(clean_code(code))
     return candidate if s10.is_valid(candidate) else None
+
+
+def mistyped_item_id(code: str) -> bool:
+    """Whether a code has the shape of an S10 item id (two letters, nine digits, two letters) with a
+    wrong check digit: no item can have it, so it was mistyped (looking it up would tell nothing)."""
+    candidate = s10.normalize(clean_code(code))
+    return re.fullmatch(r"[A-Z]{2}\d{9}[A-Z]{2}", candidate) is not None and not s10.is_valid(candidate)
 
 
 def initials(name: str) -> str:

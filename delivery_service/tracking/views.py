@@ -64,6 +64,10 @@ def lookup():
     errors = {}
     if not code:
         errors["code"] = gettext("Enter the item id or the dossier code.")
+    elif services.mistyped_item_id(code):
+        # Checked before any look-up: it reveals nothing, so it costs nothing of the code's miss budget
+        # (the per-address limit still counts it).
+        errors["code"] = gettext("The item number looks mistyped (check digit): look at your receipt again.")
     if digits is None:
         errors["phone_last4"] = gettext("Enter the last 4 digits of the phone number.")
     if errors:
