@@ -14,7 +14,7 @@ from test_imports import row, to_csv, upload
 from delivery_service.addresses.api import address_parser
 from delivery_service.extensions import db
 from delivery_service.orders.models import DeliveryOrder
-from delivery_service.units.succession import successors
+from delivery_service.units.succession import split_successors, successors
 
 CLEAR = "Số 12 Hùng Vương, P. Cẩm Thành, TP. Quảng Ngãi"
 AMBIGUOUS = "thôn 3, Cẩm Thành"  # Phường Cẩm Thành (Quảng Ngãi) or Xã Cẩm Thành (Hà Tĩnh)
@@ -51,12 +51,12 @@ def test_text_stores_the_same_order_as_the_codes(client, auth):
 
 def test_a_former_commune_is_stored_as_its_2025_successor(client, auth):
     resp = client.post("/api/v1/orders", headers=auth, json=order_payload(
-        address={"text": "thôn Phú Thọ, xã Nghĩa Phú, huyện Tư Nghĩa"}))  # the district ended in 2025
+        address={"text": "thôn Phú Thọ, xã Nghĩa Kỳ, huyện Tư Nghĩa"}))  # the district ended in 2025
     assert resp.status_code == 201, resp.json
     address = resp.json["address"]
     assert address["province"]["code"] == "51" and address["district"] is None
     assert address["commune"]["code"] == successors()[address_parser().parse(
-        "xã Nghĩa Phú, huyện Tư Nghĩa", dt.date(2025, 6, 1)).commune.code]
+        "xã Nghĩa Kỳ, huyện Tư Nghĩa", dt.date(2025, 6, 1)).commune.code]
     assert address["detail"] == "thôn Phú Thọ"
 
 
@@ -87,6 +87,27 @@ def test_ambiguous_text_is_refused_with_the_candidates(client, auth):
     assert resp.status_code == 422
     assert resp.json["details"][0]["code"] == "unknown_address"
     assert resp.json["details"][0]["candidates"] == []
+
+
+def test_a_commune_split_in_2025_is_refused_with_its_parts(client, auth):
+    """Xã Kỳ Lợi went to three 2025 wards: the caller chooses, the package's default is not stored."""
+    before = db.session.scalar(sa.select(sa.func.count()).select_from(DeliveryOrder))
+    resp = client.post("/api/v1/orders", headers=auth, json=order_payload(
+        address={"text": "Thôn 2, xã Kỳ Lợi, TX Kỳ Anh, Hà Tĩnh"}))
+    assert resp.status_code == 422, resp.json
+    [detail] = resp.json["details"]
+    assert (detail["field"], detail["code"]) == ("address.text", "ambiguous_address")
+    parts = split_successors()["18796"]
+    assert [c["commune"]["code"] for c in detail["candidates"][:3]] == list(parts)
+    assert all(c["province"]["code"] == "42" and not c["legacy"] for c in detail["candidates"][:3])
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(DeliveryOrder)) == before
+
+
+def test_a_district_the_commune_is_not_in_is_refused(client, auth):
+    resp = client.post("/api/v1/orders", headers=auth, json=order_payload(
+        address={"text": "Thôn 2, xã Hoa Mai, H. Đức Thọ, Hà Tĩnh"}))
+    assert resp.status_code == 422, resp.json
+    assert resp.json["details"][0]["code"] == "ambiguous_address"
 
 
 def test_both_forms_or_neither_are_refused_at_the_address(client, auth):

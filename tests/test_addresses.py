@@ -13,7 +13,7 @@ from conftest import login
 from test_courier_browser import browser, live_server  # noqa: F401  (fixtures)
 
 from delivery_service.addresses.parser import AddressParser, fold
-from delivery_service.units.succession import successors
+from delivery_service.units.succession import split_successors, successors
 
 AFTER = dt.date(2025, 12, 1)  # the two-level structure
 BEFORE = dt.date(2024, 6, 1)  # the three-level one
@@ -145,6 +145,44 @@ def test_ambiguous_text_gives_ranked_candidates(parser: AddressParser) -> None:
     assert parser.parse("xã An Phú, Quảng Ngãi", AFTER).commune.code == "21034"
 
 
+@pytest.mark.parametrize("on", [AFTER, BEFORE])
+def test_a_district_the_commune_is_not_in_is_never_sure(parser: AddressParser, on: dt.date) -> None:
+    """"Hoa Mai" is one letter from Xã Hòa Hải, which lies in Huyện Hương Khê, not in the Đức Thọ
+    written: a guess to offer, not an answer to store."""
+    r = parser.parse("Thôn 2, xã Hoa Mai, H. Đức Thọ, Hà Tĩnh", on)
+    assert not r.sure and r.confidence < 0.75 and r.candidates
+    assert r.province.code == "42" and r.detail == "Thôn 2"
+    # the same commune with its own district is sure
+    r = parser.parse("Thôn 2, xã Hòa Hải, H. Hương Khê, Hà Tĩnh", on)
+    assert r.sure and (r.written or r).commune.code == "18508"
+
+
+def test_a_district_written_next_to_a_2025_commune_must_have_held_it(parser: AddressParser) -> None:
+    # Xã Đức Thọ of 2025 was made of communes of Huyện Đức Thọ, none of Huyện Hương Khê
+    assert not parser.parse("Xã Đức Thọ, H. Hương Khê, Hà Tĩnh", AFTER).sure
+    assert parser.parse("Xã Đức Thọ, H. Đức Thọ, Hà Tĩnh", AFTER).sure
+    # a district's words that are also the province's name contradict nothing
+    assert parser.parse("Số 12 Hùng Vương, P. Cẩm Thành, TP. Quảng Ngãi", AFTER).sure
+
+
+@pytest.mark.parametrize(("text", "former"), [
+    ("Thôn 2, xã Kỳ Lợi, TX Kỳ Anh, Hà Tĩnh", "18796"),  # Hoành Sơn, Sông Trí and Vũng Áng
+    ("Xã Đại Nài, TP Hà Tĩnh", "18082"),
+    ("Xã Trà Bùi, H. Trà Bồng, Quảng Ngãi", "21142"),
+])
+def test_a_commune_split_in_2025_offers_its_parts(parser: AddressParser, text: str, former: str) -> None:
+    parts = split_successors()[former]
+    r = parser.parse(text, AFTER)
+    assert r.written.commune.code == former
+    assert not r.sure and r.confidence < 0.75
+    assert [c.commune.code for c in r.candidates[:len(parts)]] == list(parts)  # the package's default first
+    assert all(not c.legacy and c.district is None and c.province.code == r.province.code
+               for c in r.candidates[:len(parts)])
+    # before the reform the commune was one: that reading is sure
+    before = parser.parse(text, BEFORE)
+    assert before.sure and before.commune.code == former
+
+
 def test_nothing_to_read(parser: AddressParser) -> None:
     r = parser.parse("giao giờ hành chính", AFTER)
     assert (r.province, r.commune, r.sure, r.confidence) == (None, None, False, 0.0)
@@ -218,6 +256,15 @@ def test_api_ambiguous_and_default_day(client, auth) -> None:
     body = resp.get_json()
     assert resp.status_code == 200
     assert body["commune"]["code"] == "21025"  # the test database has one Cẩm Thành in 2025
+
+
+def test_api_split_commune_is_unsure_with_its_parts(client, auth) -> None:
+    resp = client.post("/api/v1/addresses/parse", headers=auth,
+                       json={"text": "Thôn 2, xã Kỳ Lợi, TX Kỳ Anh, Hà Tĩnh", "on": "2025-12-01"})
+    body = resp.get_json()
+    assert resp.status_code == 200 and body["sure"] is False, body
+    assert body["written"]["commune"]["code"] == "18796"
+    assert [c["commune"]["code"] for c in body["candidates"][:3]] == list(split_successors()["18796"])
 
 
 @pytest.mark.parametrize(("payload", "field"), [

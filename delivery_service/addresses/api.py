@@ -16,7 +16,7 @@ from delivery_service.api import current_actor, protected
 from delivery_service.fields import Day, Text
 from delivery_service.orders.services import local_today
 from delivery_service.units.services import UnitIndex, unit_index
-from delivery_service.units.succession import successors
+from delivery_service.units.succession import split_successors, successors
 
 MAX_TEXT = 500
 
@@ -98,7 +98,7 @@ def address_parser(app: Flask | None = None) -> AddressParser:
             if cached is not None and cached[1] == signature:
                 parser = cached[2]
             else:
-                parser = AddressParser(index.by_id.values(), successors(), _aliases())
+                parser = AddressParser(index.by_id.values(), successors(), _aliases(), split_successors())
             cached = (index, signature, parser)
             app.extensions["address_parser"] = cached
     return cached[2]
@@ -120,7 +120,9 @@ def parse(data: dict[str, Any]):
     Full names, abbreviations (TP., Q., H., TX., P., X., TT.), text without diacritics, any case,
     former names, one-letter typos in the commune, phone numbers, postcodes and notes. A pre-reform
     address (a former district, a merged commune) dated after 1 Jul 2025 is answered with the 2025
-    commune that succeeded it (``written`` keeps what the text said). When ``sure`` is false, the
+    commune that succeeded it (``written`` keeps what the text said); a pre-reform commune split
+    between several 2025 communes is not sure, its parts first among the candidates. A district
+    written that the commune is not in makes the answer not sure too. When ``sure`` is false, the
     ranked ``candidates`` say what else the text could mean.
     """
     current_actor()

@@ -29,6 +29,14 @@ How it reads a text:
    from the structure that ended before the date (the three-level one, before 1 Jul 2025) is
    slightly lowered and answered through its successor. Candidates are ranked; the confidence
    comes from the best score and its lead over the next different commune.
+6. **Never sure** (confidence at most 0.6, the candidates offered) when the text contradicts the
+   reading: a district written as such (after Q./H./TX., after TP. when the words are not a
+   province's, or alone between commas) that is not the commune's (for a 2025 commune: not the
+   district of one of the communes it was made of), even with its province right ("xã Hoa Mai,
+   H. Đức Thọ": Xã Hòa Hải, one letter away, lies in Hương Khê); or, after the reform, a
+   pre-reform commune split between several 2025 communes (471 of them): the parts are the first
+   candidates, the package's default first. No data says which hamlet or street went to which
+   part, so the detail cannot decide.
 
 The units kept, and the detail (house number, street, hamlet), come back with the units as given.
 """
@@ -38,7 +46,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -47,6 +55,7 @@ REFORM_DATE = dt.date(2025, 7, 1)
 LEGACY_VALID_FROM = dt.date(2008, 8, 1)
 TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 SURE = 0.75  # below this confidence the answer lists the ranked candidates
+UNSURE = 0.6  # the most confidence a reading the text itself contradicts may have
 
 
 class UnitLike(Protocol):
@@ -269,26 +278,37 @@ class ParseResult:
 
 
 class _Mention:
-    __slots__ = ("unit", "start", "i", "j", "score")
+    __slots__ = ("unit", "start", "i", "j", "score", "cat")
 
-    def __init__(self, unit: _Unit, start: int, i: int, j: int, score: float) -> None:
+    def __init__(self, unit: _Unit, start: int, i: int, j: int, score: float, cat: str | None) -> None:
         self.unit, self.start, self.i, self.j, self.score = unit, start, i, j, score
+        self.cat = cat  # the kind written before it (a category of _MARK1), or None
+
+    def apart(self, other: _Mention) -> bool:
+        """Other words than ``other``'s (the kinds before them included)."""
+        return self.j <= other.start or self.start >= other.j
 
 
-_Raw = tuple[float, _Unit, "_Mention | None", "_Mention | None", "_Mention | None"]
+# a candidate: score, unit, the mentions of its commune, district and province, and whether the text
+# names a district that is not the commune's (the reading is then never sure)
+_Raw = tuple[float, _Unit, "_Mention | None", "_Mention | None", "_Mention | None", bool]
 
 
 class AddressParser:
     """Built once from units (any objects with :class:`UnitLike`'s attributes).
 
     ``successors`` maps a pre-reform commune code to the code of the 2025 commune it became
-    (:func:`delivery_service.units.succession.successors`); ``aliases`` gives other names of a unit
+    (:func:`delivery_service.units.succession.successors`); ``splits`` gives, for a pre-reform
+    commune split between several 2025 communes, all of them (:func:`~delivery_service.units.
+    succession.split_successors`): such a commune is never answered with certainty after the
+    reform, its parts are the candidates; ``aliases`` gives other names of a unit
     (former names, spelling variants), by (level, code, valid_from), written without spaces
     (:func:`package_aliases`).
     """
 
     def __init__(self, units: Iterable[UnitLike], successors: Mapping[str, str] | None = None,
-                 aliases: Mapping[tuple[str, str, dt.date], Iterable[str]] | None = None) -> None:
+                 aliases: Mapping[tuple[str, str, dt.date], Iterable[str]] | None = None,
+                 splits: Mapping[str, Sequence[str]] | None = None) -> None:
         recs = list(units)
         self.periods: list[tuple[dt.date, dt.date | None]] = sorted(
             {(u.valid_from, u.valid_to) for u in recs}, key=lambda p: p[0])
@@ -331,17 +351,25 @@ class AddressParser:
                 parent = by_id.get(parent.rec.parent_id)
             unit.province = unit if unit.level == "province" else parent
         self._successors = dict(successors or {})
+        self._splits = {old: tuple(codes) for old, codes in (splits or {}).items() if len(codes) > 1}
         self._latest = len(self.periods) - 1
         # provinces of two structures that share communes (Quảng Nam and Đà Nẵng): "Phường Hội An,
         # Quảng Nam" names a 2025 ward with its former province, and is still that ward
         self._linked: set[tuple[int, int]] = set()
+        # the districts of the pre-reform communes that gave land to each 2025 commune: a district
+        # written next to a 2025 commune is either one of them or a contradiction
+        self._former: dict[int, set[int]] = {}
         for unit in by_id.values():
             if unit.level == "commune" and unit.period != self._latest and unit.province is not None:
-                code = self._successors.get(unit.rec.code)
-                new = self._by_code.get((self._latest, "commune", code)) if code else None
-                if new is not None and new.province is not None:
-                    self._linked.add((unit.province.uid, new.province.uid))
-                    self._linked.add((new.province.uid, unit.province.uid))
+                for code in self._splits.get(unit.rec.code) or (self._successors.get(unit.rec.code),):
+                    new = self._by_code.get((self._latest, "commune", code)) if code else None
+                    if new is None:
+                        continue
+                    if new.province is not None:
+                        self._linked.add((unit.province.uid, new.province.uid))
+                        self._linked.add((new.province.uid, unit.province.uid))
+                    if unit.district is not None:
+                        self._former.setdefault(new.uid, set()).add(unit.district.uid)
 
     def _add(self, key: str, unit: _Unit, needs_marker: bool, penalty: float = 0.0) -> None:
         """Index ``key`` (a name's words without spaces: spans of whole tokens are matched joined)."""
@@ -352,9 +380,9 @@ class AddressParser:
     @classmethod
     def from_package(cls, provinces: Iterable[str] | None = None) -> AddressParser:
         """From the ``vietnamadminunits`` package's tables, both structures."""
-        from delivery_service.units.succession import successors
+        from delivery_service.units.succession import split_successors, successors
 
-        return cls(units_from_package(provinces), successors(), package_aliases())
+        return cls(units_from_package(provinces), successors(), package_aliases(), split_successors())
 
     # --- parsing -----------------------------------------------------------------------------------
 
@@ -398,7 +426,7 @@ class AddressParser:
                 if key not in self._prefixes:
                     break
                 j += 1
-        raw = self._candidates(best, current, older)
+        raw = self._candidates(best, current, older, segs)
         if not raw or raw[0][0] < _WEAK or raw[0][1].level != "commune":
             # a typo? names one edit away, after each commune kind and at the start of each segment
             for i in range(n):
@@ -407,7 +435,7 @@ class AddressParser:
                 elif (i == 0 or segs[i - 1] != segs[i]) and toks[i] not in _MARK1 and (
                         i + 1 >= n or (toks[i], toks[i + 1]) not in _MARK2):
                     self._fuzzy_at(best, allowed, markers[i], i, t, whole=True)  # a segment without kind
-            raw = self._candidates(best, current, older)
+            raw = self._candidates(best, current, older, segs)
         return self._result(t, day, raw, current)
 
     @staticmethod
@@ -451,7 +479,7 @@ class AddressParser:
                 continue
             old = best.get(unit.uid)
             if old is None or old.score < score:
-                best[unit.uid] = _Mention(unit, start, i, j, score)
+                best[unit.uid] = _Mention(unit, start, i, j, score, cat)
 
     @staticmethod
     def _mention(best: dict[int, _Mention], unit: _Unit, needs_marker: bool, marker: tuple[str | None, int],
@@ -487,7 +515,7 @@ class AddressParser:
             return
         old = best.get(unit.uid)
         if old is None or old.score < score:
-            best[unit.uid] = _Mention(unit, start, i, j, score)
+            best[unit.uid] = _Mention(unit, start, i, j, score, cat)
 
     def _fuzzy_at(self, best: dict[int, _Mention], allowed: set[int], marker: tuple[str | None, int],
                   i: int, t: _Text, whole: bool = False) -> None:
@@ -509,13 +537,56 @@ class AddressParser:
                         if _one_edit(q, unit.joined):
                             self._mention(best, unit, False, marker, i, j + 1, t, 1.2)
 
-    def _candidates(self, best: dict[int, _Mention], current: set[int], older: set[int]) -> list[_Raw]:
+    @staticmethod
+    def _named_districts(best: dict[int, _Mention], provinces: list[_Mention],
+                         segs: list[int]) -> list[_Mention]:
+        """The districts the text names as such: after a district's kind (Q., H., TX.; TP. when the
+        words are not a province's too), or alone in their part of the line (not a province's name)."""
+        n = len(segs)
+        out = []
+        for x in best.values():
+            if x.unit.level != "district" or x.cat in ("street", "tinh", "phuong", "xa", "tt", "dk"):
+                continue
+            if x.cat in ("quan", "huyen", "tx"):
+                out.append(x)
+                continue
+            alone = (x.i == 0 or segs[x.i - 1] != segs[x.i]) and (x.j == n or segs[x.j] != segs[x.i])
+            if x.cat is None and not alone:
+                continue  # a district's name inside other words ("16 Hai Bà Trưng"): perhaps a street
+            if all(x.apart(p) for p in provinces):
+                out.append(x)
+        return out
+
+    def _contradicted(self, u: _Unit, m: _Mention, dm: _Mention | None, named: list[_Mention]) -> bool:
+        """Whether the text names a district that commune ``u`` is not in (nor, for a 2025 commune,
+        any of its predecessors was): the words of a district named more than once (Huyện Châu Thành
+        of several provinces) contradict only if none of those districts is the commune's."""
+        if u.district is not None:
+            mine = {u.district.uid}
+        else:
+            mine = self._former.get(u.uid)
+            if mine is None:
+                return False
+        fits, spans = set(), set()
+        for x in named:
+            if not x.apart(m) or (dm is not None and not x.apart(dm)):
+                continue
+            if u.district is None and x.unit.period == u.period:
+                continue
+            spans.add((x.i, x.j))
+            if x.unit.uid in mine:
+                fits.add((x.i, x.j))
+        return bool(spans - fits)
+
+    def _candidates(self, best: dict[int, _Mention], current: set[int], older: set[int],
+                    segs: list[int]) -> list[_Raw]:
         cands: list[_Raw] = []
         both = bool(older)
         # a district named in the text tells its province, even if the commune is in another district
         by_province: dict[int, _Mention] = {}
         provinces = [m for m in best.values() if m.unit.level == "province"]
         wider = [m for m in best.values() if m.unit.level != "commune" and m.j - m.i > 1]
+        named = self._named_districts(best, provinces, segs)
         for m in best.values():
             if m.unit.level == "district" and m.unit.province is not None:
                 k = m.unit.province.uid
@@ -560,7 +631,11 @@ class AddressParser:
                 s -= 2.0  # "Hưng Yên" without "xã" before it is the province
             if u.period not in current:
                 s -= 0.6
-            cands.append((s, u, m, dm, pm))
+            own = dm if dm is not None and dm.unit is d else None
+            contradicted = bool(named) and self._contradicted(u, m, own, named)
+            if contradicted:
+                s -= 1.5  # "xã Hoa Mai, H. Đức Thọ": a commune of Hương Khê one letter away is a guess
+            cands.append((s, u, m, dm, pm, contradicted))
         for m in best.values():  # a district or a province alone: no commune found
             u = m.unit
             if u.level == "district":
@@ -568,9 +643,10 @@ class AddressParser:
                 if pm is not None and pm.start < m.j and m.start < pm.j:
                     pm = None  # the same words: the province counts once, below
                 s = m.score - 2.0 + (pm.score if pm is not None else 0.0)
-                cands.append((s - (0.6 if u.period not in current else 0.0), u, None, m, pm))
+                cands.append((s - (0.6 if u.period not in current else 0.0), u, None, m, pm, False))
             elif u.level == "province":
-                cands.append((m.score - 3.0 - (0.6 if u.period not in current else 0.0), u, None, None, m))
+                cands.append((m.score - 3.0 - (0.6 if u.period not in current else 0.0), u, None, None, m,
+                              False))
         cands.sort(key=lambda c: -c[0])
         return cands
 
@@ -603,6 +679,16 @@ class AddressParser:
             return None, None
         return unit.rec, unit.province.rec if unit.province is not None else None
 
+    def _parts(self, commune: Any, score: float) -> list[Match]:
+        """The 2025 communes a pre-reform commune was split between (the default first), as readings."""
+        out = []
+        for code in self._splits.get(commune.code, ()):
+            unit = self._by_code.get((self._latest, "commune", code))
+            if unit is not None:
+                province = unit.province.rec if unit.province is not None else None
+                out.append(Match(province, None, unit.rec, round(score, 2), False))
+        return out
+
     def _result(self, t: _Text, day: dt.date, raw: list[_Raw], current: set[int]) -> ParseResult:
         if not raw:
             return ParseResult(day, None, None, None, _detail(t, []), 0.0, False)
@@ -613,19 +699,23 @@ class AddressParser:
         confidence = min(1.0, max(0.0, raw[0][0]) / 6.5) * min(1.0, 0.4 + margin / 2.5)
         if top.commune is None:
             confidence = min(confidence, 0.5)
+        _, u, m, dm, pm, contradicted = raw[0]
+        # a pre-reform commune split in 2025: which part the address is in, the text cannot tell
+        parts = self._parts(top.commune, raw[0][0]) if top.legacy and top.commune is not None else []
+        if contradicted or parts:
+            confidence = min(confidence, UNSURE)
         sure = confidence >= SURE
-        _, u, m, dm, pm = raw[0]
         detail = _detail(t, [(x.start, x.j) for x in (m, dm, pm) if x is not None])
-        ranked: list[Match] = []
+        ranked: list[Match] = parts[:5]
         if not sure:
-            seen: set[int] = set()
+            seen: set[int] = {id(u)} if parts else set()
             for c in raw:
                 k = id(c[1])
+                if len(ranked) == 5:
+                    break
                 if k not in seen:
                     seen.add(k)
                     ranked.append(self._match(c, current))
-                    if len(ranked) == 5:
-                        break
         written = successor = None
         province, district, commune = top.province, top.district, top.commune
         if u.period != self._latest and top.commune is not None:

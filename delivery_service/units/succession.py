@@ -103,6 +103,22 @@ def successors() -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
+def split_successors() -> dict[str, tuple[str, ...]]:
+    """Legacy commune code → every 2025 commune that received a part of it, the default first; only
+    the 471 communes split between several. The package does not say which hamlet or street went
+    to which part (its converter geocodes the street online), so an address alone cannot decide."""
+    legacy = _legacy_units()
+    parts: dict[str, list[str]] = {}
+    for link in _links():
+        commune = legacy[link.legacy_key].commune
+        if commune is not None:
+            codes = parts.setdefault(commune, [])
+            if link.commune not in codes:
+                codes.insert(0 if link.default else len(codes), link.commune)
+    return {old: tuple(codes) for old, codes in parts.items() if len(codes) > 1}
+
+
+@lru_cache(maxsize=1)
 def former_districts() -> dict[str, str]:
     """2025 commune code → the legacy district code (3 digits) most of its predecessors belonged to.
 
