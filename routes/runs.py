@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ class StopInput:
     point: Point | None
     estimated: bool = False
     window: tuple[int, int] | None = None  # the appointment, seconds after local midnight (see Timing)
+    address: str = ""  # the street or hamlet and house number: stops at one point are walked in its order
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,7 @@ def plan_run(depot: Point, orders: Sequence[StopInput], *, return_to_start: bool
         sequence = _keeping_windows(cost, windows, clock, return_to_start, time_limit_s)
     else:
         sequence = sequence_stops(cost, start=0, return_to_start=return_to_start, time_limit_s=time_limit_s)
+        sequence = _walk_each_point(sequence, points, members)
 
     def leg(i: int, j: int) -> float:
         return float(matrix[i, j]) if measured is not None else geodesic_m(full[i], full[j])
@@ -118,6 +121,27 @@ def plan_run(depot: Point, orders: Sequence[StopInput], *, return_to_start: bool
         previous = index
     back = leg(previous, len(full) - 1 if away else 0) if return_to_start else 0.0
     return RunPlan(tuple(stops), back, total + back)
+
+
+def _walk_each_point(sequence: list[int], points: list[Point], members: list[list[StopInput]]) -> list[int]:
+    """``sequence`` with each block of consecutive stops at one point (a commune's centre standing in
+    for addresses not located yet: 0 m apart, in no order of their own) put in the order a courier
+    walks them: by street or hamlet, then house number. The tour's length does not change."""
+    out = sequence[:1]
+    block: list[int] = []
+    for index in [*sequence[1:], -1]:
+        if block and (index == -1 or points[index] != points[block[0]]):
+            out += sorted(block, key=lambda i: _walk_key(members[i - 1][0].address))
+            block = []
+        if index != -1:
+            block.append(index)
+    return out
+
+
+def _walk_key(address: str) -> tuple[str, tuple[int, ...]]:
+    """"85/21 nguyen tu tan" -> ("nguyen tu tan", (85, 21)): the street, then the numbers in it."""
+    numbers = tuple(int(n) for n in re.findall(r"\d+", address))
+    return " ".join(re.sub(r"[\d/,.\-]+", " ", address.casefold()).split()), numbers
 
 
 def _keeping_windows(cost: np.ndarray, windows: list[tuple[int, int] | None], timing: Timing, closed: bool,

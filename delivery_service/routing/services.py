@@ -883,7 +883,8 @@ def sequence_run(actor: Actor, code: str, day: dt.date) -> RouteRun:
         window = (o.window_from_min * 60, o.window_to_min * 60) if o.window_from_min is not None else None
         # orders at one address with different appointment windows are different stops
         inputs.append(routes.StopInput(o.id, (key, window), (loc.latitude, loc.longitude) if loc else None,
-                                       estimated=bool(loc is None or loc.is_centroid), window=window))
+                                       estimated=bool(loc is None or loc.is_centroid), window=window,
+                                       address=key.partition("|")[2]))
     limit = current_app.config.get("ROUTE_SEQUENCE_TIME_LIMIT_S")
     position = courier_position(route, day) if day == _today() else None
     start = position[0] if position else None
