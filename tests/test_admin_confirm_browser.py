@@ -1,6 +1,6 @@
 """The administration's destructive buttons ask first, in a real browser (Playwright on Debian's
 chromium, under the pages' Content-Security-Policy): revoking an API token, removing a webhook,
-rotating its signing secret and deactivating an account show a question naming what they act on
+rotating its signing secret, deactivating an account and deleting a failed job show a question naming what they act on
 (in the page's language); "Cancel" changes nothing and posts nothing, "OK" does it."""
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import pytest
 import sqlalchemy as sa
 from conftest import DEMO_PASSWORD
 from flask import Flask
+from test_admin_jobs import _job
+from test_admin_jobs import _state as _job_state
 from test_courier_browser import browser, live_server  # noqa: F401  (fixtures)
 from test_pages_browser import CSP_LISTENER, INLINE_CODE, Watch, _log_in
 
@@ -114,6 +116,38 @@ def test_destructive_admin_actions_ask_first_and_cancel_changes_nothing(app: Fla
         with page.expect_navigation():
             page.click("#deactivate")
         assert posts == [f"/admin/users/{user_id}/deactivate"] and _state(client_id, user_id)["active"] is False
+        problems = watch.take() + page.evaluate(INLINE_CODE)
+        assert not problems, problems
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_deleting_a_failed_job_asks_first(app: Flask, live_server, browser):  # noqa: F811
+    doomed = _job("failed", "delivery_service.reports.jobs:fold", error="OperationalError")
+    db.session.commit()
+    db.session.remove()
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="vi-VN",
+                                  timezone_id="Asia/Ho_Chi_Minh", service_workers="block")
+    context.add_init_script(CSP_LISTENER)
+    page = context.new_page()
+    watch = Watch(page, live_server)
+    dialogs = Dialogs(page)
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url.removeprefix(live_server)) if r.method == "POST" else None)
+    button = f"form[action='/admin/jobs/{doomed}/delete'] button"
+    try:
+        _log_in(page, live_server, "admin")
+        page.goto(live_server + "/admin/jobs")
+        posts.clear()
+        page.click(button)
+        assert dialogs.questions == [f"Xóa tác vụ #{doomed} (delivery_service.reports.jobs:fold)? "
+                                     "Tác vụ sẽ không chạy lại; không thể hoàn tác."]
+        assert posts == [] and _job_state(doomed) == ("failed", 3)
+        dialogs.accept = True
+        with page.expect_navigation():
+            page.click(button)
+        assert posts == [f"/admin/jobs/{doomed}/delete"] and _job_state(doomed) is None
         problems = watch.take() + page.evaluate(INLINE_CODE)
         assert not problems, problems
     finally:
