@@ -306,3 +306,33 @@ def test_a_mistyped_item_id_is_told_so_without_costing_the_codes_misses(client, 
              for _ in range(11)]
     assert codes == [422] * 10 + [429]  # the address's 10 a minute, as for any look-up
     assert "N. T. H." in _text(_look_up(client, item_id, "3456", environ_base={"REMOTE_ADDR": "10.0.5.2"}))
+
+
+def test_the_language_switch_keeps_the_result_without_a_new_look_up(client, auth):
+    """On the result page "English" shows the same result in English (from what the session kept of
+    the look-up: which orders, whose phone; no digits in any address), with no look-up counted;
+    "track another item" forgets it, and so does time."""
+    item_id = _order(client, auth)["item_id"]
+    _to_failed_attempt(item_id)
+    html = _text(_look_up(client, item_id, "3456"))
+    links = dict((lang, url) for url, lang in re.findall(r'<a href="([^"]+)" lang="(vi|en)"', html))
+    assert links == {"vi": "/t/result?lang=vi", "en": "/t/result?lang=en"}
+    for _ in range(6):  # more switches than the 10 look-ups a minute allow, with the look-ups below
+        english = client.get(links["en"])
+        assert english.status_code == 200 and english.headers["Cache-Control"] == "private, no-store"
+        english = _text(english)
+        assert item_id in english and "N. T. H." in english and "Delivery attempt failed" in english
+        assert "Nobody at home" in english and "Phát không thành công" not in english
+        vietnamese = _text(client.get(links["vi"]))
+        assert item_id in vietnamese and "Phát không thành công" in vietnamese and "Nobody at home" not in vietnamese
+    assert "3456" not in "".join(links.values())
+    token = csrf_token(client, "/t")
+    assert [_look_up(client, item_id, "3456", token=token).status_code for _ in range(9)] == [200] * 9
+    client.get("/t")  # track another item
+    gone = client.get("/t/result?lang=en")
+    assert gone.status_code == 303 and gone.headers["Location"].endswith("/t")
+    _look_up(client, item_id, "3456", environ_base={"REMOTE_ADDR": "10.0.6.1"})
+    with client.session_transaction() as kept:
+        assert "3456" not in repr(dict(kept))  # which orders and whose phone, not the digits
+        kept["tracked"] = {**kept["tracked"], "at": kept["tracked"]["at"] - 16 * 60}
+    assert client.get("/t/result").status_code == 303

@@ -56,6 +56,10 @@ class TrackedItem:
     # the text message says it; None when not set yet.
     next_attempt: dt.date | None = None
     hotline: str | None = None  # the counter's, else COMPLAINTS_HOTLINE (as on labels and messages)
+    # Which order, and whose phone the digits proved: what the session keeps of the look-up so that the
+    # page can be shown again (in the other language) without a new one. Never shown.
+    order_id: int = 0
+    proved: str = "recipient"  # or "authorised"
 
     @property
     def hotline_href(self) -> str:
@@ -120,7 +124,23 @@ def track(code: str, digits: str) -> list[TrackedItem]:
         sa.select(DeliveryOrder).where(DeliveryOrder.id.in_(ids)).order_by(DeliveryOrder.id)
         .options(joinedload(DeliveryOrder.counter), joinedload(DeliveryOrder.province),
                  selectinload(DeliveryOrder.events))).all()
-    return [_tracked(order, digits) for order in orders]
+    return [_tracked(order, _proved(order, digits)) for order in orders]
+
+
+def _proved(order: DeliveryOrder, digits: str) -> str:
+    return "recipient" if _phone_ends_with(order.recipient_phone, digits) else "authorised"
+
+
+def track_again(refs: list[tuple[int, str]]) -> list[TrackedItem]:
+    """The items of an earlier successful look-up, from what the session kept of it ((order id, whose
+    phone the digits proved) pairs, in a signed cookie): the same page, read afresh, no new look-up."""
+    ids = [order_id for order_id, _proved in refs][:MAX_MATCHES]
+    proved = dict(refs)
+    orders = db.session.scalars(
+        sa.select(DeliveryOrder).where(DeliveryOrder.id.in_(ids)).order_by(DeliveryOrder.id)
+        .options(joinedload(DeliveryOrder.counter), joinedload(DeliveryOrder.province),
+                 selectinload(DeliveryOrder.events))).all()
+    return [_tracked(order, proved[order.id]) for order in orders]
 
 
 def hotline(counter_hotline: str | None = None) -> str:
@@ -146,12 +166,13 @@ def next_attempt(order: DeliveryOrder) -> dt.date | None:
     return order.run_date
 
 
-def _tracked(order: DeliveryOrder, digits: str) -> TrackedItem:
+def _tracked(order: DeliveryOrder, proved: str) -> TrackedItem:
     from delivery_service.notifications.services import optout_token
 
-    phone = next((p for p in (order.recipient_phone, order.authorised_phone)
-                  if _phone_ends_with(p, digits)), None)
+    proved = "authorised" if proved == "authorised" else "recipient"
+    phone = order.authorised_phone if proved == "authorised" else order.recipient_phone
     return TrackedItem(
+        order_id=order.id, proved=proved,
         next_attempt=next_attempt(order), hotline=hotline(order.counter.hotline),
         optout_token=optout_token(phone) if phone else None, eta=_eta_today(order),
         item_id=order.item_id, direction=order.direction, status=order.status,

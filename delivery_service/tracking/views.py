@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
-from flask import Blueprint, Response, g, render_template, request
+from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
 
@@ -20,6 +21,10 @@ bp = Blueprint("tracking", __name__)
 # hotline. Constants, not settings, on purpose: config.py belongs to the whole service.
 LIMIT_PER_ADDRESS = "10 per minute;100 per day"
 LIMIT_PER_CODE = "30 per day"
+# What the session keeps of the last successful look-up (which orders, whose phone: no digits) so
+# that the result page shows again in the other language without a new look-up; for this long.
+REMEMBERED = "tracked"
+REMEMBER_S = 15 * 60
 
 
 def _code_key() -> str:
@@ -45,7 +50,20 @@ def _private(response: Response) -> Response:
 @bp.get("/t")
 def form():
     """The empty form: item id or dossier code, and the phone's last digits."""
+    session.pop(REMEMBERED, None)  # "track another item": the last result is no longer needed
     return _form_page(code="")
+
+
+@bp.get("/t/result")
+def result():
+    """The last successful look-up of this browser again (its language links lead here), read afresh
+    from the orders: no new look-up, nothing typed again; the form once it is older than REMEMBER_S."""
+    kept = session.get(REMEMBERED)
+    refs = _refs(kept)
+    if not refs:
+        session.pop(REMEMBERED, None)
+        return redirect(url_for("tracking.form"), 303)
+    return _result_page(services.track_again(refs))
 
 
 @bp.get("/t/<item_id>")
@@ -75,8 +93,10 @@ def lookup():
     items = services.track(code, digits or "")
     if not items:
         g.tracking_missed = True
+        session.pop(REMEMBERED, None)
         return _form_page(code=code, not_found=True)
-    return render_template("tracking/result.html", items=items)
+    session[REMEMBERED] = {"at": int(time.time()), "refs": [[i.order_id, i.proved] for i in items]}
+    return _result_page(items)
 
 
 @bp.errorhandler(429)
@@ -91,6 +111,25 @@ def csrf_refused(_exc: CSRFError):
     message = gettext("The form has expired. Please enter the details again.")
     code = services.clean_code(request.form.get("code") or "")
     return _form_page(code=code, message=message, status=400)
+
+
+def _refs(kept: object) -> list[tuple[int, str]]:
+    """The (order id, whose phone) pairs of a fresh remembered look-up; [] when none or too old."""
+    if not isinstance(kept, dict) or not isinstance(kept.get("at"), int) \
+            or not 0 <= time.time() - kept["at"] <= REMEMBER_S:
+        return []
+    refs = kept.get("refs")
+    if not isinstance(refs, list):
+        return []
+    return [(int(r[0]), str(r[1])) for r in refs
+            if isinstance(r, list) and len(r) == 2 and isinstance(r[0], int)][:services.MAX_MATCHES]
+
+
+def _result_page(items: list[services.TrackedItem]):
+    # The language links show this result again (GET /t/result), not the empty form.
+    links = [(lang, name, url_for("tracking.result", lang=lang))
+             for lang, name in (("vi", "Tiếng Việt"), ("en", "English"))]
+    return render_template("tracking/result.html", items=items, lang_links=links)
 
 
 def _help() -> dict[str, str]:
