@@ -237,7 +237,8 @@ def test_failed_attempt_moves_the_order_to_the_next_attempts_run(client, auth, c
     on = client.get(f"/api/v1/courier/run?date={next_day}").json
     off = client.get(f"/api/v1/courier/run?date={day}").json
     order = next(o for o in on["unsequenced"] if o["item_id"] == body["item_id"])
-    assert order["failed_attempts"] == 1 and order["actions"][:2] == ["delivered", "failed_attempt"]
+    # no other failed attempt before its day (docs/courier-api.md), a delivery still
+    assert order["failed_attempts"] == 1 and order["actions"][:2] == ["delivered", "correction"]
     assert body["item_id"] not in [o["item_id"] for o in off["unsequenced"]]
     bad = event(body["item_id"], "failed_attempt", reason="aliens")
     [refused] = sync(client, courier, bad)
@@ -281,7 +282,12 @@ def test_days_are_the_services_days_between_midnight_and_seven(client, auth, cou
 
 def test_the_last_allowed_failed_attempt_returns_the_order_to_the_agency(client, auth, courier):
     body = handed(client, auth, courier)
-    attempts = [event(body["item_id"], "failed_attempt", i, reason="not_home") for i in range(3)]
+    # one attempt a day (a failed attempt counts once per planned run day): two days ago, yesterday, now
+    db.session.execute(sa.update(DeliveryOrder).where(DeliveryOrder.item_id == body["item_id"])
+                       .values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=3)))
+    db.session.commit()
+    attempts = [event(body["item_id"], "failed_attempt", -86400 * (2 - i) - 10, reason="not_home")
+                for i in range(3)]
     results = sync(client, courier, *attempts)
     assert [r["status"] for r in results] == ["failed_attempt", "failed_attempt", "returned_to_agency"]
     log = events_of(body["item_id"])

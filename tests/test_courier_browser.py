@@ -389,7 +389,8 @@ def test_offline_pickup_then_delivery_or_failure_sent_in_order(app, live_server,
         page.reload()  # the chain is worked out again from the outbox, with no network
         page.wait_for_selector(f'.c-order[data-item="{a}"][data-status="delivered"]')
         assert _order_box(page, b).get_attribute("data-status") == "failed_attempt"
-        assert _actions(page, b) == ["delivered", "failed_attempt", "correction"]
+        # a failed attempt counts once a day: no other one today, a delivery still
+        assert _actions(page, b) == ["delivered", "correction"]
 
         # back online: sent in device-time order, applied in that order
         context.set_offline(False)
@@ -449,7 +450,8 @@ def test_a_failed_attempt_after_midnight_counts_as_done_today(app, live_server, 
         page.locator('#sheet-actions [data-action="failed_attempt"]').click()
         form = page.locator("#form-failed_attempt")
         assert form.locator("#f-next").input_value() == next_working_day(day).isoformat()
-        assert form.locator("#f-next").get_attribute("min") == day.isoformat()
+        # not the attempt's own day: an attempt counts once per day
+        assert form.locator("#f-next").get_attribute("min") == (day + dt.timedelta(days=1)).isoformat()
         page.click("#sheet-close")
         _fail(page, b)
         page.wait_for_selector('#outbox-badge[data-state="sent"][data-pending="0"]', timeout=20000)

@@ -21,7 +21,7 @@ CLIENT_ID = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,63}$",
 REFUSAL_REASONS = ("malformed", "event_id_reused", "clock_skew", "before_order", "not_your_route",
                    "status_not_allowed", "id_check_required", "id_mismatch", "otp_mismatch",
                    "next_attempt_too_far", "nothing_to_correct", "correction_of_correction",
-                   "already_corrected", "window_closed", "note_required")
+                   "already_corrected", "window_closed", "note_required", "not_due_yet")
 UUID = validate.Regexp(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
                        error="Must be a UUID.")
 
@@ -129,6 +129,8 @@ class CourierSyncError(Schema):
         "enum": list(REFUSAL_REASONS)})
     message = fields.String()
     fields_ = fields.Dict(data_key="fields", attribute="fields")
+    next_attempt_date = fields.String(metadata={
+        "description": "With not_due_yet: the day (YYYY-MM-DD) the order's next attempt is planned for"})
 
 
 class CourierSyncResult(Schema):
@@ -265,6 +267,8 @@ def sync_out(results: list[dict[str, Any]]) -> dict[str, Any]:
             item["error"] = None if error is None else {
                 "code": _text(error["code"]), "reason": _text(error["reason"]),
                 "message": _text(error["message"]), "fields": error["fields"]}
+            if error is not None and "next_attempt_date" in error:
+                item["error"]["next_attempt_date"] = _text(error["next_attempt_date"])
         out.append(item)
     return {"results": out}
 

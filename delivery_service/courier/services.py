@@ -68,9 +68,11 @@ class Rejected(Exception):
     given): the app words it in its own language, the English ``message`` is for logs and scripts."""
 
     def __init__(self, code: str, message: str, fields: dict[str, Any] | None = None,
-                 reason: str | None = None) -> None:
+                 reason: str | None = None, next_attempt_date: dt.date | None = None) -> None:
         super().__init__(message)
         self.code, self.message, self.fields, self.reason = code, message, fields or {}, reason or code
+        # with ``not_due_yet``: the day the next attempt is planned for, for the app to say it
+        self.next_attempt_date = next_attempt_date
 
 
 # --- the courier and their routes ----------------------------------------------------------------
@@ -123,8 +125,19 @@ def on_result_leg(order: DeliveryOrder | _Order) -> bool:
     return order.dossier_delivered_at is not None or order.status is S.DELIVERED_TO_AGENCY
 
 
-def actions_for(order: DeliveryOrder) -> list[str]:
-    """What the courier can record next (corrections are added by the caller)."""
+def actions_for(order: DeliveryOrder, *, attempt_due: dt.date | None = None,
+                today: dt.date | None = None) -> list[str]:
+    """What the courier can record next (corrections are added by the caller). ``attempt_due``: the
+    first day another failed attempt counts (``next_attempt_due``); before it, none is offered (a
+    delivery still is: the citizen may call the courier back the same day)."""
+    actions = _actions_by_status(order)
+    if attempt_due is not None and "failed_attempt" in actions and (
+            (today or orders.local_today()) < attempt_due):
+        actions.remove("failed_attempt")
+    return actions
+
+
+def _actions_by_status(order: DeliveryOrder) -> list[str]:
     status = order.status
     if on_result_leg(order):
         if status in (S.ASSIGNED, S.DELIVERED_TO_AGENCY):
@@ -156,17 +169,44 @@ def standing(corrections_of: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
                    OrderEvent.id.not_in(corrected))
 
 
+def _is_attempt(ids: list[int]) -> sa.ColumnElement[bool]:
+    """The condition on ``OrderEvent`` for a failed attempt that counts: one into ``failed_attempt``
+    (not a move of an order already there to another route, which keeps its status), neither a
+    correction nor corrected since."""
+    return sa.and_(OrderEvent.order_id.in_(ids), OrderEvent.status_to == S.FAILED_ATTEMPT,
+                   sa.or_(OrderEvent.status_from.is_(None), OrderEvent.status_from != S.FAILED_ATTEMPT),
+                   standing(EventCorrection.order_id.in_(ids)))
+
+
 def failed_attempts(order_ids: Iterable[int]) -> dict[int, int]:
     """Failed attempts per order, corrected ones not counted."""
     ids = list(order_ids)
     if not ids:
         return {}
     rows = db.session.execute(
-        sa.select(OrderEvent.order_id, sa.func.count()).where(
-            OrderEvent.order_id.in_(ids), OrderEvent.status_to == S.FAILED_ATTEMPT,
-            standing(EventCorrection.order_id.in_(ids)))
-        .group_by(OrderEvent.order_id))
+        sa.select(OrderEvent.order_id, sa.func.count()).where(_is_attempt(ids)).group_by(OrderEvent.order_id))
     return {order_id: n for order_id, n in rows}
+
+
+def last_attempts(order_ids: Iterable[int]) -> dict[int, OrderEvent]:
+    """The last failed attempt that counts, per order (``failed_attempts``' events)."""
+    ids = list(order_ids)
+    if not ids:
+        return {}
+    latest = sa.select(sa.func.max(OrderEvent.id)).where(_is_attempt(ids)).group_by(OrderEvent.order_id)
+    return {e.order_id: e for e in db.session.scalars(sa.select(OrderEvent).where(OrderEvent.id.in_(latest)))}
+
+
+def next_attempt_due(run_date: dt.date | None, attempt: OrderEvent) -> dt.date:
+    """The first day another failed attempt counts after ``attempt``: an attempt counts once per planned
+    run day. That is the order's run date (the next attempt's day, ``_after_failure``), and never
+    the attempt's own day. An attempt that reached the server after its day (a phone offline for
+    days) moved the run date from the day it was sent: the next attempt was due the day after it."""
+    day = local_moment(attempt.device_time or attempt.server_time).date()
+    after = day + dt.timedelta(days=1)
+    if run_date is None or local_moment(attempt.server_time).date() > day:
+        return after
+    return max(run_date, after)
 
 
 def _last_events(order_ids: Sequence[int]) -> dict[int, OrderEvent]:
@@ -186,11 +226,12 @@ def _correctable_until(event: OrderEvent, actor: Actor) -> dt.datetime | None:
 
 
 def order_json(order: DeliveryOrder, actor: Actor, *, position: tuple[float, float, bool] | None,
-               attempts: int, last: OrderEvent | None, now: dt.datetime) -> dict[str, Any]:
+               attempts: int, last: OrderEvent | None, now: dt.datetime,
+               attempt_due: dt.date | None = None) -> dict[str, Any]:
     """ORDER of docs/courier-api.md."""
     index = unit_index()
     commune, province = index.by_id.get(order.commune_id), index.by_id.get(order.province_id)
-    actions = actions_for(order)
+    actions = actions_for(order, attempt_due=attempt_due, today=local_moment(now).date())
     last_json = None
     if last is not None:
         until = _correctable_until(last, actor)
@@ -236,8 +277,10 @@ def _orders_json(orders_: Sequence[DeliveryOrder], actor: Actor,
                  positions: dict[int, tuple[float, float, bool]]) -> dict[int, dict[str, Any]]:
     ids = [o.id for o in orders_]
     attempts, last, now = failed_attempts(ids), _last_events(ids), utcnow()
+    failed = last_attempts([o.id for o in orders_ if o.status is S.FAILED_ATTEMPT])
+    due = {i: next_attempt_due(o.run_date, failed[i]) for o in orders_ if (i := o.id) in failed}
     return {o.id: order_json(o, actor, position=positions.get(o.id), attempts=attempts.get(o.id, 0),
-                             last=last.get(o.id), now=now) for o in orders_}
+                             last=last.get(o.id), now=now, attempt_due=due.get(o.id)) for o in orders_}
 
 
 def settings() -> dict[str, Any]:
@@ -331,6 +374,8 @@ def _result(event_id: str | None, result: str, status: str | None = None,
     if error is not None:
         body["error"] = {"code": error.code, "reason": error.reason, "message": error.message,
                          "fields": error.fields}
+        if error.next_attempt_date is not None:
+            body["error"]["next_attempt_date"] = error.next_attempt_date.isoformat()
     return body
 
 
@@ -1021,9 +1066,27 @@ def _check_device_time(order: DeliveryOrder | _Order, data: dict[str, Any], now:
                        "clock_skew" if ahead else "before_order")
 
 
+def _check_attempt_due(order: DeliveryOrder, data: dict[str, Any]) -> None:
+    """A failed attempt counts once per planned run day: on an order waiting for its next attempt's
+    day (``next_attempt_due``), another failed attempt before that day is refused. A delivery is not:
+    the citizen who comes home an hour later still gets their papers."""
+    if order.status is not S.FAILED_ATTEMPT:
+        return
+    attempt = last_attempts([order.id]).get(order.id)
+    if attempt is None:
+        return
+    due = next_attempt_due(order.run_date, attempt)
+    if local_moment(data["device_time"]).date() < due:
+        message = f"The next attempt is planned for {due:%d/%m/%Y}."
+        raise Rejected("transition", message + " A failed attempt counts once per day; a delivery is still "
+                       "possible.", {"device_time": [message]}, "not_due_yet", next_attempt_date=due)
+
+
 def _record(actor: Actor, order: DeliveryOrder, data: dict[str, Any]) -> Status:
     _check_device_time(order, data, utcnow())
     action = data["action"]
+    if action == "failed_attempt":
+        _check_attempt_due(order, data)
     proof = _proof(order, data)
     where = {"device_time": data["device_time"], "latitude": data.get("latitude"),
              "longitude": data.get("longitude"), "accuracy_m": data.get("accuracy_m")}

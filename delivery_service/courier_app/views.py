@@ -113,6 +113,9 @@ def js_strings() -> dict[str, str]:
         "error_nothing_to_correct": gettext("There is no record of yours on this order to correct."),
         "error_correction_of_correction": gettext("A correction cannot itself be corrected."),
         "error_already_corrected": gettext("That record was already corrected."),
+        # a second failed attempt the same day: it counts once per day (a delivery is still possible)
+        "error_not_due_yet": gettext("The next attempt is planned for %(date)s. A failed attempt counts "
+                                     "once per day; you can still deliver it today."),
         # a photo or signature, or a whole batch of records, refused by its HTTP status
         "error_too_large": gettext("Too large to send. Take the photo again."),
         "error_not_an_image": gettext("The server did not accept this file as an image. "

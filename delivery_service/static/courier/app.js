@@ -141,6 +141,15 @@ export function nextWorkingDay(today = localDay()) {
   return day.toISOString().slice(0, 10);
 }
 
+/** The day after a day (YYYY-MM-DD). */
+function nextDay(day) {
+  const [y, m, d] = day.split("-").map(Number);
+  return new Date(Date.UTC(y, m - 1, d + 1)).toISOString().slice(0, 10);
+}
+
+/** A day (YYYY-MM-DD) as the post office writes it: dd/mm/yyyy. */
+const showDay = (day) => (/^\d{4}-\d{2}-\d{2}$/.test(day || "") ? day.split("-").reverse().join("/") : "");
+
 // The citizen's delivery window (docs/courier-api.md, `delivery_window`): times of day in the service's
 // zone, so "now" is read on the service's clock too, never in the phone's zone.
 
@@ -302,6 +311,9 @@ function predict(order) {
       continue;
     }
     if (!nextActions(status, leg).includes(action)) continue; // the server will refuse it: no change
+    // a failed attempt counts once per day: another before the next attempt's day is refused
+    if (action === "failed_attempt" && status === "failed_attempt" && last?.status === "failed_attempt" &&
+        last.device_time && localDay(row.event.device_time) <= localDay(last.device_time)) continue;
     let to = target(action, leg);
     if (action === "failed_attempt") {
       attempts += 1;
@@ -333,7 +345,10 @@ function actionsOf(order) {
     const actions = (order.actions || []).filter((a) => a !== "correction");
     return p.correctable ? actions.concat("correction") : actions;
   }
-  const actions = nextActions(p.status, legOf(order));
+  let actions = nextActions(p.status, legOf(order));
+  // a failed attempt recorded today: no other one today (the server refuses it), a delivery still
+  if (p.status === "failed_attempt" && p.last?.status === "failed_attempt" && p.last.device_time &&
+      localDay(p.last.device_time) === localDay()) actions = actions.filter((a) => a !== "failed_attempt");
   return p.correctable ? actions.concat("correction") : actions;
 }
 
@@ -507,6 +522,7 @@ const REFUSALS = {
   event_id_reused: "error_event_id_reused", before_order: "error_before_order",
   next_attempt_too_far: "error_next_attempt_too_far", nothing_to_correct: "error_nothing_to_correct",
   correction_of_correction: "error_correction_of_correction", already_corrected: "error_already_corrected",
+  not_due_yet: "error_not_due_yet",
 };
 // A request the server refused whole, by its HTTP status: a batch of records, or a photo or signature.
 const HTTP_REFUSALS = { 422: "error_invalid" };
@@ -537,6 +553,7 @@ function refusal(error) {
   if (key === "error_transition" && error?.status_now) {
     known = t("error_transition_now", { status: t(`status_${error.status_now}`) });
   }
+  if (key === "error_not_due_yet") known = t(key, { date: showDay(error.next_attempt_date) });
   const detail = error?.message || "";
   const general = !key || key === "error_invalid";
   return LANG === "en" && general && detail && detail !== known ? `${known} (${detail})` : known;
@@ -758,7 +775,8 @@ function prepareFailed(form) {
   select.replaceChildren(el("option", { value: "" }, "—"),
     ...reasons.map((r) => el("option", { value: r.code }, LANG === "en" ? (r.label_en || r.label) : r.label)));
   form.elements.next_attempt_date.value = nextWorkingDay();
-  form.elements.next_attempt_date.min = localDay();
+  // not today: an attempt counts once per day (the server plans the next one for a later day)
+  form.elements.next_attempt_date.min = nextDay(localDay());
 }
 
 // --- signature and photo --------------------------------------------------------------------------
