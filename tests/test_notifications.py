@@ -554,3 +554,38 @@ def test_a_real_provider_in_production_needs_the_public_address(provider):
         == "https://tracuu.example.vn"
     assert load("/tmp", {**production, "NOTIFY_PROVIDER": "log"})["PUBLIC_BASE_URL"] is None  # log: no links out
     assert load("/tmp", {**provider})["PUBLIC_BASE_URL"] is None  # development: the local address is fine
+
+
+def test_a_number_opts_back_in_from_the_same_link_and_admins_see_how_many_opted_out(app, client, receiver):
+    """The opt-out page of a number that opted out offers to receive messages again (a POST with the
+    same signed link: the same proof); later events are told again. The admin page shows how many
+    numbers opted out, never which."""
+    order = make_order()
+    token = services.optout_token(PHONE)
+    other = services.optout_token("0912000777")
+    for t in (token, other):
+        client.post(f"/t/optout/{t}", data={"csrf_token": csrf_token(client, f"/t/optout/{t}")})
+    assert services.optout_count() == 2
+    admin = app.test_client()
+    login(admin, "admin")
+    html = admin.get("/admin/notifications").get_data(as_text=True)
+    assert re.search(r'id="optouts">Số điện thoại đã ngừng nhận tin: <strong>2</strong>', html)
+    assert PHONE not in html and "905123456" not in html and "0912000777" not in html
+
+    page = client.get(f"/t/optout/{token}").get_data(as_text=True)
+    assert f'action="/t/optout/{token}/resume"' in page and "Nhận lại tin nhắn" in page
+    assert client.post(f"/t/optout/{token}/resume", data={}).status_code == 400  # CSRF
+    assert client.post(f"/t/optout/{token[:-2]}xx/resume",
+                       data={"csrf_token": csrf_token(client, "/t")}).status_code == 404
+    assert services.optout_count() == 2
+    done = client.post(f"/t/optout/{token}/resume", data={"csrf_token": csrf_token(client, f"/t/optout/{token}")})
+    assert done.status_code == 200 and "sẽ lại nhận tin nhắn" in done.get_data(as_text=True)
+    assert services.optout_count() == 1 and not services.is_opted_out(services.phone_hash(PHONE))
+    assert "Xác nhận ngừng nhận tin" in client.get(f"/t/optout/{token}").get_data(as_text=True)  # may opt out again
+    english = client.get(f"/t/optout/{other}?lang=en").get_data(as_text=True)
+    assert "Receive messages again" in english and "Nhận lại" not in english
+    to_delivery(order)
+    run()
+    assert [m.state for m in messages(order.id)] == ["sent"]
+    assert re.search(r'id="optouts">Numbers that opted out: <strong>1</strong>',
+                     admin.get("/admin/notifications?lang=en").get_data(as_text=True))

@@ -86,7 +86,7 @@ def _page(typed: dict[str, dict[str, str]] | None = None,
                            operator_hint=tr(*OPERATOR_HINT) if cfg["NOTIFY_PROVIDER"] == "log" else "",
                            unicode=cfg["NOTIFY_SMS_UNICODE"], quiet=cfg.get("NOTIFY_QUIET_HOURS_TEXT") or "",
                            enabled=cfg["NOTIFY_ENABLED"], kind_label=kind_label,
-                           state_label=state_label), status
+                           state_label=state_label, optouts=services.optout_count()), status
 
 
 @bp.get("")

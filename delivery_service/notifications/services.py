@@ -138,6 +138,18 @@ def opt_out(hashed: str, source: str) -> bool:
     return True
 
 
+def opt_in(hashed: str) -> bool:
+    """Undo an opt-out (idempotent): the number gets messages of later events again (those kept as
+    ``opted_out`` stay so). True when there was one. Caller commits."""
+    return db.session.execute(sa.delete(NotificationOptOut).where(NotificationOptOut.phone_hash == hashed)
+                              .execution_options(synchronize_session=False)).rowcount == 1
+
+
+def optout_count() -> int:
+    """How many numbers opted out (the admin page shows the number, never the numbers)."""
+    return db.session.scalar(sa.select(sa.func.count()).select_from(NotificationOptOut)) or 0
+
+
 def keyword_opts_out(text: str | None) -> bool:
     """Whether a reply asks for no more messages ("TU CHOI", "Từ chối", "huy", "STOP" ...)."""
     plain = re.sub(r"\s+", " ", texts.strip_diacritics(text or "").upper()).strip()

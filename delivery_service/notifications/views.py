@@ -1,5 +1,6 @@
-"""The citizen's side: the opt-out link (``/t/optout/<token>``, a confirm page, then a POST) and the
-provider's inbound replies (``POST /api/v1/notifications/inbound`` with the shared secret)."""
+"""The citizen's side: the opt-out link (``/t/optout/<token>``, a confirm page, then a POST; the same
+link's page opts back in, by a POST to ``/t/optout/<token>/resume``) and the provider's inbound replies
+(``POST /api/v1/notifications/inbound`` with the shared secret)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,19 @@ def optout_confirm(token: str):
     services.opt_out(hashed, "link")
     db.session.commit()
     return render_template("tracking/optout.html", state="done", token=token)
+
+
+@bp.post("/t/optout/<token>/resume")
+@limiter.limit("30 per minute")
+def optout_undo(token: str):
+    """Messages again for the number: the same proof as the opt-out (its signed link, which only the
+    messages and a matching tracking look-up give)."""
+    hashed = services.optout_hash(token)
+    if hashed is None:
+        return render_template("tracking/optout.html", state="invalid", token=token), 404
+    services.opt_in(hashed)
+    db.session.commit()
+    return render_template("tracking/optout.html", state="resumed", token=token)
 
 
 @bp.post("/api/v1/notifications/inbound")
