@@ -130,6 +130,35 @@ def test_street_is_not_read_as_a_commune(parser: AddressParser) -> None:
     assert r.province.code == "33" and r.commune is None  # not Xã Tiên Hoa (12361) of Hưng Yên
     r = parser.parse("Số 5 Đinh Tiên Hoàng, Xã Bắc Thụy Anh, Hưng Yên", AFTER)
     assert r.commune.code == "12859" and r.detail == "Số 5 Đinh Tiên Hoàng"
+    for text in ("Số 12, Hùng Vương, P. Cẩm Thành, Quảng Ngãi", "87/25 Hùng Vương, Cẩm Thành, Quảng Ngãi"):
+        r = parser.parse(text, AFTER)
+        assert r.sure and r.commune.code == "21025" and fold(r.detail).endswith("hung vuong"), r.detail
+    # with its kind, a ward called after a street is that ward
+    r = parser.parse("Phường Phố Huế, Q. Hai Bà Trưng, Hà Nội", BEFORE)
+    assert r.sure and r.commune.code == "00262" and r.detail == ""
+
+
+@pytest.mark.parametrize(("text", "province", "commune", "detail"), [
+    # not Phường Phố Huế: the 2025 Phường Hai Bà Trưng, written alone
+    ("Số 3 ngõ 12 phố Huế, Hai Bà Trưng, Hà Nội", "01", "00256", "Số 3 ngõ 12 phố Huế"),
+    ("phố Huế, Hai Bà Trưng, Hà Nội", "01", "00256", "phố Huế"),
+    ("Số 3 phố Huế, Hà Nội", "01", None, "Số 3 phố Huế"),
+    ("45 Lê Lợi, TP Quảng Ngãi", None, None, "45 Lê Lợi"),  # not Phường Lê Lợi of Kon Tum (Đăk Bla)
+    ("12 đường Trần Phú, Quảng Ngãi", "51", None, "12 đường Trần Phú"),  # not Phường Trần Phú
+    ("12 Hùng Vương", None, None, "12 Hùng Vương"),  # not Phường Hùng Vương (Phú Thọ), nor Thị trấn Vương
+    ("12 Lê Hồng Phong, Quảng Ngãi", "51", None, "12 Lê Hồng Phong"),  # not Xã Hồng Phong
+])
+def test_a_street_named_like_a_unit_stays_in_the_detail(parser: AddressParser, text: str, province: str | None,
+                                                         commune: str | None, detail: str) -> None:
+    """A name after a street word or a house number is the street's, not a unit to cut out."""
+    r = parser.parse(text, AFTER)
+    assert r.detail == detail
+    assert (r.commune.code if r.commune else None) == commune and r.sure == (commune is not None)
+    if province:
+        assert r.province.code == province
+    street = fold(detail.split(maxsplit=1)[1]).split()[-2:]  # "hue", "le loi", "tran phu", …
+    for c in r.candidates:  # nothing the counter's form would offer for the street's name
+        assert c.commune is None or not set(fold(c.commune.name).split()) & set(street), c.commune.name
 
 
 def test_ambiguous_text_gives_ranked_candidates(parser: AddressParser) -> None:

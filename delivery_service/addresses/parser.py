@@ -17,7 +17,12 @@ How it reads a text:
    ("cẩm thành" for Phường Cẩm Thành), or the name written without spaces. The token before a mention
    is its *marker*: a kind (tỉnh/T., thành phố/TP., quận/Q., huyện/H., thị xã/TX., phường/P./F.,
    xã/X., thị trấn/TT., đặc khu) or a word of a street or hamlet (thôn, xóm, ấp, tổ, đường, số…).
-   A matching kind raises a mention's score, another level's kind or a street word lowers it.
+   A matching kind raises a mention's score, another level's kind lowers it. **Streets**: a name
+   right after a street or hamlet word ("đường Trần Phú", "thôn Phú Thọ"; "phố Huế" too, although
+   a ward was called Phố Huế: with its kind it is read) or after a house number ("45 Lê Lợi", "Số
+   3 ngõ 12 phố Huế", "Số 12, Hùng Vương") is no unit, nor is a commune or district at its second
+   word ("12 Hùng Vương" is not Thị trấn Vương); one further in those words is less likely, never
+   sure, and stays in the detail.
    Names that are numbers or of one or two letters only count after a kind ("Phường 12", "Q1").
 4. **Typos**: a name after a commune marker that matches nothing, or every segment when nothing
    good was found, is compared with the commune names of one edit away (a letter replaced, missing,
@@ -150,6 +155,12 @@ _PREFIX_CAT = {("thanh", "pho"): "tp", ("thi", "xa"): "tx", ("thi", "tran"): "tt
 _ALIASES = {"hcm": "ho chi minh", "tphcm": "ho chi minh", "saigon": "ho chi minh", "hn": "ha noi",
             "brvt": "ba ria vung tau", "tthue": "thua thien hue", "hue": "thua thien hue"}
 
+# words before a house number: a name after the number is the street ("Số 3 phố Huế", "ngõ 12 Trần Phú")
+_ROAD = frozenset({"so", "sn", "nha", "duong", "d", "pho", "ngo", "ngach", "hem", "kiet"})
+# street words as written: a name that begins with one, without a kind before it, is a street's ("phố
+# Huế"), although Phường Phố Huế or Xã Đường Lâm begin with them too (they are then written with their kind)
+_ROAD_WRITTEN = frozenset({"phố", "đường", "ngõ", "ngách", "hẻm", "kiệt"})
+
 _BASE = {"province": 2.5, "district": 2.0, "commune": 3.0}
 _WEAK = 6.5  # a best reading below this (about a commune with its kind but no province) looks for typos
 
@@ -278,11 +289,13 @@ class ParseResult:
 
 
 class _Mention:
-    __slots__ = ("unit", "start", "i", "j", "score", "cat")
+    __slots__ = ("unit", "start", "i", "j", "score", "cat", "street")
 
-    def __init__(self, unit: _Unit, start: int, i: int, j: int, score: float, cat: str | None) -> None:
+    def __init__(self, unit: _Unit, start: int, i: int, j: int, score: float, cat: str | None,
+                 street: bool = False) -> None:
         self.unit, self.start, self.i, self.j, self.score = unit, start, i, j, score
         self.cat = cat  # the kind written before it (a category of _MARK1), or None
+        self.street = street  # without a kind, in the words of a street ("12 Lê Hồng Phong")
 
     def apart(self, other: _Mention) -> bool:
         """Other words than ``other``'s (the kinds before them included)."""
@@ -410,6 +423,7 @@ class AddressParser:
         for i in range(1, n):
             if segs[i - 1] == segs[i] and markers[i][0] is None:
                 inside[i] = inside[i - 1] or markers[i - 1][0] not in (None, "street")
+        street = self._streets(t, markers)
         best: dict[int, _Mention] = {}
         for i in range(n):
             key = toks[i]
@@ -419,7 +433,7 @@ class AddressParser:
             while True:
                 hits = self._names.get(key)
                 if hits:
-                    self._mentions(best, hits, allowed, markers[i], i, j, t, inside[i])
+                    self._mentions(best, hits, allowed, markers[i], i, j, t, inside[i], street[i])
                 if j >= n or segs[j] != segs[i]:
                     break
                 key += toks[j]
@@ -432,11 +446,43 @@ class AddressParser:
             for i in range(n):
                 if markers[i][0] in ("phuong", "xa", "tt", "dk"):
                     self._fuzzy_at(best, allowed, markers[i], i, t)
-                elif (i == 0 or segs[i - 1] != segs[i]) and toks[i] not in _MARK1 and (
+                elif (i == 0 or segs[i - 1] != segs[i]) and toks[i] not in _MARK1 and street[i] != 1 and (
                         i + 1 >= n or (toks[i], toks[i + 1]) not in _MARK2):
                     self._fuzzy_at(best, allowed, markers[i], i, t, whole=True)  # a segment without kind
             raw = self._candidates(best, current, older, segs)
         return self._result(t, day, raw, current)
+
+    @staticmethod
+    def _streets(t: _Text, markers: list[tuple[str | None, int]]) -> list[int]:
+        """Per token, its place in the name of a street or hamlet (0: none): 1 right after a street
+        or hamlet word ("đường Trần Phú", "thôn Phú Thọ") or a house number (a number opening its
+        part of the line, after a road word or after another number: "45 Lê Lợi", "Số 3 phố Huế",
+        "87/25 Hùng Vương"; or the first word after a part that is only a house number: "Số 12,
+        Hùng Vương"), then 2, 3… up to the next kind or the end of the part. A street word written
+        with its diacritics ("phố", "đường") where no kind precedes it is 1 too: "phố Huế" is a street
+        even if a ward was called so."""
+        toks, segs = t.toks, t.segs
+        n = len(toks)
+        out = [0] * n
+        number = [False] * n
+        start = 0
+        lone = False  # the part before this one was only a house number
+        for i in range(n):
+            if i and segs[i - 1] != segs[i]:
+                lone = number[i - 1] and all(number[k] or toks[k] in _ROAD for k in range(start, i))
+                start = i
+            if toks[i][0].isdigit():
+                # "khu phố 5", "tổ dân phố 3": hamlets, not roads
+                road = i > start and toks[i - 1] in _ROAD and not (
+                    toks[i - 1] == "pho" and i - 1 > start and toks[i - 2] in ("khu", "dan"))
+                number[i] = i == start or road or number[i - 1]
+            elif markers[i][0] == "street" or (i > start and number[i - 1]) or (i == start and lone) or (
+                    markers[i][0] is None and toks[i] in _ROAD
+                    and t.original[t.starts[i]:t.ends[i]].lower() in _ROAD_WRITTEN):
+                out[i] = 1
+            elif i > start and out[i - 1] and markers[i][0] is None:
+                out[i] = out[i - 1] + 1
+        return out
 
     @staticmethod
     def _marker(toks: list[str], segs: list[int], i: int) -> tuple[str | None, int]:
@@ -453,8 +499,16 @@ class AddressParser:
 
     @staticmethod
     def _mentions(best: dict[int, _Mention], hits: list[tuple[_Unit, bool, float]], allowed: set[int],
-                  marker: tuple[str | None, int], i: int, j: int, t: _Text, inside: bool) -> None:
-        """Score the units named by tokens ``i:j`` (the same as :meth:`_mention`, once per span)."""
+                  marker: tuple[str | None, int], i: int, j: int, t: _Text, inside: bool,
+                  street: int = 0) -> None:
+        """Score the units named by tokens ``i:j`` (the same as :meth:`_mention`, once per span).
+
+        ``street``: the place of token ``i`` in a street's or hamlet's name (:meth:`_streets`): its
+        first word is no unit ("45 Lê Lợi"), nor is a commune or district at the second ("12 Hùng
+        Vương" is not Thị trấn Vương); further, one is less likely, and left in the detail.
+        """
+        if street == 1:
+            return
         cat, start = marker
         segs = t.segs
         n = len(segs)
@@ -475,11 +529,16 @@ class AddressParser:
                 score -= 0.3
             if inside and unit.level == "commune":
                 score -= 0.8
+            in_street = bool(street) and unit.level != "province"
+            if in_street:
+                if street == 2:
+                    continue
+                score -= 1.0
             if score <= 0:
                 continue
             old = best.get(unit.uid)
             if old is None or old.score < score:
-                best[unit.uid] = _Mention(unit, start, i, j, score, cat)
+                best[unit.uid] = _Mention(unit, start, i, j, score, cat, in_street)
 
     @staticmethod
     def _mention(best: dict[int, _Mention], unit: _Unit, needs_marker: bool, marker: tuple[str | None, int],
@@ -702,10 +761,11 @@ class AddressParser:
         _, u, m, dm, pm, contradicted = raw[0]
         # a pre-reform commune split in 2025: which part the address is in, the text cannot tell
         parts = self._parts(top.commune, raw[0][0]) if top.legacy and top.commune is not None else []
-        if contradicted or parts:
+        if contradicted or parts or (m is not None and m.street):
             confidence = min(confidence, UNSURE)
         sure = confidence >= SURE
-        detail = _detail(t, [(x.start, x.j) for x in (m, dm, pm) if x is not None])
+        # a name read in a street's words stays in the detail: it may well be the street's
+        detail = _detail(t, [(x.start, x.j) for x in (m, dm, pm) if x is not None and not x.street])
         ranked: list[Match] = parts[:5]
         if not sure:
             seen: set[int] = {id(u)} if parts else set()
