@@ -69,12 +69,27 @@ def test_pre_reform_date_answers_districts(parser: AddressParser) -> None:
     "12 Hung Vuong,P.Cam Thanh,Quang Ngai",
     "Tỉnh Quảng Ngãi, Phường Cẩm Thành, 12 Hùng Vương",  # swapped order
     "Phường Cẩm Thành, 12 Hùng Vương, Quảng Ngãi",  # the street after the ward
-    "12 Hùng Vương, P. Cẩm Thành, Quảng Ngãi, Việt Nam 55000 SĐT: 0905 123 456 (gọi trước khi giao)",
+    "12 Hùng Vương, P. Cẩm Thành, Quảng Ngãi, Việt Nam 55000 SĐT: 0905 123 456",
 ])
 def test_forms_of_one_address(parser: AddressParser, text: str) -> None:
     r = parser.parse(text, AFTER)
     assert codes(r) == ("51", None, "21025"), text
     assert fold(r.detail) == "so 12 hung vuong" or fold(r.detail) == "12 hung vuong", r.detail
+
+
+@pytest.mark.parametrize(("text", "detail"), [
+    # a note in brackets is for the courier: it stays (phone, postcode and "Việt Nam" go)
+    ("12 Hùng Vương, P. Cẩm Thành, Quảng Ngãi, Việt Nam 55000 SĐT: 0905 123 456 (gọi trước khi giao)",
+     "12 Hùng Vương (gọi trước khi giao)"),
+    ("Số 12 Hùng Vương (gần chợ, cạnh trường), P.Cẩm Thành, Quảng Ngãi", "Số 12 Hùng Vương (gần chợ, cạnh trường)"),
+    # kind words whose name was read elsewhere or is missing, and punctuation alone, go
+    ("thon an ky, huyen son tinh", "thon an ky"),
+    ("Số 12, Hùng Vương, !!!", "Số 12, Hùng Vương"),
+    ("Số 12 Hùng Vương, Phường, Cẩm Thành, Quảng Ngãi", "Số 12 Hùng Vương"),
+    ("Số 12 Hùng Vương -- P. Cẩm Thành -- Quảng Ngãi ???", "Số 12 Hùng Vương"),
+])
+def test_detail_keeps_notes_and_drops_leftovers(parser: AddressParser, text: str, detail: str) -> None:
+    assert parser.parse(text, AFTER).detail == detail
 
 
 @pytest.mark.parametrize("text", ["P.12, Q.Gò Vấp, TP.HCM", "phuong 12 quan go vap tp ho chi minh",

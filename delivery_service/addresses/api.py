@@ -56,7 +56,8 @@ class AddressParseOut(Schema):
     district = fields.Nested(AddressUnitOut, allow_none=True,
                              metadata={"description": "Before 1 Jul 2025 only (no district level after)"})
     commune = fields.Nested(AddressUnitOut, allow_none=True, metadata={"description": "Valid on the day"})
-    detail = fields.String(metadata={"description": "What remains: house number, street, hamlet"})
+    detail = fields.String(metadata={"description": "What remains: house number, street, hamlet, "
+                                     "notes in brackets"})
     confidence = fields.Float(metadata={"description": "0 to 1"})
     sure = fields.Boolean(metadata={"description": "False: ask, and offer the candidates"})
     written = fields.Nested(AddressReadingOut, allow_none=True,
@@ -118,12 +119,13 @@ def parse(data: dict[str, Any]):
     """Read a written address: province, commune (and district before 1 Jul 2025), the rest.
 
     Full names, abbreviations (TP., Q., H., TX., P., X., TT.), text without diacritics, any case,
-    former names, one-letter typos in the commune, phone numbers, postcodes and notes. A pre-reform
-    address (a former district, a merged commune) dated after 1 Jul 2025 is answered with the 2025
-    commune that succeeded it (``written`` keeps what the text said); a pre-reform commune split
-    between several 2025 communes is not sure, its parts first among the candidates. A district
-    written that the commune is not in makes the answer not sure too. When ``sure`` is false, the
-    ranked ``candidates`` say what else the text could mean.
+    former names, one-letter typos in the commune, phone numbers, postcodes and notes (a note in
+    brackets stays in ``detail``, for the courier). A pre-reform address (a former district, a
+    merged commune) dated after 1 Jul 2025 is answered with the 2025 commune that succeeded it
+    (``written`` keeps what the text said); a pre-reform commune split between several 2025
+    communes is not sure, its parts first among the candidates. A district written that the
+    commune is not in makes the answer not sure too. When ``sure`` is false, the ranked
+    ``candidates`` say what else the text could mean.
     """
     current_actor()
     return as_json(address_parser().parse(data["text"], data["on"] or local_today()))

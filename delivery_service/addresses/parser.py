@@ -8,8 +8,10 @@ How it reads a text:
 
 1. **Normalise**: NFC, then one table lowers and strips the diacritics of every letter (đ → d) with
    the same length, so that what is matched maps back to the characters written. Phone numbers,
-   postcodes, notes (in brackets, or after "ghi chú:", "lưu ý:") and "Việt Nam" are noise: they are
-   not matched and not kept in the detail.
+   postcodes, notes after "ghi chú:", "lưu ý:" and "Việt Nam" are noise: they are not matched and
+   not kept in the detail. Notes in brackets ("(gần chợ)") are not matched either, but stay in the
+   detail for the courier; kind words whose name was read elsewhere or is missing ("…, huyen son
+   tinh", "Phường,") and stray punctuation do not.
 2. **Tokenise** on spaces and punctuation; commas, semicolons and new lines end a *segment*.
    "P12", "Q.1", "F5" become a marker and a number.
 3. **Find mentions**: every run of whole tokens (never a part of a word: "hn" does not fire inside
@@ -173,15 +175,17 @@ class _Text:
     ends: list[int]
     segs: list[int]
     noise: list[tuple[int, int]]
+    notes: list[tuple[int, int]]  # in brackets: not read, but kept in the detail for the courier
 
 
 def _tokenise(text: str) -> _Text:
     original = unicodedata.normalize("NFC", text)
     folded = original.translate(_FOLD)
     noise: list[tuple[int, int]] = []
+    notes: list[tuple[int, int]] = []
     if _HAS_NOISE.search(folded):
         def blank(m: re.Match[str]) -> str:
-            noise.append(m.span())
+            (notes if m.group()[0] in "([" else noise).append(m.span())
             return " " * (m.end() - m.start())
         folded = _NOISE.sub(blank, folded)
     toks: list[str] = []
@@ -217,7 +221,7 @@ def _tokenise(text: str) -> _Text:
         starts.append(s)
         ends.append(e)
         segs.append(seg)
-    return _Text(original, toks, starts, ends, segs, noise)
+    return _Text(original, toks, starts, ends, segs, noise, notes)
 
 
 def _one_edit(a: str, b: str) -> bool:
@@ -793,19 +797,55 @@ class AddressParser:
         return [self.parse(text, on) for text in texts]
 
 
+_KIND_WORDS = frozenset(c for c, cat in _MARK1.items() if cat != "street")
+_KIND_PAIRS = frozenset(pair for pair, cat in _MARK2.items() if cat != "street")
+_TRIM = " \t.,;:!?-–—_/\\|*~#'\"…"
+_SEP_IN_NOTE = str.maketrans(",;|\n", "\ue000\ue001\ue002\ue003")
+_SEP_BACK = str.maketrans("\ue000\ue001\ue002\ue003", ",;|\n")
+
+
 def _detail(t: _Text, spans: list[tuple[int, int]]) -> str:
-    """What is left of the text: the house number, street, hamlet (noise and units removed)."""
-    cut = sorted([*t.noise, *((t.starts[i], t.ends[j - 1]) for i, j in spans)])
-    text, pieces, at = t.original, [], 0
-    for s, e in cut:
+    """What is left of the text: the house number, street, hamlet, and notes in brackets (the units
+    read, noise, kind words whose name is gone and stray punctuation removed)."""
+    toks, segs = t.toks, t.segs
+    n = len(toks)
+    gone = [False] * n
+    for i, j in spans:
+        for k in range(i, j):
+            gone[k] = True
+    cut = [*t.noise, *((t.starts[i], t.ends[j - 1]) for i, j in spans)]
+    # a kind word with nothing after it in its part, or before what was cut: "huyen son | tinh"
+    for k in range(n - 1, -1, -1):
+        if gone[k]:
+            continue
+        width = 2 if k + 1 < n and segs[k + 1] == segs[k] and (toks[k], toks[k + 1]) in _KIND_PAIRS else 1
+        if width == 1 and toks[k] not in _KIND_WORDS:
+            continue
+        if width == 1 and len(toks[k]) == 1 and t.original[t.ends[k]:t.ends[k] + 1] != ".":
+            continue  # a letter alone ("Lô A") is no kind without its dot ("P.")
+        after = k + width
+        if after >= n or segs[after] != segs[k] or gone[after]:
+            for x in range(k, after):
+                gone[x] = True
+            cut.append((t.starts[k], t.ends[after - 1]))
+    text = t.original
+    if t.notes:  # a note's commas do not end a part
+        for a, b in t.notes:
+            text = text[:a] + text[a:b].translate(_SEP_IN_NOTE) + text[b:]
+    pieces, at = [], 0
+    for s, e in sorted(cut):
         if s > at:
             pieces.append(text[at:s])
         at = max(at, e)
     pieces.append(text[at:])
-    out = []
+    out: list[str] = []
     for part in _SEPARATORS.split(",".join(pieces)):
-        part = " ".join(part.split()).strip(" .-:/")
-        if part:
+        part = " ".join(part.split()).strip(_TRIM).translate(_SEP_BACK)
+        if not any(c.isalnum() for c in part):
+            continue
+        if part[0] in "([" and out:
+            out[-1] += " " + part  # a note goes with what it follows
+        else:
             out.append(part)
     return ", ".join(out)
 
