@@ -391,3 +391,23 @@ def test_a_refold_from_scratch_gives_the_same_figures(app, book):
     assert f"folded {last} events" in result.output and cursor == last
     assert db.session.scalar(sa.select(ReportCursor.generation)) != generation
     assert [counts(r) for r in figures(ADMIN, *WEEK, Level.COURIER, today=TODAY).rows] == before
+
+
+def test_a_move_while_waiting_for_the_next_attempt_is_no_attempt(app):
+    """An order waiting for its next attempt moved to another route (a supervisor's move, or its
+    address corrected: an event failed_attempt -> failed_attempt) is not another failed attempt, and
+    the return that follows is still the courier's whose attempt failed."""
+    b = Book()
+    r1, r2 = route("QNG-01").id, route("QNG-02").id
+    o = b.order(unit("21025"), at("2026-04-06"), "2026-04-08")
+    b.event(o, S.CREATED, S.ASSIGNED, at("2026-04-06", "09:01"), by=None, route_id=r1)
+    b.event(o, S.ASSIGNED, S.HANDED_TO_COURIER, at("2026-04-07", "08:00"))
+    b.event(o, S.HANDED_TO_COURIER, S.OUT_FOR_DELIVERY, at("2026-04-07", "08:30"))
+    b.event(o, S.OUT_FOR_DELIVERY, S.FAILED_ATTEMPT, at("2026-04-07", "10:00"))
+    b.event(o, S.FAILED_ATTEMPT, S.FAILED_ATTEMPT, at("2026-04-07", "15:00"), by="staff", route_id=r2)
+    b.event(o, S.FAILED_ATTEMPT, S.RETURNED_TO_AGENCY, at("2026-04-08", "16:00"), by=None)
+    db.session.commit()
+    week = (dt.date(2026, 4, 6), dt.date(2026, 4, 12))
+    couriers = {r.code: r for r in figures(ADMIN, *week, Level.COURIER, today=TODAY).rows if r.key is not None}
+    assert (couriers["courier"].failed_attempts, couriers["courier"].returned) == (1, 1)
+    assert figures(ADMIN, *week, Level.ROUTE, today=TODAY).total.failed_attempts == 1

@@ -350,7 +350,7 @@ def _event(r: Any, state: dict[str, Any], deltas: _Deltas, tz: ZoneInfo) -> None
         state.update(handed_at=moment, handed_result=True)
     elif to is Status.PICKED_UP and state["handed_at"] is None:
         state["handed_at"] = moment
-    elif to is Status.FAILED_ATTEMPT:
+    elif to is Status.FAILED_ATTEMPT and frm is not Status.FAILED_ATTEMPT:  # (not a move while waiting)
         state.update(failed_day=day, failed_commune_id=r.commune_id, failed_route_id=state["route_id"],
                      failed_counter_id=r.counter_id, failed_courier_id=courier)
         deltas.add((day, r.commune_id, state["route_id"], r.counter_id, courier), "failed_attempts")
