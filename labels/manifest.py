@@ -132,8 +132,10 @@ def render_manifest(data: ManifestData, *, dpi: int = 300) -> bytes:
         [
             [para("Bên giao / Giver", st.caption), para("Bên nhận / Receiver", st.caption)],
             [
-                para(party_markup(data.giver.name, data.giver.address, data.giver.phone), st.body),
-                para(party_markup(data.receiver.name, data.receiver.address, data.receiver.phone), st.body),
+                para(party_markup(data.giver.name, data.giver.address, data.giver.phone)
+                     + _person_markup("Người giao / Handed over by", data.giver_person), st.body),
+                para(party_markup(data.receiver.name, data.receiver.address, data.receiver.phone)
+                     + _person_markup("Người nhận / Received by", data.receiver_person), st.body),
             ],
         ],
         colWidths=[frame_w / 2, frame_w / 2],
@@ -259,16 +261,19 @@ def render_manifest(data: ManifestData, *, dpi: int = 300) -> bytes:
 def _signatures(data: ManifestData, st: Styles, frame_w: float) -> Table:
     """Two boxes to sign: the giver's (left) and the receiver's (right)."""
 
-    def box(side: str, party_name: str) -> list[Flowable]:
+    def box(side: str, party_name: str, person: str | None) -> list[Flowable]:
+        named = [para(f"<b>{esc(person)}</b>", st.body)] if person and nfc(person) else []
         return [
             para(f"<b>{side}</b>", st.body),
             para("(Ký, ghi rõ họ tên / Signature and full name)", st.small),
             Spacer(1, 24 * mm),
+            *named,
             para(esc(party_name), st.small),
         ]
 
     return table(
-        [[box("BÊN GIAO / GIVER", data.giver.name), box("BÊN NHẬN / RECEIVER", data.receiver.name)]],
+        [[box("BÊN GIAO / GIVER", data.giver.name, data.giver_person),
+          box("BÊN NHẬN / RECEIVER", data.receiver.name, data.receiver_person)]],
         colWidths=[frame_w / 2, frame_w / 2],
         style=[
             ("BOX", (0, 0), (0, 0), 0.6, RULE),
@@ -278,6 +283,13 @@ def _signatures(data: ManifestData, st: Styles, frame_w: float) -> Table:
             ("BOTTOMPADDING", (0, 0), (-1, -1), 4),
         ],
     )
+
+
+def _person_markup(caption: str, person: str | None) -> str:
+    """A party's signing person on a line of its own under the party, or nothing when not known."""
+    if not person or not nfc(person):
+        return ""
+    return f"<br/>{caption}: <b>{esc(person)}</b>"
 
 
 def _manifest_furniture(

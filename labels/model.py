@@ -143,6 +143,11 @@ class ManifestData:
     lines: tuple[ManifestLine, ...]
     route_code: str | None = None
     note: str | None = None
+    # The people who sign, by full name (the courier for the courier's side, the counter's staff for
+    # the counter's), printed beside each party and in its signature box; None leaves the name to be
+    # written by hand.
+    giver_person: str | None = None
+    receiver_person: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,11 +148,18 @@ def batch_file(job_id: int):
 @manifests.arguments(ManifestIn())
 @manifests.response(201, ManifestOut)
 @manifests.alt_response(200, schema=ManifestOut, description=(
-    "counter_to_courier: the same items for the same route were handed over on a manifest already "
-    "(a retry, a double click, two staff printing the bag's manifest): that manifest, unchanged"))
+    "The same items of the same kind for the same route were handed over on a manifest already (a "
+    "retry, a double click, two staff printing the bag's manifest): that manifest, unchanged"))
 @manifests.doc(responses={"409": {"description": (
-    "already_handed_over: some of the items were handed to the route's courier on another manifest, "
-    "or with other items (handed_over names the manifests and items): an item is handed over once")}})
+    "already_handed_over: some of the items were handed over at that step (to the route's courier; "
+    "back, to the agency or to the counter) on another manifest, or with other items (handed_over names "
+    "the manifests and items, kind the kind asked for): an item is handed over once, and back once. "
+    "wrong_status: some items are in a status the kind does not list (items: item_id and status): "
+    "counter_to_courier lists what the counter still holds: results (created, assigned, handed_to_courier; "
+    "delivered_to_agency for an order in both directions) and dossiers still to pick up (created, "
+    "assigned, pickup_scheduled); courier_to_agency and courier_to_counter "
+    "list dossiers picked up (picked_up, delivered_to_agency) and results returned after the last "
+    "failed attempt (returned_to_agency)")}})
 def create_manifest(data: dict[str, Any]):
     """Record a handover of a batch of items (counter → courier, courier → agency or counter)."""
     result = services.create_manifest(

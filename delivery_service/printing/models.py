@@ -119,16 +119,29 @@ manifest_items = sa.Table(
 )
 
 
-# The handover of an order to a route's courier (counter_to_courier), once: the manifest that records
-# it. An item is handed to a route's courier once, so a second manifest listing it for that route is
-# refused, and the same manifest asked for again (a double click, a retry, two staff printing the
-# bag's manifest) is that manifest, printed again. Its key holds when two requests race; the route is
-# in it because a supervisor may move an item not yet handed over to another route, whose courier then
-# takes it on a manifest of their own (the first one no longer matches the item's route).
+class HandoverStep(enum.StrEnum):
+    """Which handover of an item a manifest records (``manifest_handovers.step``), each once per item
+    and route: the counter's result to the route's courier (counter_to_courier), the dossier the
+    courier picked up handed to the agency or to the counter for it, a result returned after the last
+    failed attempt handed back (courier_to_agency or courier_to_counter: either, once)."""
+
+    TO_COURIER = "to_courier"
+    DOSSIER = "dossier"
+    RETURN = "return"
+
+
+# Each handover of an order, once: the manifest that records it. A second manifest listing the item
+# for the same step and route is refused, and the same manifest asked for again (a double click, a
+# retry, two staff printing the bag's manifest) is that manifest, printed again. Its key holds when
+# two requests race. The route is in it because a supervisor may move an item not yet handed over to
+# another route, whose courier then takes it on a manifest of their own (the first one no longer
+# matches the item's route); a dossier picked up or a returned result can no longer change route, so
+# it is handed back once. Migration 0031 (counter to courier), 0032 (the step, and the handovers back).
 manifest_handovers = sa.Table(
     "manifest_handovers",
     db.metadata,
     sa.Column("order_id", ID, sa.ForeignKey("delivery_orders.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("step", sa.String(16), primary_key=True),  # HandoverStep
     sa.Column("route_id", ID, primary_key=True),  # as handed over (no key: history)
     sa.Column("manifest_id", ID, sa.ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False,
               index=True),

@@ -111,8 +111,8 @@ class ManifestIn(Schema):
     )
     route = fields.String(load_default=None, validate=validate.Length(max=32), metadata={
         "description": "The route whose courier takes or hands over the items: every item must be on it "
-                       "(422 naming each one that is not). Left out on counter_to_courier: the items' "
-                       "route, if they are all on one"})
+                       "(422 naming each one that is not). Left out: the items' route, if they are all "
+                       "on one (422 otherwise). The manifest prints that courier's full name"})
     note = Text(load_default=None, max_length=300)
 
 

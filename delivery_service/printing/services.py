@@ -38,6 +38,7 @@ from delivery_service.orgs.models import Counter, PostalRoute
 from delivery_service.orgs.services import route_code
 from delivery_service.printing.models import (
     STALLED_PREFIX,
+    HandoverStep,
     JobState,
     LabelFormat,
     LabelPrint,
@@ -679,6 +680,47 @@ def _line(order: DeliveryOrder, *, window: bool = True) -> lm.ManifestLine:
                                window=window_text(order) if window else None)
 
 
+# What each kind of manifest may list, by the item's status (the handover it records, once per item
+# and route): the counter hands its courier the results it still holds (before the bag's pickup is
+# confirmed, or just after: the courier scanning the bag before both sign), a both-direction order's
+# result once its dossier is at the agency, and the dossiers still to pick up at the citizen's (their
+# pickup labels go out with the courier); a courier hands back, to the agency or to the counter
+# taking it in for the agency, a dossier picked up (delivered_to_agency when recorded first) and a
+# result returned after the last failed attempt. An item on a failed attempt with a next attempt stays
+# with the courier; a delivered or cancelled one goes on no manifest.
+BACK_KINDS = (ManifestKind.COURIER_TO_AGENCY, ManifestKind.COURIER_TO_COUNTER)
+TO_COURIER_STATUSES = (Status.CREATED, Status.ASSIGNED, Status.HANDED_TO_COURIER, Status.DELIVERED_TO_AGENCY)
+TO_PICK_UP_STATUSES = (Status.CREATED, Status.ASSIGNED, Status.PICKUP_SCHEDULED)
+BACK_STEPS = {Status.PICKED_UP: HandoverStep.DOSSIER, Status.DELIVERED_TO_AGENCY: HandoverStep.DOSSIER,
+              Status.RETURNED_TO_AGENCY: HandoverStep.RETURN}
+CHOOSE_BACK_ROUTE = "Choose the route of the courier handing the items back."
+
+
+def handover_step(kind: ManifestKind, order: DeliveryOrder) -> HandoverStep | None:
+    """The handover a manifest of ``kind`` records for ``order`` now, or None when it cannot list it."""
+    if kind is ManifestKind.COUNTER_TO_COURIER:
+        ok = order.status in (TO_COURIER_STATUSES if on_result_leg(order) else TO_PICK_UP_STATUSES)
+        return HandoverStep.TO_COURIER if ok else None
+    return BACK_STEPS.get(order.status)
+
+
+def _wrong_status(kind: ManifestKind, orders: Sequence[DeliveryOrder]) -> Conflict:
+    """The refusal of items a manifest of ``kind`` cannot list, naming each with its status."""
+    listed = ", ".join(f"{o.item_id} ({o.status.value})" for o in orders[:20])
+    if len(orders) > 20:
+        listed += f" and {len(orders) - 20} more"
+    if kind is ManifestKind.COUNTER_TO_COURIER:
+        rule = ("A counter → courier manifest lists what the counter still holds: results created, assigned "
+                "or handed_to_courier (delivered_to_agency for an order in both directions), and dossiers "
+                "still to pick up (created, assigned, pickup_scheduled).")
+    else:
+        rule = ("A courier's manifest back lists dossiers picked up (picked_up, delivered_to_agency) and "
+                "results returned after the last failed attempt (returned_to_agency); an item with a next "
+                "attempt stays with the courier.")
+    return Conflict(f"Not in a status this manifest lists: {listed}. {rule}", error="wrong_status",
+                    kind=kind.value, items=[{"item_id": o.item_id, "status": o.status.value} for o in orders])
+
+
 @dataclass(frozen=True)
 class ManifestResult:
     """The manifest recorded, or (``created`` False) the one that recorded the same handover before."""
@@ -690,11 +732,13 @@ class ManifestResult:
 def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: str | None = None,
                     note: str | None = None) -> ManifestResult:
     """Record a handover of these items; commits. Counter staff hand their counter's items to a
-    route's courier; couriers hand dossiers to agencies or returns back to the counter.
+    route's courier; couriers hand dossiers to agencies, or them and returns back to the counter.
 
-    An item is handed to a route's courier once (``manifest_handovers``): the same items for the same
-    route again answer the manifest made then (its note as first written), and an item already on
-    another of the route's manifests is a Conflict (``already_handed_over``) naming it."""
+    Each kind lists items in the statuses of its handover (``handover_step``; others are a Conflict,
+    ``wrong_status``, naming them with their statuses). An item is handed over once per step and route
+    (``manifest_handovers``): the same items of the same kind for the same route again answer the
+    manifest made then (its note as first written), and an item already on another manifest of that
+    step and route is a Conflict (``already_handed_over``) naming it."""
     try:
         manifest_kind = ManifestKind(kind)
     except ValueError:
@@ -725,12 +769,13 @@ def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: 
         if route_row is None:
             errors["route"] = [f"No route {route}."]
     orders = [found[i] for i in wanted if i in found]
-    if route_row is None and "route" not in errors and manifest_kind is ManifestKind.COUNTER_TO_COURIER:
+    if route_row is None and "route" not in errors:
         on = {o.route_id for o in orders}
         if len(on) == 1 and None not in on:  # one bag for one courier: the items' route
             route_row = db.session.get(PostalRoute, on.pop())
-        elif orders:
-            errors["route"] = ["Choose the route of the courier taking the bag."]
+        elif orders:  # the manifest names one courier, who signs for every item of it
+            errors["route"] = ["Choose the route of the courier taking the bag."
+                               if manifest_kind is ManifestKind.COUNTER_TO_COURIER else CHOOSE_BACK_ROUTE]
     if route_row is not None:
         # the courier named on the manifest carries every item of it: an item of another route
         # (another courier, even another province) would be signed for by the wrong person
@@ -742,30 +787,33 @@ def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: 
                 errors["item_ids"].append(f"… and {more} more.")
     if errors:
         raise InvalidInput(errors)
-    handover = manifest_kind is ManifestKind.COUNTER_TO_COURIER and route_row is not None
-    order_ids, route_id = [o.id for o in orders], route_row.id if route_row else None
+    order_ids, route_id = [o.id for o in orders], route_row.id
     for _attempt in range(3):
-        if handover:
-            earlier = _handed_over(order_ids, route_id)
-            if earlier is not None:
-                return ManifestResult(earlier, created=False)
+        steps = {o.id: handover_step(manifest_kind, o) for o in orders}
+        earlier = _handed_over(manifest_kind, steps, route_id)
+        if earlier is not None:  # the same manifest again (its items' statuses may have moved on since)
+            return ManifestResult(earlier, created=False)
+        wrong = [o for o in orders if steps[o.id] is None]
+        if wrong:
+            raise _wrong_status(manifest_kind, wrong)
         try:
-            made = _record_manifest(actor, manifest_kind, orders, route_id, note)
+            made = _record_manifest(actor, manifest_kind, orders, steps, route_id, note)
             return ManifestResult(made, created=True)
         except sa.exc.IntegrityError:
             # Another request recorded one of these handovers meanwhile (PostgreSQL: this insert
             # waited for its commit): start again, and find it.
             db.session.rollback()
-            orders = list(db.session.scalars(sa.select(DeliveryOrder).where(DeliveryOrder.id.in_(order_ids))))
+            orders = list(db.session.scalars(sa.select(DeliveryOrder).where(DeliveryOrder.id.in_(order_ids))
+                                             .execution_options(populate_existing=True)))
             orders.sort(key=lambda o: order_ids.index(o.id))
     raise Conflict("The manifest could not be recorded: other manifests of these items were being recorded "
                    "at the same time. Try again.")
 
 
 def _record_manifest(actor: Actor, kind: ManifestKind, orders: Sequence[DeliveryOrder],
-                     route_id: int | None, note: str | None) -> Manifest:
-    """Insert the manifest, its lines and (counter to courier) its handovers; commits. IntegrityError
-    when one of the handovers is recorded already (manifest_handovers' key)."""
+                     steps: dict[int, HandoverStep | None], route_id: int, note: str | None) -> Manifest:
+    """Insert the manifest, its lines and its handovers (``steps``: each order's); commits.
+    IntegrityError when one of the handovers is recorded already (manifest_handovers' key)."""
     counters = {o.counter_id for o in orders}
     manifest = Manifest(code="pending", kind=kind, counter_id=counters.pop() if len(counters) == 1 else None,
                         route_id=route_id, created_by_id=actor.user_id, client_id=actor.client_id,
@@ -775,26 +823,33 @@ def _record_manifest(actor: Actor, kind: ManifestKind, orders: Sequence[Delivery
     manifest.code = f"BB{local_now():%y%m%d}{manifest.id:06d}"
     db.session.execute(sa.insert(manifest_items), [
         {"manifest_id": manifest.id, "order_id": o.id, "position": n} for n, o in enumerate(orders, start=1)])
-    if kind is ManifestKind.COUNTER_TO_COURIER and route_id is not None:
-        db.session.execute(sa.insert(manifest_handovers), [
-            {"order_id": o.id, "route_id": route_id, "manifest_id": manifest.id} for o in orders])
+    db.session.execute(sa.insert(manifest_handovers), [
+        {"order_id": o.id, "step": steps[o.id].value, "route_id": route_id, "manifest_id": manifest.id}
+        for o in orders])
     db.session.commit()
     return manifest
 
 
-def _handed_over(order_ids: Sequence[int], route_id: int) -> Manifest | None:
-    """The manifest that handed exactly these orders to the route's courier (the same handover asked for
-    again: that manifest), None when none of them was handed to it; Conflict, naming the manifests,
-    when some were, on other manifests or with other items."""
-    rows = db.session.execute(
-        sa.select(manifest_handovers.c.order_id, Manifest.id, Manifest.code)
+def _handed_over(kind: ManifestKind, steps: dict[int, HandoverStep | None], route_id: int) -> Manifest | None:
+    """The manifest of ``kind`` that handed exactly these orders over for the route (the same handover
+    asked for again: that manifest), None when none of them was handed over at its step (``steps``:
+    each order's now; an order the kind cannot list, None, is looked for at every step of the kind);
+    Conflict, naming the manifests, when some were, on other manifests or with other items."""
+    order_ids = list(steps)
+    kind_steps = [HandoverStep.TO_COURIER] if kind is ManifestKind.COUNTER_TO_COURIER else [
+        HandoverStep.DOSSIER, HandoverStep.RETURN]
+    rows = [row for row in db.session.execute(
+        sa.select(manifest_handovers.c.order_id, manifest_handovers.c.step, Manifest.id, Manifest.code,
+                  Manifest.kind)
         .join(Manifest, Manifest.id == manifest_handovers.c.manifest_id)
-        .where(manifest_handovers.c.route_id == route_id, manifest_handovers.c.order_id.in_(list(order_ids)))
+        .where(manifest_handovers.c.route_id == route_id, manifest_handovers.c.order_id.in_(order_ids),
+               manifest_handovers.c.step.in_([s.value for s in kind_steps]))
         .order_by(Manifest.id, manifest_handovers.c.order_id)).all()
+        if steps[row.order_id] in (None, HandoverStep(row.step))]
     if not rows:
         return None
     manifest_ids = {row.id for row in rows}
-    if len(manifest_ids) == 1:
+    if len(manifest_ids) == 1 and rows[0].kind is kind:
         manifest_id = manifest_ids.pop()
         listed = set(db.session.scalars(sa.select(manifest_items.c.order_id)
                                         .where(manifest_items.c.manifest_id == manifest_id)))
@@ -807,9 +862,14 @@ def _handed_over(order_ids: Sequence[int], route_id: int) -> Manifest | None:
         on.setdefault(row.code, []).append(items[row.order_id])
     route = route_code(route_id)
     listed_text = "; ".join(f"{', '.join(ids[:20])} on {code}" for code, ids in on.items())
-    raise Conflict(f"Already handed over to route {route}'s courier on another manifest: {listed_text}. An "
-                   "item is handed over once: print that manifest again, or leave these items out.",
-                   error="already_handed_over", route=route,
+    if kind is ManifestKind.COUNTER_TO_COURIER:
+        said = (f"Already handed over to route {route}'s courier on another manifest: {listed_text}. "
+                "An item is handed over once")
+    else:
+        said = (f"Already handed back by route {route}'s courier on another manifest: {listed_text}. "
+                "An item is handed back once")
+    raise Conflict(f"{said}: print that manifest again, or leave these items out.",
+                   error="already_handed_over", route=route, kind=kind.value,
                    handed_over=[{"manifest": code, "item_ids": ids} for code, ids in on.items()])
 
 
@@ -846,6 +906,7 @@ def _awaiting(actor: Actor, counter_id: int) -> sa.Select[tuple[DeliveryOrder]]:
     both_result = sa.and_(DeliveryOrder.direction == Direction.BOTH, DeliveryOrder.status == Status.ASSIGNED,
                           both_back)
     handed = sa.exists().where(manifest_handovers.c.order_id == DeliveryOrder.id,
+                               manifest_handovers.c.step == HandoverStep.TO_COURIER.value,
                                manifest_handovers.c.route_id == DeliveryOrder.route_id)
     return (scope(sa.select(DeliveryOrder), actor)
             .where(DeliveryOrder.counter_id == counter_id, sa.or_(result_leg, both_result), ~handed)
@@ -896,10 +957,10 @@ def handover_routes(orders: Sequence[DeliveryOrder]) -> list[PostalRoute]:
 
 
 def returned_orders(actor: Actor, counter_id: int, limit: int = 500) -> list[DeliveryOrder]:
-    """The counter's orders sent back after failed attempts and not yet on a return manifest."""
-    on_returns = (sa.select(manifest_items.c.order_id)
-                  .join(Manifest, Manifest.id == manifest_items.c.manifest_id)
-                  .where(Manifest.kind == ManifestKind.COURIER_TO_COUNTER))
+    """The counter's orders sent back after failed attempts and not yet handed back on a manifest (to
+    the counter or to the agency: ``manifest_handovers``' return step)."""
+    on_returns = (sa.select(manifest_handovers.c.order_id)
+                  .where(manifest_handovers.c.step == HandoverStep.RETURN.value))
     return list(db.session.scalars(
         scope(sa.select(DeliveryOrder), actor)
         .where(DeliveryOrder.counter_id == counter_id, DeliveryOrder.status == Status.RETURNED_TO_AGENCY,
@@ -933,13 +994,14 @@ def manifest_pdf(actor: Actor, code: str) -> Document:
         .where(manifest_items.c.manifest_id == manifest.id).order_by(manifest_items.c.position)))
     counter = db.session.get(Counter, manifest.counter_id) if manifest.counter_id else None
     route = manifest.route
+    courier_name, staff_name = _signers(manifest)
     courier = lm.Party(f"Bưu tá tuyến {route.code}" if route else "Bưu tá")
     office = lm.Party(counter.name) if counter else lm.Party("Bưu cục")
     agency = lm.Party(orders[0].issuing_agency if orders else "Cơ quan")
-    giver, receiver = {
-        ManifestKind.COUNTER_TO_COURIER: (office, courier),
-        ManifestKind.COURIER_TO_AGENCY: (courier, agency),
-        ManifestKind.COURIER_TO_COUNTER: (courier, office),
+    (giver, giver_person), (receiver, receiver_person) = {
+        ManifestKind.COUNTER_TO_COURIER: ((office, staff_name), (courier, courier_name)),
+        ManifestKind.COURIER_TO_AGENCY: ((courier, courier_name), (agency, None)),
+        ManifestKind.COURIER_TO_COUNTER: ((courier, courier_name), (office, staff_name)),
     }[manifest.kind]
     data = lm.ManifestData(
         manifest_id=manifest.code, kind=lm.ManifestKind(manifest.kind.value), giver=giver,
@@ -947,12 +1009,28 @@ def manifest_pdf(actor: Actor, code: str) -> Document:
         # The window matters to the courier taking the bag; once handed to the agency or back to the
         # counter it is past.
         lines=tuple(_line(o, window=manifest.kind is ManifestKind.COUNTER_TO_COURIER) for o in orders),
-        route_code=route.code if route else None, note=manifest.note)
+        route_code=route.code if route else None, note=manifest.note,
+        giver_person=giver_person, receiver_person=receiver_person)
     try:
         content = labels.render_manifest(data)
     except lm.LabelError as exc:
         raise InvalidInput({"manifest": [str(exc)]}, "The manifest cannot be printed") from None
     return Document(content, "application/pdf", f"bien-ban-{manifest.code}.pdf")
+
+
+def _signers(manifest: Manifest) -> tuple[str | None, str | None]:
+    """The full names of the courier and of the counter's staff signing the manifest: the courier who
+    made it, else the route's courier; the counter staff who made it. None where the service does not
+    know the person (made by an admin, a supervisor or a counter's software; a route with no courier):
+    the name is then written by hand."""
+    from delivery_service.accounts.models import User
+
+    maker = db.session.get(User, manifest.created_by_id) if manifest.created_by_id else None
+    courier = maker if maker is not None and maker.role is Role.COURIER else None
+    if courier is None and manifest.route is not None and manifest.route.courier_id:
+        courier = db.session.get(User, manifest.route.courier_id)
+    staff = maker if maker is not None and maker.role is Role.COUNTER_STAFF else None
+    return (courier.full_name if courier else None), (staff.full_name if staff else None)
 
 
 # --- run sheets -----------------------------------------------------------------------------------

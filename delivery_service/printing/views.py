@@ -13,11 +13,13 @@ from delivery_service.errors import Conflict, DomainError, InvalidInput
 from delivery_service.extensions import db
 from delivery_service.fields import whole_number
 from delivery_service.orders.services import local_today
+from delivery_service.orders.status import Status
 from delivery_service.orgs.models import Counter
 from delivery_service.printing import services
 from delivery_service.printing.api import send
 from delivery_service.printing.models import JobState, ManifestKind
 from delivery_service.privacy import access
+from delivery_service.web import display
 from delivery_service.web.access import page_actor
 from delivery_service.web.messages import translate_message
 from delivery_service.web.views import desk_required
@@ -172,11 +174,12 @@ def create_manifest():
                                           note=request.form.get("note") or None)
     except Conflict as exc:
         db.session.rollback()
-        flash(_handed_over(exc) if exc.error == "already_handed_over" else _problem(exc), "error")
+        said = {"already_handed_over": _handed_over, "wrong_status": _wrong_status}.get(exc.error, _problem)
+        flash(said(exc), "error")
         return redirect(url_for(back, counter_id=counter_id), code=303)
     except InvalidInput as exc:
         db.session.rollback()
-        flash(_problem(exc), "error")
+        flash(_manifest_problem(exc), "error")
         return redirect(url_for(back, counter_id=counter_id), code=303)
     code = result.manifest.code
     if result.created:
@@ -189,11 +192,41 @@ def create_manifest():
 
 def _handed_over(exc: Conflict) -> str:
     """services.create_manifest's already_handed_over, in the reader's language."""
+    if exc.details.get("kind") != ManifestKind.COUNTER_TO_COURIER.value:
+        return " ".join(gettext(
+            "%(items)s: handed back by route %(route)s's courier on manifest %(code)s already. "
+            "An item is handed back once: print that manifest again, or untick these items.",
+            items=", ".join(on["item_ids"]), route=exc.details["route"], code=on["manifest"])
+            for on in exc.details["handed_over"])
     return " ".join(gettext(
         "%(items)s: handed over to route %(route)s's courier on manifest %(code)s already. "
         "An item is handed over once: print that manifest again, or untick these items.",
         items=", ".join(on["item_ids"]), route=exc.details["route"], code=on["manifest"])
         for on in exc.details["handed_over"])
+
+
+def _wrong_status(exc: Conflict) -> str:
+    """services.create_manifest's wrong_status (items a manifest of that kind cannot list), in the
+    reader's language, each item with its status as the pages name it."""
+    items = ", ".join(f"{i['item_id']} ({display.STATUS[Status(i['status'])]})" for i in exc.details["items"])
+    if exc.details["kind"] == ManifestKind.COUNTER_TO_COURIER.value:
+        return gettext("These items cannot be handed to a courier in their status: %(items)s. A bag for a "
+                       "courier holds what the counter still has: results not yet out for delivery, and "
+                       "dossiers still to pick up.", items=items)
+    return gettext("These items cannot be handed back in their status: %(items)s. A courier hands back the "
+                   "results returned after the last failed attempt and the dossiers picked up; an item "
+                   "with a next attempt stays with the courier.", items=items)
+
+
+def _manifest_problem(exc: InvalidInput) -> str:
+    """A refused manifest (422) in the reader's language: the services' own route message for a
+    courier's manifest back, the shared messages otherwise."""
+    if any(m == services.CHOOSE_BACK_ROUTE for msgs in exc.errors.values() for m in msgs):
+        others = {k: [m for m in msgs if m != services.CHOOSE_BACK_ROUTE] for k, msgs in exc.errors.items()}
+        rest = _problem(InvalidInput({k: v for k, v in others.items() if v}))
+        choose = gettext("Choose the route of the courier handing the items back.")
+        return " ".join(p for p in (choose, rest) if p)
+    return _problem(exc)
 
 
 @bp.get("/counter/manifests/<code>.pdf")
