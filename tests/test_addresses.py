@@ -158,7 +158,7 @@ def test_street_is_not_read_as_a_commune(parser: AddressParser) -> None:
     ("Số 3 ngõ 12 phố Huế, Hai Bà Trưng, Hà Nội", "01", "00256", "Số 3 ngõ 12 phố Huế"),
     ("phố Huế, Hai Bà Trưng, Hà Nội", "01", "00256", "phố Huế"),
     ("Số 3 phố Huế, Hà Nội", "01", None, "Số 3 phố Huế"),
-    ("45 Lê Lợi, TP Quảng Ngãi", None, None, "45 Lê Lợi"),  # not Phường Lê Lợi of Kon Tum (Đăk Bla)
+    ("45 Lê Lợi, TP Quảng Ngãi", "51", None, "45 Lê Lợi"),  # not Phường Lê Lợi of Kon Tum (Đăk Bla)
     ("12 đường Trần Phú, Quảng Ngãi", "51", None, "12 đường Trần Phú"),  # not Phường Trần Phú
     ("12 Hùng Vương", None, None, "12 Hùng Vương"),  # not Phường Hùng Vương (Phú Thọ), nor Thị trấn Vương
     ("12 Lê Hồng Phong, Quảng Ngãi", "51", None, "12 Lê Hồng Phong"),  # not Xã Hồng Phong
@@ -174,6 +174,22 @@ def test_a_street_named_like_a_unit_stays_in_the_detail(parser: AddressParser, t
     street = fold(detail.split(maxsplit=1)[1]).split()[-2:]  # "hue", "le loi", "tran phu", …
     for c in r.candidates:  # nothing the counter's form would offer for the street's name
         assert c.commune is None or not set(fold(c.commune.name).split()) & set(street), c.commune.name
+
+
+@pytest.mark.parametrize(("text", "province"), [
+    ("45 Lê Lợi, TP Quảng Ngãi", "51"),  # the former city (a district) alone: its province now
+    ("12 đường Trần Phú, Quảng Ngãi", "51"),
+    ("Thôn 2, xã Kỳ Lợi, TX Kỳ Anh, Hà Tĩnh", "42"),  # which part of Kỳ Lợi is unsure, not Hà Tĩnh
+    ("xã Sơn Tây", None),  # of Hà Tĩnh or of Quảng Ngãi
+    ("thôn 3, Cẩm Thành", None),
+])
+def test_a_province_may_be_sure_when_the_commune_is_not(parser: AddressParser, text: str,
+                                                        province: str | None) -> None:
+    r = parser.parse(text, AFTER)
+    assert not r.sure
+    assert r.province_sure == (province is not None)
+    if province:
+        assert r.province.code == province and r.province.valid_from == dt.date(2025, 7, 1)
 
 
 def test_ambiguous_text_gives_ranked_candidates(parser: AddressParser) -> None:
@@ -302,6 +318,16 @@ def test_api_ambiguous_and_default_day(client, auth) -> None:
     assert body["commune"]["code"] == "21025"  # the test database has one Cẩm Thành in 2025
 
 
+def test_api_says_when_the_province_is_sure(client, auth) -> None:
+    resp = client.post("/api/v1/addresses/parse", headers=auth,
+                       json={"text": "45 Lê Lợi, TP Quảng Ngãi", "on": "2025-12-01"})
+    body = resp.get_json()
+    assert resp.status_code == 200 and body["sure"] is False and body["province_sure"] is True, body
+    assert body["province"]["code"] == "51" and body["commune"] is None and body["detail"] == "45 Lê Lợi"
+    resp = client.post("/api/v1/addresses/parse", headers=auth, json={"text": "xã Sơn Tây", "on": "2025-12-01"})
+    assert resp.get_json()["province_sure"] is False
+
+
 def test_api_split_commune_is_unsure_with_its_parts(client, auth) -> None:
     resp = client.post("/api/v1/addresses/parse", headers=auth,
                        json={"text": "Thôn 2, xã Kỳ Lợi, TX Kỳ Anh, Hà Tĩnh", "on": "2025-12-01"})
@@ -395,14 +421,18 @@ def test_counter_form_fills_the_address_from_a_pasted_line(app, live_server, bro
         expect(page.locator("[data-address-choices]")).to_be_hidden()
         assert "Sơn Tây" in page.locator("#f-commune_code option:checked").text_content()
 
-        # a detail the clerk typed stays; a line that reads as nothing takes back the commune
+        # a detail the clerk typed stays; a line that reads as nothing takes back the commune and
+        # the province the chosen reading selected
         page.fill("#f-address_detail", "Thôn 4")
         page.fill("#f-address_text", "asdfgh")
         with page.expect_response(lambda r: r.url.endswith("/api/v1/addresses/parse")):
             page.click("[data-address-read]")
-        expect(page.locator("#f-commune_code")).to_have_value("")
+        expect(page.locator("#f-province_code")).to_have_value("")
+        assert page.input_value("#f-commune_code") == ""
         assert page.input_value("#f-address_detail") == "Thôn 4"
-        # a commune the clerk chose in the list stays through a line that reads as nothing
+        # a province and commune the clerk chose in the lists stay through a line that reads as nothing
+        page.select_option("#f-province_code", "51")
+        expect(page.locator("#f-commune_code option")).not_to_have_count(1)
         page.select_option("#f-commune_code", index=1)
         chosen = page.input_value("#f-commune_code")
         page.fill("#f-address_text", "qwerty")
@@ -410,7 +440,56 @@ def test_counter_form_fills_the_address_from_a_pasted_line(app, live_server, bro
             page.click("[data-address-read]")
         expect(page.locator("[data-address-read]")).to_be_enabled()  # the answer is handled
         assert chosen and page.input_value("#f-commune_code") == chosen
+        assert page.input_value("#f-province_code") == "51"
         assert watch.take() == []
         assert page.url.endswith("/counter/orders/new")  # Enter did not submit the form
+    finally:
+        context.close()
+
+
+def _read_line(page, line: str) -> None:
+    from playwright.sync_api import expect
+
+    page.fill("#f-address_text", line)
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/addresses/parse")):
+        page.click("[data-address-read]")
+    expect(page.locator("[data-address-read]")).to_be_enabled()  # the answer is handled
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_counter_form_unsure_line_leaves_nothing_of_the_last_one(app, live_server, browser):  # noqa: F811
+    """After a Hà Tĩnh line, "45 Lê Lợi, TP Quảng Ngãi" (sure of the province only) selects Quảng Ngãi
+    with its communes to choose from, writes the whole detail and offers no commune named after the
+    street; a line that is sure of no province takes back the one the last line selected."""
+    from playwright.sync_api import expect
+    from test_pages_browser import CSP_LISTENER, Watch, _log_in
+
+    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="vi-VN")
+    context.add_init_script(CSP_LISTENER)
+    page = context.new_page()
+    watch = Watch(page, live_server)
+    try:
+        _log_in(page, live_server, "counter")
+        page.goto(live_server + "/counter/orders/new", wait_until="load")
+        _read_line(page, "Số 5 Trần Phú, Phường Thành Sen, Hà Tĩnh")
+        expect(page.locator("#f-commune_code")).to_have_value("18073")
+        assert page.input_value("#f-province_code") == "42"
+        assert page.input_value("#f-address_detail") == "Số 5 Trần Phú"
+
+        _read_line(page, "45 Lê Lợi, TP Quảng Ngãi")
+        expect(page.locator("#f-province_code")).to_have_value("51")  # not Hà Tĩnh's any more
+        assert page.input_value("#f-commune_code") == ""
+        communes = page.locator("#f-commune_code option").all_text_contents()
+        assert "Phường Cẩm Thành" in communes and "Phường Thành Sen" not in communes  # Quảng Ngãi's, to choose
+        assert page.input_value("#f-address_detail") == "45 Lê Lợi"
+        assert page.locator("[data-address-choices]").is_hidden()  # no Phường Đăk Bla for "Lê Lợi"
+        assert "Đã điền tỉnh" in page.text_content("[data-address-status]")
+
+        # not sure of the province (Sơn Tây of Hà Tĩnh or of Quảng Ngãi): Quảng Ngãi goes, with the detail
+        _read_line(page, "xã Sơn Tây")
+        expect(page.locator("#f-province_code")).to_have_value("")
+        assert page.input_value("#f-commune_code") == "" and page.input_value("#f-address_detail") == ""
+        assert page.locator("[data-address-choices] button").count() == 2
+        assert watch.take() == []
     finally:
         context.close()

@@ -60,6 +60,9 @@ class AddressParseOut(Schema):
                                      "notes in brackets"})
     confidence = fields.Float(metadata={"description": "0 to 1"})
     sure = fields.Boolean(metadata={"description": "False: ask, and offer the candidates"})
+    province_sure = fields.Boolean(metadata={"description": "The province is read with certainty even "
+                                             "when the commune is not (sure implies it): it may be set, "
+                                             "the commune chosen"})
     written = fields.Nested(AddressReadingOut, allow_none=True,
                             metadata={"description": "The pre-reform units the text names, when the day "
                                       "is after the reform (the answer is then their successor)"})
@@ -108,8 +111,8 @@ def address_parser(app: Flask | None = None) -> AddressParser:
 def as_json(result: ParseResult) -> dict[str, Any]:
     return {"on": result.on, "province": result.province, "district": result.district,
             "commune": result.commune, "detail": result.detail, "confidence": result.confidence,
-            "sure": result.sure, "written": result.written, "successor": result.successor,
-            "candidates": result.candidates}
+            "sure": result.sure, "province_sure": result.province_sure, "written": result.written,
+            "successor": result.successor, "candidates": result.candidates}
 
 
 @blp.route("/parse", methods=["POST"])

@@ -44,6 +44,10 @@ How it reads a text:
    pre-reform commune split between several 2025 communes (471 of them): the parts are the first
    candidates, the package's default first. No data says which hamlet or street went to which
    part, so the detail cannot decide.
+7. **The province alone** can be sure when the commune is not (``province_sure``): its name (or a
+   former province's that became it) is read well and no other province's comes within 1 point.
+   A former district or province read alone after the reform answers the province that received
+   most of its communes ("45 Lê Lợi, TP Quảng Ngãi": Tỉnh Quảng Ngãi, no commune).
 
 The units kept, and the detail (house number, street, hamlet), come back with the units as given.
 """
@@ -53,6 +57,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -290,6 +295,7 @@ class ParseResult:
     written: Match | None = None  # the pre-reform units as written (a former district, a merged commune)
     successor: Any = None  # the 2025 commune that succeeded the pre-reform commune of the text
     candidates: list[Match] = field(default_factory=list)
+    province_sure: bool = False  # the province is certain even if the commune is not
 
 
 class _Mention:
@@ -376,8 +382,17 @@ class AddressParser:
         # the districts of the pre-reform communes that gave land to each 2025 commune: a district
         # written next to a 2025 commune is either one of them or a contradiction
         self._former: dict[int, set[int]] = {}
+        # the latest province that received most of a pre-reform province's or district's communes
+        later: dict[int, Counter[int]] = {}
+        latest_province: dict[int, _Unit] = {}
         for unit in by_id.values():
             if unit.level == "commune" and unit.period != self._latest and unit.province is not None:
+                new = self._by_code.get((self._latest, "commune", self._successors.get(unit.rec.code, "")))
+                if new is not None and new.province is not None:
+                    latest_province[new.province.uid] = new.province
+                    for old in (unit.province, unit.district):
+                        if old is not None:
+                            later.setdefault(old.uid, Counter())[new.province.uid] += 1
                 for code in self._splits.get(unit.rec.code) or (self._successors.get(unit.rec.code),):
                     new = self._by_code.get((self._latest, "commune", code)) if code else None
                     if new is None:
@@ -387,6 +402,7 @@ class AddressParser:
                         self._linked.add((new.province.uid, unit.province.uid))
                     if unit.district is not None:
                         self._former.setdefault(new.uid, set()).add(unit.district.uid)
+        self._province_after = {old: latest_province[c.most_common(1)[0][0]] for old, c in later.items()}
 
     def _add(self, key: str, unit: _Unit, needs_marker: bool, penalty: float = 0.0) -> None:
         """Index ``key`` (a name's words without spaces: spans of whole tokens are matched joined)."""
@@ -454,7 +470,7 @@ class AddressParser:
                         i + 1 >= n or (toks[i], toks[i + 1]) not in _MARK2):
                     self._fuzzy_at(best, allowed, markers[i], i, t, whole=True)  # a segment without kind
             raw = self._candidates(best, current, older, segs)
-        return self._result(t, day, raw, current)
+        return self._result(t, day, raw, current, best)
 
     @staticmethod
     def _streets(t: _Text, markers: list[tuple[str | None, int]]) -> list[int]:
@@ -752,7 +768,33 @@ class AddressParser:
                 out.append(Match(province, None, unit.rec, round(score, 2), False))
         return out
 
-    def _result(self, t: _Text, day: dt.date, raw: list[_Raw], current: set[int]) -> ParseResult:
+    def _province_on(self, u: _Unit, current: set[int]) -> _Unit | None:
+        """The province, valid on the date, that holds what ``u`` names (for a pre-reform unit read
+        after the reform: its successor's province, or the one that received most of its communes)."""
+        if u.period in current:
+            return u.province
+        if u.level == "commune":
+            code = self._successors.get(u.rec.code)
+            new = self._by_code.get((self._latest, "commune", code)) if code else None
+            return new.province if new is not None else None
+        return self._province_after.get(u.uid)
+
+    def _province_sure(self, province: _Unit | None, best: dict[int, _Mention], current: set[int]) -> bool:
+        """Whether the text names ``province`` clearly (its name, or a former province's that became
+        it, read well) and no other province comes close."""
+        if province is None:
+            return False
+        mine = others = 0.0
+        for x in best.values():
+            if x.unit.level == "province":
+                if self._province_on(x.unit, current) is province:
+                    mine = max(mine, x.score)
+                else:
+                    others = max(others, x.score)
+        return mine >= 2.5 and mine - others >= 1.0
+
+    def _result(self, t: _Text, day: dt.date, raw: list[_Raw], current: set[int],
+                best: dict[int, _Mention]) -> ParseResult:
         if not raw:
             return ParseResult(day, None, None, None, _detail(t, []), 0.0, False)
         top = self._match(raw[0], current)
@@ -787,11 +829,13 @@ class AddressParser:
             if top.legacy:  # the date is after the structure of the text ended
                 written = top
                 province, district, commune = succ_province, None, successor
-        elif top.legacy:
+        elif top.legacy:  # a former district or province alone: the province that holds it now
             written = top
-            province, district, commune = None, None, None
+            after = self._province_on(u, current)
+            province, district, commune = after.rec if after is not None else None, None, None
+        province_sure = sure or self._province_sure(self._province_on(u, current), best, current)
         return ParseResult(day, province, district, commune, detail, round(confidence, 2), sure,
-                           written, successor, ranked)
+                           written, successor, ranked, province_sure and province is not None)
 
     def parse_many(self, texts: Iterable[str], on: dt.date | None = None) -> list[ParseResult]:
         return [self.parse(text, on) for text in texts]

@@ -1,9 +1,11 @@
 // A pasted address fills the counter form's address: POST /api/v1/addresses/parse (same origin,
 // the clerk's session with the form's CSRF token) reads the province, commune and detail; this
 // script selects them in the cascading selects of units.js and fills an empty detail field. When
-// the reader is not sure it offers its ranked candidates as buttons and selects nothing itself; what
-// an earlier line filled goes (the commune, and the detail unless the clerk changed it), so that a
-// new citizen's order never keeps the last one's address unnoticed.
+// the reader is not sure of the commune it offers its ranked candidates as buttons and selects no
+// commune itself; a province it is sure of (province_sure) is selected, with its communes to choose
+// from. Every field a line does not fill is emptied of what an earlier line filled (the province
+// with its lists, the commune, and the detail unless the clerk changed it), so that a new citizen's
+// order never keeps the last one's address unnoticed; what the clerk chose or typed stays.
 // Without this script the box stays hidden and the selects work as before.
 
 function option(select, code) {
@@ -45,6 +47,7 @@ function setup(box) {
   let latest = 0; // answers to older requests are dropped
   let filled = null; // the detail the last line wrote, while the field still holds it
   let selected = null; // the commune the last sure line selected (not one the clerk chose)
+  let region = null; // the province the last line selected (sure, chosen among its candidates, or certain)
 
   // The detail of a new line: into an empty field, or over what the last line wrote.
   function fillDetail(value) {
@@ -53,13 +56,26 @@ function setup(box) {
     filled = detail.value || null;
   }
 
-  // A line that selects nothing takes back what the last one selected and wrote (what the clerk chose
-  // or typed stays).
+  function showDistricts(units) {
+    const show = units !== null;
+    districtField.hidden = !show;
+    district.required = show;
+    fillSelect(district, units || [], choose);
+  }
+
+  // A line that is not sure takes back what the last one selected and wrote (what the clerk chose
+  // or typed stays): the province too, with its lists.
   function forget() {
     if (selected !== null && commune.value === selected) commune.value = "";
     selected = null;
     if (filled !== null && detail.value === filled) detail.value = "";
     filled = null;
+    if (region !== null && province.value === region) {
+      province.value = "";
+      showDistricts(null);
+      fillSelect(commune, [], choose);
+    }
+    region = null;
   }
 
   async function children(parentId) {
@@ -71,26 +87,39 @@ function setup(box) {
     return resp.json();
   }
 
+  // Select a province read with certainty, its communes (or districts) listed, none chosen; a
+  // province already selected keeps its lists and what the clerk chose there.
+  async function showProvince(unit) {
+    const p = option(province, unit.code);
+    if (!p) return false;
+    region = p.value;
+    if (province.value !== p.value) {
+      province.value = p.value;
+      const units = await children(p.dataset.id);
+      const districts = units.length && units[0].level === "district";
+      showDistricts(districts ? units : null);
+      fillSelect(commune, districts ? [] : units, choose);
+    }
+    return true;
+  }
+
   // Select a reading's units in the form; false when the form's lists do not have them.
   async function apply(reading) {
     if (!reading.province || !reading.commune) return false;
     const p = option(province, reading.province.code);
     if (!p) return false;
     province.value = p.value;
+    region = p.value; // taken back by the next line, even if this one fails below
     let units = await children(p.dataset.id);
     if (units.length && units[0].level === "district") {
       if (!reading.district) return false;
-      districtField.hidden = false;
-      district.required = true;
-      fillSelect(district, units, choose);
+      showDistricts(units);
       const d = option(district, reading.district.code);
       if (!d) return false;
       district.value = d.value;
       units = await children(d.dataset.id);
     } else {
-      districtField.hidden = true;
-      district.required = false;
-      fillSelect(district, [], choose);
+      showDistricts(null);
     }
     fillSelect(commune, units, choose);
     const c = option(commune, reading.commune.code);
@@ -113,6 +142,7 @@ function setup(box) {
       b.addEventListener("click", async () => {
         if (await apply(reading)) {
           selected = commune.value; // a line's reading, chosen: the next line may take it back
+          region = province.value;
           choices.hidden = true;
           say(text.sure);
           commune.focus();
@@ -147,6 +177,7 @@ function setup(box) {
         say(text.sure + former);
         return;
       }
+      if (ticket !== latest) return;
       // Not sure: the current readings with a commune, the reader's best first.
       const seen = new Set();
       const readings = [answer, ...answer.candidates].filter((r) => {
@@ -155,8 +186,11 @@ function setup(box) {
         return true;
       });
       forget();
-      if (readings.length) fillDetail(answer.detail);
-      say(readings.length ? text.unsure : text.none);
+      // a province it is sure of is selected even so, its communes to choose from
+      const shown = answer.province_sure && answer.province ? await showProvince(answer.province) : false;
+      if (ticket !== latest) return;
+      if (readings.length || shown) fillDetail(answer.detail);
+      say(readings.length ? text.unsure : shown ? text.province : text.none);
       offer(readings.slice(0, 5));
     } catch (err) {
       if (ticket === latest) say(text.failed);
