@@ -124,11 +124,20 @@ class ManifestLine:
     # On a run sheet and a manifest: the citizen's delivery window, e.g. "08:00–12:00" (the service
     # leaves it out where it no longer matters, as on a handover to the agency).
     window: str | None = None
+    # On a run sheet: the item was delivered (that day), and the amount the courier recorded collecting
+    # (None: not stated); the sheet then shows what was due and what was collected, not "to collect".
+    delivered: bool = False
+    collected_vnd: int | None = None
 
     @property
     def to_collect_vnd(self) -> int:
         """What the courier collects for this item: postage due and fees (the label's amount)."""
         return self.postage_vnd + self.collect_vnd
+
+    @property
+    def difference_vnd(self) -> int:
+        """Of a delivered item: collected less due (negative: short); 0 for an item still to deliver."""
+        return (self.collected_vnd or 0) - self.to_collect_vnd if self.delivered else 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,8 +58,35 @@ SIGN_MM = 14.0  # room to sign in each order's row
 STOP_RULE = 1.2  # points: the line above a stop's first row
 
 
+def signed_vnd(amount: int) -> str:
+    """An amount with its sign: ``+5.000 ₫``, ``−67.000 ₫``, ``0 ₫``."""
+    return ("+" if amount > 0 else "−" if amount < 0 else "") + vnd(abs(amount))
+
+
+def cash_totals(lines: Sequence[ManifestLine]) -> tuple[int, int, int, int]:
+    """The day's money: (still to collect on the items not delivered, due on the delivered ones,
+    collected on them, collected less due), for the supervisor counting the courier's cash."""
+    delivered = [line for line in lines if line.delivered]
+    still = sum(line.to_collect_vnd for line in lines if not line.delivered)
+    due = sum(line.to_collect_vnd for line in delivered)
+    collected = sum(line.collected_vnd or 0 for line in delivered)
+    return still, due, collected, collected - due
+
+
+def _delivered_markup(line: ManifestLine) -> str:
+    """A delivered item: what was due, what the courier recorded collecting, and any difference."""
+    collected = vnd(line.collected_vnd) if line.collected_vnd is not None else "chưa ghi / not recorded"
+    parts = [f"Phải thu / Due {vnd(line.to_collect_vnd)}", f"<b>Đã thu / Collected {collected}</b>"]
+    if line.difference_vnd:
+        parts.append(f"<b>Chênh lệch / Difference {signed_vnd(line.difference_vnd)}</b>")
+    return "<br/>".join(parts)
+
+
 def _collect_markup(lines: Sequence[ManifestLine]) -> str:
-    """What to collect at the door: postage due and amounts collected for the agency, with a total."""
+    """What to collect at the door: postage due and amounts collected for the agency, with a total;
+    for a delivered item, what was due and what was collected."""
+    if len(lines) == 1 and lines[0].delivered:
+        return _delivered_markup(lines[0])
     parts: list[str] = []
     total = 0
     for line in lines:
@@ -151,7 +178,7 @@ def _stop_rows(stop: RunSheetStop, st: Styles, dpi: int) -> list[list[Any]]:
     """One row per order of the stop (one empty row for a stop without orders)."""
     if not stop.lines:
         return [[_stop_cell(stop, st), "", "", "", "", [Spacer(1, SIGN_MM * mm)]]]
-    total = sum(line.postage_vnd + line.collect_vnd for line in stop.lines)
+    total = sum(line.to_collect_vnd for line in stop.lines if not line.delivered)
     whole_stop = ""
     if len(stop.lines) > 1 and total:
         whole_stop = f"<br/><b>Cả điểm {stop.stop_no} / Whole stop: {vnd(total)}</b>"
@@ -194,7 +221,7 @@ def render_run_sheet(data: RunSheetData, *, dpi: int = 300) -> bytes:
     pagesize = A4
     route = nfc(data.route_code)
     all_lines = [line for stop in data.stops for line in stop.lines] + list(data.unsequenced)
-    to_collect = sum(line.postage_vnd + line.collect_vnd for line in all_lines)
+    still, due, collected, difference = cash_totals(all_lines)
     facts = [
         ("Tuyến / Route", f"<b>{esc(route)}</b> — {esc(data.route_name)}"),
         (
@@ -208,9 +235,14 @@ def render_run_sheet(data: RunSheetData, *, dpi: int = 300) -> bytes:
             f"{len(data.stops)} · {len(all_lines)}"
             + (f" (chưa xếp thứ tự / unsequenced: {len(data.unsequenced)})" if data.unsequenced else ""),
         ),
-        ("Tổng tiền thu / Total to collect", f"<b>{vnd(to_collect)}</b>"),
+        # items delivered already are not "to collect": their money is counted below
+        ("Còn phải thu / Still to collect", f"<b>{vnd(still)}</b>"),
         ("In lúc / Printed at", moment_text(data.printed_at)),
     ]
+    if any(line.delivered for line in all_lines):
+        facts.insert(-1, (
+            "Đã phát: phải thu · đã thu · chênh lệch / Delivered: due · collected · difference",
+            f"{vnd(due)} · <b>{vnd(collected)}</b> · <b>{signed_vnd(difference)}</b>"))
     if data.office is not None:
         facts.insert(
             0, ("Bưu cục / Office", party_markup(data.office.name, data.office.address, data.office.phone))

@@ -446,7 +446,7 @@ def test_the_run_sheet_marks_the_pickup_and_collects_what_the_label_and_the_phon
             total = re.search(r"Tổng / Total\s+(?:\S+\s+)*?([\d.]+) ₫", chunk)
             amounts = _money(chunk)
             rows[item] = (mark.group(0), int(total.group(1).replace(".", "")) if total else amounts[-1])
-        whole = re.search(r"Tổng tiền thu / Total to collect\s+([\d.]+) ₫", text)
+        whole = re.search(r"Còn phải thu / Still to collect\s+([\d.]+) ₫", text)
         return rows, int(whole.group(1).replace(".", ""))
 
     expected = {dossier: ("▲ LẤY HỒ SƠ / PICK UP", label_amount[dossier]),

@@ -21,7 +21,8 @@ CLIENT_ID = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,63}$",
 REFUSAL_REASONS = ("malformed", "event_id_reused", "clock_skew", "before_order", "not_your_route",
                    "status_not_allowed", "id_check_required", "id_mismatch", "otp_mismatch",
                    "next_attempt_too_far", "nothing_to_correct", "correction_of_correction",
-                   "already_corrected", "window_closed", "note_required", "not_due_yet")
+                   "already_corrected", "window_closed", "note_required", "not_due_yet",
+                   "amount_mismatch")
 UUID = validate.Regexp(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
                        error="Must be a UUID.")
 

@@ -152,12 +152,71 @@ def _actions_by_status(order: DeliveryOrder) -> list[str]:
     return []
 
 
-def to_collect(order: DeliveryOrder) -> int:
+def to_collect(order: DeliveryOrder | _Order) -> int:
     """What the courier collects from the citizen: fees for the agency, and postage if they pay it.
 
     The one rule for the phone, the label and the run sheet:
     ``collect_vnd + (postage_due_vnd if payer is Payer.CITIZEN else 0)``."""
     return order.collect_vnd + (order.postage_due_vnd if order.payer is Payer.CITIZEN else 0)
+
+
+@dataclass(frozen=True)
+class Money:
+    """An order's money on a run: what is due (``to_collect``) and, once delivered, what the courier
+    recorded collecting (None: not stated) and the delivery's note (why it differs)."""
+
+    due: int
+    delivered: bool = False
+    collected: int | None = None
+    note: str | None = None
+
+    @property
+    def difference(self) -> int:
+        """Collected less due, of a delivered order (negative: short); 0 otherwise."""
+        return (self.collected or 0) - self.due if self.delivered else 0
+
+
+@dataclass(frozen=True)
+class RunMoney:
+    """A run's money for the supervisor counting the courier's cash at the end of the day."""
+
+    orders: dict[int, Money]
+    still_to_collect: int  # due on the orders not delivered (nor finished otherwise) yet
+    due: int  # due on the orders delivered
+    collected: int  # what the courier recorded collecting on them
+    difference: int  # collected less due
+    not_stated: int  # deliveries recorded without an amount
+
+
+def run_money(orders_: Sequence[DeliveryOrder], day: dt.date) -> RunMoney:
+    """Per order of ``day``'s run, what is due and what was collected (the delivery's standing proof),
+    and the day's totals. Nothing is still to collect that day on an order done otherwise: picked up,
+    closed, or failed and planned for a later day."""
+    delivered_ids = [o.id for o in orders_ if o.status is S.DELIVERED]
+    proofs: dict[int, tuple[int | None, str | None]] = {}
+    if delivered_ids:
+        rows = db.session.execute(
+            sa.select(DeliveryProof.order_id, DeliveryProof.amount_collected_vnd, OrderEvent.note)
+            .join(OrderEvent, OrderEvent.id == DeliveryProof.event_id)
+            .where(DeliveryProof.order_id.in_(delivered_ids), DeliveryProof.kind == ProofKind.DELIVERED,
+                   OrderEvent.status_to == S.DELIVERED, standing(EventCorrection.order_id.in_(delivered_ids)))
+            .order_by(DeliveryProof.event_id))
+        proofs = {order_id: (amount, note) for order_id, amount, note in rows}  # the last standing one
+    money: dict[int, Money] = {}
+    still = 0
+    for o in orders_:
+        if o.status is S.DELIVERED:
+            amount, note = proofs.get(o.id, (None, None))
+            money[o.id] = Money(to_collect(o), True, amount, note)
+        else:
+            money[o.id] = Money(to_collect(o))
+            later = o.status is S.FAILED_ATTEMPT and o.run_date is not None and o.run_date > day
+            if not later and o.status not in (S.PICKED_UP, S.DELIVERED_TO_AGENCY, S.RETURNED_TO_AGENCY,
+                                              S.CANCELLED):
+                still += money[o.id].due
+    done = [m for m in money.values() if m.delivered]
+    due, collected = sum(m.due for m in done), sum(m.collected or 0 for m in done)
+    return RunMoney(money, still, due, collected, collected - due, sum(m.collected is None for m in done))
 
 
 def standing(corrections_of: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
@@ -626,6 +685,9 @@ class _Order:
     commune_id: int
     province_id: int
     address_detail: str
+    collect_vnd: int
+    postage_due_vnd: int
+    payer: Payer
 
     def __init__(self, row: Any) -> None:
         self.__dict__.update(row)
@@ -1041,6 +1103,7 @@ def _proof(order: DeliveryOrder | _Order, data: dict[str, Any]) -> dict[str, Any
     action = data["action"]
     proof: dict[str, Any] | None = None
     if action == "delivered":
+        _check_amount(order, data)
         kind, result, last4 = _check_identity(order, data)
         receiver = data["receiver"]
         default_name = (order.recipient_name if receiver["kind"] is ReceiverKind.RECIPIENT
@@ -1055,6 +1118,19 @@ def _proof(order: DeliveryOrder | _Order, data: dict[str, Any]) -> dict[str, Any
                  "id_check_result": IdCheckResult.NOT_CHECKED, "documents": data["documents"],
                  "sealed": data["sealed"], "fees_collected_vnd": data.get("fees_collected_vnd")}
     return proof
+
+
+def _check_amount(order: DeliveryOrder | _Order, data: dict[str, Any]) -> None:
+    """A delivery whose amount collected differs from what is due (``to_collect``) must say why in its
+    note (a citizen exempt from postage, paid at the counter, short of cash…): refused otherwise. The
+    app checks it before saving, offline too (it has what is due), so its outbox never holds one; a
+    delivery that states no amount (older clients, scripts) is recorded as not stated."""
+    amount, due = data.get("amount_collected_vnd"), to_collect(order)
+    if amount is None or amount == due or (data.get("note") or "").strip():
+        return
+    message = f"Collected {amount:,} VND but {due:,} VND is due: say why in the note, or correct the amount."
+    raise Rejected("invalid", message.replace(",", "."), {"amount_collected_vnd": [
+        f"Differs from the {due:,} VND due; give the reason in note.".replace(",", ".")]}, "amount_mismatch")
 
 
 def _check_device_time(order: DeliveryOrder | _Order, data: dict[str, Any], now: dt.datetime) -> None:

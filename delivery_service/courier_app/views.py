@@ -83,6 +83,7 @@ def js_strings() -> dict[str, str]:
         "need_relation": gettext("Enter the relation to the recipient."),
         "need_reason": gettext("Choose a reason."),
         "need_documents": gettext("List the documents checked."),
+        "need_amount_note": gettext("The amount collected is not the %(due)s due: write why."),
         "correct_until": gettext("Can be corrected until %(time)s"),
         "last_event": gettext("Last record"),
         # what the last record was: its status in words and its time ("Delivered at 09:15")
@@ -116,6 +117,8 @@ def js_strings() -> dict[str, str]:
         # a second failed attempt the same day: it counts once per day (a delivery is still possible)
         "error_not_due_yet": gettext("The next attempt is planned for %(date)s. A failed attempt counts "
                                      "once per day; you can still deliver it today."),
+        "error_amount_mismatch": gettext("The amount collected is not what is due: record the delivery "
+                                         "again with the reason, or with the right amount."),
         # a photo or signature, or a whole batch of records, refused by its HTTP status
         "error_too_large": gettext("Too large to send. Take the photo again."),
         "error_not_an_image": gettext("The server did not accept this file as an image. "

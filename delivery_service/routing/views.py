@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 
 from delivery_service.accounts.models import Role, User
 from delivery_service.accounts.services import effective_role
+from delivery_service.courier.services import run_money
 from delivery_service.errors import Conflict, InvalidInput, NotFound
 from delivery_service.extensions import db
 from delivery_service.fields import whole_number
@@ -115,9 +116,11 @@ def run(code: str):
         return redirect(url_for("routing.run", code=view.route.code, date=request.args.get("date")))
     by_id = view.run.sequenced_by_id if view.run else None
     by = _users([by_id]).get(by_id) if by_id else None
+    # what is due and what the courier collected, per order and for the day (counting the cash)
+    money = run_money([o for s in view.stops for o in s["orders"]] + list(view.unsequenced), day)
     return render_template("routing/run.html", view=view, route=view.route, day=day, today=today,
                            sequenced_by=by, prev_day=day - dt.timedelta(days=1),
-                           next_day=day + dt.timedelta(days=1), index=unit_index())
+                           next_day=day + dt.timedelta(days=1), index=unit_index(), money=money)
 
 
 @bp.post("/<code>/run/sequence")

@@ -522,7 +522,7 @@ const REFUSALS = {
   event_id_reused: "error_event_id_reused", before_order: "error_before_order",
   next_attempt_too_far: "error_next_attempt_too_far", nothing_to_correct: "error_nothing_to_correct",
   correction_of_correction: "error_correction_of_correction", already_corrected: "error_already_corrected",
-  not_due_yet: "error_not_due_yet",
+  not_due_yet: "error_not_due_yet", amount_mismatch: "error_amount_mismatch",
 };
 // A request the server refused whole, by its HTTP status: a batch of records, or a photo or signature.
 const HTTP_REFUSALS = { 422: "error_invalid" };
@@ -747,8 +747,16 @@ function prepareDelivered(order, form) {
   if (check !== "none") form.elements.id_kind.value = check;
   toggleIdCheck(form);
   form.elements.amount.value = order.to_collect_vnd ?? 0;
+  toggleWhy(form, order);
   if (order.authorised) form.elements.receiver_name.value = order.authorised.name;
   toggleReceiver(form);
+}
+
+/** The amount collected differs from what is due: the form asks why (the server refuses it without). */
+function toggleWhy(form, order = findOrder(state.current)) {
+  const differs = number(form.elements.amount.value) !== (order?.to_collect_vnd ?? 0);
+  $("#d-why").hidden = !differs;
+  return differs;
 }
 
 function toggleIdCheck(form) {
@@ -964,6 +972,11 @@ async function submitDelivered(form, eventId) {
     if (!receiver.relation) return sheetMessage(t("need_relation"));
   }
   const fields = { receiver, amount_collected_vnd: number(form.elements.amount.value) };
+  if (toggleWhy(form, order)) {
+    const why = form.elements.note.value.trim();
+    if (!why) return sheetMessage(t("need_amount_note", { due: money(order.to_collect_vnd ?? 0) }));
+    fields.note = why;
+  }
   const check = $("#d-idkind").hidden ? "none" : form.elements.id_kind.value;
   if (check !== "none") {
     const value = (check === "id_last4" ? form.elements.id_last4.value : form.elements.otp.value).trim();
@@ -1348,6 +1361,7 @@ function wire() {
   onSubmit(delivered, submitDelivered);
   for (const radio of delivered.elements.receiver_kind) radio.addEventListener("change", () => toggleReceiver(delivered));
   for (const radio of delivered.elements.id_kind) radio.addEventListener("change", () => toggleIdCheck(delivered));
+  delivered.elements.amount.addEventListener("input", () => toggleWhy(delivered));
   onSubmit($("#form-failed_attempt"), submitFailed);
   onSubmit($("#form-dossier_picked_up"), submitDossier);
   onSubmit($("#form-correction"), submitCorrection);
