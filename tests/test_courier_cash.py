@@ -98,3 +98,29 @@ def test_the_run_page_shows_due_collected_and_the_days_difference(client, auth, 
     assert "Chênh lệch: <strong>−67.000 ₫</strong>" in flat
     english = " ".join(client.get("/routes/QNG-01/run?lang=en").get_data(as_text=True).split())
     assert "Difference: <strong>−67.000 ₫</strong>" in english or "Difference: <strong>−67,000 ₫</strong>" in english
+
+
+def test_the_printed_run_sheet_counts_the_cash_as_the_run_page(client, auth, courier):  # noqa: F811
+    """The run sheet printed from the service (not only labels.runsheet given the figures): the
+    delivered order's due / collected / difference, and only the undelivered one still to collect."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler) not installed")
+    short, todo = (_order(client, auth, courier) for _ in range(2))
+    db.session.execute(sa.update(DeliveryOrder).where(DeliveryOrder.item_id.in_([short, todo]))
+                       .values(run_date=local_today()))
+    db.session.commit()
+    [ok] = sync(client, courier, delivered(short, -30, amount_collected_vnd=0, note="Hẹn nộp sau"))
+    assert ok["result"] == "applied", ok
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/routes/QNG-01/run")})
+    login(client, "supervisor")
+    sheet = client.get(f"/routes/QNG-01/run/sheet.pdf?date={local_today().isoformat()}")
+    assert sheet.status_code == 200, sheet.get_data(as_text=True)[:300]
+    text = " ".join(subprocess.run(["pdftotext", "-raw", "-enc", "UTF-8", "-", "-"], input=sheet.data,
+                                   capture_output=True, check=True).stdout.decode().split())
+    assert "Phải thu / Due 67.000 ₫ Đã thu / Collected 0 ₫ Chênh lệch / Difference −67.000 ₫" in text, text
+    assert "Còn phải thu / Still to collect 67.000 ₫" in text, text

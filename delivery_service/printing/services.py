@@ -13,7 +13,7 @@ import os
 import secrets
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -1038,12 +1038,19 @@ def _signers(manifest: Manifest) -> tuple[str | None, str | None]:
 def run_sheet(actor: Actor, code: str, day: dt.date) -> Document:
     """A courier's printable run for a day: the stops in order, what to collect and sign."""
     from delivery_service.accounts.models import User
+    from delivery_service.courier.services import run_money
     from delivery_service.routing.services import get_run
 
     view = get_run(actor, code, day)
     courier = db.session.get(User, view.route.courier_id) if view.route.courier_id else None
+    money = run_money([o for s in view.stops for o in s["orders"]] + list(view.unsequenced), day).orders
+
+    def line(o: DeliveryOrder) -> lm.ManifestLine:  # with what was collected on a delivered order
+        got = money[o.id]
+        return replace(_line(o), delivered=got.delivered, collected_vnd=got.collected)
+
     stops = tuple(lm.RunSheetStop(
-        stop_no=s["number"], lines=tuple(_line(o) for o in s["orders"]),
+        stop_no=s["number"], lines=tuple(line(o) for o in s["orders"]),
         phone=s["orders"][0].recipient_phone if s["orders"] else None, leg_m=s["leg_m"],
         estimated=s["estimated"]) for s in view.stops)
     data = lm.RunSheetData(
@@ -1051,7 +1058,7 @@ def run_sheet(actor: Actor, code: str, day: dt.date) -> Document:
         courier_name=courier.full_name if courier else None, day=day, stops=stops,
         total_m=view.run.total_m if view.run else 0.0, printed_at=local_now(),
         office=lm.Party(view.route.post_office.name),
-        unsequenced=tuple(_line(o) for o in view.unsequenced))
+        unsequenced=tuple(line(o) for o in view.unsequenced))
     try:
         content = labels.render_run_sheet(data)
     except lm.LabelError as exc:
