@@ -255,6 +255,36 @@ def test_returned_items_get_their_own_manifest(client, auth):
     assert items[0] not in client.get("/counter/returns").get_data(as_text=True)  # handed back
 
 
+def test_the_returns_page_has_one_manifest_per_route(client, auth):
+    """A manifest names one route (each courier hands back their own items): the page groups the
+    returned items by route, each group with its own button (it ticked every route's items in one
+    form, which the manifest then refused without a route chosen)."""
+    from delivery_service.accounts.services import SYSTEM
+    from delivery_service.orders.services import change_status
+    from delivery_service.orders.status import Status
+
+    one = new_order(client, auth)
+    two = client.post("/api/v1/orders", json=order_payload(address={
+        "province_code": "51", "commune_code": "21172", "detail": "Thôn 3"}), headers=auth).json["item_id"]
+    for item in (one, two):
+        for step in (Status.HANDED_TO_COURIER, Status.OUT_FOR_DELIVERY, Status.FAILED_ATTEMPT,
+                     Status.RETURNED_TO_AGENCY):
+            change_status(SYSTEM, item, step)
+    login(client, "counter")
+    page = client.get("/counter/returns").get_data(as_text=True)
+    forms = re.findall(r'<form method="post" action="/counter/manifests".*?</form>', page, re.S)
+    assert len(forms) == 2 and "Tuyến QNG-01" in page and "Tuyến QNG-02" in page
+    second = next(f for f in forms if two in f)
+    assert one not in second and 'name="route" value="QNG-02"' in second
+    assert "In biên bản trả lại của tuyến QNG-02" in second
+    fields = {"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', second).group(1),
+              "kind": "courier_to_counter", "route": "QNG-02", "item_ids": [two]}
+    made = client.post("/counter/manifests", data=fields)
+    assert made.status_code == 303 and two in pdf_text(client.get(made.headers["Location"]).data)
+    left = client.get("/counter/returns").get_data(as_text=True)
+    assert one in left and two not in left
+
+
 # --- documents of any size ---------------------------------------------------------------------
 
 # Every free text at the most OrderIn accepts: names 200, address detail 255, procedure 500, agency
