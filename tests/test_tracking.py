@@ -66,10 +66,13 @@ def test_right_digits_show_the_timeline_without_personal_data(client, auth):
     html = _text(resp)
     assert resp.status_code == 200
     assert order["item_id"] in html
-    statuses = ["Mới tạo", "Đã phân tuyến", "Đã giao bưu tá", "Đang phát", "Phát không thành công", "Đang phát"]
+    # the steps as a citizen reads them, not the post office's words ("Đã phân tuyến": outside review)
+    statuses = ["Đã tiếp nhận tại quầy", "Bưu điện đang chuẩn bị phát", "Bưu tá đã nhận để phát", "Đang phát",
+                "Phát không thành công", "Đang phát"]
     history = html.split("Lịch sử xử lý", 1)[1]
-    found = re.findall(r"<td>(Mới tạo|Đã phân tuyến|Đã giao bưu tá|Đang phát|Phát không thành công)", history)
-    assert found == statuses
+    found = re.findall(r"<td>(Đã tiếp nhận tại quầy|Bưu điện đang chuẩn bị phát|Bưu tá đã nhận để phát|Đang phát"
+                       r"|Phát không thành công)", history)
+    assert found == statuses and "Đã phân tuyến" not in html
     assert "Không có người nhận tại nhà" in html  # the reason's label, from FAILURE_REASONS
     # Vietnamese only: no English under the statuses unless English is chosen
     assert "Out for delivery" not in html and "Nobody at home" not in html and '<span class="muted" lang="en">' not in html
@@ -204,7 +207,7 @@ def test_english_on_request_vietnamese_by_default(client, auth):
     links = re.findall(r'<a href="([^"]+)" lang="(vi|en)"', html)
     assert [lang for _url, lang in links] == ["vi", "en"]
     result = _text(_look_up(client, item_id, "3456"))  # the session remembers English
-    assert "Created" in result and "Deliver the result" in result and "Mới tạo" not in result
+    assert "Received at the counter" in result and "Deliver the result" in result and "Đã tiếp nhận" not in result
     _to_failed_attempt(item_id)
     result = _text(_look_up(client, item_id, "3456"))
     assert "Nobody at home" in result and "Delivery attempt failed" in result

@@ -40,6 +40,15 @@ STATUS = {
     Status.DELIVERED_TO_AGENCY: _l("Dossier delivered to the agency"),
 }
 
+# The same statuses as a citizen reads them on the public tracking page: what the post office does,
+# not its internal steps ("assigned to a route").
+CITIZEN_STATUS = {
+    **STATUS,
+    Status.CREATED: _l("Received at the counter"),
+    Status.ASSIGNED: _l("The post office is preparing the delivery"),
+    Status.HANDED_TO_COURIER: _l("With the courier"),
+}
+
 DIRECTION = {
     Direction.RESULT_TO_CITIZEN: _l("Deliver the result"),
     Direction.DOSSIER_TO_AGENCY: _l("Send the dossier"),
@@ -249,6 +258,7 @@ def init_app(app: Flask) -> None:
     """Register the filters and the functions the templates use."""
     app.jinja_env.filters.update(
         status_label=_label_filter(STATUS),
+        citizen_status=_label_filter(CITIZEN_STATUS),
         status_tone=lambda v: STATUS_TONE.get(v, "new"),
         direction_label=_label_filter(DIRECTION),
         payer_label=_label_filter(PAYER),
