@@ -63,6 +63,8 @@ def test_supervisor_sees_the_routes_of_their_post_office(client):
     assert "Phường Cẩm Thành" in text and "Xã Sơn Tịnh" in text
     assert "Trưởng bưu cục" in text and "Tuyến phát" in text and "Chờ phân tuyến" in text
     assert 'href="/routes/QNG-01/run"' in html and 'href="/routes/QNG-02/coverage"' in html
+    # what the day's count counts, since the run also lists orders carried over (outside review)
+    assert "Đã xếp cho hôm nay" in text and "các đơn chuyển từ những ngày trước" in text
     english = text_of(client.get("/routes?lang=en").get_data(as_text=True))
     assert "Post-office supervisor" in english and "Capacity per day" in english and "Waiting for dispatch" in english
 
