@@ -49,6 +49,9 @@ ORDER_TABLES = ("order_events", "delivery_orders", "item_serials", "import_batch
 ORG_TABLES = ("api_clients", "users", "route_communes", "postal_routes", "counters", "post_offices")
 # Routing state tests change on the demo routes: restored from a snapshot after each PostgreSQL test.
 ROUTE_SETTINGS = ("id", "courier_id", "capacity_per_day", "backup_route_id", "return_to_office", "active")
+# The demo counters' settings that the administration tests change (a hotline the tracking page shows):
+# restored the same way.
+COUNTER_SETTINGS = ("id", "name", "hotline", "label_format", "label_size", "label_requires_route")
 # The demo accounts' settings that the administration tests change: restored the same way.
 USER_SETTINGS = ("id", "full_name", "role", "counter_id", "area_unit_id", "post_office_id", "active",
                  "password_hash", "session_version", "must_change_password")
@@ -88,6 +91,7 @@ def _prepare(app: Flask) -> dict[str, Any]:
             "route_rules": _rows("SELECT * FROM route_rules"),
             "postal_routes": _rows(f"SELECT {', '.join(ROUTE_SETTINGS)} FROM postal_routes"),
             "users": _rows(f"SELECT {', '.join(USER_SETTINGS)} FROM users"),
+            "counters": _rows(f"SELECT {', '.join(COUNTER_SETTINGS)} FROM counters"),
         }
         db.session.remove()
     return marks
@@ -149,8 +153,8 @@ def _reset_pg(app: Flask, marks: dict[str, Any]) -> None:
         accounts = ", ".join(f"{c} = :{c}" for c in USER_SETTINGS if c != "id")
         db.session.execute(sa.text(f"UPDATE users SET {accounts} WHERE id = :id"), snapshot["users"])
         db.session.execute(sa.text("UPDATE api_clients SET revoked_at = NULL"))
-        db.session.execute(sa.text("UPDATE counters SET label_format = 'pdf', label_size = '100x150', "
-                                   "label_requires_route = false"))
+        counters = ", ".join(f"{c} = :{c}" for c in COUNTER_SETTINGS if c != "id")
+        db.session.execute(sa.text(f"UPDATE counters SET {counters} WHERE id = :id"), snapshot["counters"])
         db.session.commit()
         db.session.remove()
 

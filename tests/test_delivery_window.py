@@ -165,11 +165,12 @@ def _plan_orders(window_of: dict[int, object]) -> list[DeliveryOrder]:
 # 12:20 whatever the distances, so a morning window (ends 12:00) is kept only if the plan puts it early.
 @pytest.mark.config(**PLAN, PLAN_SHIFT_START="11:00", PLAN_SERVICE_S=2400)
 def test_the_plan_visits_a_morning_stop_in_the_morning(app):
-    from test_routing_plan import _actor, _office_id
+    from test_routing_plan import _actor, _office_id, give_qng02_a_courier
 
     from delivery_service.orders.services import local_today
     from delivery_service.routing import plan as planning
 
+    give_qng02_a_courier()  # two couriers: each route's three stops stay its own
     orders = _plan_orders({2: "morning", 5: "morning"})  # the last stop of each route's three
     result = planning.build_plan(_actor(), _office_id(), local_today())
     arrivals = {k: v for day in result.proposed for k, v in day.arrivals.items()}

@@ -25,14 +25,19 @@ ADDRESSES = [("21025", "12 Hùng Vương"), ("21025", "3 Quang Trung"), ("21028"
              ("21172", "Thôn 3"), ("21211", "Thôn Khê Thủy"), ("21211", "Thôn Cổ Lũy")]
 
 
-@pytest.fixture(autouse=True)
-def _two_couriers(app) -> None:
-    """QNG-02 driven too (the demo gives only QNG-01 a courier): a plan may give stops to either."""
+def give_qng02_a_courier() -> None:
+    """QNG-02 driven too (the demo gives only QNG-01 a courier): a plan may give stops to either (a
+    route without a courier is given none)."""
     create_user(username="courier2", full_name="Trần Văn Hai", password=DEMO_PASSWORD, role=Role.COURIER,
                 post_office_code="BC-QNG")
     db.session.flush()
     _route("QNG-02").courier_id = db.session.scalar(sa.select(User.id).where(User.username == "courier2"))
     db.session.commit()
+
+
+@pytest.fixture(autouse=True)
+def _two_couriers(app) -> None:
+    give_qng02_a_courier()
 
 
 def _office_id(code: str = "BC-QNG") -> int:
