@@ -206,16 +206,22 @@ def load_order(values: Mapping[str, str],
         for key, messages in translate_errors(exc.messages).items():  # type: ignore[arg-type]
             if key not in errors:
                 errors[key] = messages
-    if values.get("province_code") and values.get("commune_code") and not (
-        {"province_code", "district_code", "commune_code"} & errors.keys()
-    ):
-        try:
-            resolve_address(values["province_code"], values.get("district_code") or None,
-                            values["commune_code"], today)
-        except InvalidInput as exc:
-            for key, messages in translate_errors(exc.errors).items():
-                errors.setdefault(key, []).extend(messages)
+    if not {"province_code", "district_code", "commune_code"} & errors.keys():
+        _check_units(values, today, errors)
     return None, errors
+
+
+def _check_units(values: Mapping[str, str], today: dt.date, errors: dict[str, list[str]]) -> None:
+    """Look the chosen province, district and commune up (``resolve_address``, as the services do)
+    when the schema let them through, adding what it refuses to ``errors``: every mistake shows at once."""
+    if not (values.get("province_code") and values.get("commune_code")):
+        return
+    try:
+        resolve_address(values["province_code"], values.get("district_code") or None,
+                        values["commune_code"], today)
+    except InvalidInput as exc:
+        for key, messages in translate_errors(exc.errors).items():
+            errors.setdefault(key, []).extend(messages)
 
 
 # --- what the form offers ------------------------------------------------------------------------
@@ -392,11 +398,6 @@ def load_address_change(values: Mapping[str, str],
             errors.setdefault(key, messages)
     if any(name in errors for name in ("province_code", "district_code", "commune_code")):
         errors.pop("address", None)  # "give the codes or the text": the fields say which is missing
-    elif values.get("province_code") and values.get("commune_code"):
-        try:
-            resolve_address(values["province_code"], values.get("district_code") or None,
-                            values["commune_code"], today)
-        except InvalidInput as exc:
-            for key, messages in translate_errors(exc.errors).items():
-                errors.setdefault(key, []).extend(messages)
+    else:
+        _check_units(values, today, errors)
     return None, errors
