@@ -180,6 +180,52 @@ def test_an_order_added_after_sequencing_waits_in_its_own_box(client, auth):
     assert "Hoàn tất" in text_of(finished) and later.item_id in finished
 
 
+def test_the_done_count_says_what_it_is_made_of(client, auth):
+    """Outside review: "Đã xong 3 / 4" alone does not say how many were delivered, failed or returned.
+    The run page breaks the done count down by outcome (non-zero ones only) and the parts add up."""
+    from delivery_service.orders.services import change_status
+    from delivery_service.orders.status import Status
+    from delivery_service.routing.services import get_run
+
+    delivered, failed, returned, waiting = (
+        new_order(client, auth, detail=f"{n} Hùng Vương", name=name)
+        for n, name in [(1, "Trần Văn Phát"), (2, "Lê Thị Vắng"), (3, "Phạm Văn Hoàn"), (4, "Đỗ Thị Chờ")])
+    db.session.execute(sa.update(DeliveryOrder).where(DeliveryOrder.id == delivered.id)
+                       .values(recipient_id_number="051090001234"))  # checked at the door
+    db.session.commit()
+    login(client, "supervisor")
+    assert resequence(client, "QNG-01").status_code == 303
+    courier = Actor.of_user(db.session.scalar(sa.select(User).where(User.username == "courier")))
+    now = dt.datetime.now(dt.UTC)
+    steps = [(o.item_id, "pickup_confirmed", {}) for o in (delivered, failed, returned)] + [
+        (delivered.item_id, "delivered", {"receiver": {"kind": "recipient"},
+                                          "id_check": {"kind": "id_last4", "value": "1234"}}),
+        (failed.item_id, "failed_attempt", {"reason": "not_home", "note": "Vắng nhà"})]
+    results = courier_services.sync(courier, [
+        {"event_id": str(uuid.uuid4()), "item_id": item_id, "action": action,
+         "device_time": (now + dt.timedelta(seconds=n)).isoformat(), **extra}
+        for n, (item_id, action, extra) in enumerate(steps)])
+    assert [r["result"] for r in results] == ["applied"] * 5, results
+    db.session.commit()
+    db.session.expire_all()  # the orders as the courier's events left them
+    supervisor = Actor.of_user(db.session.scalar(sa.select(User).where(User.username == "supervisor")))
+    change_status(supervisor, returned.item_id, Status.RETURNED_TO_AGENCY)
+
+    view = get_run(supervisor, "QNG-01", local_today())
+    assert view.outcomes == ((Status.DELIVERED, 1), (Status.FAILED_ATTEMPT, 1), (Status.RETURNED_TO_AGENCY, 1))
+    assert (view.done, view.total) == (3, 4) == (sum(n for _, n in view.outcomes), view.total)
+
+    html = client.get("/routes/QNG-01/run").get_data(as_text=True)
+    done = text_of(html.split('class="total total-done"', 1)[1].split('class="total total-new"', 1)[0])
+    assert "Đã xong 3 / 4" in done
+    assert "Đã phát: 1" in done and "Phát không thành công: 1" in done and "Đã chuyển hoàn cơ quan: 1" in done
+    assert "Đã hủy" not in done and "Đã lấy hồ sơ" not in done  # no zero counts
+    assert '<progress max="4" value="3">' in html
+    english = client.get("/routes/QNG-01/run?lang=en").get_data(as_text=True)
+    done = text_of(english.split('class="total total-done"', 1)[1].split('class="total total-new"', 1)[0])
+    assert "Delivered: 1" in done and "Delivery attempt failed: 1" in done and "Returned to the agency: 1" in done
+
+
 # --- dispatch -----------------------------------------------------------------------------------
 
 def test_dispatch_lists_an_uncovered_order_and_moving_it_is_recorded(client, auth):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -781,10 +781,17 @@ class RunView:
     run: RouteRun | None
     stops: list[dict[str, Any]]  # {"number", "orders": [DeliveryOrder], "leg_m", "cumulative_m", ...}
     unsequenced: list[DeliveryOrder]  # due on this day but added after the last sequencing
-    done: int
+    # The done orders by their status, non-zero counts only, in the order of ``Status``: delivered,
+    # failed attempt, returned, cancelled, dossier picked up, dossier delivered to the agency.
+    outcomes: tuple[tuple[Status, int], ...]
     total: int
     distances: str | None = None  # the stored run's: "road" or "straight_line" (run_distances)
     finished_ids: frozenset[int] = frozenset()  # of ``unsequenced``: the orders already done that day
+
+    @property
+    def done(self) -> int:
+        """The orders done: the sum of ``outcomes``, so that the breakdown always adds up."""
+        return sum(n for _, n in self.outcomes)
 
     @property
     def to_place(self) -> list[DeliveryOrder]:
@@ -1016,7 +1023,7 @@ def get_run(actor: Actor, code: str, day: dt.date) -> RunView:
 
     stops: dict[int, dict[str, Any]] = {}
     sequenced: set[int] = set()
-    done = 0
+    outcomes: Counter[Status] = Counter()
     if run is not None:
         rows = db.session.execute(
             sa.select(RunStop, DeliveryOrder).join(DeliveryOrder, DeliveryOrder.id == RunStop.order_id)
@@ -1030,11 +1037,13 @@ def get_run(actor: Actor, code: str, day: dt.date) -> RunView:
                 "latitude": stop.latitude, "longitude": stop.longitude, "estimated": stop.estimated,
                 "located": stop.located})
             entry["orders"].append(order)
-            done += is_done(order)
+            if is_done(order):
+                outcomes[order.status] += 1
     unsequenced = sorted((o for i, o in due.items() if i not in sequenced), key=lambda o: o.id)
-    done += sum(map(is_done, unsequenced))
+    outcomes.update(o.status for o in unsequenced if is_done(o))
     total = sum(len(s["orders"]) for s in stops.values()) + len(unsequenced)
     ordered = [stops[k] for k in sorted(stops)]
     source = run_distances(run, [(s["latitude"], s["longitude"]) for s in ordered])
-    return RunView(route, day, run, ordered, unsequenced, done, total, source,
+    return RunView(route, day, run, ordered, unsequenced,
+                   tuple((status, outcomes[status]) for status in Status if outcomes[status]), total, source,
                    frozenset(o.id for o in unsequenced if is_done(o)))
