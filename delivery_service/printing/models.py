@@ -159,6 +159,11 @@ class Manifest(db.Model):
     counter_id: Mapped[int | None] = mapped_column(fk("counters.id"), index=True)
     route_id: Mapped[int | None] = mapped_column(fk("postal_routes.id", ondelete="SET NULL"))
     created_by_id: Mapped[int | None] = mapped_column(fk("users.id", ondelete="SET NULL"))
+    # The courier who signs it, as it was made: its maker if a courier, else the route's courier then
+    # (None: the route had none, the name is written by hand). Kept, not read from the route, so that
+    # a reprint after the route changed couriers names the one who signed for the bag (migration 0033).
+    # RESTRICT: a signed record keeps its signer; accounts are deactivated, never deleted.
+    courier_id: Mapped[int | None] = mapped_column(fk("users.id"))
     client_id: Mapped[int | None] = mapped_column(fk("api_clients.id", ondelete="SET NULL"))
     actor_label: Mapped[str] = mapped_column(sa.String(200))
     note: Mapped[str | None] = mapped_column(sa.String(300))

@@ -112,7 +112,9 @@ class ManifestIn(Schema):
     route = fields.String(load_default=None, validate=validate.Length(max=32), metadata={
         "description": "The route whose courier takes or hands over the items: every item must be on it "
                        "(422 naming each one that is not). Left out: the items' route, if they are all "
-                       "on one (422 otherwise). The manifest prints that courier's full name"})
+                       "on one (422 otherwise). The manifest prints the full name of that route's courier "
+                       "when it is made (a courier making it: their own), also when printed again after "
+                       "the route changed couriers"})
     note = Text(load_default=None, max_length=300)
 
 

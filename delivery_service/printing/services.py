@@ -813,11 +813,19 @@ def create_manifest(actor: Actor, *, kind: str, item_ids: Sequence[str], route: 
 def _record_manifest(actor: Actor, kind: ManifestKind, orders: Sequence[DeliveryOrder],
                      steps: dict[int, HandoverStep | None], route_id: int, note: str | None) -> Manifest:
     """Insert the manifest, its lines and its handovers (``steps``: each order's); commits.
-    IntegrityError when one of the handovers is recorded already (manifest_handovers' key)."""
+    IntegrityError when one of the handovers is recorded already (manifest_handovers' key).
+    The courier who signs is kept on it: its maker if a courier, else the route's courier now (None
+    when the route has none), whoever drives the route later."""
     counters = {o.counter_id for o in orders}
+    courier_id: int | None
+    if actor.role is Role.COURIER and actor.user_id is not None:
+        courier_id = actor.user_id
+    else:
+        route = db.session.get(PostalRoute, route_id)
+        courier_id = route.courier_id if route is not None else None
     manifest = Manifest(code="pending", kind=kind, counter_id=counters.pop() if len(counters) == 1 else None,
-                        route_id=route_id, created_by_id=actor.user_id, client_id=actor.client_id,
-                        actor_label=actor.label, note=note)
+                        route_id=route_id, created_by_id=actor.user_id, courier_id=courier_id,
+                        client_id=actor.client_id, actor_label=actor.label, note=note)
     db.session.add(manifest)
     db.session.flush()
     manifest.code = f"BB{local_now():%y%m%d}{manifest.id:06d}"
@@ -1019,16 +1027,15 @@ def manifest_pdf(actor: Actor, code: str) -> Document:
 
 
 def _signers(manifest: Manifest) -> tuple[str | None, str | None]:
-    """The full names of the courier and of the counter's staff signing the manifest: the courier who
-    made it, else the route's courier; the counter staff who made it. None where the service does not
-    know the person (made by an admin, a supervisor or a counter's software; a route with no courier):
-    the name is then written by hand."""
+    """The full names of the courier and of the counter's staff signing the manifest: the courier kept
+    on it when it was made (its maker if a courier, else the route's courier then: never the route's
+    courier now, who may not be the one who signed); the counter staff who made it. None where the
+    service does not know the person (made by an admin, a supervisor or a counter's software; a route
+    with no courier): the name is then written by hand."""
     from delivery_service.accounts.models import User
 
     maker = db.session.get(User, manifest.created_by_id) if manifest.created_by_id else None
-    courier = maker if maker is not None and maker.role is Role.COURIER else None
-    if courier is None and manifest.route is not None and manifest.route.courier_id:
-        courier = db.session.get(User, manifest.route.courier_id)
+    courier = db.session.get(User, manifest.courier_id) if manifest.courier_id else None
     staff = maker if maker is not None and maker.role is Role.COUNTER_STAFF else None
     return (courier.full_name if courier else None), (staff.full_name if staff else None)
 
