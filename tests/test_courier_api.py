@@ -105,13 +105,14 @@ def test_run_has_the_contracts_shape(client, auth, courier):
     order = next(o for o in body["unsequenced"] if o["item_id"] == a["item_id"])
     assert set(order) == {"item_id", "status", "direction", "leg", "dossier_code", "procedure_name", "issuing_agency",
                           "recipient", "authorised", "address", "latitude", "longitude", "position_estimated",
-                          "collect_vnd", "postage_due_vnd", "payer", "to_collect_vnd", "failed_attempts",
-                          "id_check", "actions", "last_event", "delivery_window"}
+                          "collect_vnd", "postage_due_vnd", "payer", "to_collect_vnd", "collected_vnd",
+                          "failed_attempts", "id_check", "actions", "last_event", "delivery_window"}
     assert order["status"] == "assigned" and order["actions"] == ["pickup_confirmed"]
     assert order["leg"] == "result" and body["timezone"] == "Asia/Ho_Chi_Minh"
     assert order["authorised"] == {"name": "Trần Thị Cúc", "phone": "0905999888"}
     assert order["address"]["detail"] == "12 Hùng Vương" and order["address"]["commune"]
     assert order["to_collect_vnd"] == 15000 + 26000 and order["payer"] == "citizen"
+    assert order["collected_vnd"] is None  # not delivered
     assert order["latitude"] and order["position_estimated"] is True and order["id_check"] == "id_last4"
     assert order["delivery_window"] is None  # none chosen
     # Sequenced: the stops carry the orders.

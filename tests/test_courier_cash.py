@@ -5,7 +5,10 @@ to collect was delivered with 0 ₫ collected, accepted, and the run page still 
 (a) a delivery whose amount collected differs from what is due is refused (``amount_mismatch``) unless
     its note says why; the same amount, or none stated (older clients), is recorded as before;
 (b) the run page shows per order what was due and what was collected, and for the day what is still
-    to collect, what the deliveries were due, what was collected and the difference."""
+    to collect, what the deliveries were due, what was collected and the difference;
+(c) the courier's own run and order (the phone's data) carry what the delivery recorded as collected
+    (``collected_vnd``), not only what was due: the app showed the due as "Đã thu" even when the
+    courier collected less, the figure a supervisor compares with the cash handed in."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from test_courier_api import (  # noqa: F401 (fixtures)
     ID_NUMBER,
     courier,
     delivered,
+    event,
     events_of,
     handed,
     page_csrf,
@@ -67,6 +71,45 @@ def test_a_delivery_stating_no_amount_is_recorded_as_not_stated(client, auth, co
     [ok] = sync(client, courier, delivered(item))
     assert ok["result"] == "applied"
     assert db.session.scalar(sa.select(DeliveryProof.amount_collected_vnd)) is None
+
+
+def test_the_couriers_run_and_order_say_what_was_collected(client, auth, courier):  # noqa: F811
+    short, paid, unstated, corrected, todo = (_order(client, auth, courier) for _ in range(5))
+    db.session.execute(sa.update(DeliveryOrder)
+                       .where(DeliveryOrder.item_id.in_([short, paid, unstated, corrected, todo]))
+                       .values(run_date=local_today()))
+    db.session.commit()
+    wrong = delivered(corrected, -25, amount_collected_vnd=67000)
+    results = sync(client, courier,
+                   delivered(short, -30, amount_collected_vnd=20000, note="Người nhận chỉ có 20.000 ₫, hẹn nộp sau"),
+                   wrong, delivered(paid, -20, amount_collected_vnd=67000), delivered(unstated, -15))
+    assert [r["result"] for r in results] == ["applied"] * 4, results
+    [fix] = sync(client, courier, event(corrected, "correction", -5, corrects=wrong["event_id"],
+                                        note="Chưa giao: bấm nhầm đơn"))
+    assert fix["result"] == "applied", fix
+    statements: list[str] = []
+
+    def proofs_read(_conn, _cursor, statement, *_args):
+        if "delivery_proofs" in statement:
+            statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", proofs_read)
+    try:
+        run = client.get(f"/api/v1/courier/run?date={local_today().isoformat()}")
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", proofs_read)
+    assert run.status_code == 200, run.json
+    orders = {o["item_id"]: o for o in [o for s in run.json["stops"] for o in s["orders"]] + run.json["unsequenced"]}
+    got = {item: (orders[item]["status"], orders[item]["to_collect_vnd"], orders[item]["collected_vnd"])
+           for item in (short, paid, unstated, corrected, todo)}
+    assert got == {short: ("delivered", 67000, 20000), paid: ("delivered", 67000, 67000),
+                   unstated: ("delivered", 67000, None),  # recorded without an amount: not stated
+                   corrected: ("out_for_delivery", 67000, None),  # the delivery was cancelled
+                   todo: ("handed_to_courier", 67000, None)}, got
+    assert len(statements) == 1, statements  # the whole run's amounts in one query, not one per order
+    one = client.get(f"/api/v1/courier/orders/{short}").json
+    assert (one["to_collect_vnd"], one["collected_vnd"]) == (67000, 20000)
+    assert client.get(f"/api/v1/courier/orders/{todo}").json["collected_vnd"] is None
 
 
 def test_the_run_page_shows_due_collected_and_the_days_difference(client, auth, courier):  # noqa: F811

@@ -188,20 +188,27 @@ class RunMoney:
     not_stated: int  # deliveries recorded without an amount
 
 
+def collected_amounts(orders_: Sequence[DeliveryOrder]) -> dict[int, tuple[int | None, str | None]]:
+    """Per delivered order, the amount the courier recorded collecting (None: not stated) and the
+    delivery's note, from the proof of its standing (neither corrected nor a correction) delivered
+    event, the last one if several; one query for all. Orders not delivered are left out."""
+    delivered_ids = [o.id for o in orders_ if o.status is S.DELIVERED]
+    if not delivered_ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(DeliveryProof.order_id, DeliveryProof.amount_collected_vnd, OrderEvent.note)
+        .join(OrderEvent, OrderEvent.id == DeliveryProof.event_id)
+        .where(DeliveryProof.order_id.in_(delivered_ids), DeliveryProof.kind == ProofKind.DELIVERED,
+               OrderEvent.status_to == S.DELIVERED, standing(EventCorrection.order_id.in_(delivered_ids)))
+        .order_by(DeliveryProof.event_id))
+    return {order_id: (amount, note) for order_id, amount, note in rows}  # the last standing one
+
+
 def run_money(orders_: Sequence[DeliveryOrder], day: dt.date) -> RunMoney:
     """Per order of ``day``'s run, what is due and what was collected (the delivery's standing proof),
     and the day's totals. Nothing is still to collect that day on an order done otherwise: picked up,
     closed, or failed and planned for a later day."""
-    delivered_ids = [o.id for o in orders_ if o.status is S.DELIVERED]
-    proofs: dict[int, tuple[int | None, str | None]] = {}
-    if delivered_ids:
-        rows = db.session.execute(
-            sa.select(DeliveryProof.order_id, DeliveryProof.amount_collected_vnd, OrderEvent.note)
-            .join(OrderEvent, OrderEvent.id == DeliveryProof.event_id)
-            .where(DeliveryProof.order_id.in_(delivered_ids), DeliveryProof.kind == ProofKind.DELIVERED,
-                   OrderEvent.status_to == S.DELIVERED, standing(EventCorrection.order_id.in_(delivered_ids)))
-            .order_by(DeliveryProof.event_id))
-        proofs = {order_id: (amount, note) for order_id, amount, note in rows}  # the last standing one
+    proofs = collected_amounts(orders_)
     money: dict[int, Money] = {}
     still = 0
     for o in orders_:
@@ -286,8 +293,9 @@ def _correctable_until(event: OrderEvent, actor: Actor) -> dt.datetime | None:
 
 def order_json(order: DeliveryOrder, actor: Actor, *, position: tuple[float, float, bool] | None,
                attempts: int, last: OrderEvent | None, now: dt.datetime,
-               attempt_due: dt.date | None = None) -> dict[str, Any]:
-    """ORDER of docs/courier-api.md."""
+               attempt_due: dt.date | None = None, collected: int | None = None) -> dict[str, Any]:
+    """ORDER of docs/courier-api.md. ``collected``: what the courier recorded collecting on the
+    delivery (``collected_amounts``), sent only while the order is delivered."""
     index = unit_index()
     commune, province = index.by_id.get(order.commune_id), index.by_id.get(order.province_id)
     actions = actions_for(order, attempt_due=attempt_due, today=local_moment(now).date())
@@ -319,6 +327,8 @@ def order_json(order: DeliveryOrder, actor: Actor, *, position: tuple[float, flo
         "position_estimated": position[2] if position else True,
         "collect_vnd": order.collect_vnd, "postage_due_vnd": order.postage_due_vnd,
         "payer": order.payer.value, "to_collect_vnd": to_collect(order),
+        # what the delivery recorded as collected (it may differ from what was due, with a note)
+        "collected_vnd": collected if order.status is S.DELIVERED else None,
         "failed_attempts": attempts, "id_check": rules.current().delivery_id_check,
         "actions": actions, "last_event": last_json,
         "delivery_window": window_json(order),  # the time the citizen chose, as in the orders API
@@ -338,8 +348,10 @@ def _orders_json(orders_: Sequence[DeliveryOrder], actor: Actor,
     attempts, last, now = failed_attempts(ids), _last_events(ids), utcnow()
     failed = last_attempts([o.id for o in orders_ if o.status is S.FAILED_ATTEMPT])
     due = {i: next_attempt_due(o.run_date, failed[i]) for o in orders_ if (i := o.id) in failed}
+    collected = collected_amounts(orders_)
     return {o.id: order_json(o, actor, position=positions.get(o.id), attempts=attempts.get(o.id, 0),
-                             last=last.get(o.id), now=now, attempt_due=due.get(o.id)) for o in orders_}
+                             last=last.get(o.id), now=now, attempt_due=due.get(o.id),
+                             collected=collected.get(o.id, (None, None))[0]) for o in orders_}
 
 
 def settings() -> dict[str, Any]:

@@ -46,6 +46,8 @@ const OWN = {
     note_required: "Phải ghi rõ điều gì sai.",
     window: "Khung giờ giao",
     window_passed: "đã qua",
+    due_was: "phải thu %(due)s",
+    amount_not_stated: "chưa ghi số tiền",
   },
   en: {
     need_note: "Write what was wrong before cancelling the record.",
@@ -66,6 +68,8 @@ const OWN = {
     note_required: "Say what was wrong.",
     window: "Delivery window",
     window_passed: "passed",
+    due_was: "due %(due)s",
+    amount_not_stated: "amount not stated",
   },
 };
 
@@ -296,6 +300,8 @@ function predict(order) {
   let correctable = (order.actions || []).includes("correction") &&
     !!(last?.correctable_until && new Date(last.correctable_until) > new Date());
   let pending = false;
+  // what the delivery recorded as collected: the server's, or the amount entered on the phone
+  let collected = order.collected_vnd ?? null;
   const steps = new Map(); // event id -> {from, to} of the records on the phone
   for (const row of pendingOf(order.item_id).sort(byDeviceTime)) {
     const { action } = row.event;
@@ -304,6 +310,7 @@ function predict(order) {
         (last && last.event_id === row.event.corrects ? { from: last.status_from, to: last.status } : null);
       if (!correctable || !corrected?.from || !last || last.event_id !== row.event.corrects) continue; // refused
       if (corrected.to === "failed_attempt") attempts = Math.max(0, attempts - 1);
+      if (corrected.to === "delivered") collected = null;
       last = { event_id: row.event_id, status: corrected.from, status_from: status, device_time: row.event.device_time };
       status = corrected.from;
       correctable = false;
@@ -320,12 +327,13 @@ function predict(order) {
       if (attempts >= limit) to = leg === "result" ? "returned_to_agency" : "cancelled";
     }
     steps.set(row.event_id, { from: status, to });
+    if (action === "delivered") collected = row.event.amount_collected_vnd ?? null;
     last = { event_id: row.event_id, status: to, status_from: status, device_time: row.event.device_time };
     correctable = to === target(action, leg); // not after the system's return
     status = to;
     pending = true;
   }
-  return { status, attempts, last, correctable, pending };
+  return { status, attempts, last, correctable, pending, collected };
 }
 
 const effectiveStatus = (order) => predict(order).status;
@@ -359,6 +367,8 @@ function applied(order, row, status, now) {
   const from = order.status;
   order.status = status;
   if (now && row.event.action === "failed_attempt") order.failed_attempts = (order.failed_attempts || 0) + 1;
+  if (status !== "delivered") order.collected_vnd = null;
+  else if (row.event.action === "delivered") order.collected_vnd = row.event.amount_collected_vnd ?? null;
   const own = row.event.action !== "correction" && status === target(row.event.action, legOf(order));
   const windowMin = state.run?.settings?.correction_window_min ?? 0;
   order.last_event = { event_id: row.event_id, status, status_from: from, device_time: row.event.device_time,
@@ -419,6 +429,18 @@ function markPassedWindows() {
   }
 }
 
+/** The order's money: before delivery what is due ("Cần thu"); once delivered what the courier recorded
+ * collecting ("Đã thu", the amount entered on the phone while it waits to be sent), with what was due
+ * when that differs or no amount was stated. Null: nothing to collect and nothing collected. */
+function cashOf(order) {
+  const { status, collected } = predict(order);
+  const due = order.to_collect_vnd || 0;
+  if (status !== "delivered") return due ? { label: t("to_collect"), amount: money(due), due: null } : null;
+  if (collected === null) return due ? { label: t("collected"), amount: t("amount_not_stated"), due: money(due) } : null;
+  if (collected === due) return due ? { label: t("collected"), amount: money(due), due: null } : null;
+  return { label: t("collected"), amount: money(collected), due: money(due) };
+}
+
 function orderBlock(order) {
   const status = effectiveStatus(order);
   const addr = [order.address.detail, order.address.commune, order.address.province].filter(Boolean).join(", ");
@@ -432,7 +454,7 @@ function orderBlock(order) {
     const label = encodeURIComponent(order.recipient.name);
     links.append(el("a", { class: "btn", href: `geo:${lat},${lon}?q=${lat},${lon}(${label})` }, t("map")));
   }
-  const due = order.to_collect_vnd || 0;
+  const cash = cashOf(order);
   const pending = pendingOf(order.item_id).length;
   const parked = parkedOf(order.item_id).length;
   return el("div", { class: "c-order", dataset: { item: order.item_id, status } },
@@ -441,7 +463,8 @@ function orderBlock(order) {
       el("p", { class: "c-address" }, addr)),
     order.authorised ? el("p", { class: "muted" }, `${t("authorised")}: ${order.authorised.name}`) : null,
     links,
-    el("p", { class: "c-collect" }, due ? [`${t(status === "delivered" ? "collected" : "to_collect")}: `, el("strong", {}, money(due))]
+    el("p", { class: "c-collect" }, cash ? [`${cash.label}: `, el("strong", {}, cash.amount),
+      cash.due ? el("span", { class: "c-due" }, ` (${t("due_was", { due: cash.due })})`) : null]
       : el("span", { class: "muted" }, t("nothing_to_collect"))),
     el("p", { class: "c-meta" }, statusBadge(status),
       el("span", { class: `c-leg c-leg-${legOf(order)}`, dataset: { leg: legOf(order) } }, t(`leg_${legOf(order)}`)),
@@ -648,15 +671,16 @@ function renderSheetBody(itemId) {
   if (timeOfDay) row(t("window"), timeOfDay);
   row("⌂", [order.address.detail, order.address.commune, order.address.province].filter(Boolean).join(", "));
   if (order.procedure_name) row("§", order.procedure_name, order.dossier_code ? ` (${order.dossier_code})` : "");
-  if (order.to_collect_vnd) {
+  const cash = cashOf(order);
+  if (cash) {
     const parts = [];
     if (order.collect_vnd) parts.push(`${t("fees_for_agency")} ${money(order.collect_vnd)}`);
     if (order.to_collect_vnd - (order.collect_vnd || 0) > 0) {
       parts.push(`${t("postage")} ${money(order.to_collect_vnd - (order.collect_vnd || 0))}`);
     }
-    // once delivered, the money is collected: no longer "to collect"
-    row(t(status === "delivered" ? "collected" : "to_collect"), el("strong", {}, money(order.to_collect_vnd)),
-      parts.length ? ` (${parts.join(", ")})` : "");
+    // once delivered, what the courier recorded collecting; what was due beside it when that differs
+    const due = cash.due ? t("due_was", { due: cash.due }) + (parts.length ? `: ${parts.join(", ")}` : "") : parts.join(", ");
+    row(cash.label, el("strong", {}, cash.amount), due ? el("span", { class: "c-due" }, ` (${due})`) : "");
   }
   const attempts = predict(order).attempts;
   if (attempts) row("", t("failed_attempts", { num: attempts }));
