@@ -122,8 +122,11 @@ def test_two_processes_on_one_database_share_one_allowance(app):
             proc.stdin.close()
             proc.stdout.close()
     answered = [c.count(200) for c in codes]
-    # 16 look-ups from one address: 10 answered in all (each process alone would answer 8 of 8).
-    assert sum(answered) == 10 and all(answered) and sorted(sum(codes, [])) == [200] * 10 + [429] * 6, codes
+    # 16 misses from one address: 10 answered in all (each process alone would answer 8 of 8), or 11: a
+    # miss is counted once answered (found items do not count), so a look-up that passed the check while
+    # the other process's 10th miss was being answered is answered too (at most one per process).
+    assert sum(answered) in (10, 11) and all(answered), codes
+    assert sorted(sum(codes, [])) == [200] * sum(answered) + [429] * (16 - sum(answered)), codes
 
 
 # --- Redis stopped or frozen ------------------------------------------------------------------------
@@ -367,7 +370,7 @@ def test_api_requests_skip_the_limiter(client, auth):
         assert client.get("/api/v1/routes", headers=auth).status_code == 200
     assert db.session.scalar(sa.select(sa.func.count()).select_from(rate_limit_counters)) == 0
     assert _codes(client, 1) == [200]
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(rate_limit_counters)) == 3  # minute, day, misses
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(rate_limit_counters)) == 5  # per address: look-ups a minute and a day, misses a minute and a day; the code's misses
 
 
 def test_an_address_over_the_limit_is_414_in_the_services_format(client, auth):
