@@ -523,9 +523,16 @@ def _figures(actor: Actor, start: dt.date, end: dt.date, level: Level, filters: 
             row.results_total = totals.get(row.key) if level is Level.COUNTER else None
         total.results_total = sum(totals.values()) if totals else None
     _label(level, list(rows.values()), state.units)
-    ordered = sorted(rows.values(), key=lambda r: (r.key is None, sort_key(str(r.label))))
+    ordered = sorted(rows.values(), key=row_order)
     report = Report(level, start, end, ordered, total, state.cursor, max(state.last - state.cursor, 0))
     return report, tuple(s for s in sums if s is not None)
+
+
+def row_order(row: Row) -> tuple[Any, ...]:
+    """A report's rows by name in Vietnamese order, the row of no unit last; rows of one name (the
+    "Huyện Châu Thành" of several provinces, a "Phường 1" in many towns) by their code, then key: one
+    order whichever way the figures were gathered (kept and brought up to date, or computed afresh)."""
+    return (row.key is None, sort_key(str(row.label)), row.code or "", str(row.key))
 
 
 def _prepare(actor: Actor, catch_up: bool) -> State:

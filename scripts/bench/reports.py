@@ -258,9 +258,11 @@ def rollup_sql(d: Dialect, days_table: str) -> str:
     As reports.fold counts them: received on the local day of creation, on the order's last route (it
     follows the route until handover; courier 0); delivered (on time when that local day is on or
     before the due date, with the hours from handover in the bins of HOUR_EDGES), returned and
-    cancelled on the local day of closing, the courier only for a delivery (the others are staff's);
-    a failed attempt on the run date, by the route's courier. Abandoned (cancelled after a failed
-    attempt) stays 0: the generator cancels only orders not yet handed over."""
+    cancelled on the local day of closing, the courier for a delivery and for a return (the generator
+    returns only after a failed attempt, which counts the return for that attempt's courier: the
+    route's); a cancellation is staff's; a failed attempt on the run date, by the route's courier.
+    Abandoned (cancelled after a failed attempt) stays 0: the generator cancels only orders not yet
+    handed over."""
     from delivery_service.reports.models import HOUR_EDGES, MEASURES
 
     secs = f"({d.epoch('o.updated_at')} - ({d.day_seconds('o.run_date')} + (o.id % 90) * 60))"
@@ -282,7 +284,9 @@ def rollup_sql(d: Dialect, days_table: str) -> str:
               "received_results": "CASE WHEN o.direction <> 'dossier_to_agency' THEN 1 ELSE 0 END"},
              "CAST(NULL AS INTEGER)", "delivery_orders o", ""),
         part(d.local_day("o.updated_at"),
-             "CASE WHEN o.status = 'delivered' THEN COALESCE(r.courier_id, 0) ELSE 0 END",
+             # a return follows a failed attempt here: it counts for that attempt's courier (the route's)
+             "CASE WHEN o.status IN ('delivered', 'returned_to_agency') THEN COALESCE(r.courier_id, 0) "
+             "ELSE 0 END",
              {**zero, "delivered": "CASE WHEN o.status = 'delivered' THEN 1 ELSE 0 END",
               "on_time": f"CASE WHEN o.status = 'delivered' AND {d.local_day('o.updated_at')} <= o.due_date "
                          "THEN 1 ELSE 0 END",
