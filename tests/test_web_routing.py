@@ -224,6 +224,9 @@ def test_the_done_count_says_what_it_is_made_of(client, auth):
     english = client.get("/routes/QNG-01/run?lang=en").get_data(as_text=True)
     done = text_of(english.split('class="total total-done"', 1)[1].split('class="total total-new"', 1)[0])
     assert "Delivered: 1" in done and "Delivery attempt failed: 1" in done and "Returned to the agency: 1" in done
+    run = client.get("/api/v1/routes/QNG-01/run").get_json()  # the API's run says the same
+    assert (run["done"], run["total"]) == (3, 4)
+    assert run["outcomes"] == {"delivered": 1, "failed_attempt": 1, "returned_to_agency": 1}
 
 
 # --- dispatch -----------------------------------------------------------------------------------

@@ -149,7 +149,12 @@ class RunOut(Schema):
     distances = fields.String(allow_none=True, metadata={
         "description": "Where the run's distances come from: road (the road graph) or straight_line; "
                        "null before the first sequencing"})
-    done = fields.Integer()
+    done = fields.Integer(metadata={"description": "The run's orders done: the sum of outcomes"})
+    outcomes = fields.Function(
+        lambda v: {status.value: n for status, n in v.outcomes},
+        metadata={"description": "The done orders by status (delivered, failed_attempt, returned_to_agency, "
+                                 "cancelled, picked_up, delivered_to_agency), only those with orders",
+                  "type": "object", "additionalProperties": {"type": "integer", "minimum": 1}})
     total = fields.Integer()
     stops = fields.List(fields.Nested(StopOut))
     unsequenced = fields.List(
