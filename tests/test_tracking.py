@@ -186,6 +186,22 @@ def test_misses_are_limited_per_address_and_the_page_says_so(client, auth):
     assert other.status_code == 200 and "N. T. H." in _text(other)
 
 
+def test_a_look_up_refused_by_a_limit_is_no_miss_of_its_address(client, auth):
+    """An item blocked by its code's misses: its owner retrying from behind a carrier's address gets
+    429 each time, and those refusals use up nothing of the address's misses (review: they did)."""
+    item_id = _order(client, auth)["item_id"]
+    token = csrf_token(client, "/t")
+    codes = [_look_up(client, item_id, f"{i:04d}", token=token,
+                      environ_base={"REMOTE_ADDR": f"10.0.8.{i}"}).status_code for i in range(30)]
+    assert codes == [200] * 30  # the code's 30 misses of the day, from 30 addresses
+    owner = {"REMOTE_ADDR": "10.0.8.200"}
+    assert [_look_up(client, item_id, "3456", token=token, environ_base=owner).status_code
+            for _ in range(5)] == [429] * 5
+    codes = [_look_up(client, "RR123456785VN", "0000", token=token, environ_base=owner).status_code
+             for _ in range(11)]
+    assert codes == [200] * 10 + [429]  # the address's 10 misses a minute are all still there
+
+
 def test_every_look_up_counts_against_an_addresss_flood_ceiling(client, auth):
     from delivery_service.tracking.views import LIMIT_PER_ADDRESS
 
