@@ -21,10 +21,10 @@ bp = Blueprint("tracking", __name__)
 # each other's allowance; the day's misses are shared by all of them, hence 300 (a scanner from one
 # address still finds an item once in 30 days). A miss is counted once answered, so look-ups in
 # flight when the 10th is answered go through too (at most one per web worker). Every look-up counts
-# against a flood ceiling per address, far above what guessing needs. Per code only
-# misses count, from all addresses together, so that many addresses cannot share the work of guessing
-# one item's digits; the price is that someone can block an item's page for a day, and its owner can
-# still call the hotline. Constants, not settings, on purpose: config.py belongs to the whole service.
+# against a flood ceiling per address, far above what guessing needs. Per code only misses count, from
+# all addresses together, so that many addresses cannot share the work of guessing one item's digits;
+# the price is that someone can block an item's page for a day, and its owner can still call the
+# hotline. Constants, not settings, on purpose: config.py belongs to the whole service.
 LIMIT_PER_ADDRESS = "60 per minute;2000 per day"
 LIMIT_MISSES_PER_ADDRESS = "10 per minute;300 per day"
 LIMIT_PER_CODE = "30 per day"

@@ -157,6 +157,17 @@ def cli(args: list[str], env: dict[str, str]) -> str:
     return res.stdout
 
 
+def prepare_demo(env: dict[str, str], password: str | None = None) -> str | None:
+    """The service's database as every benchmark prepares it: migrated, the units of provinces 51, 42
+    and 48, the demo data (its users' password ``password``, if given); the demo counter's API token,
+    or None when the demo data was loaded before (``demo load`` shows a token only once)."""
+    cli(["db", "upgrade"], env)
+    cli(["units", "import", "--province", "51", "--province", "42", "--province", "48"], env)
+    out = cli(["demo", "load", *(["--password", password] if password else [])], env)
+    found = re.search(r"API token for counter QNG-TTHCC \(shown once\): (\S+)", out)
+    return found.group(1) if found else None
+
+
 # --- databases ---------------------------------------------------------------------------------
 
 @dataclass
@@ -358,13 +369,8 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path,
         benv = {**env, "DATABASE_URL": dbs.bare_url}
 
         log(f"{backend}: preparing the service's database (migrations, units 51/42/48, demo)")
-        cli(["db", "upgrade"], senv)
-        cli(["units", "import", "--province", "51", "--province", "42", "--province", "48"], senv)
-        out = cli(["demo", "load"], senv)
-        m = re.search(r"API token for counter QNG-TTHCC \(shown once\): (\S+)", out)
-        if m:
-            token = m.group(1)
-        else:  # demo data loaded before: a token of its own
+        token = prepare_demo(senv)
+        if token is None:  # demo data loaded before: a token of its own
             out = cli(["api-clients", "create", "--counter", "QNG-TTHCC", "--name", "bench"], senv)
             token = out.strip().splitlines()[-1]
         subprocess.run([sys.executable, str(HERE / "bare_app.py"), "init"], env=benv, check=True, timeout=120)

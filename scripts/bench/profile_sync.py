@@ -76,18 +76,7 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
         env.update(SECRET_KEY="bench-secret-not-for-production", ENV="production", PYTHONUNBUFFERED="1",
                    DATABASE_URL=dbs.service_url)
-        intake.cli(["db", "upgrade"], env)
-        intake.cli(["units", "import", "--province", "51", "--province", "42", "--province", "48"], env)
-        found = re.search(r"API token for counter QNG-TTHCC \(shown once\): (\S+)",
-                          intake.cli(["demo", "load", "--password", password], env))
-        if found is None:
-            sys.exit("demo load printed no API token")
-        token = found.group(1)
-        engine = intake.sa.create_engine(dbs.service_url, poolclass=intake.sa.pool.NullPool)
-        with engine.begin() as conn:  # every order on the demo courier's route, as sync.py does
-            conn.execute(intake.sa.text("UPDATE postal_routes SET capacity_per_day = NULL, "
-                                        "backup_route_id = NULL WHERE code = 'QNG-01'"))
-        engine.dispose()
+        token = sync.prepare_courier_demo(env, password)
         port = openloop.free_port()
         server = intake.Server("profiled", "delivery_service:create_app()", env, port, 1, intake.ROOT, tmp,
                                intake.gunicorn_control_flag())

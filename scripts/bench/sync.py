@@ -249,6 +249,20 @@ def pick_up(port: int, headers: dict[str, str], item_ids: list[str]) -> None:
         raise RuntimeError(f"pickup confirmations: {load.results} (statuses {load.statuses})")
 
 
+def prepare_courier_demo(env: dict[str, str], password: str) -> str:
+    """``intake.prepare_demo`` (an empty database), then route QNG-01 without a capacity or a backup, so
+    that every order lands on the demo courier's route; the demo counter's API token."""
+    token = intake.prepare_demo(env, password)
+    if token is None:
+        raise RuntimeError("demo load printed no API token (use an empty database)")
+    engine = intake.sa.create_engine(env["DATABASE_URL"], poolclass=intake.sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(intake.sa.text("UPDATE postal_routes SET capacity_per_day = NULL, "
+                                    "backup_route_id = NULL WHERE code = 'QNG-01'"))
+    engine.dispose()
+    return token
+
+
 # --- CPU per request -----------------------------------------------------------------------------
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -334,18 +348,7 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path,
         senv = {**env, "DATABASE_URL": dbs.service_url}
         benv = {**env, "DATABASE_URL": dbs.bare_url}
         log(f"{backend}: preparing the databases")
-        intake.cli(["db", "upgrade"], senv)
-        intake.cli(["units", "import", "--province", "51", "--province", "42", "--province", "48"], senv)
-        out = intake.cli(["demo", "load", "--password", args.password], senv)
-        m = re.search(r"API token for counter QNG-TTHCC \(shown once\): (\S+)", out)
-        if m is None:
-            raise RuntimeError("demo load printed no API token (use an empty database)")
-        token = m.group(1)
-        engine = intake.sa.create_engine(dbs.service_url, poolclass=intake.sa.pool.NullPool)
-        with engine.begin() as conn:  # every order on the demo courier's route
-            conn.execute(intake.sa.text("UPDATE postal_routes SET capacity_per_day = NULL, "
-                                        "backup_route_id = NULL WHERE code = 'QNG-01'"))
-        engine.dispose()
+        token = prepare_courier_demo(senv, args.password)
         subprocess.run([sys.executable, str(HERE / "bare_app.py"), "init"], env=benv, check=True, timeout=120)
         version = intake.db_version(dbs.service_url)
 

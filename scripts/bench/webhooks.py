@@ -243,13 +243,9 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path, control: li
                 redis.flushdb()  # a database of its own (the docs say so): no stale jobs of other runs
             env["REDIS_URL"] = args.redis_url
         log(f"{backend}: preparing the database (migrations, units 51/42/48, demo)")
-        intake.cli(["db", "upgrade"], env)
-        intake.cli(["units", "import", "--province", "51", "--province", "42", "--province", "48"], env)
-        out = intake.cli(["demo", "load"], env)
-        m = re.search(r"API token for counter QNG-TTHCC \(shown once\): (\S+)", out)
-        if not m:
-            raise RuntimeError(f"no demo token in:\n{out[-2000:]}")
-        token = m.group(1)
+        token = intake.prepare_demo(env)
+        if token is None:
+            raise RuntimeError("demo load printed no API token (use an empty database)")
         engine = sa.create_engine(dbs.service_url, poolclass=sa.pool.NullPool)
         cleanup.callback(engine.dispose)
         with engine.connect() as conn:
