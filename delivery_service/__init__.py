@@ -71,6 +71,9 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
     extensions.csrf.init_app(app)
     extensions.login_manager.init_app(app)
     extensions.limiter.init_app(app)
+    # init_app gives the (process-wide) limiter this app's storage; "storage dead" was about the last
+    # app's (a test's frozen Redis): left set, this app's first requests would skip its own Redis.
+    extensions.limiter._storage_dead = False
     _limit_pages_only(app, extensions.limiter)
     _trust_proxies(app, settings["TRUSTED_PROXIES"])
     extensions.babel.init_app(app, locale_selector=_select_locale)
