@@ -24,6 +24,7 @@ from flask.testing import FlaskClient
 from redis_server import RedisServer, free_port, redis_server  # noqa: F401  (the fixture)
 
 from delivery_service import create_app
+from labels import s10
 from delivery_service.extensions import db
 from delivery_service.ratelimits import MAX_KEY, DatabaseStorage, rate_limit_counters
 
@@ -31,8 +32,8 @@ UNKNOWN = "RR123456785VN"  # a valid item id no order has: every look-up is an a
 VENV_BIN = Path(sys.executable).parent
 
 
-def _look_up(client: FlaskClient, token: str, **kwargs) -> int:
-    return client.post("/t", data={"code": UNKNOWN, "phone_last4": "0000", "csrf_token": token},
+def _look_up(client: FlaskClient, token: str, code: str = UNKNOWN, **kwargs) -> int:
+    return client.post("/t", data={"code": code, "phone_last4": "0000", "csrf_token": token},
                        **kwargs).status_code
 
 
@@ -155,22 +156,28 @@ def redis_app(app: Flask, redis_server: RedisServer, tmp_path: Path):  # noqa: F
 
 
 def _wait_for_redis_limits(client: FlaskClient, server: RedisServer, net: int) -> float:
-    """Look up (from new addresses) until the limiter counts in Redis again; the seconds it took."""
+    """Look up (from new addresses) until the limiter counts in Redis again; the seconds it took.
+    Flask-Limiter asks a dead storage again after 1, 2, 4 ... 32 s (its back-off, kept by the
+    process-wide limiter across this session's apps), so this waits up to 40 s."""
     from redis import Redis
 
     conn = Redis.from_url(server.url)
     token = csrf_token(client, "/t")
     started = time.monotonic()
     try:
-        for i in range(80):
+        for i in range(400):
             addr = f"192.0.{net}.{i + 1}"
-            _look_up(client, token, environ_base={"REMOTE_ADDR": addr})
+            # A code of its own each time: the misses counted per code (30 a day) while Redis is still
+            # coming back must not use up a code a later look-up needs (the next phase's 429s came so).
+            _look_up(client, token, s10.make("RR", 900_000 + 1000 * net + i), environ_base={"REMOTE_ADDR": addr})
             if conn.keys(f"LIMITS*/{addr}/*"):
                 return time.monotonic() - started
+            if time.monotonic() - started > 40:
+                break
             time.sleep(0.25)
     finally:
         conn.close()
-    raise AssertionError("the limiter did not go back to Redis within 20 s")
+    raise AssertionError("the limiter did not go back to Redis within 40 s")
 
 
 def test_redis_stopped_or_frozen_log_in_and_tracking_answer_at_once(redis_app, redis_server):  # noqa: F811
@@ -197,9 +204,10 @@ def test_redis_stopped_or_frozen_log_in_and_tracking_answer_at_once(redis_app, r
         token = csrf_token(client, "/t")
         client.post("/logout", data={"csrf_token": token})
         addr = {"REMOTE_ADDR": f"10.3.{net}.1"}
+        item = s10.make("RR", 800_000 + net)  # each phase its own code: only the address's limit is at stake
         codes = []
         for _ in range(11):
-            code, took = _timed(lambda: _look_up(client, token, environ_base=addr))  # noqa: B023
+            code, took = _timed(lambda: _look_up(client, token, item, environ_base=addr))  # noqa: B023
             codes.append(code)
             slow.append(took)
         # Still limited meanwhile, in the database (shared by every process and node on it), not
@@ -218,7 +226,6 @@ def test_redis_stopped_or_frozen_log_in_and_tracking_answer_at_once(redis_app, r
         else:
             redis_server.thaw()
         back = _wait_for_redis_limits(client, redis_server, net)
-        assert back < 20
         print(f"Redis {fault}: look-ups {codes.count(200)}x200 then {codes.count(429)}x429, counted in the "  # noqa: T201
               f"database ({max(mine)}); slowest log-in/look-up {max(slow):.3f} s, "
               f"median {sorted(slow)[len(slow) // 2]:.3f} s; back on Redis after {back:.1f} s")
