@@ -187,6 +187,26 @@ def app(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
         db.engine.dispose()
 
 
+_engines_of_this_test: set[sa.Engine] = set()
+
+
+@sa.event.listens_for(sa.Engine, "engine_connect")
+def _keep_engine(conn: sa.Connection) -> None:
+    _engines_of_this_test.add(conn.engine)
+
+
+@pytest.fixture(autouse=True)
+def _close_every_engine() -> Iterator[None]:
+    """Close the pools of every engine a test used when it ends. An app a test makes besides the
+    ``app`` fixture's (a second node, a worker's, a restored backup's) otherwise keeps its open
+    connections until the garbage collector frees it, at a random moment of a later test, which
+    psycopg's "connection deleted while open" ResourceWarning then fails (seen as an error at the
+    teardown of an unrelated race test)."""
+    yield
+    while _engines_of_this_test:
+        _engines_of_this_test.pop().dispose()
+
+
 class IsolatedClient(FlaskClient):
     """Each request in an app context of its own, as in production: its own ``g`` and db session
     (the app fixture keeps a context pushed for the test body, which requests would otherwise share)."""

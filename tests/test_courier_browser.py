@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -68,12 +68,30 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
+def _closing(app: Flask) -> Callable[..., Iterator[bytes]]:
+    """The app with every response closed however its sending ends. When the browser drops a
+    connection while werkzeug's development server sends a file (an icon it no longer needs), the
+    server's clean-up after the reset skips the response's ``close()``; the file is then closed by the
+    garbage collector with a ResourceWarning that fails whichever test is running (gunicorn, which
+    serves the app in production, closes it)."""
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+        body = app(environ, start_response)
+        try:
+            yield from body
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
+    return wsgi
+
+
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[str]:
     """The app on its test database, served by werkzeug in a thread (each request in its own context)."""
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, _closing(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"

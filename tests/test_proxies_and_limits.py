@@ -24,9 +24,9 @@ from flask.testing import FlaskClient
 from redis_server import RedisServer, free_port, redis_server  # noqa: F401  (the fixture)
 
 from delivery_service import create_app
-from labels import s10
 from delivery_service.extensions import db
 from delivery_service.ratelimits import MAX_KEY, DatabaseStorage, rate_limit_counters
+from labels import s10
 
 UNKNOWN = "RR123456785VN"  # a valid item id no order has: every look-up is an answered miss
 VENV_BIN = Path(sys.executable).parent
