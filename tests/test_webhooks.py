@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from conftest import order_payload
+from flask import Flask
 from test_jobs import BurstWorker
 
 from delivery_service import outbox
@@ -614,6 +616,47 @@ def test_the_background_runner_sends_a_due_retry_by_itself(app, client, auth, en
     assert len(receiver.events()) == 2
 
 
+@contextlib.contextmanager
+def _what_a_stall_waits_for(app: Flask, after_s: float, seen: list[str]) -> Iterator[None]:
+    """When the block takes longer than ``after_s``: what every thread of this process was doing and,
+    on PostgreSQL, every session of the test database and the locks not granted (into ``seen``), so
+    that a stall says what it waited for."""
+    import sys
+    import traceback
+
+    done = threading.Event()
+    caller = threading.get_ident()
+
+    def watch() -> None:
+        if done.wait(after_s):
+            return
+        out = [f"a stall of over {after_s} s; the threads:"]
+        for ident, frame in sys._current_frames().items():
+            out.append(f"-- thread {ident}{' (the stalled one)' if ident == caller else ''}")
+            out.extend(line.rstrip() for line in traceback.format_stack(frame)[-10:])
+        if app.config["DATABASE_URL"].startswith("postgresql"):
+            engine = sa.create_engine(app.config["DATABASE_URL"], poolclass=sa.pool.NullPool)
+            with engine.connect() as conn:
+                out.append("-- sessions (pid, state, wait, transaction age, query):")
+                out.extend(repr(tuple(row)) for row in conn.execute(sa.text(
+                    "SELECT pid, state, wait_event_type || ':' || wait_event, now() - xact_start, left(query, 160) "
+                    "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")))
+                out.append("-- locks waited for (pid, type, relation, mode, blocked by):")
+                out.extend(repr(tuple(row)) for row in conn.execute(sa.text(
+                    "SELECT pid, locktype, relation::regclass::text, mode, pg_blocking_pids(pid) "
+                    "FROM pg_locks WHERE NOT granted")))
+            engine.dispose()
+        seen.append("\n".join(out))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
 @pytest.mark.config(JOBS_INLINE=False, JOBS_POLL_S=0.2, WEBHOOK_CONNECT_TIMEOUT_S=1, WEBHOOK_READ_TIMEOUT_S=3)
 def test_without_redis_a_hanging_receiver_slows_no_order_post(app, client, auth, token, monkeypatch):
     """The embedded default: a receiver that accepts the connection and never answers. The first
@@ -631,7 +674,8 @@ def test_without_redis_a_hanging_receiver_slows_no_order_post(app, client, auth,
     hanging = Receiver(hang=True)
     services.set_endpoint(actor_for_token(token).client_id, hanging.url)
     db.session.commit()
-    times = []
+    times: list[float] = []
+    stalls: list[str] = []
     try:
         new_order(client, auth)  # its delivery hangs (this app's first request also sets things up)
         deadline = time.monotonic() + 10
@@ -640,7 +684,8 @@ def test_without_redis_a_hanging_receiver_slows_no_order_post(app, client, auth,
         assert hanging.requests, "the background runner never tried the receiver"
         for _ in range(5):  # while that delivery hangs
             started = time.monotonic()
-            new_order(client, auth)
+            with _what_a_stall_waits_for(app, after_s=1.0, seen=stalls):
+                new_order(client, auth)
             times.append(time.monotonic() - started)
     finally:
         hanging.close()
@@ -652,4 +697,4 @@ def test_without_redis_a_hanging_receiver_slows_no_order_post(app, client, auth,
     # No request sends a webhook (the proof: none from this thread; the runner's thread did), so none
     # waits for the receiver's read timeout (3 s), which the bound below would catch whatever the load.
     assert senders and me not in senders
-    assert max(times) < app.config["WEBHOOK_READ_TIMEOUT_S"]
+    assert max(times) < app.config["WEBHOOK_READ_TIMEOUT_S"], f"{times}\n" + "\n".join(stalls)
