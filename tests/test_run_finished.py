@@ -21,7 +21,8 @@ def _route(code: str) -> PostalRoute:
 
 def _finished(code: str) -> set[str]:
     db.session.rollback()
-    return {o.item_id for o in finished_orders(_route(code), local_today())}
+    route = _route(code)
+    return {o.item_id for o in finished_orders(route, local_today(), route.courier_id)}
 
 
 def test_a_delivery_undone_by_its_correction_is_not_finished(client, auth, courier):  # noqa: F811

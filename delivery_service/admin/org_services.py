@@ -474,7 +474,7 @@ def save_route(
     admin: User, route: PostalRoute | None, form: Mapping[str, Any], *, ip: str | None = None
 ) -> PostalRoute:
     """Create or change a route's settings; its communes are edited on the coverage page."""
-    from delivery_service.routing.services import invalidate_routes, recount
+    from delivery_service.routing.services import hand_runs_to, invalidate_routes, recount
 
     errors = Errors()
     code = _code(PostalRoute, form, errors) if route is None else route.code
@@ -542,7 +542,7 @@ def save_route(
     if route is None:
         route = PostalRoute(code=code)
         db.session.add(route)
-    old_capacity = route.capacity_per_day
+    old_capacity, old_courier = route.capacity_per_day, route.courier_id
     route.name, route.post_office_id = name, office.id
     route.courier_id = courier.id if courier else None
     route.capacity_per_day, route.backup_route_id = capacity, backup.id if backup else None
@@ -552,6 +552,8 @@ def save_route(
     db.session.refresh(route)
     if before is not None and capacity != old_capacity:
         recount(route.id, local_today())
+    if before is not None and route.courier_id != old_courier:
+        hand_runs_to(route.id, route.courier_id, local_today())
     _audit(
         admin,
         "route.create" if before is None else "route.update",

@@ -1049,7 +1049,7 @@ def run_sheet(actor: Actor, code: str, day: dt.date) -> Document:
     from delivery_service.routing.services import get_run
 
     view = get_run(actor, code, day)
-    courier = db.session.get(User, view.route.courier_id) if view.route.courier_id else None
+    courier = db.session.get(User, view.courier_id) if view.courier_id else None
     money = run_money([o for s in view.stops for o in s["orders"]] + list(view.unsequenced), day).orders
 
     def line(o: DeliveryOrder) -> lm.ManifestLine:  # with what was collected on a delivered order

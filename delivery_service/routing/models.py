@@ -77,6 +77,10 @@ class RouteRun(db.Model):
     # Re-sequenced during its day from the courier's last known position: when they were there (the
     # start of the ETAs); None: the run starts at the post office at the start of the shift.
     start_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The courier who works it: the route's courier when the run was made, kept up to date by a change
+    # of the route's courier until the run's day and no longer after it, so that the run of a past day
+    # names and counts the one who worked it (migration 0034). None: the route had no courier.
+    courier_id: Mapped[int | None] = mapped_column(fk("users.id"))
 
     route: Mapped[PostalRoute] = relationship()
 

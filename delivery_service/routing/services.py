@@ -154,6 +154,13 @@ def day_loads(route_ids: Iterable[int], day: dt.date) -> dict[int, int]:
     return {route_id: n for route_id, n in rows}
 
 
+def hand_runs_to(route_id: int, courier_id: int | None, from_day: dt.date) -> None:
+    """The route's courier changed: its runs from ``from_day`` on are the new courier's (the runs of
+    the days before stay with the courier who worked them)."""
+    db.session.execute(sa.update(RouteRun).where(RouteRun.route_id == route_id, RouteRun.run_date >= from_day)
+                       .values(courier_id=courier_id).execution_options(synchronize_session=False))
+
+
 def recount(route_id: int, from_day: dt.date) -> None:
     """Rebuild a route's reservations from its orders (when its capacity is set or changed)."""
     loads = RouteDayLoad.__table__
@@ -787,6 +794,7 @@ class RunView:
     total: int
     distances: str | None = None  # the stored run's: "road" or "straight_line" (run_distances)
     finished_ids: frozenset[int] = frozenset()  # of ``unsequenced``: the orders already done that day
+    courier_id: int | None = None  # who works the run (``run_courier_id``)
 
     @property
     def done(self) -> int:
@@ -822,14 +830,23 @@ DONE_FOR_THE_DAY = COURIER_OUTCOMES | {Status.DELIVERED_TO_AGENCY, Status.RETURN
                                       Status.CANCELLED}
 
 
-def finished_orders(route: PostalRoute, day: dt.date) -> list[DeliveryOrder]:
-    """The route's orders finished on ``day`` (local): a delivery, a dossier pickup or a failed attempt
-    recorded that day (the device's time, else the server's), not undone since (the order is still on
-    the route, in a status that ends the day's visit). They stay on the day's run, as done."""
+def run_courier_id(route: PostalRoute, run: RouteRun | None, day: dt.date) -> int | None:
+    """Who works the route's run of ``day``: the courier kept on the run for a day gone by (the one
+    who worked it, whoever has the route since), else the route's courier."""
+    if run is not None and day < _today():
+        return run.courier_id
+    return route.courier_id
+
+
+def finished_orders(route: PostalRoute, day: dt.date, courier_id: int | None) -> list[DeliveryOrder]:
+    """The route's orders finished on ``day`` (local) by its courier that day (``run_courier_id``): a
+    delivery, a dossier pickup or a failed attempt recorded that day (the device's time, else the
+    server's), not undone since (the order is still on the route, in a status that ends the day's
+    visit). They stay on the day's run, as done."""
     from delivery_service.courier.models import EventCorrection
     from delivery_service.courier.services import standing
 
-    if route.courier_id is None:
+    if courier_id is None:
         return []
     start, end = day_start(day), day_start(day + dt.timedelta(days=1))
     moment = sa.func.coalesce(OrderEvent.device_time, OrderEvent.server_time)
@@ -839,7 +856,7 @@ def finished_orders(route: PostalRoute, day: dt.date) -> list[DeliveryOrder]:
     that_day = (sa.select(OrderEvent.id)
                 .where(OrderEvent.order_id == DeliveryOrder.id, OrderEvent.status_to.in_(COURIER_OUTCOMES),
                        OrderEvent.status_to == DeliveryOrder.status,
-                       OrderEvent.actor_user_id == route.courier_id,
+                       OrderEvent.actor_user_id == courier_id,
                        standing(EventCorrection.order_id == DeliveryOrder.id),
                        moment >= start, moment < end).exists())
     return list(db.session.scalars(
@@ -905,6 +922,8 @@ def sequence_run(actor: Actor, code: str, day: dt.date) -> RouteRun:
               "start_latitude": origin[0], "start_longitude": origin[1], "stops": len(plan.stops),
               "orders": plan.orders, "total_m": plan.total_m, "return_m": plan.return_m,
               "distances": source, "start_at": position[1] if position else None}
+    if run is None or day >= _today():  # a day gone by keeps the courier who worked it
+        values["courier_id"] = route.courier_id
     if run is None:
         run = RouteRun(route_id=route.id, run_date=day, version=1, **values)
         db.session.add(run)
@@ -1013,8 +1032,9 @@ def get_run(actor: Actor, code: str, day: dt.date) -> RunView:
     orders its courier finished that day that the sequence does not hold (they stay, as done)."""
     route = get_route(actor, code)
     run = _stored_run(route.id, day)
+    courier_id = run_courier_id(route, run, day)
     due = {o.id: o for o in run_orders(route, day)}
-    finished = {o.id: o for o in finished_orders(route, day)}
+    finished = {o.id: o for o in finished_orders(route, day, courier_id)}
     for key, order in finished.items():
         due.setdefault(key, order)
 
@@ -1046,4 +1066,4 @@ def get_run(actor: Actor, code: str, day: dt.date) -> RunView:
     source = run_distances(run, [(s["latitude"], s["longitude"]) for s in ordered])
     return RunView(route, day, run, ordered, unsequenced,
                    tuple((status, outcomes[status]) for status in Status if outcomes[status]), total, source,
-                   frozenset(o.id for o in unsequenced if is_done(o)))
+                   frozenset(o.id for o in unsequenced if is_done(o)), courier_id)
