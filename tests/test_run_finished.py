@@ -59,3 +59,33 @@ def test_an_order_moved_after_another_couriers_attempt_is_not_finished_on_its_ne
     db.session.execute(sa.update(DeliveryOrder).where(DeliveryOrder.item_id == item).values(route_id=other.id))
     db.session.commit()
     assert item not in _finished("QNG-02") and qng01.courier_id != other.courier_id
+
+
+def test_a_day_gone_by_shows_how_each_order_ended_that_day(client, auth, courier):  # noqa: F811
+    """Yesterday's run as it ended: an order failed yesterday and delivered today counts as a failed
+    attempt on yesterday's run (it counted as delivered, the order's status now), and an order the
+    courier delivered yesterday that the sequence does not hold stays on it after it moved on."""
+    from test_run_courier import _admin
+
+    from delivery_service.routing.services import get_run, sequence_run
+
+    yesterday = local_today() - dt.timedelta(days=1)
+    then = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
+    items = [handed(client, auth, courier)["item_id"] for _ in range(3)]
+    for order in db.session.scalars(sa.select(DeliveryOrder).where(DeliveryOrder.item_id.in_(items))):
+        order.run_date, order.created_at = yesterday, order.created_at - dt.timedelta(days=2)
+    db.session.commit()
+    sequence_run(_admin(), "QNG-01", yesterday)
+    failed, done, _open = items
+    results = sync(client, courier, {**event(failed, "failed_attempt", reason="not_home"), "device_time": then},
+                   {**delivered(done), "device_time": then})
+    assert [r["result"] for r in results] == ["applied", "applied"], results
+    [again] = sync(client, courier, delivered(failed, -10))  # today
+    assert again["result"] == "applied", again
+    db.session.expire_all()
+    view = get_run(_admin(), "QNG-01", yesterday)
+    assert dict((s.value, n) for s, n in view.outcomes) == {"delivered": 1, "failed_attempt": 1}
+    assert view.done == 2 and view.total == 3
+    # today's run has the order delivered today, as things stand
+    today = get_run(_admin(), "QNG-01", local_today())
+    assert failed in {o.item_id for o in today.unsequenced} | {o.item_id for s in today.stops for o in s["orders"]}

@@ -867,6 +867,31 @@ def finished_orders(route: PostalRoute, day: dt.date, courier_id: int | None) ->
         .order_by(DeliveryOrder.id)))
 
 
+def day_outcomes(route: PostalRoute, day: dt.date, courier_id: int | None) -> dict[int, Status]:
+    """How each of the route's orders ended a day gone by (local): the status set by its last event of
+    that day that ends a visit, neither a correction nor corrected since: a delivery, a dossier pickup
+    or a failed attempt recorded by the run's courier (``run_courier_id``), or a return, a cancellation
+    or a dossier handed to the agency, by anyone. What happened to the order after that day does not
+    change it (a failed attempt delivered the next day stays a failed attempt on its day's run)."""
+    from delivery_service.courier.models import EventCorrection
+    from delivery_service.courier.services import standing
+
+    start, end = day_start(day), day_start(day + dt.timedelta(days=1))
+    moment = sa.func.coalesce(OrderEvent.device_time, OrderEvent.server_time)
+    by_whom = OrderEvent.status_to.not_in(COURIER_OUTCOMES)
+    if courier_id is not None:
+        by_whom = sa.or_(by_whom, OrderEvent.actor_user_id == courier_id)
+    rows = db.session.execute(
+        sa.select(OrderEvent.order_id, OrderEvent.status_to)
+        .join(DeliveryOrder, DeliveryOrder.id == OrderEvent.order_id)
+        .where(DeliveryOrder.route_id == route.id,
+               DeliveryOrder.updated_at >= start - dt.timedelta(days=1),  # changed since (the device's clock
+               OrderEvent.status_to.in_(DONE_FOR_THE_DAY), by_whom,      # may run ahead of the server's)
+               moment >= start, moment < end, standing(EventCorrection.order_id == OrderEvent.order_id))
+        .order_by(OrderEvent.id))
+    return {order_id: status for order_id, status in rows}  # the day's last one
+
+
 def office_point(office: PostOffice) -> tuple[float, float]:
     """Where a post office's runs start: its own position, else the centroid of its unit or above."""
     if office.latitude is not None and office.longitude is not None:
@@ -1034,12 +1059,23 @@ def get_run(actor: Actor, code: str, day: dt.date) -> RunView:
     run = _stored_run(route.id, day)
     courier_id = run_courier_id(route, run, day)
     due = {o.id: o for o in run_orders(route, day)}
-    finished = {o.id: o for o in finished_orders(route, day, courier_id)}
+    # A day gone by, as it ended (day_outcomes); today and the days ahead, as things stand now.
+    ended = day_outcomes(route, day, courier_id) if day < _today() else None
+    if ended is None:
+        finished = {o.id: o for o in finished_orders(route, day, courier_id)}
+    else:
+        finished = {o.id: o for o in db.session.scalars(
+            sa.select(DeliveryOrder).where(DeliveryOrder.id.in_(list(ended))))}
     for key, order in finished.items():
         due.setdefault(key, order)
 
     def is_done(order: DeliveryOrder) -> bool:
+        if ended is not None:
+            return order.id in ended
         return order.status in TERMINAL[order.direction] or order.id in finished
+
+    def outcome(order: DeliveryOrder) -> Status:
+        return ended[order.id] if ended is not None else order.status
 
     stops: dict[int, dict[str, Any]] = {}
     sequenced: set[int] = set()
@@ -1058,9 +1094,9 @@ def get_run(actor: Actor, code: str, day: dt.date) -> RunView:
                 "located": stop.located})
             entry["orders"].append(order)
             if is_done(order):
-                outcomes[order.status] += 1
+                outcomes[outcome(order)] += 1
     unsequenced = sorted((o for i, o in due.items() if i not in sequenced), key=lambda o: o.id)
-    outcomes.update(o.status for o in unsequenced if is_done(o))
+    outcomes.update(outcome(o) for o in unsequenced if is_done(o))
     total = sum(len(s["orders"]) for s in stops.values()) + len(unsequenced)
     ordered = [stops[k] for k in sorted(stops)]
     source = run_distances(run, [(s["latitude"], s["longitude"]) for s in ordered])
