@@ -517,6 +517,88 @@ def test_a_delivery_collecting_less_shows_what_was_collected(app, live_server, b
         context.close()
 
 
+def _todays_dossiers() -> list[str]:
+    """Three dossiers to pick up on route QNG-01 today (15.000 ₫ fees + 26.000 ₫ postage due), sequenced."""
+    today = local_today()
+    admin = Actor.of_user(db.session.scalar(sa.select(User).where(User.username == "admin")))
+    items = []
+    for name, detail, id_number in PEOPLE[:3]:
+        order = make_order(direction="dossier_to_agency", appointment_date=None, collect_vnd=15000,
+                           recipient={"name": name, "phone": "0905123456", "id_number": id_number},
+                           address={**order_payload()["address"], "detail": detail})
+        items.append(order.item_id)
+    db.session.execute(sa.update(DeliveryOrder).where(DeliveryOrder.item_id.in_(items)).values(run_date=today))
+    db.session.commit()
+    sequence_run(admin, "QNG-01", today)
+    db.session.remove()
+    return items
+
+
+def _pick_up_dossier(page: Any, item_id: str, fees: int | None = None) -> None:
+    """Record the dossier's pickup; the fees as prefilled (what is due: 41.000 ₫) unless ``fees``."""
+    _open(page, item_id)
+    page.locator('#sheet-actions [data-action="dossier_picked_up"]').click()
+    form = page.locator("#form-dossier_picked_up")
+    form.wait_for(state="visible")
+    assert form.locator("#p-fees").input_value() == "41000"  # 15,000 fees + 26,000 postage
+    form.locator("#p-docs").fill("Tờ khai\nCCCD bản sao")
+    form.locator("#p-sealed").check()
+    if fees is not None:
+        form.locator("#p-fees").fill(str(fees))
+    form.locator('button[type="submit"]').click()
+    page.wait_for_selector("#sheet[open]", state="detached")
+
+
+def test_a_dossier_pickup_prefills_the_fees_and_shows_what_was_collected(app, live_server, browser):
+    """The pickup form offered an empty fees field (sent as 0), and a picked-up dossier still said
+    "Cần thu": the fees are prefilled with what is due, and once picked up the line says what the
+    pickup recorded as collected, as for a delivery: online, offline before it is sent, and after."""
+    a, b, c = _todays_dossiers()
+    context = _phone(browser)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sent: list[dict[str, Any]] = []
+    page.on("request", lambda r: sent.extend(r.post_data_json["events"])
+            if r.method == "POST" and r.url.endswith("/api/v1/courier/sync") else None)
+    try:
+        _log_in(page, live_server)
+        page.wait_for_selector(f'.c-order[data-item="{c}"][data-status="assigned"]')
+        assert _order_box(page, a).locator(".c-leg").text_content() == "Lấy hồ sơ"
+        assert _collect_line(page, a) == "Cần thu: 41.000 ₫"
+        _wait(page, "navigator.serviceWorker.controller !== null")
+        # online: less than due on one, what is due on the other
+        _pick_up_dossier(page, a, 30000)
+        _pick_up_dossier(page, b)
+        page.wait_for_selector('#outbox-badge[data-state="sent"][data-pending="0"]', timeout=20000)
+        page.wait_for_selector(f'.c-order[data-item="{a}"][data-status="picked_up"]')
+        page.wait_for_selector(f'.c-order[data-item="{b}"][data-status="picked_up"]')
+        assert [e.get("fees_collected_vnd") for e in sent] == [30000, 41000]
+        assert _collect_line(page, a) == "Đã thu: 30.000 ₫ (phải thu 41.000 ₫)"
+        assert _collect_line(page, b) == "Đã thu: 41.000 ₫"
+        assert _sheet_money(page, a).startswith("30.000 ₫ (phải thu 41.000 ₫: ")
+        # offline: the fees typed on the phone, before they are sent, and after a reload
+        context.set_offline(True)
+        page.wait_for_selector("#net-banner:not([hidden])")
+        _pick_up_dossier(page, c, 50000)
+        assert _order_box(page, c).locator(".c-flag-pending").count() == 1
+        assert _collect_line(page, c) == "Đã thu: 50.000 ₫ (phải thu 41.000 ₫)"
+        page.reload()
+        page.wait_for_selector(f'.c-order[data-item="{c}"][data-status="picked_up"]')
+        assert _collect_line(page, c) == "Đã thu: 50.000 ₫ (phải thu 41.000 ₫)"
+        # back online: as the server has it
+        context.set_offline(False)
+        page.wait_for_selector('#outbox-badge[data-state="sent"][data-pending="0"]', timeout=20000)
+        page.goto(page.url)
+        page.wait_for_selector(f'.c-order[data-item="{c}"][data-status="picked_up"]')
+        assert _order_box(page, c).locator(".c-flag-pending").count() == 0
+        assert [_collect_line(page, x) for x in (a, b, c)] == [
+            "Đã thu: 30.000 ₫ (phải thu 41.000 ₫)", "Đã thu: 41.000 ₫", "Đã thu: 50.000 ₫ (phải thu 41.000 ₫)"]
+        assert not errors, errors
+    finally:
+        context.close()
+
+
 # --- the service's day, whatever the phone's zone ------------------------------------------------
 
 def _last(clock: str) -> dt.datetime:

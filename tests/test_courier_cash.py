@@ -8,9 +8,15 @@ to collect was delivered with 0 ₫ collected, accepted, and the run page still 
     to collect, what the deliveries were due, what was collected and the difference;
 (c) the courier's own run and order (the phone's data) carry what the delivery recorded as collected
     (``collected_vnd``), not only what was due: the app showed the due as "Đã thu" even when the
-    courier collected less, the figure a supervisor compares with the cash handed in."""
+    courier collected less, the figure a supervisor compares with the cash handed in;
+(d) a dossier pickup puts cash in the courier's hand too (the fees, and the postage when the citizen
+    pays it): the run page and the courier's data count the pickup's ``fees_collected_vnd`` as they
+    count a delivery's amount (they left picked-up orders out of both "still to collect" and the
+    day's totals), on the day it was recorded."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import sqlalchemy as sa
 from conftest import csrf_token, login
@@ -21,16 +27,22 @@ from test_courier_api import (  # noqa: F401 (fixtures)
     event,
     events_of,
     handed,
+    new_order,
     page_csrf,
     status_of,
     sync,
 )
 
+from delivery_service.accounts.models import Role
+from delivery_service.accounts.services import Actor
 from delivery_service.courier.models import DeliveryProof
 from delivery_service.courier.schemas import REFUSAL_REASONS
+from delivery_service.courier.services import Money, run_money
 from delivery_service.extensions import db
 from delivery_service.localtime import local_today
 from delivery_service.orders.models import DeliveryOrder
+from delivery_service.orders.services import change_status
+from delivery_service.orders.status import Status
 
 PEOPLE = {"name": "Nguyễn Thị Hoa", "phone": "0905123456", "id_number": ID_NUMBER}
 
@@ -136,7 +148,7 @@ def test_the_run_page_shows_due_collected_and_the_days_difference(client, auth, 
     assert "Cần thu: <strong>67.000 ₫</strong>" in block[todo].split("run-order")[-1]
     # the day: still to collect on the order not delivered; of the deliveries due / collected / difference
     assert "Còn phải thu: <strong>67.000 ₫</strong>" in flat
-    assert "Phải thu của đơn đã phát: <strong>134.000 ₫</strong>" in flat
+    assert "Phải thu của đơn đã phát và hồ sơ đã lấy: <strong>134.000 ₫</strong>" in flat
     assert "Đã thu: <strong>67.000 ₫</strong> </span>" in flat or "Đã thu: <strong>67.000 ₫</strong></span>" in flat
     assert "Chênh lệch: <strong>−67.000 ₫</strong>" in flat
     english = " ".join(client.get("/routes/QNG-01/run?lang=en").get_data(as_text=True).split())
@@ -167,3 +179,123 @@ def test_the_printed_run_sheet_counts_the_cash_as_the_run_page(client, auth, cou
                                    capture_output=True, check=True).stdout.decode().split())
     assert "Phải thu / Due 67.000 ₫ Đã thu / Collected 0 ₫ Chênh lệch / Difference −67.000 ₫" in text, text
     assert "Còn phải thu / Still to collect 67.000 ₫" in text, text
+
+
+# --- (d) dossier pickups -------------------------------------------------------------------------
+
+def _dossier(client, auth, direction: str = "dossier_to_agency") -> str:  # 67.000 ₫ due at the pickup
+    return new_order(client, auth, direction=direction, appointment_date=None, collect_vnd=41000,
+                     recipient=PEOPLE)["item_id"]
+
+
+def picked_up(item_id: str, offset_s: float = 0, **fields) -> dict:
+    fields.setdefault("documents", ["Tờ khai", "CCCD bản sao"])
+    fields.setdefault("sealed", True)
+    return event(item_id, "dossier_picked_up", offset_s, **fields)
+
+
+def _on_todays_run(*items: str) -> None:
+    db.session.execute(sa.update(DeliveryOrder).where(DeliveryOrder.item_id.in_(items)).values(run_date=local_today()))
+    db.session.commit()
+
+
+def _admin() -> Actor:
+    uid = db.session.scalar(sa.text("SELECT id FROM users WHERE username = 'admin'"))
+    return Actor(label="admin", role=Role.ADMIN, user_id=uid)
+
+
+def test_the_run_page_counts_the_cash_of_dossier_pickups(client, auth, courier):  # noqa: F811
+    paid, short, unstated, undone = (_dossier(client, auth) for _ in range(4))
+    delivery = _order(client, auth, courier)
+    _on_todays_run(paid, short, unstated, undone, delivery)
+    wrong = picked_up(undone, -40, fees_collected_vnd=67000)
+    results = sync(client, courier, wrong, picked_up(paid, -30, fees_collected_vnd=67000),
+                   picked_up(short, -25, fees_collected_vnd=41000, note="Người dân nộp cước tại quầy"),
+                   picked_up(unstated, -20), delivered(delivery, -15, amount_collected_vnd=67000))
+    assert [r["result"] for r in results] == ["applied"] * 5, results  # no refusal of other fees
+    [fix] = sync(client, courier, event(undone, "correction", -5, corrects=wrong["event_id"],
+                                        note="Chưa lấy: bấm nhầm đơn"))
+    assert fix["result"] == "applied", fix
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/routes/QNG-01/run")})
+    login(client, "supervisor")
+    flat = " ".join(client.get("/routes/QNG-01/run").get_data(as_text=True).split())
+    row = {item: flat[flat.index(item) - 1500:flat.index(item)].split("run-order")[-1]
+           for item in (paid, short, unstated, undone)}
+    # each pickup: what was due and what the courier recorded collecting, never "to collect"
+    assert "Phải thu: <strong>67.000 ₫</strong>" in row[paid] and "Đã thu: <strong>67.000 ₫</strong>" in row[paid]
+    assert "Cần thu" not in row[paid] and "Chênh lệch" not in row[paid]
+    assert "Đã thu: <strong>41.000 ₫</strong>" in row[short] and "Chênh lệch: −26.000 ₫" in row[short]
+    assert "Lý do: Người dân nộp cước tại quầy" in row[short]
+    assert "Đã thu: <strong>chưa ghi</strong>" in row[unstated]
+    assert "Cần thu: <strong>67.000 ₫</strong>" in row[undone]  # its pickup was cancelled: still to collect
+    # the day: the pickups with the delivery; the corrected pickup still to collect
+    assert "Còn phải thu: <strong>67.000 ₫</strong>" in flat
+    assert "Phải thu của đơn đã phát và hồ sơ đã lấy: <strong>268.000 ₫</strong>" in flat
+    assert "Đã thu: <strong>175.000 ₫</strong>" in flat
+    assert "Chênh lệch: <strong>−93.000 ₫</strong>" in flat
+    assert "1 đơn đã phát hoặc đã lấy hồ sơ không ghi số tiền thu" in flat
+    english = " ".join(client.get("/routes/QNG-01/run?lang=en").get_data(as_text=True).split())
+    assert "Due on deliveries and pickups: <strong>268,000 ₫</strong>" in english
+    assert "1 delivery or pickup recorded without an amount" in english
+    # the next day the dossiers are still on the run (not yet at the agency): their cash counted today
+    tomorrow = local_today() + dt.timedelta(days=1)
+    later = " ".join(client.get(f"/routes/QNG-01/run?date={tomorrow.isoformat()}&lang=vi")
+                     .get_data(as_text=True).split())
+    block = later[later.index(paid) - 1500:later.index(paid)].split("run-order")[-1]
+    assert "Đã thu: <strong>67.000 ₫</strong>" in block
+    assert f"Ghi ngày {local_today():%d/%m/%Y}, tính vào tiền thu của ngày đó" in block
+    assert "Phải thu của đơn đã phát và hồ sơ đã lấy: <strong>0 ₫</strong>" in later
+    assert "Còn phải thu: <strong>67.000 ₫</strong>" in later  # the corrected pickup, still to make
+    english = " ".join(client.get(f"/routes/QNG-01/run?date={tomorrow.isoformat()}&lang=en")
+                       .get_data(as_text=True).split())
+    assert f"Recorded on {local_today():%d/%m/%Y}, counted in that day's cash" in english
+
+
+def test_run_money_and_the_couriers_data_count_a_pickup_until_the_dossier_moves_on(client, auth, courier):  # noqa: F811
+    at_agency, picked, undone = (_dossier(client, auth) for _ in range(3))
+    both = _dossier(client, auth, "both")
+    _on_todays_run(at_agency, picked, undone, both)
+    wrong = picked_up(undone, -40, fees_collected_vnd=67000)
+    results = sync(client, courier, picked_up(at_agency, -30, fees_collected_vnd=67000), wrong,
+                   picked_up(picked, -25, fees_collected_vnd=50000, note="Miễn lệ phí một phần"),
+                   picked_up(both, -20, fees_collected_vnd=67000))
+    assert [r["result"] for r in results] == ["applied"] * 4, results
+    [fix] = sync(client, courier, event(undone, "correction", -5, corrects=wrong["event_id"], note="Bấm nhầm"))
+    assert fix["result"] == "applied", fix
+    change_status(_admin(), at_agency, Status.DELIVERED_TO_AGENCY)  # the dossier taken to the agency since
+    for st in (Status.DELIVERED_TO_AGENCY, Status.ASSIGNED):  # the result of ``both`` on its own leg now
+        change_status(_admin(), both, st)
+    db.session.expire_all()
+    orders = {o.item_id: o for o in db.session.scalars(
+        sa.select(DeliveryOrder).where(DeliveryOrder.item_id.in_([at_agency, picked, undone, both])))}
+    statements: list[str] = []
+
+    def proofs_read(_conn, _cursor, statement, *_args):
+        if "delivery_proofs" in statement:
+            statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", proofs_read)
+    try:
+        money = run_money(list(orders.values()), local_today())
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", proofs_read)
+    assert len(statements) == 1, statements  # one query for the whole run
+    got = {item: money.orders[orders[item].id] for item in orders}
+    assert got[at_agency] == Money(67000, False, 67000, None, True)
+    assert got[picked] == Money(67000, False, 50000, "Miễn lệ phí một phần", True)
+    assert got[undone] == Money(67000) and got[both] == Money(67000)  # to pick up; a result to deliver
+    assert (money.still_to_collect, money.due, money.collected, money.difference, money.not_stated) == (
+        134000, 134000, 117000, -17000, 0)
+    # another day's run: the pickups are shown with their day, and counted on it, not again
+    tomorrow = run_money(list(orders.values()), local_today() + dt.timedelta(days=1))
+    assert tomorrow.orders[orders[picked].id].other_day == local_today()
+    assert (tomorrow.due, tomorrow.collected, tomorrow.not_stated) == (0, 0, 0)
+    # the phone's data: what the pickup recorded, while the dossier is picked up or at the agency
+    run = client.get(f"/api/v1/courier/run?date={local_today().isoformat()}").json
+    listed = {o["item_id"]: o for o in [o for s in run["stops"] for o in s["orders"]] + run["unsequenced"]}
+    assert (listed[picked]["status"], listed[picked]["collected_vnd"]) == ("picked_up", 50000)
+    assert (listed[undone]["status"], listed[undone]["collected_vnd"]) == ("pickup_scheduled", None)
+    for item, want in ((at_agency, ("delivered_to_agency", 67000)), (picked, ("picked_up", 50000)),
+                       (both, ("assigned", None))):
+        one = client.get(f"/api/v1/courier/orders/{item}").json
+        assert (one["status"], one["collected_vnd"]) == want, one

@@ -160,20 +160,35 @@ def to_collect(order: DeliveryOrder | _Order) -> int:
     return order.collect_vnd + (order.postage_due_vnd if order.payer is Payer.CITIZEN else 0)
 
 
+# The statuses in which an order's cash is in the courier's hand, and the proof that says how much:
+# delivered (the delivery's amount collected), or its dossier picked up (the fees collected), since
+# taken to the agency or not.
+CASH_PROOF = {S.DELIVERED: ProofKind.DELIVERED, S.PICKED_UP: ProofKind.PICKED_UP,
+              S.DELIVERED_TO_AGENCY: ProofKind.PICKED_UP}
+
+
 @dataclass(frozen=True)
 class Money:
-    """An order's money on a run: what is due (``to_collect``) and, once delivered, what the courier
-    recorded collecting (None: not stated) and the delivery's note (why it differs)."""
+    """An order's money on a run: what is due (``to_collect``) and, once delivered or its dossier
+    picked up, what the courier recorded collecting (None: not stated), the record's note (why it
+    differs) and, when that was another day than the run's, that day (its cash counts there)."""
 
     due: int
     delivered: bool = False
     collected: int | None = None
     note: str | None = None
+    picked_up: bool = False
+    other_day: dt.date | None = None
+
+    @property
+    def done(self) -> bool:
+        """Delivered or picked up: the money is collected (or recorded as not), no longer to collect."""
+        return self.delivered or self.picked_up
 
     @property
     def difference(self) -> int:
-        """Collected less due, of a delivered order (negative: short); 0 otherwise."""
-        return (self.collected or 0) - self.due if self.delivered else 0
+        """Collected less due, of a delivered or picked-up order (negative: short); 0 otherwise."""
+        return (self.collected or 0) - self.due if self.done else 0
 
 
 @dataclass(frozen=True)
@@ -182,46 +197,71 @@ class RunMoney:
 
     orders: dict[int, Money]
     still_to_collect: int  # due on the orders not delivered (nor finished otherwise) yet
-    due: int  # due on the orders delivered
+    due: int  # due on the orders delivered or picked up that day
     collected: int  # what the courier recorded collecting on them
     difference: int  # collected less due
-    not_stated: int  # deliveries recorded without an amount
+    not_stated: int  # deliveries and pickups recorded without an amount
 
 
-def collected_amounts(orders_: Sequence[DeliveryOrder]) -> dict[int, tuple[int | None, str | None]]:
-    """Per delivered order, the amount the courier recorded collecting (None: not stated) and the
-    delivery's note, from the proof of its standing (neither corrected nor a correction) delivered
-    event, the last one if several; one query for all. Orders not delivered are left out."""
-    delivered_ids = [o.id for o in orders_ if o.status is S.DELIVERED]
-    if not delivered_ids:
+class Collected(NamedTuple):
+    """What the courier recorded collecting on a delivery or a dossier pickup."""
+
+    amount: int | None  # None: not stated
+    note: str | None
+    day: dt.date  # the service's day it was recorded (the device's time, else the server's)
+
+
+def collected_amounts(orders_: Sequence[DeliveryOrder]) -> dict[int, Collected]:
+    """Per order delivered, or whose dossier was picked up (``CASH_PROOF``), what the courier recorded
+    collecting (the delivery's amount, the pickup's fees) with the record's note and day, from the
+    proof of its standing (neither corrected nor a correction) delivered or picked-up event, the last
+    one if several; one query for all. Other orders are left out."""
+    by_kind: dict[ProofKind, list[int]] = defaultdict(list)
+    for o in orders_:
+        if o.status in CASH_PROOF:
+            by_kind[CASH_PROOF[o.status]].append(o.id)
+    if not by_kind:
         return {}
+    ids = [i for kind_ids in by_kind.values() for i in kind_ids]
+    # a proof counts only with the event it was recorded with (not, say, a later status of the order)
+    status_of = {ProofKind.DELIVERED: S.DELIVERED, ProofKind.PICKED_UP: S.PICKED_UP}
     rows = db.session.execute(
-        sa.select(DeliveryProof.order_id, DeliveryProof.amount_collected_vnd, OrderEvent.note)
+        sa.select(DeliveryProof.order_id, DeliveryProof.kind, DeliveryProof.amount_collected_vnd,
+                  DeliveryProof.fees_collected_vnd, OrderEvent.note, OrderEvent.device_time,
+                  OrderEvent.server_time)
         .join(OrderEvent, OrderEvent.id == DeliveryProof.event_id)
-        .where(DeliveryProof.order_id.in_(delivered_ids), DeliveryProof.kind == ProofKind.DELIVERED,
-               OrderEvent.status_to == S.DELIVERED, standing(EventCorrection.order_id.in_(delivered_ids)))
+        .where(sa.or_(*(sa.and_(DeliveryProof.order_id.in_(kind_ids), DeliveryProof.kind == kind,
+                                OrderEvent.status_to == status_of[kind])
+                        for kind, kind_ids in by_kind.items())),
+               standing(EventCorrection.order_id.in_(ids)))
         .order_by(DeliveryProof.event_id))
-    return {order_id: (amount, note) for order_id, amount, note in rows}  # the last standing one
+    return {order_id: Collected(amount if kind is ProofKind.DELIVERED else fees, note,
+                                local_moment(device_time or server_time).date())
+            for order_id, kind, amount, fees, note, device_time, server_time in rows}  # the last standing one
 
 
 def run_money(orders_: Sequence[DeliveryOrder], day: dt.date) -> RunMoney:
-    """Per order of ``day``'s run, what is due and what was collected (the delivery's standing proof),
-    and the day's totals. Nothing is still to collect that day on an order done otherwise: picked up,
-    closed, or failed and planned for a later day."""
+    """Per order of ``day``'s run, what is due and what was collected (the standing proof of its
+    delivery or of its dossier's pickup), and the day's totals. Nothing is still to collect that day on
+    an order done otherwise: closed, or failed and planned for a later day. A delivery or pickup
+    recorded another day counts in that day's cash, not this one's: a dossier picked up stays on the
+    following days' runs until it reaches the agency, its fees handed in on the pickup's day."""
     proofs = collected_amounts(orders_)
     money: dict[int, Money] = {}
     still = 0
     for o in orders_:
-        if o.status is S.DELIVERED:
-            amount, note = proofs.get(o.id, (None, None))
-            money[o.id] = Money(to_collect(o), True, amount, note)
+        if o.status in CASH_PROOF:
+            got = proofs.get(o.id)
+            amount, note = (got.amount, got.note) if got else (None, None)
+            other_day = got.day if got and got.day != day else None
+            delivered = o.status is S.DELIVERED
+            money[o.id] = Money(to_collect(o), delivered, amount, note, not delivered, other_day)
         else:
             money[o.id] = Money(to_collect(o))
             later = o.status is S.FAILED_ATTEMPT and o.run_date is not None and o.run_date > day
-            if not later and o.status not in (S.PICKED_UP, S.DELIVERED_TO_AGENCY, S.RETURNED_TO_AGENCY,
-                                              S.CANCELLED):
+            if not later and o.status not in (S.RETURNED_TO_AGENCY, S.CANCELLED):
                 still += money[o.id].due
-    done = [m for m in money.values() if m.delivered]
+    done = [m for m in money.values() if m.done and m.other_day is None]
     due, collected = sum(m.due for m in done), sum(m.collected or 0 for m in done)
     return RunMoney(money, still, due, collected, collected - due, sum(m.collected is None for m in done))
 
@@ -295,7 +335,8 @@ def order_json(order: DeliveryOrder, actor: Actor, *, position: tuple[float, flo
                attempts: int, last: OrderEvent | None, now: dt.datetime,
                attempt_due: dt.date | None = None, collected: int | None = None) -> dict[str, Any]:
     """ORDER of docs/courier-api.md. ``collected``: what the courier recorded collecting on the
-    delivery (``collected_amounts``), sent only while the order is delivered."""
+    delivery or the dossier's pickup (``collected_amounts``), sent only while the order is delivered
+    or its dossier picked up (``CASH_PROOF``)."""
     index = unit_index()
     commune, province = index.by_id.get(order.commune_id), index.by_id.get(order.province_id)
     actions = actions_for(order, attempt_due=attempt_due, today=local_moment(now).date())
@@ -327,8 +368,8 @@ def order_json(order: DeliveryOrder, actor: Actor, *, position: tuple[float, flo
         "position_estimated": position[2] if position else True,
         "collect_vnd": order.collect_vnd, "postage_due_vnd": order.postage_due_vnd,
         "payer": order.payer.value, "to_collect_vnd": to_collect(order),
-        # what the delivery recorded as collected (it may differ from what was due, with a note)
-        "collected_vnd": collected if order.status is S.DELIVERED else None,
+        # what the delivery or the pickup recorded as collected (it may differ from what was due)
+        "collected_vnd": collected if order.status in CASH_PROOF else None,
         "failed_attempts": attempts, "id_check": rules.current().delivery_id_check,
         "actions": actions, "last_event": last_json,
         "delivery_window": window_json(order),  # the time the citizen chose, as in the orders API
@@ -351,7 +392,7 @@ def _orders_json(orders_: Sequence[DeliveryOrder], actor: Actor,
     collected = collected_amounts(orders_)
     return {o.id: order_json(o, actor, position=positions.get(o.id), attempts=attempts.get(o.id, 0),
                              last=last.get(o.id), now=now, attempt_due=due.get(o.id),
-                             collected=collected.get(o.id, (None, None))[0]) for o in orders_}
+                             collected=got.amount if (got := collected.get(o.id)) else None) for o in orders_}
 
 
 def settings() -> dict[str, Any]:

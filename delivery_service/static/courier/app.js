@@ -24,6 +24,9 @@ const TONE = {
   failed_attempt: "warn", returned_to_agency: "bad", cancelled: "bad",
 };
 const FINISHED = new Set(["delivered", "picked_up", "delivered_to_agency", "returned_to_agency", "cancelled"]);
+// The statuses in which the order's money is collected (courier.services.CASH_PROOF): delivered (the
+// delivery's amount), or its dossier picked up (the pickup's fees), since taken to the agency or not.
+const CASH_DONE = new Set(["delivered", "picked_up", "delivered_to_agency"]);
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -300,7 +303,7 @@ function predict(order) {
   let correctable = (order.actions || []).includes("correction") &&
     !!(last?.correctable_until && new Date(last.correctable_until) > new Date());
   let pending = false;
-  // what the delivery recorded as collected: the server's, or the amount entered on the phone
+  // what the delivery or the pickup recorded as collected: the server's, or the amount entered on the phone
   let collected = order.collected_vnd ?? null;
   const steps = new Map(); // event id -> {from, to} of the records on the phone
   for (const row of pendingOf(order.item_id).sort(byDeviceTime)) {
@@ -310,7 +313,7 @@ function predict(order) {
         (last && last.event_id === row.event.corrects ? { from: last.status_from, to: last.status } : null);
       if (!correctable || !corrected?.from || !last || last.event_id !== row.event.corrects) continue; // refused
       if (corrected.to === "failed_attempt") attempts = Math.max(0, attempts - 1);
-      if (corrected.to === "delivered") collected = null;
+      if (CASH_DONE.has(corrected.to)) collected = null;
       last = { event_id: row.event_id, status: corrected.from, status_from: status, device_time: row.event.device_time };
       status = corrected.from;
       correctable = false;
@@ -328,6 +331,7 @@ function predict(order) {
     }
     steps.set(row.event_id, { from: status, to });
     if (action === "delivered") collected = row.event.amount_collected_vnd ?? null;
+    if (action === "dossier_picked_up") collected = row.event.fees_collected_vnd ?? null;
     last = { event_id: row.event_id, status: to, status_from: status, device_time: row.event.device_time };
     correctable = to === target(action, leg); // not after the system's return
     status = to;
@@ -367,8 +371,9 @@ function applied(order, row, status, now) {
   const from = order.status;
   order.status = status;
   if (now && row.event.action === "failed_attempt") order.failed_attempts = (order.failed_attempts || 0) + 1;
-  if (status !== "delivered") order.collected_vnd = null;
+  if (!CASH_DONE.has(status)) order.collected_vnd = null;
   else if (row.event.action === "delivered") order.collected_vnd = row.event.amount_collected_vnd ?? null;
+  else if (row.event.action === "dossier_picked_up") order.collected_vnd = row.event.fees_collected_vnd ?? null;
   const own = row.event.action !== "correction" && status === target(row.event.action, legOf(order));
   const windowMin = state.run?.settings?.correction_window_min ?? 0;
   order.last_event = { event_id: row.event_id, status, status_from: from, device_time: row.event.device_time,
@@ -429,13 +434,14 @@ function markPassedWindows() {
   }
 }
 
-/** The order's money: before delivery what is due ("Cần thu"); once delivered what the courier recorded
- * collecting ("Đã thu", the amount entered on the phone while it waits to be sent), with what was due
- * when that differs or no amount was stated. Null: nothing to collect and nothing collected. */
+/** The order's money: before delivery or the dossier's pickup what is due ("Cần thu"); once delivered or
+ * picked up what the courier recorded collecting ("Đã thu", the amount entered on the phone while it
+ * waits to be sent), with what was due when that differs or no amount was stated. Null: nothing to
+ * collect and nothing collected. */
 function cashOf(order) {
   const { status, collected } = predict(order);
   const due = order.to_collect_vnd || 0;
-  if (status !== "delivered") return due ? { label: t("to_collect"), amount: money(due), due: null } : null;
+  if (!CASH_DONE.has(status)) return due ? { label: t("to_collect"), amount: money(due), due: null } : null;
   if (collected === null) return due ? { label: t("collected"), amount: t("amount_not_stated"), due: money(due) } : null;
   if (collected === due) return due ? { label: t("collected"), amount: money(due), due: null } : null;
   return { label: t("collected"), amount: money(collected), due: money(due) };
@@ -754,6 +760,7 @@ function showForm(action) {
   form.dataset.eventId = uuid(); // a second submit of this opened form is the same record
   if (action === "delivered") prepareDelivered(order, form);
   if (action === "failed_attempt") prepareFailed(form);
+  if (action === "dossier_picked_up") form.elements.fees.value = order.to_collect_vnd ?? 0; // what is due
   if (action === "correction") {
     const last = lastEventOf(order);
     $("#c-what").textContent = `${t("last_event")}: ${last ? describeRecord(last) : ""}`;
