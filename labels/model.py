@@ -124,10 +124,12 @@ class ManifestLine:
     # On a run sheet and a manifest: the citizen's delivery window, e.g. "08:00–12:00" (the service
     # leaves it out where it no longer matters, as on a handover to the agency).
     window: str | None = None
-    # On a run sheet: the item was delivered (that day), and the amount the courier recorded collecting
-    # (None: not stated); the sheet then shows what was due and what was collected, not "to collect".
+    # On a run sheet: the item was delivered (or its dossier picked up), and the amount the courier
+    # recorded collecting (None: not stated); the sheet then shows what was due and what was collected,
+    # not "to collect". ``cash_on``: recorded on another day than the sheet's, whose cash counts it.
     delivered: bool = False
     collected_vnd: int | None = None
+    cash_on: dt.date | None = None
 
     @property
     def to_collect_vnd(self) -> int:
@@ -181,3 +183,6 @@ class RunSheetData:
     printed_at: dt.datetime
     office: Party | None = None
     unsequenced: tuple[ManifestLine, ...] = field(default_factory=tuple)
+    # The day's money as the service counts it: (still to collect, due on the items done that day,
+    # collected on them, collected less due); None: counted from the lines (runsheet.cash_totals).
+    cash: tuple[int, int, int, int] | None = None

@@ -65,8 +65,9 @@ def signed_vnd(amount: int) -> str:
 
 def cash_totals(lines: Sequence[ManifestLine]) -> tuple[int, int, int, int]:
     """The day's money: (still to collect on the items not delivered, due on the delivered ones,
-    collected on them, collected less due), for the supervisor counting the courier's cash."""
-    delivered = [line for line in lines if line.delivered]
+    collected on them, collected less due), for the supervisor counting the courier's cash. An item
+    recorded another day (``cash_on``) counts in that day's cash."""
+    delivered = [line for line in lines if line.delivered and line.cash_on is None]
     still = sum(line.to_collect_vnd for line in lines if not line.delivered)
     due = sum(line.to_collect_vnd for line in delivered)
     collected = sum(line.collected_vnd or 0 for line in delivered)
@@ -79,6 +80,9 @@ def _delivered_markup(line: ManifestLine) -> str:
     parts = [f"Phải thu / Due {vnd(line.to_collect_vnd)}", f"<b>Đã thu / Collected {collected}</b>"]
     if line.difference_vnd:
         parts.append(f"<b>Chênh lệch / Difference {signed_vnd(line.difference_vnd)}</b>")
+    if line.cash_on is not None:
+        day = line.cash_on.strftime("%d/%m/%Y")
+        parts.append(f"Ghi ngày {day}, tính vào tiền thu của ngày đó / Recorded {day}, counted that day")
     return "<br/>".join(parts)
 
 
@@ -221,7 +225,7 @@ def render_run_sheet(data: RunSheetData, *, dpi: int = 300) -> bytes:
     pagesize = A4
     route = nfc(data.route_code)
     all_lines = [line for stop in data.stops for line in stop.lines] + list(data.unsequenced)
-    still, due, collected, difference = cash_totals(all_lines)
+    still, due, collected, difference = data.cash or cash_totals(all_lines)
     facts = [
         ("Tuyến / Route", f"<b>{esc(route)}</b> — {esc(data.route_name)}"),
         (
@@ -240,9 +244,10 @@ def render_run_sheet(data: RunSheetData, *, dpi: int = 300) -> bytes:
         ("In lúc / Printed at", moment_text(data.printed_at)),
     ]
     if any(line.delivered for line in all_lines):
-        facts.insert(-1, (
-            "Đã phát: phải thu · đã thu · chênh lệch / Delivered: due · collected · difference",
-            f"{vnd(due)} · <b>{vnd(collected)}</b> · <b>{signed_vnd(difference)}</b>"))
+        caption = ("Đã phát, đã lấy hồ sơ: phải thu · đã thu · chênh lệch / Delivered, picked up: due · "
+                   "collected · difference" if any(line.delivered and line.pickup for line in all_lines) else
+                   "Đã phát: phải thu · đã thu · chênh lệch / Delivered: due · collected · difference")
+        facts.insert(-1, (caption, f"{vnd(due)} · <b>{vnd(collected)}</b> · <b>{signed_vnd(difference)}</b>"))
     if data.office is not None:
         facts.insert(
             0, ("Bưu cục / Office", party_markup(data.office.name, data.office.address, data.office.phone))

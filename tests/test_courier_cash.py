@@ -249,6 +249,27 @@ def test_the_run_page_counts_the_cash_of_dossier_pickups(client, auth, courier):
     english = " ".join(client.get(f"/routes/QNG-01/run?date={tomorrow.isoformat()}&lang=en")
                        .get_data(as_text=True).split())
     assert f"Recorded on {local_today():%d/%m/%Y}, counted in that day's cash" in english
+    # the printed run sheets count as the pages do (they counted deliveries only, and the picked-up
+    # dossiers as still to collect)
+    sheet = _sheet_text(client, local_today())
+    assert "Còn phải thu / Still to collect 67.000 ₫" in sheet, sheet
+    assert ("Delivered, picked up: due · collected · difference 268.000 ₫ · 175.000 ₫ · −93.000 ₫"
+            in sheet), sheet
+    assert "Phải thu / Due 67.000 ₫ Đã thu / Collected 41.000 ₫ Chênh lệch / Difference −26.000 ₫" in sheet
+    sheet = _sheet_text(client, tomorrow)
+    assert "Còn phải thu / Still to collect 67.000 ₫" in sheet, sheet
+    assert "due · collected · difference 0 ₫ · 0 ₫ · 0 ₫" in sheet, sheet
+    assert f"Ghi ngày {local_today():%d/%m/%Y}, tính vào tiền thu của ngày đó" in sheet
+
+
+def _sheet_text(client, day: dt.date) -> str:  # noqa: ANN001
+    """The run sheet of QNG-01 for ``day`` as printed from the run page, its text on one line."""
+    import subprocess
+
+    sheet = client.get(f"/routes/QNG-01/run/sheet.pdf?date={day.isoformat()}")
+    assert sheet.status_code == 200, sheet.get_data(as_text=True)[:300]
+    return " ".join(subprocess.run(["pdftotext", "-raw", "-enc", "UTF-8", "-", "-"], input=sheet.data,
+                                   capture_output=True, check=True).stdout.decode().split())
 
 
 def test_run_money_and_the_couriers_data_count_a_pickup_until_the_dossier_moves_on(client, auth, courier):  # noqa: F811

@@ -1050,11 +1050,12 @@ def run_sheet(actor: Actor, code: str, day: dt.date) -> Document:
 
     view = get_run(actor, code, day)
     courier = db.session.get(User, view.courier_id) if view.courier_id else None
-    money = run_money([o for s in view.stops for o in s["orders"]] + list(view.unsequenced), day).orders
+    cash = run_money([o for s in view.stops for o in s["orders"]] + list(view.unsequenced), day)
+    money = cash.orders
 
-    def line(o: DeliveryOrder) -> lm.ManifestLine:  # with what was collected on a delivered order
+    def line(o: DeliveryOrder) -> lm.ManifestLine:  # with what was collected on a delivery or pickup
         got = money[o.id]
-        return replace(_line(o), delivered=got.delivered, collected_vnd=got.collected)
+        return replace(_line(o), delivered=got.done, collected_vnd=got.collected, cash_on=got.other_day)
 
     stops = tuple(lm.RunSheetStop(
         stop_no=s["number"], lines=tuple(line(o) for o in s["orders"]),
@@ -1065,7 +1066,8 @@ def run_sheet(actor: Actor, code: str, day: dt.date) -> Document:
         courier_name=courier.full_name if courier else None, day=day, stops=stops,
         total_m=view.run.total_m if view.run else 0.0, printed_at=local_now(),
         office=lm.Party(view.route.post_office.name),
-        unsequenced=tuple(line(o) for o in view.unsequenced))
+        unsequenced=tuple(line(o) for o in view.unsequenced),
+        cash=(cash.still_to_collect, cash.due, cash.collected, cash.difference))
     try:
         content = labels.render_run_sheet(data)
     except lm.LabelError as exc:
