@@ -16,7 +16,9 @@ to collect was delivered with 0 ₫ collected, accepted, and the run page still 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 
 import sqlalchemy as sa
 from conftest import csrf_token, login
@@ -45,6 +47,22 @@ from delivery_service.orders.services import change_status
 from delivery_service.orders.status import Status
 
 PEOPLE = {"name": "Nguyễn Thị Hoa", "phone": "0905123456", "id_number": ID_NUMBER}
+
+
+@contextlib.contextmanager
+def _proofs_read() -> Iterator[list[str]]:
+    """The statements that read delivery_proofs meanwhile."""
+    statements: list[str] = []
+
+    def proofs_read(_conn, _cursor, statement, *_args):  # noqa: ANN001, ANN002, ANN202
+        if "delivery_proofs" in statement:
+            statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", proofs_read)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", proofs_read)
 
 
 def _order(client, auth, courier_headers) -> str:  # 41.000 ₫ fees + 26.000 ₫ postage: 67.000 ₫ due
@@ -99,17 +117,8 @@ def test_the_couriers_run_and_order_say_what_was_collected(client, auth, courier
     [fix] = sync(client, courier, event(corrected, "correction", -5, corrects=wrong["event_id"],
                                         note="Chưa giao: bấm nhầm đơn"))
     assert fix["result"] == "applied", fix
-    statements: list[str] = []
-
-    def proofs_read(_conn, _cursor, statement, *_args):
-        if "delivery_proofs" in statement:
-            statements.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", proofs_read)
-    try:
+    with _proofs_read() as statements:
         run = client.get(f"/api/v1/courier/run?date={local_today().isoformat()}")
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", proofs_read)
     assert run.status_code == 200, run.json
     orders = {o["item_id"]: o for o in [o for s in run.json["stops"] for o in s["orders"]] + run.json["unsequenced"]}
     got = {item: (orders[item]["status"], orders[item]["to_collect_vnd"], orders[item]["collected_vnd"])
@@ -289,17 +298,8 @@ def test_run_money_and_the_couriers_data_count_a_pickup_until_the_dossier_moves_
     db.session.expire_all()
     orders = {o.item_id: o for o in db.session.scalars(
         sa.select(DeliveryOrder).where(DeliveryOrder.item_id.in_([at_agency, picked, undone, both])))}
-    statements: list[str] = []
-
-    def proofs_read(_conn, _cursor, statement, *_args):
-        if "delivery_proofs" in statement:
-            statements.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", proofs_read)
-    try:
+    with _proofs_read() as statements:
         money = run_money(list(orders.values()), local_today())
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", proofs_read)
     assert len(statements) == 1, statements  # one query for the whole run
     got = {item: money.orders[orders[item].id] for item in orders}
     assert got[at_agency] == Money(67000, False, 67000, None, True)
