@@ -68,6 +68,11 @@ def test_a_day_gone_by_keeps_the_courier_who_worked_it_after_the_route_changed_c
     assert [o.item_id for o in view.unsequenced] == [item] and view.done == 1
     text = _sheet(app, yesterday)
     assert f"· {worked.full_name}" in text and NEW_COURIER not in text
+    desk = app.test_client()
+    login(desk, "supervisor")
+    page = desk.get(f"/routes/QNG-01/run?date={yesterday.isoformat()}&lang=vi").get_data(as_text=True)
+    assert f"Bưu tá: <strong>{worked.full_name}</strong>" in page and NEW_COURIER not in page
+    assert f"Bưu tá: <strong>{NEW_COURIER}</strong>" in desk.get("/routes/QNG-01/run?lang=vi").get_data(as_text=True)
     # today's run, sequenced before the change, is the new courier's
     assert get_run(_admin(), "QNG-01", today).courier_id == _user("bt.thayca").id
     text = _sheet(app, today)

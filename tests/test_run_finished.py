@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
+from conftest import login
 from test_courier_api import courier, delivered, event, handed, sync  # noqa: F401 (courier: the fixture)
 
 from delivery_service.extensions import db
@@ -61,7 +62,7 @@ def test_an_order_moved_after_another_couriers_attempt_is_not_finished_on_its_ne
     assert item not in _finished("QNG-02") and qng01.courier_id != other.courier_id
 
 
-def test_a_day_gone_by_shows_how_each_order_ended_that_day(client, auth, courier):  # noqa: F811
+def test_a_day_gone_by_shows_how_each_order_ended_that_day(app, client, auth, courier):  # noqa: F811
     """Yesterday's run as it ended: an order failed yesterday and delivered today counts as a failed
     attempt on yesterday's run (it counted as delivered, the order's status now), and an order the
     courier delivered yesterday that the sequence does not hold stays on it after it moved on."""
@@ -89,3 +90,12 @@ def test_a_day_gone_by_shows_how_each_order_ended_that_day(client, auth, courier
     # today's run has the order delivered today, as things stand
     today = get_run(_admin(), "QNG-01", local_today())
     assert failed in {o.item_id for o in today.unsequenced} | {o.item_id for s in today.stops for o in s["orders"]}
+    # the page says so, with the order's status now beside it, and whose run it was
+    desk = app.test_client()
+    login(desk, "supervisor")
+    flat = " ".join(desk.get(f"/routes/QNG-01/run?date={yesterday.isoformat()}&lang=vi")
+                    .get_data(as_text=True).split())
+    row = flat[:flat.index(failed)].split("run-order")[-1]
+    assert ">Phát không thành công</span>" in row and "Hiện nay: Đã phát" in row, row
+    assert "Hiện nay" not in flat[:flat.index(done)].split("run-order")[-1]
+    assert "Bưu tá: <strong>Lê Văn Phát</strong>" in flat

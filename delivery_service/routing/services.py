@@ -795,6 +795,12 @@ class RunView:
     distances: str | None = None  # the stored run's: "road" or "straight_line" (run_distances)
     finished_ids: frozenset[int] = frozenset()  # of ``unsequenced``: the orders already done that day
     courier_id: int | None = None  # who works the run (``run_courier_id``)
+    # A day gone by: how each order done that day ended it (``day_outcomes``); None for today and after.
+    ended: dict[int, Status] | None = None
+
+    def status_that_day(self, order: DeliveryOrder) -> Status:
+        """The order's status as the day shown ended (a day gone by), else as it stands."""
+        return self.ended.get(order.id, order.status) if self.ended is not None else order.status
 
     @property
     def done(self) -> int:
@@ -1102,4 +1108,4 @@ def get_run(actor: Actor, code: str, day: dt.date) -> RunView:
     source = run_distances(run, [(s["latitude"], s["longitude"]) for s in ordered])
     return RunView(route, day, run, ordered, unsequenced,
                    tuple((status, outcomes[status]) for status in Status if outcomes[status]), total, source,
-                   frozenset(o.id for o in unsequenced if is_done(o)), courier_id)
+                   frozenset(o.id for o in unsequenced if is_done(o)), courier_id, ended)
