@@ -73,6 +73,8 @@ def test_a_day_gone_by_keeps_the_courier_who_worked_it_after_the_route_changed_c
     page = desk.get(f"/routes/QNG-01/run?date={yesterday.isoformat()}&lang=vi").get_data(as_text=True)
     assert f"Bưu tá: <strong>{worked.full_name}</strong>" in page and NEW_COURIER not in page
     assert f"Bưu tá: <strong>{NEW_COURIER}</strong>" in desk.get("/routes/QNG-01/run?lang=vi").get_data(as_text=True)
+    api = {day: desk.get(f"/api/v1/routes/QNG-01/run?date={day.isoformat()}").json for day in (yesterday, today)}
+    assert (api[yesterday]["courier"], api[today]["courier"]) == ("courier", "bt.thayca"), api
     # today's run, sequenced before the change, is the new courier's
     assert get_run(_admin(), "QNG-01", today).courier_id == _user("bt.thayca").id
     text = _sheet(app, today)
