@@ -136,6 +136,14 @@ def _phone(browser: Any, timezone_id: str = "Asia/Ho_Chi_Minh") -> Any:
         geolocation={"latitude": 15.1205, "longitude": 108.7923, "accuracy": 12})
 
 
+def _synced_events(page: Any) -> list[dict[str, Any]]:
+    """Every event the page POSTs to /sync from now on, in order (the list fills as it sends)."""
+    sent: list[dict[str, Any]] = []
+    page.on("request", lambda r: sent.extend(r.post_data_json["events"])
+            if r.method == "POST" and r.url.endswith("/api/v1/courier/sync") else None)
+    return sent
+
+
 def _log_in(page: Any, live_server: str) -> None:
     """Open the app: it sends people to the log-in page and back."""
     page.goto(live_server + "/courier/")
@@ -209,9 +217,7 @@ def test_deliver_online_then_offline_and_sync_exactly_once(app, live_server, bro
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    sent: list[dict[str, Any]] = []  # every event the page POSTed to /sync
-    page.on("request", lambda r: sent.extend(r.post_data_json["events"])
-            if r.method == "POST" and r.url.endswith("/api/v1/courier/sync") else None)
+    sent = _synced_events(page)
     try:
         _log_in(page, live_server)
 
@@ -382,9 +388,7 @@ def test_offline_pickup_then_delivery_or_failure_sent_in_order(app, live_server,
     # offline, fetches fail by design ("Failed to load resource"); anything else (a CSP violation) counts
     page.on("console", lambda m: errors.append(m.text)
             if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
-    sent: list[dict[str, Any]] = []
-    page.on("request", lambda r: sent.extend(r.post_data_json["events"])
-            if r.method == "POST" and r.url.endswith("/api/v1/courier/sync") else None)
+    sent = _synced_events(page)
     try:
         _log_in(page, live_server)
         page.wait_for_selector(f'.c-order[data-item="{a}"][data-status="assigned"]')
@@ -558,9 +562,7 @@ def test_a_dossier_pickup_prefills_the_fees_and_shows_what_was_collected(app, li
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    sent: list[dict[str, Any]] = []
-    page.on("request", lambda r: sent.extend(r.post_data_json["events"])
-            if r.method == "POST" and r.url.endswith("/api/v1/courier/sync") else None)
+    sent = _synced_events(page)
     try:
         _log_in(page, live_server)
         page.wait_for_selector(f'.c-order[data-item="{c}"][data-status="assigned"]')
@@ -627,9 +629,7 @@ def test_a_failed_attempt_after_midnight_counts_as_done_today(app, live_server, 
     page.clock.set_fixed_time(moment)  # the phone's clock
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    sent: list[dict[str, Any]] = []
-    page.on("request", lambda r: sent.extend(r.post_data_json["events"])
-            if r.method == "POST" and r.url.endswith("/api/v1/courier/sync") else None)
+    sent = _synced_events(page)
     try:
         _log_in(page, live_server)
         page.wait_for_selector(f'.c-order[data-item="{d}"]')

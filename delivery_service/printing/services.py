@@ -1044,12 +1044,10 @@ def _signers(manifest: Manifest) -> tuple[str | None, str | None]:
 
 def run_sheet(actor: Actor, code: str, day: dt.date) -> Document:
     """A courier's printable run for a day: the stops in order, what to collect and sign."""
-    from delivery_service.accounts.models import User
     from delivery_service.courier.services import run_money
     from delivery_service.routing.services import get_run
 
     view = get_run(actor, code, day)
-    courier = db.session.get(User, view.courier_id) if view.courier_id else None
     cash = run_money([o for s in view.stops for o in s["orders"]] + list(view.unsequenced), day)
     money = cash.orders
 
@@ -1063,7 +1061,7 @@ def run_sheet(actor: Actor, code: str, day: dt.date) -> Document:
         estimated=s["estimated"]) for s in view.stops)
     data = lm.RunSheetData(
         route_code=view.route.code, route_name=view.route.name,
-        courier_name=courier.full_name if courier else None, day=day, stops=stops,
+        courier_name=view.courier.full_name if view.courier else None, day=day, stops=stops,
         total_m=view.run.total_m if view.run else 0.0, printed_at=local_now(),
         office=lm.Party(view.route.post_office.name),
         unsequenced=tuple(line(o) for o in view.unsequenced),

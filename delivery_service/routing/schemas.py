@@ -136,18 +136,10 @@ class StopOut(Schema):
     located = fields.Boolean(metadata={"description": "False: no coordinate at all, placed at the office"})
 
 
-def _username(user_id: int | None) -> str | None:
-    from delivery_service.accounts.models import User
-    from delivery_service.extensions import db
-
-    user = db.session.get(User, user_id) if user_id else None
-    return user.username if user else None
-
-
 class RunOut(Schema):
     route = fields.Function(lambda v: v.route.code)
     date = fields.Date(attribute="day")
-    courier = fields.Function(lambda v: _username(v.courier_id), allow_none=True, metadata={
+    courier = fields.Function(lambda v: v.courier.username if v.courier else None, allow_none=True, metadata={
         "description": "The user name of the courier who works the run: for a day gone by, the one who "
                        "worked it (whoever has the route since); null when the route has none",
         "type": "string"})

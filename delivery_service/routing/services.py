@@ -794,13 +794,17 @@ class RunView:
     total: int
     distances: str | None = None  # the stored run's: "road" or "straight_line" (run_distances)
     finished_ids: frozenset[int] = frozenset()  # of ``unsequenced``: the orders already done that day
-    courier_id: int | None = None  # who works the run (``run_courier_id``)
+    courier: User | None = None  # who works the run (``run_courier_id``)
     # A day gone by: how each order done that day ended it (``day_outcomes``); None for today and after.
     ended: dict[int, Status] | None = None
 
+    @property
+    def courier_id(self) -> int | None:
+        return self.courier.id if self.courier else None
+
     def status_that_day(self, order: DeliveryOrder) -> Status:
         """The order's status as the day shown ended (a day gone by), else as it stands."""
-        return self.ended.get(order.id, order.status) if self.ended is not None else order.status
+        return _status_that_day(order, self.ended)
 
     @property
     def done(self) -> int:
@@ -820,6 +824,10 @@ class RunView:
     @property
     def on_roads(self) -> bool:
         return self.distances == "road"
+
+
+def _status_that_day(order: DeliveryOrder, ended: dict[int, Status] | None) -> Status:
+    return ended.get(order.id, order.status) if ended is not None else order.status
 
 
 def run_orders(route: PostalRoute, day: dt.date) -> list[DeliveryOrder]:
@@ -873,7 +881,8 @@ def finished_orders(route: PostalRoute, day: dt.date, courier_id: int | None) ->
         .order_by(DeliveryOrder.id)))
 
 
-def day_outcomes(route: PostalRoute, day: dt.date, courier_id: int | None) -> dict[int, Status]:
+def day_outcomes(route: PostalRoute, day: dt.date,
+                 courier_id: int | None) -> dict[int, tuple[DeliveryOrder, Status]]:
     """How each of the route's orders ended a day gone by (local): the status set by its last event of
     that day that ends a visit, neither a correction nor corrected since: a delivery, a dossier pickup
     or a failed attempt recorded by the run's courier (``run_courier_id``), or a return, a cancellation
@@ -888,14 +897,14 @@ def day_outcomes(route: PostalRoute, day: dt.date, courier_id: int | None) -> di
     if courier_id is not None:
         by_whom = sa.or_(by_whom, OrderEvent.actor_user_id == courier_id)
     rows = db.session.execute(
-        sa.select(OrderEvent.order_id, OrderEvent.status_to)
+        sa.select(DeliveryOrder, OrderEvent.status_to)
         .join(DeliveryOrder, DeliveryOrder.id == OrderEvent.order_id)
         .where(DeliveryOrder.route_id == route.id,
                DeliveryOrder.updated_at >= start - dt.timedelta(days=1),  # changed since (the device's clock
                OrderEvent.status_to.in_(DONE_FOR_THE_DAY), by_whom,      # may run ahead of the server's)
                moment >= start, moment < end, standing(EventCorrection.order_id == OrderEvent.order_id))
         .order_by(OrderEvent.id))
-    return {order_id: status for order_id, status in rows}  # the day's last one
+    return {order.id: (order, status) for order, status in rows}  # the day's last one, with its order
 
 
 def office_point(office: PostOffice) -> tuple[float, float]:
@@ -1066,12 +1075,13 @@ def get_run(actor: Actor, code: str, day: dt.date) -> RunView:
     courier_id = run_courier_id(route, run, day)
     due = {o.id: o for o in run_orders(route, day)}
     # A day gone by, as it ended (day_outcomes); today and the days ahead, as things stand now.
-    ended = day_outcomes(route, day, courier_id) if day < _today() else None
-    if ended is None:
-        finished = {o.id: o for o in finished_orders(route, day, courier_id)}
+    ended: dict[int, Status] | None = None
+    if day < _today():
+        outcomes_that_day = day_outcomes(route, day, courier_id)
+        finished = {key: order for key, (order, _) in outcomes_that_day.items()}
+        ended = {key: status for key, (_, status) in outcomes_that_day.items()}
     else:
-        finished = {o.id: o for o in db.session.scalars(
-            sa.select(DeliveryOrder).where(DeliveryOrder.id.in_(list(ended))))}
+        finished = {o.id: o for o in finished_orders(route, day, courier_id)}
     for key, order in finished.items():
         due.setdefault(key, order)
 
@@ -1079,9 +1089,6 @@ def get_run(actor: Actor, code: str, day: dt.date) -> RunView:
         if ended is not None:
             return order.id in ended
         return order.status in TERMINAL[order.direction] or order.id in finished
-
-    def outcome(order: DeliveryOrder) -> Status:
-        return ended[order.id] if ended is not None else order.status
 
     stops: dict[int, dict[str, Any]] = {}
     sequenced: set[int] = set()
@@ -1099,13 +1106,13 @@ def get_run(actor: Actor, code: str, day: dt.date) -> RunView:
                 "latitude": stop.latitude, "longitude": stop.longitude, "estimated": stop.estimated,
                 "located": stop.located})
             entry["orders"].append(order)
-            if is_done(order):
-                outcomes[outcome(order)] += 1
     unsequenced = sorted((o for i, o in due.items() if i not in sequenced), key=lambda o: o.id)
-    outcomes.update(outcome(o) for o in unsequenced if is_done(o))
+    done_orders = [o for s in stops.values() for o in s["orders"]] + unsequenced
+    outcomes.update(_status_that_day(o, ended) for o in done_orders if is_done(o))
     total = sum(len(s["orders"]) for s in stops.values()) + len(unsequenced)
     ordered = [stops[k] for k in sorted(stops)]
     source = run_distances(run, [(s["latitude"], s["longitude"]) for s in ordered])
     return RunView(route, day, run, ordered, unsequenced,
                    tuple((status, outcomes[status]) for status in Status if outcomes[status]), total, source,
-                   frozenset(o.id for o in unsequenced if is_done(o)), courier_id, ended)
+                   frozenset(o.id for o in unsequenced if is_done(o)),
+                   db.session.get(User, courier_id) if courier_id else None, ended)

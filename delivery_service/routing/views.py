@@ -115,12 +115,11 @@ def run(code: str):
     if view.route.code != code:
         return redirect(url_for("routing.run", code=view.route.code, date=request.args.get("date")))
     by_id = view.run.sequenced_by_id if view.run else None
-    people = _users([by_id, view.courier_id])
-    by = people.get(by_id) if by_id else None
+    by = _users([by_id]).get(by_id) if by_id else None
     # what is due and what the courier collected, per order and for the day (counting the cash)
     money = run_money([o for s in view.stops for o in s["orders"]] + list(view.unsequenced), day)
     return render_template("routing/run.html", view=view, route=view.route, day=day, today=today,
-                           sequenced_by=by, courier=people.get(view.courier_id or 0),
+                           sequenced_by=by, courier=view.courier,
                            prev_day=day - dt.timedelta(days=1), next_day=day + dt.timedelta(days=1),
                            index=unit_index(), money=money)
 
